@@ -1,0 +1,48 @@
+"""What every ``journeyopt-*`` command shares: config schemas in Hydra's ConfigStore, turning a
+composed config into typed dataclasses, and user-facing error handling."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from journeyopt.errors import ConfigError, JourneyoptError
+
+T = TypeVar("T")
+log = logging.getLogger("journeyopt")
+
+
+def to_object(cfg: DictConfig | Any, schema: type[T]) -> T:
+    """Validate a composed config node against its dataclass ``schema`` and instantiate it.
+
+    Runs the dataclass's ``__post_init__`` checks; any problem becomes a :class:`ConfigError`
+    naming the offending key.
+    """
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), cfg)
+        obj = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"invalid configuration: {err}".splitlines()[0]) from err
+    if not isinstance(obj, schema):
+        raise ConfigError(f"configuration did not produce a {schema.__name__}")
+    return obj
+
+
+def report_errors(job: Callable[[], T]) -> T:
+    """Run ``job``; print a :class:`JourneyoptError` as one clear line and exit non-zero.
+
+    Set ``JOURNEYOPT_DEBUG=1`` to get the full traceback instead.
+    """
+    try:
+        return job()
+    except JourneyoptError as err:
+        if os.environ.get("JOURNEYOPT_DEBUG"):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)

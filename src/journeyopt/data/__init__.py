@@ -1,0 +1,1 @@
+"""Interaction logs: canonical schema, source configs, ingestion, de-duplication, identities."""

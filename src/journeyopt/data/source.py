@@ -1,0 +1,176 @@
+"""Source configs: how a source's raw files map onto the canonical schema.
+
+One YAML file per source in ``configs/data/`` (or in the user's own config folder, added with
+Hydra's ``--config-dir``). The YAML is validated against :class:`SourceConfig`, a typed dataclass
+registered in Hydra's ConfigStore as the schema of the ``data`` group.
+
+Example (the coworking demo, abridged)::
+
+    name: coworking
+    path: ???
+    timezone: Europe/Berlin
+    events:
+      file: events.csv
+      columns: {customer_id: customer_ref, ts: timestamp, kind: event_type, value: amount}
+    event_roles: {day_pass: conversion, visit: engagement, unsubscribe: opt_out}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from journeyopt.data.schema import ROLES
+from journeyopt.errors import ConfigError
+
+FORMATS = ("csv", "parquet", "auto")
+WHITESPACE = "whitespace"  # delimiter value for runs of spaces/tabs (CDNOW)
+
+
+@dataclass
+class TableMapping:
+    """Where one canonical table comes from in the source.
+
+    Attributes:
+        file: File name, folder of parts, or glob, relative to the source ``path``.
+        columns: Canonical column name -> raw column name. Canonical columns that are not
+            mapped take their default (empty string, 0.0 or NaN) where the schema allows it.
+        defaults: Canonical column name -> constant value used when the column is not mapped
+            (e.g. ``kind: purchase`` for CDNOW, which has no event-type column).
+        required: Whether the table must exist. Optional tables (identities, customers) are
+            skipped when their file is absent.
+    """
+
+    file: str = ""
+    columns: dict[str, str] = field(default_factory=dict)
+    defaults: dict[str, str] = field(default_factory=dict)
+    required: bool = True
+
+
+@dataclass
+class ActionSpec:
+    """One action of the company's catalogue.
+
+    Attributes:
+        channel: Contact channel the action uses (must be in ``contact_channels``), or ``""``
+            for ``none``.
+        cost: Cost of one contact in currency units, used when the log carries no cost.
+    """
+
+    channel: str = ""
+    cost: float = 0.0
+
+
+@dataclass
+class DedupConfig:
+    """De-duplication rules (exact duplicates and duplicate ``event_id`` always apply).
+
+    Attributes:
+        exact: Drop rows identical in every mapped column (a re-exported batch). Off for logs
+            where identical lines are genuine repeat purchases (CDNOW).
+        near_duplicate_seconds: Two events of the same customer, kind and value within this
+            many seconds are one event (double submits, retried webhooks). ``0`` disables.
+        merge_same_day_conversions: Count several conversions of one customer on one calendar
+            day (in ``timezone``) as one conversion whose value is their sum, the usual
+            treatment of transaction logs such as CDNOW (Fader, Hardie & Lee 2005).
+    """
+
+    exact: bool = True
+    near_duplicate_seconds: int = 60
+    merge_same_day_conversions: bool = False
+
+
+@dataclass
+class IdentityConfig:
+    """Identity-resolution rules.
+
+    Attributes:
+        strip_plus_addressing: Treat ``anna+promo@x.com`` as ``anna@x.com``.
+        lowercase_email: Compare e-mail addresses case-insensitively.
+        phone_default_country_code: Country code prefixed to national phone numbers
+            (``030 1234`` -> ``+49301234``) before comparing.
+        max_records_per_identifier: An identifier shared by more raw records than this (a
+            shared front-desk e-mail, a placeholder phone) links nothing and is reported.
+    """
+
+    strip_plus_addressing: bool = True
+    lowercase_email: bool = True
+    phone_default_country_code: str = "49"
+    max_records_per_identifier: int = 50
+
+
+@dataclass
+class SourceConfig:
+    """A data source: file layout, parsing options and the mapping onto canonical roles.
+
+    Attributes:
+        name: Source name (the YAML file's stem by convention).
+        path: File or folder holding the source's files; set on the command line
+            (``data.path=...``).
+        format: ``csv``, ``parquet`` or ``auto`` (by file extension).
+        delimiter: CSV field delimiter, or ``whitespace`` for runs of blanks.
+        encoding: Text encoding of CSV files.
+        has_header: Whether CSV files start with a header row.
+        column_names: Column names for header-less files.
+        timezone: IANA zone for timestamps that carry no offset.
+        timestamp_format: ``strftime`` format of timestamps, or empty for ISO 8601.
+        as_of: Rows after this instant (ISO 8601, UTC if naive) are rejected as from the
+            future; empty means "now".
+        events, contacts, identities, customers: Table mappings.
+        event_roles: Raw event kind -> canonical role (see :class:`~journeyopt.data.schema.Role`).
+        contact_channels: Channels the company contacts customers through.
+        actions: The action catalogue; must contain ``none``.
+        dedup, identity: Rules for de-duplication and identity resolution.
+    """
+
+    name: str = "source"
+    path: str = ""
+    format: str = "auto"
+    delimiter: str = ","
+    encoding: str = "utf-8"
+    has_header: bool = True
+    column_names: list[str] = field(default_factory=list)
+    timezone: str = "UTC"
+    timestamp_format: str = ""
+    as_of: str = ""
+    events: TableMapping = field(default_factory=TableMapping)
+    contacts: TableMapping = field(default_factory=lambda: TableMapping(required=False))
+    identities: TableMapping = field(default_factory=lambda: TableMapping(required=False))
+    customers: TableMapping = field(default_factory=lambda: TableMapping(required=False))
+    event_roles: dict[str, str] = field(default_factory=dict)
+    contact_channels: list[str] = field(default_factory=list)
+    actions: dict[str, ActionSpec] = field(default_factory=lambda: {"none": ActionSpec()})
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ConfigError(f"data.format must be one of {FORMATS}, got {self.format!r}")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ConfigError(f"data.timezone: unknown time zone {self.timezone!r}") from err
+        bad_roles = {k: r for k, r in self.event_roles.items() if r not in ROLES}
+        if bad_roles:
+            raise ConfigError(
+                f"data.event_roles: unknown role(s) {bad_roles}; expected one of {ROLES}"
+            )
+        if "none" not in self.actions:
+            raise ConfigError("data.actions must contain the action 'none'")
+        for name, spec in self.actions.items():
+            if name != "none" and spec.channel not in self.contact_channels:
+                raise ConfigError(
+                    f"data.actions.{name}.channel={spec.channel!r} is not one of "
+                    f"data.contact_channels={self.contact_channels}"
+                )
+            if spec.cost < 0:
+                raise ConfigError(f"data.actions.{name}.cost must be >= 0, got {spec.cost}")
+        if self.dedup.near_duplicate_seconds < 0:
+            raise ConfigError("data.dedup.near_duplicate_seconds must be >= 0")
+        if not self.has_header and not self.column_names:
+            raise ConfigError("data.column_names is required when data.has_header is false")
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        """Action names, ``none`` first, then the catalogue's order."""
+        return ("none", *(a for a in self.actions if a != "none"))

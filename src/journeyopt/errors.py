@@ -1,0 +1,32 @@
+"""User-facing errors.
+
+Every problem a user can fix (a missing file, a wrong column, a bad config value) is raised as a
+:class:`JourneyoptError` whose message names the file, row, column and what was expected. The
+command-line entry points print the message and exit non-zero without a traceback (set
+``JOURNEYOPT_DEBUG=1`` to see it).
+"""
+
+from __future__ import annotations
+
+
+class JourneyoptError(Exception):
+    """A problem the user can fix; the message says what and where."""
+
+    exit_code: int = 2
+
+
+class InputFileError(JourneyoptError):
+    """A whole input file cannot be used (missing, unreadable, wrong encoding, no rows, ...)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class ConfigError(JourneyoptError):
+    """A configuration value is invalid."""
+
+
+class OutputExistsError(JourneyoptError):
+    """An output would overwrite existing files."""

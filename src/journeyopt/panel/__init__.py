@@ -1,0 +1,1 @@
+"""Weekly customer panel: point-in-time state features, segments and cohorts."""

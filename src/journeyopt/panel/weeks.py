@@ -1,0 +1,40 @@
+"""The weekly calendar: weeks start on Monday 00:00 UTC.
+
+A week index ``t`` counts whole weeks from an origin Monday; week ``t`` covers
+``[origin + 7t days, origin + 7(t+1) days)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+WEEK = pd.Timedelta(days=7)
+
+
+def monday_on_or_before(ts: pd.Timestamp) -> pd.Timestamp:
+    """The Monday 00:00 UTC that starts the week containing ``ts`` (naive means UTC)."""
+    ts = pd.Timestamp(ts)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    day = ts.normalize()
+    return day - pd.Timedelta(days=int(day.weekday()))
+
+
+def week_index(ts: pd.Series | pd.DatetimeIndex, origin: pd.Timestamp) -> NDArray[np.int64]:
+    """Week index of each UTC timestamp relative to the Monday ``origin`` (floor division)."""
+    values = pd.DatetimeIndex(ts).tz_convert("UTC").as_unit("ns").asi8
+    week_ns = WEEK.value
+    return np.floor_divide(values - origin.as_unit("ns").value, week_ns).astype(np.int64)
+
+
+def week_start(origin: pd.Timestamp, week: int | NDArray[np.int64]) -> pd.DatetimeIndex:
+    """Start instant (Monday 00:00 UTC) of week index ``week``."""
+    weeks = np.atleast_1d(np.asarray(week, dtype=np.int64))
+    return pd.DatetimeIndex(origin + weeks * WEEK)
+
+
+def week_of_year(origin: pd.Timestamp, week: int | NDArray[np.int64]) -> NDArray[np.int16]:
+    """ISO week of year (1..53) of week index ``week``."""
+    starts = week_start(origin, week)
+    return starts.isocalendar().week.to_numpy(dtype=np.int16)
