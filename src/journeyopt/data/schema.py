@@ -24,6 +24,7 @@ customers (optional)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 import pandas as pd
@@ -99,7 +100,9 @@ CONTACTS_SCHEMA = pa.DataFrameSchema(
         "action": pa.Column(str, pa.Check.str_length(min_value=1)),
         "channel": pa.Column(str),
         "cost": pa.Column(float, pa.Check.ge(0.0)),
-        "propensity": pa.Column(float, pa.Check.in_range(0.0, 1.0, include_min=False), nullable=True),
+        "propensity": pa.Column(
+            float, pa.Check.in_range(0.0, 1.0, include_min=False), nullable=True
+        ),
         "campaign": pa.Column(str),
         "source_file": pa.Column(str),
         "source_row": pa.Column("int64", pa.Check.ge(1)),
@@ -125,3 +128,34 @@ def empty_contacts() -> pd.DataFrame:
 
 def _empty(columns: tuple[str, ...], dtypes: dict[str, object]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series([], dtype=dtypes.get(c, str)) for c in columns})  # type: ignore[call-overload]
+
+
+CUSTOMERS_SCHEMA = pa.DataFrameSchema(
+    {
+        "customer_id": pa.Column(str, pa.Check.str_length(min_value=1), unique=True),
+        "segment": pa.Column(str),
+        "company_size": pa.Column(str),
+        "signup_date": pa.Column(UTC_TS, nullable=True),
+        "acquisition_channel": pa.Column(str),
+    },
+    strict=True,
+    ordered=True,
+    name="customers",
+)
+
+
+def empty_customers() -> pd.DataFrame:
+    """A customers table with no rows and the canonical dtypes."""
+    return _empty(CUSTOMER_COLUMNS, {"signup_date": UTC_TS})
+
+
+@dataclass(frozen=True)
+class CanonicalLogs:
+    """The canonical tables of one source after ingestion (see the module docstring).
+
+    ``customers`` may have no rows (sources without customer attributes, such as CDNOW).
+    """
+
+    events: pd.DataFrame
+    contacts: pd.DataFrame
+    customers: pd.DataFrame

@@ -180,9 +180,7 @@ class CustomerState:
     def take(self, index: NDArray[np.integer] | slice) -> CustomerState:
         """The state of a subset of customers (rows ``index``)."""
         arrays = {
-            name: getattr(self, name)[index]
-            for name in self.__dataclass_fields__
-            if name != "week"
+            name: getattr(self, name)[index] for name in self.__dataclass_fields__ if name != "week"
         }
         return CustomerState(week=self.week, **arrays)
 
