@@ -1,0 +1,132 @@
+"""Run journeyopt's benchmarks and write a results table.
+
+    python benchmarks/run.py                    # every benchmark, full size
+    python benchmarks/run.py ingest_panel --events 1000000 --repeats 3
+
+Each measured command runs in its own child process, so its wall time and peak memory (resident
+set size) are its own. Results: median over the repeats, written as Markdown to
+``benchmarks/results/<name>.md`` (git-ignored) and printed; ``docs/benchmarks.md`` records them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE))
+
+from synthetic_logs import write_synthetic_logs  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Measurement:
+    seconds: float
+    peak_rss_mib: float
+
+
+def measure(cmd: Sequence[str]) -> Measurement:
+    """Run ``cmd`` in a fresh child (via a wrapper) and return its wall time and peak RSS."""
+    wrapper = (
+        "import resource, subprocess, sys, time, json\n"
+        "t = time.perf_counter()\n"
+        "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
+        "dt = time.perf_counter() - t\n"
+        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
+        "print(json.dumps({'rc': rc, 'seconds': dt, 'rss': rss}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, check=True
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if result["rc"] != 0:
+        raise SystemExit(f"benchmark command failed (exit {result['rc']}): {' '.join(cmd)}")
+    return Measurement(result["seconds"], result["rss"])
+
+
+def console_script(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def bench_ingest_panel(events: int, customers: int, contacts: int, repeats: int) -> list[str]:
+    """Ingest + weekly panel of a synthetic coworking log (2 years)."""
+    rows = ["| run | ingest s | panel s | total s | peak RSS MiB |", "|---|---|---|---|---|"]
+    totals: list[float] = []
+    peaks: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        logs = Path(tmp) / "logs"
+        t0 = time.perf_counter()
+        write_synthetic_logs(logs, events, customers, contacts)
+        print(f"wrote {events:,} events in {time.perf_counter() - t0:.1f} s", flush=True)
+        for run in range(repeats):
+            canon, panel = Path(tmp) / f"canonical{run}", Path(tmp) / f"panel{run}"
+            ing = measure(
+                [
+                    console_script("journeyopt-ingest"),
+                    "data=coworking",
+                    f"data.path={logs}",
+                    f"output_dir={canon}",
+                    "hydra.run.dir=" + str(Path(tmp) / f"hydra{run}"),
+                ]
+            )
+            pan = measure(
+                [
+                    console_script("journeyopt-panel"),
+                    f"input_dir={canon}",
+                    f"output_dir={panel}",
+                    "hydra.run.dir=" + str(Path(tmp) / f"hydra_panel{run}"),
+                ]
+            )
+            total, peak = ing.seconds + pan.seconds, max(ing.peak_rss_mib, pan.peak_rss_mib)
+            totals.append(total)
+            peaks.append(peak)
+            rows.append(
+                f"| {run + 1} | {ing.seconds:.1f} | {pan.seconds:.1f} | {total:.1f} | {peak:,.0f} |"
+            )
+            print(rows[-1], flush=True)
+    rows.append(
+        f"| **median** | | | **{statistics.median(totals):.1f}** "
+        f"| **{statistics.median(peaks):,.0f}** |"
+    )
+    header = [
+        f"Ingest + panel: {events:,} events, {customers:,} customers, {contacts:,} contacts, "
+        f"104 weeks; {repeats} runs.",
+        "",
+    ]
+    return header + rows
+
+
+BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[str]]] = {
+    "ingest_panel": lambda a: bench_ingest_panel(a.events, a.customers, a.contacts, a.repeats),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", default=list(BENCHMARKS), choices=list(BENCHMARKS))
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--contacts", type=int, default=2_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    machine = f"{platform.machine()}, {resource.getpagesize()} B pages, python {platform.python_version()}"
+    for name in args.names:
+        lines = [f"# {name}", "", f"Machine: {machine}", "", *BENCHMARKS[name](args)]
+        (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

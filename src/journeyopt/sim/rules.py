@@ -1,0 +1,161 @@
+"""Contact rules: the one object that decides which actions are allowed for whom.
+
+The same :class:`ContactRules` produces the action masks of the simulator (masked training),
+the masking of target policies in off-policy evaluation, and the hard guard of serving, so a
+policy is never credited in training for a contact that production would refuse.
+
+Rules, checked in this order (the first that applies is the reason reported):
+
+1. ``opted_out``: the customer opted out of the action's channel (out of every channel: only
+   ``none`` remains).
+2. ``ineligible``: the customer cannot be reached on the channel (e.g. no phone number).
+3. ``frequency_cap``: the customer already had ``cap`` contacts on the channel within the
+   fatigue window (``contacts_<w>w_<channel>`` feature).
+4. ``cooldown``: the customer converted within the last ``cooldown_weeks`` weeks.
+
+``none`` is always allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from journeyopt.data.source import SourceConfig
+from journeyopt.panel.state import FeatureSpec
+
+REASONS: tuple[str, ...] = ("allowed", "opted_out", "ineligible", "frequency_cap", "cooldown")
+ALLOWED, OPTED_OUT, INELIGIBLE, FREQUENCY_CAP, COOLDOWN = range(len(REASONS))
+
+
+@dataclass(frozen=True)
+class ActionCatalog:
+    """The company's actions: ``none`` first, each with its channel and cost.
+
+    Attributes:
+        names: (A,) action names; ``names[0] == "none"``.
+        channels: (A,) contact channel of each action; ``""`` for ``none``.
+        costs: (A,) cost of one contact, currency.
+    """
+
+    names: tuple[str, ...]
+    channels: tuple[str, ...]
+    costs: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not self.names or self.names[0] != "none":
+            raise ValueError(f"the first action must be 'none', got {self.names[:1]}")
+        if not len(self.names) == len(self.channels) == len(self.costs):
+            raise ValueError("names, channels and costs must have the same length")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"duplicate action names: {self.names}")
+
+    @staticmethod
+    def from_source(source: SourceConfig) -> ActionCatalog:
+        """The catalogue declared in a source config (``data.actions``)."""
+        names = source.action_names
+        return ActionCatalog(
+            names=names,
+            channels=tuple(source.actions[a].channel if a != "none" else "" for a in names),
+            costs=tuple(float(source.actions[a].cost) if a != "none" else 0.0 for a in names),
+        )
+
+    @property
+    def n_actions(self) -> int:
+        return len(self.names)
+
+    def index(self, names: NDArray[np.str_] | list[str]) -> NDArray[np.int64]:
+        """Action indices of action names; raises ``KeyError`` naming an unknown action."""
+        lookup = {n: i for i, n in enumerate(self.names)}
+        try:
+            return np.array([lookup[str(n)] for n in names], dtype=np.int64)
+        except KeyError as err:
+            raise KeyError(f"unknown action {err.args[0]!r}; known: {self.names}") from None
+
+
+@dataclass(frozen=True)
+class ContactRules:
+    """Business rules on contacts, applied as action masks.
+
+    Attributes:
+        catalog: The action catalogue.
+        spec: Feature windows; the frequency caps count contacts in ``spec.fatigue_weeks``.
+        frequency_caps: Channel -> maximum contacts within the fatigue window (channels not
+            listed are uncapped).
+        cooldown_weeks: No contact for this many weeks after a conversion (0 disables).
+    """
+
+    catalog: ActionCatalog
+    spec: FeatureSpec
+    frequency_caps: Mapping[str, int] = field(default_factory=dict)
+    cooldown_weeks: int = 0
+
+    def __post_init__(self) -> None:
+        channels = set(self.spec.contact_channels)
+        unknown = {c for c in self.catalog.channels[1:] if c not in channels}
+        if unknown:
+            raise ValueError(f"actions use channels {unknown} not in {self.spec.contact_channels}")
+        for channel, cap in self.frequency_caps.items():
+            if channel not in channels:
+                raise ValueError(f"frequency cap for unknown channel {channel!r}")
+            if cap < 0:
+                raise ValueError(f"frequency cap for {channel!r} must be >= 0, got {cap}")
+        if self.cooldown_weeks < 0:
+            raise ValueError(f"cooldown_weeks must be >= 0, got {self.cooldown_weeks}")
+
+    def reasons(
+        self,
+        features: Mapping[str, NDArray[np.generic]],
+        reachable: NDArray[np.bool_] | None = None,
+    ) -> NDArray[np.int8]:
+        """(N, A) reason code per customer and action (see :data:`REASONS`); 0 = allowed.
+
+        Args:
+            features: Feature arrays from :func:`journeyopt.panel.state.state_features` (or
+                panel columns of the same names), each of shape (N,).
+            reachable: Optional (N, C) channel eligibility in ``spec.contact_channels`` order;
+                all reachable when omitted.
+        """
+        n = len(next(iter(features.values())))
+        codes = np.zeros((n, self.catalog.n_actions), np.int8)
+        recency = np.asarray(features["recency_weeks"], np.float64)
+        in_cooldown = (
+            (recency <= self.cooldown_weeks) if self.cooldown_weeks > 0 else np.zeros(n, bool)
+        )
+        channels = self.spec.contact_channels
+        for a, channel in enumerate(self.catalog.channels):
+            if a == 0:
+                continue
+            j = channels.index(channel)
+            cap = self.frequency_caps.get(channel)
+            recent = np.asarray(features[f"contacts_{self.spec.fatigue_weeks}w_{channel}"])
+            code = np.where(in_cooldown, COOLDOWN, ALLOWED)
+            if cap is not None:
+                code = np.where(recent >= cap, FREQUENCY_CAP, code)
+            if reachable is not None:
+                code = np.where(~reachable[:, j], INELIGIBLE, code)
+            code = np.where(np.asarray(features[f"opted_out_{channel}"], bool), OPTED_OUT, code)
+            codes[:, a] = code
+        return codes
+
+    def masks(
+        self,
+        features: Mapping[str, NDArray[np.generic]],
+        reachable: NDArray[np.bool_] | None = None,
+    ) -> NDArray[np.bool_]:
+        """(N, A) True where the action is allowed; column 0 (``none``) is always True."""
+        return self.reasons(features, reachable) == ALLOWED
+
+    def guard(
+        self,
+        actions: NDArray[np.integer],
+        features: Mapping[str, NDArray[np.generic]],
+        reachable: NDArray[np.bool_] | None = None,
+    ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+        """Replace forbidden actions by ``none``; returns (actions, was_overridden), each (N,)."""
+        actions = np.asarray(actions, np.int64)
+        allowed = self.masks(features, reachable)[np.arange(actions.shape[0]), actions]
+        return np.where(allowed, actions, 0), ~allowed

@@ -1,0 +1,127 @@
+"""Contract tests of the contact rules (masks, reasons, guard)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from journeyopt.panel.state import FeatureSpec
+from journeyopt.sim.rules import (
+    COOLDOWN,
+    FREQUENCY_CAP,
+    INELIGIBLE,
+    OPTED_OUT,
+    ActionCatalog,
+    ContactRules,
+)
+
+SPEC = FeatureSpec(contact_channels=("email", "phone"))
+CATALOG = ActionCatalog(
+    names=("none", "newsletter", "discount_offer", "personal_call"),
+    channels=("", "email", "email", "phone"),
+    costs=(0.0, 0.05, 1.0, 6.0),
+)
+RULES = ContactRules(CATALOG, SPEC, frequency_caps={"email": 2, "phone": 1}, cooldown_weeks=1)
+
+
+def features(**overrides: list[float]) -> dict[str, np.ndarray]:
+    n = len(next(iter(overrides.values()))) if overrides else 1
+    base: dict[str, np.ndarray] = {
+        "recency_weeks": np.full(n, np.nan),
+        "contacts_4w_email": np.zeros(n),
+        "contacts_4w_phone": np.zeros(n),
+        "opted_out_email": np.zeros(n, bool),
+        "opted_out_phone": np.zeros(n, bool),
+    }
+    base.update({k: np.asarray(v) for k, v in overrides.items()})
+    return base
+
+
+def test_fresh_customer_may_get_every_action() -> None:
+    assert RULES.masks(features()).all()
+
+
+def test_opt_out_of_one_channel_masks_only_that_channel() -> None:
+    codes = RULES.reasons(features(opted_out_email=[True]))
+    assert codes[0].tolist() == [0, OPTED_OUT, OPTED_OUT, 0]
+
+
+def test_opted_out_everywhere_leaves_only_none() -> None:
+    masks = RULES.masks(features(opted_out_email=[True], opted_out_phone=[True]))
+    assert masks[0].tolist() == [True, False, False, False]
+
+
+def test_frequency_cap_counts_the_channel_window() -> None:
+    codes = RULES.reasons(features(contacts_4w_email=[1, 2], contacts_4w_phone=[1, 0]))
+    assert codes[0].tolist() == [0, 0, 0, FREQUENCY_CAP]
+    assert codes[1].tolist() == [0, FREQUENCY_CAP, FREQUENCY_CAP, 0]
+
+
+def test_cooldown_after_conversion() -> None:
+    codes = RULES.reasons(features(recency_weeks=[1.0, 2.0]))
+    assert codes[0].tolist() == [0, COOLDOWN, COOLDOWN, COOLDOWN]
+    assert codes[1].tolist() == [0, 0, 0, 0]
+
+
+def test_unreachable_channel_is_ineligible() -> None:
+    codes = RULES.reasons(features(), reachable=np.array([[True, False]]))
+    assert codes[0].tolist() == [0, 0, 0, INELIGIBLE]
+
+
+def test_opt_out_is_reported_before_other_reasons() -> None:
+    f = features(opted_out_email=[True], contacts_4w_email=[5], recency_weeks=[1.0])
+    assert RULES.reasons(f)[0, 1] == OPTED_OUT
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"frequency_caps": {"sms": 1}}, "unknown channel"),
+        ({"frequency_caps": {"email": -1}}, ">= 0"),
+        ({"cooldown_weeks": -1}, "cooldown_weeks"),
+    ],
+)
+def test_invalid_rules_are_refused(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        ContactRules(CATALOG, SPEC, **kwargs)  # type: ignore[arg-type]
+
+
+def test_catalog_requires_none_first() -> None:
+    with pytest.raises(ValueError, match="none"):
+        ActionCatalog(names=("newsletter",), channels=("email",), costs=(0.1,))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.booleans(),
+            st.booleans(),
+            st.integers(0, 4),
+            st.integers(0, 3),
+            st.one_of(st.just(float("nan")), st.floats(1, 60)),
+            st.integers(0, 3),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_guard_never_lets_a_forbidden_contact_through(rows: list[tuple]) -> None:
+    out_e, out_p, n_email, n_phone, recency, action = map(np.array, zip(*rows, strict=True))
+    f = features(
+        opted_out_email=out_e,
+        opted_out_phone=out_p,
+        contacts_4w_email=n_email,
+        contacts_4w_phone=n_phone,
+        recency_weeks=recency,
+    )
+    guarded, overridden = RULES.guard(action, f)
+    masks = RULES.masks(f)
+    assert masks[np.arange(len(rows)), guarded].all()
+    assert (guarded[overridden] == 0).all()
+    assert (guarded[~overridden] == action[~overridden]).all()
+    email_actions = np.isin(guarded, [1, 2])
+    assert not (email_actions & out_e).any()
+    assert not ((guarded == 3) & (out_p | (n_phone >= 1))).any()
