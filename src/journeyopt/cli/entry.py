@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from importlib.resources import files
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
@@ -16,6 +17,20 @@ from journeyopt.errors import ConfigError, JourneyoptError
 
 T = TypeVar("T")
 log = logging.getLogger("journeyopt")
+
+
+def dataset_path(name: str) -> str:
+    """Path of a dataset shipped in the package folder ``journeyopt/datasets/``.
+
+    Registered as the OmegaConf resolver ``dataset``: ``path: ${dataset:cdnow_sample.txt}``.
+    """
+    path = files("journeyopt").joinpath("datasets", name)
+    if not path.is_file():
+        raise ConfigError(f"${{dataset:{name}}}: no dataset {name!r} ships with journeyopt")
+    return str(path)
+
+
+OmegaConf.register_new_resolver("dataset", dataset_path, replace=True)
 
 
 def to_object(cfg: DictConfig | Any, schema: type[T]) -> T:

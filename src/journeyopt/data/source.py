@@ -116,6 +116,8 @@ class SourceConfig:
         timestamp_format: ``strftime`` format of timestamps, or empty for ISO 8601.
         as_of: Rows after this instant (ISO 8601, UTC if naive) are rejected as from the
             future; empty means "now".
+        max_value: Largest plausible ``value`` or ``cost`` of one row, in currency units; rows
+            above it are rejected as absurd (a mis-parsed id or a test transaction).
         events, contacts, identities, customers: Table mappings.
         event_roles: Raw event kind -> canonical role (see :class:`~journeyopt.data.schema.Role`).
         contact_channels: Channels the company contacts customers through.
@@ -133,6 +135,7 @@ class SourceConfig:
     timezone: str = "UTC"
     timestamp_format: str = ""
     as_of: str = ""
+    max_value: float = 1e7
     events: TableMapping = field(default_factory=TableMapping)
     contacts: TableMapping = field(default_factory=lambda: TableMapping(required=False))
     identities: TableMapping = field(default_factory=lambda: TableMapping(required=False))
@@ -165,6 +168,8 @@ class SourceConfig:
                 )
             if spec.cost < 0:
                 raise ConfigError(f"data.actions.{name}.cost must be >= 0, got {spec.cost}")
+        if not self.max_value > 0:
+            raise ConfigError(f"data.max_value must be > 0, got {self.max_value}")
         if self.dedup.near_duplicate_seconds < 0:
             raise ConfigError("data.dedup.near_duplicate_seconds must be >= 0")
         if not self.has_header and not self.column_names:

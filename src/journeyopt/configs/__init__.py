@@ -1,0 +1,1 @@
+"""Hydra configs shipped with journeyopt (a package so that Hydra can find them)."""

@@ -1,0 +1,308 @@
+"""Ingestion: a source's raw files -> validated canonical tables, rejects, identity map, counts.
+
+Pipeline (:func:`run_ingest`), per table: read (whole-file checks) -> parse and check values
+(bad rows to rejects) -> exact duplicates -> duplicate ``event_id`` -> identity resolution ->
+near-duplicates -> same-day conversion merge (see :mod:`journeyopt.data.dedup`). Counts are
+reconciled per table (:class:`~journeyopt.data.result.TableCounts`) and the canonical tables are
+validated against the pandera schemas of :mod:`journeyopt.data.schema`.
+
+Output folder written by :func:`ingest`: ``events.parquet``, ``contacts.parquet``,
+``customers.parquet``, ``identity_map.parquet``, ``identity_links.parquet``, ``rejects.csv``
+(always, possibly with no rows) and ``summary.json``. :func:`load_canonical` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+import pandera.errors
+import pandera.pandas as pa
+
+from journeyopt.data.dedup import (
+    drop_duplicate_ids,
+    drop_exact,
+    drop_near_duplicates,
+    merge_same_day_conversions,
+)
+from journeyopt.data.identity import (
+    IdentityResolution,
+    apply_mapping,
+    empty_resolution,
+    merge_customer_records,
+    resolve_identities,
+)
+from journeyopt.data.read import read_table, resolve_files
+from journeyopt.data.rejects import concat_rejects
+from journeyopt.data.result import TABLES, IngestResult, TableCounts
+from journeyopt.data.schema import (
+    CONTACTS_SCHEMA,
+    CUSTOMER_COLUMNS,
+    CUSTOMERS_SCHEMA,
+    EVENTS_SCHEMA,
+    UTC_TS,
+    CanonicalLogs,
+    empty_contacts,
+    empty_customers,
+)
+from journeyopt.data.source import SourceConfig
+from journeyopt.data.tables import (
+    parse_contacts,
+    parse_customers,
+    parse_events,
+    parse_identities,
+    resolve_as_of,
+)
+from journeyopt.errors import ConfigError, InputFileError, OutputExistsError
+
+OUTPUT_FILES: tuple[str, ...] = (
+    "events.parquet",
+    "contacts.parquet",
+    "customers.parquet",
+    "identity_map.parquet",
+    "identity_links.parquet",
+    "rejects.csv",
+    "summary.json",
+)
+
+
+@dataclass(frozen=True)
+class IngestOutput:
+    """Everything one ingestion run produces, in memory.
+
+    Attributes:
+        logs: The canonical events, contacts and customers.
+        identity: The identity map and the explanation of every merge.
+        rejects: Rejected rows (columns :data:`~journeyopt.data.rejects.REJECT_COLUMNS`).
+        result: The counts.
+    """
+
+    logs: CanonicalLogs
+    identity: IdentityResolution
+    rejects: pd.DataFrame
+    result: IngestResult
+
+
+def _check_mapping(source: SourceConfig) -> None:
+    for column in ("customer_id", "ts"):
+        if column not in source.events.columns:
+            raise ConfigError(f"data.events.columns must map the canonical column {column!r}")
+    if "kind" not in source.events.columns and "kind" not in source.events.defaults:
+        raise ConfigError("data.events needs columns.kind or defaults.kind")
+
+
+def _events(
+    source: SourceConfig, as_of: pd.Timestamp, identity: IdentityResolution
+) -> tuple[pd.DataFrame, pd.DataFrame, TableCounts]:
+    raw = read_table(source, "events")
+    if raw is None:  # read_table only skips optional tables
+        raise ConfigError("data.events: no events table")
+    parsed = parse_events(raw, source, as_of)
+    frame, n_exact = drop_exact(parsed.frame) if source.dedup.exact else (parsed.frame, 0)
+    frame, n_id = drop_duplicate_ids(frame)
+    frame["customer_id"] = apply_mapping(frame["customer_id"], identity.mapping)
+    frame, n_near = drop_near_duplicates(
+        frame, ["customer_id", "kind", "value"], source.dedup.near_duplicate_seconds
+    )
+    n_merged = 0
+    if source.dedup.merge_same_day_conversions:
+        frame, n_merged = merge_same_day_conversions(frame, source.timezone)
+    counts = TableCounts(
+        rows_read=raw.rows_read,
+        accepted=len(frame),
+        rejected=len(raw.rejects) + len(parsed.rejects),
+        duplicates_exact=n_exact,
+        duplicates_event_id=n_id,
+        duplicates_near=n_near,
+        merged=n_merged,
+    )
+    return frame, concat_rejects([raw.rejects, parsed.rejects]), counts
+
+
+def _contacts(
+    source: SourceConfig, as_of: pd.Timestamp, identity: IdentityResolution
+) -> tuple[pd.DataFrame, pd.DataFrame, TableCounts]:
+    raw = read_table(source, "contacts")
+    if raw is None:
+        return empty_contacts(), concat_rejects([]), TableCounts()
+    parsed = parse_contacts(raw, source, as_of)
+    frame, n_exact = drop_exact(parsed.frame) if source.dedup.exact else (parsed.frame, 0)
+    frame["customer_id"] = apply_mapping(frame["customer_id"], identity.mapping)
+    frame, n_near = drop_near_duplicates(
+        frame, ["customer_id", "action", "channel"], source.dedup.near_duplicate_seconds
+    )
+    counts = TableCounts(
+        rows_read=raw.rows_read,
+        accepted=len(frame),
+        rejected=len(raw.rejects) + len(parsed.rejects),
+        duplicates_exact=n_exact,
+        duplicates_near=n_near,
+    )
+    return frame, concat_rejects([raw.rejects, parsed.rejects]), counts
+
+
+def _customers(
+    source: SourceConfig, identity: IdentityResolution
+) -> tuple[pd.DataFrame, pd.DataFrame, TableCounts]:
+    raw = read_table(source, "customers")
+    if raw is None:
+        return empty_customers(), concat_rejects([]), TableCounts()
+    parsed = parse_customers(raw, source)
+    frame = parsed.frame.assign(
+        customer_id=apply_mapping(parsed.frame["customer_id"], identity.mapping)
+    )
+    frame, n_merged = merge_customer_records(frame)
+    counts = TableCounts(
+        rows_read=raw.rows_read,
+        accepted=len(frame),
+        rejected=len(raw.rejects) + len(parsed.rejects),
+        merged=n_merged,
+    )
+    return (
+        frame.loc[:, list(CUSTOMER_COLUMNS)],
+        concat_rejects([raw.rejects, parsed.rejects]),
+        counts,
+    )
+
+
+def _identities(source: SourceConfig) -> tuple[IdentityResolution, pd.DataFrame, TableCounts]:
+    raw = read_table(source, "identities")
+    if raw is None:
+        return empty_resolution(), concat_rejects([]), TableCounts()
+    parsed = parse_identities(raw, source)
+    resolution = resolve_identities(parsed.frame, source.identity)
+    counts = TableCounts(
+        rows_read=raw.rows_read,
+        accepted=len(parsed.frame),
+        rejected=len(raw.rejects) + len(parsed.rejects),
+    )
+    return resolution, concat_rejects([raw.rejects, parsed.rejects]), counts
+
+
+def _validated(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
+    """``frame`` with canonical dtypes, checked against ``schema`` (a failure is a bug here)."""
+    frame = frame.reset_index(drop=True)
+    for name, column in schema.columns.items():
+        if "str" in str(column.dtype) and frame[name].dtype != "str":
+            frame[name] = frame[name].astype("str")
+    for name in ("ts", "signup_date"):
+        if name in frame.columns:
+            frame[name] = frame[name].astype(UTC_TS)
+    try:
+        return schema.validate(frame)
+    except (pandera.errors.SchemaError, pandera.errors.SchemaErrors) as err:
+        raise RuntimeError(f"ingestion produced an invalid {schema.name} table: {err}") from err
+
+
+def run_ingest(source: SourceConfig) -> IngestOutput:
+    """Ingest ``source`` in memory (nothing is written). See the module docstring."""
+    _check_mapping(source)
+    as_of = resolve_as_of(source.as_of)
+    identity, id_rejects, id_counts = _identities(source)
+    events, ev_rejects, ev_counts = _events(source, as_of, identity)
+    contacts, co_rejects, co_counts = _contacts(source, as_of, identity)
+    customers, cu_rejects, cu_counts = _customers(source, identity)
+    logs = CanonicalLogs(
+        events=_validated(events, EVENTS_SCHEMA),
+        contacts=_validated(contacts, CONTACTS_SCHEMA),
+        customers=_validated(customers, CUSTOMERS_SCHEMA),
+    )
+    rejects = concat_rejects([ev_rejects, co_rejects, cu_rejects, id_rejects])
+    reasons = rejects["table"] + ": " + rejects["reason"].str.replace(r" '.*", "", regex=True)
+    all_ids = pd.concat(
+        [logs.events["customer_id"], logs.contacts["customer_id"], logs.customers["customer_id"]]
+    )
+    result = IngestResult(
+        source=source.name,
+        as_of=as_of.isoformat(),
+        events=ev_counts,
+        contacts=co_counts,
+        customers=cu_counts,
+        identities=id_counts,
+        resolved_customers=int(all_ids.nunique()),
+        raw_ids=identity.n_raw_ids,
+        raw_ids_merged=identity.n_merged,
+        overshared_identifiers=identity.n_overshared,
+        rejects_by_reason={str(k): int(v) for k, v in reasons.value_counts().head(20).items()},
+    )
+    return IngestOutput(logs, identity, rejects, result)
+
+
+def ingest_to_logs(source: SourceConfig) -> tuple[CanonicalLogs, IngestResult]:
+    """Ingest ``source`` in memory: the canonical tables and the counts (for tests, demos)."""
+    output = run_ingest(source)
+    return output.logs, output.result
+
+
+def _check_output_dir(output_dir: Path, overwrite: bool, source: SourceConfig) -> None:
+    """Refuse a non-empty ``output_dir`` (unless ``overwrite``) and any overlap with inputs."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise OutputExistsError(f"output_dir {output_dir} exists and is not a folder")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
+        raise OutputExistsError(
+            f"output_dir {output_dir} exists and is not empty; choose another folder or pass "
+            "overwrite=true"
+        )
+    outputs = {(output_dir / name).resolve() for name in OUTPUT_FILES}
+    for table in TABLES:
+        for path in resolve_files(source, table) if getattr(source, table).columns else []:
+            if path.resolve() in outputs:
+                raise OutputExistsError(
+                    f"output_dir {output_dir} would overwrite the input file {path}; choose "
+                    "another folder"
+                )
+
+
+def write_output(output: IngestOutput, output_dir: Path) -> None:
+    """Write the tables of ``output`` into ``output_dir`` (created if needed)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    output.logs.events.to_parquet(output_dir / "events.parquet", index=False)
+    output.logs.contacts.to_parquet(output_dir / "contacts.parquet", index=False)
+    output.logs.customers.to_parquet(output_dir / "customers.parquet", index=False)
+    output.identity.mapping.to_parquet(output_dir / "identity_map.parquet", index=False)
+    output.identity.links.to_parquet(output_dir / "identity_links.parquet", index=False)
+    output.rejects.to_csv(output_dir / "rejects.csv", index=False)
+    summary = json.dumps(output.result.summary_dict(), indent=2)
+    (output_dir / "summary.json").write_text(summary + "\n", encoding="utf-8")
+
+
+def ingest(source: SourceConfig, output_dir: Path, overwrite: bool = False) -> IngestResult:
+    """Ingest ``source`` and write the canonical tables into ``output_dir``.
+
+    Args:
+        source: The source config (``data.path`` points at the raw files).
+        output_dir: Folder for the outputs (:data:`OUTPUT_FILES`); must be absent or empty
+            unless ``overwrite``. Input files are never written.
+        overwrite: Replace the outputs of an earlier run in ``output_dir``.
+
+    Raises:
+        InputFileError: A whole input file cannot be used.
+        OutputExistsError: ``output_dir`` is not empty and ``overwrite`` is false.
+    """
+    output_dir = Path(output_dir)
+    _check_output_dir(output_dir, overwrite, source)
+    output = run_ingest(source)
+    output = replace(output, result=replace(output.result, output_dir=str(output_dir)))
+    write_output(output, output_dir)
+    return output.result
+
+
+def load_canonical(output_dir: Path) -> CanonicalLogs:
+    """Read the canonical tables written by :func:`ingest` (validated against the schemas)."""
+    output_dir = Path(output_dir)
+    tables = {}
+    for name in ("events", "contacts", "customers"):
+        path = output_dir / f"{name}.parquet"
+        if not path.is_file():
+            raise InputFileError(
+                str(output_dir),
+                f"no {path.name}: not an ingest output folder (run journeyopt-ingest)",
+            )
+        tables[name] = pd.read_parquet(path)
+    return CanonicalLogs(
+        events=_validated(tables["events"], EVENTS_SCHEMA),
+        contacts=_validated(tables["contacts"], CONTACTS_SCHEMA),
+        customers=_validated(tables["customers"], CUSTOMERS_SCHEMA),
+    )

@@ -1,0 +1,380 @@
+"""Reading a source's raw files (CSV or Parquet) into string frames, with whole-file checks.
+
+A table's files are found from ``data.path`` and the table's ``file`` (see :func:`resolve_files`).
+Each file is read in C++ (pyarrow; every CSV column as a string) and gets two bookkeeping
+columns: the file name relative to ``data.path`` and the 1-based data-row number. Problems with a
+whole file raise :class:`~journeyopt.errors.InputFileError`; problems with single rows (wrong
+field count, a repeated header line, a blank line) become rejects and reading continues.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from journeyopt.data.rejects import FILE_COL, ROW_COL, empty_rejects, make_rejects, raw_text
+from journeyopt.data.source import WHITESPACE, SourceConfig, TableMapping
+from journeyopt.errors import InputFileError
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+_HEAD_BYTES = 1 << 16
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """One source table as read, before any parsing of values.
+
+    Attributes:
+        name: Canonical table name (``events``, ``contacts``, ``identities``, ``customers``).
+        frame: Raw columns (strings for CSV, native types for Parquet) plus ``_source_file`` and
+            ``_source_row``; one row per readable data row, shape ``(n, k + 2)``.
+        rows_read: Data rows in the files, including the rows rejected while reading.
+        rejects: Rows rejected while reading (see :mod:`journeyopt.data.rejects`).
+    """
+
+    name: str
+    frame: pd.DataFrame
+    rows_read: int
+    rejects: pd.DataFrame
+
+
+def resolve_files(source: SourceConfig, table: str) -> list[Path]:
+    """The files of one table, sorted; empty when an optional table is absent.
+
+    Rules: ``data.path`` a file -> it is the events table, other tables are looked up next to
+    it; ``data.path`` a folder -> the table's ``file`` relative to it, which may be a file, a
+    folder of parts (every visible file inside) or a glob pattern.
+    """
+    mapping: TableMapping = getattr(source, table)
+    root = Path(source.path)
+    if not source.path or not root.exists():
+        raise InputFileError(source.path or "data.path", "no such file or directory")
+    if root.is_file():
+        if table == "events":
+            return [root]
+        root = root.parent
+    if not mapping.file:
+        if mapping.required:
+            raise InputFileError(
+                str(root), f"is a folder but data.{table}.file is empty; give the file"
+            )
+        return []
+    target = root / mapping.file
+    if target.is_file():
+        return [target]
+    if target.is_dir():
+        files = sorted(
+            p for p in target.iterdir() if p.is_file() and not p.name.startswith((".", "_"))
+        )
+    else:
+        files = sorted(p for p in root.glob(mapping.file) if p.is_file())
+    if not files and mapping.required:
+        raise InputFileError(str(target), f"no such file (data.{table}.file={mapping.file!r})")
+    return files
+
+
+def read_table(source: SourceConfig, table: str) -> RawTable | None:
+    """Read all files of ``table``; ``None`` when the table is optional and absent."""
+    mapping: TableMapping = getattr(source, table)
+    if not mapping.columns and table != "events":
+        return None
+    files = resolve_files(source, table)
+    if not files:
+        return None
+    root = Path(source.path)
+    root = root.parent if root.is_file() else root
+    required = list(dict.fromkeys(mapping.columns.values()))
+    names = [p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name for p in files]
+    frames, rejects, rows_read = [], [], 0
+    for i, (path, rel) in enumerate(zip(files, names, strict=True)):
+        if _is_parquet(path, source.format):
+            frame, bad, n = _read_parquet(path, required)
+        else:
+            frame, bad, n = _read_csv(path, source, required)
+        codes = np.full(len(frame), i, dtype=np.int64)
+        frame[FILE_COL] = pd.Categorical.from_codes(codes, categories=pd.Index(names))
+        if len(bad):
+            bad = make_rejects(
+                table, pd.Series(rel, index=bad.index), bad[ROW_COL], "", bad["reason"], bad["raw"]
+            )
+        frames.append(frame)
+        rejects.append(bad)
+        rows_read += n
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    all_rejects = pd.concat([r for r in rejects if len(r)] or [empty_rejects()], ignore_index=True)
+    return RawTable(table, frame, rows_read, all_rejects)
+
+
+def _is_parquet(path: Path, fmt: str) -> bool:
+    return fmt == "parquet" or (fmt == "auto" and path.suffix.lower() in PARQUET_SUFFIXES)
+
+
+def _read_parquet(path: Path, required: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as err:
+        raise InputFileError(str(path), f"not a readable Parquet file ({err})") from err
+    _check_columns(path, table.column_names, required, hint="")
+    if table.num_rows == 0:
+        raise InputFileError(str(path), "has no data rows")
+    frame = table.to_pandas()
+    frame[ROW_COL] = np.arange(1, len(frame) + 1, dtype=np.int64)
+    return frame, _no_bad_rows(), len(frame)
+
+
+def _no_bad_rows() -> pd.DataFrame:
+    return pd.DataFrame({ROW_COL: pd.Series([], dtype="int64"), "reason": "", "raw": ""})
+
+
+def _first_line(path: Path, encoding: str) -> str:
+    """The file's first non-blank line, BOM stripped; whole-file errors for empty files."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(_HEAD_BYTES)
+    except OSError as err:
+        raise InputFileError(str(path), f"cannot be read ({err.strerror})") from err
+    if not head:
+        raise InputFileError(str(path), "file is empty (0 bytes)")
+    if head.startswith(b"PAR1"):
+        raise InputFileError(str(path), "is a Parquet file; set data.format=parquet (or auto)")
+    head = head.removeprefix(codecs.BOM_UTF8)
+    if not head.strip():
+        raise InputFileError(str(path), "file is empty (only blank lines)")
+    line = head.lstrip(b"\r\n").split(b"\n", 1)[0]
+    try:
+        return line.decode(encoding).strip("\r\n")
+    except UnicodeDecodeError as err:
+        raise InputFileError(str(path), _decode_problem(head, encoding, err)) from err
+    except LookupError as err:
+        raise InputFileError(str(path), f"unknown encoding data.encoding={encoding!r}") from err
+
+
+def _decode_problem(data: bytes, encoding: str, err: UnicodeDecodeError) -> str:
+    line = data[: err.start].count(b"\n") + 1
+    byte = data[err.start : err.start + 1].hex()
+    return (
+        f"not valid {encoding} text: byte 0x{byte} at offset {err.start} (line {line}); "
+        "set data.encoding to the file's encoding (e.g. 'latin-1')"
+    )
+
+
+def _find_decode_error(path: Path, encoding: str) -> str | None:
+    """The first undecodable byte of the file, read in chunks; ``None`` if it decodes."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset, lines = 0, 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as err:
+                start = max(err.start, 0)
+                pos = offset + start
+                line = lines + chunk[:start].count(b"\n") + 1
+                return (
+                    f"not valid {encoding} text: byte 0x{chunk[start : start + 1].hex()} at "
+                    f"offset {pos} (line {line}); set data.encoding to the file's encoding "
+                    "(e.g. 'latin-1')"
+                )
+            offset += len(chunk)
+            lines += chunk.count(b"\n")
+    return None
+
+
+def _split_header(line: str, delimiter: str) -> list[str]:
+    if delimiter == WHITESPACE:
+        return line.split()
+    return [c.strip() for c in next(csv.reader([line], delimiter=delimiter))]
+
+
+def _delimiter_hint(line: str, delimiter: str) -> str:
+    """``"; looks semicolon-separated; set data.delimiter=';'"`` when another delimiter fits."""
+    n_fields = len(_split_header(line, delimiter))
+    for cand, name in _DELIMITER_NAMES.items():
+        if cand != delimiter and len(_split_header(line, cand)) > max(n_fields, 1):
+            shown = "\\t" if cand == "\t" else cand
+            return f"; looks {name}-separated; set data.delimiter='{shown}'"
+    return ""
+
+
+def _check_columns(path: Path, present: list[str], required: list[str], hint: str) -> None:
+    missing = [c for c in required if c not in present]
+    if missing:
+        raise InputFileError(
+            str(path),
+            f"missing column(s) {missing}: the file has columns {present}, the source config "
+            f"expects {required}{hint}",
+        )
+    dupes = sorted({c for c in present if present.count(c) > 1})
+    if dupes:
+        raise InputFileError(str(path), f"duplicate column name(s) {dupes} in the header")
+
+
+def _read_csv(
+    path: Path, source: SourceConfig, required: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Read one text file: ``(frame, bad_rows, rows_read)``; ``bad_rows`` has the row number,
+    reason and raw text of each row rejected while reading."""
+    encoding = codecs.lookup(source.encoding).name if _known(source.encoding) else source.encoding
+    line = _first_line(path, encoding)
+    names = _split_header(line, source.delimiter) if source.has_header else source.column_names
+    hint = _delimiter_hint(line, source.delimiter)
+    _check_columns(path, names, required, hint)
+    if source.delimiter == WHITESPACE:
+        frame, bad, n = _read_whitespace(path, source, names, encoding)
+    else:
+        frame, bad, n = _read_delimited(path, source, names, encoding)
+    if n == 0 or (len(frame) == 0 and len(bad) == 0):
+        raise InputFileError(str(path), "has a header but no data rows")
+    if len(frame) == 0:
+        raise InputFileError(
+            str(path),
+            f"no row has the {len(names)} fields of the header/column_names {names}{hint}",
+        )
+    frame, header_rows = _split_repeated_headers(frame, names, source)
+    bad = pd.concat(
+        [b for b in (bad, header_rows) if len(b)] or [_no_bad_rows()], ignore_index=True
+    )
+    return frame, bad, n
+
+
+def _known(encoding: str) -> bool:
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        return False
+    return True
+
+
+def _read_delimited(
+    path: Path, source: SourceConfig, names: list[str], encoding: str
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    header_lines = 1 if source.has_header else 0
+    invalid: list[tuple[int | None, str]] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        invalid.append((row.number, row.text))
+        return "skip"
+
+    def read(threads: bool) -> pa.Table:
+        invalid.clear()
+        return pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(
+                use_threads=threads,
+                column_names=names,
+                skip_rows=header_lines,
+                encoding="utf8" if encoding == "utf-8" else encoding,
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=source.delimiter, invalid_row_handler=on_invalid, ignore_empty_lines=False
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+
+    try:
+        table = read(threads=True)
+        if invalid:  # row numbers of invalid rows are only known when reading on one thread
+            table = read(threads=False)
+    except (pa.ArrowInvalid, UnicodeDecodeError) as err:
+        problem = _find_decode_error(path, encoding) if _known(encoding) else None
+        raise InputFileError(str(path), problem or f"cannot be parsed as CSV ({err})") from err
+    except OSError as err:
+        raise InputFileError(str(path), f"cannot be read ({err})") from err
+    bad_rows = np.array([(num or 0) - header_lines for num, _ in invalid], dtype=np.int64)
+    n_total = table.num_rows + len(bad_rows)
+    numbers = np.setdiff1d(np.arange(1, n_total + 1, dtype=np.int64), bad_rows)
+    blank = np.ones(table.num_rows, dtype=bool)
+    for name in names:
+        blank &= pc.equal(table[name], "").to_numpy(zero_copy_only=False)
+    frame = table.to_pandas()
+    frame[ROW_COL] = numbers
+    bad = pd.DataFrame(
+        {
+            ROW_COL: np.concatenate([bad_rows, frame.loc[blank, ROW_COL].to_numpy()]),
+            "reason": [f"ragged row: expected {len(names)} fields"] * len(bad_rows)
+            + ["blank row"] * int(blank.sum()),
+            "raw": [text for _, text in invalid] + [""] * int(blank.sum()),
+        }
+    )
+    if blank.any():
+        frame = frame.loc[~blank].reset_index(drop=True)
+    return frame, bad, n_total
+
+
+def _read_whitespace(
+    path: Path, source: SourceConfig, names: list[str], encoding: str
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Fields separated by runs of blanks (CDNOW): split every line with an Arrow regex."""
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise InputFileError(str(path), _decode_problem(data, encoding, err)) from err
+    lines = pc.list_flatten(pc.split_pattern(pa.array([text]), "\n"))
+    lines = pc.utf8_trim_whitespace(lines)
+    if source.has_header:
+        lines = lines[1:]
+    if len(lines) and lines[-1].as_py() == "":  # the final newline does not start a row
+        lines = lines[:-1]
+    numbers = np.arange(1, len(lines) + 1, dtype=np.int64)
+    fields = pc.split_pattern_regex(lines, r"\s+")
+    counts = pc.list_value_length(fields).to_numpy(zero_copy_only=False)
+    blank = pc.equal(lines, "").to_numpy(zero_copy_only=False)
+    good = (counts == len(names)) & ~blank
+    good_fields = fields.filter(pa.array(good))
+    frame = pd.DataFrame(
+        {name: pc.list_element(good_fields, i).to_pandas() for i, name in enumerate(names)}
+        if len(good_fields)
+        else {name: pd.Series([], dtype="str") for name in names}
+    )
+    frame[ROW_COL] = numbers[good]
+    bad_lines = lines.filter(pa.array(~good)).to_pylist()
+    bad_blank = blank[~good]
+    bad = pd.DataFrame(
+        {
+            ROW_COL: numbers[~good],
+            "reason": np.where(bad_blank, "blank row", f"ragged row: expected {len(names)} fields"),
+            "raw": bad_lines,
+        }
+    )
+    return frame, bad, len(lines)
+
+
+def _split_repeated_headers(
+    frame: pd.DataFrame, names: list[str], source: SourceConfig
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows equal to the header line (concatenated exports) -> rejects."""
+    if not source.has_header:
+        return frame, _no_bad_rows()
+    is_header = (frame[names[0]].astype("str").str.strip() == names[0]).to_numpy(copy=True)
+    for name in names[1:]:
+        if not is_header.any():
+            break
+        same = frame.loc[is_header, name].astype("str").str.strip() == name
+        is_header[is_header] = same.to_numpy()
+    if not is_header.any():
+        return frame, _no_bad_rows()
+    header_rows = frame.loc[is_header]
+    delimiter = " " if source.delimiter == WHITESPACE else source.delimiter
+    bad = pd.DataFrame(
+        {
+            ROW_COL: header_rows[ROW_COL].to_numpy(),
+            "reason": "repeated header row",
+            "raw": raw_text(header_rows, delimiter).to_numpy(),
+        }
+    )
+    return frame.loc[~is_header].reset_index(drop=True), bad

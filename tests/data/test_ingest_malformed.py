@@ -1,0 +1,241 @@
+"""A corpus of malformed inputs: each gives one clear file-level error or quarantines exactly
+the bad rows with the right row number, column and reason; nothing crashes, nothing vanishes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import EVENTS_HEADER, LoadSource, WriteExport
+
+from journeyopt.data.ingest import run_ingest
+from journeyopt.data.source import SourceConfig
+from journeyopt.errors import InputFileError
+
+GOOD = "e1,c1,2024-03-01 10:00:00,day_pass,web,25"
+Coworking = Callable[..., SourceConfig]
+
+
+def _events_file(root: Path, content: bytes) -> Path:
+    root.mkdir(exist_ok=True)
+    (root / "events.csv").write_bytes(content)
+    return root
+
+
+# ---------------------------------------------------------------- whole-file problems
+FILE_CASES: dict[str, tuple[bytes | None, str]] = {
+    "missing file": (None, r"no such file"),
+    "non-utf8": (
+        f"{EVENTS_HEADER}\n{GOOD}\ne2,c2,2024-03-01 10:00,day_pass,caf\xe9,3\n".encode("latin-1"),
+        r"not valid utf-8 text: byte 0xe9 at offset \d+ \(line 3\).*data.encoding",
+    ),
+    "missing column": (
+        b"event_id,customer_ref,timestamp,event_type,channel\ne1,c1,2024-03-01,day_pass,web\n",
+        r"missing column\(s\) \['amount'\]: the file has columns \['event_id',.*'channel'\]",
+    ),
+    "empty file": (b"", r"file is empty \(0 bytes\)"),
+    "blank lines only": (b"\n\n  \n", r"file is empty \(only blank lines\)"),
+    "header only": (f"{EVENTS_HEADER}\n".encode(), r"has a header but no data rows"),
+    "semicolon file": (
+        f"{EVENTS_HEADER.replace(',', ';')}\n{GOOD.replace(',', ';')}\n".encode(),
+        r"looks semicolon-separated; set data.delimiter=';'",
+    ),
+    "every row ragged": (
+        f"{EVENTS_HEADER}\ne1,c1\ne2,c2\n".encode(),
+        r"no row has the 6 fields",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FILE_CASES))
+def test_whole_file_problem_names_file_and_problem(
+    case: str, tmp_path: Path, coworking: Coworking
+) -> None:
+    content, message = FILE_CASES[case]
+    root = tmp_path / "export"
+    root.mkdir()
+    if content is not None:
+        _events_file(root, content)
+    with pytest.raises(InputFileError, match=message) as info:
+        run_ingest(coworking(root))
+    assert "events.csv" in str(info.value)
+
+
+def test_missing_data_path(tmp_path: Path, coworking: Coworking) -> None:
+    with pytest.raises(InputFileError, match="no such file or directory"):
+        run_ingest(coworking(tmp_path / "nowhere"))
+
+
+def test_unreadable_parquet(tmp_path: Path, load_source: LoadSource) -> None:
+    path = tmp_path / "events.parquet"
+    path.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(InputFileError, match=r"set data\.format=parquet"):
+        run_ingest(load_source("cdnow", f"data.path={path}"))
+    with pytest.raises(InputFileError, match="not a readable Parquet file"):
+        run_ingest(load_source("cdnow", f"data.path={path}", "data.format=auto"))
+
+
+# ---------------------------------------------------------------- row-level problems
+# (data lines after the header, expected (source_row, column, reason regex) of the rejects)
+ROW_CASES: dict[str, tuple[list[str], list[tuple[int, str, str]]]] = {
+    "NaN value": (
+        [GOOD, "e2,c2,2024-03-01 10:00,day_pass,web,NaN"],
+        [(2, "value", "^NaN$")],
+    ),
+    "infinite value": (
+        [GOOD, "e2,c2,2024-03-01 10:00,day_pass,web,inf"],
+        [(2, "value", "infinite")],
+    ),
+    "huge value": (
+        ["e0,c0,2024-03-01 10:00,day_pass,web,1e12", GOOD],
+        [(1, "value", r"above data.max_value=1e\+07")],
+    ),
+    "negative value": (
+        [GOOD, "e2,c2,2024-03-01 10:00,day_pass,web,-5"],
+        [(2, "value", "negative")],
+    ),
+    "non-numeric value": (
+        [GOOD, 'e2,c2,2024-03-01 10:00,day_pass,web,"12,50"', "e3,c3,2024-03-01,day_pass,web,abc"],
+        [(2, "value", "not a number"), (3, "value", "not a number")],
+    ),
+    "unparseable date": (
+        [GOOD, "e2,c2,31/02/2024,day_pass,web,3", "e3,c3,,day_pass,web,3"],
+        [(2, "ts", "unparseable timestamp"), (3, "ts", "empty timestamp")],
+    ),
+    "unknown kind": (
+        [GOOD, "e2,c2,2024-03-01 10:00,teleport,web,"],
+        [(2, "kind", "unknown kind 'teleport'")],
+    ),
+    "empty customer id": (
+        [GOOD, "e2,  ,2024-03-01 10:00,day_pass,web,3"],
+        [(2, "customer_id", "empty customer id")],
+    ),
+    "future timestamp": (
+        [GOOD, "e2,c2,2031-01-01 10:00,day_pass,web,3"],
+        [(2, "ts", "after the as-of date 2025-01-01")],
+    ),
+    "ragged rows": (
+        [
+            GOOD,
+            "e2,c2,2024-03-01 10:00,day_pass",
+            "e3,c3,2024-03-01 10:00,day_pass,web,1,extra",
+            GOOD.replace("e1,c1", "e4,c4"),
+        ],
+        [(2, "", "ragged row: expected 6 fields"), (3, "", "ragged row: expected 6 fields")],
+    ),
+    "duplicated header row": (
+        [GOOD, EVENTS_HEADER, "e2,c2,2024-03-01 11:00,day_pass,web,3"],
+        [(2, "", "repeated header row")],
+    ),
+    "blank line": ([GOOD, "", "e2,c2,2024-03-01 11:00,day_pass,web,3"], [(2, "", "blank row")]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ROW_CASES))
+def test_bad_rows_are_quarantined_with_row_and_reason(
+    case: str, write_export: WriteExport, coworking: Coworking
+) -> None:
+    lines, expected = ROW_CASES[case]
+    out = run_ingest(coworking(write_export(events=lines)))
+    rejects = out.rejects
+    assert len(rejects) == len(expected), rejects
+    for (_, got), (row, column, reason) in zip(rejects.iterrows(), expected, strict=True):
+        assert got["table"] == "events"
+        assert got["source_file"] == "events.csv"
+        assert got["source_row"] == row
+        assert got["column"] == column
+        assert pd.Series([got["reason"]]).str.contains(reason).all(), got["reason"]
+        assert got["raw"] == lines[row - 1].replace('"', "")
+    counts = out.result.events
+    assert counts.rows_read == len(lines)
+    assert counts.rejected == len(expected)
+    assert counts.accepted == len(lines) - len(expected)
+
+
+def test_bom_is_stripped(tmp_path: Path, coworking: Coworking) -> None:
+    root = _events_file(tmp_path / "export", f"\ufeff{EVENTS_HEADER}\n{GOOD}\n".encode())
+    out = run_ingest(coworking(root))
+    assert len(out.rejects) == 0
+    assert out.logs.events["event_id"].tolist() == ["e1"]
+
+
+def test_mixed_timezones_are_normalised_to_utc(
+    write_export: WriteExport, coworking: Coworking
+) -> None:
+    lines = [
+        "e1,c1,2024-01-15 10:00:00,day_pass,web,1",  # naive winter: Berlin = UTC+1
+        "e2,c1,2024-07-15T10:00:00,day_pass,web,1",  # naive summer: UTC+2
+        "e3,c1,2024-07-15T10:00:00Z,day_pass,web,1",
+        "e4,c1,2024-07-15 10:00:00-05:00,day_pass,web,1",
+        "e5,c1,2024-07-15T10:00:00.250+0530,day_pass,web,1",
+        "e6,c1,2024-07-16,day_pass,web,1",  # a date: local midnight
+    ]
+    out = run_ingest(coworking(write_export(events=lines), "data.dedup.near_duplicate_seconds=0"))
+    got = out.logs.events.set_index("event_id")["ts"]
+    expected = {
+        "e1": "2024-01-15 09:00:00",
+        "e2": "2024-07-15 08:00:00",
+        "e3": "2024-07-15 10:00:00",
+        "e4": "2024-07-15 15:00:00",
+        "e5": "2024-07-15 04:30:00.250",
+        "e6": "2024-07-15 22:00:00",
+    }
+    for event_id, utc in expected.items():
+        assert got[event_id] == pd.Timestamp(utc, tz="UTC"), event_id
+
+
+def test_contact_problems(write_export: WriteExport, coworking: Coworking) -> None:
+    contacts = [
+        "c1,2024-02-01 10:00,newsletter,,,0.5,spring",  # channel and cost from the catalogue
+        "c1,2024-02-02 10:00,fax,,,,",
+        "c1,2024-02-03 10:00,personal_call,pigeon,,,",
+        "c1,2024-02-04 10:00,personal_call,phone,,1.5,",
+        "c1,2024-02-05 10:00,personal_call,phone,-2,,",
+        "c1,2024-02-06 10:00,personal_call,phone,2.5,,",
+    ]
+    out = run_ingest(coworking(write_export(events=[GOOD], contacts=contacts)))
+    rejects = out.rejects.set_index("source_row")
+    assert rejects.loc[2, "reason"].startswith("unknown action 'fax'")
+    assert rejects.loc[3, "reason"].startswith("unknown channel 'pigeon'")
+    assert (rejects.loc[4, "column"], rejects.loc[4, "reason"]) == ("propensity", "not in (0, 1]")
+    assert (rejects.loc[5, "column"], rejects.loc[5, "reason"]) == ("cost", "negative")
+    contacts_out = out.logs.contacts.set_index("source_row")
+    assert contacts_out.loc[1, ["channel", "cost"]].tolist() == ["email", 0.05]
+    assert contacts_out.loc[6, "cost"] == 2.5
+    assert pd.isna(contacts_out.loc[6, "propensity"])
+
+
+def test_whitespace_file_with_ragged_line(tmp_path: Path, load_source: LoadSource) -> None:
+    path = tmp_path / "cdnow.txt"
+    path.write_text(
+        " 00001 0001 19970101  1   11.77\r\n 00002 0002 19970112  1\r\n"
+        " 00002 0002 19970112  2   20.00\r\n",
+        encoding="utf-8",
+    )
+    out = run_ingest(load_source("cdnow_sample", f"data.path={path}"))
+    assert out.rejects[["source_row", "reason"]].values.tolist() == [
+        [2, "ragged row: expected 5 fields"]
+    ]
+    assert out.logs.events["customer_id"].tolist() == ["00001", "00002"]
+
+
+def test_parquet_events_with_native_types(tmp_path: Path, load_source: LoadSource) -> None:
+    table = pa.table(
+        {
+            "customer_id": ["a", "b", "c"],
+            "date": pa.array(
+                pd.to_datetime(["1997-01-01", "1997-02-01", "1999-01-01"]), pa.timestamp("ns")
+            ),
+            "dollar_value": [1.5, -1.0, 2.0],
+        }
+    )
+    pq.write_table(table, tmp_path / "events.parquet")
+    source = load_source("cdnow", f"data.path={tmp_path / 'events.parquet'}", "data.format=parquet")
+    out = run_ingest(source)
+    assert out.logs.events["customer_id"].tolist() == ["a"]
+    assert out.logs.events["ts"].iloc[0] == pd.Timestamp("1997-01-01 05:00", tz="UTC")
+    assert out.rejects["reason"].str[:8].tolist() == ["negative", "timestam"]
