@@ -1,0 +1,227 @@
+"""The discrete, Markov summary of a customer's observable state.
+
+A world's responses depend only on this summary (and the week of year), so the exact optimum
+over it (:mod:`journeyopt.sim.optimum`) is the best any policy that sees the features can do.
+Every component is computed from :func:`journeyopt.panel.state.state_features` plus the
+customer's segment, so the panel computes it from logs exactly as the simulator does.
+
+Components (``N`` customers, ``C`` contact channels), each (N,) int64:
+
+- ``segment``: customer type index, ``0..S-1``.
+- ``conversions``: lifetime conversions capped at ``conversions_cap`` (0 = prospect).
+- ``recency``: weeks since the last conversion capped at ``recency_cap_weeks``; 0 for a
+  prospect ("never").
+- ``contact``: weeks since the last contact capped at ``contact_cap_weeks`` (the cap also
+  means "never"), ``1..cap``.
+- ``engagement``: weeks since the last engagement event, capped likewise, ``1..cap``.
+- ``optout``: bit ``j`` set when the customer opted out of channel ``j``, ``0..2^C-1``.
+
+The summary is Markov: :func:`next_summary` gives next week's summary from this week's and
+the week's outcome alone (the capped counters saturate; the caps of contact and engagement merge
+"long ago" with "never", which the world treats alike).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from journeyopt.sim.world import DiscreteSpec, WorldSpec
+
+IntArray = NDArray[np.int64]
+
+
+class Summary(NamedTuple):
+    """Components of the discrete summary, each (N,) int64 (see the module docstring)."""
+
+    segment: IntArray
+    conversions: IntArray
+    recency: IntArray
+    contact: IntArray
+    engagement: IntArray
+    optout: IntArray
+
+
+@dataclass(frozen=True)
+class DiscreteLayout:
+    """How summaries are numbered: a mixed-radix index over
+    (segment, conversions-and-recency, contact, engagement, optout).
+
+    Attributes:
+        spec: The caps.
+        n_segments: Number of customer types ``S``.
+        n_channels: Number of contact channels ``C``.
+    """
+
+    spec: DiscreteSpec
+    n_segments: int
+    n_channels: int
+
+    @staticmethod
+    def of(world: WorldSpec) -> DiscreteLayout:
+        return DiscreteLayout(world.discrete, len(world.segments), len(world.channels))
+
+    @property
+    def dims(self) -> tuple[int, int, int, int, int]:
+        """Radices: (S, 1 + K * R, contact cap, engagement cap, 2^C)."""
+        s = self.spec
+        return (
+            self.n_segments,
+            1 + s.conversions_cap * s.recency_cap_weeks,
+            s.contact_cap_weeks,
+            s.engagement_cap_weeks,
+            2**self.n_channels,
+        )
+
+    @property
+    def n_states(self) -> int:
+        return int(np.prod(self.dims))
+
+    def encode(self, summary: Summary) -> IntArray:
+        """(N,) state index of each summary, in ``0..n_states-1``."""
+        r_cap = self.spec.recency_cap_weeks
+        history = np.where(
+            summary.conversions == 0, 0, 1 + (summary.conversions - 1) * r_cap + summary.recency - 1
+        )
+        index = np.ravel_multi_index(
+            (
+                summary.segment,
+                history,
+                summary.contact - 1,
+                summary.engagement - 1,
+                summary.optout,
+            ),
+            self.dims,
+        )
+        return np.asarray(index, np.int64)
+
+    def decode(self, index: NDArray[np.integer]) -> Summary:
+        """Inverse of :meth:`encode`."""
+        seg, history, contact, engagement, optout = np.unravel_index(
+            np.asarray(index, np.int64), self.dims
+        )
+        r_cap = self.spec.recency_cap_weeks
+        prospect = history == 0
+        conversions = np.where(prospect, 0, 1 + (history - 1) // r_cap)
+        recency = np.where(prospect, 0, 1 + (history - 1) % r_cap)
+        return Summary(
+            segment=seg.astype(np.int64),
+            conversions=conversions.astype(np.int64),
+            recency=recency.astype(np.int64),
+            contact=(contact + 1).astype(np.int64),
+            engagement=(engagement + 1).astype(np.int64),
+            optout=optout.astype(np.int64),
+        )
+
+    def all_states(self) -> Summary:
+        """Every summary, in index order: (n_states,) arrays."""
+        return self.decode(np.arange(self.n_states))
+
+
+def _capped_weeks(weeks: NDArray[np.generic], cap: int) -> IntArray:
+    """Weeks since an event capped at ``cap``; NaN ("never") maps to the cap."""
+    w = np.asarray(weeks, np.float64)
+    return np.where(np.isnan(w), cap, np.clip(np.nan_to_num(w, nan=cap), 1, cap)).astype(np.int64)
+
+
+def summarise(
+    features: Mapping[str, NDArray[np.generic]],
+    segment: NDArray[np.integer],
+    world: WorldSpec,
+) -> Summary:
+    """The discrete summary of customers from their features.
+
+    Args:
+        features: (N,) arrays from :func:`journeyopt.panel.state.state_features` (or panel
+            columns of the same names): ``n_conversions``, ``recency_weeks``,
+            ``weeks_since_contact``, ``weeks_since_engagement``, ``opted_out_<channel>``.
+        segment: (N,) customer type index into ``world.segment_names``.
+        world: Supplies the caps and channels.
+    """
+    spec = world.discrete
+    n_conv = np.asarray(features["n_conversions"], np.int64)
+    conversions = np.minimum(n_conv, spec.conversions_cap)
+    recency = np.where(
+        n_conv > 0, _capped_weeks(features["recency_weeks"], spec.recency_cap_weeks), 0
+    )
+    optout = np.zeros(n_conv.shape[0], np.int64)
+    for j, channel in enumerate(world.channels):
+        optout |= np.asarray(features[f"opted_out_{channel}"], bool).astype(np.int64) << j
+    return Summary(
+        segment=np.asarray(segment, np.int64),
+        conversions=conversions.astype(np.int64),
+        recency=recency.astype(np.int64),
+        contact=_capped_weeks(features["weeks_since_contact"], spec.contact_cap_weeks),
+        engagement=_capped_weeks(features["weeks_since_engagement"], spec.engagement_cap_weeks),
+        optout=optout,
+    )
+
+
+def discrete_state(
+    features: Mapping[str, NDArray[np.generic]],
+    segment: NDArray[np.integer],
+    world: WorldSpec,
+) -> IntArray:
+    """(N,) discrete state index of customers from their features and segment.
+
+    The same index is used by the dynamics and the exact optimum; invert it with
+    ``DiscreteLayout.of(world).decode``.
+    """
+    return DiscreteLayout.of(world).encode(summarise(features, segment, world))
+
+
+def next_summary(
+    summary: Summary,
+    spec: DiscreteSpec,
+    converted: NDArray[np.bool_],
+    engaged: NDArray[np.bool_],
+    contacted: NDArray[np.bool_],
+    optout_bits: NDArray[np.integer],
+) -> Summary:
+    """Next week's summary from this week's and the week's outcome, each (N,).
+
+    Args:
+        summary: This week's summary.
+        spec: The caps.
+        converted: At least one conversion this week.
+        engaged: At least one engagement event this week.
+        contacted: At least one company contact this week.
+        optout_bits: Channels opted out of this week, as bits (0 = none).
+    """
+    conversions = np.where(
+        converted, np.minimum(summary.conversions + 1, spec.conversions_cap), summary.conversions
+    )
+    recency = np.where(
+        converted,
+        1,
+        np.where(
+            summary.conversions > 0, np.minimum(summary.recency + 1, spec.recency_cap_weeks), 0
+        ),
+    )
+    return Summary(
+        segment=summary.segment,
+        conversions=conversions.astype(np.int64),
+        recency=recency.astype(np.int64),
+        contact=np.where(
+            contacted, 1, np.minimum(summary.contact + 1, spec.contact_cap_weeks)
+        ).astype(np.int64),
+        engagement=np.where(
+            engaged, 1, np.minimum(summary.engagement + 1, spec.engagement_cap_weeks)
+        ).astype(np.int64),
+        optout=(summary.optout | np.asarray(optout_bits, np.int64)).astype(np.int64),
+    )
+
+
+def allowed_actions(summary: Summary, world: WorldSpec) -> NDArray[np.bool_]:
+    """(N, A) True where the action's channel is not opted out (``none`` always allowed).
+
+    The world's own contact rule over summaries; it agrees with
+    ``ContactRules(world.actions, world.features).masks`` on the features.
+    """
+    channel = world.params.channel
+    bit = np.where(channel >= 0, np.left_shift(1, np.maximum(channel, 0)), 0)
+    return (summary.optout[:, None] & bit[None, :]) == 0

@@ -1,0 +1,440 @@
+"""World specifications: the parameters of a ground-truth customer world, loaded from YAML.
+
+A world lives in ``simulators/<name>/world.yaml`` (shipped inside the package) beside its card
+``card.md``. :func:`load_world` reads it into a frozen, validated :class:`WorldSpec`; the
+dynamics (:mod:`journeyopt.sim.dynamics`) read the parameters as numpy arrays through
+:attr:`WorldSpec.params`.
+
+Every response of the world depends only on the discrete summary of the observable state
+(:mod:`journeyopt.sim.discrete`) and the week of year; see the card of each world for what each
+parameter means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from functools import cached_property
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import yaml
+from numpy.typing import NDArray
+
+from journeyopt.errors import ConfigError
+from journeyopt.panel.state import FeatureSpec
+from journeyopt.sim.rules import ActionCatalog
+
+WORLDS_DIR = Path(__file__).resolve().parent.parent / "simulators"
+"""Folder of the shipped worlds (``simulators/<name>/world.yaml``)."""
+
+
+@dataclass(frozen=True)
+class DiscreteSpec:
+    """Caps of the discrete state summary (all in weeks or counts, each >= 2).
+
+    Attributes:
+        recency_cap_weeks: Weeks since the last conversion are exact below the cap; the cap
+            means "this many or more".
+        conversions_cap: Lifetime conversions are exact below the cap (0 = prospect).
+        contact_cap_weeks: Weeks since the last contact; the cap also means "never".
+        engagement_cap_weeks: Weeks since the last engagement; the cap also means "never".
+    """
+
+    recency_cap_weeks: int = 27
+    conversions_cap: int = 3
+    contact_cap_weeks: int = 5
+    engagement_cap_weeks: int = 9
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if getattr(self, f.name) < 2:
+                raise ConfigError(f"world.discrete.{f.name} must be >= 2")
+
+
+@dataclass(frozen=True)
+class SeasonWindow:
+    """A seasonal shift of the conversion and inquiry logits.
+
+    Attributes:
+        name: Label for the card (``summer``).
+        first_week, last_week: ISO weeks of year (1..53) the window covers, inclusive; a window
+            with ``first_week > last_week`` wraps around New Year.
+        logit: Shift added to the conversion logit (and the inquiry log-rate) in the window.
+    """
+
+    name: str
+    first_week: int
+    last_week: int
+    logit: float
+
+    def __post_init__(self) -> None:
+        for w in (self.first_week, self.last_week):
+            if not 1 <= w <= 53:
+                raise ConfigError(f"world.seasonality.{self.name}: week {w} not in 1..53")
+
+
+@dataclass(frozen=True)
+class SegmentSpec:
+    """One customer type; recorded at sign-up and never changes.
+
+    Probabilities are weekly; logits are of the weekly conversion probability.
+
+    Attributes:
+        name: Segment name (``customer_type`` in the logs).
+        share: Share of new customers (and of the initial population) of this type.
+        prospect_logit: Conversion logit of a prospect (never converted), no contact.
+        return_logit: Conversion logit one week after a conversion (one past conversion).
+        lapsed_logit: Conversion logit at the recency cap.
+        habit_decay_weeks: E-folding time of the habit between ``return_logit`` and
+            ``lapsed_logit`` as recency grows, weeks.
+        loyalty_logit: Added per past conversion beyond the first, up to the cap.
+        engagement_logit: Added one week after an engagement event; decays with
+            ``WorldSpec.engagement_decay_weeks`` and is gone at the engagement cap.
+        engagement_value_lift: Factor on the expected conversion value one week after an
+            engagement, decaying the same way (a team growing books bigger).
+        inquiry_rate: Weekly probability of a spontaneous inquiry (an engagement event: the
+            trigger, e.g. the team is growing), before seasonality.
+        kinds: Conversion kind -> (probability, mean list value in currency).
+        value_shape: Gamma shape of the value around its mean (coefficient of variation
+            ``1/sqrt(shape)``).
+        action_logit: Action -> conversion-logit lift in the week of the contact, unfatigued.
+        action_engagement: Action -> probability that the contact produces an engagement event
+            (newsletter click, reply, tour after a call), unfatigued.
+        optout: Action -> probability that the contact makes the customer opt out of the
+            action's channel, unfatigued.
+        fatigue_response: Fraction of the action's lifts lost when the previous contact was one
+            week ago (contact tolerance; decays with ``WorldSpec.fatigue_decay_weeks``).
+        fatigue_optout: Opt-out probability is multiplied by ``1 + fatigue_optout`` when the
+            previous contact was one week ago (decaying the same way).
+        company_sizes: Company size label -> probability (attribute only, no effect).
+    """
+
+    name: str
+    share: float
+    prospect_logit: float
+    return_logit: float
+    lapsed_logit: float
+    habit_decay_weeks: float
+    loyalty_logit: float
+    engagement_logit: float
+    engagement_value_lift: float
+    inquiry_rate: float
+    kinds: Mapping[str, tuple[float, float]]
+    value_shape: float
+    action_logit: Mapping[str, float]
+    action_engagement: Mapping[str, float]
+    optout: Mapping[str, float]
+    fatigue_response: float
+    fatigue_optout: float
+    company_sizes: Mapping[str, float]
+
+    def __post_init__(self) -> None:
+        where = f"world.segments.{self.name}"
+        _check_prob(self.share, f"{where}.share")
+        _check_prob(self.inquiry_rate, f"{where}.inquiry_rate")
+        _check_prob(self.fatigue_response, f"{where}.fatigue_response")
+        for name in ("habit_decay_weeks", "value_shape", "engagement_value_lift"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{where}.{name} must be > 0")
+        if self.fatigue_optout < 0:
+            raise ConfigError(f"{where}.fatigue_optout must be >= 0")
+        if not self.kinds:
+            raise ConfigError(f"{where}.kinds must name at least one conversion kind")
+        for kind, (p, mean) in self.kinds.items():
+            _check_prob(p, f"{where}.kinds.{kind}")
+            if not mean > 0:
+                raise ConfigError(f"{where}.kinds.{kind}: mean value must be > 0")
+        _check_distribution({k: p for k, (p, _) in self.kinds.items()}, f"{where}.kinds")
+        _check_distribution(self.company_sizes, f"{where}.company_sizes")
+        for table in ("action_engagement", "optout"):
+            for action, p in getattr(self, table).items():
+                _check_prob(p, f"{where}.{table}.{action}")
+
+    @property
+    def mean_value(self) -> float:
+        """Expected list value of one conversion without engagement, currency."""
+        return float(sum(p * m for p, m in self.kinds.values()))
+
+
+@dataclass(frozen=True)
+class PopulationSpec:
+    """The initial population: who is already a customer when the world starts.
+
+    Attributes:
+        prospect, active, lapsed: Shares of the initial population in each lifecycle stage.
+        active_recency_weeks: (low, high) weeks since the last conversion of active
+            customers, uniform, inclusive.
+        lapsed_recency_weeks: (low, high) for lapsed former customers.
+        past_conversions_mean: Mean number of past conversions of a former customer
+            (1 + Poisson(mean - 1)).
+    """
+
+    prospect: float = 0.35
+    active: float = 0.40
+    lapsed: float = 0.25
+    active_recency_weeks: tuple[int, int] = (1, 12)
+    lapsed_recency_weeks: tuple[int, int] = (27, 104)
+    past_conversions_mean: float = 2.5
+
+    def __post_init__(self) -> None:
+        _check_distribution(
+            {"prospect": self.prospect, "active": self.active, "lapsed": self.lapsed},
+            "world.population",
+        )
+        for name in ("active_recency_weeks", "lapsed_recency_weeks"):
+            low, high = getattr(self, name)
+            if not 1 <= low <= high:
+                raise ConfigError(f"world.population.{name} must satisfy 1 <= low <= high")
+        if self.past_conversions_mean < 1:
+            raise ConfigError("world.population.past_conversions_mean must be >= 1")
+
+
+class WorldParams(NamedTuple):
+    """A world's parameters as arrays; ``S`` segments, ``A`` actions, ``K`` conversion kinds.
+
+    Attributes:
+        prospect_logit, return_logit, lapsed_logit, habit_decay_weeks, loyalty_logit,
+            engagement_logit, engagement_value_lift, inquiry_rate, value_shape,
+            fatigue_response, fatigue_optout: (S,) per segment, see :class:`SegmentSpec`.
+        action_logit, action_engagement, optout: (S, A); column 0 (``none``) is zero.
+        kind_probs: (S, K) probability of each conversion kind.
+        kind_values: (S, K) mean list value of each kind, currency.
+        mean_value: (S,) expected list value of one conversion, currency.
+        cost: (A,) cost of one contact, currency.
+        channel: (A,) index of the action's channel in ``channels``; -1 for ``none``.
+        season: (54,) logit shift by ISO week of year (index 0 unused).
+    """
+
+    prospect_logit: NDArray[np.float64]
+    return_logit: NDArray[np.float64]
+    lapsed_logit: NDArray[np.float64]
+    habit_decay_weeks: NDArray[np.float64]
+    loyalty_logit: NDArray[np.float64]
+    engagement_logit: NDArray[np.float64]
+    engagement_value_lift: NDArray[np.float64]
+    inquiry_rate: NDArray[np.float64]
+    value_shape: NDArray[np.float64]
+    fatigue_response: NDArray[np.float64]
+    fatigue_optout: NDArray[np.float64]
+    action_logit: NDArray[np.float64]
+    action_engagement: NDArray[np.float64]
+    optout: NDArray[np.float64]
+    kind_probs: NDArray[np.float64]
+    kind_values: NDArray[np.float64]
+    mean_value: NDArray[np.float64]
+    cost: NDArray[np.float64]
+    channel: NDArray[np.int64]
+    season: NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """A ground-truth world: customer types, responses to actions and economics.
+
+    Attributes:
+        name: World name (its folder under ``simulators/``).
+        currency: Currency of all values and costs.
+        channels: Contact channels, in the order of the state's channel axis.
+        actions: The action catalogue, ``none`` first.
+        margin_rate: Fraction of a conversion's list value that is margin.
+        discount_rate: Fraction of the list value a ``discount_offer`` gives away on every
+            conversion of that customer in the week of the offer.
+        fatigue_decay_weeks: E-folding time of contact fatigue, weeks.
+        engagement_decay_weeks: E-folding time of the engagement lifts, weeks.
+        segments: The customer types.
+        seasonality: Seasonal windows.
+        population: The initial population.
+        discrete: Caps of the discrete state summary.
+        features: Feature windows of the customer state (contact channels = ``channels``).
+        engagement_kinds: Action -> event kind its engagement is logged as, plus ``inquiry``
+            (the spontaneous trigger) and ``arrival`` (the event a new prospect arrives with).
+    """
+
+    name: str
+    currency: str
+    channels: tuple[str, ...]
+    actions: ActionCatalog
+    margin_rate: float
+    discount_rate: float
+    fatigue_decay_weeks: float
+    engagement_decay_weeks: float
+    segments: tuple[SegmentSpec, ...]
+    seasonality: tuple[SeasonWindow, ...]
+    population: PopulationSpec
+    discrete: DiscreteSpec
+    features: FeatureSpec
+    engagement_kinds: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        _check_prob(self.margin_rate, "world.margin_rate")
+        _check_prob(self.discount_rate, "world.discount_rate")
+        for name in ("fatigue_decay_weeks", "engagement_decay_weeks"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"world.{name} must be > 0")
+        if len(self.segments) < 1:
+            raise ConfigError("world.segments must define at least one customer type")
+        _check_distribution({s.name: s.share for s in self.segments}, "world.segments shares")
+        if self.features.contact_channels != self.channels:
+            raise ConfigError("world.features.contact_channels must equal world.channels")
+        unknown = {c for c in self.actions.channels[1:] if c not in self.channels}
+        if unknown:
+            raise ConfigError(f"world.actions use channels {unknown} not in {self.channels}")
+        for action in (*self.actions.names[1:], "inquiry", "arrival"):
+            if action not in self.engagement_kinds:
+                raise ConfigError(f"world.engagement_kinds must name an event kind for {action}")
+        if "discount_offer" not in self.actions.names:
+            raise ConfigError("world.actions must contain discount_offer")
+        for seg in self.segments:
+            for table in ("action_logit", "action_engagement", "optout"):
+                extra = set(getattr(seg, table)) - set(self.actions.names[1:])
+                if extra:
+                    raise ConfigError(f"world.segments.{seg.name}.{table}: unknown {extra}")
+
+    @property
+    def segment_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.segments)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """All conversion kinds of the world, in first-seen order."""
+        return tuple(dict.fromkeys(k for s in self.segments for k in s.kinds))
+
+    @property
+    def discount_action(self) -> int:
+        return self.actions.names.index("discount_offer")
+
+    @cached_property
+    def params(self) -> WorldParams:
+        """The parameters as read-only arrays (see :class:`WorldParams`)."""
+        return _params(self)
+
+
+def _params(world: WorldSpec) -> WorldParams:
+    segs = world.segments
+    acts = world.actions.names
+
+    def per_segment(name: str) -> NDArray[np.float64]:
+        return np.array([getattr(s, name) for s in segs], np.float64)
+
+    def per_action(name: str) -> NDArray[np.float64]:
+        return np.array([[0.0, *(getattr(s, name).get(a, 0.0) for a in acts[1:])] for s in segs])
+
+    kinds = world.kinds
+    kind_probs = np.array([[s.kinds.get(k, (0.0, 1.0))[0] for k in kinds] for s in segs])
+    kind_values = np.array([[s.kinds.get(k, (0.0, 1.0))[1] for k in kinds] for s in segs])
+    season = np.zeros(54)
+    weeks = np.arange(54)
+    for w in world.seasonality:
+        if w.first_week <= w.last_week:
+            inside = (weeks >= w.first_week) & (weeks <= w.last_week)
+        else:
+            inside = (weeks >= w.first_week) | ((weeks >= 1) & (weeks <= w.last_week))
+        season = season + np.where(inside, w.logit, 0.0)
+    channel = np.array([world.channels.index(c) if c else -1 for c in world.actions.channels])
+    params = WorldParams(
+        prospect_logit=per_segment("prospect_logit"),
+        return_logit=per_segment("return_logit"),
+        lapsed_logit=per_segment("lapsed_logit"),
+        habit_decay_weeks=per_segment("habit_decay_weeks"),
+        loyalty_logit=per_segment("loyalty_logit"),
+        engagement_logit=per_segment("engagement_logit"),
+        engagement_value_lift=per_segment("engagement_value_lift"),
+        inquiry_rate=per_segment("inquiry_rate"),
+        value_shape=per_segment("value_shape"),
+        fatigue_response=per_segment("fatigue_response"),
+        fatigue_optout=per_segment("fatigue_optout"),
+        action_logit=per_action("action_logit"),
+        action_engagement=per_action("action_engagement"),
+        optout=per_action("optout"),
+        kind_probs=kind_probs,
+        kind_values=kind_values,
+        mean_value=(kind_probs * kind_values).sum(axis=1),
+        cost=np.array(world.actions.costs, np.float64),
+        channel=channel.astype(np.int64),
+        season=season,
+    )
+    for array in params:
+        array.flags.writeable = False
+    return params
+
+
+def _check_prob(value: float, where: str) -> None:
+    if not 0.0 <= float(value) <= 1.0:
+        raise ConfigError(f"{where} must be in [0, 1], got {value}")
+
+
+def _check_distribution(probs: Mapping[str, float], where: str) -> None:
+    if any(p < 0 for p in probs.values()) or abs(sum(probs.values()) - 1.0) > 1e-6:
+        raise ConfigError(f"{where} must be non-negative and sum to 1, got {dict(probs)}")
+
+
+def world_path(name_or_path: str | Path) -> Path:
+    """The ``world.yaml`` of a shipped world name, or of a given file or folder."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        candidate = path
+    elif path.is_dir():
+        candidate = path / "world.yaml"
+    else:
+        candidate = WORLDS_DIR / str(name_or_path) / "world.yaml"
+    if not candidate.is_file():
+        shipped = sorted(p.parent.name for p in WORLDS_DIR.glob("*/world.yaml"))
+        raise ConfigError(f"no world {str(name_or_path)!r} ({candidate}); shipped: {shipped}")
+    return candidate
+
+
+def load_world(name_or_path: str | Path) -> WorldSpec:
+    """Load and validate a world: a shipped name (``coworking``), a folder or a YAML file."""
+    path = world_path(name_or_path)
+    with path.open(encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        return world_from_dict(raw)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"{path}: invalid world: {err}") from err
+
+
+def world_from_dict(raw: Mapping[str, Any]) -> WorldSpec:
+    """Build a :class:`WorldSpec` from the parsed YAML mapping (see ``world.yaml``)."""
+    actions = raw["actions"]
+    names = ("none", *(a for a in actions if a != "none"))
+    catalog = ActionCatalog(
+        names=names,
+        channels=tuple(str(actions[a].get("channel", "")) if a in actions else "" for a in names),
+        costs=tuple(float(actions[a].get("cost", 0.0)) if a in actions else 0.0 for a in names),
+    )
+    channels = tuple(raw["channels"])
+    segments = tuple(
+        SegmentSpec(
+            name=name,
+            **{
+                **seg,
+                "kinds": {k: (float(v[0]), float(v[1])) for k, v in seg["kinds"].items()},
+            },
+        )
+        for name, seg in raw["segments"].items()
+    )
+    population = dict(raw.get("population", {}))
+    for key in ("active_recency_weeks", "lapsed_recency_weeks"):
+        if key in population:
+            population[key] = tuple(population[key])
+    return WorldSpec(
+        name=str(raw["name"]),
+        currency=str(raw.get("currency", "EUR")),
+        channels=channels,
+        actions=catalog,
+        margin_rate=float(raw["margin_rate"]),
+        discount_rate=float(raw["discount_rate"]),
+        fatigue_decay_weeks=float(raw["fatigue_decay_weeks"]),
+        engagement_decay_weeks=float(raw["engagement_decay_weeks"]),
+        segments=segments,
+        seasonality=tuple(SeasonWindow(name=n, **w) for n, w in raw.get("seasonality", {}).items()),
+        population=PopulationSpec(**population),
+        discrete=DiscreteSpec(**raw.get("discrete", {})),
+        features=FeatureSpec(contact_channels=channels, **raw.get("features", {})),
+        engagement_kinds=dict(raw["engagement_kinds"]),
+    )
