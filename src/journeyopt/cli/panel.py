@@ -1,0 +1,211 @@
+"""``journeyopt-panel``: canonical tables -> weekly panel, segments and cohorts (thin shell over
+:func:`run_panel`).
+
+    journeyopt-panel input_dir=out/cdnow output_dir=out/cdnow_panel
+    journeyopt-panel input_dir=out/cw output_dir=out/cw_panel panel.as_of=2024-06-30
+
+Writes ``panel.parquet``, ``segments.csv``, ``rfm.csv``, ``cohorts.csv`` and ``cohorts.png``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hydra
+import pandas as pd
+from hydra.core.config_store import ConfigStore
+from hydra.utils import to_absolute_path
+from omegaconf import MISSING, DictConfig
+from rich.console import Console
+from rich.table import Table
+
+from journeyopt.cli.entry import report_errors, to_object
+from journeyopt.data.ingest import load_canonical
+from journeyopt.data.schema import CanonicalLogs
+from journeyopt.errors import OutputExistsError
+from journeyopt.panel.build import resolve_as_of, write_panel
+from journeyopt.panel.cohorts import Cohorts, plot_retention, retention_table
+from journeyopt.panel.config import PanelConfig
+from journeyopt.panel.segments import (
+    customer_snapshot,
+    lifecycle_counts,
+    rfm_distribution,
+    rfm_scores,
+    segment_counts,
+)
+
+OUTPUT_FILES: tuple[str, ...] = (
+    "panel.parquet",
+    "segments.csv",
+    "rfm.csv",
+    "cohorts.csv",
+    "cohorts.png",
+)
+
+
+@dataclass
+class PanelJobConfig:
+    """Schema of ``configs/panel.yaml``, registered as ``panel_schema`` in Hydra's ConfigStore.
+
+    Attributes:
+        panel: As-of date and feature windows (the ``panel`` config group).
+        input_dir: An ingest output folder (``events.parquet``, ``contacts.parquet``,
+            ``customers.parquet``).
+        output_dir: Folder for the outputs (:data:`OUTPUT_FILES`).
+        overwrite: Replace the outputs of an earlier run in a non-empty ``output_dir``.
+        contact_channels: The source's contact channels; ``None`` means the channels of the
+            logged contacts whose action is not ``none``, sorted.
+    """
+
+    panel: PanelConfig = field(default_factory=PanelConfig)
+    input_dir: str = MISSING
+    output_dir: str = MISSING
+    overwrite: bool = False
+    contact_channels: list[str] | None = None
+
+
+ConfigStore.instance().store(name="panel_schema", node=PanelJobConfig)
+
+
+@dataclass(frozen=True)
+class PanelSummary:
+    """What one panel run produced (what :func:`print_panel_summary` shows).
+
+    Attributes:
+        as_of: The as-of instant (UTC).
+        n_customers: Customers known at ``as_of``.
+        n_rows: Panel rows written.
+        contact_channels: Contact channels of the features.
+        lifecycle: Output of :func:`~journeyopt.panel.segments.lifecycle_counts`.
+        segments: Output of :func:`~journeyopt.panel.segments.segment_counts`.
+        rfm_distribution: Output of :func:`~journeyopt.panel.segments.rfm_distribution`.
+        cohorts: The retention table.
+    """
+
+    as_of: pd.Timestamp
+    n_customers: int
+    n_rows: int
+    contact_channels: tuple[str, ...]
+    lifecycle: pd.DataFrame
+    segments: pd.DataFrame
+    rfm_distribution: pd.DataFrame
+    cohorts: Cohorts
+
+
+def logged_contact_channels(logs: CanonicalLogs) -> tuple[str, ...]:
+    """Sorted non-empty channels of the contacts whose action is not ``none``."""
+    contacts = logs.contacts
+    channels = contacts.loc[contacts["action"] != "none", "channel"]
+    return tuple(sorted({str(c) for c in channels.unique() if c}))
+
+
+def check_output_dir(output_dir: Path, overwrite: bool) -> None:
+    """Refuse a non-empty ``output_dir`` unless ``overwrite``."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise OutputExistsError(f"output_dir {output_dir} exists and is not a folder")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
+        raise OutputExistsError(
+            f"output_dir {output_dir} exists and is not empty; choose another folder or pass "
+            "overwrite=true"
+        )
+
+
+def build_outputs(
+    logs: CanonicalLogs,
+    cfg: PanelConfig,
+    contact_channels: Sequence[str],
+    output_dir: Path,
+) -> PanelSummary:
+    """Write the panel, segments, RFM scores and cohorts of ``logs`` into ``output_dir``."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    as_of = resolve_as_of(logs, cfg)
+    n_rows = write_panel(logs, cfg, contact_channels, output_dir / "panel.parquet")
+    snapshot = customer_snapshot(logs, cfg, contact_channels, as_of)
+    segments = segment_counts(snapshot, logs.customers)
+    segments.to_csv(output_dir / "segments.csv", index=False)
+    rfm = rfm_scores(snapshot)
+    rfm.to_csv(output_dir / "rfm.csv", index=False)
+    cohorts = retention_table(logs.events, as_of)
+    cohorts.to_frame().to_csv(output_dir / "cohorts.csv", index=False)
+    plot_retention(cohorts, output_dir / "cohorts.png")
+    return PanelSummary(
+        as_of=as_of,
+        n_customers=len(snapshot),
+        n_rows=n_rows,
+        contact_channels=tuple(contact_channels),
+        lifecycle=lifecycle_counts(snapshot),
+        segments=segments,
+        rfm_distribution=rfm_distribution(rfm),
+        cohorts=cohorts,
+    )
+
+
+def _frame_table(frame: pd.DataFrame, title: str, float_format: str = "{:.2f}") -> Table:
+    table = Table(title=title)
+    for column in frame.columns:
+        table.add_column(str(column), justify="left" if column == frame.columns[0] else "right")
+    for row in frame.itertuples(index=False):
+        cells = [
+            ""
+            if isinstance(v, float) and v != v
+            else float_format.format(v)
+            if isinstance(v, float)
+            else f"{v:,}"
+            if isinstance(v, int)
+            else str(v)
+            for v in row
+        ]
+        table.add_row(*cells)
+    return table
+
+
+def print_panel_summary(
+    summary: PanelSummary, console: Console | None = None, cohort_rows: int = 6
+) -> None:
+    """Print customers and rows, lifecycle and segment counts, RFM distribution, cohorts."""
+    console = console or Console()
+    console.print(
+        f"panel as of {summary.as_of:%Y-%m-%d %H:%M} UTC: {summary.n_customers:,} customers, "
+        f"{summary.n_rows:,} customer-weeks; contact channels: "
+        f"{', '.join(summary.contact_channels) or '(none)'}"
+    )
+    console.print(_frame_table(summary.lifecycle, "lifecycle at as-of"))
+    console.print(_frame_table(summary.segments, "customers per segment and lifecycle"))
+    console.print(_frame_table(summary.rfm_distribution.reset_index(), "RFM score distribution"))
+    cohorts = summary.cohorts.to_frame().head(cohort_rows)
+    months = [c for c in cohorts.columns if c not in ("cohort", "customers")][:12]
+    console.print(
+        _frame_table(cohorts[["cohort", "customers", *months]], "retention by acquisition month")
+    )
+
+
+def run_panel(job: PanelJobConfig) -> PanelSummary:
+    """Read the ingest output in ``job.input_dir``, write the outputs, return the summary."""
+    output_dir = Path(to_absolute_path(job.output_dir))
+    check_output_dir(output_dir, job.overwrite)
+    logs = load_canonical(Path(to_absolute_path(job.input_dir)))
+    channels = (
+        tuple(job.contact_channels)
+        if job.contact_channels is not None
+        else logged_contact_channels(logs)
+    )
+    return build_outputs(logs, job.panel, channels, output_dir)
+
+
+def run(cfg: DictConfig) -> PanelSummary:
+    """Validate the composed config, build the panel and print the summary."""
+    summary = run_panel(to_object(cfg, PanelJobConfig))
+    print_panel_summary(summary)
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="panel")
+def main(cfg: DictConfig) -> None:
+    """Entry point of ``journeyopt-panel``."""
+    report_errors(lambda: run(cfg))
+
+
+if __name__ == "__main__":
+    main()

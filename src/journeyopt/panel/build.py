@@ -1,0 +1,312 @@
+"""The weekly customer panel: one row per customer per complete week.
+
+The panel walks the weeks in order. For week ``t`` it scatters the week's sparse aggregates into
+a :class:`~journeyopt.panel.state.WeekActivity`, takes
+:func:`~journeyopt.panel.state.state_features` of the state at the *start* of week ``t`` for the
+customers present (first activity in a week ``<= t``), emits one row per present customer with
+the week's contact decision and outcomes, then folds the week in with
+:func:`~journeyopt.panel.state.advance`. Features at week ``t`` therefore depend only on activity
+before week ``t`` starts (point-in-time correct by construction); outcomes are those within week
+``t``. :func:`state_at` runs the same walk, so the scoring API sees the panel's numbers.
+
+Weeks start on Monday 00:00 UTC; week 0 is the week of the earliest first activity in the logs.
+Only complete weeks, those ending at or before the as-of instant, get rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from numpy.typing import NDArray
+
+from journeyopt.data.schema import CanonicalLogs
+from journeyopt.errors import JourneyoptError
+from journeyopt.panel.aggregate import (
+    ATTRIBUTES,
+    WEEK_NS,
+    WeeklyAggregates,
+    aggregate,
+    first_activity_origin,
+    last_activity,
+)
+from journeyopt.panel.config import PanelConfig, feature_spec, parse_as_of
+from journeyopt.panel.state import (
+    LIFECYCLE_STAGES,
+    CustomerState,
+    FeatureSpec,
+    WeekActivity,
+    advance,
+    state_features,
+)
+from journeyopt.panel.weeks import week_of_year, week_start
+
+OUTCOME_COLUMNS: tuple[str, ...] = (
+    "conversions",
+    "revenue",
+    "engagements",
+    "cancellations",
+    "opted_out_in_week",
+)
+DECISION_COLUMNS: tuple[str, ...] = ("action", "propensity", "n_contacts", "contact_cost")
+
+
+@dataclass(frozen=True)
+class WeekDecisions:
+    """The company's logged decisions of one week for ``n`` present customers.
+
+    Attributes:
+        action: (n,) int16 code into the action names of the week's first logged decision
+            (0 = ``none``, also when nothing was logged).
+        propensity: (n,) logging probability of that decision, NaN when not logged.
+        n_contacts: (n,) contacts whose action is not ``none``.
+        contact_cost: (n,) cost of the week's contacts, currency.
+        opted_out_in_week: (n,) an opt-out event (any channel) happened in the week.
+    """
+
+    action: NDArray[np.int16]
+    propensity: NDArray[np.float64]
+    n_contacts: NDArray[np.int32]
+    contact_cost: NDArray[np.float64]
+    opted_out_in_week: NDArray[np.bool_]
+
+
+def resolve_as_of(logs: CanonicalLogs, cfg: PanelConfig) -> pd.Timestamp:
+    """``cfg.as_of`` as a UTC timestamp; when empty, the last event or contact (or sign-up).
+
+    Raises:
+        JourneyoptError: ``cfg.as_of`` is empty and the logs hold no activity at all.
+    """
+    if cfg.as_of:
+        return parse_as_of(cfg.as_of)
+    last = last_activity(logs)
+    if last is None:
+        signups = logs.customers["signup_date"].dropna()
+        if signups.empty:
+            raise JourneyoptError("the logs hold no events, contacts or sign-up dates")
+        last = pd.Timestamp(signups.max()).tz_convert("UTC")
+    return last
+
+
+def panel_window(logs: CanonicalLogs, cfg: PanelConfig) -> tuple[pd.Timestamp, int]:
+    """The panel's origin (Monday 00:00 UTC of week 0) and its number of complete weeks.
+
+    Raises:
+        JourneyoptError: The logs hold no activity at all.
+    """
+    origin = first_activity_origin(logs)
+    if origin is None:
+        raise JourneyoptError("the logs hold no events, contacts or sign-up dates: no panel")
+    as_of = resolve_as_of(logs, cfg)
+    n_weeks = max(0, int((as_of.as_unit("ns").value - origin.as_unit("ns").value) // WEEK_NS))
+    return origin, n_weeks
+
+
+def iter_panel(
+    logs: CanonicalLogs, cfg: PanelConfig, contact_channels: Sequence[str]
+) -> Iterator[pd.DataFrame]:
+    """The panel one week at a time, week 0 first; see :func:`build_panel` for the columns."""
+    for table in _iter_tables(logs, cfg, contact_channels):
+        yield table.to_pandas()
+
+
+def build_panel(
+    logs: CanonicalLogs, cfg: PanelConfig, contact_channels: Sequence[str]
+) -> pd.DataFrame:
+    """The whole panel in memory (small logs; use :func:`write_panel` for large ones).
+
+    Returns:
+        One row per customer per complete week from the customer's first activity, sorted by
+        week then first activity. Columns, see ``docs/panel.md``: ``customer_id``, ``week``,
+        ``week_start``, ``week_of_year``, the static attributes, every feature of
+        :func:`~journeyopt.panel.state.state_features` (``lifecycle`` categorical), ``action``,
+        ``propensity``, ``n_contacts``, ``contact_cost``, ``conversions``, ``revenue``,
+        ``engagements``, ``cancellations``, ``opted_out_in_week``.
+    """
+    tables = list(_iter_tables(logs, cfg, contact_channels))
+    if not tables:
+        return empty_panel(feature_spec(cfg, contact_channels))
+    return pa.concat_tables(tables).to_pandas()
+
+
+def write_panel(
+    logs: CanonicalLogs, cfg: PanelConfig, contact_channels: Sequence[str], path: str | Path
+) -> int:
+    """Stream the panel week by week into one Parquet file (one row group per week).
+
+    A background thread encodes week ``t`` while week ``t + 1`` is computed; at most two weeks
+    of rows are in memory besides the aggregates. Returns the number of rows written.
+    """
+    tables = _iter_tables(logs, cfg, contact_channels)
+    first = next(tables, None)
+    if first is None:
+        empty = empty_panel(feature_spec(cfg, contact_channels))
+        pq.write_table(pa.Table.from_pandas(empty, preserve_index=False), str(path))
+        return 0
+    n_rows = 0
+    # Plain encoding writes numbers about twice as fast as dictionary encoding; the
+    # categorical columns keep their dictionaries.
+    dictionary_columns = [f.name for f in first.schema if pa.types.is_dictionary(f.type)]
+    with (
+        pq.ParquetWriter(
+            str(path), first.schema, compression="snappy", use_dictionary=dictionary_columns
+        ) as writer,
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
+        pending: Future[None] | None = None
+        for table in itertools.chain([first], tables):
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(writer.write_table, table)
+            n_rows += table.num_rows
+        if pending is not None:
+            pending.result()
+    return n_rows
+
+
+def state_at(
+    logs: CanonicalLogs,
+    cfg: PanelConfig,
+    contact_channels: Sequence[str],
+    as_of: str | pd.Timestamp,
+) -> tuple[NDArray[np.object_], CustomerState]:
+    """State of every customer known at ``as_of`` at the start of the week containing it.
+
+    Runs the panel's walk up to that week, so :func:`state_features` of the result equals the
+    features of the panel rows of that week (``cfg.as_of`` is ignored). Customers are those
+    whose first activity is at or before ``as_of``; activity from the week's start on does not
+    enter the state.
+
+    Returns:
+        (N,) ``customer_id`` in state order and the :class:`CustomerState` (``week`` counts from
+        the panel origin, the week of the earliest activity in ``logs``).
+    """
+    spec = feature_spec(cfg, contact_channels)
+    as_of_ts = parse_as_of(as_of)
+    origin = first_activity_origin(logs)
+    if origin is None:
+        raise JourneyoptError("the logs hold no events, contacts or sign-up dates: no state")
+    as_of_ns = int(as_of_ts.as_unit("ns").value)
+    week = max(0, (as_of_ns - int(origin.as_unit("ns").value)) // WEEK_NS)
+    agg = aggregate(logs, spec.contact_channels, origin, week, as_of_ns)
+    state = CustomerState.new(spec, 0, agg.customers.first_week)
+    for t in range(week):
+        state = advance(state, _activity(agg, t, spec), inplace=True)
+    return agg.customers.ids.to_numpy(zero_copy_only=False), state
+
+
+def empty_panel(spec: FeatureSpec) -> pd.DataFrame:
+    """A panel with no rows and the panel's columns."""
+    columns = ["customer_id", "week", "week_start", "week_of_year", *ATTRIBUTES]
+    columns += [*spec.feature_names, *DECISION_COLUMNS, *OUTCOME_COLUMNS]
+    return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
+
+
+def _iter_tables(
+    logs: CanonicalLogs, cfg: PanelConfig, contact_channels: Sequence[str]
+) -> Iterator[pa.Table]:
+    """The panel's weeks as Arrow tables with one fixed schema."""
+    spec = feature_spec(cfg, contact_channels)
+    origin, n_weeks = panel_window(logs, cfg)
+    end_ns = origin.as_unit("ns").value + n_weeks * WEEK_NS
+    agg = aggregate(logs, spec.contact_channels, origin, n_weeks, end_ns - 1)
+    # One state for every customer from week 0 on: a customer's state stays that of a new
+    # customer until their first week, and the present customers are a prefix.
+    state = CustomerState.new(spec, 0, agg.customers.first_week)
+    for t in range(n_weeks):
+        n = int(np.searchsorted(agg.customers.first_week, t, side="right"))
+        activity = _activity(agg, t, spec)
+        if n > 0:
+            yield _week_table(agg, spec, t, state.take(slice(0, n)), activity, _decisions(agg, t))
+        state = advance(state, activity, inplace=True)
+
+
+def _activity(agg: WeeklyAggregates, t: int, spec: FeatureSpec) -> WeekActivity:
+    """Week ``t``'s activity of every customer as dense (N,) and (N, C) arrays."""
+    activity = WeekActivity.quiet(agg.customers.n_customers, len(spec.contact_channels))
+    ev = agg.events.week(t)
+    code = ev["code"]
+    activity.conversions[code] = ev["conversions"]
+    activity.revenue[code] = ev["revenue"]
+    activity.engagements[code] = ev["engagements"]
+    activity.cancellations[code] = ev["cancellations"]
+    cc = agg.channel_contacts.week(t)
+    activity.contacts[cc["code"], cc["channel"]] = cc["n"]
+    consent = agg.consent.week(t)
+    activity.consent[consent["code"], consent["channel"]] = consent["sign"]
+    return activity
+
+
+def _decisions(agg: WeeklyAggregates, t: int) -> WeekDecisions:
+    """Week ``t``'s logged decisions and opt-outs of every customer, (N,) arrays."""
+    n = agg.customers.n_customers
+    decisions = WeekDecisions(
+        action=np.zeros(n, np.int16),
+        propensity=np.full(n, np.nan),
+        n_contacts=np.zeros(n, np.int32),
+        contact_cost=np.zeros(n, np.float64),
+        opted_out_in_week=np.zeros(n, np.bool_),
+    )
+    co = agg.contacts.week(t)
+    code = co["code"]
+    decisions.action[code] = co["action"]
+    decisions.propensity[code] = co["propensity"]
+    decisions.n_contacts[code] = co["n_contacts"]
+    decisions.contact_cost[code] = co["contact_cost"]
+    ev = agg.events.week(t)
+    decisions.opted_out_in_week[ev["code"]] = ev["opted_out_in_week"]
+    return decisions
+
+
+def _dictionary(codes: NDArray[np.integer], categories: Sequence[str]) -> pa.DictionaryArray:
+    index_type = pa.int8() if len(categories) < 128 else pa.int32()
+    indices = pa.array(codes.astype(np.int8 if len(categories) < 128 else np.int32), index_type)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(list(categories), pa.string()))
+
+
+def _week_table(
+    agg: WeeklyAggregates,
+    spec: FeatureSpec,
+    t: int,
+    state: CustomerState,
+    activity: WeekActivity,
+    decisions: WeekDecisions,
+) -> pa.Table:
+    """The rows of week ``t``: one per customer of ``state`` (the present ones), in order.
+
+    ``activity`` and ``decisions`` cover every customer; their first rows are used.
+    """
+    n = state.n_customers
+    columns: dict[str, pa.Array] = {
+        "customer_id": agg.customers.ids.slice(0, n),
+        "week": pa.array(np.full(n, t, np.int32)),
+        "week_start": pa.array(
+            np.full(n, week_start(agg.origin, t)[0].value, np.int64), pa.timestamp("ns", "UTC")
+        ),
+        "week_of_year": pa.array(np.full(n, week_of_year(agg.origin, t)[0], np.int16)),
+    }
+    for name in ATTRIBUTES:
+        codes, categories = agg.customers.attributes[name]
+        columns[name] = _dictionary(codes[:n], categories)
+    for name, values in state_features(state, spec).items():
+        if name == "lifecycle":
+            columns[name] = _dictionary(values.astype(np.int8), LIFECYCLE_STAGES)
+        else:
+            columns[name] = pa.array(values)
+    columns["action"] = _dictionary(decisions.action[:n], agg.actions)
+    columns["propensity"] = pa.array(decisions.propensity[:n])
+    columns["n_contacts"] = pa.array(decisions.n_contacts[:n])
+    columns["contact_cost"] = pa.array(decisions.contact_cost[:n])
+    columns["conversions"] = pa.array(activity.conversions[:n])
+    columns["revenue"] = pa.array(activity.revenue[:n])
+    columns["engagements"] = pa.array(activity.engagements[:n])
+    columns["cancellations"] = pa.array(activity.cancellations[:n])
+    columns["opted_out_in_week"] = pa.array(decisions.opted_out_in_week[:n])
+    return pa.table(columns)

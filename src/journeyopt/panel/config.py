@@ -1,0 +1,67 @@
+"""Configuration of the weekly panel: the as-of date and the feature windows.
+
+:class:`PanelConfig` is the schema of the ``panel`` config group (``configs/panel/*.yaml``);
+:func:`feature_spec` turns it, with the source's contact channels, into the
+:class:`~journeyopt.panel.state.FeatureSpec` shared with the simulator and the scoring API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from journeyopt.errors import ConfigError
+from journeyopt.panel.state import FeatureSpec
+
+
+@dataclass
+class PanelConfig:
+    """What the panel covers and how its features are windowed.
+
+    Attributes:
+        as_of: ISO 8601 date or instant (UTC if naive) the panel is built at; only complete
+            weeks, those ending at or before ``as_of``, get rows. Empty means the timestamp of
+            the last event or contact in the logs.
+        lapse_weeks: A customer whose last conversion is more than this many weeks ago is
+            ``lapsed``, otherwise ``active``.
+        frequency_weeks: Window of the ``frequency`` feature, weeks.
+        fatigue_weeks: Window of the contact-fatigue counts ``contacts_<w>w*``, weeks.
+        engagement_weeks: Window of the ``engagements_<w>w`` count, weeks.
+    """
+
+    as_of: str = ""
+    lapse_weeks: int = 26
+    frequency_weeks: int = 52
+    fatigue_weeks: int = 4
+    engagement_weeks: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("lapse_weeks", "frequency_weeks", "fatigue_weeks", "engagement_weeks"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"panel.{name} must be >= 1, got {getattr(self, name)}")
+        if self.as_of:
+            parse_as_of(self.as_of)
+
+
+def parse_as_of(value: str | pd.Timestamp) -> pd.Timestamp:
+    """An as-of date or instant as a UTC timestamp (naive values are UTC)."""
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"panel.as_of: not an ISO 8601 date or instant: {value!r}") from err
+    if ts is pd.NaT:
+        raise ConfigError(f"panel.as_of: not an ISO 8601 date or instant: {value!r}")
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def feature_spec(cfg: PanelConfig, contact_channels: Sequence[str]) -> FeatureSpec:
+    """The feature windows of ``cfg`` for a source contacting through ``contact_channels``."""
+    return FeatureSpec(
+        contact_channels=tuple(contact_channels),
+        frequency_weeks=cfg.frequency_weeks,
+        fatigue_weeks=cfg.fatigue_weeks,
+        engagement_weeks=cfg.engagement_weeks,
+        lapse_weeks=cfg.lapse_weeks,
+    )

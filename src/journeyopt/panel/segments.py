@@ -1,0 +1,156 @@
+"""Customer segments at an as-of date: lifecycle stages and RFM scores.
+
+Both are read off the customers' state at the start of the week containing the as-of date
+(:func:`~journeyopt.panel.build.state_at`), so they use the panel's own features: complete weeks
+only, and the same numbers the policies see.
+
+RFM scores
+    Over the customers with at least one conversion: ``recency_weeks`` (weeks since the last
+    conversion, lower is better), ``n_conversions`` (lifetime conversions, higher is better) and
+    ``monetary`` (mean conversion value, currency, higher is better). Each is scored 1..5 by the
+    share of scored customers that are strictly worse: ``score = 1 + floor(5 * worse / n)``. Tied
+    customers therefore always get the same score (the lowest score their group reaches), and a
+    score 5 customer is better than at least 80 % of the others. The RFM cell is the three
+    digits ``"<R><F><M>"`` (``"555"`` is the best cell).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from journeyopt.data.schema import CanonicalLogs
+from journeyopt.panel.build import state_at
+from journeyopt.panel.config import PanelConfig, feature_spec
+from journeyopt.panel.state import LIFECYCLE_STAGES, state_features
+
+N_SCORES = 5
+RFM_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "recency_weeks",
+    "n_conversions",
+    "monetary",
+    "r_score",
+    "f_score",
+    "m_score",
+    "rfm_cell",
+)
+
+
+def customer_snapshot(
+    logs: CanonicalLogs,
+    cfg: PanelConfig,
+    contact_channels: Sequence[str],
+    as_of: str | pd.Timestamp,
+) -> pd.DataFrame:
+    """Every customer known at ``as_of`` with their features at the start of its week.
+
+    Returns:
+        One row per customer: ``customer_id`` and every feature of
+        :func:`~journeyopt.panel.state.state_features` (``lifecycle`` categorical).
+    """
+    ids, state = state_at(logs, cfg, contact_channels, as_of)
+    features = state_features(state, feature_spec(cfg, contact_channels))
+    frame = pd.DataFrame({"customer_id": pd.array(ids, dtype="str"), **features})
+    frame["lifecycle"] = pd.Categorical.from_codes(
+        features["lifecycle"].astype(np.int8), categories=pd.Index(LIFECYCLE_STAGES)
+    )
+    return frame
+
+
+def quintile_scores(values: NDArray[np.floating], higher_is_better: bool) -> NDArray[np.int8]:
+    """(n,) scores 1..5: ``1 + floor(5 * (number of strictly worse values) / n)``."""
+    n = values.shape[0]
+    ordered = np.sort(values)
+    if higher_is_better:
+        worse = np.searchsorted(ordered, values, side="left")
+    else:
+        worse = n - np.searchsorted(ordered, values, side="right")
+    return (1 + (N_SCORES * worse) // max(n, 1)).astype(np.int8)
+
+
+def rfm_scores(snapshot: pd.DataFrame) -> pd.DataFrame:
+    """RFM scores of the customers of ``snapshot`` with at least one conversion.
+
+    Args:
+        snapshot: Output of :func:`customer_snapshot`.
+
+    Returns:
+        Columns :data:`RFM_COLUMNS`, one row per converted customer, in snapshot order.
+    """
+    buyers = snapshot.loc[snapshot["n_conversions"] > 0]
+    recency = buyers["recency_weeks"].to_numpy(np.float64)
+    frequency = buyers["n_conversions"].to_numpy(np.float64)
+    monetary = buyers["monetary"].to_numpy(np.float64)
+    r = quintile_scores(recency, higher_is_better=False)
+    f = quintile_scores(frequency, higher_is_better=True)
+    m = quintile_scores(monetary, higher_is_better=True)
+    cells = pd.Series(r.astype(str)) + pd.Series(f.astype(str)) + pd.Series(m.astype(str))
+    return pd.DataFrame(
+        {
+            "customer_id": buyers["customer_id"].to_numpy(),
+            "recency_weeks": recency,
+            "n_conversions": buyers["n_conversions"].to_numpy(np.int32),
+            "monetary": monetary,
+            "r_score": r,
+            "f_score": f,
+            "m_score": m,
+            "rfm_cell": cells.to_numpy(),
+        }
+    )
+
+
+def rfm_distribution(rfm: pd.DataFrame) -> pd.DataFrame:
+    """Customers per score (rows 1..5) for each of ``r_score``, ``f_score``, ``m_score``."""
+    scores = range(1, N_SCORES + 1)
+    return pd.DataFrame(
+        {
+            column: rfm[column].value_counts().reindex(scores, fill_value=0).to_numpy()
+            for column in ("r_score", "f_score", "m_score")
+        },
+        index=pd.Index(scores, name="score"),
+    )
+
+
+def lifecycle_counts(snapshot: pd.DataFrame) -> pd.DataFrame:
+    """Customers per lifecycle stage (every stage of ``LIFECYCLE_STAGES``, in order).
+
+    Returns:
+        Columns ``lifecycle``, ``customers``, ``share`` (of all customers in ``snapshot``).
+    """
+    counts = snapshot["lifecycle"].value_counts().reindex(list(LIFECYCLE_STAGES), fill_value=0)
+    total = max(int(counts.sum()), 1)
+    return pd.DataFrame(
+        {
+            "lifecycle": list(LIFECYCLE_STAGES),
+            "customers": counts.to_numpy(np.int64),
+            "share": counts.to_numpy(np.float64) / total,
+        }
+    )
+
+
+def segment_counts(snapshot: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
+    """Customers per static ``segment`` (rows) and lifecycle stage (columns), with totals.
+
+    Args:
+        snapshot: Output of :func:`customer_snapshot`.
+        customers: The canonical customers table (may have no rows).
+
+    Returns:
+        Columns ``segment``, one per stage of ``LIFECYCLE_STAGES``, ``total``; one row per
+        segment (``"(unknown)"`` for customers without one), sorted, then an ``"all"`` row.
+    """
+    segment = snapshot[["customer_id"]].merge(
+        customers[["customer_id", "segment"]], on="customer_id", how="left"
+    )["segment"]
+    labels = segment.fillna("").replace("", "(unknown)").to_numpy()
+    table = pd.crosstab(
+        pd.Series(labels, name="segment"), snapshot["lifecycle"].to_numpy(), dropna=False
+    ).reindex(columns=list(LIFECYCLE_STAGES), fill_value=0)
+    table.loc["all"] = table.sum(axis=0)
+    table["total"] = table.sum(axis=1)
+    table.columns.name = None
+    return table.reset_index().astype({c: np.int64 for c in [*LIFECYCLE_STAGES, "total"]})

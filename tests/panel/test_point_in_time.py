@@ -1,0 +1,76 @@
+"""Property: the features of week t never depend on anything at or after week t's start."""
+
+from __future__ import annotations
+
+import pandas as pd
+from conftest import CHANNELS, make_logs
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from journeyopt.panel.build import build_panel
+from journeyopt.panel.config import PanelConfig, feature_spec
+
+ORIGIN = pd.Timestamp("2024-01-01", tz="UTC")  # a Monday
+N_WEEKS = 6
+CFG = PanelConfig(as_of=str((ORIGIN + pd.Timedelta(weeks=N_WEEKS)).date()), lapse_weeks=2)
+ROLES = ("conversion", "engagement", "cancellation", "opt_out", "opt_in")
+SECONDS = N_WEEKS * 7 * 86400
+
+events = st.tuples(
+    st.sampled_from(["a", "b", "c"]),
+    st.integers(0, SECONDS - 1),
+    st.sampled_from(ROLES),
+    st.sampled_from([0.0, 10.0, 99.5]),
+    st.sampled_from(["", "email", "phone", "sms"]),
+)
+contacts = st.tuples(
+    st.sampled_from(["a", "b", "c"]),
+    st.integers(0, SECONDS - 1),
+    st.sampled_from(["none", "newsletter", "personal_call"]),
+    st.sampled_from(["", "email", "phone"]),
+)
+
+
+def _iso(seconds: int) -> str:
+    return (ORIGIN + pd.Timedelta(seconds=seconds)).isoformat()
+
+
+def _logs(
+    ev: list[tuple[str, int, str, float, str]], co: list[tuple[str, int, str, str]]
+) -> object:
+    anchor = ("a", ORIGIN.isoformat(), "engagement", 0.0, "")  # fixes the panel origin
+    return make_logs(
+        [anchor, *((c, _iso(s), r, v, ch) for c, s, r, v, ch in ev)],
+        [(c, _iso(s), a, ch, 1.0, 0.5) for c, s, a, ch in co],
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ev=st.lists(events, max_size=12),
+    co=st.lists(contacts, max_size=6),
+    week=st.integers(0, N_WEEKS - 1),
+    late_ev=st.lists(events, max_size=4),
+    late_co=st.lists(contacts, max_size=3),
+)
+def test_features_ignore_activity_from_the_week_start_on(
+    ev: list[tuple[str, int, str, float, str]],
+    co: list[tuple[str, int, str, str]],
+    week: int,
+    late_ev: list[tuple[str, int, str, float, str]],
+    late_co: list[tuple[str, int, str, str]],
+) -> None:
+    start = week * 7 * 86400
+    shift = [(c, start + s % (SECONDS - start), r, v, ch) for c, s, r, v, ch in late_ev]
+    shift_co = [(c, start + s % (SECONDS - start), a, ch) for c, s, a, ch in late_co]
+    before = build_panel(_logs(ev, co), CFG, CHANNELS)  # type: ignore[arg-type]
+    after = build_panel(_logs(ev + shift, co + shift_co), CFG, CHANNELS)  # type: ignore[arg-type]
+    features = list(feature_spec(CFG, CHANNELS).feature_names)
+    key = ["customer_id", "week"]
+    old = before.loc[before["week"] <= week, key + features]
+    new = after.loc[after["week"] <= week, key + features]
+    merged = old.merge(new, on=key, how="left", suffixes=("", "_new"), validate="1:1")
+    for name in features:
+        pd.testing.assert_series_equal(
+            merged[name], merged[f"{name}_new"], check_names=False, obj=name
+        )
