@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from journeyopt.cli import generate
+from journeyopt.cli.entry import console as console_factory
 from journeyopt.cli.entry import report_errors, to_object
 from journeyopt.cli.ingest import counts_table
 from journeyopt.cli.panel import build_outputs, print_panel_summary
@@ -68,7 +69,7 @@ class DemoOutputs:
 
 def run_demo(cfg: DemoConfig, root: Path, console: Console | None = None) -> DemoOutputs:
     """Generate, ingest and build the panel under ``root``; print what happened."""
-    console = console or Console()
+    console = console or console_factory()
     outputs = DemoOutputs(root / "logs", root / "canonical", root / "panel")
 
     console.rule("[bold]1. demo logs from the coworking world")

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from rich.console import Console
 
 from journeyopt.errors import ConfigError, JourneyoptError
 
@@ -61,3 +62,9 @@ def report_errors(job: Callable[[], T]) -> T:
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
+
+
+def console() -> Console:
+    """A rich console for command output: the terminal's width, or 120 columns when the
+    output goes to a file or pipe (CI logs), so tables are not cut at 80."""
+    return Console(width=None if sys.stdout.isatty() else 120)

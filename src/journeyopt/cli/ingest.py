@@ -15,9 +15,9 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.utils import to_absolute_path
 from omegaconf import MISSING, DictConfig
-from rich.console import Console
 from rich.table import Table
 
+from journeyopt.cli.entry import console as console_factory
 from journeyopt.cli.entry import report_errors, to_object
 from journeyopt.data.ingest import ingest
 from journeyopt.data.result import TABLES, IngestResult
@@ -77,7 +77,7 @@ def run(cfg: DictConfig) -> IngestResult:
     source.path = to_absolute_path(source.path)
     output_dir = Path(to_absolute_path(str(cfg.output_dir)))
     result = ingest(source, output_dir, overwrite=bool(cfg.overwrite))
-    console = Console()
+    console = console_factory()
     console.print(counts_table(result))
     console.print(
         f"{result.resolved_customers:,} customers "

@@ -21,6 +21,7 @@ from omegaconf import MISSING, DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from journeyopt.cli.entry import console as console_factory
 from journeyopt.cli.entry import report_errors, to_object
 from journeyopt.data.ingest import load_canonical
 from journeyopt.data.schema import CanonicalLogs
@@ -165,7 +166,7 @@ def print_panel_summary(
     summary: PanelSummary, console: Console | None = None, cohort_rows: int = 6
 ) -> None:
     """Print customers and rows, lifecycle and segment counts, RFM distribution, cohorts."""
-    console = console or Console()
+    console = console or console_factory()
     console.print(
         f"panel as of {summary.as_of:%Y-%m-%d %H:%M} UTC: {summary.n_customers:,} customers, "
         f"{summary.n_rows:,} customer-weeks; contact channels: "
@@ -174,8 +175,10 @@ def print_panel_summary(
     console.print(_frame_table(summary.lifecycle, "lifecycle at as-of"))
     console.print(_frame_table(summary.segments, "customers per segment and lifecycle"))
     console.print(_frame_table(summary.rfm_distribution.reset_index(), "RFM score distribution"))
-    cohorts = summary.cohorts.to_frame().head(cohort_rows)
-    months = [c for c in cohorts.columns if c not in ("cohort", "customers")][:12]
+    # the largest cohorts, in calendar order (the first months may hold a few early customers)
+    frame = summary.cohorts.to_frame()
+    cohorts = frame.loc[frame["customers"].nlargest(cohort_rows).index].sort_index()
+    months = [c for c in cohorts.columns if c not in ("cohort", "customers")][:10]
     console.print(
         _frame_table(cohorts[["cohort", "customers", *months]], "retention by acquisition month")
     )
