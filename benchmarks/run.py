@@ -2,6 +2,7 @@
 
     python benchmarks/run.py                    # every benchmark, full size
     python benchmarks/run.py ingest_panel --events 1000000 --repeats 3
+    python benchmarks/run.py simulator optimum --repeats 5
 
 Each measured command runs in its own child process, so its wall time and peak memory (resident
 set size) are its own. Results: median over the repeats, written as Markdown to
@@ -22,6 +23,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -107,8 +111,87 @@ def bench_ingest_panel(events: int, customers: int, contacts: int, repeats: int)
     return header + rows
 
 
+def random_masked_actions(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(N,) one action per row drawn uniformly from the True entries of (N, A) ``masks``."""
+    k = np.floor(rng.random(masks.shape[0]) * masks.sum(axis=1))
+    return np.argmax(np.cumsum(masks, axis=1) > k[:, None], axis=1)
+
+
+def single_env_rate(env: gym.Env, steps: int, masked: bool) -> float:
+    """Raw steps per second of a gymnasium env under random (masked) actions, with resets."""
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        mask = env.unwrapped.action_masks().astype(np.int8) if masked else None  # type: ignore[attr-defined]
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample(mask=mask))
+        if terminated or truncated:
+            env.reset()
+    return steps / (time.perf_counter() - t0)
+
+
+def bench_simulator(customers: int, weeks: int, env_steps: int, repeats: int) -> list[str]:
+    """Vectorised population env throughput; single-customer env and CartPole-v1 step rates."""
+    from journeyopt.sim.env import CustomerJourneyEnv, InitialPool
+    from journeyopt.sim.vec_env import PopulationVecEnv
+    from journeyopt.sim.world import load_world
+
+    world = load_world("coworking")
+    pool = InitialPool.draw(world, 10_000, seed=0)
+    rows = [
+        "| run | vec env customer-steps/s | single env steps/s | CartPole-v1 steps/s |",
+        "|---|---|---|---|",
+    ]
+    vec_rates, single_rates, cart_rates = [], [], []
+    for run in range(repeats):
+        env = PopulationVecEnv(world, customers, horizon_weeks=weeks, pool=pool, seed=run)
+        env.reset()
+        rng = np.random.default_rng(run)
+        t0 = time.perf_counter()
+        for _ in range(weeks):  # the last step auto-resets the population
+            env.step(random_masked_actions(env.action_masks(), rng))
+        vec_rates.append(customers * weeks / (time.perf_counter() - t0))
+        single = CustomerJourneyEnv(world, horizon_weeks=weeks, pool=pool)
+        single_rates.append(single_env_rate(single, env_steps, masked=True))
+        cart_rates.append(single_env_rate(gym.make("CartPole-v1"), env_steps, masked=False))
+        rates = (vec_rates[-1], single_rates[-1], cart_rates[-1])
+        rows.append(f"| {run + 1} | " + " | ".join(f"{r:,.0f}" for r in rates) + " |")
+        print(rows[-1], flush=True)
+    rows.append(
+        f"| **median** | **{statistics.median(vec_rates):,.0f}** "
+        f"| **{statistics.median(single_rates):,.0f}** | **{statistics.median(cart_rates):,.0f}** |"
+    )
+    header = [
+        f"Simulator throughput, coworking world: vectorised env with {customers:,} customers x "
+        f"{weeks} weeks (random masked actions, auto-reset included, one process); "
+        f"single-customer env and CartPole-v1: {env_steps:,} random steps; {repeats} runs.",
+        "",
+    ]
+    return header + rows
+
+
+def bench_optimum(weeks: int, repeats: int) -> list[str]:
+    """Wall time of the exact DP optimum of the coworking world."""
+    from journeyopt.sim.optimum import cyclic_weeks_of_year, solve_optimum
+    from journeyopt.sim.world import load_world
+
+    world = load_world("coworking")
+    seconds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        solve_optimum(world, weeks, 0.995, cyclic_weeks_of_year(1, weeks))
+        seconds.append(time.perf_counter() - t0)
+    runs = ", ".join(f"{s:.2f}" for s in seconds)
+    return [
+        f"Exact optimum (backward induction), coworking world, {weeks} weeks: "
+        f"median **{statistics.median(seconds):.2f} s** over {repeats} runs ({runs} s).",
+    ]
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[str]]] = {
     "ingest_panel": lambda a: bench_ingest_panel(a.events, a.customers, a.contacts, a.repeats),
+    "simulator": lambda a: bench_simulator(a.sim_customers, a.weeks, a.env_steps, a.repeats),
+    "optimum": lambda a: bench_optimum(a.weeks, a.repeats),
 }
 
 
@@ -119,6 +202,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--contacts", type=int, default=2_000_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sim-customers", type=int, default=100_000)
+    parser.add_argument("--weeks", type=int, default=52)
+    parser.add_argument("--env-steps", type=int, default=20_000)
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     machine = f"{platform.machine()}, {resource.getpagesize()} B pages, python {platform.python_version()}"

@@ -1,0 +1,180 @@
+"""Baseline policies behind the :class:`~journeyopt.agents.policy.Policy` interface.
+
+- :class:`NoContact`: never contacts anybody.
+- :class:`UniformRandom`: uniform over the allowed actions (``none`` included).
+- :class:`StaffPolicy`: today's practice, :func:`journeyopt.sim.behaviour.staff_actions`.
+- :class:`MyopicPolicy`: "next best offer", the allowed action of the highest expected reward
+  this week under the world's own response model (a greedy policy that knows the truth).
+- :class:`OptimumPolicy`: the exact finite-horizon optimum of
+  :func:`journeyopt.sim.optimum.solve_optimum`, looked up by the discrete state.
+
+Deterministic policies return one-hot probabilities. A deterministic policy's choice that the
+masks forbid (stricter contact rules than the world's opt-outs) is replaced by ``none``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from journeyopt.agents.policy import Bool, Float, IntArray, Observation, masked_argmax, one_hot
+from journeyopt.sim.behaviour import StaffRules, staff_actions
+from journeyopt.sim.discrete import discrete_state, summarise
+from journeyopt.sim.dynamics import expected_reward, response_probabilities
+from journeyopt.sim.optimum import OptimalPolicy
+from journeyopt.sim.world import WorldSpec
+
+
+def _allowed_or_none(actions: IntArray, masks: Bool) -> IntArray:
+    """Replace actions the masks forbid by ``none`` (0)."""
+    a = np.asarray(actions, np.int64)
+    return np.where(masks[np.arange(a.shape[0]), a], a, 0).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class NoContact:
+    """Never contact: action ``none`` for everybody."""
+
+    name: str = "no_contact"
+
+    def act(
+        self, observation: Observation, masks: Bool, rng: np.random.Generator
+    ) -> tuple[IntArray, Float]:
+        actions = np.zeros(observation.n, np.int64)
+        return actions, one_hot(actions, masks.shape[1])
+
+
+@dataclass(frozen=True)
+class UniformRandom:
+    """Uniform over the allowed actions (``none`` included); one uniform draw per customer."""
+
+    name: str = "random"
+
+    def act(
+        self, observation: Observation, masks: Bool, rng: np.random.Generator
+    ) -> tuple[IntArray, Float]:
+        n_allowed = masks.sum(axis=1)
+        k = np.minimum(np.floor(rng.random(masks.shape[0]) * n_allowed), n_allowed - 1)
+        # the k-th allowed column
+        actions = np.argmax(np.cumsum(masks, axis=1) > k[:, None], axis=1).astype(np.int64)
+        return actions, masks / n_allowed[:, None]
+
+
+@dataclass(frozen=True)
+class StaffPolicy:
+    """Today's staff rules (:func:`journeyopt.sim.behaviour.staff_actions`), without the logs'
+    exploration. The campaign calendar runs on ``observation.week``.
+
+    Attributes:
+        world: The world (action and segment names).
+        rules: The staff rules.
+    """
+
+    world: WorldSpec
+    rules: StaffRules = field(default_factory=StaffRules)
+    name: str = "staff_rules"
+
+    def act(
+        self, observation: Observation, masks: Bool, rng: np.random.Generator
+    ) -> tuple[IntArray, Float]:
+        staff = staff_actions(
+            self.world, self.rules, observation.features, observation.segment, observation.week
+        )
+        actions = _allowed_or_none(staff, masks)
+        return actions, one_hot(actions, masks.shape[1])
+
+
+def expected_rewards(world: WorldSpec, observation: Observation) -> Float:
+    """(N, A) expected reward of each action this week under the world's response model,
+    currency."""
+    summary = summarise(observation.features, observation.segment, world)
+    n, n_actions = observation.n, world.actions.n_actions
+    rewards = np.empty((n, n_actions))
+    for a in range(n_actions):
+        actions = np.full(n, a, np.int64)
+        responses = response_probabilities(world, summary, actions, observation.week_of_year)
+        rewards[:, a] = expected_reward(world, responses, actions)
+    return rewards
+
+
+@dataclass(frozen=True)
+class MyopicPolicy:
+    """ "Next best offer": maximise this week's expected reward over the allowed actions
+    (ties to the lowest index, so ``none`` unless a contact pays for itself this week).
+
+    Attributes:
+        world: The world whose response model scores the actions.
+    """
+
+    world: WorldSpec
+    name: str = "myopic"
+
+    def act(
+        self, observation: Observation, masks: Bool, rng: np.random.Generator
+    ) -> tuple[IntArray, Float]:
+        actions = masked_argmax(expected_rewards(self.world, observation), masks)
+        return actions, one_hot(actions, masks.shape[1])
+
+
+@dataclass(frozen=True)
+class OptimumPolicy:
+    """The exact optimum: the DP's action for the customer's discrete state and episode week.
+
+    Optimal under the world's own rules (opt-outs only); under stricter masks a forbidden
+    optimal action becomes ``none`` (and the result is no longer optimal).
+
+    Attributes:
+        world: The world the optimum was solved for.
+        optimum: The solved optimum; ``observation.week`` must be below its horizon.
+    """
+
+    world: WorldSpec
+    optimum: OptimalPolicy
+    name: str = "optimum"
+
+    def act(
+        self, observation: Observation, masks: Bool, rng: np.random.Generator
+    ) -> tuple[IntArray, Float]:
+        if observation.week >= self.optimum.horizon_weeks:
+            raise ValueError(
+                f"week {observation.week} is beyond the optimum's horizon "
+                f"({self.optimum.horizon_weeks} weeks)"
+            )
+        expected_woy = int(self.optimum.weeks_of_year[observation.week])
+        if observation.week_of_year != expected_woy:
+            raise ValueError(
+                f"the optimum was solved with week {observation.week} in week of year "
+                f"{expected_woy}, the observation is in {observation.week_of_year}"
+            )
+        states = discrete_state(observation.features, observation.segment, self.world)
+        chosen = self.optimum.optimal_actions(states, observation.week)
+        actions = _allowed_or_none(chosen, masks)
+        return actions, one_hot(actions, masks.shape[1])
+
+
+BASELINES: tuple[str, ...] = ("no_contact", "random", "staff_rules", "myopic", "optimum")
+"""Names accepted by :func:`make_baseline`."""
+
+
+def make_baseline(
+    name: str,
+    world: WorldSpec,
+    staff_rules: StaffRules | None = None,
+    optimum: OptimalPolicy | None = None,
+) -> NoContact | UniformRandom | StaffPolicy | MyopicPolicy | OptimumPolicy:
+    """The baseline called ``name`` (see :data:`BASELINES`); ``optimum`` is required for
+    ``"optimum"``."""
+    if name == "no_contact":
+        return NoContact()
+    if name == "random":
+        return UniformRandom()
+    if name == "staff_rules":
+        return StaffPolicy(world, staff_rules if staff_rules is not None else StaffRules())
+    if name == "myopic":
+        return MyopicPolicy(world)
+    if name == "optimum":
+        if optimum is None:
+            raise ValueError("the optimum baseline needs a solved optimum")
+        return OptimumPolicy(world, optimum)
+    raise ValueError(f"unknown baseline {name!r}; known: {BASELINES}")

@@ -1,0 +1,298 @@
+"""Simulation evaluation: every policy on the same customers with common random numbers.
+
+Every policy starts from the same initial customers (one draw of the world's initial
+population) and meets the same random numbers: the world's generator is re-created from the
+same seed for each policy, and the dynamics draw a fixed number of random numbers per
+customer-week whatever the actions (a test checks it), so customer ``i``'s ``u`` in week ``t``
+is the same under every policy. Policies draw their own randomness from a separate generator.
+Paired differences between policies therefore have much smaller variance than independent runs.
+
+Metrics per policy (and per customer type), for ``N`` customers over ``H`` weeks:
+
+- ``value``: mean discounted return ``sum_t gamma^t r_t`` per customer, currency, with a 95 %
+  confidence interval (normal approximation, ``1.96 * sd / sqrt(N)``);
+- ``pct_of_optimum``: ``100 * value / V*`` with ``V*`` the exact expected optimal value of the
+  same initial states (the DP's ``values[0]``), not a simulated estimate;
+- ``uplift``: mean paired difference to the reference policy (today's staff rules), with its
+  95 % confidence interval;
+- ``contacts_per_customer_week``, ``optout_rate`` (share of customers who opted out of at least
+  one channel within the horizon), and undiscounted ``revenue`` (amount paid), ``contact_cost``
+  and ``discount_cost`` per customer, currency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from journeyopt.agents.policy import Observation, Policy
+from journeyopt.panel.state import CustomerState, state_features
+from journeyopt.sim.behaviour import contact_rules
+from journeyopt.sim.discrete import discrete_state
+from journeyopt.sim.env import EpisodeClock, step_customers
+from journeyopt.sim.optimum import OptimalPolicy, cyclic_weeks_of_year, solve_optimum
+from journeyopt.sim.population import initial_population
+from journeyopt.sim.rules import ContactRules
+from journeyopt.sim.world import WorldSpec
+
+Float = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+Z95 = 1.959963984540054
+"""Two-sided 95 % quantile of the standard normal."""
+
+
+@dataclass(frozen=True)
+class PolicyRun:
+    """Per-customer results of one policy, each (N,).
+
+    Attributes:
+        name: Policy name.
+        value: Discounted return, currency.
+        revenue: Amount paid over the horizon (undiscounted), currency.
+        contact_cost: Contact costs over the horizon (undiscounted), currency.
+        discount_cost: Margin given away by discounts (undiscounted), currency.
+        contacts: Contacts carried out.
+        opted_out: Opted out of at least one channel within the horizon.
+        forbidden: Forbidden actions the policy requested (carried out as ``none``).
+    """
+
+    name: str
+    value: Float
+    revenue: Float
+    contact_cost: Float
+    discount_cost: Float
+    contacts: IntArray
+    opted_out: NDArray[np.bool_]
+    forbidden: IntArray
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """The evaluation of several policies on the same customers.
+
+    Attributes:
+        table: One row per policy and customer type (``segment == "all"`` for everybody),
+            columns as in :func:`summary_table`.
+        runs: Per-customer results of each policy.
+        optimum_value: (N,) exact optimal expected value of each customer's initial state.
+        segment: (N,) customer type index.
+        segment_names: Customer type names.
+        horizon_weeks, gamma, seed, start_week_of_year: The settings.
+    """
+
+    table: pd.DataFrame
+    runs: tuple[PolicyRun, ...]
+    optimum_value: Float
+    segment: IntArray
+    segment_names: tuple[str, ...]
+    horizon_weeks: int
+    gamma: float
+    seed: int
+    start_week_of_year: int
+
+
+def simulate_policy(
+    world: WorldSpec,
+    policy: Policy,
+    state: CustomerState,
+    segment: IntArray,
+    clock: EpisodeClock,
+    gamma: float,
+    world_rng: np.random.Generator,
+    policy_rng: np.random.Generator,
+    rules: ContactRules,
+) -> PolicyRun:
+    """Roll ``N`` customers forward ``clock.horizon_weeks`` weeks under ``policy``.
+
+    Args:
+        world: The world.
+        policy: The policy; its actions are guarded by ``rules``'s masks.
+        state: Initial state of the customers (not modified).
+        segment: (N,) customer type index.
+        clock: Horizon and weeks of year.
+        gamma: Weekly discount factor.
+        world_rng: The world's randomness (common random numbers: same seed for every policy).
+        policy_rng: The policy's own randomness.
+        rules: Contact rules giving the masks.
+    """
+    n = segment.shape[0]
+    totals = {k: np.zeros(n) for k in ("value", "revenue", "contact", "discount")}
+    contacts = np.zeros(n, np.int64)
+    forbidden = np.zeros(n, np.int64)
+    opted_out = np.zeros(n, bool)
+    state = state.take(slice(None))
+    for t in range(clock.horizon_weeks):
+        woy = int(clock.weeks_of_year[t])
+        features = state_features(state, world.features)
+        masks = rules.masks(features)
+        actions, _ = policy.act(Observation(features, segment, woy, t), masks, policy_rng)
+        step = step_customers(world, state, features, segment, masks, actions, woy, world_rng)
+        out = step.outcome
+        totals["value"] += gamma**t * out.reward
+        totals["revenue"] += out.paid
+        totals["contact"] += out.contact_cost
+        totals["discount"] += out.discount_cost
+        contacts += out.actions != 0
+        forbidden += step.forbidden
+        opted_out |= out.opted_out
+        state = step.state
+    return PolicyRun(
+        name=policy.name,
+        value=totals["value"],
+        revenue=totals["revenue"],
+        contact_cost=totals["contact"],
+        discount_cost=totals["discount"],
+        contacts=contacts,
+        opted_out=opted_out,
+        forbidden=forbidden,
+    )
+
+
+def mean_ci(x: Float) -> tuple[float, float, float]:
+    """Mean of ``x`` (n,) and its 95 % confidence interval (normal approximation)."""
+    n = x.shape[0]
+    mean = float(np.mean(x))
+    half = Z95 * float(np.std(x, ddof=1)) / np.sqrt(n) if n > 1 else float("nan")
+    return mean, mean - half, mean + half
+
+
+def _rows(
+    run: PolicyRun,
+    reference: PolicyRun | None,
+    optimum_value: Float,
+    rows: NDArray[np.bool_],
+    horizon_weeks: int,
+) -> dict[str, float]:
+    value, low, high = mean_ci(run.value[rows])
+    if reference is not None:
+        uplift, u_low, u_high = mean_ci(run.value[rows] - reference.value[rows])
+    else:
+        uplift = u_low = u_high = float("nan")
+    return {
+        "customers": int(rows.sum()),
+        "value": value,
+        "value_ci_low": low,
+        "value_ci_high": high,
+        "pct_of_optimum": 100.0 * value / float(np.mean(optimum_value[rows])),
+        "uplift": uplift,
+        "uplift_ci_low": u_low,
+        "uplift_ci_high": u_high,
+        "contacts_per_customer_week": float(np.mean(run.contacts[rows])) / horizon_weeks,
+        "optout_rate": float(np.mean(run.opted_out[rows])),
+        "revenue": float(np.mean(run.revenue[rows])),
+        "contact_cost": float(np.mean(run.contact_cost[rows])),
+        "discount_cost": float(np.mean(run.discount_cost[rows])),
+        "forbidden_per_customer": float(np.mean(run.forbidden[rows])),
+    }
+
+
+def summary_table(
+    runs: Sequence[PolicyRun],
+    optimum_value: Float,
+    segment: IntArray,
+    segment_names: Sequence[str],
+    horizon_weeks: int,
+    reference: str | None = "staff_rules",
+) -> pd.DataFrame:
+    """One row per policy and customer type (``"all"`` first), see the module docstring.
+
+    Columns: ``policy``, ``segment``, ``customers``, ``value`` (+ ``value_ci_low/high``),
+    ``pct_of_optimum``, ``uplift`` (+ ``uplift_ci_low/high``; NaN without the reference),
+    ``contacts_per_customer_week``, ``optout_rate``, ``revenue``, ``contact_cost``,
+    ``discount_cost``, ``forbidden_per_customer``.
+    """
+    ref = next((r for r in runs if r.name == reference), None)
+    groups = [("all", np.ones(segment.shape[0], bool))]
+    groups += [(name, segment == k) for k, name in enumerate(segment_names)]
+    records = [
+        {"policy": run.name, "segment": name, **_rows(run, ref, optimum_value, rows, horizon_weeks)}
+        for run in runs
+        for name, rows in groups
+        if rows.any()
+    ]
+    return pd.DataFrame.from_records(records)
+
+
+def evaluate_policies(
+    world: WorldSpec,
+    policies: Sequence[Policy],
+    n_customers: int = 10_000,
+    horizon_weeks: int = 52,
+    gamma: float = 0.995,
+    seed: int = 0,
+    start_week_of_year: int = 1,
+    rules: ContactRules | None = None,
+    optimum: OptimalPolicy | None = None,
+    reference: str | None = "staff_rules",
+) -> EvaluationResult:
+    """Evaluate ``policies`` on the same ``n_customers`` with common random numbers.
+
+    Args:
+        world: The world.
+        policies: Policies with distinct names.
+        n_customers: Customers drawn from the world's initial population.
+        horizon_weeks: Weeks simulated per customer.
+        gamma: Weekly discount factor in (0, 1].
+        seed: Seed of the population, the world's randomness and the policies' randomness.
+        start_week_of_year: ISO week of year of the first week.
+        rules: Contact rules giving the masks; default the world's own (opt-outs only).
+        optimum: The solved optimum for ``% of optimum``; solved here when omitted (it must
+            match the horizon, discount factor and weeks of year).
+        reference: Name of the policy uplifts are measured against (None: no uplift).
+    """
+    names = [p.name for p in policies]
+    if len(set(names)) != len(names):
+        raise ValueError(f"policy names must be distinct, got {names}")
+    if n_customers < 2:
+        raise ValueError(f"n_customers must be >= 2, got {n_customers}")
+    clock = EpisodeClock.of(horizon_weeks, start_week_of_year)
+    weeks_of_year = cyclic_weeks_of_year(start_week_of_year, horizon_weeks)
+    if optimum is None:
+        optimum = solve_optimum(world, horizon_weeks, gamma, weeks_of_year)
+    elif (
+        optimum.horizon_weeks != horizon_weeks
+        or optimum.gamma != gamma
+        or not np.array_equal(optimum.weeks_of_year, weeks_of_year)
+    ):
+        raise ValueError("the optimum was solved for another horizon, gamma or calendar")
+    rules = rules if rules is not None else contact_rules(world)
+    population_seed, world_seed, policy_seed = np.random.SeedSequence(seed).spawn(3)
+    state, customers, _ = initial_population(
+        world, n_customers, np.random.default_rng(population_seed)
+    )
+    segment = customers.segment.astype(np.int64)
+    features = state_features(state, world.features)
+    optimum_value = optimum.value(discrete_state(features, segment, world), 0)
+    runs = tuple(
+        simulate_policy(
+            world,
+            policy,
+            state,
+            segment,
+            clock,
+            gamma,
+            np.random.default_rng(world_seed),
+            np.random.default_rng(policy_seed),
+            rules,
+        )
+        for policy in policies
+    )
+    table = summary_table(
+        runs, optimum_value, segment, world.segment_names, horizon_weeks, reference
+    )
+    return EvaluationResult(
+        table=table,
+        runs=runs,
+        optimum_value=optimum_value,
+        segment=segment,
+        segment_names=world.segment_names,
+        horizon_weeks=horizon_weeks,
+        gamma=gamma,
+        seed=seed,
+        start_week_of_year=start_week_of_year,
+    )
