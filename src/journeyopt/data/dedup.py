@@ -19,8 +19,10 @@ of input rows.
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from journeyopt.data.schema import Role
 
@@ -32,7 +34,7 @@ def drop_exact(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     keys = [c for c in frame.columns if c not in _NOT_KEYS]
     # Cheap pre-filter on a few columns; the full comparison runs on the candidates only.
     cheap: list[str] = [c for c in ("customer_id", "ts", "value", "action") if c in keys] or keys
-    candidate = pd.Series(_group_codes(frame, cheap)).duplicated(keep=False).to_numpy()
+    candidate = _repeated(_row_hashes(frame, cheap))
     if not candidate.any():
         return frame, 0
     among = pd.Series(_group_codes(frame.loc[candidate], keys)).duplicated(keep="first")
@@ -44,8 +46,72 @@ def drop_exact(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
 def drop_duplicate_ids(frame: pd.DataFrame, column: str = "event_id") -> tuple[pd.DataFrame, int]:
     """Drop rows whose non-empty ``column`` value appeared in an earlier row."""
     ids = frame[column]
-    dup = (ids.duplicated(keep="first") & (ids != "")).to_numpy()
+    dup = np.zeros(len(frame), dtype=bool)
+    candidate = _may_repeat(ids)
+    if candidate.any():
+        among = ids[candidate]
+        dup[candidate] = (among.duplicated(keep="first") & (among != "")).to_numpy()
+    if not dup.any():
+        return frame, 0
     return frame.loc[~dup].reset_index(drop=True), int(dup.sum())
+
+
+def _may_repeat(values: pd.Series) -> np.ndarray:
+    """Rows whose value may occur more than once: a superset of the repeated values, found
+    by sorting 64-bit hashes instead of hashing strings into a table; the caller compares the
+    candidates exactly. Shape ``(n,)``, bool."""
+    if len(values) < 2 or values.dtype != "str":
+        return np.ones(len(values), dtype=bool)
+    return _repeated(_string_hashes(values))
+
+
+def _repeated(hashes: np.ndarray) -> np.ndarray:
+    """Where a hash occurs more than once (by sorting). Shape ``(n,)``, bool."""
+    ordered = np.sort(hashes)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    if not len(repeated):
+        return np.zeros(len(hashes), dtype=bool)
+    return np.asarray(pd.Series(hashes).isin(repeated).to_numpy())
+
+
+def _row_hashes(frame: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """A 64-bit hash per row of the ``keys`` columns: equal rows, equal hashes (the converse
+    only almost surely). Shape ``(n,)``, uint64."""
+    hashes = np.zeros(len(frame), dtype=np.uint64)
+    for key in keys:
+        hashes = _mix(hashes * np.uint64(0x9E3779B97F4A7C15) + _column_bits(frame[key]))
+    return hashes
+
+
+def _column_bits(values: pd.Series) -> np.ndarray:
+    """64 bits per value, equal for equal values. Shape ``(n,)``, uint64."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy().astype(np.int64).view(np.uint64)
+    if values.dtype.kind == "f":
+        x = values.to_numpy(dtype=np.float64) + 0.0  # -0.0 -> 0.0
+        return np.where(np.isnan(x), np.nan, x).view(np.uint64)
+    if values.dtype.kind in "iub":
+        return values.to_numpy().astype(np.int64).view(np.uint64)
+    if values.dtype.kind == "M":
+        return np.asarray(values.array.asi8).view(np.uint64)
+    if values.dtype == "str":
+        return _string_hashes(values)
+    return pd.factorize(values, use_na_sentinel=False)[0].astype(np.int64).view(np.uint64)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser: spreads every input bit over the output. Shape kept."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _string_hashes(values: pd.Series) -> np.ndarray:
+    """DuckDB's 64-bit hash of each string (multithreaded). Shape ``(n,)``, uint64."""
+    table = pa.table({"v": pa.array(values, type=pa.large_string())})
+    with duckdb.connect() as con:
+        con.register("strings", table)
+        return np.asarray(con.execute("SELECT hash(v) AS h FROM strings").fetchnumpy()["h"])
 
 
 def _epoch_ns(ts: pd.Series) -> np.ndarray:
@@ -62,14 +128,22 @@ def _group_codes(frame: pd.DataFrame, keys: list[str]) -> np.ndarray:
     code = np.zeros(len(frame), dtype=np.int64)
     n_codes = 1
     for key in keys:
-        column_code, uniques = pd.factorize(frame[key], use_na_sentinel=False)
-        k = max(len(uniques), 1)
+        column_code, k = _codes(frame[key])
         if n_codes * k >= 2**62:
             code, running = pd.factorize(code)
             n_codes = max(len(running), 1)
         code = code * k + column_code
         n_codes *= k
     return code
+
+
+def _codes(values: pd.Series) -> tuple[np.ndarray, int]:
+    """Int codes of one column (equal values, equal codes; missing values share a code) and an
+    upper bound of the codes + 1. A categorical's own codes are used: no hashing."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy().astype(np.int64) + 1, len(values.cat.categories) + 1
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    return codes, max(len(uniques), 1)
 
 
 def drop_near_duplicates(
@@ -90,6 +164,8 @@ def drop_near_duplicates(
     close = np.diff(ts[order]) <= seconds * 1_000_000_000
     dup = np.zeros(len(frame), dtype=bool)
     dup[order[1:]] = same_group & close
+    if not dup.any():
+        return frame, 0
     return frame.loc[~dup].reset_index(drop=True), int(dup.sum())
 
 
@@ -109,7 +185,7 @@ def merge_same_day_conversions(frame: pd.DataFrame, timezone: str) -> tuple[pd.D
         return frame, 0
     conv = frame.loc[is_conv]
     day = local_day(conv["ts"], timezone)
-    keys = pd.DataFrame({"customer_id": conv["customer_id"].to_numpy(), "day": day.to_numpy()})
+    keys = pd.DataFrame({"customer_id": conv["customer_id"], "day": day}).reset_index(drop=True)
     group = _group_codes(keys, ["customer_id", "day"])
     ts = _epoch_ns(conv["ts"])
     order = np.lexsort((np.arange(len(conv)), ts, group))

@@ -173,6 +173,12 @@ def apply_mapping(raw_ids: pd.Series, mapping: pd.DataFrame) -> pd.Series:
     """
     if len(mapping) == 0 or len(raw_ids) == 0:
         return raw_ids
+    if isinstance(raw_ids.dtype, pd.CategoricalDtype):  # map the categories only
+        resolved_categories = apply_mapping(pd.Series(raw_ids.cat.categories, dtype="str"), mapping)
+        codes, categories = pd.factorize(resolved_categories)
+        remap = np.append(codes, -1)[raw_ids.cat.codes.to_numpy()]
+        dtype = pd.CategoricalDtype(pd.Index(categories, dtype="str"))
+        return pd.Series(pd.Categorical.from_codes(remap, dtype=dtype), index=raw_ids.index)
     codes, uniques = pd.factorize(raw_ids)
     position = pd.Index(mapping["raw_id"]).get_indexer(uniques)
     resolved = np.where(

@@ -17,9 +17,11 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pandera.errors
 import pandera.pandas as pa
+import pyarrow
 
 from journeyopt.data.dedup import (
     drop_duplicate_ids,
@@ -186,7 +188,7 @@ def _validated(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
     frame = frame.reset_index(drop=True)
     for name, column in schema.columns.items():
         if "str" in str(column.dtype) and frame[name].dtype != "str":
-            frame[name] = frame[name].astype("str")
+            frame[name] = _as_str(frame[name])
     for name in ("ts", "signup_date"):
         if name in frame.columns:
             frame[name] = frame[name].astype(UTC_TS)
@@ -194,6 +196,30 @@ def _validated(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
         return schema.validate(frame)
     except (pandera.errors.SchemaError, pandera.errors.SchemaErrors) as err:
         raise RuntimeError(f"ingestion produced an invalid {schema.name} table: {err}") from err
+
+
+def _as_str(values: pd.Series) -> pd.Series:
+    """``values`` as pandas strings; categoricals by an Arrow take of their categories."""
+    if isinstance(values.dtype, pd.CategoricalDtype) and values.cat.categories.dtype == "str":
+        categories = pyarrow.array(values.cat.categories, type=pyarrow.large_string())
+        codes = pyarrow.array(values.cat.codes.to_numpy(), mask=(values.cat.codes < 0).to_numpy())
+        return pd.Series(categories.take(codes).to_pandas(), index=values.index, dtype="str")
+    return values.astype("str")
+
+
+def _n_distinct(columns: list[pd.Series]) -> int:
+    """Distinct values over ``columns`` (categoricals count only the categories in use)."""
+    parts = []
+    for values in columns:
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            codes = values.cat.codes.to_numpy()
+            used = np.bincount(codes[codes >= 0], minlength=len(values.cat.categories)) > 0
+            parts.append(pd.Series(values.cat.categories[used], dtype="str"))
+            if (codes < 0).any():
+                parts.append(pd.Series([None], dtype="str"))
+        else:
+            parts.append(values.astype("str"))
+    return int(pd.concat(parts, ignore_index=True).nunique()) if parts else 0
 
 
 def run_ingest(source: SourceConfig) -> IngestOutput:
@@ -211,8 +237,8 @@ def run_ingest(source: SourceConfig) -> IngestOutput:
     )
     rejects = concat_rejects([ev_rejects, co_rejects, cu_rejects, id_rejects])
     reasons = rejects["table"] + ": " + rejects["reason"].str.replace(r" '.*", "", regex=True)
-    all_ids = pd.concat(
-        [logs.events["customer_id"], logs.contacts["customer_id"], logs.customers["customer_id"]]
+    n_customers = _n_distinct(
+        [events["customer_id"], contacts["customer_id"], customers["customer_id"]]
     )
     result = IngestResult(
         source=source.name,
@@ -221,7 +247,7 @@ def run_ingest(source: SourceConfig) -> IngestOutput:
         contacts=co_counts,
         customers=cu_counts,
         identities=id_counts,
-        resolved_customers=int(all_ids.nunique()),
+        resolved_customers=n_customers,
         raw_ids=identity.n_raw_ids,
         raw_ids_merged=identity.n_merged,
         overshared_identifiers=identity.n_overshared,

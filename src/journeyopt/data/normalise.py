@@ -22,6 +22,9 @@ import pyarrow.compute as pc
 from journeyopt.data.schema import UTC_TS
 
 _OFFSET_RE = r"[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|z|UTC|[+-]\d{2}(:?\d{2})?)$"
+_DATE_TIME = r"^(1[7-9]|2[01])\d{2}-\d{2}-\d{2}[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?"
+_ISO_NAIVE_RE = _DATE_TIME + "$"
+_ISO_AWARE_RE = _DATE_TIME + r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
 _NAN_WORDS = frozenset({"nan", "+nan", "-nan"})
 _PHONE_JUNK_RE = r"[\s\-\(\)\./]"
 
@@ -55,32 +58,70 @@ def parse_timestamps(
         ``(ts, reason)``: ``ts`` is ``datetime64[ns, UTC]`` with NaT where the value is blank or
         unparseable; ``reason`` is ``"empty timestamp"``, ``"unparseable timestamp"`` or ``""``.
     """
-    blank = is_blank(values)
+    ts, checks = timestamp_checks(values, timezone, fmt)
+    return ts, reasons(checks, values.index)
+
+
+def timestamp_checks(
+    values: pd.Series, timezone: str, fmt: str = ""
+) -> tuple[pd.Series, list[Check]]:
+    """:func:`parse_timestamps` with the reasons as :data:`Check` masks, highest priority
+    first (no per-row reason strings: cheap for long tables)."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        ts = values.dt.tz_convert("UTC")
+        blank, ts = values.isna().to_numpy(), values.dt.tz_convert("UTC")
     elif values.dtype.kind == "M":
-        ts = _localise(values, timezone)
+        blank, ts = values.isna().to_numpy(), _localise(values, timezone)
     else:
         text = _as_str(values)
+        blank = (text == "").to_numpy()
         if fmt:
             parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc="%z" in fmt)
             ts = parsed if "%z" in fmt else _localise(parsed, timezone)
         else:
             ts = _parse_iso(text, timezone)
     ts = ts.astype(UTC_TS)
-    reason = pd.Series(OK, index=values.index, dtype="str")
-    reason = reason.mask(ts.isna(), "unparseable timestamp").mask(blank, "empty timestamp")
-    return ts, reason
+    return ts, [(blank, "empty timestamp"), (ts.isna().to_numpy(), "unparseable timestamp")]
+
+
+Check = tuple[np.ndarray, str]
+"""A boolean row mask, shape ``(n,)``, and the reason it stands for."""
+
+
+def reasons(checks: list[Check], index: pd.Index) -> pd.Series:
+    """Per-row reason (``""`` when no check matches): the first matching check wins.
+    Shape ``(n,)``, str."""
+    reason = np.full(len(index), OK, dtype=object)
+    for mask, why in reversed(checks):
+        reason[mask] = why
+    return pd.Series(reason, index=index, dtype="str")
 
 
 def _parse_iso(text: pd.Series, timezone: str) -> pd.Series:
-    """ISO 8601 strings, some with an offset and some naive, to UTC."""
-    has_offset = pd.Series(
-        pc.match_substring_regex(pa.array(text, type=pa.string()), _OFFSET_RE).to_numpy(
-            zero_copy_only=False
-        ),
-        index=text.index,
-    )
+    """ISO 8601 strings, some with an offset and some naive, to UTC.
+
+    The common shapes (``YYYY-MM-DD[T ]HH:MM:SS[.f]`` with ``Z``, ``+HH:MM`` or no offset) are
+    parsed in C++ by Arrow; anything else, and any batch Arrow refuses, by pandas.
+    """
+    out = pd.Series(pd.NaT, index=text.index, dtype=UTC_TS)
+    rest = np.arange(len(text))  # positions not parsed yet
+    for shape, aware in ((_ISO_NAIVE_RE, False), (_ISO_AWARE_RE, True)):
+        todo = text if len(rest) == len(text) else text.iloc[rest]
+        arr = pa.array(todo, type=pa.large_string())
+        fits = _matches(arr, shape)
+        parsed = _cast_iso(arr.filter(pa.array(fits)), aware) if fits.any() else None
+        if parsed is not None:
+            at = rest[fits]
+            out.iloc[at] = parsed if aware else _localise(pd.Series(parsed), timezone).array
+            rest = rest[~fits]
+    if len(rest):
+        out.iloc[rest] = _parse_iso_pandas(text.iloc[rest], timezone).array
+    return out
+
+
+def _parse_iso_pandas(text: pd.Series, timezone: str) -> pd.Series:
+    """The reference parser of :func:`_parse_iso`: any ISO 8601 shape pandas reads."""
+    arr = pa.array(text, type=pa.large_string())
+    has_offset = pd.Series(_matches(arr, _OFFSET_RE), index=text.index)
     out = pd.Series(pd.NaT, index=text.index, dtype=UTC_TS)
     if has_offset.any():
         aware = text[has_offset].str.replace(r"\s*UTC$", "Z", regex=True)
@@ -93,6 +134,22 @@ def _parse_iso(text: pd.Series, timezone: str) -> pd.Series:
         else:
             out[naive] = _localise(parsed, timezone)
     return out
+
+
+def _matches(arr: pa.Array | pa.ChunkedArray, pattern: str) -> np.ndarray:
+    """Where the strings of ``arr`` match the regex ``pattern``. Shape ``(n,)``, bool."""
+    return np.asarray(pc.match_substring_regex(arr, pattern).to_numpy(zero_copy_only=False))
+
+
+def _cast_iso(arr: pa.Array | pa.ChunkedArray, aware: bool) -> pd.DatetimeIndex | None:
+    """Arrow's ISO 8601 cast of ``k`` strings of one common shape: UTC instants (``aware``) or
+    naive datetimes; ``None`` if Arrow refuses any value (e.g. 30 February): pandas decides."""
+    try:
+        cast = pc.cast(arr, pa.timestamp("ns", tz="UTC" if aware else None))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    naive = pd.DatetimeIndex(np.asarray(cast.to_numpy(zero_copy_only=False), dtype="M8[ns]"))
+    return naive.tz_localize("UTC") if aware else naive
 
 
 def _localise(naive: pd.Series, timezone: str) -> pd.Series:
@@ -118,46 +175,78 @@ def parse_amounts(
         the reason per row: ``"not a number"``, ``"NaN"``, ``"infinite"``, ``"negative"``,
         ``"above data.max_value=<max>"`` or ``""``.
     """
-    blank = is_blank(values)
+    number, checks = amount_checks(values, max_value, blank_default=blank_default)
+    return number, reasons(checks, values.index)
+
+
+def amount_checks(
+    values: pd.Series, max_value: float, *, blank_default: float | None = 0.0
+) -> tuple[pd.Series, list[Check]]:
+    """:func:`parse_amounts` with the reasons as :data:`Check` masks, highest priority first."""
+    blank = is_blank(values).to_numpy()
     number, nan_word = _to_float(values)
-    reason = pd.Series(OK, index=values.index, dtype="str")
-    reason = reason.mask(number.isna() & ~blank, "not a number")
-    reason = reason.mask(nan_word, "NaN")
-    reason = reason.mask(np.isinf(number), "infinite")
-    reason = reason.mask(
-        np.isfinite(number) & (number > max_value), f"above data.max_value={max_value:g}"
-    )
-    reason = reason.mask(np.isfinite(number) & (number < 0), "negative")
+    x = number.to_numpy()
+    finite = np.isfinite(x)
+    checks = [
+        (finite & (x < 0), "negative"),
+        (finite & (x > max_value), f"above data.max_value={max_value:g}"),
+        (np.isinf(x), "infinite"),
+        (nan_word, "NaN"),
+        (np.isnan(x) & ~blank, "not a number"),
+    ]
     if blank_default is not None:
         number = number.mask(blank, blank_default)
-    return number.where(reason == OK), reason
+    return number.where(~_any(checks)), checks
 
 
-def _to_float(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+def _any(checks: list[Check]) -> np.ndarray:
+    """Rows matched by any check. Shape ``(n,)``, bool."""
+    out = np.zeros(len(checks[0][0]), dtype=bool)
+    for mask, _ in checks:
+        out |= mask
+    return out
+
+
+def _to_float(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """Floats from strings or numbers; also flags literal NaN spellings. Shapes ``(n,)``."""
     if values.dtype.kind in "fiub":
         number = values.astype("float64")
-        return number, number.isna() & values.notna()
+        return number, (number.isna() & values.notna()).to_numpy()
     text = _as_str(values)
     try:  # fast path: Arrow's C++ parser; fails as a whole on any bad value
-        arr = pa.array(text.mask(text == "", None), type=pa.string())
+        arr = pa.array(text.mask(text == "", None), type=pa.large_string())
         number = pd.Series(
             pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), index=text.index
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         number = pd.to_numeric(text, errors="coerce").astype("float64")
-    nan_word = text.str.lower().isin(_NAN_WORDS)
+    missing = number.isna().to_numpy()  # a NaN spelling never parses to a number
+    nan_word = np.zeros(len(text), dtype=bool)
+    if missing.any():
+        nan_word[missing] = text[missing].str.lower().isin(_NAN_WORDS).to_numpy()
     return number, nan_word
 
 
 def parse_propensities(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Logging-policy propensities: in ``(0, 1]``, or blank (NaN: not logged). Shapes ``(n,)``."""
-    blank = is_blank(values)
+    number, checks = propensity_checks(values)
+    return number, reasons(checks, values.index)
+
+
+def propensity_checks(values: pd.Series) -> tuple[pd.Series, list[Check]]:
+    """:func:`parse_propensities` with the reasons as :data:`Check` masks, highest priority
+    first."""
+    blank = is_blank(values).to_numpy()
     number, nan_word = _to_float(values)
-    reason = pd.Series(OK, index=values.index, dtype="str")
-    reason = reason.mask(number.isna() & ~blank & ~nan_word, "not a number")
-    reason = reason.mask(number.notna() & ~((number > 0) & (number <= 1)), "not in (0, 1]")
-    return number.where(reason == OK), reason
+    x = number.to_numpy()
+    known = ~np.isnan(x)
+    with np.errstate(invalid="ignore"):
+        in_range = (x > 0) & (x <= 1)
+    checks = [
+        (known & ~in_range, "not in (0, 1]"),
+        (~known & ~blank & ~nan_word, "not a number"),
+    ]
+    return number.where(~_any(checks)), checks
 
 
 def normalise_emails(values: pd.Series, *, lowercase: bool, strip_plus: bool) -> pd.Series:

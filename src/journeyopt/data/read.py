@@ -279,7 +279,7 @@ def _read_delimited(
                 delimiter=source.delimiter, invalid_row_handler=on_invalid, ignore_empty_lines=False
             ),
             convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()),
+                column_types=dict.fromkeys(names, pa.large_string()),  # pandas' str layout
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
@@ -296,7 +296,7 @@ def _read_delimited(
         raise InputFileError(str(path), f"cannot be read ({err})") from err
     bad_rows = np.array([(num or 0) - header_lines for num, _ in invalid], dtype=np.int64)
     n_total = table.num_rows + len(bad_rows)
-    numbers = np.setdiff1d(np.arange(1, n_total + 1, dtype=np.int64), bad_rows)
+    numbers = _surviving_row_numbers(n_total, bad_rows)
     blank = np.ones(table.num_rows, dtype=bool)
     for name in names:
         blank &= pc.equal(table[name], "").to_numpy(zero_copy_only=False)
@@ -313,6 +313,14 @@ def _read_delimited(
     if blank.any():
         frame = frame.loc[~blank].reset_index(drop=True)
     return frame, bad, n_total
+
+
+def _surviving_row_numbers(n_total: int, bad_rows: np.ndarray) -> np.ndarray:
+    """Row numbers ``1..n_total`` without ``bad_rows`` (a mask, not a set difference: no sort)."""
+    keep = np.ones(n_total + 1, dtype=bool)
+    keep[0] = False
+    keep[bad_rows[(bad_rows >= 1) & (bad_rows <= n_total)]] = False
+    return np.flatnonzero(keep).astype(np.int64)
 
 
 def _read_whitespace(

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from journeyopt.data.normalise import (
     OK,
+    Check,
+    amount_checks,
     is_blank,
     normalise_text,
-    parse_amounts,
-    parse_propensities,
-    parse_timestamps,
+    propensity_checks,
+    timestamp_checks,
 )
 from journeyopt.data.read import RawTable
 from journeyopt.data.rejects import FILE_COL, ROW_COL, make_rejects, raw_text
@@ -52,27 +56,39 @@ def resolve_as_of(as_of: str) -> pd.Timestamp:
 
 
 class _Problems:
-    """The first problem found per row: reason and canonical column, shape ``(n,)`` each."""
+    """The first problem found per row: reason and canonical column, over ``n`` rows.
 
-    def __init__(self, index: pd.Index) -> None:
-        self.reason = pd.Series(OK, index=index, dtype="object")
-        self.column = pd.Series(OK, index=index, dtype="object")
+    Only the rows with a problem carry a reason (kept per check, assembled by
+    :meth:`reasons`), so the clean majority of a long table costs one boolean per row.
+    """
 
-    def add(self, reason: pd.Series, column: str) -> None:
-        new = (reason != OK) & (self.reason == OK)
+    def __init__(self, n: int) -> None:
+        self.bad = np.zeros(n, dtype=bool)
+        self._found: list[tuple[np.ndarray, str | pd.Series, str]] = []
+
+    def flag(self, mask: np.ndarray, reason: str | pd.Series, column: str) -> None:
+        """Rows of ``mask`` (shape ``(n,)``, bool) without an earlier problem get ``reason``:
+        one string, or a Series with one reason per masked row (shape ``(mask.sum(),)``)."""
+        new = mask & ~self.bad
         if new.any():
-            self.reason[new] = reason[new]
-            self.column[new] = column
+            rows = np.flatnonzero(new)
+            why = reason if isinstance(reason, str) else reason.iloc[np.flatnonzero(new[mask])]
+            self._found.append((rows, why, column))
+            self.bad |= new
 
-    def flag(self, mask: pd.Series, reason: str | pd.Series, column: str) -> None:
-        new = mask & (self.reason == OK)
-        if new.any():
-            self.reason[new] = reason if isinstance(reason, str) else reason[new]
-            self.column[new] = column
+    def checks(self, checks: list[Check], column: str) -> None:
+        """Flag every :data:`~journeyopt.data.normalise.Check`, highest priority first."""
+        for mask, reason in checks:
+            self.flag(mask, reason, column)
 
-    @property
-    def bad(self) -> pd.Series:
-        return self.reason != OK
+    def reasons(self) -> tuple[pd.Series, pd.Series]:
+        """``(column, reason)`` of the bad rows, in row order. Shape ``(k,)`` each, str."""
+        reason = np.full(len(self.bad), OK, dtype=object)
+        column = np.full(len(self.bad), OK, dtype=object)
+        for rows, why, col in self._found:
+            reason[rows] = why if isinstance(why, str) else why.to_numpy(dtype=object)
+            column[rows] = col
+        return pd.Series(column[self.bad], dtype="str"), pd.Series(reason[self.bad], dtype="str")
 
 
 def _text(raw: RawTable, mapping: TableMapping, canonical: str) -> pd.Series:
@@ -83,6 +99,44 @@ def _text(raw: RawTable, mapping: TableMapping, canonical: str) -> pd.Series:
         return pd.Series(default, index=frame.index, dtype="str")
     text = normalise_text(frame[mapping.columns[canonical]])
     return text.mask(text == "", default) if default else text
+
+
+def _category(raw: RawTable, mapping: TableMapping, canonical: str) -> pd.Series:
+    """:func:`_text` as a categorical: the values are trimmed (and defaulted) once per distinct
+    raw value, and later grouping, mapping and filtering work on integer codes."""
+    if canonical not in mapping.columns:
+        return _text(raw, mapping, canonical).astype("category")
+    values = raw.frame[mapping.columns[canonical]]
+    if not (values.dtype == "str" or isinstance(values.dtype, pd.CategoricalDtype)):
+        return _text(raw, mapping, canonical).astype("category")
+    codes, uniques = dictionary_codes(values)
+    default = str(mapping.defaults.get(canonical, ""))
+    text = normalise_text(pd.Series(uniques, dtype="str"))
+    return categorical(codes, text.mask(text == "", default) if default else text, raw.frame.index)
+
+
+def dictionary_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Arrow's hash encoding of string values: int codes (``-1`` for missing), shape ``(n,)``,
+    and the distinct values."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy(), values.cat.categories
+    encoded = pc.dictionary_encode(pa.chunked_array(pa.array(values, type=pa.large_string())))
+    codes = [np.asarray(c.indices.fill_null(-1).to_numpy(), dtype=np.int64) for c in encoded.chunks]
+    dictionary = (
+        encoded.chunks[-1].dictionary if encoded.num_chunks else pa.array([], pa.large_string())
+    )
+    return (
+        np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64),
+        pd.Index(dictionary.to_pandas(), dtype="str"),
+    )
+
+
+def categorical(codes: np.ndarray, labels: pd.Series, index: pd.Index) -> pd.Series:
+    """A categorical of ``labels[codes]`` (``-1`` codes read as ``""``); equal labels merge."""
+    merged, categories = pd.factorize(pd.concat([labels, pd.Series([""], dtype="str")]))
+    remap = merged[np.where(codes < 0, len(labels), codes)]
+    dtype = pd.CategoricalDtype(pd.Index(categories, dtype="str"))
+    return pd.Series(pd.Categorical.from_codes(remap, dtype=dtype), index=index)
 
 
 def _values(raw: RawTable, mapping: TableMapping, canonical: str) -> pd.Series:
@@ -98,11 +152,25 @@ def _values(raw: RawTable, mapping: TableMapping, canonical: str) -> pd.Series:
 def _unknown(
     values: pd.Series, allowed: list[str], what: str, problems: _Problems, col: str
 ) -> None:
-    mask = ~values.isin(allowed) & (values != "")
+    """Flag values not in ``allowed`` (empty values are checked elsewhere)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cats = pd.Series(values.cat.categories)
+        bad_cat = (~cats.isin(allowed) & (cats != "")).to_numpy()
+        if not bad_cat.any():
+            return
+        mask = bad_cat[values.cat.codes.to_numpy()]
+    else:
+        mask = (~values.isin(allowed) & (values != "")).to_numpy()
     if mask.any():
-        problems.flag(
-            mask, f"unknown {what} '" + values[mask] + f"' (expected one of {allowed})", col
-        )
+        text = values[mask].astype("str")
+        problems.flag(mask, f"unknown {what} '" + text + f"' (expected one of {allowed})", col)
+
+
+def _empty(values: pd.Series) -> np.ndarray:
+    """Where ``values`` (str or categorical) is ``""``. Shape ``(n,)``, bool."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return (pd.Series(values.cat.categories) == "").to_numpy()[values.cat.codes.to_numpy()]
+    return (values == "").to_numpy()
 
 
 def _finish(
@@ -112,7 +180,7 @@ def _finish(
     problems: _Problems,
     order: tuple[str, ...],
 ) -> Parsed:
-    bad = problems.bad.to_numpy()
+    bad = problems.bad
     good = ~bad
     keep_all = not bad.any()  # the usual case: skip copying every column
 
@@ -125,12 +193,13 @@ def _finish(
         frame["source_row"] = kept(raw.frame[ROW_COL]).astype("int64")
     frame = frame.loc[:, [c for c in order if c in frame.columns]].reset_index(drop=True)
     bad_raw = raw.frame.loc[bad]
+    column, reason = problems.reasons()
     rejects = make_rejects(
         raw.name,
         bad_raw[FILE_COL],
         bad_raw[ROW_COL],
-        problems.column[bad],
-        problems.reason[bad],
+        column,
+        reason,
         raw_text(bad_raw, source.delimiter),
     )
     return Parsed(frame, rejects)
@@ -143,14 +212,32 @@ def _customer_and_time(
     as_of: pd.Timestamp,
     problems: _Problems,
 ) -> tuple[pd.Series, pd.Series]:
-    customer_id = _text(raw, mapping, "customer_id")
-    problems.flag(customer_id == "", "empty customer id", "customer_id")
-    ts, ts_reason = parse_timestamps(
+    customer_id = _category(raw, mapping, "customer_id")
+    problems.flag(_empty(customer_id), "empty customer id", "customer_id")
+    ts, ts_checks = timestamp_checks(
         _values(raw, mapping, "ts"), source.timezone, source.timestamp_format
     )
-    problems.add(ts_reason, "ts")
-    problems.flag(ts > as_of, f"timestamp after the as-of date {as_of.isoformat()}", "ts")
+    problems.checks(ts_checks, "ts")
+    problems.flag(
+        (ts > as_of).to_numpy(), f"timestamp after the as-of date {as_of.isoformat()}", "ts"
+    )
     return customer_id, ts
+
+
+def _map_category(values: pd.Series, lookup: dict[str, str], missing: str) -> pd.Series:
+    """``lookup`` applied to a categorical's categories (``missing`` where absent)."""
+    labels = pd.Series(values.cat.categories).map(lookup).fillna(missing).astype("str")
+    return categorical(values.cat.codes.to_numpy(), labels, values.index)
+
+
+def _fill_empty(values: pd.Series, fallback: pd.Series) -> pd.Series:
+    """Categorical ``values`` with ``""`` replaced by ``fallback`` (a categorical, same rows)."""
+    empty = _empty(values)
+    if not empty.any():
+        return values
+    text = values.astype("str").mask(empty, fallback.astype("str"))
+    codes, uniques = dictionary_codes(text)
+    return categorical(codes, pd.Series(uniques, dtype="str"), values.index)
 
 
 def parse_events(raw: RawTable, source: SourceConfig, as_of: pd.Timestamp) -> Parsed:
@@ -158,19 +245,19 @@ def parse_events(raw: RawTable, source: SourceConfig, as_of: pd.Timestamp) -> Pa
     kind not empty and in ``event_roles``; value a finite number in ``[0, max_value]`` (blank
     = 0)."""
     mapping = source.events
-    problems = _Problems(raw.frame.index)
+    problems = _Problems(len(raw.frame))
     customer_id, ts = _customer_and_time(raw, mapping, source, as_of, problems)
-    kind = _text(raw, mapping, "kind")
-    problems.flag(kind == "", "empty kind", "kind")
+    kind = _category(raw, mapping, "kind")
+    problems.flag(_empty(kind), "empty kind", "kind")
     _unknown(kind, list(source.event_roles), "kind", problems, "kind")
-    value, value_reason = parse_amounts(_values(raw, mapping, "value"), source.max_value)
-    problems.add(value_reason, "value")
+    value, value_checks = amount_checks(_values(raw, mapping, "value"), source.max_value)
+    problems.checks(value_checks, "value")
     columns = {
         "customer_id": customer_id,
         "ts": ts,
         "kind": kind,
-        "role": kind.map(source.event_roles).fillna("").astype("str"),
-        "channel": _text(raw, mapping, "channel"),
+        "role": _map_category(kind, source.event_roles, ""),
+        "channel": _category(raw, mapping, "channel"),
         "value": value,
         "event_id": _text(raw, mapping, "event_id"),
     }
@@ -182,23 +269,24 @@ def parse_contacts(raw: RawTable, source: SourceConfig, as_of: pd.Timestamp) -> 
     action's channel) in ``contact_channels``; cost a finite number in ``[0, max_value]``
     (blank = the action's catalogue cost); propensity in ``(0, 1]`` or blank."""
     mapping = source.contacts
-    problems = _Problems(raw.frame.index)
+    problems = _Problems(len(raw.frame))
     customer_id, ts = _customer_and_time(raw, mapping, source, as_of, problems)
-    action = _text(raw, mapping, "action")
-    problems.flag(action == "", "empty action", "action")
+    action = _category(raw, mapping, "action")
+    problems.flag(_empty(action), "empty action", "action")
     _unknown(action, list(source.action_names), "action", problems, "action")
-    action_channel = action.map({a: s.channel for a, s in source.actions.items()})
-    channel = _text(raw, mapping, "channel")
-    channel = channel.mask(channel == "", action_channel.fillna("")).astype("str")
+    action_channel = _map_category(action, {a: s.channel for a, s in source.actions.items()}, "")
+    channel = _category(raw, mapping, "channel")
+    channel = _fill_empty(channel, action_channel)
     _unknown(channel, list(source.contact_channels), "channel", problems, "channel")
-    cost, cost_reason = parse_amounts(
+    cost, cost_checks = amount_checks(
         _values(raw, mapping, "cost"), source.max_value, blank_default=None
     )
-    problems.add(cost_reason, "cost")
-    catalogue_cost = action.map({a: s.cost for a, s in source.actions.items()}).astype("float64")
-    cost = cost.fillna(catalogue_cost)
-    propensity, propensity_reason = parse_propensities(_values(raw, mapping, "propensity"))
-    problems.add(propensity_reason, "propensity")
+    problems.checks(cost_checks, "cost")
+    catalogue = pd.Series({a: s.cost for a, s in source.actions.items()}, dtype="float64")
+    catalogue_cost = catalogue.reindex(action.cat.categories).to_numpy()[action.cat.codes]
+    cost = cost.fillna(pd.Series(catalogue_cost, index=cost.index))
+    propensity, propensity_checks_ = propensity_checks(_values(raw, mapping, "propensity"))
+    problems.checks(propensity_checks_, "propensity")
     columns = {
         "customer_id": customer_id,
         "ts": ts,
@@ -206,7 +294,7 @@ def parse_contacts(raw: RawTable, source: SourceConfig, as_of: pd.Timestamp) -> 
         "channel": channel,
         "cost": cost,
         "propensity": propensity,
-        "campaign": _text(raw, mapping, "campaign"),
+        "campaign": _category(raw, mapping, "campaign"),
     }
     return _finish(raw, source, columns, problems, CONTACT_COLUMNS)
 
@@ -214,21 +302,22 @@ def parse_contacts(raw: RawTable, source: SourceConfig, as_of: pd.Timestamp) -> 
 def parse_identities(raw: RawTable, source: SourceConfig) -> Parsed:
     """Identity records. Checks: raw id not empty (identifiers are normalised later)."""
     mapping = source.identities
-    problems = _Problems(raw.frame.index)
+    problems = _Problems(len(raw.frame))
     columns = {c: _text(raw, mapping, c) for c in IDENTITY_COLUMNS}
-    problems.flag(columns["raw_id"] == "", "empty raw id", "raw_id")
+    problems.flag(_empty(columns["raw_id"]), "empty raw id", "raw_id")
     return _finish(raw, source, columns, problems, (*IDENTITY_COLUMNS, "source_file", "source_row"))
 
 
 def parse_customers(raw: RawTable, source: SourceConfig) -> Parsed:
     """Customer attributes. Checks: customer id not empty; sign-up date blank or parseable."""
     mapping = source.customers
-    problems = _Problems(raw.frame.index)
+    problems = _Problems(len(raw.frame))
     columns = {c: _text(raw, mapping, c) for c in CUSTOMER_COLUMNS if c != "signup_date"}
-    problems.flag(columns["customer_id"] == "", "empty customer id", "customer_id")
-    signup, signup_reason = parse_timestamps(
+    problems.flag(_empty(columns["customer_id"]), "empty customer id", "customer_id")
+    signup, signup_checks = timestamp_checks(
         _values(raw, mapping, "signup_date"), source.timezone, source.timestamp_format
     )
-    problems.add(signup_reason.mask(signup_reason == "empty timestamp", OK), "signup_date")
+    (blank, _), (unparseable, why) = signup_checks  # a blank sign-up date is allowed
+    problems.flag(unparseable & ~blank, why, "signup_date")
     columns["signup_date"] = signup
     return _finish(raw, source, columns, problems, (*CUSTOMER_COLUMNS, "source_file", "source_row"))
