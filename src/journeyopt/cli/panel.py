@@ -26,15 +26,15 @@ from journeyopt.cli.entry import report_errors, to_object
 from journeyopt.data.ingest import load_canonical
 from journeyopt.data.schema import CanonicalLogs
 from journeyopt.errors import OutputExistsError
-from journeyopt.panel.build import resolve_as_of, write_panel
+from journeyopt.panel.build import resolve_as_of, write_panel_and_state
 from journeyopt.panel.cohorts import Cohorts, plot_retention, retention_table
-from journeyopt.panel.config import PanelConfig
+from journeyopt.panel.config import PanelConfig, feature_spec
 from journeyopt.panel.segments import (
-    customer_snapshot,
     lifecycle_counts,
     rfm_distribution,
     rfm_scores,
     segment_counts,
+    snapshot_of_state,
 )
 
 OUTPUT_FILES: tuple[str, ...] = (
@@ -122,8 +122,11 @@ def build_outputs(
     """Write the panel, segments, RFM scores and cohorts of ``logs`` into ``output_dir``."""
     output_dir.mkdir(parents=True, exist_ok=True)
     as_of = resolve_as_of(logs, cfg)
-    n_rows = write_panel(logs, cfg, contact_channels, output_dir / "panel.parquet")
-    snapshot = customer_snapshot(logs, cfg, contact_channels, as_of)
+    # The walk writing the panel ends in the state at as-of: no second pass over the logs.
+    n_rows, ids, state = write_panel_and_state(
+        logs, cfg, contact_channels, output_dir / "panel.parquet"
+    )
+    snapshot = snapshot_of_state(ids, state, feature_spec(cfg, contact_channels))
     segments = segment_counts(snapshot, logs.customers)
     segments.to_csv(output_dir / "segments.csv", index=False)
     rfm = rfm_scores(snapshot)

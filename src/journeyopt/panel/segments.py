@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from journeyopt.data.schema import CanonicalLogs
 from journeyopt.panel.build import state_at
 from journeyopt.panel.config import PanelConfig, feature_spec
-from journeyopt.panel.state import LIFECYCLE_STAGES, state_features
+from journeyopt.panel.state import LIFECYCLE_STAGES, CustomerState, FeatureSpec, state_features
 
 N_SCORES = 5
 RFM_COLUMNS: tuple[str, ...] = (
@@ -53,7 +53,20 @@ def customer_snapshot(
         :func:`~journeyopt.panel.state.state_features` (``lifecycle`` categorical).
     """
     ids, state = state_at(logs, cfg, contact_channels, as_of)
-    features = state_features(state, feature_spec(cfg, contact_channels))
+    return snapshot_of_state(ids, state, feature_spec(cfg, contact_channels))
+
+
+def snapshot_of_state(
+    ids: NDArray[np.object_], state: CustomerState, spec: FeatureSpec
+) -> pd.DataFrame:
+    """:func:`customer_snapshot` of a state already at hand (e.g. the panel walk's last).
+
+    Args:
+        ids: (N,) ``customer_id`` in state order.
+        state: The customers' state.
+        spec: The feature windows.
+    """
+    features = state_features(state, spec)
     frame = pd.DataFrame({"customer_id": pd.array(ids, dtype="str"), **features})
     frame["lifecycle"] = pd.Categorical.from_codes(
         features["lifecycle"].astype(np.int8), categories=pd.Index(LIFECYCLE_STAGES)

@@ -12,7 +12,8 @@ Shapes: ``N`` customers, ``C`` contact channels (``spec.contact_channels``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -114,7 +115,10 @@ class WeekActivity:
 class CustomerState:
     """State of ``N`` customers at the start of week ``week``, from activity before it only.
 
-    Rolling windows are ring buffers indexed by ``week % window`` plus their running sums.
+    Rolling windows are ring buffers indexed by ``week % window`` plus their running sums. The
+    rings are week-major (the window axis first), so one week's slot is a contiguous row: the
+    walk over the weeks writes one slot per week. :meth:`take` and :meth:`concat` know which
+    axis is the customer axis of each array.
 
     Attributes:
         week: Week index this state is at the start of.
@@ -124,11 +128,11 @@ class CustomerState:
         n_conversions: (N,) lifetime conversions.
         revenue: (N,) lifetime conversion value, currency.
         n_cancellations: (N,) lifetime cancellations.
-        conversions_ring: (N, frequency_weeks) conversions per past week.
+        conversions_ring: (frequency_weeks, N) conversions per past week.
         conversions_window: (N,) sum of ``conversions_ring``.
-        contacts_ring: (N, fatigue_weeks, C) contacts per past week and channel.
+        contacts_ring: (fatigue_weeks, N, C) contacts per past week and channel.
         contacts_window: (N, C) sum of ``contacts_ring`` over weeks.
-        engagements_ring: (N, engagement_weeks) engagements per past week.
+        engagements_ring: (engagement_weeks, N) engagements per past week.
         engagements_window: (N,) sum of ``engagements_ring``.
         opted_out: (N, C) whether the customer has opted out of each channel.
     """
@@ -168,21 +172,50 @@ class CustomerState:
             n_conversions=np.zeros(n, np.int32),
             revenue=np.zeros(n, np.float64),
             n_cancellations=np.zeros(n, np.int32),
-            conversions_ring=np.zeros((n, spec.frequency_weeks), np.int32),
+            conversions_ring=np.zeros((spec.frequency_weeks, n), np.int32),
             conversions_window=np.zeros(n, np.int32),
-            contacts_ring=np.zeros((n, spec.fatigue_weeks, c), np.int32),
+            contacts_ring=np.zeros((spec.fatigue_weeks, n, c), np.int32),
             contacts_window=np.zeros((n, c), np.int32),
-            engagements_ring=np.zeros((n, spec.engagement_weeks), np.int32),
+            engagements_ring=np.zeros((spec.engagement_weeks, n), np.int32),
             engagements_window=np.zeros(n, np.int32),
             opted_out=np.zeros((n, c), np.bool_),
         )
 
     def take(self, index: NDArray[np.integer] | slice) -> CustomerState:
-        """The state of a subset of customers (rows ``index``)."""
+        """The state of a subset of customers (customers ``index``; a slice gives views)."""
         arrays = {
-            name: getattr(self, name)[index] for name in self.__dataclass_fields__ if name != "week"
+            name: getattr(self, name)[index]
+            if name not in _RING_FIELDS
+            else getattr(self, name)[:, index]
+            for name in _ARRAY_FIELDS
         }
         return CustomerState(week=self.week, **arrays)
+
+    @classmethod
+    def concat(cls, parts: Sequence[CustomerState]) -> CustomerState:
+        """The customers of several states at the same week, stacked in order.
+
+        Raises:
+            ValueError: ``parts`` is empty or its states are at different weeks.
+        """
+        if not parts:
+            raise ValueError("no states to concatenate")
+        week = parts[0].week
+        if any(p.week != week for p in parts):
+            raise ValueError("states to concatenate must be at the same week")
+        arrays = {
+            name: np.concatenate(
+                [getattr(p, name) for p in parts], axis=1 if name in _RING_FIELDS else 0
+            )
+            for name in _ARRAY_FIELDS
+        }
+        return cls(week=week, **arrays)
+
+
+_ARRAY_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(CustomerState) if f.name != "week")
+"""The per-customer array fields of :class:`CustomerState`."""
+_RING_FIELDS: frozenset[str] = frozenset({"conversions_ring", "contacts_ring", "engagements_ring"})
+"""Fields whose customer axis is axis 1 (the ring buffers, week-major)."""
 
 
 def _roll(
@@ -192,11 +225,15 @@ def _roll(
     new: NDArray[np.int32],
     inplace: bool,
 ) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
-    """Replace ring slot ``slot`` (the week leaving the window) by ``new``; keep the sum."""
+    """Replace ring slot ``slot`` (the week leaving the window) by ``new``; keep the sum.
+
+    ``ring`` is week-major, (window, N) or (window, N, C): slot ``slot`` is the contiguous
+    ``ring[slot]``, ``new`` and ``window`` are (N,) or (N, C).
+    """
     if not inplace:
         ring = ring.copy()
-    window = window + new - ring[:, slot]
-    ring[:, slot] = new
+    window = window + new - ring[slot]
+    ring[slot] = new
     return ring, window
 
 
@@ -220,7 +257,7 @@ def advance(
         state: State at the start of week ``state.week``.
         activity: What happened in that week.
         inplace: Overwrite the ring buffers of ``state`` instead of copying them (copying the
-            (N, ``frequency_weeks``) ring dominates a long walk over logs). ``state`` must not
+            (``frequency_weeks``, N) ring dominates a long walk over logs). ``state`` must not
             be used afterwards.
     """
     t = state.week
@@ -230,21 +267,21 @@ def advance(
     conv_ring, conv_window = _roll(
         state.conversions_ring,
         state.conversions_window,
-        t % state.conversions_ring.shape[1],
+        t % state.conversions_ring.shape[0],
         conv,
         inplace,
     )
     contact_ring, contact_window = _roll(
         state.contacts_ring,
         state.contacts_window,
-        t % state.contacts_ring.shape[1],
+        t % state.contacts_ring.shape[0],
         contacts,
         inplace,
     )
     eng_ring, eng_window = _roll(
         state.engagements_ring,
         state.engagements_window,
-        t % state.engagements_ring.shape[1],
+        t % state.engagements_ring.shape[0],
         eng,
         inplace,
     )

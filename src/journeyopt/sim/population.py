@@ -210,12 +210,4 @@ def replay(
 
 def concat_states(parts: list[CustomerState]) -> CustomerState:
     """Customers of several states at the same week, stacked in order."""
-    week = parts[0].week
-    if any(p.week != week for p in parts):
-        raise ValueError("states to concatenate must be at the same week")
-    arrays = {
-        f.name: np.concatenate([getattr(p, f.name) for p in parts])
-        for f in fields(CustomerState)
-        if f.name != "week"
-    }
-    return CustomerState(week=week, **arrays)
+    return CustomerState.concat(parts)
