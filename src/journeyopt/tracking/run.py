@@ -1,0 +1,209 @@
+"""``tracked_run``: one MLflow run around a piece of work, never left RUNNING.
+
+    with tracked_run(cfg, "compare") as parent:
+        for name in policies:
+            with tracked_run(cfg, name, parent_run_id=parent.run_id) as child:
+                child.log_metrics({"eval/value_mean": value[name]}, step=0)
+
+The run ends FINISHED when the block completes, FAILED when it raises, KILLED on Ctrl-C
+(``KeyboardInterrupt``) or SIGTERM (turned into :class:`RunTerminated` while the run is open);
+the exception is re-raised. With ``tracking.enabled = false`` the block gets a
+:meth:`RunLogger.disabled` logger and nothing is written.
+
+Starting a run also makes its tracking and registry URIs MLflow's process-wide defaults, so
+MLflow functions that use them (model logging) write to the same backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+import mlflow
+from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from journeyopt.cli.entry import to_object
+from journeyopt.errors import ConfigError
+from journeyopt.tracking.config import TrackingConfig
+from journeyopt.tracking.logger import RunLogger, RunTarget
+from journeyopt.tracking.tags import current_user
+
+log = logging.getLogger(__name__)
+
+PARENT_RUN_TAG = "mlflow.parentRunId"
+ERROR_TAG = "journeyopt.error"
+_SIGTERM_EXIT_CODE = 128 + signal.SIGTERM
+
+
+class RunTerminated(SystemExit):
+    """Raised in the main thread when the process receives SIGTERM inside a tracked run; as a
+    ``SystemExit`` it ends the process with code 143 (128 + SIGTERM) once the run is marked
+    KILLED."""
+
+    def __init__(self) -> None:
+        super().__init__(_SIGTERM_EXIT_CODE)
+
+
+def tracking_config(cfg: DictConfig | Mapping[str, Any]) -> TrackingConfig:
+    """The ``tracking`` node of a job config as a validated :class:`TrackingConfig`
+    (defaults when the config has no ``tracking`` node)."""
+    node = cfg.get("tracking")
+    if node is None:
+        return TrackingConfig()
+    if isinstance(node, TrackingConfig):
+        return node
+    return to_object(node, TrackingConfig)
+
+
+def open_client(settings: TrackingConfig) -> MlflowClient:
+    """A client of the configured tracking store and registry; also makes both URIs MLflow's
+    process-wide defaults."""
+    tracking_uri = settings.resolved_tracking_uri()
+    registry_uri = settings.resolved_registry_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(registry_uri)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+
+
+def experiment_id(client: MlflowClient, settings: TrackingConfig) -> str:
+    """Id of the experiment ``settings.experiment``, created (with ``artifact_location`` if
+    set) when missing. Safe when parallel jobs create it at the same time."""
+    found = client.get_experiment_by_name(settings.experiment)
+    if found is None:
+        try:
+            return client.create_experiment(
+                settings.experiment, artifact_location=settings.artifact_location or None
+            )
+        except MlflowException as err:
+            if err.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+                raise
+            found = client.get_experiment_by_name(settings.experiment)
+    if found is None or found.lifecycle_stage != "active":
+        raise ConfigError(
+            f"tracking.experiment {settings.experiment!r} is deleted in the tracking store: "
+            "restore it (mlflow experiments restore) or choose another name"
+        )
+    return str(found.experiment_id)
+
+
+@contextmanager
+def tracked_run(
+    cfg: DictConfig | Mapping[str, Any],
+    run_name: str,
+    *,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    tracking: TrackingConfig | None = None,
+    log_config: bool = True,
+) -> Iterator[RunLogger]:
+    """Open an MLflow run for the block and yield its :class:`RunLogger`.
+
+    Args:
+        cfg: The job's resolved config; its ``tracking`` node configures tracking, and the
+            whole config is logged as params and ``config.yaml`` (unless ``log_config`` is
+            false).
+        run_name: Name shown in the MLflow UI.
+        parent_run_id: Make this run a child (nested run) of that run.
+        tags: Extra run tags (see :func:`journeyopt.tracking.tags.run_tags`).
+        tracking: Tracking settings overriding ``cfg.tracking``.
+        log_config: Log ``cfg`` as params and artifact.
+
+    Yields:
+        The run's logger; metrics still buffered are written when the block ends.
+
+    Raises:
+        Whatever the block raises, after the run is marked FAILED or KILLED.
+    """
+    settings = tracking if tracking is not None else tracking_config(cfg)
+    if not settings.enabled:
+        yield RunLogger.disabled()
+        return
+    client = open_client(settings)
+    run = client.create_run(
+        experiment_id(client, settings),
+        run_name=run_name,
+        tags=_start_tags(parent_run_id, tags),
+    )
+    logger = RunLogger(
+        RunTarget(client, run.info.run_id),
+        flush_every_seconds=settings.flush_every_seconds,
+        max_buffered_metrics=settings.max_buffered_metrics,
+    )
+    with _sigterm_raises():
+        try:
+            if log_config:
+                logger.log_config(cfg)
+            yield logger
+        except BaseException as err:
+            _end_run(logger, client, _status_of(err), err)
+            raise
+    _end_run(logger, client, "FINISHED", None)
+
+
+def _start_tags(parent_run_id: str | None, tags: Mapping[str, str] | None) -> dict[str, str]:
+    start = {"mlflow.user": current_user(), "mlflow.source.name": sys.argv[0] or "python"}
+    if parent_run_id is not None:
+        start[PARENT_RUN_TAG] = parent_run_id
+    return {**start, **(tags or {})}
+
+
+def _status_of(err: BaseException) -> str:
+    """Run status for a block that raised ``err``: KILLED for Ctrl-C and SIGTERM, FINISHED
+    for ``sys.exit(0)``, FAILED for everything else."""
+    if isinstance(err, KeyboardInterrupt | RunTerminated):
+        return RunStatus.to_string(RunStatus.KILLED)
+    if isinstance(err, SystemExit) and err.code in (0, None):
+        return RunStatus.to_string(RunStatus.FINISHED)
+    return RunStatus.to_string(RunStatus.FAILED)
+
+
+def _end_run(
+    logger: RunLogger, client: MlflowClient, status: str, err: BaseException | None
+) -> None:
+    """Write what is buffered, record the error, set the final status. While an exception is
+    propagating, a failure to write is logged instead of hiding that exception."""
+    run_id = logger.run_id
+    assert run_id is not None
+    try:
+        logger.flush()
+        if err is not None and status != "FINISHED":
+            logger.set_tags({ERROR_TAG: f"{type(err).__name__}: {err}"})
+    except Exception:
+        if err is None:
+            client.set_terminated(run_id, "FAILED")
+            raise
+        log.exception("could not write the last metrics of run %s", run_id)
+    try:
+        client.set_terminated(run_id, status)
+    except Exception:
+        if err is None:
+            raise
+        log.exception("could not mark run %s as %s", run_id, status)
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While open, SIGTERM raises :class:`RunTerminated` in the main thread (elsewhere,
+    signal handlers cannot be set and the block runs unchanged)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise RunTerminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
