@@ -14,8 +14,15 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 EVENT_KINDS = np.array(
-    ["website_visit", "newsletter_click", "inquiry", "day_pass", "meeting_room", "membership"]
-    + ["unsubscribe"]
+    [
+        "website_visit",
+        "newsletter_click",
+        "inquiry",
+        "day_pass",
+        "meeting_room",
+        "membership",
+        "unsubscribe",
+    ]
 )
 KIND_WEIGHTS = np.array([0.40, 0.15, 0.05, 0.20, 0.12, 0.07, 0.01])
 ACTIONS = np.array(["newsletter", "personal_email", "discount_offer", "personal_call"])
@@ -36,22 +43,26 @@ def write_synthetic_logs(
     start = np.datetime64("2023-01-02T00:00:00", "s")
     span = weeks * 7 * 24 * 3600
 
-    def refs(n: int) -> pa.Array:
-        ids = rng.integers(0, n_customers, n)
-        return pa.array(np.char.add("C", ids.astype("U7")))
+    # Customers are acquired uniformly over the period (as in a real CRM, where the base
+    # grows); each customer's activity falls between their arrival and the end of the log.
+    arrival = rng.integers(0, span, n_customers)
 
-    def stamps(n: int) -> pa.Array:
-        secs = np.sort(rng.integers(0, span, n))
-        return pa.array(np.datetime_as_string(start + secs, unit="s"))
+    def customers_and_stamps(n: int) -> tuple[pa.Array, pa.Array]:
+        ids = rng.integers(0, n_customers, n)
+        secs = arrival[ids] + (rng.random(n) * (span - arrival[ids])).astype(np.int64)
+        order = np.argsort(secs, kind="stable")
+        refs = pa.array(np.char.add("C", ids[order].astype("U7")))
+        return refs, pa.array(np.datetime_as_string(start + secs[order], unit="s"))
 
     kinds = rng.choice(EVENT_KINDS, n_events, p=KIND_WEIGHTS)
     amount = np.where(np.isin(kinds, ["day_pass", "meeting_room", "membership"]), 25.0, 0.0)
     amount = np.round(amount * rng.lognormal(0.0, 0.5, n_events), 2)
+    event_refs, event_stamps = customers_and_stamps(n_events)
     events = pa.table(
         {
             "event_id": pa.array(np.char.add("E", np.arange(n_events).astype("U9"))),
-            "customer_ref": refs(n_events),
-            "timestamp": stamps(n_events),
+            "customer_ref": event_refs,
+            "timestamp": event_stamps,
             "event_type": pa.array(kinds),
             "channel": pa.array(np.where(kinds == "unsubscribe", "email", "web")),
             "amount": pa.array(amount),
@@ -59,10 +70,11 @@ def write_synthetic_logs(
     )
     pacsv.write_csv(events, out_dir / "events.csv")
     which = rng.integers(0, len(ACTIONS), n_contacts)
+    contact_refs, contact_stamps = customers_and_stamps(n_contacts)
     contacts = pa.table(
         {
-            "customer_ref": refs(n_contacts),
-            "timestamp": stamps(n_contacts),
+            "customer_ref": contact_refs,
+            "timestamp": contact_stamps,
             "action": pa.array(ACTIONS[which]),
             "channel": pa.array(ACTION_CHANNELS[which]),
             "cost": pa.array(np.full(n_contacts, 0.5)),

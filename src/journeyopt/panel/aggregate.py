@@ -184,10 +184,14 @@ def aggregate(
     )
 
 
+# Currency is summed as whole micro-units (BIGINT): integer sums are exact, so the result does
+# not depend on the order DuckDB's threads add rows in (a DOUBLE sum does), and the same logs
+# always give the same panel. 1e-6 of a currency unit is far below any price's precision.
 _EVENTS_SQL = """
     SELECT code, week,
       (count(*) FILTER (WHERE role = 'conversion'))::INTEGER AS conversions,
-      coalesce(sum(value) FILTER (WHERE role = 'conversion'), 0.0)::DOUBLE AS revenue,
+      coalesce(sum(round(value * 1e6)::BIGINT) FILTER (WHERE role = 'conversion'), 0)::DOUBLE
+        / 1e6 AS revenue,
       (count(*) FILTER (WHERE role = 'engagement'))::INTEGER AS engagements,
       (count(*) FILTER (WHERE role = 'cancellation'))::INTEGER AS cancellations,
       bool_or(role = 'opt_out') AS opted_out_in_week
@@ -198,7 +202,7 @@ _EVENTS_SQL = """
 _CONTACTS_SQL = """
     SELECT code, week,
       (count(*) FILTER (WHERE action <> 'none'))::INTEGER AS n_contacts,
-      coalesce(sum(cost), 0.0)::DOUBLE AS contact_cost,
+      coalesce(sum(round(cost * 1e6)::BIGINT), 0)::DOUBLE / 1e6 AS contact_cost,
       arg_min(acts.idx, (t, pos))::SMALLINT AS action,
       arg_min(coalesce(propensity, -1.0), (t, pos))::DOUBLE AS propensity
     FROM coc JOIN acts ON coc.action = acts.name
