@@ -1,3 +1,3 @@
 """Fixtures shared by every test package (loaded as pytest plugins)."""
 
-pytest_plugins = ["fixtures_mlflow"]
+pytest_plugins = ["tests.fixtures_mlflow"]

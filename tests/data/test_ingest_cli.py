@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import EVENTS_HEADER
+from tests.data.conftest import EVENTS_HEADER
 
 MY_CRM_YAML = """\
 # my_configs/data/my_crm.yaml: a CRM export with its own column names (see docs/data.md)

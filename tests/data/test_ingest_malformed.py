@@ -10,11 +10,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import EVENTS_HEADER, LoadSource, WriteExport
 
 from journeyopt.data.ingest import run_ingest
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import InputFileError
+from tests.data.conftest import EVENTS_HEADER, LoadSource, WriteExport
 
 GOOD = "e1,c1,2024-03-01 10:00:00,day_pass,web,25"
 Coworking = Callable[..., SourceConfig]

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import LoadSource, WriteExport
 
 from journeyopt.data.ingest import OUTPUT_FILES, ingest, ingest_to_logs, load_canonical
 from journeyopt.data.result import TABLES, TableCounts
 from journeyopt.data.schema import CONTACT_COLUMNS, EVENT_COLUMNS
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import InputFileError, OutputExistsError
+from tests.data.conftest import LoadSource, WriteExport
 
 Coworking = Callable[..., SourceConfig]
 

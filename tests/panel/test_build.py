@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CHANNELS, make_logs
 
 from journeyopt.panel.build import build_panel, iter_panel, state_at, write_panel
 from journeyopt.panel.config import PanelConfig, feature_spec
 from journeyopt.panel.state import LIFECYCLE_STAGES, state_features
+from tests.panel.conftest import CHANNELS, make_logs
 
 # 2024-01-01 is a Monday: week t starts on 2024-01-01 + 7t days.
 CFG = PanelConfig(as_of="2024-02-05")  # a Monday 00:00: weeks 0..4 are complete

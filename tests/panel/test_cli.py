@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,7 @@ from journeyopt.cli.entry import to_object
 from journeyopt.cli.panel import OUTPUT_FILES, PanelJobConfig, print_panel_summary, run_panel
 from journeyopt.data.schema import CanonicalLogs
 from journeyopt.errors import OutputExistsError
+from tests.panel.conftest import make_logs
 
 
 def _job(*overrides: str) -> PanelJobConfig:
@@ -46,3 +48,23 @@ def test_panel_command_writes_every_output(cdnow_logs: CanonicalLogs, tmp_path: 
     with pytest.raises(OutputExistsError, match="overwrite=true"):
         run_panel(job)
     run_panel(_job(f"input_dir={inputs}", f"output_dir={out}", "overwrite=true"))
+
+
+def test_panel_takes_the_channels_the_source_declared(tmp_path: Path) -> None:
+    """Only e-mails were logged, but the source declares e-mail and phone: the panel's fatigue
+    and opt-out features cover both, as recorded by ingestion in summary.json."""
+    logs = make_logs(
+        [("c1", "2024-01-02T10:00:00Z", "conversion", 10.0)],
+        [("c1", "2024-01-09T10:00:00Z", "newsletter", "email", 0.1, 0.5)],
+    )
+    inputs = _ingest_folder(logs, tmp_path / "canonical")
+    (inputs / "summary.json").write_text(json.dumps({"contact_channels": ["email", "phone"]}))
+    run_panel(_job(f"input_dir={inputs}", f"output_dir={tmp_path / 'declared'}"))
+    declared = pd.read_parquet(tmp_path / "declared" / "panel.parquet")
+    assert {"contacts_4w_phone", "opted_out_phone"} <= set(declared.columns)
+
+    (inputs / "summary.json").unlink()
+    run_panel(_job(f"input_dir={inputs}", f"output_dir={tmp_path / 'logged'}"))
+    logged = pd.read_parquet(tmp_path / "logged" / "panel.parquet")
+    assert "contacts_4w_email" in logged.columns
+    assert "contacts_4w_phone" not in logged.columns

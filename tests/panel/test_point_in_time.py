@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pandas as pd
-from conftest import CHANNELS, make_logs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from journeyopt.panel.build import build_panel
 from journeyopt.panel.config import PanelConfig, feature_spec
+from tests.panel.conftest import CHANNELS, make_logs
 
 ORIGIN = pd.Timestamp("2024-01-01", tz="UTC")  # a Monday
 N_WEEKS = 6

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_logs
 
 from journeyopt.data.schema import CanonicalLogs
 from journeyopt.panel.cohorts import retention_table
@@ -18,6 +17,7 @@ from journeyopt.panel.segments import (
     rfm_scores,
     segment_counts,
 )
+from tests.panel.conftest import make_logs
 
 AS_OF = pd.Timestamp("1998-07-01", tz="UTC")  # a Wednesday; its week starts 1998-06-29
 WEEK_START = pd.Timestamp("1998-06-29")

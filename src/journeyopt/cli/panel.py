@@ -23,7 +23,7 @@ from rich.table import Table
 
 from journeyopt.cli.entry import console as console_factory
 from journeyopt.cli.entry import report_errors, to_object
-from journeyopt.data.ingest import load_canonical
+from journeyopt.data.ingest import load_canonical, recorded_contact_channels
 from journeyopt.data.schema import CanonicalLogs
 from journeyopt.errors import OutputExistsError
 from journeyopt.panel.build import resolve_as_of, write_panel_and_state
@@ -56,8 +56,9 @@ class PanelJobConfig:
             ``customers.parquet``).
         output_dir: Folder for the outputs (:data:`OUTPUT_FILES`).
         overwrite: Replace the outputs of an earlier run in a non-empty ``output_dir``.
-        contact_channels: The source's contact channels; ``None`` means the channels of the
-            logged contacts whose action is not ``none``, sorted.
+        contact_channels: The source's contact channels; ``None`` means the channels the
+            source declared (recorded by ingestion in ``summary.json``), else the channels of
+            the logged contacts whose action is not ``none``, sorted.
     """
 
     panel: PanelConfig = field(default_factory=PanelConfig)
@@ -191,11 +192,12 @@ def run_panel(job: PanelJobConfig) -> PanelSummary:
     """Read the ingest output in ``job.input_dir``, write the outputs, return the summary."""
     output_dir = Path(to_absolute_path(job.output_dir))
     check_output_dir(output_dir, job.overwrite)
-    logs = load_canonical(Path(to_absolute_path(job.input_dir)))
+    input_dir = Path(to_absolute_path(job.input_dir))
+    logs = load_canonical(input_dir)
     channels = (
         tuple(job.contact_channels)
         if job.contact_channels is not None
-        else logged_contact_channels(logs)
+        else recorded_contact_channels(input_dir) or logged_contact_channels(logs)
     )
     return build_outputs(logs, job.panel, channels, output_dir)
 

@@ -252,6 +252,7 @@ def run_ingest(source: SourceConfig) -> IngestOutput:
         raw_ids_merged=identity.n_merged,
         overshared_identifiers=identity.n_overshared,
         rejects_by_reason={str(k): int(v) for k, v in reasons.value_counts().head(20).items()},
+        contact_channels=tuple(source.contact_channels),
     )
     return IngestOutput(logs, identity, rejects, result)
 
@@ -332,3 +333,13 @@ def load_canonical(output_dir: Path) -> CanonicalLogs:
         contacts=_validated(tables["contacts"], CONTACTS_SCHEMA),
         customers=_validated(tables["customers"], CUSTOMERS_SCHEMA),
     )
+
+
+def recorded_contact_channels(output_dir: Path) -> tuple[str, ...] | None:
+    """The source's contact channels recorded in an ingest output's ``summary.json``, or
+    ``None`` when the folder has no summary or it predates this record."""
+    path = Path(output_dir) / "summary.json"
+    if not path.is_file():
+        return None
+    channels = json.loads(path.read_text()).get("contact_channels")
+    return None if channels is None else tuple(str(c) for c in channels)

@@ -57,6 +57,8 @@ class IngestResult:
         rejects_by_reason: Rejected rows per reason (``"<table>: <reason>"`` -> count), the 20
             most frequent.
         output_dir: Where the tables were written (empty for in-memory runs).
+        contact_channels: The source's contact channels (``data.contact_channels``), recorded
+            so that later steps (the panel) use the channels the source declares.
     """
 
     source: str
@@ -71,6 +73,7 @@ class IngestResult:
     overshared_identifiers: int = 0
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
     output_dir: str = ""
+    contact_channels: tuple[str, ...] = ()
 
     @property
     def rows_rejected(self) -> int:
