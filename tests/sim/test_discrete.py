@@ -106,3 +106,56 @@ def test_summary_is_markov_under_the_dynamics(world: WorldSpec) -> None:
         actual = summarise(state_features(state, world.features), seg, world)
         for name, a, b in zip(actual._fields, actual, predicted, strict=True):
             np.testing.assert_array_equal(a, b, err_msg=f"{name} at week {week}")
+
+
+weeks_any = st.one_of(
+    st.just(float("nan")),
+    st.just(float("inf")),
+    st.floats(-5, 500, allow_nan=False),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 10_000),
+            weeks_any,
+            weeks_any,
+            weeks_any,
+            st.booleans(),
+            st.booleans(),
+            st.integers(0, len(WORLD.segments) - 1),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_fast_discrete_state_equals_the_summary_path(rows: list[tuple]) -> None:
+    """The direct index computation agrees with ``encode(summarise(...))`` on any features,
+    including never (NaN), out-of-range and fractional weeks."""
+    n_conv, recency, contact, engagement, email, phone, segment = map(
+        np.array, zip(*rows, strict=True)
+    )
+    features = {
+        "n_conversions": n_conv,
+        "recency_weeks": np.where(n_conv > 0, recency, np.nan),
+        "weeks_since_contact": contact,
+        "weeks_since_engagement": engagement,
+        "opted_out_email": email,
+        "opted_out_phone": phone,
+    }
+    expected = LAYOUT.encode(summarise(features, segment, WORLD))
+    np.testing.assert_array_equal(discrete_state(features, segment, WORLD), expected)
+    # a recency given for prospects is ignored by both
+    features["recency_weeks"] = recency
+    np.testing.assert_array_equal(discrete_state(features, segment, WORLD), expected)
+
+
+def test_fast_discrete_state_on_a_simulated_population(world: WorldSpec) -> None:
+    state, customers, _ = initial_population(world, 5000, np.random.default_rng(7))
+    features = state_features(state, world.features)
+    np.testing.assert_array_equal(
+        discrete_state(features, customers.segment, world),
+        DiscreteLayout.of(world).encode(summarise(features, customers.segment, world)),
+    )

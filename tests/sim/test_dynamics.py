@@ -9,7 +9,9 @@ import pytest
 from journeyopt.panel.state import CustomerState, advance, state_features
 from journeyopt.sim.discrete import DiscreteLayout, Summary, summarise
 from journeyopt.sim.dynamics import (
+    ResponseTable,
     expected_reward,
+    keyed_standard_gamma,
     response_probabilities,
     sample_outcome,
     sample_week,
@@ -139,3 +141,83 @@ def test_expected_reward_is_the_mean_sampled_reward(world: WorldSpec, action: st
     out = sample_outcome(world, summary, a, 10, np.random.default_rng(6))
     se = out.reward.std() / np.sqrt(n)
     assert abs(out.reward.mean() - expected.mean()) < 4 * se
+
+
+def test_response_table_is_response_probabilities(world: WorldSpec) -> None:
+    """The tabulated model is bit-for-bit the reference one, for every state and action."""
+    table = ResponseTable.of(world)
+    assert ResponseTable.of(world) is table
+    layout = DiscreteLayout.of(world)
+    states = layout.all_states()
+    n, a_count = layout.n_states, world.actions.n_actions
+    for week in (1, 20, 31, 52, 53):
+        for a in range(a_count):
+            r = response_probabilities(world, states, np.full(n, a), week)
+            cell = np.arange(n) * a_count + a
+            np.testing.assert_array_equal(table.convert(week)[cell], r.convert)
+            np.testing.assert_array_equal(table.engage_contact[cell], r.engage_contact)
+            np.testing.assert_array_equal(table.optout[cell], r.optout)
+            np.testing.assert_array_equal(table.inquiry(week), r.inquiry)
+            np.testing.assert_array_equal(
+                table.lift, r.value / world.params.mean_value[states.segment]
+            )
+
+
+@pytest.mark.parametrize("shape", [0.4, 1.0, 2.5, 4.0])
+def test_keyed_gamma_is_gamma_distributed_and_a_function_of_the_key(shape: float) -> None:
+    from scipy import stats
+
+    key = np.random.default_rng(11).integers(0, 2**64 - 1, 50_000, np.uint64, endpoint=True)
+    x = keyed_standard_gamma(key, np.full(key.shape[0], shape))
+    assert stats.kstest(x, stats.gamma(shape).cdf).pvalue > 1e-3
+    part = keyed_standard_gamma(key[::7], np.full(key[::7].shape[0], shape))
+    np.testing.assert_array_equal(part, x[::7])
+
+
+def test_a_converting_customer_gets_the_same_value_whatever_the_actions(
+    world: WorldSpec,
+) -> None:
+    """Common random numbers per customer: kind and value noise do not depend on who else
+    converts, so a customer converting under two policies books the same list value."""
+    state, segment = _population(world, 20_000)
+    summary = summarise(state_features(state, world.features), segment, world)
+    n = segment.shape[0]
+    a = sample_outcome(world, summary, np.zeros(n, np.int64), 10, np.random.default_rng(3))
+    b = sample_outcome(world, summary, np.full(n, 3), 10, np.random.default_rng(3))
+    both = a.converted & b.converted
+    assert both.sum() > 100 and (a.converted != b.converted).any()
+    np.testing.assert_array_equal(a.kind[both], b.kind[both])
+    np.testing.assert_array_equal(a.list_value[both], b.list_value[both])
+
+
+def test_conversion_kinds_follow_the_kind_probabilities(world: WorldSpec) -> None:
+    state, segment = _population(world, 100_000)
+    summary = summarise(state_features(state, world.features), segment, world)
+    out = sample_outcome(world, summary, np.full(100_000, 4), 10, np.random.default_rng(8))
+    p = world.params
+    for s in range(len(world.segments)):
+        kinds = out.kind[out.converted & (segment == s)]
+        observed = np.bincount(kinds, minlength=p.kind_probs.shape[1]) / kinds.shape[0]
+        se = np.sqrt(p.kind_probs[s] * (1 - p.kind_probs[s]) / kinds.shape[0])
+        assert np.all(np.abs(observed - p.kind_probs[s]) <= 4 * se + 1e-12), s
+
+
+def test_response_tables_do_not_keep_worlds_alive(world: WorldSpec) -> None:
+    import gc
+    import weakref
+    from dataclasses import replace
+
+    other = replace(world, margin_rate=0.5)
+    ResponseTable.of(other).convert(1)
+    ref = weakref.ref(other)
+    del other
+    gc.collect()
+    assert ref() is None
+
+
+def test_out_of_range_actions_are_refused(world: WorldSpec) -> None:
+    state, segment = _population(world, 10)
+    summary = summarise(state_features(state, world.features), segment, world)
+    bad = np.full(10, world.actions.n_actions)
+    with pytest.raises(IndexError):
+        sample_outcome(world, summary, bad, 10, np.random.default_rng(0))

@@ -142,3 +142,16 @@ def test_maskable_ppo_learns_on_the_vec_env(world: WorldSpec, pool: InitialPool)
     model.learn(total_timesteps=64)
     actions, _ = model.predict(env.reset(), action_masks=env.action_masks())
     assert actions.shape == (8,)
+
+
+def test_vec_infos_are_empty_between_resets_even_if_a_caller_writes(
+    world: WorldSpec, pool: InitialPool
+) -> None:
+    env = PopulationVecEnv(world, 20, horizon_weeks=4, pool=pool, seed=0)
+    env.reset()
+    infos = env.step(np.zeros(20, np.int64))[3]
+    assert len(infos) == 20 and not any(infos)
+    infos[3]["episode"] = {"r": 1.0}  # e.g. a wrapper writing into the list it was given
+    again = env.step(np.zeros(20, np.int64))[3]
+    assert len(again) == 20 and not any(again)
+    assert infos[3] == {"episode": {"r": 1.0}}  # the caller's list is left alone

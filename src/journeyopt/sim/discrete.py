@@ -161,6 +161,14 @@ def summarise(
     )
 
 
+def _capped(weeks: NDArray[np.generic], cap: int) -> IntArray:
+    """(N,) ``_capped_weeks(weeks, cap)`` without the NaN masks: ``fmin`` ignores NaN, so
+    "never" lands on the cap."""
+    w = np.fmin(np.asarray(weeks, np.float64), float(cap))
+    np.fmax(w, 1.0, out=w)
+    return w.astype(np.int64)
+
+
 def discrete_state(
     features: Mapping[str, NDArray[np.generic]],
     segment: NDArray[np.integer],
@@ -168,10 +176,42 @@ def discrete_state(
 ) -> IntArray:
     """(N,) discrete state index of customers from their features and segment.
 
-    The same index is used by the dynamics and the exact optimum; invert it with
+    Equal to ``DiscreteLayout.of(world).encode(summarise(features, segment, world))`` (the
+    tests check it on arbitrary features) but computed directly, digit by digit, without the
+    intermediate :class:`Summary`: the simulator calls it every week for every customer. The
+    same index is used by the dynamics and the exact optimum; invert it with
     ``DiscreteLayout.of(world).decode``.
+
+    Args:
+        features: (N,) arrays as for :func:`summarise`.
+        segment: (N,) customer type index, ``0..S-1``.
+        world: Supplies the caps and channels.
     """
-    return DiscreteLayout.of(world).encode(summarise(features, segment, world))
+    spec = world.discrete
+    _, n_history, n_contact, n_engagement, n_optout = DiscreteLayout.of(world).dims
+    seg = np.asarray(segment, np.int64)
+    if seg.size and (int(seg.min()) < 0 or int(seg.max()) >= len(world.segments)):
+        raise ValueError(f"segment must be in 0..{len(world.segments) - 1}")
+    r_cap = spec.recency_cap_weeks
+    n_conv = np.asarray(features["n_conversions"], np.int64)
+    # history digit: 0 for a prospect, else (conversions - 1) * R + recency
+    history = np.minimum(n_conv, spec.conversions_cap)
+    history *= r_cap
+    history += _capped(features["recency_weeks"], r_cap)
+    history -= r_cap
+    history *= n_conv > 0  # prospects: 0 (a product, no branch on the irregular mask)
+    # contact and engagement digits are the capped weeks - 1: one offset at the end
+    index = seg * n_history
+    index += history
+    index *= n_contact
+    index += _capped(features["weeks_since_contact"], spec.contact_cap_weeks)
+    index *= n_engagement
+    index += _capped(features["weeks_since_engagement"], spec.engagement_cap_weeks)
+    index *= n_optout
+    for j, channel in enumerate(world.channels):
+        index += np.asarray(features[f"opted_out_{channel}"], bool).astype(np.int64) << j
+    index -= (n_engagement + 1) * n_optout
+    return index
 
 
 def next_summary(

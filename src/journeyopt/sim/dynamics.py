@@ -5,10 +5,16 @@ One week for ``N`` customers:
 1. the policy picks actions (N,) from the features (:func:`journeyopt.panel.state.state_features`);
 2. :func:`response_probabilities` gives, from the discrete summary
    (:mod:`journeyopt.sim.discrete`) and the week of year, the probabilities of a conversion, of
-   an engagement event and of an opt-out, and the expected conversion value;
+   an engagement event and of an opt-out, and the expected conversion value
+   (:class:`ResponseTable` tabulates it once per world over every discrete state and action);
 3. :func:`sample_week` draws the week's outcome: a :class:`~journeyopt.panel.state.WeekActivity`
-   for :func:`~journeyopt.panel.state.advance` plus event details for logging and the reward;
+   for :func:`~journeyopt.panel.state.advance` plus event details for logging and the reward
+   (:func:`sample_outcome_at` is the engine, on discrete state indices);
 4. ``advance(state, outcome.activity)`` gives next week's state.
+
+Common random numbers: a week draws the same random numbers whatever the actions, and each
+customer's numbers are their own (see :func:`sample_outcome_at`), so two policies run from
+the same seed differ only through their actions.
 
 Reward of a customer-week (currency): ``margin_rate * v - discount_rate * v * [discount]
 - cost[action]`` where ``v`` is the list value of the week's conversion (0 without one).
@@ -19,19 +25,22 @@ conversion, at most one engagement event and at most one opt-out per customer-we
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
-from typing import NamedTuple
+from functools import cached_property
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from journeyopt.panel.state import CustomerState, WeekActivity, state_features
-from journeyopt.sim.discrete import Summary, allowed_actions, summarise
+from journeyopt.sim.discrete import DiscreteLayout, Summary, allowed_actions, summarise
 from journeyopt.sim.world import WorldSpec
 
 Float = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 Bool = NDArray[np.bool_]
+_T = TypeVar("_T", bound=np.generic)
 
 
 class Responses(NamedTuple):
@@ -138,42 +147,90 @@ def expected_reward(world: WorldSpec, responses: Responses, actions: NDArray[np.
 class WeekOutcome:
     """What happened in one week to ``N`` customers, with the reward decomposition.
 
+    The per-customer conversion details are stored for the ``B`` customers who converted
+    (few in a week) and spread over all ``N`` on first access (cached), so a caller that needs
+    only the activity and the reward (the simulator) does not pay for them.
+
     Attributes:
         activity: The week's activity, to fold in with ``advance``.
         actions: (N,) actions carried out (forbidden or inactive ones replaced by ``none``).
-        overridden: (N,) the requested action was forbidden (opted-out channel) or the
-            customer inactive, so ``none`` was carried out instead.
+        requested: (N,) actions requested.
         converted: (N,) a conversion happened.
-        kind: (N,) conversion kind index into ``world.kinds``, -1 without conversion.
-        list_value: (N,) list value of the conversion, currency (0 without).
         paid: (N,) amount paid (list value minus the week's discount), currency.
         engaged: (N,) an engagement event happened.
-        engagement_source: (N,) the action whose contact produced the engagement, 0 (``none``)
-            for a spontaneous inquiry, -1 without engagement.
+        contact_engaged: (N,) the contact produced an engagement event.
         opted_out: (N,) the customer opted out of the action's channel this week.
-        margin: (N,) ``margin_rate * list_value``, currency.
-        discount_cost: (N,) ``discount_rate * list_value`` in a discount week, currency.
         contact_cost: (N,) cost of the contact, currency.
+        buyers: (B,) ascending indices of the customers who converted.
+        buyer_kind: (B,) their conversion kind index into ``world.kinds``.
+        buyer_value: (B,) their list value, currency.
+        buyer_margin: (B,) ``margin_rate * list value``, currency.
+        buyer_discount: (B,) ``discount_rate * list value`` in a discount week, else 0.
+
+    Derived (N,) arrays: :attr:`overridden`, :attr:`kind`, :attr:`list_value`,
+    :attr:`engagement_source`, :attr:`margin`, :attr:`discount_cost`, :attr:`reward`.
     """
 
     activity: WeekActivity
     actions: IntArray
-    overridden: Bool
+    requested: IntArray
     converted: Bool
-    kind: IntArray
-    list_value: Float
     paid: Float
     engaged: Bool
-    engagement_source: IntArray
+    contact_engaged: Bool
     opted_out: Bool
-    margin: Float
-    discount_cost: Float
     contact_cost: Float
+    buyers: IntArray
+    buyer_kind: IntArray
+    buyer_value: Float
+    buyer_margin: Float
+    buyer_discount: Float
+
+    def _spread(self, values: NDArray[_T], fill: float) -> NDArray[_T]:
+        """(N,) ``values`` (B,) at the buyers, ``fill`` elsewhere."""
+        out: NDArray[_T] = np.full(self.actions.shape[0], fill, values.dtype)
+        out[self.buyers] = values
+        return out
+
+    @cached_property
+    def overridden(self) -> Bool:
+        """(N,) the requested action was forbidden (opted-out channel) or the customer
+        inactive, so ``none`` was carried out instead."""
+        return self.actions != self.requested
+
+    @cached_property
+    def kind(self) -> IntArray:
+        """(N,) conversion kind index into ``world.kinds``, -1 without conversion."""
+        return self._spread(self.buyer_kind, -1)
+
+    @cached_property
+    def list_value(self) -> Float:
+        """(N,) list value of the conversion, currency (0 without)."""
+        return self._spread(self.buyer_value, 0.0)
+
+    @cached_property
+    def margin(self) -> Float:
+        """(N,) ``margin_rate * list_value``, currency."""
+        return self._spread(self.buyer_margin, 0.0)
+
+    @cached_property
+    def discount_cost(self) -> Float:
+        """(N,) ``discount_rate * list_value`` in a discount week, currency."""
+        return self._spread(self.buyer_discount, 0.0)
+
+    @cached_property
+    def engagement_source(self) -> IntArray:
+        """(N,) the action whose contact produced the engagement, 0 (``none``) for a
+        spontaneous inquiry, -1 without engagement."""
+        return np.where(self.contact_engaged, self.actions, self.engaged.astype(np.int64) - 1)
 
     @property
     def reward(self) -> Float:
-        """(N,) reward: margin minus discount cost minus contact cost, currency."""
-        return self.margin - self.discount_cost - self.contact_cost
+        """(N,) reward: margin minus discount cost minus contact cost, currency (a new
+        array at every access)."""
+        reward = -self.contact_cost
+        reward[self.buyers] += self.buyer_margin - self.buyer_discount
+        return reward
 
 
 def categorical(probs: Float, rng: np.random.Generator) -> IntArray:
@@ -181,6 +238,279 @@ def categorical(probs: Float, rng: np.random.Generator) -> IntArray:
     u = rng.random((probs.shape[0], 1))
     draw = np.minimum((u > np.cumsum(probs, axis=1)).sum(axis=1), probs.shape[1] - 1)
     return draw.astype(np.int64)
+
+
+class ResponseTable:
+    """A world's response model tabulated over every discrete state and action.
+
+    The world responds only through :func:`response_probabilities` of the discrete summary and
+    the week of year, and the week of year enters only through the seasonal logit shift; so the
+    probabilities of every (state, action) are computed once per world with that function (over
+    :meth:`~journeyopt.sim.discrete.DiscreteLayout.all_states`, the enumeration the exact optimum
+    uses) and once per distinct seasonal shift, and a week of ``N`` customers is a few gathers.
+    The tabulated numbers are bit-for-bit those of :func:`response_probabilities`.
+
+    Build it with :meth:`of` (cached per world object). ``n = layout.n_states``; (state, action)
+    tables are flat, row-major: entry ``state * A + action``.
+
+    Attributes:
+        layout: How discrete states are numbered.
+        n_actions: ``A``.
+        season_level: (54,) index of each ISO week of year's seasonal shift among the world's
+            distinct shifts (index 0 unused).
+        engage_contact: (n * A,) probability that the contact produces an engagement event.
+        optout: (n * A,) probability of opting out of the action's channel.
+        allowed: (n * A,) the action's channel is not opted out (``none`` always allowed).
+        lift: (n,) expected conversion value over the segment's mean value (engagement lift).
+        segment: (n,) customer type of each state.
+        kind_cdf: (S, K) cumulative probabilities of the conversion kinds.
+        contact_cost: (A,) cost of a carried-out action, currency (0 for ``none``).
+        contact_rows: (A, C) int32 one contact on the action's channel (none for ``none``).
+        optout_rows: (A, C) int8 ``-1`` on the action's channel: the consent change of an
+            opt-out.
+    """
+
+    def __init__(self, world: WorldSpec) -> None:
+        self._world = weakref.ref(world)  # the cache of tables must not keep worlds alive
+        self.layout = DiscreteLayout.of(world)
+        self.n_actions = world.actions.n_actions
+        season = world.params.season
+        levels, first = np.unique(season[1:], return_index=True)
+        self._level_weeks = first + 1  # one representative week of year per level
+        self.season_level = np.searchsorted(levels, season).astype(np.int64)
+        self._states = self.layout.all_states()
+        n, a_count = self.layout.n_states, self.n_actions
+        engage = np.empty((n, a_count))
+        optout = np.empty((n, a_count))
+        week = int(self._level_weeks[0])
+        for a in range(a_count):
+            r = response_probabilities(world, self._states, np.full(n, a), week)
+            engage[:, a] = r.engage_contact
+            optout[:, a] = r.optout
+        self.engage_contact = engage.reshape(-1)
+        self.optout = optout.reshape(-1)
+        self.allowed = allowed_actions(self._states, world).reshape(-1)
+        self.lift = r.value / world.params.mean_value[self._states.segment]
+        self.segment = self._states.segment
+        p = world.params
+        rows = np.zeros((a_count, len(world.channels)), np.int32)
+        for a in range(1, a_count):
+            if p.channel[a] >= 0:
+                rows[a, p.channel[a]] = 1
+        self.kind_cdf = np.cumsum(p.kind_probs, axis=1)
+        self.contact_cost = np.where(np.arange(a_count) != 0, p.cost, 0.0)
+        self.contact_rows = rows
+        self.optout_rows = (-rows).astype(np.int8)
+        self._convert: dict[int, Float] = {}
+        self._inquiry: dict[int, Float] = {}
+
+    def _fill(self, level: int) -> None:
+        world = self._world()
+        assert world is not None, "the table's world is gone"
+        n, a_count = self.layout.n_states, self.n_actions
+        week = int(self._level_weeks[level])
+        convert = np.empty((n, a_count))
+        for a in range(a_count):
+            r = response_probabilities(world, self._states, np.full(n, a), week)
+            convert[:, a] = r.convert
+        self._convert[level] = convert.reshape(-1)
+        self._inquiry[level] = r.inquiry
+
+    def convert(self, week_of_year: int) -> Float:
+        """(n * A,) probability of a conversion in ``week_of_year`` (1..53)."""
+        level = int(self.season_level[week_of_year])
+        if level not in self._convert:
+            self._fill(level)
+        return self._convert[level]
+
+    def inquiry(self, week_of_year: int) -> Float:
+        """(n,) probability of a spontaneous inquiry in ``week_of_year`` (it depends on the
+        state's segment only)."""
+        level = int(self.season_level[week_of_year])
+        if level not in self._inquiry:
+            self._fill(level)
+        return self._inquiry[level]
+
+    @staticmethod
+    def of(world: WorldSpec) -> ResponseTable:
+        """The table of ``world``, built on first use and kept while the world lives."""
+        key = id(world)
+        cached = _TABLES.get(key)
+        if cached is not None and cached[0]() is world:
+            return cached[1]
+        table = ResponseTable(world)
+        _TABLES[key] = (weakref.ref(world), table)
+        weakref.finalize(world, _TABLES.pop, key, None)
+        return table
+
+
+_TABLES: dict[int, tuple[weakref.ref[WorldSpec], ResponseTable]] = {}
+
+
+_UINT64_MAX = np.iinfo(np.uint64).max
+_GOLDEN = 0x9E3779B97F4A7C15
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_MAX_ROUNDS = 64
+
+
+def keyed_uniform(key: NDArray[np.uint64], draw: int) -> Float:
+    """(n,) the ``draw``-th uniform in [0, 1) of the stream of each 64-bit ``key``: the
+    SplitMix64 output of ``key + (draw + 1) * golden`` (Steele et al. 2014), top 53 bits."""
+    z = key + np.uint64((draw + 1) * _GOLDEN % 2**64)
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z ^= z >> np.uint64(31)
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def keyed_standard_gamma(key: NDArray[np.uint64], shape: Float, first_draw: int = 0) -> Float:
+    """(n,) one standard Gamma(``shape``) variate per 64-bit ``key``, a function of the key
+    and the shape alone (Marsaglia and Tsang 2000 on uniforms and Box-Muller normals from the
+    key's :func:`keyed_uniform` stream; ``shape < 1`` by boosting ``shape + 1``).
+
+    Lets the dynamics draw one key for every customer (action-independent) and spend the
+    Gamma sampling on the few customers whose conversion needs a value.
+
+    Args:
+        key: (n,) uint64 keys, uniformly random.
+        shape: (n,) Gamma shapes, > 0.
+        first_draw: Position in the keys' streams of the first uniform used (the ones before
+            it serve other purposes).
+    """
+    small = shape < 1.0
+    d = np.where(small, shape + 1.0, shape) - 1.0 / 3.0
+    c = 1.0 / np.sqrt(9.0 * d)
+    out = np.empty(key.shape[0])
+    todo = np.arange(key.shape[0])
+    for attempt in range(_MAX_ROUNDS):
+        k, dk, ck = key[todo], d[todo], c[todo]
+        draw = first_draw + 3 * attempt
+        u1 = 1.0 - keyed_uniform(k, draw)  # (0, 1]
+        u2 = keyed_uniform(k, draw + 1)
+        z = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+        v = 1.0 + ck * z
+        v = v * v * v
+        u = keyed_uniform(k, draw + 2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            accept = (v > 0) & (np.log(u) < 0.5 * z * z + dk - dk * v + dk * np.log(v))
+        out[todo[accept]] = (dk * v)[accept]
+        todo = todo[~accept]
+        if todo.shape[0] == 0:
+            break
+    else:  # pragma: no cover - probability below 1e-80
+        raise RuntimeError("Gamma sampling did not converge")
+    boost = np.flatnonzero(small)
+    if boost.shape[0]:
+        u = 1.0 - keyed_uniform(key[boost], first_draw + 3 * _MAX_ROUNDS)
+        out[boost] *= u ** (1.0 / shape[boost])
+    return out
+
+
+def _check_range(values: IntArray, stop: int, what: str) -> None:
+    """Raise unless every entry of ``values`` is in ``0..stop-1`` (gathers from flat tables
+    would otherwise read a neighbouring row)."""
+    if values.size and (int(values.min()) < 0 or int(values.max()) >= stop):
+        raise IndexError(f"{what} must be in 0..{stop - 1}, got {values.min()}..{values.max()}")
+
+
+N_UNIFORMS = 4
+"""Uniform draws per customer-week: conversion, contact engagement, inquiry, opt-out (plus one
+64-bit key for the kind and value of a conversion)."""
+
+
+def sample_outcome_at(
+    world: WorldSpec,
+    state: NDArray[np.integer],
+    actions: NDArray[np.integer],
+    week_of_year: int,
+    rng: np.random.Generator,
+    active: Bool | None = None,
+) -> WeekOutcome:
+    """Draw one week's outcome for customers in discrete states ``state`` (see
+    :func:`sample_outcome`, which this is the engine of).
+
+    Random numbers (common random numbers: the same whatever the actions): a (5, N) block of
+    uniforms, one per customer for the conversion, the contact's engagement, the inquiry and the
+    opt-out (an event happens when its uniform is below its probability), then one 64-bit key
+    per customer from which the customers who convert get their conversion kind (inverse CDF
+    of the key's first :func:`keyed_uniform`) and value noise (:func:`keyed_standard_gamma`).
+
+    Args:
+        world: The world.
+        state: (N,) discrete state indices (:func:`journeyopt.sim.discrete.discrete_state`).
+        actions: (N,) requested actions; actions on an opted-out channel are not carried out.
+        week_of_year: ISO week of year (1..53).
+        rng: Source of randomness.
+        active: (N,) customers taking part this week (default all); the others get a quiet
+            week and zero reward.
+    """
+    table = ResponseTable.of(world)
+    p = world.params
+    x = np.asarray(state, np.int64)
+    n = x.shape[0]
+    requested = np.asarray(actions, np.int64)
+    _check_range(requested, table.n_actions, "actions")
+    cell = x * table.n_actions
+    allowed = table.allowed.take(cell + requested)
+    taking_part = None if active is None else np.asarray(active, bool)
+    if taking_part is not None:
+        allowed &= taking_part
+    a = requested * allowed
+    cell += a
+
+    u = rng.random((N_UNIFORMS, n))
+    key = rng.integers(0, _UINT64_MAX, n, np.uint64, endpoint=True)
+    converted = u[0] < table.convert(week_of_year).take(cell)
+    contact_engaged = u[1] < table.engage_contact.take(cell)
+    inquiry = u[2] < table.inquiry(week_of_year).take(x)
+    opted_out = u[3] < table.optout.take(cell)
+    if taking_part is not None:
+        converted &= taking_part
+        inquiry &= taking_part
+
+    # kind and value of the conversions only (their draws above were made for everybody)
+    buyers = np.flatnonzero(converted)
+    x_b = x.take(buyers)
+    seg_b = table.segment.take(x_b)
+    key_b = key.take(buyers)
+    u_kind = keyed_uniform(key_b, 0)
+    kind_b = np.zeros(buyers.shape[0], np.int64)
+    for k in range(table.kind_cdf.shape[1] - 1):  # inverse CDF, as ``categorical``
+        kind_b += u_kind > table.kind_cdf[:, k].take(seg_b)
+    shape_b = p.value_shape.take(seg_b)
+    noise_b = keyed_standard_gamma(key_b, shape_b, first_draw=1) / shape_b
+    value_b = np.round(p.kind_values[seg_b, kind_b] * table.lift.take(x_b) * noise_b, 2)
+    discounted_b = a.take(buyers) == world.discount_action
+    paid_b = np.round(value_b * np.where(discounted_b, 1.0 - world.discount_rate, 1.0), 2)
+    paid = np.zeros(n)
+    paid[buyers] = paid_b
+
+    engaged = contact_engaged | inquiry
+    activity = WeekActivity(
+        conversions=converted.astype(np.int32),
+        revenue=paid,
+        engagements=engaged.astype(np.int32),
+        cancellations=np.zeros(n, np.int32),
+        contacts=table.contact_rows.take(a, axis=0),
+        consent=table.optout_rows.take(a * opted_out, axis=0),
+    )
+    return WeekOutcome(
+        activity=activity,
+        actions=a,
+        requested=requested,
+        converted=converted,
+        paid=paid,
+        engaged=engaged,
+        contact_engaged=contact_engaged,
+        opted_out=opted_out,
+        contact_cost=table.contact_cost.take(a),
+        buyers=buyers,
+        buyer_kind=kind_b,
+        buyer_value=value_b,
+        buyer_margin=world.margin_rate * value_b,
+        buyer_discount=np.where(discounted_b, world.discount_rate * value_b, 0.0),
+    )
 
 
 def sample_outcome(
@@ -193,6 +523,9 @@ def sample_outcome(
 ) -> WeekOutcome:
     """Draw one week's outcome for customers with discrete ``summary``.
 
+    The probabilities are those of :func:`response_probabilities` (tabulated, see
+    :class:`ResponseTable`); the random numbers are described in :func:`sample_outcome_at`.
+
     Args:
         world: The world.
         summary: (N,) discrete summaries at the start of the week.
@@ -202,58 +535,8 @@ def sample_outcome(
         active: (N,) customers taking part this week (default all); the others get a quiet
             week and zero reward.
     """
-    n = summary.segment.shape[0]
-    p = world.params
-    active = np.ones(n, bool) if active is None else np.asarray(active, bool)
-    requested = np.asarray(actions, np.int64)
-    allowed = allowed_actions(summary, world)[np.arange(n), requested] & active
-    a = np.where(allowed, requested, 0)
-    contacted = (a != 0) & active
-    resp = response_probabilities(world, summary, a, week_of_year)
-    u = rng.random((n, 4))
-    converted = (u[:, 0] < resp.convert) & active
-    contact_engaged = (u[:, 1] < resp.engage_contact) & contacted
-    inquiry = (u[:, 2] < resp.inquiry) & active
-    opted_out = (u[:, 3] < resp.optout) & contacted
-    kind = np.where(converted, categorical(p.kind_probs[summary.segment], rng), -1)
-    noise = rng.gamma(p.value_shape[summary.segment], 1.0 / p.value_shape[summary.segment])
-    kind_mean = p.kind_values[summary.segment, np.maximum(kind, 0)]
-    lift = resp.value / p.mean_value[summary.segment]
-    list_value = np.where(converted, np.round(kind_mean * lift * noise, 2), 0.0)
-    discounted = a == world.discount_action
-    paid = np.round(list_value * np.where(discounted, 1.0 - world.discount_rate, 1.0), 2)
-    engaged = contact_engaged | inquiry
-    source = np.where(contact_engaged, a, np.where(inquiry, 0, -1))
-
-    c = len(world.channels)
-    channel = np.maximum(p.channel[a], 0)
-    contacts = np.zeros((n, c), np.int32)
-    contacts[np.arange(n), channel] = contacted
-    consent = np.zeros((n, c), np.int8)
-    consent[np.arange(n), channel] = -opted_out.astype(np.int8)
-    activity = WeekActivity(
-        conversions=converted.astype(np.int32),
-        revenue=paid,
-        engagements=engaged.astype(np.int32),
-        cancellations=np.zeros(n, np.int32),
-        contacts=contacts,
-        consent=consent,
-    )
-    return WeekOutcome(
-        activity=activity,
-        actions=a,
-        overridden=a != requested,
-        converted=converted,
-        kind=kind.astype(np.int64),
-        list_value=list_value,
-        paid=paid,
-        engaged=engaged,
-        engagement_source=source.astype(np.int64),
-        opted_out=opted_out,
-        margin=world.margin_rate * list_value,
-        discount_cost=np.where(discounted, world.discount_rate * list_value, 0.0),
-        contact_cost=np.where(contacted, p.cost[a], 0.0),
-    )
+    state = DiscreteLayout.of(world).encode(summary)
+    return sample_outcome_at(world, state, actions, week_of_year, rng, active)
 
 
 def sample_week(

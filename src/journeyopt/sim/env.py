@@ -1,6 +1,6 @@
 """The gymnasium environment: one customer's journey, one step a week.
 
-A thin shell over the world's dynamics (:func:`journeyopt.sim.dynamics.sample_outcome`), the
+A thin shell over the world's dynamics (:func:`journeyopt.sim.dynamics.sample_outcome_at`), the
 shared customer state (:func:`journeyopt.panel.state.advance`,
 :func:`~journeyopt.panel.state.state_features`), the contact rules
 (:class:`journeyopt.sim.rules.ContactRules`) and the observation encoding
@@ -31,8 +31,8 @@ from numpy.typing import NDArray
 
 from journeyopt.panel.state import CustomerState, advance, state_features
 from journeyopt.sim.behaviour import contact_rules
-from journeyopt.sim.discrete import summarise
-from journeyopt.sim.dynamics import WeekOutcome, sample_outcome
+from journeyopt.sim.discrete import discrete_state
+from journeyopt.sim.dynamics import WeekOutcome, sample_outcome_at
 from journeyopt.sim.observation import ObservationLayout, encode, observation_layout
 from journeyopt.sim.optimum import cyclic_weeks_of_year
 from journeyopt.sim.population import initial_population
@@ -139,10 +139,15 @@ def step_customers(
         inplace: Reuse ``state``'s ring buffers (``state`` must not be used afterwards).
     """
     requested = np.asarray(actions, np.int64)
-    allowed = masks[np.arange(requested.shape[0]), requested]
+    n_actions = masks.shape[1]
+    if requested.size and (int(requested.min()) < 0 or int(requested.max()) >= n_actions):
+        raise IndexError(f"actions must be in 0..{n_actions - 1}")
+    allowed = masks.reshape(-1).take(
+        np.arange(0, requested.shape[0] * n_actions, n_actions) + requested
+    )
     carried = np.where(allowed, requested, 0)
-    summary = summarise(features, segment, world)
-    outcome = sample_outcome(world, summary, carried, week_of_year, rng)
+    discrete = discrete_state(features, segment, world)
+    outcome = sample_outcome_at(world, discrete, carried, week_of_year, rng)
     return Step(advance(state, outcome.activity, inplace=inplace), outcome, ~allowed)
 
 

@@ -164,10 +164,11 @@ def encode(
             col += 1
             continue
         if name in NEVER_FEATURES:
-            never = np.isnan(value)
-            out[col] = never
+            out[col] = np.isnan(value)
             col += 1
-            value = np.where(never, 0.0, value)
+            # NaN -> 0 like the clip below does for negatives; ``np.where`` on the irregular
+            # never-mask costs ten times more
+            value = np.fmax(value, 0.0)
         np.multiply(value, 1.0 / layout.caps[name], out=out[col], casting="unsafe")
         np.clip(out[col], 0.0, 1.0, out=out[col])
         col += 1

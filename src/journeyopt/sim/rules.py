@@ -121,24 +121,28 @@ class ContactRules:
         """
         n = len(next(iter(features.values())))
         codes = np.zeros((n, self.catalog.n_actions), np.int8)
-        recency = np.asarray(features["recency_weeks"], np.float64)
-        in_cooldown = (
-            (recency <= self.cooldown_weeks) if self.cooldown_weeks > 0 else np.zeros(n, bool)
-        )
+        if self.cooldown_weeks > 0:
+            recency = np.asarray(features["recency_weeks"], np.float64)
+            base = np.where(recency <= self.cooldown_weeks, np.int8(COOLDOWN), np.int8(ALLOWED))
+        else:
+            base = np.zeros(n, np.int8)
         channels = self.spec.contact_channels
+        by_channel: dict[str, NDArray[np.int8]] = {}  # the code depends on the channel only
         for a, channel in enumerate(self.catalog.channels):
             if a == 0:
                 continue
-            j = channels.index(channel)
-            cap = self.frequency_caps.get(channel)
-            recent = np.asarray(features[f"contacts_{self.spec.fatigue_weeks}w_{channel}"])
-            code = np.where(in_cooldown, COOLDOWN, ALLOWED)
-            if cap is not None:
-                code = np.where(recent >= cap, FREQUENCY_CAP, code)
-            if reachable is not None:
-                code = np.where(~reachable[:, j], INELIGIBLE, code)
-            code = np.where(np.asarray(features[f"opted_out_{channel}"], bool), OPTED_OUT, code)
-            codes[:, a] = code
+            if channel not in by_channel:
+                j = channels.index(channel)
+                cap = self.frequency_caps.get(channel)
+                code = base
+                if cap is not None:
+                    recent = np.asarray(features[f"contacts_{self.spec.fatigue_weeks}w_{channel}"])
+                    code = np.where(recent >= cap, np.int8(FREQUENCY_CAP), code)
+                if reachable is not None:
+                    code = np.where(~reachable[:, j], np.int8(INELIGIBLE), code)
+                opted = np.asarray(features[f"opted_out_{channel}"], bool)
+                by_channel[channel] = np.where(opted, np.int8(OPTED_OUT), code)
+            codes[:, a] = by_channel[channel]
         return codes
 
     def masks(

@@ -7,7 +7,9 @@ actions a population of one customer follows exactly the single environment's tr
 All customers start together and every episode lasts ``horizon_weeks`` weeks (the world has no
 terminal state), so the whole population is truncated at the same step and auto-reset together:
 ``infos[i]["terminal_observation"]`` holds customer ``i``'s last observation and
-``infos[i]["TimeLimit.truncated"]`` is True, as SB3 expects.
+``infos[i]["TimeLimit.truncated"]`` is True, as SB3 expects. The other steps return empty
+info dicts, and the same list object again at the next such step (building 100k dicts costs
+more than the rest of a step); it is rebuilt when a caller has written into one of its dicts.
 
 Action masks for sb3-contrib's ``MaskablePPO``: its ``get_action_masks(env)`` stacks
 ``env.env_method("action_masks")``, which returns one (A,) row per customer here; the (N, A)
@@ -86,6 +88,7 @@ class PopulationVecEnv(VecEnv):
         self._masks = np.ones((n_customers, n_actions), bool)
         self._actions = np.zeros(n_customers, np.int64)
         self._week = 0
+        self._quiet: list[dict[str, Any]] = []
         self.forbidden_actions = 0
         """Forbidden actions requested since the last reset (carried out as ``none``)."""
         super().__init__(
@@ -162,14 +165,21 @@ class PopulationVecEnv(VecEnv):
         self.forbidden_actions += int(step.forbidden.sum())
         obs = self._observe()
         rewards = step.outcome.reward.astype(np.float32)
-        infos: list[dict[str, Any]] = [{} for _ in range(self.n_customers)]
         done = self._week >= self.clock.horizon_weeks
         if done:
-            for i, info in enumerate(infos):
-                info["terminal_observation"] = obs[i]
-                info["TimeLimit.truncated"] = True
+            rows = list(obs)  # (D,) views
+            infos = [{"terminal_observation": row, "TimeLimit.truncated": True} for row in rows]
             obs = self._new_customers()
+        else:
+            infos = self._quiet_infos()
         return obs, rewards, np.full(self.n_customers, done), infos
+
+    def _quiet_infos(self) -> list[dict[str, Any]]:
+        """The (N,) empty info dicts of a step without auto-reset, reused from step to step;
+        rebuilt if a caller put something in one."""
+        if len(self._quiet) != self.n_customers or any(self._quiet):
+            self._quiet = [{} for _ in range(self.n_customers)]
+        return self._quiet
 
     def action_masks(self) -> NDArray[np.bool_]:
         """(N, A) allowed actions of the current states, from the contact rules."""
