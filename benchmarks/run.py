@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -225,7 +225,10 @@ def main() -> None:
     parser.add_argument("--env-steps", type=int, default=20_000)
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
-    machine = f"{platform.machine()}, {resource.getpagesize()} B pages, python {platform.python_version()}"
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.1f} at start"
+    )
     for name in args.names:
         lines = [f"# {name}", "", f"Machine: {machine}", "", *BENCHMARKS[name](args)]
         (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
