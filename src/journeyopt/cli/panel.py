@@ -25,7 +25,7 @@ from journeyopt.cli.entry import console as console_factory
 from journeyopt.cli.entry import report_errors, to_object
 from journeyopt.data.ingest import load_canonical, recorded_contact_channels
 from journeyopt.data.schema import CanonicalLogs
-from journeyopt.errors import OutputExistsError
+from journeyopt.outputs import check_output_dir
 from journeyopt.panel.build import resolve_as_of, write_panel_and_state
 from journeyopt.panel.cohorts import Cohorts, plot_retention, retention_table
 from journeyopt.panel.config import PanelConfig, feature_spec
@@ -101,17 +101,6 @@ def logged_contact_channels(logs: CanonicalLogs) -> tuple[str, ...]:
     contacts = logs.contacts
     channels = contacts.loc[contacts["action"] != "none", "channel"]
     return tuple(sorted({str(c) for c in channels.unique() if c}))
-
-
-def check_output_dir(output_dir: Path, overwrite: bool) -> None:
-    """Refuse a non-empty ``output_dir`` unless ``overwrite``."""
-    if output_dir.exists() and not output_dir.is_dir():
-        raise OutputExistsError(f"output_dir {output_dir} exists and is not a folder")
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
-        raise OutputExistsError(
-            f"output_dir {output_dir} exists and is not empty; choose another folder or pass "
-            "overwrite=true"
-        )
 
 
 def build_outputs(

@@ -58,6 +58,7 @@ from journeyopt.data.tables import (
     resolve_as_of,
 )
 from journeyopt.errors import ConfigError, InputFileError, OutputExistsError
+from journeyopt.outputs import check_output_dir
 
 OUTPUT_FILES: tuple[str, ...] = (
     "events.parquet",
@@ -263,15 +264,8 @@ def ingest_to_logs(source: SourceConfig) -> tuple[CanonicalLogs, IngestResult]:
     return output.logs, output.result
 
 
-def _check_output_dir(output_dir: Path, overwrite: bool, source: SourceConfig) -> None:
-    """Refuse a non-empty ``output_dir`` (unless ``overwrite``) and any overlap with inputs."""
-    if output_dir.exists() and not output_dir.is_dir():
-        raise OutputExistsError(f"output_dir {output_dir} exists and is not a folder")
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
-        raise OutputExistsError(
-            f"output_dir {output_dir} exists and is not empty; choose another folder or pass "
-            "overwrite=true"
-        )
+def _check_inputs_kept(output_dir: Path, source: SourceConfig) -> None:
+    """Refuse an ``output_dir`` whose output files would overwrite one of the source's files."""
     outputs = {(output_dir / name).resolve() for name in OUTPUT_FILES}
     for table in TABLES:
         for path in resolve_files(source, table) if getattr(source, table).columns else []:
@@ -309,7 +303,8 @@ def ingest(source: SourceConfig, output_dir: Path, overwrite: bool = False) -> I
         OutputExistsError: ``output_dir`` is not empty and ``overwrite`` is false.
     """
     output_dir = Path(output_dir)
-    _check_output_dir(output_dir, overwrite, source)
+    _check_inputs_kept(output_dir, source)
+    check_output_dir(output_dir, overwrite)
     output = run_ingest(source)
     output = replace(output, result=replace(output.result, output_dir=str(output_dir)))
     write_output(output, output_dir)

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import matplotlib
 
+from journeyopt.outputs import prepare_output_dir
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from journeyopt.errors import OutputExistsError
 from journeyopt.evaluation.simulate import EvaluationResult
 
 CSV_NAME, MARKDOWN_NAME, CHART_NAME = "evaluation.csv", "evaluation.md", "evaluation.png"
@@ -81,12 +82,7 @@ def write_evaluation(
 ) -> Path:
     """Write ``evaluation.csv``, ``evaluation.md`` and ``evaluation.png`` into ``output_dir``;
     refuses a non-empty folder unless ``overwrite``."""
-    out = Path(output_dir)
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{out}: folder is not empty; pass overwrite=true to replace")
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output_dir(output_dir, overwrite)
     result.table.to_csv(out / CSV_NAME, index=False)
     (out / MARKDOWN_NAME).write_text(markdown_table(result.table, currency), encoding="utf-8")
     chart(result, out / CHART_NAME)

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from numpy.typing import NDArray
 
-from journeyopt.errors import OutputExistsError
+from journeyopt.outputs import prepare_output_dir
 from journeyopt.panel.state import CustomerState, advance, state_features
 from journeyopt.panel.weeks import week_of_year
 from journeyopt.sim.behaviour import contact_rules, explore, staff_actions
@@ -211,12 +211,7 @@ def _write_csv(table: pa.Table, path: Path) -> None:
 def write_logs(logs: GeneratedLogs, output_dir: Path | str, overwrite: bool = False) -> Path:
     """Write ``events.csv``, ``contacts.csv``, ``identities.csv``, ``customers.csv`` and
     ``truth.json`` into ``output_dir``; refuses a non-empty folder unless ``overwrite``."""
-    out = Path(output_dir)
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{out}: folder is not empty; pass overwrite=true to replace")
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output_dir(output_dir, overwrite)
     _write_csv(logs.tables.events, out / "events.csv")
     _write_csv(logs.tables.contacts, out / "contacts.csv")
     _write_csv(logs.tables.identities, out / "identities.csv")
