@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/journeyopt-demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 -q tests notebooks --nbmake
 
 check: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
