@@ -1,0 +1,413 @@
+"""``train(cfg) -> TrainResult``: train an SB3 agent in a simulated world, evaluate it against
+the baselines and the exact optimum, and log the run to MLflow.
+
+    result = train(train_config(composed_cfg))
+    result.metrics["eval/pct_of_optimum"]
+
+One run:
+
+1. solve the world's exact optimum (for ``% of optimum`` and the optional warm start);
+2. build the vectorised training env and the agent (new, warm-started from the optimum, or
+   resumed from a checkpoint with ``train.resume``);
+3. learn, evaluating every ``train.eval_every_steps`` steps on a fixed population (learning
+   curve ``learning_curve.csv``: % of optimum against wall seconds) and checkpointing every
+   ``train.checkpoint_every_steps`` steps into ``<output_dir>/checkpoints/``; an interrupted
+   run (Ctrl-C, SIGTERM, an error) saves a last checkpoint and is marked KILLED / FAILED;
+4. evaluate the agent and the baselines on ``evaluation.n_customers`` customers with common
+   random numbers; log the ``eval/`` metrics, the evaluation table (CSV, Markdown), plots
+   (learning curve, action mix by lifecycle stage, value by segment), and the policy as a
+   pyfunc model registered as a new version of ``tracking.registered_model``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from numpy.typing import NDArray
+from omegaconf import OmegaConf
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
+
+from journeyopt.agents import warm_start
+from journeyopt.agents.baselines import UniformRandom, make_baseline
+from journeyopt.agents.callbacks import (
+    EntropySchedule,
+    EvalPoint,
+    Evaluate,
+    LearningCurve,
+    PeriodicEvaluation,
+    Stopwatch,
+)
+from journeyopt.agents.config import OnPolicyConfig, TrainConfig
+from journeyopt.agents.report import (
+    ActionMixRecorder,
+    action_mix_figure,
+    final_metrics,
+    learning_curve_figure,
+)
+from journeyopt.agents.sb3 import (
+    LearnedPolicy,
+    load_checkpoint,
+    make_model,
+    make_training_env,
+    policy_spec,
+)
+from journeyopt.errors import ConfigError
+from journeyopt.evaluation.report import write_evaluation
+from journeyopt.evaluation.simulate import EvaluationResult, evaluate_policies
+from journeyopt.sim.observation import ObservationLayout, observation_layout
+from journeyopt.sim.optimum import OptimalPolicy, cyclic_weeks_of_year, solve_optimum
+from journeyopt.sim.world import WorldSpec, load_world
+from journeyopt.tracking.logger import RunLogger
+from journeyopt.tracking.model import log_policy_model
+from journeyopt.tracking.registry import PolicyRegistry
+from journeyopt.tracking.run import tracked_run
+from journeyopt.tracking.sb3_policy import SB3Policy
+from journeyopt.tracking.tags import run_tags
+
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_PREFIX = "model"
+CURVE_FILE = "learning_curve.csv"
+_CHECKPOINT_RE = re.compile(rf"{CHECKPOINT_PREFIX}_(\d+)_steps\.zip$")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced.
+
+    Attributes:
+        metrics: Final ``eval/`` metrics of the agent (see
+            :func:`journeyopt.agents.report.final_metrics`) and ``train/wall_seconds``.
+        table: The final evaluation table (agent and baselines, all customers and by type).
+        curve: Evaluation points during training (with the final one).
+        output_dir: Folder of checkpoints, tables and plots.
+        model_path: The final agent (SB3 zip).
+        timesteps: Environment steps trained in total.
+        start_step: Environment steps of the checkpoint the run resumed from (0: fresh).
+        run_id: MLflow run id (``None`` with tracking off).
+        model_version: Registered version of the policy (``None`` with tracking off).
+        model: The trained agent.
+    """
+
+    metrics: dict[str, float]
+    table: pd.DataFrame
+    curve: tuple[EvalPoint, ...]
+    output_dir: Path
+    model_path: Path
+    timesteps: int
+    start_step: int
+    run_id: str | None
+    model_version: str | None
+    model: BaseAlgorithm
+
+
+@dataclass(frozen=True)
+class World:
+    """The world of a run and what is derived from it once."""
+
+    spec: WorldSpec
+    optimum: OptimalPolicy
+    layout: ObservationLayout
+
+
+def latest_checkpoint(path: Path) -> Path:
+    """The checkpoint to resume from: ``path`` itself if it is a file, else the checkpoint
+    with the most steps in ``path/checkpoints/`` (or in ``path``)."""
+    if path.is_file():
+        return path
+    folder = path / CHECKPOINT_DIR if (path / CHECKPOINT_DIR).is_dir() else path
+    found = [
+        (int(m.group(1)), p) for p in folder.glob("*.zip") if (m := _CHECKPOINT_RE.search(p.name))
+    ]
+    if not found:
+        raise ConfigError(
+            f"train.resume: no checkpoint {CHECKPOINT_PREFIX}_<steps>_steps.zip in {folder}"
+        )
+    return max(found)[1]
+
+
+def _run_folder_of(checkpoint: Path) -> Path:
+    parent = checkpoint.parent
+    return parent.parent if parent.name == CHECKPOINT_DIR else parent
+
+
+def _save_checkpoint(model: BaseAlgorithm, out: Path) -> Path:
+    path = out / CHECKPOINT_DIR / f"{CHECKPOINT_PREFIX}_{model.num_timesteps}_steps.zip"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    return path
+
+
+def _prepare_world(cfg: TrainConfig) -> World:
+    sim = cfg.simulator
+    spec = load_world(sim.world)
+    weeks = cyclic_weeks_of_year(sim.start_week_of_year, sim.horizon_weeks)
+    optimum = solve_optimum(spec, sim.horizon_weeks, sim.gamma, weeks)
+    return World(spec, optimum, observation_layout(spec))
+
+
+def _evaluator(cfg: TrainConfig, world: World) -> Evaluate:
+    """Evaluation of the agent alone on the fixed training-time evaluation population."""
+    sim = cfg.simulator
+
+    def evaluate(model: BaseAlgorithm, step: int, seconds: float) -> EvalPoint:
+        result = evaluate_policies(
+            world.spec,
+            [LearnedPolicy.of(model, world.spec, world.layout)],
+            n_customers=cfg.train.eval_customers,
+            horizon_weeks=sim.horizon_weeks,
+            gamma=sim.gamma,
+            seed=cfg.evaluation.seed,
+            start_week_of_year=sim.start_week_of_year,
+            optimum=world.optimum,
+            reference=None,
+        )
+        row = result.table.iloc[0]
+        return EvalPoint(
+            step=step,
+            wall_seconds=seconds,
+            value=float(row["value"]),
+            pct_of_optimum=float(row["pct_of_optimum"]),
+            forbidden_action_rate=float(row["forbidden_per_customer"]) / sim.horizon_weeks,
+        )
+
+    return evaluate
+
+
+def _reward_scales(cfg: TrainConfig, world: World) -> NDArray[np.float32]:
+    """(S,) factor on each customer type's rewards (see ``AgentConfig.balance_segments``):
+    balanced scales come from one horizon of the uniform random policy on
+    ``train.eval_customers`` customers drawn with the run's seed."""
+    n_segments = len(world.spec.segment_names)
+    scales = np.full(n_segments, cfg.agent.reward_scale, np.float32)
+    if not cfg.agent.balance_segments:
+        return scales
+    sim = cfg.simulator
+    result = evaluate_policies(
+        world.spec,
+        [UniformRandom()],
+        n_customers=cfg.train.eval_customers,
+        horizon_weeks=sim.horizon_weeks,
+        gamma=sim.gamma,
+        seed=cfg.seed,
+        start_week_of_year=sim.start_week_of_year,
+        optimum=world.optimum,
+        reference=None,
+    )
+    size = np.abs(result.runs[0].value)
+    overall = float(np.mean(size))
+    for k in range(n_segments):
+        rows = result.segment == k
+        if rows.any() and np.mean(size[rows]) > 0:
+            scales[k] = cfg.agent.reward_scale * overall / float(np.mean(size[rows]))
+    return scales
+
+
+def _build_model(
+    cfg: TrainConfig, world: World, run: RunLogger
+) -> tuple[BaseAlgorithm, LearningCurve, int]:
+    """The agent (new, warm-started or resumed), the learning curve and the start step."""
+    sim, settings = cfg.simulator, cfg.train
+    scales = _reward_scales(cfg, world)
+    run.log_metrics(
+        {
+            f"train/reward_scale/{name}": float(v)
+            for name, v in zip(world.spec.segment_names, scales, strict=True)
+        },
+        step=0,
+    )
+    env, _ = make_training_env(
+        world.spec,
+        settings.n_customers,
+        sim.horizon_weeks,
+        sim.start_week_of_year,
+        scales,
+        pool_size=settings.pool_size,
+        seed=cfg.seed,
+        bootstrap_at_horizon=settings.bootstrap_at_horizon,
+    )
+    out = Path(cfg.output_dir)
+    if settings.resume:
+        checkpoint = latest_checkpoint(Path(settings.resume))
+        model = load_checkpoint(checkpoint, cfg.agent.algorithm, env)
+        previous = LearningCurve(_run_folder_of(checkpoint) / CURVE_FILE)
+        curve = LearningCurve(out / CURVE_FILE)
+        if previous.path.resolve() != curve.path.resolve():
+            for point in previous.points:
+                if point.step <= model.num_timesteps:
+                    curve.add(point)
+        run.set_tags({"journeyopt.resumed_from": str(checkpoint)})
+        return model, curve, int(model.num_timesteps)
+    model = make_model(cfg.agent, env, cfg.gamma, cfg.seed)
+    if settings.warm_start.enabled:
+        demos = warm_start.demonstrations(
+            world.spec,
+            world.optimum,
+            settings.warm_start.n_customers,
+            sim.start_week_of_year,
+            settings.pool_size,
+            cfg.seed,
+        )
+        stats = warm_start.clone(model, demos, settings.warm_start, scales, cfg.seed)
+        run.log_metrics(stats, step=0)
+    return model, LearningCurve(out / CURVE_FILE), 0
+
+
+def _callbacks(
+    cfg: TrainConfig, world: World, run: RunLogger, curve: LearningCurve, clock: Stopwatch
+) -> list[BaseCallback]:
+    settings, agent = cfg.train, cfg.agent
+    callbacks: list[BaseCallback] = []
+    if settings.eval_every_steps > 0:
+        evaluate = _evaluator(cfg, world)
+        callbacks.append(PeriodicEvaluation(evaluate, settings.eval_every_steps, run, curve, clock))
+    if settings.checkpoint_every_steps > 0:
+        calls = max(settings.checkpoint_every_steps // settings.n_customers, 1)
+        folder = str(Path(cfg.output_dir) / CHECKPOINT_DIR)
+        callbacks.append(CheckpointCallback(calls, folder, name_prefix=CHECKPOINT_PREFIX))
+    if isinstance(agent, OnPolicyConfig) and agent.ent_coef != agent.ent_coef_final:
+        callbacks.append(EntropySchedule(agent.ent_coef, agent.ent_coef_final))
+    return callbacks
+
+
+def _learn(
+    cfg: TrainConfig, model: BaseAlgorithm, callbacks: list[BaseCallback], start_step: int
+) -> None:
+    """Learn up to ``train.total_timesteps``; save a checkpoint when interrupted."""
+    remaining = cfg.train.total_timesteps - start_step
+    if remaining <= 0:
+        return
+    try:
+        model.learn(
+            total_timesteps=remaining,
+            callback=callbacks,
+            progress_bar=cfg.train.progress_bar,
+            reset_num_timesteps=start_step == 0,
+        )
+    except BaseException:
+        _save_checkpoint(model, Path(cfg.output_dir))
+        raise
+
+
+def _final_evaluation(
+    cfg: TrainConfig, world: World, model: BaseAlgorithm
+) -> tuple[EvaluationResult, ActionMixRecorder]:
+    sim, ev = cfg.simulator, cfg.evaluation
+    agent = LearnedPolicy.of(model, world.spec, world.layout)
+    recorder = ActionMixRecorder(agent, world.spec.actions.n_actions)
+    staff = ev.staff.to_rules()
+    baselines = [make_baseline(n, world.spec, staff, world.optimum) for n in ev.policies]
+    result = evaluate_policies(
+        world.spec,
+        [recorder, *baselines],
+        n_customers=ev.n_customers,
+        horizon_weeks=sim.horizon_weeks,
+        gamma=sim.gamma,
+        seed=ev.seed,
+        start_week_of_year=sim.start_week_of_year,
+        optimum=world.optimum,
+        reference=ev.reference if ev.reference in ev.policies else None,
+    )
+    return result, recorder
+
+
+def _log_outputs(
+    cfg: TrainConfig,
+    world: World,
+    run: RunLogger,
+    result: EvaluationResult,
+    recorder: ActionMixRecorder,
+    curve: LearningCurve,
+) -> None:
+    """Write the evaluation table and plots into the output folder and the run."""
+    out = Path(cfg.output_dir)
+    folder = write_evaluation(
+        result, out / "evaluation", overwrite=True, currency=world.spec.currency
+    )
+    run.log_artifact(folder, "evaluation")
+    title = cfg.default_run_name
+    figures = {
+        "learning_curve.png": learning_curve_figure(curve.points, title),
+        "action_mix.png": action_mix_figure(recorder.counts, world.spec.actions.names, title),
+    }
+    for name, figure in figures.items():
+        figure.savefig(out / name, dpi=120)
+        run.log_figure(figure, f"plots/{name}")
+    run.log_artifact(out / CURVE_FILE)
+
+
+def _register(cfg: TrainConfig, world: World, run: RunLogger, model: BaseAlgorithm) -> str | None:
+    """Log the policy as a pyfunc model and register it; the registered version."""
+    policy = SB3Policy.from_model(model, policy_spec(world.spec, world.layout))
+    env = model.get_env()
+    assert env is not None
+    examples = np.asarray(env.reset())[:5]
+    masks = np.asarray(env.env_method("action_masks"))[:5]
+    info = log_policy_model(run, policy, examples, masks, step=int(model.num_timesteps))
+    if info is None:
+        return None
+    tags = {"journeyopt.agent": cfg.agent.algorithm, "journeyopt.simulator": cfg.simulator.world}
+    return PolicyRegistry(cfg.tracking).register(info, tags=tags).version
+
+
+def _record(point: EvalPoint, curve: LearningCurve, run: RunLogger) -> None:
+    curve.add(point)
+    run.log_metrics(point.metrics(), step=point.step)
+
+
+def train(cfg: TrainConfig, callbacks: Sequence[BaseCallback] = ()) -> TrainResult:
+    """Train, evaluate and log one agent (see the module docstring).
+
+    Args:
+        cfg: The job configuration; ``cfg.output_dir`` must be set.
+        callbacks: Extra SB3 callbacks (a sweep's pruning, a test's interruption).
+
+    Raises:
+        ConfigError: No output folder, or ``train.resume`` names no checkpoint.
+    """
+    if not cfg.output_dir:
+        raise ConfigError("output_dir must be set (journeyopt-train sets Hydra's run folder)")
+    started = time.monotonic()  # the learning curve's clock includes the optimum and warm start
+    torch.set_num_threads(cfg.train.torch_threads)
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    world = _prepare_world(cfg)
+    tags = run_tags(simulator=cfg.simulator.world, agent=cfg.agent.algorithm)
+    node = OmegaConf.structured(cfg)
+    with tracked_run(node, cfg.default_run_name, tags=tags, tracking=cfg.tracking) as run:
+        model, curve, start_step = _build_model(cfg, world, run)
+        model.set_logger(run.sb3_logger())
+        clock = Stopwatch(curve.wall_seconds, started)
+        if cfg.train.warm_start.enabled and start_step == 0 and cfg.train.eval_every_steps > 0:
+            _record(_evaluator(cfg, world)(model, 0, clock.seconds()), curve, run)
+        _learn(cfg, model, [*_callbacks(cfg, world, run, curve, clock), *callbacks], start_step)
+        model_path = _save_checkpoint(model, out)
+        wall_seconds = clock.seconds()
+        if not curve.points or curve.points[-1].step != model.num_timesteps:
+            _record(
+                _evaluator(cfg, world)(model, int(model.num_timesteps), wall_seconds), curve, run
+            )
+        result, recorder = _final_evaluation(cfg, world, model)
+        metrics = {**final_metrics(result, recorder.name), "train/wall_seconds": wall_seconds}
+        run.log_metrics(metrics, step=int(model.num_timesteps))
+        _log_outputs(cfg, world, run, result, recorder, curve)
+        version = _register(cfg, world, run, model)
+        return TrainResult(
+            metrics=metrics,
+            table=result.table,
+            curve=tuple(curve.points),
+            output_dir=out,
+            model_path=model_path,
+            timesteps=int(model.num_timesteps),
+            start_step=start_step,
+            run_id=run.run_id,
+            model_version=version,
+            model=model,
+        )

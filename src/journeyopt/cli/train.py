@@ -1,0 +1,58 @@
+"""``journeyopt-train``: train a contact policy in a simulated world.
+
+    journeyopt-train agent=ppo simulator=coworking seed=0
+    journeyopt-train -m agent=ppo,a2c,dqn,maskable_ppo seed=0,1,2
+    journeyopt-train +experiment=coworking_best
+    journeyopt-train train.resume=outputs/train/2025-01-31/10-00-00   # continue from a checkpoint
+
+A thin shell over :func:`journeyopt.agents.train.train`; returns the final evaluation value
+(what a Hydra sweeper maximises).
+"""
+
+from __future__ import annotations
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+from rich.table import Table
+
+from journeyopt.agents.config import register_configs, train_config
+from journeyopt.agents.train import TrainResult, train
+from journeyopt.cli.entry import console, report_errors
+
+register_configs()
+
+
+def summary(result: TrainResult) -> Table:
+    """The final evaluation of every policy over all customers, as a rich table."""
+    table = Table(title=f"evaluation after {result.timesteps:,} steps (value per customer)")
+    for column in ("policy", "value", "95 % CI", "% of optimum", "uplift vs staff"):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    rows = result.table[result.table["segment"] == "all"]
+    for rec in rows.to_dict("records"):
+        uplift = float(rec["uplift"])
+        table.add_row(
+            str(rec["policy"]),
+            f"{float(rec['value']):,.1f}",
+            f"{float(rec['value_ci_low']):,.1f} – {float(rec['value_ci_high']):,.1f}",
+            f"{float(rec['pct_of_optimum']):.1f}",
+            "–" if uplift != uplift else f"{uplift:,.1f}",
+        )
+    return table
+
+
+def run(cfg: DictConfig) -> float:
+    """Train with the composed config; print the summary; the final ``eval/value_mean``."""
+    settings = train_config(cfg)
+    if not settings.output_dir:
+        settings.output_dir = HydraConfig.get().runtime.output_dir
+    result = train(settings)
+    out = console()
+    out.print(summary(result))
+    out.print(f"outputs in {result.output_dir}; MLflow run {result.run_id or '(tracking off)'}")
+    return result.metrics["eval/value_mean"]
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+def main(cfg: DictConfig) -> float:
+    return report_errors(lambda: run(cfg))
