@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 
 from journeyopt.panel.state import CustomerState, WeekActivity, state_features
 from journeyopt.sim.discrete import DiscreteLayout, Summary, allowed_actions, summarise
-from journeyopt.sim.world import WorldSpec
+from journeyopt.sim.world import FittedResponses, WorldSpec
 
 Float = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -102,10 +102,39 @@ def base_logit(summary: Summary, world: WorldSpec) -> Float:
     return np.where(summary.conversions == 0, p.prospect_logit[s], customer)
 
 
+def fitted_responses(
+    fitted: FittedResponses, state: IntArray, actions: IntArray, week_of_year: int
+) -> Responses:
+    """Responses of a calibrated world's fitted tables (see
+    :class:`~journeyopt.sim.world.FittedResponses`) for (N,) discrete ``state`` indices.
+
+    The engagement model gives P(at least one engagement | state, action, week); the
+    spontaneous part (``inquiry``) is its ``none`` column, with season, and the contact's own
+    part is what the action adds to it at the reference season (shift 0), so that
+    :attr:`Responses.engage` is the fitted probability up to the season of contact responses.
+    """
+    convert = _sigmoid(fitted.convert_logit[state, actions] + fitted.convert_season[week_of_year])
+    inquiry = _sigmoid(fitted.engage_logit[state, 0] + fitted.engage_season[week_of_year])
+    base = _sigmoid(fitted.engage_logit[state, 0])
+    with_contact = _sigmoid(fitted.engage_logit[state, actions])
+    engage_contact = np.clip((with_contact - base) / np.maximum(1.0 - base, 1e-12), 0.0, 1.0)
+    return Responses(
+        convert=convert,
+        value=np.asarray(fitted.value[state], np.float64),
+        engage_contact=np.asarray(engage_contact, np.float64),
+        inquiry=inquiry,
+        optout=np.asarray(fitted.optout[state, actions], np.float64),
+    )
+
+
 def response_probabilities(
     world: WorldSpec, summary: Summary, actions: NDArray[np.integer], week_of_year: int
 ) -> Responses:
     """Response probabilities of customers with discrete ``summary`` to ``actions``.
+
+    A calibrated world answers from its fitted tables (:func:`fitted_responses`); one whose
+    contact effects are not identified refuses (this is the entry point of every policy
+    search: the exact optimum, the myopic policy, training).
 
     Args:
         world: The world.
@@ -113,6 +142,10 @@ def response_probabilities(
         actions: (N,) action indices into ``world.actions.names``.
         week_of_year: ISO week of year (1..53) of this week.
     """
+    if world.responses is not None:
+        world.require_identified_actions("search for, optimise or score a contact policy")
+        state = DiscreteLayout.of(world).encode(summary)
+        return fitted_responses(world.responses, state, np.asarray(actions, np.int64), week_of_year)
     p = world.params
     s = summary.segment
     a = np.asarray(actions, np.int64)
@@ -274,17 +307,22 @@ class ResponseTable:
         self._world = weakref.ref(world)  # the cache of tables must not keep worlds alive
         self.layout = DiscreteLayout.of(world)
         self.n_actions = world.actions.n_actions
-        season = world.params.season
-        levels, first = np.unique(season[1:], return_index=True)
+        # seasonal signature of each week of year: (54, k); weeks with equal rows share tables
+        signature = (
+            world.params.season[:, None]
+            if world.responses is None
+            else np.stack([world.responses.convert_season, world.responses.engage_season], 1)
+        )
+        _, first, inverse = np.unique(signature[1:], axis=0, return_index=True, return_inverse=True)
         self._level_weeks = first + 1  # one representative week of year per level
-        self.season_level = np.searchsorted(levels, season).astype(np.int64)
+        self.season_level = np.concatenate([[0], inverse.reshape(-1)]).astype(np.int64)
         self._states = self.layout.all_states()
         n, a_count = self.layout.n_states, self.n_actions
         engage = np.empty((n, a_count))
         optout = np.empty((n, a_count))
         week = int(self._level_weeks[0])
         for a in range(a_count):
-            r = response_probabilities(world, self._states, np.full(n, a), week)
+            r = self._responses(world, a, week)
             engage[:, a] = r.engage_contact
             optout[:, a] = r.optout
         self.engage_contact = engage.reshape(-1)
@@ -311,10 +349,19 @@ class ResponseTable:
         week = int(self._level_weeks[level])
         convert = np.empty((n, a_count))
         for a in range(a_count):
-            r = response_probabilities(world, self._states, np.full(n, a), week)
+            r = self._responses(world, a, week)
             convert[:, a] = r.convert
         self._convert[level] = convert.reshape(-1)
         self._inquiry[level] = r.inquiry
+
+    def _responses(self, world: WorldSpec, action: int, week_of_year: int) -> Responses:
+        """Responses of every state to ``action``: a calibrated world's tables are read
+        directly (simulating is allowed even when its contact effects are not identified)."""
+        n = self.layout.n_states
+        actions = np.full(n, action, np.int64)
+        if world.responses is not None:
+            return fitted_responses(world.responses, np.arange(n), actions, week_of_year)
+        return response_probabilities(world, self._states, actions, week_of_year)
 
     def convert(self, week_of_year: int) -> Float:
         """(n * A,) probability of a conversion in ``week_of_year`` (1..53)."""
@@ -451,6 +498,8 @@ def sample_outcome_at(
     n = x.shape[0]
     requested = np.asarray(actions, np.int64)
     _check_range(requested, table.n_actions, "actions")
+    if requested.any():
+        world.require_identified_actions("simulate contacts")
     cell = x * table.n_actions
     allowed = table.allowed.take(cell + requested)
     taking_part = None if active is None else np.asarray(active, bool)

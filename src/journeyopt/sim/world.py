@@ -13,7 +13,7 @@ parameter means.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 from numpy.typing import NDArray
 
-from journeyopt.errors import ConfigError
+from journeyopt.errors import ConfigError, JourneyoptError
 from journeyopt.panel.state import FeatureSpec
 from journeyopt.sim.rules import ActionCatalog
 
@@ -229,6 +229,73 @@ class WorldParams(NamedTuple):
     season: NDArray[np.float64]
 
 
+@dataclass(frozen=True, eq=False)
+class FittedResponses:
+    """A response model fitted from logs, tabulated over the world's discrete states.
+
+    A calibrated world (:mod:`journeyopt.calibration`) carries one; the dynamics then read the
+    responses from these tables instead of the parametric segment fields (which, in a
+    calibrated world, are a readable summary of the fit). ``n`` discrete states
+    (:class:`journeyopt.sim.discrete.DiscreteLayout`), ``A`` actions. Stored as
+    ``responses.npz`` beside the world's ``world.yaml``.
+
+    Attributes:
+        convert_logit: (n, A) conversion logit without season.
+        convert_season: (54,) conversion-logit shift by ISO week of year (index 0 unused).
+        value: (n,) expected list value of a conversion, currency.
+        engage_logit: (n, A) logit of at least one engagement event without season; column 0
+            (``none``) is the spontaneous rate, the contact's own effect is what the other
+            columns add to it.
+        engage_season: (54,) engagement-logit shift by ISO week of year.
+        optout: (n, A) probability of opting out of the action's channel; column 0 is 0.
+        actions_identified: The logs identify the effects of contacts (they hold contacts
+            of every action); when False only ``none`` may be simulated and no contact policy
+            may be searched for.
+    """
+
+    convert_logit: NDArray[np.float64]
+    convert_season: NDArray[np.float64]
+    value: NDArray[np.float64]
+    engage_logit: NDArray[np.float64]
+    engage_season: NDArray[np.float64]
+    optout: NDArray[np.float64]
+    actions_identified: bool
+
+    ARRAYS = ("convert_logit", "convert_season", "value", "engage_logit", "engage_season", "optout")
+
+    def __post_init__(self) -> None:
+        n, a = self.convert_logit.shape
+        shapes = {
+            "engage_logit": (n, a),
+            "optout": (n, a),
+            "value": (n,),
+            "convert_season": (54,),
+            "engage_season": (54,),
+        }
+        for name, shape in shapes.items():
+            if getattr(self, name).shape != shape:
+                raise ConfigError(f"responses.{name}: shape {getattr(self, name).shape} != {shape}")
+        if not np.all((self.optout >= 0) & (self.optout <= 1)):
+            raise ConfigError("responses.optout must be probabilities in [0, 1]")
+        if not np.all(self.value > 0):
+            raise ConfigError("responses.value must be > 0")
+
+    def save(self, path: Path) -> None:
+        """Write the tables to ``path`` (NPZ, no pickles)."""
+        arrays = {name: getattr(self, name) for name in self.ARRAYS}
+        np.savez_compressed(path, actions_identified=self.actions_identified, **arrays)
+
+    @staticmethod
+    def load(path: Path) -> FittedResponses:
+        """Read tables written by :meth:`save`."""
+        if not path.is_file():
+            raise ConfigError(f"{path}: the world's response tables are missing")
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {name: np.asarray(z[name], np.float64) for name in FittedResponses.ARRAYS}
+            identified = bool(z["actions_identified"])
+        return FittedResponses(**arrays, actions_identified=identified)
+
+
 @dataclass(frozen=True)
 class WorldSpec:
     """A ground-truth world: customer types, responses to actions and economics.
@@ -250,6 +317,8 @@ class WorldSpec:
         features: Feature windows of the customer state (contact channels = ``channels``).
         engagement_kinds: Action -> event kind its engagement is logged as, plus ``inquiry``
             (the spontaneous trigger) and ``arrival`` (the event a new prospect arrives with).
+        responses: The fitted response tables of a calibrated world; None for a parametric
+            (ground-truth) world, whose responses are the segments' parameters.
     """
 
     name: str
@@ -266,6 +335,7 @@ class WorldSpec:
     discrete: DiscreteSpec
     features: FeatureSpec
     engagement_kinds: Mapping[str, str]
+    responses: FittedResponses | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _check_prob(self.margin_rate, "world.margin_rate")
@@ -284,8 +354,15 @@ class WorldSpec:
         for action in (*self.actions.names[1:], "inquiry", "arrival"):
             if action not in self.engagement_kinds:
                 raise ConfigError(f"world.engagement_kinds must name an event kind for {action}")
-        if "discount_offer" not in self.actions.names:
+        if "discount_offer" not in self.actions.names and self.responses is None:
             raise ConfigError("world.actions must contain discount_offer")
+        if self.responses is not None:
+            n_actions = self.responses.convert_logit.shape[1]
+            if n_actions != self.actions.n_actions:
+                raise ConfigError(
+                    f"world.responses has {n_actions} actions, "
+                    f"the catalogue {self.actions.n_actions}"
+                )
         for seg in self.segments:
             for table in ("action_logit", "action_engagement", "optout"):
                 extra = set(getattr(seg, table)) - set(self.actions.names[1:])
@@ -303,7 +380,20 @@ class WorldSpec:
 
     @property
     def discount_action(self) -> int:
-        return self.actions.names.index("discount_offer")
+        """Index of ``discount_offer``; -1 when the catalogue has none (calibrated worlds)."""
+        names = self.actions.names
+        return names.index("discount_offer") if "discount_offer" in names else -1
+
+    def require_identified_actions(self, purpose: str) -> None:
+        """Raise :class:`~journeyopt.errors.JourneyoptError` if the world cannot tell what a
+        contact does (calibrated from logs without contacts) and ``purpose`` needs it."""
+        if self.responses is not None and not self.responses.actions_identified:
+            raise JourneyoptError(
+                f"world {self.name!r} was calibrated from logs without (enough) contacts: the "
+                f"effects of contacts are not identified, so it cannot be used to {purpose}. "
+                "It simulates the organic dynamics (no contact) only; calibrate on logs with "
+                "logged contacts to learn a contact policy"
+            )
 
     @cached_property
     def params(self) -> WorldParams:
@@ -386,20 +476,28 @@ def world_path(name_or_path: str | Path) -> Path:
 
 
 def load_world(name_or_path: str | Path) -> WorldSpec:
-    """Load and validate a world: a shipped name (``coworking``), a folder or a YAML file."""
+    """Load and validate a world: a shipped name (``coworking``), a folder or a YAML file.
+
+    A calibrated world's ``world.yaml`` names its response tables (``responses:
+    responses.npz``, relative to the YAML file).
+    """
     path = world_path(name_or_path)
     with path.open(encoding="utf-8") as fh:
         raw = yaml.safe_load(fh)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     try:
-        return world_from_dict(raw)
+        return world_from_dict(raw, path.parent)
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"{path}: invalid world: {err}") from err
 
 
-def world_from_dict(raw: Mapping[str, Any]) -> WorldSpec:
-    """Build a :class:`WorldSpec` from the parsed YAML mapping (see ``world.yaml``)."""
+def world_from_dict(raw: Mapping[str, Any], base: Path | None = None) -> WorldSpec:
+    """Build a :class:`WorldSpec` from the parsed YAML mapping (see ``world.yaml``); a
+    ``responses`` file is read relative to ``base`` (default the working directory)."""
+    responses = None
+    if raw.get("responses"):
+        responses = FittedResponses.load((base or Path()) / str(raw["responses"]))
     actions = raw["actions"]
     names = ("none", *(a for a in actions if a != "none"))
     catalog = ActionCatalog(
@@ -437,4 +535,5 @@ def world_from_dict(raw: Mapping[str, Any]) -> WorldSpec:
         discrete=DiscreteSpec(**raw.get("discrete", {})),
         features=FeatureSpec(contact_channels=channels, **raw.get("features", {})),
         engagement_kinds=dict(raw["engagement_kinds"]),
+        responses=responses,
     )

@@ -1,0 +1,181 @@
+"""The fidelity card of a calibrated world: ``card.md`` (Markdown tables) and ``card.png``
+(hold-out weekly curves and one-step calibration curves), plus the CSV tables behind them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from journeyopt.calibration.estimate import Estimate
+from journeyopt.calibration.holdout import METRICS, HoldoutReport
+from journeyopt.calibration.policy_fidelity import PolicyFidelity
+
+
+def markdown_table(frame: pd.DataFrame, floatfmt: str = "{:,.4g}") -> str:
+    """A GitHub Markdown table of ``frame`` (numbers formatted with ``floatfmt``)."""
+
+    def cell(v: object) -> str:
+        if isinstance(v, float | np.floating):
+            return "–" if not np.isfinite(v) else floatfmt.format(v)
+        return str(v)
+
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:+.1f} %" if np.isfinite(x) else "–"
+
+
+def card_markdown(
+    est: Estimate, holdout: HoldoutReport | None, policies: PolicyFidelity | None
+) -> str:
+    """The card's Markdown."""
+    world = est.calibrated.world
+    meta = est.calibrated.meta
+    lines = [
+        f"# Calibrated world `{world.name}`: fidelity card",
+        "",
+        "- data fingerprint (SHA-256 of the canonical events and contacts): "
+        f"`{meta['data_fingerprint']}`",
+        f"- fitted on weeks {meta['fit_weeks'][0]}..{meta['fit_weeks'][1]}: "
+        f"{meta['fit_customer_weeks']:,} customer-weeks of {meta['fit_customers']:,} customers",
+        f"- segments: {', '.join(world.segment_names)}; actions: {', '.join(world.actions.names)}",
+        f"- ensemble: {len(est.calibrated.members)} bootstrap members (resamples of customers)",
+        f"- penalties chosen by held-out log-likelihood: logistic C {est.penalties.binary}, "
+        f"value alpha {est.penalties.value:g}",
+        f"- propensities: {est.propensities.source}"
+        + (
+            f" (behaviour cloning, held-out ECE {est.propensities.ece:.4f})"
+            if est.propensities.source in ("estimated", "mixed")
+            else ""
+        ),
+        "",
+    ]
+    if not est.identified:
+        lines += [
+            "**Action effects are NOT identified**: the logs hold no (or too few) contacts. The "
+            "world simulates the organic dynamics only; training or optimising a contact "
+            "policy on it is refused.",
+            "",
+        ]
+    flagged = est.support[est.support["flagged"] & (est.support["action"] != "none")]
+    lines += ["## Positivity (support of segment x lifecycle x action)", ""]
+    if flagged.empty:
+        lines.append("Every segment x lifecycle x contact action has enough support.")
+    else:
+        lines += [
+            f"{len(flagged)} cells have fewer customer-weeks than the threshold; their action "
+            "effects rest on the model's pooling across segments, not on data:",
+            "",
+            markdown_table(flagged[["segment", "lifecycle", "action", "weeks", "conversions"]]),
+        ]
+    lines.append("")
+    if holdout is not None:
+        overall = holdout.totals[holdout.totals["grouping"] == "all"]
+        lines += [
+            f"## Hold-out: {holdout.weekly['week'].nunique()} weeks, "
+            f"{holdout.customers:,} customers",
+            "",
+            "Simulated from the customers' state at the split with the logged contacts replayed "
+            "(mean of the runs) against what happened. Conversions, opt-outs and engagements "
+            "count customer-weeks with at least one.",
+            "",
+            markdown_table(overall[["metric", "actual", "simulated", "rel_error"]]),
+            "",
+        ]
+        for grouping in ("segment", "lifecycle", "action"):
+            part = holdout.totals[holdout.totals["grouping"] == grouping]
+            wide = part.pivot_table(index="group", columns="metric", values="rel_error", sort=False)
+            counts = part[part["metric"] == "conversions"].set_index("group")["actual"]
+            wide.insert(0, "actual_conversions", counts.reindex(wide.index))
+            lines += [f"Relative error by {grouping}:", "", markdown_table(wide.reset_index()), ""]
+        lines += [
+            "One-step calibration on the hold-out weeks:",
+            "",
+            markdown_table(holdout.one_step),
+            "",
+        ]
+    if policies is not None:
+        lines += [
+            "## Policy-value fidelity against the ground truth",
+            "",
+            f"- mean absolute relative error: **{100 * policies.mare:.2f} %** (target <= 5 %)",
+            f"- Spearman rank correlation: **{policies.spearman:.3f}** (target >= 0.9)",
+            "- sim-to-real: the calibrated world's optimum reaches "
+            f"**{100 * policies.sim_to_real:.1f} %** of the true optimum in the true world "
+            "(target >= 95 %)",
+            "",
+            markdown_table(policies.table),
+            "",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def card_figure(holdout: HoldoutReport | None) -> plt.Figure:
+    """Weekly actual vs simulated totals (top) and one-step calibration curves (bottom)."""
+    fig, axes = plt.subplots(2, 4, figsize=(16, 7), squeeze=False)
+    if holdout is not None:
+        overall = holdout.weekly[holdout.weekly["grouping"] == "all"]
+        for ax, metric in zip(axes[0], METRICS, strict=True):
+            part = overall[overall["metric"] == metric].sort_values("week")
+            ax.plot(part["week"], part["actual"], "k.-", label="actual")
+            ax.plot(part["week"], part["simulated"], "C0-", label="simulated")
+            ax.fill_between(
+                part["week"],
+                part["simulated"] - part["simulated_sd"],
+                part["simulated"] + part["simulated_sd"],
+                color="C0",
+                alpha=0.2,
+            )
+            ax.set_title(f"hold-out {metric} per week")
+            ax.set_xlabel("week")
+        axes[0][0].legend()
+        for ax, model in zip(axes[1], ("convert", "engage", "optout"), strict=False):
+            part = holdout.curves[holdout.curves["model"] == model]
+            ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
+            ax.scatter(
+                part["predicted"],
+                part["observed"],
+                s=10 + 40 * np.sqrt(part["weight"] / part["weight"].max()),
+            )
+            top = (
+                float(max(part["predicted"].max(), part["observed"].max(), 1e-3)) * 1.1
+                if not part.empty
+                else 1.0
+            )
+            ax.set_xlim(0, top)
+            ax.set_ylim(0, top)
+            ax.set_title(f"one-step {model}: observed vs predicted")
+            ax.set_xlabel("predicted probability")
+    axes[1][3].axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def write_card(
+    folder: Path, est: Estimate, holdout: HoldoutReport | None, policies: PolicyFidelity | None
+) -> list[Path]:
+    """Write ``card.md``, ``card.png`` and the tables behind them; returns the paths."""
+    paths = [folder / "card.md", folder / "card.png"]
+    paths[0].write_text(card_markdown(est, holdout, policies))
+    fig = card_figure(holdout)
+    fig.savefig(paths[1], dpi=100)
+    plt.close(fig)
+    if holdout is not None:
+        for name in ("weekly", "totals", "curves", "one_step"):
+            path = folder / f"holdout_{name}.csv"
+            getattr(holdout, name).to_csv(path, index=False)
+            paths.append(path)
+    if policies is not None:
+        paths.append(folder / "policy_values.csv")
+        policies.table.to_csv(paths[-1], index=False)
+    return paths

@@ -1,0 +1,140 @@
+"""Configuration of a calibration: the ``calibration`` config group
+(``configs/calibration/*.yaml``, schema :class:`CalibrationConfig`) and the job schema of
+``configs/calibrate.yaml`` (:class:`CalibrateConfig`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from journeyopt.data.source import SourceConfig
+from journeyopt.errors import ConfigError
+from journeyopt.panel.config import PanelConfig
+from journeyopt.tracking.config import TrackingConfig
+from journeyopt.tracking.config import register_configs as register_tracking
+
+
+@dataclass
+class CapsConfig:
+    """Caps of the calibrated world's discrete state (see
+    :class:`journeyopt.sim.world.DiscreteSpec`; weeks or counts, each >= 2)."""
+
+    recency_cap_weeks: int = 27
+    conversions_cap: int = 3
+    contact_cap_weeks: int = 5
+    engagement_cap_weeks: int = 9
+
+
+@dataclass
+class EconomicsConfig:
+    """Business parameters the logs cannot tell (they enter the reward, not the fit).
+
+    Attributes:
+        currency: Currency of values and costs.
+        margin_rate: Fraction of a conversion's list value that is margin.
+        discount_rate: Fraction of the list value a ``discount_offer`` takes off the week's
+            conversions (its logged revenue is divided by ``1 - discount_rate``).
+    """
+
+    currency: str = "EUR"
+    margin_rate: float = 0.7
+    discount_rate: float = 0.25
+
+
+@dataclass
+class CalibrationConfig:
+    """How a world is calibrated from logs.
+
+    Attributes:
+        name: Name of the calibrated world.
+        split: ISO date: fit on the weeks starting before it, hold out the weeks from it on
+            (rounded down to a Monday); empty = the last ``holdout_weeks`` weeks.
+        holdout_weeks: Hold-out length when ``split`` is empty; 0 = fit on everything.
+        recent_weeks: Fit only the last this many weeks before the split (0 = every logged
+            week): the states still come from the whole history, only older outcomes are left
+            out, for dynamics that drift with the customers' age (a young cohort's early
+            repeat buying is not how it buys a year later).
+        seasonal: Model week-of-year effects (off when the logs cover less than a year and
+            calendar time is confounded with the cohort's age, e.g. CDNOW).
+        caps: Discrete state caps.
+        economics: Margin and discount.
+        c_grid: Candidate inverse L2 strengths of the logistic models.
+        alpha_grid: Candidate L2 strengths of the value model.
+        validation_share: Share of customers held out to choose the penalties.
+        ensemble_size: Bootstrap members (resamples of customers); >= 5 recommended.
+        weighting: ``stabilised`` (inverse propensity weights ``P(a) / pi_b(a | x)``) or
+            ``none`` (condition on the state only).
+        max_weight: Clip of the stabilised inverse propensity weights.
+        min_support: Customer-weeks below which a segment x lifecycle x action cell is flagged.
+        holdout_runs: Simulations of the hold-out period averaged on the card.
+        truth_world: A ground-truth world the logs came from (``coworking``): adds the
+            policy-value fidelity section. Empty for real logs.
+        policy_customers: Customers simulated per policy in the policy-value fidelity.
+        policy_horizon_weeks: Horizon of the policy-value fidelity, weeks.
+        gamma: Weekly discount factor of the policy values.
+        seed: Seed of the splits, bootstrap and simulations.
+    """
+
+    name: str = "calibrated"
+    split: str = ""
+    holdout_weeks: int = 13
+    recent_weeks: int = 0
+    seasonal: bool = True
+    caps: CapsConfig = field(default_factory=CapsConfig)
+    economics: EconomicsConfig = field(default_factory=EconomicsConfig)
+    c_grid: list[float] = field(default_factory=lambda: [0.003, 0.03, 0.3, 3.0, 30.0])
+    alpha_grid: list[float] = field(default_factory=lambda: [1e-5, 1e-4, 1e-3, 1e-2])
+    validation_share: float = 0.2
+    ensemble_size: int = 5
+    weighting: str = "stabilised"
+    max_weight: float = 20.0
+    min_support: int = 30
+    holdout_runs: int = 10
+    truth_world: str = ""
+    policy_customers: int = 10_000
+    policy_horizon_weeks: int = 52
+    gamma: float = 0.995
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.validation_share < 1.0:
+            raise ConfigError("calibration.validation_share must be in (0, 1)")
+        if self.ensemble_size < 0 or self.holdout_weeks < 0 or self.holdout_runs < 1:
+            raise ConfigError("calibration: ensemble_size, holdout_weeks >= 0, holdout_runs >= 1")
+        if not self.c_grid or not self.alpha_grid:
+            raise ConfigError("calibration.c_grid and alpha_grid must not be empty")
+        if self.weighting not in ("stabilised", "none"):
+            raise ConfigError("calibration.weighting must be 'stabilised' or 'none'")
+        if self.max_weight < 1.0:
+            raise ConfigError("calibration.max_weight must be >= 1")
+
+
+@dataclass
+class CalibrateConfig:
+    """Schema of ``configs/calibrate.yaml`` (registered as ``calibrate_schema``).
+
+    Attributes:
+        data: The source of the logs (the ``data`` group); ``data.path`` given by the user.
+        panel: Feature windows of the panel (the ``panel`` group).
+        calibration: How to calibrate (the ``calibration`` group).
+        tracking: MLflow settings (the ``tracking`` group; ``tracking=off`` writes nothing).
+        output_dir: Folder of the calibrated world and its card.
+        overwrite: Replace the outputs of an earlier run.
+    """
+
+    data: SourceConfig = field(default_factory=SourceConfig)
+    panel: PanelConfig = field(default_factory=PanelConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    output_dir: str = MISSING
+    overwrite: bool = False
+
+
+def register_configs() -> None:
+    """Register ``calibration/base_calibration`` and ``calibrate_schema``."""
+    register_tracking()
+    cs = ConfigStore.instance()
+    cs.store(group="calibration", name="base_calibration", node=CalibrationConfig)
+    cs.store(name="calibrate_schema", node=CalibrateConfig)

@@ -1,0 +1,160 @@
+"""Design matrices of the response models: sparse one-hot features of (discrete state, action,
+week of year), with action x state interactions.
+
+Every response model of a calibrated world is a generalised linear model on the same columns
+(``S`` segments, ``C`` contact channels, caps from :class:`~journeyopt.sim.world.DiscreteSpec`):
+
+- state, per segment: intercept; lifetime conversions (``0..K``); weeks since the last
+  conversion one-hot (``1..R``) plus a smooth trend ``log(recency)`` overall and per
+  conversions level (so recencies without support follow the trend instead of the intercept);
+  weeks since the last engagement and since the last contact one-hot; opt-out bits;
+- action (each contact action ``a >= 1``): a main effect; per segment; per segment x weeks since
+  the last contact (fatigue); per segment x lifecycle (prospect, recent customer, lapsed =
+  recency at the cap); x "engaged recently" (engagement below its cap);
+- season (optional, last): ISO week of year one-hot ``1..53``.
+
+Regularisation (an L2 penalty) shrinks unsupported one-hot columns to zero, i.e. to the pooled
+effect of their group, so every (state, action) has a defined, smooth prediction; positivity
+problems are reported separately (:mod:`journeyopt.calibration.support`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from journeyopt.sim.discrete import DiscreteLayout, Summary
+
+IntArray = NDArray[np.int64]
+Float = NDArray[np.float64]
+
+N_WEEKS_OF_YEAR = 53
+LIGHT_PENALTY = 0.01
+"""Penalty factor of the segment intercepts and the actions' main effects."""
+
+
+@dataclass(frozen=True)
+class Design:
+    """Column layout of the response models of one discrete layout and action catalogue.
+
+    Attributes:
+        layout: Discrete state numbering (caps, ``S``, ``C``).
+        n_actions: ``A``, ``none`` included.
+        seasonal: Whether the week-of-year columns are appended.
+    """
+
+    layout: DiscreteLayout
+    n_actions: int
+    seasonal: bool
+
+    @property
+    def _blocks(self) -> dict[str, int]:
+        """Width of each block of columns, in order."""
+        s = self.layout.spec
+        n_seg, n_ch, n_c = self.layout.n_segments, self.layout.n_channels, self.n_actions - 1
+        return {
+            "segment": n_seg,
+            "conversions": n_seg * (s.conversions_cap + 1),
+            "recency": n_seg * s.recency_cap_weeks,
+            "log_recency": n_seg * (s.conversions_cap + 1),
+            "engagement": n_seg * s.engagement_cap_weeks,
+            "contact": n_seg * s.contact_cap_weeks,
+            "optout": n_seg * n_ch,
+            "action": n_c,
+            "action_segment": n_c * n_seg,
+            "action_fatigue": n_c * n_seg * s.contact_cap_weeks,
+            "action_lifecycle": n_c * n_seg * 3,
+            "action_engaged": n_c,
+        }
+
+    def penalty_scale(self, width: int | None = None) -> NDArray[np.float64]:
+        """(width,) factor on the L2 penalty of each column (default all columns): the
+        segment intercepts and the actions' main effects get :data:`LIGHT_PENALTY`, so
+        per-segment and per-state deviations shrink toward the pooled effect rather than
+        toward zero (the main effects carry most of the data on each action)."""
+        scale = np.ones(self.n_columns)
+        offsets = np.cumsum([0, *self._blocks.values()])
+        for k, name in enumerate(self._blocks):
+            if name in ("segment", "action"):
+                scale[offsets[k] : offsets[k + 1]] = LIGHT_PENALTY
+        return scale[: self.n_columns if width is None else width]
+
+    @property
+    def n_state_action_columns(self) -> int:
+        """Columns before the season block."""
+        return sum(self._blocks.values())
+
+    @property
+    def n_columns(self) -> int:
+        return self.n_state_action_columns + (N_WEEKS_OF_YEAR if self.seasonal else 0)
+
+    def matrix(
+        self, summary: Summary, actions: IntArray, week_of_year: IntArray | None = None
+    ) -> sp.csr_matrix:
+        """(m, n_columns) sparse design of ``m`` rows; ``week_of_year`` (m,) is required when
+        :attr:`seasonal` (else ignored) and may be None to get only the state-action part."""
+        s = self.layout.spec
+        offsets = np.cumsum([0, *self._blocks.values()])
+        start = dict(zip(self._blocks, offsets[:-1], strict=True))
+        m = summary.segment.shape[0]
+        seg = summary.segment
+        a = np.asarray(actions, np.int64)
+        customer = summary.conversions > 0
+        contacted = a > 0
+        ac = np.maximum(a - 1, 0)
+        n_seg = self.layout.n_segments
+        r_cap, c_cap, e_cap = s.recency_cap_weeks, s.contact_cap_weeks, s.engagement_cap_weeks
+        stage = np.where(~customer, 0, np.where(summary.recency >= r_cap, 2, 1))
+        log_rec = np.log(np.maximum(summary.recency, 1)).astype(np.float64)
+        parts: list[tuple[IntArray, Float, NDArray[np.bool_]]] = [
+            (start["segment"] + seg, np.ones(m), np.ones(m, bool)),
+            (
+                start["conversions"] + seg * (s.conversions_cap + 1) + summary.conversions,
+                np.ones(m),
+                np.ones(m, bool),
+            ),
+            (start["recency"] + seg * r_cap + summary.recency - 1, np.ones(m), customer),
+            (
+                start["log_recency"] + seg * (s.conversions_cap + 1) + summary.conversions,
+                log_rec,
+                customer,
+            ),
+            (
+                start["engagement"] + seg * e_cap + summary.engagement - 1,
+                np.ones(m),
+                np.ones(m, bool),
+            ),
+            (start["contact"] + seg * c_cap + summary.contact - 1, np.ones(m), np.ones(m, bool)),
+            (start["action"] + ac, np.ones(m), contacted),
+            (start["action_segment"] + ac * n_seg + seg, np.ones(m), contacted),
+            (
+                start["action_fatigue"] + (ac * n_seg + seg) * c_cap + summary.contact - 1,
+                np.ones(m),
+                contacted,
+            ),
+            (start["action_lifecycle"] + (ac * n_seg + seg) * 3 + stage, np.ones(m), contacted),
+            (start["action_engaged"] + ac, np.ones(m), contacted & (summary.engagement < e_cap)),
+        ]
+        for j in range(self.layout.n_channels):
+            bit = (summary.optout >> j) & 1 == 1
+            parts.append((start["optout"] + seg * self.layout.n_channels + j, np.ones(m), bit))
+        if self.seasonal and week_of_year is not None:
+            woy = np.asarray(week_of_year, np.int64)
+            parts.append((self.n_state_action_columns + woy - 1, np.ones(m), np.ones(m, bool)))
+        rows = np.concatenate([np.flatnonzero(keep) for _, _, keep in parts])
+        cols = np.concatenate([col[keep] for col, _, keep in parts])
+        vals = np.concatenate([val[keep] for _, val, keep in parts])
+        width = self.n_columns if week_of_year is not None else self.n_state_action_columns
+        return sp.csr_matrix((vals, (rows, cols)), shape=(m, width))
+
+    def all_state_actions(self) -> sp.csr_matrix:
+        """(n_states * A, n_state_action_columns) design of every (state, action), row
+        ``state * A + action`` (the layout of the world's response tables)."""
+        states = self.layout.all_states()
+        n = self.layout.n_states
+        rep = Summary(*(np.repeat(x, self.n_actions) for x in states))
+        actions = np.tile(np.arange(self.n_actions, dtype=np.int64), n)
+        return self.matrix(rep, actions)

@@ -1,0 +1,240 @@
+"""From customer-weeks to a :class:`~journeyopt.calibration.calibrated.CalibratedWorld`:
+weights, penalties, the point fit, the bootstrap ensemble and the world's assembly."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from journeyopt.calibration.calibrated import (
+    CalibratedWorld,
+    population_spec,
+    reference_states,
+    summarise_fit,
+)
+from journeyopt.calibration.config import CalibrationConfig
+from journeyopt.calibration.design import Design
+from journeyopt.calibration.fit import bootstrap_multiplicity
+from journeyopt.calibration.models import (
+    FitData,
+    Fits,
+    Penalties,
+    choose_penalties,
+    refit_models,
+    tabulate,
+)
+from journeyopt.calibration.propensity import (
+    Propensities,
+    propensities,
+    stabilised_weights,
+    support_table,
+)
+from journeyopt.calibration.weeks import CustomerWeeks
+from journeyopt.panel.state import FeatureSpec
+from journeyopt.sim.discrete import DiscreteLayout
+from journeyopt.sim.rules import ActionCatalog
+from journeyopt.sim.world import FittedResponses, SegmentSpec, WorldSpec
+
+Float = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Structure:
+    """What the logs' source fixes about the world (not fitted).
+
+    Attributes:
+        name: World name.
+        actions: Action catalogue of the source, ``none`` first.
+        features: Feature windows (contact channels = the source's).
+        layout: Discrete state numbering.
+        segments: Segment names.
+    """
+
+    name: str
+    actions: ActionCatalog
+    features: FeatureSpec
+    layout: DiscreteLayout
+    segments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A calibration's fitted world and the diagnostics the card reports.
+
+    Attributes:
+        calibrated: The world and its ensemble.
+        penalties: Chosen penalties.
+        propensities: Propensities and the behaviour-cloning check.
+        support: Positivity table (:func:`~journeyopt.calibration.propensity.support_table`).
+        identified: The logs identify contact effects.
+        visits: (n_states,) calibration customer-weeks in each discrete state.
+    """
+
+    calibrated: CalibratedWorld
+    penalties: Penalties
+    propensities: Propensities
+    support: pd.DataFrame
+    identified: bool
+    visits: NDArray[np.int64]
+
+
+def validation_customers(
+    n_customers: int, share: float, rng: np.random.Generator
+) -> NDArray[np.bool_]:
+    """(K,) a random ``share`` of the customers, held out to choose penalties."""
+    held = np.zeros(n_customers, bool)
+    held[rng.permutation(n_customers)[: max(1, round(share * n_customers))]] = True
+    return held
+
+
+def _value_shape(fits: Fits, data: FitData, segment: int) -> float:
+    """Gamma shape of the list value around its fitted mean in a segment (method of moments
+    on ``value / fitted mean``), clipped to [0.2, 100]."""
+    rows = data.value_rows
+    keep = data.weeks.segment[rows] == segment
+    if keep.sum() < 2:
+        return 1.0
+    ratio = data.weeks.list_value[rows][keep] / np.exp(fits.value.eta(data.value_matrix[keep]))
+    var = float(np.var(ratio / np.mean(ratio)))
+    return float(np.clip(1.0 / var if var > 0 else 100.0, 0.2, 100.0))
+
+
+def _segments(
+    structure: Structure,
+    responses: FittedResponses,
+    fits: Fits,
+    data: FitData,
+    shares: Float,
+    company_sizes: Sequence[Mapping[str, float]],
+    visits: Float,
+) -> tuple[SegmentSpec, ...]:
+    out = []
+    for k, name in enumerate(structure.segments):
+        summary = summarise_fit(responses, structure.layout, structure.actions.names, k, visits)
+        ref_value = summary.pop("reference_value")
+        out.append(
+            SegmentSpec(
+                name=name,
+                share=float(shares[k]),
+                kinds={"conversion": (1.0, ref_value)},
+                value_shape=_value_shape(fits, data, k),
+                company_sizes=dict(company_sizes[k]),
+                prospect_logit=summary["prospect_logit"],
+                return_logit=summary["return_logit"],
+                lapsed_logit=summary["lapsed_logit"],
+                habit_decay_weeks=summary["habit_decay_weeks"],
+                loyalty_logit=summary["loyalty_logit"],
+                engagement_logit=summary["engagement_logit"],
+                engagement_value_lift=max(summary["engagement_value_lift"], 1e-6),
+                inquiry_rate=summary["inquiry_rate"],
+                action_logit=summary["action_logit"],
+                action_engagement=summary["action_engagement"],
+                optout=summary["optout"],
+                fatigue_response=summary["fatigue_response"],
+                fatigue_optout=summary["fatigue_optout"],
+            )
+        )
+    return tuple(out)
+
+
+def estimate(
+    weeks: CustomerWeeks,
+    structure: Structure,
+    cfg: CalibrationConfig,
+    last_state: pd.DataFrame,
+    meta: Mapping[str, Any],
+) -> Estimate:
+    """Fit the calibrated world.
+
+    Args:
+        weeks: Calibration customer-weeks.
+        structure: What the source fixes.
+        cfg: Calibration settings.
+        last_state: Panel rows of the last calibration week (one per customer present then):
+            the initial population, segment shares and company sizes come from it.
+        meta: Fingerprint and config, stored with the world.
+    """
+    rng = np.random.default_rng(cfg.seed)
+    held = validation_customers(weeks.customer_ids.shape[0], cfg.validation_share, rng)
+    validation = held[weeks.customer]
+    design = Design(structure.layout, structure.actions.n_actions, cfg.seasonal)
+    state_matrix = design.matrix(
+        structure.layout.decode(weeks.state), np.zeros(weeks.n, np.int64), weeks.week_of_year
+    )
+    props = propensities(weeks, state_matrix, validation)
+    weight = (
+        stabilised_weights(weeks, props.value, cfg.max_weight)
+        if props.source != "none" and cfg.weighting == "stabilised"
+        else np.ones(weeks.n)
+    )
+    support = support_table(weeks, cfg.min_support)
+    contacted = support[support["action"] != "none"]["weeks"].to_numpy()
+    identified = bool(contacted.size) and int(contacted.sum()) >= cfg.min_support
+    data = FitData.of(weeks, design, weight)
+    penalties = choose_penalties(data, validation, cfg.c_grid, cfg.alpha_grid)
+    ones = np.ones(weeks.n)
+    point = refit_models(data, penalties, ones)
+    table_matrix = design.all_state_actions()
+    responses = tabulate(point, design, table_matrix, weeks.week_of_year, identified)
+    members = []
+    for _ in range(cfg.ensemble_size):
+        multiplicity = bootstrap_multiplicity(weeks.customer_ids.shape[0], rng)
+        fits = refit_models(data, penalties, multiplicity[weeks.customer], warm=point)
+        members.append(tabulate(fits, design, table_matrix, weeks.week_of_year, identified))
+
+    visits = np.bincount(weeks.state, minlength=structure.layout.n_states).astype(np.int64)
+    labels = last_state["segment"].astype(str).replace("", "all").to_numpy()
+    shares = np.array([np.mean(labels == s) for s in structure.segments])
+    shares = shares / shares.sum()
+    sizes = []
+    for s in structure.segments:
+        counts = last_state.loc[labels == s, "company_size"].astype(str).replace("", "unknown")
+        freq = counts.value_counts(normalize=True)
+        sizes.append({str(k): float(v) for k, v in freq.items()} or {"unknown": 1.0})
+    population = population_spec(
+        last_state["n_conversions"].to_numpy(np.int64),
+        last_state["recency_weeks"].to_numpy(np.float64),
+        structure.features.lapse_weeks,
+    )
+    econ = cfg.economics
+    kinds = {a: "engagement" for a in (*structure.actions.names[1:], "inquiry", "arrival")}
+    world = WorldSpec(
+        name=structure.name,
+        currency=econ.currency,
+        channels=structure.features.contact_channels,
+        actions=structure.actions,
+        margin_rate=econ.margin_rate,
+        discount_rate=econ.discount_rate,
+        fatigue_decay_weeks=1.0,
+        engagement_decay_weeks=1.0,
+        segments=_segments(
+            structure, responses, point, data, shares, sizes, visits.astype(np.float64)
+        ),
+        seasonality=(),
+        population=population,
+        discrete=structure.layout.spec,
+        features=structure.features,
+        engagement_kinds=kinds,
+        responses=responses,
+    )
+    calibrated = CalibratedWorld(
+        world,
+        tuple(replace(world, responses=m) for m in members),
+        {
+            **meta,
+            "penalties": {"binary": penalties.binary, "value_alpha": penalties.value},
+            "actions_identified": identified,
+            "propensities": props.source,
+            "behaviour_cloning_ece": props.ece,
+            "reference_states": {
+                name: reference_states(structure.layout, k)["lapsed"]
+                for k, name in enumerate(structure.segments)
+            },
+        },
+    )
+    return Estimate(calibrated, penalties, props, support, identified, visits)

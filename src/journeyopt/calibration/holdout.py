@@ -1,0 +1,287 @@
+"""Hold-out fidelity: simulate the hold-out weeks in the calibrated world from the customers'
+state at the split, replaying the contacts that were logged, and compare with what happened;
+plus one-step calibration curves of each response model on the hold-out customer-weeks.
+
+The comparison covers the customers known at the split (later arrivals are in neither side).
+Weekly totals of conversions, revenue (amount paid), opt-outs and engagement events (contact
+responses) are compared overall, by segment, by lifecycle stage at the week's start and by the
+week's action; the simulated side is the mean over ``holdout_runs`` simulations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from journeyopt.calibration.config import CalibrationConfig
+from journeyopt.calibration.estimate import Estimate, Structure
+from journeyopt.calibration.propensity import expected_calibration_error, reliability
+from journeyopt.calibration.weeks import UNKNOWN_SEGMENT, customer_weeks
+from journeyopt.panel.state import LIFECYCLE_STAGES, CustomerState, advance, state_features
+from journeyopt.sim.discrete import discrete_state
+from journeyopt.sim.dynamics import fitted_responses, sample_outcome_at
+from journeyopt.sim.world import WorldSpec
+
+IntArray = NDArray[np.int64]
+Float = NDArray[np.float64]
+
+METRICS: tuple[str, ...] = ("conversions", "revenue", "optouts", "engagements")
+GROUPINGS: tuple[str, ...] = ("all", "segment", "lifecycle", "action")
+
+
+@dataclass(frozen=True)
+class HoldoutReport:
+    """Hold-out comparison.
+
+    Attributes:
+        weekly: One row per hold-out week, grouping, group and metric: ``week``,
+            ``grouping``, ``group``, ``metric``, ``actual``, ``simulated`` (mean over runs),
+            ``simulated_sd`` (across runs).
+        totals: ``weekly`` summed over the weeks, with ``rel_error`` = simulated / actual - 1.
+        curves: One-step reliability tables: ``model``, ``bin_low``, ``bin_high``,
+            ``predicted``, ``observed``, ``weight``.
+        one_step: Per model: ``customer_weeks``, ``mean_predicted``, ``mean_observed``,
+            ``log_loss`` (nats per customer-week), ``ece``.
+        metrics: ``sim/holdout_<metric>_rel_error`` and one-step ECEs for MLflow.
+        customers: Customers simulated.
+    """
+
+    weekly: pd.DataFrame
+    totals: pd.DataFrame
+    curves: pd.DataFrame
+    one_step: pd.DataFrame
+    metrics: dict[str, float]
+    customers: int
+
+
+def _groups(
+    grouping: str, segment: IntArray, lifecycle: IntArray, action: IntArray, structure: Structure
+) -> tuple[IntArray, tuple[str, ...]]:
+    """(K,) group code of each customer-week and the group names."""
+    if grouping == "all":
+        return np.zeros(segment.shape[0], np.int64), ("all",)
+    if grouping == "segment":
+        return segment, structure.segments
+    if grouping == "lifecycle":
+        return lifecycle, LIFECYCLE_STAGES
+    return action, structure.actions.names
+
+
+def _week_rows(
+    week: int,
+    values: dict[str, Float],
+    segment: IntArray,
+    lifecycle: IntArray,
+    action: IntArray,
+    structure: Structure,
+) -> list[dict[str, object]]:
+    """Long rows (week, grouping, group, metric, value) of one week's per-customer values."""
+    rows: list[dict[str, object]] = []
+    for grouping in GROUPINGS:
+        code, names = _groups(grouping, segment, lifecycle, action, structure)
+        for metric, v in values.items():
+            sums = np.bincount(code, weights=v, minlength=len(names))
+            rows.extend(
+                {
+                    "week": week,
+                    "grouping": grouping,
+                    "group": names[g],
+                    "metric": metric,
+                    "value": s,
+                }
+                for g, s in enumerate(sums)
+            )
+    return rows
+
+
+def simulate_holdout(
+    world: WorldSpec,
+    state: CustomerState,
+    segment: IntArray,
+    actions: IntArray,
+    weeks_of_year: IntArray,
+    structure: Structure,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """One simulation of ``H`` hold-out weeks for ``K`` customers replaying ``actions`` (H, K)
+    (actions on an opted-out channel are carried out as ``none``); long rows as
+    :func:`_week_rows` (``value`` column)."""
+    rows: list[dict[str, object]] = []
+    state = state.take(slice(None))
+    for t in range(actions.shape[0]):
+        features = state_features(state, world.features)
+        lifecycle = np.asarray(features["lifecycle"], np.int64)
+        x = discrete_state(features, segment, world)
+        out = sample_outcome_at(world, x, actions[t], int(weeks_of_year[t]), rng)
+        values = {
+            "conversions": out.converted.astype(np.float64),
+            "revenue": out.paid,
+            "optouts": out.opted_out.astype(np.float64),
+            "engagements": out.engaged.astype(np.float64),
+        }
+        rows += _week_rows(t, values, segment, lifecycle, out.actions, structure)
+        state = advance(state, out.activity, inplace=True)
+    return pd.DataFrame.from_records(rows)
+
+
+def _actual(
+    hold: pd.DataFrame,
+    index: dict[str, int],
+    segment: IntArray,
+    weeks: IntArray,
+    structure: Structure,
+) -> pd.DataFrame:
+    """What happened, as long rows (``value``), for the customers in ``index``."""
+    rows: list[dict[str, object]] = []
+    action_index = {a: k for k, a in enumerate(structure.actions.names)}
+    stage_index = {s: k for k, s in enumerate(LIFECYCLE_STAGES)}
+    for t, week in enumerate(weeks):
+        part = hold[(hold["week"] == week) & hold["customer_id"].isin(index)]
+        who = np.array([index[c] for c in part["customer_id"]], np.int64)
+        values = {
+            "conversions": (part["conversions"].to_numpy() > 0).astype(np.float64),
+            "revenue": part["revenue"].to_numpy(np.float64),
+            "optouts": part["opted_out_in_week"].to_numpy(bool).astype(np.float64),
+            "engagements": (part["engagements"].to_numpy() > 0).astype(np.float64),
+        }
+        lifecycle = np.array([stage_index[s] for s in part["lifecycle"].astype(str)], np.int64)
+        action = np.array([action_index[a] for a in part["action"].astype(str)], np.int64)
+        rows += _week_rows(t, values, segment[who], lifecycle, action.reshape(-1), structure)
+    return pd.DataFrame.from_records(rows)
+
+
+def logged_actions(
+    hold: pd.DataFrame, index: dict[str, int], weeks: IntArray, actions: tuple[str, ...]
+) -> IntArray:
+    """(H, K) the logged action of each customer in each hold-out week (``none`` if absent)."""
+    out = np.zeros((weeks.shape[0], len(index)), np.int64)
+    action_index = {a: k for k, a in enumerate(actions)}
+    week_pos = {int(w): t for t, w in enumerate(weeks)}
+    known = hold[hold["customer_id"].isin(index)]
+    t = known["week"].map(week_pos).to_numpy(np.int64)
+    k = np.array([index[c] for c in known["customer_id"]], np.int64)
+    a = np.array([action_index[x] for x in known["action"].astype(str)], np.int64)
+    if t.size:
+        out[t, k] = a
+    return out
+
+
+def one_step_curves(
+    world: WorldSpec, hold: pd.DataFrame, structure: Structure, discount: tuple[int, float] | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reliability of the fitted conversion, engagement and opt-out probabilities on the
+    hold-out customer-weeks, given their actual state and logged action."""
+    assert world.responses is not None
+    known = hold["segment"].astype(str).replace("", UNKNOWN_SEGMENT).isin(structure.segments)
+    weeks = customer_weeks(
+        hold[known],
+        structure.layout,
+        structure.features.contact_channels,
+        structure.actions.names,
+        structure.segments,
+        discount,
+    )
+    curves, summary = [], []
+    probs = {"convert": [], "engage": [], "optout": []}  # type: dict[str, list[tuple[Float, Float]]]
+    for woy in np.unique(weeks.week_of_year):
+        rows = weeks.week_of_year == woy
+        r = fitted_responses(world.responses, weeks.state[rows], weeks.action[rows], int(woy))
+        probs["convert"].append((r.convert, weeks.converted[rows].astype(np.float64)))
+        probs["engage"].append((r.engage, weeks.engaged[rows].astype(np.float64)))
+        contacted = weeks.action[rows] > 0
+        probs["optout"].append(
+            (r.optout[contacted], weeks.opted_out[rows][contacted].astype(np.float64))
+        )
+    for model, parts in probs.items():
+        p = np.concatenate([x for x, _ in parts]) if parts else np.zeros(0)
+        y = np.concatenate([y for _, y in parts]) if parts else np.zeros(0)
+        if p.size == 0:
+            continue
+        table = reliability(p, y, bins=10)
+        table.insert(0, "model", model)
+        curves.append(table)
+        q = np.clip(p, 1e-12, 1 - 1e-12)
+        summary.append(
+            {
+                "model": model,
+                "customer_weeks": int(p.size),
+                "mean_predicted": float(p.mean()),
+                "mean_observed": float(y.mean()),
+                "log_loss": float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))),
+                "ece": expected_calibration_error(table),
+            }
+        )
+    return pd.concat(curves, ignore_index=True), pd.DataFrame.from_records(summary)
+
+
+def holdout_report(
+    est: Estimate,
+    structure: Structure,
+    hold: pd.DataFrame,
+    ids: NDArray[np.object_],
+    state: CustomerState,
+    fit_panel: pd.DataFrame,
+    cfg: CalibrationConfig,
+    discount: tuple[int, float] | None,
+) -> HoldoutReport:
+    """Simulate the hold-out and compare (see the module docstring).
+
+    Args:
+        est: The calibration.
+        structure: The world's structure.
+        hold: Panel rows of the hold-out weeks.
+        ids: (K0,) customer ids of ``state`` (every customer known at the split).
+        state: Their state at the start of the first hold-out week.
+        fit_panel: Panel rows of the calibration weeks (for the customers' segments).
+        cfg: Calibration settings (runs, seed).
+        discount: Discount action and rate (undone for the value model's one-step check).
+    """
+    world = est.calibrated.world
+    seg_of = (
+        fit_panel.drop_duplicates("customer_id")
+        .set_index("customer_id")["segment"]
+        .astype(str)
+        .replace("", UNKNOWN_SEGMENT)
+    )
+    seg_index = {s: k for k, s in enumerate(structure.segments)}
+    labels = seg_of.reindex(pd.Index(ids.astype(str))).fillna("").to_numpy()
+    keep = np.flatnonzero(np.isin(labels, structure.segments))
+    state = state.take(keep)
+    customer_ids = ids[keep].astype(str)
+    segment = np.array([seg_index[s] for s in labels[keep]], np.int64)
+    index = {c: k for k, c in enumerate(customer_ids)}
+    weeks = np.sort(hold["week"].unique()).astype(np.int64)
+    woy = hold.drop_duplicates("week").set_index("week")["week_of_year"].reindex(weeks).to_numpy()
+    actions = logged_actions(hold, index, weeks, structure.actions.names)
+    rng = np.random.default_rng(cfg.seed + 1)
+    runs = [
+        simulate_holdout(world, state, segment, actions, woy, structure, rng).assign(run=r)
+        for r in range(cfg.holdout_runs)
+    ]
+    sim = pd.concat(runs, ignore_index=True)
+    keys = ["week", "grouping", "group", "metric"]
+    simulated = sim.groupby(keys, sort=False)["value"].agg(["mean", "std"]).reset_index()
+    simulated.columns = [*keys, "simulated", "simulated_sd"]
+    actual = _actual(hold, index, segment, weeks, structure).rename(columns={"value": "actual"})
+    weekly = actual.merge(simulated, on=keys, how="outer").fillna(0.0)
+    weekly["week"] = weeks[weekly["week"].to_numpy(np.int64)]
+    totals = weekly.groupby(["grouping", "group", "metric"], sort=False)[
+        ["actual", "simulated"]
+    ].sum()
+    totals = totals.reset_index()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        totals["rel_error"] = totals["simulated"] / totals["actual"] - 1.0
+    curves, one_step = one_step_curves(world, hold, structure, discount)
+    overall = totals[totals["grouping"] == "all"]
+    errors = dict(zip(overall["metric"], overall["rel_error"].to_numpy(np.float64), strict=True))
+    metrics = {
+        f"sim/holdout_{m}_rel_error": float(errors[m])
+        for m in METRICS
+        if m in errors and np.isfinite(errors[m])
+    }
+    eces = dict(zip(one_step["model"], one_step["ece"].to_numpy(np.float64), strict=True))
+    metrics.update({f"sim/one_step_{model}_ece": float(e) for model, e in eces.items()})
+    return HoldoutReport(weekly, totals, curves, one_step, metrics, len(index))

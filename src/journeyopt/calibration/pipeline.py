@@ -1,0 +1,175 @@
+"""``calibrate(cfg) -> CalibrationResult``: logs of any source -> a calibrated world, its
+fidelity card and an MLflow run.
+
+1. ingest the source in memory and build the weekly panel;
+2. split the weeks: fit on those before ``calibration.split``, hold out the others;
+3. fit the response models (:mod:`journeyopt.calibration.estimate`);
+4. check the fit on the hold-out weeks, and against the ground truth when there is one
+   (:mod:`journeyopt.calibration.holdout`, :mod:`journeyopt.calibration.policy_fidelity`);
+5. write the world folder and the card, log everything to MLflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from journeyopt.calibration.card import write_card
+from journeyopt.calibration.config import CalibrateConfig
+from journeyopt.calibration.estimate import Estimate, Structure, estimate
+from journeyopt.calibration.holdout import HoldoutReport, holdout_report
+from journeyopt.calibration.policy_fidelity import PolicyFidelity, policy_fidelity
+from journeyopt.calibration.weeks import customer_weeks, segment_names
+from journeyopt.data.ingest import ingest_to_logs
+from journeyopt.data.schema import CanonicalLogs
+from journeyopt.errors import JourneyoptError, OutputExistsError
+from journeyopt.panel.build import build_panel, state_at
+from journeyopt.panel.config import feature_spec
+from journeyopt.sim.discrete import DiscreteLayout
+from journeyopt.sim.rules import ActionCatalog
+from journeyopt.sim.world import DiscreteSpec, load_world
+from journeyopt.tracking.run import tracked_run
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """What a calibration produced.
+
+    Attributes:
+        output_dir: Folder of the calibrated world (load it with ``load_world``) and card.
+        estimate: The fitted world and its diagnostics.
+        holdout: Hold-out fidelity; None without hold-out weeks.
+        policies: Policy-value fidelity; None without a ground truth.
+        metrics: The fidelity metrics logged to MLflow (``sim/...``).
+        run_id: MLflow run id; None with tracking off.
+    """
+
+    output_dir: Path
+    estimate: Estimate
+    holdout: HoldoutReport | None
+    policies: PolicyFidelity | None
+    metrics: dict[str, float]
+    run_id: str | None
+
+
+def fingerprint(logs: CanonicalLogs) -> str:
+    """SHA-256 of the canonical events and contacts (customer, time, kind/action, value): the
+    same logs give the same fingerprint whatever their file layout."""
+    digest = hashlib.sha256()
+    events = logs.events[["customer_id", "ts", "kind", "value"]]
+    contacts = logs.contacts[["customer_id", "ts", "action"]]
+    for frame in (events, contacts):
+        hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+        digest.update(np.sort(hashed).tobytes())
+    return digest.hexdigest()
+
+
+def split_week(panel: pd.DataFrame, split: str, holdout_weeks: int) -> int:
+    """First hold-out week index: the week starting on or after ``split`` (a Monday at or
+    after it), else ``holdout_weeks`` before the panel's end (no hold-out: past the end)."""
+    last = int(panel["week"].max())
+    if split:
+        ts = pd.Timestamp(split, tz="UTC")
+        starts = panel.drop_duplicates("week").set_index("week")["week_start"]
+        later = starts[starts >= ts]
+        return int(later.index.min()) if not later.empty else last + 1
+    return last + 1 - holdout_weeks
+
+
+def logging_start(panel: pd.DataFrame) -> int:
+    """First week with a logged decision (a contact or a logged ``none``); 0 when nothing
+    was ever logged (purchase-only sources). Earlier weeks are not fitted: their contact
+    decisions are unknown (the history before the company started logging)."""
+    logged = panel["propensity"].notna() | (panel["action"].astype(str) != "none")
+    return int(panel.loc[logged, "week"].min()) if logged.any() else 0
+
+
+def _check_output(out: Path, overwrite: bool) -> None:
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise OutputExistsError(f"{out}: folder is not empty; pass overwrite=true to replace")
+
+
+def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
+    """Run a calibration (see the module docstring); ``cfg.data.path`` must be set."""
+    out = Path(cfg.output_dir)
+    _check_output(out, cfg.overwrite)
+    source, cal = cfg.data, cfg.calibration
+    if not source.path:
+        raise JourneyoptError("data.path is required: the logs to calibrate on")
+    logs, _ = ingest_to_logs(source)
+    channels = tuple(source.contact_channels)
+    panel = build_panel(logs, cfg.panel, channels)
+    if panel.empty:
+        raise JourneyoptError(f"{source.path}: the logs give an empty panel")
+    first_holdout = split_week(panel, cal.split, cal.holdout_weeks)
+    start = logging_start(panel)
+    if cal.recent_weeks > 0:
+        start = max(start, first_holdout - cal.recent_weeks)
+    fit_panel = panel[(panel["week"] < first_holdout) & (panel["week"] >= start)]
+    if fit_panel.empty:
+        raise JourneyoptError("no weeks before the split to calibrate on")
+    segments = segment_names(fit_panel)
+    spec = DiscreteSpec(**asdict(cal.caps))
+    layout = DiscreteLayout(spec, len(segments), len(channels))
+    names = source.action_names
+    actions = ActionCatalog(
+        names=names,
+        channels=tuple(source.actions[a].channel for a in names),
+        costs=tuple(float(source.actions[a].cost) for a in names),
+    )
+    structure = Structure(cal.name, actions, feature_spec(cfg.panel, channels), layout, segments)
+    discount = (
+        (names.index("discount_offer"), cal.economics.discount_rate)
+        if "discount_offer" in names
+        else None
+    )
+    weeks = customer_weeks(fit_panel, layout, channels, names, segments, discount)
+    last_week = fit_panel[fit_panel["week"] == fit_panel["week"].max()]
+    config = cast(dict[str, Any], OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
+    meta: dict[str, Any] = {
+        "data_fingerprint": fingerprint(logs),
+        "config": config,
+        "fit_weeks": [int(fit_panel["week"].min()), int(first_holdout) - 1],
+        "fit_customer_weeks": weeks.n,
+        "fit_customers": int(weeks.customer_ids.shape[0]),
+    }
+    est = estimate(weeks, structure, cal, last_week, meta)
+    holdout = None
+    hold_panel = panel[panel["week"] >= first_holdout]
+    if not hold_panel.empty:
+        split_start = pd.Timestamp(hold_panel["week_start"].min())
+        ids, state = state_at(logs, cfg.panel, channels, split_start)
+        holdout = holdout_report(est, structure, hold_panel, ids, state, fit_panel, cal, discount)
+    policies = None
+    if cal.truth_world:
+        policies = policy_fidelity(load_world(cal.truth_world), est.calibrated.world, cal)
+    metrics = {**(holdout.metrics if holdout else {}), **(policies.metrics if policies else {})}
+    out.mkdir(parents=True, exist_ok=True)
+    est.calibrated.save(out)
+    est.support.to_csv(out / "support.csv", index=False)
+    write_card(out, est, holdout, policies)
+    with tracked_run(
+        config, f"calibrate-{cal.name}", tags={"journeyopt.calibration": cal.name}
+    ) as run:
+        run.log_params({"data.fingerprint": meta["data_fingerprint"], **_penalty_params(est)})
+        run.log_metrics(metrics, step=0)
+        for path in sorted(out.rglob("*")):
+            if path.is_file():
+                parent = path.parent.relative_to(out)
+                run.log_artifact(
+                    path, str(Path("world") / parent) if str(parent) != "." else "world"
+                )
+        run_id = run.run_id
+    return CalibrationResult(out, est, holdout, policies, metrics, run_id)
+
+
+def _penalty_params(est: Estimate) -> dict[str, float]:
+    params = {f"calibration.penalty.{k}": v for k, v in est.penalties.binary.items()}
+    params["calibration.penalty.value_alpha"] = est.penalties.value
+    return params

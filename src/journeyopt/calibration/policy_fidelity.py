@@ -1,0 +1,180 @@
+"""Policy-value fidelity against a known ground truth: do the calibrated world and the true
+world rank and value contact policies alike, and is the calibrated world's optimum good in
+the true world?
+
+Every policy is simulated in both worlds on the same customers (one draw of the true world's
+initial population) with common random numbers (the same world seed in both worlds, the same
+policy seed for every policy), by :func:`journeyopt.evaluation.simulate.simulate_policy`.
+
+- ``mare``: mean over the policies of ``|V_cal - V_true| / |V_true|``;
+- ``spearman``: rank correlation of the policy values in the two worlds;
+- ``sim_to_real``: the calibrated world's exact DP optimum, evaluated exactly in the true world
+  (:func:`journeyopt.sim.optimum.evaluate_table_policy` on the customers' initial states), as a
+  share of the true optimum's value (exact DP values, not simulated).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from scipy.stats import spearmanr
+
+from journeyopt.agents.baselines import (
+    MyopicPolicy,
+    NoContact,
+    OptimumPolicy,
+    StaffPolicy,
+    UniformRandom,
+)
+from journeyopt.agents.policy import Bool, Float, IntArray, Observation, Policy, one_hot
+from journeyopt.calibration.calibrated import align_segments
+from journeyopt.calibration.config import CalibrationConfig
+from journeyopt.evaluation.simulate import simulate_policy
+from journeyopt.panel.state import state_features
+from journeyopt.sim.behaviour import contact_rules
+from journeyopt.sim.discrete import Summary, discrete_state
+from journeyopt.sim.env import EpisodeClock
+from journeyopt.sim.optimum import cyclic_weeks_of_year, evaluate_table_policy, solve_optimum
+from journeyopt.sim.population import initial_population
+from journeyopt.sim.world import WorldSpec
+
+
+@dataclass(frozen=True)
+class AlwaysAction:
+    """Always the same action where the masks allow it, else ``none``.
+
+    Attributes:
+        action: Action index.
+        name: Policy name (``always_<action>``).
+    """
+
+    action: int
+    name: str
+
+    def act(
+        self, observation: Observation, masks: Bool, rng: np.random.Generator
+    ) -> tuple[IntArray, Float]:
+        allowed = masks[:, self.action]
+        actions = np.where(allowed, self.action, 0).astype(np.int64)
+        return actions, one_hot(actions, masks.shape[1])
+
+
+@dataclass(frozen=True)
+class PolicyFidelity:
+    """Policy values in the true and the calibrated world.
+
+    Attributes:
+        table: One row per policy: ``policy``, ``true_value``, ``calibrated_value``
+            (currency per customer, discounted), ``rel_error``, ``true_rank``,
+            ``calibrated_rank``.
+        mare: Mean absolute relative error over the policies.
+        spearman: Spearman rank correlation of the values.
+        sim_to_real: Exact true-world value of the calibrated optimum / true optimum.
+        metrics: The three numbers under ``sim/`` for MLflow.
+    """
+
+    table: pd.DataFrame
+    mare: float
+    spearman: float
+    sim_to_real: float
+    metrics: dict[str, float]
+
+
+def policies_to_compare(
+    truth: WorldSpec, calibrated: WorldSpec, horizon: int, gamma: float, start: int
+) -> list[Policy]:
+    """No contact, random, staff, myopic (true model), the true optimum and every
+    single-action policy."""
+    woy = cyclic_weeks_of_year(start, horizon)
+    optimum = solve_optimum(truth, horizon, gamma, woy)
+    out: list[Policy] = [
+        NoContact(),
+        UniformRandom(),
+        StaffPolicy(truth),
+        MyopicPolicy(truth),
+        OptimumPolicy(truth, optimum, name="true_optimum"),
+    ]
+    out += [AlwaysAction(a, f"always_{n}") for a, n in enumerate(truth.actions.names) if a > 0]
+    return out
+
+
+def policy_fidelity(
+    truth: WorldSpec, calibrated: WorldSpec, cfg: CalibrationConfig
+) -> PolicyFidelity:
+    """Compare policy values in ``truth`` and ``calibrated`` (see the module docstring)."""
+    if truth.actions.names != calibrated.actions.names:
+        raise ValueError("the calibrated world must have the true world's action catalogue")
+    calibrated = align_segments(calibrated, truth.segment_names)
+    horizon, gamma, start = cfg.policy_horizon_weeks, cfg.gamma, 1
+    clock = EpisodeClock.of(horizon, start)
+    population_seed, world_seed, policy_seed = np.random.SeedSequence(cfg.seed).spawn(3)
+    state, customers, _ = initial_population(
+        truth, cfg.policy_customers, np.random.default_rng(population_seed)
+    )
+    segment = customers.segment.astype(np.int64)
+    policies = policies_to_compare(truth, calibrated, horizon, gamma, start)
+    rows = []
+    for policy in policies:
+        values = []
+        for world in (truth, calibrated):
+            run = simulate_policy(
+                world,
+                policy,
+                state,
+                segment,
+                clock,
+                gamma,
+                np.random.default_rng(world_seed),
+                np.random.default_rng(policy_seed),
+                contact_rules(world),
+            )
+            values.append(float(np.mean(run.value)))
+        rows.append({"policy": policy.name, "true_value": values[0], "calibrated_value": values[1]})
+    table = pd.DataFrame.from_records(rows)
+    table["rel_error"] = (table["calibrated_value"] - table["true_value"]) / table[
+        "true_value"
+    ].abs()
+    table["true_rank"] = table["true_value"].rank(ascending=False).astype(int)
+    table["calibrated_rank"] = table["calibrated_value"].rank(ascending=False).astype(int)
+    mare = float(table["rel_error"].abs().mean())
+    spearman = float(spearmanr(table["true_value"], table["calibrated_value"]).statistic)
+    ratio = sim_to_real(
+        truth, calibrated, state_features(state, truth.features), segment, horizon, gamma, start
+    )
+    return PolicyFidelity(
+        table,
+        mare,
+        spearman,
+        ratio,
+        {
+            "sim/policy_value_mare": mare,
+            "sim/policy_value_spearman": spearman,
+            "sim/sim_to_real_pct_of_optimum": 100.0 * ratio,
+        },
+    )
+
+
+def sim_to_real(
+    truth: WorldSpec,
+    calibrated: WorldSpec,
+    features: dict[str, NDArray[np.generic]],
+    segment: IntArray,
+    horizon: int,
+    gamma: float,
+    start: int,
+) -> float:
+    """Exact true-world value of the calibrated world's DP optimum over the true optimum's, on
+    the customers' initial discrete states (mean over customers)."""
+    woy = cyclic_weeks_of_year(start, horizon)
+    cal_opt = solve_optimum(calibrated, horizon, gamma, woy)
+    true_opt = solve_optimum(truth, horizon, gamma, woy)
+
+    def follow(states: Summary, t: int) -> IntArray:
+        return cal_opt.actions[t, cal_opt.layout.encode(states)].astype(np.int64)
+
+    values = evaluate_table_policy(truth, follow, gamma, woy)
+    x = discrete_state(features, segment, truth)
+    return float(np.mean(values[0, x]) / np.mean(true_opt.values[0, x]))

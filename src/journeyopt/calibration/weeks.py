@@ -1,0 +1,200 @@
+"""Customer-weeks of a panel in the world's discrete terms: the rows every response model is
+fitted on.
+
+A panel row (``docs/panel.md``) holds the customer's features at the start of the week, the
+week's logged decision and its outcomes. Here each row becomes its discrete state index
+(:class:`journeyopt.sim.discrete.DiscreteLayout`, the numbering the dynamics and the exact
+optimum use), its action and week of year, and the four outcomes the world models: at least one
+conversion, the week's list value, at least one engagement event and an opt-out.
+
+A customer's first panel week (``tenure_weeks == 0``) is dropped: it is the week they appear in
+the logs (their first visit or purchase), not a week the world simulates for a known customer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from journeyopt.panel.state import LIFECYCLE_STAGES
+from journeyopt.sim.discrete import DiscreteLayout, Summary
+from journeyopt.sim.world import DiscreteSpec
+
+IntArray = NDArray[np.int64]
+Float = NDArray[np.float64]
+Bool = NDArray[np.bool_]
+
+UNKNOWN_SEGMENT = "all"
+"""Segment name of customers without a ``segment`` attribute (CDNOW: everybody)."""
+
+
+@dataclass(frozen=True)
+class CustomerWeeks:
+    """``M`` customer-weeks of a panel, each array (M,).
+
+    Attributes:
+        customer: Customer index into ``customer_ids``.
+        week: Week index from the panel origin.
+        week_of_year: ISO week of year (1..53).
+        state: Discrete state index at the start of the week.
+        lifecycle: Lifecycle stage code into :data:`journeyopt.panel.state.LIFECYCLE_STAGES`.
+        segment: Segment index into ``segments``.
+        action: Logged action index into ``actions`` (0 = ``none``, also when nothing was
+            logged).
+        propensity: Logged probability of that action; NaN when not logged.
+        converted: At least one conversion in the week.
+        conversions: Number of conversions in the week.
+        list_value: The week's conversion value before any discount, currency (0 without).
+        engaged: At least one engagement event in the week.
+        opted_out: An opt-out event in the week.
+        customer_ids: (K,) customer ids.
+        segments: Segment names.
+        actions: Action names, ``none`` first.
+    """
+
+    customer: IntArray
+    week: IntArray
+    week_of_year: IntArray
+    state: IntArray
+    lifecycle: IntArray
+    segment: IntArray
+    action: IntArray
+    propensity: Float
+    converted: Bool
+    conversions: IntArray
+    list_value: Float
+    engaged: Bool
+    opted_out: Bool
+    customer_ids: NDArray[np.object_]
+    segments: tuple[str, ...]
+    actions: tuple[str, ...]
+
+    @property
+    def n(self) -> int:
+        """Number of customer-weeks ``M``."""
+        return int(self.state.shape[0])
+
+    def take(self, rows: NDArray[np.integer] | NDArray[np.bool_]) -> CustomerWeeks:
+        """The customer-weeks ``rows`` (indices or a mask), same customers and names."""
+        per_row = {
+            name: getattr(self, name)[rows]
+            for name in (
+                "customer",
+                "week",
+                "week_of_year",
+                "state",
+                "lifecycle",
+                "segment",
+                "action",
+                "propensity",
+                "converted",
+                "conversions",
+                "list_value",
+                "engaged",
+                "opted_out",
+            )
+        }
+        return CustomerWeeks(
+            **per_row,
+            customer_ids=self.customer_ids,
+            segments=self.segments,
+            actions=self.actions,
+        )
+
+
+def _capped(weeks: pd.Series, cap: int) -> IntArray:
+    """Weeks since an event capped at ``cap``, NaN ("never") mapped to the cap (as the world's
+    :func:`journeyopt.sim.discrete.summarise`)."""
+    w = weeks.to_numpy(np.float64, na_value=np.nan)
+    return np.clip(np.nan_to_num(w, nan=cap), 1, cap).astype(np.int64)
+
+
+def panel_summary(
+    panel: pd.DataFrame, segment: IntArray, spec: DiscreteSpec, channels: Sequence[str]
+) -> Summary:
+    """The discrete summary of panel rows (the panel-side mirror of
+    :func:`journeyopt.sim.discrete.summarise`, which needs a finished world; the tests check
+    that both agree on the calibrated world)."""
+    n_conv = panel["n_conversions"].to_numpy(np.int64)
+    optout = np.zeros(n_conv.shape[0], np.int64)
+    for j, channel in enumerate(channels):
+        optout |= panel[f"opted_out_{channel}"].to_numpy(bool).astype(np.int64) << j
+    return Summary(
+        segment=np.asarray(segment, np.int64),
+        conversions=np.minimum(n_conv, spec.conversions_cap),
+        recency=np.where(n_conv > 0, _capped(panel["recency_weeks"], spec.recency_cap_weeks), 0),
+        contact=_capped(panel["weeks_since_contact"], spec.contact_cap_weeks),
+        engagement=_capped(panel["weeks_since_engagement"], spec.engagement_cap_weeks),
+        optout=optout,
+    )
+
+
+def segment_names(panel: pd.DataFrame) -> tuple[str, ...]:
+    """Segment names of a panel, sorted; :data:`UNKNOWN_SEGMENT` for customers without one."""
+    labels = panel["segment"].astype(str).replace("", UNKNOWN_SEGMENT)
+    return tuple(sorted(labels.unique()))
+
+
+def customer_weeks(
+    panel: pd.DataFrame,
+    layout: DiscreteLayout,
+    channels: Sequence[str],
+    actions: Sequence[str],
+    segments: Sequence[str],
+    discount: tuple[int, float] | None = None,
+) -> CustomerWeeks:
+    """The panel's customer-weeks (first weeks of customers dropped, see the module docstring).
+
+    Args:
+        panel: Panel rows (``journeyopt.panel.build.build_panel``).
+        layout: How discrete states are numbered (caps, segments, channels).
+        channels: Contact channels, in the order of the state's opt-out bits.
+        actions: Action catalogue, ``none`` first; logged actions outside it are an error.
+        segments: Segment names (``segment_names(panel)`` of the calibration panel).
+        discount: ``(action index, rate)`` of a discount that takes ``rate`` off the list value
+            of the week's conversions; the list value is then ``revenue / (1 - rate)``.
+    """
+    rows = panel[panel["tenure_weeks"].to_numpy() > 0]
+    labels = rows["segment"].astype(str).replace("", UNKNOWN_SEGMENT).to_numpy()
+    seg_index = {name: k for k, name in enumerate(segments)}
+    unknown = set(np.unique(labels)) - set(seg_index)
+    if unknown:
+        raise ValueError(f"segments {sorted(unknown)} are not among {list(segments)}")
+    segment = np.array([seg_index[s] for s in labels], np.int64) if len(labels) else labels
+    segment = np.asarray(segment, np.int64)
+    action_names = rows["action"].astype(str).to_numpy()
+    action_index = {name: k for k, name in enumerate(actions)}
+    missing = set(np.unique(action_names)) - set(action_index)
+    if missing:
+        raise ValueError(f"logged actions {sorted(missing)} are not in the catalogue {actions}")
+    action = np.array([action_index[a] for a in action_names], np.int64).reshape(-1)
+    summary = panel_summary(rows, segment, layout.spec, channels)
+    revenue = rows["revenue"].to_numpy(np.float64)
+    if discount is not None:
+        revenue = np.where(action == discount[0], revenue / (1.0 - discount[1]), revenue)
+    ids, customer = np.unique(rows["customer_id"].astype(str).to_numpy(), return_inverse=True)
+    stages = pd.Categorical(rows["lifecycle"].astype(str), categories=list(LIFECYCLE_STAGES))
+    lifecycle = np.asarray(stages.codes, np.int64)
+    conversions = rows["conversions"].to_numpy(np.int64)
+    return CustomerWeeks(
+        customer=customer.astype(np.int64),
+        week=rows["week"].to_numpy(np.int64),
+        week_of_year=rows["week_of_year"].to_numpy(np.int64),
+        state=layout.encode(summary),
+        lifecycle=lifecycle,
+        segment=segment,
+        action=action,
+        propensity=rows["propensity"].to_numpy(np.float64),
+        converted=conversions > 0,
+        conversions=conversions,
+        list_value=revenue,
+        engaged=rows["engagements"].to_numpy() > 0,
+        opted_out=rows["opted_out_in_week"].to_numpy(bool),
+        customer_ids=ids.astype(object),
+        segments=tuple(segments),
+        actions=tuple(actions),
+    )

@@ -1,0 +1,109 @@
+"""Shared fixtures: a small parametric ground-truth world, logs generated from it under the
+staff rules with exploration, and one calibration of those logs (module-scoped: the tests read
+it, none modifies it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+
+import journeyopt
+from journeyopt.calibration.config import (
+    CalibrateConfig,
+    CalibrationConfig,
+    CapsConfig,
+    register_configs,
+)
+from journeyopt.calibration.pipeline import CalibrationResult, calibrate
+from journeyopt.cli.entry import to_object
+from journeyopt.data.source import SourceConfig
+from journeyopt.panel.config import PanelConfig
+from journeyopt.sim.config import GenerateConfig
+from journeyopt.sim.logs import generate_logs, write_logs
+from journeyopt.sim.world import WorldSpec, load_world, world_path
+from journeyopt.tracking.config import TrackingConfig
+
+CONFIGS = Path(journeyopt.__file__).parent / "configs"
+CAPS = CapsConfig(
+    recency_cap_weeks=10, conversions_cap=2, contact_cap_weeks=3, engagement_cap_weeks=4
+)
+
+
+def source_config(name: str, overrides: list[str]) -> SourceConfig:
+    """The ``data`` group ``name`` composed with ``overrides`` (as the CLI would)."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("calibrate", overrides=[f"data={name}", "output_dir=x", *overrides])
+    return to_object(cfg.data, SourceConfig)
+
+
+@pytest.fixture(scope="session")
+def small_world_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-segment version of the coworking world with small caps (~1,000 states)."""
+    raw = yaml.safe_load(world_path("coworking").read_text())
+    freelancer = {**raw["segments"]["freelancer"], "share": 1.0}
+    raw.update(
+        name="small",
+        segments={"freelancer": freelancer},
+        discrete={
+            "recency_cap_weeks": CAPS.recency_cap_weeks,
+            "conversions_cap": CAPS.conversions_cap,
+            "contact_cap_weeks": CAPS.contact_cap_weeks,
+            "engagement_cap_weeks": CAPS.engagement_cap_weeks,
+        },
+    )
+    path = tmp_path_factory.mktemp("world") / "world.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_world(small_world_path: Path) -> WorldSpec:
+    return load_world(small_world_path)
+
+
+@pytest.fixture(scope="session")
+def small_logs(small_world: WorldSpec, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Raw coworking-format logs of 3,000 customers over 80 weeks, 30 % exploration."""
+    out = tmp_path_factory.mktemp("logs")
+    cfg = GenerateConfig(output_dir=str(out), n_customers=3000, weeks=80, exploration=0.3)
+    write_logs(generate_logs(small_world, cfg, np.random.default_rng(0)), out, overwrite=True)
+    return out
+
+
+def calibration_config(
+    logs: Path, out: Path, truth: str = "", **settings: object
+) -> CalibrateConfig:
+    """A calibration of coworking-format ``logs`` into ``out`` with tracking off."""
+    calibration = CalibrationConfig(
+        name="small_calibrated",
+        caps=CAPS,
+        holdout_weeks=8,
+        ensemble_size=2,
+        holdout_runs=2,
+        truth_world=truth,
+        policy_customers=1500,
+        policy_horizon_weeks=20,
+        c_grid=[0.03, 3.0],
+        alpha_grid=[1e-4, 1e-2],
+        **settings,  # type: ignore[arg-type]
+    )
+    return CalibrateConfig(
+        data=source_config("coworking", [f"data.path={logs}"]),
+        panel=PanelConfig(),
+        calibration=calibration,
+        tracking=TrackingConfig(enabled=False),
+        output_dir=str(out),
+    )
+
+
+@pytest.fixture(scope="session")
+def small_calibration(
+    small_logs: Path, small_world_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> CalibrationResult:
+    out = tmp_path_factory.mktemp("calibrated")
+    return calibrate(calibration_config(small_logs, out, truth=str(small_world_path)))

@@ -1,0 +1,54 @@
+"""The GLM solvers agree with scikit-learn's estimators on the same objective."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.linear_model import GammaRegressor, LogisticRegression
+
+from journeyopt.calibration.fit import Cells, fit_gamma, fit_logistic
+
+
+@pytest.fixture
+def design() -> sp.csr_matrix:
+    return sp.random(3000, 20, density=0.25, random_state=1, format="csr")
+
+
+@pytest.mark.parametrize("c", [0.1, 10.0])
+def test_logistic_matches_sklearn_on_weighted_rows(design: sp.csr_matrix, c: float) -> None:
+    rng = np.random.default_rng(0)
+    p = 1 / (1 + np.exp(-(design @ rng.normal(size=20) - 1)))
+    w = rng.integers(1, 5, design.shape[0]).astype(float)
+    y = rng.random(design.shape[0]) < p
+    ours = fit_logistic(design, w * y, w * ~y, c)
+    ref = LogisticRegression(C=c, tol=1e-10, max_iter=10_000).fit(design, y, sample_weight=w)
+    np.testing.assert_allclose(ours.coef, ref.coef_[0], atol=1e-5)
+    assert ours.intercept == pytest.approx(ref.intercept_[0], abs=1e-5)
+
+
+def test_aggregated_cells_give_the_row_level_fit() -> None:
+    rng = np.random.default_rng(1)
+    keys = rng.integers(0, 40, 5000)
+    onehot = sp.csr_matrix((np.ones(40), (np.arange(40), np.arange(40))))
+    cells = Cells.of(keys, lambda first: onehot[keys[first]])
+    y = rng.random(5000) < 0.2 + 0.01 * keys
+    aggregated = fit_logistic(cells.matrix, cells.sums(y * 1.0), cells.sums(~y * 1.0), 1.0)
+    rows = fit_logistic(onehot[keys], y * 1.0, ~y * 1.0, 1.0)
+    np.testing.assert_allclose(aggregated.coef, rows.coef[np.unique(keys)], atol=1e-6)
+
+
+def test_gamma_matches_sklearn(design: sp.csr_matrix) -> None:
+    rng = np.random.default_rng(2)
+    mu = np.exp(0.3 * (design @ rng.normal(size=20)) + 2)
+    y = rng.gamma(3.0, mu / 3.0)
+    w = rng.integers(1, 5, design.shape[0]).astype(float)
+    ours = fit_gamma(design, y, w, 1e-3)
+    ref = GammaRegressor(alpha=1e-3, tol=1e-12, max_iter=10_000).fit(design, y, sample_weight=w)
+    np.testing.assert_allclose(ours.coef, ref.coef_, atol=1e-5)
+
+
+def test_an_outcome_never_seen_has_negligible_probability(design: sp.csr_matrix) -> None:
+    n = design.shape[0]
+    fit = fit_logistic(design, np.zeros(n), np.ones(n), 1.0)
+    assert np.all(1 / (1 + np.exp(-fit.eta(design))) < 1e-15)

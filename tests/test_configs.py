@@ -1,0 +1,131 @@
+"""Every config of every group and every top-level config composes with Hydra's compose API
+and converts to its typed dataclass (the schemas' validation included)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from importlib.resources import files
+from typing import Any
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
+
+import journeyopt.cli.demo as demo
+import journeyopt.cli.evaluate
+import journeyopt.cli.generate
+import journeyopt.cli.ingest as ingest
+import journeyopt.cli.panel as panel
+import journeyopt.cli.train
+from journeyopt.agents.config import TrainConfig, train_config
+from journeyopt.calibration.config import CalibrateConfig
+from journeyopt.calibration.config import register_configs as register_calibration
+from journeyopt.cli.entry import to_object
+from journeyopt.errors import ConfigError
+from journeyopt.evaluation.config import EvaluateConfig
+from journeyopt.sim.config import GenerateConfig
+
+assert journeyopt.cli.evaluate and journeyopt.cli.generate and journeyopt.cli.train  # schemas
+register_calibration()
+
+CONFIGS = files("journeyopt").joinpath("configs")
+REQUIRED = ["output_dir=out"]
+TOP_LEVEL: dict[str, tuple[list[str], Callable[[DictConfig], Any]]] = {
+    "ingest": (REQUIRED, lambda c: to_object(c, ingest.IngestConfig)),
+    "panel": (["input_dir=in", *REQUIRED], lambda c: to_object(c, panel.PanelJobConfig)),
+    "generate": (REQUIRED, lambda c: to_object(c, GenerateConfig)),
+    "demo": ([], lambda c: to_object(c, demo.DemoConfig)),
+    "evaluate": (REQUIRED, lambda c: to_object(c, EvaluateConfig)),
+    "train": ([], train_config),
+    "calibrate": (REQUIRED, lambda c: to_object(c, CalibrateConfig)),
+}
+GROUP_USERS = {  # group -> the top-level config that composes it
+    "data": "ingest",
+    "calibration": "calibrate",
+    "panel": "panel",
+    "simulator": "evaluate",
+    "evaluation": "evaluate",
+    "agent": "train",
+    "train": "train",
+    "tracking": "train",
+    "experiment": "train",
+}
+
+
+def _options(group: str) -> list[str]:
+    folder = CONFIGS.joinpath(group)
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
+
+
+@pytest.fixture(autouse=True)
+def hydra_configs() -> Iterator[None]:
+    GlobalHydra.instance().clear()
+    with initialize_config_module("journeyopt.configs", version_base="1.3"):
+        yield
+
+
+def _compose(name: str, overrides: list[str]) -> Any:
+    required, convert = TOP_LEVEL[name]
+    return convert(compose(name, overrides=[*required, *overrides]))
+
+
+def test_every_config_is_covered() -> None:
+    """A new top-level config or group must be added to the tables above."""
+    groups = sorted(p.name for p in CONFIGS.iterdir() if p.is_dir() and not p.name.startswith("_"))
+    assert groups == sorted(GROUP_USERS)
+    assert all(_options(g) for g in groups)
+    top = sorted(
+        p.name.removesuffix(".yaml") for p in CONFIGS.iterdir() if p.name.endswith(".yaml")
+    )
+    assert top == sorted(TOP_LEVEL)
+
+
+@pytest.mark.parametrize("name", sorted(TOP_LEVEL))
+def test_top_level_config_composes(name: str) -> None:
+    assert _compose(name, []) is not None
+
+
+@pytest.mark.parametrize(
+    ("group", "option"), [(g, o) for g in sorted(GROUP_USERS) for o in _options(g)]
+)
+def test_group_option_composes(group: str, option: str) -> None:
+    override = f"+experiment={option}" if group == "experiment" else f"{group}={option}"
+    obj = _compose(GROUP_USERS[group], [override])
+    if group == "agent":
+        assert isinstance(obj, TrainConfig)
+        assert obj.agent.algorithm == {"ppo": "PPO", "a2c": "A2C", "dqn": "DQN"}.get(
+            option, "MaskablePPO"
+        )
+
+
+def test_experiments_hold_overrides_only() -> None:
+    for option in _options("experiment"):
+        text = CONFIGS.joinpath("experiment", f"{option}.yaml").read_text()
+        assert text.splitlines()[0].strip() == "# @package _global_", option
+
+
+def test_train_defaults_follow_the_issue() -> None:
+    cfg = _compose("train", [])
+    assert cfg.train.torch_threads == 1 and cfg.gamma == cfg.simulator.gamma
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("agent.algorithm=SAC", "unknown 'SAC'"),
+        ("agent.n_steps=0", "n_steps"),
+        ("train.torch_threads=0", "torch_threads"),
+        ("agent.activation=sigmoid", "activation"),
+    ],
+)
+def test_invalid_train_configs_are_refused(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _compose("train", [override])
+
+
+def test_warm_start_refuses_dqn() -> None:
+    with pytest.raises(ConfigError, match="actor-critic"):
+        _compose("train", ["agent=dqn", "train.warm_start.enabled=true"])
