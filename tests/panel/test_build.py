@@ -10,7 +10,7 @@ import pytest
 
 from journeyopt.panel.build import build_panel, iter_panel, state_at, write_panel
 from journeyopt.panel.config import PanelConfig, feature_spec
-from journeyopt.panel.state import LIFECYCLE_STAGES, state_features
+from journeyopt.panel.state import LIFECYCLE_STAGES, CustomerState, FeatureSpec, state_features
 from tests.panel.conftest import CHANNELS, make_logs
 
 # 2024-01-01 is a Monday: week t starts on 2024-01-01 + 7t days.
@@ -195,3 +195,15 @@ def test_state_at_equals_the_panel_features_of_that_week(as_of: str) -> None:
     for name, values in features.items():
         expected = rows[name].cat.codes if name == "lifecycle" else rows[name]
         np.testing.assert_array_equal(values, expected.to_numpy(), err_msg=name)
+
+
+def test_taking_customers_keeps_ring_buffers_contiguous() -> None:
+    """advance writes one week-slot row per ring; a transposed layout would make every write
+    strided (the simulator's hot path), so take must return C-contiguous rings."""
+    spec = FeatureSpec(contact_channels=("email", "phone"))
+    state = CustomerState.new(spec, 0, np.zeros(50, np.int64))
+    picked = state.take(np.array([3, 1, 4, 1, 5]))
+    for ring in (picked.conversions_ring, picked.contacts_ring, picked.engagements_ring):
+        assert ring.flags.c_contiguous
+        assert ring.shape[1] == 5
+    assert np.shares_memory(state.take(slice(0, 10)).conversions_ring, state.conversions_ring)

@@ -182,11 +182,18 @@ class CustomerState:
         )
 
     def take(self, index: NDArray[np.integer] | slice) -> CustomerState:
-        """The state of a subset of customers (customers ``index``; a slice gives views)."""
+        """The state of a subset of customers (customers ``index``; a slice gives views).
+
+        With an index array the rings come out C-contiguous (``np.take``): fancy indexing
+        ``ring[:, index]`` returns a transposed memory layout, which makes every later
+        week-slot write of :func:`advance` strided and several times slower.
+        """
         arrays = {
             name: getattr(self, name)[index]
             if name not in _RING_FIELDS
             else getattr(self, name)[:, index]
+            if isinstance(index, slice)
+            else np.take(getattr(self, name), index, axis=1)
             for name in _ARRAY_FIELDS
         }
         return CustomerState(week=self.week, **arrays)
