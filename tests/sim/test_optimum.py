@@ -4,15 +4,18 @@ action and today's staff rules, and it never picks a forbidden action."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from journeyopt.panel.state import state_features
-from journeyopt.sim.behaviour import StaffRules, staff_actions
+from journeyopt.agents.baselines import make_baseline
+from journeyopt.agents.policy import Policy
+from journeyopt.evaluation.simulate import simulate_policy
+from journeyopt.panel.state import CustomerState, state_features
+from journeyopt.sim.behaviour import StaffRules, contact_rules
 from journeyopt.sim.discrete import DiscreteLayout, allowed_actions, discrete_state
+from journeyopt.sim.env import EpisodeClock
 from journeyopt.sim.optimum import (
     OptimalPolicy,
     cyclic_weeks_of_year,
@@ -20,7 +23,6 @@ from journeyopt.sim.optimum import (
     solve_optimum,
 )
 from journeyopt.sim.population import initial_population
-from journeyopt.sim.rollout import FeaturePolicy, discounted_returns
 from journeyopt.sim.world import WorldSpec
 
 Ints = NDArray[np.int64]
@@ -36,11 +38,20 @@ def optimum(world: WorldSpec) -> OptimalPolicy:
     return policy
 
 
-def _dp_policy(world: WorldSpec, optimum: OptimalPolicy) -> FeaturePolicy:
-    def act(features: Mapping[str, NDArray[np.generic]], seg: NDArray[np.int64], t: int) -> Ints:
-        return optimum.optimal_actions(discrete_state(features, seg, world), t)
-
-    return act
+def _returns(world: WorldSpec, policy: Policy, state: CustomerState, segment: Ints) -> Ints:
+    """(N,) discounted returns of ``policy`` from ``state``: the evaluation's own rollout."""
+    run = simulate_policy(
+        world,
+        policy,
+        state,
+        segment,
+        EpisodeClock.of(HORIZON, START),
+        GAMMA,
+        np.random.default_rng(12),
+        np.random.default_rng(13),
+        contact_rules(world),
+    )
+    return run.value
 
 
 def test_values_are_finite_and_zero_at_the_horizon(optimum: OptimalPolicy) -> None:
@@ -87,31 +98,13 @@ def test_simulated_return_of_the_optimum_matches_its_value(
     state, customers, _ = initial_population(world, N, np.random.default_rng(11))
     start = discrete_state(state_features(state, world.features), customers.segment, world)
     expected = optimum.value(start).mean()
-    dp = discounted_returns(
-        world,
-        _dp_policy(world, optimum),
-        state,
-        customers.segment,
-        optimum.weeks_of_year,
-        GAMMA,
-        np.random.default_rng(12),
-    )
+    segment = customers.segment.astype(np.int64)
+    dp = _returns(world, make_baseline("optimum", world, optimum=optimum), state, segment)
     half_width = 1.96 * dp.std(ddof=1) / np.sqrt(N)
     assert abs(dp.mean() - expected) < half_width, (dp.mean(), expected, half_width)
 
-    rules = StaffRules()
-
-    def staff(features: Mapping[str, NDArray[np.generic]], seg: NDArray[np.int64], t: int) -> Ints:
-        return staff_actions(world, rules, features, seg, t)
-
-    staff_returns = discounted_returns(
-        world,
-        staff,
-        state,
-        customers.segment,
-        optimum.weeks_of_year,
-        GAMMA,
-        np.random.default_rng(12),
+    staff_returns = _returns(
+        world, make_baseline("staff_rules", world, staff_rules=StaffRules()), state, segment
     )
     # the optimum's exact value beats the staff's simulated mean beyond its noise
     staff_se = staff_returns.std(ddof=1) / np.sqrt(N)
