@@ -28,7 +28,8 @@ from journeyopt.calibration.policy_fidelity import PolicyFidelity, policy_fideli
 from journeyopt.calibration.weeks import customer_weeks, segment_names
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.schema import CanonicalLogs
-from journeyopt.errors import JourneyoptError, OutputExistsError
+from journeyopt.errors import JourneyoptError
+from journeyopt.outputs import check_output_dir
 from journeyopt.panel.build import build_panel, state_at
 from journeyopt.panel.config import feature_spec
 from journeyopt.sim.discrete import DiscreteLayout
@@ -90,15 +91,10 @@ def logging_start(panel: pd.DataFrame) -> int:
     return int(panel.loc[logged, "week"].min()) if logged.any() else 0
 
 
-def _check_output(out: Path, overwrite: bool) -> None:
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{out}: folder is not empty; pass overwrite=true to replace")
-
-
 def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     """Run a calibration (see the module docstring); ``cfg.data.path`` must be set."""
     out = Path(cfg.output_dir)
-    _check_output(out, cfg.overwrite)
+    check_output_dir(out, cfg.overwrite)
     source, cal = cfg.data, cfg.calibration
     if not source.path:
         raise JourneyoptError("data.path is required: the logs to calibrate on")
