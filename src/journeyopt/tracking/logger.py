@@ -1,8 +1,9 @@
 """One metrics logger for the whole package, with MLflow as its output.
 
-Metric names live in four namespaces: ``train/`` (learning: losses, rollout returns, speed),
+Metric names live in namespaces: ``train/`` (learning: losses, rollout returns, speed),
 ``eval/`` (periodic and final evaluation in the simulator), ``sim/`` (simulator statistics)
-and ``ope/`` (off-policy estimates on logs). Values are buffered and written with
+and ``ope/`` (off-policy estimates on logs), plus ``uplift/`` (A/B holdout measurements) and
+``drift/`` (drift checks) of the served policy. Values are buffered and written with
 ``MlflowClient.log_batch`` (up to 1,000 per request), never one request per metric and step:
 a synchronous ``log_metric`` on the SQLite store costs about 5 ms.
 
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
     from journeyopt.tracking.sb3_writer import MlflowKVWriter
 
-NAMESPACES: tuple[str, ...] = ("train", "eval", "sim", "ope")
+NAMESPACES: tuple[str, ...] = ("train", "eval", "sim", "ope", "uplift", "drift")
 MAX_PARAMS_TAGS_PER_BATCH = 100
 MAX_TAG_VALUE_LENGTH = 8000
 

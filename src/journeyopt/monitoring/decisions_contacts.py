@@ -1,0 +1,244 @@
+"""The decision log read back: every scoring decision of the batch scorer and the API, and
+the contacts it implies.
+
+A decision log is one or more CSV files (``decisions.csv`` of a batch run, or the API's
+``decisions-<YYYY-MM-DD>.csv``) with a header and the columns :data:`DECISION_LOG_COLUMNS`, in
+order; one row per scored customer and week, ``none`` decisions and control-group customers
+included. ``group`` says which policy decided: ``treatment`` (the champion) or ``control``
+(today's staff rules, the A/B holdout).
+
+:func:`read_decisions` reads and checks the files (a problem names the file, data row and
+column); :func:`customer_groups` gives each customer's group and first scored week (the start
+of their exposure); :func:`decisions_to_contacts` turns the non-``none`` decisions into
+canonical contacts (``propensity`` as logged, ``campaign`` = the group) so that the panel,
+calibration and off-policy evaluation read the served policy's own logs;
+:func:`with_decision_contacts` puts them in place of a source's contacts from a given instant.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from journeyopt.data.schema import CONTACT_COLUMNS, CONTACTS_SCHEMA, UTC_TS, CanonicalLogs
+from journeyopt.data.source import SourceConfig
+from journeyopt.errors import InputFileError, JourneyoptError
+
+DECISION_LOG_COLUMNS: tuple[str, ...] = (
+    "decision_id",
+    "customer_id",
+    "as_of",
+    "week",
+    "group",
+    "action",
+    "channel",
+    "propensity",
+    "expected_value",
+    "model_name",
+    "model_version",
+    "probabilities",
+)
+"""Columns of a decision-log CSV file, in order (the contract shared with serving)."""
+GROUPS: tuple[str, ...] = ("treatment", "control")
+"""Serving groups: the champion's customers and the A/B holdout under the staff rules."""
+WEEK = pd.Timedelta(days=7)
+
+
+def decision_files(path: Path | str) -> list[Path]:
+    """The decision-log files at ``path``: the file itself, or every ``*.csv`` in a folder
+    (sorted by name).
+
+    Raises:
+        InputFileError: ``path`` does not exist, or a folder holds no CSV file.
+    """
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise InputFileError(str(path), "no such decision-log file or folder")
+    files = sorted(p for p in path.glob("*.csv") if p.is_file())
+    if not files:
+        raise InputFileError(str(path), "no decision-log CSV files (*.csv) in this folder")
+    return files
+
+
+def _fail(path: Path, rows: pd.Series, column: str, expected: str, values: pd.Series) -> None:
+    """Raise for the first data row of ``path`` where ``rows`` is true."""
+    if not rows.any():
+        return
+    first = int(np.flatnonzero(rows.to_numpy())[0])
+    raise InputFileError(
+        str(path),
+        f"row {first + 1} (data rows, header not counted), column {column!r}: "
+        f"{values.iloc[first]!r} is not {expected} ({int(rows.sum())} such rows)",
+    )
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    """One decision-log file, checked and typed (see :func:`read_decisions`)."""
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise InputFileError(str(path), f"not a readable CSV file: {err}") from err
+    missing = [c for c in DECISION_LOG_COLUMNS if c not in raw.columns]
+    if missing:
+        raise InputFileError(
+            str(path),
+            f"missing decision-log columns {missing}; expected {list(DECISION_LOG_COLUMNS)}",
+        )
+    frame = raw.loc[:, list(DECISION_LOG_COLUMNS)].copy()
+    for column in ("decision_id", "customer_id", "action"):
+        _fail(path, frame[column].str.strip() == "", column, "a non-empty value", frame[column])
+    _fail(path, ~frame["group"].isin(GROUPS), "group", f"one of {list(GROUPS)}", frame["group"])
+    as_of = pd.to_datetime(frame["as_of"], utc=True, errors="coerce", format="ISO8601")
+    _fail(path, as_of.isna(), "as_of", "an ISO 8601 UTC timestamp", frame["as_of"])
+    week = pd.to_datetime(frame["week"], utc=True, errors="coerce", format="ISO8601")
+    _fail(path, week.isna(), "week", "a date (YYYY-MM-DD)", frame["week"])
+    not_monday = (week.dt.day_of_week != 0) | (week != week.dt.normalize())
+    _fail(path, not_monday, "week", "the Monday of an ISO week", frame["week"])
+    propensity = pd.to_numeric(frame["propensity"], errors="coerce")
+    bad_p = ~((propensity > 0.0) & (propensity <= 1.0))
+    _fail(path, bad_p, "propensity", "a probability in (0, 1]", frame["propensity"])
+    value = pd.to_numeric(frame["expected_value"], errors="coerce")
+    _fail(path, value.isna(), "expected_value", "a number", frame["expected_value"])
+    _fail(
+        path,
+        ~frame["probabilities"].map(_is_json_object),
+        "probabilities",
+        "a JSON object action -> probability",
+        frame["probabilities"],
+    )
+    frame["as_of"] = as_of.astype(UTC_TS)
+    frame["week"] = week.astype(UTC_TS)
+    frame["propensity"] = propensity.astype(np.float64)
+    frame["expected_value"] = value.astype(np.float64)
+    frame["source_file"] = path.name
+    frame["source_row"] = np.arange(1, len(frame) + 1, dtype=np.int64)
+    return frame
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
+def read_decisions(paths: Sequence[Path | str] | Path | str) -> pd.DataFrame:
+    """Read and check decision-log files (a folder reads every ``*.csv`` in it).
+
+    Returns:
+        The columns :data:`DECISION_LOG_COLUMNS` (``as_of`` and ``week`` UTC timestamps,
+        ``propensity`` and ``expected_value`` floats, the rest strings) plus ``source_file``
+        and ``source_row`` (1-based data row), every file's rows in file order.
+
+    Raises:
+        InputFileError: A missing file or column, or a bad value (naming file, row, column),
+            or a ``decision_id`` that occurs twice.
+    """
+    items = [paths] if isinstance(paths, str | Path) else list(paths)
+    files = [f for item in items for f in decision_files(item)]
+    frame = pd.concat([_read_file(f) for f in files], ignore_index=True)
+    if frame.empty:
+        raise InputFileError(", ".join(str(f) for f in files), "the decision log has no rows")
+    twice = frame["decision_id"].duplicated(keep="first")
+    if twice.any():
+        row = frame.loc[twice].iloc[0]
+        raise InputFileError(
+            str(row["source_file"]),
+            f"row {row['source_row']}, column 'decision_id': {row['decision_id']!r} "
+            "occurs more than once in the decision log",
+        )
+    return frame
+
+
+def customer_groups(decisions: pd.DataFrame, since: pd.Timestamp) -> tuple[pd.DataFrame, int]:
+    """Each customer's serving group and first scored week at or after ``since``.
+
+    Customers scored in both groups (a change of the holdout assignment) cannot be
+    attributed to one policy and are left out; their number is returned.
+
+    Args:
+        decisions: Output of :func:`read_decisions`.
+        since: UTC instant; decisions of earlier weeks are ignored.
+
+    Returns:
+        ``(groups, n_in_both)``: columns ``customer_id``, ``group``, ``first_week`` (UTC
+        Monday), one row per customer.
+
+    Raises:
+        JourneyoptError: No decision of a week ending after ``since``.
+    """
+    recent = decisions[decisions["week"] + WEEK > since]
+    if recent.empty:
+        last = decisions["week"].max()
+        raise JourneyoptError(
+            f"since={since.date()} is after every decision in the decision log "
+            f"(the last is of the week starting {last.date()})"
+        )
+    per = recent.groupby("customer_id", sort=True).agg(
+        group=("group", "first"), n_groups=("group", "nunique"), first_week=("week", "min")
+    )
+    both = per["n_groups"] > 1
+    kept = per.loc[~both, ["group", "first_week"]].reset_index()
+    return kept, int(both.sum())
+
+
+def decisions_to_contacts(decisions: pd.DataFrame, source: SourceConfig) -> pd.DataFrame:
+    """Canonical contacts of the non-``none`` decisions.
+
+    ``ts`` is the decision's ``as_of`` when it lies in the decision's week, else the week's
+    Monday 00:00 UTC (the contact belongs to the week it was decided for); ``channel`` as
+    logged (the catalogue's when empty); ``cost`` from the source's action catalogue;
+    ``propensity`` as logged; ``campaign`` the serving group.
+
+    Raises:
+        JourneyoptError: A decision's action is not in the source's catalogue.
+    """
+    contacted = decisions[decisions["action"] != "none"]
+    unknown = sorted(set(contacted["action"]) - set(source.actions))
+    if unknown:
+        row = contacted[contacted["action"] == unknown[0]].iloc[0]
+        raise JourneyoptError(
+            f"{row['source_file']}: row {row['source_row']}, column 'action': {unknown[0]!r} "
+            f"is not in the action catalogue of data={source.name} ({list(source.actions)})"
+        )
+    in_week = (contacted["as_of"] >= contacted["week"]) & (
+        contacted["as_of"] < contacted["week"] + WEEK
+    )
+    catalogue_channel = contacted["action"].map({a: s.channel for a, s in source.actions.items()})
+    channel = contacted["channel"].where(contacted["channel"] != "", catalogue_channel)
+    frame = pd.DataFrame(
+        {
+            "customer_id": contacted["customer_id"].astype("str"),
+            "ts": contacted["as_of"].where(in_week, contacted["week"]).astype(UTC_TS),
+            "action": contacted["action"].astype("str"),
+            "channel": channel.astype("str"),
+            "cost": contacted["action"].map({a: s.cost for a, s in source.actions.items()}),
+            "propensity": contacted["propensity"].astype(np.float64),
+            "campaign": contacted["group"].astype("str"),
+            "source_file": contacted["source_file"].astype("str"),
+            "source_row": contacted["source_row"].astype(np.int64),
+        }
+    ).astype({"cost": np.float64})
+    return CONTACTS_SCHEMA.validate(frame.loc[:, list(CONTACT_COLUMNS)].reset_index(drop=True))
+
+
+def with_decision_contacts(
+    logs: CanonicalLogs, contacts: pd.DataFrame, start: pd.Timestamp
+) -> CanonicalLogs:
+    """``logs`` whose contacts from ``start`` on are ``contacts`` (the decision log's) and
+    before it the source's own: the served policy's record replaces whatever the source
+    exported for the same period, so no contact is counted twice."""
+    before = logs.contacts[logs.contacts["ts"] < start]
+    after = contacts[contacts["ts"] >= start]
+    merged = pd.concat([before, after], ignore_index=True).sort_values("ts", kind="stable")
+    return CanonicalLogs(
+        events=logs.events,
+        contacts=CONTACTS_SCHEMA.validate(merged.reset_index(drop=True)),
+        customers=logs.customers,
+    )

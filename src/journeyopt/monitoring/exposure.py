@@ -1,0 +1,97 @@
+"""Customer-level outcomes of the A/B holdout, read off the weekly panel.
+
+A scored customer is exposed from their first scored week at or after ``since`` to the end of
+the panel (intent to treat: later weeks count whatever was decided in them). For each outcome
+of :data:`OUTCOMES` the table holds the customer's mean per exposed week and, as the
+pre-period covariate, the mean over the ``pre_weeks`` weeks before ``since`` (0 without such
+weeks).
+
+Outcomes per customer-week:
+
+- ``conversions``: conversions;
+- ``revenue``: what the customer paid, currency;
+- ``margin``: margin net of contact cost, currency: ``revenue - (1 - margin_rate) * list
+  value - contact cost``, the list value being the revenue before a ``discount_offer``'s
+  discount (the same reward the simulator pays);
+- ``opt_outs``: weeks with an opt-out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from journeyopt.calibration.config import EconomicsConfig
+from journeyopt.monitoring.decisions_contacts import WEEK
+
+OUTCOMES: tuple[str, ...] = ("conversions", "revenue", "margin", "opt_outs")
+DISCOUNT_ACTION = "discount_offer"
+
+
+def weekly_outcomes(panel: pd.DataFrame, economics: EconomicsConfig) -> pd.DataFrame:
+    """The :data:`OUTCOMES` of every panel row: columns ``customer_id``, ``week_start`` and
+    one per outcome."""
+    revenue = panel["revenue"].to_numpy(np.float64)
+    discounted = panel["action"].astype(str).to_numpy() == DISCOUNT_ACTION
+    list_value = np.where(discounted, revenue / (1.0 - economics.discount_rate), revenue)
+    margin = revenue - (1.0 - economics.margin_rate) * list_value
+    return pd.DataFrame(
+        {
+            "customer_id": panel["customer_id"].astype(str).to_numpy(),
+            "week_start": pd.to_datetime(panel["week_start"], utc=True).to_numpy(),
+            "conversions": panel["conversions"].to_numpy(np.float64),
+            "revenue": revenue,
+            "margin": margin - panel["contact_cost"].to_numpy(np.float64),
+            "opt_outs": panel["opted_out_in_week"].to_numpy(bool).astype(np.float64),
+        }
+    )
+
+
+def customer_outcomes(
+    panel: pd.DataFrame,
+    groups: pd.DataFrame,
+    since: pd.Timestamp,
+    pre_weeks: int,
+    economics: EconomicsConfig,
+) -> pd.DataFrame:
+    """One row per exposed customer.
+
+    Args:
+        panel: Panel rows (``journeyopt.panel.build.build_panel``) covering the pre-period
+            and the measurement weeks.
+        groups: ``customer_id``, ``group``, ``first_week`` (from
+            :func:`~journeyopt.monitoring.decisions_contacts.customer_groups`).
+        since: Monday 00:00 UTC of the first measured week.
+        pre_weeks: Weeks before ``since`` averaged into the covariates.
+        economics: Margin and discount rates.
+
+    Returns:
+        ``customer_id``, ``group``, ``segment`` (static attribute, ``(unknown)`` when empty),
+        ``weeks`` (exposed weeks), ``pre_weeks`` (pre-period weeks with a panel row), and per
+        outcome ``<outcome>`` (mean per exposed week) and ``<outcome>_pre`` (pre-period mean
+        per week, 0 without pre-period weeks). Customers without an exposed panel week are
+        not in it.
+    """
+    weekly = weekly_outcomes(panel, economics)
+    first = groups.set_index("customer_id")["first_week"]
+    start = first.where(first >= since, since)
+    weekly["exposed_from"] = weekly["customer_id"].map(start)
+    known = weekly["exposed_from"].notna()
+    post = weekly[known & (weekly["week_start"] >= weekly["exposed_from"])]
+    pre_mask = (weekly["week_start"] < since) & (weekly["week_start"] >= since - pre_weeks * WEEK)
+    pre = weekly[known & pre_mask]
+    post_sum = post.groupby("customer_id")[list(OUTCOMES)].sum()
+    post_n = post.groupby("customer_id").size().rename("weeks")
+    pre_sum = pre.groupby("customer_id")[list(OUTCOMES)].sum()
+    pre_n = pre.groupby("customer_id").size().rename("pre_weeks")
+    table = pd.concat([post_n, post_sum.div(post_n, axis=0)], axis=1)
+    pre_mean = pre_sum.div(pre_n, axis=0).add_suffix("_pre")
+    table = table.join(pre_n).join(pre_mean).fillna(0.0)
+    table["pre_weeks"] = table["pre_weeks"].astype(np.int64)
+    table["weeks"] = table["weeks"].astype(np.int64)
+    segment = panel.drop_duplicates("customer_id").set_index("customer_id")["segment"]
+    table = table.join(groups.set_index("customer_id")["group"])
+    table["segment"] = segment.reindex(table.index).astype(str).replace("", "(unknown)")
+    columns = ["group", "segment", "weeks", "pre_weeks", *OUTCOMES]
+    columns += [f"{o}_pre" for o in OUTCOMES]
+    return table.loc[:, columns].rename_axis("customer_id").reset_index()
