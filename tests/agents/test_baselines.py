@@ -90,3 +90,19 @@ def test_sample_from_never_draws_zero_probability() -> None:
     probs = np.array([[0.5, 0.0, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0], [0.25, 0.25, 0.5, 0.0]] * 3000)
     draws = sample_from(probs, np.random.default_rng(0))
     assert (probs[np.arange(probs.shape[0]), draws] > 0).all()
+
+
+def test_observation_matches_segments_by_name(world: WorldSpec, observation: Observation) -> None:
+    """A policy trained in a world that lists the segments in another order (a calibrated
+    world sorts them) must see each customer's own type, not the one at the same index."""
+    layout = observation_layout(world)
+    names = layout.segment_names
+    reordered = replace(layout, segment_names=tuple(reversed(names)))
+    named = replace(observation, segment_names=names)
+    expected_index = len(names) - 1 - observation.segment
+    np.testing.assert_array_equal(named.segment_in(reordered), expected_index)
+    np.testing.assert_array_equal(
+        named.vector(reordered), replace(observation, segment=expected_index).vector(reordered)
+    )
+    with pytest.raises(ValueError, match="not among the policy's"):
+        replace(named, segment_names=("nobody", *names[1:])).vector(layout)

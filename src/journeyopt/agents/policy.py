@@ -38,12 +38,16 @@ class Observation:
         week_of_year: ISO week of year (1..53) of the week.
         week: Weeks since the start of the episode or of the campaign calendar (0-based): the
             staff's campaign calendar and a finite-horizon optimum depend on it.
+        segment_names: Names of the segment indices (the world's or the panel's order). When
+            given, :meth:`vector` matches segments by name, so a policy trained in another
+            world (a calibrated one lists its segments in another order) sees the right type.
     """
 
     features: Mapping[str, NDArray[np.generic]]
     segment: IntArray
     week_of_year: int
     week: int
+    segment_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         n = self.segment.shape[0]
@@ -78,7 +82,21 @@ class Observation:
 
     def vector(self, layout: ObservationLayout) -> NDArray[np.float32]:
         """(N, D) float32 observation vectors, as the environments give them to agents."""
-        return encode(layout, self.features, self.segment, self.week_of_year)
+        return encode(layout, self.features, self.segment_in(layout), self.week_of_year)
+
+    def segment_in(self, layout: ObservationLayout) -> IntArray:
+        """(N,) segment indices in ``layout``'s order (matched by name when
+        ``segment_names`` is given; an unknown name is a ``ValueError``)."""
+        names = self.segment_names
+        if names is None or tuple(names) == layout.segment_names:
+            return self.segment
+        position = {name: i for i, name in enumerate(layout.segment_names)}
+        unknown = [name for name in names if name not in position]
+        if unknown:
+            raise ValueError(
+                f"segments {unknown} are not among the policy's {list(layout.segment_names)}"
+            )
+        return np.array([position[name] for name in names], np.int64)[self.segment]
 
 
 @runtime_checkable

@@ -1,7 +1,7 @@
-"""``journeyopt-demo``: the main job on the embedded demo data.
+"""``journeyopt-demo``: the whole loop on the embedded demo data.
 
     journeyopt-demo                      # outputs/demo/<date>/<time>/
-    journeyopt-demo generate.n_customers=5000 generate.seed=1
+    journeyopt-demo generate.n_customers=3000 generate.seed=1 train.total_timesteps=100000
 
 Steps, each a plain function of the package:
 
@@ -10,7 +10,12 @@ Steps, each a plain function of the package:
 2. ingest them: validate, normalise, resolve identities, de-duplicate, quarantine bad rows
    (:func:`journeyopt.data.ingest.ingest`), printing the reconciled counts;
 3. build the weekly customer panel, segments, RFM scores and cohorts
-   (:func:`journeyopt.cli.panel.build_outputs`), printing their summary.
+   (:func:`journeyopt.cli.panel.build_outputs`), printing their summary;
+4. calibrate a simulator from the logs alone and print its fidelity summary
+   (:func:`journeyopt.calibration.pipeline.calibrate`);
+5. train an agent in the calibrated world (:func:`journeyopt.agents.train.train`);
+6. compare it with no contact, random, staff rules, myopic and the exact optimum in the
+   true world, on common random numbers (:func:`journeyopt.evaluation.simulate.evaluate_policies`).
 
 Every run writes into its own Hydra run folder, so a re-run never touches an earlier one.
 """
@@ -19,13 +24,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import hydra
+import pandas as pd
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 from rich.console import Console
+from rich.table import Table
 
+from journeyopt.agents.baselines import make_baseline
+from journeyopt.agents.config import AgentConfig, TrainSettings, train_config
+from journeyopt.agents.config import register_configs as register_agents
+from journeyopt.agents.sb3 import LearnedPolicy
+from journeyopt.agents.train import TrainResult, train
+from journeyopt.calibration.config import CalibrateConfig, CalibrationConfig
+from journeyopt.calibration.config import register_configs as register_calibration
+from journeyopt.calibration.pipeline import CalibrationResult, calibrate
 from journeyopt.cli import generate
 from journeyopt.cli.entry import console as console_factory
 from journeyopt.cli.entry import report_errors, to_object
@@ -33,8 +49,18 @@ from journeyopt.cli.ingest import counts_table
 from journeyopt.cli.panel import build_outputs, print_panel_summary
 from journeyopt.data.ingest import ingest, load_canonical
 from journeyopt.data.source import SourceConfig
+from journeyopt.evaluation.config import EvaluationConfig
+from journeyopt.evaluation.report import write_evaluation
+from journeyopt.evaluation.simulate import EvaluationResult, evaluate_policies
 from journeyopt.panel.config import PanelConfig
-from journeyopt.sim.config import GenerateConfig
+from journeyopt.sim.config import GenerateConfig, SimulatorConfig
+from journeyopt.sim.observation import observation_layout
+from journeyopt.sim.optimum import cyclic_weeks_of_year, solve_optimum
+from journeyopt.sim.world import load_world
+from journeyopt.tracking.config import TrackingConfig
+
+register_agents()
+register_calibration()
 
 
 @dataclass
@@ -45,6 +71,13 @@ class DemoConfig:
         generate: The demo logs (world, customers, weeks, seed, mess rates).
         data: The source the logs are read with (the coworking source).
         panel: Panel windows and as-of date.
+        calibration: How the simulator is calibrated from the logs.
+        simulator: The ground-truth world the policies are compared in, horizon, discount.
+        agent: The agent trained in the calibrated world (any ``agent`` group option).
+        train: Its training budget and warm start.
+        evaluation: The comparison: customers, seed, baselines, staff rules.
+        tracking: MLflow settings (``tracking=off`` writes nothing).
+        seed: Seed of the agent.
         output_dir: Root folder of this run's outputs; empty means Hydra's run folder
             (``outputs/demo/<date>/<time>``).
     """
@@ -52,6 +85,13 @@ class DemoConfig:
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     data: SourceConfig = field(default_factory=SourceConfig)
     panel: PanelConfig = field(default_factory=PanelConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    agent: AgentConfig = MISSING
+    train: TrainSettings = field(default_factory=TrainSettings)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    seed: int = 0
     output_dir: str = ""
 
 
@@ -60,38 +100,162 @@ ConfigStore.instance().store(name="demo_schema", node=DemoConfig)
 
 @dataclass(frozen=True)
 class DemoOutputs:
-    """Folders one demo run wrote."""
+    """Folders one demo run wrote, and what its steps returned."""
 
     logs: Path
     canonical: Path
     panel: Path
+    world: Path
+    train: Path
+    comparison: Path
+    calibration: CalibrationResult | None = None
+    training: TrainResult | None = None
+    evaluation: EvaluationResult | None = None
 
 
-def run_demo(cfg: DemoConfig, root: Path, console: Console | None = None) -> DemoOutputs:
-    """Generate, ingest and build the panel under ``root``; print what happened."""
-    console = console or console_factory()
-    outputs = DemoOutputs(root / "logs", root / "canonical", root / "panel")
+def demo_folders(root: Path) -> DemoOutputs:
+    """The folders of a demo run under ``root``."""
+    return DemoOutputs(
+        root / "logs",
+        root / "canonical",
+        root / "panel",
+        root / "world",
+        root / "train",
+        root / "comparison",
+    )
 
+
+def _prepare_data(cfg: DemoConfig, out: DemoOutputs, console: Console) -> None:
     console.rule("[bold]1. demo logs from the coworking world")
-    cfg.generate.output_dir = str(outputs.logs)
+    cfg.generate.output_dir = str(out.logs)
     generate.run(cfg.generate)
-    console.print(f"raw logs (with injected mess) in {outputs.logs}")
+    console.print(f"raw logs (with injected mess) in {out.logs}")
 
     console.rule("[bold]2. ingest: validate, resolve identities, de-duplicate")
-    cfg.data.path = str(outputs.logs)
-    result = ingest(cfg.data, outputs.canonical)
+    cfg.data.path = str(out.logs)
+    result = ingest(cfg.data, out.canonical)
     console.print(counts_table(result))
     console.print(
         f"{result.resolved_customers:,} customers after identity resolution; "
-        f"{result.rows_rejected:,} rows rejected -> {outputs.canonical / 'rejects.csv'}"
+        f"{result.rows_rejected:,} rows rejected -> {out.canonical / 'rejects.csv'}"
     )
 
     console.rule("[bold]3. weekly customer panel, segments, cohorts")
-    logs = load_canonical(outputs.canonical)
-    summary = build_outputs(logs, cfg.panel, cfg.data.contact_channels, outputs.panel)
+    logs = load_canonical(out.canonical)
+    summary = build_outputs(logs, cfg.panel, cfg.data.contact_channels, out.panel)
     print_panel_summary(summary, console)
-    console.print(f"panel, segments, RFM scores and cohort plot in {outputs.panel}")
-    return outputs
+    console.print(f"panel, segments, RFM scores and cohort plot in {out.panel}")
+
+
+def _calibrate(cfg: DemoConfig, out: DemoOutputs, console: Console) -> CalibrationResult:
+    console.rule("[bold]4. calibrate a simulator from the logs alone")
+    job = CalibrateConfig(
+        data=cfg.data,
+        panel=cfg.panel,
+        calibration=cfg.calibration,
+        tracking=cfg.tracking,
+        output_dir=str(out.world),
+    )
+    result = calibrate(job)
+    table = Table("fidelity on the hold-out weeks", "value")
+    for name, value in sorted(result.metrics.items()):
+        table.add_row(name.removeprefix("sim/"), f"{value:,.4f}")
+    console.print(table)
+    console.print(f"calibrated world and its fidelity card (card.md, card.png) in {out.world}")
+    return result
+
+
+def _train(cfg: DemoConfig, out: DemoOutputs, console: Console) -> TrainResult:
+    console.rule("[bold]5. train an agent in the calibrated world")
+    sim = OmegaConf.to_container(OmegaConf.structured(cfg.simulator))
+    node: dict[str, Any] = {
+        "seed": cfg.seed,
+        "output_dir": str(out.train),
+        "run_name": f"demo-{cfg.agent.algorithm}-seed{cfg.seed}",
+        "simulator": {**(sim if isinstance(sim, dict) else {}), "world": str(out.world)},
+        "agent": OmegaConf.structured(cfg.agent),
+        "train": OmegaConf.structured(cfg.train),
+        "evaluation": OmegaConf.structured(cfg.evaluation),
+        "tracking": OmegaConf.structured(cfg.tracking),
+    }
+    result = train(train_config(node))
+    console.print(
+        f"{result.timesteps:,} customer-weeks in {result.metrics['train/wall_seconds']:.0f} s; "
+        f"{result.metrics['eval/pct_of_optimum']:.1f} % of the calibrated world's optimum; "
+        f"model in {result.model_path}"
+    )
+    return result
+
+
+def _compare(
+    cfg: DemoConfig, out: DemoOutputs, trained: TrainResult, console: Console
+) -> EvaluationResult:
+    console.rule("[bold]6. compare in the true world (common random numbers)")
+    sim, ev = cfg.simulator, cfg.evaluation
+    truth = load_world(sim.world)
+    calibrated = load_world(str(out.world))
+    agent = LearnedPolicy.of(trained.model, calibrated, observation_layout(calibrated))
+    optimum = solve_optimum(
+        truth,
+        sim.horizon_weeks,
+        sim.gamma,
+        cyclic_weeks_of_year(sim.start_week_of_year, sim.horizon_weeks),
+    )
+    staff = ev.staff.to_rules()
+    policies = [make_baseline(name, truth, staff, optimum) for name in ev.policies]
+    result = evaluate_policies(
+        truth,
+        [agent, *policies],
+        n_customers=ev.n_customers,
+        horizon_weeks=sim.horizon_weeks,
+        gamma=sim.gamma,
+        seed=ev.seed,
+        start_week_of_year=sim.start_week_of_year,
+        optimum=optimum,
+        reference=ev.reference if ev.reference in ev.policies else None,
+    )
+    write_evaluation(result, str(out.comparison), overwrite=False, currency=truth.currency)
+    console.print(summary_table(result.table))
+    console.print(f"comparison table and chart in {out.comparison}")
+    return result
+
+
+def summary_table(table: pd.DataFrame) -> Table:
+    """The demo's closing table: policy, value ± CI, % of optimum, uplift vs staff (± CI)."""
+    rows = table[table["segment"] == "all"]
+    out = Table(
+        "policy", "value per customer (95 % CI)", "% of optimum", "uplift vs staff (95 % CI)"
+    )
+    for rec in rows.to_dict("records"):
+        value_half = (rec["value_ci_high"] - rec["value_ci_low"]) / 2
+        uplift = "–"
+        if pd.notna(rec.get("uplift")):
+            half = (rec["uplift_ci_high"] - rec["uplift_ci_low"]) / 2
+            uplift = f"{rec['uplift']:+,.0f} ± {half:,.0f}"
+        out.add_row(
+            str(rec["policy"]),
+            f"{rec['value']:,.0f} ± {value_half:,.0f}",
+            f"{rec['pct_of_optimum']:.1f} %",
+            uplift,
+        )
+    return out
+
+
+def run_demo(cfg: DemoConfig, root: Path, console: Console | None = None) -> DemoOutputs:
+    """Run every step of the demo under ``root``; print what happened."""
+    console = console or console_factory()
+    out = demo_folders(root)
+    _prepare_data(cfg, out, console)
+    calibration = _calibrate(cfg, out, console)
+    training = _train(cfg, out, console)
+    evaluation = _compare(cfg, out, training, console)
+    return DemoOutputs(
+        **{k: getattr(out, k) for k in ("logs", "canonical", "panel", "world", "train")},
+        comparison=out.comparison,
+        calibration=calibration,
+        training=training,
+        evaluation=evaluation,
+    )
 
 
 def run(cfg: DictConfig) -> DemoOutputs:

@@ -130,7 +130,8 @@ def simulate_policy(
         woy = int(clock.weeks_of_year[t])
         features = state_features(state, world.features)
         masks = rules.masks(features)
-        actions, _ = policy.act(Observation(features, segment, woy, t), masks, policy_rng)
+        seen = Observation(features, segment, woy, t, world.segment_names)
+        actions, _ = policy.act(seen, masks, policy_rng)
         step = step_customers(world, state, features, segment, masks, actions, woy, world_rng)
         out = step.outcome
         totals["value"] += gamma**t * out.reward
