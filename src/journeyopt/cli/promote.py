@@ -1,0 +1,286 @@
+"""``journeyopt-promote``: move the ``champion`` alias to a candidate only on evidence.
+
+    journeyopt-promote candidate=models:/journey-policy/3 data.path=work/logs
+    journeyopt-promote candidate=<run id> data.path=work/logs calibrated_world=work/calibrated
+
+Exit codes: 0 promoted, 3 refused by the gate (the message names the failed tests), 2 for a
+configuration or input problem. See :mod:`journeyopt.tracking.promotion` and ``docs/ope.md``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import hydra
+import numpy as np
+from hydra.core.config_store import ConfigStore
+from mlflow.exceptions import MlflowException
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from journeyopt.agents.baselines import StaffPolicy
+from journeyopt.agents.policy import Policy
+from journeyopt.calibration.calibrated import CalibratedWorld
+from journeyopt.cli.entry import log, report_errors, to_object
+from journeyopt.data.ingest import ingest_to_logs
+from journeyopt.data.source import SourceConfig
+from journeyopt.errors import ConfigError, JourneyoptError
+from journeyopt.evaluation.ope.diagnostics import OverlapThresholds
+from journeyopt.evaluation.ope.evaluate import OPESettings, evaluate_on_logs, paired_improvement
+from journeyopt.evaluation.ope.logged import logged_trajectories
+from journeyopt.evaluation.simulate import evaluate_policies
+from journeyopt.panel.build import build_panel
+from journeyopt.panel.config import PanelConfig
+from journeyopt.sim.behaviour import contact_rules
+from journeyopt.sim.config import SimulatorConfig
+from journeyopt.sim.config import register_configs as register_simulator
+from journeyopt.sim.observation import observation_layout
+from journeyopt.sim.world import WorldSpec, load_world
+from journeyopt.tracking.config import TrackingConfig
+from journeyopt.tracking.config import register_configs as register_tracking
+from journeyopt.tracking.model import load_policy_model, unwrap_policy
+from journeyopt.tracking.promotion import (
+    Decision,
+    Evidence,
+    GateConfig,
+    PromotionRefused,
+    ServedPolicy,
+    decide,
+    simulation_evidence,
+)
+from journeyopt.tracking.registry import CHAMPION, PolicyRegistry, ResolvedVersion
+from journeyopt.tracking.run import tracked_run
+
+
+@dataclass
+class PromoteOPEConfig:
+    """Off-policy evaluation of the gate.
+
+    Attributes:
+        horizon_weeks: Weeks of the most recent logs evaluated (the held-out window).
+        n_boot: Bootstrap replicates over customers.
+        min_ess_share: Overlap diagnostics fail below this effective-sample-size share.
+        seed: Seed of the bootstrap.
+    """
+
+    horizon_weeks: int = 4
+    n_boot: int = 500
+    min_ess_share: float = 0.01
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.horizon_weeks < 1:
+            raise ConfigError(f"ope.horizon_weeks must be >= 1, got {self.horizon_weeks}")
+
+
+@dataclass
+class PromoteConfig:
+    """``journeyopt-promote``.
+
+    Attributes:
+        candidate: A registered version ``models:/<name>/<version>`` or the id of the run
+            that logged and registered it.
+        data: The logs' source (``data.path``: the most recent logs, held out from training).
+        panel: Panel settings.
+        simulator: The world, horizon, discount factor and first week of the simulation test.
+        calibrated_world: Folder of a calibrated world; its ensemble members replace
+            ``simulator.world`` in the simulation test and its point estimate is the OPE model.
+        n_customers: Simulated customers.
+        seed: Seed of the simulation.
+        gate: Thresholds.
+        ope: Off-policy evaluation settings.
+        tracking: Where the registry and the decision run live.
+    """
+
+    candidate: str = MISSING
+    data: SourceConfig = field(default_factory=SourceConfig)
+    panel: PanelConfig = field(default_factory=PanelConfig)
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    calibrated_world: str = ""
+    n_customers: int = 5000
+    seed: int = 0
+    gate: GateConfig = field(default_factory=GateConfig)
+    ope: PromoteOPEConfig = field(default_factory=PromoteOPEConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def __post_init__(self) -> None:
+        if self.n_customers < 2:
+            raise ConfigError(f"n_customers must be >= 2, got {self.n_customers}")
+
+
+def register_configs() -> None:
+    register_simulator()
+    register_tracking()
+    ConfigStore.instance().store(name="promote_schema", node=PromoteConfig)
+
+
+def resolve_candidate(registry: PolicyRegistry, candidate: str) -> ResolvedVersion:
+    """The registered version named by ``candidate`` (a models URI or a run id)."""
+    try:
+        if candidate.startswith("models:/"):
+            return registry.resolve(candidate)
+        found = registry.client.search_model_versions(
+            f"name='{registry.name}' and run_id='{candidate}'"
+        )
+    except (MlflowException, ValueError) as err:
+        raise JourneyoptError(f"candidate={candidate}: {str(err).splitlines()[0]}") from err
+    if not found:
+        raise JourneyoptError(
+            f"candidate={candidate}: no version of {registry.name} was registered by this run"
+        )
+    return registry.version(max(int(v.version) for v in found))
+
+
+def load_served(
+    version: ResolvedVersion, settings: TrackingConfig, world: WorldSpec, name: str
+) -> ServedPolicy:
+    """A registered version as a policy over ``world``'s observations."""
+    with tempfile.TemporaryDirectory() as tmp:
+        model = load_policy_model(version.uri, settings, Path(tmp))
+        network = unwrap_policy(model)
+    return ServedPolicy(network, observation_layout(world), name)
+
+
+def champion_policy(
+    registry: PolicyRegistry, settings: TrackingConfig, world: WorldSpec
+) -> tuple[Policy, str]:
+    """The ``champion`` version as a policy, or the staff rules when none holds the alias."""
+    try:
+        version = registry.alias(CHAMPION)
+    except MlflowException:
+        return StaffPolicy(world), "staff_rules"
+    return load_served(version, settings, world, f"champion_v{version.version}"), version.uri
+
+
+def promote(cfg: PromoteConfig) -> Decision:
+    """Run the gate (see :mod:`journeyopt.tracking.promotion`); promote when it passes.
+
+    Raises:
+        PromotionRefused: A test failed (after the decision run is recorded).
+    """
+    if not cfg.data.path:
+        raise JourneyoptError("data.path is required: the most recent logs for the OPE test")
+    sim, gate = cfg.simulator, cfg.gate
+    calibrated = CalibratedWorld.load(cfg.calibrated_world) if cfg.calibrated_world else None
+    world = calibrated.world if calibrated is not None else load_world(sim.world)
+    registry = PolicyRegistry(cfg.tracking)
+    version = resolve_candidate(registry, cfg.candidate)
+    candidate = load_served(version, cfg.tracking, world, f"candidate_v{version.version}")
+    champion, champion_ref = champion_policy(registry, cfg.tracking, world)
+
+    evidence: list[Evidence] = []
+    members = calibrated.members if calibrated is not None and calibrated.members else (world,)
+    for k, member in enumerate(members):
+        result = evaluate_policies(
+            member,
+            [candidate, champion],
+            n_customers=cfg.n_customers,
+            horizon_weeks=sim.horizon_weeks,
+            gamma=sim.gamma,
+            seed=cfg.seed,
+            start_week_of_year=sim.start_week_of_year,
+            reference=None,
+        )
+        source = f"member {k}" if len(members) > 1 else member.name
+        evidence.append(
+            simulation_evidence(
+                source,
+                result.runs[0].value,
+                result.runs[1].value,
+                gate.confidence,
+                gate.min_sim_improvement,
+            )
+        )
+    evidence.append(ope_evidence(cfg, world, candidate, champion))
+    decision = decide(evidence)
+    record(cfg, decision, version, champion_ref)
+    if not decision.promote:
+        raise PromotionRefused(
+            f"{version.uri} not promoted over {champion_ref}: " + "; ".join(decision.reasons)
+        )
+    registry.promote(
+        version.version,
+        CHAMPION,
+        reason=f"beats {champion_ref} in simulation and by off-policy evaluation",
+        evidence={
+            f"{e.test}.{k}.lower_bound": f"{e.lower_bound:.4f}" for k, e in enumerate(evidence)
+        },
+    )
+    log.info("promoted %s to %s", version.uri, CHAMPION)
+    return decision
+
+
+def ope_evidence(
+    cfg: PromoteConfig, world: WorldSpec, candidate: Policy, champion: Policy
+) -> Evidence:
+    """The OPE test on the last ``ope.horizon_weeks`` weeks of the logs."""
+    logs, _ = ingest_to_logs(cfg.data)
+    panel = build_panel(logs, cfg.panel, tuple(cfg.data.contact_channels))
+    if panel.empty:
+        raise JourneyoptError(f"{cfg.data.path}: the logs give an empty panel")
+    start = int(panel["week"].max()) - cfg.ope.horizon_weeks + 1
+    rules = contact_rules(world)
+    logged = logged_trajectories(panel[panel["week"] >= start], world, rules, cfg.ope.horizon_weeks)
+    settings = OPESettings(
+        gamma=cfg.simulator.gamma,
+        n_boot=cfg.ope.n_boot,
+        confidence=2 * cfg.gate.confidence - 1,  # the two-sided interval's lower end
+        seed=cfg.ope.seed,
+        thresholds=OverlapThresholds(min_ess_share=cfg.ope.min_ess_share),
+    )
+    estimator = (cfg.gate.ope_estimator,)
+    cand = evaluate_on_logs(candidate, logged, world, settings, estimator)
+    champ = evaluate_on_logs(champion, logged, world, settings, estimator)
+    diff = paired_improvement(cand, champ, cfg.gate.ope_estimator, settings)
+    threshold = cfg.gate.min_ope_improvement
+    notes = []
+    if not diff.ci_low > threshold:
+        notes.append(f"lower bound {diff.ci_low:.3f} is not above {threshold:g}")
+    if cfg.gate.require_overlap and not cand.diagnostics.passed:
+        notes.append("overlap diagnostics failed: " + "; ".join(cand.diagnostics.reasons))
+    return Evidence(
+        "ope",
+        f"{cfg.gate.ope_estimator}, {logged.n_customers} customers x {logged.horizon_weeks} weeks",
+        cand.intervals[cfg.gate.ope_estimator].value,
+        champ.intervals[cfg.gate.ope_estimator].value,
+        diff.value,
+        diff.ci_low,
+        threshold,
+        not notes,
+        "; ".join(notes),
+    )
+
+
+def record(cfg: PromoteConfig, decision: Decision, version: ResolvedVersion, champion: str) -> None:
+    """The decision, evidence table and reasons as an MLflow run."""
+    config = cast(dict[str, Any], OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
+    tags = {"journeyopt.promotion.decision": "promoted" if decision.promote else "refused"}
+    with tracked_run(config, f"promote-v{version.version}", tags=tags) as run:
+        run.log_params({"promotion.candidate": version.uri, "promotion.champion": champion})
+        metrics: dict[str, float] = {}
+        for e in decision.evidence:
+            key = "sim" if e.test == "simulation" else "ope"
+            metrics[f"{key}/improvement_lower_bound"] = min(
+                e.lower_bound, metrics.get(f"{key}/improvement_lower_bound", np.inf)
+            )
+        metrics["eval/promoted"] = float(decision.promote)
+        run.log_metrics(metrics, step=0)
+        run.log_dict(
+            {
+                "promoted": decision.promote,
+                "reasons": list(decision.reasons),
+                "evidence": decision.table.to_dict(orient="records"),
+            },
+            "promotion/decision.json",
+        )
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="promote")
+def main(cfg: DictConfig) -> None:
+    register_configs()
+    report_errors(lambda: promote(to_object(cfg, PromoteConfig)))
+
+
+register_configs()

@@ -1,0 +1,202 @@
+"""Off-policy evaluation of contact policies on logged trajectories: every estimator with its
+bootstrap interval, the overlap diagnostics, and paired differences between policies.
+
+    logged = logged_trajectories(panel, world, rules, horizon_weeks=13)
+    result = evaluate_on_logs(policy, logged, model_world, settings)
+    result.table            # one row per estimator: value, ci_low, ci_high, lower_bound
+    result.diagnostics      # ESS, zero-target share, weights, by segment
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from journeyopt.agents.baselines import expected_rewards
+from journeyopt.agents.policy import Policy
+from journeyopt.evaluation.ope.bandit import BanditData
+from journeyopt.evaluation.ope.bootstrap import (
+    Estimand,
+    Interval,
+    PairedDifference,
+    Statistic,
+    bootstrap_interval,
+)
+from journeyopt.evaluation.ope.diagnostics import Diagnostics, OverlapThresholds, diagnose
+from journeyopt.evaluation.ope.fqe import fitted_q
+from journeyopt.evaluation.ope.logged import LoggedTrajectories, target_probabilities
+from journeyopt.evaluation.ope.model_value import model_q_values
+from journeyopt.evaluation.ope.sequential import (
+    PDIS,
+    WPDIS,
+    DirectValue,
+    SequentialDR,
+    Trajectories,
+)
+from journeyopt.sim.world import WorldSpec
+
+Float = NDArray[np.float64]
+
+ESTIMATORS: tuple[str, ...] = ("pdis", "wpdis", "dm", "dr", "fqe", "dr_fqe")
+"""Sequential estimators by name: per-decision IS, weighted PDIS, the model world's direct
+value, sequential DR with the model world's values, fitted-Q evaluation, sequential DR with
+the fitted-Q values."""
+
+
+@dataclass(frozen=True)
+class OPESettings:
+    """How policies are evaluated on logs.
+
+    Attributes:
+        gamma: Weekly discount factor in (0, 1] (the simulator's).
+        n_boot: Bootstrap replicates over customers.
+        confidence: Confidence of the intervals and of the lower bound, in (0, 1).
+        seed: Seed of the bootstrap and of stochastic target policies.
+        fqe_ridge: L2 penalty of fitted-Q evaluation.
+        thresholds: When the overlap diagnostics fail.
+    """
+
+    gamma: float = 0.995
+    n_boot: int = 500
+    confidence: float = 0.95
+    seed: int = 0
+    fqe_ridge: float = 1.0
+    thresholds: OverlapThresholds = field(default_factory=OverlapThresholds)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+        if self.n_boot < 10:
+            raise ValueError(f"n_boot must be >= 10, got {self.n_boot}")
+        if not 0.0 < self.confidence < 1.0:
+            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+
+
+@dataclass(frozen=True)
+class LogEvaluation:
+    """One policy evaluated on logs.
+
+    Attributes:
+        policy: Policy name.
+        statistics: Estimator name -> its estimate in ratio form (for paired differences).
+        intervals: Estimator name -> point estimate and bootstrap interval.
+        diagnostics: Overlap diagnostics.
+    """
+
+    policy: str
+    statistics: dict[str, Statistic]
+    intervals: dict[str, Interval]
+    diagnostics: Diagnostics
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per estimator: ``policy``, ``estimator``, ``value``, ``ci_low``,
+        ``ci_high``, ``lower_bound``, currency per customer."""
+        return pd.DataFrame.from_records(
+            {
+                "policy": self.policy,
+                "estimator": name,
+                "value": iv.value,
+                "ci_low": iv.ci_low,
+                "ci_high": iv.ci_high,
+                "lower_bound": iv.lower_bound,
+            }
+            for name, iv in self.intervals.items()
+        )
+
+
+def trajectories(logged: LoggedTrajectories, target: Float, gamma: float) -> Trajectories:
+    """The estimators' view of ``logged`` with the (K, H, A) ``target`` probabilities."""
+    return Trajectories(logged.action, logged.reward, logged.propensity, target, gamma)
+
+
+def evaluate_on_logs(
+    policy: Policy,
+    logged: LoggedTrajectories,
+    model_world: WorldSpec,
+    settings: OPESettings,
+    estimators: tuple[str, ...] = ESTIMATORS,
+) -> LogEvaluation:
+    """Every estimator in ``estimators`` for ``policy`` on ``logged`` (see the module docstring).
+
+    Args:
+        policy: The target policy; its probabilities are masked by the logs' contact rules.
+        logged: Logged trajectories.
+        model_world: The world whose value function enters ``dm`` and ``dr`` (the calibrated
+            world in production).
+        settings: Discount, bootstrap and diagnostics settings.
+        estimators: Names from :data:`ESTIMATORS`.
+    """
+    unknown = [e for e in estimators if e not in ESTIMATORS]
+    if unknown:
+        raise ValueError(f"unknown estimators {unknown}; known: {list(ESTIMATORS)}")
+    target = target_probabilities(policy, logged, settings.seed)
+    data = trajectories(logged, target, settings.gamma)
+    q_model = q_fqe = None
+    if {"dm", "dr"} & set(estimators):
+        q_model = model_q_values(
+            model_world,
+            dict(logged.features),
+            logged.segment,
+            logged.week_of_year,
+            target,
+            settings.gamma,
+        )
+    if {"fqe", "dr_fqe"} & set(estimators):
+        q_fqe = fitted_q(
+            logged.features,
+            logged.segment,
+            len(logged.segment_names),
+            logged.action,
+            logged.reward,
+            target,
+            settings.gamma,
+            settings.fqe_ridge,
+        )
+    makers = {
+        "pdis": lambda: PDIS().statistic(data),
+        "wpdis": lambda: WPDIS().statistic(data),
+        "dm": lambda: DirectValue("dm").statistic(data, q_model),
+        "dr": lambda: SequentialDR().statistic(data, q_model),
+        "fqe": lambda: DirectValue("fqe").statistic(data, q_fqe),
+        "dr_fqe": lambda: SequentialDR("dr_fqe").statistic(data, q_fqe),
+    }
+    statistics = {name: makers[name]() for name in estimators}
+    intervals = {
+        name: bootstrap_interval(stat, settings.n_boot, settings.confidence, settings.seed)
+        for name, stat in statistics.items()
+    }
+    diagnostics = diagnose(data, logged.segment, logged.segment_names, settings.thresholds)
+    return LogEvaluation(policy.name, statistics, intervals, diagnostics)
+
+
+def paired_improvement(
+    candidate: LogEvaluation, reference: LogEvaluation, estimator: str, settings: OPESettings
+) -> Interval:
+    """``candidate - reference`` by ``estimator`` on the same customers and resamples."""
+    difference: Estimand = PairedDifference(
+        candidate.statistics[estimator], reference.statistics[estimator]
+    )
+    return bootstrap_interval(difference, settings.n_boot, settings.confidence, settings.seed)
+
+
+def weekly_bandit_data(
+    logged: LoggedTrajectories, target: Float, model_world: WorldSpec
+) -> BanditData:
+    """Every logged customer-week as one-step data (the value of the next weekly decision),
+    with the model world's expected rewards of each action as the reward model."""
+    k, h, n_actions = target.shape
+    q_hat = np.stack(
+        [expected_rewards(model_world, logged.observation(t)) for t in range(h)], axis=1
+    )
+    return BanditData(
+        action=logged.action.reshape(-1),
+        reward=logged.reward.reshape(-1),
+        propensity=logged.propensity.reshape(-1),
+        target=target.reshape(-1, n_actions),
+        q_hat=q_hat.reshape(-1, n_actions),
+        customer=np.repeat(np.arange(k, dtype=np.int64), h),
+    )
