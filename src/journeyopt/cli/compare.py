@@ -1,0 +1,60 @@
+"""``journeyopt-compare``: trained policies from MLflow and the baselines, side by side.
+
+    journeyopt-compare runs=[3f2a9c...,81be04...]                  # training runs' policies
+    journeyopt-compare models=[models:/journey-policy@champion]    # registered versions
+    journeyopt-compare "search=tags.journeyopt.agent = 'MaskablePPO'"
+
+A thin shell over :func:`journeyopt.evaluation.compare.compare`: every policy meets the same
+customers and random numbers; one parent run with a child run per policy is logged (same
+``eval/`` metric names as training runs), with the comparison table and chart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+from rich.table import Table
+
+from journeyopt.cli.entry import console, report_errors, to_object
+from journeyopt.evaluation.compare import CompareConfig, Comparison, compare, register_configs
+
+register_configs()
+
+
+def summary(result: Comparison) -> Table:
+    """Value, % of optimum and paired uplift vs staff rules of every policy, as a rich table."""
+    table = Table(title="comparison on common random numbers (value per customer)")
+    for column in ("policy", "kind", "value", "95 % CI", "% of optimum", "uplift vs staff"):
+        table.add_column(column, justify="left" if column in ("policy", "kind") else "right")
+    for rec in result.table.to_dict("records"):
+        uplift = float(rec.get("eval/uplift_vs_staff", float("nan")))
+        table.add_row(
+            str(rec["policy"]),
+            str(rec["kind"]),
+            f"{float(rec['eval/value_mean']):,.1f}",
+            f"{float(rec['eval/value_ci_low']):,.1f} – {float(rec['eval/value_ci_high']):,.1f}",
+            f"{float(rec['eval/pct_of_optimum']):.1f}",
+            "–" if uplift != uplift else f"{uplift:,.1f}",
+        )
+    return table
+
+
+def run(cfg: DictConfig) -> Comparison:
+    """Compare with the composed config; print the summary."""
+    settings = to_object(cfg, CompareConfig)
+    if not settings.output_dir:
+        settings.output_dir = str(Path(HydraConfig.get().runtime.output_dir) / "comparison")
+    result = compare(settings)
+    out = console()
+    out.print(summary(result))
+    parent = result.parent_run_id or "(tracking off)"
+    out.print(f"outputs in {result.output_dir}; MLflow parent run {parent}")
+    return result
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="compare")
+def main(cfg: DictConfig) -> None:
+    report_errors(lambda: run(cfg))
