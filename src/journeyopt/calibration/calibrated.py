@@ -185,6 +185,7 @@ def world_to_dict(world: WorldSpec) -> dict[str, Any]:
             "conversions_cap": world.discrete.conversions_cap,
             "contact_cap_weeks": world.discrete.contact_cap_weeks,
             "engagement_cap_weeks": world.discrete.engagement_cap_weeks,
+            "tenure_cap_weeks": world.discrete.tenure_cap_weeks,
         },
         "features": {
             "frequency_weeks": world.features.frequency_weeks,
@@ -281,7 +282,7 @@ def summarise_fit(
     weight = _unfatigued(layout, segment, visits)
     block = layout.n_states // layout.n_segments
     # the same states one week after a contact: contact digit 1 instead of the cap
-    radix = layout.dims[3] * layout.dims[4]
+    radix = layout.dims[3] * layout.dims[4] * layout.dims[5]
     tired = np.arange(layout.n_states) - (layout.spec.contact_cap_weeks - 1) * radix
     states = np.flatnonzero(weight > 0)
     w = weight[states]

@@ -47,7 +47,12 @@ def card_markdown(
         "- data fingerprint (SHA-256 of the canonical events and contacts): "
         f"`{meta['data_fingerprint']}`",
         f"- fitted on weeks {meta['fit_weeks'][0]}..{meta['fit_weeks'][1]}: "
-        f"{meta['fit_customer_weeks']:,} customer-weeks of {meta['fit_customers']:,} customers",
+        f"{meta['fit_customer_weeks']:,} customer-weeks of {meta['fit_customers']:,} customers"
+        + (
+            f" (a random sample of at most {meta['max_customers']:,} customers of the logs)"
+            if meta.get("max_customers")
+            else ""
+        ),
         f"- segments: {', '.join(world.segment_names)}; actions: {', '.join(world.actions.names)}",
         f"- ensemble: {len(est.calibrated.members)} bootstrap members (resamples of customers)",
         f"- penalties chosen by held-out log-likelihood: logistic C {est.penalties.binary}, "
@@ -92,6 +97,7 @@ def card_markdown(
             markdown_table(overall[["metric", "actual", "simulated", "rel_error"]]),
             "",
         ]
+        lines += _reference_lines(holdout)
         for grouping in ("segment", "lifecycle", "action"):
             part = holdout.totals[holdout.totals["grouping"] == grouping]
             wide = part.pivot_table(index="group", columns="metric", values="rel_error", sort=False)
@@ -118,6 +124,30 @@ def card_markdown(
             "",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _reference_lines(holdout: HoldoutReport) -> list[str]:
+    """The BG/NBD side-by-side of a purchase-only hold-out (empty without a reference)."""
+    ref = holdout.reference
+    if ref is None:
+        return []
+    totals = holdout.totals
+    row = totals[(totals["grouping"] == "all") & (totals["metric"] == "conversions")].iloc[0]
+    actual, simulated = float(row["actual"]), float(row["simulated"])
+    p = ref.params
+    return [
+        "Reference model: BG/NBD (Fader, Hardie & Lee 2005) fitted by maximum likelihood on the "
+        f"same calibration weeks ({ref.customers:,} customers with a purchase; r {p.r:.3f}, "
+        f"alpha {p.alpha:.3f} weeks, a {p.a:.3f}, b {p.b:.3f}), forecasting each customer's "
+        "hold-out purchase weeks given their history:",
+        "",
+        "| hold-out purchase weeks | total | rel. error |",
+        "|---|---|---|",
+        f"| actual | {actual:,.0f} | |",
+        f"| this world (simulated) | {simulated:,.1f} | {_pct(simulated / actual - 1)} |",
+        f"| BG/NBD | {ref.forecast:,.1f} | {_pct(ref.forecast / actual - 1)} |",
+        "",
+    ]
 
 
 def card_figure(holdout: HoldoutReport | None) -> plt.Figure:

@@ -19,12 +19,26 @@ from journeyopt.tracking.config import register_configs as register_tracking
 @dataclass
 class CapsConfig:
     """Caps of the calibrated world's discrete state (see
-    :class:`journeyopt.sim.world.DiscreteSpec`; weeks or counts, each >= 2)."""
+    :class:`journeyopt.sim.world.DiscreteSpec`; weeks or counts, each >= 2; tenure 0 = tenure
+    not in the state)."""
 
     recency_cap_weeks: int = 27
     conversions_cap: int = 3
     contact_cap_weeks: int = 5
     engagement_cap_weeks: int = 9
+    tenure_cap_weeks: int = 0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "recency_cap_weeks",
+            "conversions_cap",
+            "contact_cap_weeks",
+            "engagement_cap_weeks",
+        ):
+            if getattr(self, name) < 2:
+                raise ConfigError(f"calibration.caps.{name} must be >= 2")
+        if self.tenure_cap_weeks < 0 or self.tenure_cap_weeks == 1:
+            raise ConfigError("calibration.caps.tenure_cap_weeks must be 0 (off) or >= 2")
 
 
 @dataclass
@@ -56,6 +70,11 @@ class CalibrationConfig:
             week): the states still come from the whole history, only older outcomes are left
             out, for dynamics that drift with the customers' age (a young cohort's early
             repeat buying is not how it buys a year later).
+        max_customers: Fit on a random sample of at most this many customers (0 = all): the
+            whole log is still ingested, validated and fingerprinted, but the panel and the fits
+            use the sample. The response models have a few thousand coefficients, so a sample of
+            100,000 customers (millions of customer-weeks) fits them as well as millions of
+            customers, in a tenth of the time and memory.
         seasonal: Model week-of-year effects (off when the logs cover less than a year and
             calendar time is confounded with the cohort's age, e.g. CDNOW).
         caps: Discrete state caps.
@@ -81,6 +100,7 @@ class CalibrationConfig:
     split: str = ""
     holdout_weeks: int = 13
     recent_weeks: int = 0
+    max_customers: int = 0
     seasonal: bool = True
     caps: CapsConfig = field(default_factory=CapsConfig)
     economics: EconomicsConfig = field(default_factory=EconomicsConfig)
@@ -107,6 +127,8 @@ class CalibrationConfig:
             raise ConfigError("calibration.c_grid and alpha_grid must not be empty")
         if self.weighting not in ("stabilised", "none"):
             raise ConfigError("calibration.weighting must be 'stabilised' or 'none'")
+        if self.max_customers < 0:
+            raise ConfigError("calibration.max_customers must be >= 0 (0 = every customer)")
         if self.max_weight < 1.0:
             raise ConfigError("calibration.max_weight must be >= 1")
 
@@ -121,7 +143,11 @@ class CalibrateConfig:
         calibration: How to calibrate (the ``calibration`` group).
         tracking: MLflow settings (the ``tracking`` group; ``tracking=off`` writes nothing).
         output_dir: Folder of the calibrated world and its card.
-        overwrite: Replace the outputs of an earlier run.
+        overwrite: Replace the outputs of an earlier run (and an earlier export).
+        export: Also copy the world and its card to ``<export_dir>/<export>/`` (empty: no
+            export), so that ``simulator.world=<export>`` loads it by name.
+        export_dir: Parent folder of exports; empty = the shipped worlds folder
+            (``simulators/``).
     """
 
     data: SourceConfig = field(default_factory=SourceConfig)
@@ -130,6 +156,8 @@ class CalibrateConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     output_dir: str = MISSING
     overwrite: bool = False
+    export: str = ""
+    export_dir: str = ""
 
 
 def register_configs() -> None:

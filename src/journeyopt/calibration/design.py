@@ -8,6 +8,13 @@ Every response model of a calibrated world is a generalised linear model on the 
   conversion one-hot (``1..R``) plus a smooth trend ``log(recency)`` overall and per
   conversions level (so recencies without support follow the trend instead of the intercept);
   weeks since the last engagement and since the last contact one-hot; opt-out bits;
+- tenure (only when the world tracks it, ``tenure_cap_weeks > 0``), per segment and
+  conversions level: ``log(1 + tenure)`` and the relative recency
+  ``log((1 + tenure) / (1 + tenure - recency))``. Smooth terms, not one-hot: a cohort's
+  hold-out reaches ages the calibration weeks never saw, and these are the two quantities a
+  latent-rate model's posterior purchase rate depends on (BG/NBD: the rate falls with age
+  ``T`` given the purchases, the probability of being alive falls with the share of ``T``
+  spent since the last purchase), so the fit extrapolates along them;
 - action (each contact action ``a >= 1``): a main effect; per segment; per segment x weeks since
   the last contact (fatigue); per segment x lifecycle (prospect, recent customer, lapsed =
   recency at the cap); x "engaged recently" (engagement below its cap);
@@ -63,6 +70,8 @@ class Design:
             "engagement": n_seg * s.engagement_cap_weeks,
             "contact": n_seg * s.contact_cap_weeks,
             "optout": n_seg * n_ch,
+            "log_tenure": n_seg * (s.conversions_cap + 1) * (s.tenure_cap_weeks > 0),
+            "relative_recency": n_seg * (s.conversions_cap + 1) * (s.tenure_cap_weeks > 0),
             "action": n_c,
             "action_segment": n_c * n_seg,
             "action_fatigue": n_c * n_seg * s.contact_cap_weeks,
@@ -138,6 +147,18 @@ class Design:
             (start["action_lifecycle"] + (ac * n_seg + seg) * 3 + stage, np.ones(m), contacted),
             (start["action_engaged"] + ac, np.ones(m), contacted & (summary.engagement < e_cap)),
         ]
+        if s.tenure_cap_weeks > 0:
+            level = start["log_tenure"] + seg * (s.conversions_cap + 1) + summary.conversions
+            tenure = np.broadcast_to(np.asarray(summary.tenure, np.float64), (m,))
+            gap = np.maximum(tenure - summary.recency, 0.0)
+            parts.append((level, np.log1p(tenure), np.ones(m, bool)))
+            parts.append(
+                (
+                    level - start["log_tenure"] + start["relative_recency"],
+                    np.log1p(tenure) - np.log1p(gap),
+                    customer,
+                )
+            )
         for j in range(self.layout.n_channels):
             bit = (summary.optout >> j) & 1 == 1
             parts.append((start["optout"] + seg * self.layout.n_channels + j, np.ones(m), bit))

@@ -10,16 +10,17 @@ week's action; the simulated side is the mean over ``holdout_runs`` simulations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from journeyopt.calibration.bgnbd import ReferenceForecast
 from journeyopt.calibration.config import CalibrationConfig
 from journeyopt.calibration.estimate import Estimate, Structure
 from journeyopt.calibration.propensity import expected_calibration_error, reliability
-from journeyopt.calibration.weeks import UNKNOWN_SEGMENT, customer_weeks
+from journeyopt.calibration.weeks import UNKNOWN_SEGMENT, codes_of, customer_weeks
 from journeyopt.panel.state import LIFECYCLE_STAGES, CustomerState, advance, state_features
 from journeyopt.sim.discrete import discrete_state
 from journeyopt.sim.dynamics import fitted_responses, sample_outcome_at
@@ -47,6 +48,8 @@ class HoldoutReport:
             ``log_loss`` (nats per customer-week), ``ece``.
         metrics: ``sim/holdout_<metric>_rel_error`` and one-step ECEs for MLflow.
         customers: Customers simulated.
+        reference: BG/NBD fitted on the same calibration weeks and its hold-out forecast
+            (purchase-only logs; None otherwise).
     """
 
     weekly: pd.DataFrame
@@ -55,6 +58,17 @@ class HoldoutReport:
     one_step: pd.DataFrame
     metrics: dict[str, float]
     customers: int
+    reference: ReferenceForecast | None = None
+
+    def with_reference(self, reference: ReferenceForecast) -> HoldoutReport:
+        """This report with the BG/NBD reference and its relative error
+        (``sim/holdout_conversions_rel_error_bgnbd``) added."""
+        totals = self.totals
+        row = totals[(totals["grouping"] == "all") & (totals["metric"] == "conversions")]
+        actual = float(row["actual"].sum())
+        error = reference.forecast / actual - 1.0 if actual > 0 else float("nan")
+        metrics = {**self.metrics, "sim/holdout_conversions_rel_error_bgnbd": error}
+        return replace(self, reference=reference, metrics=metrics)
 
 
 def _groups(
@@ -136,21 +150,31 @@ def _actual(
 ) -> pd.DataFrame:
     """What happened, as long rows (``value``), for the customers in ``index``."""
     rows: list[dict[str, object]] = []
-    action_index = {a: k for k, a in enumerate(structure.actions.names)}
-    stage_index = {s: k for k, s in enumerate(LIFECYCLE_STAGES)}
+    who_all = _customer_codes(hold, index)
+    known = hold[who_all >= 0]
+    who_all = who_all[who_all >= 0]
+    lifecycle_all = codes_of(known["lifecycle"].astype(str), LIFECYCLE_STAGES)
+    action_all = codes_of(known["action"].astype(str), structure.actions.names)
+    week_all = known["week"].to_numpy(np.int64)
     for t, week in enumerate(weeks):
-        part = hold[(hold["week"] == week) & hold["customer_id"].isin(index)]
-        who = np.array([index[c] for c in part["customer_id"]], np.int64)
+        at = week_all == week
+        part = known[at]
         values = {
             "conversions": (part["conversions"].to_numpy() > 0).astype(np.float64),
             "revenue": part["revenue"].to_numpy(np.float64),
             "optouts": part["opted_out_in_week"].to_numpy(bool).astype(np.float64),
             "engagements": (part["engagements"].to_numpy() > 0).astype(np.float64),
         }
-        lifecycle = np.array([stage_index[s] for s in part["lifecycle"].astype(str)], np.int64)
-        action = np.array([action_index[a] for a in part["action"].astype(str)], np.int64)
-        rows += _week_rows(t, values, segment[who], lifecycle, action.reshape(-1), structure)
+        rows += _week_rows(
+            t, values, segment[who_all[at]], lifecycle_all[at], action_all[at], structure
+        )
     return pd.DataFrame.from_records(rows)
+
+
+def _customer_codes(hold: pd.DataFrame, index: dict[str, int]) -> IntArray:
+    """(M,) index of each hold-out row's customer in ``index`` (-1: not simulated)."""
+    ids = pd.Index(list(index), dtype=object)
+    return np.asarray(ids.get_indexer(pd.Index(hold["customer_id"].astype(str))), np.int64)
 
 
 def logged_actions(
@@ -158,12 +182,12 @@ def logged_actions(
 ) -> IntArray:
     """(H, K) the logged action of each customer in each hold-out week (``none`` if absent)."""
     out = np.zeros((weeks.shape[0], len(index)), np.int64)
-    action_index = {a: k for k, a in enumerate(actions)}
     week_pos = {int(w): t for t, w in enumerate(weeks)}
-    known = hold[hold["customer_id"].isin(index)]
+    codes = _customer_codes(hold, index)
+    known = hold[codes >= 0]
     t = known["week"].map(week_pos).to_numpy(np.int64)
-    k = np.array([index[c] for c in known["customer_id"]], np.int64)
-    a = np.array([action_index[x] for x in known["action"].astype(str)], np.int64)
+    k = codes[codes >= 0]
+    a = codes_of(known["action"].astype(str), actions)
     if t.size:
         out[t, k] = a
     return out

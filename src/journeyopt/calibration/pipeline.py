@@ -6,23 +6,27 @@ fidelity card and an MLflow run.
 3. fit the response models (:mod:`journeyopt.calibration.estimate`);
 4. check the fit on the hold-out weeks, and against the ground truth when there is one
    (:mod:`journeyopt.calibration.holdout`, :mod:`journeyopt.calibration.policy_fidelity`);
-5. write the world folder and the card, log everything to MLflow.
+5. write the world folder and the card, log everything to MLflow;
+6. optionally export the folder to ``simulators/<name>/`` (:mod:`journeyopt.calibration.export`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from omegaconf import OmegaConf
 
+from journeyopt.calibration.bgnbd import panel_reference
 from journeyopt.calibration.card import write_card
 from journeyopt.calibration.config import CalibrateConfig
 from journeyopt.calibration.estimate import Estimate, Structure, estimate
+from journeyopt.calibration.export import check_export, export_target, export_world
 from journeyopt.calibration.holdout import HoldoutReport, holdout_report
 from journeyopt.calibration.policy_fidelity import PolicyFidelity, policy_fidelity
 from journeyopt.calibration.weeks import customer_weeks, segment_names
@@ -49,6 +53,7 @@ class CalibrationResult:
         policies: Policy-value fidelity; None without a ground truth.
         metrics: The fidelity metrics logged to MLflow (``sim/...``).
         run_id: MLflow run id; None with tracking off.
+        exported: The export folder (``simulators/<name>/``); None without ``export``.
     """
 
     output_dir: Path
@@ -57,6 +62,7 @@ class CalibrationResult:
     policies: PolicyFidelity | None
     metrics: dict[str, float]
     run_id: str | None
+    exported: Path | None = None
 
 
 def fingerprint(logs: CanonicalLogs) -> str:
@@ -69,6 +75,37 @@ def fingerprint(logs: CanonicalLogs) -> str:
         hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
         digest.update(np.sort(hashed).tobytes())
     return digest.hexdigest()
+
+
+def sample_customers(logs: CanonicalLogs, max_customers: int, seed: int) -> CanonicalLogs:
+    """The logs of a random sample of at most ``max_customers`` customers (all of them when
+    ``max_customers`` is 0 or not smaller than their number).
+
+    The sample is the customers with the smallest seeded hashes of their ids: a uniform
+    random sample for a given ``seed``, computed with integer operations only (the ids are
+    hashed once per table; comparing millions of id strings against a set is much slower).
+    """
+    if max_customers <= 0:
+        return logs
+    key = f"{seed % 10**16:016d}"
+
+    def hashes(frame: pd.DataFrame) -> NDArray[np.uint64]:
+        ids = frame["customer_id"].astype(str).to_numpy(object)
+        return pd.util.hash_array(ids, hash_key=key, categorize=True)
+
+    tables = {"events": logs.events, "contacts": logs.contacts, "customers": logs.customers}
+    hashed = {
+        name: hashes(frame)
+        for name, frame in tables.items()
+        if not frame.empty and "customer_id" in frame
+    }
+    present = [hashed[n] for n in ("events", "contacts") if n in hashed]
+    unique = np.unique(np.concatenate(present)) if present else np.zeros(0, np.uint64)
+    if unique.shape[0] <= max_customers:
+        return logs
+    cutoff = np.partition(unique, max_customers - 1)[max_customers - 1]
+    kept = {name: tables[name][h <= cutoff].reset_index(drop=True) for name, h in hashed.items()}
+    return replace(logs, **kept)
 
 
 def split_week(panel: pd.DataFrame, split: str, holdout_weeks: int) -> int:
@@ -95,10 +132,15 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     """Run a calibration (see the module docstring); ``cfg.data.path`` must be set."""
     out = Path(cfg.output_dir)
     check_output_dir(out, cfg.overwrite)
+    target = export_target(cfg.export, cfg.export_dir) if cfg.export else None
+    if target is not None:
+        check_export(target, cfg.overwrite)  # refuse before the work, not after it
     source, cal = cfg.data, cfg.calibration
     if not source.path:
         raise JourneyoptError("data.path is required: the logs to calibrate on")
     logs, _ = ingest_to_logs(source)
+    data_fingerprint = fingerprint(logs)
+    logs = sample_customers(logs, cal.max_customers, cal.seed)
     channels = tuple(source.contact_channels)
     panel = build_panel(logs, cfg.panel, channels)
     if panel.empty:
@@ -129,7 +171,8 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     last_week = fit_panel[fit_panel["week"] == fit_panel["week"].max()]
     config = cast(dict[str, Any], OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
     meta: dict[str, Any] = {
-        "data_fingerprint": fingerprint(logs),
+        "data_fingerprint": data_fingerprint,
+        "max_customers": cal.max_customers,
         "config": config,
         "fit_weeks": [int(fit_panel["week"].min()), int(first_holdout) - 1],
         "fit_customer_weeks": weeks.n,
@@ -142,6 +185,12 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         split_start = pd.Timestamp(hold_panel["week_start"].min())
         ids, state = state_at(logs, cfg.panel, channels, split_start)
         holdout = holdout_report(est, structure, hold_panel, ids, state, fit_panel, cal, discount)
+        if not est.identified:  # purchase-only logs: BG/NBD is the reference model
+            bought = fit_panel[fit_panel["conversions"].to_numpy() > 0]
+            codes, _ = pd.factorize(bought["customer_id"])
+            n_hold = int(hold_panel["week"].nunique())
+            week = bought["week"].to_numpy(np.int64)
+            holdout = holdout.with_reference(panel_reference(codes, week, first_holdout, n_hold))
     policies = None
     if cal.truth_world:
         policies = policy_fidelity(load_world(cal.truth_world), est.calibrated.world, cal)
@@ -162,7 +211,8 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
                     path, str(Path("world") / parent) if str(parent) != "." else "world"
                 )
         run_id = run.run_id
-    return CalibrationResult(out, est, holdout, policies, metrics, run_id)
+    exported = export_world(out, target, cfg.overwrite) if target is not None else None
+    return CalibrationResult(out, est, holdout, policies, metrics, run_id, exported)
 
 
 def _penalty_params(est: Estimate) -> dict[str, float]:

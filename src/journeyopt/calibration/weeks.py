@@ -21,7 +21,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from journeyopt.panel.state import LIFECYCLE_STAGES
-from journeyopt.sim.discrete import DiscreteLayout, Summary
+from journeyopt.sim.discrete import DiscreteLayout, Summary, tenure_digit
 from journeyopt.sim.world import DiscreteSpec
 
 IntArray = NDArray[np.int64]
@@ -130,7 +130,18 @@ def panel_summary(
         contact=_capped(panel["weeks_since_contact"], spec.contact_cap_weeks),
         engagement=_capped(panel["weeks_since_engagement"], spec.engagement_cap_weeks),
         optout=optout,
+        tenure=tenure_digit(
+            {"n_conversions": n_conv}
+            | ({"tenure_weeks": panel["tenure_weeks"].to_numpy()} if spec.tenure_cap_weeks else {}),
+            spec,
+        ),
     )
+
+
+def codes_of(labels: pd.Series, names: Sequence[str]) -> IntArray:
+    """(M,) index of each label in ``names``, -1 for a label not among them (hash-based: the
+    panel's string columns have millions of rows)."""
+    return np.asarray(pd.Categorical(labels, categories=list(names)).codes, np.int64)
 
 
 def segment_names(panel: pd.DataFrame) -> tuple[str, ...]:
@@ -159,24 +170,21 @@ def customer_weeks(
             of the week's conversions; the list value is then ``revenue / (1 - rate)``.
     """
     rows = panel[panel["tenure_weeks"].to_numpy() > 0]
-    labels = rows["segment"].astype(str).replace("", UNKNOWN_SEGMENT).to_numpy()
-    seg_index = {name: k for k, name in enumerate(segments)}
-    unknown = set(np.unique(labels)) - set(seg_index)
-    if unknown:
-        raise ValueError(f"segments {sorted(unknown)} are not among {list(segments)}")
-    segment = np.array([seg_index[s] for s in labels], np.int64) if len(labels) else labels
-    segment = np.asarray(segment, np.int64)
-    action_names = rows["action"].astype(str).to_numpy()
-    action_index = {name: k for k, name in enumerate(actions)}
-    missing = set(np.unique(action_names)) - set(action_index)
-    if missing:
-        raise ValueError(f"logged actions {sorted(missing)} are not in the catalogue {actions}")
-    action = np.array([action_index[a] for a in action_names], np.int64).reshape(-1)
+    labels = rows["segment"].astype(str).replace("", UNKNOWN_SEGMENT)
+    segment = codes_of(labels, segments)
+    if (segment < 0).any():
+        unknown = sorted(set(labels[segment < 0]))
+        raise ValueError(f"segments {unknown} are not among {list(segments)}")
+    action_names = rows["action"].astype(str)
+    action = codes_of(action_names, actions)
+    if (action < 0).any():
+        missing = sorted(set(action_names[action < 0]))
+        raise ValueError(f"logged actions {missing} are not in the catalogue {actions}")
     summary = panel_summary(rows, segment, layout.spec, channels)
     revenue = rows["revenue"].to_numpy(np.float64)
     if discount is not None:
         revenue = np.where(action == discount[0], revenue / (1.0 - discount[1]), revenue)
-    ids, customer = np.unique(rows["customer_id"].astype(str).to_numpy(), return_inverse=True)
+    customer, ids = pd.factorize(rows["customer_id"].astype(str), sort=True)
     stages = pd.Categorical(rows["lifecycle"].astype(str), categories=list(LIFECYCLE_STAGES))
     lifecycle = np.asarray(stages.codes, np.int64)
     conversions = rows["conversions"].to_numpy(np.int64)
@@ -194,7 +202,7 @@ def customer_weeks(
         list_value=revenue,
         engaged=rows["engagements"].to_numpy() > 0,
         opted_out=rows["opted_out_in_week"].to_numpy(bool),
-        customer_ids=ids.astype(object),
+        customer_ids=np.asarray(ids, dtype=object),
         segments=tuple(segments),
         actions=tuple(actions),
     )

@@ -15,10 +15,14 @@ Components (``N`` customers, ``C`` contact channels), each (N,) int64:
   means "never"), ``1..cap``.
 - ``engagement``: weeks since the last engagement event, capped likewise, ``1..cap``.
 - ``optout``: bit ``j`` set when the customer opted out of channel ``j``, ``0..2^C-1``.
+- ``tenure``: weeks since the customer's first logged event capped at ``tenure_cap_weeks``,
+  ``0..cap``; always 0 when the world does not track tenure (``tenure_cap_weeks = 0``, the
+  default: the digit has a single value and the numbering is that of the other components).
 
 The summary is Markov: :func:`next_summary` gives next week's summary from this week's and
-the week's outcome alone (the capped counters saturate; the caps of contact and engagement merge
-"long ago" with "never", which the world treats alike).
+the week's outcome alone (the capped counters saturate, tenure grows by one week up to its cap;
+the caps of contact and engagement merge "long ago" with "never", which the world treats
+alike).
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ IntArray = NDArray[np.int64]
 
 
 class Summary(NamedTuple):
-    """Components of the discrete summary, each (N,) int64 (see the module docstring)."""
+    """Components of the discrete summary, each (N,) int64 (see the module docstring);
+    ``tenure`` may be left at its default 0 (broadcast) for a world without tenure."""
 
     segment: IntArray
     conversions: IntArray
@@ -44,12 +49,13 @@ class Summary(NamedTuple):
     contact: IntArray
     engagement: IntArray
     optout: IntArray
+    tenure: IntArray | int = 0
 
 
 @dataclass(frozen=True)
 class DiscreteLayout:
     """How summaries are numbered: a mixed-radix index over
-    (segment, conversions-and-recency, contact, engagement, optout).
+    (segment, conversions-and-recency, contact, engagement, optout, tenure).
 
     Attributes:
         spec: The caps.
@@ -66,8 +72,8 @@ class DiscreteLayout:
         return DiscreteLayout(world.discrete, len(world.segments), len(world.channels))
 
     @property
-    def dims(self) -> tuple[int, int, int, int, int]:
-        """Radices: (S, 1 + K * R, contact cap, engagement cap, 2^C)."""
+    def dims(self) -> tuple[int, int, int, int, int, int]:
+        """Radices: (S, 1 + K * R, contact cap, engagement cap, 2^C, tenure cap + 1)."""
         s = self.spec
         return (
             self.n_segments,
@@ -75,6 +81,7 @@ class DiscreteLayout:
             s.contact_cap_weeks,
             s.engagement_cap_weeks,
             2**self.n_channels,
+            s.tenure_cap_weeks + 1,
         )
 
     @property
@@ -94,6 +101,7 @@ class DiscreteLayout:
                 summary.contact - 1,
                 summary.engagement - 1,
                 summary.optout,
+                np.broadcast_to(np.asarray(summary.tenure, np.int64), history.shape),
             ),
             self.dims,
         )
@@ -101,7 +109,7 @@ class DiscreteLayout:
 
     def decode(self, index: NDArray[np.integer]) -> Summary:
         """Inverse of :meth:`encode`."""
-        seg, history, contact, engagement, optout = np.unravel_index(
+        seg, history, contact, engagement, optout, tenure = np.unravel_index(
             np.asarray(index, np.int64), self.dims
         )
         r_cap = self.spec.recency_cap_weeks
@@ -115,6 +123,7 @@ class DiscreteLayout:
             contact=(contact + 1).astype(np.int64),
             engagement=(engagement + 1).astype(np.int64),
             optout=optout.astype(np.int64),
+            tenure=tenure.astype(np.int64),
         )
 
     def all_states(self) -> Summary:
@@ -138,7 +147,8 @@ def summarise(
     Args:
         features: (N,) arrays from :func:`journeyopt.panel.state.state_features` (or panel
             columns of the same names): ``n_conversions``, ``recency_weeks``,
-            ``weeks_since_contact``, ``weeks_since_engagement``, ``opted_out_<channel>``.
+            ``weeks_since_contact``, ``weeks_since_engagement``, ``opted_out_<channel>``, and
+            ``tenure_weeks`` when the world tracks tenure.
         segment: (N,) customer type index into ``world.segment_names``.
         world: Supplies the caps and channels.
     """
@@ -158,7 +168,18 @@ def summarise(
         contact=_capped_weeks(features["weeks_since_contact"], spec.contact_cap_weeks),
         engagement=_capped_weeks(features["weeks_since_engagement"], spec.engagement_cap_weeks),
         optout=optout,
+        tenure=tenure_digit(features, spec),
     )
+
+
+def tenure_digit(features: Mapping[str, NDArray[np.generic]], spec: DiscreteSpec) -> IntArray:
+    """(N,) tenure component: ``tenure_weeks`` clipped to ``0..tenure_cap_weeks``; zeros
+    when the world does not track tenure (``features`` need not hold it then)."""
+    n = np.asarray(features["n_conversions"]).shape[0]
+    if spec.tenure_cap_weeks == 0:
+        return np.zeros(n, np.int64)
+    tenure = np.nan_to_num(np.asarray(features["tenure_weeks"], np.float64), nan=0.0)
+    return np.clip(tenure, 0, spec.tenure_cap_weeks).astype(np.int64)
 
 
 def _capped(weeks: NDArray[np.generic], cap: int) -> IntArray:
@@ -188,7 +209,7 @@ def discrete_state(
         world: Supplies the caps and channels.
     """
     spec = world.discrete
-    _, n_history, n_contact, n_engagement, n_optout = DiscreteLayout.of(world).dims
+    _, n_history, n_contact, n_engagement, n_optout, n_tenure = DiscreteLayout.of(world).dims
     seg = np.asarray(segment, np.int64)
     if seg.size and (int(seg.min()) < 0 or int(seg.max()) >= len(world.segments)):
         raise ValueError(f"segment must be in 0..{len(world.segments) - 1}")
@@ -211,6 +232,9 @@ def discrete_state(
     for j, channel in enumerate(world.channels):
         index += np.asarray(features[f"opted_out_{channel}"], bool).astype(np.int64) << j
     index -= (n_engagement + 1) * n_optout
+    if n_tenure > 1:
+        index *= n_tenure
+        index += tenure_digit(features, spec)
     return index
 
 
@@ -253,6 +277,9 @@ def next_summary(
             engaged, 1, np.minimum(summary.engagement + 1, spec.engagement_cap_weeks)
         ).astype(np.int64),
         optout=(summary.optout | np.asarray(optout_bits, np.int64)).astype(np.int64),
+        tenure=np.minimum(np.asarray(summary.tenure, np.int64) + 1, spec.tenure_cap_weeks)
+        if spec.tenure_cap_weeks
+        else summary.tenure,
     )
 
 

@@ -32,7 +32,7 @@ WORLDS_DIR = Path(__file__).resolve().parent.parent / "simulators"
 
 @dataclass(frozen=True)
 class DiscreteSpec:
-    """Caps of the discrete state summary (all in weeks or counts, each >= 2).
+    """Caps of the discrete state summary (in weeks or counts, each >= 2; tenure 0 = off).
 
     Attributes:
         recency_cap_weeks: Weeks since the last conversion are exact below the cap; the cap
@@ -40,16 +40,24 @@ class DiscreteSpec:
         conversions_cap: Lifetime conversions are exact below the cap (0 = prospect).
         contact_cap_weeks: Weeks since the last contact; the cap also means "never".
         engagement_cap_weeks: Weeks since the last engagement; the cap also means "never".
+        tenure_cap_weeks: Weeks since the customer's first logged event, exact below the cap
+            (``0..cap``); 0 (the default) leaves tenure out of the state. Calibrated worlds of
+            ageing cohorts track it: a customer's purchase rate depends on how long they have
+            been around, not only on recency and frequency.
     """
 
     recency_cap_weeks: int = 27
     conversions_cap: int = 3
     contact_cap_weeks: int = 5
     engagement_cap_weeks: int = 9
+    tenure_cap_weeks: int = 0
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            if getattr(self, f.name) < 2:
+            if f.name == "tenure_cap_weeks":
+                if self.tenure_cap_weeks == 1 or self.tenure_cap_weeks < 0:
+                    raise ConfigError("world.discrete.tenure_cap_weeks must be 0 (off) or >= 2")
+            elif getattr(self, f.name) < 2:
                 raise ConfigError(f"world.discrete.{f.name} must be >= 2")
 
 
@@ -456,7 +464,8 @@ def _check_prob(value: float, where: str) -> None:
 
 
 def _check_distribution(probs: Mapping[str, float], where: str) -> None:
-    if any(p < 0 for p in probs.values()) or abs(sum(probs.values()) - 1.0) > 1e-6:
+    # 1e-4: calibrated worlds write probabilities rounded to 6 decimals; samplers renormalise
+    if any(p < 0 for p in probs.values()) or abs(sum(probs.values()) - 1.0) > 1e-4:
         raise ConfigError(f"{where} must be non-negative and sum to 1, got {dict(probs)}")
 
 
