@@ -35,6 +35,8 @@ def run(cfg: DictConfig) -> CalibrationResult:
         f"calibrated world in {result.output_dir} (card.md, card.png); "
         f"MLflow run {result.run_id or '(tracking off)'}"
     )
+    if result.exported is not None:
+        out.print(f"exported to {result.exported}: simulator.world={result.exported.name}")
     return result
 
 
