@@ -5,8 +5,6 @@ a direct evaluation."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,12 +12,13 @@ import pytest
 from hydra import compose, initialize_config_module
 from mlflow.tracking import MlflowClient
 
+import journeyopt.cli.compare as cli_compare
 from journeyopt.agents.config import register_configs as register_train
 from journeyopt.agents.config import train_config
 from journeyopt.agents.report import final_metrics
 from journeyopt.agents.sb3 import LearnedPolicy
 from journeyopt.agents.train import TrainResult, train
-from journeyopt.cli.entry import to_object
+from journeyopt.cli.entry import report_errors, to_object
 from journeyopt.errors import ConfigError
 from journeyopt.evaluation.compare import (
     CompareConfig,
@@ -167,19 +166,21 @@ def test_policy_names_are_made_unique() -> None:
     assert unique_names(["a", "a", "random", "b"], ["random"]) == ["a", "a#2", "random#2", "b"]
 
 
-def test_command_reports_a_bad_run_in_one_line(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("journeyopt-compare")),
-            "runs=[does-not-exist]",
-            f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
+def test_command_reports_a_bad_run_in_one_line(
+    tmp_path: Path, mlflow_sqlite: TrackingConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with initialize_config_module("journeyopt.configs", version_base="1.3"):
+        cfg = compose(
+            "compare",
+            overrides=[
+                "runs=[does-not-exist]",
+                f"tracking.tracking_uri={mlflow_sqlite.tracking_uri}",
+                f"output_dir={tmp_path / 'out'}",
+            ],
+        )
+    with pytest.raises(SystemExit) as stopped:
+        report_errors(lambda: cli_compare.run(cfg))
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: runs: no MLflow run 'does-not-exist' in the tracking store\n"
     )
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1].startswith("error: runs: no MLflow run")
-    assert "Traceback" not in done.stderr

@@ -267,6 +267,10 @@ class TrainSettings:
             the value of the last state (an infinite-horizon agent). Off by default: the
             evaluated value is the finite-horizon return, which ends at the horizon.
         warm_start: Behaviour cloning from the DP optimum before training.
+        domain_randomisation: Train robustly to calibration error: ``simulator.world`` must be
+            a calibrated world with a bootstrap ensemble (``journeyopt-calibrate``), and every
+            training episode simulates one member drawn at random (evaluation, the optimum and
+            the warm start use the point estimate).
     """
 
     total_timesteps: int = 2_000_000
@@ -280,6 +284,7 @@ class TrainSettings:
     progress_bar: bool = True
     bootstrap_at_horizon: bool = False
     warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
+    domain_randomisation: bool = False
 
     def __post_init__(self) -> None:
         if self.total_timesteps < 1:

@@ -93,6 +93,7 @@ def make_training_env(
     pool_size: int = 10_000,
     seed: int = 0,
     bootstrap_at_horizon: bool = False,
+    population: PopulationVecEnv | None = None,
 ) -> tuple[VecEnv, PopulationVecEnv]:
     """The training env and the population env inside it.
 
@@ -110,10 +111,15 @@ def make_training_env(
         pool_size: Initial customers that episodes draw from (pool seed fixed at 0).
         seed: Seed of the population's random numbers.
         bootstrap_at_horizon: Keep the time-limit flag at the horizon.
+        population: A population env built by the caller (e.g. a calibrated world's
+            :class:`~journeyopt.calibration.ensemble.EnsembleVecEnv`, a member per episode);
+            the arguments above then only describe it. Default: a new
+            :class:`PopulationVecEnv` of ``world``.
     """
-    population = PopulationVecEnv(
-        world, n_customers, horizon_weeks, start_week_of_year, pool_size=pool_size, seed=seed
-    )
+    if population is None:
+        population = PopulationVecEnv(
+            world, n_customers, horizon_weeks, start_week_of_year, pool_size=pool_size, seed=seed
+        )
     env: VecEnv = population if bootstrap_at_horizon else FiniteHorizon(population)
     env = ScaleReward(VecMonitor(env), population, reward_scales)
     return env, population

@@ -59,6 +59,8 @@ from journeyopt.agents.sb3 import (
     make_training_env,
     policy_spec,
 )
+from journeyopt.calibration.calibrated import CalibratedWorld
+from journeyopt.calibration.ensemble import EnsembleVecEnv
 from journeyopt.errors import ConfigError
 from journeyopt.evaluation.report import write_evaluation
 from journeyopt.evaluation.simulate import EvaluationResult, evaluate_policies
@@ -210,11 +212,37 @@ def _reward_scales(cfg: TrainConfig, world: World) -> NDArray[np.float32]:
     return scales
 
 
+def _ensemble_population(cfg: TrainConfig, run: RunLogger) -> EnsembleVecEnv:
+    """The training population of ``train.domain_randomisation``: ``simulator.world``'s
+    bootstrap ensemble, one member drawn per episode."""
+    sim, settings = cfg.simulator, cfg.train
+    try:
+        calibrated = CalibratedWorld.load(sim.world)
+    except ConfigError as err:
+        raise ConfigError(f"train.domain_randomisation needs a calibrated world: {err}") from err
+    if not calibrated.members:
+        raise ConfigError(
+            f"train.domain_randomisation: the calibrated world {sim.world} has no ensemble "
+            "members (calibrate it with calibration.ensemble_size >= 2)"
+        )
+    run.log_params({"train.ensemble_members": len(calibrated.members)})
+    run.set_tags({"journeyopt.domain_randomisation": "true"})
+    return EnsembleVecEnv(
+        calibrated,
+        settings.n_customers,
+        horizon_weeks=sim.horizon_weeks,
+        start_week_of_year=sim.start_week_of_year,
+        pool_size=settings.pool_size,
+        seed=cfg.seed,
+    )
+
+
 def _build_model(
     cfg: TrainConfig, world: World, run: RunLogger
 ) -> tuple[BaseAlgorithm, LearningCurve, int]:
     """The agent (new, warm-started or resumed), the learning curve and the start step."""
     sim, settings = cfg.simulator, cfg.train
+    population = _ensemble_population(cfg, run) if settings.domain_randomisation else None
     scales = _reward_scales(cfg, world)
     run.log_metrics(
         {
@@ -232,6 +260,7 @@ def _build_model(
         pool_size=settings.pool_size,
         seed=cfg.seed,
         bootstrap_at_horizon=settings.bootstrap_at_horizon,
+        population=population,
     )
     out = Path(cfg.output_dir)
     if settings.resume:
@@ -357,6 +386,15 @@ def _register(cfg: TrainConfig, world: World, run: RunLogger, model: BaseAlgorit
     return PolicyRegistry(cfg.tracking).register(info, tags=tags).version
 
 
+def _log_ensemble_use(model: BaseAlgorithm, run: RunLogger) -> None:
+    """With domain randomisation: training episodes simulated by each ensemble member."""
+    population = getattr(model.get_env(), "population", None)
+    if isinstance(population, EnsembleVecEnv):
+        counts = population.episodes_per_member
+        metrics = {f"train/ensemble/episodes_member_{k}": float(c) for k, c in enumerate(counts)}
+        run.log_metrics(metrics, step=int(model.num_timesteps))
+
+
 def _record(point: EvalPoint, curve: LearningCurve, run: RunLogger) -> None:
     curve.add(point)
     run.log_metrics(point.metrics(), step=point.step)
@@ -390,6 +428,7 @@ def train(cfg: TrainConfig, callbacks: Sequence[BaseCallback] = ()) -> TrainResu
         _learn(cfg, model, [*_callbacks(cfg, world, run, curve, clock), *callbacks], start_step)
         model_path = _save_checkpoint(model, out)
         wall_seconds = clock.seconds()
+        _log_ensemble_use(model, run)
         if not curve.points or curve.points[-1].step != model.num_timesteps:
             _record(
                 _evaluator(cfg, world)(model, int(model.num_timesteps), wall_seconds), curve, run

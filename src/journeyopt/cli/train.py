@@ -6,10 +6,16 @@
     journeyopt-train train.resume=outputs/train/2025-01-31/10-00-00   # continue from a checkpoint
 
 A thin shell over :func:`journeyopt.agents.train.train`; returns the final evaluation value
-(what a Hydra sweeper maximises).
+(what a Hydra sweeper maximises). Parallel trials (``hydra/launcher=joblib`` or ``ray``) may
+share one embedded SQLite store: the first trial creates it while the others wait.
 """
 
 from __future__ import annotations
+
+import fcntl
+import hashlib
+import tempfile
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -19,8 +25,30 @@ from rich.table import Table
 from journeyopt.agents.config import register_configs, train_config
 from journeyopt.agents.train import TrainResult, train
 from journeyopt.cli.entry import console, report_errors
+from journeyopt.tracking.config import TrackingConfig
+from journeyopt.tracking.run import experiment_id, open_client
 
 register_configs()
+
+_SQLITE = "sqlite:///"
+
+
+def ensure_sqlite_store(settings: TrackingConfig) -> None:
+    """Create the embedded SQLite store and the experiment once, under a lock: MLflow's first
+    connection migrates a new store, and processes doing that at the same time (parallel sweep
+    trials on a fresh folder) corrupt it. A server or an existing store needs nothing."""
+    uri = settings.resolved_tracking_uri()
+    if not settings.enabled or not uri.startswith(_SQLITE):
+        return
+    db = Path(uri.removeprefix(_SQLITE)).resolve()
+    key = hashlib.sha256(str(db).encode()).hexdigest()[:16]
+    lock = Path(tempfile.gettempdir()) / f"journeyopt-mlflow-{key}.lock"
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            experiment_id(open_client(settings), settings)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def summary(result: TrainResult) -> Table:
@@ -46,6 +74,7 @@ def run(cfg: DictConfig) -> float:
     settings = train_config(cfg)
     if not settings.output_dir:
         settings.output_dir = HydraConfig.get().runtime.output_dir
+    ensure_sqlite_store(settings.tracking)
     result = train(settings)
     out = console()
     out.print(summary(result))
