@@ -13,9 +13,12 @@ Steps, each a plain function of the package:
    (:func:`journeyopt.cli.panel.build_outputs`), printing their summary;
 4. calibrate a simulator from the logs alone and print its fidelity summary
    (:func:`journeyopt.calibration.pipeline.calibrate`);
-5. train an agent in the calibrated world (:func:`journeyopt.agents.train.train`);
-6. compare it with no contact, random, staff rules, myopic and the exact optimum in the
-   true world, on common random numbers (:func:`journeyopt.evaluation.simulate.evaluate_policies`).
+5. train an agent in the calibrated world (:func:`journeyopt.agents.train.train`) and compare
+   it there with the baselines, as MLflow parent and child runs
+   (:func:`journeyopt.evaluation.compare.compare`) — what you would do with your own logs;
+6. because the demo knows the truth: compare it with no contact, random, staff rules, myopic
+   and the exact optimum in the true world, on common random numbers
+   (:func:`journeyopt.evaluation.simulate.evaluate_policies`).
 
 Every run writes into its own Hydra run folder, so a re-run never touches an earlier one.
 """
@@ -49,6 +52,7 @@ from journeyopt.cli.ingest import counts_table
 from journeyopt.cli.panel import build_outputs, print_panel_summary
 from journeyopt.data.ingest import ingest, load_canonical
 from journeyopt.data.source import SourceConfig
+from journeyopt.evaluation.compare import CompareConfig, compare
 from journeyopt.evaluation.config import EvaluationConfig
 from journeyopt.evaluation.report import write_evaluation
 from journeyopt.evaluation.simulate import EvaluationResult, evaluate_policies
@@ -184,6 +188,21 @@ def _train(cfg: DemoConfig, out: DemoOutputs, console: Console) -> TrainResult:
         f"{result.metrics['eval/pct_of_optimum']:.1f} % of the calibrated world's optimum; "
         f"model in {result.model_path}"
     )
+    if result.run_id is not None:
+        comparison = compare(
+            CompareConfig(
+                runs=[result.run_id],
+                simulator=train_config(node).simulator,
+                evaluation=cfg.evaluation,
+                tracking=cfg.tracking,
+                output_dir=str(out.train / "comparison"),
+                run_name="demo-compare-calibrated-world",
+            )
+        )
+        console.print(
+            f"comparison in the calibrated world logged to MLflow (parent run "
+            f"{comparison.parent_run_id}, one child run per policy)"
+        )
     return result
 
 
