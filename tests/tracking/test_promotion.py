@@ -6,17 +6,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mlflow.exceptions import MlflowException
 from omegaconf import OmegaConf
+from sklearn.linear_model import LogisticRegression
 
 import journeyopt
+from journeyopt.agents.baselines import MyopicPolicy
 from journeyopt.agents.sb3 import policy_spec
 from journeyopt.cli.entry import to_object
 from journeyopt.cli.promote import GateConfig, PromoteConfig, PromoteOPEConfig, promote
+from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
+from journeyopt.evaluation.ope.logged import logged_trajectories
+from journeyopt.panel.build import build_panel
+from journeyopt.panel.config import PanelConfig
+from journeyopt.sim.behaviour import contact_rules
 from journeyopt.sim.config import GenerateConfig, SimulatorConfig
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.observation import observation_layout
-from journeyopt.sim.world import load_world
+from journeyopt.sim.world import WorldSpec, load_world
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.model import LinearSoftmaxPolicy, log_policy_model
 from journeyopt.tracking.promotion import (
@@ -46,9 +54,10 @@ def test_decide_names_failed_tests() -> None:
 
 @pytest.fixture(scope="module")
 def recent_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Staff rules with 10 % exploration (the demo's setting), 1,500 customers, 6 weeks."""
     out = tmp_path_factory.mktemp("logs")
     cfg = GenerateConfig(
-        output_dir=str(out), n_customers=1500, weeks=8, exploration=0.3, initial_share=1.0
+        output_dir=str(out), n_customers=1500, weeks=6, exploration=0.1, initial_share=1.0
     )
     write_logs(
         generate_logs(load_world("coworking"), cfg, np.random.default_rng(0)), out, overwrite=True
@@ -56,62 +65,110 @@ def recent_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def register_fixed_action(settings: TrackingConfig, action: int, name: str) -> str:
-    """A linear policy that always picks ``action`` when allowed, registered; its version."""
-    world = load_world("coworking")
-    spec = policy_spec(world, observation_layout(world))
-    bias = np.full(len(spec.action_names), -20.0)
-    bias[action] = 20.0
-    policy = LinearSoftmaxPolicy(spec, np.zeros((len(spec.feature_names), len(bias))), bias)
-    obs = np.zeros((2, len(spec.feature_names)), np.float32)
-    masks = np.ones((2, len(bias)), bool)
+def coworking_source(logs: Path) -> SourceConfig:
+    source = OmegaConf.load(CONFIGS / "data" / "coworking.yaml")
+    source.path = str(logs)
+    return to_object(source, SourceConfig)
+
+
+def register(settings: TrackingConfig, policy: LinearSoftmaxPolicy, name: str) -> str:
+    """Log and register ``policy``; its version."""
+    n_features, n_actions = policy.weights.shape
+    obs = np.zeros((2, n_features), np.float32)
     with tracked_run({}, name, tracking=settings, log_config=False) as run:
-        info = log_policy_model(run, policy, obs, masks)
+        info = log_policy_model(run, policy, obs, np.ones((2, n_actions), bool))
     assert info is not None
     return PolicyRegistry(settings).register(info).version
 
 
-def gate_config(
-    candidate: str, logs: Path, settings: TrackingConfig, gate: GateConfig | None = None
-) -> PromoteConfig:
-    source = OmegaConf.load(CONFIGS / "data" / "coworking.yaml")
-    source.path = str(logs)
+def fixed_action(action: int) -> LinearSoftmaxPolicy:
+    """A linear policy that always picks ``action`` when allowed."""
+    world = load_world("coworking")
+    spec = policy_spec(world, observation_layout(world))
+    bias = np.full(len(spec.action_names), -20.0)
+    bias[action] = 20.0
+    return LinearSoftmaxPolicy(spec, np.zeros((len(spec.feature_names), len(bias))), bias)
+
+
+def cloned_myopic(logs: Path, world: WorldSpec | None = None) -> LinearSoftmaxPolicy:
+    """The myopic next-best offer of ``world`` (default: the coworking world) cloned into a
+    linear softmax policy (multinomial logistic regression on the logged customers'
+    observation vectors): a registrable candidate that is clearly better than the staff rules
+    in the coworking world."""
+    world = world if world is not None else load_world("coworking")
+    layout = observation_layout(world)
+    source = coworking_source(logs)
+    panel = build_panel(ingest_to_logs(source)[0], PanelConfig(), tuple(source.contact_channels))
+    logged = logged_trajectories(panel, world, contact_rules(world), 4)
+    myopic, rng = MyopicPolicy(world), np.random.default_rng(0)
+    x, y = [], []
+    for t in range(logged.horizon_weeks):
+        seen = logged.observation(t)
+        x.append(seen.vector(layout))
+        y.append(myopic.act(seen, np.ones_like(logged.masks[:, t]), rng)[0])
+    fit = LogisticRegression(C=10.0, max_iter=500).fit(np.concatenate(x), np.concatenate(y))
+    weights = np.zeros((len(layout.columns), world.actions.n_actions))
+    bias = np.full(world.actions.n_actions, -50.0)  # actions the myopic policy never picks
+    weights[:, fit.classes_] = fit.coef_.T
+    bias[fit.classes_] = fit.intercept_
+    return LinearSoftmaxPolicy(policy_spec(world, layout), weights, bias)
+
+
+def gate_config(candidate: str, logs: Path, settings: TrackingConfig) -> PromoteConfig:
+    """The default gate (thresholds, estimator, window), on fewer customers and replicates and
+    a 26-week value horizon (half the world's outcome models to tabulate)."""
     return PromoteConfig(
         candidate=candidate,
-        data=to_object(source, SourceConfig),
-        simulator=SimulatorConfig(horizon_weeks=8),
-        n_customers=600,
-        gate=gate or GateConfig(),
-        ope=PromoteOPEConfig(horizon_weeks=4, n_boot=100, min_ess_share=0.001),
+        data=coworking_source(logs),
+        simulator=SimulatorConfig(horizon_weeks=26),
+        n_customers=400,
+        ope=PromoteOPEConfig(n_boot=100, rollout_customers=300),
         tracking=settings,
     )
 
 
-def test_gate_in_both_directions(mlflow_sqlite: TrackingConfig, recent_logs: Path) -> None:
+def test_gate_in_both_directions_at_default_thresholds(
+    mlflow_sqlite: TrackingConfig, recent_logs: Path
+) -> None:
     registry = PolicyRegistry(mlflow_sqlite)
-    # in the coworking world the newsletter pays for itself (5 cents a contact); silence loses
-    calls = register_fixed_action(mlflow_sqlite, 1, "always_newsletter")
-    quiet = register_fixed_action(mlflow_sqlite, 0, "no_contact")
-    registry.promote(quiet, CHAMPION, reason="test set-up")
+    assert GateConfig() == gate_config("x", recent_logs, mlflow_sqlite).gate
+    better = register(mlflow_sqlite, cloned_myopic(recent_logs), "myopic_clone")
+    quiet = register(mlflow_sqlite, fixed_action(0), "no_contact")
 
-    # a fixed-action policy is far from the logged practice: OPE cannot confirm it at the
-    # default thresholds (refused), so the pass direction relaxes the OPE threshold
-    with pytest.raises(PromotionRefused, match="ope test failed"):
-        promote(gate_config(f"models:/{registry.name}/{calls}", recent_logs, mlflow_sqlite))
-    assert registry.alias(CHAMPION).version == quiet
-    relaxed = GateConfig(min_ope_improvement=-1e9, require_overlap=False)
-    decision = promote(
-        gate_config(f"models:/{registry.name}/{calls}", recent_logs, mlflow_sqlite, relaxed)
-    )
-    assert decision.promote, decision.reasons
-    assert registry.alias(CHAMPION).version == calls
-
+    # no champion yet: both are compared with the staff rules; silence loses in both tests
     with pytest.raises(PromotionRefused, match="simulation test failed") as refused:
         promote(gate_config(f"models:/{registry.name}/{quiet}", recent_logs, mlflow_sqlite))
     assert refused.value.exit_code == REFUSED_EXIT_CODE
-    assert registry.alias(CHAMPION).version == calls
+    assert "ope test failed (lt_dr" in str(refused.value)
+    with pytest.raises(MlflowException):
+        registry.alias(CHAMPION)
+
+    decision = promote(gate_config(f"models:/{registry.name}/{better}", recent_logs, mlflow_sqlite))
+    assert decision.promote, decision.reasons
+    ope = decision.table.set_index("test").loc["ope"]
+    assert ope["lower_bound"] > 0 and "26-week value" in ope["source"]
+    assert registry.alias(CHAMPION).version == better
+
+    # now the clone is champion: silence is refused against it
+    with pytest.raises(PromotionRefused, match="ope test failed"):
+        promote(gate_config(f"models:/{registry.name}/{quiet}", recent_logs, mlflow_sqlite))
+    assert registry.alias(CHAMPION).version == better
     runs = registry.client.search_runs(
         [registry.client.get_experiment_by_name(mlflow_sqlite.experiment).experiment_id],
         "tags.`journeyopt.promotion.decision` = 'refused'",
     )
     assert len(runs) == 2
+
+
+def test_window_only_estimator_keeps_working(
+    mlflow_sqlite: TrackingConfig, recent_logs: Path
+) -> None:
+    """The window-only estimators stay available (``gate.ope_estimator=dr``): over a 4-week
+    window a fixed-action policy fails the overlap diagnostics, and the gate says so."""
+    registry = PolicyRegistry(mlflow_sqlite)
+    calls = register(mlflow_sqlite, fixed_action(1), "always_newsletter")
+    cfg = gate_config(f"models:/{registry.name}/{calls}", recent_logs, mlflow_sqlite)
+    cfg.gate = GateConfig(ope_estimator="dr")
+    cfg.ope = PromoteOPEConfig(horizon_weeks=4, n_boot=100)
+    with pytest.raises(PromotionRefused, match="overlap diagnostics failed"):
+        promote(cfg)

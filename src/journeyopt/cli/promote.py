@@ -28,8 +28,16 @@ from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError, JourneyoptError
 from journeyopt.evaluation.ope.diagnostics import OverlapThresholds
-from journeyopt.evaluation.ope.evaluate import OPESettings, evaluate_on_logs, paired_improvement
+from journeyopt.evaluation.ope.evaluate import (
+    LONG_TERM_ESTIMATORS,
+    LogEvaluation,
+    OPESettings,
+    evaluate_long_term,
+    evaluate_on_logs,
+    paired_improvement,
+)
 from journeyopt.evaluation.ope.logged import logged_trajectories
+from journeyopt.evaluation.ope.model_value import ValueModel
 from journeyopt.evaluation.simulate import evaluate_policies
 from journeyopt.panel.build import build_panel
 from journeyopt.panel.config import PanelConfig
@@ -59,20 +67,29 @@ class PromoteOPEConfig:
     """Off-policy evaluation of the gate.
 
     Attributes:
-        horizon_weeks: Weeks of the most recent logs evaluated (the held-out window).
+        horizon_weeks: Importance-weighted window, weeks: the last ``horizon_weeks`` weeks
+            of the logs before their final week (whose states start the model's value-to-go)
+            for the long-term estimators (``lt_dr``, ``lt_dm``); the last ``horizon_weeks``
+            weeks for the others.
         n_boot: Bootstrap replicates over customers.
-        min_ess_share: Overlap diagnostics fail below this effective-sample-size share.
-        seed: Seed of the bootstrap.
+        min_ess_share: Overlap diagnostics fail below this effective-sample-size share (of
+            the window's cumulative weights).
+        seed: Seed of the bootstrap, of stochastic policies and of the model rollout.
+        rollout_customers: Customers simulated in the model world to project the policies
+            onto the states reached after the window (long-term estimators).
     """
 
-    horizon_weeks: int = 4
+    horizon_weeks: int = 1
     n_boot: int = 500
     min_ess_share: float = 0.01
     seed: int = 0
+    rollout_customers: int = 2000
 
     def __post_init__(self) -> None:
         if self.horizon_weeks < 1:
             raise ConfigError(f"ope.horizon_weeks must be >= 1, got {self.horizon_weeks}")
+        if self.rollout_customers < 1:
+            raise ConfigError(f"ope.rollout_customers must be >= 1, got {self.rollout_customers}")
 
 
 @dataclass
@@ -215,36 +232,54 @@ def promote(cfg: PromoteConfig) -> Decision:
 def ope_evidence(
     cfg: PromoteConfig, world: WorldSpec, candidate: Policy, champion: Policy
 ) -> Evidence:
-    """The OPE test on the last ``ope.horizon_weeks`` weeks of the logs."""
+    """The OPE test on the most recent weeks of the logs (see :class:`PromoteOPEConfig`); the
+    long-term estimators value both policies over ``simulator.horizon_weeks`` weeks from the
+    window's first week (weeks of year from the logs' calendar), with ``world`` as the model."""
     logs, _ = ingest_to_logs(cfg.data)
     panel = build_panel(logs, cfg.panel, tuple(cfg.data.contact_channels))
     if panel.empty:
         raise JourneyoptError(f"{cfg.data.path}: the logs give an empty panel")
-    start = int(panel["week"].max()) - cfg.ope.horizon_weeks + 1
+    estimator = cfg.gate.ope_estimator
+    long_term = estimator in LONG_TERM_ESTIMATORS
+    weeks = cfg.ope.horizon_weeks + (1 if long_term else 0)
+    if long_term and cfg.ope.horizon_weeks > cfg.simulator.horizon_weeks:
+        raise ConfigError(
+            f"ope.horizon_weeks ({cfg.ope.horizon_weeks}) must not exceed "
+            f"simulator.horizon_weeks ({cfg.simulator.horizon_weeks})"
+        )
+    start = int(panel["week"].max()) - weeks + 1
     rules = contact_rules(world)
-    logged = logged_trajectories(panel[panel["week"] >= start], world, rules, cfg.ope.horizon_weeks)
+    logged = logged_trajectories(panel[panel["week"] >= start], world, rules, weeks)
     settings = OPESettings(
         gamma=cfg.simulator.gamma,
         n_boot=cfg.ope.n_boot,
         confidence=2 * cfg.gate.confidence - 1,  # the two-sided interval's lower end
         seed=cfg.ope.seed,
         thresholds=OverlapThresholds(min_ess_share=cfg.ope.min_ess_share),
+        rollout_customers=cfg.ope.rollout_customers,
     )
-    estimator = (cfg.gate.ope_estimator,)
-    cand = evaluate_on_logs(candidate, logged, world, settings, estimator)
-    champ = evaluate_on_logs(champion, logged, world, settings, estimator)
-    diff = paired_improvement(cand, champ, cfg.gate.ope_estimator, settings)
+    model = ValueModel(world)
+
+    def evaluate(policy: Policy) -> LogEvaluation:
+        if long_term:
+            return evaluate_long_term(policy, logged, model, settings, cfg.simulator.horizon_weeks)
+        return evaluate_on_logs(policy, logged, world, settings, (estimator,))
+
+    cand, champ = evaluate(candidate), evaluate(champion)
+    diff = paired_improvement(cand, champ, estimator, settings)
     threshold = cfg.gate.min_ope_improvement
     notes = []
     if not diff.ci_low > threshold:
         notes.append(f"lower bound {diff.ci_low:.3f} is not above {threshold:g}")
     if cfg.gate.require_overlap and not cand.diagnostics.passed:
         notes.append("overlap diagnostics failed: " + "; ".join(cand.diagnostics.reasons))
+    window = cfg.ope.horizon_weeks
+    value = f", {cfg.simulator.horizon_weeks}-week value" if long_term else ""
     return Evidence(
         "ope",
-        f"{cfg.gate.ope_estimator}, {logged.n_customers} customers x {logged.horizon_weeks} weeks",
-        cand.intervals[cfg.gate.ope_estimator].value,
-        champ.intervals[cfg.gate.ope_estimator].value,
+        f"{estimator}, {logged.n_customers} customers x {window}-week window{value}",
+        cand.intervals[estimator].value,
+        champ.intervals[estimator].value,
         diff.value,
         diff.ci_low,
         threshold,

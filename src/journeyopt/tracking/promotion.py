@@ -9,7 +9,13 @@ alias, or today's staff rules when no version holds it):
    configured world; the one-sided lower bound is ``mean - z * sd / sqrt(N)``;
 2. off-policy evaluation on the most recent held-out logs
    (:mod:`journeyopt.evaluation.ope`): the paired bootstrap lower bound of the configured
-   estimator, and the overlap diagnostics of the candidate must pass.
+   estimator, and the overlap diagnostics of the candidate must pass. The default estimator
+   is the long-term doubly robust estimate (``lt_dr``): the value over the simulation's
+   horizon, the first ``ope.horizon_weeks`` weeks (default 1) importance-weighted on the logs
+   and the calibrated world's value-to-go after them; the overlap diagnostics judge the
+   weights of that window only. Weights over many weeks explode for any policy that differs
+   from today's practice, while one week's reward alone punishes policies that invest in
+   long-term value; the short window with a model tail is evidence that can pass.
 
 The alias moves only if every lower bound is above its threshold; otherwise the gate refuses
 with :class:`PromotionRefused` (exit code 3) naming the failed tests. The decision, the
@@ -50,22 +56,24 @@ class GateConfig:
         min_sim_improvement: The simulated improvement's lower bound must exceed this,
             currency per customer over the horizon.
         min_ope_improvement: The OPE improvement's lower bound must exceed this, currency per
-            customer over the OPE horizon.
-        ope_estimator: Estimator of the OPE test (``dr``, ``wpdis``, ``pdis``, ``dm``, ``fqe``,
-            ``dr_fqe``).
+            customer over the value of the estimator (the simulation's horizon for ``lt_dr``
+            and ``lt_dm``, the logged window for the others).
+        ope_estimator: Estimator of the OPE test: ``lt_dr`` (long-term DR over a short
+            window, the default), ``lt_dm``, or a window-only estimator (``dr``, ``wpdis``,
+            ``pdis``, ``dm``, ``fqe``, ``dr_fqe``).
         require_overlap: Refuse when the candidate's overlap diagnostics fail.
     """
 
     confidence: float = 0.95
     min_sim_improvement: float = 0.0
     min_ope_improvement: float = 0.0
-    ope_estimator: str = "dr"
+    ope_estimator: str = "lt_dr"
     require_overlap: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.confidence < 1.0:
             raise ConfigError(f"gate.confidence must be in (0, 1), got {self.confidence}")
-        known = ("pdis", "wpdis", "dm", "dr", "fqe", "dr_fqe")
+        known = ("lt_dr", "lt_dm", "pdis", "wpdis", "dm", "dr", "fqe", "dr_fqe")
         if self.ope_estimator not in known:
             raise ConfigError(
                 f"gate.ope_estimator: unknown {self.ope_estimator!r}; known: {list(known)}"

@@ -8,10 +8,15 @@
   percentile and maximum;
 - the same per customer segment (overlap can fail for one segment only).
 
+The weights are those of the estimator's importance-weighted window: the whole horizon of
+``data`` (pass a long-term estimator's ``H``-week window, not the value horizon).
+
 A diagnosis *fails* (``passed`` False, with reasons) when the ESS share is below
-``min_ess_share``, the mean trajectory weight is further than ``max_mean_weight_error`` from 1,
-or a segment's ESS share is below ``min_ess_share`` — then only model-based estimates (direct
-method, fitted-Q) remain, and they are only as good as the model.
+``min_ess_share``, the mean trajectory weight is further than ``max_mean_weight_error`` from 1
+by more than three standard errors (a few large weights of a rarely logged action move the
+mean of a small sample without anything being wrong), or a segment's ESS share is below
+``min_ess_share`` — then only model-based estimates (direct method, fitted-Q) remain, and they
+are only as good as the model.
 """
 
 from __future__ import annotations
@@ -131,7 +136,11 @@ def diagnose(
             f"({100 * float(overall['ess_share']):.2f} %) is below {100 * limits.min_ess_share:g} %"
         )
     mean_error = abs(float(overall["weight_mean"]) - 1.0)
-    if mean_error > limits.max_mean_weight_error:
+    final = big_r[:, -1]
+    standard_error = (
+        float(final.std(ddof=1)) / np.sqrt(final.shape[0]) if final.shape[0] > 1 else 0.0
+    )
+    if mean_error > limits.max_mean_weight_error and mean_error > 3.0 * standard_error:
         reasons.append(
             f"mean trajectory weight {float(overall['weight_mean']):.3f} is not close to 1: "
             "propensities or target probabilities are off, or the ESS is too small"

@@ -5,6 +5,13 @@ bootstrap interval, the overlap diagnostics, and paired differences between poli
     result = evaluate_on_logs(policy, logged, model_world, settings)
     result.table            # one row per estimator: value, ci_low, ci_high, lower_bound
     result.diagnostics      # ESS, zero-target share, weights, by segment
+
+The long-term value over a short importance-weighted window (:func:`evaluate_long_term`):
+
+    logged = logged_trajectories(panel, world, rules, horizon_weeks=2 + 1)  # window + next week
+    result = evaluate_long_term(policy, logged, ValueModel(model_world), settings, 52)
+    result.table            # lt_dm, lt_dr: value over 52 weeks, currency per customer
+    result.diagnostics      # overlap over the 2-week window's cumulative weights
 """
 
 from __future__ import annotations
@@ -28,14 +35,22 @@ from journeyopt.evaluation.ope.bootstrap import (
 from journeyopt.evaluation.ope.diagnostics import Diagnostics, OverlapThresholds, diagnose
 from journeyopt.evaluation.ope.fqe import fitted_q
 from journeyopt.evaluation.ope.logged import LoggedTrajectories, target_probabilities
-from journeyopt.evaluation.ope.model_value import model_q_values
+from journeyopt.evaluation.ope.model_value import (
+    ValueModel,
+    long_term_model_values,
+    model_q_values,
+    visited_states,
+)
 from journeyopt.evaluation.ope.sequential import (
     PDIS,
     WPDIS,
     DirectValue,
+    LongTermDR,
     SequentialDR,
     Trajectories,
 )
+from journeyopt.sim.behaviour import contact_rules
+from journeyopt.sim.optimum import cyclic_weeks_of_year
 from journeyopt.sim.world import WorldSpec
 
 Float = NDArray[np.float64]
@@ -44,6 +59,11 @@ ESTIMATORS: tuple[str, ...] = ("pdis", "wpdis", "dm", "dr", "fqe", "dr_fqe")
 """Sequential estimators by name: per-decision IS, weighted PDIS, the model world's direct
 value, sequential DR with the model world's values, fitted-Q evaluation, sequential DR with
 the fitted-Q values."""
+
+LONG_TERM_ESTIMATORS: tuple[str, ...] = ("lt_dm", "lt_dr")
+"""Long-term estimators over a short window (:func:`evaluate_long_term`): the model world's
+value over the value horizon from the logged initial states, and the long-term DR (the window
+corrected on the logs, the model's value-to-go after it)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +77,8 @@ class OPESettings:
         seed: Seed of the bootstrap and of stochastic target policies.
         fqe_ridge: L2 penalty of fitted-Q evaluation.
         thresholds: When the overlap diagnostics fail.
+        rollout_customers: Customers simulated in the model world to project the target
+            policy onto the states reached after the window (long-term estimators).
     """
 
     gamma: float = 0.995
@@ -65,8 +87,11 @@ class OPESettings:
     seed: int = 0
     fqe_ridge: float = 1.0
     thresholds: OverlapThresholds = field(default_factory=OverlapThresholds)
+    rollout_customers: int = 2000
 
     def __post_init__(self) -> None:
+        if self.rollout_customers < 1:
+            raise ValueError(f"rollout_customers must be >= 1, got {self.rollout_customers}")
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
         if self.n_boot < 10:
@@ -84,17 +109,21 @@ class LogEvaluation:
         statistics: Estimator name -> its estimate in ratio form (for paired differences).
         intervals: Estimator name -> point estimate and bootstrap interval.
         diagnostics: Overlap diagnostics.
+        model_spread: Estimator name -> standard deviation of its value across the model
+            world's ensemble members, currency (empty when no members were given).
     """
 
     policy: str
     statistics: dict[str, Statistic]
     intervals: dict[str, Interval]
     diagnostics: Diagnostics
+    model_spread: dict[str, float] = field(default_factory=dict)
 
     @property
     def table(self) -> pd.DataFrame:
         """One row per estimator: ``policy``, ``estimator``, ``value``, ``ci_low``,
-        ``ci_high``, ``lower_bound``, currency per customer."""
+        ``ci_high``, ``lower_bound``, ``model_sd`` (the ensemble spread, NaN when not
+        measured), currency per customer."""
         return pd.DataFrame.from_records(
             {
                 "policy": self.policy,
@@ -103,6 +132,7 @@ class LogEvaluation:
                 "ci_low": iv.ci_low,
                 "ci_high": iv.ci_high,
                 "lower_bound": iv.lower_bound,
+                "model_sd": self.model_spread.get(name, np.nan),
             }
             for name, iv in self.intervals.items()
         )
@@ -171,6 +201,80 @@ def evaluate_on_logs(
     }
     diagnostics = diagnose(data, logged.segment, logged.segment_names, settings.thresholds)
     return LogEvaluation(policy.name, statistics, intervals, diagnostics)
+
+
+def evaluate_long_term(
+    policy: Policy,
+    logged: LoggedTrajectories,
+    model: WorldSpec | ValueModel,
+    settings: OPESettings,
+    value_horizon_weeks: int,
+    members: tuple[WorldSpec | ValueModel, ...] = (),
+) -> LogEvaluation:
+    """``lt_dm`` and ``lt_dr`` (:data:`LONG_TERM_ESTIMATORS`) for ``policy``: the value over
+    ``value_horizon_weeks`` weeks from the first logged week, per customer, currency.
+
+    Args:
+        policy: The target policy; its probabilities are masked by the logs' contact rules.
+        logged: ``H + 1`` logged weeks: the window of ``H`` weeks and the week after it (its
+            state starts the model's value-to-go).
+        model: The model world (the calibrated point estimate in production).
+        settings: Discount, bootstrap and diagnostics settings.
+        value_horizon_weeks: ``V >= H`` (the simulation's horizon).
+        members: Other model worlds (the calibrated ensemble's bootstrap members): each gives
+            ``lt_dr`` again, and the spread of those values is reported as
+            :attr:`LogEvaluation.model_spread` (the bootstrap over customers holds the model
+            fixed, so its interval excludes the model's fitting error).
+
+    The overlap diagnostics are those of the ``H``-week window's cumulative weights.
+    """
+    if logged.horizon_weeks < 2:
+        raise ValueError("the long-term estimators need the window plus the week after it")
+    target = target_probabilities(policy, logged, settings.seed)
+    h = logged.horizon_weeks - 1
+    window = Trajectories(
+        logged.action[:, :h],
+        logged.reward[:, :h],
+        logged.propensity[:, :h],
+        target[:, :h],
+        settings.gamma,
+    )
+
+    def long_term(world: WorldSpec | ValueModel) -> tuple[Statistic, Statistic]:
+        vm = world if isinstance(world, ValueModel) else ValueModel(world)
+        woy = cyclic_weeks_of_year(int(logged.week_of_year[0]), value_horizon_weeks)
+        visited = visited_states(
+            vm, policy, contact_rules(vm.world), settings.rollout_customers, woy, settings.seed
+        )
+        q, terminal = long_term_model_values(
+            vm,
+            dict(logged.features),
+            logged.segment,
+            logged.week_of_year,
+            target,
+            settings.gamma,
+            value_horizon_weeks,
+            visited,
+        )
+        return DirectValue("lt_dm").statistic(window, q), LongTermDR().statistic(
+            window, q, terminal
+        )
+
+    lt_dm, lt_dr = long_term(model)
+    statistics = {"lt_dm": lt_dm, "lt_dr": lt_dr}
+    intervals = {
+        name: bootstrap_interval(stat, settings.n_boot, settings.confidence, settings.seed)
+        for name, stat in statistics.items()
+    }
+    spread: dict[str, float] = {}
+    if members:
+        values = np.array([[s.value() for s in long_term(m)] for m in members])
+        spread = {
+            "lt_dm": float(values[:, 0].std(ddof=1)),
+            "lt_dr": float(values[:, 1].std(ddof=1)),
+        }
+    diagnostics = diagnose(window, logged.segment, logged.segment_names, settings.thresholds)
+    return LogEvaluation(policy.name, statistics, intervals, diagnostics, spread)
 
 
 def paired_improvement(

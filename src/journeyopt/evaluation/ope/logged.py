@@ -209,6 +209,35 @@ def _propensities(rows: pd.DataFrame, world: WorldSpec) -> Propensities:
     return propensities(weeks, matrix, validation)
 
 
+@dataclass(frozen=True)
+class ActedPolicy:
+    """``policy`` with the probabilities of the actions it actually takes (one-hot).
+
+    Off-policy evaluation values the probabilities a policy returns, simulation the actions it
+    takes. A policy that returns softmax probabilities but acts on the most probable action (a
+    trained agent, :class:`journeyopt.agents.sb3.LearnedPolicy`) must be wrapped so both value
+    the same thing — as the promotion gate's ``ServedPolicy`` does. Do not wrap a stochastic
+    policy (e.g. uniform random): its probabilities are already what it does.
+
+    Attributes:
+        policy: The wrapped policy.
+    """
+
+    policy: Policy
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+    def act(
+        self, observation: Observation, masks: Bool, rng: np.random.Generator
+    ) -> tuple[IntArray, Float]:
+        actions, _ = self.policy.act(observation, masks, rng)
+        probs = np.zeros(masks.shape)
+        probs[np.arange(masks.shape[0]), actions] = 1.0
+        return actions, probs
+
+
 def target_probabilities(policy: Policy, logged: LoggedTrajectories, seed: int = 0) -> Float:
     """(K, H, A) the target policy's probabilities in every logged state, masked as in
     serving: probability on an action the rules forbid moves to ``none`` (the guard carries

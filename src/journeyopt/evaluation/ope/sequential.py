@@ -13,7 +13,12 @@ Brunskill 2016; Le et al. 2019) are:
   R_{t-1} v_t(x_t))`` with ``v_t(x) = sum_a pi_e(a | x) q_t(x, a)`` (unbiased for any model
   ``q``; a good ``q`` shrinks the variance);
 - direct value (model-based direct method or fitted-Q evaluation, depending on where ``q``
-  comes from): ``mean_k v_0(x_k0)``.
+  comes from): ``mean_k v_0(x_k0)``;
+- long-term DR over a short window (:class:`LongTermDR`): the sequential DR recursion
+  ``V^(t) = v_t(x_t) + rho_t (r_t + gamma V^(t+1) - q_t(x_t, a_t))`` over the ``H`` logged
+  weeks, ended by the model's value-to-go ``V^(H) = v_H(x_H)`` in the logged state after the
+  window: the long-term value (e.g. 52 weeks) with the first ``H`` weeks corrected on the logs.
+  Unbiased when the model's ``v_H`` is; weights of only ``H`` weeks keep its variance small.
 
 ``q`` is a (K, H, A) array: the model's expected discounted return from week ``t`` on of
 taking action ``a`` in the logged state ``x_kt`` and following the target policy afterwards
@@ -160,6 +165,15 @@ def _model_values(data: Trajectories, q_hat: Float | None) -> tuple[Float, Float
     return logged, (data.target * q_hat).sum(axis=2)
 
 
+def _dr_sum(data: Trajectories, q_hat: Float | None) -> Float:
+    """(K,) ``sum_t gamma^t (R_t (r_t - q_t(x_t, a_t)) + R_{t-1} v_t(x_t))``."""
+    logged, v = _model_values(data, q_hat)
+    big_r = data.cumulative_ratio
+    previous = np.concatenate([np.ones((data.n_customers, 1)), big_r[:, :-1]], axis=1)
+    terms = big_r * (data.reward - logged) + previous * v
+    return np.asarray((data.discount * terms).sum(axis=1), np.float64)
+
+
 @dataclass(frozen=True)
 class SequentialDR:
     """Sequential doubly robust (Jiang & Li 2016)."""
@@ -167,11 +181,29 @@ class SequentialDR:
     name: str = "seq_dr"
 
     def statistic(self, data: Trajectories, q_hat: Float | None = None) -> Statistic:
-        logged, v = _model_values(data, q_hat)
-        big_r = data.cumulative_ratio
-        previous = np.concatenate([np.ones((data.n_customers, 1)), big_r[:, :-1]], axis=1)
-        terms = big_r * (data.reward - logged) + previous * v
-        u = (data.discount * terms).sum(axis=1)
+        u = _dr_sum(data, q_hat)
+        return Statistic(u[:, None], np.ones((data.n_customers, 1)))
+
+
+@dataclass(frozen=True)
+class LongTermDR:
+    """Sequential DR over the ``H``-week window with the model's value-to-go after it (see the
+    module docstring): ``mean_k [sum_{t<H} gamma^t (R_t (r_t - q_t) + R_{t-1} v_t) +
+    gamma^H R_{H-1} v_H(x_H)]``.
+
+    ``q_hat`` must include the value-to-go (``q_{H-1} = r + gamma E[v_H]``,
+    :func:`journeyopt.evaluation.ope.model_value.long_term_model_values`).
+    """
+
+    name: str = "lt_dr"
+
+    def statistic(self, data: Trajectories, q_hat: Float | None, terminal: Float) -> Statistic:
+        """The estimate with ``terminal`` (K,) ``v_H(x_kH)``, currency."""
+        if terminal.shape != (data.n_customers,) or not np.all(np.isfinite(terminal)):
+            raise ValueError(f"terminal must be a finite ({data.n_customers},) array")
+        h = data.horizon_weeks
+        tail = data.gamma**h * data.cumulative_ratio[:, -1] * terminal
+        u = _dr_sum(data, q_hat) + tail
         return Statistic(u[:, None], np.ones((data.n_customers, 1)))
 
 
