@@ -1,0 +1,69 @@
+"""``journeyopt-score``: this week's contact list from raw logs (thin shell over
+:func:`journeyopt.serving.batch.score_logs`).
+
+    journeyopt-score data=coworking data.path=exports/ as_of=2024-06-03 out=work/actions.csv
+    journeyopt-score --config-dir my_configs data=my_crm data.path=crm.csv as_of=2024-06-03 \\
+        model=models:/journey-policy/3 out=work/actions.csv overwrite=true
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from hydra.utils import to_absolute_path
+from omegaconf import DictConfig
+from rich.table import Table
+
+from journeyopt.cli.entry import console, report_errors, to_object
+from journeyopt.errors import ConfigError
+from journeyopt.serving.batch import ScoreResult, score_logs
+from journeyopt.serving.config import ScoreJobConfig, register_configs
+from journeyopt.serving.served_model import load_served_model
+
+register_configs()
+
+
+def summary_table(result: ScoreResult) -> Table:
+    """Decisions by action and group as a rich table."""
+    table = Table(
+        title=f"decisions at {result.as_of} ({result.model_name} v{result.model_version})"
+    )
+    table.add_column("action")
+    table.add_column("customers", justify="right")
+    for action, n in result.by_action.items():
+        table.add_row(action, f"{n:,}")
+    return table
+
+
+def run(cfg: DictConfig) -> ScoreResult:
+    """Validate the config, score, print the counts."""
+    job = to_object(cfg, ScoreJobConfig)
+    if not job.data.path:
+        raise ConfigError("data.path is required: the file or folder of the logs to score")
+    job.data.path = to_absolute_path(job.data.path)
+    model = job.model if job.model.startswith("models:/") else to_absolute_path(job.model)
+    out = Path(to_absolute_path(job.out))
+    result = score_logs(
+        job.data, job.as_of, load_served_model(model, job.tracking), job.serve, out, job.overwrite
+    )
+    shell = console()
+    shell.print(summary_table(result))
+    groups = ", ".join(f"{g} {n:,}" for g, n in result.by_group.items())
+    shell.print(
+        f"{result.customers:,} customers scored ({groups}; {result.unknown:,} unknown -> none); "
+        f"{result.contacts:,} contacts -> {out}; "
+        f"every decision -> {out.with_name('decisions.csv')}; "
+        f"{result.rows_rejected:,} input rows rejected -> {out.with_name('rejects.csv')}"
+    )
+    return result
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="score")
+def main(cfg: DictConfig) -> None:
+    """Entry point of ``journeyopt-score``."""
+    report_errors(lambda: run(cfg))
+
+
+if __name__ == "__main__":
+    main()

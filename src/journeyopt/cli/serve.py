@@ -1,0 +1,82 @@
+"""``journeyopt-serve``: the scoring API behind uvicorn (thin shell over
+:func:`journeyopt.serving.app.create_app`).
+
+    journeyopt-serve model=models:/journey-policy@champion
+    journeyopt-serve model=models:/journey-policy/3 port=8080 workers=2
+    JOURNEYOPT_API_TOKEN=... journeyopt-serve serve.decision_log=decisions/
+
+Every worker process builds the application from the validated configuration, passed to it in
+the environment variable ``JOURNEYOPT_SERVE_CONFIG`` (JSON), and loads the model at start-up.
+SIGTERM or Ctrl-C: uvicorn stops accepting connections, finishes the requests in flight and
+exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import hydra
+import uvicorn
+from fastapi import FastAPI
+from hydra.utils import to_absolute_path
+from omegaconf import DictConfig, OmegaConf
+
+from journeyopt.cli.entry import console, report_errors, to_object
+from journeyopt.serving.app import create_app
+from journeyopt.serving.config import ServeJobConfig, register_configs
+from journeyopt.serving.served_model import load_served_model
+
+register_configs()
+CONFIG_ENV = "JOURNEYOPT_SERVE_CONFIG"
+WORKER_START_SECONDS = 300
+"""How long a worker may take to load its model before uvicorn's supervisor gives up on it
+(its default, 5 s, is shorter than importing torch and loading a model on a busy machine)."""
+
+
+def app_from_env() -> FastAPI:
+    """The application of the configuration in ``JOURNEYOPT_SERVE_CONFIG`` (uvicorn's
+    factory in every worker)."""
+    raw = os.environ.get(CONFIG_ENV)
+    if not raw:
+        raise RuntimeError(f"{CONFIG_ENV} is not set: start the API with journeyopt-serve")
+    cfg = to_object(OmegaConf.create(json.loads(raw)), ServeJobConfig)
+    return create_app(cfg.serve, lambda: load_served_model(cfg.model, cfg.tracking))
+
+
+def run(cfg: DictConfig) -> None:
+    """Validate the config, check that the model loads, then serve until stopped."""
+    job = to_object(cfg, ServeJobConfig)
+    if not job.model.startswith("models:/"):
+        job.model = to_absolute_path(job.model)
+    if job.serve.decision_log:
+        job.serve.decision_log = to_absolute_path(job.serve.decision_log)
+        Path(job.serve.decision_log).mkdir(parents=True, exist_ok=True)
+    model = load_served_model(job.model, job.tracking)  # fail here, clearly, not in a worker
+    console().print(
+        f"serving {model.name} version {model.version} (sha256 {model.content_sha256[:12]}) "
+        f"on http://{job.host}:{job.port} with {job.workers} worker(s); docs at /docs"
+    )
+    os.environ[CONFIG_ENV] = json.dumps(asdict(job))
+    uvicorn.run(
+        "journeyopt.cli.serve:app_from_env",
+        factory=True,
+        host=job.host,
+        port=job.port,
+        workers=job.workers,
+        log_level="warning",
+        access_log=False,
+        timeout_worker_healthcheck=WORKER_START_SECONDS,
+    )
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="serve")
+def main(cfg: DictConfig) -> None:
+    """Entry point of ``journeyopt-serve``."""
+    report_errors(lambda: run(cfg))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Batch scoring: raw logs -> this week's contact list.
+
+``ingest`` (the data layer's validation, with rejects) -> panel state at ``as_of``
+(:func:`journeyopt.panel.build.state_at`) -> :class:`~journeyopt.serving.scorer.Scorer`
+(policy, staff rules for the control group, guards) -> files beside ``out``:
+
+- ``out`` (e.g. ``actions.csv``): the contact list for an e-mail tool or CRM, one row per
+  customer to contact: :data:`CONTACT_LIST_COLUMNS`;
+- ``decisions.csv``: every decision, ``none`` and control group included (the decision log,
+  see :mod:`journeyopt.serving.decisions`);
+- ``rejects.csv``: input rows the ingestion rejected, with file, row, column and reason;
+- ``summary.json``: counts (ingestion, customers scored, decisions by group and action).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from numpy.typing import NDArray
+
+from journeyopt.data.ingest import run_ingest
+from journeyopt.data.source import SourceConfig
+from journeyopt.errors import ConfigError, OutputExistsError
+from journeyopt.panel.config import parse_as_of
+from journeyopt.serving.config import ServingConfig
+from journeyopt.serving.decisions import decision_table, write_decisions
+from journeyopt.serving.features import batch_from_logs
+from journeyopt.serving.holdout import GROUPS
+from journeyopt.serving.scorer import Scorer
+from journeyopt.serving.served_model import ServedModel
+
+CONTACT_LIST_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "action",
+    "channel",
+    "expected_value",
+    "group",
+    "model_version",
+    "model_name",
+)
+SIDE_FILES: tuple[str, ...] = ("decisions.csv", "rejects.csv", "summary.json")
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """What one batch scoring run did.
+
+    Attributes:
+        out: The contact list written.
+        customers: Customers scored (known at ``as_of``).
+        unknown: Of them, customers given the safe default (unknown customer type).
+        contacts: Rows of the contact list (decisions other than ``none``).
+        by_group: Group -> customers.
+        by_action: Action -> customers.
+        overridden: Decisions the guards changed to ``none``.
+        rows_rejected: Input rows the ingestion rejected.
+        model_name, model_version, model_sha256: The policy served.
+        as_of: The as-of instant (ISO 8601, UTC).
+    """
+
+    out: str
+    customers: int
+    unknown: int
+    contacts: int
+    by_group: dict[str, int] = field(default_factory=dict)
+    by_action: dict[str, int] = field(default_factory=dict)
+    overridden: int = 0
+    rows_rejected: int = 0
+    model_name: str = ""
+    model_version: str = ""
+    model_sha256: str = ""
+    as_of: str = ""
+
+
+def output_paths(out: Path) -> list[Path]:
+    """The contact list and the files written beside it."""
+    return [out, *(out.with_name(name) for name in SIDE_FILES)]
+
+
+def check_outputs(out: Path, overwrite: bool) -> None:
+    """Refuse to replace existing output files unless ``overwrite``, and an ``out`` that is a
+    folder or whose name collides with a side file."""
+    if out.name in SIDE_FILES:
+        raise ConfigError(f"out={out}: choose another name than {', '.join(SIDE_FILES)}")
+    if out.is_dir():
+        raise OutputExistsError(f"out={out} is a folder; give the contact list's file name")
+    existing = [p for p in output_paths(out) if p.exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(
+            f"{', '.join(map(str, existing))} already exist; choose another out or pass "
+            "overwrite=true to replace them"
+        )
+
+
+def contact_list(decision_log: pa.Table) -> pa.Table:
+    """The contact list: decisions other than ``none``, columns :data:`CONTACT_LIST_COLUMNS`."""
+    rows = decision_log.filter(pc.not_equal(decision_log["action"], "none"))
+    return rows.select(list(CONTACT_LIST_COLUMNS))
+
+
+def _counts(names: Sequence[str], codes: NDArray[np.int64]) -> dict[str, int]:
+    """Occurrences of each name of the (N,) name indices ``codes``."""
+    counts = np.bincount(codes, minlength=len(names))
+    return {name: int(c) for name, c in zip(names, counts, strict=True)}
+
+
+def score_logs(
+    source: SourceConfig,
+    as_of: str,
+    model: ServedModel,
+    settings: ServingConfig,
+    out: Path,
+    overwrite: bool = False,
+) -> ScoreResult:
+    """Score every customer of ``source``'s logs at ``as_of`` and write the outputs.
+
+    Raises:
+        ConfigError: The source's contact channels are not the world's.
+        OutputExistsError: An output file exists and ``overwrite`` is false.
+    """
+    check_outputs(out, overwrite)
+    when = parse_as_of(as_of)
+    scorer = Scorer(model, settings)
+    if set(source.contact_channels) != set(scorer.world.channels):
+        raise ConfigError(
+            f"data.contact_channels {list(source.contact_channels)} differ from the channels "
+            f"{list(scorer.world.channels)} of world {scorer.world.name!r} the policy serves"
+        )
+    ingested = run_ingest(source)
+    batch = batch_from_logs(ingested.logs, scorer.world, when)
+    decisions = scorer.score(batch)
+    table = decision_table(
+        decisions, scorer.action_names, scorer.channels, model.name, model.version
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    contacts = contact_list(table)
+    pacsv.write_csv(contacts, str(out), pacsv.WriteOptions(quoting_style="needed"))
+    write_decisions(table, out.with_name("decisions.csv"))
+    ingested.rejects.to_csv(out.with_name("rejects.csv"), index=False)
+    result = ScoreResult(
+        out=str(out),
+        customers=batch.n,
+        unknown=int((~batch.known).sum()),
+        contacts=contacts.num_rows,
+        by_group=_counts(GROUPS, decisions.control.astype(np.int64)),
+        by_action=_counts(scorer.action_names, decisions.actions),
+        overridden=int(np.count_nonzero(decisions.overridden)),
+        rows_rejected=ingested.result.rows_rejected,
+        model_name=model.name,
+        model_version=model.version,
+        model_sha256=model.content_sha256,
+        as_of=when.isoformat(),
+    )
+    summary = {"scoring": asdict(result), "ingest": ingested.result.summary_dict()}
+    out.with_name("summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return result

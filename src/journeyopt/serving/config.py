@@ -1,0 +1,187 @@
+"""Typed configuration of serving (the ``serve`` config group) and of its two commands.
+
+:class:`ServingConfig` is the schema of ``configs/serve/*.yaml``: the world the policy was
+trained for, the contact rules every decision is held to, the A/B holdout, the request limits
+and the bearer token. The scoring API (``configs/serve.yaml``, :class:`ServeJobConfig`) and the
+batch scorer (``configs/score.yaml``, :class:`ScoreJobConfig`) both compose it, so the API and
+the batch scorer take the same decisions for the same customers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from journeyopt.data.source import SourceConfig
+from journeyopt.errors import ConfigError
+from journeyopt.sim.config import StaffRulesConfig
+from journeyopt.tracking.config import TrackingConfig
+from journeyopt.tracking.config import register_configs as register_tracking
+
+
+@dataclass
+class RulesConfig:
+    """Contact rules enforced after the model (see :class:`journeyopt.sim.rules.ContactRules`).
+
+    Attributes:
+        frequency_caps: Channel -> maximum contacts within the world's fatigue window
+            (``contacts_<w>w_<channel>``); channels not listed are uncapped.
+        cooldown_weeks: No contact for this many weeks after a conversion (0 disables).
+    """
+
+    frequency_caps: dict[str, int] = field(default_factory=lambda: {"email": 2, "phone": 1})
+    cooldown_weeks: int = 1
+
+    def __post_init__(self) -> None:
+        for channel, cap in self.frequency_caps.items():
+            if cap < 0:
+                raise ConfigError(f"serve.rules.frequency_caps.{channel} must be >= 0, got {cap}")
+        if self.cooldown_weeks < 0:
+            raise ConfigError(f"serve.rules.cooldown_weeks must be >= 0, got {self.cooldown_weeks}")
+
+
+@dataclass
+class HoldoutConfig:
+    """The A/B holdout: a stable share of customers gets today's staff rules instead.
+
+    Attributes:
+        control_share: Share of customers in the control group, in [0, 1).
+        salt: Salt of the hash; changing it reshuffles every customer's group.
+        calendar_origin: Monday (ISO date) week 0 of the staff's campaign calendar (the
+            newsletter every ``staff.newsletter_every_weeks`` weeks counts from it).
+        staff: Today's contact practice, applied to the control group.
+    """
+
+    control_share: float = 0.1
+    salt: str = "journeyopt-holdout-1"
+    calendar_origin: str = "2024-01-01"
+    staff: StaffRulesConfig = field(default_factory=StaffRulesConfig)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.control_share < 1.0:
+            raise ConfigError(
+                f"serve.holdout.control_share must be in [0, 1), got {self.control_share}"
+            )
+        if not self.salt:
+            raise ConfigError("serve.holdout.salt must not be empty")
+        self.origin  # noqa: B018 -- validates the date
+
+    @property
+    def origin(self) -> pd.Timestamp:
+        """``calendar_origin`` as Monday 00:00 UTC."""
+        try:
+            ts = pd.Timestamp(self.calendar_origin)
+        except ValueError as err:
+            raise ConfigError(
+                f"serve.holdout.calendar_origin: not an ISO date: {self.calendar_origin!r}"
+            ) from err
+        if ts.tzinfo is not None or ts != ts.normalize() or ts.weekday() != 0:
+            raise ConfigError(
+                f"serve.holdout.calendar_origin must be a Monday date, got {self.calendar_origin!r}"
+            )
+        return ts.tz_localize("UTC")
+
+
+@dataclass
+class ServingConfig:
+    """How decisions are taken (the ``serve`` group, shared by the API and the batch scorer).
+
+    Attributes:
+        world: The world the policy was trained for (a shipped world name or a folder): its
+            action catalogue, feature windows, customer types and response model (the
+            expected value of a decision).
+        rules: Contact rules applied after the model, whatever it says.
+        holdout: The A/B holdout.
+        max_batch: Most customers in one ``/v1/score/batch`` request (413 above).
+        max_body_bytes: Largest request body, bytes (413 above).
+        token_env: Environment variable holding the API's bearer token; when it is set and
+            not empty, every ``/v1`` and ``/admin`` request needs ``Authorization: Bearer
+            <token>``.
+        decision_log: Folder the API appends its decisions to (``decisions-<day>.csv``);
+            empty: the API logs no decisions.
+        max_events: Most raw events plus contacts in one customer's request.
+    """
+
+    world: str = "coworking"
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    holdout: HoldoutConfig = field(default_factory=HoldoutConfig)
+    max_batch: int = 10_000
+    max_body_bytes: int = 50_000_000
+    token_env: str = "JOURNEYOPT_API_TOKEN"
+    decision_log: str = ""
+    max_events: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch", "max_body_bytes", "max_events"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"serve.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.token_env:
+            raise ConfigError("serve.token_env must name an environment variable")
+
+
+@dataclass
+class ServeJobConfig:
+    """``journeyopt-serve``: the scoring API behind uvicorn.
+
+    Attributes:
+        model: ``models:/<name>@<alias>``, ``models:/<name>/<version>`` or a local model
+            folder.
+        host: Interface to listen on.
+        port: TCP port.
+        workers: uvicorn worker processes.
+        serve: How decisions are taken.
+        tracking: Where the registry is.
+    """
+
+    model: str = "models:/journey-policy@champion"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    serve: ServingConfig = field(default_factory=ServingConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ConfigError("model must name a registered model version, alias or folder")
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"port must be in 1..65535, got {self.port}")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
+
+
+@dataclass
+class ScoreJobConfig:
+    """``journeyopt-score``: this week's contact list from raw logs.
+
+    Attributes:
+        data: The source of the logs (any ``data`` config, a user's own via
+            ``--config-dir``).
+        as_of: Date or instant (UTC if naive) the customers' features are computed at.
+        model: As for ``journeyopt-serve``.
+        out: The contact list CSV; ``decisions.csv``, ``rejects.csv`` and ``summary.json``
+            are written beside it.
+        overwrite: Replace existing output files.
+        serve: How decisions are taken.
+        tracking: Where the registry is.
+    """
+
+    data: SourceConfig = field(default_factory=SourceConfig)
+    as_of: str = MISSING
+    model: str = "models:/journey-policy@champion"
+    out: str = MISSING
+    overwrite: bool = False
+    serve: ServingConfig = field(default_factory=ServingConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+def register_configs() -> None:
+    """Register the schemas in Hydra's ConfigStore: ``serve/base_serve`` (the group) and
+    ``serve_schema`` / ``score_schema`` (the commands), and the ``tracking`` group's schema."""
+    register_tracking()
+    cs = ConfigStore.instance()
+    cs.store(group="serve", name="base_serve", node=ServingConfig)
+    cs.store(name="serve_schema", node=ServeJobConfig)
+    cs.store(name="score_schema", node=ScoreJobConfig)

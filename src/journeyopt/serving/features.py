@@ -1,0 +1,233 @@
+"""Customers' features for the scorer, from the same code that built the training data.
+
+Three ways in, one way out (a :class:`~journeyopt.serving.scorer.CustomerBatch`):
+
+- canonical logs (the batch scorer, or the raw events and contacts of an API request): the
+  panel's own :func:`journeyopt.panel.build.state_at` walks the logs up to the as-of week and
+  :func:`journeyopt.panel.state.state_features` names the features, exactly as for the panel
+  the policy was trained on;
+- feature records (an API request that already holds the panel's feature values).
+
+A customer the logs do not know, or whose customer type is not one of the world's, is marked
+unknown: the scorer gives them the safe default ``none``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from journeyopt.calibration.weeks import UNKNOWN_SEGMENT
+from journeyopt.data.schema import CanonicalLogs, empty_contacts, empty_customers, empty_events
+from journeyopt.panel.build import state_at
+from journeyopt.panel.config import PanelConfig
+from journeyopt.panel.state import LIFECYCLE_STAGES, FeatureSpec, state_features
+from journeyopt.serving.scorer import CustomerBatch
+from journeyopt.sim.world import WorldSpec
+
+
+def panel_config(spec: FeatureSpec) -> PanelConfig:
+    """The panel settings whose features are ``spec``'s (the world's feature windows)."""
+    return PanelConfig(
+        lapse_weeks=spec.lapse_weeks,
+        frequency_weeks=spec.frequency_weeks,
+        fatigue_weeks=spec.fatigue_weeks,
+        engagement_weeks=spec.engagement_weeks,
+    )
+
+
+def segment_codes(
+    labels: Sequence[str] | NDArray[np.object_], world: WorldSpec
+) -> NDArray[np.int64]:
+    """(N,) index of each customer type label in the world's segment names; -1 if unknown.
+
+    An empty label is the world's ``all`` type when it has one (calibrated from logs without
+    customer types, such as CDNOW).
+    """
+    values = np.asarray(labels, dtype=str)
+    if UNKNOWN_SEGMENT in world.segment_names:
+        values = np.where(values == "", UNKNOWN_SEGMENT, values)
+    names = np.asarray(world.segment_names, dtype=str)
+    order = np.argsort(names)
+    ordered = names[order]
+    position = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
+    return np.where(ordered[position] == values, order[position], -1).astype(np.int64)
+
+
+def empty_features(spec: FeatureSpec, n: int) -> dict[str, NDArray[np.generic]]:
+    """Features of ``n`` customers with no history (what an unknown customer is shown as)."""
+    features: dict[str, NDArray[np.generic]] = {}
+    for name in spec.feature_names:
+        if name == "lifecycle":
+            features[name] = np.zeros(n, np.int8)
+        elif name.startswith("opted_out_"):
+            features[name] = np.zeros(n, np.bool_)
+        elif name in ("recency_weeks", "monetary") or name.startswith("weeks_since_"):
+            features[name] = np.full(n, np.nan)
+        else:
+            features[name] = np.zeros(n, np.float64)
+    return features
+
+
+def batch_from_logs(
+    logs: CanonicalLogs,
+    world: WorldSpec,
+    as_of: pd.Timestamp,
+    customer_ids: Sequence[str] | None = None,
+    segments: Sequence[str] | None = None,
+) -> CustomerBatch:
+    """Features of customers at ``as_of`` from canonical logs (the panel's walk).
+
+    Args:
+        logs: Canonical logs; activity at or after the start of ``as_of``'s week is ignored.
+        world: The world (feature windows and customer types).
+        as_of: The instant (UTC).
+        customer_ids: Customers to score, in this order; default: every customer known at
+            ``as_of``. Ids absent from the logs are unknown.
+        segments: Customer type label per ``customer_ids`` entry; default: the logs'
+            ``customers.segment``.
+    """
+    spec = world.features
+    has_activity = not (logs.events.empty and logs.contacts.empty and logs.customers.empty)
+    if has_activity:
+        ids, state = state_at(logs, panel_config(spec), spec.contact_channels, as_of)
+        found = state_features(state, spec)
+    else:
+        ids, found = np.array([], dtype=object), empty_features(spec, 0)
+    if customer_ids is None:
+        wanted = ids
+        rows = np.arange(ids.shape[0])
+    else:
+        wanted = np.asarray(list(customer_ids), dtype=object)
+        rows = (
+            pd.Index(ids).get_indexer(pd.Index(wanted))
+            if ids.shape[0]
+            else np.full(len(wanted), -1)
+        )
+    present = rows >= 0
+    features = empty_features(spec, wanted.shape[0])
+    if present.any():
+        for name, values in found.items():
+            column = features[name].astype(np.asarray(values).dtype, copy=False)
+            column[present] = np.asarray(values)[rows[present]]
+            features[name] = column
+    if segments is None:
+        attributes = logs.customers.set_index("customer_id")["segment"]
+        labels = attributes.reindex(pd.Index(wanted)).fillna("").to_numpy(dtype=object)
+    else:
+        labels = np.asarray(list(segments), dtype=object)
+    segment = segment_codes(labels, world)
+    return CustomerBatch(
+        customer_ids=wanted.astype(object),
+        features=features,
+        segment=segment,
+        known=present & (segment >= 0),
+        as_of=as_of,
+    )
+
+
+def batch_from_records(
+    customer_ids: Sequence[str],
+    records: Sequence[Mapping[str, object] | None],
+    segments: Sequence[str | None],
+    world: WorldSpec,
+    as_of: pd.Timestamp,
+) -> CustomerBatch:
+    """Features of customers given as feature records (the panel's feature names; ``None``
+    for "never"; ``lifecycle`` a stage name). A ``None`` record is an unknown customer."""
+    spec = world.features
+    n = len(customer_ids)
+    features = empty_features(spec, n)
+    given = np.array([r is not None for r in records], dtype=bool)
+    stage_code = {s: k for k, s in enumerate(LIFECYCLE_STAGES)}
+    rows = [r for r in records if r is not None]
+    for name in spec.feature_names:
+        raw = [r.get(name) for r in rows]
+        if name == "lifecycle":
+            values: NDArray[np.generic] = np.array([stage_code[str(v)] for v in raw], np.int8)
+        elif name.startswith("opted_out_"):
+            values = np.array([bool(v) for v in raw], np.bool_)
+        else:
+            values = np.array([np.nan if v is None else float(v) for v in raw], np.float64)  # type: ignore[arg-type]
+        column = features[name].astype(values.dtype, copy=False)
+        column[given] = values
+        features[name] = column
+    labels = np.array(["" if s is None else s for s in segments], dtype=object)
+    segment = segment_codes(labels, world)
+    return CustomerBatch(
+        customer_ids=np.asarray(list(customer_ids), dtype=object),
+        features=features,
+        segment=segment,
+        known=given & (segment >= 0),
+        as_of=as_of,
+    )
+
+
+def logs_from_rows(
+    events: Sequence[Mapping[str, object]],
+    contacts: Sequence[Mapping[str, object]],
+    action_channels: Mapping[str, str],
+) -> CanonicalLogs:
+    """Canonical logs from raw rows of the canonical schema (an API request's events and
+    contacts, each with its ``customer_id``); a contact without channel gets its action's."""
+    ev = empty_events()
+    if events:
+        raw = pd.DataFrame(list(events))
+        ev = pd.DataFrame(
+            {
+                "customer_id": raw["customer_id"].astype(str),
+                "ts": pd.to_datetime(raw["ts"], utc=True).dt.as_unit("ns"),
+                "kind": raw["kind"].astype(str),
+                "role": raw["role"].astype(str),
+                "channel": raw["channel"].astype(str),
+                "value": raw["value"].astype(np.float64),
+                "event_id": raw["event_id"].astype(str),
+                "source_file": "request",
+                "source_row": np.arange(1, len(raw) + 1, dtype=np.int64),
+            }
+        )
+    co = empty_contacts()
+    if contacts:
+        raw = pd.DataFrame(list(contacts))
+        channel = raw["channel"].astype(str)
+        default = raw["action"].map(dict(action_channels)).fillna("").astype(str)
+        co = pd.DataFrame(
+            {
+                "customer_id": raw["customer_id"].astype(str),
+                "ts": pd.to_datetime(raw["ts"], utc=True).dt.as_unit("ns"),
+                "action": raw["action"].astype(str),
+                "channel": channel.where(channel != "", default),
+                "cost": raw["cost"].astype(np.float64),
+                "propensity": raw["propensity"].astype(np.float64),
+                "campaign": raw["campaign"].astype(str),
+                "source_file": "request",
+                "source_row": np.arange(1, len(raw) + 1, dtype=np.int64),
+            }
+        )
+    return CanonicalLogs(events=ev, contacts=co, customers=empty_customers())
+
+
+def concat_batches(
+    parts: Sequence[tuple[NDArray[np.int64], CustomerBatch]], n: int
+) -> CustomerBatch:
+    """One batch of ``n`` customers from parts scattered to the given (k,) row positions
+    (the parts must cover every row once and share ``as_of``)."""
+    first = parts[0][1]
+    features: dict[str, NDArray[np.generic]] = {}
+    for name in first.features:
+        dtype = np.result_type(*(np.asarray(p.features[name]).dtype for _, p in parts))
+        column = np.zeros(n, dtype)
+        for rows, part in parts:
+            column[rows] = part.features[name]
+        features[name] = column
+    ids = np.empty(n, dtype=object)
+    segment = np.full(n, -1, np.int64)
+    known = np.zeros(n, np.bool_)
+    for rows, part in parts:
+        ids[rows] = part.customer_ids
+        segment[rows] = part.segment
+        known[rows] = part.known
+    return CustomerBatch(ids, features, segment, known, first.as_of)

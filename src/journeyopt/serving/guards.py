@@ -1,0 +1,69 @@
+"""Hard guards after the model: whatever a policy says, a forbidden contact becomes ``none``.
+
+The rules themselves live in :class:`journeyopt.sim.rules.ContactRules` (the same object masks
+training and off-policy evaluation); this module only applies their verdict to a chosen
+action and its probabilities, and gives unknown customers the safe default ``none``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from journeyopt.sim.rules import ALLOWED
+
+UNKNOWN_CUSTOMER = "unknown_customer"
+"""Reason reported for every contact of a customer the scorer knows nothing about."""
+
+
+@dataclass(frozen=True)
+class Guarded:
+    """Guarded decisions of ``N`` customers over ``A`` actions.
+
+    Attributes:
+        actions: (N,) int64 action carried out.
+        probabilities: (N, A) float64 probabilities of the applied policy after masks and
+            guards: zero on forbidden actions, rows sum to 1, positive on ``actions``.
+        overridden: (N,) the policy's choice was replaced by ``none``.
+    """
+
+    actions: NDArray[np.int64]
+    probabilities: NDArray[np.float64]
+    overridden: NDArray[np.bool_]
+
+
+def allowed_actions(reasons: NDArray[np.int8], known: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """(N, A) allowed actions: the rules' verdict, and ``none`` only for unknown customers."""
+    allowed = reasons == ALLOWED
+    allowed[:, 0] = True
+    allowed[~known, 1:] = False
+    return allowed
+
+
+def apply_guards(
+    actions: NDArray[np.integer],
+    probabilities: NDArray[np.floating],
+    reasons: NDArray[np.int8],
+    known: NDArray[np.bool_],
+) -> Guarded:
+    """Replace forbidden choices by ``none`` and renormalise the probabilities.
+
+    Args:
+        actions: (N,) the policy's choices.
+        probabilities: (N, A) the policy's probabilities.
+        reasons: (N, A) :meth:`journeyopt.sim.rules.ContactRules.reasons` of the customers.
+        known: (N,) customers the scorer has features for.
+    """
+    allowed = allowed_actions(reasons, known)
+    chosen = np.asarray(actions, np.int64)
+    rows = np.arange(chosen.shape[0])
+    probs = np.where(allowed, np.asarray(probabilities, np.float64), 0.0)
+    total = probs.sum(axis=1)
+    keep = allowed[rows, chosen] & (probs[rows, chosen] > 0.0)
+    safe = np.zeros_like(probs)
+    safe[:, 0] = 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        probs = np.where(keep[:, None], probs / total[:, None], safe)
+    return Guarded(np.where(keep, chosen, 0).astype(np.int64), probs, ~keep)

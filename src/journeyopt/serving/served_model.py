@@ -1,0 +1,140 @@
+"""The policy a scorer serves: resolved to one immutable version, loaded, hashed, described.
+
+``models:/journey-policy@champion`` is resolved through
+:class:`journeyopt.tracking.registry.PolicyRegistry` to one version at load time; the version's
+files are downloaded, hashed and checked against the SHA-256 recorded at registration, and the
+policy is read through the pyfunc model of :mod:`journeyopt.tracking.model` (no unpickling).
+A local model folder (an MLflow model directory) works too, for air-gapped deployments.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.pyfunc
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from journeyopt.errors import ConfigError
+from journeyopt.tracking.config import TrackingConfig
+from journeyopt.tracking.model import ServablePolicy, unwrap_policy
+from journeyopt.tracking.registry import PolicyRegistry, content_hash
+
+LINEAGE_PREFIXES: tuple[str, ...] = ("journeyopt.", "mlflow.source.git.commit")
+"""Run tags reported as the model's lineage (simulator, data fingerprint, agent, commit)."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A loaded policy and what it is.
+
+    Attributes:
+        policy: The policy (its ``spec`` names actions and observation columns).
+        requested: What was asked for (an alias URI, a version URI or a folder).
+        name: Registered model name (the folder name of a local model).
+        version: Registered version (``local`` for a folder).
+        uri: The immutable address: ``models:/<name>/<version>`` or the folder.
+        run_id: Run the model was logged in (empty if unknown).
+        content_sha256: SHA-256 of the model's files, as served.
+        lineage: Lineage tags of the run (simulator, data fingerprint, agent, git commit).
+    """
+
+    policy: ServablePolicy
+    requested: str
+    name: str
+    version: str
+    uri: str
+    run_id: str
+    content_sha256: str
+    lineage: dict[str, str] = field(default_factory=dict)
+
+
+def _load_pyfunc(folder: Path, requested: str) -> ServablePolicy:
+    try:
+        return unwrap_policy(mlflow.pyfunc.load_model(str(folder)))
+    except (MlflowException, OSError, ValueError, TypeError, KeyError) as err:
+        raise ConfigError(f"model {requested}: not a journeyopt policy model ({err})") from err
+
+
+def _lineage(client: MlflowClient, run_id: str) -> dict[str, str]:
+    if not run_id:
+        return {}
+    try:
+        tags = client.get_run(run_id).data.tags
+    except MlflowException:
+        return {}
+    return {k: v for k, v in sorted(tags.items()) if k.startswith(LINEAGE_PREFIXES)}
+
+
+def load_registered(uri: str, tracking: TrackingConfig) -> ServedModel:
+    """Resolve ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` and load it.
+
+    Raises:
+        ConfigError: The URI resolves to nothing, or the files do not match the recorded hash.
+    """
+    name = uri.removeprefix("models:/").split("@")[0].split("/")[0]
+    settings = replace(tracking, registered_model=name) if name else tracking
+    registry = PolicyRegistry(settings)
+    try:
+        resolved = registry.resolve(uri)
+    except (MlflowException, ValueError) as err:
+        message = str(err).splitlines()[0]
+        raise ConfigError(f"model {uri}: cannot be resolved in the registry ({message})") from err
+    with tempfile.TemporaryDirectory(prefix="journeyopt-model-") as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=resolved.uri,
+                dst_path=tmp,
+                tracking_uri=settings.resolved_tracking_uri(),
+                registry_uri=settings.resolved_registry_uri(),
+            )
+        except MlflowException as err:
+            raise ConfigError(f"model {uri}: cannot download {resolved.uri} ({err})") from err
+        digest = content_hash(Path(local))
+        if resolved.content_sha256 and digest != resolved.content_sha256:
+            raise ConfigError(
+                f"model {uri}: the files of {resolved.uri} hash to {digest}, but "
+                f"{resolved.content_sha256} was recorded at registration"
+            )
+        policy = _load_pyfunc(Path(local), uri)
+    return ServedModel(
+        policy=policy,
+        requested=uri,
+        name=resolved.name,
+        version=resolved.version,
+        uri=resolved.uri,
+        run_id=resolved.source_run_id or "",
+        content_sha256=digest,
+        lineage=_lineage(registry.client, resolved.source_run_id or ""),
+    )
+
+
+def load_local(folder: Path) -> ServedModel:
+    """Load the MLflow model folder ``folder`` (with its ``MLmodel`` file)."""
+    if not (folder / "MLmodel").is_file():
+        raise ConfigError(f"model {folder}: no MLmodel file there (not an MLflow model folder)")
+    policy = _load_pyfunc(folder, str(folder))
+    meta: Any = mlflow.models.Model.load(str(folder / "MLmodel"))
+    return ServedModel(
+        policy=policy,
+        requested=str(folder),
+        name=folder.name,
+        version="local",
+        uri=str(folder.resolve()),
+        run_id=str(getattr(meta, "run_id", None) or ""),
+        content_sha256=content_hash(folder),
+    )
+
+
+def load_served_model(model: str, tracking: TrackingConfig) -> ServedModel:
+    """The policy at ``model``: a ``models:/`` URI (registry) or a local model folder."""
+    if model.startswith("models:/"):
+        return load_registered(model, tracking)
+    folder = Path(model)
+    if not folder.exists():
+        raise ConfigError(f"model {model}: neither a models:/ URI nor an existing folder")
+    return load_local(folder)

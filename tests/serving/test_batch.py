@@ -1,0 +1,66 @@
+"""Batch scoring end to end on demo logs: contact list, decision log, rejects, summary;
+refusal to overwrite; clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from journeyopt.data.source import SourceConfig
+from journeyopt.errors import ConfigError, OutputExistsError
+from journeyopt.serving.batch import CONTACT_LIST_COLUMNS, score_logs
+from journeyopt.serving.config import ServingConfig
+from journeyopt.serving.decisions import read_decision_log
+from journeyopt.serving.served_model import ServedModel
+from tests.serving.conftest import AS_OF
+
+
+def test_batch_scorer_writes_contact_list_and_decision_log(
+    tmp_path: Path, demo_source: SourceConfig, served: ServedModel, settings: ServingConfig
+) -> None:
+    out = tmp_path / "week" / "actions.csv"
+    result = score_logs(demo_source, AS_OF, served, settings, out)
+    decisions = read_decision_log(out.with_name("decisions.csv"))
+    assert len(decisions) == result.customers > 100
+    assert set(decisions["group"]) == {"treatment", "control"}
+    assert 0.15 < (decisions["group"] == "control").mean() < 0.45  # share 0.3
+    assert (decisions["week"] == "2024-03-04").all()
+    assert (decisions["model_version"] == served.version).all()
+    contacts = pd.read_csv(out, dtype={"customer_id": str})
+    assert tuple(contacts.columns) == CONTACT_LIST_COLUMNS
+    assert len(contacts) == result.contacts == int((decisions["action"] != "none").sum())
+    assert 0 < result.contacts < result.customers  # the policy contacts some, not everybody
+    summary = json.loads(out.with_name("summary.json").read_text())
+    assert summary["scoring"]["customers"] == result.customers
+    assert summary["ingest"]["events"]["rows_read"] > 0
+    assert out.with_name("rejects.csv").is_file()
+    probabilities = decisions["probabilities"].map(json.loads)
+    chosen = np.array([p[a] for p, a in zip(probabilities, decisions["action"], strict=True)])
+    np.testing.assert_allclose(chosen, decisions["propensity"], atol=1e-6)
+
+
+def test_batch_scorer_refuses_to_overwrite(
+    tmp_path: Path, demo_source: SourceConfig, served: ServedModel, settings: ServingConfig
+) -> None:
+    out = tmp_path / "actions.csv"
+    out.write_text("my own file\n")
+    with pytest.raises(OutputExistsError, match="overwrite=true"):
+        score_logs(demo_source, AS_OF, served, settings, out)
+    assert out.read_text() == "my own file\n"
+    score_logs(demo_source, AS_OF, served, settings, out, overwrite=True)
+    assert tuple(pd.read_csv(out).columns) == CONTACT_LIST_COLUMNS
+
+
+def test_batch_scorer_refuses_bad_outputs(
+    tmp_path: Path, demo_source: SourceConfig, served: ServedModel, settings: ServingConfig
+) -> None:
+    with pytest.raises(ConfigError, match="choose another name"):
+        score_logs(demo_source, AS_OF, served, settings, tmp_path / "decisions.csv")
+    with pytest.raises(OutputExistsError, match="is a folder"):
+        score_logs(demo_source, AS_OF, served, settings, tmp_path)
+    with pytest.raises(ConfigError, match="not an ISO 8601"):
+        score_logs(demo_source, "next monday", served, settings, tmp_path / "a.csv")

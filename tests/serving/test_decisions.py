@@ -1,0 +1,67 @@
+"""The decision log contract: columns, appends across threads, clear errors on bad files."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from journeyopt.errors import InputFileError
+from journeyopt.serving.decisions import DECISION_COLUMNS, DecisionLog, read_decision_log
+
+ROW = {
+    "decision_id": "d-0", "customer_id": "c1", "as_of": "2024-03-06T10:00:00+00:00",
+    "week": "2024-03-04", "group": "treatment", "action": "newsletter", "channel": "email",
+    "propensity": 0.7, "expected_value": 1.25, "model_name": "journey-policy",
+    "model_version": "3", "probabilities": '{"none": 0.3, "newsletter": 0.7}',
+}  # fmt: skip
+
+
+def rows(n: int, prefix: str) -> pd.DataFrame:
+    return pd.DataFrame([{**ROW, "decision_id": f"{prefix}-{i}"} for i in range(n)])
+
+
+def test_concurrent_appends_give_one_valid_file_per_day(tmp_path: Path) -> None:
+    log = DecisionLog(tmp_path / "log")
+    day = datetime(2024, 3, 6, 23, 59, tzinfo=UTC)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: log.append(rows(25, f"t{k}"), now=day), range(16)))
+    log.append(rows(3, "next"), now=datetime(2024, 3, 7, tzinfo=UTC))
+    files = sorted(p.name for p in (tmp_path / "log").iterdir())
+    assert files == ["decisions-2024-03-06.csv", "decisions-2024-03-07.csv"]
+    frame = read_decision_log(tmp_path / "log")
+    assert len(frame) == 16 * 25 + 3 and tuple(frame.columns) == DECISION_COLUMNS
+    assert str(frame["as_of"].dtype) == "datetime64[ns, UTC]"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"propensity": 0.0}, r"row 2, column propensity"),
+        ({"group": "holdout"}, r"row 2, column group"),
+        ({"week": "2024-03-05"}, r"row 2, column week"),
+        ({"as_of": "yesterday"}, r"row 2, column as_of: cannot read 'yesterday'"),
+        ({"probabilities": "{not json"}, r"row 2, column probabilities"),
+        ({"decision_id": "d-0"}, r"decision_id"),
+    ],
+)
+def test_bad_rows_are_named(tmp_path: Path, change: dict, message: str) -> None:
+    frame = pd.DataFrame([ROW, {**ROW, "decision_id": "d-1", **change}])
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    with pytest.raises(InputFileError, match=message) as err:
+        read_decision_log(tmp_path / "d.csv")
+    assert str(tmp_path / "d.csv") in str(err.value)
+
+
+def test_wrong_columns_and_missing_files(tmp_path: Path) -> None:
+    pd.DataFrame([ROW]).drop(columns="week").to_csv(tmp_path / "d.csv", index=False)
+    with pytest.raises(InputFileError, match=r"expected .*in this order"):
+        read_decision_log(tmp_path / "d.csv")
+    with pytest.raises(InputFileError, match="no such decision log file"):
+        read_decision_log(tmp_path / "absent.csv")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputFileError, match="no decision log files"):
+        read_decision_log(tmp_path / "empty")
