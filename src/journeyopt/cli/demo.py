@@ -18,14 +18,17 @@ Steps, each a plain function of the package:
    (:func:`journeyopt.evaluation.compare.compare`) — what you would do with your own logs;
 6. because the demo knows the truth: compare it with no contact, random, staff rules, myopic
    and the exact optimum in the true world, on common random numbers
-   (:func:`journeyopt.evaluation.simulate.evaluate_policies`).
+   (:func:`journeyopt.evaluation.simulate.evaluate_policies`);
+7. run the promotion gate: the agent becomes ``champion`` only if it beats today's practice
+   in the calibrated ensemble and by off-policy evaluation on the latest logs
+   (:func:`journeyopt.cli.promote.promote`).
 
 Every run writes into its own Hydra run folder, so a re-run never touches an earlier one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +53,7 @@ from journeyopt.cli.entry import console as console_factory
 from journeyopt.cli.entry import report_errors, to_object
 from journeyopt.cli.ingest import counts_table
 from journeyopt.cli.panel import build_outputs, print_panel_summary
+from journeyopt.cli.promote import PromoteConfig, PromoteOPEConfig, promote
 from journeyopt.data.ingest import ingest, load_canonical
 from journeyopt.data.source import SourceConfig
 from journeyopt.evaluation.compare import CompareConfig, compare
@@ -62,6 +66,7 @@ from journeyopt.sim.observation import observation_layout
 from journeyopt.sim.optimum import cyclic_weeks_of_year, solve_optimum
 from journeyopt.sim.world import load_world
 from journeyopt.tracking.config import TrackingConfig
+from journeyopt.tracking.promotion import Decision, GateConfig, PromotionRefused
 
 register_agents()
 register_calibration()
@@ -81,6 +86,8 @@ class DemoConfig:
         train: Its training budget and warm start.
         evaluation: The comparison: customers, seed, baselines, staff rules.
         tracking: MLflow settings (``tracking=off`` writes nothing).
+        gate: Thresholds of the promotion gate.
+        ope: Off-policy evaluation settings of the promotion gate.
         seed: Seed of the agent.
         output_dir: Root folder of this run's outputs; empty means Hydra's run folder
             (``outputs/demo/<date>/<time>``).
@@ -95,6 +102,8 @@ class DemoConfig:
     train: TrainSettings = field(default_factory=TrainSettings)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    ope: PromoteOPEConfig = field(default_factory=PromoteOPEConfig)
     seed: int = 0
     output_dir: str = ""
 
@@ -115,6 +124,7 @@ class DemoOutputs:
     calibration: CalibrationResult | None = None
     training: TrainResult | None = None
     evaluation: EvaluationResult | None = None
+    decision: Decision | None = None
 
 
 def demo_folders(root: Path) -> DemoOutputs:
@@ -239,6 +249,38 @@ def _compare(
     return result
 
 
+def _promote(
+    cfg: DemoConfig, out: DemoOutputs, trained: TrainResult, console: Console
+) -> Decision | None:
+    console.rule(
+        "[bold]7. promotion gate: simulation (calibrated ensemble) + off-policy evaluation"
+    )
+    if trained.model_version is None:
+        console.print("tracking is off: nothing registered, nothing to promote")
+        return None
+    candidate = f"models:/{cfg.tracking.registered_model}/{trained.model_version}"
+    job = PromoteConfig(
+        candidate=candidate,
+        data=cfg.data,
+        panel=cfg.panel,
+        simulator=replace(cfg.simulator, world=str(out.world)),
+        calibrated_world=str(out.world),
+        n_customers=cfg.evaluation.n_customers,
+        seed=cfg.evaluation.seed,
+        gate=cfg.gate,
+        ope=cfg.ope,
+        tracking=cfg.tracking,
+    )
+    try:
+        decision = promote(job)
+    except PromotionRefused as refused:
+        console.print(f"[yellow]not promoted[/yellow]: {refused}")
+        return None
+    console.print(decision.table.to_string(index=False, float_format=lambda x: f"{x:,.1f}"))
+    console.print(f"[green]promoted[/green] {candidate} to alias 'champion'")
+    return decision
+
+
 def summary_table(table: pd.DataFrame) -> Table:
     """The demo's closing table: policy, value ± CI, % of optimum, uplift vs staff (± CI)."""
     rows = table[table["segment"] == "all"]
@@ -268,12 +310,9 @@ def run_demo(cfg: DemoConfig, root: Path, console: Console | None = None) -> Dem
     calibration = _calibrate(cfg, out, console)
     training = _train(cfg, out, console)
     evaluation = _compare(cfg, out, training, console)
-    return DemoOutputs(
-        **{k: getattr(out, k) for k in ("logs", "canonical", "panel", "world", "train")},
-        comparison=out.comparison,
-        calibration=calibration,
-        training=training,
-        evaluation=evaluation,
+    decision = _promote(cfg, out, training, console)
+    return replace(
+        out, calibration=calibration, training=training, evaluation=evaluation, decision=decision
     )
 
 
