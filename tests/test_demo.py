@@ -59,4 +59,12 @@ def test_demo_runs_the_whole_loop(tmp_path: Path, mlflow_sqlite: TrackingConfig)
         [client.get_experiment_by_name(mlflow_sqlite.experiment).experiment_id]
     )
     assert {r.info.status for r in runs} == {"FINISHED"}
-    assert len(runs) >= 2  # the calibration and the training
+    names = {r.info.run_name for r in runs}
+    assert "demo-compare-calibrated-world" in names  # the comparison's parent run
+    assert len(runs) >= 4  # calibration, training, comparison (parent + children), gate
+    # the warm-started agent is far better than today's staff rules: the gate promotes it
+    assert out.decision is not None and out.decision.promote
+    assert out.scoring is not None and out.contact_list.exists()
+    assert out.scoring.customers == out.scoring.by_group.get("treatment", 0) + (
+        out.scoring.by_group.get("control", 0)
+    )

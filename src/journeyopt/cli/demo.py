@@ -21,13 +21,18 @@ Steps, each a plain function of the package:
    (:func:`journeyopt.evaluation.simulate.evaluate_policies`);
 7. run the promotion gate: the agent becomes ``champion`` only if it beats today's practice
    in the calibrated ensemble and by off-policy evaluation on the latest logs
-   (:func:`journeyopt.cli.promote.promote`).
+   (:func:`journeyopt.cli.promote.promote`);
+8. write this week's contact list from the raw logs with the champion, behind the hard guards
+   and with the A/B holdout (:func:`journeyopt.serving.batch.score_logs`);
+9. print the summary and the commands that open the MLflow UI on these runs and serve the
+   champion.
 
 Every run writes into its own Hydra run folder, so a re-run never touches an earlier one.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -54,6 +59,7 @@ from journeyopt.cli.entry import report_errors, to_object
 from journeyopt.cli.ingest import counts_table
 from journeyopt.cli.panel import build_outputs, print_panel_summary
 from journeyopt.cli.promote import PromoteConfig, PromoteOPEConfig, promote
+from journeyopt.cli.score import summary_table as score_summary
 from journeyopt.data.ingest import ingest, load_canonical
 from journeyopt.data.source import SourceConfig
 from journeyopt.evaluation.compare import CompareConfig, compare
@@ -61,6 +67,10 @@ from journeyopt.evaluation.config import EvaluationConfig
 from journeyopt.evaluation.report import write_evaluation
 from journeyopt.evaluation.simulate import EvaluationResult, evaluate_policies
 from journeyopt.panel.config import PanelConfig
+from journeyopt.serving.batch import ScoreResult, score_logs
+from journeyopt.serving.config import ServingConfig
+from journeyopt.serving.config import register_configs as register_serving
+from journeyopt.serving.served_model import load_served_model
 from journeyopt.sim.config import GenerateConfig, SimulatorConfig
 from journeyopt.sim.observation import observation_layout
 from journeyopt.sim.optimum import cyclic_weeks_of_year, solve_optimum
@@ -70,6 +80,7 @@ from journeyopt.tracking.promotion import Decision, GateConfig, PromotionRefused
 
 register_agents()
 register_calibration()
+register_serving()
 
 
 @dataclass
@@ -86,6 +97,8 @@ class DemoConfig:
         train: Its training budget and warm start.
         evaluation: The comparison: customers, seed, baselines, staff rules.
         tracking: MLflow settings (``tracking=off`` writes nothing).
+        serve: How the champion scores customers (guards, holdout); its ``world`` is set to
+            the calibrated world the agent was trained in.
         gate: Thresholds of the promotion gate.
         ope: Off-policy evaluation settings of the promotion gate.
         seed: Seed of the agent.
@@ -102,6 +115,7 @@ class DemoConfig:
     train: TrainSettings = field(default_factory=TrainSettings)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    serve: ServingConfig = field(default_factory=ServingConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     ope: PromoteOPEConfig = field(default_factory=PromoteOPEConfig)
     seed: int = 0
@@ -121,10 +135,12 @@ class DemoOutputs:
     world: Path
     train: Path
     comparison: Path
+    contact_list: Path
     calibration: CalibrationResult | None = None
     training: TrainResult | None = None
     evaluation: EvaluationResult | None = None
     decision: Decision | None = None
+    scoring: ScoreResult | None = None
 
 
 def demo_folders(root: Path) -> DemoOutputs:
@@ -136,6 +152,7 @@ def demo_folders(root: Path) -> DemoOutputs:
         root / "world",
         root / "train",
         root / "comparison",
+        root / "contact_list" / "actions.csv",
     )
 
 
@@ -281,6 +298,42 @@ def _promote(
     return decision
 
 
+def _score(cfg: DemoConfig, out: DemoOutputs, console: Console) -> ScoreResult:
+    console.rule("[bold]8. this week's contact list from the raw logs (champion + guards)")
+    events = load_canonical(out.canonical).events
+    as_of = next_monday(pd.Timestamp(events["ts"].max()))
+    settings = replace(cfg.serve, world=str(out.world))
+    model = load_served_model(f"models:/{cfg.tracking.registered_model}@champion", cfg.tracking)
+    result = score_logs(cfg.data, as_of, model, settings, out.contact_list)
+    console.print(score_summary(result))
+    console.print(f"contact list {out.contact_list}; every decision in decisions.csv beside it")
+    return result
+
+
+def next_monday(ts: pd.Timestamp) -> str:
+    """ISO date of the first Monday after ``ts``: the week the contact list is for."""
+    day = ts.normalize()
+    return str((day + pd.Timedelta(days=7 - day.day_of_week)).date())
+
+
+def _closing(out: DemoOutputs, cfg: DemoConfig, console: Console) -> None:
+    console.rule("[bold]9. summary")
+    if out.evaluation is not None:
+        console.print("policies in the true world, 52 weeks, common random numbers:")
+        console.print(summary_table(out.evaluation.table))
+    uri = cfg.tracking.resolved_tracking_uri() if cfg.tracking.enabled else ""
+    if uri:
+        console.print("open the runs in the MLflow UI (experiment 'journeyopt' -> Compare):")
+        console.print(f"  .venv/bin/mlflow ui --backend-store-uri {uri}", soft_wrap=True)
+    if out.decision is not None:
+        console.print("serve the champion (API docs on http://127.0.0.1:8000/docs):")
+        console.print(
+            f"  .venv/bin/journeyopt-serve serve.world={out.world}"
+            + ("" if "MLFLOW_TRACKING_URI" in os.environ else f" tracking.tracking_uri={uri}"),
+            soft_wrap=True,
+        )
+
+
 def summary_table(table: pd.DataFrame) -> Table:
     """The demo's closing table: policy, value ± CI, % of optimum, uplift vs staff (± CI)."""
     rows = table[table["segment"] == "all"]
@@ -311,9 +364,17 @@ def run_demo(cfg: DemoConfig, root: Path, console: Console | None = None) -> Dem
     training = _train(cfg, out, console)
     evaluation = _compare(cfg, out, training, console)
     decision = _promote(cfg, out, training, console)
-    return replace(
-        out, calibration=calibration, training=training, evaluation=evaluation, decision=decision
+    scoring = _score(cfg, out, console) if decision is not None else None
+    done = replace(
+        out,
+        calibration=calibration,
+        training=training,
+        evaluation=evaluation,
+        decision=decision,
+        scoring=scoring,
     )
+    _closing(done, cfg, console)
+    return done
 
 
 def run(cfg: DictConfig) -> DemoOutputs:
