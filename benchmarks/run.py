@@ -3,6 +3,7 @@
     python benchmarks/run.py                    # every benchmark, full size
     python benchmarks/run.py ingest_panel --events 1000000 --repeats 3
     python benchmarks/run.py simulator optimum --repeats 5
+    python benchmarks/run.py calibration --events 1000000 --customers 100000 --contacts 200000
 
 Each measured command runs in its own child process, so its wall time and peak memory (resident
 set size) are its own. Results: median over the repeats, written as Markdown to
@@ -32,6 +33,10 @@ RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
 
 from synthetic_logs import write_synthetic_logs  # noqa: E402
+from tracking_overhead import bench_tracking_overhead  # noqa: E402
+
+from calibration import bench_calibration  # noqa: E402
+from serving import bench_api, bench_batch  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -210,6 +215,20 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[str]]] = {
     "ingest_panel": lambda a: bench_ingest_panel(a.events, a.customers, a.contacts, a.repeats),
     "simulator": lambda a: bench_simulator(a.sim_customers, a.weeks, a.env_steps, a.repeats),
     "optimum": lambda a: bench_optimum(a.weeks, a.repeats),
+    "calibration": lambda a: bench_calibration(
+        a.events,
+        a.customers,
+        a.contacts,
+        a.repeats,
+        measure,
+        console_script("journeyopt-calibrate"),
+        a.max_customers,
+    ),
+    "tracking_overhead": lambda a: bench_tracking_overhead(a.train_steps, a.repeats),
+    "serving_api": lambda a: bench_api(a.repeats, a.api_seconds, a.clients, console_script),
+    "serving_batch": lambda a: bench_batch(
+        a.events, a.customers, a.contacts, a.repeats, measure, console_script
+    ),
 }
 
 
@@ -223,6 +242,10 @@ def main() -> None:
     parser.add_argument("--sim-customers", type=int, default=100_000)
     parser.add_argument("--weeks", type=int, default=52)
     parser.add_argument("--env-steps", type=int, default=20_000)
+    parser.add_argument("--max-customers", type=int, default=100_000, help="calibration sample")
+    parser.add_argument("--train-steps", type=int, default=200_000)
+    parser.add_argument("--api-seconds", type=float, default=5.0)
+    parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     machine = (

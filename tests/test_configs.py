@@ -12,22 +12,35 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
+import journeyopt.cli.compare
 import journeyopt.cli.demo as demo
 import journeyopt.cli.evaluate
 import journeyopt.cli.generate
 import journeyopt.cli.ingest as ingest
 import journeyopt.cli.panel as panel
+import journeyopt.cli.promote as promote
 import journeyopt.cli.train
 from journeyopt.agents.config import TrainConfig, train_config
 from journeyopt.calibration.config import CalibrateConfig
 from journeyopt.calibration.config import register_configs as register_calibration
 from journeyopt.cli.entry import to_object
 from journeyopt.errors import ConfigError
+from journeyopt.evaluation.compare import CompareConfig
 from journeyopt.evaluation.config import EvaluateConfig
+from journeyopt.loop.config import CycleConfig
+from journeyopt.loop.config import register_configs as register_cycle
+from journeyopt.monitoring.config import DriftJobConfig, UpliftJobConfig
+from journeyopt.monitoring.config import register_configs as register_monitoring
+from journeyopt.serving.config import ScoreJobConfig, ServeJobConfig
+from journeyopt.serving.config import register_configs as register_serving
 from journeyopt.sim.config import GenerateConfig
 
 assert journeyopt.cli.evaluate and journeyopt.cli.generate and journeyopt.cli.train  # schemas
+assert journeyopt.cli.compare
 register_calibration()
+register_serving()
+register_monitoring()
+register_cycle()
 
 CONFIGS = files("journeyopt").joinpath("configs")
 REQUIRED = ["output_dir=out"]
@@ -39,9 +52,26 @@ TOP_LEVEL: dict[str, tuple[list[str], Callable[[DictConfig], Any]]] = {
     "evaluate": (REQUIRED, lambda c: to_object(c, EvaluateConfig)),
     "train": ([], train_config),
     "calibrate": (REQUIRED, lambda c: to_object(c, CalibrateConfig)),
+    "serve": ([], lambda c: to_object(c, ServeJobConfig)),
+    "score": (["as_of=2024-06-03", "out=a.csv"], lambda c: to_object(c, ScoreJobConfig)),
+    "compare": ([], lambda c: to_object(c, CompareConfig)),
+    "uplift": (
+        ["decisions=d", "since=2024-01-01", *REQUIRED],
+        lambda c: to_object(c, UpliftJobConfig),
+    ),
+    "drift": (REQUIRED, lambda c: to_object(c, DriftJobConfig)),
+    "promote": (
+        ["candidate=models:/journey-policy/1"],
+        lambda c: to_object(c, promote.PromoteConfig),
+    ),
+    "cycle": (
+        ["week=2024-03-11", "work_dir=w"],
+        lambda c: to_object(c, CycleConfig),
+    ),
 }
 GROUP_USERS = {  # group -> the top-level config that composes it
     "data": "ingest",
+    "serve": "serve",
     "calibration": "calibrate",
     "panel": "panel",
     "simulator": "evaluate",
