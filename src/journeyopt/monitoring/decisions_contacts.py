@@ -17,7 +17,6 @@ calibration and off-policy evaluation read the served policy's own logs;
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,21 +26,9 @@ import pandas as pd
 from journeyopt.data.schema import CONTACT_COLUMNS, CONTACTS_SCHEMA, UTC_TS, CanonicalLogs
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import InputFileError, JourneyoptError
+from journeyopt.serving.decisions import DECISION_COLUMNS, read_decision_log
 
-DECISION_LOG_COLUMNS: tuple[str, ...] = (
-    "decision_id",
-    "customer_id",
-    "as_of",
-    "week",
-    "group",
-    "action",
-    "channel",
-    "propensity",
-    "expected_value",
-    "model_name",
-    "model_version",
-    "probabilities",
-)
+DECISION_LOG_COLUMNS: tuple[str, ...] = DECISION_COLUMNS
 """Columns of a decision-log CSV file, in order (the contract shared with serving)."""
 GROUPS: tuple[str, ...] = ("treatment", "control")
 """Serving groups: the champion's customers and the A/B holdout under the staff rules."""
@@ -66,70 +53,22 @@ def decision_files(path: Path | str) -> list[Path]:
     return files
 
 
-def _fail(path: Path, rows: pd.Series, column: str, expected: str, values: pd.Series) -> None:
-    """Raise for the first data row of ``path`` where ``rows`` is true."""
-    if not rows.any():
-        return
-    first = int(np.flatnonzero(rows.to_numpy())[0])
-    raise InputFileError(
-        str(path),
-        f"row {first + 1} (data rows, header not counted), column {column!r}: "
-        f"{values.iloc[first]!r} is not {expected} ({int(rows.sum())} such rows)",
-    )
-
-
 def _read_file(path: Path) -> pd.DataFrame:
-    """One decision-log file, checked and typed (see :func:`read_decisions`)."""
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise InputFileError(str(path), f"not a readable CSV file: {err}") from err
-    missing = [c for c in DECISION_LOG_COLUMNS if c not in raw.columns]
-    if missing:
-        raise InputFileError(
-            str(path),
-            f"missing decision-log columns {missing}; expected {list(DECISION_LOG_COLUMNS)}",
-        )
-    frame = raw.loc[:, list(DECISION_LOG_COLUMNS)].copy()
-    for column in ("decision_id", "customer_id", "action"):
-        _fail(path, frame[column].str.strip() == "", column, "a non-empty value", frame[column])
-    _fail(path, ~frame["group"].isin(GROUPS), "group", f"one of {list(GROUPS)}", frame["group"])
-    as_of = pd.to_datetime(frame["as_of"], utc=True, errors="coerce", format="ISO8601")
-    _fail(path, as_of.isna(), "as_of", "an ISO 8601 UTC timestamp", frame["as_of"])
-    week = pd.to_datetime(frame["week"], utc=True, errors="coerce", format="ISO8601")
-    _fail(path, week.isna(), "week", "a date (YYYY-MM-DD)", frame["week"])
-    not_monday = (week.dt.day_of_week != 0) | (week != week.dt.normalize())
-    _fail(path, not_monday, "week", "the Monday of an ISO week", frame["week"])
-    propensity = pd.to_numeric(frame["propensity"], errors="coerce")
-    bad_p = ~((propensity > 0.0) & (propensity <= 1.0))
-    _fail(path, bad_p, "propensity", "a probability in (0, 1]", frame["propensity"])
-    value = pd.to_numeric(frame["expected_value"], errors="coerce")
-    _fail(path, value.isna(), "expected_value", "a number", frame["expected_value"])
-    _fail(
-        path,
-        ~frame["probabilities"].map(_is_json_object),
-        "probabilities",
-        "a JSON object action -> probability",
-        frame["probabilities"],
-    )
-    frame["as_of"] = as_of.astype(UTC_TS)
-    frame["week"] = week.astype(UTC_TS)
-    frame["propensity"] = propensity.astype(np.float64)
-    frame["expected_value"] = value.astype(np.float64)
+    """One decision-log file through the serving reader
+    (:func:`journeyopt.serving.decisions.read_decision_log`: columns, types and values checked,
+    errors naming file, row and column), with ``week`` as a UTC timestamp and the file name and
+    1-based data row of every decision (``source_file``, ``source_row``)."""
+    frame = read_decision_log(path)
+    frame["as_of"] = frame["as_of"].astype(UTC_TS)
+    frame["week"] = pd.to_datetime(frame["week"], format="%Y-%m-%d", utc=True).astype(UTC_TS)
     frame["source_file"] = path.name
     frame["source_row"] = np.arange(1, len(frame) + 1, dtype=np.int64)
     return frame
 
 
-def _is_json_object(text: str) -> bool:
-    try:
-        return isinstance(json.loads(text), dict)
-    except ValueError:
-        return False
-
-
 def read_decisions(paths: Sequence[Path | str] | Path | str) -> pd.DataFrame:
-    """Read and check decision-log files (a folder reads every ``*.csv`` in it).
+    """Read and check decision-log files (a folder reads every ``*.csv`` in it: a batch run's
+    ``decisions.csv`` and the API's ``decisions-<day>.csv`` alike).
 
     Returns:
         The columns :data:`DECISION_LOG_COLUMNS` (``as_of`` and ``week`` UTC timestamps,

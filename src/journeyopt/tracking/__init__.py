@@ -17,7 +17,7 @@ from journeyopt.tracking.model import (
     log_policy_model,
 )
 from journeyopt.tracking.registry import CHALLENGER, CHAMPION, PolicyRegistry, ResolvedVersion
-from journeyopt.tracking.run import RunTerminated, tracked_run
+from journeyopt.tracking.run import RunTerminated, child_runs_of, tracked_run
 from journeyopt.tracking.tags import fingerprint_files, run_tags
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "RunTerminated",
     "ServablePolicy",
     "TrackingConfig",
+    "child_runs_of",
     "fingerprint_files",
     "load_policy_model",
     "log_policy_model",

@@ -22,6 +22,7 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from types import FrameType
 from typing import Any
 
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 PARENT_RUN_TAG = "mlflow.parentRunId"
 ERROR_TAG = "journeyopt.error"
 _SIGTERM_EXIT_CODE = 128 + signal.SIGTERM
+_ENCLOSING_RUN: ContextVar[str | None] = ContextVar("journeyopt_enclosing_run", default=None)
 
 
 class RunTerminated(SystemExit):
@@ -97,6 +99,19 @@ def experiment_id(client: MlflowClient, settings: TrackingConfig) -> str:
 
 
 @contextmanager
+def child_runs_of(run_id: str | None) -> Iterator[None]:
+    """Runs opened in the block without an explicit ``parent_run_id`` become children of
+    ``run_id`` (``None``: top-level runs). Lets a job that calls other jobs (the weekly cycle
+    calls calibration, training, promotion) show them as nested runs in the MLflow UI without
+    those jobs knowing about it."""
+    token = _ENCLOSING_RUN.set(run_id)
+    try:
+        yield
+    finally:
+        _ENCLOSING_RUN.reset(token)
+
+
+@contextmanager
 def tracked_run(
     cfg: DictConfig | Mapping[str, Any],
     run_name: str,
@@ -113,7 +128,8 @@ def tracked_run(
             whole config is logged as params and ``config.yaml`` (unless ``log_config`` is
             false).
         run_name: Name shown in the MLflow UI.
-        parent_run_id: Make this run a child (nested run) of that run.
+        parent_run_id: Make this run a child (nested run) of that run; default: the run of
+            an enclosing :func:`child_runs_of` block, if any.
         tags: Extra run tags (see :func:`journeyopt.tracking.tags.run_tags`).
         tracking: Tracking settings overriding ``cfg.tracking``.
         log_config: Log ``cfg`` as params and artifact.
@@ -125,6 +141,8 @@ def tracked_run(
         Whatever the block raises, after the run is marked FAILED or KILLED.
     """
     settings = tracking if tracking is not None else tracking_config(cfg)
+    if parent_run_id is None:
+        parent_run_id = _ENCLOSING_RUN.get()
     if not settings.enabled:
         yield RunLogger.disabled()
         return

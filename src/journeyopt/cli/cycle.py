@@ -1,0 +1,56 @@
+"""``journeyopt-cycle``: the weekly job a scheduler (cron, Airflow) calls.
+
+    journeyopt-cycle week=2024-03-11 data.path=work/logs decisions=work/decisions \
+        work_dir=work/cycles
+
+See :mod:`journeyopt.loop.cycle` and ``docs/cycle.md``. Exit codes: 0 done (or already done
+for this week and data), 2 a step failed or bad input (the message names the step; the
+champion is unchanged).
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from journeyopt.cli.entry import log, report_errors, to_object
+from journeyopt.loop.config import CycleConfig, register_configs
+from journeyopt.loop.cycle import CycleResult, run_cycle
+
+
+def describe(result: CycleResult) -> str:
+    """One line on what the cycle did."""
+    r = result.record
+    if result.already_done:
+        return (
+            f"cycle {r.week} already done for this data (fingerprint {r.fingerprint[:12]}, "
+            f"run {r.run_id or '-'}): nothing changed"
+        )
+    what = "re-trained" if r.retrained else "no re-training"
+    promotion = (
+        f"; version {r.candidate} {'promoted' if r.promoted else 'refused by the gate'}"
+        if r.candidate
+        else ""
+    )
+    return (
+        f"cycle {r.week}: drift {'detected' if r.drift_detected else 'not detected'}; {what} "
+        f"({'; '.join(r.reasons)}){promotion}; champion {r.champion or 'none'}; "
+        f"run {r.run_id or '-'}; outputs in {result.folder}"
+    )
+
+
+def run(cfg: DictConfig) -> CycleResult:
+    """Validate the composed config and run the cycle."""
+    result = run_cycle(to_object(cfg, CycleConfig))
+    log.info("%s", describe(result))
+    print(describe(result))
+    return result
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="cycle")
+def main(cfg: DictConfig) -> None:
+    """Entry point of ``journeyopt-cycle``."""
+    report_errors(lambda: run(cfg))
+
+
+register_configs()

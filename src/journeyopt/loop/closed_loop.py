@@ -1,0 +1,319 @@
+"""The closed loop: a ground-truth world lives through the weeks the served policy decides.
+
+A history under today's staff rules (:func:`journeyopt.sim.logs.simulate`) starts the loop.
+Each following week :meth:`ClosedLoop.step` scores every customer with the serving
+:class:`~journeyopt.serving.scorer.Scorer` (the champion for treatment, the staff rules for the
+control group chosen by the holdout hash, guards), records the decision log rows, and draws
+the week's outcomes from the world in force (a :class:`~journeyopt.sim.regime.RegimeChange`
+may change it). :meth:`ClosedLoop.write` renders everything so far as raw coworking logs
+(stable customer references ``P000000``...) and the week's decision-log file, which the weekly
+cycle then reads like a production system's.
+
+The loop also keeps what only a simulation knows (:class:`WeekTruth`): each group's realised
+reward and the true one-week uplift of the served decisions over the staff rules'.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from numpy.typing import NDArray
+
+from journeyopt.agents.baselines import expected_rewards
+from journeyopt.agents.policy import Observation
+from journeyopt.errors import JourneyoptError
+from journeyopt.loop.config import CycleConfig
+from journeyopt.loop.cycle import CycleResult, current_champion, run_cycle
+from journeyopt.panel.state import CustomerState, advance, state_features
+from journeyopt.serving.config import ServingConfig
+from journeyopt.serving.decisions import decision_frame, write_decisions
+from journeyopt.serving.scorer import CustomerBatch, Scorer
+from journeyopt.serving.served_model import load_served_model
+from journeyopt.sim.behaviour import staff_actions
+from journeyopt.sim.config import GenerateConfig
+from journeyopt.sim.discrete import summarise
+from journeyopt.sim.dynamics import WeekOutcome, sample_outcome
+from journeyopt.sim.logs import Decisions, GeneratedLogs, Simulation, simulate, write_logs
+from journeyopt.sim.population import Events, event_kinds
+from journeyopt.sim.regime import RegimeChange, changed_world, world_in_week
+from journeyopt.sim.render import RawTables, render_tables
+from journeyopt.sim.world import WorldSpec, load_world
+from journeyopt.tracking.registry import PolicyRegistry
+
+Float = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class WeekTruth:
+    """What the world knows about one served week.
+
+    Attributes:
+        week: Monday of the week (``YYYY-MM-DD``).
+        loop_week: Week index of the closed loop (0 = first served week).
+        regime: ``before`` or ``after`` the regime change.
+        treatment_reward: Mean realised reward per treatment customer, currency.
+        control_reward: Mean realised reward per control customer, currency.
+        true_uplift: Mean over treatment customers of the expected reward of the served
+            action minus that of the staff rules' action, in the world in force, currency per
+            customer-week (the one-week effect; carry-over effects are not in it).
+        contacts: Share of customers contacted.
+    """
+
+    week: str
+    loop_week: int
+    regime: str
+    treatment_reward: float
+    control_reward: float
+    true_uplift: float
+    contacts: float
+
+
+def _week_events(world: WorldSpec, t: int, out: WeekOutcome) -> Events:
+    """One week's events in the layout :func:`journeyopt.sim.logs.simulate` records."""
+    p = world.params
+    kinds = event_kinds(world)
+    names = world.actions.names
+    source_kind = np.array(
+        [kinds.index(world.engagement_kinds["inquiry" if a == "none" else a]) for a in names]
+    )
+    unsubscribe = kinds.index("unsubscribe")
+    conv = np.flatnonzero(out.converted)
+    eng = np.flatnonzero(out.engaged)
+    opt = np.flatnonzero(out.opted_out)
+    source = out.engagement_source
+    return Events(
+        customer=np.concatenate([conv, eng, opt]),
+        week=np.full(conv.size + eng.size + opt.size, t, np.int64),
+        kind=np.concatenate(
+            [out.kind[conv], source_kind[source[eng]], np.full(opt.size, unsubscribe)]
+        ).astype(np.int64),
+        channel=np.concatenate(
+            [
+                np.full(conv.size, -1),
+                p.channel[source[eng]],
+                p.channel[out.actions[opt]],
+            ]
+        ).astype(np.int64),
+        value=np.concatenate([out.paid[conv], np.zeros(eng.size + opt.size)]),
+    )
+
+
+class ClosedLoop:
+    """A population of a ground-truth world, served week by week.
+
+    Args:
+        world: The ground-truth world (before any change).
+        change: The regime change, or None.
+        history: How the history under the staff rules is generated (customers, weeks,
+            start date, exploration; ``mess`` should be off).
+        seed: Seed of the history and of every served week.
+    """
+
+    def __init__(
+        self,
+        world: WorldSpec,
+        change: RegimeChange | None,
+        history: GenerateConfig,
+        seed: int,
+    ) -> None:
+        self.world = world
+        self.change = change
+        self.changed = changed_world(world, change) if change is not None else world
+        self.history_cfg = history
+        self.rng = np.random.default_rng(seed)
+        sim = simulate(world, history, self.rng)
+        self.customers = sim.customers
+        self.state: CustomerState = sim.final_state
+        self.events: list[Events] = [sim.events]
+        self.decisions: list[Decisions] = [sim.decisions]
+        self.origin: pd.Timestamp = sim.origin
+        self.week: int = sim.weeks
+        self.truth: list[WeekTruth] = []
+        self.customer_ids = np.array([f"P{i:06d}" for i in range(sim.customers.n)], dtype=object)
+        self._pending: pd.DataFrame | None = None
+
+    @property
+    def loop_week(self) -> int:
+        """Index of the next served week (0 = the first after the history)."""
+        return self.week - self.history_cfg.weeks
+
+    @property
+    def monday(self) -> pd.Timestamp:
+        """Monday 00:00 UTC of the next week."""
+        return self.origin + pd.Timedelta(weeks=self.week)
+
+    def world_now(self) -> WorldSpec:
+        """The true world of the next week."""
+        return world_in_week(self.world, self.changed, self.change, self.loop_week)
+
+    def step(self, scorer: Scorer) -> WeekTruth:
+        """Serve the next week with ``scorer`` and draw its outcomes."""
+        truth_world = self.world_now()
+        features = state_features(self.state, self.world.features)
+        names = scorer.world.segment_names
+        truth_names = np.array(self.world.segment_names)[self.customers.segment]
+        segment = np.array([names.index(s) if s in names else -1 for s in truth_names])
+        batch = CustomerBatch(
+            self.customer_ids, features, segment.astype(np.int64), segment >= 0, self.monday
+        )
+        decided = scorer.score(batch)
+        self._pending = decision_frame(
+            decided,
+            scorer.action_names,
+            scorer.channels,
+            scorer.model.name,
+            scorer.model.version,
+        )
+        actions = decided.actions
+        woy = decided.week_of_year
+        summary = summarise(features, self.customers.segment, truth_world)
+        out = sample_outcome(truth_world, summary, actions, woy, self.rng)
+        t = self.week
+        self.events.append(_week_events(truth_world, t, out))
+        rows = np.arange(actions.shape[0])
+        self.decisions.append(
+            Decisions(rows, np.full(rows.shape[0], t), actions, decided.propensity)
+        )
+        self.state = advance(self.state, out.activity)
+        staff = staff_actions(  # what the holdout's staff rules would have done, same calendar
+            truth_world,
+            scorer.settings.holdout.staff.to_rules(),
+            features,
+            self.customers.segment,
+            scorer.staff_week(self.monday),
+        )
+        truth = self._truth(truth_world, features, actions, staff, decided.control, out.reward)
+        self.truth.append(truth)
+        self.week += 1
+        return truth
+
+    def _truth(
+        self,
+        world: WorldSpec,
+        features: dict[str, NDArray[np.generic]],
+        actions: NDArray[np.int64],
+        staff: NDArray[np.int64],
+        control: NDArray[np.bool_],
+        reward: Float,
+    ) -> WeekTruth:
+        """The week's truth from (N,) served and staff actions, groups and rewards."""
+        week_of_year = int(self.monday.isocalendar().week)
+        observation = Observation(features, self.customers.segment, week_of_year, self.week)
+        rewards = expected_rewards(world, observation)
+        n = np.arange(actions.shape[0])
+        effect = rewards[n, actions] - rewards[n, staff]
+        treated = ~control
+        return WeekTruth(
+            week=self.monday.strftime("%Y-%m-%d"),
+            loop_week=self.loop_week,
+            regime="after" if world is self.changed and self.change is not None else "before",
+            treatment_reward=float(reward[treated].mean()),
+            control_reward=float(reward[control].mean()) if control.any() else float("nan"),
+            true_uplift=float(effect[treated].mean()),
+            contacts=float((actions != 0).mean()),
+        )
+
+    def simulation(self) -> Simulation:
+        """Everything so far as one simulated record (history and served weeks)."""
+        return Simulation(
+            customers=self.customers,
+            events=Events.concat(self.events),
+            decisions=Decisions(*(np.concatenate(x) for x in zip(*self.decisions, strict=True))),
+            reward=np.zeros(self.customers.n),
+            final_state=self.state,
+            origin=self.origin,
+            weeks=self.week,
+        )
+
+    def write(self, logs_dir: str, decisions_dir: str) -> None:
+        """Render the raw logs of every week so far into ``logs_dir`` (replaced) and append
+        the last served week's decision-log file ``decisions-<week>.csv`` to
+        ``decisions_dir``."""
+        cfg = replace(self.history_cfg, weeks=self.week)
+        sim = self.simulation()
+        tables, truth = render_tables(self.world, sim, cfg, np.random.default_rng(self.week))
+        stable = {ref: f"P{person:06d}" for ref, person in truth.person_of_ref.items()}
+        tables = RawTables(
+            *(_stable_refs(getattr(tables, f.name), stable) for f in fields(RawTables))
+        )
+        write_logs(GeneratedLogs(tables, truth, sim), logs_dir, overwrite=True)
+        if self._pending is not None:
+            folder = Path(decisions_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            last = self.origin + pd.Timedelta(weeks=self.week - 1)
+            write_decisions(self._pending, folder / f"decisions-{last.strftime('%Y-%m-%d')}.csv")
+            self._pending = None
+
+
+def _stable_refs(table: pa.Table, stable: dict[str, str]) -> pa.Table:
+    """``table`` with its ``customer_ref`` column mapped to the stable references."""
+    refs = table.column("customer_ref").to_pylist()
+    mapped = pa.array([stable.get(r, r) for r in refs], pa.string())
+    return table.set_column(table.schema.get_field_index("customer_ref"), "customer_ref", mapped)
+
+
+@dataclass(frozen=True)
+class LoopWeek:
+    """One served week of :func:`run_closed_loop` and the cycle that followed it.
+
+    Attributes:
+        truth: What the world knows about the week.
+        champion: The version that served it.
+        cycle: The cycle run after it (None when the loop does not adapt).
+    """
+
+    truth: WeekTruth
+    champion: str
+    cycle: CycleResult | None
+
+
+def champion_scorer(registry: PolicyRegistry, cfg: CycleConfig, serving: ServingConfig) -> Scorer:
+    """The serving scorer of the current champion, over the world it was trained in.
+
+    Raises:
+        JourneyoptError: No champion (run a first cycle).
+    """
+    champion = current_champion(registry)
+    if champion.version is None:
+        raise JourneyoptError("no champion to serve: the first cycle promoted no policy")
+    model = load_served_model(champion.version.uri, cfg.tracking)
+    return Scorer(model, serving, world=load_world(champion.world))
+
+
+def run_closed_loop(
+    loop: ClosedLoop,
+    cfg: CycleConfig,
+    serving: ServingConfig,
+    weeks: int,
+    root: Path,
+    *,
+    adapt: bool = True,
+) -> list[LoopWeek]:
+    """Serve ``weeks`` weeks; after each, write the logs and (with ``adapt``) run the cycle.
+
+    ``root/logs`` holds the raw logs and ``root/decisions`` the decision log (both read by
+    the cycle through ``cfg.data.path`` and ``cfg.decisions``, which are set here), and
+    ``root/cycles`` the cycles' folders. Without ``adapt`` the champion at the start serves
+    every week (the same world without adaptation).
+    """
+    registry = PolicyRegistry(cfg.tracking)
+    logs, decisions = root / "logs", root / "decisions"
+    cfg = replace(cfg, data=replace(cfg.data, path=str(logs)), decisions=str(decisions),
+                  work_dir=str(root / "cycles"))  # fmt: skip
+    served: list[LoopWeek] = []
+    scorer = champion_scorer(registry, cfg, serving)
+    for _ in range(weeks):
+        truth = loop.step(scorer)
+        loop.write(str(logs), str(decisions))
+        version = scorer.model.version
+        result = None
+        if adapt:
+            result = run_cycle(replace(cfg, week=loop.monday.strftime("%Y-%m-%d")))
+            if result.record.champion != version:
+                scorer = champion_scorer(registry, cfg, serving)
+        served.append(LoopWeek(truth, version, result))
+    return served
