@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -159,3 +160,15 @@ def test_invalid_train_configs_are_refused(override: str, message: str) -> None:
 def test_warm_start_refuses_dqn() -> None:
     with pytest.raises(ConfigError, match="actor-critic"):
         _compose("train", ["agent=dqn", "train.warm_start.enabled=true"])
+
+
+def test_configuration_reference_names_every_command_group_and_option() -> None:
+    """docs/configuration.md lists every top-level config (as its command), every group and
+    every option, so the reference cannot silently fall behind the configs."""
+    page = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    missing = [f"journeyopt-{name}" for name in TOP_LEVEL if f"`journeyopt-{name}`" not in page]
+    for group in GROUP_USERS:
+        if f"| `{group}` |" not in page:
+            missing.append(f"group {group}")
+        missing += [f"{group}/{o}" for o in _options(group) if f"`{o}`" not in page]
+    assert not missing, f"docs/configuration.md does not mention {missing}"
