@@ -45,7 +45,6 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from journeyopt.agents.baselines import make_baseline
 from journeyopt.agents.config import AgentConfig, TrainSettings, train_config
 from journeyopt.agents.config import register_configs as register_agents
 from journeyopt.agents.sb3 import LearnedPolicy
@@ -62,10 +61,10 @@ from journeyopt.cli.promote import PromoteConfig, PromoteOPEConfig, promote
 from journeyopt.cli.score import summary_table as score_summary
 from journeyopt.data.ingest import ingest, load_canonical
 from journeyopt.data.source import SourceConfig
-from journeyopt.evaluation.compare import CompareConfig, compare
+from journeyopt.evaluation.compare import CompareConfig, compare, evaluate_with_baselines
 from journeyopt.evaluation.config import EvaluationConfig
 from journeyopt.evaluation.report import write_evaluation
-from journeyopt.evaluation.simulate import EvaluationResult, evaluate_policies
+from journeyopt.evaluation.simulate import EvaluationResult
 from journeyopt.panel.config import PanelConfig
 from journeyopt.serving.batch import ScoreResult, score_logs
 from journeyopt.serving.config import ServingConfig
@@ -73,7 +72,6 @@ from journeyopt.serving.config import register_configs as register_serving
 from journeyopt.serving.served_model import load_served_model
 from journeyopt.sim.config import GenerateConfig, SimulatorConfig
 from journeyopt.sim.observation import observation_layout
-from journeyopt.sim.optimum import cyclic_weeks_of_year, solve_optimum
 from journeyopt.sim.world import load_world
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.promotion import Decision, GateConfig, PromotionRefused
@@ -237,29 +235,10 @@ def _compare(
     cfg: DemoConfig, out: DemoOutputs, trained: TrainResult, console: Console
 ) -> EvaluationResult:
     console.rule("[bold]6. compare in the true world (common random numbers)")
-    sim, ev = cfg.simulator, cfg.evaluation
-    truth = load_world(sim.world)
+    truth = load_world(cfg.simulator.world)
     calibrated = load_world(str(out.world))
     agent = LearnedPolicy.of(trained.model, calibrated, observation_layout(calibrated))
-    optimum = solve_optimum(
-        truth,
-        sim.horizon_weeks,
-        sim.gamma,
-        cyclic_weeks_of_year(sim.start_week_of_year, sim.horizon_weeks),
-    )
-    staff = ev.staff.to_rules()
-    policies = [make_baseline(name, truth, staff, optimum) for name in ev.policies]
-    result = evaluate_policies(
-        truth,
-        [agent, *policies],
-        n_customers=ev.n_customers,
-        horizon_weeks=sim.horizon_weeks,
-        gamma=sim.gamma,
-        seed=ev.seed,
-        start_week_of_year=sim.start_week_of_year,
-        optimum=optimum,
-        reference=ev.reference if ev.reference in ev.policies else None,
-    )
+    result = evaluate_with_baselines(truth, cfg.simulator, cfg.evaluation, [agent])
     write_evaluation(result, str(out.comparison), overwrite=False, currency=truth.currency)
     console.print(summary_table(result.table))
     console.print(f"comparison table and chart in {out.comparison}")

@@ -14,14 +14,12 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from journeyopt.agents.baselines import make_baseline
 from journeyopt.cli.entry import log, report_errors, to_object
+from journeyopt.evaluation.compare import evaluate_with_baselines
 from journeyopt.evaluation.config import EvaluateConfig
 from journeyopt.evaluation.config import register_configs as register_evaluation
 from journeyopt.evaluation.report import write_evaluation
-from journeyopt.evaluation.simulate import evaluate_policies
 from journeyopt.sim.config import register_configs as register_simulator
-from journeyopt.sim.optimum import cyclic_weeks_of_year, solve_optimum
 from journeyopt.sim.world import load_world
 
 register_simulator()
@@ -30,30 +28,12 @@ register_evaluation()
 
 def run(cfg: EvaluateConfig) -> Path:
     """Evaluate the configured policies and write the results; returns the output folder."""
-    sim, ev = cfg.simulator, cfg.evaluation
-    world = load_world(sim.world)
-    # the optimum is needed for "% of optimum" whatever the policies compared
-    optimum = solve_optimum(
-        world,
-        sim.horizon_weeks,
-        sim.gamma,
-        cyclic_weeks_of_year(sim.start_week_of_year, sim.horizon_weeks),
-    )
-    staff = ev.staff.to_rules()
-    policies = [make_baseline(name, world, staff, optimum) for name in ev.policies]
-    result = evaluate_policies(
-        world,
-        policies,
-        n_customers=ev.n_customers,
-        horizon_weeks=sim.horizon_weeks,
-        gamma=sim.gamma,
-        seed=ev.seed,
-        start_week_of_year=sim.start_week_of_year,
-        optimum=optimum,
-        reference=ev.reference if ev.reference in ev.policies else None,
-    )
+    world = load_world(cfg.simulator.world)
+    result = evaluate_with_baselines(world, cfg.simulator, cfg.evaluation)
     out = write_evaluation(result, cfg.output_dir, overwrite=cfg.overwrite, currency=world.currency)
-    log.info("wrote %s: %d policies x %d customers", out, len(policies), ev.n_customers)
+    log.info(
+        "wrote %s: %d policies x %d customers", out, len(result.runs), cfg.evaluation.n_customers
+    )
     return out
 
 

@@ -10,6 +10,7 @@ configuration or input problem. See :mod:`journeyopt.tracking.promotion` and ``d
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -179,7 +180,7 @@ def promote(cfg: PromoteConfig) -> Decision:
     """
     if not cfg.data.path:
         raise JourneyoptError("data.path is required: the most recent logs for the OPE test")
-    sim, gate = cfg.simulator, cfg.gate
+    sim = cfg.simulator
     calibrated = CalibratedWorld.load(cfg.calibrated_world) if cfg.calibrated_world else None
     world = calibrated.world if calibrated is not None else load_world(sim.world)
     registry = PolicyRegistry(cfg.tracking)
@@ -187,8 +188,35 @@ def promote(cfg: PromoteConfig) -> Decision:
     candidate = load_served(version, cfg.tracking, world, f"candidate_v{version.version}")
     champion, champion_ref = champion_policy(registry, cfg.tracking, world)
 
-    evidence: list[Evidence] = []
     members = calibrated.members if calibrated is not None and calibrated.members else (world,)
+    decision = run_gate(cfg, world, members, version, candidate, champion, champion_ref)
+    if not decision.promote:
+        raise PromotionRefused(
+            f"{version.uri} not promoted over {champion_ref}: " + "; ".join(decision.reasons)
+        )
+    promote_version(
+        registry,
+        version,
+        decision,
+        f"beats {champion_ref} in simulation and by off-policy evaluation",
+    )
+    return decision
+
+
+def run_gate(
+    cfg: PromoteConfig,
+    world: WorldSpec,
+    members: Sequence[WorldSpec],
+    version: ResolvedVersion,
+    candidate: Policy,
+    champion: Policy,
+    champion_ref: str,
+) -> Decision:
+    """The gate's tests — simulation in every world of ``members`` (common random numbers)
+    and off-policy evaluation on the logs with ``world`` as the model — and the decision,
+    recorded as an MLflow run; nothing is promoted here."""
+    sim, gate = cfg.simulator, cfg.gate
+    evidence: list[Evidence] = []
     for k, member in enumerate(members):
         result = evaluate_policies(
             member,
@@ -213,20 +241,23 @@ def promote(cfg: PromoteConfig) -> Decision:
     evidence.append(ope_evidence(cfg, world, candidate, champion))
     decision = decide(evidence)
     record(cfg, decision, version, champion_ref)
-    if not decision.promote:
-        raise PromotionRefused(
-            f"{version.uri} not promoted over {champion_ref}: " + "; ".join(decision.reasons)
-        )
+    return decision
+
+
+def promote_version(
+    registry: PolicyRegistry, version: ResolvedVersion, decision: Decision, reason: str
+) -> None:
+    """Move the ``champion`` alias to ``version`` with the decision's lower bounds as evidence."""
     registry.promote(
         version.version,
         CHAMPION,
-        reason=f"beats {champion_ref} in simulation and by off-policy evaluation",
+        reason=reason,
         evidence={
-            f"{e.test}.{k}.lower_bound": f"{e.lower_bound:.4f}" for k, e in enumerate(evidence)
+            f"{e.test}.{k}.lower_bound": f"{e.lower_bound:.4f}"
+            for k, e in enumerate(decision.evidence)
         },
     )
     log.info("promoted %s to %s", version.uri, CHAMPION)
-    return decision
 
 
 def ope_evidence(

@@ -344,8 +344,11 @@ def comparison_chart(table: pd.DataFrame, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def _evaluate(cfg: CompareConfig, world: WorldSpec, learned: Sequence[Policy]) -> EvaluationResult:
-    sim, ev = cfg.simulator, cfg.evaluation
+def evaluate_with_baselines(
+    world: WorldSpec, sim: SimulatorConfig, ev: EvaluationConfig, learned: Sequence[Policy] = ()
+) -> EvaluationResult:
+    """``learned`` policies and the baselines of ``ev`` in ``world`` on common random numbers,
+    with the world's exact optimum for ``% of optimum`` (solved here)."""
     weeks = cyclic_weeks_of_year(sim.start_week_of_year, sim.horizon_weeks)
     optimum = solve_optimum(world, sim.horizon_weeks, sim.gamma, weeks)
     staff = ev.staff.to_rules()
@@ -407,7 +410,7 @@ def compare(cfg: CompareConfig) -> Comparison:
                 load_learned(c, cfg.tracking, world, layout, Path(tmp) / str(k))
                 for k, c in enumerate(candidates)
             ]
-    result = _evaluate(cfg, world, learned)
+    result = evaluate_with_baselines(world, cfg.simulator, cfg.evaluation, learned)
     metrics = {run.name: final_metrics(result, run.name) for run in result.runs}
     table = comparison_table(result, candidates, metrics)
     out = _write(cfg, world, result, table)

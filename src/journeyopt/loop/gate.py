@@ -7,9 +7,7 @@ cannot be loaded over the new world's layout as :func:`journeyopt.cli.promote.pr
 Here the candidate is read over the new world's layout and the champion over its own; both
 see the same customer features, and both are judged in the new world (simulation in each
 ensemble member, off-policy evaluation on the newest logs) by the same public pieces of the
-gate (:func:`~journeyopt.tracking.promotion.simulation_evidence`,
-:func:`~journeyopt.cli.promote.ope_evidence`, :func:`~journeyopt.tracking.promotion.decide`,
-:func:`~journeyopt.cli.promote.record`).
+gate (:func:`~journeyopt.cli.promote.run_gate`, :func:`~journeyopt.cli.promote.promote_version`).
 """
 
 from __future__ import annotations
@@ -19,11 +17,9 @@ from mlflow.exceptions import MlflowException
 from journeyopt.agents.baselines import StaffPolicy
 from journeyopt.agents.policy import Policy
 from journeyopt.calibration.calibrated import CalibratedWorld
-from journeyopt.cli.entry import log
-from journeyopt.cli.promote import PromoteConfig, load_served, ope_evidence, record
-from journeyopt.evaluation.simulate import evaluate_policies
+from journeyopt.cli.promote import PromoteConfig, load_served, promote_version, run_gate
 from journeyopt.sim.world import WorldSpec, load_world
-from journeyopt.tracking.promotion import Decision, Evidence, decide, simulation_evidence
+from journeyopt.tracking.promotion import Decision
 from journeyopt.tracking.registry import CHAMPION, PolicyRegistry, ResolvedVersion
 
 
@@ -53,41 +49,13 @@ def gate(cfg: PromoteConfig, candidate: ResolvedVersion, champion_world: str) ->
     registry = PolicyRegistry(cfg.tracking)
     challenger = load_served(candidate, cfg.tracking, world, f"candidate_v{candidate.version}")
     champion, champion_ref = champion_in_own_layout(registry, cfg, champion_world, world)
-    sim, settings = cfg.simulator, cfg.gate
     members = calibrated.members or (world,)
-    evidence: list[Evidence] = []
-    for k, member in enumerate(members):
-        result = evaluate_policies(
-            member,
-            [challenger, champion],
-            n_customers=cfg.n_customers,
-            horizon_weeks=sim.horizon_weeks,
-            gamma=sim.gamma,
-            seed=cfg.seed,
-            start_week_of_year=sim.start_week_of_year,
-            reference=None,
-        )
-        evidence.append(
-            simulation_evidence(
-                f"member {k}" if len(members) > 1 else member.name,
-                result.runs[0].value,
-                result.runs[1].value,
-                settings.confidence,
-                settings.min_sim_improvement,
-            )
-        )
-    evidence.append(ope_evidence(cfg, world, challenger, champion))
-    decision = decide(evidence)
-    record(cfg, decision, candidate, champion_ref)
+    decision = run_gate(cfg, world, members, candidate, challenger, champion, champion_ref)
     if decision.promote:
-        registry.promote(
-            candidate.version,
-            CHAMPION,
-            reason=f"beats {champion_ref} in simulation and by off-policy evaluation "
-            "(weekly cycle)",
-            evidence={
-                f"{e.test}.{k}.lower_bound": f"{e.lower_bound:.4f}" for k, e in enumerate(evidence)
-            },
+        promote_version(
+            registry,
+            candidate,
+            decision,
+            f"beats {champion_ref} in simulation and by off-policy evaluation (weekly cycle)",
         )
-        log.info("promoted %s to %s", candidate.uri, CHAMPION)
     return decision
