@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -369,6 +370,7 @@ def _log_outputs(
     for name, figure in figures.items():
         figure.savefig(out / name, dpi=120)
         run.log_figure(figure, f"plots/{name}")
+        plt.close(figure)  # a long sweep would otherwise keep every run's figures open
     run.log_artifact(out / CURVE_FILE)
 
 
