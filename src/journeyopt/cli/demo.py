@@ -33,6 +33,9 @@ Every run writes into its own Hydra run folder, so a re-run never touches an ear
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -141,6 +144,16 @@ class DemoOutputs:
     scoring: ScoreResult | None = None
 
 
+@contextmanager
+def working(console: Console, what: str) -> Iterator[None]:
+    """A spinner while a step without its own progress bar runs (shown
+    on a terminal only), then the step's duration."""
+    started = time.monotonic()
+    with console.status(f"[bold]{what}…", spinner="dots"):
+        yield
+    console.print(f"[dim]{what}: {time.monotonic() - started:.0f} s[/dim]")
+
+
 def demo_folders(root: Path) -> DemoOutputs:
     """The folders of a demo run under ``root``."""
     return DemoOutputs(
@@ -157,12 +170,14 @@ def demo_folders(root: Path) -> DemoOutputs:
 def _prepare_data(cfg: DemoConfig, out: DemoOutputs, console: Console) -> None:
     console.rule("[bold]1. demo logs from the coworking world")
     cfg.generate.output_dir = str(out.logs)
-    generate.run(cfg.generate)
+    with working(console, "simulating two years of customers"):
+        generate.run(cfg.generate)
     console.print(f"raw logs (with injected mess) in {out.logs}")
 
     console.rule("[bold]2. ingest: validate, resolve identities, de-duplicate")
     cfg.data.path = str(out.logs)
-    result = ingest(cfg.data, out.canonical)
+    with working(console, "ingesting"):
+        result = ingest(cfg.data, out.canonical)
     console.print(counts_table(result))
     console.print(
         f"{result.resolved_customers:,} customers after identity resolution; "
@@ -171,7 +186,8 @@ def _prepare_data(cfg: DemoConfig, out: DemoOutputs, console: Console) -> None:
 
     console.rule("[bold]3. weekly customer panel, segments, cohorts")
     logs = load_canonical(out.canonical)
-    summary = build_outputs(logs, cfg.panel, cfg.data.contact_channels, out.panel)
+    with working(console, "building the weekly panel"):
+        summary = build_outputs(logs, cfg.panel, cfg.data.contact_channels, out.panel)
     print_panel_summary(summary, console)
     console.print(f"panel, segments, RFM scores and cohort plot in {out.panel}")
 
@@ -185,7 +201,8 @@ def _calibrate(cfg: DemoConfig, out: DemoOutputs, console: Console) -> Calibrati
         tracking=cfg.tracking,
         output_dir=str(out.world),
     )
-    result = calibrate(job)
+    with working(console, "fitting response models, bootstrap ensemble, hold-out simulation"):
+        result = calibrate(job)
     table = Table("fidelity on the hold-out weeks", "value")
     for name, value in sorted(result.metrics.items()):
         table.add_row(name.removeprefix("sim/"), f"{value:,.4f}")
@@ -214,16 +231,17 @@ def _train(cfg: DemoConfig, out: DemoOutputs, console: Console) -> TrainResult:
         f"model in {result.model_path}"
     )
     if result.run_id is not None:
-        comparison = compare(
-            CompareConfig(
-                runs=[result.run_id],
-                simulator=train_config(node).simulator,
-                evaluation=cfg.evaluation,
-                tracking=cfg.tracking,
-                output_dir=str(out.train / "comparison"),
-                run_name="demo-compare-calibrated-world",
+        with working(console, "comparing with the baselines in the calibrated world"):
+            comparison = compare(
+                CompareConfig(
+                    runs=[result.run_id],
+                    simulator=train_config(node).simulator,
+                    evaluation=cfg.evaluation,
+                    tracking=cfg.tracking,
+                    output_dir=str(out.train / "comparison"),
+                    run_name="demo-compare-calibrated-world",
+                )
             )
-        )
         console.print(
             f"comparison in the calibrated world logged to MLflow (parent run "
             f"{comparison.parent_run_id}, one child run per policy)"
@@ -238,7 +256,8 @@ def _compare(
     truth = load_world(cfg.simulator.world)
     calibrated = load_world(str(out.world))
     agent = LearnedPolicy.of(trained.model, calibrated, observation_layout(calibrated))
-    result = evaluate_with_baselines(truth, cfg.simulator, cfg.evaluation, [agent])
+    with working(console, "simulating every policy on the same customers"):
+        result = evaluate_with_baselines(truth, cfg.simulator, cfg.evaluation, [agent])
     write_evaluation(result, str(out.comparison), overwrite=False, currency=truth.currency)
     console.print(summary_table(result.table))
     console.print(f"comparison table and chart in {out.comparison}")
@@ -268,7 +287,8 @@ def _promote(
         tracking=cfg.tracking,
     )
     try:
-        decision = promote(job)
+        with working(console, "simulating the ensemble and evaluating on the latest logs"):
+            decision = promote(job)
     except PromotionRefused as refused:
         console.print(f"[yellow]not promoted[/yellow]: {refused}")
         return None
@@ -283,7 +303,8 @@ def _score(cfg: DemoConfig, out: DemoOutputs, console: Console) -> ScoreResult:
     as_of = next_monday(pd.Timestamp(events["ts"].max()))
     settings = replace(cfg.serve, world=str(out.world))
     model = load_served_model(f"models:/{cfg.tracking.registered_model}@champion", cfg.tracking)
-    result = score_logs(cfg.data, as_of, model, settings, out.contact_list)
+    with working(console, "scoring every customer"):
+        result = score_logs(cfg.data, as_of, model, settings, out.contact_list)
     console.print(score_summary(result))
     console.print(f"contact list {out.contact_list}; every decision in decisions.csv beside it")
     return result
