@@ -172,3 +172,26 @@ def test_window_only_estimator_keeps_working(
     cfg.ope = PromoteOPEConfig(horizon_weeks=4, n_boot=100)
     with pytest.raises(PromotionRefused, match="overlap diagnostics failed"):
         promote(cfg)
+
+
+def test_logs_without_propensities_get_calibrated_behaviour_cloning(recent_logs: Path) -> None:
+    """Logs whose contacts carry no propensity (most CRM exports): the behaviour policy's
+    probabilities are estimated by behaviour cloning, its calibration is reported, and the
+    estimates are close to the probabilities the logging policy really used."""
+    world = load_world("coworking")
+    source = coworking_source(recent_logs)
+    panel = build_panel(ingest_to_logs(source)[0], PanelConfig(), tuple(source.contact_channels))
+    logged = logged_trajectories(panel, world, contact_rules(world), 4)
+    assert logged.propensity_source == "logged"
+    assert logged.propensity_calibration.empty
+
+    blind = panel.assign(propensity=np.nan)
+    estimated = logged_trajectories(blind, world, contact_rules(world), 4)
+    assert estimated.propensity_source == "estimated"
+    assert not estimated.propensity_calibration.empty
+    assert estimated.propensity.shape == logged.propensity.shape
+    assert ((estimated.propensity > 0) & (estimated.propensity <= 1)).all()
+    # staff rules with 10 % exploration: the classifier recovers the logged probabilities
+    error = np.abs(estimated.propensity - logged.propensity)
+    assert float(np.median(error)) < 0.05
+    assert float(error.mean()) < 0.08  # a uniform guess would be off by about 0.7
