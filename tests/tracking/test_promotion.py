@@ -14,9 +14,16 @@ import journeyopt
 from journeyopt.agents.baselines import MyopicPolicy
 from journeyopt.agents.sb3 import policy_spec
 from journeyopt.cli.entry import to_object
-from journeyopt.cli.promote import GateConfig, PromoteConfig, PromoteOPEConfig, promote
+from journeyopt.cli.promote import (
+    GateConfig,
+    PromoteConfig,
+    PromoteOPEConfig,
+    promote,
+    resolve_candidate,
+)
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
+from journeyopt.errors import JourneyoptError
 from journeyopt.evaluation.ope.logged import logged_trajectories
 from journeyopt.panel.build import build_panel
 from journeyopt.panel.config import PanelConfig
@@ -195,3 +202,25 @@ def test_logs_without_propensities_get_calibrated_behaviour_cloning(recent_logs:
     error = np.abs(estimated.propensity - logged.propensity)
     assert float(np.median(error)) < 0.05
     assert float(error.mean()) < 0.08  # a uniform guess would be off by about 0.7
+
+
+def test_candidate_by_run_id_or_models_uri(mlflow_sqlite: TrackingConfig) -> None:
+    """``candidate=`` takes a registered version's URI or the id of the run that logged and
+    registered it (its newest version); anything else is refused in one clear line."""
+    policy = fixed_action(0)
+    n_features, n_actions = policy.weights.shape
+    with tracked_run({}, "cand", tracking=mlflow_sqlite, log_config=False) as run:
+        info = log_policy_model(
+            run, policy, np.zeros((2, n_features), np.float32), np.ones((2, n_actions), bool)
+        )
+        run_id = run.run_id
+    assert info is not None and run_id is not None
+    registry = PolicyRegistry(mlflow_sqlite)
+    first = registry.register(info)
+    second = registry.register(info)
+    assert resolve_candidate(registry, run_id).version == second.version
+    assert resolve_candidate(registry, first.uri).version == first.version
+    with pytest.raises(JourneyoptError, match=r"no version of \S+ was registered by this run"):
+        resolve_candidate(registry, "0" * 32)
+    with pytest.raises(JourneyoptError, match="candidate=models:/journey-policy/99"):
+        resolve_candidate(registry, "models:/journey-policy/99")
