@@ -9,10 +9,11 @@ per-request cost would cap the rate measured on a 2-core machine long before the
 do). Each configuration: 1 s warm-up, then ``seconds`` of load; p50/p99 latency of every
 request and requests/s; the median of ``repeats`` runs is reported.
 
-Bodies: ``journeyopt-serve`` gets a feature record per customer (it computes the contact-rule
-masks, the holdout group, the guards, the expected value and the response); ``mlflow models
-serve`` gets the precomputed observation vector and masks (``dataframe_split``), i.e. less
-work per customer.
+Bodies: ``journeyopt-serve`` gets a feature record per customer (``/v1/score``,
+``/v1/score/batch``) or one list per feature (``/v1/score/columns``) and computes the
+contact-rule masks, the holdout group, the guards, the expected value and the response;
+``mlflow models serve`` gets the precomputed observation vector and masks
+(``dataframe_split``), i.e. less work per customer.
 
 Batch scorer: ``journeyopt-score`` end to end (ingest with rejects, panel state at the as-of
 date, policy, guards, holdout, contact list and decision log) on the synthetic benchmark log
@@ -138,6 +139,18 @@ def journeyopt_bodies(n_customers: int, rng: np.random.Generator) -> bytes:
     return json.dumps({"as_of": AS_OF, "customers": customers}).encode()
 
 
+def journeyopt_columns(n_customers: int, rng: np.random.Generator) -> bytes:
+    """The body of ``POST /v1/score/columns`` for ``n_customers`` random customers."""
+    segments = ["freelancer", "startup_team", "corporate_team"]
+    records = [feature_record(rng) for _ in range(n_customers)]
+    return json.dumps({
+        "as_of": AS_OF,
+        "customer_id": [f"C{rng.integers(10**9)}" for _ in range(n_customers)],
+        "segment": [segments[i % 3] for i in range(n_customers)],
+        "features": {name: [r[name] for r in records] for name in records[0]},
+    }).encode()  # fmt: skip
+
+
 def mlflow_body(columns: list[str], n_rows: int, rng: np.random.Generator) -> bytes:
     n_features = sum(not c.startswith("mask_") for c in columns)
     rows = [
@@ -251,19 +264,16 @@ def bench_api(
         env.pop("JOURNEYOPT_API_TOKEN", None)
         # mlflow models serve execs ``uvicorn`` from PATH: the environment's own
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        loads = {
-            "journeyopt": (
-                "/v1/score",
-                journeyopt_bodies(1, rng),
-                "/v1/score/batch",
-                journeyopt_bodies(1000, rng),
-            ),
-            "mlflow": (
-                "/invocations",
-                mlflow_body(columns, 1, rng),
-                "/invocations",
-                mlflow_body(columns, 1000, rng),
-            ),
+        loads = {  # server -> (label, path, body, clients, customers per request)
+            "journeyopt": [
+                ("1 customer", "/v1/score", journeyopt_bodies(1, rng), clients, 1),
+                ("1,000 customers", "/v1/score/batch", journeyopt_bodies(1000, rng), 2, 1000),
+                ("1,000 as columns", "/v1/score/columns", journeyopt_columns(1000, rng), 2, 1000),
+            ],
+            "mlflow": [
+                ("1 customer", "/invocations", mlflow_body(columns, 1, rng), clients, 1),
+                ("1,000 customers", "/invocations", mlflow_body(columns, 1000, rng), 2, 1000),
+            ],
         }
         for workers in (1, 2):
             for server in ("journeyopt", "mlflow"):
@@ -284,11 +294,7 @@ def bench_api(
                     health = f"http://127.0.0.1:{port}/ping"
                 process = start_server(command, health, env, root / f"{server}{workers}.log")
                 try:
-                    single_path, single, batch_path, batch = loads[server]
-                    for label, path, body, n_clients, per in (
-                        ("1 customer", single_path, single, clients, 1),
-                        ("1,000 customers", batch_path, batch, 2, 1000),
-                    ):
+                    for label, path, body, n_clients, per in loads[server]:
                         request = http_request(path, body, {})
                         runs = [run_load(port, request, n_clients, seconds) for _ in range(repeats)]
                         p50, p99, rps = (statistics.median(r[i] for r in runs) for i in range(3))

@@ -10,7 +10,19 @@ import pandas as pd
 import pytest
 
 from journeyopt.errors import InputFileError
-from journeyopt.serving.decisions import DECISION_COLUMNS, DecisionLog, read_decision_log
+from journeyopt.serving.config import ServingConfig
+from journeyopt.serving.decisions import (
+    DECISION_COLUMNS,
+    RESPONSE_COLUMNS,
+    DecisionLog,
+    decision_table,
+    read_decision_log,
+    response_columns,
+)
+from journeyopt.serving.scorer import Scorer
+from journeyopt.serving.served_model import ServedModel
+from journeyopt.sim.world import WorldSpec
+from tests.serving.test_guards_holdout import random_batch
 
 ROW = {
     "decision_id": "d-0", "customer_id": "c1", "as_of": "2024-03-06T10:00:00+00:00",
@@ -65,3 +77,20 @@ def test_wrong_columns_and_missing_files(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputFileError, match="no decision log files"):
         read_decision_log(tmp_path / "empty")
+
+
+def test_response_columns_are_the_decision_table_values(
+    served: ServedModel, settings: ServingConfig, world: WorldSpec
+) -> None:
+    scorer = Scorer(served, settings, world)
+    for seed in (1, 2):
+        decisions = scorer.score(random_batch(world, seed))
+        args = (decisions, scorer.action_names, scorer.channels, "journey-policy", "7")
+        table = decision_table(*args).to_pydict()
+        fast = response_columns(*args)
+        assert tuple(fast) == RESPONSE_COLUMNS
+        for column in RESPONSE_COLUMNS:
+            if column == "decision_id":
+                assert len(set(fast[column])) == decisions.batch.n
+                continue
+            assert fast[column] == table[column], column

@@ -20,7 +20,7 @@ from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.served_model import ServedModel
 from journeyopt.sim.world import WorldSpec
 
-EXAMPLES = {"POST /v1/score": 130, "POST /v1/score/batch": 90}
+EXAMPLES = {"POST /v1/score": 130, "POST /v1/score/batch": 90, "POST /v1/score/columns": 50}
 """Generated cases per scoring operation and mode (valid and invalid); others get 25."""
 
 

@@ -127,6 +127,40 @@ def decision_table(
     return pa.table(columns)
 
 
+RESPONSE_COLUMNS: tuple[str, ...] = tuple(
+    c for c in DECISION_COLUMNS if c not in ("week", "probabilities")
+)
+"""The decision log columns an API response repeats."""
+
+
+def response_columns(
+    decisions: Decisions,
+    action_names: Sequence[str],
+    channels: Sequence[str],
+    model_name: str,
+    model_version: str,
+) -> DecisionColumns:
+    """:data:`RESPONSE_COLUMNS` of ``decisions``, the same values as
+    ``decision_table(...).to_pydict()`` (fresh decision ids), built in plain Python: for the
+    few customers of an API request this is far cheaper than Arrow (tens of microseconds for
+    one customer instead of about half a millisecond)."""
+    n = decisions.batch.n
+    prefix = uuid.uuid4().hex[:16] + "-"
+    actions = decisions.actions.tolist()
+    return {
+        "decision_id": [f"{prefix}{i}" for i in range(n)],
+        "customer_id": [str(c) for c in decisions.batch.customer_ids.tolist()],
+        "as_of": [decisions.batch.as_of.isoformat()] * n,
+        "group": [GROUPS[int(c)] for c in decisions.control.tolist()],
+        "action": [action_names[a] for a in actions],
+        "channel": [channels[a] for a in actions],
+        "propensity": decisions.propensity.tolist(),
+        "expected_value": np.round(decisions.expected_value, 6).tolist(),
+        "model_name": [model_name] * n,
+        "model_version": [model_version] * n,
+    }
+
+
 def decision_frame(
     decisions: Decisions,
     action_names: Sequence[str],

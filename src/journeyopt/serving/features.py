@@ -45,16 +45,14 @@ def segment_codes(
     """(N,) index of each customer type label in the world's segment names; -1 if unknown.
 
     An empty label is the world's ``all`` type when it has one (calibrated from logs without
-    customer types, such as CDNOW).
+    customer types, such as CDNOW). One dict look-up per customer: a few microseconds for an
+    API request, about a tenth of a second for a million customers.
     """
-    values = np.asarray(labels, dtype=str)
-    if UNKNOWN_SEGMENT in world.segment_names:
-        values = np.where(values == "", UNKNOWN_SEGMENT, values)
-    names = np.asarray(world.segment_names, dtype=str)
-    order = np.argsort(names)
-    ordered = names[order]
-    position = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
-    return np.where(ordered[position] == values, order[position], -1).astype(np.int64)
+    index = {name: k for k, name in enumerate(world.segment_names)}
+    if UNKNOWN_SEGMENT in index:
+        index[""] = index[UNKNOWN_SEGMENT]
+    values = labels.tolist() if isinstance(labels, np.ndarray) else labels
+    return np.fromiter((index.get(str(v), -1) for v in values), np.int64, len(values))
 
 
 def empty_features(spec: FeatureSpec, n: int) -> dict[str, NDArray[np.generic]]:
@@ -137,31 +135,68 @@ def batch_from_records(
     as_of: pd.Timestamp,
 ) -> CustomerBatch:
     """Features of customers given as feature records (the panel's feature names; ``None``
-    for "never"; ``lifecycle`` a stage name). A ``None`` record is an unknown customer."""
-    spec = world.features
-    n = len(customer_ids)
-    features = empty_features(spec, n)
-    given = np.array([r is not None for r in records], dtype=bool)
+    for "never"; ``lifecycle`` a stage name). A ``None`` record is an unknown customer, shown
+    with :func:`empty_features`' values.
+
+    One pass over the records per feature, no intermediate arrays: an API request of one
+    customer costs tens of microseconds here."""
+    defaults = {name: column[0] for name, column in empty_features(world.features, 1).items()}
     stage_code = {s: k for k, s in enumerate(LIFECYCLE_STAGES)}
-    rows = [r for r in records if r is not None]
-    for name in spec.feature_names:
-        raw = [r.get(name) for r in rows]
+    n = len(customer_ids)
+    features: dict[str, NDArray[np.generic]] = {}
+    for name, default in defaults.items():
+        raw = [default if r is None else r.get(name) for r in records]
         if name == "lifecycle":
-            values: NDArray[np.generic] = np.array([stage_code[str(v)] for v in raw], np.int8)
+            codes = (stage_code[str(v)] if isinstance(v, str) else v for v in raw)
+            features[name] = np.fromiter(codes, np.int8, n)
         elif name.startswith("opted_out_"):
-            values = np.array([bool(v) for v in raw], np.bool_)
+            features[name] = np.fromiter((bool(v) for v in raw), np.bool_, n)
         else:
-            values = np.array([np.nan if v is None else float(v) for v in raw], np.float64)  # type: ignore[arg-type]
-        column = features[name].astype(values.dtype, copy=False)
-        column[given] = values
-        features[name] = column
-    labels = np.array(["" if s is None else s for s in segments], dtype=object)
-    segment = segment_codes(labels, world)
+            features[name] = np.fromiter(
+                (np.nan if v is None else float(v) for v in raw),  # type: ignore[arg-type]
+                np.float64,
+                n,
+            )
+    given = np.fromiter((r is not None for r in records), np.bool_, n)
+    segment = segment_codes(["" if s is None else s for s in segments], world)
     return CustomerBatch(
         customer_ids=np.asarray(list(customer_ids), dtype=object),
         features=features,
         segment=segment,
         known=given & (segment >= 0),
+        as_of=as_of,
+    )
+
+
+def batch_from_columns(
+    customer_ids: Sequence[str],
+    columns: Mapping[str, Sequence[object]],
+    segments: Sequence[str | None] | None,
+    world: WorldSpec,
+    as_of: pd.Timestamp,
+) -> CustomerBatch:
+    """Features of ``N`` customers given as one (N,) list per feature (the panel's feature
+    names; ``None`` for "never"; ``lifecycle`` stage names), converted a column at a time.
+    ``segments`` None: no customer type for anyone (each gets the world's ``all`` type if it
+    has one, else is unknown)."""
+    n = len(customer_ids)
+    stage_code = {s: k for k, s in enumerate(LIFECYCLE_STAGES)}
+    features: dict[str, NDArray[np.generic]] = {}
+    for name in world.features.feature_names:
+        values = columns[name]
+        if name == "lifecycle":
+            features[name] = np.fromiter((stage_code[str(v)] for v in values), np.int8, n)
+        elif name.startswith("opted_out_"):
+            features[name] = np.asarray(values, np.bool_).reshape(n)
+        else:  # None -> NaN
+            features[name] = np.asarray(values, np.float64).reshape(n)
+    labels = [""] * n if segments is None else ["" if s is None else s for s in segments]
+    segment = segment_codes(labels, world)
+    return CustomerBatch(
+        customer_ids=np.asarray(list(customer_ids), dtype=object).reshape(n),
+        features=features,
+        segment=segment,
+        known=segment >= 0,
         as_of=as_of,
     )
 

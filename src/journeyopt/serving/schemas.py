@@ -74,6 +74,8 @@ class ApiModels:
     score_response: type[BaseModel]
     batch_response: type[BaseModel]
     feature_record: type[BaseModel]
+    columns_request: type[BaseModel]
+    columns_response: type[BaseModel]
 
 
 def _feature_fields(world: WorldSpec) -> dict[str, Any]:
@@ -93,6 +95,17 @@ def _feature_fields(world: WorldSpec) -> dict[str, Any]:
             fields[name] = (Weeks | None, Field(description="weeks; null: never"))
         else:
             fields[name] = (Count, Field(description="count or weeks"))
+    return fields
+
+
+def _feature_columns(world: WorldSpec, max_rows: int) -> dict[str, Any]:
+    """Pydantic fields of the columnar body: one list per feature, of the feature's type."""
+    fields: dict[str, Any] = {}
+    for name, (kind, info) in _feature_fields(world).items():
+        fields[name] = (
+            list[kind],  # type: ignore[valid-type]
+            Field(max_length=max_rows, description=f"{info.description}, one per customer"),
+        )
     return fields
 
 
@@ -168,4 +181,64 @@ def api_models(world: WorldSpec, settings: ServingConfig) -> ApiModels:
 
         decisions: list[ScoreResponse]
 
-    return ApiModels(ScoreRequest, BatchRequest, ScoreResponse, BatchResponse, feature_record)
+    feature_columns = create_model(
+        "FeatureColumns",
+        __config__=_STRICT,
+        __doc__="Every feature of the panel as one list, in the customers' order.",
+        **_feature_columns(world, settings.max_batch),
+    )
+
+    class ColumnsRequest(BaseModel):
+        """``POST /v1/score/columns``: many customers as columns (one list per field, all of
+        the same length) at one ``as_of`` (default: now). Every customer has a feature
+        record; a ``null`` or unknown ``segment`` makes the customer unknown."""
+
+        model_config = _STRICT
+        as_of: Instant | None = None
+        customer_id: list[Id] = Field(max_length=settings.max_batch)
+        segment: list[Text | None] | None = Field(
+            None, max_length=settings.max_batch, description="customer types; omitted: none"
+        )
+        features: feature_columns  # type: ignore[valid-type]
+
+        @model_validator(mode="after")
+        def _same_length(self) -> ColumnsRequest:
+            n = len(self.customer_id)
+            columns = dict(self.features.__dict__)  # type: ignore[attr-defined]
+            if self.segment is not None:
+                columns["segment"] = self.segment
+            wrong = {k: len(v) for k, v in columns.items() if len(v) != n}
+            if wrong:
+                raise ValueError(
+                    f"every column needs one value per customer_id ({n}); lengths {wrong}"
+                )
+            return self
+
+    class ColumnsResponse(BaseModel):
+        """Decisions as columns, in request order (one value per customer)."""
+
+        as_of: datetime
+        model_name: str
+        model_version: str
+        customer_id: list[str]
+        decision_id: list[str]
+        group: list[Literal[GROUPS]]  # type: ignore[valid-type]
+        action: list[str]
+        channel: list[str]
+        propensity: list[float] = Field(description="probability of the action carried out")
+        expected_value: list[float] = Field(description="this week's expected value, currency")
+        known: list[bool] = Field(description="false: unknown customer, safe default")
+        probabilities: dict[str, list[float]] = Field(description="action -> probabilities")
+        masked: dict[str, list[str | None]] = Field(
+            description="action -> why the contact rules forbid it (null: allowed)"
+        )
+
+    return ApiModels(
+        ScoreRequest,
+        BatchRequest,
+        ScoreResponse,
+        BatchResponse,
+        feature_record,
+        ColumnsRequest,
+        ColumnsResponse,
+    )

@@ -122,6 +122,7 @@ class Scorer:
         self._check_spec()
         self.action_names: tuple[str, ...] = self.world.actions.names
         self.channels: tuple[str, ...] = self.world.actions.channels
+        self._origin = settings.holdout.origin  # parsed once, not per request
 
     def _check_spec(self) -> None:
         spec = self.model.policy.spec
@@ -144,8 +145,10 @@ class Scorer:
 
     def staff_week(self, as_of: pd.Timestamp) -> int:
         """Week index of ``as_of`` in the staff's campaign calendar (0 before its origin)."""
-        start = monday_on_or_before(as_of)
-        return max(0, int((start - self.settings.holdout.origin) // WEEK))
+        return self._campaign_week(monday_on_or_before(as_of))
+
+    def _campaign_week(self, monday: pd.Timestamp) -> int:
+        return max(0, int((monday - self._origin) // WEEK))
 
     def expected_value(
         self, observation: Observation, actions: NDArray[np.int64]
@@ -158,7 +161,8 @@ class Scorer:
 
     def score(self, batch: CustomerBatch) -> Decisions:
         """Decide for every customer of ``batch`` (see the module docstring)."""
-        week_of_year = int(monday_on_or_before(batch.as_of).isocalendar().week)
+        monday = monday_on_or_before(batch.as_of)
+        week_of_year = int(monday.isocalendar().week)
         reasons = self.rules.reasons(batch.features)
         masks = allowed_actions(reasons, batch.known)
         segment = np.where(batch.segment >= 0, batch.segment, 0)
@@ -172,7 +176,7 @@ class Scorer:
             self.settings.holdout.control_share,
         )
         observation = Observation(
-            batch.features, segment, week_of_year, self.staff_week(batch.as_of)
+            batch.features, segment, week_of_year, self._campaign_week(monday)
         )
         if control.any():
             rows = np.flatnonzero(control)

@@ -22,10 +22,14 @@ import numpy as np
 import stable_baselines3
 import torch
 from gymnasium import spaces
+from numpy.typing import NDArray
 from sb3_contrib import MaskablePPO
+from sb3_contrib.common.maskable.distributions import MaskableCategoricalDistribution
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.distributions import CategoricalDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.dqn.policies import DQNPolicy
 
 from journeyopt.tracking.model import Bool, Float32, Float64, Int64, PolicySpec, most_probable
@@ -60,6 +64,7 @@ class SB3Policy:
         self.meta = meta
         self._zip = zip_bytes
         self.network.set_training_mode(False)
+        self._actor = numpy_actor(policy, meta["algorithm"])
 
     @classmethod
     def from_model(cls, model: BaseAlgorithm, spec: PolicySpec) -> SB3Policy:
@@ -98,7 +103,10 @@ class SB3Policy:
         masks = np.asarray(masks, bool)
         if not masks.any(axis=1).all():
             raise ValueError("every row of masks must allow at least one action")
-        with torch.no_grad():
+        if self._actor is not None:
+            raw = self._actor.probabilities(np.asarray(observations, np.float32), masks)
+            return most_probable(raw, masks), _restrict(raw, masks)
+        with torch.inference_mode():
             obs = torch.as_tensor(np.array(observations, np.float32), device=self.network.device)
             raw = self._probabilities(obs, masks)
         return most_probable(raw, masks), _restrict(raw, masks)
@@ -139,6 +147,94 @@ class SB3Policy:
         _, params, _ = load_from_zip_file(zip_path, load_data=False, device="cpu")
         network.load_state_dict(params["policy"])
         return cls(spec, network, meta, zip_path.read_bytes())
+
+
+_ACTIVATIONS: dict[type[torch.nn.Module], Any] = {
+    torch.nn.Tanh: np.tanh,
+    torch.nn.ReLU: lambda x: np.maximum(x, np.float32(0.0)),
+    torch.nn.Identity: lambda x: x,
+}
+"""Activation modules :class:`NumpyActor` re-implements (elementwise, float32)."""
+
+
+class NumpyActor:
+    """The action head of an SB3 actor-critic MLP policy in numpy: the same float32 weights,
+    read once from the network, and the same arithmetic as its torch forward pass
+    (``Linear`` -> activation ... -> ``action_net`` -> [mask with -1e8] -> softmax), without
+    torch's per-call overhead (one customer: about 30 µs instead of almost 1 ms).
+
+    Args:
+        layers: ``(weight (in, out) float32, bias (out,) float32, activation)`` per hidden
+            layer of ``mlp_extractor.policy_net``, in order.
+        head: ``action_net``'s weight (H, A) and bias (A,), float32.
+        masked_logits: The policy masks logits before the softmax (MaskablePPO).
+    """
+
+    def __init__(
+        self,
+        layers: list[tuple[NDArray[np.float32], NDArray[np.float32], Any]],
+        head: tuple[NDArray[np.float32], NDArray[np.float32]],
+        masked_logits: bool,
+    ) -> None:
+        self.layers = layers
+        self.head = head
+        self.masked_logits = masked_logits
+
+    def probabilities(self, observations: Float32, masks: Bool) -> Float64:
+        """(N, A) action probabilities of (N, D) ``observations`` under (N, A) ``masks``."""
+        hidden = np.asarray(observations, np.float32)
+        for weight, bias, activation in self.layers:
+            hidden = activation(hidden @ weight + bias)
+        logits = hidden @ self.head[0] + self.head[1]
+        if self.masked_logits:
+            logits = np.where(masks, logits, np.float32(-1e8))
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs = shifted / shifted.sum(axis=1, keepdims=True)
+        return np.asarray(probs, dtype=np.float64)
+
+
+def numpy_actor(network: BasePolicy, algorithm: str) -> NumpyActor | None:
+    """A :class:`NumpyActor` of ``network``; None when the network is not a plain MLP
+    actor-critic over a flat observation (DQN, custom feature extractors or activations),
+    which then runs in torch."""
+    net: Any = network
+    actor_critic = isinstance(network, ActorCriticPolicy) or algorithm == "MaskablePPO"
+    if isinstance(network, DQNPolicy) or not actor_critic:
+        return None
+    shared = net.share_features_extractor
+    extractor = net.features_extractor if shared else net.pi_features_extractor
+    categorical = (CategoricalDistribution, MaskableCategoricalDistribution)
+    if not (
+        isinstance(extractor, FlattenExtractor)
+        and isinstance(net.action_net, torch.nn.Linear)
+        and isinstance(net.action_dist, categorical)
+    ):
+        return None
+    layers: list[tuple[NDArray[np.float32], NDArray[np.float32], Any]] = []
+    modules = list(net.mlp_extractor.policy_net)
+    for i, module in enumerate(modules):
+        if isinstance(module, torch.nn.Linear):
+            following = modules[i + 1] if i + 1 < len(modules) else torch.nn.Identity()
+            activation = _ACTIVATIONS.get(type(following))
+            if activation is None or isinstance(following, torch.nn.Linear):
+                return None
+            layers.append((_weight(module), _bias(module), activation))
+        elif type(module) not in _ACTIVATIONS:
+            return None
+    head = (_weight(net.action_net), _bias(net.action_net))
+    return NumpyActor(layers, head, masked_logits=algorithm == "MaskablePPO")
+
+
+def _weight(layer: torch.nn.Linear) -> NDArray[np.float32]:
+    """(in, out) float32 copy of a linear layer's weight."""
+    return np.ascontiguousarray(layer.weight.detach().cpu().numpy().T, dtype=np.float32)
+
+
+def _bias(layer: torch.nn.Linear) -> NDArray[np.float32]:
+    """(out,) float32 copy of a linear layer's bias (zeros without one)."""
+    if layer.bias is None:
+        return np.zeros(layer.out_features, np.float32)
+    return np.asarray(layer.bias.detach().cpu().numpy(), dtype=np.float32)
 
 
 def _constant_zero(progress_remaining: float) -> float:
