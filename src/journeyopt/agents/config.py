@@ -371,6 +371,40 @@ def train_config(cfg: DictConfig | dict[str, Any]) -> TrainConfig:
     return obj
 
 
+def train_config_in(
+    world: str,
+    *,
+    agent: AgentConfig | DictConfig | dict[str, Any],
+    simulator: SimulatorConfig,
+    train: TrainSettings,
+    evaluation: EvaluationConfig,
+    tracking: TrackingConfig,
+    seed: int,
+    output_dir: str,
+    run_name: str,
+) -> TrainConfig:
+    """A validated :class:`TrainConfig` of jobs that train inside a bigger one (the demo, the
+    weekly cycle): their parts, with ``simulator.world`` set to ``world`` (a calibrated
+    world's folder)."""
+
+    def node(part: object) -> Any:
+        return part if isinstance(part, dict | DictConfig) else OmegaConf.structured(part)
+
+    sim = OmegaConf.merge(OmegaConf.structured(simulator), {"world": world})
+    return train_config(
+        {
+            "seed": seed,
+            "output_dir": output_dir,
+            "run_name": run_name,
+            "simulator": sim,
+            "agent": node(agent),
+            "train": node(train),
+            "evaluation": node(evaluation),
+            "tracking": node(tracking),
+        }
+    )
+
+
 def register_configs() -> None:
     """Register the agent, train and job schemas in Hydra's ConfigStore (referenced from the
     defaults lists of ``configs/agent/*.yaml``, ``configs/train/*.yaml``, ``train.yaml``), and

@@ -37,7 +37,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 
 from journeyopt.agents import warm_start
-from journeyopt.agents.baselines import UniformRandom, make_baseline
+from journeyopt.agents.baselines import UniformRandom
 from journeyopt.agents.callbacks import (
     EntropySchedule,
     EvalPoint,
@@ -64,7 +64,11 @@ from journeyopt.calibration.calibrated import CalibratedWorld
 from journeyopt.calibration.ensemble import EnsembleVecEnv
 from journeyopt.errors import ConfigError
 from journeyopt.evaluation.report import write_evaluation
-from journeyopt.evaluation.simulate import EvaluationResult, evaluate_policies
+from journeyopt.evaluation.simulate import (
+    EvaluationResult,
+    evaluate_policies,
+    evaluate_with_baselines,
+)
 from journeyopt.sim.observation import ObservationLayout, observation_layout
 from journeyopt.sim.optimum import OptimalPolicy, cyclic_weeks_of_year, solve_optimum
 from journeyopt.sim.world import WorldSpec, load_world
@@ -332,19 +336,7 @@ def _final_evaluation(
     sim, ev = cfg.simulator, cfg.evaluation
     agent = LearnedPolicy.of(model, world.spec, world.layout)
     recorder = ActionMixRecorder(agent, world.spec.actions.n_actions)
-    staff = ev.staff.to_rules()
-    baselines = [make_baseline(n, world.spec, staff, world.optimum) for n in ev.policies]
-    result = evaluate_policies(
-        world.spec,
-        [recorder, *baselines],
-        n_customers=ev.n_customers,
-        horizon_weeks=sim.horizon_weeks,
-        gamma=sim.gamma,
-        seed=ev.seed,
-        start_week_of_year=sim.start_week_of_year,
-        optimum=world.optimum,
-        reference=ev.reference if ev.reference in ev.policies else None,
-    )
+    result = evaluate_with_baselines(world.spec, sim, ev, [recorder], world.optimum)
     return result, recorder
 
 

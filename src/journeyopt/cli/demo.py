@@ -38,17 +38,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import hydra
 import pandas as pd
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from journeyopt.agents.config import AgentConfig, TrainSettings, train_config
+from journeyopt.agents.config import AgentConfig, TrainSettings, train_config_in
 from journeyopt.agents.config import register_configs as register_agents
 from journeyopt.agents.sb3 import LearnedPolicy
 from journeyopt.agents.train import TrainResult, train
@@ -64,10 +63,10 @@ from journeyopt.cli.promote import PromoteConfig, PromoteOPEConfig, promote
 from journeyopt.cli.score import summary_table as score_summary
 from journeyopt.data.ingest import ingest, load_canonical
 from journeyopt.data.source import SourceConfig
-from journeyopt.evaluation.compare import CompareConfig, compare, evaluate_with_baselines
+from journeyopt.evaluation.compare import CompareConfig, compare
 from journeyopt.evaluation.config import EvaluationConfig
 from journeyopt.evaluation.report import write_evaluation
-from journeyopt.evaluation.simulate import EvaluationResult
+from journeyopt.evaluation.simulate import EvaluationResult, evaluate_with_baselines
 from journeyopt.panel.config import PanelConfig
 from journeyopt.serving.batch import ScoreResult, score_logs
 from journeyopt.serving.config import ServingConfig
@@ -213,18 +212,18 @@ def _calibrate(cfg: DemoConfig, out: DemoOutputs, console: Console) -> Calibrati
 
 def _train(cfg: DemoConfig, out: DemoOutputs, console: Console) -> TrainResult:
     console.rule("[bold]5. train an agent in the calibrated world")
-    sim = OmegaConf.to_container(OmegaConf.structured(cfg.simulator))
-    node: dict[str, Any] = {
-        "seed": cfg.seed,
-        "output_dir": str(out.train),
-        "run_name": f"demo-{cfg.agent.algorithm}-seed{cfg.seed}",
-        "simulator": {**(sim if isinstance(sim, dict) else {}), "world": str(out.world)},
-        "agent": OmegaConf.structured(cfg.agent),
-        "train": OmegaConf.structured(cfg.train),
-        "evaluation": OmegaConf.structured(cfg.evaluation),
-        "tracking": OmegaConf.structured(cfg.tracking),
-    }
-    result = train(train_config(node))
+    job = train_config_in(
+        str(out.world),
+        agent=cfg.agent,
+        simulator=cfg.simulator,
+        train=cfg.train,
+        evaluation=cfg.evaluation,
+        tracking=cfg.tracking,
+        seed=cfg.seed,
+        output_dir=str(out.train),
+        run_name=f"demo-{cfg.agent.algorithm}-seed{cfg.seed}",
+    )
+    result = train(job)
     console.print(
         f"{result.timesteps:,} customer-weeks in {result.metrics['train/wall_seconds']:.0f} s; "
         f"{result.metrics['eval/pct_of_optimum']:.1f} % of the calibrated world's optimum; "
@@ -235,7 +234,7 @@ def _train(cfg: DemoConfig, out: DemoOutputs, console: Console) -> TrainResult:
             comparison = compare(
                 CompareConfig(
                     runs=[result.run_id],
-                    simulator=train_config(node).simulator,
+                    simulator=job.simulator,
                     evaluation=cfg.evaluation,
                     tracking=cfg.tracking,
                     output_dir=str(out.train / "comparison"),

@@ -15,10 +15,10 @@ import hydra
 from omegaconf import DictConfig
 
 from journeyopt.cli.entry import log, report_errors, to_object
-from journeyopt.evaluation.compare import evaluate_with_baselines
 from journeyopt.evaluation.config import EvaluateConfig
 from journeyopt.evaluation.config import register_configs as register_evaluation
 from journeyopt.evaluation.report import write_evaluation
+from journeyopt.evaluation.simulate import evaluate_with_baselines
 from journeyopt.sim.config import register_configs as register_simulator
 from journeyopt.sim.world import load_world
 

@@ -36,18 +36,15 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from journeyopt.agents.baselines import make_baseline
-from journeyopt.agents.policy import Policy
 from journeyopt.agents.report import final_metrics
 from journeyopt.agents.sb3 import LearnedPolicy, policy_spec
 from journeyopt.errors import ConfigError
 from journeyopt.evaluation.config import EvaluationConfig
 from journeyopt.evaluation.report import write_evaluation
-from journeyopt.evaluation.simulate import EvaluationResult, evaluate_policies
+from journeyopt.evaluation.simulate import EvaluationResult, evaluate_with_baselines
 from journeyopt.outputs import prepare_output_dir
 from journeyopt.sim.config import SimulatorConfig
 from journeyopt.sim.observation import ObservationLayout, observation_layout
-from journeyopt.sim.optimum import cyclic_weeks_of_year, solve_optimum
 from journeyopt.sim.world import WorldSpec, load_world
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.logger import RunLogger
@@ -342,28 +339,6 @@ def comparison_chart(table: pd.DataFrame, path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def evaluate_with_baselines(
-    world: WorldSpec, sim: SimulatorConfig, ev: EvaluationConfig, learned: Sequence[Policy] = ()
-) -> EvaluationResult:
-    """``learned`` policies and the baselines of ``ev`` in ``world`` on common random numbers,
-    with the world's exact optimum for ``% of optimum`` (solved here)."""
-    weeks = cyclic_weeks_of_year(sim.start_week_of_year, sim.horizon_weeks)
-    optimum = solve_optimum(world, sim.horizon_weeks, sim.gamma, weeks)
-    staff = ev.staff.to_rules()
-    baselines = [make_baseline(name, world, staff, optimum) for name in ev.policies]
-    return evaluate_policies(
-        world,
-        [*learned, *baselines],
-        n_customers=ev.n_customers,
-        horizon_weeks=sim.horizon_weeks,
-        gamma=sim.gamma,
-        seed=ev.seed,
-        start_week_of_year=sim.start_week_of_year,
-        optimum=optimum,
-        reference=ev.reference if ev.reference in ev.policies else None,
-    )
 
 
 def _write(

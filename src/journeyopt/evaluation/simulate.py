@@ -29,9 +29,12 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from journeyopt.agents.baselines import make_baseline
 from journeyopt.agents.policy import Observation, Policy
+from journeyopt.evaluation.config import EvaluationConfig
 from journeyopt.panel.state import CustomerState, state_features
 from journeyopt.sim.behaviour import contact_rules
+from journeyopt.sim.config import SimulatorConfig
 from journeyopt.sim.discrete import discrete_state
 from journeyopt.sim.env import EpisodeClock, step_customers
 from journeyopt.sim.optimum import OptimalPolicy, cyclic_weeks_of_year, solve_optimum
@@ -296,4 +299,31 @@ def evaluate_policies(
         gamma=gamma,
         seed=seed,
         start_week_of_year=start_week_of_year,
+    )
+
+
+def evaluate_with_baselines(
+    world: WorldSpec,
+    sim: SimulatorConfig,
+    ev: EvaluationConfig,
+    learned: Sequence[Policy] = (),
+    optimum: OptimalPolicy | None = None,
+) -> EvaluationResult:
+    """``learned`` policies and the baselines of ``ev`` in ``world`` on common random numbers,
+    with the world's exact optimum for ``% of optimum`` (solved here unless given)."""
+    if optimum is None:
+        weeks = cyclic_weeks_of_year(sim.start_week_of_year, sim.horizon_weeks)
+        optimum = solve_optimum(world, sim.horizon_weeks, sim.gamma, weeks)
+    staff = ev.staff.to_rules()
+    baselines = [make_baseline(name, world, staff, optimum) for name in ev.policies]
+    return evaluate_policies(
+        world,
+        [*learned, *baselines],
+        n_customers=ev.n_customers,
+        horizon_weeks=sim.horizon_weeks,
+        gamma=sim.gamma,
+        seed=ev.seed,
+        start_week_of_year=sim.start_week_of_year,
+        optimum=optimum,
+        reference=ev.reference if ev.reference in ev.policies else None,
     )

@@ -29,7 +29,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from omegaconf import OmegaConf
 
-from journeyopt.agents.config import train_config
+from journeyopt.agents.config import train_config_in
 from journeyopt.agents.train import train
 from journeyopt.calibration.config import CalibrateConfig
 from journeyopt.calibration.pipeline import calibrate
@@ -216,17 +216,18 @@ class _Steps:
         agent = dict(cast(dict[str, Any], OmegaConf.to_container(OmegaConf.create(cfg.agent))))
         if champion.algorithm and champion.algorithm != agent.get("algorithm"):
             agent = {"algorithm": champion.algorithm}
-        node: dict[str, Any] = {
-            "seed": cfg.seed,
-            "output_dir": str(self.folder / "train"),
-            "run_name": f"cycle-{self.key.week}-train",
-            "simulator": {**_node(cfg.simulator), "world": str(world)},
-            "agent": agent,
-            "train": _node(cfg.train),
-            "evaluation": _node(cfg.evaluation),
-            "tracking": _node(cfg.tracking),
-        }
-        result = train(train_config(node))
+        job = train_config_in(
+            str(world),
+            agent=agent,
+            simulator=cfg.simulator,
+            train=cfg.train,
+            evaluation=cfg.evaluation,
+            tracking=cfg.tracking,
+            seed=cfg.seed,
+            output_dir=str(self.folder / "train"),
+            run_name=f"cycle-{self.key.week}-train",
+        )
+        result = train(job)
         self._child("train", result.run_id)
         if result.model_version is None:
             raise JourneyoptError("training registered no policy: the cycle needs tracking on")
