@@ -37,9 +37,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from journeyopt.agents.policy import Observation, Policy
-from journeyopt.panel.state import state_features
+from journeyopt.evaluation.simulate import simulate_policy
 from journeyopt.sim.discrete import DiscreteLayout, Summary, allowed_actions, discrete_state
-from journeyopt.sim.env import step_customers
+from journeyopt.sim.env import EpisodeClock
 from journeyopt.sim.optimum import Transitions, cyclic_weeks_of_year, next_states, outcome_model
 from journeyopt.sim.population import initial_population
 from journeyopt.sim.rules import ContactRules
@@ -174,23 +174,43 @@ def visited_states(
     world = model.world
     pop_seed, world_seed, policy_seed = np.random.SeedSequence(seed).spawn(3)
     state, customers, _ = initial_population(world, n_customers, np.random.default_rng(pop_seed))
-    segment = customers.segment.astype(np.int64)
-    world_rng, policy_rng = np.random.default_rng(world_seed), np.random.default_rng(policy_seed)
     weeks = weeks_of_year.shape[0]
-    states = np.empty((weeks, n_customers), np.int64)
-    probs = np.empty((weeks, n_customers, world.actions.n_actions))
-    for t in range(weeks):
-        woy = int(weeks_of_year[t])
-        features = state_features(state, world.features)
-        masks = rules.masks(features)
-        seen = Observation(features, segment, woy, t, world.segment_names)
-        actions, p = policy.act(seen, masks, policy_rng)
-        states[t] = discrete_state(features, segment, world)
-        probs[t] = masked_probabilities(p, masks)
-        state = step_customers(
-            world, state, features, segment, masks, actions, woy, world_rng
-        ).state
-    return states, probs
+    recorder = _StateRecorder(policy, world)
+    simulate_policy(
+        world,
+        recorder,
+        state,
+        customers.segment.astype(np.int64),
+        EpisodeClock(weeks, np.append(weeks_of_year, weeks_of_year[-1])),
+        1.0,
+        np.random.default_rng(world_seed),
+        np.random.default_rng(policy_seed),
+        rules,
+    )
+    return np.stack(recorder.states), np.stack(recorder.probs)
+
+
+@dataclass
+class _StateRecorder:
+    """Passes ``inner``'s choices through and records, each week, every customer's discrete
+    state and ``inner``'s masked probabilities."""
+
+    inner: Policy
+    world: WorldSpec
+    states: list[IntArray] = field(default_factory=list)
+    probs: list[Float] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def act(
+        self, observation: Observation, masks: NDArray[np.bool_], rng: np.random.Generator
+    ) -> tuple[IntArray, Float]:
+        actions, p = self.inner.act(observation, masks, rng)
+        self.states.append(discrete_state(observation.features, observation.segment, self.world))
+        self.probs.append(masked_probabilities(p, masks))
+        return actions, p
 
 
 def pooled_projection(model: ValueModel, states: IntArray, target: Float) -> Float:
