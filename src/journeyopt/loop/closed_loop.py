@@ -36,9 +36,16 @@ from journeyopt.serving.served_model import load_served_model
 from journeyopt.sim.behaviour import staff_actions
 from journeyopt.sim.config import GenerateConfig
 from journeyopt.sim.discrete import summarise
-from journeyopt.sim.dynamics import WeekOutcome, sample_outcome
-from journeyopt.sim.logs import Decisions, GeneratedLogs, Simulation, simulate, write_logs
-from journeyopt.sim.population import Events, event_kinds
+from journeyopt.sim.dynamics import sample_outcome
+from journeyopt.sim.logs import (
+    Decisions,
+    GeneratedLogs,
+    Simulation,
+    simulate,
+    week_events,
+    write_logs,
+)
+from journeyopt.sim.population import Events
 from journeyopt.sim.regime import RegimeChange, changed_world, world_in_week
 from journeyopt.sim.render import RawTables, render_tables
 from journeyopt.sim.world import WorldSpec, load_world
@@ -70,36 +77,6 @@ class WeekTruth:
     control_reward: float
     true_uplift: float
     contacts: float
-
-
-def _week_events(world: WorldSpec, t: int, out: WeekOutcome) -> Events:
-    """One week's events in the layout :func:`journeyopt.sim.logs.simulate` records."""
-    p = world.params
-    kinds = event_kinds(world)
-    names = world.actions.names
-    source_kind = np.array(
-        [kinds.index(world.engagement_kinds["inquiry" if a == "none" else a]) for a in names]
-    )
-    unsubscribe = kinds.index("unsubscribe")
-    conv = np.flatnonzero(out.converted)
-    eng = np.flatnonzero(out.engaged)
-    opt = np.flatnonzero(out.opted_out)
-    source = out.engagement_source
-    return Events(
-        customer=np.concatenate([conv, eng, opt]),
-        week=np.full(conv.size + eng.size + opt.size, t, np.int64),
-        kind=np.concatenate(
-            [out.kind[conv], source_kind[source[eng]], np.full(opt.size, unsubscribe)]
-        ).astype(np.int64),
-        channel=np.concatenate(
-            [
-                np.full(conv.size, -1),
-                p.channel[source[eng]],
-                p.channel[out.actions[opt]],
-            ]
-        ).astype(np.int64),
-        value=np.concatenate([out.paid[conv], np.zeros(eng.size + opt.size)]),
-    )
 
 
 class ClosedLoop:
@@ -173,7 +150,7 @@ class ClosedLoop:
         summary = summarise(features, self.customers.segment, truth_world)
         out = sample_outcome(truth_world, summary, actions, woy, self.rng)
         t = self.week
-        self.events.append(_week_events(truth_world, t, out))
+        self.events.append(week_events(truth_world, t, out))
         rows = np.arange(actions.shape[0])
         self.decisions.append(
             Decisions(rows, np.full(rows.shape[0], t), actions, decided.propensity)

@@ -27,7 +27,7 @@ from journeyopt.panel.weeks import week_of_year
 from journeyopt.sim.behaviour import contact_rules, explore, staff_actions
 from journeyopt.sim.config import GenerateConfig
 from journeyopt.sim.discrete import summarise
-from journeyopt.sim.dynamics import sample_outcome
+from journeyopt.sim.dynamics import WeekOutcome, sample_outcome
 from journeyopt.sim.population import (
     Customers,
     Events,
@@ -92,6 +92,47 @@ class Simulation:
     weeks: int
 
 
+def week_events(
+    world: WorldSpec, t: int, out: WeekOutcome, arrivals: IntArray | None = None
+) -> Events:
+    """One week's events: conversions (with their value), engagements (kind and channel by
+    the action that produced them; ``none``: an inquiry), opt-outs (``unsubscribe`` on the
+    contacted channel) and the ``arrival`` engagement of the customers in ``arrivals``."""
+    kinds = event_kinds(world)
+    p = world.params
+    source_kind = np.array(
+        [
+            kinds.index(world.engagement_kinds["inquiry" if a == "none" else a])
+            for a in world.actions.names
+        ]
+    )
+    conv = np.flatnonzero(out.converted)
+    eng = np.flatnonzero(out.engaged)
+    opt = np.flatnonzero(out.opted_out)
+    new = np.empty(0, np.int64) if arrivals is None else np.asarray(arrivals, np.int64)
+    return Events(
+        customer=np.concatenate([conv, eng, opt, new]),
+        week=np.full(conv.size + eng.size + opt.size + new.size, t, np.int64),
+        kind=np.concatenate(
+            [
+                out.kind[conv],
+                source_kind[out.engagement_source[eng]],
+                np.full(opt.size, kinds.index("unsubscribe")),
+                np.full(new.size, kinds.index(world.engagement_kinds["arrival"])),
+            ]
+        ).astype(np.int64),
+        channel=np.concatenate(
+            [
+                np.full(conv.size, -1),
+                p.channel[out.engagement_source[eng]],
+                p.channel[out.actions[opt]],
+                np.full(new.size, -1),
+            ]
+        ).astype(np.int64),
+        value=np.concatenate([out.paid[conv], np.zeros(eng.size + opt.size + new.size)]),
+    )
+
+
 def simulate(world: WorldSpec, cfg: GenerateConfig, rng: np.random.Generator) -> Simulation:
     """Run the world for ``cfg.weeks`` weeks over ``cfg.n_customers`` customers.
 
@@ -109,15 +150,6 @@ def simulate(world: WorldSpec, cfg: GenerateConfig, rng: np.random.Generator) ->
     state = concat_states([state0, CustomerState.new(world.features, 0, arrival)])
     arrives = np.concatenate([np.full(n0, -1, np.int64), arrival])
 
-    kinds = event_kinds(world)
-    p = world.params
-    names = world.actions.names
-    # event kind and channel of an engagement, by the action that produced it (0: inquiry)
-    source_kind = np.array(
-        [kinds.index(world.engagement_kinds["inquiry" if a == "none" else a]) for a in names]
-    )
-    arrival_kind = kinds.index(world.engagement_kinds["arrival"])
-    unsubscribe = kinds.index("unsubscribe")
     rules = contact_rules(world)
     staff_cfg = cfg.staff.to_rules()
     woy = week_of_year(origin, np.arange(cfg.weeks))
@@ -140,33 +172,7 @@ def simulate(world: WorldSpec, cfg: GenerateConfig, rng: np.random.Generator) ->
         decisions.append(
             Decisions(rows, np.full(rows.shape[0], t), actions[rows], propensity[rows])
         )
-        conv = np.flatnonzero(out.converted)
-        eng = np.flatnonzero(out.engaged)
-        opt = np.flatnonzero(out.opted_out)
-        new = np.flatnonzero(arriving)
-        events.append(
-            Events(
-                customer=np.concatenate([conv, eng, opt, new]),
-                week=np.full(conv.size + eng.size + opt.size + new.size, t, np.int64),
-                kind=np.concatenate(
-                    [
-                        out.kind[conv],
-                        source_kind[out.engagement_source[eng]],
-                        np.full(opt.size, unsubscribe),
-                        np.full(new.size, arrival_kind),
-                    ]
-                ).astype(np.int64),
-                channel=np.concatenate(
-                    [
-                        np.full(conv.size, -1),
-                        p.channel[out.engagement_source[eng]],
-                        p.channel[out.actions[opt]],
-                        np.full(new.size, -1),
-                    ]
-                ).astype(np.int64),
-                value=np.concatenate([out.paid[conv], np.zeros(eng.size + opt.size + new.size)]),
-            )
-        )
+        events.append(week_events(world, t, out, np.flatnonzero(arriving)))
         activity = replace(
             out.activity, engagements=out.activity.engagements + arriving.astype(np.int32)
         )
