@@ -162,14 +162,18 @@ def load_served(
 
 
 def champion_policy(
-    registry: PolicyRegistry, settings: TrackingConfig, world: WorldSpec
+    registry: PolicyRegistry, settings: TrackingConfig, world: WorldSpec, champion_world: str = ""
 ) -> tuple[Policy, str]:
-    """The ``champion`` version as a policy, or the staff rules when none holds the alias."""
+    """The ``champion`` version as a policy, or the staff rules of ``world`` when none holds
+    the alias. The champion reads its observations over the layout of ``champion_world``, the
+    world it was trained in (default ``world``): every re-calibration gives a world with
+    other feature caps, and a policy must see the features scaled as in its training."""
     try:
         version = registry.alias(CHAMPION)
-    except MlflowException:
+    except MlflowException:  # no version holds the alias
         return StaffPolicy(world), "staff_rules"
-    return load_served(version, settings, world, f"champion_v{version.version}"), version.uri
+    own = load_world(champion_world) if champion_world else world
+    return load_served(version, settings, own, f"champion_v{version.version}"), version.uri
 
 
 def promote(cfg: PromoteConfig) -> Decision:
