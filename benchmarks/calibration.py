@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -48,9 +47,7 @@ def bench_calibration(
     peaks: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         logs = Path(tmp) / "logs"
-        t0 = time.perf_counter()
         write_synthetic_logs(logs, events, customers, contacts)
-        print(f"wrote {events:,} events in {time.perf_counter() - t0:.1f} s", flush=True)
         for run in range(repeats):
             load = os.getloadavg()[0]
             m = measure(

@@ -75,9 +75,7 @@ def bench_ingest_panel(events: int, customers: int, contacts: int, repeats: int)
     peaks: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         logs = Path(tmp) / "logs"
-        t0 = time.perf_counter()
         write_synthetic_logs(logs, events, customers, contacts)
-        print(f"wrote {events:,} events in {time.perf_counter() - t0:.1f} s", flush=True)
         for run in range(repeats):
             canon, panel = Path(tmp) / f"canonical{run}", Path(tmp) / f"panel{run}"
             ing = measure(

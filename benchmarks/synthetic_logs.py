@@ -7,6 +7,7 @@ customers, a few events each, conversions with values, some opt-outs, and contac
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,9 @@ def write_synthetic_logs(
     weeks: int = 104,
     seed: int = 0,
 ) -> None:
-    """Write ``events.csv`` and ``contacts.csv`` with the coworking source's raw columns."""
+    """Write ``events.csv`` and ``contacts.csv`` with the coworking source's raw columns, and
+    print how long it took."""
+    started = time.perf_counter()
     rng = np.random.default_rng(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = np.datetime64("2023-01-02T00:00:00", "s")
@@ -83,3 +86,4 @@ def write_synthetic_logs(
         }
     )
     pacsv.write_csv(contacts, out_dir / "contacts.csv")
+    print(f"wrote {n_events:,} events in {time.perf_counter() - started:.1f} s", flush=True)
