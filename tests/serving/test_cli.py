@@ -50,6 +50,8 @@ def test_score_command_names_a_bad_model(demo_logs: Path, tmp_path: Path) -> Non
         ("serve.holdout.calendar_origin=2024-01-02", "must be a Monday"),
         ("serve.rules.cooldown_weeks=-1", "cooldown_weeks must be >= 0"),
         ("serve.max_batch=0", "max_batch must be >= 1"),
+        ("serve.exploration.share=1.5", r"exploration.share must be in \[0, 1\]"),
+        ("serve.reload.poll_seconds=-1", "poll_seconds must be >= 0"),
         ("port=0", "port must be in 1..65535"),
     ],
 )

@@ -65,14 +65,16 @@ def random_batch(world: WorldSpec, seed: int) -> CustomerBatch:
     cooldown=st.integers(0, 4),
     share=st.floats(0.0, 0.9),
     rogue=st.booleans(),
+    explore=st.sampled_from([0.0, 1.0]) | st.floats(0.0, 1.0),
 )
 def test_guards_never_let_a_forbidden_contact_through(
     served: ServedModel, world: WorldSpec, seed: int, policy_seed: int,
-    caps: dict[str, int], cooldown: int, share: float, rogue: bool,
+    caps: dict[str, int], cooldown: int, share: float, rogue: bool, explore: float,
 ) -> None:  # fmt: skip
     cfg = ServingConfig()
     cfg.rules.frequency_caps, cfg.rules.cooldown_weeks = caps, cooldown
     cfg.holdout.control_share = share
+    cfg.exploration.share = explore
     policy = RoguePolicy(world, policy_seed) if rogue else linear_policy(world, policy_seed, 10.0)
     model = ServedModel(policy, "t", "t", "1", "t", "", "")  # type: ignore[arg-type]
     scorer = Scorer(model, cfg, world)
@@ -94,6 +96,7 @@ def test_guards_never_let_a_forbidden_contact_through(
     assert (decisions.probabilities[rows, decisions.actions] > 0).all()
     np.testing.assert_allclose(decisions.probabilities.sum(axis=1), 1.0)
     assert (decisions.probabilities[decisions.reasons != 0] == 0).all()
+    assert (decisions.probabilities[~batch.known, 1:] == 0).all()
 
 
 def test_holdout_is_stable_salted_and_near_its_share() -> None:

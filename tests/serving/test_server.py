@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,21 +46,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def server(
-    registered: Registered, tmp_path: Path
-) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
-    """``journeyopt-serve`` on the registered champion, with a decision log."""
+@contextmanager
+def running_server(
+    tmp_path: Path, tracking_uri: str, *overrides: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``journeyopt-serve`` on the champion of the store at ``tracking_uri`` with Hydra
+    ``overrides``, on a free loopback port; killed on exit. Yields its URL and process."""
     port = free_port()
-    log = tmp_path / "decision-log"
     command = [
         str(Path(sys.executable).with_name("journeyopt-serve")),
         "model=models:/journey-policy@champion",
-        f"tracking.tracking_uri={registered.tracking.tracking_uri}",
+        f"tracking.tracking_uri={tracking_uri}",
         f"port={port}",
-        "serve.holdout.control_share=0.3",
-        f"serve.decision_log={log}",
         f"hydra.run.dir={tmp_path / 'hydra'}",
+        *overrides,
     ]
     env = {
         **os.environ,
@@ -82,7 +82,7 @@ def server(
             pytest.fail("journeyopt-serve did not start:\n" + (tmp_path / "server.log").read_text())
         time.sleep(0.2)
     try:
-        yield url, process, log
+        yield url, process
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -90,19 +90,33 @@ def server(
         output.close()
 
 
+@pytest.fixture
+def server(
+    registered: Registered, tmp_path: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+    """``journeyopt-serve`` on the registered champion, with a decision log."""
+    log = tmp_path / "decision-log"
+    uri = registered.tracking.tracking_uri
+    overrides = ("serve.holdout.control_share=0.3", f"serve.decision_log={log}")
+    with running_server(tmp_path, uri, *overrides) as (url, process):
+        yield url, process, log
+
+
 def raw_requests(source: SourceConfig, customer_ids: list[str]) -> list[dict[str, Any]]:
-    """API request bodies holding each customer's canonical events and contacts."""
+    """API request bodies holding each customer's canonical events and contacts; every other
+    customer's events without ``role`` (the server's source config gives it)."""
     logs, _ = ingest_to_logs(source)
     segment = logs.customers.set_index("customer_id")["segment"]
     bodies = []
-    for cid in customer_ids:
+    for k, cid in enumerate(customer_ids):
         ev = logs.events[logs.events["customer_id"] == cid]
         co = logs.contacts[logs.contacts["customer_id"] == cid]
         bodies.append({
             "customer_id": cid,
             "segment": str(segment.get(cid, "")) or None,
-            "events": [{"ts": r.ts.isoformat(), "kind": r.kind, "role": r.role,
-                        "channel": r.channel, "value": r.value, "event_id": r.event_id}
+            "events": [{"ts": r.ts.isoformat(), "kind": r.kind, "channel": r.channel,
+                        "value": r.value, "event_id": r.event_id,
+                        **({"role": r.role} if k % 2 else {})}
                        for r in ev.itertuples()],
             "contacts": [{"ts": r.ts.isoformat(), "action": r.action, "channel": r.channel,
                           "cost": r.cost, "campaign": r.campaign,

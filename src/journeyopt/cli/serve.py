@@ -4,6 +4,10 @@
     journeyopt-serve model=models:/journey-policy@champion
     journeyopt-serve model=models:/journey-policy/3 port=8080 workers=2
     JOURNEYOPT_API_TOKEN=... journeyopt-serve serve.decision_log=decisions/
+    journeyopt-serve --config-dir my_configs data=my_crm serve.world=work/world
+
+``data=<source>`` names the source config whose ``event_roles`` turn the event names of raw
+events in requests into roles (default: the demo's ``coworking``).
 
 Every worker process builds the application from the validated configuration, passed to it in
 the environment variable ``JOURNEYOPT_SERVE_CONFIG`` (JSON), and loads the model at start-up.
@@ -27,7 +31,8 @@ from omegaconf import DictConfig, OmegaConf
 from journeyopt.cli.entry import console, report_errors, to_object
 from journeyopt.serving.app import create_app
 from journeyopt.serving.config import ServeJobConfig, register_configs
-from journeyopt.serving.served_model import load_served_model
+from journeyopt.serving.scorer import Scorer
+from journeyopt.serving.served_model import alias_watcher, load_served_model
 
 register_configs()
 CONFIG_ENV = "JOURNEYOPT_SERVE_CONFIG"
@@ -43,11 +48,18 @@ def app_from_env() -> FastAPI:
     if not raw:
         raise RuntimeError(f"{CONFIG_ENV} is not set: start the API with journeyopt-serve")
     cfg = to_object(OmegaConf.create(json.loads(raw)), ServeJobConfig)
-    return create_app(cfg.serve, lambda: load_served_model(cfg.model, cfg.tracking))
+    return create_app(
+        cfg.serve,
+        lambda: load_served_model(cfg.model, cfg.tracking),
+        watch=alias_watcher(cfg.model, cfg.tracking),
+        source=cfg.data,
+    )
 
 
 def run(cfg: DictConfig) -> None:
-    """Validate the config, check that the model loads, then serve until stopped."""
+    """Validate the config, check that the model loads and fits the world, its contact rules
+    and staff rules (a cap or a customer type the world does not have stops here with one
+    line), then serve until stopped."""
     job = to_object(cfg, ServeJobConfig)
     if not job.model.startswith("models:/"):
         job.model = to_absolute_path(job.model)
@@ -55,6 +67,12 @@ def run(cfg: DictConfig) -> None:
         job.serve.decision_log = to_absolute_path(job.serve.decision_log)
         Path(job.serve.decision_log).mkdir(parents=True, exist_ok=True)
     model = load_served_model(job.model, job.tracking)  # fail here, clearly, not in a worker
+    scorer = Scorer(model, job.serve)  # the world, contact rules and staff rules, checked
+    caps = ", ".join(f"{c} <= {n}" for c, n in job.serve.rules.frequency_caps.items()) or "none"
+    console().print(
+        f"world {scorer.world.name!r}; frequency caps per {scorer.world.features.fatigue_weeks} "
+        f"weeks: {caps}; event roles from data source {job.data.name!r}"
+    )
     console().print(
         f"serving {model.name} version {model.version} (sha256 {model.content_sha256[:12]}) "
         f"on http://{job.host}:{job.port} with {job.workers} worker(s); docs at /docs"

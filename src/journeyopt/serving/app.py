@@ -6,13 +6,19 @@ Endpoints: ``POST /v1/score`` (one customer), ``POST /v1/score/batch`` (up to
 ``GET /readyz`` (model loaded and a warm-up prediction done), OpenAPI docs at ``/docs``.
 
 The model is loaded once at start-up (the application's lifespan) and held in one reference;
-a reload builds a new scorer beside it and swaps the reference, so requests in flight finish
-on the scorer they started with. Scoring endpoints are ``async def`` and do their numpy work
-directly on the event loop: a batch of one costs well under a millisecond, less than a thread
-hand-off.
+a reload (``POST /admin/reload``, or the alias poller when ``serve.reload.poll_seconds`` > 0)
+builds a new scorer beside it and swaps the reference, so requests in flight finish on the
+scorer they started with. Scoring endpoints are ``async def`` and do their numpy work directly
+on the event loop: a batch of one costs well under a millisecond, less than a thread hand-off.
+Concurrent ``/v1/score`` requests are scored together (:mod:`journeyopt.serving.coalesce`);
+``/v1/score`` and ``/v1/score/batch`` read their own bodies (:mod:`journeyopt.serving.body`,
+:mod:`journeyopt.serving.records`).
 """
 
+import asyncio
+import contextlib
 import hmac
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -23,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pydantic_core
 import torch
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -34,7 +39,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 from threadpoolctl import threadpool_limits
 
+from journeyopt.data.source import SourceConfig
 from journeyopt.errors import JourneyoptError
+from journeyopt.serving.body import documented_body, install_schemas, parse_body
+from journeyopt.serving.coalesce import Coalescer
 from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.decisions import (
     DecisionColumns,
@@ -49,14 +57,25 @@ from journeyopt.serving.features import (
     concat_batches,
     logs_from_rows,
 )
-from journeyopt.serving.guards import UNKNOWN_CUSTOMER
+from journeyopt.serving.records import OverLimit, RecordReader
+from journeyopt.serving.responses import (
+    batch_body,
+    column_responses,
+    decision_texts,
+    json_response,
+    model_info,
+)
 from journeyopt.serving.schemas import api_models
 from journeyopt.serving.scorer import CustomerBatch, Decisions, Scorer
 from journeyopt.serving.served_model import ServedModel
-from journeyopt.sim.rules import REASONS
 from journeyopt.sim.world import WorldSpec, load_world
 
 ModelLoader = Callable[[], ServedModel]
+AliasWatcher = Callable[[], str]
+"""Answers the registry version the served alias points to now (see
+:func:`journeyopt.serving.served_model.alias_watcher`)."""
+
+LOG = logging.getLogger(__name__)
 
 
 class BodyLimit:
@@ -94,103 +113,6 @@ def single_threaded_numerics() -> None:
     machine; throughput scales with ``workers`` instead."""
     threadpool_limits(limits=1, user_api="blas")
     torch.set_num_threads(1)
-
-
-def json_response(content: Any) -> Response:
-    """A JSON response serialised by pydantic-core (about twice as fast as ``json.dumps`` on
-    a batch's decisions); the dicts are built to the documented response models."""
-    return Response(pydantic_core.to_json(content), media_type="application/json")
-
-
-def model_info(scorer: Scorer) -> dict[str, Any]:
-    """What ``GET /v1/model`` answers."""
-    model, world, rules = scorer.model, scorer.world, scorer.rules
-    return {
-        "name": model.name,
-        "version": model.version,
-        "uri": model.uri,
-        "requested": model.requested,
-        "run_id": model.run_id,
-        "content_sha256": model.content_sha256,
-        "lineage": {"world": world.name, **model.lineage},
-        "actions": [
-            {"name": n, "channel": c, "cost": cost}
-            for n, c, cost in zip(
-                world.actions.names, world.actions.channels, world.actions.costs, strict=True
-            )
-        ],
-        "contact_rules": {
-            "frequency_caps": dict(rules.frequency_caps),
-            "fatigue_weeks": rules.spec.fatigue_weeks,
-            "cooldown_weeks": rules.cooldown_weeks,
-            "opted_out": "no contact on an opted-out channel",
-            "unknown_customers": "none",
-        },
-        "holdout": {
-            "control_share": scorer.settings.holdout.control_share,
-            "control_policy": scorer.staff.name,
-        },
-        "features": list(world.features.feature_names),
-        "segments": list(world.segment_names),
-    }
-
-
-def _masked(reasons: np.ndarray, known: bool, actions: Sequence[str]) -> dict[str, str]:
-    if not known:
-        return {a: UNKNOWN_CUSTOMER for a in actions[1:]}
-    return {actions[a]: REASONS[int(r)] for a, r in enumerate(reasons) if r != 0}
-
-
-def responses(decisions: Decisions, rows: DecisionColumns, scorer: Scorer) -> list[dict[str, Any]]:
-    """Response bodies of the decisions (``rows``: their decision log rows), in order."""
-    names = scorer.action_names
-    probabilities = np.round(decisions.probabilities, 6).tolist()
-    known = decisions.batch.known.tolist()
-    forbidden = np.flatnonzero((decisions.reasons != 0).any(axis=1) | ~decisions.batch.known)
-    masked: list[dict[str, str]] = [{} for _ in range(decisions.batch.n)]
-    for i in forbidden.tolist():  # only customers with a masked action
-        masked[i] = _masked(decisions.reasons[i], known[i], names)
-    fields = ("customer_id", "decision_id", "as_of", "group", "action", "channel",
-              "propensity", "expected_value", "model_name", "model_version")  # fmt: skip
-    return [
-        {
-            **dict(zip(fields, values, strict=True)),
-            "probabilities": dict(zip(names, probabilities[i], strict=True)),
-            "masked": masked[i],
-            "known": known[i],
-        }
-        for i, values in enumerate(zip(*(rows[f] for f in fields), strict=True))
-    ]
-
-
-COLUMN_FIELDS = ("customer_id", "decision_id", "group", "action", "channel", "propensity",
-                 "expected_value")  # fmt: skip
-"""Decision log columns a columnar response repeats as they are."""
-
-
-def masked_columns(decisions: Decisions, action_names: Sequence[str]) -> dict[str, list[Any]]:
-    """Action -> (N,) why the contact rules forbid it for each customer (None: allowed)."""
-    codes = np.asarray([None, *REASONS[1:], UNKNOWN_CUSTOMER], dtype=object)
-    reasons = decisions.reasons.astype(np.int64)
-    reasons[~decisions.batch.known, 1:] = len(REASONS)  # every contact, for unknown customers
-    named = codes[reasons]
-    return {a: named[:, i].tolist() for i, a in enumerate(action_names)}
-
-
-def column_responses(decisions: Decisions, rows: DecisionColumns, scorer: Scorer) -> dict[str, Any]:
-    """The columnar response body of the decisions (``rows``: their decision log columns)."""
-    probabilities = np.round(decisions.probabilities, 6)
-    return {
-        "as_of": decisions.batch.as_of.isoformat(),
-        "model_name": scorer.model.name,
-        "model_version": scorer.model.version,
-        **{c: rows[c] for c in COLUMN_FIELDS},
-        "known": decisions.batch.known.tolist(),
-        "probabilities": {
-            a: probabilities[:, i].tolist() for i, a in enumerate(scorer.action_names)
-        },
-        "masked": masked_columns(decisions, scorer.action_names),
-    }
 
 
 def customers_batch(
@@ -244,6 +166,8 @@ def create_app(
     loader: ModelLoader,
     world: WorldSpec | None = None,
     token: str | None = None,
+    watch: AliasWatcher | None = None,
+    source: SourceConfig | None = None,
 ) -> FastAPI:
     """The scoring API.
 
@@ -253,9 +177,15 @@ def create_app(
         world: The world (loaded from ``settings.world`` when omitted).
         token: The bearer token; default: the environment variable ``settings.token_env``
             (empty or unset: no authentication).
+        watch: Answers the version the served alias points to; with
+            ``settings.reload.poll_seconds`` > 0 it is asked that often and the model is
+            reloaded when the version changed. None: the model never moves by itself.
+        source: The data source config whose ``event_roles`` map the event names of raw
+            events to their roles (an event may then leave out its ``role``); None: every
+            raw event names its role.
     """
     world = world if world is not None else load_world(settings.world)
-    models = api_models(world, settings)
+    models = api_models(world, settings, source)
     secret = (token if token is not None else os.environ.get(settings.token_env, "")).encode()
     served = _Served(
         log=DecisionLog(Path(settings.decision_log)) if settings.decision_log else None
@@ -268,22 +198,47 @@ def create_app(
         scorer.score(warm)
         return scorer
 
+    async def follow_alias(watched: AliasWatcher, every: float) -> None:
+        """Reload whenever the alias points to another version than the one served."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                version = await run_in_threadpool(watched)
+                scorer = served.scorer
+                if scorer is not None and version != scorer.model.version:
+                    served.scorer = await run_in_threadpool(build_scorer)  # atomic swap
+                    LOG.info("model %s reloaded: version %s", scorer.model.requested, version)
+            except Exception as err:  # the poller must outlive a registry hiccup
+                LOG.warning("alias check failed, model kept: %s", err)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         single_threaded_numerics()
         served.scorer = await run_in_threadpool(build_scorer)
+        every = settings.reload.poll_seconds
+        poller = asyncio.create_task(follow_alias(watch, every)) if watch and every else None
         yield
+        if poller is not None:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+
+    def check_token(given: str) -> None:
+        if secret and not hmac.compare_digest(given.encode(), secret):
+            raise HTTPException(
+                401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
+            )
 
     async def authorised(  # async: a plain def would cost a thread hand-off per request
         credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
     ) -> None:
-        if not secret:
-            return
-        given = (credentials.credentials if credentials is not None else "").encode()
-        if not hmac.compare_digest(given, secret):
-            raise HTTPException(
-                401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
-            )
+        check_token(credentials.credentials if credentials is not None else "")
+
+    def authorise(request: Request) -> None:
+        """:func:`authorised` for endpoints that read their own body (no dependency)."""
+        if secret:
+            scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+            check_token(credentials if scheme.lower() == "bearer" else "")
 
     def current() -> Scorer:
         if served.scorer is None:
@@ -299,6 +254,12 @@ def create_app(
     )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
+    def too_many() -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"at most {settings.max_batch} customers per batch (serve.max_batch)"},
+            status_code=413,
+        )
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
@@ -307,10 +268,7 @@ def create_app(
             and tuple(e.get("loc", ()))[-1:] in (("customers",), ("customer_id",))
             for e in errors
         ):
-            return JSONResponse(
-                {"detail": f"at most {settings.max_batch} customers per batch (serve.max_batch)"},
-                status_code=413,
-            )
+            return too_many()
         return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     def decide_batch(scorer: Scorer, batch: CustomerBatch) -> tuple[Decisions, DecisionColumns]:
@@ -325,9 +283,8 @@ def create_app(
         served.log.append(table)
         return decisions, table.to_pydict()
 
-    def decide(
-        scorer: Scorer, customers: Sequence[Any], as_of: datetime | None
-    ) -> list[dict[str, Any]]:
+    def decide(scorer: Scorer, customers: Sequence[Any], as_of: datetime | None) -> list[str]:
+        """The response bodies (JSON text) of validated request customers, in order."""
         if not customers:
             return []
         try:
@@ -335,7 +292,7 @@ def create_app(
         except JourneyoptError as err:
             raise HTTPException(422, str(err)) from err
         decisions, rows = decide_batch(scorer, batch)
-        return responses(decisions, rows, scorer)
+        return decision_texts(decisions, rows, scorer)
 
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> dict[str, str]:
@@ -356,25 +313,47 @@ def create_app(
     async def model() -> dict[str, Any]:
         return model_info(current())
 
+    coalescer: Coalescer[Any, str] = Coalescer(
+        lambda as_of, customers: decide(current(), customers, as_of)  # type: ignore[arg-type]
+    )
+
     @app.post(
         "/v1/score",
         response_model=models.score_response,
         summary="Decide for one customer",
-        dependencies=[Depends(authorised)],
-        responses={401: {}, 413: {}},
+        openapi_extra=documented_body(models.score_request),
+        responses={401: {}, 413: {}, 422: {"description": "invalid request (field paths)"}},
     )
-    async def score(request: models.score_request) -> Any:  # type: ignore[name-defined]
-        return json_response(decide(current(), [request], request.as_of)[0])
+    async def score(request: Request) -> Response:
+        authorise(request)
+        customer: Any = parse_body(models.score_request, await request.body())
+        # concurrent single requests are scored together (see serving.coalesce)
+        text = await coalescer.submit(customer.as_of, customer)
+        return Response(text, media_type="application/json")
+
+    reader = RecordReader(world, settings.max_batch)
 
     @app.post(
         "/v1/score/batch",
         response_model=models.batch_response,
         summary="Decide for many customers",
-        dependencies=[Depends(authorised)],
-        responses={401: {}, 413: {}},
+        openapi_extra=documented_body(models.batch_request),
+        responses={401: {}, 413: {}, 422: {"description": "invalid request (field paths)"}},
     )
-    async def score_batch(request: models.batch_request) -> Any:  # type: ignore[name-defined]
-        return json_response({"decisions": decide(current(), request.customers, request.as_of)})
+    async def score_batch(request: Request) -> Response:
+        authorise(request)
+        raw = await request.body()
+        scorer = current()
+        read = reader.read(raw, lambda: datetime.now(UTC))  # feature records: column-wise
+        if isinstance(read, OverLimit):
+            return too_many()
+        if read is not None:
+            if read.n == 0:
+                return batch_body([])
+            decisions, rows = decide_batch(scorer, read)
+            return batch_body(decision_texts(decisions, rows, scorer))
+        body: Any = parse_body(models.batch_request, raw)  # anything else, or the 422
+        return batch_body(decide(scorer, body.customers, body.as_of))
 
     @app.post(
         "/v1/score/columns",
@@ -407,4 +386,5 @@ def create_app(
         served.scorer = scorer
         return model_info(scorer)
 
+    install_schemas(app, [models.score_request, models.batch_request])
     return app

@@ -86,6 +86,46 @@ class HoldoutConfig:
 
 
 @dataclass
+class ExplorationConfig:
+    """Exploration of the treatment group (see :mod:`journeyopt.serving.exploration`).
+
+    Attributes:
+        share: Exploration share ``eps`` in [0, 1]: a treatment customer gets the policy's
+            choice with probability ``1 - eps`` and a uniform choice among the actions the
+            contact rules allow with probability ``eps``; 0 (default): always the policy's
+            choice, propensity 1. The control group is never explored.
+        salt: Salt of the per-customer-and-week draw; changing it redraws every decision.
+    """
+
+    share: float = 0.0
+    salt: str = "journeyopt-explore-1"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.share <= 1.0:
+            raise ConfigError(f"serve.exploration.share must be in [0, 1], got {self.share}")
+        if not self.salt:
+            raise ConfigError("serve.exploration.salt must not be empty")
+
+
+@dataclass
+class ReloadConfig:
+    """Reloading the model when its registry alias moves (``journeyopt-serve`` only).
+
+    Attributes:
+        poll_seconds: Every worker asks the registry which version the served alias
+            (``models:/<name>@<alias>``) points to every this many seconds, and swaps in the
+            new version when it moved (requests in flight finish on the old one); 0: never
+            (reload with ``POST /admin/reload``). A version URI or a folder is never polled.
+    """
+
+    poll_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.poll_seconds >= 0.0:
+            raise ConfigError(f"serve.reload.poll_seconds must be >= 0, got {self.poll_seconds}")
+
+
+@dataclass
 class ServingConfig:
     """How decisions are taken (the ``serve`` group, shared by the API and the batch scorer).
 
@@ -95,6 +135,9 @@ class ServingConfig:
             expected value of a decision).
         rules: Contact rules applied after the model, whatever it says.
         holdout: The A/B holdout.
+        exploration: Exploration of the treatment group (true propensities in the decision
+            log, for off-policy evaluation of later policies).
+        reload: Reloading the model when its alias moves (the API only).
         max_batch: Most customers in one ``/v1/score/batch`` request (413 above).
         max_body_bytes: Largest request body, bytes (413 above).
         token_env: Environment variable holding the API's bearer token; when it is set and
@@ -108,6 +151,8 @@ class ServingConfig:
     world: str = "coworking"
     rules: RulesConfig = field(default_factory=RulesConfig)
     holdout: HoldoutConfig = field(default_factory=HoldoutConfig)
+    exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
+    reload: ReloadConfig = field(default_factory=ReloadConfig)
     max_batch: int = 10_000
     max_body_bytes: int = 50_000_000
     token_env: str = "JOURNEYOPT_API_TOKEN"
@@ -129,6 +174,9 @@ class ServeJobConfig:
     Attributes:
         model: ``models:/<name>@<alias>``, ``models:/<name>/<version>`` or a local model
             folder.
+        data: The data source config (``data=<source>``, a user's own via ``--config-dir``;
+            default the demo's) whose ``event_roles`` give the role of a request's raw event
+            from its name; its files and ``path`` are not read.
         host: Interface to listen on.
         port: TCP port.
         workers: uvicorn worker processes.
@@ -137,6 +185,7 @@ class ServeJobConfig:
     """
 
     model: str = "models:/journey-policy@champion"
+    data: SourceConfig = field(default_factory=SourceConfig)
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1

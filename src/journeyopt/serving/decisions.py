@@ -20,9 +20,10 @@ action, channel
     ``none``).
 propensity
     Probability of ``action`` under the policy actually applied to the customer (the champion
-    for treatment, the staff rules for control) after masks and guards, in (0, 1]. A policy
-    model's probabilities are its masked softmax (the action carried out is its most probable
-    one); the staff rules and guard overrides are deterministic (1.0).
+    for treatment, the staff rules for control) after masks and guards, in (0, 1]: for
+    treatment the exploration mixture ``(1 - eps)`` on the model's most probable allowed
+    action plus ``eps`` spread uniformly over the allowed actions (``serve.exploration``; 1.0
+    without exploration), for the deterministic staff rules and guard overrides 1.0.
 expected_value
     This week's expected margin minus contact cost of the action under the world's response
     model, currency.

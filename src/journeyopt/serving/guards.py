@@ -12,10 +12,42 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from journeyopt.sim.rules import ALLOWED
+from journeyopt.errors import ConfigError
+from journeyopt.serving.config import HoldoutConfig, RulesConfig
+from journeyopt.sim.behaviour import StaffRules
+from journeyopt.sim.rules import ALLOWED, ContactRules
+from journeyopt.sim.world import WorldSpec
 
 UNKNOWN_CUSTOMER = "unknown_customer"
 """Reason reported for every contact of a customer the scorer knows nothing about."""
+
+
+def serving_rules(world: WorldSpec, rules: RulesConfig) -> ContactRules:
+    """The contact rules ``serve.rules`` sets for ``world``'s catalogue.
+
+    Raises:
+        ConfigError: A frequency cap names a channel ``world`` does not have (it would cap
+            nothing): the message names the world's channels and the overrides that fix it.
+    """
+    channels = world.features.contact_channels
+    unknown = [c for c in rules.frequency_caps if c not in channels]
+    if unknown:
+        remove = " ".join(f"'~serve.rules.frequency_caps.{c}'" for c in unknown)
+        raise ConfigError(
+            f"serve.rules.frequency_caps caps channel(s) {unknown} that world {world.name!r} "
+            f"does not have (its contact channels: {list(channels)}): remove them with "
+            f"{remove}, and cap a channel of the world with "
+            f"+serve.rules.frequency_caps.<channel>=<contacts>"
+        )
+    return ContactRules(
+        world.actions, world.features, dict(rules.frequency_caps), rules.cooldown_weeks
+    )
+
+
+def staff_rules(world: WorldSpec, holdout: HoldoutConfig) -> StaffRules:
+    """Today's staff rules ``serve.holdout.staff`` sets for ``world``'s customer types (checked:
+    see :meth:`~journeyopt.sim.config.StaffRulesConfig.rules_for`)."""
+    return holdout.staff.rules_for(world.name, world.segment_names, "serve.holdout.staff")
 
 
 @dataclass(frozen=True)

@@ -5,17 +5,32 @@ The feature record's fields are the world's feature names
 catalogue and event roles the canonical ones, so the OpenAPI schema at ``/docs`` lists exactly
 what the served policy understands, and a request naming anything else is refused with 422
 and the path of the field.
+
+An event's ``role`` may be left out when the API serves with a data source config: it is then
+the role the source's ``event_roles`` gives the event name, the mapping ingestion applies to
+the same names in the logs. An event name the mapping does not know needs its ``role``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from journeyopt.data.schema import ROLES
+from journeyopt.data.source import SourceConfig
 from journeyopt.panel.state import LIFECYCLE_STAGES
 from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.holdout import GROUPS
@@ -53,16 +68,72 @@ Currency = Annotated[float, Field(ge=0, le=MAX_CURRENCY, allow_inf_nan=False)]
 _STRICT = ConfigDict(extra="forbid")
 
 
-class EventIn(BaseModel):
-    """A customer event in the canonical schema."""
+def _role_refusal(kind: str, given: str | None, source: SourceConfig | None) -> str | None:
+    """Why an event of ``kind`` with role ``given`` (None: omitted) is refused under
+    ``source``'s ``event_roles``; None: accepted."""
+    roles = ", ".join(ROLES)
+    if source is None:
+        if given is None:
+            return (
+                f"event {kind!r} has no role and the API serves without a data source "
+                f"config: give the event's role ({roles})"
+            )
+        return None
+    mapped = source.event_roles.get(kind)
+    if given is None and mapped is None:
+        return (
+            f"unknown event name {kind!r}: not mapped to a role by data source "
+            f"{source.name!r} ({sorted(source.event_roles)}); give the event's role ({roles}) "
+            "or map the name in data.event_roles"
+        )
+    if given is not None and mapped is not None and given != mapped:
+        return (
+            f"event name {kind!r} is a {mapped} event in data source {source.name!r}, the "
+            f"request says {given}: leave role out or give {mapped!r}"
+        )
+    return None
 
-    model_config = _STRICT
-    ts: Instant
-    kind: Id = Field(description="the source's event name, e.g. day_pass")
-    role: Literal[ROLES] = Field(description="what the event means")  # type: ignore[valid-type]
-    channel: Text = ""
-    value: Currency = Field(0.0, description="conversion value, currency")
-    event_id: Text = ""
+
+def event_model(source: SourceConfig | None) -> type[BaseModel]:
+    """The pydantic model of a request's raw event, whose ``role`` defaults to the role
+    ``source.event_roles`` gives its ``kind`` (None: no mapping, every event names its role).
+
+    Refused with 422 at ``[..., "kind"]``: an event without ``role`` whose name the mapping
+    does not know, and an event whose ``role`` contradicts the mapping."""
+    roles: Mapping[str, str] = {} if source is None else dict(source.event_roles)
+
+    class EventIn(BaseModel):
+        """A customer event in the canonical schema."""
+
+        model_config = _STRICT
+        ts: Instant
+        role: Literal[ROLES] | None = Field(  # type: ignore[valid-type]
+            None,
+            description="what the event means; omitted: the role the served data source "
+            "config (data.event_roles) gives the event's kind",
+        )
+        kind: Id = Field(description="the source's event name, e.g. day_pass")
+        channel: Text = ""
+        value: Currency = Field(0.0, description="conversion value, currency")
+        event_id: Text = ""
+
+        @field_validator("kind")
+        @classmethod
+        def _mapped(cls, kind: str, info: ValidationInfo) -> str:
+            if "role" not in info.data:  # the role itself is invalid: reported on its own
+                return kind
+            refusal = _role_refusal(kind, info.data["role"], source)
+            if refusal is not None:
+                raise ValueError(refusal)
+            return kind
+
+        @model_validator(mode="after")
+        def _role(self) -> EventIn:
+            if self.role is None:
+                self.role = roles[self.kind]
+            return self
+
+    return EventIn
 
 
 @dataclass(frozen=True)
@@ -78,20 +149,39 @@ class ApiModels:
     columns_response: type[BaseModel]
 
 
+FeatureKind = Literal["stage", "flag", "currency", "weeks", "count"]
+
+
+def feature_kind(name: str) -> FeatureKind:
+    """What a feature of the panel holds: the lifecycle ``stage`` name, an opt-out ``flag``,
+    a ``currency`` amount or ``weeks`` since an event (both nullable: never), or a ``count``
+    (or whole weeks, never null)."""
+    if name == "lifecycle":
+        return "stage"
+    if name.startswith("opted_out_"):
+        return "flag"
+    if name == "monetary":
+        return "currency"
+    if name == "recency_weeks" or name.startswith("weeks_since_"):
+        return "weeks"
+    return "count"
+
+
 def _feature_fields(world: WorldSpec) -> dict[str, Any]:
     """Pydantic fields of a feature record: one per feature of the world's spec."""
     fields: dict[str, Any] = {}
     for name in world.features.feature_names:
-        if name == "lifecycle":
+        kind = feature_kind(name)
+        if kind == "stage":
             fields[name] = (Literal[LIFECYCLE_STAGES], Field(description="lifecycle stage"))
-        elif name.startswith("opted_out_"):
+        elif kind == "flag":
             fields[name] = (bool, Field(description="opted out of the channel"))
-        elif name == "monetary":
+        elif kind == "currency":
             fields[name] = (
                 Currency | None,
                 Field(description="mean conversion value; null: never"),
             )
-        elif name == "recency_weeks" or name.startswith("weeks_since_"):
+        elif kind == "weeks":
             fields[name] = (Weeks | None, Field(description="weeks; null: never"))
         else:
             fields[name] = (Count, Field(description="count or weeks"))
@@ -109,9 +199,14 @@ def _feature_columns(world: WorldSpec, max_rows: int) -> dict[str, Any]:
     return fields
 
 
-def api_models(world: WorldSpec, settings: ServingConfig) -> ApiModels:
-    """The API's pydantic models for ``world`` and the limits of ``settings``."""
+def api_models(
+    world: WorldSpec, settings: ServingConfig, source: SourceConfig | None = None
+) -> ApiModels:
+    """The API's pydantic models for ``world`` and the limits of ``settings``; ``source``:
+    the data source config whose ``event_roles`` give omitted event roles (see
+    :func:`event_model`)."""
     actions = tuple(world.actions.names)
+    EventIn = event_model(source)
     feature_record = create_model(
         "FeatureRecord",
         __config__=_STRICT,
@@ -138,7 +233,9 @@ def api_models(world: WorldSpec, settings: ServingConfig) -> ApiModels:
         customer_id: Id
         segment: Text | None = Field(None, description="customer type; unknown: no contact")
         features: feature_record | None = None  # type: ignore[valid-type]
-        events: list[EventIn] = Field(default_factory=list, max_length=settings.max_events)
+        events: list[EventIn] = Field(  # type: ignore[valid-type]
+            default_factory=list, max_length=settings.max_events
+        )
         contacts: list[ContactIn] = Field(default_factory=list, max_length=settings.max_events)
 
         @model_validator(mode="after")
@@ -168,7 +265,13 @@ def api_models(world: WorldSpec, settings: ServingConfig) -> ApiModels:
         group: Literal[GROUPS]  # type: ignore[valid-type]
         action: str
         channel: str
-        probabilities: dict[str, float] = Field(description="action -> probability")
+        probabilities: dict[str, float] = Field(
+            description="action -> probability under the policy applied to the customer "
+            "(exploration mixture for treatment, staff rules for control) after the guards"
+        )
+        scores: dict[str, float] = Field(
+            description="action -> the model's own probability (its masked softmax)"
+        )
         propensity: float = Field(description="probability of the action carried out")
         expected_value: float = Field(description="this week's expected value, currency")
         masked: dict[str, str] = Field(description="action -> why the contact rules forbid it")
@@ -228,7 +331,12 @@ def api_models(world: WorldSpec, settings: ServingConfig) -> ApiModels:
         propensity: list[float] = Field(description="probability of the action carried out")
         expected_value: list[float] = Field(description="this week's expected value, currency")
         known: list[bool] = Field(description="false: unknown customer, safe default")
-        probabilities: dict[str, list[float]] = Field(description="action -> probabilities")
+        probabilities: dict[str, list[float]] = Field(
+            description="action -> probabilities under the policy applied after the guards"
+        )
+        scores: dict[str, list[float]] = Field(
+            description="action -> the model's own probabilities (its masked softmax)"
+        )
         masked: dict[str, list[str | None]] = Field(
             description="action -> why the contact rules forbid it (null: allowed)"
         )

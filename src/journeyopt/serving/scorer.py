@@ -1,6 +1,11 @@
 """The one function that turns customers' features into decisions, shared by the API and the
-batch scorer: features -> contact rules -> policy (or staff rules for the control group) ->
-guards -> expected value.
+batch scorer: features -> contact rules -> policy (its most probable allowed action, explored
+with ``serve.exploration.share``; staff rules for the control group) -> guards -> expected value.
+
+The reported probabilities are those of the policy actually applied to each customer, after
+masks and guards (the exploration mixture for treatment, one-hot for the deterministic staff
+rules and for customers with only ``none`` allowed); the model's own probabilities are kept
+beside them as ``scores``.
 
 Everything is batched numpy over the ``N`` customers of a call (no per-customer Python loop
 except the holdout's hash); a single API request is a batch of one.
@@ -21,11 +26,16 @@ from journeyopt.agents.sb3 import layout_version
 from journeyopt.errors import ConfigError
 from journeyopt.panel.weeks import WEEK, monday_on_or_before
 from journeyopt.serving.config import ServingConfig
-from journeyopt.serving.guards import allowed_actions, apply_guards
+from journeyopt.serving.expected_value import ExpectedValues
+from journeyopt.serving.exploration import draw, exploration_unit, explored_probabilities
+from journeyopt.serving.guards import (
+    allowed_actions,
+    apply_guards,
+    serving_rules,
+    staff_rules,
+)
 from journeyopt.serving.holdout import control_group
 from journeyopt.serving.served_model import ServedModel
-from journeyopt.sim.discrete import summarise
-from journeyopt.sim.dynamics import expected_reward, response_probabilities
 from journeyopt.sim.observation import ObservationLayout, encode, observation_layout
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import WorldSpec, load_world
@@ -66,7 +76,12 @@ class Decisions:
         batch: The customers scored.
         control: (N,) True for the control group (staff rules).
         actions: (N,) int64 action carried out (after guards).
-        probabilities: (N, A) probabilities of the applied policy after masks and guards.
+        probabilities: (N, A) true probabilities of the policy applied to each customer,
+            after masks and guards: the exploration mixture around the model's choice for
+            treatment, one-hot for the staff rules (control) and for forced ``none``; rows
+            sum to 1, positive on ``actions``.
+        scores: (N, A) the model's own probabilities (its masked softmax, as it returned
+            them), also for control customers it was not applied to.
         reasons: (N, A) contact-rule reason code per action (0 = allowed, see
             :data:`journeyopt.sim.rules.REASONS`).
         expected_value: (N,) this week's expected margin minus contact cost of the action
@@ -79,6 +94,7 @@ class Decisions:
     control: NDArray[np.bool_]
     actions: NDArray[np.int64]
     probabilities: NDArray[np.float64]
+    scores: NDArray[np.float64]
     reasons: NDArray[np.int8]
     expected_value: NDArray[np.float64]
     overridden: NDArray[np.bool_]
@@ -99,7 +115,9 @@ class Scorer:
         world: The world (loaded from ``settings.world`` when omitted).
 
     Raises:
-        ConfigError: The policy was trained on other actions or another observation layout.
+        ConfigError: The policy was trained on other actions or another observation layout;
+            the contact rules or the staff rules name channels or customer types the world
+            does not have.
     """
 
     def __init__(
@@ -109,20 +127,16 @@ class Scorer:
         self.settings = settings
         try:
             self.world = world if world is not None else load_world(settings.world)
-            self.rules = ContactRules(
-                self.world.actions,
-                self.world.features,
-                dict(settings.rules.frequency_caps),
-                settings.rules.cooldown_weeks,
-            )
+            self.rules: ContactRules = serving_rules(self.world, settings.rules)
         except (ValueError, FileNotFoundError) as err:
             raise ConfigError(f"serve: {err}") from err
         self.layout: ObservationLayout = observation_layout(self.world)
-        self.staff = StaffPolicy(self.world, settings.holdout.staff.to_rules())
+        self.staff = StaffPolicy(self.world, staff_rules(self.world, settings.holdout))
         self._check_spec()
         self.action_names: tuple[str, ...] = self.world.actions.names
         self.channels: tuple[str, ...] = self.world.actions.channels
         self._origin = settings.holdout.origin  # parsed once, not per request
+        self._values = ExpectedValues(self.world)
 
     def _check_spec(self) -> None:
         spec = self.model.policy.spec
@@ -154,10 +168,8 @@ class Scorer:
         self, observation: Observation, actions: NDArray[np.int64]
     ) -> NDArray[np.float64]:
         """(N,) this week's expected margin minus contact cost of ``actions`` under the
-        world's response model, currency."""
-        summary = summarise(observation.features, observation.segment, self.world)
-        responses = response_probabilities(self.world, summary, actions, observation.week_of_year)
-        return expected_reward(self.world, responses, actions)
+        world's response model, currency (see :class:`ExpectedValues`)."""
+        return self._values(observation, actions)
 
     def score(self, batch: CustomerBatch) -> Decisions:
         """Decide for every customer of ``batch`` (see the module docstring)."""
@@ -169,7 +181,11 @@ class Scorer:
         observations = np.ascontiguousarray(
             encode(self.layout, batch.features, segment, week_of_year)
         )
-        actions, probabilities = self.model.policy.act(observations, masks)
+        greedy, scores = self.model.policy.act(observations, masks)
+        rows = np.arange(batch.n)
+        greedy = np.asarray(greedy, np.int64)
+        refused = ~masks[rows, greedy]  # a policy that ignored the masks: guarded to none
+        greedy = np.where(refused, 0, greedy)
         control = control_group(
             batch.customer_ids,
             self.settings.holdout.salt,
@@ -178,28 +194,34 @@ class Scorer:
         observation = Observation(
             batch.features, segment, week_of_year, self._campaign_week(monday)
         )
+        exploration = self.settings.exploration
+        probabilities = explored_probabilities(greedy, masks, exploration.share)
+        actions = greedy
+        if exploration.share > 0.0:
+            unit = exploration_unit(batch.customer_ids, exploration.salt, monday)
+            actions = draw(probabilities, unit)
         if control.any():
-            rows = np.flatnonzero(control)
+            staff_rows = np.flatnonzero(control)
             staff_obs = Observation(
-                {k: np.asarray(v)[rows] for k, v in batch.features.items()},
-                segment[rows],
+                {k: np.asarray(v)[staff_rows] for k, v in batch.features.items()},
+                segment[staff_rows],
                 week_of_year,
                 observation.week,
             )
-            staff_actions, staff_probs = self.staff.act(staff_obs, masks[rows], _NO_RNG)
+            staff_actions, staff_probs = self.staff.act(staff_obs, masks[staff_rows], _NO_RNG)
             actions = actions.copy()
-            probabilities = probabilities.copy()
-            actions[rows] = staff_actions
-            probabilities[rows] = staff_probs
-        guarded = apply_guards(actions, probabilities, reasons, batch.known)
+            actions[staff_rows] = staff_actions
+            probabilities[staff_rows] = staff_probs
+        guarded = apply_guards(actions, probabilities, reasons, batch.known)  # a last check
         value = self.expected_value(observation, guarded.actions)
         return Decisions(
             batch=batch,
             control=control,
             actions=guarded.actions,
             probabilities=guarded.probabilities,
+            scores=np.asarray(scores, np.float64),
             reasons=reasons,
             expected_value=np.where(batch.known, value, 0.0),
-            overridden=guarded.overridden,
+            overridden=guarded.overridden | (refused & ~control),
             week_of_year=week_of_year,
         )

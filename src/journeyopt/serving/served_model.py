@@ -10,6 +10,7 @@ A local model folder (an MLflow model directory) works too, for air-gapped deplo
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -70,15 +71,37 @@ def _lineage(client: MlflowClient, run_id: str) -> dict[str, str]:
     return {k: v for k, v in sorted(tags.items()) if k.startswith(LINEAGE_PREFIXES)}
 
 
+def _registry(uri: str, tracking: TrackingConfig) -> tuple[PolicyRegistry, TrackingConfig]:
+    """The registry of the model named in ``uri`` and the tracking settings it uses."""
+    name = uri.removeprefix("models:/").split("@")[0].split("/")[0]
+    settings = replace(tracking, registered_model=name) if name else tracking
+    return PolicyRegistry(settings), settings
+
+
+def alias_watcher(model: str, tracking: TrackingConfig) -> Callable[[], str] | None:
+    """For ``models:/<name>@<alias>``: a function answering the version the alias points to
+    now (one registry call each time); None for a version URI or a local folder, which never
+    move.
+
+    The function raises ``MlflowException`` (or a connection error) when the registry cannot
+    answer."""
+    if not model.startswith("models:/") or "@" not in model:
+        return None
+
+    def version() -> str:
+        registry, _ = _registry(model, tracking)
+        return registry.resolve(model).version
+
+    return version
+
+
 def load_registered(uri: str, tracking: TrackingConfig) -> ServedModel:
     """Resolve ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` and load it.
 
     Raises:
         ConfigError: The URI resolves to nothing, or the files do not match the recorded hash.
     """
-    name = uri.removeprefix("models:/").split("@")[0].split("/")[0]
-    settings = replace(tracking, registered_model=name) if name else tracking
-    registry = PolicyRegistry(settings)
+    registry, settings = _registry(uri, tracking)
     try:
         resolved = registry.resolve(uri)
     except (MlflowException, ValueError) as err:

@@ -1,0 +1,155 @@
+"""``POST /v1/score/batch``'s fast path: feature records read column-wise accept only what the
+pydantic request model accepts, with the same values; bodies it refuses get the model's own
+answer (the same decisions, or a 422 naming the field); both response builders give the same
+JSON values."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from journeyopt.serving.app import create_app, customers_batch
+from journeyopt.serving.config import ServingConfig
+from journeyopt.serving.decisions import response_columns
+from journeyopt.serving.records import OverLimit, RecordReader
+from journeyopt.serving.responses import SMALL_BATCH, decision_objects, decision_texts
+from journeyopt.serving.schemas import ApiModels, api_models
+from journeyopt.serving.scorer import CustomerBatch, Scorer
+from journeyopt.serving.served_model import ServedModel
+from journeyopt.sim.world import WorldSpec
+from tests.serving.test_app import AS_OF
+from tests.serving.test_columns import customers
+
+NOW = datetime(2024, 3, 6, 10, tzinfo=UTC)
+STRANGE: list[Any] = [None, True, False, -1, 0, 3, 2.0, 2.5, 1e7, 1e13, "1", "active", [], {}]
+
+
+@pytest.fixture
+def client(served: ServedModel, settings: ServingConfig, world: WorldSpec) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, lambda: served, world, token="")) as test_client:
+        yield test_client
+
+
+def kept(decisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in d.items() if k != "decision_id"} for d in decisions]
+
+
+def same_batch(fast: CustomerBatch, slow: CustomerBatch) -> None:
+    assert fast.customer_ids.tolist() == slow.customer_ids.tolist()
+    np.testing.assert_array_equal(fast.segment, slow.segment)
+    np.testing.assert_array_equal(fast.known, slow.known)
+    assert fast.as_of == slow.as_of
+    for name, values in slow.features.items():
+        np.testing.assert_array_equal(fast.features[name], values, err_msg=name)
+
+
+def many(n: int) -> list[dict[str, Any]]:
+    rows = customers()
+    return [{**rows[i % len(rows)], "customer_id": f"m{i}"} for i in range(n)]
+
+
+def test_fast_and_validated_paths_give_the_same_decisions(client: TestClient) -> None:
+    rows = [*many(80), {"customer_id": "new"}, {"customer_id": "e", "events": [], "contacts": []}]
+    fast = client.post("/v1/score/batch", json={"as_of": AS_OF, "customers": rows})
+    coerced = copy.deepcopy(rows)
+    coerced[3]["features"]["frequency"] = float(coerced[3]["features"]["frequency"])  # 2 -> 2.0
+    slow = client.post("/v1/score/batch", json={"as_of": AS_OF, "customers": coerced})
+    assert fast.status_code == slow.status_code == 200, slow.text
+    assert kept(fast.json()["decisions"]) == kept(slow.json()["decisions"])
+    assert len(fast.json()["decisions"]) == len(rows)
+    assert client.post("/v1/score/batch", json={"customers": []}).json() == {"decisions": []}
+
+
+@pytest.mark.parametrize(
+    ("change", "loc"),
+    [
+        ({"recency_weeks": -1.0}, ["body", "customers", 17, "features", "recency_weeks"]),
+        ({"frequency": True}, None),  # pydantic coerces a bool to 1: accepted
+        ({"opted_out_email": "maybe"}, ["body", "customers", 17, "features", "opted_out_email"]),
+        ({"lifecycle": "gone"}, ["body", "customers", 17, "features", "lifecycle"]),
+        ({"surprise": 1}, ["body", "customers", 17, "features", "surprise"]),
+    ],
+)
+def test_a_wrong_record_in_a_large_batch_gets_its_path(
+    client: TestClient, change: dict[str, Any], loc: list[Any] | None
+) -> None:
+    rows = many(60)
+    rows[17]["features"] = {**rows[17]["features"], **change}
+    reply = client.post("/v1/score/batch", json={"as_of": AS_OF, "customers": rows})
+    if loc is None:
+        assert reply.status_code == 200, reply.text
+        return
+    assert reply.status_code == 422
+    assert loc in [e["loc"] for e in reply.json()["detail"]], reply.text
+
+
+def test_over_the_limit_is_413_without_validation(world: WorldSpec) -> None:
+    reader = RecordReader(world, max_batch=5)
+    body = json.dumps({"customers": [{"customer_id": "x"}] * 6}).encode()
+    assert reader.read(body, lambda: NOW) == OverLimit(6)
+
+
+def test_both_response_builders_give_the_same_values(
+    served: ServedModel, settings: ServingConfig, world: WorldSpec
+) -> None:
+    models = api_models(world, settings)
+    scorer = Scorer(served, settings, world)
+    request: Any = models.batch_request.model_validate({"as_of": AS_OF, "customers": many(70)})
+    request.customers[5].customer_id = 'quote " back\\slash \u00e9\n'
+    decisions = scorer.score(customers_batch(request.customers, request.as_of, world))
+    rows = response_columns(decisions, scorer.action_names, scorer.channels, "jp", "7")
+    assert decisions.batch.n > SMALL_BATCH  # column-wise
+    texts = decision_texts(decisions, rows, scorer)
+    assert [json.loads(t) for t in texts] == decision_objects(decisions, rows, scorer)
+    for text in texts:
+        models.score_response.model_validate_json(text)  # the documented response model
+    assert json.loads(texts[5])["customer_id"] == 'quote " back\\slash \u00e9\n'
+
+
+def mutated(rng: np.random.Generator, mutations: int) -> dict[str, Any]:
+    """A batch body of valid records with a few values replaced by strange ones."""
+    rows = [*copy.deepcopy(many(6)), {"customer_id": "u"}, {"customer_id": "s", "segment": None}]
+    for _ in range(mutations):
+        row = rows[int(rng.integers(len(rows)))]
+        record = row.get("features")
+        value = STRANGE[int(rng.integers(len(STRANGE)))]
+        where = int(rng.integers(4))
+        if where == 0 and isinstance(record, dict) and record:
+            record[str(rng.choice(sorted(record)))] = value
+        elif where == 1:
+            row["customer_id" if rng.random() < 0.5 else "segment"] = value
+        elif where == 2 and isinstance(record, dict) and record:
+            record.pop(str(rng.choice(sorted(record))))
+        else:
+            row["features" if rng.random() < 0.5 else "extra"] = value
+    return {"as_of": AS_OF, "customers": rows}
+
+
+@pytest.fixture(scope="module")
+def models(world: WorldSpec) -> ApiModels:
+    return api_models(world, ServingConfig())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(seed=st.integers(0, 2**32 - 1), mutations=st.integers(0, 3))
+def test_the_fast_path_accepts_only_what_the_model_accepts(
+    world: WorldSpec, models: ApiModels, seed: int, mutations: int
+) -> None:
+    body = json.dumps(mutated(np.random.default_rng(seed), mutations)).encode()
+    fast = RecordReader(world, 100).read(body, lambda: NOW)
+    if fast is None:
+        return  # the endpoint validates it with the model
+    assert isinstance(fast, CustomerBatch)
+    request: Any = models.batch_request.model_validate_json(body)  # must not raise
+    same_batch(fast, customers_batch(request.customers, request.as_of, world))
+    assert fast.as_of == pd.Timestamp(AS_OF)
