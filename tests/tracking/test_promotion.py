@@ -6,29 +6,41 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
 from mlflow.exceptions import MlflowException
 from omegaconf import OmegaConf
 from sklearn.linear_model import LogisticRegression
 
 import journeyopt
-from journeyopt.agents.baselines import MyopicPolicy
+from journeyopt.agents.baselines import MyopicPolicy, StaffPolicy
 from journeyopt.agents.sb3 import policy_spec
 from journeyopt.cli.entry import to_object
 from journeyopt.cli.promote import (
     GateConfig,
     PromoteConfig,
     PromoteOPEConfig,
+    champion_policy,
+    load_served,
+    model_evidence,
     promote,
+    recent_panel,
+    register_configs,
     resolve_candidate,
+    run_gate,
+    served_trajectories,
 )
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
-from journeyopt.errors import JourneyoptError
+from journeyopt.errors import ConfigError, JourneyoptError
+from journeyopt.evaluation.config import EvaluationConfig
 from journeyopt.evaluation.ope.logged import logged_trajectories
+from journeyopt.evaluation.ope.model_value import ValueModel
 from journeyopt.panel.build import build_panel
 from journeyopt.panel.config import PanelConfig
-from journeyopt.sim.behaviour import contact_rules
-from journeyopt.sim.config import GenerateConfig, SimulatorConfig
+from journeyopt.serving.config import RulesConfig, ServingConfig
+from journeyopt.serving.guards import serving_rules
+from journeyopt.sim.behaviour import StaffRules, contact_rules
+from journeyopt.sim.config import GenerateConfig, SimulatorConfig, StaffRulesConfig
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.observation import observation_layout
 from journeyopt.sim.world import WorldSpec, load_world
@@ -43,6 +55,7 @@ from journeyopt.tracking.promotion import (
 )
 from journeyopt.tracking.registry import CHAMPION, PolicyRegistry
 from journeyopt.tracking.run import tracked_run
+from tests.evaluation.ope.wrong_world import booking_odds_scaled
 
 CONFIGS = Path(journeyopt.__file__).parent / "configs"
 
@@ -154,6 +167,8 @@ def test_gate_in_both_directions_at_default_thresholds(
     assert decision.promote, decision.reasons
     ope = decision.table.set_index("test").loc["ope"]
     assert ope["lower_bound"] > 0 and "26-week value" in ope["source"]
+    check = decision.table.set_index("test").loc["model_check"]  # the true world as model
+    assert check["passed"] and check["blocking"] and "x 5 weeks" in check["source"]
     assert registry.alias(CHAMPION).version == better
 
     # now the clone is champion: silence is refused against it
@@ -224,3 +239,100 @@ def test_candidate_by_run_id_or_models_uri(mlflow_sqlite: TrackingConfig) -> Non
         resolve_candidate(registry, "0" * 32)
     with pytest.raises(JourneyoptError, match="candidate=models:/journey-policy/99"):
         resolve_candidate(registry, "models:/journey-policy/99")
+
+
+def test_model_check_blocks_a_wrong_model_world_or_warns(
+    mlflow_sqlite: TrackingConfig, recent_logs: Path
+) -> None:
+    """A model world with the booking odds doubled overvalues what the logging policy
+    earned: the gate's model check fails and refuses the promotion; with
+    ``gate.require_model_check=false`` the failure is a warning and the other tests decide."""
+    registry = PolicyRegistry(mlflow_sqlite)
+    better = register(mlflow_sqlite, cloned_myopic(recent_logs), "myopic_clone")
+    cfg = gate_config(f"models:/{registry.name}/{better}", recent_logs, mlflow_sqlite)
+    version = resolve_candidate(registry, cfg.candidate)
+    candidate = load_served(version, mlflow_sqlite, load_world("coworking"), "candidate")
+    wrong = booking_odds_scaled(load_world("coworking"), 2.0)
+    staff = StaffPolicy(wrong)
+
+    decision = run_gate(cfg, wrong, (wrong,), version, candidate, staff, "staff_rules")
+    assert not decision.promote
+    assert any(r.startswith("model_check test failed") for r in decision.reasons)
+    check = decision.table.set_index("test").loc["model_check"]
+    assert not check["passed"] and check["lower_bound"] > cfg.gate.model_check_tolerance
+    assert check["candidate"] > check["champion"]  # predicted above realised
+
+    # the same tests with the check as a warning: the other tests decide
+    cfg.gate = GateConfig(require_model_check=False)
+    others = [e for e in decision.evidence if e.test != "model_check"]
+    warned = model_evidence(cfg, ValueModel(wrong), recent_panel(cfg))
+    assert not warned.passed and not warned.blocking
+    lenient = decide([*others, warned])
+    assert lenient.warnings == (f"model_check test failed, not blocking ({warned.source}): "
+                                f"{warned.note}",)  # fmt: skip
+    assert not any(r.startswith("model_check") for r in lenient.reasons)
+    assert lenient.promote == all(e.passed for e in others)
+    with pytest.raises(ConfigError, match="model_check_tolerance must be in"):
+        GateConfig(model_check_tolerance=0.0)
+
+
+def test_without_champion_the_baseline_is_the_configured_staff_practice(
+    mlflow_sqlite: TrackingConfig, recent_logs: Path
+) -> None:
+    """With no champion the candidate is judged against ``evaluation.staff`` (the staff rules
+    ``journeyopt-evaluate``/``-compare`` use), not the default rules; call segments the world
+    does not have are refused (they would silently call nobody: an easier baseline)."""
+    world = load_world("coworking")
+    registry = PolicyRegistry(mlflow_sqlite)
+    staff = StaffRulesConfig(newsletter_every_weeks=2, call_segments=["freelancer"])
+    policy, ref = champion_policy(registry, mlflow_sqlite, world, staff=staff)
+    assert ref == "staff_rules" and isinstance(policy, StaffPolicy)
+    assert policy.rules == staff.to_rules() != StaffRules()
+    default, _ = champion_policy(registry, mlflow_sqlite, world)
+    assert isinstance(default, StaffPolicy) and default.rules == StaffRules()
+
+    quiet = register(mlflow_sqlite, fixed_action(0), "no_contact")
+    cfg = gate_config(f"models:/{registry.name}/{quiet}", recent_logs, mlflow_sqlite)
+    cfg.evaluation = EvaluationConfig(staff=StaffRulesConfig(call_segments=["Startup", "Firma"]))
+    unknown = r"evaluation.staff.call_segments names customer type\(s\) \['Startup', 'Firma'\]"
+    with pytest.raises(ConfigError, match=unknown):
+        promote(cfg)  # refused before any test runs, nothing recorded or promoted
+    with pytest.raises(MlflowException):
+        registry.alias(CHAMPION)
+
+
+def test_promote_config_reads_the_staff_rules_of_evaluate_and_compare() -> None:
+    """``evaluation.staff.*`` overrides reach the gate exactly as they reach
+    ``journeyopt-compare``."""
+    register_configs()
+    overrides = [
+        "candidate=models:/journey-policy/1",
+        "evaluation.staff.call_segments=[freelancer]",
+    ]
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = to_object(compose("promote", overrides=overrides), PromoteConfig)
+    assert cfg.evaluation.staff.call_segments == ["freelancer"]
+    assert cfg.evaluation.staff.newsletter_every_weeks == StaffRulesConfig().newsletter_every_weeks
+
+
+def test_the_gate_masks_logged_weeks_with_the_served_contact_rules(recent_logs: Path) -> None:
+    """Off-policy evaluation allows exactly what serving allows: ``serve.rules`` (caps,
+    cool-down) mask the logged weeks, not only the world's opt-outs."""
+    world = load_world("coworking")
+    cfg = gate_config("models:/journey-policy/1", recent_logs, TrackingConfig())
+    panel = recent_panel(cfg)
+    served = served_trajectories(cfg, panel, world, 2)
+    own = logged_trajectories(panel[panel["week"] > panel["week"].max() - 2], world,
+                              contact_rules(world), 2)  # fmt: skip
+    assert served.masks.shape == own.masks.shape
+    assert not (served.masks & ~own.masks).any()  # the served rules only forbid more
+    assert (own.masks & ~served.masks).any()  # caps and cool-downs bite on these logs
+    expected = serving_rules(world, cfg.serve.rules)
+    for t in range(2):
+        features = {name: values[:, t] for name, values in served.features.items()}
+        np.testing.assert_array_equal(served.masks[:, t], expected.masks(features))
+
+    cfg.serve = ServingConfig(rules=RulesConfig(frequency_caps={"email": 0}, cooldown_weeks=0))
+    no_email = served_trajectories(cfg, panel, world, 2)
+    email = [a for a, ch in enumerate(world.actions.channels) if ch == "email"]
+    assert email and not no_email.masks[:, :, email].any()

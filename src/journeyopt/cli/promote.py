@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import hydra
 import numpy as np
+import pandas as pd
 from hydra.core.config_store import ConfigStore
 from mlflow.exceptions import MlflowException
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -28,6 +29,8 @@ from journeyopt.cli.entry import log, report_errors, to_object
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError, JourneyoptError
+from journeyopt.evaluation.config import EvaluationConfig
+from journeyopt.evaluation.config import register_configs as register_evaluation
 from journeyopt.evaluation.ope.diagnostics import OverlapThresholds
 from journeyopt.evaluation.ope.evaluate import (
     LONG_TERM_ESTIMATORS,
@@ -37,13 +40,17 @@ from journeyopt.evaluation.ope.evaluate import (
     evaluate_on_logs,
     paired_improvement,
 )
-from journeyopt.evaluation.ope.logged import logged_trajectories
+from journeyopt.evaluation.ope.logged import LoggedTrajectories, logged_trajectories
+from journeyopt.evaluation.ope.model_check import ModelCheckSettings, check_model
 from journeyopt.evaluation.ope.model_value import ValueModel
 from journeyopt.evaluation.simulate import evaluate_policies
 from journeyopt.panel.build import build_panel
 from journeyopt.panel.config import PanelConfig
-from journeyopt.sim.behaviour import contact_rules
-from journeyopt.sim.config import SimulatorConfig
+from journeyopt.serving.config import ServingConfig
+from journeyopt.serving.config import register_configs as register_serving
+from journeyopt.serving.guards import serving_rules
+from journeyopt.sim.behaviour import StaffRules
+from journeyopt.sim.config import SimulatorConfig, StaffRulesConfig
 from journeyopt.sim.config import register_configs as register_simulator
 from journeyopt.sim.observation import observation_layout
 from journeyopt.sim.world import WorldSpec, load_world
@@ -57,6 +64,7 @@ from journeyopt.tracking.promotion import (
     PromotionRefused,
     ServedPolicy,
     decide,
+    model_check_evidence,
     simulation_evidence,
 )
 from journeyopt.tracking.registry import CHAMPION, PolicyRegistry, ResolvedVersion
@@ -78,6 +86,9 @@ class PromoteOPEConfig:
         seed: Seed of the bootstrap, of stochastic policies and of the model rollout.
         rollout_customers: Customers simulated in the model world to project the policies
             onto the states reached after the window (long-term estimators).
+        model_check_weeks: The model check replays the logging policy in the model world
+            over the last ``model_check_weeks`` weeks of the logs (fewer when the logs are
+            shorter) and compares with what the logs realised.
     """
 
     horizon_weeks: int = 1
@@ -85,10 +96,13 @@ class PromoteOPEConfig:
     min_ess_share: float = 0.01
     seed: int = 0
     rollout_customers: int = 2000
+    model_check_weeks: int = 13
 
     def __post_init__(self) -> None:
         if self.horizon_weeks < 1:
             raise ConfigError(f"ope.horizon_weeks must be >= 1, got {self.horizon_weeks}")
+        if self.model_check_weeks < 1:
+            raise ConfigError(f"ope.model_check_weeks must be >= 1, got {self.model_check_weeks}")
         if self.rollout_customers < 1:
             raise ConfigError(f"ope.rollout_customers must be >= 1, got {self.rollout_customers}")
 
@@ -110,6 +124,15 @@ class PromoteConfig:
         gate: Thresholds.
         ope: Off-policy evaluation settings.
         tracking: Where the registry and the decision run live.
+        serve: Only ``serve.rules`` is read: the contact rules the policy will be served
+            under (frequency caps, cool-down, opt-outs). Off-policy evaluation masks the
+            candidate's and the champion's probabilities with them exactly as serving does,
+            so a contact serving would forbid is never credited to a policy (and the logged
+            decisions, taken under these rules, keep their overlap).
+        evaluation: Only ``evaluation.staff`` is read: today's staff rules, the baseline the
+            candidate must beat while no version is ``champion`` (the same settings as
+            ``journeyopt-evaluate``, ``-train`` and ``-compare``, so every command measures
+            against the same practice; their segment names must be the world's).
     """
 
     candidate: str = MISSING
@@ -122,6 +145,8 @@ class PromoteConfig:
     gate: GateConfig = field(default_factory=GateConfig)
     ope: PromoteOPEConfig = field(default_factory=PromoteOPEConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    serve: ServingConfig = field(default_factory=ServingConfig)
 
     def __post_init__(self) -> None:
         if self.n_customers < 2:
@@ -131,6 +156,8 @@ class PromoteConfig:
 def register_configs() -> None:
     register_simulator()
     register_tracking()
+    register_evaluation()
+    register_serving()
     ConfigStore.instance().store(name="promote_schema", node=PromoteConfig)
 
 
@@ -162,16 +189,27 @@ def load_served(
 
 
 def champion_policy(
-    registry: PolicyRegistry, settings: TrackingConfig, world: WorldSpec, champion_world: str = ""
+    registry: PolicyRegistry,
+    settings: TrackingConfig,
+    world: WorldSpec,
+    champion_world: str = "",
+    staff: StaffRulesConfig | None = None,
 ) -> tuple[Policy, str]:
-    """The ``champion`` version as a policy, or the staff rules of ``world`` when none holds
-    the alias. The champion reads its observations over the layout of ``champion_world``, the
-    world it was trained in (default ``world``): every re-calibration gives a world with
-    other feature caps, and a policy must see the features scaled as in its training."""
+    """The ``champion`` version as a policy, or today's staff rules in ``world`` when none
+    holds the alias: ``staff`` (checked against the world's customer types; default: the rules of
+    :class:`~journeyopt.sim.behaviour.StaffRules`). The champion reads its observations over
+    the layout of ``champion_world``, the world it was trained in (default ``world``): every
+    re-calibration gives a world with other feature caps, and a policy must see the features
+    scaled as in its training."""
     try:
         version = registry.alias(CHAMPION)
     except MlflowException:  # no version holds the alias
-        return StaffPolicy(world), "staff_rules"
+        rules = (
+            staff.rules_for(world.name, world.segment_names, "evaluation.staff")
+            if staff is not None
+            else StaffRules()
+        )
+        return StaffPolicy(world, rules), "staff_rules"
     own = load_world(champion_world) if champion_world else world
     return load_served(version, settings, own, f"champion_v{version.version}"), version.uri
 
@@ -190,7 +228,9 @@ def promote(cfg: PromoteConfig) -> Decision:
     registry = PolicyRegistry(cfg.tracking)
     version = resolve_candidate(registry, cfg.candidate)
     candidate = load_served(version, cfg.tracking, world, f"candidate_v{version.version}")
-    champion, champion_ref = champion_policy(registry, cfg.tracking, world)
+    champion, champion_ref = champion_policy(
+        registry, cfg.tracking, world, staff=cfg.evaluation.staff
+    )
 
     members = calibrated.members if calibrated is not None and calibrated.members else (world,)
     decision = run_gate(cfg, world, members, version, candidate, champion, champion_ref)
@@ -242,8 +282,12 @@ def run_gate(
                 gate.min_sim_improvement,
             )
         )
-    evidence.append(ope_evidence(cfg, world, candidate, champion))
+    panel, model = recent_panel(cfg), ValueModel(world)  # one model: its tables are shared
+    evidence.append(ope_evidence(cfg, model, candidate, champion, panel))
+    evidence.append(model_evidence(cfg, model, panel))
     decision = decide(evidence)
+    for warning in decision.warnings:
+        log.warning("%s", warning)
     record(cfg, decision, version, champion_ref)
     return decision
 
@@ -264,16 +308,65 @@ def promote_version(
     log.info("promoted %s to %s", version.uri, CHAMPION)
 
 
-def ope_evidence(
-    cfg: PromoteConfig, world: WorldSpec, candidate: Policy, champion: Policy
-) -> Evidence:
-    """The OPE test on the most recent weeks of the logs (see :class:`PromoteOPEConfig`); the
-    long-term estimators value both policies over ``simulator.horizon_weeks`` weeks from the
-    window's first week (weeks of year from the logs' calendar), with ``world`` as the model."""
+def recent_panel(cfg: PromoteConfig) -> pd.DataFrame:
+    """The weekly panel of the gate's logs (``cfg.data``)."""
     logs, _ = ingest_to_logs(cfg.data)
     panel = build_panel(logs, cfg.panel, tuple(cfg.data.contact_channels))
     if panel.empty:
         raise JourneyoptError(f"{cfg.data.path}: the logs give an empty panel")
+    return panel
+
+
+def served_trajectories(
+    cfg: PromoteConfig, panel: pd.DataFrame, world: WorldSpec, weeks: int
+) -> LoggedTrajectories:
+    """The last ``weeks`` weeks of the logs' ``panel`` as trajectories, masked by the contact
+    rules ``serve.rules`` exactly as serving masks (a contact serving would forbid is never
+    credited to a policy)."""
+    recent = panel[panel["week"] > int(panel["week"].max()) - weeks]
+    return logged_trajectories(recent, world, serving_rules(world, cfg.serve.rules), weeks)
+
+
+def model_evidence(cfg: PromoteConfig, model: ValueModel, panel: pd.DataFrame) -> Evidence:
+    """The model check (:mod:`journeyopt.evaluation.ope.model_check`): the logging policy
+    replayed in the ``model`` world over the last ``ope.model_check_weeks`` weeks of the logs
+    (all of them when fewer) against what the logs realised."""
+    decided = panel["propensity"].notna() | (panel["action"].astype(str) != "none")
+    if not decided.any():
+        raise JourneyoptError(f"{cfg.data.path}: the logs hold no contact decision")
+    last = int(panel["week"].max())
+    weeks = min(cfg.ope.model_check_weeks, last - int(panel.loc[decided, "week"].min()) + 1)
+    logged = served_trajectories(cfg, panel, model.world, weeks)
+    settings = ModelCheckSettings(
+        tolerance=cfg.gate.model_check_tolerance,
+        n_boot=cfg.ope.n_boot,
+        confidence=2 * cfg.gate.confidence - 1,
+        seed=cfg.ope.seed,
+        strict=cfg.gate.model_check_strict,
+    )
+    try:
+        check = check_model(logged, model, cfg.simulator.gamma, settings)
+    except ValueError as err:  # e.g. the logged customers realised no reward at all
+        raise JourneyoptError(f"{cfg.data.path}: model check: {err}") from err
+    source = (
+        f"logging policy replayed in the model world, "
+        f"{logged.n_customers} customers x {weeks} weeks"
+    )
+    return model_check_evidence(check, source, cfg.gate.require_model_check)
+
+
+def ope_evidence(
+    cfg: PromoteConfig,
+    model: ValueModel,
+    candidate: Policy,
+    champion: Policy,
+    panel: pd.DataFrame,
+) -> Evidence:
+    """The OPE test on the most recent weeks of the logs' ``panel`` (see
+    :class:`PromoteOPEConfig`); the long-term estimators value both policies over
+    ``simulator.horizon_weeks`` weeks from the window's first week (weeks of year from the
+    logs' calendar), with ``model`` as the model world."""
+    world = model.world
     estimator = cfg.gate.ope_estimator
     long_term = estimator in LONG_TERM_ESTIMATORS
     weeks = cfg.ope.horizon_weeks + (1 if long_term else 0)
@@ -282,9 +375,7 @@ def ope_evidence(
             f"ope.horizon_weeks ({cfg.ope.horizon_weeks}) must not exceed "
             f"simulator.horizon_weeks ({cfg.simulator.horizon_weeks})"
         )
-    start = int(panel["week"].max()) - weeks + 1
-    rules = contact_rules(world)
-    logged = logged_trajectories(panel[panel["week"] >= start], world, rules, weeks)
+    logged = served_trajectories(cfg, panel, world, weeks)
     settings = OPESettings(
         gamma=cfg.simulator.gamma,
         n_boot=cfg.ope.n_boot,
@@ -293,7 +384,6 @@ def ope_evidence(
         thresholds=OverlapThresholds(min_ess_share=cfg.ope.min_ess_share),
         rollout_customers=cfg.ope.rollout_customers,
     )
-    model = ValueModel(world)
 
     def evaluate(policy: Policy) -> LogEvaluation:
         if long_term:
@@ -324,13 +414,17 @@ def ope_evidence(
 
 
 def record(cfg: PromoteConfig, decision: Decision, version: ResolvedVersion, champion: str) -> None:
-    """The decision, evidence table and reasons as an MLflow run."""
+    """The decision, evidence table, reasons and warnings as an MLflow run."""
     config = cast(dict[str, Any], OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
     tags = {"journeyopt.promotion.decision": "promoted" if decision.promote else "refused"}
     with tracked_run(config, f"promote-v{version.version}", tags=tags) as run:
         run.log_params({"promotion.candidate": version.uri, "promotion.champion": champion})
         metrics: dict[str, float] = {}
         for e in decision.evidence:
+            if e.test == "model_check":
+                metrics["ope/model_check_gap"] = e.improvement
+                metrics["ope/model_check_passed"] = float(e.passed)
+                continue
             key = "sim" if e.test == "simulation" else "ope"
             metrics[f"{key}/improvement_lower_bound"] = min(
                 e.lower_bound, metrics.get(f"{key}/improvement_lower_bound", np.inf)
@@ -341,6 +435,7 @@ def record(cfg: PromoteConfig, decision: Decision, version: ResolvedVersion, cha
             {
                 "promoted": decision.promote,
                 "reasons": list(decision.reasons),
+                "warnings": list(decision.warnings),
                 "evidence": decision.table.to_dict(orient="records"),
             },
             "promotion/decision.json",

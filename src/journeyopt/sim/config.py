@@ -7,6 +7,7 @@ Both are registered in Hydra's ConfigStore by :func:`register_configs`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -66,6 +67,30 @@ class StaffRulesConfig:
             )
         except ValueError as err:
             raise ConfigError(f"staff: {err}") from err
+
+    def rules_for(self, world_name: str, segment_names: Sequence[str], key: str) -> StaffRules:
+        """The rules, checked against a world's customer types ``segment_names``.
+
+        Args:
+            world_name: The world's name, for the message.
+            segment_names: The world's customer types.
+            key: Where these settings live in the config (e.g. ``evaluation.staff``), for the
+                message.
+
+        Raises:
+            ConfigError: ``call_segments`` names a type the world does not have: today's
+                practice would silently call nobody of it, and a baseline or control group
+                would be weaker than the practice it stands for.
+        """
+        unknown = [s for s in self.call_segments if s not in segment_names]
+        if unknown:
+            raise ConfigError(
+                f"{key}.call_segments names customer type(s) {unknown} that world "
+                f"{world_name!r} does not have (its types: {list(segment_names)}): set the "
+                f"types today's practice calls after an engagement, e.g. "
+                f"'{key}.call_segments=[{','.join(segment_names[:2])}]', or [] for none"
+            )
+        return self.to_rules()
 
 
 @dataclass

@@ -17,15 +17,24 @@ alias, or today's staff rules when no version holds it):
    from today's practice, while one week's reward alone punishes policies that invest in
    long-term value; the short window with a model tail is evidence that can pass.
 
-The alias moves only if every lower bound is above its threshold; otherwise the gate refuses
-with :class:`PromotionRefused` (exit code 3) naming the failed tests. The decision, the
-evidence table and the reasons are recorded as an MLflow run either way.
+A third test judges the model behind the OPE estimate
+(:mod:`journeyopt.evaluation.ope.model_check`): the logging policy replayed in the model
+world over the most recent logged weeks must predict what the logs realised within
+``gate.model_check_tolerance``. The overlap diagnostics judge the importance weights only; a
+long-term estimate is mostly the model's value-to-go, and this is the check of it that needs
+no truth. It blocks a promotion when ``gate.require_model_check`` is true (the default);
+otherwise a failure is a warning.
+
+The alias moves only if every blocking test passed; otherwise the gate refuses with
+:class:`PromotionRefused` (exit code 3) naming the failed tests. The decision, the evidence
+table, the reasons and the warnings are recorded as an MLflow run either way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -36,6 +45,9 @@ from journeyopt.agents.policy import Bool, Float, IntArray, Observation, one_hot
 from journeyopt.errors import ConfigError, JourneyoptError
 from journeyopt.sim.observation import ObservationLayout
 from journeyopt.tracking.model import ServablePolicy
+
+if TYPE_CHECKING:
+    from journeyopt.evaluation.ope.model_check import ModelCheck
 
 REFUSED_EXIT_CODE = 3
 """Exit code of ``journeyopt-promote`` when the gate refuses a promotion."""
@@ -62,6 +74,15 @@ class GateConfig:
             window, the default), ``lt_dm``, or a window-only estimator (``dr``, ``wpdis``,
             ``pdis``, ``dm``, ``fqe``, ``dr_fqe``).
         require_overlap: Refuse when the candidate's overlap diagnostics fail.
+        model_check_tolerance: Largest acceptable relative gap between the model world's
+            prediction of the logging policy's value over the replayed weeks and what the
+            logs realised, in (0, 1); the check fails when the gap's whole interval lies
+            beyond it.
+        model_check_strict: The model check fails unless the gap's whole interval lies
+            within the tolerance (the model shown accurate; small logs fail for want of
+            evidence); default: it fails only when the model is shown wrong.
+        require_model_check: Refuse when the model check fails (false: report it as a
+            warning and decide on the other tests).
     """
 
     confidence: float = 0.95
@@ -69,10 +90,17 @@ class GateConfig:
     min_ope_improvement: float = 0.0
     ope_estimator: str = "lt_dr"
     require_overlap: bool = True
+    model_check_tolerance: float = 0.1
+    model_check_strict: bool = False
+    require_model_check: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.confidence < 1.0:
             raise ConfigError(f"gate.confidence must be in (0, 1), got {self.confidence}")
+        if not 0.0 < self.model_check_tolerance < 1.0:
+            raise ConfigError(
+                f"gate.model_check_tolerance must be in (0, 1), got {self.model_check_tolerance}"
+            )
         known = ("lt_dr", "lt_dm", "pdis", "wpdis", "dm", "dr", "fqe", "dr_fqe")
         if self.ope_estimator not in known:
             raise ConfigError(
@@ -85,14 +113,18 @@ class Evidence:
     """One test of the gate.
 
     Attributes:
-        test: ``simulation`` or ``ope``.
-        source: Where (world name or ensemble member, estimator).
-        candidate, champion: Values per customer, currency.
-        improvement: ``candidate - champion``.
-        lower_bound: One-sided lower bound of the improvement.
-        threshold: The lower bound must exceed it.
+        test: ``simulation``, ``ope`` or ``model_check``.
+        source: Where (world name or ensemble member, estimator, replayed weeks).
+        candidate, champion: Values per customer, currency (``model_check``: the model's
+            prediction of the logging policy's value and what the logs realised).
+        improvement: ``candidate - champion`` (``model_check``: the relative gap
+            ``(predicted - realised) / |realised|``).
+        lower_bound: One-sided lower bound of the improvement (``model_check``: the lower
+            end of the gap's interval).
+        threshold: The lower bound must exceed it (``model_check``: the gap's tolerance).
         passed: Whether it did (and, for OPE, whether the overlap diagnostics passed).
         note: Why it failed, empty when it passed.
+        blocking: Whether a failure refuses the promotion (else it is a warning).
     """
 
     test: str
@@ -104,6 +136,7 @@ class Evidence:
     threshold: float
     passed: bool
     note: str = ""
+    blocking: bool = True
 
 
 def simulation_evidence(
@@ -134,19 +167,40 @@ def simulation_evidence(
     )
 
 
+def model_check_evidence(check: ModelCheck, source: str, blocking: bool) -> Evidence:
+    """The model check (:func:`journeyopt.evaluation.ope.model_check.check_model`) as a test
+    of the gate: predicted and realised value of the logging policy, the relative gap, its
+    interval's lower end, the tolerance."""
+    note = "" if check.passed else check.reason
+    return Evidence(
+        "model_check",
+        source,
+        check.predicted,
+        check.realised,
+        check.gap,
+        check.gap_low,
+        check.tolerance,
+        check.passed,
+        note,
+        blocking,
+    )
+
+
 @dataclass(frozen=True)
 class Decision:
     """The gate's decision.
 
     Attributes:
-        promote: Whether every test passed.
+        promote: Whether every blocking test passed.
         evidence: The tests.
-        reasons: One sentence per failed test (empty when promoted).
+        reasons: One sentence per failed blocking test (empty when promoted).
+        warnings: One sentence per failed test that does not block.
     """
 
     promote: bool
     evidence: tuple[Evidence, ...]
     reasons: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
 
     @property
     def table(self) -> pd.DataFrame:
@@ -155,12 +209,15 @@ class Decision:
 
 
 def decide(evidence: Sequence[Evidence]) -> Decision:
-    """Promote only if every test passed; reasons name each failed test."""
+    """Promote only if every blocking test passed; reasons name each failed blocking test,
+    warnings each failed test that does not block."""
     if not evidence:
         raise ValueError("the gate needs evidence")
-    failed = [e for e in evidence if not e.passed]
+    failed = [e for e in evidence if not e.passed and e.blocking]
+    warned = [e for e in evidence if not e.passed and not e.blocking]
     reasons = tuple(f"{e.test} test failed ({e.source}): {e.note}" for e in failed)
-    return Decision(not failed, tuple(evidence), reasons)
+    warnings = tuple(f"{e.test} test failed, not blocking ({e.source}): {e.note}" for e in warned)
+    return Decision(not failed, tuple(evidence), reasons, warnings)
 
 
 @dataclass(frozen=True)

@@ -7,5 +7,7 @@
   value models (the world's, fitted-Q evaluation);
 - :mod:`~journeyopt.evaluation.ope.bootstrap`: intervals by the bootstrap over customers;
 - :mod:`~journeyopt.evaluation.ope.diagnostics`: effective sample size and overlap;
+- :mod:`~journeyopt.evaluation.ope.model_check`: is the model world right about the logs (the
+  logging policy replayed in it against what the logs realised);
 - :mod:`~journeyopt.evaluation.ope.evaluate`: all of it for one policy.
 """

@@ -78,7 +78,8 @@ class OPESettings:
         fqe_ridge: L2 penalty of fitted-Q evaluation.
         thresholds: When the overlap diagnostics fail.
         rollout_customers: Customers simulated in the model world to project the target
-            policy onto the states reached after the window (long-term estimators).
+            policy onto the states the logs do not hold (``dm``, ``dr``) and those reached
+            after the window (long-term estimators).
     """
 
     gamma: float = 0.995
@@ -167,13 +168,23 @@ def evaluate_on_logs(
     data = trajectories(logged, target, settings.gamma)
     q_model = q_fqe = None
     if {"dm", "dr"} & set(estimators):
+        vm = ValueModel(model_world)
+        visited = visited_states(
+            vm,
+            policy,
+            contact_rules(model_world),
+            settings.rollout_customers,
+            logged.week_of_year,
+            settings.seed,
+        )
         q_model = model_q_values(
-            model_world,
+            vm,
             dict(logged.features),
             logged.segment,
             logged.week_of_year,
             target,
             settings.gamma,
+            visited=visited,
         )
     if {"fqe", "dr_fqe"} & set(estimators):
         q_fqe = fitted_q(

@@ -11,9 +11,11 @@ its expected rewards and outcome probabilities over the discrete summary
 where ``pibar_t(. | s)`` is the target policy projected onto the discrete states: the mean of
 its probabilities over the logged customers in state ``s`` in week ``t`` (states nobody was in
 take the mean over the customers of the same segment and purchase history, else over all
-customers). A policy that depends only on the discrete state and week is represented exactly
-where its states were logged; others approximately — the doubly robust correction repairs what
-the projection and the model get wrong inside the logged window, not beyond it.
+customers; ``dm`` and ``dr`` first take the target's mean in the states a rollout of it in the
+model world visits, :func:`model_q_values`). A policy that depends only on the discrete state
+and week is represented exactly where its states were logged or visited; others
+approximately — the doubly robust correction repairs what the projection and the model get
+wrong inside the logged window, not beyond it.
 
 Long-term values (:func:`long_term_model_values`): the logged window covers weeks ``0..H-1``
 (plus the state at the start of week ``H``); the value horizon ``V >= H`` weeks (the
@@ -237,9 +239,18 @@ def model_q_values(
     target: Float,
     gamma: float,
     terminal: Float | None = None,
+    visited: tuple[IntArray, Float] | None = None,
 ) -> Float:
     """(K, H, A) ``q_t(x_kt, a)`` of the model ``world`` in the logged states (see the module
     docstring).
+
+    The target's projection in week ``t`` is its mean over the customers logged in each state
+    that week. States nobody was logged in take, without ``visited``, the mean over all logged
+    customers of the week; with ``visited``, the target's mean over the rollout's customers in
+    that state and week, else the pooled projection (:func:`pooled_projection` over the logged
+    and visited states of every week). A target far from the logging policy reaches states
+    the logs rarely hold in later weeks: without ``visited`` the direct method's value of the
+    coworking optimum over 8 weeks from 5,000 staff-logged customers is about 8 % too low.
 
     Args:
         world: The model world (its segments in the logs' order), or its :class:`ValueModel`.
@@ -250,16 +261,32 @@ def model_q_values(
         gamma: Weekly discount factor.
         terminal: (n_states,) ``v_H``, the value-to-go after the last logged week, currency;
             None: 0 (the value ends with the logged weeks).
+        visited: ``(states, probs)`` of :func:`visited_states` over at least the ``H``
+            logged weeks, or None (see above).
     """
     model = world if isinstance(world, ValueModel) else ValueModel(world)
     n_states = model.layout.n_states
     logged = model.logged_states(features, segment)
     k, h, n_actions = target.shape
+    if visited is not None and visited[0].shape[0] < h:
+        raise ValueError(f"visited must cover the {h} logged weeks")
+    pooled = None
+    if visited is not None:
+        pooled = pooled_projection(
+            model,
+            np.concatenate([logged.reshape(-1), visited[0][:h].reshape(-1)]),
+            np.concatenate([target.reshape(-1, n_actions), visited[1][:h].reshape(-1, n_actions)]),
+        )
     out = np.empty((k, h, n_actions))
     v_next = np.zeros(n_states) if terminal is None else terminal
     for t in range(h - 1, -1, -1):
         q = model.q_values(v_next, int(week_of_year[t]), gamma)  # (A, n_states)
         pibar = projected_policy(logged[:, t], target[:, t], n_states)
+        if visited is not None and pooled is not None:
+            _, seen = _mean_by(logged[:, t], target[:, t], n_states)
+            rollout, in_rollout = _mean_by(visited[0][t], visited[1][t], n_states)
+            fill = np.where(in_rollout[:, None], _carry_out(model, rollout), pooled)
+            pibar = np.where(seen[:, None], pibar, fill)
         v_next = (pibar * q.T).sum(axis=1)
         out[:, t] = q[:, logged[:, t]].T
     return out
