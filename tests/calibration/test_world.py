@@ -10,7 +10,9 @@ from gymnasium.utils.env_checker import check_env
 from journeyopt.agents.baselines import NoContact, StaffPolicy, UniformRandom
 from journeyopt.calibration.calibrated import CalibratedWorld, align_segments
 from journeyopt.calibration.pipeline import CalibrationResult
+from journeyopt.calibration.policy_fidelity import check_truth
 from journeyopt.calibration.weeks import panel_summary
+from journeyopt.errors import ConfigError
 from journeyopt.evaluation.simulate import evaluate_policies
 from journeyopt.sim.discrete import DiscreteLayout, summarise
 from journeyopt.sim.dynamics import ResponseTable, response_probabilities
@@ -124,3 +126,15 @@ def test_ensemble_env_draws_a_member_per_episode(small_calibration: CalibrationR
         assert dones.all() and np.isfinite(rewards).all()
     assert worlds == {id(m) for m in cal.members}
     assert env.episodes_per_member.sum() == 13
+
+
+def test_a_truth_under_other_names_is_refused_before_fitting() -> None:
+    """``calibration.truth_world`` with other segment (or action) names than the logs, e.g.
+    the coworking world beside its renamed CRM export: one clear line, not a traceback
+    after the fit."""
+    truth = load_world("coworking")
+    check_truth(truth, sorted(truth.segment_names), truth.actions.names)  # same names: fine
+    with pytest.raises(ConfigError, match=r"its segments .* are not the logs' segments"):
+        check_truth(truth, ["Firma", "Freelancer", "Startup"], truth.actions.names)
+    with pytest.raises(ConfigError, match="are not the source's actions"):
+        check_truth(truth, truth.segment_names, ("none", "newsletter"))

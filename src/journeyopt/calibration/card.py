@@ -16,6 +16,24 @@ from journeyopt.calibration.estimate import Estimate
 from journeyopt.calibration.holdout import METRICS, HoldoutReport
 from journeyopt.calibration.policy_fidelity import PolicyFidelity
 
+LOW_WEIGHT_ESS_SHARE = 0.3
+"""Below this effective-sample-size share the card warns that a few weeks carry the fit."""
+
+
+def weights_line(ess_share: float) -> str:
+    """The card's line on the confounding weights (their effective sample size share)."""
+    if ess_share >= 1.0 - 1e-12:
+        return "- confounding weights: none (every customer-week counts the same)"
+    line = f"- confounding weights: effective sample size {ess_share:.0%} of the customer-weeks"
+    if ess_share < LOW_WEIGHT_ESS_SHARE:
+        line += (
+            " — a few rarely explored weeks carry much of the fit of the conversion, "
+            "engagement and opt-out models, whose sampling error is then larger than the "
+            "number of customer-weeks suggests (`calibration.weighting=none` conditions on "
+            "the state only)"
+        )
+    return line
+
 
 def markdown_table(frame: pd.DataFrame, floatfmt: str = "{:,.4g}") -> str:
     """A GitHub Markdown table of ``frame`` (numbers formatted with ``floatfmt``)."""
@@ -63,6 +81,7 @@ def card_markdown(
             if est.propensities.source in ("estimated", "mixed")
             else ""
         ),
+        weights_line(est.weight_ess_share),
         "",
     ]
     if not est.identified:

@@ -30,6 +30,7 @@ from journeyopt.calibration.models import (
 )
 from journeyopt.calibration.propensity import (
     Propensities,
+    effective_sample_share,
     propensities,
     stabilised_weights,
     support_table,
@@ -73,6 +74,9 @@ class Estimate:
         support: Positivity table (:func:`~journeyopt.calibration.propensity.support_table`).
         identified: The logs identify contact effects.
         visits: (n_states,) calibration customer-weeks in each discrete state.
+        weight_ess_share: Effective sample size of the confounding weights of the binary
+            models as a share of the customer-weeks (1 without weights; see
+            :func:`~journeyopt.calibration.propensity.effective_sample_share`).
     """
 
     calibrated: CalibratedWorld
@@ -81,6 +85,7 @@ class Estimate:
     support: pd.DataFrame
     identified: bool
     visits: NDArray[np.int64]
+    weight_ess_share: float = 1.0
 
 
 def validation_customers(
@@ -237,4 +242,6 @@ def estimate(
             },
         },
     )
-    return Estimate(calibrated, penalties, props, support, identified, visits)
+    return Estimate(
+        calibrated, penalties, props, support, identified, visits, effective_sample_share(weight)
+    )

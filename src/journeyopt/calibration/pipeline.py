@@ -28,7 +28,7 @@ from journeyopt.calibration.config import CalibrateConfig
 from journeyopt.calibration.estimate import Estimate, Structure, estimate
 from journeyopt.calibration.export import check_export, export_target, export_world
 from journeyopt.calibration.holdout import HoldoutReport, holdout_report
-from journeyopt.calibration.policy_fidelity import PolicyFidelity, policy_fidelity
+from journeyopt.calibration.policy_fidelity import PolicyFidelity, check_truth, policy_fidelity
 from journeyopt.calibration.weeks import customer_weeks, segment_names
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.schema import CanonicalLogs
@@ -153,6 +153,9 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     if fit_panel.empty:
         raise JourneyoptError("no weeks before the split to calibrate on")
     segments = segment_names(fit_panel)
+    truth = load_world(cal.truth_world) if cal.truth_world else None
+    if truth is not None:
+        check_truth(truth, segments, source.action_names)
     spec = DiscreteSpec(**asdict(cal.caps))
     layout = DiscreteLayout(spec, len(segments), len(channels))
     names = source.action_names
@@ -192,8 +195,8 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
             week = bought["week"].to_numpy(np.int64)
             holdout = holdout.with_reference(panel_reference(codes, week, first_holdout, n_hold))
     policies = None
-    if cal.truth_world:
-        policies = policy_fidelity(load_world(cal.truth_world), est.calibrated.world, cal)
+    if truth is not None:
+        policies = policy_fidelity(truth, est.calibrated.world, cal)
     metrics = {**(holdout.metrics if holdout else {}), **(policies.metrics if policies else {})}
     out.mkdir(parents=True, exist_ok=True)
     est.calibrated.save(out)

@@ -15,6 +15,7 @@ policy seed for every policy), by :func:`journeyopt.evaluation.simulate.simulate
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,7 @@ from journeyopt.agents.baselines import (
 from journeyopt.agents.policy import Bool, Float, IntArray, Observation, Policy, one_hot
 from journeyopt.calibration.calibrated import align_segments
 from journeyopt.calibration.config import CalibrationConfig
+from journeyopt.errors import ConfigError
 from journeyopt.evaluation.simulate import simulate_policy
 from journeyopt.panel.state import state_features
 from journeyopt.sim.behaviour import contact_rules
@@ -99,6 +101,27 @@ def policies_to_compare(
     ]
     out += [AlwaysAction(a, f"always_{n}") for a, n in enumerate(truth.actions.names) if a > 0]
     return out
+
+
+def check_truth(truth: WorldSpec, segments: Sequence[str], actions: Sequence[str]) -> None:
+    """Refuse (before any fitting) a ground truth whose segment or action names are not the
+    logs' (``calibration.truth_world`` must be the world the logs were generated from, under
+    the same names; a renamed export needs a renamed copy of the world).
+
+    Raises:
+        ConfigError: The names differ; the message lists both.
+    """
+    if sorted(truth.segment_names) != sorted(segments):
+        raise ConfigError(
+            f"calibration.truth_world={truth.name}: its segments {list(truth.segment_names)} "
+            f"are not the logs' segments {list(segments)}; the ground truth must use the logs' "
+            f"names (or leave calibration.truth_world empty)"
+        )
+    if tuple(truth.actions.names) != tuple(actions):
+        raise ConfigError(
+            f"calibration.truth_world={truth.name}: its actions {list(truth.actions.names)} "
+            f"are not the source's actions {list(actions)}"
+        )
 
 
 def policy_fidelity(

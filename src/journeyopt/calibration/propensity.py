@@ -142,6 +142,15 @@ def stabilised_weights(weeks: CustomerWeeks, propensity: Float, max_weight: floa
     return np.clip(w, 1.0 / max_weight, max_weight)
 
 
+def effective_sample_share(weight: Float) -> float:
+    """Kish's effective sample size of the (M,) row weights ``weight`` as a share of ``M``,
+    ``(sum w)^2 / (M sum w^2)``: 1 for equal weights; small when a few rows carry most of the
+    weight (then the weighted fits rest on those few rows). 1 for no rows."""
+    w = np.asarray(weight, np.float64)
+    squares = float(w @ w)
+    return float(w.sum() ** 2 / (w.shape[0] * squares)) if squares > 0 else 1.0
+
+
 def support_table(weeks: CustomerWeeks, min_support: int) -> pd.DataFrame:
     """Customer-weeks per segment x lifecycle x action, with the positivity flag.
 
