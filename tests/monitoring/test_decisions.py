@@ -84,8 +84,13 @@ def test_groups_and_first_weeks(tmp_path: Path) -> None:
             "customer_id": "C1",
             "group": "treatment",
             "first_week": pd.Timestamp("2024-03-04", tz="UTC"),
+            "first_scored": pd.Timestamp("2024-03-04", tz="UTC"),
         }
     ]
+    later, _ = customer_groups(decisions, pd.Timestamp("2024-03-11", tz="UTC"))
+    c1 = later.set_index("customer_id").loc["C1"]  # first scored before the window
+    assert c1["first_week"] == pd.Timestamp("2024-03-11", tz="UTC")
+    assert c1["first_scored"] == pd.Timestamp("2024-03-04", tz="UTC")
     with pytest.raises(JourneyoptError, match="since=2024-04-01 is after every decision"):
         customer_groups(decisions, pd.Timestamp("2024-04-01", tz="UTC"))
 

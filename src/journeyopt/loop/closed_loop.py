@@ -10,7 +10,9 @@ may change it). :meth:`ClosedLoop.write` renders everything so far as raw cowork
 cycle then reads like a production system's.
 
 The loop also keeps what only a simulation knows (:class:`WeekTruth`): each group's realised
-reward and the true one-week uplift of the served decisions over the staff rules'.
+reward, and — through its counterfactual twin (:mod:`journeyopt.loop.twin`: the same customers
+under the control policy from the first served week on, with common random numbers) — the true
+intent-to-treat uplift the cycle's uplift step estimates.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from journeyopt.agents.policy import Observation
 from journeyopt.errors import JourneyoptError
 from journeyopt.loop.config import CycleConfig
 from journeyopt.loop.cycle import CycleResult, current_champion, run_cycle
+from journeyopt.loop.twin import CounterfactualTwin, TwinPolicy, common_draws, staff_control
 from journeyopt.panel.state import CustomerState, advance, state_features
 from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.decisions import decision_frame, write_decisions
@@ -64,9 +67,18 @@ class WeekTruth:
         regime: ``before`` or ``after`` the regime change.
         treatment_reward: Mean realised reward per treatment customer, currency.
         control_reward: Mean realised reward per control customer, currency.
-        true_uplift: Mean over treatment customers of the expected reward of the served
-            action minus that of the staff rules' action, in the world in force, currency per
-            customer-week (the one-week effect; carry-over effects are not in it).
+        twin_treatment_reward: Mean reward per treatment customer in the twin (what they
+            would have earned under the twin's policy, by default the control path since the
+            first served week), currency.
+        true_itt_uplift: ``treatment_reward - twin_treatment_reward``: the week's true
+            intent-to-treat uplift per treatment customer, carry-over effects included,
+            currency.
+        control_twin_gap: Mean realised minus twin reward per control customer: exactly 0
+            when the twin follows the control path (the control group lives the same life in
+            both), a check of the common random numbers.
+        one_week_effect: Mean over treatment customers of the expected reward of the served
+            action minus that of the staff rules' action this week, in the world in force,
+            currency (the myopic effect; carry-over effects are not in it).
         contacts: Share of customers contacted.
     """
 
@@ -75,7 +87,10 @@ class WeekTruth:
     regime: str
     treatment_reward: float
     control_reward: float
-    true_uplift: float
+    twin_treatment_reward: float
+    true_itt_uplift: float
+    control_twin_gap: float
+    one_week_effect: float
     contacts: float
 
 
@@ -111,6 +126,7 @@ class ClosedLoop:
         self.week: int = sim.weeks
         self.truth: list[WeekTruth] = []
         self.customer_ids = np.array([f"P{i:06d}" for i in range(sim.customers.n)], dtype=object)
+        self.twin = CounterfactualTwin(sim.final_state, sim.customers.segment)
         self._pending: pd.DataFrame | None = None
 
     @property
@@ -127,8 +143,11 @@ class ClosedLoop:
         """The true world of the next week."""
         return world_in_week(self.world, self.changed, self.change, self.loop_week)
 
-    def step(self, scorer: Scorer) -> WeekTruth:
-        """Serve the next week with ``scorer`` and draw its outcomes."""
+    def step(self, scorer: Scorer, twin_policy: TwinPolicy | None = None) -> WeekTruth:
+        """Serve the next week with ``scorer``, draw its outcomes, and live the same week in
+        the counterfactual twin decided by ``twin_policy`` (default: ``scorer``'s control
+        path for every customer, :func:`~journeyopt.loop.twin.staff_control`) with the same
+        random numbers."""
         truth_world = self.world_now()
         features = state_features(self.state, self.world.features)
         names = scorer.world.segment_names
@@ -147,8 +166,11 @@ class ClosedLoop:
         )
         actions = decided.actions
         woy = decided.week_of_year
+        twin_draws = common_draws(self.rng)
         summary = summarise(features, self.customers.segment, truth_world)
         out = sample_outcome(truth_world, summary, actions, woy, self.rng)
+        policy = twin_policy if twin_policy is not None else staff_control(scorer)
+        _, twin_reward = self.twin.live_week(truth_world, batch, policy, woy, twin_draws)
         t = self.week
         self.events.append(week_events(truth_world, t, out))
         rows = np.arange(actions.shape[0])
@@ -163,35 +185,50 @@ class ClosedLoop:
             self.customers.segment,
             scorer.staff_week(self.monday),
         )
-        truth = self._truth(truth_world, features, actions, staff, decided.control, out.reward)
+        effect = self._one_week_effect(truth_world, features, actions, staff)
+        truth = self._truth(truth_world, decided.control, out.reward, twin_reward, effect)
         self.truth.append(truth)
         self.week += 1
         return truth
 
-    def _truth(
+    def _one_week_effect(
         self,
         world: WorldSpec,
         features: dict[str, NDArray[np.generic]],
         actions: NDArray[np.int64],
         staff: NDArray[np.int64],
-        control: NDArray[np.bool_],
-        reward: Float,
-    ) -> WeekTruth:
-        """The week's truth from (N,) served and staff actions, groups and rewards."""
+    ) -> Float:
+        """(N,) expected reward this week of the served minus the staff rules' action."""
         week_of_year = int(self.monday.isocalendar().week)
         observation = Observation(features, self.customers.segment, week_of_year, self.week)
         rewards = expected_rewards(world, observation)
         n = np.arange(actions.shape[0])
-        effect = rewards[n, actions] - rewards[n, staff]
+        return rewards[n, actions] - rewards[n, staff]
+
+    def _truth(
+        self,
+        world: WorldSpec,
+        control: NDArray[np.bool_],
+        reward: Float,
+        twin_reward: Float,
+        effect: Float,
+    ) -> WeekTruth:
+        """The week's truth from (N,) groups, realised and twin rewards and one-week
+        effects."""
         treated = ~control
+        nan = float("nan")
+        gap = reward - twin_reward
         return WeekTruth(
             week=self.monday.strftime("%Y-%m-%d"),
             loop_week=self.loop_week,
             regime="after" if world is self.changed and self.change is not None else "before",
             treatment_reward=float(reward[treated].mean()),
-            control_reward=float(reward[control].mean()) if control.any() else float("nan"),
-            true_uplift=float(effect[treated].mean()),
-            contacts=float((actions != 0).mean()),
+            control_reward=float(reward[control].mean()) if control.any() else nan,
+            twin_treatment_reward=float(twin_reward[treated].mean()),
+            true_itt_uplift=float(gap[treated].mean()),
+            control_twin_gap=float(gap[control].mean()) if control.any() else nan,
+            one_week_effect=float(effect[treated].mean()),
+            contacts=float((self.decisions[-1].action != 0).mean()),
         )
 
     def simulation(self) -> Simulation:
@@ -280,7 +317,7 @@ def run_closed_loop(
     registry = PolicyRegistry(cfg.tracking)
     logs, decisions = root / "logs", root / "decisions"
     cfg = replace(cfg, data=replace(cfg.data, path=str(logs)), decisions=str(decisions),
-                  work_dir=str(root / "cycles"))  # fmt: skip
+                  work_dir=str(root / "cycles"), serve=serving)  # fmt: skip
     served: list[LoopWeek] = []
     scorer = champion_scorer(registry, cfg, serving)
     for _ in range(weeks):

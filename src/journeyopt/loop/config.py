@@ -18,6 +18,8 @@ from journeyopt.errors import ConfigError
 from journeyopt.evaluation.config import EvaluationConfig
 from journeyopt.monitoring.config import DriftThresholds, EstimatorConfig
 from journeyopt.panel.config import PanelConfig, parse_as_of
+from journeyopt.serving.config import ServingConfig
+from journeyopt.serving.config import register_configs as register_serving
 from journeyopt.sim.config import SimulatorConfig
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.promotion import GateConfig
@@ -75,6 +77,33 @@ DRIFT_CHECKS: dict[str, str] = {
 
 
 @dataclass
+class DriftCalibrationConfig:
+    """How the cycle re-calibrates when drift (not the schedule) triggered the re-training.
+
+    After a change, a window reaching far back mixes the old regime with the new one and the
+    new world is fitted mostly to customers who no longer exist; a shorter window fits the
+    new regime alone, at the price of fewer customer-weeks (wider uncertainty). Seasonal
+    effects need a window of a year to be told apart from the change itself: on a shorter
+    window they would absorb it.
+
+    Attributes:
+        recent_weeks: Fit only the newest this many weeks when drift triggered (0: the
+            ``calibration.recent_weeks`` of every re-calibration).
+        seasonal: Fit week-of-year effects then (``calibration.seasonal`` when
+            ``recent_weeks`` is 0).
+    """
+
+    recent_weeks: int = 0
+    seasonal: bool = True
+
+    def __post_init__(self) -> None:
+        if self.recent_weeks < 0:
+            raise ConfigError(
+                f"drift.calibration.recent_weeks must be >= 0, got {self.recent_weeks}"
+            )
+
+
+@dataclass
 class DriftStepConfig:
     """The drift step (see ``journeyopt-drift``).
 
@@ -89,6 +118,7 @@ class DriftStepConfig:
             differently to the same contact) invalidates the world the champion was trained
             in; population drift alone (an ageing customer base) and action-mix drift (a
             new champion contacts differently, by design) need not.
+        calibration: The calibration window after drift.
     """
 
     reference_weeks: int = 26
@@ -97,6 +127,7 @@ class DriftStepConfig:
     thresholds: DriftThresholds = field(default_factory=DriftThresholds)
     seed: int = 0
     retrain_on: list[str] = field(default_factory=lambda: ["response"])
+    calibration: DriftCalibrationConfig = field(default_factory=DriftCalibrationConfig)
 
     def __post_init__(self) -> None:
         if self.reference_weeks < 1 or self.current_weeks < 1:
@@ -147,6 +178,8 @@ class CycleConfig:
         train: Training budget; ``train.warm_start`` clones the new world's exact optimum.
         evaluation: The trained agent's final evaluation against the baselines.
         promotion: The gate.
+        serve: How the champion is served; the gate reads ``serve.rules`` (its off-policy
+            evaluation masks policies with the contact rules they are served under).
         tracking: MLflow (the registry holds the champion).
         work_dir: Folder of the cycles' outputs, one sub-folder per week and data fingerprint.
         seed: Seed of training and simulation.
@@ -165,6 +198,7 @@ class CycleConfig:
     train: TrainSettings = field(default_factory=TrainSettings)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     promotion: PromotionStepConfig = field(default_factory=PromotionStepConfig)
+    serve: ServingConfig = field(default_factory=ServingConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     work_dir: str = MISSING
     seed: int = 0
@@ -180,4 +214,5 @@ def register_configs() -> None:
     """Register ``cycle_schema`` and the schemas of the groups ``cycle.yaml`` composes."""
     register_agents()
     register_calibration()
+    register_serving()
     ConfigStore.instance().store(name="cycle_schema", node=CycleConfig)

@@ -7,7 +7,8 @@ adapted only on evidence.
 3. **drift**: population, action-mix and response drift against the champion's world
    (``journeyopt-drift``);
 4. **decide**: re-train on drift, on schedule, or when no champion exists;
-5. **calibrate** a world on a rolling window of the logs (``journeyopt-calibrate``);
+5. **calibrate** a world on a rolling window of the logs (``journeyopt-calibrate``; after
+   drift on the shorter ``drift.calibration`` window);
 6. **train** the champion's agent in it, warm-started from the new world's exact optimum
    (``journeyopt-train``); the policy is registered as a new version;
 7. **promote**: the gate against the current champion (:mod:`journeyopt.loop.gate`); a refusal
@@ -31,7 +32,7 @@ from omegaconf import OmegaConf
 
 from journeyopt.agents.config import train_config_in
 from journeyopt.agents.train import train
-from journeyopt.calibration.config import CalibrateConfig
+from journeyopt.calibration.config import CalibrateConfig, CalibrationConfig
 from journeyopt.calibration.pipeline import calibrate
 from journeyopt.cli.promote import PromoteConfig
 from journeyopt.errors import JourneyoptError
@@ -134,6 +135,18 @@ def retrain_reasons(
     return reasons
 
 
+def calibration_window(cfg: CycleConfig, on_drift: bool) -> CalibrationConfig:
+    """The calibration of a re-training: ``cfg.calibration``, with the shorter window of
+    ``drift.calibration`` when drift triggered it (see
+    :class:`~journeyopt.loop.config.DriftCalibrationConfig`)."""
+    after_drift = cfg.drift.calibration
+    if not on_drift or after_drift.recent_weeks == 0:
+        return cfg.calibration
+    return replace(
+        cfg.calibration, recent_weeks=after_drift.recent_weeks, seasonal=after_drift.seasonal
+    )
+
+
 def _node(cfg: object) -> dict[str, Any]:
     return cast(dict[str, Any], OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
 
@@ -197,12 +210,12 @@ class _Steps:
         self._child("drift", run_id)
         return findings.drift_detected, list(findings.reasons)
 
-    def calibrate(self) -> Path:
+    def calibrate(self, on_drift: bool) -> Path:
         cfg = self.cfg
         job = CalibrateConfig(
             data=cfg.data,
             panel=self.panel,
-            calibration=cfg.calibration,
+            calibration=calibration_window(cfg, on_drift),
             tracking=cfg.tracking,
             output_dir=str(self.folder / "world"),
             overwrite=True,
@@ -248,6 +261,8 @@ class _Steps:
             gate=cfg.promotion.gate,
             ope=cfg.promotion.ope,
             tracking=cfg.tracking,
+            evaluation=cfg.evaluation,
+            serve=cfg.serve,
         )
         decision = gate(job, registry.version(version), champion.world)
         return decision.promote, list(decision.reasons)
@@ -307,7 +322,8 @@ def run_cycle(cfg: CycleConfig) -> CycleResult:
             )
             candidate, promoted, refused = "", False, []
             if reasons:
-                world = _step("calibrate", parent, steps.calibrate)
+                on_drift = any(r.startswith("drift: ") for r in reasons)
+                world = _step("calibrate", parent, lambda: steps.calibrate(on_drift))
                 candidate = _step("train", parent, lambda: steps.train(world, champion))
                 promoted, refused = _step(
                     "promote", parent, lambda: steps.promote(candidate, world, champion)

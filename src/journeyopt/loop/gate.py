@@ -34,7 +34,9 @@ def gate(cfg: PromoteConfig, candidate: ResolvedVersion, champion_world: str) ->
     world = calibrated.world
     registry = PolicyRegistry(cfg.tracking)
     challenger = load_served(candidate, cfg.tracking, world, f"candidate_v{candidate.version}")
-    champion, champion_ref = champion_policy(registry, cfg.tracking, world, champion_world)
+    champion, champion_ref = champion_policy(
+        registry, cfg.tracking, world, champion_world, staff=cfg.evaluation.staff
+    )
     members = calibrated.members or (world,)
     decision = run_gate(cfg, world, members, candidate, challenger, champion, champion_ref)
     if decision.promote:

@@ -29,7 +29,9 @@ class EstimatorConfig:
         interval: ``normal`` (robust standard error) or ``bootstrap`` (customers resampled).
         confidence: Coverage of the intervals.
         bootstrap_samples: Resamples of a bootstrap interval.
-        pre_weeks: Weeks before ``since`` whose outcomes are the covariate.
+        pre_weeks: Weeks before each customer's first scored week (at the latest ``since``)
+            whose outcomes are the covariate (pre-treatment, so the adjustment cannot absorb
+            the policy's own effect).
         min_customers: Fewest customers per group for a segment to get an estimate.
         seed: Seed of the bootstrap.
     """

@@ -96,7 +96,8 @@ def read_decisions(paths: Sequence[Path | str] | Path | str) -> pd.DataFrame:
 
 
 def customer_groups(decisions: pd.DataFrame, since: pd.Timestamp) -> tuple[pd.DataFrame, int]:
-    """Each customer's serving group and first scored week at or after ``since``.
+    """Each customer's serving group, first scored week at or after ``since``, and first
+    scored week of the whole decision log (when the assignment started to act on them).
 
     Customers scored in both groups (a change of the holdout assignment) cannot be
     attributed to one policy and are left out; their number is returned.
@@ -107,7 +108,8 @@ def customer_groups(decisions: pd.DataFrame, since: pd.Timestamp) -> tuple[pd.Da
 
     Returns:
         ``(groups, n_in_both)``: columns ``customer_id``, ``group``, ``first_week`` (UTC
-        Monday), one row per customer.
+        Monday), ``first_scored`` (UTC Monday, at or before ``first_week``), one row per
+        customer scored at or after ``since``.
 
     Raises:
         JourneyoptError: No decision of a week ending after ``since``.
@@ -122,8 +124,9 @@ def customer_groups(decisions: pd.DataFrame, since: pd.Timestamp) -> tuple[pd.Da
     per = recent.groupby("customer_id", sort=True).agg(
         group=("group", "first"), n_groups=("group", "nunique"), first_week=("week", "min")
     )
+    per["first_scored"] = decisions.groupby("customer_id")["week"].min().reindex(per.index)
     both = per["n_groups"] > 1
-    kept = per.loc[~both, ["group", "first_week"]].reset_index()
+    kept = per.loc[~both, ["group", "first_week", "first_scored"]].reset_index()
     return kept, int(both.sum())
 
 

@@ -3,8 +3,11 @@
 A scored customer is exposed from their first scored week at or after ``since`` to the end of
 the panel (intent to treat: later weeks count whatever was decided in them). For each outcome
 of :data:`OUTCOMES` the table holds the customer's mean per exposed week and, as the
-pre-period covariate, the mean over the ``pre_weeks`` weeks before ``since`` (0 without such
-weeks).
+pre-period covariate, the mean over the ``pre_weeks`` weeks before the customer was first
+scored at all (0 without such weeks). The covariate must precede the treatment: when the
+policy has been serving for months, the weeks just before ``since`` already carry its effect
+(a customer it won over books more then too), and adjusting for them would remove that part
+of the uplift from the estimate.
 
 Outcomes per customer-week:
 
@@ -59,10 +62,12 @@ def customer_outcomes(
     Args:
         panel: Panel rows (``journeyopt.panel.build.build_panel``) covering the pre-period
             and the measurement weeks.
-        groups: ``customer_id``, ``group``, ``first_week`` (from
-            :func:`~journeyopt.monitoring.decisions_contacts.customer_groups`).
+        groups: ``customer_id``, ``group``, ``first_week`` and optionally ``first_scored``
+            (from :func:`~journeyopt.monitoring.decisions_contacts.customer_groups`; without
+            it the pre-period ends at ``since``).
         since: Monday 00:00 UTC of the first measured week.
-        pre_weeks: Weeks before ``since`` averaged into the covariates.
+        pre_weeks: Weeks before the customer's first scored week (at the latest ``since``)
+            averaged into the covariates.
         economics: Margin and discount rates.
 
     Returns:
@@ -78,7 +83,10 @@ def customer_outcomes(
     weekly["exposed_from"] = weekly["customer_id"].map(start)
     known = weekly["exposed_from"].notna()
     post = weekly[known & (weekly["week_start"] >= weekly["exposed_from"])]
-    pre_mask = (weekly["week_start"] < since) & (weekly["week_start"] >= since - pre_weeks * WEEK)
+    scored = groups.set_index("customer_id")["first_scored"] if "first_scored" in groups else first
+    pre_end = weekly["customer_id"].map(scored.where(scored < since, since))
+    starts = weekly["week_start"]
+    pre_mask = (starts < pre_end) & (starts >= pre_end - pre_weeks * WEEK)
     pre = weekly[known & pre_mask]
     post_sum = post.groupby("customer_id")[list(OUTCOMES)].sum()
     post_n = post.groupby("customer_id").size().rename("weeks")

@@ -3,8 +3,8 @@
 Customers are randomised to ``treatment`` (the champion decides) or ``control`` (today's staff
 rules). For customer ``i`` with ``n_i`` exposed weeks (from their first scored week to the end
 of the measurement window, whatever was decided later: intent to treat), ``y_i`` is their mean
-outcome per week and ``x_i`` the same outcome's mean per week before the window (the
-pre-period covariate, 0 for customers without pre-period weeks).
+outcome per week and ``x_i`` the same outcome's mean per week before they were first scored
+(the pre-treatment covariate, 0 for customers without pre-period weeks).
 
 The estimator (:func:`regression_uplift`) is the regression adjustment of Lin (2013), the
 multi-covariate form of CUPED (Deng et al. 2013): weighted least squares with weights ``n_i`` of

@@ -1,0 +1,124 @@
+"""The upper reference of a closed loop: the exact optimum of the world in force, served
+through the same scorer as a champion.
+
+A closed loop's customers carry their own history, so the value of "the optimum of the new
+regime" is only comparable when the optimum serves the same customers, weeks and random
+numbers as the adaptive and frozen champions. :class:`WorldOptimumPolicy` is a served policy
+(the :class:`~journeyopt.tracking.model.ServablePolicy` interface) that knows the true world:
+it reads the customers' discrete state back from the observation vectors
+(:func:`journeyopt.sim.observation.decode`) and takes the first week's action of the world's
+finite-horizon optimum solved from the observations' week of year on (a receding horizon:
+each week it plans ``horizon_weeks`` ahead, knowing nothing of a change to come).
+:meth:`WorldOptimumPolicy.use` switches the world when the regime changes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from journeyopt.agents.sb3 import policy_spec
+from journeyopt.errors import JourneyoptError
+from journeyopt.serving.config import ServingConfig
+from journeyopt.serving.scorer import Scorer
+from journeyopt.serving.served_model import ServedModel
+from journeyopt.sim.discrete import discrete_state
+from journeyopt.sim.observation import decode, observation_layout
+from journeyopt.sim.optimum import OptimalPolicy, cyclic_weeks_of_year, solve_optimum
+from journeyopt.sim.world import WorldSpec
+from journeyopt.tracking.model import PolicySpec
+
+OPTIMUM_VERSION = "world-optimum"
+
+
+class WorldOptimumPolicy:
+    """The exact optimum of a ground-truth world as a served policy.
+
+    Args:
+        world: The world in force at the start (a parametric ground-truth world).
+        horizon_weeks: Planning horizon of each week's optimum, weeks.
+        gamma: Weekly discount factor of the plan, in (0, 1].
+    """
+
+    pip_requirements: tuple[str, ...] = ()
+
+    def __init__(self, world: WorldSpec, horizon_weeks: int, gamma: float) -> None:
+        self.layout = observation_layout(world)
+        self._spec = policy_spec(world, self.layout)
+        self.world = world
+        self.horizon_weeks = horizon_weeks
+        self.gamma = gamma
+        self._plans: dict[tuple[str, int], OptimalPolicy] = {}
+
+    @property
+    def spec(self) -> PolicySpec:
+        return self._spec
+
+    def use(self, world: WorldSpec) -> None:
+        """Serve the optimum of ``world`` from now on (same actions and observations).
+
+        Raises:
+            JourneyoptError: ``world`` has other actions or observation columns.
+        """
+        if policy_spec(world, observation_layout(world)) != self._spec:
+            raise JourneyoptError(
+                f"world {world.name!r} has other actions or observations than {self.world.name!r}"
+            )
+        self.world = world
+
+    def plan(self, week_of_year: int) -> OptimalPolicy:
+        """The optimum of the world in force over ``horizon_weeks`` from ``week_of_year`` on
+        (solved once per world and week of year)."""
+        key = (self.world.name, week_of_year)
+        if key not in self._plans:
+            weeks = cyclic_weeks_of_year(week_of_year, self.horizon_weeks)
+            self._plans[key] = solve_optimum(self.world, self.horizon_weeks, self.gamma, weeks)
+        return self._plans[key]
+
+    def act(
+        self, observations: NDArray[np.float32], masks: NDArray[np.bool_]
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """The plan's first-week action per customer (``none`` where the masks forbid it) and
+        its one-hot probabilities; (N, D) observations of one week, (N, A) masks.
+
+        Raises:
+            ValueError: The observations span several weeks of year.
+        """
+        features, segment, week_of_year = decode(self.layout, observations)
+        weeks = np.unique(week_of_year)
+        if weeks.size > 1:
+            raise ValueError(f"observations of one week expected, got weeks {weeks.tolist()}")
+        n, n_actions = masks.shape
+        if n == 0:
+            return np.zeros(0, np.int64), np.zeros((0, n_actions))
+        states = discrete_state(features, segment, self.world)
+        chosen = self.plan(int(weeks[0])).optimal_actions(states, 0)
+        actions = np.where(masks[np.arange(n), chosen], chosen, 0).astype(np.int64)
+        probabilities = np.zeros((n, n_actions))
+        probabilities[np.arange(n), actions] = 1.0
+        return actions, probabilities
+
+    def save(self, folder: Path) -> None:
+        """Refused: the optimum of a ground-truth world is a simulation reference, not a
+        model to deploy."""
+        raise JourneyoptError(
+            f"the optimum of world {self.world.name!r} is a simulation reference and is not "
+            f"logged as a model (asked to save into {folder})"
+        )
+
+
+def optimum_scorer(policy: WorldOptimumPolicy, serving: ServingConfig) -> Scorer:
+    """A serving scorer that serves ``policy`` to the treatment group (staff rules for the
+    control group, the same guards as any champion)."""
+    model = ServedModel(
+        policy=policy,
+        requested=OPTIMUM_VERSION,
+        name=OPTIMUM_VERSION,
+        version=OPTIMUM_VERSION,
+        uri=OPTIMUM_VERSION,
+        run_id="",
+        content_sha256="",
+    )
+    return Scorer(model, serving, world=policy.world)
