@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -75,3 +77,27 @@ def test_exploration_refuses_bad_input() -> None:
         explore(np.array([1]), allowed, 0.1, np.random.default_rng(0))
     with pytest.raises(ValueError, match="epsilon"):
         explore(np.array([0]), allowed, 1.5, np.random.default_rng(0))
+
+
+def test_staff_rules_follow_the_call_channel_of_the_catalogue(world: WorldSpec) -> None:
+    """A source whose calls go through a channel not named ``phone`` gets the same staff
+    decisions, read from that channel's fatigue count (it used to need ``contacts_4w_phone``)."""
+    channels = tuple("tel" if c == "phone" else c for c in world.channels)
+    renamed = dataclasses.replace(
+        world,
+        channels=channels,
+        actions=dataclasses.replace(
+            world.actions,
+            channels=tuple("tel" if c == "phone" else c for c in world.actions.channels),
+        ),
+        features=dataclasses.replace(world.features, contact_channels=channels),
+    )
+    features = _features(
+        weeks_since_engagement=[1, 1], contacts_4w_phone=[0, 1], opted_out_email=[False, False]
+    )
+    features["contacts_4w_tel"] = features.pop("contacts_4w_phone")
+    features["opted_out_tel"] = features.pop("opted_out_phone")
+    segment = np.array([2, 2])
+    names = renamed.actions.names
+    acts = [names[a] for a in staff_actions(renamed, StaffRules(), features, segment, 27)]
+    assert acts == ["personal_call", "none"]  # the second was called within the window

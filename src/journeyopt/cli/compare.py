@@ -1,8 +1,8 @@
-"""``journeyopt-compare``: trained policies from MLflow and the baselines, side by side.
+r"""``journeyopt-compare``: trained policies from MLflow and the baselines, side by side.
 
     journeyopt-compare runs=[3f2a9c...,81be04...]                  # training runs' policies
     journeyopt-compare models=[models:/journey-policy@champion]    # registered versions
-    journeyopt-compare "search=tags.journeyopt.agent = 'MaskablePPO'"
+    journeyopt-compare "search=\"tags.journeyopt.agent = 'MaskablePPO'\""
 
 A thin shell over :func:`journeyopt.evaluation.compare.compare`: every policy meets the same
 customers and random numbers; one parent run with a child run per policy is logged (same

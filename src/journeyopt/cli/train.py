@@ -79,6 +79,11 @@ def run(cfg: DictConfig) -> float:
     out = console()
     out.print(summary(result))
     out.print(f"outputs in {result.output_dir}; MLflow run {result.run_id or '(tracking off)'}")
+    if result.model_version is not None:
+        out.print(
+            f"registered as models:/{settings.tracking.registered_model}/{result.model_version} "
+            "(promote it with journeyopt-promote candidate=<that URI>)"
+        )
     return result.metrics["eval/value_mean"]
 
 

@@ -1,6 +1,8 @@
 """Ingestion: a source's raw files -> validated canonical tables, rejects, identity map, counts.
 
-Pipeline (:func:`run_ingest`), per table: read (whole-file checks) -> parse and check values
+Pipeline (:func:`run_ingest`), per table: read (whole-file checks; events and contacts mapped
+onto one activity export are read once and split by action name, see
+:func:`~journeyopt.data.read.split_activity`) -> parse and check values
 (bad rows to rejects) -> exact duplicates -> duplicate ``event_id`` -> identity resolution ->
 near-duplicates -> same-day conversion merge (see :mod:`journeyopt.data.dedup`). Counts are
 reconciled per table (:class:`~journeyopt.data.result.TableCounts`) and the canonical tables are
@@ -36,7 +38,7 @@ from journeyopt.data.identity import (
     merge_customer_records,
     resolve_identities,
 )
-from journeyopt.data.read import read_table, resolve_files
+from journeyopt.data.read import RawTable, read_activity, read_table, resolve_files
 from journeyopt.data.rejects import concat_rejects
 from journeyopt.data.result import TABLES, IngestResult, TableCounts
 from journeyopt.data.schema import (
@@ -97,12 +99,13 @@ def _check_mapping(source: SourceConfig) -> None:
 
 
 def _events(
-    source: SourceConfig, as_of: pd.Timestamp, identity: IdentityResolution
+    source: SourceConfig,
+    as_of: pd.Timestamp,
+    identity: IdentityResolution,
+    raw: RawTable,
+    shared: bool,
 ) -> tuple[pd.DataFrame, pd.DataFrame, TableCounts]:
-    raw = read_table(source, "events")
-    if raw is None:  # read_table only skips optional tables
-        raise ConfigError("data.events: no events table")
-    parsed = parse_events(raw, source, as_of)
+    parsed = parse_events(raw, source, as_of, shared=shared)
     frame, n_exact = drop_exact(parsed.frame) if source.dedup.exact else (parsed.frame, 0)
     frame, n_id = drop_duplicate_ids(frame)
     frame["customer_id"] = apply_mapping(frame["customer_id"], identity.mapping)
@@ -125,9 +128,8 @@ def _events(
 
 
 def _contacts(
-    source: SourceConfig, as_of: pd.Timestamp, identity: IdentityResolution
+    source: SourceConfig, as_of: pd.Timestamp, identity: IdentityResolution, raw: RawTable | None
 ) -> tuple[pd.DataFrame, pd.DataFrame, TableCounts]:
-    raw = read_table(source, "contacts")
     if raw is None:
         return empty_contacts(), concat_rejects([]), TableCounts()
     parsed = parse_contacts(raw, source, as_of)
@@ -228,8 +230,9 @@ def run_ingest(source: SourceConfig) -> IngestOutput:
     _check_mapping(source)
     as_of = resolve_as_of(source.as_of)
     identity, id_rejects, id_counts = _identities(source)
-    events, ev_rejects, ev_counts = _events(source, as_of, identity)
-    contacts, co_rejects, co_counts = _contacts(source, as_of, identity)
+    raw_events, raw_contacts, shared = read_activity(source)
+    events, ev_rejects, ev_counts = _events(source, as_of, identity, raw_events, shared)
+    contacts, co_rejects, co_counts = _contacts(source, as_of, identity, raw_contacts)
     customers, cu_rejects, cu_counts = _customers(source, identity)
     logs = CanonicalLogs(
         events=_validated(events, EVENTS_SCHEMA),

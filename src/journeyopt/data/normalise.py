@@ -27,6 +27,8 @@ _ISO_NAIVE_RE = _DATE_TIME + "$"
 _ISO_AWARE_RE = _DATE_TIME + r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
 _NAN_WORDS = frozenset({"nan", "+nan", "-nan"})
 _PHONE_JUNK_RE = r"[\s\-\(\)\./]"
+_DECIMAL_COMMA_RE = r"^[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$"  # 1.234,50 / 49,90 / 7
+_LOOKS_DECIMAL_COMMA_RE = r"^[+-]?\d[\d.]*,\d+$"
 
 OK = ""
 """Reason meaning "no problem"."""
@@ -160,7 +162,11 @@ def _localise(naive: pd.Series, timezone: str) -> pd.Series:
 
 
 def parse_amounts(
-    values: pd.Series, max_value: float, *, blank_default: float | None = 0.0
+    values: pd.Series,
+    max_value: float,
+    *,
+    blank_default: float | None = 0.0,
+    decimal: str = ".",
 ) -> tuple[pd.Series, pd.Series]:
     """Parse non-negative, finite currency amounts (``value``, ``cost``).
 
@@ -169,30 +175,38 @@ def parse_amounts(
         max_value: Largest plausible amount (currency units); larger values are rejected.
         blank_default: Amount used for blank values; ``None`` leaves them NaN (the caller fills
             them, e.g. a contact's catalogue cost).
+        decimal: Decimal separator of text values, ``.`` or ``,`` (see :func:`_to_float`).
 
     Returns:
         ``(amount, reason)``: float64 amounts (NaN where rejected or blank without default) and
-        the reason per row: ``"not a number"``, ``"NaN"``, ``"infinite"``, ``"negative"``,
+        the reason per row: ``"not a number"`` (with a hint when the value looks like a
+        decimal comma and ``decimal`` is ``.``), ``"NaN"``, ``"infinite"``, ``"negative"``,
         ``"above data.max_value=<max>"`` or ``""``.
     """
-    number, checks = amount_checks(values, max_value, blank_default=blank_default)
+    number, checks = amount_checks(values, max_value, blank_default=blank_default, decimal=decimal)
     return number, reasons(checks, values.index)
 
 
 def amount_checks(
-    values: pd.Series, max_value: float, *, blank_default: float | None = 0.0
+    values: pd.Series,
+    max_value: float,
+    *,
+    blank_default: float | None = 0.0,
+    decimal: str = ".",
 ) -> tuple[pd.Series, list[Check]]:
     """:func:`parse_amounts` with the reasons as :data:`Check` masks, highest priority first."""
     blank = is_blank(values).to_numpy()
-    number, nan_word = _to_float(values)
+    number, nan_word = _to_float(values, decimal)
     x = number.to_numpy()
     finite = np.isfinite(x)
+    unparsed = np.isnan(x) & ~blank
     checks = [
         (finite & (x < 0), "negative"),
         (finite & (x > max_value), f"above data.max_value={max_value:g}"),
         (np.isinf(x), "infinite"),
         (nan_word, "NaN"),
-        (np.isnan(x) & ~blank, "not a number"),
+        (unparsed & _looks_decimal_comma(values, unparsed, decimal), _DECIMAL_HINT),
+        (unparsed, "not a number"),
     ]
     if blank_default is not None:
         number = number.mask(blank, blank_default)
@@ -207,12 +221,39 @@ def _any(checks: list[Check]) -> np.ndarray:
     return out
 
 
-def _to_float(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Floats from strings or numbers; also flags literal NaN spellings. Shapes ``(n,)``."""
+_DECIMAL_HINT = "not a number (a decimal comma? set data.decimal=',')"
+
+
+def _looks_decimal_comma(values: pd.Series, rows: np.ndarray, decimal: str) -> np.ndarray:
+    """Rows of ``rows`` whose text reads like ``49,90`` while ``decimal`` is ``.``.
+    Shape ``(n,)``, bool."""
+    out = np.zeros(len(values), dtype=bool)
+    if decimal == "." and rows.any() and values.dtype.kind not in "fiub":
+        text = _as_str(values[rows])
+        out[rows] = text.str.match(_LOOKS_DECIMAL_COMMA_RE).to_numpy(dtype=bool)
+    return out
+
+
+def _from_decimal_comma(text: pd.Series) -> pd.Series:
+    """Text amounts written with a decimal comma in the dot notation Arrow parses:
+    ``1.234,50`` -> ``1234.50``, ``49,90`` -> ``49.90``. A value with a ``.`` or ``,`` in any
+    other place (``49.90``, ``1,2,3``) becomes ``"?"`` (not a number): in a decimal-comma
+    export it is ambiguous. Shape ``(n,)``, str."""
+    fits = text.str.match(_DECIMAL_COMMA_RE).to_numpy(dtype=bool)
+    converted = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    other = text.str.contains(r"[.,]", regex=True).to_numpy(dtype=bool)
+    return text.mask(fits, converted).mask(~fits & other, "?")
+
+
+def _to_float(values: pd.Series, decimal: str = ".") -> tuple[pd.Series, np.ndarray]:
+    """Floats from strings (decimal separator ``decimal``) or numbers; also flags literal NaN
+    spellings. Shapes ``(n,)``."""
     if values.dtype.kind in "fiub":
         number = values.astype("float64")
         return number, (number.isna() & values.notna()).to_numpy()
     text = _as_str(values)
+    if decimal == ",":
+        text = _from_decimal_comma(text)
     try:  # fast path: Arrow's C++ parser; fails as a whole on any bad value
         arr = pa.array(text.mask(text == "", None), type=pa.large_string())
         number = pd.Series(
@@ -227,17 +268,17 @@ def _to_float(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return number, nan_word
 
 
-def parse_propensities(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+def parse_propensities(values: pd.Series, decimal: str = ".") -> tuple[pd.Series, pd.Series]:
     """Logging-policy propensities: in ``(0, 1]``, or blank (NaN: not logged). Shapes ``(n,)``."""
-    number, checks = propensity_checks(values)
+    number, checks = propensity_checks(values, decimal)
     return number, reasons(checks, values.index)
 
 
-def propensity_checks(values: pd.Series) -> tuple[pd.Series, list[Check]]:
+def propensity_checks(values: pd.Series, decimal: str = ".") -> tuple[pd.Series, list[Check]]:
     """:func:`parse_propensities` with the reasons as :data:`Check` masks, highest priority
     first."""
     blank = is_blank(values).to_numpy()
-    number, nan_word = _to_float(values)
+    number, nan_word = _to_float(values, decimal)
     x = number.to_numpy()
     known = ~np.isnan(x)
     with np.errstate(invalid="ignore"):

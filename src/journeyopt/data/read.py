@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import pyarrow.parquet as pq
 
 from journeyopt.data.rejects import FILE_COL, ROW_COL, empty_rejects, make_rejects, raw_text
 from journeyopt.data.source import WHITESPACE, SourceConfig, TableMapping
-from journeyopt.errors import InputFileError
+from journeyopt.errors import ConfigError, InputFileError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -83,8 +84,11 @@ def resolve_files(source: SourceConfig, table: str) -> list[Path]:
     return files
 
 
-def read_table(source: SourceConfig, table: str) -> RawTable | None:
-    """Read all files of ``table``; ``None`` when the table is optional and absent."""
+def read_table(
+    source: SourceConfig, table: str, also_required: Sequence[str] = ()
+) -> RawTable | None:
+    """Read all files of ``table``; ``None`` when the table is optional and absent.
+    ``also_required``: raw columns the files must have besides the table's mapped ones."""
     mapping: TableMapping = getattr(source, table)
     if not mapping.columns and table != "events":
         return None
@@ -93,7 +97,7 @@ def read_table(source: SourceConfig, table: str) -> RawTable | None:
         return None
     root = Path(source.path)
     root = root.parent if root.is_file() else root
-    required = list(dict.fromkeys(mapping.columns.values()))
+    required = list(dict.fromkeys([*mapping.columns.values(), *also_required]))
     names = [p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name for p in files]
     frames, rejects, rows_read = [], [], 0
     for i, (path, rel) in enumerate(zip(files, names, strict=True)):
@@ -113,6 +117,67 @@ def read_table(source: SourceConfig, table: str) -> RawTable | None:
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     all_rejects = pd.concat([r for r in rejects if len(r)] or [empty_rejects()], ignore_index=True)
     return RawTable(table, frame, rows_read, all_rejects)
+
+
+def shares_events_files(source: SourceConfig) -> bool:
+    """Whether the contacts are mapped onto the very files of the events (one activity export
+    holding both)."""
+    if not source.contacts.columns:
+        return False
+    contacts = resolve_files(source, "contacts")
+    return bool(contacts) and contacts == resolve_files(source, "events")
+
+
+def split_activity(raw: RawTable, source: SourceConfig) -> tuple[RawTable, RawTable]:
+    """One activity export (events and contacts in the same rows) -> ``(events, contacts)``.
+
+    A row is a contact when its contacts' ``action`` column holds a catalogue action or a raw
+    name of ``contact_actions``; every other row is an event (an unknown name is then rejected
+    as an event). Rows rejected while reading stay with the events, so ``rows_read`` of the two
+    tables adds up to the rows of the file.
+    """
+    column = source.contacts.columns.get("action")
+    if column is None:
+        raise ConfigError(
+            "data.contacts.columns.action must be mapped: the contacts share the events' file, "
+            "and the action column tells contacts from events"
+        )
+    names = {*source.actions, *source.contact_actions}
+    both = sorted(names & set(source.event_roles))
+    if both:
+        raise ConfigError(
+            f"{both} are both event kinds (data.event_roles) and actions (data.actions or "
+            "data.contact_actions); in one activity export a name must be one or the other"
+        )
+    text = pc.utf8_trim_whitespace(pa.array(raw.frame[column].astype("str"), pa.large_string()))
+    contact = pc.fill_null(pc.is_in(text, pa.array(sorted(names), pa.large_string())), False)
+    contact = np.asarray(contact.to_numpy(zero_copy_only=False), dtype=bool)
+    n_contacts = int(contact.sum())
+    events = RawTable(
+        "events",
+        raw.frame.loc[~contact].reset_index(drop=True),
+        raw.rows_read - n_contacts,
+        raw.rejects,
+    )
+    contacts = RawTable(
+        "contacts", raw.frame.loc[contact].reset_index(drop=True), n_contacts, empty_rejects()
+    )
+    return events, contacts
+
+
+def read_activity(source: SourceConfig) -> tuple[RawTable, RawTable | None, bool]:
+    """The raw events and contacts: ``(events, contacts or None, shared)``. ``shared``: both
+    came from one activity export, read once and split by :func:`split_activity`."""
+    if not shares_events_files(source):
+        events = read_table(source, "events")
+        if events is None:  # read_table only skips optional tables
+            raise ConfigError("data.events: no events table")
+        return events, read_table(source, "contacts"), False
+    raw = read_table(source, "events", also_required=list(source.contacts.columns.values()))
+    if raw is None:
+        raise ConfigError("data.events: no events table")
+    events, contacts = split_activity(raw, source)
+    return events, contacts, True
 
 
 def _is_parquet(path: Path, fmt: str) -> bool:

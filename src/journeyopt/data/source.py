@@ -25,6 +25,7 @@ from journeyopt.errors import ConfigError
 
 FORMATS = ("csv", "parquet", "auto")
 WHITESPACE = "whitespace"  # delimiter value for runs of spaces/tabs (CDNOW)
+DECIMALS = (".", ",")
 
 
 @dataclass
@@ -39,12 +40,17 @@ class TableMapping:
             (e.g. ``kind: purchase`` for CDNOW, which has no event-type column).
         required: Whether the table must exist. Optional tables (identities, customers) are
             skipped when their file is absent.
+        timestamp_format: ``strftime`` format of this table's timestamps (``ts``,
+            ``signup_date``) when it differs from the source's ``timestamp_format`` (e.g.
+            sign-up dates ``%d.%m.%Y`` beside activity times ``%d.%m.%Y %H:%M``); empty = the
+            source's.
     """
 
     file: str = ""
     columns: dict[str, str] = field(default_factory=dict)
     defaults: dict[str, str] = field(default_factory=dict)
     required: bool = True
+    timestamp_format: str = ""
 
 
 @dataclass
@@ -113,7 +119,11 @@ class SourceConfig:
         has_header: Whether CSV files start with a header row.
         column_names: Column names for header-less files.
         timezone: IANA zone for timestamps that carry no offset.
-        timestamp_format: ``strftime`` format of timestamps, or empty for ISO 8601.
+        timestamp_format: ``strftime`` format of timestamps, or empty for ISO 8601; a table
+            may set its own (``customers.timestamp_format``).
+        decimal: Decimal separator of amounts (``value``, ``cost``, ``propensity``): ``.`` or
+            ``,``. With ``,`` (European exports), ``.`` groups thousands: ``1.234,50`` is
+            1234.5; a value in any other shape (``49.90``) is rejected as not a number.
         as_of: Rows after this instant (ISO 8601, UTC if naive) are rejected as from the
             future; empty means "now".
         max_value: Largest plausible ``value`` or ``cost`` of one row, in currency units; rows
@@ -121,7 +131,15 @@ class SourceConfig:
         events, contacts, identities, customers: Table mappings.
         event_roles: Raw event kind -> canonical role (see :class:`~journeyopt.data.schema.Role`).
         contact_channels: Channels the company contacts customers through.
-        actions: The action catalogue; must contain ``none``.
+        actions: The action catalogue; must contain ``none``. The names are the actions a
+            policy chooses from; ``newsletter``, ``discount_offer`` and ``personal_call`` are
+            the ones today's staff rules (the baseline) use, ``discount_offer`` also carries
+            the discount cost in a calibrated world.
+        contact_actions: Raw action name in the contacts table -> catalogue action (e.g.
+            ``Rabattaktion: discount_offer``); catalogue names map to themselves. When the
+            events and the contacts are one file (one activity export), a row whose contacts'
+            ``action`` column holds a catalogue action or one of these raw names is a contact,
+            every other row an event.
         dedup, identity: Rules for de-duplication and identity resolution.
     """
 
@@ -134,6 +152,7 @@ class SourceConfig:
     column_names: list[str] = field(default_factory=list)
     timezone: str = "UTC"
     timestamp_format: str = ""
+    decimal: str = "."
     as_of: str = ""
     max_value: float = 1e7
     events: TableMapping = field(default_factory=TableMapping)
@@ -143,6 +162,7 @@ class SourceConfig:
     event_roles: dict[str, str] = field(default_factory=dict)
     contact_channels: list[str] = field(default_factory=list)
     actions: dict[str, ActionSpec] = field(default_factory=lambda: {"none": ActionSpec()})
+    contact_actions: dict[str, str] = field(default_factory=dict)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
 
@@ -168,6 +188,14 @@ class SourceConfig:
                 )
             if spec.cost < 0:
                 raise ConfigError(f"data.actions.{name}.cost must be >= 0, got {spec.cost}")
+        unknown = {raw: a for raw, a in self.contact_actions.items() if a not in self.actions}
+        if unknown:
+            raise ConfigError(
+                f"data.contact_actions: {unknown} map onto no action of data.actions "
+                f"({list(self.actions)})"
+            )
+        if self.decimal not in DECIMALS:
+            raise ConfigError(f"data.decimal must be one of {DECIMALS}, got {self.decimal!r}")
         if not self.max_value > 0:
             raise ConfigError(f"data.max_value must be > 0, got {self.max_value}")
         if self.dedup.near_duplicate_seconds < 0:

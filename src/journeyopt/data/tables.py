@@ -150,9 +150,15 @@ def _values(raw: RawTable, mapping: TableMapping, canonical: str) -> pd.Series:
 
 
 def _unknown(
-    values: pd.Series, allowed: list[str], what: str, problems: _Problems, col: str
+    values: pd.Series,
+    allowed: list[str],
+    what: str,
+    problems: _Problems,
+    col: str,
+    expected: str = "",
 ) -> None:
-    """Flag values not in ``allowed`` (empty values are checked elsewhere)."""
+    """Flag values not in ``allowed`` (empty values are checked elsewhere); ``expected`` says
+    what was expected in the reason (default: one of ``allowed``)."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         cats = pd.Series(values.cat.categories)
         bad_cat = (~cats.isin(allowed) & (cats != "")).to_numpy()
@@ -163,7 +169,8 @@ def _unknown(
         mask = (~values.isin(allowed) & (values != "")).to_numpy()
     if mask.any():
         text = values[mask].astype("str")
-        problems.flag(mask, f"unknown {what} '" + text + f"' (expected one of {allowed})", col)
+        expected = expected or f"one of {allowed}"
+        problems.flag(mask, f"unknown {what} '" + text + f"' (expected {expected})", col)
 
 
 def _empty(values: pd.Series) -> np.ndarray:
@@ -215,13 +222,18 @@ def _customer_and_time(
     customer_id = _category(raw, mapping, "customer_id")
     problems.flag(_empty(customer_id), "empty customer id", "customer_id")
     ts, ts_checks = timestamp_checks(
-        _values(raw, mapping, "ts"), source.timezone, source.timestamp_format
+        _values(raw, mapping, "ts"), source.timezone, timestamp_format(source, mapping)
     )
     problems.checks(ts_checks, "ts")
     problems.flag(
         (ts > as_of).to_numpy(), f"timestamp after the as-of date {as_of.isoformat()}", "ts"
     )
     return customer_id, ts
+
+
+def timestamp_format(source: SourceConfig, mapping: TableMapping) -> str:
+    """The ``strftime`` format of a table's timestamps: its own, else the source's."""
+    return mapping.timestamp_format or source.timestamp_format
 
 
 def _map_category(values: pd.Series, lookup: dict[str, str], missing: str) -> pd.Series:
@@ -240,17 +252,26 @@ def _fill_empty(values: pd.Series, fallback: pd.Series) -> pd.Series:
     return categorical(codes, pd.Series(uniques, dtype="str"), values.index)
 
 
-def parse_events(raw: RawTable, source: SourceConfig, as_of: pd.Timestamp) -> Parsed:
+def parse_events(
+    raw: RawTable, source: SourceConfig, as_of: pd.Timestamp, *, shared: bool = False
+) -> Parsed:
     """Events. Checks: customer id not empty; timestamp parses and is not after ``as_of``;
     kind not empty and in ``event_roles``; value a finite number in ``[0, max_value]`` (blank
-    = 0)."""
+    = 0). ``shared``: the rows come from a file that also holds the contacts, so an unknown
+    kind is reported as neither an event kind nor an action."""
     mapping = source.events
     problems = _Problems(len(raw.frame))
     customer_id, ts = _customer_and_time(raw, mapping, source, as_of, problems)
     kind = _category(raw, mapping, "kind")
     problems.flag(_empty(kind), "empty kind", "kind")
-    _unknown(kind, list(source.event_roles), "kind", problems, "kind")
-    value, value_checks = amount_checks(_values(raw, mapping, "value"), source.max_value)
+    expected = ""
+    if shared:
+        actions = [*source.action_names, *source.contact_actions]
+        expected = f"an event kind {list(source.event_roles)} or an action {actions}"
+    _unknown(kind, list(source.event_roles), "kind", problems, "kind", expected)
+    value, value_checks = amount_checks(
+        _values(raw, mapping, "value"), source.max_value, decimal=source.decimal
+    )
     problems.checks(value_checks, "value")
     columns = {
         "customer_id": customer_id,
@@ -264,28 +285,42 @@ def parse_events(raw: RawTable, source: SourceConfig, as_of: pd.Timestamp) -> Pa
     return _finish(raw, source, columns, problems, EVENT_COLUMNS)
 
 
+def catalogue_actions(action: pd.Series, contact_actions: dict[str, str]) -> pd.Series:
+    """Categorical raw action names with ``contact_actions`` (raw -> catalogue) applied; names
+    not in it stay as they are. Shape ``(n,)``."""
+    if not contact_actions:
+        return action
+    labels = pd.Series(action.cat.categories, dtype="str")
+    labels = labels.map(lambda name: contact_actions.get(name, name)).astype("str")
+    return categorical(action.cat.codes.to_numpy(), labels, action.index)
+
+
 def parse_contacts(raw: RawTable, source: SourceConfig, as_of: pd.Timestamp) -> Parsed:
-    """Contacts. Checks: customer id; timestamp; action in the catalogue; channel (blank = the
-    action's channel) in ``contact_channels``; cost a finite number in ``[0, max_value]``
-    (blank = the action's catalogue cost); propensity in ``(0, 1]`` or blank."""
+    """Contacts. Checks: customer id; timestamp; action (raw names translated by
+    ``contact_actions``) in the catalogue; channel (blank = the action's channel) in
+    ``contact_channels``; cost a finite number in ``[0, max_value]`` (blank = the action's
+    catalogue cost); propensity in ``(0, 1]`` or blank."""
     mapping = source.contacts
     problems = _Problems(len(raw.frame))
     customer_id, ts = _customer_and_time(raw, mapping, source, as_of, problems)
-    action = _category(raw, mapping, "action")
+    action = catalogue_actions(_category(raw, mapping, "action"), source.contact_actions)
     problems.flag(_empty(action), "empty action", "action")
-    _unknown(action, list(source.action_names), "action", problems, "action")
+    known = [*source.action_names, *source.contact_actions]
+    _unknown(action, list(source.action_names), "action", problems, "action", f"one of {known}")
     action_channel = _map_category(action, {a: s.channel for a, s in source.actions.items()}, "")
     channel = _category(raw, mapping, "channel")
     channel = _fill_empty(channel, action_channel)
     _unknown(channel, list(source.contact_channels), "channel", problems, "channel")
     cost, cost_checks = amount_checks(
-        _values(raw, mapping, "cost"), source.max_value, blank_default=None
+        _values(raw, mapping, "cost"), source.max_value, blank_default=None, decimal=source.decimal
     )
     problems.checks(cost_checks, "cost")
     catalogue = pd.Series({a: s.cost for a, s in source.actions.items()}, dtype="float64")
     catalogue_cost = catalogue.reindex(action.cat.categories).to_numpy()[action.cat.codes]
     cost = cost.fillna(pd.Series(catalogue_cost, index=cost.index))
-    propensity, propensity_checks_ = propensity_checks(_values(raw, mapping, "propensity"))
+    propensity, propensity_checks_ = propensity_checks(
+        _values(raw, mapping, "propensity"), source.decimal
+    )
     problems.checks(propensity_checks_, "propensity")
     columns = {
         "customer_id": customer_id,
@@ -315,7 +350,7 @@ def parse_customers(raw: RawTable, source: SourceConfig) -> Parsed:
     columns = {c: _text(raw, mapping, c) for c in CUSTOMER_COLUMNS if c != "signup_date"}
     problems.flag(_empty(columns["customer_id"]), "empty customer id", "customer_id")
     signup, signup_checks = timestamp_checks(
-        _values(raw, mapping, "signup_date"), source.timezone, source.timestamp_format
+        _values(raw, mapping, "signup_date"), source.timezone, timestamp_format(source, mapping)
     )
     (blank, _), (unparseable, why) = signup_checks  # a blank sign-up date is allowed
     problems.flag(unparseable & ~blank, why, "signup_date")

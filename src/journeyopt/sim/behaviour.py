@@ -93,7 +93,10 @@ def staff_actions(
         [world.segment_names.index(s) for s in rules.call_segments if s in world.segment_names],
     )
     prospect = np.asarray(features["n_conversions"]) == 0
-    not_called = np.asarray(features[f"contacts_{fw}w_phone"]) == 0
+    not_called = np.ones(n, dtype=bool)  # a catalogue without calls: nobody wants one
+    if "personal_call" in names:  # the call's channel need not be called "phone"
+        call_channel = world.actions.channels[names.index("personal_call")]
+        not_called = np.asarray(features[f"contacts_{fw}w_{call_channel}"]) == 0
     wants_call = recently_engaged & not_called
     wants_call &= call_types | (prospect & rules.call_engaged_prospects)
     recency = np.nan_to_num(np.asarray(features["recency_weeks"], np.float64), nan=-np.inf)
