@@ -263,6 +263,12 @@ def _compare(
     return result
 
 
+def _evidence_number(x: float) -> str:
+    """Currency with one decimal; the model check's relative gap and tolerance (below 1) with
+    three."""
+    return f"{x:,.1f}" if abs(x) >= 1 else f"{x:.3f}"
+
+
 def _promote(
     cfg: DemoConfig, out: DemoOutputs, trained: TrainResult, console: Console
 ) -> Decision | None:
@@ -284,6 +290,8 @@ def _promote(
         gate=cfg.gate,
         ope=cfg.ope,
         tracking=cfg.tracking,
+        evaluation=cfg.evaluation,  # today's staff rules: the baseline without a champion
+        serve=cfg.serve,  # its contact rules mask the off-policy evaluation as served
     )
     try:
         with working(console, "simulating the ensemble and evaluating on the latest logs"):
@@ -291,7 +299,7 @@ def _promote(
     except PromotionRefused as refused:
         console.print(f"[yellow]not promoted[/yellow]: {refused}")
         return None
-    console.print(decision.table.to_string(index=False, float_format=lambda x: f"{x:,.1f}"))
+    console.print(decision.table.to_string(index=False, float_format=_evidence_number))
     console.print(f"[green]promoted[/green] {candidate} to alias 'champion'")
     return decision
 
