@@ -25,6 +25,7 @@ from journeyopt.data.schema import CanonicalLogs, empty_contacts, empty_customer
 from journeyopt.panel.build import state_at
 from journeyopt.panel.config import PanelConfig
 from journeyopt.panel.state import LIFECYCLE_STAGES, FeatureSpec, state_features
+from journeyopt.serving.schemas import feature_kind
 from journeyopt.serving.scorer import CustomerBatch
 from journeyopt.sim.world import WorldSpec
 
@@ -56,18 +57,38 @@ def segment_codes(
 
 
 def empty_features(spec: FeatureSpec, n: int) -> dict[str, NDArray[np.generic]]:
-    """Features of ``n`` customers with no history (what an unknown customer is shown as)."""
+    """Features of ``n`` customers with no history (what an unknown customer is shown as):
+    the first lifecycle stage, no opt-out, zero counts, "never" (NaN) for amounts and weeks
+    since an event."""
     features: dict[str, NDArray[np.generic]] = {}
     for name in spec.feature_names:
-        if name == "lifecycle":
+        kind = feature_kind(name)
+        if kind == "stage":
             features[name] = np.zeros(n, np.int8)
-        elif name.startswith("opted_out_"):
+        elif kind == "flag":
             features[name] = np.zeros(n, np.bool_)
-        elif name in ("recency_weeks", "monetary") or name.startswith("weeks_since_"):
-            features[name] = np.full(n, np.nan)
-        else:
+        elif kind == "count":
             features[name] = np.zeros(n, np.float64)
+        else:  # currency, weeks: never
+            features[name] = np.full(n, np.nan)
     return features
+
+
+def empty_record(spec: FeatureSpec) -> dict[str, object]:
+    """:func:`empty_features` of one customer as a request's feature record would carry it
+    (stage name, ``None`` for never, whole counts)."""
+    record: dict[str, object] = {}
+    for name, column in empty_features(spec, 1).items():
+        kind, value = feature_kind(name), column[0]
+        if kind == "stage":
+            record[name] = LIFECYCLE_STAGES[int(value)]
+        elif kind == "flag":
+            record[name] = bool(value)
+        elif kind == "count":
+            record[name] = int(value)
+        else:
+            record[name] = None if np.isnan(value) else float(value)
+    return record
 
 
 def batch_from_logs(

@@ -15,7 +15,7 @@ changes the cost of a request, never its answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from operator import itemgetter
@@ -27,7 +27,7 @@ import pydantic_core
 from pydantic import TypeAdapter, ValidationError
 
 from journeyopt.panel.state import LIFECYCLE_STAGES
-from journeyopt.serving.features import batch_from_columns
+from journeyopt.serving.features import batch_from_columns, empty_record
 from journeyopt.serving.schemas import MAX_COUNT, MAX_CURRENCY, Instant, feature_kind
 from journeyopt.serving.scorer import CustomerBatch
 from journeyopt.sim.world import WorldSpec
@@ -59,7 +59,7 @@ class RecordReader:
         self.world = world
         self.max_batch = max_batch
         self._names = frozenset(world.features.feature_names)
-        self._default = _default_record(world.features.feature_names)
+        self._default = empty_record(world.features)
 
     def read(self, raw: bytes, now: Callable[[], datetime]) -> CustomerBatch | OverLimit | None:
         """The batch of ``raw``, :class:`OverLimit`, or None when the body needs the full
@@ -116,13 +116,6 @@ class RecordReader:
         features = [self._default if f is None else f for f in given]
         known = np.fromiter((f is not None for f in given), np.bool_, len(given))
         return ids, segments, features, known
-
-
-def _default_record(names: Sequence[str]) -> dict[str, Any]:
-    """The feature record of a customer without history (as
-    :func:`journeyopt.serving.features.empty_features`)."""
-    defaults = {"stage": LIFECYCLE_STAGES[0], "flag": False, "currency": None, "weeks": None}
-    return {name: defaults.get(feature_kind(name), 0) for name in names}
 
 
 def _columns(records: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, list[Any]]:
