@@ -15,6 +15,7 @@ from journeyopt.serving.decisions import (
     DECISION_COLUMNS,
     RESPONSE_COLUMNS,
     DecisionLog,
+    decision_ids,
     decision_table,
     read_decision_log,
     response_columns,
@@ -86,11 +87,10 @@ def test_response_columns_are_the_decision_table_values(
     for seed in (1, 2):
         decisions = scorer.score(random_batch(world, seed))
         args = (decisions, scorer.action_names, scorer.channels, "journey-policy", "7")
-        table = decision_table(*args).to_pydict()
-        fast = response_columns(*args)
+        ids = decision_ids(decisions.batch.n)
+        table = decision_table(*args, ids).to_pydict()
+        fast = response_columns(*args, ids.to_pylist())
         assert tuple(fast) == RESPONSE_COLUMNS
+        assert len(set(fast["decision_id"])) == decisions.batch.n
         for column in RESPONSE_COLUMNS:
-            if column == "decision_id":
-                assert len(set(fast[column])) == decisions.batch.n
-                continue
             assert fast[column] == table[column], column

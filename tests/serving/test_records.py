@@ -20,9 +20,14 @@ from hypothesis import strategies as st
 
 from journeyopt.serving.app import create_app, customers_batch
 from journeyopt.serving.config import ServingConfig
-from journeyopt.serving.decisions import response_columns
+from journeyopt.serving.decisions import decision_ids
 from journeyopt.serving.records import OverLimit, RecordReader
-from journeyopt.serving.responses import SMALL_BATCH, decision_objects, decision_texts
+from journeyopt.serving.responses import (
+    SMALL_BATCH,
+    batch_response,
+    decision_objects,
+    decision_texts,
+)
 from journeyopt.serving.schemas import ApiModels, api_models
 from journeyopt.serving.scorer import CustomerBatch, Scorer
 from journeyopt.serving.served_model import ServedModel
@@ -107,10 +112,12 @@ def test_both_response_builders_give_the_same_values(
     request: Any = models.batch_request.model_validate({"as_of": AS_OF, "customers": many(70)})
     request.customers[5].customer_id = 'quote " back\\slash \u00e9\n'
     decisions = scorer.score(customers_batch(request.customers, request.as_of, world))
-    rows = response_columns(decisions, scorer.action_names, scorer.channels, "jp", "7")
+    ids = decision_ids(decisions.batch.n)
     assert decisions.batch.n > SMALL_BATCH  # column-wise
-    texts = decision_texts(decisions, rows, scorer)
-    assert [json.loads(t) for t in texts] == decision_objects(decisions, rows, scorer)
+    texts = decision_texts(decisions, ids, scorer)
+    assert [json.loads(t) for t in texts] == decision_objects(decisions, ids, scorer)
+    body = batch_response(decisions, ids, scorer).body
+    assert json.loads(body) == {"decisions": [json.loads(t) for t in texts]}
     for text in texts:
         models.score_response.model_validate_json(text)  # the documented response model
     assert json.loads(texts[5])["customer_id"] == 'quote " back\\slash \u00e9\n'

@@ -17,6 +17,7 @@ Concurrent ``/v1/score`` requests are scored together (:mod:`journeyopt.serving.
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import logging
 import os
@@ -29,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import torch
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -44,12 +46,7 @@ from journeyopt.errors import JourneyoptError
 from journeyopt.serving.body import documented_body, install_schemas, parse_body
 from journeyopt.serving.coalesce import Coalescer
 from journeyopt.serving.config import ServingConfig
-from journeyopt.serving.decisions import (
-    DecisionColumns,
-    DecisionLog,
-    decision_table,
-    response_columns,
-)
+from journeyopt.serving.decisions import DecisionLog, decision_ids, decision_table
 from journeyopt.serving.features import (
     batch_from_columns,
     batch_from_logs,
@@ -60,6 +57,7 @@ from journeyopt.serving.features import (
 from journeyopt.serving.records import OverLimit, RecordReader
 from journeyopt.serving.responses import (
     batch_body,
+    batch_response,
     column_responses,
     decision_texts,
     json_response,
@@ -113,6 +111,20 @@ def single_threaded_numerics() -> None:
     machine; throughput scales with ``workers`` instead."""
     threadpool_limits(limits=1, user_api="blas")
     torch.set_num_threads(1)
+
+
+def settle_heap() -> None:
+    """Put every object alive now (the libraries, the model) out of the garbage collector's
+    reach, after freeing what a previous model left in reference cycles.
+
+    The cyclic collector's full pass walks every tracked object: with torch, MLflow and pandas
+    loaded that is about 0.2 s, and a 1,000-customer batch allocates enough objects to start
+    one every few hundred requests (p99 latency 200 ms instead of 14, and about a fifth of the
+    throughput). Frozen objects are still freed by reference counting; only requests' own
+    objects are scanned from then on."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def customers_batch(
@@ -207,6 +219,7 @@ def create_app(
                 scorer = served.scorer
                 if scorer is not None and version != scorer.model.version:
                     served.scorer = await run_in_threadpool(build_scorer)  # atomic swap
+                    settle_heap()
                     LOG.info("model %s reloaded: version %s", scorer.model.requested, version)
             except Exception as err:  # the poller must outlive a registry hiccup
                 LOG.warning("alias check failed, model kept: %s", err)
@@ -215,6 +228,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         single_threaded_numerics()
         served.scorer = await run_in_threadpool(build_scorer)
+        settle_heap()
         every = settings.reload.poll_seconds
         poller = asyncio.create_task(follow_alias(watch, every)) if watch and every else None
         yield
@@ -271,17 +285,19 @@ def create_app(
             return too_many()
         return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
-    def decide_batch(scorer: Scorer, batch: CustomerBatch) -> tuple[Decisions, DecisionColumns]:
-        """Score ``batch``, log the decisions; returns them with their decision log columns."""
+    def decide_batch(scorer: Scorer, batch: CustomerBatch) -> tuple[Decisions, pa.Array]:
+        """Score ``batch``, log the decisions; returns them with their (N,) decision ids."""
         decisions = scorer.score(batch)
-        model = scorer.model
-        names, channels = scorer.action_names, scorer.channels
-        if served.log is None:
-            rows = response_columns(decisions, names, channels, model.name, model.version)
-            return decisions, rows
-        table = decision_table(decisions, names, channels, model.name, model.version)
-        served.log.append(table)
-        return decisions, table.to_pydict()
+        ids = decision_ids(batch.n)
+        if served.log is not None:
+            model = scorer.model
+            served.log.append(
+                decision_table(
+                    decisions, scorer.action_names, scorer.channels, model.name,
+                    model.version, ids,
+                )
+            )  # fmt: skip
+        return decisions, ids
 
     def decide(scorer: Scorer, customers: Sequence[Any], as_of: datetime | None) -> list[str]:
         """The response bodies (JSON text) of validated request customers, in order."""
@@ -291,8 +307,8 @@ def create_app(
             batch = customers_batch(customers, as_of, world)
         except JourneyoptError as err:
             raise HTTPException(422, str(err)) from err
-        decisions, rows = decide_batch(scorer, batch)
-        return decision_texts(decisions, rows, scorer)
+        decisions, ids = decide_batch(scorer, batch)
+        return decision_texts(decisions, ids, scorer)
 
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> dict[str, str]:
@@ -350,8 +366,7 @@ def create_app(
         if read is not None:
             if read.n == 0:
                 return batch_body([])
-            decisions, rows = decide_batch(scorer, read)
-            return batch_body(decision_texts(decisions, rows, scorer))
+            return batch_response(*decide_batch(scorer, read), scorer)
         body: Any = parse_body(models.batch_request, raw)  # anything else, or the 422
         return batch_body(decide(scorer, body.customers, body.as_of))
 
@@ -367,8 +382,8 @@ def create_app(
         when = pd.Timestamp(request.as_of if request.as_of is not None else datetime.now(UTC))
         features = request.features.__dict__
         batch = batch_from_columns(request.customer_id, features, request.segment, world, when)
-        decisions, rows = decide_batch(scorer, batch)
-        return json_response(column_responses(decisions, rows, scorer))
+        decisions, ids = decide_batch(scorer, batch)
+        return json_response(column_responses(decisions, ids, scorer))
 
     @app.post(
         "/admin/reload",
@@ -384,6 +399,7 @@ def create_app(
         except JourneyoptError as err:
             raise HTTPException(409, f"reload failed, the previous model stays: {err}") from err
         served.scorer = scorer
+        settle_heap()
         return model_info(scorer)
 
     install_schemas(app, [models.score_request, models.batch_request])

@@ -29,8 +29,9 @@ def hash_unit(customer_ids: Iterable[str], salt: str) -> NDArray[np.float64]:
     by its specification: any other tool can recompute the groups.
     """
     key = salt.encode() + b"\x00"
+    blake2b = hashlib.blake2b
     digests = b"".join(
-        hashlib.blake2b(key + str(c).encode(), digest_size=8).digest() for c in customer_ids
+        [blake2b(key + str(c).encode(), digest_size=8).digest() for c in customer_ids]
     )
     words = np.frombuffer(digests, dtype="<u8")
     return (words >> np.uint64(11)).astype(np.float64) * _MANTISSA

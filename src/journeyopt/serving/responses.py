@@ -14,7 +14,7 @@ import pydantic_core
 from fastapi.responses import Response
 from numpy.typing import NDArray
 
-from journeyopt.serving.decisions import DecisionColumns, probabilities_json
+from journeyopt.serving.decisions import probabilities_json, response_columns
 from journeyopt.serving.guards import UNKNOWN_CUSTOMER
 from journeyopt.serving.holdout import GROUPS
 from journeyopt.serving.scorer import Decisions, Scorer
@@ -100,47 +100,55 @@ SMALL_BATCH = 32
 per call is larger); above, column-wise."""
 
 
-def decision_texts(decisions: Decisions, rows: DecisionColumns, scorer: Scorer) -> list[str]:
+def decision_texts(decisions: Decisions, ids: pa.Array, scorer: Scorer) -> list[str]:
     """(N,) each decision's response body (``ScoreResponse`` of
-    :mod:`journeyopt.serving.schemas`) as JSON text, in order; ``rows``: the decisions' log
-    columns (their ids).
+    :mod:`journeyopt.serving.schemas`) as JSON text, in order; ``ids``: the decisions' (N,)
+    decision ids (as in the decision log).
 
     A few decisions are built as dicts and serialised by pydantic-core; more are built a field
-    at a time over all customers in Arrow, so a thousand decisions cost about as much as a few
-    dozen built object by object (numbers are written in their shortest form that reads back
-    to the same float). Both give the same JSON values.
+    at a time over all customers in Arrow (:func:`decision_json`), so a thousand decisions
+    cost about as much as a few dozen built object by object. Both give the same JSON values.
     """
     if decisions.batch.n <= SMALL_BATCH:
-        objects = decision_objects(decisions, rows, scorer)
+        objects = decision_objects(decisions, ids, scorer)
         return [pydantic_core.to_json(d).decode() for d in objects]
+    return list(decision_json(decisions, ids, scorer).to_pylist())
+
+
+def decision_json(decisions: Decisions, ids: pa.Array, scorer: Scorer) -> pa.Array:
+    """(N,) :func:`decision_texts` built column-wise in Arrow (numbers are written in their
+    shortest form that reads back to the same float)."""
     names = scorer.action_names
     actions = pa.array(decisions.actions)
     known = decisions.batch.known
+    model = scorer.model
     parts: list[Any] = [
         '{"customer_id": ', _json_strings([str(c) for c in decisions.batch.customer_ids]),
-        ', "decision_id": ', _json_strings(rows["decision_id"]),
+        ', "decision_id": "', ids, '"',  # hex digits, a dash and a number: nothing to escape
         f', "as_of": {json.dumps(decisions.batch.as_of.isoformat())}, "group": ',
         pc.take(_json_strings(GROUPS), pa.array(decisions.control.astype(np.int8))),
         ', "action": ', pc.take(_json_strings(names), actions),
         ', "channel": ', pc.take(_json_strings(scorer.channels), actions),
         ', "propensity": ', pa.array(decisions.propensity).cast(pa.string()),
         ', "expected_value": ', pa.array(np.round(decisions.expected_value, 6)).cast(pa.string()),
-        f', "model_name": {json.dumps(rows["model_name"][0])}'
-        f', "model_version": {json.dumps(rows["model_version"][0])}, "probabilities": ',
+        f', "model_name": {json.dumps(model.name)}'
+        f', "model_version": {json.dumps(model.version)}, "probabilities": ',
         probabilities_json(decisions.probabilities, names),
         ', "scores": ', probabilities_json(decisions.scores, names),
         ', "masked": ', _masked_json(decisions, names),
         ', "known": ', pc.take(pa.array(["false", "true"]), pa.array(known.astype(np.int8))),
         "}",
     ]  # fmt: skip
-    return list(pc.binary_join_element_wise(*parts, "").to_pylist())
+    return pc.binary_join_element_wise(*parts, "")
 
 
-def decision_objects(
-    decisions: Decisions, rows: DecisionColumns, scorer: Scorer
-) -> list[dict[str, Any]]:
+def decision_objects(decisions: Decisions, ids: pa.Array, scorer: Scorer) -> list[dict[str, Any]]:
     """:func:`decision_texts` as dicts, built customer by customer."""
     names = scorer.action_names
+    model = scorer.model
+    rows = response_columns(
+        decisions, names, scorer.channels, model.name, model.version, ids.to_pylist()
+    )
     probabilities = np.round(decisions.probabilities, 6).tolist()
     scores = np.round(decisions.scores, 6).tolist()
     objects, inverse = _masked(decisions, names)
@@ -165,6 +173,17 @@ def batch_body(texts: Sequence[str]) -> Response:
     return Response('{"decisions": [' + ", ".join(texts) + "]}", media_type="application/json")
 
 
+def batch_response(decisions: Decisions, ids: pa.Array, scorer: Scorer) -> Response:
+    """The ``BatchResponse`` of ``decisions`` (``ids``: their decision ids); a large batch
+    is joined into one body in Arrow, without a Python string per decision."""
+    if decisions.batch.n <= SMALL_BATCH:
+        return batch_body(decision_texts(decisions, ids, scorer))
+    texts = decision_json(decisions, ids, scorer)
+    whole = pa.ListArray.from_arrays(pa.array([0, len(texts)], pa.int32()), texts)
+    joined = pc.binary_join(whole, ", ")[0].as_py()
+    return Response('{"decisions": [' + joined + "]}", media_type="application/json")
+
+
 COLUMN_FIELDS = ("customer_id", "decision_id", "group", "action", "channel", "propensity",
                  "expected_value")  # fmt: skip
 """Decision log columns a columnar response repeats as they are."""
@@ -179,8 +198,13 @@ def masked_columns(decisions: Decisions, action_names: Sequence[str]) -> dict[st
     return {a: named[:, i].tolist() for i, a in enumerate(action_names)}
 
 
-def column_responses(decisions: Decisions, rows: DecisionColumns, scorer: Scorer) -> dict[str, Any]:
-    """The columnar response body of the decisions (``rows``: their decision log columns)."""
+def column_responses(decisions: Decisions, ids: pa.Array, scorer: Scorer) -> dict[str, Any]:
+    """The columnar response body of the decisions (``ids``: their decision ids)."""
+    model = scorer.model
+    rows = response_columns(
+        decisions, scorer.action_names, scorer.channels, model.name, model.version,
+        ids.to_pylist(),
+    )  # fmt: skip
     probabilities = np.round(decisions.probabilities, 6)
     scores = np.round(decisions.scores, 6)
     return {
