@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -160,6 +161,34 @@ def test_every_decision_is_logged(client: TestClient, tmp_path: Path) -> None:
     assert len(log) == 22 and log["decision_id"].is_unique
     assert (log["as_of"] == "2024-03-06T10:00:00Z").all() and (log["week"] == "2024-03-04").all()
     assert set(log["group"]) == {"treatment", "control"}
+
+
+def test_a_large_batch_answers_with_the_logged_decision_ids(
+    client: TestClient, tmp_path: Path
+) -> None:
+    customers = [
+        {"customer_id": f"c{i}", "segment": "freelancer", "features": feature_record()}
+        for i in range(45)
+    ]  # fmt: skip  (over SMALL_BATCH: built column-wise)
+    reply = client.post("/v1/score/batch", json={"as_of": AS_OF, "customers": customers},
+                        headers=AUTH)  # fmt: skip
+    decisions = reply.json()["decisions"]
+    log = read_decision_log(tmp_path / "log")
+    assert [d["decision_id"] for d in decisions] == log["decision_id"].tolist()
+    assert [d["action"] for d in decisions] == log["action"].tolist()
+    assert [d["propensity"] for d in decisions] == log["propensity"].tolist()
+
+
+def test_the_heap_alive_after_loading_is_frozen(
+    served: ServedModel, settings: ServingConfig, world: WorldSpec
+) -> None:
+    gc.unfreeze()
+    app = create_app(settings, lambda: served, world, token=TOKEN)
+    with TestClient(app) as test_client:
+        assert gc.get_freeze_count() > 0  # start-up froze it
+        gc.unfreeze()
+        assert test_client.post("/admin/reload", headers=AUTH).status_code == 200
+        assert gc.get_freeze_count() > 0  # and a reload again
 
 
 def test_reload_swaps_the_model(

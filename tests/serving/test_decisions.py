@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -17,6 +19,7 @@ from journeyopt.serving.decisions import (
     DecisionLog,
     decision_ids,
     decision_table,
+    probabilities_json,
     read_decision_log,
     response_columns,
 )
@@ -94,3 +97,16 @@ def test_response_columns_are_the_decision_table_values(
         assert len(set(fast["decision_id"])) == decisions.batch.n
         for column in RESPONSE_COLUMNS:
             assert fast[column] == table[column], column
+
+
+@pytest.mark.parametrize("distinct", [1, 3, 40, 200])
+def test_probabilities_json_formats_repeated_rows_once_with_the_same_text(distinct: int) -> None:
+    rng = np.random.default_rng(distinct)
+    rows = rng.dirichlet(np.ones(4), distinct)
+    rows[0] = [1.0, 0.0, 0.0, 0.0]
+    values = rows[rng.integers(0, distinct, 200)]
+    names = ["none", 'e"mail', "call", "offer"]
+    texts = probabilities_json(values, names).to_pylist()
+    rounded = np.round(values, 6).tolist()
+    assert [json.loads(t) for t in texts] == [dict(zip(names, r, strict=True)) for r in rounded]
+    assert len(set(texts)) == len({tuple(r) for r in np.round(values, 6).tolist()})

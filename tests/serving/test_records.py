@@ -98,6 +98,43 @@ def test_a_wrong_record_in_a_large_batch_gets_its_path(
     assert loc in [e["loc"] for e in reply.json()["detail"]], reply.text
 
 
+def test_plain_feature_records_take_the_fast_path(world: WorldSpec) -> None:
+    rows = many(40)
+    rows[0]["features"] = {**rows[0]["features"], "recency_weeks": 3}  # an int for a float
+    body = json.dumps({"as_of": AS_OF, "customers": rows}).encode()
+    read = RecordReader(world, 100).read(body, lambda: NOW)
+    assert isinstance(read, CustomerBatch) and read.n == 40
+    assert read.features["recency_weeks"][0] == 3.0
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"customer_id": "\ud800"},  # a lone surrogate: not UTF-8
+        {"features": {"frequency": 2.0}},  # pydantic coerces it, the fast path does not
+        {"features": {"monetary": "12.5"}},
+        {"events": [{"ts": AS_OF, "kind": "visit", "role": "visit"}]},
+        {"surprise": 1},
+    ],
+)
+def test_what_the_fast_path_leaves_to_the_model(world: WorldSpec, change: dict[str, Any]) -> None:
+    rows = many(3)
+    change = dict(change)
+    features = change.pop("features", {})
+    rows[1] = {**rows[1], **change, "features": {**rows[1]["features"], **features}}
+    if "events" in change:
+        rows[1].pop("features")
+    text = json.dumps({"as_of": AS_OF, "customers": rows})
+    assert RecordReader(world, 100).read(text.encode(), lambda: NOW) is None
+
+
+def test_a_lone_surrogate_is_invalid_json_for_both_paths(client: TestClient) -> None:
+    rows = json.dumps({"as_of": AS_OF, "customers": many(3)}).replace('"m1"', '"\\ud800"')
+    reply = client.post("/v1/score/batch", content=rows.encode())
+    assert reply.status_code == 422
+    assert [(e["loc"], e["type"]) for e in reply.json()["detail"]] == [(["body"], "json_invalid")]
+
+
 def test_over_the_limit_is_413_without_validation(world: WorldSpec) -> None:
     reader = RecordReader(world, max_batch=5)
     body = json.dumps({"customers": [{"customer_id": "x"}] * 6}).encode()
