@@ -157,36 +157,15 @@ def batch_from_records(
 ) -> CustomerBatch:
     """Features of customers given as feature records (the panel's feature names; ``None``
     for "never"; ``lifecycle`` a stage name). A ``None`` record is an unknown customer, shown
-    with :func:`empty_features`' values.
-
-    One pass over the records per feature, no intermediate arrays: an API request of one
-    customer costs tens of microseconds here."""
-    defaults = {name: column[0] for name, column in empty_features(world.features, 1).items()}
-    stage_code = {s: k for k, s in enumerate(LIFECYCLE_STAGES)}
-    n = len(customer_ids)
-    features: dict[str, NDArray[np.generic]] = {}
-    for name, default in defaults.items():
-        raw = [default if r is None else r.get(name) for r in records]
-        if name == "lifecycle":
-            codes = (stage_code[str(v)] if isinstance(v, str) else v for v in raw)
-            features[name] = np.fromiter(codes, np.int8, n)
-        elif name.startswith("opted_out_"):
-            features[name] = np.fromiter((bool(v) for v in raw), np.bool_, n)
-        else:
-            features[name] = np.fromiter(
-                (np.nan if v is None else float(v) for v in raw),  # type: ignore[arg-type]
-                np.float64,
-                n,
-            )
-    given = np.fromiter((r is not None for r in records), np.bool_, n)
-    segment = segment_codes(["" if s is None else s for s in segments], world)
-    return CustomerBatch(
-        customer_ids=np.asarray(list(customer_ids), dtype=object),
-        features=features,
-        segment=segment,
-        known=given & (segment >= 0),
-        as_of=as_of,
-    )
+    with :func:`empty_record`'s values. The records are turned into columns and converted by
+    :func:`batch_from_columns`: one conversion of request values for every endpoint."""
+    default = empty_record(world.features)
+    columns = {
+        name: [default[name] if r is None else r[name] for r in records]
+        for name in world.features.feature_names
+    }
+    given = np.fromiter((r is not None for r in records), np.bool_, len(records))
+    return batch_from_columns(customer_ids, columns, segments, world, as_of, given)
 
 
 def batch_from_columns(
@@ -195,11 +174,14 @@ def batch_from_columns(
     segments: Sequence[str | None] | None,
     world: WorldSpec,
     as_of: pd.Timestamp,
+    given: NDArray[np.bool_] | None = None,
 ) -> CustomerBatch:
     """Features of ``N`` customers given as one (N,) list per feature (the panel's feature
     names; ``None`` for "never"; ``lifecycle`` stage names), converted a column at a time.
     ``segments`` None: no customer type for anyone (each gets the world's ``all`` type if it
-    has one, else is unknown)."""
+    has one, else is unknown). ``given``: (N,) False for customers who sent no feature record
+    (their columns hold :func:`empty_record`'s values; they are unknown); default: all sent
+    one."""
     n = len(customer_ids)
     stage_code = {s: k for k, s in enumerate(LIFECYCLE_STAGES)}
     features: dict[str, NDArray[np.generic]] = {}
@@ -213,11 +195,12 @@ def batch_from_columns(
             features[name] = np.asarray(values, np.float64).reshape(n)
     labels = [""] * n if segments is None else ["" if s is None else s for s in segments]
     segment = segment_codes(labels, world)
+    known = segment >= 0
     return CustomerBatch(
         customer_ids=np.asarray(list(customer_ids), dtype=object).reshape(n),
         features=features,
         segment=segment,
-        known=segment >= 0,
+        known=known if given is None else known & given,
         as_of=as_of,
     )
 

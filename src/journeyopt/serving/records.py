@@ -17,7 +17,7 @@ changes the cost of a request, never its answer (a hypothesis test holds it to t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -132,9 +132,8 @@ class RecordReader:
         when = pd.Timestamp(as_of if as_of is not None else now())
         ids = [c.customer_id for c in customers]
         segments = [c.segment for c in customers]
-        batch = batch_from_columns(ids, columns, segments, self.world, when)
-        known = np.fromiter((f is not None for f in given), np.bool_, n)
-        return replace(batch, known=batch.known & known)
+        sent = np.fromiter((f is not None for f in given), np.bool_, n)
+        return batch_from_columns(ids, columns, segments, self.world, when, sent)
 
     def _over_limit(self, raw: bytes) -> OverLimit | None:
         """:class:`OverLimit` if ``raw`` is an object whose ``customers`` list is over the
