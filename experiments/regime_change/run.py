@@ -51,8 +51,6 @@ SMALL_BUDGET = [
     "promotion.n_customers=1000",
     "promotion.ope.n_boot=200",
     "simulator.horizon_weeks=26",
-    # the candidates' overlap with the champion's explored logs still fails (see README.md)
-    "promotion.gate.require_overlap=false",
 ]
 ADAPTATION = [  # after response drift: calibrate on the newest quarter, without seasonality
     "drift.calibration.recent_weeks=13",
