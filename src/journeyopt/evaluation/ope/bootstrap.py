@@ -129,6 +129,19 @@ class Interval:
         return self.ci_low <= truth <= self.ci_high
 
 
+MIN_BOOT = 10
+"""Fewest resamples a settings object accepts."""
+
+
+def check_bootstrap(n_boot: int, confidence: float) -> None:
+    """Refuse bootstrap settings no interval can be built from (``ValueError`` naming the
+    setting); the one check of every settings object that carries ``n_boot``/``confidence``."""
+    if n_boot < MIN_BOOT:
+        raise ValueError(f"n_boot must be >= {MIN_BOOT}, got {n_boot}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+
 def bootstrap_interval(
     statistic: Estimand, n_boot: int = 500, confidence: float = 0.95, seed: int = 0
 ) -> Interval:

@@ -31,6 +31,7 @@ from journeyopt.evaluation.ope.bootstrap import (
     PairedDifference,
     Statistic,
     bootstrap_interval,
+    check_bootstrap,
 )
 from journeyopt.evaluation.ope.diagnostics import Diagnostics, OverlapThresholds, diagnose
 from journeyopt.evaluation.ope.fqe import fitted_q
@@ -95,10 +96,7 @@ class OPESettings:
             raise ValueError(f"rollout_customers must be >= 1, got {self.rollout_customers}")
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
-        if self.n_boot < 10:
-            raise ValueError(f"n_boot must be >= 10, got {self.n_boot}")
-        if not 0.0 < self.confidence < 1.0:
-            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+        check_bootstrap(self.n_boot, self.confidence)
 
 
 @dataclass(frozen=True)

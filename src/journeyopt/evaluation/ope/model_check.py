@@ -41,7 +41,12 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from journeyopt.evaluation.ope.bootstrap import Interval, Statistic, bootstrap_replicates
+from journeyopt.evaluation.ope.bootstrap import (
+    Interval,
+    Statistic,
+    bootstrap_replicates,
+    check_bootstrap,
+)
 from journeyopt.evaluation.ope.logged import LoggedTrajectories
 from journeyopt.evaluation.ope.model_value import ValueModel, model_q_values
 from journeyopt.sim.world import WorldSpec
@@ -72,10 +77,7 @@ class ModelCheckSettings:
     def __post_init__(self) -> None:
         if not 0.0 < self.tolerance < 1.0:
             raise ValueError(f"tolerance must be in (0, 1), got {self.tolerance}")
-        if self.n_boot < 10:
-            raise ValueError(f"n_boot must be >= 10, got {self.n_boot}")
-        if not 0.0 < self.confidence < 1.0:
-            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+        check_bootstrap(self.n_boot, self.confidence)
 
 
 @dataclass(frozen=True)
