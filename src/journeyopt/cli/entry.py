@@ -53,8 +53,12 @@ def to_object(cfg: DictConfig | Any, schema: type[T]) -> T:
 def report_errors(job: Callable[[], T]) -> T:
     """Run ``job``; print a :class:`JourneyoptError` as one clear line and exit non-zero.
 
-    Set ``JOURNEYOPT_DEBUG=1`` to get the full traceback instead.
+    Set ``JOURNEYOPT_DEBUG=1`` to get the full traceback instead. MLflow's per-file download
+    progress bars (loading a registered model) are off unless
+    ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` says otherwise: they would interleave with the
+    command's own output.
     """
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         return job()
     except JourneyoptError as err:
