@@ -135,6 +135,18 @@ def test_a_lone_surrogate_is_invalid_json_for_both_paths(client: TestClient) -> 
     assert [(e["loc"], e["type"]) for e in reply.json()["detail"]] == [(["body"], "json_invalid")]
 
 
+@pytest.mark.parametrize("depth", [40, 100_000])
+def test_deeply_nested_bodies_are_a_422(client: TestClient, depth: int) -> None:
+    nested = "[" * depth + "]" * depth
+    for body in (
+        '{"customers": [{"customer_id": "a", "events": [' + nested + "]}]}",
+        '{"customers": [{"customer_id": "a", "features": ' + nested + "}]}",
+        '{"as_of": ' + nested + ', "customers": []}',
+    ):
+        reply = client.post("/v1/score/batch", content=body.encode())
+        assert reply.status_code == 422, (depth, body[:80], reply.text[:200])
+
+
 def test_over_the_limit_is_413_without_validation(world: WorldSpec) -> None:
     reader = RecordReader(world, max_batch=5)
     body = json.dumps({"customers": [{"customer_id": "x"}] * 6}).encode()

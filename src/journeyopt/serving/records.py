@@ -110,7 +110,7 @@ class RecordReader:
             body: Any = self._decoder.decode(raw)
         except msgspec.ValidationError:
             return self._over_limit(raw)  # too many customers answers 413 whatever else
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # deep nesting: the model's 422
             return None
         customers = body.customers
         if len(customers) > self.max_batch:
@@ -140,7 +140,7 @@ class RecordReader:
         limit, else None."""
         try:
             body = msgspec.json.decode(raw)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return None
         customers = body.get("customers") if isinstance(body, dict) else None
         if isinstance(customers, list) and len(customers) > self.max_batch:
