@@ -147,6 +147,33 @@ def test_deeply_nested_bodies_are_a_422(client: TestClient, depth: int) -> None:
         assert reply.status_code == 422, (depth, body[:80], reply.text[:200])
 
 
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+BATCH_KEYS = st.sampled_from(["customers", "as_of", "customer_id", "features", "events", "x"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    document=st.one_of(
+        JSON,
+        st.dictionaries(BATCH_KEYS, JSON, max_size=3),
+        st.builds(
+            lambda rows: {"customers": rows},
+            st.lists(st.dictionaries(BATCH_KEYS, JSON, max_size=4), max_size=4),
+        ),
+    ),
+    garbage=st.binary(max_size=64),
+)
+def test_the_reader_never_raises(world: WorldSpec, document: Any, garbage: bytes) -> None:
+    reader = RecordReader(world, 3)
+    for raw in (json.dumps(document).encode(), garbage):
+        read = reader.read(raw, lambda: NOW)
+        assert read is None or isinstance(read, CustomerBatch | OverLimit)
+
+
 def test_over_the_limit_is_413_without_validation(world: WorldSpec) -> None:
     reader = RecordReader(world, max_batch=5)
     body = json.dumps({"customers": [{"customer_id": "x"}] * 6}).encode()
