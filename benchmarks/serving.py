@@ -272,17 +272,21 @@ def bench_api(
         env.pop("JOURNEYOPT_API_TOKEN", None)
         # mlflow models serve execs ``uvicorn`` from PATH: the environment's own
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        loads = {  # server -> (label, path, body, clients, customers per request)
+        single = {1: clients, 2: clients}
+        loads = {  # server -> (label, path, body, workers -> clients, customers per request)
             "journeyopt": [
-                ("1 customer", "/v1/score", journeyopt_bodies(1, rng), clients, 1),
-                ("1,000 customers", "/v1/score/batch", journeyopt_bodies(1000, rng), 0, 1000),
-                ("1,000 as columns", "/v1/score/columns", journeyopt_columns(1000, rng), 0, 1000),
+                ("1 customer", "/v1/score", journeyopt_bodies(1, rng), single, 1),
+                ("1,000 customers", "/v1/score/batch", journeyopt_bodies(1000, rng),
+                 BATCH_CLIENTS, 1000),
+                ("1,000 as columns", "/v1/score/columns", journeyopt_columns(1000, rng),
+                 BATCH_CLIENTS, 1000),
             ],
             "mlflow": [
-                ("1 customer", "/invocations", mlflow_body(columns, 1, rng), clients, 1),
-                ("1,000 customers", "/invocations", mlflow_body(columns, 1000, rng), 0, 1000),
+                ("1 customer", "/invocations", mlflow_body(columns, 1, rng), single, 1),
+                ("1,000 customers", "/invocations", mlflow_body(columns, 1000, rng),
+                 BATCH_CLIENTS, 1000),
             ],
-        }
+        }  # fmt: skip
         for workers in (1, 2):
             for server in ("journeyopt", "mlflow"):
                 port = free_port()
@@ -302,9 +306,8 @@ def bench_api(
                     health = f"http://127.0.0.1:{port}/ping"
                 process = start_server(command, health, env, root / f"{server}{workers}.log")
                 try:
-                    for label, path, body, n_clients, per in loads[server]:
-                        # 0: the batch loads' clients (BATCH_CLIENTS)
-                        n_clients = n_clients or BATCH_CLIENTS[workers]
+                    for label, path, body, clients_by_workers, per in loads[server]:
+                        n_clients = clients_by_workers[workers]
                         request = http_request(path, body, {})
                         runs = [run_load(port, request, n_clients, seconds) for _ in range(repeats)]
                         p50, p99, rps = (statistics.median(r[i] for r in runs) for i in range(3))

@@ -24,7 +24,7 @@ from journeyopt.serving.decisions import decision_ids
 from journeyopt.serving.records import OverLimit, RecordReader
 from journeyopt.serving.responses import (
     SMALL_BATCH,
-    batch_response,
+    batch_body,
     decision_objects,
     decision_texts,
 )
@@ -192,7 +192,7 @@ def test_both_response_builders_give_the_same_values(
     assert decisions.batch.n > SMALL_BATCH  # column-wise
     texts = decision_texts(decisions, ids, scorer)
     assert [json.loads(t) for t in texts] == decision_objects(decisions, ids, scorer)
-    body = batch_response(decisions, ids, scorer).body
+    body = batch_body(texts).body
     assert json.loads(body) == {"decisions": [json.loads(t) for t in texts]}
     for text in texts:
         models.score_response.model_validate_json(text)  # the documented response model

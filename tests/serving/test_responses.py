@@ -13,7 +13,7 @@ from journeyopt.serving.decisions import probabilities_json
 from journeyopt.serving.responses import shares_json
 
 NAMES = ["none", 'e"mail', "call"]
-EDGES = [0.0, 1.0, 5e-7, 1.5e-6, 0.9999995, 0.1234565, 1e-300, 2.0**-30]
+EDGES = [0.0, 1.0, 5e-7, 1.5e-6, 0.9999995, 0.1234565, 1e-300, 2.0**-30, 1 + 2e-16, -1e-12]
 
 
 @settings(max_examples=200, deadline=None)
@@ -21,7 +21,7 @@ EDGES = [0.0, 1.0, 5e-7, 1.5e-6, 0.9999995, 0.1234565, 1e-300, 2.0**-30]
     hnp.arrays(
         np.float64,
         st.tuples(st.integers(1, 40), st.just(len(NAMES))),
-        elements=st.one_of(st.floats(0.0, 1.0), st.sampled_from(EDGES)),
+        elements=st.one_of(st.floats(0.0, 1.0), st.sampled_from(EDGES)),  # 1 + eps: a softmax
     )
 )
 def test_shares_read_back_to_the_values_rounded_to_six_decimals(values: np.ndarray) -> None:

@@ -57,7 +57,6 @@ from journeyopt.serving.features import (
 from journeyopt.serving.records import OverLimit, RecordReader
 from journeyopt.serving.responses import (
     batch_body,
-    batch_response,
     column_responses,
     decision_texts,
     json_response,
@@ -204,6 +203,12 @@ def create_app(
     )
     bearer = HTTPBearer(auto_error=False)
 
+    def serve_scorer(scorer: Scorer) -> None:
+        """Swap ``scorer`` in (requests in flight finish on the one they started with) and
+        freeze the heap it settled in (:func:`settle_heap`)."""
+        served.scorer = scorer
+        settle_heap()
+
     def build_scorer() -> Scorer:
         scorer = Scorer(loader(), settings, world)
         warm = batch_from_records(["warm-up"], [None], [None], world, pd.Timestamp.now(tz="UTC"))
@@ -218,8 +223,7 @@ def create_app(
                 version = await run_in_threadpool(watched)
                 scorer = served.scorer
                 if scorer is not None and version != scorer.model.version:
-                    served.scorer = await run_in_threadpool(build_scorer)  # atomic swap
-                    settle_heap()
+                    serve_scorer(await run_in_threadpool(build_scorer))
                     LOG.info("model %s reloaded: version %s", scorer.model.requested, version)
             except Exception as err:  # the poller must outlive a registry hiccup
                 LOG.warning("alias check failed, model kept: %s", err)
@@ -227,8 +231,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         single_threaded_numerics()
-        served.scorer = await run_in_threadpool(build_scorer)
-        settle_heap()
+        serve_scorer(await run_in_threadpool(build_scorer))
         every = settings.reload.poll_seconds
         poller = asyncio.create_task(follow_alias(watch, every)) if watch and every else None
         yield
@@ -366,7 +369,8 @@ def create_app(
         if read is not None:
             if read.n == 0:
                 return batch_body([])
-            return batch_response(*decide_batch(scorer, read), scorer)
+            decisions, ids = decide_batch(scorer, read)
+            return batch_body(decision_texts(decisions, ids, scorer))
         body: Any = parse_body(models.batch_request, raw)  # anything else, or the 422
         return batch_body(decide(scorer, body.customers, body.as_of))
 
@@ -398,8 +402,7 @@ def create_app(
             scorer = await run_in_threadpool(build_scorer)
         except JourneyoptError as err:
             raise HTTPException(409, f"reload failed, the previous model stays: {err}") from err
-        served.scorer = scorer
-        settle_heap()
+        serve_scorer(scorer)
         return model_info(scorer)
 
     install_schemas(app, [models.score_request, models.batch_request])

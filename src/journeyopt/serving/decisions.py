@@ -91,29 +91,9 @@ def decision_ids(n: int) -> pa.Array:
     return pc.binary_join_element_wise(prefix, numbers, "")
 
 
-DISTINCT_ROWS = 32
-"""Up to this many distinct rows, :func:`probabilities_json` formats each distinct row once."""
-
-
 def probabilities_json(probabilities: np.ndarray, action_names: Sequence[str]) -> pa.Array:
-    """(N,) JSON objects action -> probability (6 decimals) of (N, A) ``probabilities``.
-
-    Policies' distributions repeat (one-hot without exploration, a few mixtures with it), so
-    rows are compared bit for bit and, when few are distinct, each is formatted once and
-    repeated; otherwise every value is formatted a column at a time in Arrow."""
-    rounded = np.ascontiguousarray(np.round(np.asarray(probabilities, np.float64), 6))
-    n, width = rounded.shape
-    if n > DISTINCT_ROWS and width:
-        bits = rounded.view(np.dtype((np.void, rounded.itemsize * width))).reshape(n)
-        _, first, inverse = np.unique(bits, return_index=True, return_inverse=True)
-        if len(first) <= DISTINCT_ROWS:
-            texts = _probabilities_json(rounded[first], action_names)
-            return pc.take(texts, pa.array(inverse.reshape(n)))
-    return _probabilities_json(rounded, action_names)
-
-
-def _probabilities_json(rounded: np.ndarray, action_names: Sequence[str]) -> pa.Array:
-    """:func:`probabilities_json` of already rounded values, every row formatted."""
+    """(N,) JSON objects action -> probability (6 decimals) of (N, A) ``probabilities``."""
+    rounded = np.round(np.asarray(probabilities, np.float64), 6)
     parts: list[object] = []
     for a, name in enumerate(action_names):
         parts.append(("{" if a == 0 else ", ") + json.dumps(name) + ": ")

@@ -28,11 +28,16 @@ from pydantic import TypeAdapter, ValidationError
 
 from journeyopt.panel.state import LIFECYCLE_STAGES
 from journeyopt.serving.features import batch_from_columns, empty_record
-from journeyopt.serving.schemas import MAX_COUNT, MAX_CURRENCY, Instant, feature_kind
+from journeyopt.serving.schemas import (
+    MAX_COUNT,
+    MAX_CURRENCY,
+    MAX_TEXT,
+    Instant,
+    feature_kind,
+)
 from journeyopt.serving.scorer import CustomerBatch
 from journeyopt.sim.world import WorldSpec
 
-MAX_TEXT = 256
 _AS_OF: TypeAdapter[datetime | None] = TypeAdapter(Instant | None)
 
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT)]

@@ -37,6 +37,7 @@ from journeyopt.serving.holdout import GROUPS
 from journeyopt.sim.world import WorldSpec
 
 MAX_COUNT = 1_000_000
+MAX_TEXT = 256
 MAX_CURRENCY = 1e12
 MIN_YEAR, MAX_YEAR = 1900, 2200
 
@@ -55,8 +56,8 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-Text = Annotated[str, Field(max_length=256), AfterValidator(_utf8)]
-Id = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_utf8)]
+Text = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_utf8)]
+Id = Annotated[str, Field(min_length=1, max_length=MAX_TEXT), AfterValidator(_utf8)]
 Instant = Annotated[
     datetime,
     AfterValidator(_utc),
