@@ -166,10 +166,10 @@ def test_every_decision_is_logged(client: TestClient, tmp_path: Path) -> None:
 def test_a_large_batch_answers_with_the_logged_decision_ids(
     client: TestClient, tmp_path: Path
 ) -> None:
-    customers = [
+    customers = [  # more than SMALL_BATCH: the answer is built column-wise
         {"customer_id": f"c{i}", "segment": "freelancer", "features": feature_record()}
         for i in range(45)
-    ]  # fmt: skip  (over SMALL_BATCH: built column-wise)
+    ]
     reply = client.post("/v1/score/batch", json={"as_of": AS_OF, "customers": customers},
                         headers=AUTH)  # fmt: skip
     decisions = reply.json()["decisions"]
