@@ -3,6 +3,9 @@ coworking exports written into ``tmp_path``."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -74,3 +77,17 @@ def coworking(load_source: LoadSource) -> Callable[[Path], SourceConfig]:
         return load_source("coworking", f"data.path={root}", "data.as_of=2025-01-01", *overrides)
 
     return make
+
+
+def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``journeyopt-ingest <args>`` in a subprocess, run from ``cwd`` (no debug tracebacks)."""
+    env = {k: v for k, v in os.environ.items() if k != "JOURNEYOPT_DEBUG"}
+    return subprocess.run(
+        [sys.executable, "-m", "journeyopt.cli.ingest", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**env, "COLUMNS": "160"},
+        timeout=120,
+        check=False,
+    )

@@ -3,7 +3,9 @@ the bad rows with the right row number, column and reason; nothing crashes, noth
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -11,10 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from journeyopt.data.ingest import run_ingest
+from journeyopt.data.ingest import IngestOutput, run_ingest
 from journeyopt.data.source import SourceConfig
-from journeyopt.errors import InputFileError
-from tests.data.conftest import EVENTS_HEADER, LoadSource, WriteExport
+from journeyopt.errors import ConfigError, InputFileError
+from tests.data.conftest import EVENTS_HEADER, LoadSource, WriteExport, run_cli
 
 GOOD = "e1,c1,2024-03-01 10:00:00,day_pass,web,25"
 Coworking = Callable[..., SourceConfig]
@@ -239,3 +241,124 @@ def test_parquet_events_with_native_types(tmp_path: Path, load_source: LoadSourc
     assert out.logs.events["customer_id"].tolist() == ["a"]
     assert out.logs.events["ts"].iloc[0] == pd.Timestamp("1997-01-01 05:00", tz="UTC")
     assert out.rejects["reason"].str[:8].tolist() == ["negative", "timestam"]
+
+
+# ---------------------------------------------------------------- placeholder and sentinel dates
+OUT_OF_RANGE = r"^implausible timestamp: outside 1677-09-23\.\.2262-04-10 \(a placeholder"
+BEFORE_MIN = r"^implausible timestamp: before data\.min_date=1990-01-01 \(a placeholder"
+
+
+def _reasons(out: IngestOutput, table: str) -> dict[int, tuple[str, str]]:
+    rejects = out.rejects.loc[out.rejects["table"] == table]
+    return {
+        int(r.source_row): (str(r.column), str(r.reason)) for r in rejects.itertuples(index=False)
+    }
+
+
+def _assert_reasons(got: dict[int, tuple[str, str]], expected: dict[int, tuple[str, str]]) -> None:
+    assert sorted(got) == sorted(expected), got
+    for row, (column, reason) in expected.items():
+        assert got[row][0] == column, (row, got[row])
+        assert re.search(reason, got[row][1]), (row, got[row])
+
+
+def test_out_of_range_dates_are_rejected_not_fatal(
+    write_export: WriteExport, coworking: Coworking
+) -> None:
+    events = [
+        GOOD,
+        "e2,c1,9999-12-31 00:00:00,day_pass,web,10",
+        "e3,c1,0001-01-01,day_pass,web,10",
+        "e4,c1,9999-12-31T23:59:59+02:00,day_pass,web,10",
+        "e5,c1,1000-06-01T00:00:00Z,day_pass,web,10",
+        "e6,c1,2262-04-12 00:00:00,day_pass,web,10",
+        "e7,c2,2024-03-02 10:00:00,day_pass,web,10",
+    ]
+    contacts = ["c1,9999-12-31 00:00:00,newsletter,,,,", "c1,2024-02-01 10:00,newsletter,,,,"]
+    customers = ["c1,member,small,9999-12-31,web", "c2,member,small,2023-05-01,web"]
+    out = run_ingest(coworking(write_export(events=events, contacts=contacts, customers=customers)))
+    ts = ("ts", OUT_OF_RANGE)
+    _assert_reasons(_reasons(out, "events"), {2: ts, 3: ts, 4: ts, 5: ts, 6: ts})
+    _assert_reasons(_reasons(out, "contacts"), {1: ts})
+    _assert_reasons(_reasons(out, "customers"), {1: ("signup_date", OUT_OF_RANGE)})
+    assert out.logs.events["event_id"].tolist() == ["e1", "e7"]
+    assert out.result.events.rows_read == 7 and out.result.events.rejected == 5
+    assert out.result.contacts.accepted == 1 and out.result.customers.accepted == 1
+
+
+def test_out_of_range_dates_with_timestamp_format(tmp_path: Path, coworking: Coworking) -> None:
+    root = _events_file(
+        tmp_path / "export",
+        f"{EVENTS_HEADER}\ne1,c1,01.03.2024 10:00,day_pass,web,1\n"
+        "e2,c1,31.12.9999 00:00,day_pass,web,1\ne3,c1,01.01.0001 00:00,day_pass,web,1\n"
+        "e4,c1,01.01.1900 00:00,day_pass,web,1\n".encode(),
+    )
+    out = run_ingest(coworking(root, "data.timestamp_format=%d.%m.%Y %H:%M"))
+    ts = ("ts", OUT_OF_RANGE)
+    _assert_reasons(_reasons(out, "events"), {2: ts, 3: ts, 4: ("ts", BEFORE_MIN)})
+    assert out.logs.events["event_id"].tolist() == ["e1"]
+
+
+@pytest.mark.parametrize("aware", [False, True])
+def test_out_of_range_parquet_timestamps(
+    tmp_path: Path, load_source: LoadSource, aware: bool
+) -> None:
+    when = [datetime(1997, 1, 1), datetime(9999, 12, 31), datetime(1, 1, 1), datetime(1900, 1, 1)]
+    unit = pa.timestamp("us", tz="UTC" if aware else None)
+    table = pa.table(
+        {
+            "customer_id": ["a", "b", "c", "d"],
+            "date": pa.array(when, unit),
+            "dollar_value": [1.5, 1.0, 2.0, 3.0],
+        }
+    )
+    path = tmp_path / "events.parquet"
+    pq.write_table(table, path)
+    out = run_ingest(load_source("cdnow", f"data.path={path}", "data.format=parquet"))
+    ts = ("ts", OUT_OF_RANGE)
+    _assert_reasons(_reasons(out, "events"), {2: ts, 3: ts, 4: ("ts", BEFORE_MIN)})
+    assert out.logs.events["customer_id"].tolist() == ["a"]
+
+
+def test_sentinel_dates_before_min_date(write_export: WriteExport, coworking: Coworking) -> None:
+    events = [
+        GOOD,
+        "e2,c1,1900-01-01 00:00:00,day_pass,web,1",
+        "e3,c1,1970-01-01T00:00:00Z,day_pass,web,1",
+        "e4,c1,1989-12-31 12:00:00+00:00,day_pass,web,1",
+        "e5,c1,1990-01-02 00:00:00,day_pass,web,1",
+    ]
+    customers = ["c1,member,small,1970-01-01,web", "c2,member,small,,web"]
+    root = write_export(events=events, customers=customers)
+    out = run_ingest(coworking(root))
+    before = ("ts", BEFORE_MIN)
+    _assert_reasons(_reasons(out, "events"), {2: before, 3: before, 4: before})
+    _assert_reasons(_reasons(out, "customers"), {1: ("signup_date", BEFORE_MIN)})
+    assert out.logs.events["event_id"].tolist() == ["e1", "e5"]
+    # The window is configurable: an earlier data.min_date, or none at all.
+    out = run_ingest(coworking(root, "data.min_date=1950-01-01"))
+    assert _reasons(out, "events").keys() == {2}
+    out = run_ingest(coworking(root, "data.min_date="))
+    assert len(out.rejects) == 0
+    assert out.logs.customers.set_index("customer_id")["signup_date"]["c1"] == pd.Timestamp(
+        "1969-12-31 23:00", tz="UTC"
+    )
+
+
+def test_min_date_must_be_a_date(coworking: Coworking, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"data\.min_date='someday' is not an ISO 8601 date"):
+        coworking(tmp_path, "data.min_date=someday")
+
+
+def test_cli_survives_a_9999_row(tmp_path: Path) -> None:
+    """The issue's repro: exit 0, the row in the rejects with its reason."""
+    _events_file(
+        tmp_path / "r1",
+        f"{EVENTS_HEADER}\nE1,C1,2024-01-01 10:00:00,day_pass,,10\n"
+        "E2,C1,9999-12-31 00:00:00,day_pass,,10\n".encode(),
+    )
+    proc = run_cli(["data=coworking", "data.path=r1", "output_dir=r1_out"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rejects = pd.read_csv(tmp_path / "r1_out" / "rejects.csv")
+    assert rejects["source_row"].tolist() == [2]
+    assert rejects["reason"].str.match(OUT_OF_RANGE).all()

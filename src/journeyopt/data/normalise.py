@@ -57,8 +57,10 @@ def parse_timestamps(
         fmt: ``strftime`` format; empty for ISO 8601 (each value may have its own offset).
 
     Returns:
-        ``(ts, reason)``: ``ts`` is ``datetime64[ns, UTC]`` with NaT where the value is blank or
-        unparseable; ``reason`` is ``"empty timestamp"``, ``"unparseable timestamp"`` or ``""``.
+        ``(ts, reason)``: ``ts`` is ``datetime64[ns, UTC]`` with NaT where the value is blank,
+        unparseable or outside the years 1677-2262 that a nanosecond timestamp holds;
+        ``reason`` is ``"empty timestamp"``, :data:`OUT_OF_RANGE` (placeholders such as
+        ``9999-12-31``), ``"unparseable timestamp"`` or ``""``.
     """
     ts, checks = timestamp_checks(values, timezone, fmt)
     return ts, reasons(checks, values.index)
@@ -70,19 +72,68 @@ def timestamp_checks(
     """:func:`parse_timestamps` with the reasons as :data:`Check` masks, highest priority
     first (no per-row reason strings: cheap for long tables)."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        blank, ts = values.isna().to_numpy(), values.dt.tz_convert("UTC")
+        blank = values.isna().to_numpy()
+        ts, out_of_range = _in_range(values.dt.tz_convert("UTC"))
     elif values.dtype.kind == "M":
-        blank, ts = values.isna().to_numpy(), _localise(values, timezone)
+        blank = values.isna().to_numpy()
+        naive, out_of_range = _in_range(values)
+        ts = _localise(naive, timezone)
     else:
         text = _as_str(values)
         blank = (text == "").to_numpy()
         if fmt:
-            parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc="%z" in fmt)
+            parsed, out_of_range = _in_range(
+                pd.to_datetime(text, format=fmt, errors="coerce", utc="%z" in fmt)
+            )
             ts = parsed if "%z" in fmt else _localise(parsed, timezone)
         else:
             ts = _parse_iso(text, timezone)
+            out_of_range = _iso_out_of_range(text, ts.isna().to_numpy() & ~blank)
     ts = ts.astype(UTC_TS)
-    return ts, [(blank, "empty timestamp"), (ts.isna().to_numpy(), "unparseable timestamp")]
+    return ts, [
+        (blank, "empty timestamp"),
+        (out_of_range, OUT_OF_RANGE),
+        (ts.isna().to_numpy(), "unparseable timestamp"),
+    ]
+
+
+# The instants a canonical timestamp (nanoseconds since 1970, int64) can hold, a day inside
+# pandas' limits so that converting a local time to UTC never leaves them.
+_FIRST = pd.Timestamp.min.ceil("D") + pd.Timedelta(days=1)
+_LAST = pd.Timestamp.max.floor("D") - pd.Timedelta(days=1)
+OUT_OF_RANGE = (
+    f"implausible timestamp: outside {_FIRST:%Y-%m-%d}..{_LAST:%Y-%m-%d} "
+    "(a placeholder date such as 0001-01-01 or 9999-12-31?)"
+)
+"""Reason of a timestamp that parses but lies outside the representable range."""
+
+
+def _in_range(parsed: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Datetimes of any resolution (naive, or UTC) -> nanosecond resolution, with values
+    outside ``_FIRST.._LAST`` set to NaT: ``(ts, out_of_range)``, shapes ``(n,)``."""
+    aware = isinstance(parsed.dtype, pd.DatetimeTZDtype)
+    first, last = (
+        (_FIRST.tz_localize("UTC"), _LAST.tz_localize("UTC")) if aware else (_FIRST, _LAST)
+    )
+    out_of_range = (parsed.notna() & ((parsed < first) | (parsed > last))).to_numpy()
+    if out_of_range.any():
+        parsed = parsed.mask(out_of_range)
+    return parsed.astype(UTC_TS if aware else "M8[ns]"), out_of_range
+
+
+def _iso_out_of_range(text: pd.Series, unparsed: np.ndarray) -> np.ndarray:
+    """Which of the ``unparsed`` ISO 8601 texts are dates outside the representable range
+    (re-read in microseconds; only the failed rows). Shape ``(n,)``, bool."""
+    out = np.zeros(len(text), dtype=bool)
+    if unparsed.any():
+        wide = pd.to_datetime(
+            text[unparsed].str.replace(r"\s*UTC$", "Z", regex=True),
+            format="ISO8601",
+            errors="coerce",
+            utc=True,
+        )
+        out[unparsed] = _in_range(wide)[1]
+    return out
 
 
 Check = tuple[np.ndarray, str]
@@ -127,14 +178,15 @@ def _parse_iso_pandas(text: pd.Series, timezone: str) -> pd.Series:
     out = pd.Series(pd.NaT, index=text.index, dtype=UTC_TS)
     if has_offset.any():
         aware = text[has_offset].str.replace(r"\s*UTC$", "Z", regex=True)
-        out[has_offset] = pd.to_datetime(aware, format="ISO8601", errors="coerce", utc=True)
+        parsed = pd.to_datetime(aware, format="ISO8601", errors="coerce", utc=True)
+        out[has_offset] = _in_range(parsed)[0]
     naive = ~has_offset
     if naive.any():
         parsed = pd.to_datetime(text[naive], format="ISO8601", errors="coerce")
         if isinstance(parsed.dtype, pd.DatetimeTZDtype):  # defensive: mixed input
-            out[naive] = parsed.dt.tz_convert("UTC")
+            out[naive] = _in_range(parsed.dt.tz_convert("UTC"))[0]
         else:
-            out[naive] = _localise(parsed, timezone)
+            out[naive] = _localise(_in_range(parsed)[0], timezone)
     return out
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pandas as pd
+
 from journeyopt.data.schema import ROLES
 from journeyopt.errors import ConfigError
 
@@ -126,6 +128,11 @@ class SourceConfig:
             1234.5; a value in any other shape (``49.90``) is rejected as not a number.
         as_of: Rows after this instant (ISO 8601, UTC if naive) are rejected as from the
             future; empty means "now".
+        min_date: Rows before this instant (ISO 8601, UTC if naive) are rejected as
+            implausible: placeholder dates such as ``1900-01-01`` or ``1970-01-01`` (the Unix
+            epoch) that CRM exports write for "unknown". Applies to ``ts`` and
+            ``signup_date``; empty disables the check (timestamps must still lie in the years
+            1677-2262). Set it earlier for a history that really starts before 1990.
         max_value: Largest plausible ``value`` or ``cost`` of one row, in currency units; rows
             above it are rejected as absurd (a mis-parsed id or a test transaction).
         events, contacts, identities, customers: Table mappings.
@@ -154,6 +161,7 @@ class SourceConfig:
     timestamp_format: str = ""
     decimal: str = "."
     as_of: str = ""
+    min_date: str = "1990-01-01"
     max_value: float = 1e7
     events: TableMapping = field(default_factory=TableMapping)
     contacts: TableMapping = field(default_factory=lambda: TableMapping(required=False))
@@ -196,6 +204,14 @@ class SourceConfig:
             )
         if self.decimal not in DECIMALS:
             raise ConfigError(f"data.decimal must be one of {DECIMALS}, got {self.decimal!r}")
+        if self.min_date:
+            try:
+                pd.Timestamp(self.min_date)
+            except ValueError as err:
+                raise ConfigError(
+                    f"data.min_date={self.min_date!r} is not an ISO 8601 date or time "
+                    "(or empty to disable the check)"
+                ) from err
         if not self.max_value > 0:
             raise ConfigError(f"data.max_value must be > 0, got {self.max_value}")
         if self.dedup.near_duplicate_seconds < 0:

@@ -55,6 +55,30 @@ def resolve_as_of(as_of: str) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
+def resolve_min_date(min_date: str) -> pd.Timestamp | None:
+    """The earliest plausible instant (UTC): ``min_date`` in ISO 8601 (naive = UTC), or
+    ``None`` when empty (no check)."""
+    if not min_date:
+        return None
+    try:
+        ts = pd.Timestamp(min_date)
+    except ValueError as err:
+        raise ConfigError(f"data.min_date={min_date!r} is not an ISO 8601 date or time") from err
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _before_min_date(ts: pd.Series, source: SourceConfig) -> tuple[np.ndarray, str]:
+    """Rows of ``ts`` (UTC) before ``data.min_date`` and the reason. Shape ``(n,)``, bool."""
+    first = resolve_min_date(source.min_date)
+    if first is None:
+        return np.zeros(len(ts), dtype=bool), OK
+    reason = (
+        f"implausible timestamp: before data.min_date={source.min_date} "
+        "(a placeholder date such as 1900-01-01 or 1970-01-01?)"
+    )
+    return (ts < first).to_numpy(), reason
+
+
 class _Problems:
     """The first problem found per row: reason and canonical column, over ``n`` rows.
 
@@ -225,6 +249,7 @@ def _customer_and_time(
         _values(raw, mapping, "ts"), source.timezone, timestamp_format(source, mapping)
     )
     problems.checks(ts_checks, "ts")
+    problems.flag(*_before_min_date(ts, source), "ts")
     problems.flag(
         (ts > as_of).to_numpy(), f"timestamp after the as-of date {as_of.isoformat()}", "ts"
     )
@@ -255,7 +280,8 @@ def _fill_empty(values: pd.Series, fallback: pd.Series) -> pd.Series:
 def parse_events(
     raw: RawTable, source: SourceConfig, as_of: pd.Timestamp, *, shared: bool = False
 ) -> Parsed:
-    """Events. Checks: customer id not empty; timestamp parses and is not after ``as_of``;
+    """Events. Checks: customer id not empty; timestamp parses, is not before ``min_date``
+    and not after ``as_of``;
     kind not empty and in ``event_roles``; value a finite number in ``[0, max_value]`` (blank
     = 0). ``shared``: the rows come from a file that also holds the contacts, so an unknown
     kind is reported as neither an event kind nor an action."""
@@ -344,7 +370,8 @@ def parse_identities(raw: RawTable, source: SourceConfig) -> Parsed:
 
 
 def parse_customers(raw: RawTable, source: SourceConfig) -> Parsed:
-    """Customer attributes. Checks: customer id not empty; sign-up date blank or parseable."""
+    """Customer attributes. Checks: customer id not empty; sign-up date blank, or parseable
+    and not before ``data.min_date``."""
     mapping = source.customers
     problems = _Problems(len(raw.frame))
     columns = {c: _text(raw, mapping, c) for c in CUSTOMER_COLUMNS if c != "signup_date"}
@@ -352,7 +379,9 @@ def parse_customers(raw: RawTable, source: SourceConfig) -> Parsed:
     signup, signup_checks = timestamp_checks(
         _values(raw, mapping, "signup_date"), source.timezone, timestamp_format(source, mapping)
     )
-    (blank, _), (unparseable, why) = signup_checks  # a blank sign-up date is allowed
-    problems.flag(unparseable & ~blank, why, "signup_date")
+    blank = signup_checks[0][0]  # a blank sign-up date is allowed
+    for mask, why in signup_checks[1:]:
+        problems.flag(mask & ~blank, why, "signup_date")
+    problems.flag(*_before_min_date(signup, source), "signup_date")
     columns["signup_date"] = signup
     return _finish(raw, source, columns, problems, (*CUSTOMER_COLUMNS, "source_file", "source_row"))
