@@ -30,3 +30,12 @@ class ConfigError(JourneyoptError):
 
 class OutputExistsError(JourneyoptError):
     """An output would overwrite existing files."""
+
+
+class OutputOverInputError(OutputExistsError):
+    """An output path is, lies inside or contains one of the command's own inputs."""
+
+
+class OutputWriteError(JourneyoptError):
+    """An output cannot be written: no permission, a read-only or full file system, a path
+    under a regular file, ... (the message names the path and the system's reason)."""
