@@ -362,3 +362,26 @@ def test_cli_survives_a_9999_row(tmp_path: Path) -> None:
     rejects = pd.read_csv(tmp_path / "r1_out" / "rejects.csv")
     assert rejects["source_row"].tolist() == [2]
     assert rejects["reason"].str.match(OUT_OF_RANGE).all()
+
+
+# ---------------------------------------------------------------- line endings
+@pytest.mark.parametrize("newline", ["\r", "\r\n", "\n"])
+def test_any_line_ending_is_read(tmp_path: Path, coworking: Coworking, newline: str) -> None:
+    """Classic Mac (CR only), Windows and Unix line endings read alike, row numbers included."""
+    lines = [EVENTS_HEADER, GOOD, "e2,c2,2024-03-01 10:00,day_pass", GOOD.replace("e1,c1", "e3,c3")]
+    root = _events_file(tmp_path / "export", (newline.join(lines) + newline).encode())
+    out = run_ingest(coworking(root))
+    assert out.logs.events["event_id"].tolist() == ["e1", "e3"]
+    assert out.logs.events["source_row"].tolist() == [1, 3]
+    assert out.rejects[["source_row", "reason"]].values.tolist() == [
+        [2, "ragged row: expected 6 fields"]
+    ]
+    assert out.result.events.rows_read == 3
+
+
+def test_cr_only_whitespace_file(tmp_path: Path, load_source: LoadSource) -> None:
+    path = tmp_path / "cdnow.txt"
+    path.write_bytes(b" 00001 0001 19970101  1   11.77\r 00002 0002 19970112  2   20.00\r")
+    out = run_ingest(load_source("cdnow_sample", f"data.path={path}"))
+    assert out.logs.events["customer_id"].tolist() == ["00001", "00002"]
+    assert out.result.events.rows_read == 2

@@ -215,13 +215,20 @@ def _first_line(path: Path, encoding: str) -> str:
     head = head.removeprefix(codecs.BOM_UTF8)
     if not head.strip():
         raise InputFileError(str(path), "file is empty (only blank lines)")
-    line = head.lstrip(b"\r\n").split(b"\n", 1)[0]
+    line = _first_physical_line(head.lstrip(b"\r\n"))
     try:
-        return line.decode(encoding).strip("\r\n")
+        return line.decode(encoding)
     except UnicodeDecodeError as err:
         raise InputFileError(str(path), _decode_problem(head, encoding, err)) from err
     except LookupError as err:
         raise InputFileError(str(path), f"unknown encoding data.encoding={encoding!r}") from err
+
+
+def _first_physical_line(data: bytes) -> bytes:
+    """``data`` up to its first line break: ``\\n``, ``\\r\\n`` or a lone ``\\r`` (classic Mac
+    line endings, which Arrow's CSV reader also accepts)."""
+    ends = [i for i in (data.find(b"\n"), data.find(b"\r")) if i >= 0]
+    return data[: min(ends)] if ends else data
 
 
 def _decode_problem(data: bytes, encoding: str, err: UnicodeDecodeError) -> str:
@@ -258,7 +265,10 @@ def _find_decode_error(path: Path, encoding: str) -> str | None:
 def _split_header(line: str, delimiter: str) -> list[str]:
     if delimiter == WHITESPACE:
         return line.split()
-    return [c.strip() for c in next(csv.reader([line], delimiter=delimiter))]
+    try:
+        return [c.strip() for c in next(csv.reader([line], delimiter=delimiter), [])]
+    except csv.Error:  # e.g. a multi-character delimiter; Arrow reports the file's problem
+        return [line]
 
 
 def _delimiter_hint(line: str, delimiter: str) -> str:
@@ -397,6 +407,8 @@ def _read_whitespace(
         text = data.decode(encoding)
     except UnicodeDecodeError as err:
         raise InputFileError(str(path), _decode_problem(data, encoding, err)) from err
+    if "\r" in text:  # Windows or classic Mac line endings
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = pc.list_flatten(pc.split_pattern(pa.array([text]), "\n"))
     lines = pc.utf8_trim_whitespace(lines)
     if source.has_header:
