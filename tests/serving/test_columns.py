@@ -44,8 +44,8 @@ def customers() -> list[dict[str, Any]]:
             contacts_4w=i % 4,
             contacts_4w_email=i % 3,
             weeks_since_contact=None if i % 3 else float(i % 6),
-            opted_out_email=i % 7 == 0,
-            opted_out_phone=i % 5 == 0,
+            opted_out_email=i % 7 == 0 or i % 4 == 3,  # opted_out: out of every channel
+            opted_out_phone=i % 5 == 0 or i % 4 == 3,
         )
         found.append({"customer_id": f"c{i}", "segment": segments[i % 5], "features": record})
     return found

@@ -66,11 +66,10 @@ def many(n: int) -> list[dict[str, Any]]:
 def test_fast_and_validated_paths_give_the_same_decisions(client: TestClient) -> None:
     rows = [*many(80), {"customer_id": "new"}, {"customer_id": "e", "events": [], "contacts": []}]
     fast = client.post("/v1/score/batch", json={"as_of": AS_OF, "customers": rows})
-    coerced = copy.deepcopy(rows)
-    coerced[3]["features"]["frequency"] = float(coerced[3]["features"]["frequency"])  # 2 -> 2.0
-    slow = client.post("/v1/score/batch", json={"as_of": AS_OF, "customers": coerced})
-    assert fast.status_code == slow.status_code == 200, slow.text
-    assert kept(fast.json()["decisions"]) == kept(slow.json()["decisions"])
+    raw = {"customer_id": "raw", "events": [{"ts": AS_OF, "kind": "x", "role": "engagement"}]}
+    slow = client.post("/v1/score/batch", json={"as_of": AS_OF, "customers": [*rows, raw]})
+    assert fast.status_code == slow.status_code == 200, slow.text  # raw events: the model
+    assert kept(fast.json()["decisions"]) == kept(slow.json()["decisions"][: len(rows)])
     assert len(fast.json()["decisions"]) == len(rows)
     assert client.post("/v1/score/batch", json={"customers": []}).json() == {"decisions": []}
 
@@ -79,8 +78,18 @@ def test_fast_and_validated_paths_give_the_same_decisions(client: TestClient) ->
     ("change", "loc"),
     [
         ({"recency_weeks": -1.0}, ["body", "customers", 17, "features", "recency_weeks"]),
-        ({"frequency": True}, None),  # pydantic coerces a bool to 1: accepted
-        ({"opted_out_email": "maybe"}, ["body", "customers", 17, "features", "opted_out_email"]),
+        ({"frequency": True}, ["body", "customers", 17, "features", "frequency"]),
+        ({"frequency": 2.0}, ["body", "customers", 17, "features", "frequency"]),
+        ({"frequency": "2"}, ["body", "customers", 17, "features", "frequency"]),
+        ({"monetary": "12.5"}, ["body", "customers", 17, "features", "monetary"]),
+        ({"recency_weeks": 3}, None),  # a JSON integer is a number
+        ({"opted_out_email": "yes"}, ["body", "customers", 17, "features", "opted_out_email"]),
+        (
+            {"lifecycle": "opted_out", "opted_out_email": True, "opted_out_phone": False},
+            ["body", "customers", 17, "features", "lifecycle"],
+        ),
+        ({"lifecycle": "opted_out", "opted_out_email": True, "opted_out_phone": True}, None),
+        ({"lifecycle": "active", "opted_out_email": True, "opted_out_phone": True}, None),
         ({"lifecycle": "gone"}, ["body", "customers", 17, "features", "lifecycle"]),
         ({"surprise": 1}, ["body", "customers", 17, "features", "surprise"]),
     ],
@@ -111,7 +120,8 @@ def test_plain_feature_records_take_the_fast_path(world: WorldSpec) -> None:
     "change",
     [
         {"customer_id": "\ud800"},  # a lone surrogate: not UTF-8
-        {"features": {"frequency": 2.0}},  # pydantic coerces it, the fast path does not
+        {"features": {"frequency": 2.0}},  # refused: the model names the field
+        {"features": {"lifecycle": "opted_out", "opted_out_email": False}},
         {"features": {"monetary": "12.5"}},
         {"events": [{"ts": AS_OF, "kind": "visit", "role": "visit"}]},
         {"surprise": 1},

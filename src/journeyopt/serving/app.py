@@ -8,11 +8,16 @@ Endpoints: ``POST /v1/score`` (one customer), ``POST /v1/score/batch`` (up to
 The model is loaded once at start-up (the application's lifespan) and held in one reference;
 a reload (``POST /admin/reload``, or the alias poller when ``serve.reload.poll_seconds`` > 0)
 builds a new scorer beside it and swaps the reference, so requests in flight finish on the
-scorer they started with. Scoring endpoints are ``async def`` and do their numpy work directly
-on the event loop: a batch of one costs well under a millisecond, less than a thread hand-off.
-Concurrent ``/v1/score`` requests are scored together (:mod:`journeyopt.serving.coalesce`);
-``/v1/score`` and ``/v1/score/batch`` read their own bodies (:mod:`journeyopt.serving.body`,
-:mod:`journeyopt.serving.records`).
+scorer they started with. Scoring endpoints are ``async def``; a small request (a body of up
+to :data:`OFFLOAD_BYTES`) is scored directly on the event loop, where a batch of one costs well
+under a millisecond, less than a thread hand-off, and concurrent ``/v1/score`` requests are
+scored together (:mod:`journeyopt.serving.coalesce`). A larger body is parsed and scored in a
+worker thread, so ``/healthz``, ``/readyz`` and small requests are answered meanwhile.
+
+Every scoring endpoint checks the bearer token first, then reads its own body
+(:mod:`journeyopt.serving.body`, :mod:`journeyopt.serving.records`) counting the bytes as they
+arrive (413 past ``serve.max_body_bytes``, chunked or not). Every status an endpoint can answer
+is declared in the OpenAPI schema (:data:`STATUSES`).
 """
 
 import asyncio
@@ -38,12 +43,17 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.types import ASGIApp, Receive, Scope, Send
 from threadpoolctl import threadpool_limits
 
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import JourneyoptError
-from journeyopt.serving.body import documented_body, install_schemas, parse_body
+from journeyopt.serving.body import (
+    documented_body,
+    install_schemas,
+    json_safe,
+    parse_body,
+    read_body,
+)
 from journeyopt.serving.coalesce import Coalescer
 from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.decisions import DecisionLog, decision_ids, decision_table
@@ -74,25 +84,25 @@ AliasWatcher = Callable[[], str]
 
 LOG = logging.getLogger(__name__)
 
+OFFLOAD_BYTES = 64 * 1024
+"""Bodies larger than this (about 150 feature records) are parsed and scored in a worker
+thread instead of on the event loop; smaller ones cost less than the hand-off."""
 
-class BodyLimit:
-    """ASGI middleware: 413 for a request whose declared body exceeds ``limit`` bytes."""
+STATUSES: dict[int, str] = {
+    200: "the answer",
+    401: "missing or wrong bearer token (when a token is set)",
+    403: "refused: no bearer token is set",
+    409: "the model could not be loaded; the previous one keeps serving",
+    413: "body over serve.max_body_bytes, or more customers than serve.max_batch",
+    422: "invalid request: each error gives the field's path and what is wrong",
+    503: "the model is not loaded yet",
+}
+"""Every status the API answers, with what it means in the OpenAPI schema."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for key, value in scope["headers"]:
-                if key == b"content-length" and value.isdigit() and int(value) > self.limit:
-                    response = JSONResponse(
-                        {"detail": f"request body over {self.limit} bytes (serve.max_body_bytes)"},
-                        status_code=413,
-                    )
-                    await response(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+def declared(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of an endpoint answering ``codes`` besides 200."""
+    return {code: {"description": STATUSES[code]} for code in codes}
 
 
 @dataclass
@@ -269,7 +279,6 @@ def create_app(
         version="1",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
     def too_many() -> JSONResponse:
         return JSONResponse(
@@ -286,7 +295,7 @@ def create_app(
             for e in errors
         ):
             return too_many()
-        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+        return JSONResponse({"detail": jsonable_encoder(json_safe(errors))}, status_code=422)
 
     def decide_batch(scorer: Scorer, batch: CustomerBatch) -> tuple[Decisions, pa.Array]:
         """Score ``batch``, log the decisions; returns them with their (N,) decision ids."""
@@ -317,7 +326,7 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="Readiness: model loaded and warmed up", responses={503: {}})
+    @app.get("/readyz", summary="Readiness: model loaded and warmed up", responses=declared(503))
     async def readyz() -> JSONResponse:
         if served.scorer is None:
             return JSONResponse({"status": "loading"}, status_code=503)
@@ -327,7 +336,7 @@ def create_app(
         "/v1/model",
         summary="The served model",
         dependencies=[Depends(authorised)],
-        responses={401: {}},
+        responses=declared(401, 503),
     )
     async def model() -> dict[str, Any]:
         return model_info(current())
@@ -336,33 +345,44 @@ def create_app(
         lambda as_of, customers: decide(current(), customers, as_of)  # type: ignore[arg-type]
     )
 
+    async def body_of(request: Request) -> bytes:
+        """The request's body, read after its token is checked (401 before any byte is
+        read, 413 as soon as the body passes ``serve.max_body_bytes``)."""
+        authorise(request)
+        return await read_body(request, settings.max_body_bytes)
+
+    async def answer(raw: bytes, respond: Callable[[Scorer, bytes], Response]) -> Response:
+        """``respond(scorer, raw)``: on the event loop for a small body, in a worker thread
+        for a large one (the loop keeps answering other requests meanwhile)."""
+        scorer = current()
+        if len(raw) > OFFLOAD_BYTES:
+            return await run_in_threadpool(respond, scorer, raw)
+        return respond(scorer, raw)
+
+    def one(scorer: Scorer, raw: bytes) -> Response:
+        customer: Any = parse_body(models.score_request, raw)
+        texts = decide(scorer, [customer], customer.as_of)
+        return Response(texts[0], media_type="application/json")
+
     @app.post(
         "/v1/score",
         response_model=models.score_response,
         summary="Decide for one customer",
         openapi_extra=documented_body(models.score_request),
-        responses={401: {}, 413: {}, 422: {"description": "invalid request (field paths)"}},
+        responses=declared(401, 413, 422, 503),
     )
     async def score(request: Request) -> Response:
-        authorise(request)
-        customer: Any = parse_body(models.score_request, await request.body())
+        raw = await body_of(request)
+        if len(raw) > OFFLOAD_BYTES:  # many raw events: alone, in a worker thread
+            return await answer(raw, one)
+        customer: Any = parse_body(models.score_request, raw)
         # concurrent single requests are scored together (see serving.coalesce)
         text = await coalescer.submit(customer.as_of, customer)
         return Response(text, media_type="application/json")
 
     reader = RecordReader(world, settings.max_batch)
 
-    @app.post(
-        "/v1/score/batch",
-        response_model=models.batch_response,
-        summary="Decide for many customers",
-        openapi_extra=documented_body(models.batch_request),
-        responses={401: {}, 413: {}, 422: {"description": "invalid request (field paths)"}},
-    )
-    async def score_batch(request: Request) -> Response:
-        authorise(request)
-        raw = await request.body()
-        scorer = current()
+    def many(scorer: Scorer, raw: bytes) -> Response:
         read = reader.read(raw, lambda: datetime.now(UTC))  # feature records: column-wise
         if isinstance(read, OverLimit):
             return too_many()
@@ -375,25 +395,38 @@ def create_app(
         return batch_body(decide(scorer, body.customers, body.as_of))
 
     @app.post(
+        "/v1/score/batch",
+        response_model=models.batch_response,
+        summary="Decide for many customers",
+        openapi_extra=documented_body(models.batch_request),
+        responses=declared(401, 413, 422, 503),
+    )
+    async def score_batch(request: Request) -> Response:
+        return await answer(await body_of(request), many)
+
+    def columns(scorer: Scorer, raw: bytes) -> Response:
+        body: Any = parse_body(models.columns_request, raw)
+        when = pd.Timestamp(body.as_of if body.as_of is not None else datetime.now(UTC))
+        features = body.features.__dict__
+        batch = batch_from_columns(body.customer_id, features, body.segment, world, when)
+        decisions, ids = decide_batch(scorer, batch)
+        return json_response(column_responses(decisions, ids, scorer))
+
+    @app.post(
         "/v1/score/columns",
         response_model=models.columns_response,
         summary="Decide for many customers given as columns (fastest for large batches)",
-        dependencies=[Depends(authorised)],
-        responses={401: {}, 413: {}},
+        openapi_extra=documented_body(models.columns_request),
+        responses=declared(401, 413, 422, 503),
     )
-    async def score_columns(request: models.columns_request) -> Any:  # type: ignore[name-defined]
-        scorer = current()
-        when = pd.Timestamp(request.as_of if request.as_of is not None else datetime.now(UTC))
-        features = request.features.__dict__
-        batch = batch_from_columns(request.customer_id, features, request.segment, world, when)
-        decisions, ids = decide_batch(scorer, batch)
-        return json_response(column_responses(decisions, ids, scorer))
+    async def score_columns(request: Request) -> Response:
+        return await answer(await body_of(request), columns)
 
     @app.post(
         "/admin/reload",
         summary="Load the model again (an alias may point elsewhere now) and swap it in",
         dependencies=[Depends(authorised)],
-        responses={401: {}, 403: {}, 409: {}},
+        responses=declared(401, 403, 409),
     )
     async def reload() -> dict[str, Any]:
         if not secret:
@@ -405,5 +438,5 @@ def create_app(
         serve_scorer(scorer)
         return model_info(scorer)
 
-    install_schemas(app, [models.score_request, models.batch_request])
+    install_schemas(app, [models.score_request, models.batch_request, models.columns_request])
     return app

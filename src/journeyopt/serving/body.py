@@ -2,20 +2,68 @@
 pydantic-core pass from the raw bytes (no intermediate ``json.loads``, no dependency solving),
 errors in FastAPI's own 422 format, and the body still documented in the OpenAPI schema.
 
-FastAPI documents a request body only for a body parameter; an endpoint that reads
-``request.body()`` declares it with :func:`documented_body` (``openapi_extra``), and
-:func:`install_schemas` adds the referenced pydantic models to the schema's components.
+The body is read by :func:`read_body` after the request is authenticated, a chunk at a time,
+and refused with 413 as soon as more than ``serve.max_body_bytes`` arrived (declared or not:
+a chunked body is counted as it is read, and the rest is never read).
+
+FastAPI documents a request body only for a body parameter; an endpoint that reads its body
+declares it with :func:`documented_body` (``openapi_extra``), and :func:`install_schemas` adds
+the referenced pydantic models to the schema's components.
+
+Error details echo the offending value; a value JSON cannot carry (``NaN``, ``Infinity``, a
+number such as ``1e309`` read as infinity) is echoed as its text by :func:`json_safe`, so the
+422 itself never fails.
 """
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 Body = TypeVar("Body", bound=BaseModel)
 REF = "#/components/schemas/{model}"
+
+
+class BodyTooLarge(HTTPException):
+    """413: the body is over ``limit`` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over {limit} bytes (serve.max_body_bytes)")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body, read chunk by chunk.
+
+    Raises:
+        BodyTooLarge: When the declared ``Content-Length`` is over ``limit`` (nothing is
+            read), or as soon as the bytes read pass ``limit`` (the rest is not read).
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every float JSON cannot carry (NaN, infinities) replaced by its text
+    (``"NaN"``, ``"Infinity"``, ``"-Infinity"``), in nested lists, tuples and dicts."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def parse_body(model: type[Body], raw: bytes) -> Body:

@@ -5,7 +5,8 @@ Validating a thousand customers object by object through pydantic costs more tha
 them. :class:`RecordReader` decodes the body with a msgspec decoder typed to this world's
 feature record, which parses the JSON and checks every value in C against the same rules as
 the request models of :mod:`journeyopt.serving.schemas` (exact JSON types, ranges, lifecycle
-stages, lengths, unknown or missing keys), and gathers each feature into one column. It
+stages, lengths, unknown or missing keys, a lifecycle stage contradicting the opt-out
+flags), and gathers each feature into one column. It
 accepts only what those models accept unchanged; anything else (a wrong or coerced value such
 as ``2.0`` for a count or ``"1"`` for a number, raw events or contacts, an unexpected key,
 malformed JSON) makes it answer None, and the endpoint validates the body with the pydantic
@@ -32,12 +33,15 @@ from journeyopt.serving.schemas import (
     MAX_COUNT,
     MAX_CURRENCY,
     MAX_TEXT,
+    OPTED_OUT,
     Instant,
     feature_kind,
+    opt_out_disagreements,
 )
 from journeyopt.serving.scorer import CustomerBatch
 from journeyopt.sim.world import WorldSpec
 
+_OPTED_OUT_CODE = LIFECYCLE_STAGES.index(OPTED_OUT)
 _AS_OF: TypeAdapter[datetime | None] = TypeAdapter(Instant | None)
 
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT)]
@@ -103,6 +107,7 @@ class RecordReader:
         self.world = world
         self.max_batch = max_batch
         self._names = tuple(world.features.feature_names)
+        self._flags = [name for name in self._names if feature_kind(name) == "flag"]
         default = empty_record(world.features)
         self._default = tuple(default[name] for name in self._names)
         self._decoder = msgspec.json.Decoder(_batch_type(world))
@@ -138,7 +143,19 @@ class RecordReader:
         ids = [c.customer_id for c in customers]
         segments = [c.segment for c in customers]
         sent = np.fromiter((f is not None for f in given), np.bool_, n)
-        return batch_from_columns(ids, columns, segments, self.world, when, sent)
+        batch = batch_from_columns(ids, columns, segments, self.world, when, sent)
+        if self._contradicts(batch):
+            return None  # the model names the record that contradicts itself
+        return batch
+
+    def _contradicts(self, batch: CustomerBatch) -> bool:
+        """Whether a customer's record says ``opted_out`` without every opt-out flag (see
+        :func:`~journeyopt.serving.schemas.opt_out_refusal`)."""
+        if "lifecycle" not in batch.features:
+            return False
+        stage = batch.features["lifecycle"] == _OPTED_OUT_CODE
+        flags = [batch.features[name] for name in self._flags]
+        return bool(opt_out_disagreements(stage, flags).any())
 
     def _over_limit(self, raw: bytes) -> OverLimit | None:
         """:class:`OverLimit` if ``raw`` is an object whose ``customers`` list is over the

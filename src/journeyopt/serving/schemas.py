@@ -9,20 +9,34 @@ and the path of the field.
 An event's ``role`` may be left out when the API serves with a data source config: it is then
 the role the source's ``event_roles`` gives the event name, the mapping ingestion applies to
 the same names in the logs. An event name the mapping does not know needs its ``role``.
+
+Types are strict: a count is a JSON integer (not ``2.0``, not ``"2"``), an opt-out flag
+``true`` or ``false`` (not ``"yes"``), a number a JSON number, text a JSON string, and an
+instant an ISO 8601 text starting with the date (``2024-06-03``, ``2024-06-03T10:00:00Z``; not
+a number of seconds such as ``0``). A feature record must agree with itself the way the panel
+builds it: ``lifecycle`` is ``opted_out`` exactly when the customer opted out of every
+contact channel, so a record whose ``lifecycle`` is ``opted_out`` while an
+``opted_out_<channel>`` is false is refused at ``lifecycle`` (every flag true with another
+stage is accepted: the flags forbid every contact).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import numpy as np
+from numpy.typing import NDArray
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     ValidationInfo,
     create_model,
     field_validator,
@@ -50,6 +64,17 @@ def _utf8(text: str) -> str:
     return text
 
 
+_DATE_FIRST = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _instant_text(value: object) -> object:
+    """Only an ISO 8601 text starting with its date (or a ``datetime``) is an instant: not a
+    number, nor a text of digits (which the lax parser would read as seconds since 1970)."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _DATE_FIRST.match(value)):
+        return value
+    raise ValueError("an instant is an ISO 8601 text, e.g. 2024-06-03 or 2024-06-03T10:00:00Z")
+
+
 def _utc(value: datetime) -> datetime:
     if not MIN_YEAR <= value.year <= MAX_YEAR:
         raise ValueError(f"year must be in {MIN_YEAR}..{MAX_YEAR}")
@@ -60,13 +85,16 @@ Text = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_utf8)]
 Id = Annotated[str, Field(min_length=1, max_length=MAX_TEXT), AfterValidator(_utf8)]
 Instant = Annotated[
     datetime,
+    Strict(False),  # the text is checked by _instant_text; the parser reads dates too
+    BeforeValidator(_instant_text),
     AfterValidator(_utc),
     Field(description="ISO 8601 instant; naive means UTC"),
 ]
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 Weeks = Annotated[float, Field(ge=0, le=MAX_COUNT, allow_inf_nan=False)]
 Currency = Annotated[float, Field(ge=0, le=MAX_CURRENCY, allow_inf_nan=False)]
-_STRICT = ConfigDict(extra="forbid")
+_STRICT = ConfigDict(extra="forbid", strict=True)
+OPTED_OUT = "opted_out"
 
 
 def _role_refusal(kind: str, given: str | None, source: SourceConfig | None) -> str | None:
@@ -168,8 +196,78 @@ def feature_kind(name: str) -> FeatureKind:
     return "count"
 
 
+def opt_out_refusal(lifecycle: str, flags: Mapping[str, bool]) -> str | None:
+    """Why a feature record whose ``lifecycle`` says ``opted_out`` contradicts its opt-out
+    ``flags`` (``opted_out_<channel>`` -> value), None when it does not: the panel's stage is
+    ``opted_out`` only when the customer opted out of every contact channel. (Every flag
+    true with another stage is accepted: the flags are the stricter reading, and the guards
+    forbid every contact.)"""
+    if lifecycle != OPTED_OUT or (flags and all(flags.values())):
+        return None
+    reachable = sorted(name for name, out in flags.items() if not out)
+    return (
+        f"lifecycle {OPTED_OUT!r} means opted out of every contact channel, but "
+        f"{', '.join(reachable) or 'no opt-out flag'} false: give the customer's stage or "
+        "set the flags"
+    )
+
+
+def opt_out_disagreements(
+    lifecycle: NDArray[np.bool_], flags: Sequence[NDArray[np.generic]]
+) -> NDArray[np.bool_]:
+    """(N,) whether each customer's record contradicts itself (see :func:`opt_out_refusal`),
+    from (N,) ``lifecycle == "opted_out"`` and one (N,) array per opt-out flag."""
+    stage = np.asarray(lifecycle, np.bool_)
+    if not flags:
+        return stage.copy()
+    everywhere = np.logical_and.reduce([np.asarray(f, np.bool_) for f in flags])
+    return stage & ~everywhere
+
+
+def _flag_names(world: WorldSpec) -> list[str]:
+    return [n for n in world.features.feature_names if feature_kind(n) == "flag"]
+
+
+def _agreeing_record(world: WorldSpec) -> Any:
+    """The field validator of a feature record's ``lifecycle`` (validated after the flags)
+    refusing a record that contradicts itself."""
+    names = _flag_names(world)
+
+    def agrees(cls: type[BaseModel], lifecycle: str, info: ValidationInfo) -> str:
+        if all(name in info.data for name in names):  # a wrong flag is reported on its own
+            refusal = opt_out_refusal(lifecycle, {name: info.data[name] for name in names})
+            if refusal is not None:
+                raise ValueError(refusal)
+        return lifecycle
+
+    return field_validator("lifecycle")(classmethod(agrees))
+
+
+def _agreeing_columns(world: WorldSpec) -> Any:
+    """The field validator of the columns' ``lifecycle`` list (validated after the flags)
+    refusing the body when a customer's record contradicts itself, naming the first."""
+    names = _flag_names(world)
+
+    def agrees(cls: type[BaseModel], lifecycle: list[str], info: ValidationInfo) -> list[str]:
+        if not all(name in info.data for name in names):
+            return lifecycle
+        n = min([len(lifecycle), *(len(info.data[name]) for name in names)])
+        stage = np.fromiter((s == OPTED_OUT for s in lifecycle[:n]), np.bool_, n)
+        flags = [np.asarray(info.data[name][:n], np.bool_) for name in names]
+        wrong = np.flatnonzero(opt_out_disagreements(stage, flags))
+        if wrong.size:
+            i = int(wrong[0])
+            refusal = opt_out_refusal(lifecycle[i], {k: info.data[k][i] for k in names})
+            more = f" ({wrong.size - 1} more customers like it)" if wrong.size > 1 else ""
+            raise ValueError(f"customer {i}: {refusal}{more}")
+        return lifecycle
+
+    return field_validator("lifecycle")(classmethod(agrees))
+
+
 def _feature_fields(world: WorldSpec) -> dict[str, Any]:
-    """Pydantic fields of a feature record: one per feature of the world's spec."""
+    """Pydantic fields of a feature record: one per feature of the world's spec, the
+    ``lifecycle`` stage last (its check reads the opt-out flags)."""
     fields: dict[str, Any] = {}
     for name in world.features.feature_names:
         kind = feature_kind(name)
@@ -186,6 +284,8 @@ def _feature_fields(world: WorldSpec) -> dict[str, Any]:
             fields[name] = (Weeks | None, Field(description="weeks; null: never"))
         else:
             fields[name] = (Count, Field(description="count or weeks"))
+    if "lifecycle" in fields:
+        fields["lifecycle"] = fields.pop("lifecycle")
     return fields
 
 
@@ -200,6 +300,12 @@ def _feature_columns(world: WorldSpec, max_rows: int) -> dict[str, Any]:
     return fields
 
 
+def _lifecycle_check(world: WorldSpec, check: Any) -> dict[str, Any]:
+    """``__validators__`` of a feature model: ``check(world)`` when the world's features
+    have a lifecycle stage."""
+    return {"_agrees": check(world)} if "lifecycle" in world.features.feature_names else {}
+
+
 def api_models(
     world: WorldSpec, settings: ServingConfig, source: SourceConfig | None = None
 ) -> ApiModels:
@@ -211,7 +317,9 @@ def api_models(
     feature_record = create_model(
         "FeatureRecord",
         __config__=_STRICT,
-        __doc__="A customer's features at the start of the as-of week (the panel's columns).",
+        __doc__="A customer's features at the start of the as-of week (the panel's columns); "
+        "lifecycle opted_out needs every opted_out_<channel> true.",
+        __validators__=_lifecycle_check(world, _agreeing_record),
         **_feature_fields(world),
     )
 
@@ -289,6 +397,7 @@ def api_models(
         "FeatureColumns",
         __config__=_STRICT,
         __doc__="Every feature of the panel as one list, in the customers' order.",
+        __validators__=_lifecycle_check(world, _agreeing_columns),
         **_feature_columns(world, settings.max_batch),
     )
 

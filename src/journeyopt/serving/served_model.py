@@ -3,8 +3,11 @@
 ``models:/journey-policy@champion`` is resolved through
 :class:`journeyopt.tracking.registry.PolicyRegistry` to one version at load time; the version's
 files are downloaded, hashed and checked against the SHA-256 recorded at registration, and the
-policy is read through the pyfunc model of :mod:`journeyopt.tracking.model` (no unpickling).
-A local model folder (an MLflow model directory) works too, for air-gapped deployments.
+policy is read from them as data by this package's own loader
+(:func:`journeyopt.tracking.model.load_policy_folder`): nothing of the model folder is imported,
+executed or unpickled, and a folder carrying code other than an exact copy of the installed
+``pyfunc_code.py`` is refused. A local model folder (an MLflow model directory) works too, for
+air-gapped deployments, with the same checks.
 """
 
 from __future__ import annotations
@@ -16,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import mlflow.pyfunc
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from journeyopt.errors import ConfigError
 from journeyopt.tracking.config import TrackingConfig
-from journeyopt.tracking.model import ServablePolicy, unwrap_policy
+from journeyopt.tracking.model import ModelFolderError, ServablePolicy, load_policy_folder
 from journeyopt.tracking.registry import PolicyRegistry, content_hash
 
 LINEAGE_PREFIXES: tuple[str, ...] = ("journeyopt.", "mlflow.source.git.commit")
@@ -54,9 +56,12 @@ class ServedModel:
     lineage: dict[str, str] = field(default_factory=dict)
 
 
-def _load_pyfunc(folder: Path, requested: str) -> ServablePolicy:
+def _load_data(folder: Path, requested: str) -> ServablePolicy:
+    """The policy of a model folder, read as data (see the module docstring)."""
     try:
-        return unwrap_policy(mlflow.pyfunc.load_model(str(folder)))
+        return load_policy_folder(folder)
+    except ModelFolderError as err:
+        raise ConfigError(f"model {requested}: {err}") from err
     except (MlflowException, OSError, ValueError, TypeError, KeyError) as err:
         raise ConfigError(f"model {requested}: not a journeyopt policy model ({err})") from err
 
@@ -123,7 +128,7 @@ def load_registered(uri: str, tracking: TrackingConfig) -> ServedModel:
                 f"model {uri}: the files of {resolved.uri} hash to {digest}, but "
                 f"{resolved.content_sha256} was recorded at registration"
             )
-        policy = _load_pyfunc(Path(local), uri)
+        policy = _load_data(Path(local), uri)
     return ServedModel(
         policy=policy,
         requested=uri,
@@ -140,7 +145,7 @@ def load_local(folder: Path) -> ServedModel:
     """Load the MLflow model folder ``folder`` (with its ``MLmodel`` file)."""
     if not (folder / "MLmodel").is_file():
         raise ConfigError(f"model {folder}: no MLmodel file there (not an MLflow model folder)")
-    policy = _load_pyfunc(folder, str(folder))
+    policy = _load_data(folder, str(folder))
     meta: Any = mlflow.models.Model.load(str(folder / "MLmodel"))
     return ServedModel(
         policy=policy,

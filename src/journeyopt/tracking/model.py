@@ -1,14 +1,20 @@
-"""A contact policy as an MLflow pyfunc model, loadable without unpickling anything.
+"""A contact policy as an MLflow pyfunc model whose folder holds data only, no code to run.
 
 The model folder holds the policy in open formats and no pickle:
 
 - ``artifacts/policy/spec.json``: action names, observation feature names, observation layout
-  version and the policy class that reads the folder (a class of the ``journeyopt`` package);
+  version and the policy class that reads the folder (a class of the installed ``journeyopt``
+  package);
 - the policy's weights: ``weights.npz`` for :class:`LinearSoftmaxPolicy`, SB3's ``model.zip``
   (torch state dicts + JSON) for :class:`journeyopt.tracking.sb3_policy.SB3Policy`;
-- ``pyfunc_code.py``: MLflow's *models from code* entry, which builds :class:`PolicyPyfunc`;
-  its ``load_context`` reads only the files above. The code itself is the installed
-  ``journeyopt`` package (its version is in the model's requirements and metadata).
+- ``pyfunc_code.py``: MLflow's *models from code* entry (for ``mlflow models serve``), a copy
+  of this package's own file.
+
+journeyopt loads a model folder as data through :func:`load_policy_folder`: it never imports
+or runs a file of the folder, and it refuses a folder that carries code (a ``.py``, pickle or
+native library file), except a ``pyfunc_code.py`` identical byte for byte to the installed
+package's. MLflow's own loader (``mlflow.pyfunc.load_model``, ``mlflow models serve``) runs
+``pyfunc_code.py``: use it only on folders :func:`check_model_folder` accepts.
 
 Predict input: a pandas DataFrame with one row per customer, a float column per observation
 feature (``spec.feature_names``) and a boolean column ``mask_<action>`` per action (the contact
@@ -31,7 +37,8 @@ import numpy as np
 import pandas as pd
 from mlflow.models import Model, ModelSignature
 from mlflow.models.model import ModelInfo
-from mlflow.pyfunc.model import PythonModel
+from mlflow.pyfunc import PyFuncModel
+from mlflow.pyfunc.model import PythonModel, PythonModelContext, _PythonModelPyfuncWrapper
 from mlflow.types import ColSpec, Schema
 from numpy.typing import NDArray
 
@@ -47,7 +54,16 @@ Int64 = NDArray[np.int64]
 SPEC_FILE = "spec.json"
 SPEC_FORMAT_VERSION = 1
 ARTIFACT_KEY = "policy"
-_CODE_FILE = Path(__file__).with_name("pyfunc_code.py")
+MODEL_CODE_FILE = "pyfunc_code.py"
+POLICY_FOLDER = Path("artifacts") / ARTIFACT_KEY
+"""Where a model folder keeps the policy's data (the ``policy`` artifact)."""
+CODE_SUFFIXES = frozenset(
+    {".py", ".pyc", ".pyo", ".pyd", ".pyz", ".pth", ".so", ".dll", ".dylib", ".pkl", ".pickle",
+     ".cloudpickle", ".joblib", ".dill", ".whl", ".egg", ".sh", ".ipynb"}
+)  # fmt: skip
+"""File kinds a model folder must not hold: Python, pickles, native libraries, scripts."""
+_CODE_FILE = Path(__file__).with_name(MODEL_CODE_FILE)
+_CODE_LOADER = "mlflow.pyfunc.loaders.code_model"
 
 
 @dataclass(frozen=True)
@@ -208,22 +224,102 @@ def save_policy(policy: ServablePolicy, folder: Path) -> Path:
     return folder
 
 
+SERVED_POLICY_CLASSES = frozenset(
+    {"journeyopt.tracking.model:LinearSoftmaxPolicy", "journeyopt.tracking.sb3_policy:SB3Policy"}
+)
+"""The policy classes a ``spec.json`` may name (``module:qualname``)."""
+
+
 def load_policy(folder: Path) -> ServablePolicy:
-    """The policy :func:`save_policy` wrote; only classes of the ``journeyopt`` package are
-    imported, and they read open formats only."""
+    """The policy :func:`save_policy` wrote; only the classes of :data:`SERVED_POLICY_CLASSES`
+    (installed ``journeyopt`` code) are imported, and they read open formats only."""
     data = json.loads((folder / SPEC_FILE).read_text())
     if data.get("format_version") != SPEC_FORMAT_VERSION:
         raise ValueError(
             f"{folder / SPEC_FILE}: unknown format_version {data.get('format_version')}"
         )
-    module_name, _, qualname = str(data["policy_class"]).partition(":")
+    name = str(data["policy_class"])
+    module_name, _, qualname = name.partition(":")
     if not module_name.startswith("journeyopt."):
         raise ValueError(f"{folder / SPEC_FILE}: policy class {module_name} is not journeyopt's")
+    if name not in SERVED_POLICY_CLASSES:
+        raise ValueError(f"{folder / SPEC_FILE}: {name} is not a served policy class")
     cls = getattr(importlib.import_module(module_name), qualname)
     policy = cls.load(folder, PolicySpec.from_json(data))
     if not isinstance(policy, ServablePolicy):
         raise TypeError(f"{qualname}.load did not return a policy")
     return policy
+
+
+class ModelFolderError(ValueError):
+    """A model folder journeyopt refuses to load (one line, naming the file)."""
+
+
+def _check_code_file(path: Path) -> None:
+    if path.read_bytes() != _CODE_FILE.read_bytes():
+        raise ModelFolderError(
+            f"{path}: differs from {MODEL_CODE_FILE} of the installed journeyopt "
+            f"{journeyopt.__version__}; refused, a model folder may hold data only (re-log the "
+            "model with this version)"
+        )
+
+
+def _check_no_code(folder: Path) -> None:
+    """Refuse links and code files; the only code file allowed is an exact copy of this
+    package's ``pyfunc_code.py`` at the top of the folder."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink():
+            raise ModelFolderError(f"{path}: a model folder may not hold symbolic links")
+        if not path.is_file() or path.suffix.lower() not in CODE_SUFFIXES:
+            continue
+        if path == folder / MODEL_CODE_FILE:
+            _check_code_file(path)
+            continue
+        raise ModelFolderError(
+            f"{path}: a model folder may hold data only (weights, layout, config), not code"
+        )
+
+
+def _check_flavor(folder: Path) -> None:
+    """The ``python_function`` flavor must be MLflow's models-from-code entry of
+    ``pyfunc_code.py`` without extra code paths (what :func:`log_policy_model` writes)."""
+    mlmodel = folder / "MLmodel"
+    flavor = Model.load(str(mlmodel)).flavors.get("python_function") or {}
+    code_path = str(flavor.get("model_code_path") or "")
+    if (
+        flavor.get("loader_module") != _CODE_LOADER
+        or Path(code_path.replace("\\", "/")).name != MODEL_CODE_FILE
+        or flavor.get("code")
+    ):
+        raise ModelFolderError(
+            f"{mlmodel}: not a journeyopt policy model (its python_function flavor must be "
+            f"the models-from-code entry {MODEL_CODE_FILE}, without code paths)"
+        )
+
+
+def check_model_folder(folder: Path) -> Path:
+    """The policy data folder (``artifacts/policy``) of the MLflow model folder ``folder``,
+    after checking that the folder holds data only.
+
+    Raises:
+        ModelFolderError: No ``MLmodel`` or policy spec, a foreign flavor, a code file other
+            than an exact copy of the installed ``pyfunc_code.py``, or a symbolic link.
+    """
+    if not (folder / "MLmodel").is_file():
+        raise ModelFolderError(f"{folder}: no MLmodel file there (not an MLflow model folder)")
+    _check_no_code(folder)
+    _check_flavor(folder)
+    policy = folder / POLICY_FOLDER
+    if not (policy / SPEC_FILE).is_file():
+        raise ModelFolderError(f"{policy / SPEC_FILE}: missing (not a journeyopt policy model)")
+    return policy
+
+
+def load_policy_folder(folder: Path) -> ServablePolicy:
+    """The policy of the MLflow model folder ``folder``, read as data by this package's own
+    code: :func:`check_model_folder`, then :func:`load_policy`. Nothing of the folder is
+    imported, executed or unpickled."""
+    return load_policy(check_model_folder(folder))
 
 
 def observation_frame(observations: Float32, masks: Bool, spec: PolicySpec) -> pd.DataFrame:
@@ -350,16 +446,29 @@ def log_policy_model(
         )
 
 
-def load_policy_model(model_uri: str, settings: TrackingConfig, dst: Path) -> Any:
+def policy_pyfunc_model(folder: Path) -> PyFuncModel:
+    """The MLflow model folder ``folder`` as a ``PyFuncModel`` (``predict`` with MLflow's
+    input schema check, ``metadata``, ``unwrap_python_model``), built by this package's code
+    from the folder's data (:func:`load_policy_folder`); ``pyfunc_code.py`` is not run."""
+    policy_folder = check_model_folder(folder)
+    meta = Model.load(str(folder / "MLmodel"))
+    context = PythonModelContext(artifacts={ARTIFACT_KEY: str(policy_folder)}, model_config={})
+    python_model = PolicyPyfunc()
+    python_model.load_context(context)
+    wrapper = _PythonModelPyfuncWrapper(python_model, context, meta.signature)
+    return PyFuncModel(model_meta=meta, model_impl=wrapper, model_id=meta.model_id)
+
+
+def load_policy_model(model_uri: str, settings: TrackingConfig, dst: Path) -> PyFuncModel:
     """Download the pyfunc model at ``model_uri`` (``models:/...``, ``runs:/...``) from the
-    configured backend into ``dst`` and load it (a ``mlflow.pyfunc.PyFuncModel``)."""
+    configured backend into ``dst`` and load it as data (:func:`policy_pyfunc_model`)."""
     local = mlflow.artifacts.download_artifacts(
         artifact_uri=model_uri,
         dst_path=str(dst),
         tracking_uri=settings.resolved_tracking_uri(),
         registry_uri=settings.resolved_registry_uri(),
     )
-    return mlflow.pyfunc.load_model(local)
+    return policy_pyfunc_model(Path(local))
 
 
 def unwrap_policy(model: Any) -> ServablePolicy:
