@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from journeyopt.data.ingest import IngestOutput, run_ingest
+from journeyopt.data.ingest import IngestOutput, ingest, run_ingest
 from journeyopt.data.source import SourceConfig
-from journeyopt.errors import ConfigError, InputFileError
+from journeyopt.errors import ConfigError, InputFileError, OutputExistsError
 from tests.data.conftest import EVENTS_HEADER, LoadSource, WriteExport, run_cli
 
 GOOD = "e1,c1,2024-03-01 10:00:00,day_pass,web,25"
@@ -385,3 +385,42 @@ def test_cr_only_whitespace_file(tmp_path: Path, load_source: LoadSource) -> Non
     out = run_ingest(load_source("cdnow_sample", f"data.path={path}"))
     assert out.logs.events["customer_id"].tolist() == ["00001", "00002"]
     assert out.result.events.rows_read == 2
+
+
+# ---------------------------------------------------------------- outputs never mix with inputs
+def test_output_folder_overlapping_an_input_is_refused(
+    write_export: WriteExport, coworking: Coworking, tmp_path: Path
+) -> None:
+    """Is, lies inside or contains an input path: refused, overwrite or not, nothing written."""
+    root = write_export(events=[GOOD, GOOD.replace("e1,c1", "e2,c2")])
+    parts = root / "parts"
+    parts.mkdir()
+    (root / "events.csv").rename(parts / "part-0.csv")
+    source = coworking(root, "data.events.file=parts")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    cases = {
+        parts: "is the input",
+        root: "is the input",
+        parts / "out": "lies inside the input folder",
+        root / "canonical": "lies inside the input folder",
+        tmp_path: "contains the input",
+    }
+    for output_dir, how in cases.items():
+        for overwrite in (False, True):
+            with pytest.raises(OutputExistsError, match=f"{how} .*choose a folder outside"):
+                ingest(source, output_dir, overwrite=overwrite)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    ingest(source, tmp_path / "out")  # a sibling folder is fine
+
+
+def test_cli_refuses_output_into_input_parts_folder(tmp_path: Path) -> None:
+    parts = tmp_path / "export" / "events"
+    parts.mkdir(parents=True)
+    (parts / "part-0.csv").write_text(f"{EVENTS_HEADER}\n{GOOD}\n")
+    args = ["data=coworking", "data.path=export", "data.events.file=events", "overwrite=true"]
+    proc = run_cli([*args, "output_dir=export/events"], cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "input" in lines[0] and "export/events" in lines[0]
+    assert sorted(p.name for p in parts.iterdir()) == ["part-0.csv"]

@@ -267,16 +267,47 @@ def ingest_to_logs(source: SourceConfig) -> tuple[CanonicalLogs, IngestResult]:
     return output.logs, output.result
 
 
-def _check_inputs_kept(output_dir: Path, source: SourceConfig) -> None:
-    """Refuse an ``output_dir`` whose output files would overwrite one of the source's files."""
-    outputs = {(output_dir / name).resolve() for name in OUTPUT_FILES}
+def input_paths(source: SourceConfig) -> list[Path]:
+    """Every path ingestion reads: each mapped table's files and folder of parts, and
+    ``data.path``."""
+    root = Path(source.path)
+    folder = root.parent if root.is_file() else root
+    paths = []
     for table in TABLES:
-        for path in resolve_files(source, table) if getattr(source, table).columns else []:
-            if path.resolve() in outputs:
-                raise OutputExistsError(
-                    f"output_dir {output_dir} would overwrite the input file {path}; choose "
-                    "another folder"
-                )
+        mapping = getattr(source, table)
+        if mapping.columns:
+            paths.extend(resolve_files(source, table))
+            if mapping.file and (folder / mapping.file).is_dir():
+                paths.append(folder / mapping.file)
+    return [*paths, root]
+
+
+_OVERLAPS = ("is the input", "contains the input", "lies inside the input folder")
+
+
+def overlap(output_dir: Path, path: Path) -> str:
+    """How ``output_dir`` overlaps the input ``path`` (one of :data:`_OVERLAPS`, or ``""``
+    when it does not): it is the input, contains it, or lies inside it (links resolved)."""
+    out, inp = output_dir.resolve(), path.resolve()
+    if out == inp:
+        return _OVERLAPS[0]
+    if out in inp.parents:
+        return _OVERLAPS[1]
+    if inp in out.parents:
+        return _OVERLAPS[2]
+    return ""
+
+
+def _check_inputs_kept(output_dir: Path, source: SourceConfig) -> None:
+    """Refuse an ``output_dir`` that is, contains or lies inside an input path, whatever
+    ``overwrite`` says: the outputs must never mix with (or replace) what was read."""
+    found = [(how, path) for path in input_paths(source) if (how := overlap(output_dir, path))]
+    if found:
+        how, path = min(found, key=lambda item: _OVERLAPS.index(item[0]))
+        raise OutputExistsError(
+            f"output_dir {output_dir} {how} {path}; choose a folder outside the input "
+            "(overwrite=true does not change this)"
+        )
 
 
 def write_output(output: IngestOutput, output_dir: Path) -> None:
