@@ -172,3 +172,23 @@ def test_configuration_reference_names_every_command_group_and_option() -> None:
             missing.append(f"group {group}")
         missing += [f"{group}/{o}" for o in _options(group) if f"`{o}`" not in page]
     assert not missing, f"docs/configuration.md does not mention {missing}"
+
+
+@pytest.mark.parametrize("name", ["serve", "score", "promote", "cycle"])
+def test_a_removed_cap_stays_removed(name: str) -> None:
+    """``'~serve.rules.frequency_caps.email'`` (what docs/serving.md and the guard's message
+    tell a user whose world has no such channel) removes the cap; the schema's defaults are not
+    merged back in."""
+    obj = _compose(
+        name,
+        ["~serve.rules.frequency_caps.email", "~serve.rules.frequency_caps.phone"],
+    )
+    assert dict(obj.serve.rules.frequency_caps) == {}
+
+
+def test_a_map_given_in_a_config_replaces_the_schema_default() -> None:
+    obj = _compose(
+        "serve", ["~serve.rules.frequency_caps.email", "serve.rules.frequency_caps.phone=3"]
+    )
+    assert dict(obj.serve.rules.frequency_caps) == {"phone": 3}
+    assert obj.serve.holdout.staff.call_segments  # nested dataclasses keep their defaults

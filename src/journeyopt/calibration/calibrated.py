@@ -161,13 +161,16 @@ def world_to_dict(world: WorldSpec) -> dict[str, Any]:
         "currency": world.currency,
         "channels": list(world.channels),
         "actions": {
-            name: {"channel": ch, "cost": float(cost)}
-            for name, ch, cost in zip(
-                world.actions.names, world.actions.channels, world.actions.costs, strict=True
+            name: {"channel": ch, "cost": float(cost), "discount": float(rate)}
+            for name, ch, cost, rate in zip(
+                world.actions.names,
+                world.actions.channels,
+                world.actions.costs,
+                world.actions.discounts,
+                strict=True,
             )
         },
         "margin_rate": world.margin_rate,
-        "discount_rate": world.discount_rate,
         "fatigue_decay_weeks": world.fatigue_decay_weeks,
         "engagement_decay_weeks": world.engagement_decay_weeks,
         "engagement_kinds": dict(world.engagement_kinds),

@@ -47,14 +47,18 @@ class EconomicsConfig:
 
     Attributes:
         currency: Currency of values and costs.
-        margin_rate: Fraction of a conversion's list value that is margin.
-        discount_rate: Fraction of the list value a ``discount_offer`` takes off the week's
-            conversions (its logged revenue is divided by ``1 - discount_rate``).
+        margin_rate: Fraction of a conversion's list value that is margin (after the cost of
+            delivering it, before contact costs and discounts), in [0, 1]. The discounts
+            are the actions' own (``data.actions.<name>.discount``), and whether logged
+            amounts are before or after them is ``data.amounts``.
     """
 
     currency: str = "EUR"
-    margin_rate: float = 0.7
-    discount_rate: float = 0.25
+    margin_rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.margin_rate <= 1.0:
+            raise ConfigError(f"economics.margin_rate must be in [0, 1], got {self.margin_rate}")
 
 
 @dataclass

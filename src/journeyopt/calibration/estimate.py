@@ -214,7 +214,6 @@ def estimate(
         channels=structure.features.contact_channels,
         actions=structure.actions,
         margin_rate=econ.margin_rate,
-        discount_rate=econ.discount_rate,
         fatigue_decay_weeks=1.0,
         engagement_decay_weeks=1.0,
         segments=_segments(

@@ -194,7 +194,10 @@ def logged_actions(
 
 
 def one_step_curves(
-    world: WorldSpec, hold: pd.DataFrame, structure: Structure, discount: tuple[int, float] | None
+    world: WorldSpec,
+    hold: pd.DataFrame,
+    structure: Structure,
+    list_divisors: NDArray[np.float64] | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Reliability of the fitted conversion, engagement and opt-out probabilities on the
     hold-out customer-weeks, given their actual state and logged action."""
@@ -206,7 +209,7 @@ def one_step_curves(
         structure.features.contact_channels,
         structure.actions.names,
         structure.segments,
-        discount,
+        list_divisors,
     )
     curves, summary = [], []
     probs = {"convert": [], "engage": [], "optout": []}  # type: dict[str, list[tuple[Float, Float]]]
@@ -249,7 +252,7 @@ def holdout_report(
     state: CustomerState,
     fit_panel: pd.DataFrame,
     cfg: CalibrationConfig,
-    discount: tuple[int, float] | None,
+    list_divisors: NDArray[np.float64] | None,
 ) -> HoldoutReport:
     """Simulate the hold-out and compare (see the module docstring).
 
@@ -261,7 +264,8 @@ def holdout_report(
         state: Their state at the start of the first hold-out week.
         fit_panel: Panel rows of the calibration weeks (for the customers' segments).
         cfg: Calibration settings (runs, seed).
-        discount: Discount action and rate (undone for the value model's one-step check).
+        list_divisors: (A,) revenue under each action over its list value (undone for the
+            value model's one-step check; see ``customer_weeks``).
     """
     world = est.calibrated.world
     seg_of = (
@@ -298,7 +302,7 @@ def holdout_report(
     totals = totals.reset_index()
     with np.errstate(divide="ignore", invalid="ignore"):
         totals["rel_error"] = totals["simulated"] / totals["actual"] - 1.0
-    curves, one_step = one_step_curves(world, hold, structure, discount)
+    curves, one_step = one_step_curves(world, hold, structure, list_divisors)
     overall = totals[totals["grouping"] == "all"]
     errors = dict(zip(overall["metric"], overall["rel_error"].to_numpy(np.float64), strict=True))
     metrics = {

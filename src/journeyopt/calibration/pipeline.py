@@ -33,7 +33,7 @@ from journeyopt.calibration.weeks import customer_weeks, segment_names
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.schema import CanonicalLogs
 from journeyopt.errors import JourneyoptError
-from journeyopt.outputs import check_output_dir
+from journeyopt.outputs import check_output_dir, staged_output_dir
 from journeyopt.panel.build import build_panel, state_at
 from journeyopt.panel.config import feature_spec
 from journeyopt.sim.discrete import DiscreteLayout
@@ -159,18 +159,10 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     spec = DiscreteSpec(**asdict(cal.caps))
     layout = DiscreteLayout(spec, len(segments), len(channels))
     names = source.action_names
-    actions = ActionCatalog(
-        names=names,
-        channels=tuple(source.actions[a].channel for a in names),
-        costs=tuple(float(source.actions[a].cost) for a in names),
-    )
+    actions = ActionCatalog.from_source(source)
     structure = Structure(cal.name, actions, feature_spec(cfg.panel, channels), layout, segments)
-    discount = (
-        (names.index("discount_offer"), cal.economics.discount_rate)
-        if "discount_offer" in names
-        else None
-    )
-    weeks = customer_weeks(fit_panel, layout, channels, names, segments, discount)
+    divisors = actions.list_divisors(source.amounts)
+    weeks = customer_weeks(fit_panel, layout, channels, names, segments, divisors)
     last_week = fit_panel[fit_panel["week"] == fit_panel["week"].max()]
     config = cast(dict[str, Any], OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
     meta: dict[str, Any] = {
@@ -187,7 +179,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     if not hold_panel.empty:
         split_start = pd.Timestamp(hold_panel["week_start"].min())
         ids, state = state_at(logs, cfg.panel, channels, split_start)
-        holdout = holdout_report(est, structure, hold_panel, ids, state, fit_panel, cal, discount)
+        holdout = holdout_report(est, structure, hold_panel, ids, state, fit_panel, cal, divisors)
         if not est.identified:  # purchase-only logs: BG/NBD is the reference model
             bought = fit_panel[fit_panel["conversions"].to_numpy() > 0]
             codes, _ = pd.factorize(bought["customer_id"])
@@ -198,10 +190,10 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     if truth is not None:
         policies = policy_fidelity(truth, est.calibrated.world, cal)
     metrics = {**(holdout.metrics if holdout else {}), **(policies.metrics if policies else {})}
-    out.mkdir(parents=True, exist_ok=True)
-    est.calibrated.save(out)
-    est.support.to_csv(out / "support.csv", index=False)
-    write_card(out, est, holdout, policies)
+    with staged_output_dir(out, cfg.overwrite) as staging:
+        est.calibrated.save(staging)
+        est.support.to_csv(staging / "support.csv", index=False)
+        write_card(staging, est, holdout, policies)
     with tracked_run(
         config, f"calibrate-{cal.name}", tags={"journeyopt.calibration": cal.name}
     ) as run:

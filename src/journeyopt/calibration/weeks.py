@@ -156,7 +156,7 @@ def customer_weeks(
     channels: Sequence[str],
     actions: Sequence[str],
     segments: Sequence[str],
-    discount: tuple[int, float] | None = None,
+    list_divisors: NDArray[np.float64] | None = None,
 ) -> CustomerWeeks:
     """The panel's customer-weeks (first weeks of customers dropped, see the module docstring).
 
@@ -166,8 +166,9 @@ def customer_weeks(
         channels: Contact channels, in the order of the state's opt-out bits.
         actions: Action catalogue, ``none`` first; logged actions outside it are an error.
         segments: Segment names (``segment_names(panel)`` of the calibration panel).
-        discount: ``(action index, rate)`` of a discount that takes ``rate`` off the list value
-            of the week's conversions; the list value is then ``revenue / (1 - rate)``.
+        list_divisors: (A,) what revenue logged under each action is divided by to give the
+            list value (:meth:`journeyopt.sim.rules.ActionCatalog.list_divisors`); None: the
+            logged revenue is the list value.
     """
     rows = panel[panel["tenure_weeks"].to_numpy() > 0]
     labels = rows["segment"].astype(str).replace("", UNKNOWN_SEGMENT)
@@ -182,8 +183,8 @@ def customer_weeks(
         raise ValueError(f"logged actions {missing} are not in the catalogue {actions}")
     summary = panel_summary(rows, segment, layout.spec, channels)
     revenue = rows["revenue"].to_numpy(np.float64)
-    if discount is not None:
-        revenue = np.where(action == discount[0], revenue / (1.0 - discount[1]), revenue)
+    if list_divisors is not None:
+        revenue = revenue / np.asarray(list_divisors, np.float64)[action]
     customer, ids = pd.factorize(rows["customer_id"].astype(str), sort=True)
     stages = pd.Categorical(rows["lifecycle"].astype(str), categories=list(LIFECYCLE_STAGES))
     lifecycle = np.asarray(stages.codes, np.int64)

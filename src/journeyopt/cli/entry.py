@@ -11,6 +11,7 @@ from importlib.resources import files
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf._utils import is_structured_config
 from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 
@@ -38,10 +39,14 @@ def to_object(cfg: DictConfig | Any, schema: type[T]) -> T:
     """Validate a composed config node against its dataclass ``schema`` and instantiate it.
 
     Runs the dataclass's ``__post_init__`` checks; any problem becomes a :class:`ConfigError`
-    naming the offending key.
+    naming the offending key. A map the composed config gives (``serve.rules.frequency_caps``)
+    replaces the schema's default map instead of being merged into it, so a key the user
+    removed (``'~serve.rules.frequency_caps.email'``) stays removed.
     """
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), cfg)
+        if isinstance(cfg, DictConfig) and isinstance(merged, DictConfig):
+            _replace_maps(merged, cfg)
         obj = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         raise ConfigError(f"invalid configuration: {err}".splitlines()[0]) from err
@@ -50,8 +55,29 @@ def to_object(cfg: DictConfig | Any, schema: type[T]) -> T:
     return obj
 
 
+INTERRUPTED_EXIT_CODE = 130
+"""Exit code of a command stopped by Ctrl-C (SIGINT): 128 + the signal's number, as shells do."""
+
+
+def _replace_maps(merged: DictConfig, given: DictConfig) -> None:
+    """Set every plain map (not a dataclass node) of ``given`` into ``merged`` as it is,
+    recursing into dataclass nodes; ``merged`` is ``given`` merged over a schema."""
+    for key in given:
+        value = given._get_node(key)
+        target = merged._get_node(key)
+        if not isinstance(value, DictConfig) or not isinstance(target, DictConfig):
+            continue
+        if OmegaConf.is_missing(given, key) or value._is_none() or target._is_none():
+            continue
+        if is_structured_config(OmegaConf.get_type(target)):
+            _replace_maps(target, value)
+        else:
+            merged[key] = value
+
+
 def report_errors(job: Callable[[], T]) -> T:
-    """Run ``job``; print a :class:`JourneyoptError` as one clear line and exit non-zero.
+    """Run ``job``; print a :class:`JourneyoptError` as one clear line and exit non-zero, and
+    a Ctrl-C (``KeyboardInterrupt``) as ``interrupted`` with exit code 130.
 
     Set ``JOURNEYOPT_DEBUG=1`` to get the full traceback instead. MLflow's per-file download
     progress bars (loading a registered model) are off unless
@@ -66,6 +92,11 @@ def report_errors(job: Callable[[], T]) -> T:
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        if os.environ.get("JOURNEYOPT_DEBUG"):
+            raise
+        print("interrupted", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT_CODE)
 
 
 def console() -> Console:

@@ -324,7 +324,8 @@ def served_trajectories(
     rules ``serve.rules`` exactly as serving masks (a contact serving would forbid is never
     credited to a policy)."""
     recent = panel[panel["week"] > int(panel["week"].max()) - weeks]
-    return logged_trajectories(recent, world, serving_rules(world, cfg.serve.rules), weeks)
+    rules = serving_rules(world, cfg.serve.rules)
+    return logged_trajectories(recent, world, rules, weeks, cfg.data.amounts)
 
 
 def model_evidence(cfg: PromoteConfig, model: ValueModel, panel: pd.DataFrame) -> Evidence:

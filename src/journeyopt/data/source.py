@@ -63,10 +63,15 @@ class ActionSpec:
         channel: Contact channel the action uses (must be in ``contact_channels``), or ``""``
             for ``none``.
         cost: Cost of one contact in currency units, used when the log carries no cost.
+        discount: Fraction of the list price the action gives away on every conversion of
+            the contacted customer in the week of the contact (a voucher: ``0.2`` for 20 %
+            off), in [0, 1); 0 for an action that gives nothing away. Whether the export's
+            amounts are before or after it is ``data.amounts``.
     """
 
     channel: str = ""
     cost: float = 0.0
+    discount: float = 0.0
 
 
 @dataclass
@@ -138,10 +143,12 @@ class SourceConfig:
         events, contacts, identities, customers: Table mappings.
         event_roles: Raw event kind -> canonical role (see :class:`~journeyopt.data.schema.Role`).
         contact_channels: Channels the company contacts customers through.
-        actions: The action catalogue; must contain ``none``. The names are the actions a
-            policy chooses from; ``newsletter``, ``discount_offer`` and ``personal_call`` are
-            the ones today's staff rules (the baseline) use, ``discount_offer`` also carries
-            the discount cost in a calibrated world.
+        actions: The action catalogue; must contain ``none``. Any names: each action declares
+            its channel, cost and discount (:class:`ActionSpec`); no code looks at the names.
+        amounts: What the ``value`` of a conversion is under a discounting action: ``paid``
+            (the amount charged, after the discount; the usual export) or ``list`` (the list
+            price, before it). Revenue, margins and the calibrated world's value model use
+            the list value, so a wrong setting inflates or deflates discount weeks.
         contact_actions: Raw action name in the contacts table -> catalogue action (e.g.
             ``Rabattaktion: discount_offer``); catalogue names map to themselves. When the
             events and the contacts are one file (one activity export), a row whose contacts'
@@ -171,6 +178,7 @@ class SourceConfig:
     contact_channels: list[str] = field(default_factory=list)
     actions: dict[str, ActionSpec] = field(default_factory=lambda: {"none": ActionSpec()})
     contact_actions: dict[str, str] = field(default_factory=dict)
+    amounts: str = "paid"
     dedup: DedupConfig = field(default_factory=DedupConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
 
@@ -196,6 +204,13 @@ class SourceConfig:
                 )
             if spec.cost < 0:
                 raise ConfigError(f"data.actions.{name}.cost must be >= 0, got {spec.cost}")
+            if not 0.0 <= spec.discount < 1.0 or (name == "none" and spec.discount != 0.0):
+                raise ConfigError(
+                    f"data.actions.{name}.discount must be in [0, 1) (0 for 'none'), "
+                    f"got {spec.discount}"
+                )
+        if self.amounts not in ("paid", "list"):
+            raise ConfigError(f"data.amounts must be 'paid' or 'list', got {self.amounts!r}")
         unknown = {raw: a for raw, a in self.contact_actions.items() if a not in self.actions}
         if unknown:
             raise ConfigError(

@@ -96,7 +96,7 @@ class UpliftJobConfig:
         contacts: ``decisions`` (the decision log's contacts replace the source's from the
             first logged decision on) or ``source`` (the source's contacts only).
         estimator: How uplift is estimated.
-        economics: Margin and discount (margin net of contact cost).
+        economics: The margin rate (discounts are the actions' own, `data.actions`).
         prediction: The champion's predicted uplift, to compare with.
         output_dir: Folder of the report.
         overwrite: Replace an earlier report in ``output_dir``.

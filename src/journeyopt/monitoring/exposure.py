@@ -14,8 +14,9 @@ Outcomes per customer-week:
 - ``conversions``: conversions;
 - ``revenue``: what the customer paid, currency;
 - ``margin``: margin net of contact cost, currency: ``revenue - (1 - margin_rate) * list
-  value - contact cost``, the list value being the revenue before a ``discount_offer``'s
-  discount (the same reward the simulator pays);
+  value - contact cost``, the list value being the revenue before the discount of the week's
+  action (:meth:`journeyopt.sim.rules.ActionCatalog.list_values`; the same reward the
+  simulator pays);
 - ``opt_outs``: weeks with an opt-out.
 """
 
@@ -26,17 +27,32 @@ import pandas as pd
 
 from journeyopt.calibration.config import EconomicsConfig
 from journeyopt.monitoring.decisions_contacts import WEEK
+from journeyopt.sim.rules import ActionCatalog
 
 OUTCOMES: tuple[str, ...] = ("conversions", "revenue", "margin", "opt_outs")
-DISCOUNT_ACTION = "discount_offer"
 
 
-def weekly_outcomes(panel: pd.DataFrame, economics: EconomicsConfig) -> pd.DataFrame:
+def weekly_outcomes(
+    panel: pd.DataFrame,
+    economics: EconomicsConfig,
+    catalog: ActionCatalog | None = None,
+    prices: str = "paid",
+) -> pd.DataFrame:
     """The :data:`OUTCOMES` of every panel row: columns ``customer_id``, ``week_start`` and
-    one per outcome."""
+    one per outcome.
+
+    Args:
+        panel: Panel rows.
+        economics: The margin rate.
+        catalog: The action catalogue with its discounts (``ActionCatalog.from_source``);
+            None: no action gives a discount.
+        prices: The source's price basis (``data.amounts``).
+    """
     revenue = panel["revenue"].to_numpy(np.float64)
-    discounted = panel["action"].astype(str).to_numpy() == DISCOUNT_ACTION
-    list_value = np.where(discounted, revenue / (1.0 - economics.discount_rate), revenue)
+    list_value = revenue
+    if catalog is not None:
+        action = catalog.index(panel["action"].astype(str).to_numpy())
+        list_value = catalog.list_values(revenue, action, prices)
     margin = revenue - (1.0 - economics.margin_rate) * list_value
     return pd.DataFrame(
         {
@@ -56,6 +72,8 @@ def customer_outcomes(
     since: pd.Timestamp,
     pre_weeks: int,
     economics: EconomicsConfig,
+    catalog: ActionCatalog | None = None,
+    prices: str = "paid",
 ) -> pd.DataFrame:
     """One row per exposed customer.
 
@@ -68,7 +86,9 @@ def customer_outcomes(
         since: Monday 00:00 UTC of the first measured week.
         pre_weeks: Weeks before the customer's first scored week (at the latest ``since``)
             averaged into the covariates.
-        economics: Margin and discount rates.
+        economics: The margin rate.
+        catalog, prices: The actions' discounts and the logs' price basis
+            (:func:`weekly_outcomes`).
 
     Returns:
         ``customer_id``, ``group``, ``segment`` (static attribute, ``(unknown)`` when empty),
@@ -77,7 +97,7 @@ def customer_outcomes(
         per week, 0 without pre-period weeks). Customers without an exposed panel week are
         not in it.
     """
-    weekly = weekly_outcomes(panel, economics)
+    weekly = weekly_outcomes(panel, economics, catalog, prices)
     first = groups.set_index("customer_id")["first_week"]
     start = first.where(first >= since, since)
     weekly["exposed_from"] = weekly["customer_id"].map(start)

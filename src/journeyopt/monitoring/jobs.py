@@ -34,10 +34,11 @@ from journeyopt.monitoring.exposure import OUTCOMES, customer_outcomes
 from journeyopt.monitoring.prediction import predicted_margin_uplift
 from journeyopt.monitoring.report import write_drift_report, write_uplift_report
 from journeyopt.monitoring.uplift import uplift_table
-from journeyopt.outputs import check_output_dir
+from journeyopt.outputs import check_output_dir, staged_output_dir
 from journeyopt.panel.build import build_panel
 from journeyopt.panel.config import feature_spec, parse_as_of
 from journeyopt.panel.segments import customer_snapshot
+from journeyopt.sim.rules import ActionCatalog
 from journeyopt.sim.world import load_world
 from journeyopt.tracking.run import tracked_run
 from journeyopt.tracking.tags import run_tags
@@ -123,7 +124,15 @@ def measure_uplift(cfg: UpliftJobConfig) -> UpliftResult:
             f"{last_week.date()}"
         )
     groups, n_both = customer_groups(decisions, since)
-    customers = customer_outcomes(panel, groups, since, cfg.estimator.pre_weeks, cfg.economics)
+    customers = customer_outcomes(
+        panel,
+        groups,
+        since,
+        cfg.estimator.pre_weeks,
+        cfg.economics,
+        ActionCatalog.from_source(cfg.data),
+        cfg.data.amounts,
+    )
     if customers.empty:
         raise JourneyoptError(
             f"no customer of the decision log {cfg.decisions} has a complete week in the logs "
@@ -169,10 +178,11 @@ def measure_uplift(cfg: UpliftJobConfig) -> UpliftResult:
     with tracked_run(
         _config_dict(cfg), f"uplift-{since.date()}", tags=run_tags(), log_config=True
     ) as run:
-        paths = write_uplift_report(out, table, customers, facts, prediction)
-        run.log_metrics(metrics, step=0)
-        for path in paths:
-            run.log_artifact(path, "uplift")
+        with staged_output_dir(out, cfg.overwrite) as staging:
+            paths = write_uplift_report(staging, table, customers, facts, prediction)
+            run.log_metrics(metrics, step=0)
+            for path in paths:
+                run.log_artifact(path, "uplift")
         run_id = run.run_id
     return UpliftResult(table, customers, prediction, metrics, out, run_id)
 
@@ -303,10 +313,11 @@ def detect_drift(cfg: DriftJobConfig) -> tuple[DriftFindings, str | None]:
     }
     with tracked_run(_config_dict(cfg), "drift", tags=run_tags()) as run:
         run.set_tags({"journeyopt.drift_detected": str(findings.drift_detected).lower()})
-        paths = write_drift_report(out, findings, facts, verdict)
-        run.log_metrics(_drift_metrics(findings), step=0)
-        for path in paths:
-            run.log_artifact(path, "drift")
+        with staged_output_dir(out, cfg.overwrite) as staging:
+            paths = write_drift_report(staging, findings, facts, verdict)
+            run.log_metrics(_drift_metrics(findings), step=0)
+            for path in paths:
+                run.log_artifact(path, "drift")
         run_id = run.run_id
     return findings, run_id
 

@@ -16,8 +16,9 @@ Common random numbers: a week draws the same random numbers whatever the actions
 customer's numbers are their own (see :func:`sample_outcome_at`), so two policies run from
 the same seed differ only through their actions.
 
-Reward of a customer-week (currency): ``margin_rate * v - discount_rate * v * [discount]
-- cost[action]`` where ``v`` is the list value of the week's conversion (0 without one).
+Reward of a customer-week (currency): ``margin_rate * v - discount[action] * v - cost[action]``
+where ``v`` is the list value of the week's conversion (0 without one) and ``discount`` the
+catalogue's discount rates (:attr:`journeyopt.sim.rules.ActionCatalog.discounts`).
 
 Outcomes are independent Bernoulli draws given the summary and the action: at most one
 conversion, at most one engagement event and at most one opt-out per customer-week.
@@ -172,7 +173,7 @@ def response_probabilities(
 def expected_reward(world: WorldSpec, responses: Responses, actions: NDArray[np.integer]) -> Float:
     """(N,) expected reward of a customer-week, currency (what the exact optimum uses)."""
     a = np.asarray(actions, np.int64)
-    margin = world.margin_rate - world.discount_rate * (a == world.discount_action)
+    margin = world.margin_rate - world.actions.discount_rates[a]
     return responses.convert * responses.value * margin - world.params.cost[a]
 
 
@@ -198,7 +199,7 @@ class WeekOutcome:
         buyer_kind: (B,) their conversion kind index into ``world.kinds``.
         buyer_value: (B,) their list value, currency.
         buyer_margin: (B,) ``margin_rate * list value``, currency.
-        buyer_discount: (B,) ``discount_rate * list value`` in a discount week, else 0.
+        buyer_discount: (B,) the week's action's discount rate times the list value.
 
     Derived (N,) arrays: :attr:`overridden`, :attr:`kind`, :attr:`list_value`,
     :attr:`engagement_source`, :attr:`margin`, :attr:`discount_cost`, :attr:`reward`.
@@ -248,7 +249,7 @@ class WeekOutcome:
 
     @cached_property
     def discount_cost(self) -> Float:
-        """(N,) ``discount_rate * list_value`` in a discount week, currency."""
+        """(N,) the week's action's discount rate times the list value, currency."""
         return self._spread(self.buyer_discount, 0.0)
 
     @cached_property
@@ -530,8 +531,8 @@ def sample_outcome_at(
     shape_b = p.value_shape.take(seg_b)
     noise_b = keyed_standard_gamma(key_b, shape_b, first_draw=1) / shape_b
     value_b = np.round(p.kind_values[seg_b, kind_b] * table.lift.take(x_b) * noise_b, 2)
-    discounted_b = a.take(buyers) == world.discount_action
-    paid_b = np.round(value_b * np.where(discounted_b, 1.0 - world.discount_rate, 1.0), 2)
+    rate_b = world.actions.discount_rates.take(a.take(buyers))
+    paid_b = np.round(value_b * (1.0 - rate_b), 2)
     paid = np.zeros(n)
     paid[buyers] = paid_b
 
@@ -558,7 +559,7 @@ def sample_outcome_at(
         buyer_kind=kind_b,
         buyer_value=value_b,
         buyer_margin=world.margin_rate * value_b,
-        buyer_discount=np.where(discounted_b, world.discount_rate * value_b, 0.0),
+        buyer_discount=rate_b * value_b,
     )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,43 +32,89 @@ REASONS: tuple[str, ...] = ("allowed", "opted_out", "ineligible", "frequency_cap
 ALLOWED, OPTED_OUT, INELIGIBLE, FREQUENCY_CAP, COOLDOWN = range(len(REASONS))
 
 
+PRICE_BASES: tuple[str, ...] = ("paid", "list")
+
+
 @dataclass(frozen=True)
 class ActionCatalog:
-    """The company's actions: ``none`` first, each with its channel and cost.
+    """The company's actions: ``none`` first, each with its channel, cost and economics.
+
+    No code tests an action's name: what an action costs and gives away is declared here.
 
     Attributes:
         names: (A,) action names; ``names[0] == "none"``.
         channels: (A,) contact channel of each action; ``""`` for ``none``.
         costs: (A,) cost of one contact, currency.
+        discounts: (A,) fraction of the list value the action gives away on every conversion
+            of the contacted customer in the week of the contact (a voucher, a price cut),
+            in [0, 1); empty means no action gives a discount.
     """
 
     names: tuple[str, ...]
     channels: tuple[str, ...]
     costs: tuple[float, ...]
+    discounts: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.names or self.names[0] != "none":
             raise ValueError(f"the first action must be 'none', got {self.names[:1]}")
-        if not len(self.names) == len(self.channels) == len(self.costs):
-            raise ValueError("names, channels and costs must have the same length")
+        if not self.discounts:
+            object.__setattr__(self, "discounts", (0.0,) * len(self.names))
+        if not len(self.names) == len(self.channels) == len(self.costs) == len(self.discounts):
+            raise ValueError("names, channels, costs and discounts must have the same length")
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"duplicate action names: {self.names}")
+        for name, rate in zip(self.names, self.discounts, strict=True):
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"the discount of action {name!r} must be in [0, 1), got {rate}")
+        if self.discounts[0] != 0.0:
+            raise ValueError("the action 'none' gives no discount")
 
     @staticmethod
     def from_source(source: SourceConfig) -> ActionCatalog:
         """The catalogue declared in a source config (``data.actions``)."""
-        names = source.action_names
+        specs = [source.actions[a] for a in source.action_names[1:]]
         return ActionCatalog(
-            names=names,
-            channels=tuple(source.actions[a].channel if a != "none" else "" for a in names),
-            costs=tuple(float(source.actions[a].cost) if a != "none" else 0.0 for a in names),
+            names=source.action_names,
+            channels=("", *(s.channel for s in specs)),
+            costs=(0.0, *(float(s.cost) for s in specs)),
+            discounts=(0.0, *(float(s.discount) for s in specs)),
         )
+
+    @cached_property
+    def discount_rates(self) -> NDArray[np.float64]:
+        """(A,) :attr:`discounts` as an array."""
+        return np.asarray(self.discounts, np.float64)
+
+    def list_divisors(self, prices: str) -> NDArray[np.float64]:
+        """(A,) what logged revenue under each action is divided by to give its list value:
+        ``1 - discount`` when the logged amounts are ``paid`` (after the discount), 1 when they
+        are ``list`` prices (see :data:`PRICE_BASES`)."""
+        if prices == "list":
+            return np.ones(len(self.names))
+        if prices != "paid":
+            raise ValueError(f"prices must be one of {PRICE_BASES}, got {prices!r}")
+        return 1.0 - self.discount_rates
+
+    def list_values(
+        self, revenue: NDArray[np.floating], actions: NDArray[np.integer], prices: str
+    ) -> NDArray[np.float64]:
+        """(N,) list value of logged revenue: what the week's conversions were worth before
+        the discount of the week's action (the value the reward's margin is taken of).
+
+        Args:
+            revenue: (N,) logged revenue of a customer-week, currency (net of refunds).
+            actions: (N,) index of the week's action.
+            prices: What the logged amounts are: ``paid`` or ``list`` (:meth:`list_divisors`).
+        """
+        divisor = self.list_divisors(prices)[np.asarray(actions, np.int64)]
+        return np.asarray(revenue, np.float64) / divisor
 
     @property
     def n_actions(self) -> int:
         return len(self.names)
 
-    def index(self, names: NDArray[np.str_] | list[str]) -> NDArray[np.int64]:
+    def index(self, names: NDArray[np.str_] | NDArray[np.object_] | list[str]) -> NDArray[np.int64]:
         """Action indices of action names; raises ``KeyError`` naming an unknown action."""
         lookup = {n: i for i, n in enumerate(self.names)}
         try:

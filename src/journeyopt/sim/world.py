@@ -313,9 +313,8 @@ class WorldSpec:
         currency: Currency of all values and costs.
         channels: Contact channels, in the order of the state's channel axis.
         actions: The action catalogue, ``none`` first.
-        margin_rate: Fraction of a conversion's list value that is margin.
-        discount_rate: Fraction of the list value a ``discount_offer`` gives away on every
-            conversion of that customer in the week of the offer.
+        margin_rate: Fraction of a conversion's list value that is margin (the discount an
+            action gives away is the catalogue's, :attr:`ActionCatalog.discounts`).
         fatigue_decay_weeks: E-folding time of contact fatigue, weeks.
         engagement_decay_weeks: E-folding time of the engagement lifts, weeks.
         segments: The customer types.
@@ -334,7 +333,6 @@ class WorldSpec:
     channels: tuple[str, ...]
     actions: ActionCatalog
     margin_rate: float
-    discount_rate: float
     fatigue_decay_weeks: float
     engagement_decay_weeks: float
     segments: tuple[SegmentSpec, ...]
@@ -347,7 +345,6 @@ class WorldSpec:
 
     def __post_init__(self) -> None:
         _check_prob(self.margin_rate, "world.margin_rate")
-        _check_prob(self.discount_rate, "world.discount_rate")
         for name in ("fatigue_decay_weeks", "engagement_decay_weeks"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"world.{name} must be > 0")
@@ -362,8 +359,6 @@ class WorldSpec:
         for action in (*self.actions.names[1:], "inquiry", "arrival"):
             if action not in self.engagement_kinds:
                 raise ConfigError(f"world.engagement_kinds must name an event kind for {action}")
-        if "discount_offer" not in self.actions.names and self.responses is None:
-            raise ConfigError("world.actions must contain discount_offer")
         if self.responses is not None:
             n_actions = self.responses.convert_logit.shape[1]
             if n_actions != self.actions.n_actions:
@@ -385,12 +380,6 @@ class WorldSpec:
     def kinds(self) -> tuple[str, ...]:
         """All conversion kinds of the world, in first-seen order."""
         return tuple(dict.fromkeys(k for s in self.segments for k in s.kinds))
-
-    @property
-    def discount_action(self) -> int:
-        """Index of ``discount_offer``; -1 when the catalogue has none (calibrated worlds)."""
-        names = self.actions.names
-        return names.index("discount_offer") if "discount_offer" in names else -1
 
     def require_identified_actions(self, purpose: str) -> None:
         """Raise :class:`~journeyopt.errors.JourneyoptError` if the world cannot tell what a
@@ -509,11 +498,24 @@ def world_from_dict(raw: Mapping[str, Any], base: Path | None = None) -> WorldSp
         responses = FittedResponses.load((base or Path()) / str(raw["responses"]))
     actions = raw["actions"]
     names = ("none", *(a for a in actions if a != "none"))
-    catalog = ActionCatalog(
-        names=names,
-        channels=tuple(str(actions[a].get("channel", "")) if a in actions else "" for a in names),
-        costs=tuple(float(actions[a].get("cost", 0.0)) if a in actions else 0.0 for a in names),
-    )
+    if "discount_rate" in raw:
+        raise ConfigError(
+            "world.discount_rate is no longer read: declare the discount on the action that "
+            "gives it (actions.<name>.discount: 0.25) and remove discount_rate"
+        )
+
+    def per_action(key: str, default: Any) -> tuple[Any, ...]:
+        return tuple(actions[a].get(key, default) if a in actions else default for a in names)
+
+    try:
+        catalog = ActionCatalog(
+            names=names,
+            channels=tuple(str(c) for c in per_action("channel", "")),
+            costs=tuple(float(c) for c in per_action("cost", 0.0)),
+            discounts=tuple(float(d) for d in per_action("discount", 0.0)),
+        )
+    except ValueError as err:
+        raise ConfigError(f"world.actions: {err}") from err
     channels = tuple(raw["channels"])
     segments = tuple(
         SegmentSpec(
@@ -535,7 +537,6 @@ def world_from_dict(raw: Mapping[str, Any], base: Path | None = None) -> WorldSp
         channels=channels,
         actions=catalog,
         margin_rate=float(raw["margin_rate"]),
-        discount_rate=float(raw["discount_rate"]),
         fatigue_decay_weeks=float(raw["fatigue_decay_weeks"]),
         engagement_decay_weeks=float(raw["engagement_decay_weeks"]),
         segments=segments,

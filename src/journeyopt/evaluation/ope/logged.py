@@ -8,9 +8,10 @@ present in the first logged week, followed for the next ``H`` weeks. Per custome
   numbers :func:`journeyopt.panel.state.state_features` gives the simulator and serving);
 - the logged action and its propensity (logged where present; else a behaviour-cloning
   estimate, :func:`journeyopt.calibration.propensity.propensities`, whose calibration is kept);
-- the reward, currency: ``margin_rate * v - discount_rate * v * [discount] - contact cost``,
-  with ``v`` the week's list value (revenue, divided by ``1 - discount_rate`` under a discount)
-  — the world's reward (:mod:`journeyopt.sim.dynamics`);
+- the reward, currency: ``margin_rate * v - discount[action] * v - contact cost``, with ``v``
+  the week's list value (:meth:`journeyopt.sim.rules.ActionCatalog.list_values` of the logged
+  revenue, by the source's price basis ``data.amounts``) — the world's reward
+  (:mod:`journeyopt.sim.dynamics`);
 - the contact rules' masks (:meth:`journeyopt.sim.rules.ContactRules.masks`).
 
 The value these trajectories estimate is the simulator's (:mod:`journeyopt.evaluation.simulate`):
@@ -93,20 +94,22 @@ class LoggedTrajectories:
         )
 
 
-def week_rewards(panel: pd.DataFrame, world: WorldSpec) -> Float:
-    """(M,) reward of panel rows, currency (see the module docstring)."""
-    revenue = panel["revenue"].to_numpy(np.float64)
-    names = world.actions.names
-    action = panel["action"].astype(str).to_numpy()
-    discounted = action == names[world.discount_action] if world.discount_action >= 0 else False
-    rate = world.discount_rate
-    value = np.where(discounted, revenue / (1.0 - rate), revenue)
-    margin = world.margin_rate * value - np.where(discounted, rate * value, 0.0)
+def week_rewards(panel: pd.DataFrame, world: WorldSpec, prices: str = "paid") -> Float:
+    """(M,) reward of panel rows, currency (see the module docstring); ``prices`` is the
+    source's price basis (``data.amounts``: ``paid`` or ``list``)."""
+    catalog = world.actions
+    action = catalog.index(panel["action"].astype(str).to_numpy())
+    value = catalog.list_values(panel["revenue"].to_numpy(np.float64), action, prices)
+    margin = world.margin_rate * value - catalog.discount_rates[action] * value
     return margin - panel["contact_cost"].to_numpy(np.float64)
 
 
 def logged_trajectories(
-    panel: pd.DataFrame, world: WorldSpec, rules: ContactRules, horizon_weeks: int
+    panel: pd.DataFrame,
+    world: WorldSpec,
+    rules: ContactRules,
+    horizon_weeks: int,
+    prices: str = "paid",
 ) -> LoggedTrajectories:
     """The trajectories of the customers present in the panel's first logged week (a week
     with a logged decision), over the ``horizon_weeks`` weeks from it.
@@ -116,6 +119,7 @@ def logged_trajectories(
         world: The world whose actions, segments and economics the logs use.
         rules: The contact rules (the same object serving uses).
         horizon_weeks: ``H``; the panel must cover the logging start plus ``H`` weeks.
+        prices: What the logged amounts are under a discounting action (``data.amounts``).
 
     Raises:
         JourneyoptError: Nothing was logged, the logs are too short, or the actions or
@@ -176,7 +180,7 @@ def logged_trajectories(
         features=features,
         action=action,
         propensity=grid(props.value).astype(np.float64),
-        reward=grid(week_rewards(rows, world)).astype(np.float64),
+        reward=grid(week_rewards(rows, world, prices)).astype(np.float64),
         masks=masks,
         propensity_source=props.source,
         propensity_calibration=props.calibration,
