@@ -9,6 +9,10 @@
 ``data=<source>`` names the source config whose ``event_roles`` turn the event names of raw
 events in requests into roles (default: the demo's ``coworking``).
 
+Without a bearer token (``JOURNEYOPT_API_TOKEN``, or the variable ``serve.token_env`` names)
+every ``/v1`` route is open: the command says so in a WARNING line at start-up, and refuses to
+listen on an address other than loopback unless ``serve.allow_unauthenticated=true``.
+
 Every worker process builds the application from the validated configuration, passed to it in
 the environment variable ``JOURNEYOPT_SERVE_CONFIG`` (JSON), and loads the model at start-up.
 SIGTERM or Ctrl-C: uvicorn stops accepting connections, finishes the requests in flight and
@@ -17,7 +21,9 @@ exits.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -29,12 +35,14 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from journeyopt.cli.entry import console, report_errors, to_object
+from journeyopt.errors import ConfigError
 from journeyopt.serving.app import create_app
 from journeyopt.serving.config import ServeJobConfig, register_configs
 from journeyopt.serving.scorer import Scorer
 from journeyopt.serving.served_model import alias_watcher, load_served_model
 
 register_configs()
+LOG = logging.getLogger("journeyopt.serve")
 CONFIG_ENV = "JOURNEYOPT_SERVE_CONFIG"
 WORKER_START_SECONDS = 300
 """How long a worker may take to load its model before uvicorn's supervisor gives up on it
@@ -56,11 +64,47 @@ def app_from_env() -> FastAPI:
     )
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an interface to listen on) is reachable only from this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def check_exposure(job: ServeJobConfig, token: str) -> None:
+    """Without ``token``: refuse a non-loopback ``job.host`` unless
+    ``serve.allow_unauthenticated``, and warn that every ``/v1`` route is open.
+
+    Raises:
+        ConfigError: The API would be open to the network without being allowed to.
+    """
+    if token:
+        return
+    variable = job.serve.token_env
+    if not is_loopback(job.host) and not job.serve.allow_unauthenticated:
+        raise ConfigError(
+            f"refusing to serve on {job.host} without a bearer token: set {variable}, or "
+            "listen on 127.0.0.1, or pass serve.allow_unauthenticated=true to open the API "
+            "to anyone who can reach it"
+        )
+    LOG.warning(
+        "%s is not set: no authentication, every /v1 route on %s:%d is open to anyone who "
+        "can reach it",
+        variable,
+        job.host,
+        job.port,
+    )
+
+
 def run(cfg: DictConfig) -> None:
     """Validate the config, check that the model loads and fits the world, its contact rules
     and staff rules (a cap or a customer type the world does not have stops here with one
     line), then serve until stopped."""
     job = to_object(cfg, ServeJobConfig)
+    check_exposure(job, os.environ.get(job.serve.token_env, ""))
     if not job.model.startswith("models:/"):
         job.model = to_absolute_path(job.model)
     if job.serve.decision_log:

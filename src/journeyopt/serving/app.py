@@ -209,7 +209,13 @@ def create_app(
     models = api_models(world, settings, source)
     secret = (token if token is not None else os.environ.get(settings.token_env, "")).encode()
     served = _Served(
-        log=DecisionLog(Path(settings.decision_log)) if settings.decision_log else None
+        log=DecisionLog(
+            Path(settings.decision_log),
+            settings.decision_log_file_bytes,
+            settings.decision_log_max_bytes,
+        )
+        if settings.decision_log
+        else None
     )
     bearer = HTTPBearer(auto_error=False)
 

@@ -146,6 +146,12 @@ class ServingConfig:
         decision_log: Folder the API appends its decisions to (``decisions-<day>.csv``);
             empty: the API logs no decisions.
         max_events: Most raw events plus contacts in one customer's request.
+        decision_log_file_bytes: A decision log file is continued in the day's next part
+            (``decisions-<day>.<k>.csv``) once it holds this many bytes.
+        decision_log_max_bytes: Most bytes of decision log files kept in the folder: the
+            oldest files are deleted past it; 0: no bound.
+        allow_unauthenticated: Let ``journeyopt-serve`` listen on a non-loopback address
+            without a bearer token (every ``/v1`` route then open to anyone who reaches it).
     """
 
     world: str = "coworking"
@@ -158,9 +164,16 @@ class ServingConfig:
     token_env: str = "JOURNEYOPT_API_TOKEN"
     decision_log: str = ""
     max_events: int = 10_000
+    decision_log_file_bytes: int = 100_000_000
+    decision_log_max_bytes: int = 10_000_000_000
+    allow_unauthenticated: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("max_batch", "max_body_bytes", "max_events"):
+        if self.decision_log_max_bytes < 0:
+            raise ConfigError(
+                f"serve.decision_log_max_bytes must be >= 0, got {self.decision_log_max_bytes}"
+            )
+        for name in ("max_batch", "max_body_bytes", "max_events", "decision_log_file_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"serve.{name} must be >= 1, got {getattr(self, name)}")
         if not self.token_env:

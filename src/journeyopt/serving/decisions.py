@@ -2,7 +2,10 @@
 
 Every decision is recorded, ``none`` decisions and control-group customers included. The batch
 scorer writes ``decisions.csv`` beside its contact list; the API (when ``serve.decision_log``
-names a folder) appends to ``<folder>/decisions-<YYYY-MM-DD>.csv``, one file per UTC day.
+names a folder) appends to ``<folder>/decisions-<YYYY-MM-DD>.csv``, one file per UTC day,
+continued in ``decisions-<YYYY-MM-DD>.<k>.csv`` (k = 1, 2, ...) once a file holds
+``serve.decision_log_file_bytes``; when the folder's log files pass
+``serve.decision_log_max_bytes`` the oldest are deleted (see :class:`DecisionLog`).
 Columns, in order (:data:`DECISION_COLUMNS`):
 
 decision_id
@@ -35,9 +38,11 @@ probabilities
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import re
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
@@ -73,6 +78,17 @@ DECISION_COLUMNS: tuple[str, ...] = (
     "probabilities",
 )
 LOG_FILE_PATTERN = "decisions-*.csv"
+_LOG_FILE = re.compile(r"decisions-(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.csv")
+_HEADER = (",".join(DECISION_COLUMNS) + "\n").encode()
+
+
+def log_file_order(path: Path) -> tuple[str, int, str]:
+    """Sort key of a decision log file: its day, then its part (``decisions-<day>.csv`` is
+    part 0, ``decisions-<day>.<k>.csv`` part k); other names after, by name."""
+    found = _LOG_FILE.fullmatch(path.name)
+    if found is None:
+        return ("~", 0, path.name)
+    return (found.group(1), int(found.group(2) or 0), path.name)
 
 
 DecisionColumns = dict[str, list[Any]]
@@ -192,46 +208,97 @@ def csv_rows(table: pa.Table) -> bytes:
 
 
 class DecisionLog:
-    """Appends decisions to ``<folder>/decisions-<YYYY-MM-DD>.csv`` (UTC day of the write).
+    """Appends decisions to ``<folder>/decisions-<YYYY-MM-DD>.csv`` (UTC day of the write),
+    rotated by size and bounded in total.
 
-    Safe across threads and processes (several API workers): a day's file is created with its
-    header atomically (hard link of a complete file), and rows are appended with one
-    ``O_APPEND`` write per call.
+    A file that would pass ``file_bytes`` is continued in the day's next part,
+    ``decisions-<YYYY-MM-DD>.<k>.csv`` (k = 1, 2, ...; a single write larger than
+    ``file_bytes`` still goes whole into a fresh part). Whenever a new part is started, the
+    oldest log files (by day, then part) are deleted until the folder's log files hold at most
+    ``max_bytes`` (the file being written is kept). Both bounds are approximate with several
+    processes writing at once (each may append one write past them).
+
+    Safe across threads and processes (several API workers): a file is created with its
+    header atomically (hard link of a complete file), rows are appended with one ``O_APPEND``
+    write per call, and a full file is never renamed, only left for the next part.
 
     Args:
         folder: The log folder (created if missing).
+        file_bytes: Size at which a file is continued in the next part.
+        max_bytes: Most bytes of log files kept in the folder; 0: no bound.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, file_bytes: int = 100_000_000, max_bytes: int = 0) -> None:
+        if file_bytes < 1 or max_bytes < 0:
+            raise ValueError(
+                f"file_bytes must be >= 1 and max_bytes >= 0, got {file_bytes}, {max_bytes}"
+            )
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.file_bytes = file_bytes
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
+        self._part: tuple[str, int] = ("", 0)  # the day and part written last
 
-    def path_for(self, day: datetime) -> Path:
-        """The file of UTC day ``day``."""
-        return self.folder / f"decisions-{day.strftime('%Y-%m-%d')}.csv"
+    def path_for(self, day: datetime, part: int = 0) -> Path:
+        """The file of UTC day ``day`` (its ``part``-th continuation, 0: the first file)."""
+        stem = f"decisions-{day.strftime('%Y-%m-%d')}"
+        return self.folder / (f"{stem}.csv" if part == 0 else f"{stem}.{part}.csv")
 
-    def _ensure_file(self, path: Path) -> None:
+    def _writable(self, day: datetime, size: int) -> tuple[Path, bool]:
+        """The day's file ``size`` more bytes go to, and whether a new part was started."""
+        key = day.strftime("%Y-%m-%d")
+        part = self._part[1] if self._part[0] == key else 0
+        started = False
+        while True:
+            path = self.path_for(day, part)
+            started |= self._ensure_file(path)
+            held = path.stat().st_size
+            if held <= len(_HEADER) or held + size <= self.file_bytes:
+                self._part = (key, part)
+                return path, started
+            part += 1
+
+    def _prune(self, keep: Path) -> None:
+        """Delete the oldest log files until those left hold at most ``max_bytes``."""
+        files = sorted(self.folder.glob(LOG_FILE_PATTERN), key=log_file_order)
+        sizes = {}
+        for path in files:
+            with contextlib.suppress(FileNotFoundError):  # another worker pruned it
+                sizes[path] = path.stat().st_size
+        total = sum(sizes.values())
+        for path, size in sizes.items():
+            if total <= self.max_bytes:
+                return
+            if path != keep:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                total -= size
+
+    def _ensure_file(self, path: Path) -> bool:
+        """Create ``path`` with its header unless it exists; whether this call created it."""
         if path.exists():
-            return
+            return False
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(",".join(DECISION_COLUMNS) + "\n", encoding="utf-8")
+        tmp.write_bytes(_HEADER)
         try:
             os.link(tmp, path)
         except FileExistsError:
-            pass
+            return False
         finally:
             tmp.unlink()
+        return True
 
     def append(self, rows: pa.Table | pd.DataFrame, now: datetime | None = None) -> Path:
         """Append decision rows (columns :data:`DECISION_COLUMNS`); returns the file written."""
-        path = self.path_for(now or datetime.now(UTC))
         table = (
             rows if isinstance(rows, pa.Table) else pa.Table.from_pandas(rows, preserve_index=False)
         )
         payload = csv_rows(table)
         with self._lock:
-            self._ensure_file(path)
+            path, started = self._writable(now or datetime.now(UTC), len(payload))
+            if started and self.max_bytes:
+                self._prune(keep=path)
             fd = os.open(path, os.O_WRONLY | os.O_APPEND)
             try:
                 view = memoryview(payload)
@@ -349,7 +416,9 @@ def read_decision_log(paths: Path | str | Iterable[Path | str]) -> pd.DataFrame:
     items = [paths] if isinstance(paths, str | Path) else list(paths)
     files: list[Path] = []
     for item in map(Path, items):
-        files += sorted(item.glob(LOG_FILE_PATTERN)) if item.is_dir() else [item]
+        files += (
+            sorted(item.glob(LOG_FILE_PATTERN), key=log_file_order) if item.is_dir() else [item]
+        )
     if not files:
         raise InputFileError(", ".join(map(str, items)), "no decision log files found")
     frames = [_read_one(f) for f in files]
