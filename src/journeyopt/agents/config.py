@@ -309,6 +309,8 @@ class TrainConfig:
             own ``evaluation.seed``, so every run meets the same evaluation customers).
         output_dir: Folder of checkpoints, evaluation tables and plots; empty: Hydra's run
             folder.
+        overwrite: Allow a non-empty ``output_dir`` (an earlier run's checkpoints and
+            reports are replaced).
         run_name: MLflow run name; empty: ``<algorithm>-<world>-seed<seed>``.
         simulator: World, horizon, discount factor.
         agent: Algorithm and hyperparameters.
@@ -319,6 +321,7 @@ class TrainConfig:
 
     seed: int = 0
     output_dir: str = ""
+    overwrite: bool = False
     run_name: str = ""
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     agent: AgentConfig = field(default_factory=PPOConfig)

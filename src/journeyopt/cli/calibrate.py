@@ -15,8 +15,10 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
 from journeyopt.calibration.config import CalibrateConfig, register_configs
+from journeyopt.calibration.export import export_target
 from journeyopt.calibration.pipeline import CalibrationResult, calibrate
 from journeyopt.cli.entry import console, report_errors, to_object
+from journeyopt.outputs import path_like, refuse_inputs
 
 register_configs()
 
@@ -27,6 +29,14 @@ def run(cfg: DictConfig) -> CalibrationResult:
     if settings.data.path:
         settings.data.path = to_absolute_path(settings.data.path)
     settings.output_dir = str(Path(to_absolute_path(settings.output_dir)))
+    exported = export_target(settings.export, settings.export_dir) if settings.export else None
+    refuse_inputs(
+        {"output_dir": settings.output_dir, "export": exported},
+        {
+            "data.path": settings.data.path,
+            "calibration.truth_world": path_like(settings.calibration.truth_world),
+        },
+    )
     result = calibrate(settings)
     out = console()
     for key, value in sorted(result.metrics.items()):

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from journeyopt.cli.entry import console, report_errors, to_object
 from journeyopt.evaluation.compare import CompareConfig, Comparison, compare, register_configs
+from journeyopt.outputs import path_like, refuse_inputs
 
 register_configs()
 
@@ -47,6 +48,10 @@ def run(cfg: DictConfig) -> Comparison:
     settings = to_object(cfg, CompareConfig)
     if not settings.output_dir:
         settings.output_dir = str(Path(HydraConfig.get().runtime.output_dir) / "comparison")
+    refuse_inputs(
+        {"output_dir": settings.output_dir},
+        {"simulator.world": path_like(settings.simulator.world)},
+    )
     result = compare(settings)
     out = console()
     out.print(summary(result))

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from journeyopt.cli.entry import log, report_errors, to_object
 from journeyopt.loop.config import CycleConfig, register_configs
 from journeyopt.loop.cycle import CycleResult, run_cycle
+from journeyopt.outputs import refuse_inputs
 
 
 def describe(result: CycleResult) -> str:
@@ -41,7 +42,12 @@ def describe(result: CycleResult) -> str:
 
 def run(cfg: DictConfig) -> CycleResult:
     """Validate the composed config and run the cycle."""
-    result = run_cycle(to_object(cfg, CycleConfig))
+    settings = to_object(cfg, CycleConfig)
+    refuse_inputs(
+        {"work_dir": settings.work_dir},
+        {"data.path": settings.data.path, "decisions": settings.decisions},
+    )
+    result = run_cycle(settings)
     log.info("%s", describe(result))
     print(describe(result))
     return result

@@ -18,6 +18,7 @@ from journeyopt.cli.entry import console, report_errors, to_object
 from journeyopt.monitoring.config import DriftJobConfig, register_configs
 from journeyopt.monitoring.drift import DriftFindings
 from journeyopt.monitoring.jobs import detect_drift
+from journeyopt.outputs import path_like, refuse_inputs
 
 register_configs()
 
@@ -30,6 +31,10 @@ def run(cfg: DictConfig) -> DriftFindings:
     if settings.world and ("/" in settings.world or settings.world.endswith((".yaml", ".yml"))):
         settings.world = to_absolute_path(settings.world)
     settings.output_dir = to_absolute_path(settings.output_dir)
+    refuse_inputs(
+        {"output_dir": settings.output_dir},
+        {"data.path": settings.data.path, "world": path_like(settings.world)},
+    )
     findings, run_id = detect_drift(settings)
     out = console()
     out.print("drift detected" if findings.drift_detected else "no drift detected")

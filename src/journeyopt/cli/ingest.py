@@ -23,6 +23,7 @@ from journeyopt.data.ingest import ingest
 from journeyopt.data.result import TABLES, IngestResult
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError
+from journeyopt.outputs import refuse_inputs
 
 
 @dataclass
@@ -76,6 +77,7 @@ def run(cfg: DictConfig) -> IngestResult:
         raise ConfigError("data.path is required: the file or folder to ingest")
     source.path = to_absolute_path(source.path)
     output_dir = Path(to_absolute_path(str(cfg.output_dir)))
+    refuse_inputs({"output_dir": output_dir}, {"data.path": source.path})
     result = ingest(source, output_dir, overwrite=bool(cfg.overwrite))
     console = console_factory()
     console.print(counts_table(result))

@@ -25,7 +25,7 @@ from journeyopt.cli.entry import console as console_factory
 from journeyopt.cli.entry import report_errors, to_object
 from journeyopt.data.ingest import load_canonical, recorded_contact_channels
 from journeyopt.data.schema import CanonicalLogs
-from journeyopt.outputs import check_output_dir
+from journeyopt.outputs import check_output_dir, refuse_inputs, staged_output_dir
 from journeyopt.panel.build import resolve_as_of, write_panel_and_state
 from journeyopt.panel.cohorts import Cohorts, plot_retention, retention_table
 from journeyopt.panel.config import PanelConfig, feature_spec
@@ -180,15 +180,17 @@ def print_panel_summary(
 def run_panel(job: PanelJobConfig) -> PanelSummary:
     """Read the ingest output in ``job.input_dir``, write the outputs, return the summary."""
     output_dir = Path(to_absolute_path(job.output_dir))
-    check_output_dir(output_dir, job.overwrite)
     input_dir = Path(to_absolute_path(job.input_dir))
+    refuse_inputs({"output_dir": output_dir}, {"input_dir": input_dir})
+    check_output_dir(output_dir, job.overwrite)
     logs = load_canonical(input_dir)
     channels = (
         tuple(job.contact_channels)
         if job.contact_channels is not None
         else recorded_contact_channels(input_dir) or logged_contact_channels(logs)
     )
-    return build_outputs(logs, job.panel, channels, output_dir)
+    with staged_output_dir(output_dir, job.overwrite) as staging:
+        return build_outputs(logs, job.panel, channels, staging)
 
 
 def run(cfg: DictConfig) -> PanelSummary:

@@ -25,6 +25,7 @@ from rich.table import Table
 from journeyopt.agents.config import register_configs, train_config
 from journeyopt.agents.train import TrainResult, train
 from journeyopt.cli.entry import console, report_errors
+from journeyopt.outputs import output_errors, path_like, prepare_output_dir, refuse_inputs
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.run import experiment_id, open_client
 
@@ -72,10 +73,20 @@ def summary(result: TrainResult) -> Table:
 def run(cfg: DictConfig) -> float:
     """Train with the composed config; print the summary; the final ``eval/value_mean``."""
     settings = train_config(cfg)
-    if not settings.output_dir:
+    if settings.output_dir:  # a folder of the user's: an earlier run's is not replaced silently
+        refuse_inputs(
+            {"output_dir": settings.output_dir},
+            {
+                "simulator.world": path_like(settings.simulator.world),
+                "train.resume": settings.train.resume,
+            },
+        )
+        prepare_output_dir(settings.output_dir, settings.overwrite)
+    else:
         settings.output_dir = HydraConfig.get().runtime.output_dir
     ensure_sqlite_store(settings.tracking)
-    result = train(settings)
+    with output_errors(Path(settings.output_dir)):
+        result = train(settings)
     out = console()
     out.print(summary(result))
     out.print(f"outputs in {result.output_dir}; MLflow run {result.run_id or '(tracking off)'}")

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from journeyopt.cli.entry import console, report_errors, to_object
 from journeyopt.monitoring.config import UpliftJobConfig, register_configs
 from journeyopt.monitoring.jobs import UpliftResult, measure_uplift
+from journeyopt.outputs import refuse_inputs
 
 register_configs()
 
@@ -28,6 +29,10 @@ def run(cfg: DictConfig) -> UpliftResult:
         settings.data.path = to_absolute_path(settings.data.path)
     settings.decisions = to_absolute_path(settings.decisions)
     settings.output_dir = to_absolute_path(settings.output_dir)
+    refuse_inputs(
+        {"output_dir": settings.output_dir},
+        {"data.path": settings.data.path, "decisions": settings.decisions},
+    )
     result = measure_uplift(settings)
     out = console()
     overall = result.table[result.table["grouping"] == "all"]

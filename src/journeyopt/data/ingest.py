@@ -60,7 +60,7 @@ from journeyopt.data.tables import (
     resolve_as_of,
 )
 from journeyopt.errors import ConfigError, InputFileError, OutputExistsError
-from journeyopt.outputs import check_output_dir
+from journeyopt.outputs import check_output_dir, staged_output_dir
 
 OUTPUT_FILES: tuple[str, ...] = (
     "events.parquet",
@@ -341,7 +341,8 @@ def ingest(source: SourceConfig, output_dir: Path, overwrite: bool = False) -> I
     check_output_dir(output_dir, overwrite)
     output = run_ingest(source)
     output = replace(output, result=replace(output.result, output_dir=str(output_dir)))
-    write_output(output, output_dir)
+    with staged_output_dir(output_dir, overwrite) as staging:
+        write_output(output, staging)
     return output.result
 
 

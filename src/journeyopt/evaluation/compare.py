@@ -42,7 +42,7 @@ from journeyopt.errors import ConfigError
 from journeyopt.evaluation.config import EvaluationConfig
 from journeyopt.evaluation.report import write_evaluation
 from journeyopt.evaluation.simulate import EvaluationResult, evaluate_with_baselines
-from journeyopt.outputs import prepare_output_dir
+from journeyopt.outputs import staged_output_dir
 from journeyopt.sim.config import SimulatorConfig
 from journeyopt.sim.observation import ObservationLayout, observation_layout
 from journeyopt.sim.world import WorldSpec, load_world
@@ -344,17 +344,17 @@ def comparison_chart(table: pd.DataFrame, path: Path, title: str) -> None:
 def _write(
     cfg: CompareConfig, world: WorldSpec, result: EvaluationResult, table: pd.DataFrame
 ) -> Path:
-    out = prepare_output_dir(cfg.output_dir, cfg.overwrite)
-    table.to_csv(out / TABLE_CSV, index=False)
-    (out / TABLE_MARKDOWN).write_text(comparison_markdown(table, world.currency), "utf-8")
     sim = cfg.simulator
     title = (
         f"{world.name}: {cfg.evaluation.n_customers:,} customers x {sim.horizon_weeks} weeks, "
         f"seed {cfg.evaluation.seed}"
     )
-    comparison_chart(table, out / TABLE_CHART, title)
-    write_evaluation(result, out, overwrite=True, currency=world.currency)
-    return out
+    with staged_output_dir(cfg.output_dir, cfg.overwrite) as out:
+        table.to_csv(out / TABLE_CSV, index=False)
+        (out / TABLE_MARKDOWN).write_text(comparison_markdown(table, world.currency), "utf-8")
+        comparison_chart(table, out / TABLE_CHART, title)
+        write_evaluation(result, out, overwrite=True, currency=world.currency)
+    return Path(cfg.output_dir)
 
 
 def compare(cfg: CompareConfig) -> Comparison:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import matplotlib
 
-from journeyopt.outputs import prepare_output_dir
+from journeyopt.outputs import staged_output_dir
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -82,8 +82,8 @@ def write_evaluation(
 ) -> Path:
     """Write ``evaluation.csv``, ``evaluation.md`` and ``evaluation.png`` into ``output_dir``;
     refuses a non-empty folder unless ``overwrite``."""
-    out = prepare_output_dir(output_dir, overwrite)
-    result.table.to_csv(out / CSV_NAME, index=False)
-    (out / MARKDOWN_NAME).write_text(markdown_table(result.table, currency), encoding="utf-8")
-    chart(result, out / CHART_NAME)
-    return out
+    with staged_output_dir(output_dir, overwrite) as out:
+        result.table.to_csv(out / CSV_NAME, index=False)
+        (out / MARKDOWN_NAME).write_text(markdown_table(result.table, currency), encoding="utf-8")
+        chart(result, out / CHART_NAME)
+    return Path(output_dir)

@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from journeyopt.data.ingest import run_ingest
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError, OutputExistsError
+from journeyopt.outputs import staged_output_files
 from journeyopt.panel.config import parse_as_of
 from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.decisions import decision_table, write_decisions
@@ -139,11 +140,7 @@ def score_logs(
     table = decision_table(
         decisions, scorer.action_names, scorer.channels, model.name, model.version
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
     contacts = contact_list(table)
-    pacsv.write_csv(contacts, str(out), pacsv.WriteOptions(quoting_style="needed"))
-    write_decisions(table, out.with_name("decisions.csv"))
-    ingested.rejects.to_csv(out.with_name("rejects.csv"), index=False)
     result = ScoreResult(
         out=str(out),
         customers=batch.n,
@@ -159,5 +156,10 @@ def score_logs(
         as_of=when.isoformat(),
     )
     summary = {"scoring": asdict(result), "ingest": ingested.result.summary_dict()}
-    out.with_name("summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    # all four files or none: written beside their places, renamed into them at the end
+    with staged_output_files(output_paths(out)) as (contacts_csv, decisions_csv, rejects, info):
+        pacsv.write_csv(contacts, str(contacts_csv), pacsv.WriteOptions(quoting_style="needed"))
+        write_decisions(table, decisions_csv)
+        ingested.rejects.to_csv(rejects, index=False)
+        info.write_text(json.dumps(summary, indent=2) + "\n")
     return result

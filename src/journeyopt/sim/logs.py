@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from numpy.typing import NDArray
 
-from journeyopt.outputs import prepare_output_dir
+from journeyopt.outputs import staged_output_dir
 from journeyopt.panel.state import CustomerState, advance, state_features
 from journeyopt.panel.weeks import week_of_year
 from journeyopt.sim.behaviour import contact_rules, explore, staff_actions
@@ -217,11 +217,11 @@ def _write_csv(table: pa.Table, path: Path) -> None:
 def write_logs(logs: GeneratedLogs, output_dir: Path | str, overwrite: bool = False) -> Path:
     """Write ``events.csv``, ``contacts.csv``, ``identities.csv``, ``customers.csv`` and
     ``truth.json`` into ``output_dir``; refuses a non-empty folder unless ``overwrite``."""
-    out = prepare_output_dir(output_dir, overwrite)
-    _write_csv(logs.tables.events, out / "events.csv")
-    _write_csv(logs.tables.contacts, out / "contacts.csv")
-    _write_csv(logs.tables.identities, out / "identities.csv")
-    _write_csv(logs.tables.customers, out / "customers.csv")
-    truth: dict[str, Any] = logs.truth.to_dict()
-    (out / "truth.json").write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n")
-    return out
+    with staged_output_dir(output_dir, overwrite) as out:
+        _write_csv(logs.tables.events, out / "events.csv")
+        _write_csv(logs.tables.contacts, out / "contacts.csv")
+        _write_csv(logs.tables.identities, out / "identities.csv")
+        _write_csv(logs.tables.customers, out / "customers.csv")
+        truth: dict[str, Any] = logs.truth.to_dict()
+        (out / "truth.json").write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n")
+    return Path(output_dir)
