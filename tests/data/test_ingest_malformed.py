@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from journeyopt.data.ingest import IngestOutput, ingest, run_ingest
+from journeyopt.data.read import UNBALANCED_QUOTE
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError, InputFileError, OutputExistsError
 from tests.data.conftest import EVENTS_HEADER, LoadSource, WriteExport, run_cli
@@ -424,3 +425,68 @@ def test_cli_refuses_output_into_input_parts_folder(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     assert "input" in lines[0] and "export/events" in lines[0]
     assert sorted(p.name for p in parts.iterdir()) == ["part-0.csv"]
+
+
+# ---------------------------------------------------------------- stray quotes, huge fields
+def _numbered(n: int, start: int = 2) -> list[str]:
+    return [f"e{i},c{i},2024-03-01 10:00:00,day_pass,web,{i}" for i in range(start, start + n)]
+
+
+def test_stray_quote_costs_one_row_not_the_rest_of_the_file(
+    tmp_path: Path, coworking: Coworking
+) -> None:
+    """The issue's file: 102 lines, a stray quote on line 3, valid rows around it."""
+    lines = [EVENTS_HEADER, GOOD, 'e2,c2,"2024-03-01 10:00:00,day_pass,web,1', *_numbered(99, 3)]
+    assert len(lines) == 102
+    root = _events_file(tmp_path / "export", ("\n".join(lines) + "\n").encode())
+    out = run_ingest(coworking(root))
+    counts = out.result.events
+    assert (counts.rows_read, counts.accepted, counts.rejected) == (101, 100, 1)
+    assert out.rejects[["source_row", "reason"]].values.tolist() == [[2, UNBALANCED_QUOTE]]
+    assert out.rejects["raw"].tolist() == [lines[2]]
+    assert out.logs.events["source_row"].tolist() == [1, *range(3, 102)]
+
+
+def test_several_stray_quotes_and_a_real_multiline_value(
+    tmp_path: Path, coworking: Coworking
+) -> None:
+    """Stray quotes that would pair up across lines are each rejected on their own line; a
+    quoted value that really spans lines (a note) keeps its row, numbered by its first line."""
+    header = f"{EVENTS_HEADER},note"
+    lines = [
+        f"{GOOD},plain",  # 1
+        'e2,c2,2024-03-01 10:00:00,day_pass,web,2,"first line',  # 2: a note over 2 lines
+        'second line"',  # 3
+        'e4,"c4,2024-03-01 10:00:00,day_pass,web,4,',  # 4: stray quote ...
+        "e5,c5,2024-03-01 10:00:00,day_pass,web,5,",  # 5
+        'e6,c6,"2024-03-01 10:00:00,day_pass,web,6,',  # 6: ... another one would close
+        "e7,c7,2024-03-01 10:00:00,day_pass,web,7,",  # 7
+        'e8,c8,2024-03-01 10:00:00,day_pass,web,"8',  # 8: unclosed at the end of the file
+    ]
+    root = _events_file(tmp_path / "export", ("\r\n".join([header, *lines]) + "\r\n").encode())
+    out = run_ingest(coworking(root))
+    assert out.rejects[["source_row", "reason"]].values.tolist() == [
+        [4, UNBALANCED_QUOTE],
+        [6, UNBALANCED_QUOTE],
+        [8, UNBALANCED_QUOTE],
+    ]
+    assert out.logs.events["source_row"].tolist() == [1, 2, 5, 7]
+    assert out.logs.events["event_id"].tolist() == ["e1", "e2", "e5", "e7"]
+    counts = out.result.events
+    assert counts.rows_read == 7 == counts.accepted + counts.rejected  # 8 lines, 7 rows
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_huge_field_rejects_its_row(tmp_path: Path, coworking: Coworking, quoted: bool) -> None:
+    """A 5 MB field (longer than Arrow's blocks) rejects its row, naming the column."""
+    blob = "x" * 5_000_000
+    blob = f'"{blob}"' if quoted else blob
+    lines = [GOOD, f"e2,c2,2024-03-01 10:00:00,day_pass,{blob},2", *_numbered(3, 3)]
+    root = _events_file(tmp_path / "export", ("\n".join([EVENTS_HEADER, *lines]) + "\n").encode())
+    out = run_ingest(coworking(root))
+    assert out.rejects["source_row"].tolist() == [2]
+    reason = out.rejects["reason"].iloc[0]
+    assert reason.startswith("field of 5,000,000 characters in column 'channel' (longer than")
+    assert len(out.rejects["raw"].iloc[0]) < 2000  # clipped in the rejects file
+    assert out.logs.events["source_row"].tolist() == [1, 3, 4, 5]
+    assert out.result.events.rows_read == 5

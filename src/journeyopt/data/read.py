@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -330,9 +331,23 @@ def _known(encoding: str) -> bool:
     return True
 
 
+MAX_FIELD_CHARS = 100_000
+"""Longest field accepted, in bytes of UTF-8 text: a longer one is a broken export (a stray
+quote that swallowed the following lines) or a blob, never a value; its row is rejected."""
+
+
+def _long_field_reason(column: str, length: int) -> str:
+    return (
+        f"field of {length:,} characters in column '{column}' (longer than "
+        f"{MAX_FIELD_CHARS:,}: a stray quote or a broken export?)"
+    )
+
+
 def _read_delimited(
     path: Path, source: SourceConfig, names: list[str], encoding: str
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Read a delimited file with Arrow; when its records do not match its physical lines (a
+    quote spanning lines), read it again line by line (:func:`_read_by_lines`)."""
     header_lines = 1 if source.has_header else 0
     invalid: list[tuple[int | None, str]] = []
 
@@ -340,12 +355,13 @@ def _read_delimited(
         invalid.append((row.number, row.text))
         return "skip"
 
-    def read(threads: bool) -> pa.Table:
+    def read(threads: bool, block_size: int | None = None) -> pa.Table:
         invalid.clear()
         return pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(
                 use_threads=threads,
+                block_size=block_size,
                 column_names=names,
                 skip_rows=header_lines,
                 encoding="utf8" if encoding == "utf-8" else encoding,
@@ -360,34 +376,180 @@ def _read_delimited(
             ),
         )
 
+    block: int | None = None  # Arrow's default, 1 MB
     try:
-        table = read(threads=True)
+        try:
+            table = read(threads=True)
+        except pa.ArrowInvalid as err:
+            if "straddl" not in str(err):  # a row longer than a block
+                raise
+            block = _whole_file_block(path)
+            table = read(threads=True, block_size=block)
         if invalid:  # row numbers of invalid rows are only known when reading on one thread
-            table = read(threads=False)
+            table = read(threads=False, block_size=block)
     except (pa.ArrowInvalid, UnicodeDecodeError) as err:
         problem = _find_decode_error(path, encoding) if _known(encoding) else None
         raise InputFileError(str(path), problem or f"cannot be parsed as CSV ({err})") from err
     except OSError as err:
         raise InputFileError(str(path), f"cannot be read ({err})") from err
+    n_total = table.num_rows + len(invalid)
+    if n_total != count_lines(path) - header_lines:
+        return _read_by_lines(path, source, names, encoding)
     bad_rows = np.array([(num or 0) - header_lines for num, _ in invalid], dtype=np.int64)
-    n_total = table.num_rows + len(bad_rows)
     numbers = _surviving_row_numbers(n_total, bad_rows)
     blank = np.ones(table.num_rows, dtype=bool)
     for name in names:
         blank &= pc.equal(table[name], "").to_numpy(zero_copy_only=False)
+    long_reason, long_raw = _long_fields(table, names)
     frame = table.to_pandas()
     frame[ROW_COL] = numbers
+    long = long_reason != ""
     bad = pd.DataFrame(
         {
-            ROW_COL: np.concatenate([bad_rows, frame.loc[blank, ROW_COL].to_numpy()]),
+            ROW_COL: np.concatenate(
+                [bad_rows, frame.loc[blank, ROW_COL].to_numpy(), numbers[long]]
+            ),
             "reason": [f"ragged row: expected {len(names)} fields"] * len(bad_rows)
-            + ["blank row"] * int(blank.sum()),
-            "raw": [text for _, text in invalid] + [""] * int(blank.sum()),
+            + ["blank row"] * int(blank.sum())
+            + long_reason[long].tolist(),
+            "raw": [_clip(text) for _, text in invalid]
+            + [""] * int(blank.sum())
+            + long_raw[long].tolist(),
         }
     )
-    if blank.any():
-        frame = frame.loc[~blank].reset_index(drop=True)
+    if blank.any() or long.any():
+        frame = frame.loc[~(blank | long)].reset_index(drop=True)
     return frame, bad, n_total
+
+
+def _whole_file_block(path: Path) -> int:
+    """An Arrow block size holding the whole file (at most Arrow's 2 GB limit)."""
+    return int(min(max(path.stat().st_size + 1, 1 << 20), (1 << 31) - 1))
+
+
+def _clip(text: str, limit: int = 1000) -> str:
+    """``text`` cut to ``limit`` characters for the rejects file (with a marker when cut)."""
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"
+
+
+def _long_fields(table: pa.Table, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the reason when a field is longer than :data:`MAX_FIELD_CHARS` (``""``
+    otherwise) and the row's clipped raw text. Shapes ``(n,)``, object."""
+    reason = np.full(table.num_rows, "", dtype=object)
+    raw = np.full(table.num_rows, "", dtype=object)
+    for name in names:
+        lengths = pc.binary_length(table[name])
+        if (pc.max(lengths).as_py() or 0) <= MAX_FIELD_CHARS:
+            continue
+        n = np.asarray(lengths.to_numpy(zero_copy_only=False))
+        rows = np.flatnonzero((n > MAX_FIELD_CHARS) & (reason == ""))
+        for row in rows:
+            reason[row] = _long_field_reason(name, int(n[row]))
+            raw[row] = _clip(",".join(str(table[c][int(row)].as_py()) for c in names))
+    return reason, raw
+
+
+def count_lines(path: Path) -> int:
+    """Physical lines of a text file: ends of line (``\\n``, ``\\r\\n`` or a lone
+    ``\\r``) plus an unterminated last line; read in chunks, in C (``bytes.count``)."""
+    lines, last, previous_cr = 0, b"", False
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 24):
+            lines += chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n")
+            if previous_cr and chunk.startswith(b"\n"):
+                lines -= 1  # a \r\n split between two chunks
+            previous_cr, last = chunk.endswith(b"\r"), chunk[-1:]
+    return lines + (1 if last not in (b"", b"\n", b"\r") else 0)
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+UNBALANCED_QUOTE = (
+    'unbalanced quote: a field opens a " that does not close on this line '
+    "(the following lines are read on their own)"
+)
+
+
+def _read_by_lines(
+    path: Path, source: SourceConfig, names: list[str], encoding: str
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Read a delimited file whose Arrow records do not match its physical lines.
+
+    Every physical line starts a row (``source_row`` = its line after the header). A quoted
+    value may span lines when the row it ends has the header's number of fields; otherwise
+    the quote is a stray one: the line it opens on is rejected as :data:`UNBALANCED_QUOTE`
+    and reading resumes on the next line, so one stray ``"`` costs one row, not the rest of
+    the file. Python's ``csv`` module parses each row (this path is only taken for such files).
+    """
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise InputFileError(str(path), _decode_problem(data, encoding, err)) from err
+    lines = _LINE_BREAK.split(text)
+    if lines and lines[-1] == "":  # the final line break does not start a row
+        lines.pop()
+    lines = lines[1 if source.has_header else 0 :]
+    feed = _LineFeed(lines)
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    bad: list[tuple[int, str, str]] = []
+    reader = csv.reader(feed, delimiter=source.delimiter)
+    while feed.pos < len(lines):
+        start = feed.pos
+        try:
+            record = next(reader)
+        except csv.Error as err:
+            why = f"field longer than {MAX_FIELD_CHARS:,}" if "field limit" in str(err) else ""
+            bad.append((start + 1, why or f"unreadable row ({err})", _clip(lines[start])))
+            feed.pos, reader = start + 1, csv.reader(feed, delimiter=source.delimiter)
+            continue
+        unclosed = feed.pos == len(lines) and bool(record) and record[-1].endswith("\n")
+        if unclosed or (feed.pos - start > 1 and len(record) != len(names)):
+            bad.append((start + 1, UNBALANCED_QUOTE, _clip(lines[start])))
+            feed.pos, reader = start + 1, csv.reader(feed, delimiter=source.delimiter)
+        elif len(record) in (0, len(names)) and all(field == "" for field in record):
+            bad.append((start + 1, "blank row", ""))
+        elif len(record) != len(names):
+            bad.append(
+                (start + 1, f"ragged row: expected {len(names)} fields", _clip(lines[start]))
+            )
+        elif (longest := max(len(f) for f in record)) > MAX_FIELD_CHARS:
+            column = names[[len(f) for f in record].index(longest)]
+            bad.append((start + 1, _long_field_reason(column, longest), _clip(lines[start])))
+        else:
+            rows.append(record)
+            numbers.append(start + 1)
+    columns = {
+        name: pa.array([row[i] for row in rows], pa.large_string()) for i, name in enumerate(names)
+    }
+    frame = pa.table(columns).to_pandas()
+    frame[ROW_COL] = np.asarray(numbers, dtype=np.int64)
+    rejects = pd.DataFrame(
+        {
+            ROW_COL: np.asarray([b[0] for b in bad], dtype=np.int64),
+            "reason": [b[1] for b in bad],
+            "raw": [b[2] for b in bad],
+        }
+    )
+    return frame, rejects, len(rows) + len(bad)
+
+
+class _LineFeed:
+    """The physical lines from ``pos`` on, each with ``\\n`` (so that ``csv`` sees where a
+    quoted value spans lines); ``pos`` is the next line to give."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.pos = 0
+
+    def __iter__(self) -> _LineFeed:
+        return self
+
+    def __next__(self) -> str:
+        if self.pos >= len(self.lines):
+            raise StopIteration
+        self.pos += 1
+        return self.lines[self.pos - 1] + "\n"
 
 
 def _surviving_row_numbers(n_total: int, bad_rows: np.ndarray) -> np.ndarray:
