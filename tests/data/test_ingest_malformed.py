@@ -16,6 +16,7 @@ import pytest
 from journeyopt.data.ingest import IngestOutput, ingest, run_ingest
 from journeyopt.data.read import UNBALANCED_QUOTE
 from journeyopt.data.source import SourceConfig
+from journeyopt.data.tables import CONTROL_CHARACTER
 from journeyopt.errors import ConfigError, InputFileError, OutputExistsError
 from tests.data.conftest import EVENTS_HEADER, LoadSource, WriteExport, run_cli
 
@@ -490,3 +491,51 @@ def test_huge_field_rejects_its_row(tmp_path: Path, coworking: Coworking, quoted
     assert len(out.rejects["raw"].iloc[0]) < 2000  # clipped in the rejects file
     assert out.logs.events["source_row"].tolist() == [1, 3, 4, 5]
     assert out.result.events.rows_read == 5
+
+
+# ---------------------------------------------------------------- ids that are not ids
+def test_control_characters_in_ids_are_rejected(
+    write_export: WriteExport, coworking: Coworking
+) -> None:
+    """A NUL byte (or a tab, a line break) inside an id is a broken export, never an id."""
+    events = [
+        GOOD,
+        "e2,c\x002,2024-03-01 11:00,day_pass,web,1",
+        "e\x003,c3,2024-03-01,day_pass,web,1",
+    ]
+    contacts = ["c\x001,2024-02-01 10:00,newsletter,,,,", "c1,2024-02-02 10:00,newsletter,,,,"]
+    identities = ["c1,a@x.com,,", "c\t9,b@x.com,,", "c8,,,crm\x007"]
+    customers = ["c1,member,small,2023-01-01,web", "c\x002,member,small,2023-01-01,web"]
+    root = write_export(
+        events=events, contacts=contacts, identities=identities, customers=customers
+    )
+    out = run_ingest(coworking(root))
+    control = re.escape(CONTROL_CHARACTER)
+    bad = ("customer_id", control)
+    _assert_reasons(_reasons(out, "events"), {2: bad, 3: ("event_id", control)})
+    _assert_reasons(_reasons(out, "contacts"), {1: bad})
+    _assert_reasons(
+        _reasons(out, "identities"), {2: ("raw_id", control), 3: ("external_id", control)}
+    )
+    _assert_reasons(_reasons(out, "customers"), {2: bad})
+    ids = pd.concat([out.logs.events["customer_id"], out.logs.customers["customer_id"]])
+    assert not ids.str.contains("\x00").any()
+
+
+def test_list_typed_parquet_ids_are_rejected(tmp_path: Path, load_source: LoadSource) -> None:
+    table = pa.table(
+        {
+            "customer_id": pa.array([["a"], ["b", "c"], None], pa.list_(pa.string())),
+            "date": ["1997-01-01", "1997-01-02", "1997-01-03"],
+            "dollar_value": [1.0, 2.0, 3.0],
+        }
+    )
+    path = tmp_path / "events.parquet"
+    pq.write_table(table, path)
+    out = run_ingest(load_source("cdnow", f"data.path={path}", "data.format=parquet"))
+    assert len(out.logs.events) == 0
+    got = out.rejects[["source_row", "reason"]].values.tolist()
+    assert [row for row, _ in got] == [1, 2, 3]
+    assert re.match(r"column 'customer_id' holds a list<.*> value, expected a single", got[0][1])
+    assert got[2][1] == "empty customer id"
+    assert out.result.events.rows_read == 3 == out.result.events.rejected

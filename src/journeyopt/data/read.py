@@ -195,7 +195,34 @@ def _read_parquet(path: Path, required: list[str]) -> tuple[pd.DataFrame, pd.Dat
         raise InputFileError(str(path), "has no data rows")
     frame = table.to_pandas()
     frame[ROW_COL] = np.arange(1, len(frame) + 1, dtype=np.int64)
-    return frame, _no_bad_rows(), len(frame)
+    bad = _nested_values(table, required)
+    if not bad.any():
+        return frame, _no_bad_rows(), len(frame)
+    rows = frame.loc[bad.astype(bool)]
+    rejects = pd.DataFrame(
+        {
+            ROW_COL: rows[ROW_COL].to_numpy(),
+            "reason": bad[bad != ""],
+            "raw": raw_text(rows, ",").map(_clip).to_numpy(),
+        }
+    )
+    return frame.loc[bad == ""].reset_index(drop=True), rejects, len(frame)
+
+
+def _nested_values(table: pa.Table, columns: list[str]) -> np.ndarray:
+    """Per row, why a mapped Parquet column holds no single value there (``""`` when all do):
+    a list, struct or map value (a list-typed id column) cannot be an id, a time or an
+    amount. Shape ``(n,)``, object."""
+    reason = np.full(table.num_rows, "", dtype=object)
+    for name in columns:
+        kind = table.schema.field(name).type
+        if pa.types.is_nested(kind):
+            present = np.asarray(table[name].is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+            reason[present & (reason == "")] = (
+                f"column '{name}' holds a {kind} value, expected a single value "
+                "(text, a number or a timestamp)"
+            )
+    return reason
 
 
 def _no_bad_rows() -> pd.DataFrame:

@@ -197,6 +197,34 @@ def _unknown(
         problems.flag(mask, f"unknown {what} '" + text + f"' (expected {expected})", col)
 
 
+CONTROL_CHARACTER = "control character in id (a NUL byte, tab or line break: a broken export?)"
+_CONTROL_RE = r"[\x00-\x1f\x7f]"
+
+
+def _control_characters(values: pd.Series) -> np.ndarray:
+    """Where an id (str or categorical) holds an ASCII control character: a NUL byte, a tab,
+    a line break. Shape ``(n,)``, bool. The bytes are scanned at once first (no control byte
+    in the table, the usual case: no per-value regex)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        per_category = _control_characters(pd.Series(values.cat.categories, dtype="str"))
+        codes = values.cat.codes.to_numpy()
+        return np.where(codes >= 0, per_category[np.maximum(codes, 0)], False)
+    arr = pa.chunked_array([pa.array(values.astype("str"), type=pa.large_string())])
+    if not any(_control_bytes(chunk) for chunk in arr.chunks):
+        return np.zeros(len(values), dtype=bool)
+    found = pc.fill_null(pc.match_substring_regex(arr, _CONTROL_RE), False)
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _control_bytes(chunk: pa.Array) -> bool:
+    """Whether the character data of a string array holds a byte below 0x20 or 0x7f."""
+    data = chunk.buffers()[2]
+    if data is None:
+        return False
+    raw = np.frombuffer(data, dtype=np.uint8)
+    return bool(((raw < 0x20) | (raw == 0x7F)).any())
+
+
 def _empty(values: pd.Series) -> np.ndarray:
     """Where ``values`` (str or categorical) is ``""``. Shape ``(n,)``, bool."""
     if isinstance(values.dtype, pd.CategoricalDtype):
@@ -245,6 +273,7 @@ def _customer_and_time(
 ) -> tuple[pd.Series, pd.Series]:
     customer_id = _category(raw, mapping, "customer_id")
     problems.flag(_empty(customer_id), "empty customer id", "customer_id")
+    problems.flag(_control_characters(customer_id), CONTROL_CHARACTER, "customer_id")
     ts, ts_checks = timestamp_checks(
         _values(raw, mapping, "ts"), source.timezone, timestamp_format(source, mapping)
     )
@@ -299,6 +328,8 @@ def parse_events(
         _values(raw, mapping, "value"), source.max_value, decimal=source.decimal
     )
     problems.checks(value_checks, "value")
+    event_id = _text(raw, mapping, "event_id")
+    problems.flag(_control_characters(event_id), CONTROL_CHARACTER, "event_id")
     columns = {
         "customer_id": customer_id,
         "ts": ts,
@@ -306,7 +337,7 @@ def parse_events(
         "role": _map_category(kind, source.event_roles, ""),
         "channel": _category(raw, mapping, "channel"),
         "value": value,
-        "event_id": _text(raw, mapping, "event_id"),
+        "event_id": event_id,
     }
     return _finish(raw, source, columns, problems, EVENT_COLUMNS)
 
@@ -366,6 +397,8 @@ def parse_identities(raw: RawTable, source: SourceConfig) -> Parsed:
     problems = _Problems(len(raw.frame))
     columns = {c: _text(raw, mapping, c) for c in IDENTITY_COLUMNS}
     problems.flag(_empty(columns["raw_id"]), "empty raw id", "raw_id")
+    for column in ("raw_id", "external_id"):
+        problems.flag(_control_characters(columns[column]), CONTROL_CHARACTER, column)
     return _finish(raw, source, columns, problems, (*IDENTITY_COLUMNS, "source_file", "source_row"))
 
 
@@ -376,6 +409,7 @@ def parse_customers(raw: RawTable, source: SourceConfig) -> Parsed:
     problems = _Problems(len(raw.frame))
     columns = {c: _text(raw, mapping, c) for c in CUSTOMER_COLUMNS if c != "signup_date"}
     problems.flag(_empty(columns["customer_id"]), "empty customer id", "customer_id")
+    problems.flag(_control_characters(columns["customer_id"]), CONTROL_CHARACTER, "customer_id")
     signup, signup_checks = timestamp_checks(
         _values(raw, mapping, "signup_date"), source.timezone, timestamp_format(source, mapping)
     )
