@@ -8,11 +8,14 @@ One run:
 
 1. solve the world's exact optimum (for ``% of optimum`` and the optional warm start);
 2. build the vectorised training env and the agent (new, warm-started from the optimum, or
-   resumed from a checkpoint with ``train.resume``);
+   resumed from a checkpoint with ``train.resume``: the agent, its env and random states are
+   restored so the run continues as if never stopped, see :mod:`journeyopt.agents.resume`;
+   the run(s) it continues are linked and, if a killed process left them RUNNING, KILLED);
 3. learn, evaluating every ``train.eval_every_steps`` steps on a fixed population (learning
    curve ``learning_curve.csv``: % of optimum against wall seconds) and checkpointing every
-   ``train.checkpoint_every_steps`` steps into ``<output_dir>/checkpoints/``; an interrupted
-   run (Ctrl-C, SIGTERM, an error) saves a last checkpoint and is marked KILLED / FAILED;
+   ``train.checkpoint_every_steps`` steps (at the next rollout start) into
+   ``<output_dir>/checkpoints/``; an interrupted run (Ctrl-C, SIGTERM, an error) writes the
+   checkpoint of its last rollout start and is marked KILLED / FAILED;
 4. evaluate the agent and the baselines on ``evaluation.n_customers`` customers with common
    random numbers; log the ``eval/`` metrics, the evaluation table (CSV, Markdown), plots
    (learning curve, action mix by lifecycle stage, value by segment), and the policy as a
@@ -34,7 +37,7 @@ import torch
 from numpy.typing import NDArray
 from omegaconf import OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
+from stable_baselines3.common.callbacks import BaseCallback
 
 from journeyopt.agents import warm_start
 from journeyopt.agents.baselines import UniformRandom
@@ -52,6 +55,13 @@ from journeyopt.agents.report import (
     action_mix_figure,
     final_metrics,
     learning_curve_figure,
+)
+from journeyopt.agents.resume import (
+    RolloutCheckpoints,
+    capture,
+    recorded_run_id,
+    restore,
+    write_checkpoint,
 )
 from journeyopt.agents.sb3 import (
     LearnedPolicy,
@@ -75,7 +85,7 @@ from journeyopt.sim.world import WorldSpec, load_world
 from journeyopt.tracking.logger import RunLogger
 from journeyopt.tracking.model import log_policy_model
 from journeyopt.tracking.registry import PolicyRegistry
-from journeyopt.tracking.run import tracked_run
+from journeyopt.tracking.run import OUTPUT_DIR_TAG, link_resumed_runs, tracked_run
 from journeyopt.tracking.sb3_policy import SB3Policy
 from journeyopt.tracking.tags import run_tags
 
@@ -145,11 +155,25 @@ def _run_folder_of(checkpoint: Path) -> Path:
     return parent.parent if parent.name == CHECKPOINT_DIR else parent
 
 
-def _save_checkpoint(model: BaseAlgorithm, out: Path) -> Path:
+def _save_checkpoint(model: BaseAlgorithm, out: Path, run_id: str | None) -> Path:
+    """The checkpoint of the model as it is now (at the end of training: a rollout start)."""
     path = out / CHECKPOINT_DIR / f"{CHECKPOINT_PREFIX}_{model.num_timesteps}_steps.zip"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(path)
-    return path
+    return write_checkpoint(capture(model, run_id), path)
+
+
+def _resume(cfg: TrainConfig, run: RunLogger, checkpoint: Path, model: BaseAlgorithm) -> None:
+    """Restore the saved training state and link the run(s) this one continues."""
+    exact = restore(model, checkpoint)
+    earlier = recorded_run_id(checkpoint)
+    link_resumed_runs(
+        cfg.tracking,
+        run.run_id,
+        [earlier] if earlier else [],
+        str(_run_folder_of(checkpoint).resolve()),
+    )
+    run.set_tags(
+        {"journeyopt.resumed_from": str(checkpoint), "journeyopt.resumed_exactly": str(exact)}
+    )
 
 
 def _prepare_world(cfg: TrainConfig) -> World:
@@ -271,13 +295,13 @@ def _build_model(
     if settings.resume:
         checkpoint = latest_checkpoint(Path(settings.resume))
         model = load_checkpoint(checkpoint, cfg.agent.algorithm, env)
+        _resume(cfg, run, checkpoint, model)
         previous = LearningCurve(_run_folder_of(checkpoint) / CURVE_FILE)
         curve = LearningCurve(out / CURVE_FILE)
         if previous.path.resolve() != curve.path.resolve():
             for point in previous.points:
                 if point.step <= model.num_timesteps:
                     curve.add(point)
-        run.set_tags({"journeyopt.resumed_from": str(checkpoint)})
         return model, curve, int(model.num_timesteps)
     model = make_model(cfg.agent, env, cfg.gamma, cfg.seed)
     if settings.warm_start.enabled:
@@ -302,31 +326,41 @@ def _callbacks(
     if settings.eval_every_steps > 0:
         evaluate = _evaluator(cfg, world)
         callbacks.append(PeriodicEvaluation(evaluate, settings.eval_every_steps, run, curve, clock))
-    if settings.checkpoint_every_steps > 0:
-        calls = max(settings.checkpoint_every_steps // settings.n_customers, 1)
-        folder = str(Path(cfg.output_dir) / CHECKPOINT_DIR)
-        callbacks.append(CheckpointCallback(calls, folder, name_prefix=CHECKPOINT_PREFIX))
     if isinstance(agent, OnPolicyConfig) and agent.ent_coef != agent.ent_coef_final:
         callbacks.append(EntropySchedule(agent.ent_coef, agent.ent_coef_final))
     return callbacks
 
 
+def _checkpoints(cfg: TrainConfig, run: RunLogger) -> RolloutCheckpoints:
+    folder = Path(cfg.output_dir) / CHECKPOINT_DIR
+    every = cfg.train.checkpoint_every_steps
+    return RolloutCheckpoints(folder, CHECKPOINT_PREFIX, every, run.run_id)
+
+
 def _learn(
-    cfg: TrainConfig, model: BaseAlgorithm, callbacks: list[BaseCallback], start_step: int
+    cfg: TrainConfig,
+    model: BaseAlgorithm,
+    callbacks: list[BaseCallback],
+    start_step: int,
+    checkpoints: RolloutCheckpoints,
 ) -> None:
-    """Learn up to ``train.total_timesteps``; save a checkpoint when interrupted."""
+    """Learn up to ``train.total_timesteps``; when interrupted, write the checkpoint of the
+    last rollout start (resuming from it repeats the interrupted rollout exactly)."""
     remaining = cfg.train.total_timesteps - start_step
     if remaining <= 0:
         return
     try:
         model.learn(
             total_timesteps=remaining,
-            callback=callbacks,
+            callback=[checkpoints, *callbacks],
             progress_bar=cfg.train.progress_bar,
             reset_num_timesteps=start_step == 0,
         )
     except BaseException:
-        _save_checkpoint(model, Path(cfg.output_dir))
+        if checkpoints.write_latest() is None:  # stopped before its first rollout
+            path = checkpoints.path(int(model.num_timesteps))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            model.save(path)
         raise
 
 
@@ -412,6 +446,7 @@ def train(cfg: TrainConfig, callbacks: Sequence[BaseCallback] = ()) -> TrainResu
     out.mkdir(parents=True, exist_ok=True)
     world = _prepare_world(cfg)
     tags = run_tags(simulator=cfg.simulator.world, agent=cfg.agent.algorithm)
+    tags[OUTPUT_DIR_TAG] = str(out.resolve())
     node = OmegaConf.structured(cfg)
     with tracked_run(node, cfg.default_run_name, tags=tags, tracking=cfg.tracking) as run:
         model, curve, start_step = _build_model(cfg, world, run)
@@ -419,8 +454,9 @@ def train(cfg: TrainConfig, callbacks: Sequence[BaseCallback] = ()) -> TrainResu
         clock = Stopwatch(curve.wall_seconds, started)
         if cfg.train.warm_start.enabled and start_step == 0 and cfg.train.eval_every_steps > 0:
             _record(_evaluator(cfg, world)(model, 0, clock.seconds()), curve, run)
-        _learn(cfg, model, [*_callbacks(cfg, world, run, curve, clock), *callbacks], start_step)
-        model_path = _save_checkpoint(model, out)
+        extra = [*_callbacks(cfg, world, run, curve, clock), *callbacks]
+        _learn(cfg, model, extra, start_step, _checkpoints(cfg, run))
+        model_path = _save_checkpoint(model, out, run.run_id)
         wall_seconds = clock.seconds()
         _log_ensemble_use(model, run)
         if not curve.points or curve.points[-1].step != model.num_timesteps:

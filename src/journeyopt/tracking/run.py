@@ -20,7 +20,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import FrameType
@@ -43,6 +43,12 @@ log = logging.getLogger(__name__)
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
 ERROR_TAG = "journeyopt.error"
+OUTPUT_DIR_TAG = "journeyopt.output_dir"
+"""Tag of a run that writes checkpoints: its output folder (absolute)."""
+RESUMED_BY_TAG = "journeyopt.resumed_by"
+"""Tag of a run another run resumed: that run's id."""
+RESUMES_TAG = "journeyopt.resumes"
+"""Tag of a resumed run: the id(s) of the run(s) it continues, comma-separated."""
 _SIGTERM_EXIT_CODE = 128 + signal.SIGTERM
 _ENCLOSING_RUN: ContextVar[str | None] = ContextVar("journeyopt_enclosing_run", default=None)
 
@@ -225,3 +231,61 @@ def _sigterm_raises() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _running_in(client: MlflowClient, settings: TrackingConfig, output_dir: str) -> list[str]:
+    """Ids of RUNNING runs of the experiment tagged with ``output_dir``."""
+    if "'" in output_dir:
+        return []
+    found = client.get_experiment_by_name(settings.experiment)
+    if found is None:
+        return []
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.`{OUTPUT_DIR_TAG}` = '{output_dir}' and attributes.status = 'RUNNING'",
+    )
+    return [r.info.run_id for r in runs]
+
+
+def _close_resumed(client: MlflowClient, run_id: str, new_run_id: str) -> bool:
+    """Mark ``run_id`` as resumed by ``new_run_id``; KILLED first if still RUNNING (its
+    process died without ending it). False if the run is not in this store."""
+    try:
+        status = client.get_run(run_id).info.status
+    except MlflowException as err:
+        log.warning("run %s, resumed by %s, is not in this store: %s", run_id, new_run_id, err)
+        return False
+    if status == RunStatus.to_string(RunStatus.RUNNING):
+        message = f"ended without closing its run (killed); resumed by run {new_run_id}"
+        client.set_tag(run_id, ERROR_TAG, message)
+        client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+    client.set_tag(run_id, RESUMED_BY_TAG, new_run_id)
+    return True
+
+
+def link_resumed_runs(
+    settings: TrackingConfig,
+    new_run_id: str | None,
+    run_ids: Sequence[str] = (),
+    output_dir: str = "",
+) -> list[str]:
+    """Link a resumed run to the run(s) it continues: ``run_ids`` (the run recorded in the
+    checkpoint) and the RUNNING runs tagged with ``output_dir`` (the checkpoint's folder).
+    Runs left RUNNING by a killed process are marked KILLED; every one gets
+    ``journeyopt.resumed_by=<new run id>`` and the new run
+    ``journeyopt.resumes=<their ids>``.
+
+    Returns:
+        The linked run ids (none with tracking off).
+    """
+    if not settings.enabled or new_run_id is None:
+        return []
+    client = open_client(settings)
+    candidates = set(run_ids)
+    if output_dir:
+        candidates.update(_running_in(client, settings, output_dir))
+    candidates.discard(new_run_id)
+    linked = [r for r in sorted(candidates) if _close_resumed(client, r, new_run_id)]
+    if linked:
+        client.set_tag(new_run_id, RESUMES_TAG, ",".join(linked))
+    return linked
