@@ -214,8 +214,8 @@ class DecisionLog:
     A file that would pass ``file_bytes`` is continued in the day's next part,
     ``decisions-<YYYY-MM-DD>.<k>.csv`` (k = 1, 2, ...; a single write larger than
     ``file_bytes`` still goes whole into a fresh part). Whenever a new part is started, the
-    oldest log files (by day, then part) are deleted until the folder's log files hold at most
-    ``max_bytes`` (the file being written is kept). Both bounds are approximate with several
+    oldest log files (by day, then part) are deleted until the folder's log files, the new
+    part counted full, hold at most ``max_bytes`` (the file being written is kept). Both bounds are approximate with several
     processes writing at once (each may append one write past them).
 
     Safe across threads and processes (several API workers): a file is created with its
@@ -260,13 +260,14 @@ class DecisionLog:
             part += 1
 
     def _prune(self, keep: Path) -> None:
-        """Delete the oldest log files until those left hold at most ``max_bytes``."""
+        """Delete the oldest log files until those left, with room for ``keep`` (the new
+        part) to fill up, hold at most ``max_bytes``."""
         files = sorted(self.folder.glob(LOG_FILE_PATTERN), key=log_file_order)
         sizes = {}
         for path in files:
             with contextlib.suppress(FileNotFoundError):  # another worker pruned it
                 sizes[path] = path.stat().st_size
-        total = sum(sizes.values())
+        total = sum(sizes.values()) - sizes.get(keep, 0) + self.file_bytes
         for path, size in sizes.items():
             if total <= self.max_bytes:
                 return
