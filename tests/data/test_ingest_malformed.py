@@ -539,3 +539,41 @@ def test_list_typed_parquet_ids_are_rejected(tmp_path: Path, load_source: LoadSo
     assert re.match(r"column 'customer_id' holds a list<.*> value, expected a single", got[0][1])
     assert got[2][1] == "empty customer id"
     assert out.result.events.rows_read == 3 == out.result.events.rejected
+
+
+# ---------------------------------------------------------------- same-day merge overflow
+def test_same_day_sum_overflow_is_rejected_not_a_crash(
+    write_export: WriteExport, coworking: Coworking
+) -> None:
+    """With a huge data.max_value, same-day conversions used to sum to inf and fail the
+    schema check; the day's rows are rejected with the reason, the other days merge."""
+    events = [
+        "e1,c1,2024-03-01 10:00:00,day_pass,web,1e308",
+        "e2,c1,2024-03-01 11:00:00,day_pass,web,1e308",
+        "e3,c1,2024-03-02 10:00:00,day_pass,web,5",
+        "e4,c1,2024-03-02 11:00:00,day_pass,web,7",
+    ]
+    merge = "data.dedup.merge_same_day_conversions=true"
+    out = run_ingest(coworking(write_export(events=events), merge, "data.max_value=1.5e308"))
+    reason = r"^same-day conversions of this customer sum above data\.max_value=1\.5e\+308"
+    _assert_reasons(_reasons(out, "events"), {1: ("value", reason), 2: ("value", reason)})
+    assert out.rejects["raw"].tolist() == events[:2]
+    assert out.logs.events[["event_id", "value"]].values.tolist() == [["e3", 12.0]]
+    counts = out.result.events
+    assert (counts.rows_read, counts.accepted, counts.rejected, counts.merged) == (4, 1, 2, 1)
+
+
+def test_same_day_sum_above_max_value(write_export: WriteExport, coworking: Coworking) -> None:
+    events = [f"e{i},c1,2024-03-01 1{i}:00:00,day_pass,web,6000000" for i in range(2)]
+    merge = "data.dedup.merge_same_day_conversions=true"
+    out = run_ingest(coworking(write_export(events=events), merge))
+    assert out.rejects["source_row"].tolist() == [1, 2]
+    assert len(out.logs.events) == 0
+
+
+@pytest.mark.parametrize("value", ["inf", "0", "-1"])
+def test_max_value_must_be_positive_and_finite(
+    coworking: Coworking, tmp_path: Path, value: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"data\.max_value must be > 0 and finite"):
+        coworking(tmp_path, f"data.max_value={value}")

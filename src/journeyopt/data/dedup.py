@@ -174,6 +174,37 @@ def local_day(ts: pd.Series, timezone: str) -> pd.Series:
     return ts.dt.tz_convert(timezone).dt.tz_localize(None).dt.floor("D")
 
 
+def _conversion_days(frame: pd.DataFrame, timezone: str) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the conversions in ``frame`` and, per conversion, a code of its
+    (customer, local day). Shapes ``(k,)``."""
+    is_conv = (frame["role"] == Role.CONVERSION.value).to_numpy()
+    conv = frame.loc[is_conv]
+    day = local_day(conv["ts"], timezone)
+    keys = pd.DataFrame({"customer_id": conv["customer_id"], "day": day}).reset_index(drop=True)
+    return np.flatnonzero(is_conv), _group_codes(keys, ["customer_id", "day"])
+
+
+def split_oversized_days(
+    frame: pd.DataFrame, timezone: str, max_value: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The conversions of one customer on one local day whose values sum above ``max_value``
+    (currency; an overflow to infinity included) cannot be merged into one plausible
+    conversion: ``(kept, oversized)``, each in the original order. Run before
+    :func:`merge_same_day_conversions`, which then never produces an absurd or infinite value.
+    """
+    positions, group = _conversion_days(frame, timezone)
+    if len(positions) < 2:
+        return frame, frame.iloc[:0]
+    values = frame["value"].to_numpy()[positions]
+    with np.errstate(over="ignore"):
+        totals = np.bincount(group, weights=values, minlength=group.max() + 1)
+    oversized = np.zeros(len(frame), dtype=bool)
+    oversized[positions] = ~(totals[group] <= max_value)
+    if not oversized.any():
+        return frame, frame.iloc[:0]
+    return frame.loc[~oversized].reset_index(drop=True), frame.loc[oversized]
+
+
 def merge_same_day_conversions(frame: pd.DataFrame, timezone: str) -> tuple[pd.DataFrame, int]:
     """Merge conversions of one customer on one local day into the day's first conversion,
     whose ``value`` becomes the day's sum (currency). Other roles are untouched.

@@ -30,6 +30,7 @@ from journeyopt.data.dedup import (
     drop_exact,
     drop_near_duplicates,
     merge_same_day_conversions,
+    split_oversized_days,
 )
 from journeyopt.data.identity import (
     IdentityResolution,
@@ -39,7 +40,14 @@ from journeyopt.data.identity import (
     resolve_identities,
 )
 from journeyopt.data.read import RawTable, read_activity, read_table, resolve_files
-from journeyopt.data.rejects import concat_rejects
+from journeyopt.data.rejects import (
+    FILE_COL,
+    ROW_COL,
+    concat_rejects,
+    empty_rejects,
+    make_rejects,
+    raw_text,
+)
 from journeyopt.data.result import TABLES, IngestResult, TableCounts
 from journeyopt.data.schema import (
     CONTACTS_SCHEMA,
@@ -112,19 +120,51 @@ def _events(
     frame, n_near = drop_near_duplicates(
         frame, ["customer_id", "kind", "value"], source.dedup.near_duplicate_seconds
     )
-    n_merged = 0
+    n_merged, oversized = 0, empty_rejects()
     if source.dedup.merge_same_day_conversions:
+        frame, too_big = split_oversized_days(frame, source.timezone, source.max_value)
+        oversized = _rejects_of(raw, too_big, source, "value", _oversized_reason(source))
         frame, n_merged = merge_same_day_conversions(frame, source.timezone)
     counts = TableCounts(
         rows_read=raw.rows_read,
         accepted=len(frame),
-        rejected=len(raw.rejects) + len(parsed.rejects),
+        rejected=len(raw.rejects) + len(parsed.rejects) + len(oversized),
         duplicates_exact=n_exact,
         duplicates_event_id=n_id,
         duplicates_near=n_near,
         merged=n_merged,
     )
-    return frame, concat_rejects([raw.rejects, parsed.rejects]), counts
+    return frame, concat_rejects([raw.rejects, parsed.rejects, oversized]), counts
+
+
+def _oversized_reason(source: SourceConfig) -> str:
+    return (
+        f"same-day conversions of this customer sum above data.max_value={source.max_value:g} "
+        "(dedup.merge_same_day_conversions would merge them into one absurd value)"
+    )
+
+
+def _rejects_of(
+    raw: RawTable, rows: pd.DataFrame, source: SourceConfig, column: str, reason: str
+) -> pd.DataFrame:
+    """Rejects of canonical ``rows`` (found in ``raw`` by file and row) with one reason."""
+    if not len(rows):
+        return empty_rejects()
+    where = pd.MultiIndex.from_arrays(
+        [raw.frame[FILE_COL].astype("str"), raw.frame[ROW_COL].astype("int64")]
+    )
+    wanted = pd.MultiIndex.from_arrays(
+        [rows["source_file"].astype("str"), rows["source_row"].astype("int64")]
+    )
+    picked = raw.frame.loc[where.isin(wanted)]
+    return make_rejects(
+        raw.name,
+        picked[FILE_COL],
+        picked[ROW_COL],
+        column,
+        reason,
+        raw_text(picked, source.delimiter),
+    )
 
 
 def _contacts(

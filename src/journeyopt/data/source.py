@@ -227,8 +227,8 @@ class SourceConfig:
                     f"data.min_date={self.min_date!r} is not an ISO 8601 date or time "
                     "(or empty to disable the check)"
                 ) from err
-        if not self.max_value > 0:
-            raise ConfigError(f"data.max_value must be > 0, got {self.max_value}")
+        if not 0 < self.max_value < float("inf"):
+            raise ConfigError(f"data.max_value must be > 0 and finite, got {self.max_value}")
         if self.dedup.near_duplicate_seconds < 0:
             raise ConfigError("data.dedup.near_duplicate_seconds must be >= 0")
         if not self.has_header and not self.column_names:
