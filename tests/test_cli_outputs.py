@@ -49,7 +49,8 @@ def export(tmp_path: Path) -> Iterator[Path]:
 
 
 def _main(command: Any) -> Callable[[Any], Any]:
-    return command.main.__wrapped__  # type: ignore[no-any-return]  # the Hydra task function
+    """The command's Hydra task function (errors reported, exit code set), given a config."""
+    return command.main.__wrapped__
 
 
 # Each command with an output on (or in, or around) one of its inputs, ``overwrite=true``.
@@ -181,6 +182,25 @@ def test_train_refuses_an_earlier_run_folder_without_overwrite(
         "overwrite=true to replace its files\n"
     )
     assert [p.name for p in earlier.rglob("*")] == ["checkpoints", "model_1000_steps.zip"]
+
+
+def test_a_cycle_work_dir_under_a_regular_file_is_one_line(
+    export: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notes = export.parent / "notes.txt"
+    notes.write_text("a file\n")
+    with initialize_config_module("journeyopt.configs", version_base="1.3"):
+        cfg = compose(
+            "cycle",
+            overrides=["week=2024-03-11", "data=coworking", f"data.path={export}",
+                       f"work_dir={notes}/cycles", "tracking=off"],
+        )  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        _main(cycle_cli)(cfg)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write work_dir {notes}/cycles: Not a directory")
+    assert err.count("\n") == 1
 
 
 # -- the real commands, as subprocesses -------------------------------------------------------

@@ -10,13 +10,15 @@ champion is unchanged).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
 from journeyopt.cli.entry import log, report_errors, to_object
 from journeyopt.loop.config import CycleConfig, register_configs
 from journeyopt.loop.cycle import CycleResult, run_cycle
-from journeyopt.outputs import refuse_inputs
+from journeyopt.outputs import output_errors, refuse_inputs
 
 
 def describe(result: CycleResult) -> str:
@@ -47,7 +49,8 @@ def run(cfg: DictConfig) -> CycleResult:
         {"work_dir": settings.work_dir},
         {"data.path": settings.data.path, "decisions": settings.decisions},
     )
-    result = run_cycle(settings)
+    with output_errors(Path(settings.work_dir), label="work_dir"):
+        result = run_cycle(settings)
     log.info("%s", describe(result))
     print(describe(result))
     return result
