@@ -48,6 +48,10 @@ FILE_CASES: dict[str, tuple[bytes | None, str]] = {
         f"{EVENTS_HEADER.replace(',', ';')}\n{GOOD.replace(',', ';')}\n".encode(),
         r"looks semicolon-separated; set data.delimiter=';'",
     ),
+    "invalid utf-8 in a ragged row": (
+        f"{EVENTS_HEADER}\n{GOOD}\n\x82x,y\n".encode("latin-1"),
+        r"not valid utf-8 text: byte 0x82 at offset \d+ \(line 3\)",
+    ),
     "every row ragged": (
         f"{EVENTS_HEADER}\ne1,c1\ne2,c2\n".encode(),
         r"no row has the 6 fields",
@@ -577,3 +581,12 @@ def test_max_value_must_be_positive_and_finite(
 ) -> None:
     with pytest.raises(ConfigError, match=r"data\.max_value must be > 0 and finite"):
         coworking(tmp_path, f"data.max_value={value}")
+
+
+def test_cli_undecodable_ragged_row_is_one_line(tmp_path: Path) -> None:
+    """Arrow cannot hand an undecodable invalid row to the handler: one line, no traceback."""
+    _events_file(tmp_path / "u", f"{EVENTS_HEADER}\n{GOOD}\n\x82x,y\n".encode("latin-1"))
+    proc = run_cli(["data=coworking", "data.path=u", "output_dir=out"], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "not valid utf-8 text: byte 0x82" in proc.stderr

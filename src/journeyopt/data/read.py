@@ -12,7 +12,9 @@ from __future__ import annotations
 import codecs
 import csv
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -405,22 +407,24 @@ def _read_delimited(
 
     block: int | None = None  # Arrow's default, 1 MB
     try:
-        try:
-            table = read(threads=True)
-        except pa.ArrowInvalid as err:
-            if "straddl" not in str(err):  # a row longer than a block
-                raise
-            block = _whole_file_block(path)
-            table = read(threads=True, block_size=block)
-        if invalid:  # row numbers of invalid rows are only known when reading on one thread
-            table = read(threads=False, block_size=block)
+        with _quiet_undecodable_rows():
+            try:
+                table = read(threads=True)
+            except pa.ArrowInvalid as err:
+                if "straddl" not in str(err):  # a row longer than a block
+                    raise
+                block = _whole_file_block(path)
+                table = read(threads=True, block_size=block)
+            if invalid:  # row numbers of invalid rows are only known when reading on one thread
+                table = read(threads=False, block_size=block)
     except (pa.ArrowInvalid, UnicodeDecodeError) as err:
         problem = _find_decode_error(path, encoding) if _known(encoding) else None
         raise InputFileError(str(path), problem or f"cannot be parsed as CSV ({err})") from err
     except OSError as err:
         raise InputFileError(str(path), f"cannot be read ({err})") from err
     n_total = table.num_rows + len(invalid)
-    if n_total != count_lines(path) - header_lines:
+    # Without a quote, every record is one physical line; with one, a value may span lines.
+    if _contains(path, b'"') and n_total != count_lines(path) - header_lines:
         return _read_by_lines(path, source, names, encoding)
     bad_rows = np.array([(num or 0) - header_lines for num, _ in invalid], dtype=np.int64)
     numbers = _surviving_row_numbers(n_total, bad_rows)
@@ -447,6 +451,25 @@ def _read_delimited(
     if blank.any() or long.any():
         frame = frame.loc[~(blank | long)].reset_index(drop=True)
     return frame, bad, n_total
+
+
+@contextmanager
+def _quiet_undecodable_rows() -> Iterator[None]:
+    """Arrow decodes an invalid row's text before calling the handler; undecodable bytes make
+    that decoding raise where nothing can catch it, and Python prints "Exception ignored" with
+    a traceback. The read then fails and the file's decode error is reported in one line, so
+    these reports are dropped (any other unraisable exception is passed on)."""
+    previous = sys.unraisablehook
+
+    def hook(report: sys.UnraisableHookArgs) -> None:
+        if report.exc_type is not UnicodeDecodeError:
+            previous(report)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
 
 
 def _whole_file_block(path: Path) -> int:
@@ -478,15 +501,28 @@ def _long_fields(table: pa.Table, names: list[str]) -> tuple[np.ndarray, np.ndar
 
 def count_lines(path: Path) -> int:
     """Physical lines of a text file: ends of line (``\\n``, ``\\r\\n`` or a lone
-    ``\\r``) plus an unterminated last line; read in chunks, in C (``bytes.count``)."""
+    ``\\r``) plus an unterminated last line; read in chunks, counted in C."""
     lines, last, previous_cr = 0, b"", False
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 24):
-            lines += chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n")
+            lines += chunk.count(b"\n")
+            if b"\r" in chunk:  # count the lone ones (classic Mac line ends)
+                at = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 13)
+                followed = np.frombuffer(chunk + b"\0", dtype=np.uint8)[at + 1] == 10
+                lines += int((~followed).sum())
             if previous_cr and chunk.startswith(b"\n"):
-                lines -= 1  # a \r\n split between two chunks
+                lines -= 1  # a \r\n split between two chunks: counted as two
             previous_cr, last = chunk.endswith(b"\r"), chunk[-1:]
     return lines + (1 if last not in (b"", b"\n", b"\r") else 0)
+
+
+def _contains(path: Path, byte: bytes) -> bool:
+    """Whether the file holds ``byte`` (read in chunks; stops at the first)."""
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 24):
+            if byte in chunk:
+                return True
+    return False
 
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
