@@ -26,7 +26,7 @@ from tests.agents.test_train import StopAt, tiny_config
 ROOT = Path(__file__).resolve().parents[2]
 ROLLOUTS = ["agent.n_steps=16"]  # rollouts of 16 weeks x 16 customers = 256 steps; 4 in all
 
-KILLED_RUN = """
+KILLED_RUN = textwrap.dedent("""
 import json, os, signal, sys
 from pathlib import Path
 from stable_baselines3.common.callbacks import BaseCallback
@@ -44,7 +44,7 @@ cfg = tiny_config(Path(sys.argv[1]), "maskable_ppo", "agent.n_steps=16")
 cfg.tracking = TrackingConfig(**json.loads(sys.argv[2]))
 cfg.run_name = "killed"
 train(cfg, callbacks=[KillAt()])
-"""
+""")
 
 
 def _same_training(resumed: TrainResult, uninterrupted: TrainResult) -> None:
@@ -154,4 +154,12 @@ def test_resuming_from_a_checkpoint_without_state_still_runs(tmp_path: Path) -> 
     assert np.isfinite(result.metrics["eval/value_mean"])
 
 
-KILLED_RUN = textwrap.dedent(KILLED_RUN)
+def test_dqn_resumes_from_its_periodic_checkpoint(tmp_path: Path) -> None:
+    """DQN's rollouts are single steps: only periodic checkpoints carry the state (its replay
+    buffer is not saved, so the continuation is not exact)."""
+    first = train(tiny_config(tmp_path / "first", "dqn", "train.total_timesteps=512"))
+    assert state_file(first.model_path).is_file()
+    cfg = tiny_config(tmp_path / "second", "dqn", f"train.resume={first.model_path}")
+    result = train(cfg)
+    assert result.start_step == 512 and result.timesteps >= 1024
+    assert np.isfinite(result.metrics["eval/value_mean"])

@@ -269,22 +269,35 @@ def restore(model: BaseAlgorithm, checkpoint: Path) -> bool:
 
 
 class RolloutCheckpoints(BaseCallback):
-    """Captures the training state at the start of every rollout; writes it every
-    ``every_steps`` environment steps (0: never) as ``<folder>/<prefix>_<steps>_steps.zip``,
-    and on demand (:meth:`write_latest`, for an interrupted run).
+    """Writes the training state at a rollout start every ``every_steps`` environment steps
+    (0: never) as ``<folder>/<prefix>_<steps>_steps.zip``; with ``keep_latest``, captures it
+    at every rollout start and writes the latest on demand (:meth:`write_latest`, for an
+    interrupted run).
 
     Args:
         folder: Checkpoint folder.
         prefix: File name prefix.
         every_steps: Environment steps between written checkpoints (0: none).
         run_id: MLflow run recorded in the checkpoints.
+        keep_latest: Capture every rollout start (about 10-20 ms each: right for on-policy
+            agents, whose rollouts last a second or more; not for DQN, whose rollouts are
+            single steps).
     """
 
-    def __init__(self, folder: Path, prefix: str, every_steps: int, run_id: str | None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        prefix: str,
+        every_steps: int,
+        run_id: str | None,
+        *,
+        keep_latest: bool = True,
+    ) -> None:
         super().__init__()
         self._folder, self._prefix = folder, prefix
         self._every = every_steps
         self._run_id = run_id
+        self._keep_latest = keep_latest
         self._done = -1
         self.latest: Snapshot | None = None
 
@@ -297,18 +310,22 @@ class RolloutCheckpoints(BaseCallback):
         self._done = steps // self._every if self._every > 0 else 0
 
     def _on_rollout_start(self) -> None:
+        step = int(self.model.num_timesteps)
+        due = step // self._every if self._every > 0 else 0
+        if not (self._keep_latest or due > self._done):
+            return
         self.latest = capture(self.model, self._run_id)
-        due = self.latest.step // self._every if self._every > 0 else 0
         if due > self._done:
             self._done = due
-            write_checkpoint(self.latest, self.path(self.latest.step))
+            write_checkpoint(self.latest, self.path(step))
 
     def _on_step(self) -> bool:
         return True
 
     def write_latest(self) -> Path | None:
-        """Write the state of the latest rollout start (if not written yet); its path."""
-        if self.latest is None:
+        """Write the state of the latest rollout start (if not written yet); its path, or
+        ``None`` without one (no rollout yet, or ``keep_latest`` off)."""
+        if self.latest is None or not self._keep_latest:
             return None
         path = self.path(self.latest.step)
         if not path.is_file():

@@ -334,7 +334,8 @@ def _callbacks(
 def _checkpoints(cfg: TrainConfig, run: RunLogger) -> RolloutCheckpoints:
     folder = Path(cfg.output_dir) / CHECKPOINT_DIR
     every = cfg.train.checkpoint_every_steps
-    return RolloutCheckpoints(folder, CHECKPOINT_PREFIX, every, run.run_id)
+    on_policy = isinstance(cfg.agent, OnPolicyConfig)
+    return RolloutCheckpoints(folder, CHECKPOINT_PREFIX, every, run.run_id, keep_latest=on_policy)
 
 
 def _learn(
@@ -357,7 +358,7 @@ def _learn(
             reset_num_timesteps=start_step == 0,
         )
     except BaseException:
-        if checkpoints.write_latest() is None:  # stopped before its first rollout
+        if checkpoints.write_latest() is None:  # before its first rollout, or DQN: not exact
             path = checkpoints.path(int(model.num_timesteps))
             path.parent.mkdir(parents=True, exist_ok=True)
             model.save(path)
