@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from journeyopt.cli.entry import INTERRUPTED_EXIT_CODE
+from journeyopt.cli.entry import INTERRUPTED_EXIT_CODE, report_errors
 
 # Each command with work that takes 10-15 s (and under 1 GB), far longer than the test waits
 # before pressing Ctrl-C.
@@ -60,3 +60,20 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path: Path, command: str) -> None:
     assert err == "interrupted\n"
     assert not (tmp_path / "out").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def _interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+def test_report_errors_turns_ctrl_c_into_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("JOURNEYOPT_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        report_errors(_interrupt)
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err == "interrupted\n"
+    monkeypatch.setenv("JOURNEYOPT_DEBUG", "1")  # the traceback, for whoever debugs
+    with pytest.raises(KeyboardInterrupt):
+        report_errors(_interrupt)
