@@ -48,10 +48,11 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    tmp_path: Path, tracking_uri: str, *overrides: str
+    tmp_path: Path, tracking_uri: str, *overrides: str, token: str | None = TOKEN
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``journeyopt-serve`` on the champion of the store at ``tracking_uri`` with Hydra
-    ``overrides``, on a free loopback port; killed on exit. Yields its URL and process."""
+    ``overrides``, on a free loopback port, with bearer ``token`` (None: none); killed on
+    exit. Yields its URL and process."""
     port = free_port()
     command = [
         str(Path(sys.executable).with_name("journeyopt-serve")),
@@ -61,11 +62,10 @@ def running_server(
         f"hydra.run.dir={tmp_path / 'hydra'}",
         *overrides,
     ]
-    env = {
-        **os.environ,
-        "JOURNEYOPT_API_TOKEN": TOKEN,
-        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    }
+    env = {**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    env.pop("JOURNEYOPT_API_TOKEN", None)
+    if token is not None:
+        env["JOURNEYOPT_API_TOKEN"] = token
     output = (tmp_path / "server.log").open("wb")
     process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT,
                                cwd=tmp_path, start_new_session=True)  # fmt: skip
