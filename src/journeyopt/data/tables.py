@@ -209,7 +209,8 @@ def _control_characters(values: pd.Series) -> np.ndarray:
         per_category = _control_characters(pd.Series(values.cat.categories, dtype="str"))
         codes = values.cat.codes.to_numpy()
         return np.where(codes >= 0, per_category[np.maximum(codes, 0)], False)
-    arr = pa.chunked_array([pa.array(values.astype("str"), type=pa.large_string())])
+    arr = pa.array(values.astype("str").array)  # Arrow-backed strings: no copy
+    arr = arr if isinstance(arr, pa.ChunkedArray) else pa.chunked_array([arr])
     if not any(_control_bytes(chunk) for chunk in arr.chunks):
         return np.zeros(len(values), dtype=bool)
     found = pc.fill_null(pc.match_substring_regex(arr, _CONTROL_RE), False)
