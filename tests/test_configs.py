@@ -81,7 +81,10 @@ GROUP_USERS = {  # group -> the top-level config that composes it
     "train": "train",
     "tracking": "train",
     "experiment": "train",
+    "practice": "evaluate",
 }
+PACKAGES = {"experiment": "+experiment", "practice": "practice@evaluation.staff"}
+"""How a group option is chosen on the command line, where it is not ``<group>=<option>``."""
 
 
 def _options(group: str) -> list[str]:
@@ -123,7 +126,7 @@ def test_top_level_config_composes(name: str) -> None:
     ("group", "option"), [(g, o) for g in sorted(GROUP_USERS) for o in _options(g)]
 )
 def test_group_option_composes(group: str, option: str) -> None:
-    override = f"+experiment={option}" if group == "experiment" else f"{group}={option}"
+    override = f"{PACKAGES.get(group, group)}={option}"
     obj = _compose(GROUP_USERS[group], [override])
     if group == "agent":
         assert isinstance(obj, TrainConfig)
@@ -191,4 +194,20 @@ def test_a_map_given_in_a_config_replaces_the_schema_default() -> None:
         "serve", ["~serve.rules.frequency_caps.email", "serve.rules.frequency_caps.phone=3"]
     )
     assert dict(obj.serve.rules.frequency_caps) == {"phone": 3}
-    assert obj.serve.holdout.staff.call_segments  # nested dataclasses keep their defaults
+    assert obj.serve.holdout.staff.rules  # nested dataclasses keep their configured values
+
+
+def test_the_demo_practice_is_one_file_used_by_every_stage() -> None:
+    """The logs' behaviour policy, the staff_rules baseline and the control group all read
+    ``configs/practice/coworking.yaml``; the schemas themselves carry no practice."""
+    from journeyopt.sim.config import StaffRulesConfig, shipped_practice
+
+    demo = shipped_practice("coworking")
+    assert StaffRulesConfig().rules == []
+    assert _compose("generate", []).staff == demo
+    assert _compose("evaluate", []).evaluation.staff == demo
+    assert _compose("serve", []).serve.holdout.staff == demo
+    assert _compose("promote", []).evaluation.staff == demo
+    assert _compose("demo", []).generate.staff == demo
+    own = _compose("evaluate", ["practice@evaluation.staff=none"])
+    assert own.evaluation.staff.rules == []

@@ -40,7 +40,7 @@ from journeyopt.evaluation.ope.logged import ActedPolicy
 from journeyopt.evaluation.simulate import evaluate_policies
 from journeyopt.panel.build import build_panel
 from journeyopt.panel.config import PanelConfig
-from journeyopt.sim.config import GenerateConfig
+from journeyopt.sim.config import GenerateConfig, shipped_practice
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.observation import observation_layout
 from journeyopt.sim.optimum import OptimalPolicy
@@ -68,6 +68,7 @@ def simulate_logs(
     under the staff rules with ``exploration`` logged random exploration, written to
     ``logs_dir``, ingested and turned into the weekly panel; ``(panel, source)``."""
     cfg = GenerateConfig(
+        staff=shipped_practice("coworking"),
         output_dir=str(logs_dir),
         n_customers=n_customers,
         weeks=weeks,
@@ -86,7 +87,7 @@ def baseline_targets(world: WorldSpec, optimum: OptimalPolicy) -> list[Policy]:
     return [
         NoContact(),
         UniformRandom(),
-        StaffPolicy(world),
+        StaffPolicy(world, shipped_practice("coworking").to_practice()),
         MyopicPolicy(world),
         OptimumPolicy(world, optimum),
     ]

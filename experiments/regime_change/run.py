@@ -33,8 +33,8 @@ from journeyopt.loop.config import CycleConfig, register_configs
 from journeyopt.loop.cycle import run_cycle
 from journeyopt.loop.oracle import WorldOptimumPolicy, optimum_scorer
 from journeyopt.loop.twin import window_uplift
-from journeyopt.serving.config import ExplorationConfig, ServingConfig
-from journeyopt.sim.config import GenerateConfig
+from journeyopt.serving.config import ExplorationConfig, HoldoutConfig, ServingConfig
+from journeyopt.sim.config import GenerateConfig, shipped_practice
 from journeyopt.sim.regime import RegimeChange
 from journeyopt.sim.world import WorldSpec, load_world
 from journeyopt.tracking.run import tracked_run
@@ -101,7 +101,11 @@ def new_loop(args: argparse.Namespace, world: WorldSpec) -> ClosedLoop:
     """The same customers, history and random numbers for every arm."""
     change = RegimeChange(args.segment, args.change_after, args.booking_factor, args.fatigue_factor)
     history = GenerateConfig(
-        output_dir="unused", n_customers=args.customers, weeks=args.history_weeks, seed=args.seed
+        staff=shipped_practice("coworking"),
+        output_dir="unused",
+        n_customers=args.customers,
+        weeks=args.history_weeks,
+        seed=args.seed,
     )
     return ClosedLoop(world, change, history, seed=args.seed)
 
@@ -150,7 +154,9 @@ def run_optimum_arm(
     each week, no exploration) for the treatment group, staff rules for the control group."""
     loop = new_loop(args, world)
     policy = WorldOptimumPolicy(world, cfg.simulator.horizon_weeks, cfg.simulator.gamma)
-    scorer = optimum_scorer(policy, ServingConfig())
+    scorer = optimum_scorer(
+        policy, ServingConfig(holdout=HoldoutConfig(staff=shipped_practice("coworking")))
+    )
     rows = []
     for _ in range(args.weeks):
         policy.use(loop.world_now())
@@ -284,7 +290,10 @@ def main() -> None:
             *args.overrides,
         ]
     )
-    serving = replace(ServingConfig(), exploration=ExplorationConfig(share=args.exploration))
+    serving = replace(
+        ServingConfig(holdout=HoldoutConfig(staff=shipped_practice("coworking"))),
+        exploration=ExplorationConfig(share=args.exploration),
+    )
     world = load_world("coworking")
     rows: list[dict[str, Any]] = []
     for folder in args.combine or []:

@@ -9,12 +9,14 @@ import pytest
 
 from journeyopt.agents.baselines import BASELINES, expected_rewards, make_baseline
 from journeyopt.agents.policy import Observation, Policy, sample_from
-from journeyopt.sim.behaviour import StaffRules, staff_actions
+from journeyopt.sim.config import shipped_practice
 from journeyopt.sim.env import InitialPool
 from journeyopt.sim.observation import observation_layout
 from journeyopt.sim.optimum import OptimalPolicy
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import WorldSpec
+
+DEMO = shipped_practice("coworking").to_practice()
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def observation(world: WorldSpec) -> Observation:
 def test_probabilities_valid_and_masked(
     name: str, world: WorldSpec, optimum: OptimalPolicy, observation: Observation
 ) -> None:
-    policy = make_baseline(name, world, optimum=optimum)
+    policy = make_baseline(name, world, DEMO, optimum)
     assert isinstance(policy, Policy)
     rules = ContactRules(world.actions, world.features, frequency_caps={"phone": 0})
     masks = rules.masks(observation.features)
@@ -48,8 +50,9 @@ def test_staff_policy_wraps_staff_rules(world: WorldSpec, observation: Observati
     masks = ContactRules(world.actions, world.features).masks(observation.features)
     for week in (0, 13, 5):
         obs = Observation(observation.features, observation.segment, 1 + week, week)
-        actions, _ = make_baseline("staff_rules", world).act(obs, masks, np.random.default_rng())
-        expected = staff_actions(world, StaffRules(), obs.features, obs.segment, week)
+        policy = make_baseline("staff_rules", world, DEMO)
+        actions, _ = policy.act(obs, masks, np.random.default_rng())
+        expected = DEMO.actions(world, obs.features, obs.segment, week)
         np.testing.assert_array_equal(actions, expected)
 
 

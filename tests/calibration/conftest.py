@@ -4,6 +4,7 @@ it, none modifies it)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from journeyopt.calibration.pipeline import CalibrationResult, calibrate
 from journeyopt.cli.entry import to_object
 from journeyopt.data.source import SourceConfig
 from journeyopt.panel.config import PanelConfig
-from journeyopt.sim.config import GenerateConfig
+from journeyopt.sim.config import GenerateConfig, StaffRulesConfig, shipped_practice
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.world import WorldSpec, load_world, world_path
 from journeyopt.tracking.config import TrackingConfig
@@ -39,6 +40,15 @@ def source_config(name: str, overrides: list[str]) -> SourceConfig:
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("calibrate", overrides=[f"data={name}", "output_dir=x", *overrides])
     return to_object(cfg.data, SourceConfig)
+
+
+def _one_type_practice() -> StaffRulesConfig:
+    """The demo's practice without its rule for team types the one-type world does not have."""
+    demo = shipped_practice("coworking")
+    return replace(demo, rules=[r for r in demo.rules if not r.segments])
+
+
+SMALL_PRACTICE = _one_type_practice()
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +80,13 @@ def small_world(small_world_path: Path) -> WorldSpec:
 def small_logs(small_world: WorldSpec, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Raw coworking-format logs of 3,000 customers over 80 weeks, 30 % exploration."""
     out = tmp_path_factory.mktemp("logs")
-    cfg = GenerateConfig(output_dir=str(out), n_customers=3000, weeks=80, exploration=0.3)
+    cfg = GenerateConfig(
+        staff=SMALL_PRACTICE,
+        output_dir=str(out),
+        n_customers=3000,
+        weeks=80,
+        exploration=0.3,
+    )
     write_logs(generate_logs(small_world, cfg, np.random.default_rng(0)), out, overwrite=True)
     return out
 
@@ -86,6 +102,7 @@ def calibration_config(
         ensemble_size=2,
         holdout_runs=2,
         truth_world=truth,
+        staff=SMALL_PRACTICE,
         policy_customers=1500,
         policy_horizon_weeks=20,
         c_grid=[0.03, 3.0],

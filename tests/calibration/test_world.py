@@ -20,6 +20,7 @@ from journeyopt.sim.env import CustomerJourneyEnv
 from journeyopt.sim.optimum import solve_optimum
 from journeyopt.sim.vec_env import PopulationVecEnv
 from journeyopt.sim.world import load_world
+from tests.calibration.conftest import SMALL_PRACTICE
 
 
 def test_folder_round_trip(small_calibration: CalibrationResult) -> None:
@@ -51,7 +52,11 @@ def test_steps_through_env_vec_env_evaluation_and_optimum(
     optimum = solve_optimum(world, 6, 0.99)
     result = evaluate_policies(
         world,
-        [NoContact(), UniformRandom(), StaffPolicy(world)],
+        [
+            NoContact(),
+            UniformRandom(),
+            StaffPolicy(world, SMALL_PRACTICE.practice_for(world, "staff")),
+        ],
         n_customers=300,
         horizon_weeks=6,
         gamma=0.99,

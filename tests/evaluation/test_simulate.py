@@ -12,6 +12,7 @@ from journeyopt.errors import OutputExistsError
 from journeyopt.evaluation.report import write_evaluation
 from journeyopt.evaluation.simulate import EvaluationResult, evaluate_policies, mean_ci
 from journeyopt.panel.state import state_features
+from journeyopt.sim.config import shipped_practice
 from journeyopt.sim.discrete import summarise
 from journeyopt.sim.dynamics import sample_outcome
 from journeyopt.sim.env import InitialPool
@@ -29,7 +30,8 @@ def world() -> WorldSpec:
 @pytest.fixture(scope="module")
 def result(world: WorldSpec) -> EvaluationResult:
     optimum = solve_optimum(world, HORIZON, GAMMA, cyclic_weeks_of_year(1, HORIZON))
-    policies = [make_baseline(n, world, optimum=optimum) for n in BASELINES]
+    demo = shipped_practice("coworking").to_practice()
+    policies = [make_baseline(n, world, demo, optimum) for n in BASELINES]
     return evaluate_policies(world, policies, 3000, HORIZON, GAMMA, seed=4, optimum=optimum)
 
 

@@ -17,9 +17,9 @@ from journeyopt.loop.closed_loop import ClosedLoop, run_closed_loop
 from journeyopt.loop.config import CycleConfig, register_configs
 from journeyopt.loop.cycle import FAILED_STEP_TAG, CycleFailed, run_cycle
 from journeyopt.loop.state import RECORD_FILE
-from journeyopt.serving.config import ServingConfig
+from journeyopt.serving.config import HoldoutConfig, ServingConfig
 from journeyopt.serving.decisions import read_decision_log
-from journeyopt.sim.config import GenerateConfig
+from journeyopt.sim.config import GenerateConfig, shipped_practice
 from journeyopt.sim.regime import RegimeChange
 from journeyopt.sim.world import load_world
 from journeyopt.tracking.config import TrackingConfig
@@ -66,7 +66,9 @@ def test_closed_loop_cycles_idempotence_and_failure(
     mlflow_sqlite: TrackingConfig, tmp_path: Path
 ) -> None:
     cfg = tiny_cycle(mlflow_sqlite, tmp_path / "cycles")
-    history = GenerateConfig(output_dir="unused", n_customers=300, weeks=30)
+    history = GenerateConfig(
+        staff=shipped_practice("coworking"), output_dir="unused", n_customers=300, weeks=30
+    )
     loop = ClosedLoop(load_world("coworking"), RegimeChange("freelancer", 1), history, seed=0)
     loop.write(str(tmp_path / "logs"), str(tmp_path / "decisions"))
     first = run_cycle(
@@ -85,7 +87,13 @@ def test_closed_loop_cycles_idempotence_and_failure(
     # cycles measure and keep the champion; re-training is exercised by the first cycle)
     quiet = replace(cfg.drift.thresholds, psi=1e9, action_psi=1e9, response_ratio=1e9)
     cfg = replace(cfg, drift=replace(cfg.drift, thresholds=quiet))
-    weeks = run_closed_loop(loop, cfg, ServingConfig(), 2, tmp_path)
+    weeks = run_closed_loop(
+        loop,
+        cfg,
+        ServingConfig(holdout=HoldoutConfig(staff=shipped_practice("coworking"))),
+        2,
+        tmp_path,
+    )
     assert [w.truth.regime for w in weeks] == ["before", "after"]
     decisions = read_decision_log(tmp_path / "decisions")
     assert set(decisions["group"]) == {"treatment", "control"}

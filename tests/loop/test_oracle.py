@@ -13,8 +13,8 @@ from journeyopt.errors import JourneyoptError
 from journeyopt.loop.closed_loop import ClosedLoop
 from journeyopt.loop.oracle import OPTIMUM_VERSION, WorldOptimumPolicy, optimum_scorer
 from journeyopt.panel.state import state_features
-from journeyopt.serving.config import ServingConfig
-from journeyopt.sim.config import GenerateConfig
+from journeyopt.serving.config import HoldoutConfig, ServingConfig
+from journeyopt.sim.config import GenerateConfig, shipped_practice
 from journeyopt.sim.discrete import discrete_state
 from journeyopt.sim.observation import encode
 from journeyopt.sim.optimum import cyclic_weeks_of_year, solve_optimum
@@ -31,7 +31,9 @@ def world() -> WorldSpec:
 
 @pytest.fixture(scope="module")
 def loop(world: WorldSpec) -> ClosedLoop:
-    history = GenerateConfig(output_dir="unused", n_customers=300, weeks=20)
+    history = GenerateConfig(
+        staff=shipped_practice("coworking"), output_dir="unused", n_customers=300, weeks=20
+    )
     return ClosedLoop(world, RegimeChange("freelancer", 1), history, seed=0)
 
 
@@ -57,7 +59,9 @@ def test_the_policy_takes_the_optimums_first_week_action(
 
 def test_the_policy_follows_the_world_in_force(world: WorldSpec, loop: ClosedLoop) -> None:
     policy = WorldOptimumPolicy(world, HORIZON, GAMMA)
-    scorer = optimum_scorer(policy, ServingConfig())
+    scorer = optimum_scorer(
+        policy, ServingConfig(holdout=HoldoutConfig(staff=shipped_practice("coworking")))
+    )
     assert scorer.model.version == OPTIMUM_VERSION
     woy = int(loop.monday.isocalendar().week)
     before = policy.plan(woy)

@@ -13,10 +13,10 @@ from journeyopt.agents.sb3 import policy_spec
 from journeyopt.loop.closed_loop import ClosedLoop, WeekTruth
 from journeyopt.loop.twin import control_actions, served_by, window_uplift
 from journeyopt.panel.state import state_features
-from journeyopt.serving.config import ServingConfig
+from journeyopt.serving.config import HoldoutConfig, ServingConfig
 from journeyopt.serving.scorer import CustomerBatch, Scorer
 from journeyopt.serving.served_model import ServedModel
-from journeyopt.sim.config import GenerateConfig
+from journeyopt.sim.config import GenerateConfig, shipped_practice
 from journeyopt.sim.observation import observation_layout
 from journeyopt.sim.regime import RegimeChange
 from journeyopt.sim.world import WorldSpec, load_world
@@ -34,13 +34,15 @@ def scorer(world: WorldSpec, seed: int = 1) -> Scorer:
         policy_spec(world, layout), weights, rng.normal(size=world.actions.n_actions)
     )
     model = ServedModel(policy, "test", "journey-policy", "1", "test", "", "")
-    settings = ServingConfig()
+    settings = ServingConfig(holdout=HoldoutConfig(staff=shipped_practice("coworking")))
     settings = replace(settings, holdout=replace(settings.holdout, control_share=0.3))
     return Scorer(model, settings, world=world)
 
 
 def closed_loop(world: WorldSpec, seed: int = 0) -> ClosedLoop:
-    history = GenerateConfig(output_dir="unused", n_customers=400, weeks=20)
+    history = GenerateConfig(
+        staff=shipped_practice("coworking"), output_dir="unused", n_customers=400, weeks=20
+    )
     return ClosedLoop(world, RegimeChange("freelancer", 2), history, seed=seed)
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from journeyopt.monitoring.decisions_contacts import DECISION_LOG_COLUMNS
-from journeyopt.sim.config import GenerateConfig
+from journeyopt.sim.config import GenerateConfig, shipped_practice
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.world import load_world
 
@@ -59,7 +59,13 @@ def decision_log(contacts: pd.DataFrame, since: str) -> pd.DataFrame:
 def coworking_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Raw coworking logs: 1,200 customers over 40 weeks from 2023-01-02, 20 % exploration."""
     out = tmp_path_factory.mktemp("logs")
-    cfg = GenerateConfig(output_dir=str(out), n_customers=1200, weeks=40, exploration=0.2)
+    cfg = GenerateConfig(
+        staff=shipped_practice("coworking"),
+        output_dir=str(out),
+        n_customers=1200,
+        weeks=40,
+        exploration=0.2,
+    )
     world = load_world("coworking")
     write_logs(generate_logs(world, cfg, np.random.default_rng(0)), out, overwrite=True)
     return out

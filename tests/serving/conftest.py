@@ -18,9 +18,9 @@ from journeyopt.agents.sb3 import policy_spec
 from journeyopt.cli.entry import to_object
 from journeyopt.cli.ingest import IngestConfig
 from journeyopt.data.source import SourceConfig
-from journeyopt.serving.config import ServingConfig
+from journeyopt.serving.config import HoldoutConfig, ServingConfig
 from journeyopt.serving.served_model import ServedModel, load_served_model
-from journeyopt.sim.config import GenerateConfig
+from journeyopt.sim.config import GenerateConfig, shipped_practice
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.observation import observation_layout
 from journeyopt.sim.world import WorldSpec, load_world
@@ -104,7 +104,7 @@ def served(registered: Registered) -> ServedModel:
 @pytest.fixture(scope="session")
 def settings() -> ServingConfig:
     """Serving settings with a large control group, so both groups show in small tests."""
-    cfg = ServingConfig()
+    cfg = ServingConfig(holdout=HoldoutConfig(staff=shipped_practice("coworking")))
     cfg.holdout.control_share = 0.3
     return cfg
 
@@ -113,7 +113,12 @@ def settings() -> ServingConfig:
 def demo_logs(tmp_path_factory: pytest.TempPathFactory, world: WorldSpec) -> Path:
     """Raw coworking logs: 400 customers over 12 weeks from 2024-01-01."""
     cfg = GenerateConfig(
-        output_dir="unused", seed=4, n_customers=400, weeks=12, start_date="2024-01-01"
+        staff=shipped_practice("coworking"),
+        output_dir="unused",
+        seed=4,
+        n_customers=400,
+        weeks=12,
+        start_date="2024-01-01",
     )
     folder = tmp_path_factory.mktemp("logs") / "raw"
     write_logs(generate_logs(world, cfg, np.random.default_rng(4)), folder)

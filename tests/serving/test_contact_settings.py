@@ -1,6 +1,6 @@
-"""Contact rules and staff rules for a catalogue other than the demo's: a frequency cap on a
-channel the world lacks, or a call segment it does not have, stops the start-up with one line
-instead of silently capping or calling nobody."""
+"""Contact rules and today's practice for a catalogue other than the demo's: a frequency cap on a
+channel the world lacks, or a practice rule naming a customer type it does not have, stops the
+start-up with one line instead of silently capping or calling nobody."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from journeyopt.serving.config import HoldoutConfig, RulesConfig, ServingConfig
 from journeyopt.serving.guards import serving_rules, staff_rules
 from journeyopt.serving.scorer import Scorer
 from journeyopt.serving.served_model import ServedModel
-from journeyopt.sim.config import StaffRulesConfig
+from journeyopt.sim.config import shipped_practice
 from journeyopt.sim.world import WorldSpec
 from tests.serving.conftest import Registered
 
@@ -47,19 +47,19 @@ def test_a_cap_on_a_channel_the_world_lacks_is_refused(
         Scorer(served, settings, world)
 
 
-def test_call_segments_must_be_the_world_customer_types(
+def test_the_control_group_practice_must_fit_the_world(
     world: WorldSpec, served: ServedModel
 ) -> None:
-    crm = HoldoutConfig(staff=StaffRulesConfig(call_segments=["Startup", "Firma"]))
-    with pytest.raises(ConfigError, match=r"call_segments names customer type\(s\) \['Startup', "
-                       r"'Firma'\] that world 'coworking' does not have"):  # fmt: skip
+    crm = HoldoutConfig(staff=shipped_practice("coworking_crm"))
+    with pytest.raises(ConfigError, match=r"serve.holdout.staff.rules\[0\].segments names "
+                       r"customer type\(s\) \['Startup', 'Firma'\] that world 'coworking' "
+                       r"does not have"):  # fmt: skip
         Scorer(served, ServingConfig(holdout=crm), world)
-    assert staff_rules(crm_world(world), crm).call_segments == ("Startup", "Firma")
+    assert staff_rules(crm_world(world), crm).rules[0].segments == ("Startup", "Firma")
     with pytest.raises(ConfigError, match=r"\['startup_team', 'corporate_team'\].*"
-                       r"'serve.holdout.staff.call_segments=\[Freelancer,Startup\]'"):  # fmt: skip
-        staff_rules(crm_world(world), HoldoutConfig())  # the demo's default names
-    none = HoldoutConfig(staff=StaffRulesConfig(call_segments=[]))
-    assert staff_rules(crm_world(world), none).call_segments == ()
+                       r"\['Freelancer', 'Startup', 'Firma'\]"):  # fmt: skip
+        staff_rules(crm_world(world), HoldoutConfig(staff=shipped_practice("coworking")))
+    assert staff_rules(crm_world(world), HoldoutConfig()).rules == ()  # the schema: no practice
 
 
 def test_serve_stops_at_start_up_on_a_cap_the_world_lacks(

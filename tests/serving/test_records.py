@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from journeyopt.serving.app import create_app, customers_batch
-from journeyopt.serving.config import ServingConfig
+from journeyopt.serving.config import HoldoutConfig, ServingConfig
 from journeyopt.serving.decisions import decision_ids
 from journeyopt.serving.records import OverLimit, RecordReader
 from journeyopt.serving.responses import (
@@ -31,6 +31,7 @@ from journeyopt.serving.responses import (
 from journeyopt.serving.schemas import ApiModels, api_models
 from journeyopt.serving.scorer import CustomerBatch, Scorer
 from journeyopt.serving.served_model import ServedModel
+from journeyopt.sim.config import shipped_practice
 from journeyopt.sim.world import WorldSpec
 from tests.serving.test_app import AS_OF
 from tests.serving.test_columns import customers
@@ -230,7 +231,9 @@ def mutated(rng: np.random.Generator, mutations: int) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def models(world: WorldSpec) -> ApiModels:
-    return api_models(world, ServingConfig())
+    return api_models(
+        world, ServingConfig(holdout=HoldoutConfig(staff=shipped_practice("coworking")))
+    )
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))

@@ -26,12 +26,13 @@ import pytest
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
 from journeyopt.serving.batch import score_logs
-from journeyopt.serving.config import ServingConfig
+from journeyopt.serving.config import HoldoutConfig, ServingConfig
 from journeyopt.serving.decisions import read_decision_log
 from journeyopt.serving.features import batch_from_logs
 from journeyopt.serving.guards import allowed_actions
 from journeyopt.serving.scorer import Scorer
 from journeyopt.serving.served_model import ServedModel
+from journeyopt.sim.config import shipped_practice
 from journeyopt.sim.observation import encode
 from journeyopt.tracking.model import observation_frame
 from tests.serving.conftest import AS_OF, Registered
@@ -163,7 +164,7 @@ def test_real_server_agrees_with_batch_and_pyfunc_and_stops_cleanly(
     tmp_path: Path,
 ) -> None:
     url, process, log = server
-    settings = ServingConfig()
+    settings = ServingConfig(holdout=HoldoutConfig(staff=shipped_practice("coworking")))
     settings.holdout.control_share = 0.3
     out = tmp_path / "batch" / "actions.csv"
     score_logs(demo_source, AS_OF, served, settings, out)

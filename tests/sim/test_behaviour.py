@@ -1,14 +1,20 @@
-"""The behaviour policy of the logs: staff rules and logged propensities."""
+"""The behaviour policy of the logs: today's practice (declarative rules) and logged
+propensities."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
-from journeyopt.sim.behaviour import StaffRules, explore, staff_actions
-from journeyopt.sim.world import WorldSpec
+from journeyopt.errors import ConfigError
+from journeyopt.sim.behaviour import explore
+from journeyopt.sim.config import PracticeRuleConfig, StaffRulesConfig, shipped_practice
+from journeyopt.sim.practice import Practice, PracticeRule
+from journeyopt.sim.world import WORLDS_DIR, WorldSpec, world_from_dict
 
 NAN = np.nan
 
@@ -40,8 +46,12 @@ def test_staff_rules(world: WorldSpec) -> None:
         opted_out_email=[False, False, False, False, True, False],
     )
     segment = np.array([0, 2, 2, 0, 0, 1])
-    rules = StaffRules()
-    campaign_week = [names[a] for a in staff_actions(world, rules, features, segment, 26)]
+    practice = shipped_practice("coworking").practice_for(world, "staff")
+
+    def staff_actions(week: int) -> list[str]:
+        return [names[a] for a in practice.actions(world, features, segment, week)]
+
+    campaign_week = staff_actions(26)
     assert campaign_week == [
         "personal_call",
         "personal_call",
@@ -50,9 +60,9 @@ def test_staff_rules(world: WorldSpec) -> None:
         "none",
         "none",
     ]
-    quiet_week = [names[a] for a in staff_actions(world, rules, features, segment, 27)]
+    quiet_week = staff_actions(27)
     assert quiet_week == ["personal_call", "personal_call", "none", "none", "none", "none"]
-    newsletter_week = [names[a] for a in staff_actions(world, rules, features, segment, 28)]
+    newsletter_week = staff_actions(28)
     assert newsletter_week[2:] == ["newsletter", "newsletter", "none", "newsletter"]
 
 
@@ -79,9 +89,9 @@ def test_exploration_refuses_bad_input() -> None:
         explore(np.array([0]), allowed, 1.5, np.random.default_rng(0))
 
 
-def test_staff_rules_follow_the_call_channel_of_the_catalogue(world: WorldSpec) -> None:
-    """A source whose calls go through a channel not named ``phone`` gets the same staff
-    decisions, read from that channel's fatigue count (it used to need ``contacts_4w_phone``)."""
+def test_a_practice_reads_the_fatigue_count_of_the_channel_it_names(world: WorldSpec) -> None:
+    """A source whose calls go through a channel not named ``phone`` describes its practice
+    with that channel's fatigue count (``contacts_4w_tel``); nothing assumes ``phone``."""
     channels = tuple("tel" if c == "phone" else c for c in world.channels)
     renamed = dataclasses.replace(
         world,
@@ -99,5 +109,102 @@ def test_staff_rules_follow_the_call_channel_of_the_catalogue(world: WorldSpec) 
     features["opted_out_tel"] = features.pop("opted_out_phone")
     segment = np.array([2, 2])
     names = renamed.actions.names
-    acts = [names[a] for a in staff_actions(renamed, StaffRules(), features, segment, 27)]
+    rule = PracticeRule(
+        "personal_call", when={"weeks_since_engagement": (None, 1), "contacts_4w_tel": (None, 0)}
+    )
+    practice = Practice((rule,)).check(renamed, "staff")
+    acts = [names[a] for a in practice.actions(renamed, features, segment, 27)]
     assert acts == ["personal_call", "none"]  # the second was called within the window
+
+
+def _renamed_world(world: WorldSpec) -> WorldSpec:
+    """The coworking world under another business's names: actions and customer types."""
+    names = {
+        "newsletter": "mailing",
+        "discount_offer": "voucher",
+        "personal_call": "ring",
+        "freelancer": "retail",
+        "startup_team": "smb",
+        "corporate_team": "key_account",
+    }
+
+    def rename(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {names.get(k, k): rename(v) for k, v in value.items()}
+        return value
+
+    raw = yaml.safe_load((WORLDS_DIR / "coworking" / "world.yaml").read_text(encoding="utf-8"))
+    return world_from_dict(rename(raw))
+
+
+def test_a_practice_is_any_business_s_own_rule_list(world: WorldSpec) -> None:
+    """Another business's practice, in its own names: call lapsed key accounts, a voucher two
+    weeks after each monthly mailing, the mailing every 4 weeks. First match wins."""
+    renamed = _renamed_world(world)
+    staff = StaffRulesConfig(
+        rules=[
+            PracticeRuleConfig(action="ring", segments=["key_account"], lifecycle=["lapsed"]),
+            PracticeRuleConfig(action="voucher", every_weeks=4, offset_weeks=2),
+            PracticeRuleConfig(action="mailing", every_weeks=4),
+        ]
+    )
+    practice = staff.practice_for(renamed, "evaluation.staff")
+    features = _features(
+        n_conversions=[3, 3, 0, 3],
+        recency_weeks=[40, 40, NAN, 2],
+        weeks_since_engagement=[NAN, NAN, NAN, NAN],
+    )
+    features["lifecycle"] = np.array([2, 2, 0, 1], np.int8)  # lapsed, lapsed, prospect, active
+    segment = np.array([2, 0, 2, 1])  # key account, retail, key account, smb
+    names = renamed.actions.names
+
+    def week(t: int) -> list[str]:
+        return [names[a] for a in practice.actions(renamed, features, segment, t)]
+
+    assert week(0) == ["ring", "mailing", "mailing", "mailing"]
+    assert week(1) == ["ring", "none", "none", "none"]
+    assert week(2) == ["ring", "voucher", "voucher", "voucher"]
+    features["opted_out_phone"] = np.array([True, False, False, False])
+    assert week(2)[0] == "voucher"  # the call's channel is opted out: the next rule that fits
+
+
+def test_an_empty_practice_contacts_nobody(world: WorldSpec) -> None:
+    features = _features(n_conversions=[0, 3], recency_weeks=[NAN, 2])
+    actions = Practice().actions(world, features, np.array([0, 1]), 0)
+    assert actions.tolist() == [0, 0]
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            PracticeRuleConfig(action="personal_call"),
+            r"rules\[0\]\.action='personal_call' is not an action",
+        ),
+        (
+            PracticeRuleConfig(action="ring", segments=["Firma"]),
+            r"rules\[0\]\.segments names customer type\(s\) \['Firma'\]",
+        ),
+        (
+            PracticeRuleConfig(action="ring", when={"contacts_8w_phone": [None, 0]}),
+            r"rules\[0\]\.when names feature\(s\) \['contacts_8w_phone'\]",
+        ),
+        (PracticeRuleConfig(action="ring", lifecycle=["dormant"]), r"unknown lifecycle stage"),
+        (
+            PracticeRuleConfig(action="ring", every_weeks=4, offset_weeks=4),
+            r"offset_weeks must be in 0\.\.3",
+        ),
+        (
+            PracticeRuleConfig(action="ring", when={"recency_weeks": [10, 2]}),
+            r"min 10\.0 is above max 2\.0",
+        ),
+        (PracticeRuleConfig(action="ring", when={"recency_weeks": [10]}), r"must be \[min, max\]"),
+    ],
+)
+def test_a_practice_the_world_cannot_follow_is_refused_naming_the_rule(
+    world: WorldSpec, rule: PracticeRuleConfig, message: str
+) -> None:
+    """A rule naming what the world does not have would silently never fire, and the baseline
+    would be weaker than the practice it stands for: one clear line instead."""
+    with pytest.raises(ConfigError, match=message):
+        StaffRulesConfig(rules=[rule]).practice_for(_renamed_world(world), "evaluation.staff")

@@ -16,7 +16,7 @@ from journeyopt.cli.entry import to_object
 from journeyopt.cli.generate import run
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError, OutputExistsError
-from journeyopt.sim.config import GenerateConfig, MessConfig, register_configs
+from journeyopt.sim.config import GenerateConfig, MessConfig, register_configs, shipped_practice
 from journeyopt.sim.logs import LOG_FILES, generate_logs, write_logs
 from journeyopt.sim.world import WORLDS_DIR, WorldSpec
 
@@ -31,7 +31,14 @@ MESS = MessConfig(
 
 
 def _cfg(tmp: Path, **overrides: object) -> GenerateConfig:
-    fields = {"output_dir": str(tmp), "n_customers": 300, "weeks": 30, "seed": 7, **overrides}
+    fields = {
+        "output_dir": str(tmp),
+        "n_customers": 300,
+        "weeks": 30,
+        "seed": 7,
+        "staff": shipped_practice("coworking"),
+        **overrides,
+    }
     return GenerateConfig(**fields)  # type: ignore[arg-type]
 
 

@@ -13,7 +13,8 @@ from journeyopt.agents.baselines import make_baseline
 from journeyopt.agents.policy import Policy
 from journeyopt.evaluation.simulate import simulate_policy
 from journeyopt.panel.state import CustomerState, state_features
-from journeyopt.sim.behaviour import StaffRules, contact_rules
+from journeyopt.sim.behaviour import contact_rules
+from journeyopt.sim.config import shipped_practice
 from journeyopt.sim.discrete import DiscreteLayout, allowed_actions, discrete_state
 from journeyopt.sim.env import EpisodeClock
 from journeyopt.sim.optimum import (
@@ -104,7 +105,10 @@ def test_simulated_return_of_the_optimum_matches_its_value(
     assert abs(dp.mean() - expected) < half_width, (dp.mean(), expected, half_width)
 
     staff_returns = _returns(
-        world, make_baseline("staff_rules", world, staff_rules=StaffRules()), state, segment
+        world,
+        make_baseline("staff_rules", world, shipped_practice("coworking").to_practice()),
+        state,
+        segment,
     )
     # the optimum's exact value beats the staff's simulated mean beyond its noise
     staff_se = staff_returns.std(ddof=1) / np.sqrt(N)

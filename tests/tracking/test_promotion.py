@@ -39,10 +39,17 @@ from journeyopt.panel.build import build_panel
 from journeyopt.panel.config import PanelConfig
 from journeyopt.serving.config import RulesConfig, ServingConfig
 from journeyopt.serving.guards import serving_rules
-from journeyopt.sim.behaviour import StaffRules, contact_rules
-from journeyopt.sim.config import GenerateConfig, SimulatorConfig, StaffRulesConfig
+from journeyopt.sim.behaviour import contact_rules
+from journeyopt.sim.config import (
+    GenerateConfig,
+    PracticeRuleConfig,
+    SimulatorConfig,
+    StaffRulesConfig,
+    shipped_practice,
+)
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.observation import observation_layout
+from journeyopt.sim.practice import Practice
 from journeyopt.sim.world import WorldSpec, load_world
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.model import LinearSoftmaxPolicy, log_policy_model
@@ -77,7 +84,12 @@ def recent_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Staff rules with 10 % exploration (the demo's setting), 1,500 customers, 6 weeks."""
     out = tmp_path_factory.mktemp("logs")
     cfg = GenerateConfig(
-        output_dir=str(out), n_customers=1500, weeks=6, exploration=0.1, initial_share=1.0
+        staff=shipped_practice("coworking"),
+        output_dir=str(out),
+        n_customers=1500,
+        weeks=6,
+        exploration=0.1,
+        initial_share=1.0,
     )
     write_logs(
         generate_logs(load_world("coworking"), cfg, np.random.default_rng(0)), out, overwrite=True
@@ -144,6 +156,7 @@ def gate_config(candidate: str, logs: Path, settings: TrackingConfig) -> Promote
         n_customers=400,
         ope=PromoteOPEConfig(n_boot=100, rollout_customers=300),
         tracking=settings,
+        evaluation=EvaluationConfig(staff=shipped_practice("coworking")),
     )
 
 
@@ -253,7 +266,7 @@ def test_model_check_blocks_a_wrong_model_world_or_warns(
     version = resolve_candidate(registry, cfg.candidate)
     candidate = load_served(version, mlflow_sqlite, load_world("coworking"), "candidate")
     wrong = booking_odds_scaled(load_world("coworking"), 2.0)
-    staff = StaffPolicy(wrong)
+    staff = StaffPolicy(wrong, shipped_practice("coworking").to_practice())
 
     decision = run_gate(cfg, wrong, (wrong,), version, candidate, staff, "staff_rules")
     assert not decision.promote
@@ -279,40 +292,49 @@ def test_model_check_blocks_a_wrong_model_world_or_warns(
 def test_without_champion_the_baseline_is_the_configured_staff_practice(
     mlflow_sqlite: TrackingConfig, recent_logs: Path
 ) -> None:
-    """With no champion the candidate is judged against ``evaluation.staff`` (the staff rules
-    ``journeyopt-evaluate``/``-compare`` use), not the default rules; call segments the world
-    does not have are refused (they would silently call nobody: an easier baseline)."""
+    """With no champion the candidate is judged against ``evaluation.staff`` (the practice
+    ``journeyopt-evaluate``/``-compare`` use); without one configured, a practice that contacts
+    nobody (nothing of the demo is assumed); a rule naming a customer type the world does not
+    have is refused (it would silently call nobody: an easier baseline)."""
     world = load_world("coworking")
     registry = PolicyRegistry(mlflow_sqlite)
-    staff = StaffRulesConfig(newsletter_every_weeks=2, call_segments=["freelancer"])
+    staff = StaffRulesConfig(
+        rules=[PracticeRuleConfig(action="newsletter", segments=["freelancer"], every_weeks=2)]
+    )
     policy, ref = champion_policy(registry, mlflow_sqlite, world, staff=staff)
     assert ref == "staff_rules" and isinstance(policy, StaffPolicy)
-    assert policy.rules == staff.to_rules() != StaffRules()
+    assert policy.practice == staff.to_practice() != shipped_practice("coworking").to_practice()
     default, _ = champion_policy(registry, mlflow_sqlite, world)
-    assert isinstance(default, StaffPolicy) and default.rules == StaffRules()
+    assert isinstance(default, StaffPolicy) and default.practice == Practice()
 
     quiet = register(mlflow_sqlite, fixed_action(0), "no_contact")
     cfg = gate_config(f"models:/{registry.name}/{quiet}", recent_logs, mlflow_sqlite)
-    cfg.evaluation = EvaluationConfig(staff=StaffRulesConfig(call_segments=["Startup", "Firma"]))
-    unknown = r"evaluation.staff.call_segments names customer type\(s\) \['Startup', 'Firma'\]"
+    crm = StaffRulesConfig(
+        rules=[PracticeRuleConfig(action="personal_call", segments=["Startup", "Firma"])]
+    )
+    cfg.evaluation = EvaluationConfig(staff=crm)
+    unknown = (
+        r"evaluation.staff.rules\[0\].segments names customer type\(s\) \['Startup', 'Firma'\]"
+    )
     with pytest.raises(ConfigError, match=unknown):
         promote(cfg)  # refused before any test runs, nothing recorded or promoted
     with pytest.raises(MlflowException):
         registry.alias(CHAMPION)
 
 
-def test_promote_config_reads_the_staff_rules_of_evaluate_and_compare() -> None:
-    """``evaluation.staff.*`` overrides reach the gate exactly as they reach
-    ``journeyopt-compare``."""
+def test_promote_config_reads_the_practice_of_evaluate_and_compare() -> None:
+    """``evaluation.staff`` choices reach the gate exactly as they reach
+    ``journeyopt-compare``: a whole practice file, or one field of a rule."""
     register_configs()
     overrides = [
         "candidate=models:/journey-policy/1",
-        "evaluation.staff.call_segments=[freelancer]",
+        "practice@evaluation.staff=coworking_crm",
+        "evaluation.staff.rules.0.segments=[Firma]",
     ]
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = to_object(compose("promote", overrides=overrides), PromoteConfig)
-    assert cfg.evaluation.staff.call_segments == ["freelancer"]
-    assert cfg.evaluation.staff.newsletter_every_weeks == StaffRulesConfig().newsletter_every_weeks
+    assert cfg.evaluation.staff.rules[0].segments == ["Firma"]
+    assert cfg.evaluation.staff.rules[1:] == shipped_practice("coworking_crm").rules[1:]
 
 
 def test_the_gate_masks_logged_weeks_with_the_served_contact_rules(recent_logs: Path) -> None:

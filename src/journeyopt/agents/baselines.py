@@ -2,7 +2,7 @@
 
 - :class:`NoContact`: never contacts anybody.
 - :class:`UniformRandom`: uniform over the allowed actions (``none`` included).
-- :class:`StaffPolicy`: today's practice, :func:`journeyopt.sim.behaviour.staff_actions`.
+- :class:`StaffPolicy`: today's practice, a :class:`journeyopt.sim.practice.Practice`.
 - :class:`MyopicPolicy`: "next best offer", the allowed action of the highest expected reward
   this week under the world's own response model (a greedy policy that knows the truth).
 - :class:`OptimumPolicy`: the exact finite-horizon optimum of
@@ -14,15 +14,15 @@ masks forbid (stricter contact rules than the world's opt-outs) is replaced by `
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from journeyopt.agents.policy import Bool, Float, IntArray, Observation, masked_argmax, one_hot
-from journeyopt.sim.behaviour import StaffRules, staff_actions
 from journeyopt.sim.discrete import discrete_state, summarise
 from journeyopt.sim.dynamics import expected_reward, response_probabilities
 from journeyopt.sim.optimum import OptimalPolicy
+from journeyopt.sim.practice import Practice
 from journeyopt.sim.world import WorldSpec
 
 
@@ -63,23 +63,24 @@ class UniformRandom:
 
 @dataclass(frozen=True)
 class StaffPolicy:
-    """Today's staff rules (:func:`journeyopt.sim.behaviour.staff_actions`), without the logs'
+    """Today's practice (:class:`journeyopt.sim.practice.Practice`), without the logs'
     exploration. The campaign calendar runs on ``observation.week``.
 
     Attributes:
         world: The world (action and segment names).
-        rules: The staff rules.
+        practice: Today's practice (checked against ``world``,
+            :meth:`~journeyopt.sim.practice.Practice.check`).
     """
 
     world: WorldSpec
-    rules: StaffRules = field(default_factory=StaffRules)
+    practice: Practice
     name: str = "staff_rules"
 
     def act(
         self, observation: Observation, masks: Bool, rng: np.random.Generator
     ) -> tuple[IntArray, Float]:
-        staff = staff_actions(
-            self.world, self.rules, observation.features, observation.segment, observation.week
+        staff = self.practice.actions(
+            self.world, observation.features, observation.segment, observation.week
         )
         actions = _allowed_or_none(staff, masks)
         return actions, one_hot(actions, masks.shape[1])
@@ -160,17 +161,19 @@ BASELINES: tuple[str, ...] = ("no_contact", "random", "staff_rules", "myopic", "
 def make_baseline(
     name: str,
     world: WorldSpec,
-    staff_rules: StaffRules | None = None,
+    practice: Practice | None = None,
     optimum: OptimalPolicy | None = None,
 ) -> NoContact | UniformRandom | StaffPolicy | MyopicPolicy | OptimumPolicy:
-    """The baseline called ``name`` (see :data:`BASELINES`); ``optimum`` is required for
-    ``"optimum"``."""
+    """The baseline called ``name`` (see :data:`BASELINES`); ``practice`` (today's practice) is
+    required for ``"staff_rules"``, ``optimum`` for ``"optimum"``."""
     if name == "no_contact":
         return NoContact()
     if name == "random":
         return UniformRandom()
     if name == "staff_rules":
-        return StaffPolicy(world, staff_rules if staff_rules is not None else StaffRules())
+        if practice is None:
+            raise ValueError("the staff_rules baseline needs today's practice")
+        return StaffPolicy(world, practice)
     if name == "myopic":
         return MyopicPolicy(world)
     if name == "optimum":

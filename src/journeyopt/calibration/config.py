@@ -12,6 +12,7 @@ from omegaconf import MISSING
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError
 from journeyopt.panel.config import PanelConfig
+from journeyopt.sim.config import StaffRulesConfig
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.config import register_configs as register_tracking
 
@@ -82,7 +83,7 @@ class CalibrationConfig:
         seasonal: Model week-of-year effects (off when the logs cover less than a year and
             calendar time is confounded with the cohort's age, e.g. CDNOW).
         caps: Discrete state caps.
-        economics: Margin and discount.
+        economics: Currency and margin rate.
         c_grid: Candidate inverse L2 strengths of the logistic models.
         alpha_grid: Candidate L2 strengths of the value model.
         validation_share: Share of customers held out to choose the penalties.
@@ -94,6 +95,8 @@ class CalibrationConfig:
         holdout_runs: Simulations of the hold-out period averaged on the card.
         truth_world: A ground-truth world the logs came from (``coworking``): adds the
             policy-value fidelity section. Empty for real logs.
+        staff: Today's practice under which the truth world's logs were made (the
+            ``staff_rules`` policy of the policy-value fidelity; only with ``truth_world``).
         policy_customers: Customers simulated per policy in the policy-value fidelity.
         policy_horizon_weeks: Horizon of the policy-value fidelity, weeks.
         gamma: Weekly discount factor of the policy values.
@@ -117,6 +120,7 @@ class CalibrationConfig:
     min_support: int = 30
     holdout_runs: int = 10
     truth_world: str = ""
+    staff: StaffRulesConfig = field(default_factory=StaffRulesConfig)
     policy_customers: int = 10_000
     policy_horizon_weeks: int = 52
     gamma: float = 0.995

@@ -41,6 +41,7 @@ from journeyopt.sim.discrete import Summary, discrete_state
 from journeyopt.sim.env import EpisodeClock
 from journeyopt.sim.optimum import cyclic_weeks_of_year, evaluate_table_policy, solve_optimum
 from journeyopt.sim.population import initial_population
+from journeyopt.sim.practice import Practice
 from journeyopt.sim.world import WorldSpec
 
 
@@ -86,16 +87,21 @@ class PolicyFidelity:
 
 
 def policies_to_compare(
-    truth: WorldSpec, calibrated: WorldSpec, horizon: int, gamma: float, start: int
+    truth: WorldSpec,
+    calibrated: WorldSpec,
+    horizon: int,
+    gamma: float,
+    start: int,
+    practice: Practice | None = None,
 ) -> list[Policy]:
-    """No contact, random, staff, myopic (true model), the true optimum and every
-    single-action policy."""
+    """No contact, random, today's ``practice``, myopic (true model), the true optimum and
+    every single-action policy."""
     woy = cyclic_weeks_of_year(start, horizon)
     optimum = solve_optimum(truth, horizon, gamma, woy)
     out: list[Policy] = [
         NoContact(),
         UniformRandom(),
-        StaffPolicy(truth),
+        StaffPolicy(truth, practice or Practice()),
         MyopicPolicy(truth),
         OptimumPolicy(truth, optimum, name="true_optimum"),
     ]
@@ -138,7 +144,8 @@ def policy_fidelity(
         truth, cfg.policy_customers, np.random.default_rng(population_seed)
     )
     segment = customers.segment.astype(np.int64)
-    policies = policies_to_compare(truth, calibrated, horizon, gamma, start)
+    practice = cfg.staff.practice_for(truth, "calibration.staff")
+    policies = policies_to_compare(truth, calibrated, horizon, gamma, start, practice)
     rows = []
     for policy in policies:
         values = []

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from importlib.resources import files
 from typing import Any, TypeVar
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf._utils import is_structured_config
 from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
@@ -60,8 +60,9 @@ INTERRUPTED_EXIT_CODE = 130
 
 
 def _replace_maps(merged: DictConfig, given: DictConfig) -> None:
-    """Set every plain map (not a dataclass node) of ``given`` into ``merged`` as it is,
-    recursing into dataclass nodes; ``merged`` is ``given`` merged over a schema."""
+    """Drop from every plain map of ``merged`` (not a dataclass node) the keys ``given`` does
+    not have, recursively; ``merged`` is ``given`` merged over a schema, so its maps then hold
+    exactly the configured keys, still typed by the schema."""
     for key in given:
         value = given._get_node(key)
         target = merged._get_node(key)
@@ -69,10 +70,11 @@ def _replace_maps(merged: DictConfig, given: DictConfig) -> None:
             continue
         if OmegaConf.is_missing(given, key) or value._is_none() or target._is_none():
             continue
-        if is_structured_config(OmegaConf.get_type(target)):
-            _replace_maps(target, value)
-        else:
-            merged[key] = value
+        if not is_structured_config(OmegaConf.get_type(target)):
+            with open_dict(target):
+                for extra in [k for k in target if k not in value]:
+                    del target[extra]
+        _replace_maps(target, value)
 
 
 def report_errors(job: Callable[[], T]) -> T:

@@ -49,10 +49,10 @@ from journeyopt.panel.config import PanelConfig
 from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.config import register_configs as register_serving
 from journeyopt.serving.guards import serving_rules
-from journeyopt.sim.behaviour import StaffRules
 from journeyopt.sim.config import SimulatorConfig, StaffRulesConfig
 from journeyopt.sim.config import register_configs as register_simulator
 from journeyopt.sim.observation import observation_layout
+from journeyopt.sim.practice import Practice
 from journeyopt.sim.world import WorldSpec, load_world
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.config import register_configs as register_tracking
@@ -195,21 +195,19 @@ def champion_policy(
     champion_world: str = "",
     staff: StaffRulesConfig | None = None,
 ) -> tuple[Policy, str]:
-    """The ``champion`` version as a policy, or today's staff rules in ``world`` when none
-    holds the alias: ``staff`` (checked against the world's customer types; default: the rules of
-    :class:`~journeyopt.sim.behaviour.StaffRules`). The champion reads its observations over
+    """The ``champion`` version as a policy, or today's practice in ``world`` when none
+    holds the alias: ``staff`` (checked against the world's actions, customer types and
+    features; without it, a practice that contacts nobody). The champion reads its observations over
     the layout of ``champion_world``, the world it was trained in (default ``world``): every
     re-calibration gives a world with other feature caps, and a policy must see the features
     scaled as in its training."""
     try:
         version = registry.alias(CHAMPION)
     except MlflowException:  # no version holds the alias
-        rules = (
-            staff.rules_for(world.name, world.segment_names, "evaluation.staff")
-            if staff is not None
-            else StaffRules()
+        practice = (
+            staff.practice_for(world, "evaluation.staff") if staff is not None else Practice()
         )
-        return StaffPolicy(world, rules), "staff_rules"
+        return StaffPolicy(world, practice), "staff_rules"
     own = load_world(champion_world) if champion_world else world
     return load_served(version, settings, own, f"champion_v{version.version}"), version.uri
 

@@ -314,8 +314,10 @@ def evaluate_with_baselines(
     if optimum is None:
         weeks = cyclic_weeks_of_year(sim.start_week_of_year, sim.horizon_weeks)
         optimum = solve_optimum(world, sim.horizon_weeks, sim.gamma, weeks)
-    staff = ev.staff.to_rules()
-    baselines = [make_baseline(name, world, staff, optimum) for name in ev.policies]
+    practice = (
+        ev.staff.practice_for(world, "evaluation.staff") if "staff_rules" in ev.policies else None
+    )
+    baselines = [make_baseline(name, world, practice, optimum) for name in ev.policies]
     return evaluate_policies(
         world,
         [*learned, *baselines],

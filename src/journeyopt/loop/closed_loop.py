@@ -36,7 +36,6 @@ from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.decisions import decision_frame, write_decisions
 from journeyopt.serving.scorer import CustomerBatch, Scorer
 from journeyopt.serving.served_model import load_served_model
-from journeyopt.sim.behaviour import staff_actions
 from journeyopt.sim.config import GenerateConfig
 from journeyopt.sim.discrete import summarise
 from journeyopt.sim.dynamics import sample_outcome
@@ -178,12 +177,8 @@ class ClosedLoop:
             Decisions(rows, np.full(rows.shape[0], t), actions, decided.propensity)
         )
         self.state = advance(self.state, out.activity)
-        staff = staff_actions(  # what the holdout's staff rules would have done, same calendar
-            truth_world,
-            scorer.settings.holdout.staff.to_rules(),
-            features,
-            self.customers.segment,
-            scorer.staff_week(self.monday),
+        staff = scorer.staff.practice.actions(  # what the holdout's practice would have done
+            truth_world, features, self.customers.segment, scorer.staff_week(self.monday)
         )
         effect = self._one_week_effect(truth_world, features, actions, staff)
         truth = self._truth(truth_world, decided.control, out.reward, twin_reward, effect)

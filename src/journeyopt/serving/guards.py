@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from journeyopt.errors import ConfigError
 from journeyopt.serving.config import HoldoutConfig, RulesConfig
-from journeyopt.sim.behaviour import StaffRules
+from journeyopt.sim.practice import Practice
 from journeyopt.sim.rules import ALLOWED, ContactRules
 from journeyopt.sim.world import WorldSpec
 
@@ -44,10 +44,10 @@ def serving_rules(world: WorldSpec, rules: RulesConfig) -> ContactRules:
     )
 
 
-def staff_rules(world: WorldSpec, holdout: HoldoutConfig) -> StaffRules:
-    """Today's staff rules ``serve.holdout.staff`` sets for ``world``'s customer types (checked:
-    see :meth:`~journeyopt.sim.config.StaffRulesConfig.rules_for`)."""
-    return holdout.staff.rules_for(world.name, world.segment_names, "serve.holdout.staff")
+def staff_rules(world: WorldSpec, holdout: HoldoutConfig) -> Practice:
+    """Today's practice ``serve.holdout.staff`` for the control group in ``world`` (checked:
+    see :meth:`~journeyopt.sim.config.StaffRulesConfig.practice_for`)."""
+    return holdout.staff.practice_for(world, "serve.holdout.staff")
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,18 @@ Both are registered in Hydra's ConfigStore by :func:`register_configs`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any
 
 import pandas as pd
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from journeyopt.errors import ConfigError
-from journeyopt.sim.behaviour import StaffRules
+from journeyopt.sim.practice import Practice, PracticeRule
+from journeyopt.sim.world import WorldSpec
 
 
 @dataclass
@@ -44,53 +47,106 @@ class SimulatorConfig:
 
 
 @dataclass
-class StaffRulesConfig:
-    """Today's contact practice, the behaviour policy of the logs (see
-    :class:`journeyopt.sim.behaviour.StaffRules` for each field)."""
+class PracticeRuleConfig:
+    """One rule of today's practice (see :class:`journeyopt.sim.practice.PracticeRule`).
 
-    newsletter_every_weeks: int = 4
-    winback_every_weeks: int = 13
-    lapsed_after_weeks: int = 26
-    call_segments: list[str] = field(default_factory=lambda: ["startup_team", "corporate_team"])
-    call_engaged_prospects: bool = True
-    call_within_weeks: int = 1
+    Attributes:
+        action: The action the staff take.
+        segments: Customer types it applies to; empty: every type.
+        lifecycle: Lifecycle stages it applies to (prospect, active, lapsed, opted_out);
+            empty: every stage.
+        when: State feature -> ``[min, max]``, inclusive, ``null`` for open (e.g.
+            ``recency_weeks: [27, null]``: last conversion 27 or more weeks ago).
+        every_weeks: Applies in weeks ``t`` of the campaign calendar with
+            ``t % every_weeks == offset_weeks``; 1: every week.
+        offset_weeks: See ``every_weeks`` (a campaign two weeks after another: the same
+            ``every_weeks``, ``offset_weeks`` 2 more).
+    """
 
-    def to_rules(self) -> StaffRules:
-        try:
-            return StaffRules(
-                newsletter_every_weeks=self.newsletter_every_weeks,
-                winback_every_weeks=self.winback_every_weeks,
-                lapsed_after_weeks=self.lapsed_after_weeks,
-                call_segments=tuple(self.call_segments),
-                call_engaged_prospects=self.call_engaged_prospects,
-                call_within_weeks=self.call_within_weeks,
+    action: str = MISSING
+    segments: list[str] = field(default_factory=list)
+    lifecycle: list[str] = field(default_factory=list)
+    when: dict[str, list[Any]] = field(default_factory=dict)
+    every_weeks: int = 1
+    offset_weeks: int = 0
+
+    def to_rule(self) -> PracticeRule:
+        bounds: dict[str, tuple[float | None, float | None]] = {}
+        for name, pair in self.when.items():
+            numbers = [
+                v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in pair
+            ]
+            if len(pair) != 2 or not all(numbers):
+                raise ValueError(
+                    f"when.{name} must be [min, max] (null for open), got {list(pair)}"
+                )
+            bounds[name] = (
+                None if pair[0] is None else float(pair[0]),
+                None if pair[1] is None else float(pair[1]),
             )
+        return PracticeRule(
+            action=self.action,
+            segments=tuple(self.segments),
+            lifecycle=tuple(self.lifecycle),
+            when=bounds,
+            every_weeks=self.every_weeks,
+            offset_weeks=self.offset_weeks,
+        )
+
+
+@dataclass
+class StaffRulesConfig:
+    """Today's contact practice, the behaviour policy of the logs and the baseline every policy
+    is compared with: rules in priority order, first match wins
+    (:class:`journeyopt.sim.practice.Practice`). Empty (the schema's default): nobody is
+    contacted; the demo's staff rules are in ``configs/evaluation/baselines.yaml``.
+
+    Attributes:
+        rules: The rules, highest priority first.
+    """
+
+    rules: list[PracticeRuleConfig] = field(default_factory=list)
+
+    def to_practice(self) -> Practice:
+        try:
+            return Practice(tuple(rule.to_rule() for rule in self.rules))
         except ValueError as err:
             raise ConfigError(f"staff: {err}") from err
 
-    def rules_for(self, world_name: str, segment_names: Sequence[str], key: str) -> StaffRules:
-        """The rules, checked against a world's customer types ``segment_names``.
+    def practice_for(self, world: WorldSpec, key: str) -> Practice:
+        """The practice, checked against ``world`` (actions, customer types, features).
 
         Args:
-            world_name: The world's name, for the message.
-            segment_names: The world's customer types.
+            world: The world the practice acts in.
             key: Where these settings live in the config (e.g. ``evaluation.staff``), for the
                 message.
 
         Raises:
-            ConfigError: ``call_segments`` names a type the world does not have: today's
-                practice would silently call nobody of it, and a baseline or control group
-                would be weaker than the practice it stands for.
+            ConfigError: A rule names something the world does not have
+                (:meth:`~journeyopt.sim.practice.Practice.check`).
         """
-        unknown = [s for s in self.call_segments if s not in segment_names]
-        if unknown:
-            raise ConfigError(
-                f"{key}.call_segments names customer type(s) {unknown} that world "
-                f"{world_name!r} does not have (its types: {list(segment_names)}): set the "
-                f"types today's practice calls after an engagement, e.g. "
-                f"'{key}.call_segments=[{','.join(segment_names[:2])}]', or [] for none"
-            )
-        return self.to_rules()
+        return self.to_practice().check(world, key)
+
+
+def shipped_practice(name: str) -> StaffRulesConfig:
+    """A practice shipped in ``configs/practice/<name>.yaml`` (the demo's staff rules:
+    ``coworking``), for code that builds configs without Hydra (tests, experiments).
+
+    Raises:
+        ConfigError: No such practice ships, or it does not fit the schema.
+    """
+    path = files("journeyopt").joinpath("configs", "practice", f"{name}.yaml")
+    if not path.is_file():
+        raise ConfigError(f"no practice {name!r} ships in configs/practice/")
+    try:
+        merged = OmegaConf.merge(
+            OmegaConf.structured(StaffRulesConfig), OmegaConf.create(path.read_text("utf-8"))
+        )
+        obj = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"configs/practice/{name}.yaml: {err}".splitlines()[0]) from err
+    assert isinstance(obj, StaffRulesConfig)
+    return obj
 
 
 @dataclass

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from journeyopt.outputs import staged_output_dir
 from journeyopt.panel.state import CustomerState, advance, state_features
 from journeyopt.panel.weeks import week_of_year
-from journeyopt.sim.behaviour import contact_rules, explore, staff_actions
+from journeyopt.sim.behaviour import contact_rules, explore
 from journeyopt.sim.config import GenerateConfig
 from journeyopt.sim.discrete import summarise
 from journeyopt.sim.dynamics import WeekOutcome, sample_outcome
@@ -151,7 +151,7 @@ def simulate(world: WorldSpec, cfg: GenerateConfig, rng: np.random.Generator) ->
     arrives = np.concatenate([np.full(n0, -1, np.int64), arrival])
 
     rules = contact_rules(world)
-    staff_cfg = cfg.staff.to_rules()
+    practice = cfg.staff.practice_for(world, "staff")
     woy = week_of_year(origin, np.arange(cfg.weeks))
     reward = np.zeros(cfg.n_customers)
     events: list[Events] = [past]
@@ -159,7 +159,7 @@ def simulate(world: WorldSpec, cfg: GenerateConfig, rng: np.random.Generator) ->
     for t in range(cfg.weeks):
         features = state_features(state, world.features)
         present = arrives < t
-        staff = staff_actions(world, staff_cfg, features, customers.segment, t)
+        staff = practice.actions(world, features, customers.segment, t)
         actions, propensity = explore(staff, rules.masks(features), cfg.exploration, rng)
         actions = np.where(present, actions, 0)
         summary = summarise(features, customers.segment, world)

@@ -18,7 +18,7 @@ from journeyopt.panel.build import build_panel
 from journeyopt.panel.config import PanelConfig
 from journeyopt.panel.state import state_features
 from journeyopt.sim.behaviour import contact_rules
-from journeyopt.sim.config import GenerateConfig
+from journeyopt.sim.config import GenerateConfig, shipped_practice
 from journeyopt.sim.discrete import discrete_state
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.population import initial_population
@@ -32,6 +32,7 @@ SEED = 11
 def test_week_zero_of_the_logs_is_the_worlds_initial_population(tmp_path: Path) -> None:
     world = load_world("coworking")
     cfg = GenerateConfig(
+        staff=shipped_practice("coworking"),
         output_dir=str(tmp_path),
         n_customers=CUSTOMERS,
         weeks=3,

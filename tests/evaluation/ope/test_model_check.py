@@ -27,7 +27,7 @@ from journeyopt.evaluation.ope.model_value import ValueModel
 from journeyopt.panel.build import build_panel
 from journeyopt.panel.config import PanelConfig
 from journeyopt.sim.behaviour import contact_rules
-from journeyopt.sim.config import GenerateConfig
+from journeyopt.sim.config import GenerateConfig, shipped_practice
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.world import load_world
 from tests.evaluation.ope.wrong_world import booking_odds_scaled
@@ -44,7 +44,12 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> LoggedTrajectories:
     out = tmp_path_factory.mktemp("logs")
     world = load_world("coworking")
     cfg = GenerateConfig(
-        output_dir=str(out), n_customers=3000, weeks=WEEKS + 1, exploration=0.1, initial_share=1.0
+        staff=shipped_practice("coworking"),
+        output_dir=str(out),
+        n_customers=3000,
+        weeks=WEEKS + 1,
+        exploration=0.1,
+        initial_share=1.0,
     )
     write_logs(generate_logs(world, cfg, np.random.default_rng(7)), out, overwrite=True)
     raw = OmegaConf.load(CONFIGS / "data" / "coworking.yaml")

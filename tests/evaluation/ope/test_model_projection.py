@@ -10,8 +10,8 @@ from journeyopt.agents.baselines import OptimumPolicy
 from journeyopt.agents.policy import Observation
 from journeyopt.evaluation.ope.model_value import ValueModel, model_q_values, visited_states
 from journeyopt.panel.state import state_features
-from journeyopt.sim.behaviour import contact_rules, explore, staff_actions
-from journeyopt.sim.config import StaffRulesConfig
+from journeyopt.sim.behaviour import contact_rules, explore
+from journeyopt.sim.config import shipped_practice
 from journeyopt.sim.discrete import discrete_state
 from journeyopt.sim.env import EpisodeClock, step_customers
 from journeyopt.sim.optimum import solve_optimum
@@ -34,14 +34,14 @@ def test_rollout_projection_values_a_distant_target_exactly() -> None:
     state, customers, _ = initial_population(world, CUSTOMERS, np.random.default_rng(pop_seed))
     segment = customers.segment.astype(np.int64)
     world_rng, policy_rng = np.random.default_rng(world_seed), np.random.default_rng(policy_seed)
-    staff = StaffRulesConfig().to_rules()
+    staff = shipped_practice("coworking").to_practice()
     features, target = [], []
     for t in range(WEEKS):  # states logged under the staff rules with 5 % exploration
         f = state_features(state, world.features)
         masks = rules.masks(f)
         seen = Observation(f, segment, int(weeks[t]), t, world.segment_names)
         target.append(target_policy.act(seen, masks, policy_rng)[1])
-        logged, _ = explore(staff_actions(world, staff, f, segment, t), masks, 0.05, policy_rng)
+        logged, _ = explore(staff.actions(world, f, segment, t), masks, 0.05, policy_rng)
         step = step_customers(world, state, f, segment, masks, logged, int(weeks[t]), world_rng)
         features.append(f)
         state = step.state
