@@ -255,13 +255,14 @@ class TrainSettings:
         eval_every_steps: Environment steps between evaluations during training (0: none).
         eval_customers: Customers of the fixed evaluation population during training (the
             final evaluation uses ``evaluation.n_customers``).
-        checkpoint_every_steps: Environment steps between checkpoints (0: none; the final
-            model is always saved).
+        checkpoint_every_steps: Environment steps between checkpoints, each written at the
+            next rollout start (0: none; the final model is always saved).
         torch_threads: Torch CPU threads; one is several times faster than torch's default
             for these small networks.
         resume: A checkpoint (``.zip``) or an earlier run's output folder to continue from
-            (its last checkpoint); empty: start fresh. DQN resumes with an empty replay
-            buffer (checkpoints do not hold it).
+            (its last checkpoint); empty: start fresh. A resumed run continues exactly as
+            the interrupted one would have (see :mod:`journeyopt.agents.resume`), except DQN,
+            which resumes with an empty replay buffer (checkpoints do not hold it).
         progress_bar: Show a progress bar while training.
         bootstrap_at_horizon: Treat the end of an episode as a time limit and bootstrap from
             the value of the last state (an infinite-horizon agent). Off by default: the
