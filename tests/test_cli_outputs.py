@@ -203,6 +203,62 @@ def test_a_cycle_work_dir_under_a_regular_file_is_one_line(
     assert err.count("\n") == 1
 
 
+def _never(*_: object, **__: object) -> None:
+    raise AssertionError("the work ran before the output folder was checked")
+
+
+@pytest.mark.parametrize(
+    ("config", "command", "work"),
+    [
+        ("evaluate", evaluate_cli, "evaluate_with_baselines"),
+        ("generate", generate_cli, "generate_logs"),
+        ("compare", compare_cli, "compare"),
+    ],
+)
+def test_a_non_empty_output_dir_is_refused_before_the_work(
+    export: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    config: str,
+    command: Any,
+    work: str,
+) -> None:
+    monkeypatch.setattr(command, work, _never)
+    earlier = export.parent / "earlier"
+    earlier.mkdir()
+    (earlier / "evaluation.csv").write_text("policy,value\n")
+    with initialize_config_module("journeyopt.configs", version_base="1.3"):
+        cfg = compose(
+            config,
+            overrides=[f"output_dir={earlier}", *(["tracking=off"] if config == "compare" else [])],
+        )
+    with pytest.raises(SystemExit) as exit_info:
+        _main(command)(cfg)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith(
+        f"error: output_dir {earlier} exists and is not empty"
+    )
+
+
+def test_a_read_only_output_dir_is_refused_before_calibrating(
+    export: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("journeyopt.calibration.pipeline.ingest_to_logs", _never)
+    with _tmpfs(export.parent / "ro", "size=64k,ro") as readonly:
+        with initialize_config_module("journeyopt.configs", version_base="1.3"):
+            cfg = compose(
+                "calibrate",
+                overrides=["data=coworking", f"data.path={export}",
+                           f"output_dir={readonly}/world", "tracking=off"],
+            )  # fmt: skip
+        with pytest.raises(SystemExit) as exit_info:
+            _main(calibrate_cli)(cfg)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"error: cannot write output_dir {readonly}/world: Read-only file system\n"
+    )
+
+
 # -- the real commands, as subprocesses -------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ import pytest
 from journeyopt.errors import OutputExistsError, OutputOverInputError, OutputWriteError
 from journeyopt.outputs import (
     PARTIAL_SUFFIX,
+    check_output_dir,
     refuse_inputs,
     staged_output_dir,
     staged_output_files,
@@ -221,3 +222,18 @@ def test_staged_files_on_a_full_disk_are_one_line(tmp_path: Path) -> None:
         ):
             actions.write_bytes(b"x" * (1 << 20))
         assert list(disk.iterdir()) == []
+
+
+def test_an_unwritable_output_dir_is_refused_before_the_work_creating_nothing(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "notes.txt").write_text("a file\n")
+    with pytest.raises(OutputWriteError, match=r": Not a directory \("):
+        check_output_dir(tmp_path / "notes.txt" / "a" / "b", overwrite=False)
+    with _tmpfs(tmp_path / "ro", "size=64k,ro") as readonly:
+        with pytest.raises(OutputWriteError) as caught:
+            check_output_dir(readonly / "a" / "b", overwrite=False)
+        assert str(caught.value) == (
+            f"cannot write output_dir {readonly / 'a' / 'b'}: Read-only file system"
+        )
+        assert list(readonly.iterdir()) == []

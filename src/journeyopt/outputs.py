@@ -37,11 +37,14 @@ _ERRNO_IN_MESSAGE = re.compile(r"errno (\d+)", re.IGNORECASE)
 
 
 def check_output_dir(output_dir: Path | str, overwrite: bool) -> Path:
-    """Refuse a non-empty ``output_dir`` unless ``overwrite``, and a path that is an existing
-    file; creates nothing (so a run that fails on its input leaves no folder behind).
+    """Refuse a non-empty ``output_dir`` unless ``overwrite``, a path that is an existing
+    file, and a folder that cannot be written (:func:`check_writable`); creates nothing (so a
+    run that fails on its input leaves no folder behind), and is meant to be called before
+    the work, so that a long run does not fail only at its end.
 
     Raises:
         OutputExistsError: naming the folder and how to proceed.
+        OutputWriteError: naming the folder and the system's reason.
     """
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
@@ -51,7 +54,33 @@ def check_output_dir(output_dir: Path | str, overwrite: bool) -> Path:
             f"output_dir {out} exists and is not empty; choose another folder or pass "
             "overwrite=true to replace its files"
         )
+    check_writable(out)
     return out
+
+
+def check_writable(output_dir: Path | str, label: str = "output_dir") -> None:
+    """Refuse an ``output_dir`` that cannot be created or written, without writing anything:
+    under a regular file, on a read-only file system, or without the permission to write
+    (the folder itself when it exists, and the folder that will hold it and its staging).
+
+    Raises:
+        OutputWriteError: naming the folder and the system's reason.
+    """
+    out = _absolute(output_dir)
+    checked = [out] if out.is_dir() else []
+    for ancestor in out.parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                reason = os.strerror(errno.ENOTDIR)
+                raise OutputWriteError(
+                    f"cannot write {label} {out}: {reason} ({ancestor} is a file)"
+                )
+            checked.append(ancestor)
+            break
+    for folder in checked:
+        if not os.access(folder, os.W_OK | os.X_OK):
+            code = errno.EROFS if os.statvfs(folder).f_flag & os.ST_RDONLY else errno.EACCES
+            raise OutputWriteError(f"cannot write {label} {out}: {os.strerror(code)}")
 
 
 def prepare_output_dir(output_dir: Path | str, overwrite: bool) -> Path:

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from journeyopt.cli.entry import console, report_errors, to_object
 from journeyopt.evaluation.compare import CompareConfig, Comparison, compare, register_configs
-from journeyopt.outputs import path_like, refuse_inputs
+from journeyopt.outputs import check_output_dir, path_like, refuse_inputs
 
 register_configs()
 
@@ -52,6 +52,7 @@ def run(cfg: DictConfig) -> Comparison:
         {"output_dir": settings.output_dir},
         {"simulator.world": path_like(settings.simulator.world)},
     )
+    check_output_dir(settings.output_dir, settings.overwrite)  # before the simulation
     result = compare(settings)
     out = console()
     out.print(summary(result))

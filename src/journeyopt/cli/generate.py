@@ -16,7 +16,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from journeyopt.cli.entry import log, report_errors, to_object
-from journeyopt.outputs import path_like, refuse_inputs
+from journeyopt.outputs import check_output_dir, path_like, refuse_inputs
 from journeyopt.sim.config import GenerateConfig, register_configs
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.world import load_world
@@ -29,6 +29,7 @@ def run(cfg: GenerateConfig) -> Path:
     refuse_inputs(
         {"output_dir": cfg.output_dir}, {"simulator.world": path_like(cfg.simulator.world)}
     )
+    check_output_dir(cfg.output_dir, cfg.overwrite)  # before the simulation, not after it
     world = load_world(cfg.simulator.world)
     logs = generate_logs(world, cfg, np.random.default_rng(cfg.seed))
     out = write_logs(logs, Path(cfg.output_dir), overwrite=cfg.overwrite)
