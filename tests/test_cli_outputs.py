@@ -259,6 +259,24 @@ def test_a_read_only_output_dir_is_refused_before_calibrating(
     )
 
 
+def test_score_refuses_a_read_only_out_before_scoring(
+    export: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with _tmpfs(export.parent / "ro", "size=64k,ro") as readonly:
+        with initialize_config_module("journeyopt.configs", version_base="1.3"):
+            cfg = compose(
+                "score",
+                overrides=["data=coworking", f"data.path={export}", "as_of=2024-06-03",
+                           f"model={export.parent}/model", f"out={readonly}/week/actions.csv"],
+            )  # fmt: skip
+        with pytest.raises(SystemExit) as exit_info:
+            _main(score_cli)(cfg)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"error: cannot write out {readonly}/week/actions.csv: Read-only file system\n"
+    )
+
+
 # -- the real commands, as subprocesses -------------------------------------------------------
 
 

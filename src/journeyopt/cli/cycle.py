@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from journeyopt.cli.entry import log, report_errors, to_object
 from journeyopt.loop.config import CycleConfig, register_configs
 from journeyopt.loop.cycle import CycleResult, run_cycle
-from journeyopt.outputs import output_errors, refuse_inputs
+from journeyopt.outputs import check_writable, output_errors, refuse_inputs
 
 
 def describe(result: CycleResult) -> str:
@@ -49,6 +49,7 @@ def run(cfg: DictConfig) -> CycleResult:
         {"work_dir": settings.work_dir},
         {"data.path": settings.data.path, "decisions": settings.decisions},
     )
+    check_writable(settings.work_dir, label="work_dir")
     with output_errors(Path(settings.work_dir), label="work_dir"):
         result = run_cycle(settings)
     log.info("%s", describe(result))

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from journeyopt.cli.entry import console, report_errors, to_object
 from journeyopt.errors import ConfigError
-from journeyopt.outputs import refuse_inputs
+from journeyopt.outputs import check_writable, refuse_inputs
 from journeyopt.serving.batch import SIDE_FILES, ScoreResult, score_logs
 from journeyopt.serving.config import ScoreJobConfig, register_configs
 from journeyopt.serving.served_model import load_served_model
@@ -48,6 +48,7 @@ def run(cfg: DictConfig) -> ScoreResult:
     beside = {f"the {name} beside out": out.with_name(name) for name in SIDE_FILES}
     local_model = None if model.startswith("models:/") else model
     refuse_inputs({"out": out, **beside}, {"data.path": job.data.path, "model": local_model})
+    check_writable(out, label="out")
     result = score_logs(
         job.data, job.as_of, load_served_model(model, job.tracking), job.serve, out, job.overwrite
     )
