@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -237,3 +238,17 @@ def test_an_unwritable_output_dir_is_refused_before_the_work_creating_nothing(
             f"cannot write output_dir {readonly / 'a' / 'b'}: Read-only file system"
         )
         assert list(readonly.iterdir()) == []
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0, reason="root writes into a chmod 0o500 folder anyway: no EACCES to test"
+)
+def test_a_folder_without_write_permission_is_one_line(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        with pytest.raises(OutputWriteError) as caught:
+            check_output_dir(locked / "run", overwrite=False)
+        assert str(caught.value) == f"cannot write output_dir {locked / 'run'}: Permission denied"
+    finally:
+        locked.chmod(0o700)
