@@ -134,6 +134,18 @@ def test_overwrite_replaces_same_names_and_keeps_the_rest(tmp_path: Path) -> Non
     assert _leftovers(tmp_path) == []
 
 
+def test_overwrite_replaces_a_file_by_a_folder_and_back(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "members").write_text("a file of an older version\n")
+    (out / "card").mkdir()
+    with staged_output_dir(out, overwrite=True) as staging:
+        (staging / "members").mkdir()
+        (staging / "members" / "0.npz").write_text("member")
+        (staging / "card").write_text("now a file\n")
+    assert (out / "members" / "0.npz").is_file() and (out / "card").is_file()
+
+
 def test_an_input_read_error_is_not_called_an_output_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError), staged_output_dir(tmp_path / "out", False):
         (tmp_path / "missing_input.csv").read_text()

@@ -198,6 +198,8 @@ def _move_into_place(staging: Path, out: Path) -> None:
         target = out / entry.name
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
+        elif entry.is_dir() and (target.exists() or target.is_symlink()):
+            target.unlink()  # a file where the new outputs have a folder
         os.replace(entry, target)
     staging.rmdir()
 
