@@ -4,7 +4,14 @@ A table's files are found from ``data.path`` and the table's ``file`` (see :func
 Each file is read in C++ (pyarrow; every CSV column as a string) and gets two bookkeeping
 columns: the file name relative to ``data.path`` and the 1-based data-row number. Problems with a
 whole file raise :class:`~journeyopt.errors.InputFileError`; problems with single rows (wrong
-field count, a repeated header line, a blank line) become rejects and reading continues.
+field count, a repeated header line, a blank line, a stray quote, a field longer than
+:data:`MAX_FIELD_CHARS`, a list value in a Parquet column) become rejects and reading continues.
+
+Every physical line after the header starts a row (``\\n``, ``\\r\\n`` or ``\\r`` ends it).
+When a file's Arrow records do not match its physical lines (a quote spans lines), the file is
+read again line by line (:func:`_read_by_lines`): a quoted value may span lines only when the
+row it ends is complete; otherwise the stray quote's line is rejected and the next line is read
+on its own, so no row disappears into another.
 """
 
 from __future__ import annotations

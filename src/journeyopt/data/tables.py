@@ -310,11 +310,12 @@ def _fill_empty(values: pd.Series, fallback: pd.Series) -> pd.Series:
 def parse_events(
     raw: RawTable, source: SourceConfig, as_of: pd.Timestamp, *, shared: bool = False
 ) -> Parsed:
-    """Events. Checks: customer id not empty; timestamp parses, is not before ``min_date``
-    and not after ``as_of``;
+    """Events. Checks: customer id not empty and free of control characters; timestamp
+    parses, lies in the years 1677-2262, is not before ``min_date`` and not after ``as_of``;
     kind not empty and in ``event_roles``; value a finite number in ``[0, max_value]`` (blank
-    = 0). ``shared``: the rows come from a file that also holds the contacts, so an unknown
-    kind is reported as neither an event kind nor an action."""
+    = 0); event id free of control characters. ``shared``: the rows come from a file that
+    also holds the contacts, so an unknown kind is reported as neither an event kind nor an
+    action."""
     mapping = source.events
     problems = _Problems(len(raw.frame))
     customer_id, ts = _customer_and_time(raw, mapping, source, as_of, problems)
@@ -354,7 +355,7 @@ def catalogue_actions(action: pd.Series, contact_actions: dict[str, str]) -> pd.
 
 
 def parse_contacts(raw: RawTable, source: SourceConfig, as_of: pd.Timestamp) -> Parsed:
-    """Contacts. Checks: customer id; timestamp; action (raw names translated by
+    """Contacts. Checks: customer id and timestamp (as for events); action (raw names translated by
     ``contact_actions``) in the catalogue; channel (blank = the action's channel) in
     ``contact_channels``; cost a finite number in ``[0, max_value]`` (blank = the action's
     catalogue cost); propensity in ``(0, 1]`` or blank."""
@@ -393,7 +394,8 @@ def parse_contacts(raw: RawTable, source: SourceConfig, as_of: pd.Timestamp) -> 
 
 
 def parse_identities(raw: RawTable, source: SourceConfig) -> Parsed:
-    """Identity records. Checks: raw id not empty (identifiers are normalised later)."""
+    """Identity records. Checks: raw id not empty; raw id and external id free of control
+    characters (identifiers are normalised later)."""
     mapping = source.identities
     problems = _Problems(len(raw.frame))
     columns = {c: _text(raw, mapping, c) for c in IDENTITY_COLUMNS}
@@ -404,8 +406,9 @@ def parse_identities(raw: RawTable, source: SourceConfig) -> Parsed:
 
 
 def parse_customers(raw: RawTable, source: SourceConfig) -> Parsed:
-    """Customer attributes. Checks: customer id not empty; sign-up date blank, or parseable
-    and not before ``data.min_date``."""
+    """Customer attributes. Checks: customer id not empty and free of control characters;
+    sign-up date blank, or parseable, in the years 1677-2262 and not before
+    ``data.min_date``."""
     mapping = source.customers
     problems = _Problems(len(raw.frame))
     columns = {c: _text(raw, mapping, c) for c in CUSTOMER_COLUMNS if c != "signup_date"}
