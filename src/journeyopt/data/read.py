@@ -577,20 +577,22 @@ def _read_by_lines(
         if unclosed or (feed.pos - start > 1 and len(record) != len(names)):
             bad.append((start + 1, UNBALANCED_QUOTE, _clip(lines[start])))
             feed.pos, reader = start + 1, csv.reader(feed, delimiter=source.delimiter)
-        elif len(record) in (0, len(names)) and all(field == "" for field in record):
+        elif not any(record) and len(record) in (0, len(names)):  # every field ""
             bad.append((start + 1, "blank row", ""))
         elif len(record) != len(names):
             bad.append(
                 (start + 1, f"ragged row: expected {len(names)} fields", _clip(lines[start]))
             )
-        elif (longest := max(len(f) for f in record)) > MAX_FIELD_CHARS:
-            column = names[[len(f) for f in record].index(longest)]
+        elif (longest := max(map(len, record))) > MAX_FIELD_CHARS:
+            column = names[list(map(len, record)).index(longest)]
             bad.append((start + 1, _long_field_reason(column, longest), _clip(lines[start])))
         else:
             rows.append(record)
             numbers.append(start + 1)
+    by_column = list(zip(*rows, strict=True)) if rows else [()] * len(names)
     columns = {
-        name: pa.array([row[i] for row in rows], pa.large_string()) for i, name in enumerate(names)
+        name: pa.array(values, pa.large_string())
+        for name, values in zip(names, by_column, strict=True)
     }
     frame = pa.table(columns).to_pandas()
     frame[ROW_COL] = np.asarray(numbers, dtype=np.int64)
