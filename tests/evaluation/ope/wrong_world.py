@@ -22,3 +22,13 @@ def booking_odds_scaled(world: WorldSpec, factor: float) -> WorldSpec:
         for s in world.segments
     )
     return replace(world, segments=segments, name=f"{world.name}_odds_x{factor:g}")
+
+
+def action_lift_shifted(world: WorldSpec, action: str, shift: float) -> WorldSpec:
+    """``world`` with ``action``'s conversion-logit lift raised by ``shift`` in every customer
+    type: a model world that over-predicts the response to that one action."""
+    segments = tuple(
+        replace(s, action_logit={**s.action_logit, action: s.action_logit[action] + shift})
+        for s in world.segments
+    )
+    return replace(world, segments=segments, name=f"{world.name}_{action}_plus{shift:g}")

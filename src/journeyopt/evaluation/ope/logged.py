@@ -255,3 +255,32 @@ def target_probabilities(policy: Policy, logged: LoggedTrajectories, seed: int =
         allowed[:, 0] += np.where(masks, 0.0, probs).sum(axis=1)
         out[:, t] = allowed
     return out
+
+
+def logged_weeks(logged: LoggedTrajectories, start: int, stop: int) -> LoggedTrajectories:
+    """Episode weeks ``start .. stop - 1`` of ``logged`` (the same customers; the first of
+    them becomes week 0)."""
+    if not 0 <= start < stop <= logged.horizon_weeks:
+        raise ValueError(
+            f"weeks {start}..{stop - 1} are not within the {logged.horizon_weeks} logged weeks"
+        )
+    cut = slice(start, stop)
+    return LoggedTrajectories(
+        customer_ids=logged.customer_ids,
+        segment=logged.segment,
+        segment_names=logged.segment_names,
+        first_week=logged.first_week + start,
+        week_of_year=logged.week_of_year[cut],
+        features={name: values[:, cut] for name, values in logged.features.items()},
+        action=logged.action[:, cut],
+        propensity=logged.propensity[:, cut],
+        reward=logged.reward[:, cut],
+        masks=logged.masks[:, cut],
+        propensity_source=logged.propensity_source,
+        propensity_calibration=logged.propensity_calibration,
+    )
+
+
+def first_weeks(logged: LoggedTrajectories, weeks: int) -> LoggedTrajectories:
+    """The first ``weeks`` weeks of ``logged`` (the same customers)."""
+    return logged_weeks(logged, 0, weeks)

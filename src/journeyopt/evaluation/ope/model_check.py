@@ -18,13 +18,25 @@ weeks and compares:
 - the relative gap ``(mean M - mean G) / |mean G|``, with a percentile bootstrap interval
   over customers (the same resamples for ``M`` and ``G``: paired).
 
-By default the check *fails* when the model is shown to be off by more than ``tolerance``:
-the gap's whole interval lies beyond ``+-tolerance`` (few false alarms on small logs). A
-*strict* check fails unless the model is shown to be accurate: the whole interval must lie
-within ``+-tolerance`` (small logs then fail for want of evidence). A model that is wrong
-about the policy that made the logs cannot be trusted with another policy; one that is right
-about it may still be wrong about actions the logs rarely took (the check is necessary, not
-sufficient).
+The check is an equivalence test (two one-sided tests, TOST): it *passes* only when the
+model is shown to be accurate, the gap's whole interval lying within ``+-tolerance``; an
+interval that straddles the tolerance fails for want of evidence (small logs fail). The lax
+mode (``strict=False``, an explicit opt-out) fails only when the whole interval lies beyond
+``+-tolerance``: a model over-predicting by 11.7 % with an interval from 7.9 % passes it,
+which is how a wrong world once carried a promotion.
+
+A model that is right about the logging policy's value may still be wrong about one action
+whose effect the logging policy's mix averages away; a candidate that leans on that action
+inherits the error. :func:`check_actions` therefore checks the model's response to each
+action the candidate takes in a material share of its decisions (``min_action_share``): over
+the logged decisions that took the action, the model's expected discounted reward over the
+``L`` weeks from the decision (``q(x_t, a)``, the logging policy after it; ``L =
+action_outcome_weeks``, 2 by default: a response to a contact late in a week lands in the
+next) against the realised discounted reward of those weeks, both propensity-weighted
+(``w = 1 / propensity``, so decisions the logging policy rarely took, where a candidate
+differs from it, count as much as they would if the action were taken everywhere), the same
+relative gap and the same equivalence test, bootstrap over customers. An action the logs
+never took cannot be checked and fails.
 
 The measured error also widens a model-based interval (:func:`widen`): the bootstrap over
 customers holds the model fixed, so its interval excludes the model's error; adding the
@@ -47,7 +59,7 @@ from journeyopt.evaluation.ope.bootstrap import (
     bootstrap_replicates,
     check_bootstrap,
 )
-from journeyopt.evaluation.ope.logged import LoggedTrajectories
+from journeyopt.evaluation.ope.logged import LoggedTrajectories, logged_weeks
 from journeyopt.evaluation.ope.model_value import ValueModel, model_q_values
 from journeyopt.sim.world import WorldSpec
 
@@ -64,19 +76,31 @@ class ModelCheckSettings:
         n_boot: Bootstrap replicates over customers.
         confidence: Two-sided confidence of the gap's interval, in (0, 1).
         seed: Seed of the bootstrap.
-        strict: Fail unless the gap's whole interval lies within ``+-tolerance``; default:
-            fail only when it lies wholly beyond.
+        strict: Pass only when the gap's whole interval lies within ``+-tolerance`` (the
+            equivalence test, the default); ``False`` (lax, an explicit opt-out): fail only
+            when it lies wholly beyond.
+        min_action_share: :func:`check_actions` checks the actions the candidate takes in at
+            least this share of its decisions, in (0, 1].
+        action_outcome_weeks: ``L``, the weeks over which :func:`check_actions` compares a
+            decision's outcome (the week of the decision and the ``L - 1`` after it: a
+            response to a contact late in a week lands in the next).
     """
 
     tolerance: float = 0.1
     n_boot: int = 500
     confidence: float = 0.95
     seed: int = 0
-    strict: bool = False
+    strict: bool = True
+    min_action_share: float = 0.05
+    action_outcome_weeks: int = 2
 
     def __post_init__(self) -> None:
         if not 0.0 < self.tolerance < 1.0:
             raise ValueError(f"tolerance must be in (0, 1), got {self.tolerance}")
+        if not 0.0 < self.min_action_share <= 1.0:
+            raise ValueError(f"min_action_share must be in (0, 1], got {self.min_action_share}")
+        if self.action_outcome_weeks < 1:
+            raise ValueError(f"action_outcome_weeks must be >= 1, got {self.action_outcome_weeks}")
         check_bootstrap(self.n_boot, self.confidence)
 
 
@@ -92,8 +116,9 @@ class ModelCheck:
         gap_low, gap_high: The gap's bootstrap interval at ``confidence``.
         tolerance: Largest acceptable gap.
         strict: Whether the interval had to lie within ``+-tolerance``.
-        passed: False when the whole interval lies beyond ``+-tolerance`` (strict: when any
-            of it does).
+        passed: Strict: whether the whole interval lies within ``+-tolerance``; lax: whether
+            some of it does.
+        confidence: Two-sided confidence of the interval.
         table: One row per segment (``all`` first): ``segment``, ``customers``, ``realised``,
             ``predicted``, ``gap``.
     """
@@ -108,6 +133,7 @@ class ModelCheck:
     strict: bool
     passed: bool
     table: pd.DataFrame
+    confidence: float = 0.95
 
     @property
     def error_bound(self) -> float:
@@ -121,10 +147,10 @@ class ModelCheck:
             return ""
         return (
             f"the model world predicts {self.predicted:,.2f} per customer for the logging "
-            f"policy over {self.weeks} logged weeks, the logs realised {self.realised:,.2f} "
-            f"(gap {100 * self.gap:+.1f} %, interval {100 * self.gap_low:+.1f} to "
-            f"{100 * self.gap_high:+.1f} %, "
-            f"{'must lie within' if self.strict else 'tolerance'} {100 * self.tolerance:g} %)"
+            f"policy over {self.weeks} logged weeks, the logs realised {self.realised:,.2f}: "
+            f"{_predicts(self.gap)} by {_pct(self.gap)} "
+            f"({_interval_text(self.gap_low, self.gap_high, self.confidence)}, "
+            f"{_tolerance_text(self.tolerance, self.strict)})"
         )
 
     def metrics(self) -> dict[str, float]:
@@ -182,11 +208,59 @@ def _segment_rows(
     return pd.DataFrame.from_records(rows)
 
 
-def passes(gap_low: float, gap_high: float, tolerance: float, strict: bool) -> bool:
-    """Whether a gap interval ``(gap_low, gap_high)`` passes (see the module docstring)."""
+def _pct(x: float) -> str:
+    return f"{100 * x:+.1f} %"
+
+
+def _predicts(gap: float) -> str:
+    return "over-predicts" if gap > 0 else "under-predicts"
+
+
+def _interval_text(low: float, high: float, confidence: float) -> str:
+    return f"{100 * confidence:g} % CI {_pct(low)} to {_pct(high)}"
+
+
+def _tolerance_text(tolerance: float, strict: bool) -> str:
+    kind = "tolerance" if strict else "lax check, tolerance"
+    return f"{kind} {100 * tolerance:g} %"
+
+
+def passes(gap_low: float, gap_high: float, tolerance: float, strict: bool = True) -> bool:
+    """Whether a gap interval ``(gap_low, gap_high)`` passes (see the module docstring):
+    strict (equivalence): the whole interval within ``+-tolerance``; lax: not wholly beyond."""
+    if not gap_low <= gap_high:
+        raise ValueError(f"gap_low must be <= gap_high, got {gap_low} > {gap_high}")
     if strict:
         return -tolerance <= gap_low and gap_high <= tolerance
     return not (gap_low > tolerance or gap_high < -tolerance)
+
+
+def gap_interval(
+    realised: Float, predicted: Float, settings: ModelCheckSettings
+) -> tuple[float, float, float]:
+    """``(gap, low, high)``: the relative gap ``(mean predicted - mean realised) /
+    |mean realised|`` of per-customer (K,) values and its paired percentile bootstrap
+    interval over customers at ``settings.confidence``.
+
+    Raises:
+        ValueError: The realised values sum to 0 (no relative gap).
+    """
+    g, m = float(realised.mean()), float(predicted.mean())
+    if g == 0:
+        raise ValueError("the realised values sum to 0: no relative gap")
+    ones = np.ones((realised.shape[0], 1))
+    g_boot = bootstrap_replicates(
+        Statistic(realised[:, None], ones), settings.n_boot, settings.seed
+    )
+    m_boot = bootstrap_replicates(
+        Statistic(predicted[:, None], ones), settings.n_boot, settings.seed
+    )
+    gaps = np.divide(
+        m_boot - g_boot, np.abs(g_boot), out=np.full_like(g_boot, np.inf), where=g_boot != 0
+    )
+    alpha = 1.0 - settings.confidence
+    low, high = (float(x) for x in np.quantile(gaps, [alpha / 2, 1 - alpha / 2]))
+    return (m - g) / abs(g), low, high
 
 
 def check_model(
@@ -210,27 +284,208 @@ def check_model(
     realised, predicted = behaviour_values(logged, model, gamma)
     if realised.mean() == 0:
         raise ValueError("the logged customers realised no reward: the model check needs some")
-    k = realised.shape[0]
-    ones = np.ones((k, 1))
-    g_boot = bootstrap_replicates(Statistic(realised[:, None], ones), limits.n_boot, limits.seed)
-    m_boot = bootstrap_replicates(Statistic(predicted[:, None], ones), limits.n_boot, limits.seed)
-    gaps = (m_boot - g_boot) / np.abs(g_boot)
-    alpha = 1.0 - limits.confidence
-    low, high = (float(x) for x in np.quantile(gaps, [alpha / 2, 1 - alpha / 2]))
-    g, m = float(realised.mean()), float(predicted.mean())
-    passed = passes(low, high, limits.tolerance, limits.strict)
+    gap, low, high = gap_interval(realised, predicted, limits)
     return ModelCheck(
         weeks=logged.horizon_weeks,
-        realised=g,
-        predicted=m,
-        gap=(m - g) / abs(g),
+        realised=float(realised.mean()),
+        predicted=float(predicted.mean()),
+        gap=gap,
         gap_low=low,
         gap_high=high,
         tolerance=limits.tolerance,
         strict=limits.strict,
-        passed=passed,
+        passed=passes(low, high, limits.tolerance, limits.strict),
         table=_segment_rows(realised, predicted, logged.segment, logged.segment_names),
+        confidence=limits.confidence,
     )
+
+
+@dataclass(frozen=True)
+class ActionCheck:
+    """The model's response to one action checked on the logged decisions that took it (see
+    the module docstring).
+
+    Attributes:
+        action: The action's name.
+        share: Share of the candidate's decisions (target probability mass over the logged
+            customer-weeks) that take it.
+        decisions: Logged decisions that took it.
+        realised: Propensity-weighted realised reward of those decisions per customer,
+            currency (NaN when none was logged).
+        predicted: The model's propensity-weighted expected reward of the same, currency.
+        gap, gap_low, gap_high: Relative gap ``(predicted - realised) / |realised|`` and its
+            bootstrap interval over customers (NaN when it cannot be measured).
+        tolerance: Largest acceptable gap.
+        strict: Whether the interval had to lie within ``+-tolerance``.
+        confidence: Two-sided confidence of the interval.
+        passed: Whether the check passed (never when nothing was logged to check it on).
+    """
+
+    action: str
+    share: float
+    decisions: int
+    realised: float
+    predicted: float
+    gap: float
+    gap_low: float
+    gap_high: float
+    tolerance: float
+    strict: bool
+    confidence: float
+    passed: bool
+
+    @property
+    def reason(self) -> str:
+        """Why the check failed (empty when it passed)."""
+        if self.passed:
+            return ""
+        chooses = f"the candidate chooses it in {100 * self.share:.0f} % of its decisions"
+        if self.decisions == 0:
+            return (
+                f"the logs hold no decision that took {self.action!r} to check the model "
+                f"world's outcome of it against, and {chooses}"
+            )
+        if not np.isfinite(self.gap):
+            return (
+                f"the {self.decisions} logged decisions that took {self.action!r} realised no "
+                f"reward to check the model world's outcome of it against, and {chooses}"
+            )
+        return (
+            f"the model world {_predicts(self.gap)} the outcome of {self.action!r} by "
+            f"{_pct(self.gap)} ({_interval_text(self.gap_low, self.gap_high, self.confidence)}, "
+            f"{_tolerance_text(self.tolerance, self.strict)}), and {chooses}"
+        )
+
+
+def action_shares(target: Float) -> Float:
+    """(A,) share of a policy's decisions per action: its (K, H, A) probabilities averaged
+    over the customer-weeks."""
+    if target.ndim != 3 or target.shape[0] < 1 or target.shape[1] < 1:
+        raise ValueError(f"target must be a (K, H, A) array with K, H >= 1, got {target.shape}")
+    return np.asarray(target.mean(axis=(0, 1)), np.float64)
+
+
+@dataclass(frozen=True)
+class ActionOutcomes:
+    """What followed each logged decision and what the model predicted for each action.
+
+    Attributes:
+        realised: (K, H) discounted reward over the ``L`` weeks from each logged week,
+            currency (0 where fewer than ``L`` weeks follow).
+        predicted: (K, H, A) the model's expected discounted reward over the same weeks after
+            each action, the logging policy afterwards (0 where fewer than ``L`` follow).
+        complete: (H,) whether ``L`` logged weeks follow the week.
+    """
+
+    realised: Float
+    predicted: Float
+    complete: NDArray[np.bool_]
+
+
+def action_outcomes(
+    logged: LoggedTrajectories, model: WorldSpec | ValueModel, gamma: float, weeks: int
+) -> ActionOutcomes:
+    """The outcome of every logged decision over ``weeks`` weeks (the week of the decision and
+    the ones after it) and the model's prediction of it for every action (see
+    :class:`ActionOutcomes`)."""
+    if not 1 <= weeks <= logged.horizon_weeks:
+        raise ValueError(f"weeks must be in 1..{logged.horizon_weeks}, got {weeks}")
+    vm = model if isinstance(model, ValueModel) else ValueModel(model)
+    k, h, n_actions = logged.masks.shape
+    realised, predicted = np.zeros((k, h)), np.zeros((k, h, n_actions))
+    discount = gamma ** np.arange(weeks, dtype=np.float64)
+    for t in range(h - weeks + 1):
+        part = logged_weeks(logged, t, t + weeks)
+        q = model_q_values(
+            vm,
+            dict(part.features),
+            part.segment,
+            part.week_of_year,
+            logged_actions_one_hot(part),
+            gamma,
+        )
+        predicted[:, t] = q[:, 0]
+        realised[:, t] = (part.reward * discount).sum(axis=1)
+    complete = np.arange(h) <= h - weeks
+    return ActionOutcomes(realised, predicted, complete)
+
+
+def _action_check(
+    name: str,
+    share: float,
+    weight: Float,
+    realised: Float,
+    predicted: Float,
+    limits: ModelCheckSettings,
+) -> ActionCheck:
+    """One action's check from the (K, H) weights of its logged decisions (0 elsewhere)."""
+    n = int((weight > 0).sum())
+    g, m = (weight * realised).sum(axis=1), (weight * predicted).sum(axis=1)
+    gap = low = high = np.nan
+    if n > 0 and g.sum() != 0:
+        gap, low, high = gap_interval(g, m, limits)
+    measured = bool(np.isfinite(low) and np.isfinite(high))
+    return ActionCheck(
+        action=name,
+        share=share,
+        decisions=n,
+        realised=float(g.mean()) if n > 0 else np.nan,
+        predicted=float(m.mean()) if n > 0 else np.nan,
+        gap=float(gap),
+        gap_low=float(low),
+        gap_high=float(high),
+        tolerance=limits.tolerance,
+        strict=limits.strict,
+        confidence=limits.confidence,
+        passed=measured and passes(low, high, limits.tolerance, limits.strict),
+    )
+
+
+def check_actions(
+    logged: LoggedTrajectories,
+    model: WorldSpec | ValueModel,
+    target: Float,
+    gamma: float,
+    settings: ModelCheckSettings | None = None,
+) -> tuple[ActionCheck, ...]:
+    """Check the model's response to every action a candidate takes in at least
+    ``settings.min_action_share`` of its decisions (see the module docstring), most used
+    first.
+
+    Args:
+        logged: Logged trajectories (their decisions, propensities and rewards), at least
+            ``settings.action_outcome_weeks`` weeks.
+        model: The model world (its actions in the logs' order), or its value model.
+        target: (K, H, A) the candidate's probabilities in the logged states
+            (:func:`~journeyopt.evaluation.ope.logged.target_probabilities`).
+        gamma: Weekly discount factor.
+        settings: Tolerance, bootstrap, ``min_action_share`` and ``action_outcome_weeks``.
+    """
+    limits = settings if settings is not None else ModelCheckSettings()
+    if target.shape != logged.masks.shape:
+        raise ValueError(f"target must have shape {logged.masks.shape}, got {target.shape}")
+    world = model.world if isinstance(model, ValueModel) else model
+    shares = action_shares(target)
+    used = [a for a in np.argsort(-shares, kind="stable") if shares[a] >= limits.min_action_share]
+    if not used:
+        return ()
+    weeks = min(limits.action_outcome_weeks, logged.horizon_weeks)
+    outcomes = action_outcomes(logged, model, gamma, weeks)
+    out = []
+    for a in used:
+        took = (logged.action == a) & outcomes.complete[None, :]
+        weight = np.where(took, 1.0 / logged.propensity, 0.0)
+        out.append(
+            _action_check(
+                world.actions.names[int(a)],
+                float(shares[a]),
+                weight,
+                outcomes.realised,
+                outcomes.predicted[:, :, int(a)],
+                limits,
+            )
+        )
+    return tuple(out)
 
 
 def widen(interval: Interval, relative_error: float) -> Interval:
