@@ -56,7 +56,9 @@ def run(cfg: DictConfig) -> ScoreResult:
     shell.print(summary_table(result))
     groups = ", ".join(f"{g} {n:,}" for g, n in result.by_group.items())
     shell.print(
-        f"{result.customers:,} customers scored ({groups}; {result.unknown:,} unknown -> none); "
+        f"{result.customers:,} customers scored ({groups}; {result.unknown:,} unknown -> none; "
+        f"{result.without_history:,} without history yet); "
+        f"{result.signed_up_later:,} listed customers sign up after as_of (not scored); "
         f"{result.contacts:,} contacts -> {out}; "
         f"every decision -> {out.with_name('decisions.csv')}; "
         f"{result.rows_rejected:,} input rows rejected -> {out.with_name('rejects.csv')}"

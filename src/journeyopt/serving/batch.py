@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -34,7 +35,7 @@ from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.decisions import decision_table, write_decisions
 from journeyopt.serving.features import batch_from_logs
 from journeyopt.serving.holdout import GROUPS
-from journeyopt.serving.scorer import Scorer
+from journeyopt.serving.scorer import CustomerBatch, Scorer
 from journeyopt.serving.served_model import ServedModel
 
 CONTACT_LIST_COLUMNS: tuple[str, ...] = (
@@ -55,8 +56,13 @@ class ScoreResult:
 
     Attributes:
         out: The contact list written.
-        customers: Customers scored (known at ``as_of``).
+        customers: Customers scored: everyone known at ``as_of`` (activity before it, or
+            listed in the customers table and signed up by then or without a sign-up date).
         unknown: Of them, customers given the safe default (unknown customer type).
+        without_history: Of them, customers of the customers table with no activity yet,
+            scored as customers without history.
+        signed_up_later: Customers of the customers table not scored because their sign-up
+            date is after ``as_of`` (not yet customers then).
         contacts: Rows of the contact list (decisions other than ``none``).
         by_group: Group -> customers.
         by_action: Action -> customers.
@@ -70,6 +76,8 @@ class ScoreResult:
     customers: int
     unknown: int
     contacts: int
+    without_history: int = 0
+    signed_up_later: int = 0
     by_group: dict[str, int] = field(default_factory=dict)
     by_action: dict[str, int] = field(default_factory=dict)
     overridden: int = 0
@@ -112,6 +120,17 @@ def _counts(names: Sequence[str], codes: NDArray[np.int64]) -> dict[str, int]:
     return {name: int(c) for name, c in zip(names, counts, strict=True)}
 
 
+def without_history(batch: CustomerBatch) -> NDArray[np.bool_]:
+    """(N,) customers with nothing before the as-of week: no conversion, contact or
+    engagement (a new sign-up, a listed prospect)."""
+    f = batch.features
+    return (
+        (np.asarray(f["n_conversions"]) == 0)
+        & np.isnan(np.asarray(f["weeks_since_contact"], np.float64))
+        & np.isnan(np.asarray(f["weeks_since_engagement"], np.float64))
+    )
+
+
 def score_logs(
     source: SourceConfig,
     as_of: str,
@@ -135,7 +154,9 @@ def score_logs(
             f"{list(scorer.world.channels)} of world {scorer.world.name!r} the policy serves"
         )
     ingested = run_ingest(source)
-    batch = batch_from_logs(ingested.logs, scorer.world, when)
+    logs = ingested.logs
+    batch = batch_from_logs(logs, scorer.world, when)
+    listed = pd.Index(logs.customers["customer_id"].astype(str).unique())
     decisions = scorer.score(batch)
     table = decision_table(
         decisions, scorer.action_names, scorer.channels, model.name, model.version
@@ -146,6 +167,8 @@ def score_logs(
         customers=batch.n,
         unknown=int((~batch.known).sum()),
         contacts=contacts.num_rows,
+        without_history=int(np.count_nonzero(without_history(batch))),
+        signed_up_later=int((~listed.isin(pd.Index(batch.customer_ids))).sum()),
         by_group=_counts(GROUPS, decisions.control.astype(np.int64)),
         by_action=_counts(scorer.action_names, decisions.actions),
         overridden=int(np.count_nonzero(decisions.overridden)),

@@ -105,7 +105,10 @@ def batch_from_logs(
         world: The world (feature windows and customer types).
         as_of: The instant (UTC).
         customer_ids: Customers to score, in this order; default: every customer known at
-            ``as_of``. Ids absent from the logs are unknown.
+            ``as_of``: those with activity before it, then those of the customers table without
+            any (a new sign-up, a prospect from a fair), signed up at or before ``as_of`` or
+            without a sign-up date, scored as customers without history. Given ids absent from
+            the logs are unknown.
         segments: Customer type label per ``customer_ids`` entry; default: the logs'
             ``customers.segment``.
     """
@@ -116,9 +119,11 @@ def batch_from_logs(
         found = state_features(state, spec)
     else:
         ids, found = np.array([], dtype=object), empty_features(spec, 0)
+    listed = np.zeros(0, dtype=object)
     if customer_ids is None:
-        wanted = ids
-        rows = np.arange(ids.shape[0])
+        listed = listed_without_activity(logs.customers, ids, as_of)
+        wanted = np.concatenate([ids.astype(object), listed])
+        rows = np.concatenate([np.arange(ids.shape[0]), np.full(listed.shape[0], -1)])
     else:
         wanted = np.asarray(list(customer_ids), dtype=object)
         rows = (
@@ -139,13 +144,30 @@ def batch_from_logs(
     else:
         labels = np.asarray(list(segments), dtype=object)
     segment = segment_codes(labels, world)
+    without_history = np.zeros(wanted.shape[0], bool)
+    without_history[wanted.shape[0] - listed.shape[0] :] = True
     return CustomerBatch(
         customer_ids=wanted.astype(object),
         features=features,
         segment=segment,
-        known=present & (segment >= 0),
+        known=(present | without_history) & (segment >= 0),
         as_of=as_of,
     )
+
+
+def listed_without_activity(
+    customers: pd.DataFrame, active: NDArray[np.object_], as_of: pd.Timestamp
+) -> NDArray[np.object_]:
+    """(M,) ids of the customers table with no activity among ``active``, signed up at or
+    before ``as_of`` or without a sign-up date, in the table's order: customers the business
+    knows who have not done anything yet (a new sign-up, a prospect from a trade fair)."""
+    if customers.empty:
+        return np.zeros(0, dtype=object)
+    signup = pd.to_datetime(customers["signup_date"], utc=True)
+    known = (signup.isna() | (signup <= as_of)).to_numpy()
+    fresh = ~customers["customer_id"].isin(pd.Index(active)).to_numpy()
+    ids = customers["customer_id"].astype(str).to_numpy(dtype=object)[known & fresh]
+    return np.asarray(pd.unique(ids), dtype=object)
 
 
 def batch_from_records(
