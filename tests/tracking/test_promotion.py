@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from mlflow.exceptions import MlflowException
@@ -160,39 +161,99 @@ def gate_config(candidate: str, logs: Path, settings: TrackingConfig) -> Promote
     )
 
 
-def test_gate_in_both_directions_at_default_thresholds(
+def test_at_default_thresholds_small_logs_cannot_show_the_model_right(
+    mlflow_sqlite: TrackingConfig, recent_logs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """1,500 customers over 6 weeks, the true world as the model: the default gate refuses
+    even a clearly better candidate, because these logs cannot show the model right within
+    10 % (the equivalence test) about the logging policy or the actions the candidate leans
+    on. The refusal names the model check of each action with its gap and interval; the
+    terminal shows the evidence table."""
+    registry = PolicyRegistry(mlflow_sqlite)
+    assert GateConfig() == gate_config("x", recent_logs, mlflow_sqlite).gate
+    assert GateConfig().model_check_strict and GateConfig().require_model_free
+    better = register(mlflow_sqlite, cloned_myopic(recent_logs), "myopic_clone")
+    with pytest.raises(PromotionRefused) as refused:
+        promote(gate_config(f"models:/{registry.name}/{better}", recent_logs, mlflow_sqlite))
+    message = str(refused.value)
+    assert refused.value.exit_code == REFUSED_EXIT_CODE
+    assert "simulation test failed" not in message and "ope test failed" not in message
+    assert "model_check test failed (outcome of 'newsletter'" in message
+    assert "the candidate chooses it in" in message and "(90 % CI " in message
+    with pytest.raises(MlflowException):
+        registry.alias(CHAMPION)
+    shown = capsys.readouterr().out
+    assert f"promotion gate: models:/{registry.name}/{better} refused" in shown
+    for word in ("simulation", "ope", "model_free", "model_check", "today's practice", "FAIL"):
+        assert word in shown
+
+
+def without_model_tests(cfg: PromoteConfig) -> PromoteConfig:
+    """The opt-out of the model's tests: their failures are warnings."""
+    cfg.gate = GateConfig(require_model_check=False, require_model_free=False)
+    return cfg
+
+
+def test_gate_in_both_directions_with_the_model_tests_as_warnings(
     mlflow_sqlite: TrackingConfig, recent_logs: Path
 ) -> None:
     registry = PolicyRegistry(mlflow_sqlite)
-    assert GateConfig() == gate_config("x", recent_logs, mlflow_sqlite).gate
     better = register(mlflow_sqlite, cloned_myopic(recent_logs), "myopic_clone")
     quiet = register(mlflow_sqlite, fixed_action(0), "no_contact")
 
+    def config(version: str) -> PromoteConfig:
+        return without_model_tests(
+            gate_config(f"models:/{registry.name}/{version}", recent_logs, mlflow_sqlite)
+        )
+
     # no champion yet: both are compared with the staff rules; silence loses in both tests
     with pytest.raises(PromotionRefused, match="simulation test failed") as refused:
-        promote(gate_config(f"models:/{registry.name}/{quiet}", recent_logs, mlflow_sqlite))
+        promote(config(quiet))
     assert refused.value.exit_code == REFUSED_EXIT_CODE
     assert "ope test failed (lt_dr" in str(refused.value)
     with pytest.raises(MlflowException):
         registry.alias(CHAMPION)
 
-    decision = promote(gate_config(f"models:/{registry.name}/{better}", recent_logs, mlflow_sqlite))
+    decision = promote(config(better))
     assert decision.promote, decision.reasons
-    ope = decision.table.set_index("test").loc["ope"]
+    table = decision.table
+    ope = table.set_index("test").loc["ope"]
     assert ope["lower_bound"] > 0 and "26-week value" in ope["source"]
-    check = decision.table.set_index("test").loc["model_check"]  # the true world as model
-    assert check["passed"] and check["blocking"] and "x 5 weeks" in check["source"]
+    assert ope["baseline"] == "today's practice" and ope["blocking"]
+    check = table[table["key"] == "model_check"].iloc[0]  # the true world as model
+    assert not check["blocking"] and "x 5 weeks" in check["source"]
+    actions = table[table["key"].str.startswith("model_check_")]
+    assert len(actions) >= 2 and decision.warnings  # small logs: warned, not refused
+    free = table.set_index("test").loc["model_free"]
+    assert "logged weeks supported" in free["source"] and not free["blocking"]
     assert registry.alias(CHAMPION).version == better
 
-    # now the clone is champion: silence is refused against it
-    with pytest.raises(PromotionRefused, match="ope test failed"):
-        promote(gate_config(f"models:/{registry.name}/{quiet}", recent_logs, mlflow_sqlite))
+    # now the clone is champion: silence is refused against it, and judged against today's
+    # practice too (rows that do not block)
+    with pytest.raises(PromotionRefused, match="ope test failed") as refused:
+        promote(config(quiet))
     assert registry.alias(CHAMPION).version == better
-    runs = registry.client.search_runs(
-        [registry.client.get_experiment_by_name(mlflow_sqlite.experiment).experiment_id],
-        "tags.`journeyopt.promotion.decision` = 'refused'",
+    client = registry.client
+    experiment = client.get_experiment_by_name(mlflow_sqlite.experiment)
+    assert experiment is not None
+    runs = client.search_runs(
+        [experiment.experiment_id], "tags.`journeyopt.promotion.decision` = 'refused'"
     )
     assert len(runs) == 2
+    last = max(runs, key=lambda r: r.info.start_time)
+    decision_json = client.download_artifacts(last.info.run_id, "promotion/decision.json")
+    evidence = pd.read_json(decision_json, typ="series")["evidence"]
+    baselines = {(e["test"], e["baseline"], e["blocking"]) for e in evidence}
+    champion = f"champion (models:/{registry.name}/{better})"
+    assert ("simulation", champion, True) in baselines
+    assert ("simulation", "today's practice", False) in baselines
+    assert ("ope", champion, True) in baselines and ("ope", "today's practice", False) in baselines
+    metrics = last.data.metrics
+    assert metrics["gate/promoted"] == 0.0
+    assert "gate/ope_estimate" in metrics and "gate/ope_vs_practice_estimate" in metrics
+    assert "gate/simulation_vs_practice_ci_low" in metrics and "gate/model_free_passed" in metrics
+    history = client.get_metric_history(last.info.run_id, "gate/ope_estimate")
+    assert [m.step for m in history] == [0]  # one value per run: the UI draws bars
 
 
 def test_window_only_estimator_keeps_working(
@@ -203,7 +264,7 @@ def test_window_only_estimator_keeps_working(
     registry = PolicyRegistry(mlflow_sqlite)
     calls = register(mlflow_sqlite, fixed_action(1), "always_newsletter")
     cfg = gate_config(f"models:/{registry.name}/{calls}", recent_logs, mlflow_sqlite)
-    cfg.gate = GateConfig(ope_estimator="dr")
+    cfg.gate = GateConfig(ope_estimator="dr", require_model_check=False, require_model_free=False)
     cfg.ope = PromoteOPEConfig(horizon_weeks=4, n_boot=100)
     with pytest.raises(PromotionRefused, match="overlap diagnostics failed"):
         promote(cfg)
@@ -271,22 +332,52 @@ def test_model_check_blocks_a_wrong_model_world_or_warns(
     decision = run_gate(cfg, wrong, (wrong,), version, candidate, staff, "staff_rules")
     assert not decision.promote
     assert any(r.startswith("model_check test failed") for r in decision.reasons)
-    check = decision.table.set_index("test").loc["model_check"]
+    table = decision.table
+    check = table[table["key"] == "model_check"].iloc[0]
     assert not check["passed"] and check["lower_bound"] > cfg.gate.model_check_tolerance
     assert check["candidate"] > check["champion"]  # predicted above realised
 
     # the same tests with the check as a warning: the other tests decide
     cfg.gate = GateConfig(require_model_check=False)
     others = [e for e in decision.evidence if e.test != "model_check"]
-    warned = model_evidence(cfg, ValueModel(wrong), recent_panel(cfg))
+    warned = model_evidence(cfg, ValueModel(wrong), recent_panel(cfg))[0]
     assert not warned.passed and not warned.blocking
     lenient = decide([*others, warned])
     assert lenient.warnings == (f"model_check test failed, not blocking ({warned.source}): "
                                 f"{warned.note}",)  # fmt: skip
     assert not any(r.startswith("model_check") for r in lenient.reasons)
     assert lenient.promote == all(e.passed for e in others)
-    with pytest.raises(ConfigError, match="model_check_tolerance must be in"):
-        GateConfig(model_check_tolerance=0.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"model_check_tolerance": 0.0}, "gate.model_check_tolerance must be in"),
+        ({"model_check_tolerance": 1.0}, "gate.model_check_tolerance must be in"),
+        ({"model_check_min_action_share": 0.0}, "gate.model_check_min_action_share must be in"),
+        ({"model_check_min_action_share": 1.2}, "gate.model_check_min_action_share must be in"),
+        ({"model_check_outcome_weeks": 0}, "gate.model_check_outcome_weeks must be >= 1"),
+        ({"confidence": 1.0}, "gate.confidence must be in"),
+        ({"ope_estimator": "ips"}, "gate.ope_estimator: unknown 'ips'"),
+    ],
+)
+def test_gate_settings_are_validated(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        GateConfig(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"horizon_weeks": 0}, "ope.horizon_weeks must be >= 1"),
+        ({"model_check_weeks": 0}, "ope.model_check_weeks must be >= 1"),
+        ({"model_free_max_weeks": 0}, "ope.model_free_max_weeks must be >= 1"),
+        ({"rollout_customers": 0}, "ope.rollout_customers must be >= 1"),
+    ],
+)
+def test_gate_ope_settings_are_validated(kwargs: dict[str, int], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        PromoteOPEConfig(**kwargs)
 
 
 def test_without_champion_the_baseline_is_the_configured_staff_practice(

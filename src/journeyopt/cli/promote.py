@@ -21,11 +21,12 @@ import pandas as pd
 from hydra.core.config_store import ConfigStore
 from mlflow.exceptions import MlflowException
 from omegaconf import MISSING, DictConfig, OmegaConf
+from rich.table import Table
 
 from journeyopt.agents.baselines import StaffPolicy
 from journeyopt.agents.policy import Policy
 from journeyopt.calibration.calibrated import CalibratedWorld
-from journeyopt.cli.entry import log, report_errors, to_object
+from journeyopt.cli.entry import console, log, report_errors, to_object
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError, JourneyoptError
@@ -40,8 +41,13 @@ from journeyopt.evaluation.ope.evaluate import (
     evaluate_on_logs,
     paired_improvement,
 )
-from journeyopt.evaluation.ope.logged import LoggedTrajectories, logged_trajectories
-from journeyopt.evaluation.ope.model_check import ModelCheckSettings, check_model
+from journeyopt.evaluation.ope.logged import (
+    LoggedTrajectories,
+    logged_trajectories,
+    target_probabilities,
+)
+from journeyopt.evaluation.ope.model_check import ModelCheckSettings, check_actions, check_model
+from journeyopt.evaluation.ope.model_free import MODEL_FREE_ESTIMATOR, check_model_free
 from journeyopt.evaluation.ope.model_value import ValueModel
 from journeyopt.evaluation.simulate import evaluate_policies
 from journeyopt.panel.build import build_panel
@@ -63,8 +69,10 @@ from journeyopt.tracking.promotion import (
     GateConfig,
     PromotionRefused,
     ServedPolicy,
+    action_check_evidence,
     decide,
     model_check_evidence,
+    model_free_evidence,
     simulation_evidence,
 )
 from journeyopt.tracking.registry import CHAMPION, PolicyRegistry, ResolvedVersion
@@ -89,6 +97,9 @@ class PromoteOPEConfig:
         model_check_weeks: The model check replays the logging policy in the model world
             over the last ``model_check_weeks`` weeks of the logs (fewer when the logs are
             shorter) and compares with what the logs realised.
+        model_free_max_weeks: The model-free evidence looks for the longest window the
+            overlap diagnostics pass among the first weeks of the last
+            ``model_free_max_weeks`` weeks of the logs (fewer when the logs are shorter).
     """
 
     horizon_weeks: int = 1
@@ -97,6 +108,7 @@ class PromoteOPEConfig:
     seed: int = 0
     rollout_customers: int = 2000
     model_check_weeks: int = 13
+    model_free_max_weeks: int = 13
 
     def __post_init__(self) -> None:
         if self.horizon_weeks < 1:
@@ -105,6 +117,10 @@ class PromoteOPEConfig:
             raise ConfigError(f"ope.model_check_weeks must be >= 1, got {self.model_check_weeks}")
         if self.rollout_customers < 1:
             raise ConfigError(f"ope.rollout_customers must be >= 1, got {self.rollout_customers}")
+        if self.model_free_max_weeks < 1:
+            raise ConfigError(
+                f"ope.model_free_max_weeks must be >= 1, got {self.model_free_max_weeks}"
+            )
 
 
 @dataclass
@@ -230,8 +246,12 @@ def promote(cfg: PromoteConfig) -> Decision:
         registry, cfg.tracking, world, staff=cfg.evaluation.staff
     )
 
+    practice = todays_practice(world, champion_ref, cfg.evaluation.staff)
     members = calibrated.members if calibrated is not None and calibrated.members else (world,)
-    decision = run_gate(cfg, world, members, version, candidate, champion, champion_ref)
+    decision = run_gate(
+        cfg, world, members, version, candidate, champion, champion_ref, practice=practice
+    )
+    console().print(evidence_table(decision, version.uri))
     if not decision.promote:
         raise PromotionRefused(
             f"{version.uri} not promoted over {champion_ref}: " + "; ".join(decision.reasons)
@@ -245,6 +265,27 @@ def promote(cfg: PromoteConfig) -> Decision:
     return decision
 
 
+TODAYS_PRACTICE = "today's practice"
+"""Baseline label of today's practice (``evaluation.staff``)."""
+
+
+def baseline_label(champion_ref: str) -> str:
+    """What the candidate is judged against: ``today's practice`` without a champion, else
+    ``champion (<models URI>)``."""
+    return TODAYS_PRACTICE if champion_ref == "staff_rules" else f"champion ({champion_ref})"
+
+
+def todays_practice(
+    world: WorldSpec, champion_ref: str, staff: StaffRulesConfig | None
+) -> Policy | None:
+    """Today's practice as a second baseline when a champion exists (``None`` without one:
+    the champion is then today's practice already)."""
+    if champion_ref == "staff_rules":
+        return None
+    practice = staff.practice_for(world, "evaluation.staff") if staff is not None else Practice()
+    return StaffPolicy(world, practice)
+
+
 def run_gate(
     cfg: PromoteConfig,
     world: WorldSpec,
@@ -253,41 +294,66 @@ def run_gate(
     candidate: Policy,
     champion: Policy,
     champion_ref: str,
+    practice: Policy | None = None,
 ) -> Decision:
-    """The gate's tests — simulation in every world of ``members`` (common random numbers)
-    and off-policy evaluation on the logs with ``world`` as the model — and the decision,
-    recorded as an MLflow run; nothing is promoted here."""
-    sim, gate = cfg.simulator, cfg.gate
-    evidence: list[Evidence] = []
-    for k, member in enumerate(members):
-        result = evaluate_policies(
-            member,
-            [candidate, champion],
-            n_customers=cfg.n_customers,
-            horizon_weeks=sim.horizon_weeks,
-            gamma=sim.gamma,
-            seed=cfg.seed,
-            start_week_of_year=sim.start_week_of_year,
-            reference=None,
-        )
-        source = f"member {k}" if len(members) > 1 else member.name
-        evidence.append(
-            simulation_evidence(
-                source,
-                result.runs[0].value,
-                result.runs[1].value,
-                gate.confidence,
-                gate.min_sim_improvement,
-            )
-        )
+    """The gate's tests — simulation in every world of ``members`` (common random numbers),
+    off-policy evaluation on the logs with ``world`` as the model, the model check and the
+    model-free evidence — and the decision, recorded as an MLflow run; nothing is promoted
+    here. ``practice`` (today's practice, when ``champion`` is a registered champion) adds
+    rows against it that do not block."""
+    baselines = [(champion, baseline_label(champion_ref), True)]
+    if practice is not None:
+        baselines.append((practice, TODAYS_PRACTICE, False))
+    evidence = simulation_rows(cfg, members, candidate, baselines)
     panel, model = recent_panel(cfg), ValueModel(world)  # one model: its tables are shared
-    evidence.append(ope_evidence(cfg, model, candidate, champion, panel))
-    evidence.append(model_evidence(cfg, model, panel))
+    evidence.extend(ope_evidence(cfg, model, candidate, baselines, panel))
+    evidence.append(model_free_row(cfg, model, candidate, panel))
+    evidence.extend(model_evidence(cfg, model, panel, candidate))
     decision = decide(evidence)
     for warning in decision.warnings:
         log.warning("%s", warning)
     record(cfg, decision, version, champion_ref)
     return decision
+
+
+def simulation_rows(
+    cfg: PromoteConfig,
+    members: Sequence[WorldSpec],
+    candidate: Policy,
+    baselines: Sequence[tuple[Policy, str, bool]],
+) -> list[Evidence]:
+    """The simulation test in every world of ``members``: the candidate against each
+    ``(policy, label, blocking)`` baseline on the same customers and random numbers."""
+    sim, gate = cfg.simulator, cfg.gate
+    rows: list[Evidence] = []
+    for k, member in enumerate(members):
+        result = evaluate_policies(
+            member,
+            [candidate, *(policy for policy, _, _ in baselines)],
+            n_customers=cfg.n_customers,
+            horizon_weeks=sim.horizon_weeks,
+            gamma=sim.gamma,
+            seed=cfg.seed,
+            start_week_of_year=sim.start_week_of_year,
+            rules=serving_rules(member, cfg.serve.rules),  # what serving will allow
+            reference=None,
+        )
+        source = f"member {k}" if len(members) > 1 else member.name
+        for j, (_, label, blocking) in enumerate(baselines):
+            key = f"simulation_member{k}" if len(members) > 1 else "simulation"
+            rows.append(
+                simulation_evidence(
+                    source,
+                    result.runs[0].value,
+                    result.runs[1 + j].value,
+                    gate.confidence,
+                    gate.min_sim_improvement,
+                    baseline=label,
+                    blocking=blocking,
+                    key=key if blocking else f"{key}_vs_practice",
+                )
+            )
+    return rows
 
 
 def promote_version(
@@ -304,6 +370,47 @@ def promote_version(
         },
     )
     log.info("promoted %s to %s", version.uri, CHAMPION)
+
+
+def _number(value: float, relative: bool, signed: bool) -> str:
+    if not np.isfinite(value):
+        return "–"
+    if relative:
+        return f"{100 * value:+.1f} %"
+    return f"{value:+,.2f}" if signed else f"{value:,.2f}"
+
+
+def _result(evidence: Evidence) -> str:
+    if evidence.passed:
+        return "[green]pass[/green]"
+    return "[red]FAIL[/red]" if evidence.blocking else "[yellow]fail (warning)[/yellow]"
+
+
+def evidence_table(decision: Decision, candidate: str) -> Table:
+    """The gate's evidence as a rich table: one row per test with what the candidate was
+    judged against, the estimate and its interval (the two-sided interval whose lower end is
+    the one-sided bound), the pass rule and the result."""
+    verdict = "[green]promoted[/green]" if decision.promote else "[red]refused[/red]"
+    table = Table(title=f"promotion gate: {candidate} {verdict}", title_justify="left")
+    for column in ("test", "judged against", "source", "estimate", "interval", "criterion"):
+        table.add_column(column, justify="right" if column in ("estimate", "interval") else "left")
+    table.add_column("result")
+    for e in decision.evidence:
+        signed = e.test in ("simulation", "ope")
+        interval = (
+            f"{_number(e.lower_bound, e.relative, signed)} to "
+            f"{_number(e.ci_high, e.relative, signed)}"
+        )
+        table.add_row(
+            e.test,
+            e.baseline or "–",
+            e.source,
+            _number(e.improvement, e.relative, signed),
+            interval,
+            e.criterion,
+            _result(e),
+        )
+    return table
 
 
 def recent_panel(cfg: PromoteConfig) -> pd.DataFrame:
@@ -326,10 +433,14 @@ def served_trajectories(
     return logged_trajectories(recent, world, rules, weeks, cfg.data.amounts)
 
 
-def model_evidence(cfg: PromoteConfig, model: ValueModel, panel: pd.DataFrame) -> Evidence:
+def model_evidence(
+    cfg: PromoteConfig, model: ValueModel, panel: pd.DataFrame, candidate: Policy | None = None
+) -> list[Evidence]:
     """The model check (:mod:`journeyopt.evaluation.ope.model_check`): the logging policy
     replayed in the ``model`` world over the last ``ope.model_check_weeks`` weeks of the logs
-    (all of them when fewer) against what the logs realised."""
+    (all of them when fewer) against what the logs realised; then, with a ``candidate``, the
+    model's response to each action it takes in at least ``gate.model_check_min_action_share``
+    of its decisions on those logged states (one row per action)."""
     decided = panel["propensity"].notna() | (panel["action"].astype(str) != "none")
     if not decided.any():
         raise JourneyoptError(f"{cfg.data.path}: the logs hold no contact decision")
@@ -342,29 +453,75 @@ def model_evidence(cfg: PromoteConfig, model: ValueModel, panel: pd.DataFrame) -
         confidence=2 * cfg.gate.confidence - 1,
         seed=cfg.ope.seed,
         strict=cfg.gate.model_check_strict,
+        min_action_share=cfg.gate.model_check_min_action_share,
+        action_outcome_weeks=cfg.gate.model_check_outcome_weeks,
     )
     try:
         check = check_model(logged, model, cfg.simulator.gamma, settings)
     except ValueError as err:  # e.g. the logged customers realised no reward at all
         raise JourneyoptError(f"{cfg.data.path}: model check: {err}") from err
+    blocking = cfg.gate.require_model_check
     source = (
         f"logging policy replayed in the model world, "
         f"{logged.n_customers} customers x {weeks} weeks"
     )
-    return model_check_evidence(check, source, cfg.gate.require_model_check)
+    rows = [model_check_evidence(check, source, blocking)]
+    if candidate is None:
+        return rows
+    target = target_probabilities(candidate, logged, cfg.ope.seed)
+    for action in check_actions(logged, model, target, cfg.simulator.gamma, settings):
+        where = (
+            f"outcome of {action.action!r} ({100 * action.share:.0f} % of the candidate's "
+            f"decisions, {action.decisions} logged, {settings.action_outcome_weeks}-week outcome)"
+        )
+        rows.append(action_check_evidence(action, where, blocking))
+    return rows
+
+
+def model_free_row(
+    cfg: PromoteConfig, model: ValueModel, candidate: Policy, panel: pd.DataFrame
+) -> Evidence:
+    """The model-free evidence (:mod:`journeyopt.evaluation.ope.model_free`) of the
+    candidate over the first weeks of the last ``ope.model_free_max_weeks`` logged weeks."""
+    decided = panel["propensity"].notna() | (panel["action"].astype(str) != "none")
+    last = int(panel["week"].max())
+    weeks = min(cfg.ope.model_free_max_weeks, last - int(panel.loc[decided, "week"].min()) + 1)
+    logged = served_trajectories(cfg, panel, model.world, weeks)
+    check = check_model_free(candidate, logged, model.world, ope_settings(cfg))
+    window = check.window
+    ess = window.ess_share[window.weeks - 1] if window.weeks else window.ess_share[0]
+    source = (
+        f"{MODEL_FREE_ESTIMATOR}, {logged.n_customers} customers, first {window.weeks} of "
+        f"{weeks} logged weeks supported (ESS {100 * ess:.1f} %)"
+    )
+    return model_free_evidence(check, source, cfg.gate.require_model_free)
+
+
+def ope_settings(cfg: PromoteConfig) -> OPESettings:
+    """The gate's OPE settings; intervals at ``2 * gate.confidence - 1``, so their lower end
+    is the one-sided bound at ``gate.confidence``."""
+    return OPESettings(
+        gamma=cfg.simulator.gamma,
+        n_boot=cfg.ope.n_boot,
+        confidence=2 * cfg.gate.confidence - 1,
+        seed=cfg.ope.seed,
+        thresholds=OverlapThresholds(min_ess_share=cfg.ope.min_ess_share),
+        rollout_customers=cfg.ope.rollout_customers,
+    )
 
 
 def ope_evidence(
     cfg: PromoteConfig,
     model: ValueModel,
     candidate: Policy,
-    champion: Policy,
+    baselines: Sequence[tuple[Policy, str, bool]],
     panel: pd.DataFrame,
-) -> Evidence:
+) -> list[Evidence]:
     """The OPE test on the most recent weeks of the logs' ``panel`` (see
-    :class:`PromoteOPEConfig`); the long-term estimators value both policies over
-    ``simulator.horizon_weeks`` weeks from the window's first week (weeks of year from the
-    logs' calendar), with ``model`` as the model world."""
+    :class:`PromoteOPEConfig`), the candidate against each ``(policy, label, blocking)``
+    baseline; the long-term estimators value the policies over ``simulator.horizon_weeks``
+    weeks from the window's first week (weeks of year from the logs' calendar), with
+    ``model`` as the model world."""
     world = model.world
     estimator = cfg.gate.ope_estimator
     long_term = estimator in LONG_TERM_ESTIMATORS
@@ -375,41 +532,48 @@ def ope_evidence(
             f"simulator.horizon_weeks ({cfg.simulator.horizon_weeks})"
         )
     logged = served_trajectories(cfg, panel, world, weeks)
-    settings = OPESettings(
-        gamma=cfg.simulator.gamma,
-        n_boot=cfg.ope.n_boot,
-        confidence=2 * cfg.gate.confidence - 1,  # the two-sided interval's lower end
-        seed=cfg.ope.seed,
-        thresholds=OverlapThresholds(min_ess_share=cfg.ope.min_ess_share),
-        rollout_customers=cfg.ope.rollout_customers,
-    )
+    settings = ope_settings(cfg)
 
     def evaluate(policy: Policy) -> LogEvaluation:
         if long_term:
             return evaluate_long_term(policy, logged, model, settings, cfg.simulator.horizon_weeks)
         return evaluate_on_logs(policy, logged, world, settings, (estimator,))
 
-    cand, champ = evaluate(candidate), evaluate(champion)
-    diff = paired_improvement(cand, champ, estimator, settings)
+    cand = evaluate(candidate)
     threshold = cfg.gate.min_ope_improvement
-    notes = []
-    if not diff.ci_low > threshold:
-        notes.append(f"lower bound {diff.ci_low:.3f} is not above {threshold:g}")
-    if cfg.gate.require_overlap and not cand.diagnostics.passed:
-        notes.append("overlap diagnostics failed: " + "; ".join(cand.diagnostics.reasons))
-    window = cfg.ope.horizon_weeks
     value = f", {cfg.simulator.horizon_weeks}-week value" if long_term else ""
-    return Evidence(
-        "ope",
-        f"{estimator}, {logged.n_customers} customers x {window}-week window{value}",
-        cand.intervals[estimator].value,
-        champ.intervals[estimator].value,
-        diff.value,
-        diff.ci_low,
-        threshold,
-        not notes,
-        "; ".join(notes),
+    source = (
+        f"{estimator}, {logged.n_customers} customers x {cfg.ope.horizon_weeks}-week window{value}"
     )
+    rows = []
+    for policy, label, blocking in baselines:
+        champ = evaluate(policy)
+        diff = paired_improvement(cand, champ, estimator, settings)
+        notes = []
+        if not diff.ci_low > threshold:
+            notes.append(f"lower bound {diff.ci_low:.3f} is not above {threshold:g}")
+        if cfg.gate.require_overlap and not cand.diagnostics.passed:
+            notes.append("overlap diagnostics failed: " + "; ".join(cand.diagnostics.reasons))
+        rows.append(
+            Evidence(
+                "ope",
+                source,
+                cand.intervals[estimator].value,
+                champ.intervals[estimator].value,
+                diff.value,
+                diff.ci_low,
+                threshold,
+                not notes,
+                "; ".join(notes),
+                blocking,
+                ci_high=diff.ci_high,
+                baseline=label,
+                criterion=f"lower bound > {threshold:g}"
+                + (", overlap diagnostics pass" if cfg.gate.require_overlap else ""),
+                key="ope" if blocking else "ope_vs_practice",
+            )
+        )
+    return rows
 
 
 def record(cfg: PromoteConfig, decision: Decision, version: ResolvedVersion, champion: str) -> None:
@@ -420,16 +584,19 @@ def record(cfg: PromoteConfig, decision: Decision, version: ResolvedVersion, cha
         run.log_params({"promotion.candidate": version.uri, "promotion.champion": champion})
         metrics: dict[str, float] = {}
         for e in decision.evidence:
-            if e.test == "model_check":
-                metrics["ope/model_check_gap"] = e.improvement
-                metrics["ope/model_check_passed"] = float(e.passed)
+            if not e.blocking:
+                continue
+            if e.test in ("model_check", "model_free"):
+                if e.key == "model_check":
+                    metrics["ope/model_check_gap"] = e.improvement
+                    metrics["ope/model_check_passed"] = float(e.passed)
                 continue
             key = "sim" if e.test == "simulation" else "ope"
             metrics[f"{key}/improvement_lower_bound"] = min(
                 e.lower_bound, metrics.get(f"{key}/improvement_lower_bound", np.inf)
             )
         metrics["eval/promoted"] = float(decision.promote)
-        run.log_metrics(metrics, step=0)
+        run.log_final_metrics({**metrics, **decision.metrics()})
         run.log_dict(
             {
                 "promoted": decision.promote,

@@ -5,7 +5,8 @@ Every re-calibration gives a new world, and a world's observation layout (the ca
 the features, e.g. twice its largest mean booking value) changes with it. Here the candidate is
 read over the new world's layout and the champion over its own
 (:func:`~journeyopt.cli.promote.champion_policy` with ``champion_world``); both are judged in
-the new world by the gate's tests (:func:`~journeyopt.cli.promote.run_gate`). Unlike
+the new world by the gate's tests (:func:`~journeyopt.cli.promote.run_gate`), and against
+today's practice too (rows that do not block) while a champion holds the alias. Unlike
 ``journeyopt-promote``, a refusal is a normal outcome of a cycle, not an error.
 """
 
@@ -18,6 +19,7 @@ from journeyopt.cli.promote import (
     load_served,
     promote_version,
     run_gate,
+    todays_practice,
 )
 from journeyopt.tracking.promotion import Decision
 from journeyopt.tracking.registry import PolicyRegistry, ResolvedVersion
@@ -37,8 +39,11 @@ def gate(cfg: PromoteConfig, candidate: ResolvedVersion, champion_world: str) ->
     champion, champion_ref = champion_policy(
         registry, cfg.tracking, world, champion_world, staff=cfg.evaluation.staff
     )
+    practice = todays_practice(world, champion_ref, cfg.evaluation.staff)
     members = calibrated.members or (world,)
-    decision = run_gate(cfg, world, members, candidate, challenger, champion, champion_ref)
+    decision = run_gate(
+        cfg, world, members, candidate, challenger, champion, champion_ref, practice=practice
+    )
     if decision.promote:
         promote_version(
             registry,

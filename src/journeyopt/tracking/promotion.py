@@ -17,13 +17,24 @@ alias, or today's staff rules when no version holds it):
    from today's practice, while one week's reward alone punishes policies that invest in
    long-term value; the short window with a model tail is evidence that can pass.
 
-A third test judges the model behind the OPE estimate
-(:mod:`journeyopt.evaluation.ope.model_check`): the logging policy replayed in the model
-world over the most recent logged weeks must predict what the logs realised within
-``gate.model_check_tolerance``. The overlap diagnostics judge the importance weights only; a
-long-term estimate is mostly the model's value-to-go, and this is the check of it that needs
-no truth. It blocks a promotion when ``gate.require_model_check`` is true (the default);
-otherwise a failure is a warning.
+Two more tests judge the model behind the OPE estimate, which the overlap diagnostics (of the
+importance weights only) cannot see; a long-term estimate is mostly the model's value-to-go:
+
+3. the model check (:mod:`journeyopt.evaluation.ope.model_check`), an equivalence test: the
+   logging policy replayed in the model world over the most recent logged weeks must be
+   *shown* to predict what the logs realised within ``gate.model_check_tolerance`` (the
+   whole interval of the relative gap inside it), and so must the model's response to every
+   action the candidate takes in at least ``gate.model_check_min_action_share`` of its
+   decisions (one row per action). It blocks a promotion when ``gate.require_model_check``
+   is true (the default); otherwise a failure is a warning;
+4. model-free evidence (:mod:`journeyopt.evaluation.ope.model_free`): the candidate's
+   importance-weighted value over the longest window the logs' overlap supports must agree
+   with the model's value of the same weeks (their intervals overlap); blocking when
+   ``gate.require_model_free`` is true (the default).
+
+Each row names its baseline: the champion, or today's practice when there is none. With a
+champion, the candidate is also judged against today's practice (rows that do not block),
+so both numbers are on the table.
 
 The alias moves only if every blocking test passed; otherwise the gate refuses with
 :class:`PromotionRefused` (exit code 3) naming the failed tests. The decision, the evidence
@@ -32,6 +43,7 @@ table, the reasons and the warnings are recorded as an MLflow run either way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -47,7 +59,8 @@ from journeyopt.sim.observation import ObservationLayout
 from journeyopt.tracking.model import ServablePolicy
 
 if TYPE_CHECKING:
-    from journeyopt.evaluation.ope.model_check import ModelCheck
+    from journeyopt.evaluation.ope.model_check import ActionCheck, ModelCheck
+    from journeyopt.evaluation.ope.model_free import ModelFreeCheck
 
 REFUSED_EXIT_CODE = 3
 """Exit code of ``journeyopt-promote`` when the gate refuses a promotion."""
@@ -75,14 +88,24 @@ class GateConfig:
             ``pdis``, ``dm``, ``fqe``, ``dr_fqe``).
         require_overlap: Refuse when the candidate's overlap diagnostics fail.
         model_check_tolerance: Largest acceptable relative gap between the model world's
-            prediction of the logging policy's value over the replayed weeks and what the
-            logs realised, in (0, 1); the check fails when the gap's whole interval lies
-            beyond it.
-        model_check_strict: The model check fails unless the gap's whole interval lies
-            within the tolerance (the model shown accurate; small logs fail for want of
-            evidence); default: it fails only when the model is shown wrong.
+            prediction and what the logs realised (the logging policy's value over the
+            replayed weeks, and each checked action's outcome), in (0, 1).
+        model_check_strict: The equivalence test (default): the model check passes only when
+            the gap's whole interval lies within the tolerance (the model shown accurate;
+            small logs fail for want of evidence). ``false`` is the lax opt-out: it fails
+            only when the whole interval lies beyond the tolerance (the model shown wrong),
+            which let a world over-predicting by 11.7 % (interval from 7.9 %) pass.
+        model_check_min_action_share: The model's response to each action the candidate
+            takes in at least this share of its decisions (on the replayed logged states) is
+            checked, in (0, 1].
+        model_check_outcome_weeks: Weeks over which a logged decision's outcome is compared
+            with the model's prediction in the per-action check (the decision's week and the
+            ones after it), >= 1.
         require_model_check: Refuse when the model check fails (false: report it as a
             warning and decide on the other tests).
+        require_model_free: Refuse when the candidate's importance-weighted value over the
+            longest supported window disagrees with the model's value of the same weeks, or
+            when the logs support no window (false: a warning).
     """
 
     confidence: float = 0.95
@@ -91,8 +114,11 @@ class GateConfig:
     ope_estimator: str = "lt_dr"
     require_overlap: bool = True
     model_check_tolerance: float = 0.1
-    model_check_strict: bool = False
+    model_check_strict: bool = True
+    model_check_min_action_share: float = 0.05
+    model_check_outcome_weeks: int = 2
     require_model_check: bool = True
+    require_model_free: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.confidence < 1.0:
@@ -100,6 +126,15 @@ class GateConfig:
         if not 0.0 < self.model_check_tolerance < 1.0:
             raise ConfigError(
                 f"gate.model_check_tolerance must be in (0, 1), got {self.model_check_tolerance}"
+            )
+        if not 0.0 < self.model_check_min_action_share <= 1.0:
+            raise ConfigError(
+                "gate.model_check_min_action_share must be in (0, 1], got "
+                f"{self.model_check_min_action_share}"
+            )
+        if self.model_check_outcome_weeks < 1:
+            raise ConfigError(
+                f"gate.model_check_outcome_weeks must be >= 1, got {self.model_check_outcome_weeks}"
             )
         known = ("lt_dr", "lt_dm", "pdis", "wpdis", "dm", "dr", "fqe", "dr_fqe")
         if self.ope_estimator not in known:
@@ -113,18 +148,28 @@ class Evidence:
     """One test of the gate.
 
     Attributes:
-        test: ``simulation``, ``ope`` or ``model_check``.
-        source: Where (world name or ensemble member, estimator, replayed weeks).
+        test: ``simulation``, ``ope``, ``model_check`` or ``model_free``.
+        source: Where (world name or ensemble member, estimator, replayed weeks, action).
         candidate, champion: Values per customer, currency (``model_check``: the model's
-            prediction of the logging policy's value and what the logs realised).
-        improvement: ``candidate - champion`` (``model_check``: the relative gap
-            ``(predicted - realised) / |realised|``).
-        lower_bound: One-sided lower bound of the improvement (``model_check``: the lower
-            end of the gap's interval).
-        threshold: The lower bound must exceed it (``model_check``: the gap's tolerance).
+            prediction and what the logs realised; ``model_free``: the importance-weighted
+            value of the candidate and the model's value of the same weeks).
+        improvement: The estimate: ``candidate - champion`` (``model_check``: the relative
+            gap ``(predicted - realised) / |realised|``; ``model_free``: the
+            importance-weighted value).
+        lower_bound: One-sided lower bound of the improvement, the lower end of its
+            two-sided interval at ``2 * confidence - 1`` (``model_check``: the lower end of
+            the gap's interval; ``model_free``: of the importance-weighted value's).
+        threshold: The lower bound must exceed it (``model_check``: the gap's tolerance;
+            ``model_free``: the model's value).
         passed: Whether it did (and, for OPE, whether the overlap diagnostics passed).
         note: Why it failed, empty when it passed.
         blocking: Whether a failure refuses the promotion (else it is a warning).
+        ci_high: Upper end of the estimate's interval (NaN when not measured).
+        baseline: What the candidate was judged against (``champion_v3``, ``today's
+            practice``), empty for the model's checks.
+        criterion: The pass rule in words, with its numbers (``lower bound > 0``).
+        relative: Whether the estimate is a relative gap (else currency per customer).
+        key: Metric-name part of the row (``simulation_member0``, ``model_check_newsletter``).
     """
 
     test: str
@@ -137,6 +182,21 @@ class Evidence:
     passed: bool
     note: str = ""
     blocking: bool = True
+    ci_high: float = float("nan")
+    baseline: str = ""
+    criterion: str = ""
+    relative: bool = False
+    key: str = ""
+
+    @property
+    def metric_key(self) -> str:
+        """The row's part of ``gate/`` metric names (``key``, else ``test``)."""
+        return metric_slug(self.key or self.test)
+
+
+def metric_slug(text: str) -> str:
+    """``text`` as a part of a metric name: letters, digits, ``_``, ``-`` and ``.``."""
+    return re.sub(r"[^0-9A-Za-z_.-]+", "_", text).strip("_") or "_"
 
 
 def simulation_evidence(
@@ -145,13 +205,17 @@ def simulation_evidence(
     champion: Float,
     confidence: float,
     threshold: float,
+    baseline: str = "",
+    blocking: bool = True,
+    key: str = "simulation",
 ) -> Evidence:
     """The simulation test from per-customer values (N,) of both policies (same customers,
-    common random numbers)."""
+    common random numbers); the interval is ``mean +- z * sd / sqrt(N)``."""
     diff = candidate - champion
     z = float(norm.ppf(confidence))
     mean = float(diff.mean())
-    bound = mean - z * float(diff.std(ddof=1)) / np.sqrt(diff.shape[0])
+    half = z * float(diff.std(ddof=1)) / np.sqrt(diff.shape[0])
+    bound = mean - half
     passed = bound > threshold
     note = "" if passed else f"lower bound {bound:.3f} is not above {threshold:g}"
     return Evidence(
@@ -164,13 +228,18 @@ def simulation_evidence(
         threshold,
         passed,
         note,
+        blocking,
+        ci_high=mean + half,
+        baseline=baseline,
+        criterion=f"lower bound > {threshold:g}",
+        key=key,
     )
 
 
 def model_check_evidence(check: ModelCheck, source: str, blocking: bool) -> Evidence:
     """The model check (:func:`journeyopt.evaluation.ope.model_check.check_model`) as a test
-    of the gate: predicted and realised value of the logging policy, the relative gap, its
-    interval's lower end, the tolerance."""
+    of the gate: predicted and realised value of the logging policy, the relative gap and its
+    interval, the tolerance."""
     note = "" if check.passed else check.reason
     return Evidence(
         "model_check",
@@ -183,6 +252,69 @@ def model_check_evidence(check: ModelCheck, source: str, blocking: bool) -> Evid
         check.passed,
         note,
         blocking,
+        ci_high=check.gap_high,
+        criterion=_gap_criterion(check.tolerance, check.strict),
+        relative=True,
+        key="model_check",
+    )
+
+
+def _gap_criterion(tolerance: float, strict: bool) -> str:
+    within = f"±{100 * tolerance:g} %"
+    return f"CI within {within}" if strict else f"CI not wholly beyond {within} (lax)"
+
+
+def action_check_evidence(check: ActionCheck, source: str, blocking: bool) -> Evidence:
+    """One action of the model check (:func:`journeyopt.evaluation.ope.model_check.check_actions`)
+    as a test of the gate: the model's and the realised propensity-weighted outcome of the
+    logged decisions that took it, the relative gap and its interval, the tolerance."""
+    return Evidence(
+        "model_check",
+        source,
+        check.predicted,
+        check.realised,
+        check.gap,
+        check.gap_low,
+        check.tolerance,
+        check.passed,
+        "" if check.passed else check.reason,
+        blocking,
+        ci_high=check.gap_high,
+        criterion=_gap_criterion(check.tolerance, check.strict),
+        relative=True,
+        key=f"model_check_{check.action}",
+    )
+
+
+def model_free_evidence(check: ModelFreeCheck, source: str, blocking: bool) -> Evidence:
+    """The model-free evidence (:func:`journeyopt.evaluation.ope.model_free.check_model_free`)
+    as a test of the gate: the candidate's importance-weighted value over the supported
+    window and its interval against the model's value of the same weeks."""
+    note = "" if check.passed else check.reason
+    if check.importance is None or check.model is None:
+        nan = float("nan")
+        return Evidence(
+            "model_free", source, nan, nan, nan, nan, nan, False, note, blocking,
+            criterion="a window the overlap diagnostics pass", key="model_free",
+        )  # fmt: skip
+    model = check.model
+    return Evidence(
+        "model_free",
+        source,
+        check.importance.value,
+        model.value,
+        check.importance.value,
+        check.importance.ci_low,
+        model.value,
+        check.passed,
+        note,
+        blocking,
+        ci_high=check.importance.ci_high,
+        criterion=(
+            f"CI overlaps the model's {model.value:,.2f} ({model.ci_low:,.2f} to "
+            f"{model.ci_high:,.2f})"
+        ),
+        key="model_free",
     )
 
 
@@ -206,6 +338,24 @@ class Decision:
     def table(self) -> pd.DataFrame:
         """The evidence as a table, one row per test."""
         return pd.DataFrame.from_records([vars(e) for e in self.evidence])
+
+    def metrics(self) -> dict[str, float]:
+        """The decision as ``gate/`` metrics: per row ``gate/<key>_estimate``, ``_ci_low``,
+        ``_ci_high``, ``_threshold``, ``_passed``, and ``gate/promoted`` (NaN values, of a
+        test that could not be measured, are left out)."""
+        out: dict[str, float] = {"gate/promoted": float(self.promote)}
+        for e in self.evidence:
+            values = {
+                "estimate": e.improvement,
+                "ci_low": e.lower_bound,
+                "ci_high": e.ci_high,
+                "threshold": e.threshold,
+                "passed": float(e.passed),
+            }
+            for name, value in values.items():
+                if np.isfinite(value):
+                    out[f"gate/{e.metric_key}_{name}"] = float(value)
+        return out
 
 
 def decide(evidence: Sequence[Evidence]) -> Decision:
