@@ -11,8 +11,10 @@ builds a new scorer beside it and swaps the reference, so requests in flight fin
 scorer they started with. Scoring endpoints are ``async def``; a small request (a body of up
 to :data:`OFFLOAD_BYTES`) is scored directly on the event loop, where a batch of one costs well
 under a millisecond, less than a thread hand-off, and concurrent ``/v1/score`` requests are
-scored together (:mod:`journeyopt.serving.coalesce`). A larger body is parsed and scored in a
-worker thread, so ``/healthz``, ``/readyz`` and small requests are answered meanwhile.
+scored together (:mod:`journeyopt.serving.coalesce`). A larger body is parsed and scored in the
+worker's scoring thread, so ``/healthz``, ``/readyz`` and small requests are answered meanwhile;
+one thread, so that large requests are scored one after the other as on the loop instead of
+competing for the interpreter (a worker process scores on one core either way).
 
 Every scoring endpoint checks the bearer token first, then reads its own body
 (:mod:`journeyopt.serving.body`, :mod:`journeyopt.serving.records`) counting the bytes as they
@@ -22,11 +24,13 @@ is declared in the OpenAPI schema (:data:`STATUSES`).
 
 import asyncio
 import contextlib
+import functools
 import gc
 import hmac
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -244,6 +248,9 @@ def create_app(
             except Exception as err:  # the poller must outlive a registry hiccup
                 LOG.warning("alias check failed, model kept: %s", err)
 
+    # one thread (started on first use, kept across restarts of the lifespan)
+    scoring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journeyopt-scoring")
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         single_threaded_numerics()
@@ -358,11 +365,12 @@ def create_app(
         return await read_body(request, settings.max_body_bytes)
 
     async def answer(raw: bytes, respond: Callable[[Scorer, bytes], Response]) -> Response:
-        """``respond(scorer, raw)``: on the event loop for a small body, in a worker thread
-        for a large one (the loop keeps answering other requests meanwhile)."""
+        """``respond(scorer, raw)``: on the event loop for a small body, in the scoring
+        thread for a large one (the loop keeps answering other requests meanwhile)."""
         scorer = current()
         if len(raw) > OFFLOAD_BYTES:
-            return await run_in_threadpool(respond, scorer, raw)
+            call = functools.partial(respond, scorer, raw)
+            return await asyncio.get_running_loop().run_in_executor(scoring, call)
         return respond(scorer, raw)
 
     def one(scorer: Scorer, raw: bytes) -> Response:
