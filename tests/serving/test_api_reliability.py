@@ -178,7 +178,7 @@ def test_opted_out_with_an_open_channel_gets_a_422(
 
 def test_no_opted_out_customer_is_contacted(url: str) -> None:
     """Every combination of stage and flags: refused, or no contact when opted out."""
-    customers = [
+    customers: list[dict[str, Any]] = [
         {"customer_id": f"c{i}", "segment": "freelancer",
          "features": feature_record(lifecycle=stage, opted_out_email=email, opted_out_phone=phone)}
         for i, (stage, email, phone) in enumerate(

@@ -53,6 +53,30 @@ def test_concurrent_appends_give_one_valid_file_per_day(tmp_path: Path) -> None:
     assert str(frame["as_of"].dtype) == "datetime64[ns, UTC]"
 
 
+def test_the_log_is_continued_in_parts_and_the_oldest_files_go(tmp_path: Path) -> None:
+    folder = tmp_path / "log"
+    one = len(rows(10, "x").to_csv(index=False, header=False))  # about one append
+    log = DecisionLog(folder, file_bytes=3 * one, max_bytes=8 * one)
+    for k, day in enumerate((5, 5, 5, 5, 6, 6, 6, 6, 6, 7)):
+        log.append(rows(10, f"a{k}"), now=datetime(2024, 3, day, 12, tzinfo=UTC))
+    names = sorted(p.name for p in folder.iterdir())
+    assert "decisions-2024-03-05.csv" not in names  # the oldest went first
+    assert {"decisions-2024-03-06.1.csv", "decisions-2024-03-07.csv"} <= set(names)
+    assert sum(p.stat().st_size for p in folder.iterdir()) <= 8 * one
+    kept = read_decision_log(folder)["decision_id"].tolist()
+    assert kept[-10:] == [f"a9-{i}" for i in range(10)]  # days, then parts, in order
+    assert kept == sorted(kept, key=lambda d: (int(d.split("-")[0][1:]), int(d.split("-")[1])))
+
+
+def test_a_write_larger_than_a_file_goes_whole_into_a_fresh_part(tmp_path: Path) -> None:
+    log = DecisionLog(tmp_path, file_bytes=100)
+    day = datetime(2024, 3, 6, tzinfo=UTC)
+    first = log.append(rows(5, "a"), now=day)
+    second = log.append(rows(5, "b"), now=day)
+    assert (first.name, second.name) == ("decisions-2024-03-06.csv", "decisions-2024-03-06.1.csv")
+    assert len(read_decision_log(tmp_path)) == 10
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
