@@ -428,7 +428,7 @@ def _log_children(
             log_config=False,
         ) as child:
             child.log_params({"policy": name, "policy_kind": rec["kind"]})
-            child.log_metrics(metrics[name], step=0)
+            child.log_final_metrics(metrics[name])
         if child.run_id is not None:
             children[name] = child.run_id
     return children

@@ -3,8 +3,9 @@
 Metric names live in namespaces: ``train/`` (learning: losses, rollout returns, speed),
 ``eval/`` (periodic and final evaluation in the simulator), ``sim/`` (simulator statistics)
 and ``ope/`` (off-policy estimates on logs), plus ``uplift/`` (A/B holdout measurements) and
-``drift/`` (drift checks) of the served policy. Values are buffered and written with
-``MlflowClient.log_batch`` (up to 1,000 per request), never one request per metric and step:
+``drift/`` (drift checks) of the served policy, and ``gate/`` (the promotion gate's tests).
+Values are buffered and written with ``MlflowClient.log_batch`` (up to 1,000 per request),
+never one request per metric and step:
 a synchronous ``log_metric`` on the SQLite store costs about 5 ms.
 
     with tracked_run(cfg, "ppo-seed0") as run:           # journeyopt.tracking.run
@@ -14,6 +15,11 @@ a synchronous ``log_metric`` on the SQLite store costs about 5 ms.
 A :class:`RunLogger` without a target (``RunLogger.disabled()``, what ``tracking=off`` gives)
 checks names the same way and writes nothing, so training code has no ``if tracking:``.
 The logger is not thread-safe: one logger per thread (or process).
+
+Final numbers of a run (a comparison's values per policy, the gate's tests) are logged once
+at step 0 (:meth:`RunLogger.log_final_metrics`): the MLflow UI's chart view draws a metric as
+a bar per run when no compared run's latest value of it is at a step >= 1, and as a line over
+steps otherwise — a final value logged at a training step shows as a single-point line.
 """
 
 from __future__ import annotations
@@ -41,7 +47,9 @@ if TYPE_CHECKING:
 
     from journeyopt.tracking.sb3_writer import MlflowKVWriter
 
-NAMESPACES: tuple[str, ...] = ("train", "eval", "sim", "ope", "uplift", "drift")
+NAMESPACES: tuple[str, ...] = ("train", "eval", "sim", "ope", "uplift", "drift", "gate")
+FINAL_STEP = 0
+"""The step of a run's final metrics (see the module docstring)."""
 MAX_PARAMS_TAGS_PER_BATCH = 100
 MAX_TAG_VALUE_LENGTH = 8000
 
@@ -138,6 +146,15 @@ class RunLogger:
                 metric_key(key)
         if self._due():
             self.flush()
+
+    def log_final_metrics(self, metrics: Mapping[str, float]) -> None:
+        """Buffer a run's final ``metrics``, once each, at :data:`FINAL_STEP` (0): one value
+        per run, which the MLflow UI charts as bars across runs (see the module docstring).
+
+        Raises:
+            ValueError: As :meth:`log_metrics`.
+        """
+        self.log_metrics(metrics, step=FINAL_STEP)
 
     def _due(self) -> bool:
         return len(self._buffer) >= self._max_buffered or (

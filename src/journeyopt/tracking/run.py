@@ -49,6 +49,10 @@ RESUMED_BY_TAG = "journeyopt.resumed_by"
 """Tag of a run another run resumed: that run's id."""
 RESUMES_TAG = "journeyopt.resumes"
 """Tag of a resumed run: the id(s) of the run(s) it continues, comma-separated."""
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+"""The experiment tag the MLflow UI (3.x) reads to open an experiment on its runs
+(``custom_model_development``) or on its GenAI traces (``genai_development``)."""
+MODEL_TRAINING_KIND = "custom_model_development"
 _SIGTERM_EXIT_CODE = 128 + signal.SIGTERM
 _ENCLOSING_RUN: ContextVar[str | None] = ContextVar("journeyopt_enclosing_run", default=None)
 
@@ -85,12 +89,19 @@ def open_client(settings: TrackingConfig) -> MlflowClient:
 
 def experiment_id(client: MlflowClient, settings: TrackingConfig) -> str:
     """Id of the experiment ``settings.experiment``, created (with ``artifact_location`` if
-    set) when missing. Safe when parallel jobs create it at the same time."""
+    set) when missing. Safe when parallel jobs create it at the same time.
+
+    The experiment is marked as a model-training experiment (:data:`EXPERIMENT_KIND_TAG` =
+    ``custom_model_development``), so the MLflow UI opens it on its runs, not on the GenAI
+    traces page; an existing experiment without the tag gets it, one with another kind keeps
+    its own."""
     found = client.get_experiment_by_name(settings.experiment)
     if found is None:
         try:
             return client.create_experiment(
-                settings.experiment, artifact_location=settings.artifact_location or None
+                settings.experiment,
+                artifact_location=settings.artifact_location or None,
+                tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND},
             )
         except MlflowException as err:
             if err.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
@@ -101,6 +112,8 @@ def experiment_id(client: MlflowClient, settings: TrackingConfig) -> str:
             f"tracking.experiment {settings.experiment!r} is deleted in the tracking store: "
             "restore it (mlflow experiments restore) or choose another name"
         )
+    if EXPERIMENT_KIND_TAG not in found.tags:
+        client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
     return str(found.experiment_id)
 
 
