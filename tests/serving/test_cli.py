@@ -14,6 +14,7 @@ from hydra import compose, initialize_config_module
 
 from journeyopt.cli.entry import to_object
 from journeyopt.cli.score import run
+from journeyopt.cli.serve import is_loopback
 from journeyopt.errors import ConfigError
 from journeyopt.serving.config import ServeJobConfig, register_configs
 from tests.serving.conftest import AS_OF, Registered
@@ -66,6 +67,16 @@ def test_invalid_serving_configs_are_refused(override: str, message: str) -> Non
         cfg = compose("serve", overrides=[override])
     with pytest.raises(ConfigError, match=message):
         to_object(cfg, ServeJobConfig)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True),
+     ("localhost", True), ("0.0.0.0", False), ("::", False), ("10.1.2.3", False),
+     ("api.example.com", False), ("", False)],
+)  # fmt: skip
+def test_only_loopback_addresses_count_as_private(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
 
 
 def test_serve_refuses_a_public_address_without_a_token(
