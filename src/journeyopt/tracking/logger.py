@@ -5,8 +5,8 @@ Metric names live in namespaces: ``train/`` (learning: losses, rollout returns, 
 and ``ope/`` (off-policy estimates on logs), plus ``uplift/`` (A/B holdout measurements) and
 ``drift/`` (drift checks) of the served policy, and ``gate/`` (the promotion gate's tests).
 Values are buffered and written with ``MlflowClient.log_batch`` (up to 1,000 per request),
-never one request per metric and step:
-a synchronous ``log_metric`` on the SQLite store costs about 5 ms.
+never one request per metric and step: a synchronous ``log_metric`` on the SQLite store
+costs about 5 ms.
 
     with tracked_run(cfg, "ppo-seed0") as run:           # journeyopt.tracking.run
         model.set_logger(run.sb3_logger())               # SB3 writes train/... through it
