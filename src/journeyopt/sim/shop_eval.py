@@ -42,7 +42,9 @@ from journeyopt.sim.shop import (
     ShopState,
     allowed_actions,
     draw_population,
+    expected_reward,
     guard,
+    responses,
     step,
 )
 from journeyopt.sim.shop import next_state as next_true_state
@@ -200,6 +202,23 @@ def product_chooser(
         seen = Observation(features, segment, woy, t, world.segment_names)
         actions, _ = policy.act(seen, masks, rng)
         return np.asarray(actions, np.int64)
+
+    return choose
+
+
+def myopic_chooser(spec: ShopSpec, gamma: float) -> Chooser:
+    """The greedy policy that knows the truth (latent type included): the allowed action of the
+    highest expected reward this week (refunds discounted to it), ties to ``none``."""
+
+    def choose(true: ShopState, panel: CustomerState, t: int, woy: int, allowed: Bool) -> IntArray:
+        scores = np.full(allowed.shape, -np.inf)
+        for a in range(allowed.shape[1]):
+            act = np.where(allowed[:, a], a, 0)
+            r = responses(spec, true, act, woy)
+            scores[:, a] = np.where(
+                allowed[:, a], expected_reward(spec, true, act, r, gamma), -np.inf
+            )
+        return np.argmax(scores, axis=1).astype(np.int64)
 
     return choose
 

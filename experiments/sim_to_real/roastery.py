@@ -1,0 +1,208 @@
+"""Sim-to-real on the roastery: a ground truth OUTSIDE the calibrated model's family.
+
+Two steps around the product's own commands (see README.md, section "A second truth"):
+
+    python experiments/sim_to_real/roastery.py generate --out logs/roastery20k
+    journeyopt-ingest data=roastery data.path=logs/roastery20k output_dir=out/roastery_canonical
+    journeyopt-calibrate data=roastery data.path=logs/roastery20k output_dir=out/roastery_world \
+        calibration.name=roastery_calibrated
+    python experiments/sim_to_real/roastery.py evaluate --world out/roastery_world \
+        --out out/roastery_fidelity
+
+``evaluate`` values policies in the true roastery world (:mod:`journeyopt.sim.shop`) and in the
+calibrated world on the same customers (one draw of the truth's population after 20 weeks
+without contact, its panel state built as the panel builds it from logs), with the same world
+seed for every policy; the shop's all-channel contact rule is a mask and a guard in both worlds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from journeyopt.agents.baselines import (
+    MyopicPolicy,
+    NoContact,
+    OptimumPolicy,
+    StaffPolicy,
+    UniformRandom,
+)
+from journeyopt.agents.policy import Policy
+from journeyopt.calibration.calibrated import align_segments
+from journeyopt.calibration.policy_fidelity import AlwaysAction
+from journeyopt.sim.config import shipped_practice
+from journeyopt.sim.optimum import cyclic_weeks_of_year, solve_optimum
+from journeyopt.sim.shop import load_shop
+from journeyopt.sim.shop_eval import (
+    Chooser,
+    evaluation_population,
+    myopic_chooser,
+    observable_world,
+    product_chooser,
+    run_calibrated,
+    run_truth,
+    state_chooser,
+)
+from journeyopt.sim.shop_logs import render_shop_logs, simulate_shop_logs, write_shop_logs
+from journeyopt.sim.shop_optimum import solve_shop_optimum
+from journeyopt.sim.world import load_world
+
+COMPARED = (
+    "no_contact",
+    "random",
+    "staff_rules",
+    "myopic",
+    "true_optimum",
+    "always_newsletter",
+    "always_voucher",
+    "always_call",
+    "always_postcard",
+)
+"""The nine policies of the fidelity metrics (the coworking experiment's set)."""
+
+
+def generate(args: argparse.Namespace) -> None:
+    spec = load_shop(args.world)
+    practice = shipped_practice(args.practice).to_practice()
+    rng = np.random.default_rng(args.seed)
+    start = time.perf_counter()
+    records = simulate_shop_logs(spec, practice, args.customers, args.weeks, args.exploration, rng)
+    export = render_shop_logs(spec, records, rng)
+    write_shop_logs(export, args.out, overwrite=args.overwrite)
+    took = time.perf_counter() - start
+    print(json.dumps({**export.counts, "seconds": round(took, 1)}, indent=2))
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    spec = load_shop(args.truth)
+    obs = observable_world(spec)
+    calibrated = align_segments(load_world(args.world), obs.segment_names)
+    horizon, gamma = args.horizon, args.gamma
+    population_seed, world_seed, policy_seed = np.random.SeedSequence(args.seed).spawn(3)
+    pop = evaluation_population(spec, args.customers, 20, np.random.default_rng(population_seed))
+    practice = shipped_practice(args.practice).practice_for(obs, "practice")
+    true_opt = solve_shop_optimum(spec, horizon, gamma, 1)
+    cal_opt = solve_optimum(calibrated, horizon, gamma, cyclic_weeks_of_year(1, horizon))
+
+    def product(policy: Policy) -> tuple[Chooser, Chooser]:
+        return (
+            product_chooser(policy, obs, pop.label, np.random.default_rng(policy_seed)),
+            product_chooser(policy, calibrated, pop.label, np.random.default_rng(policy_seed)),
+        )
+
+    policies: dict[str, tuple[Chooser, Chooser]] = {
+        "no_contact": product(NoContact()),
+        "random": product(UniformRandom()),
+        "staff_rules": product(StaffPolicy(obs, practice)),
+        "myopic": (myopic_chooser(spec, gamma),) * 2,
+        "true_optimum": (state_chooser(true_opt.act),) * 2,
+    }
+    for a, name in enumerate(spec.actions.names):
+        if a:
+            policies[f"always_{name}"] = product(AlwaysAction(a, f"always_{name}"))
+    policies["calibrated_optimum"] = product(OptimumPolicy(calibrated, cal_opt))
+    policies["calibrated_myopic"] = product(MyopicPolicy(calibrated))
+    rows = []
+    runs = {}
+    for name, (in_truth, in_calibrated) in policies.items():
+        start = time.perf_counter()
+        truth_run = run_truth(
+            spec, pop, in_truth, horizon, gamma, np.random.default_rng(world_seed)
+        )
+        cal_run = run_calibrated(
+            spec, calibrated, pop, in_calibrated, horizon, gamma, np.random.default_rng(world_seed)
+        )
+        runs[name] = truth_run
+        n = truth_run.value.shape[0]
+        rows.append(
+            {
+                "policy": name,
+                "true_value": float(truth_run.value.mean()),
+                "true_ci95": float(1.96 * truth_run.value.std(ddof=1) / np.sqrt(n)),
+                "calibrated_value": float(cal_run.value.mean()),
+                "contact_share_truth": float((truth_run.contacts > 0).mean()),
+                "rule_violations": truth_run.violations + cal_run.violations,
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+        )
+        print(rows[-1], flush=True)
+    table = pd.DataFrame.from_records(rows)
+    table["rel_error"] = (table["calibrated_value"] - table["true_value"]) / table[
+        "true_value"
+    ].abs()
+    core = table[table["policy"].isin(COMPARED)]
+    mare = float(core["rel_error"].abs().mean())
+    spearman = float(spearmanr(core["true_value"], core["calibrated_value"]).statistic)
+    by = {str(r["policy"]): r for r in table.to_dict("records")}
+    exact_opt = float(true_opt.value(pop.true, 0).mean())
+    cal_in_truth = runs["calibrated_optimum"].value
+    paired = cal_in_truth - runs["true_optimum"].value
+    summary = {
+        "customers": args.customers,
+        "horizon_weeks": horizon,
+        "gamma": gamma,
+        "mare_9_policies": mare,
+        "spearman_9_policies": spearman,
+        "staff_rel_error": float(by["staff_rules"]["rel_error"]),
+        "true_optimum_exact_dp": exact_opt,
+        "true_optimum_simulated": float(by["true_optimum"]["true_value"]),
+        "calibrated_optimum_in_truth": float(cal_in_truth.mean()),
+        "calibrated_optimum_share_of_true_optimum_exact": float(cal_in_truth.mean() / exact_opt),
+        "calibrated_optimum_share_of_true_optimum_paired": float(
+            cal_in_truth.mean() / runs["true_optimum"].value.mean()
+        ),
+        "calibrated_optimum_minus_true_optimum_ci95": float(
+            1.96 * paired.std(ddof=1) / np.sqrt(paired.shape[0])
+        ),
+        "calibrated_optimum_minus_staff": float((cal_in_truth - runs["staff_rules"].value).mean()),
+        "calibrated_optimum_minus_staff_ci95": float(
+            1.96 * (cal_in_truth - runs["staff_rules"].value).std(ddof=1) / np.sqrt(paired.shape[0])
+        ),
+        "calibrated_optimum_value_in_calibrated_world": float(
+            by["calibrated_optimum"]["calibrated_value"]
+        ),
+        "rule_violations": int(table["rule_violations"].sum()),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "policy_values.csv", index=False)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(table.to_string(index=False))
+    print(json.dumps(summary, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="write the roastery's raw export")
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--world", default="roastery")
+    gen.add_argument("--practice", default="roastery")
+    gen.add_argument("--customers", type=int, default=20_000)
+    gen.add_argument("--weeks", type=int, default=104)
+    gen.add_argument("--exploration", type=float, default=0.12)
+    gen.add_argument("--seed", type=int, default=1)
+    gen.add_argument("--overwrite", action="store_true")
+    gen.set_defaults(run=generate)
+    ev = sub.add_parser("evaluate", help="calibrated vs true policy values")
+    ev.add_argument("--world", required=True, help="the calibrated world's folder")
+    ev.add_argument("--truth", default="roastery")
+    ev.add_argument("--practice", default="roastery")
+    ev.add_argument("--customers", type=int, default=10_000)
+    ev.add_argument("--horizon", type=int, default=52)
+    ev.add_argument("--gamma", type=float, default=0.995)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--out", required=True)
+    ev.set_defaults(run=evaluate)
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()
