@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 import journeyopt
 from journeyopt.agents.baselines import MyopicPolicy, StaffPolicy
 from journeyopt.agents.sb3 import policy_spec
-from journeyopt.cli.entry import to_object
+from journeyopt.cli.entry import report_errors, to_object
 from journeyopt.cli.promote import (
     GateConfig,
     PromoteConfig,
@@ -173,16 +173,20 @@ def test_at_default_thresholds_small_logs_cannot_show_the_model_right(
     assert GateConfig() == gate_config("x", recent_logs, mlflow_sqlite).gate
     assert GateConfig().model_check_strict and GateConfig().require_model_free
     better = register(mlflow_sqlite, cloned_myopic(recent_logs), "myopic_clone")
-    with pytest.raises(PromotionRefused) as refused:
-        promote(gate_config(f"models:/{registry.name}/{better}", recent_logs, mlflow_sqlite))
-    message = str(refused.value)
-    assert refused.value.exit_code == REFUSED_EXIT_CODE
+    cfg = gate_config(f"models:/{registry.name}/{better}", recent_logs, mlflow_sqlite)
+    with pytest.raises(SystemExit) as exited:  # as journeyopt-promote runs it
+        report_errors(lambda: promote(cfg))
+    assert exited.value.code == REFUSED_EXIT_CODE
+    printed = capsys.readouterr()
+    message = printed.err.strip().splitlines()[-1]  # after MLflow's own log lines
+    assert sum(line.startswith("error:") for line in printed.err.splitlines()) == 1
+    assert message.startswith(f"error: models:/{registry.name}/{better} not promoted over ")
     assert "simulation test failed" not in message and "ope test failed" not in message
     assert "model_check test failed (outcome of 'newsletter'" in message
     assert "the candidate chooses it in" in message and "(90 % CI " in message
     with pytest.raises(MlflowException):
         registry.alias(CHAMPION)
-    shown = capsys.readouterr().out
+    shown = printed.out
     assert f"promotion gate: models:/{registry.name}/{better} refused" in shown
     for word in ("simulation", "ope", "model_free", "model_check", "today's practice", "FAIL"):
         assert word in shown
