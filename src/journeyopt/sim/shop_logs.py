@@ -121,7 +121,7 @@ def simulate_shop_logs(
     cap = spec.recency_cap_weeks
     first_logged = cap + burn_in_weeks
     history_start = pd.Timestamp(start, tz="UTC") - pd.Timedelta(weeks=first_logged)
-    if history_start.dayofweek != 0:
+    if history_start.day_of_week != 0:
         raise ValueError(f"start must be a Monday, got {start}")
     true, label = draw_population(spec, n_customers, rng)
     sorted_label = np.argsort(np.argsort(spec.acquisition_labels))[label]
