@@ -433,6 +433,20 @@ def served_trajectories(
     return logged_trajectories(recent, world, rules, weeks, cfg.data.amounts)
 
 
+def recent_weeks(cfg: PromoteConfig, panel: pd.DataFrame, wanted: int) -> int:
+    """``wanted``, or fewer when the logs hold fewer weeks from their first contact decision
+    to their last week.
+
+    Raises:
+        JourneyoptError: The logs hold no contact decision.
+    """
+    decided = panel["propensity"].notna() | (panel["action"].astype(str) != "none")
+    if not decided.any():
+        raise JourneyoptError(f"{cfg.data.path}: the logs hold no contact decision")
+    last = int(panel["week"].max())
+    return min(wanted, last - int(panel.loc[decided, "week"].min()) + 1)
+
+
 def model_evidence(
     cfg: PromoteConfig, model: ValueModel, panel: pd.DataFrame, candidate: Policy | None = None
 ) -> list[Evidence]:
@@ -441,11 +455,7 @@ def model_evidence(
     (all of them when fewer) against what the logs realised; then, with a ``candidate``, the
     model's response to each action it takes in at least ``gate.model_check_min_action_share``
     of its decisions on those logged states (one row per action)."""
-    decided = panel["propensity"].notna() | (panel["action"].astype(str) != "none")
-    if not decided.any():
-        raise JourneyoptError(f"{cfg.data.path}: the logs hold no contact decision")
-    last = int(panel["week"].max())
-    weeks = min(cfg.ope.model_check_weeks, last - int(panel.loc[decided, "week"].min()) + 1)
+    weeks = recent_weeks(cfg, panel, cfg.ope.model_check_weeks)
     logged = served_trajectories(cfg, panel, model.world, weeks)
     settings = ModelCheckSettings(
         tolerance=cfg.gate.model_check_tolerance,
@@ -483,9 +493,7 @@ def model_free_row(
 ) -> Evidence:
     """The model-free evidence (:mod:`journeyopt.evaluation.ope.model_free`) of the
     candidate over the first weeks of the last ``ope.model_free_max_weeks`` logged weeks."""
-    decided = panel["propensity"].notna() | (panel["action"].astype(str) != "none")
-    last = int(panel["week"].max())
-    weeks = min(cfg.ope.model_free_max_weeks, last - int(panel.loc[decided, "week"].min()) + 1)
+    weeks = recent_weeks(cfg, panel, cfg.ope.model_free_max_weeks)
     logged = served_trajectories(cfg, panel, model.world, weeks)
     check = check_model_free(candidate, logged, model.world, ope_settings(cfg))
     window = check.window
