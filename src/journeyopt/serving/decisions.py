@@ -215,8 +215,9 @@ class DecisionLog:
     ``decisions-<YYYY-MM-DD>.<k>.csv`` (k = 1, 2, ...; a single write larger than
     ``file_bytes`` still goes whole into a fresh part). Whenever a new part is started, the
     oldest log files (by day, then part) are deleted until the folder's log files, the new
-    part counted full, hold at most ``max_bytes`` (the file being written is kept). Both bounds are approximate with several
-    processes writing at once (each may append one write past them).
+    part counted full, hold at most ``max_bytes`` (the file being written is kept). Both
+    bounds are approximate with several processes writing at once (each may append one write
+    past them).
 
     Safe across threads and processes (several API workers): a file is created with its
     header atomically (hard link of a complete file), rows are appended with one ``O_APPEND``
