@@ -35,9 +35,9 @@ AS_OF = "2024-03-06T10:00:00Z"
 LIMIT = 1_000_000
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def url(served: ServedModel, settings: ServingConfig, world: WorldSpec) -> Iterator[str]:
-    """The API with a token and a 1 MB body limit."""
+    """The API with a token and a 1 MB body limit (one server for the module)."""
     cfg = replace(settings, max_body_bytes=LIMIT, max_batch=1000)
     with loopback_server(create_app(cfg, lambda: served, world, token=TOKEN)) as base:
         yield base
