@@ -313,3 +313,19 @@ def test_the_decision_log_is_rotated_and_bounded(
     kept = read_decision_log(folder)
     assert answered[-20:] == kept["decision_id"].tolist()[-20:]  # the newest are kept
     assert not math.isnan(kept["propensity"].sum())
+
+
+def test_a_large_single_request_is_scored_off_the_loop_with_the_same_answer(url: str) -> None:
+    """A customer with many raw events (a body over 64 KiB) is scored in the scoring thread,
+    and decided exactly as the same customer in a small batch."""
+    (customer,) = raw_customers(1, 1500)
+    body = {"as_of": AS_OF, **customer}
+    assert len(json.dumps(body)) > 64 * 1024
+    alone = httpx.post(f"{url}/v1/score", json=body, headers=AUTH, timeout=60)
+    assert alone.status_code == 200, alone.text
+    batch = httpx.post(f"{url}/v1/score/batch", json={"as_of": AS_OF, "customers": [customer]},
+                       headers=AUTH, timeout=60)  # fmt: skip
+    (decided,) = batch.json()["decisions"]
+    kept = ("action", "group", "propensity", "expected_value", "probabilities", "known")
+    assert {k: alone.json()[k] for k in kept} == {k: decided[k] for k in kept}
+    assert alone.json()["known"]
