@@ -127,6 +127,11 @@ def evaluate(args: argparse.Namespace) -> None:
                 "true_ci95": float(1.96 * truth_run.value.std(ddof=1) / np.sqrt(n)),
                 "calibrated_value": float(cal_run.value.mean()),
                 "contact_share_truth": float((truth_run.contacts > 0).mean()),
+                **{
+                    f"share_{a}": float((truth_run.contacts == k).mean())
+                    for k, a in enumerate(spec.actions.names)
+                    if k
+                },
                 "rule_violations": truth_run.violations + cal_run.violations,
                 "seconds": round(time.perf_counter() - start, 1),
             }
