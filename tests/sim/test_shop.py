@@ -224,3 +224,11 @@ def test_writer_files_ingest_and_counts_reconcile(shop: ShopSpec, tmp_path: Path
     assert set(logs.contacts["action"]) <= set(shop.actions.names[1:])
     assert logs.contacts["propensity"].between(0, 1, inclusive="right").all()
     assert (logs.events["role"] == "opt_out").sum() == c["unsubscribes"]
+
+
+def test_load_world_refuses_a_shop_world_clearly() -> None:
+    from journeyopt.errors import ConfigError
+    from journeyopt.sim.world import load_world
+
+    with pytest.raises(ConfigError, match="load_shop"):
+        load_world("roastery")

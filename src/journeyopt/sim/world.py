@@ -484,6 +484,11 @@ def load_world(name_or_path: str | Path) -> WorldSpec:
         raw = yaml.safe_load(fh)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    if raw.get("kind", "world") != "world":
+        raise ConfigError(
+            f"{path}: a world of kind {raw['kind']!r} has its own dynamics and is not in this "
+            "family; load a shop world with journeyopt.sim.shop.load_shop"
+        )
     try:
         return world_from_dict(raw, path.parent)
     except (KeyError, TypeError, ValueError) as err:
