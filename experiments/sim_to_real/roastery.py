@@ -38,7 +38,7 @@ from journeyopt.calibration.calibrated import align_segments
 from journeyopt.calibration.policy_fidelity import AlwaysAction
 from journeyopt.sim.config import shipped_practice
 from journeyopt.sim.optimum import cyclic_weeks_of_year, solve_optimum
-from journeyopt.sim.shop import load_shop
+from journeyopt.sim.shop import ShopSpec, ShopState, load_shop
 from journeyopt.sim.shop_eval import (
     Chooser,
     evaluation_population,
@@ -50,7 +50,12 @@ from journeyopt.sim.shop_eval import (
     state_chooser,
 )
 from journeyopt.sim.shop_logs import render_shop_logs, simulate_shop_logs, write_shop_logs
-from journeyopt.sim.shop_optimum import solve_shop_optimum
+from journeyopt.sim.shop_optimum import (
+    IntArray,
+    ShopOptimum,
+    evaluate_state_policy,
+    solve_shop_optimum,
+)
 from journeyopt.sim.world import load_world
 
 COMPARED = (
@@ -173,6 +178,7 @@ def evaluate(args: argparse.Namespace) -> None:
             by["calibrated_optimum"]["calibrated_value"]
         ),
         "rule_violations": int(table["rule_violations"].sum()),
+        **type_blind_values(spec, true_opt, pop.true, horizon, gamma),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -180,6 +186,27 @@ def evaluate(args: argparse.Namespace) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(table.to_string(index=False))
     print(json.dumps(summary, indent=2))
+
+
+def type_blind_values(
+    spec: ShopSpec, optimum: ShopOptimum, state: ShopState, horizon: int, gamma: float
+) -> dict[str, float]:
+    """Exact true values (mean over the customers' states) of simple policies that do not know
+    the latent type: the true optimum's action for the state as if every customer were of type
+    ``z`` (the rest of the true state can be computed from the logs)."""
+    x = optimum.layout.encode(state)
+    out = {}
+    for z, name in enumerate(spec.type_names):
+
+        def as_if(states: ShopState, t: int, z: int = z) -> IntArray:
+            typed = ShopState(
+                np.full(states.n, z), states.weeks, states.history, states.pending, states.optout
+            )
+            return optimum.act(typed, t)
+
+        values = evaluate_state_policy(spec, as_if, horizon, gamma, 1)
+        out[f"type_blind_as_if_{name}"] = float(values[0, x].mean())
+    return out
 
 
 def main() -> None:
