@@ -36,11 +36,14 @@ from journeyopt.agents.baselines import (
 from journeyopt.agents.policy import Policy
 from journeyopt.calibration.calibrated import align_segments
 from journeyopt.calibration.policy_fidelity import AlwaysAction
+from journeyopt.panel.state import CustomerState
 from journeyopt.sim.config import shipped_practice
 from journeyopt.sim.optimum import cyclic_weeks_of_year, solve_optimum
-from journeyopt.sim.shop import ShopSpec, ShopState, load_shop
+from journeyopt.sim.shop import ShopSpec, ShopState, guard, load_shop
 from journeyopt.sim.shop_eval import (
+    Bool,
     Chooser,
+    Population,
     evaluation_population,
     myopic_chooser,
     observable_world,
@@ -56,7 +59,7 @@ from journeyopt.sim.shop_optimum import (
     evaluate_state_policy,
     solve_shop_optimum,
 )
-from journeyopt.sim.world import load_world
+from journeyopt.sim.world import WorldSpec, load_world
 
 COMPARED = (
     "no_contact",
@@ -179,6 +182,9 @@ def evaluate(args: argparse.Namespace) -> None:
         ),
         "rule_violations": int(table["rule_violations"].sum()),
         **type_blind_values(spec, true_opt, pop.true, horizon, gamma),
+        "calibrated_optimum_contacts_dropped_by_the_rule": dropped_by_rule(
+            spec, pop, OptimumPolicy(calibrated, cal_opt), obs, horizon, gamma, world_seed
+        ),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -207,6 +213,31 @@ def type_blind_values(
         values = evaluate_state_policy(spec, as_if, horizon, gamma, 1)
         out[f"type_blind_as_if_{name}"] = float(values[0, x].mean())
     return out
+
+
+def dropped_by_rule(
+    spec: ShopSpec,
+    pop: Population,
+    policy: Policy,
+    obs: WorldSpec,
+    horizon: int,
+    gamma: float,
+    seed: np.random.SeedSequence,
+) -> float:
+    """Share of the contacts ``policy`` plans in the truth (its masks without the shop's
+    all-channel rule) that the rule's guard turns into no contact."""
+    inner = product_chooser(policy, obs, pop.label, np.random.default_rng(0))
+    counts = {"planned": 0, "dropped": 0}
+
+    def choose(true: ShopState, panel: CustomerState, t: int, woy: int, allowed: Bool) -> IntArray:
+        planned = inner(true, panel, t, woy, np.ones_like(allowed))
+        kept = guard(spec, true, planned)
+        counts["planned"] += int((planned > 0).sum())
+        counts["dropped"] += int(((planned > 0) & (kept == 0)).sum())
+        return kept
+
+    run_truth(spec, pop, choose, horizon, gamma, np.random.default_rng(seed))
+    return counts["dropped"] / max(counts["planned"], 1)
 
 
 def main() -> None:
