@@ -82,8 +82,13 @@ GROUP_USERS = {  # group -> the top-level config that composes it
     "tracking": "train",
     "experiment": "train",
     "practice": "evaluate",
+    "rules": "evaluate",
 }
-PACKAGES = {"experiment": "+experiment", "practice": "practice@evaluation.staff"}
+PACKAGES = {
+    "experiment": "+experiment",
+    "practice": "practice@evaluation.staff",
+    "rules": "rules@simulator.rules",
+}
 """How a group option is chosen on the command line, where it is not ``<group>=<option>``."""
 
 

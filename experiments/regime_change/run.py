@@ -34,7 +34,7 @@ from journeyopt.loop.cycle import run_cycle
 from journeyopt.loop.oracle import WorldOptimumPolicy, optimum_scorer
 from journeyopt.loop.twin import window_uplift
 from journeyopt.serving.config import ExplorationConfig, HoldoutConfig, ServingConfig
-from journeyopt.sim.config import GenerateConfig, shipped_practice
+from journeyopt.sim.config import GenerateConfig, shipped_practice, shipped_rules
 from journeyopt.sim.regime import RegimeChange
 from journeyopt.sim.world import WorldSpec, load_world
 from journeyopt.tracking.run import tracked_run
@@ -155,7 +155,11 @@ def run_optimum_arm(
     loop = new_loop(args, world)
     policy = WorldOptimumPolicy(world, cfg.simulator.horizon_weeks, cfg.simulator.gamma)
     scorer = optimum_scorer(
-        policy, ServingConfig(holdout=HoldoutConfig(staff=shipped_practice("coworking")))
+        policy,
+        ServingConfig(
+            rules=shipped_rules("coworking"),
+            holdout=HoldoutConfig(staff=shipped_practice("coworking")),
+        ),
     )
     rows = []
     for _ in range(args.weeks):
@@ -291,7 +295,10 @@ def main() -> None:
         ]
     )
     serving = replace(
-        ServingConfig(holdout=HoldoutConfig(staff=shipped_practice("coworking"))),
+        ServingConfig(
+            rules=shipped_rules("coworking"),
+            holdout=HoldoutConfig(staff=shipped_practice("coworking")),
+        ),
         exploration=ExplorationConfig(share=args.exploration),
     )
     world = load_world("coworking")

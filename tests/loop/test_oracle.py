@@ -14,7 +14,7 @@ from journeyopt.loop.closed_loop import ClosedLoop
 from journeyopt.loop.oracle import OPTIMUM_VERSION, WorldOptimumPolicy, optimum_scorer
 from journeyopt.panel.state import state_features
 from journeyopt.serving.config import HoldoutConfig, ServingConfig
-from journeyopt.sim.config import GenerateConfig, shipped_practice
+from journeyopt.sim.config import GenerateConfig, shipped_practice, shipped_rules
 from journeyopt.sim.discrete import discrete_state
 from journeyopt.sim.observation import encode
 from journeyopt.sim.optimum import cyclic_weeks_of_year, solve_optimum
@@ -60,7 +60,11 @@ def test_the_policy_takes_the_optimums_first_week_action(
 def test_the_policy_follows_the_world_in_force(world: WorldSpec, loop: ClosedLoop) -> None:
     policy = WorldOptimumPolicy(world, HORIZON, GAMMA)
     scorer = optimum_scorer(
-        policy, ServingConfig(holdout=HoldoutConfig(staff=shipped_practice("coworking")))
+        policy,
+        ServingConfig(
+            rules=shipped_rules("coworking"),
+            holdout=HoldoutConfig(staff=shipped_practice("coworking")),
+        ),
     )
     assert scorer.model.version == OPTIMUM_VERSION
     woy = int(loop.monday.isocalendar().week)

@@ -16,7 +16,7 @@ from journeyopt.panel.state import state_features
 from journeyopt.serving.config import HoldoutConfig, ServingConfig
 from journeyopt.serving.scorer import CustomerBatch, Scorer
 from journeyopt.serving.served_model import ServedModel
-from journeyopt.sim.config import GenerateConfig, shipped_practice
+from journeyopt.sim.config import GenerateConfig, shipped_practice, shipped_rules
 from journeyopt.sim.observation import observation_layout
 from journeyopt.sim.regime import RegimeChange
 from journeyopt.sim.world import WorldSpec, load_world
@@ -34,7 +34,9 @@ def scorer(world: WorldSpec, seed: int = 1) -> Scorer:
         policy_spec(world, layout), weights, rng.normal(size=world.actions.n_actions)
     )
     model = ServedModel(policy, "test", "journey-policy", "1", "test", "", "")
-    settings = ServingConfig(holdout=HoldoutConfig(staff=shipped_practice("coworking")))
+    settings = ServingConfig(
+        rules=shipped_rules("coworking"), holdout=HoldoutConfig(staff=shipped_practice("coworking"))
+    )
     settings = replace(settings, holdout=replace(settings.holdout, control_share=0.3))
     return Scorer(model, settings, world=world)
 

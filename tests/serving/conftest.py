@@ -20,7 +20,7 @@ from journeyopt.cli.ingest import IngestConfig
 from journeyopt.data.source import SourceConfig
 from journeyopt.serving.config import HoldoutConfig, ServingConfig
 from journeyopt.serving.served_model import ServedModel, load_served_model
-from journeyopt.sim.config import GenerateConfig, shipped_practice
+from journeyopt.sim.config import GenerateConfig, shipped_practice, shipped_rules
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.observation import observation_layout
 from journeyopt.sim.world import WorldSpec, load_world
@@ -104,7 +104,9 @@ def served(registered: Registered) -> ServedModel:
 @pytest.fixture(scope="session")
 def settings() -> ServingConfig:
     """Serving settings with a large control group, so both groups show in small tests."""
-    cfg = ServingConfig(holdout=HoldoutConfig(staff=shipped_practice("coworking")))
+    cfg = ServingConfig(
+        rules=shipped_rules("coworking"), holdout=HoldoutConfig(staff=shipped_practice("coworking"))
+    )
     cfg.holdout.control_share = 0.3
     return cfg
 

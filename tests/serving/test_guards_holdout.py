@@ -13,7 +13,7 @@ from journeyopt.serving.features import empty_features
 from journeyopt.serving.holdout import control_group, hash_unit
 from journeyopt.serving.scorer import CustomerBatch, Scorer
 from journeyopt.serving.served_model import ServedModel
-from journeyopt.sim.config import shipped_practice
+from journeyopt.sim.config import shipped_practice, shipped_rules
 from journeyopt.sim.world import WorldSpec
 from tests.serving.conftest import linear_policy
 
@@ -72,7 +72,9 @@ def test_guards_never_let_a_forbidden_contact_through(
     served: ServedModel, world: WorldSpec, seed: int, policy_seed: int,
     caps: dict[str, int], cooldown: int, share: float, rogue: bool, explore: float,
 ) -> None:  # fmt: skip
-    cfg = ServingConfig(holdout=HoldoutConfig(staff=shipped_practice("coworking")))
+    cfg = ServingConfig(
+        rules=shipped_rules("coworking"), holdout=HoldoutConfig(staff=shipped_practice("coworking"))
+    )
     cfg.rules.frequency_caps, cfg.rules.cooldown_weeks = caps, cooldown
     cfg.holdout.control_share = share
     cfg.exploration.share = explore

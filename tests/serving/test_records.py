@@ -31,7 +31,7 @@ from journeyopt.serving.responses import (
 from journeyopt.serving.schemas import ApiModels, api_models
 from journeyopt.serving.scorer import CustomerBatch, Scorer
 from journeyopt.serving.served_model import ServedModel
-from journeyopt.sim.config import shipped_practice
+from journeyopt.sim.config import shipped_practice, shipped_rules
 from journeyopt.sim.world import WorldSpec
 from tests.serving.test_app import AS_OF
 from tests.serving.test_columns import customers
@@ -232,7 +232,11 @@ def mutated(rng: np.random.Generator, mutations: int) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def models(world: WorldSpec) -> ApiModels:
     return api_models(
-        world, ServingConfig(holdout=HoldoutConfig(staff=shipped_practice("coworking")))
+        world,
+        ServingConfig(
+            rules=shipped_rules("coworking"),
+            holdout=HoldoutConfig(staff=shipped_practice("coworking")),
+        ),
     )
 
 

@@ -32,7 +32,7 @@ from journeyopt.serving.features import batch_from_logs
 from journeyopt.serving.guards import allowed_actions
 from journeyopt.serving.scorer import Scorer
 from journeyopt.serving.served_model import ServedModel
-from journeyopt.sim.config import shipped_practice
+from journeyopt.sim.config import shipped_practice, shipped_rules
 from journeyopt.sim.observation import encode
 from journeyopt.tracking.model import observation_frame
 from tests.serving.conftest import AS_OF, Registered
@@ -164,7 +164,9 @@ def test_real_server_agrees_with_batch_and_pyfunc_and_stops_cleanly(
     tmp_path: Path,
 ) -> None:
     url, process, log = server
-    settings = ServingConfig(holdout=HoldoutConfig(staff=shipped_practice("coworking")))
+    settings = ServingConfig(
+        rules=shipped_rules("coworking"), holdout=HoldoutConfig(staff=shipped_practice("coworking"))
+    )
     settings.holdout.control_share = 0.3
     out = tmp_path / "batch" / "actions.csv"
     score_logs(demo_source, AS_OF, served, settings, out)

@@ -47,6 +47,7 @@ from journeyopt.sim.config import (
     SimulatorConfig,
     StaffRulesConfig,
     shipped_practice,
+    shipped_rules,
 )
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.observation import observation_layout
@@ -158,6 +159,7 @@ def gate_config(candidate: str, logs: Path, settings: TrackingConfig) -> Promote
         ope=PromoteOPEConfig(n_boot=100, rollout_customers=300),
         tracking=settings,
         evaluation=EvaluationConfig(staff=shipped_practice("coworking")),
+        serve=ServingConfig(rules=shipped_rules("coworking")),
     )
 
 

@@ -29,6 +29,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepR
 from journeyopt.agents.config import A2CConfig, AgentConfig, DQNConfig, OnPolicyConfig, PPOConfig
 from journeyopt.agents.policy import Bool, Float, IntArray, Observation
 from journeyopt.sim.observation import ObservationLayout
+from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.vec_env import PopulationVecEnv
 from journeyopt.sim.world import WorldSpec
 from journeyopt.tracking.model import PolicySpec
@@ -94,6 +95,7 @@ def make_training_env(
     seed: int = 0,
     bootstrap_at_horizon: bool = False,
     population: PopulationVecEnv | None = None,
+    rules: ContactRules | None = None,
 ) -> tuple[VecEnv, PopulationVecEnv]:
     """The training env and the population env inside it.
 
@@ -115,10 +117,18 @@ def make_training_env(
             :class:`~journeyopt.calibration.ensemble.EnsembleVecEnv`, a member per episode);
             the arguments above then only describe it. Default: a new
             :class:`PopulationVecEnv` of ``world``.
+        rules: Contact rules giving the action masks the agent learns under (the rules it
+            will be served under); default the world's own (opt-outs only).
     """
     if population is None:
         population = PopulationVecEnv(
-            world, n_customers, horizon_weeks, start_week_of_year, pool_size=pool_size, seed=seed
+            world,
+            n_customers,
+            horizon_weeks,
+            start_week_of_year,
+            pool_size=pool_size,
+            seed=seed,
+            rules=rules,
         )
     env: VecEnv = population if bootstrap_at_horizon else FiniteHorizon(population)
     env = ScaleReward(VecMonitor(env), population, reward_scales)

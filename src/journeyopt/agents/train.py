@@ -81,6 +81,7 @@ from journeyopt.evaluation.simulate import (
 )
 from journeyopt.sim.observation import ObservationLayout, observation_layout
 from journeyopt.sim.optimum import OptimalPolicy, cyclic_weeks_of_year, solve_optimum
+from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import WorldSpec, load_world
 from journeyopt.tracking.logger import RunLogger
 from journeyopt.tracking.model import log_policy_model
@@ -132,6 +133,8 @@ class World:
     spec: WorldSpec
     optimum: OptimalPolicy
     layout: ObservationLayout
+    rules: ContactRules
+    """The contact rules the agent is trained and evaluated under (``simulator.rules``)."""
 
 
 def latest_checkpoint(path: Path) -> Path:
@@ -181,7 +184,7 @@ def _prepare_world(cfg: TrainConfig) -> World:
     spec = load_world(sim.world)
     weeks = cyclic_weeks_of_year(sim.start_week_of_year, sim.horizon_weeks)
     optimum = solve_optimum(spec, sim.horizon_weeks, sim.gamma, weeks)
-    return World(spec, optimum, observation_layout(spec))
+    return World(spec, optimum, observation_layout(spec), sim.contact_rules(spec))
 
 
 def _evaluator(cfg: TrainConfig, world: World) -> Evaluate:
@@ -199,6 +202,7 @@ def _evaluator(cfg: TrainConfig, world: World) -> Evaluate:
             start_week_of_year=sim.start_week_of_year,
             optimum=world.optimum,
             reference=None,
+            rules=world.rules,
         )
         row = result.table.iloc[0]
         return EvalPoint(
@@ -231,6 +235,7 @@ def _reward_scales(cfg: TrainConfig, world: World) -> NDArray[np.float32]:
         start_week_of_year=sim.start_week_of_year,
         optimum=world.optimum,
         reference=None,
+        rules=world.rules,
     )
     size = np.abs(result.runs[0].value)
     overall = float(np.mean(size))
@@ -241,7 +246,7 @@ def _reward_scales(cfg: TrainConfig, world: World) -> NDArray[np.float32]:
     return scales
 
 
-def _ensemble_population(cfg: TrainConfig, run: RunLogger) -> EnsembleVecEnv:
+def _ensemble_population(cfg: TrainConfig, run: RunLogger, rules: ContactRules) -> EnsembleVecEnv:
     """The training population of ``train.domain_randomisation``: ``simulator.world``'s
     bootstrap ensemble, one member drawn per episode."""
     sim, settings = cfg.simulator, cfg.train
@@ -263,6 +268,7 @@ def _ensemble_population(cfg: TrainConfig, run: RunLogger) -> EnsembleVecEnv:
         start_week_of_year=sim.start_week_of_year,
         pool_size=settings.pool_size,
         seed=cfg.seed,
+        rules=rules,
     )
 
 
@@ -271,7 +277,9 @@ def _build_model(
 ) -> tuple[BaseAlgorithm, LearningCurve, int]:
     """The agent (new, warm-started or resumed), the learning curve and the start step."""
     sim, settings = cfg.simulator, cfg.train
-    population = _ensemble_population(cfg, run) if settings.domain_randomisation else None
+    population = (
+        _ensemble_population(cfg, run, world.rules) if settings.domain_randomisation else None
+    )
     scales = _reward_scales(cfg, world)
     run.log_metrics(
         {
@@ -290,6 +298,7 @@ def _build_model(
         seed=cfg.seed,
         bootstrap_at_horizon=settings.bootstrap_at_horizon,
         population=population,
+        rules=world.rules,
     )
     out = Path(cfg.output_dir)
     if settings.resume:
@@ -312,6 +321,7 @@ def _build_model(
             sim.start_week_of_year,
             settings.pool_size,
             cfg.seed,
+            world.rules,
         )
         stats = warm_start.clone(model, demos, settings.warm_start, scales, cfg.seed)
         run.log_metrics(stats, step=0)

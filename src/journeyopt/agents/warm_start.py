@@ -25,6 +25,7 @@ from journeyopt.agents.config import WarmStartConfig
 from journeyopt.agents.policy import Observation
 from journeyopt.sim.discrete import discrete_state
 from journeyopt.sim.optimum import OptimalPolicy
+from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.vec_env import PopulationVecEnv
 from journeyopt.sim.world import WorldSpec
 
@@ -55,8 +56,11 @@ def demonstrations(
     start_week_of_year: int,
     pool_size: int,
     seed: int,
+    rules: ContactRules | None = None,
 ) -> Demonstrations:
-    """Simulate ``n_customers`` customers for the optimum's horizon under the optimum."""
+    """Simulate ``n_customers`` customers for the optimum's horizon under the optimum, within
+    ``rules`` (default the world's own): a forbidden optimal action is demonstrated as
+    ``none``, so the clone learns only contacts the rules allow."""
     env = PopulationVecEnv(
         world,
         n_customers,
@@ -64,6 +68,7 @@ def demonstrations(
         start_week_of_year,
         pool_size=pool_size,
         seed=seed,
+        rules=rules,
     )
     policy = OptimumPolicy(world, optimum)
     obs = np.ascontiguousarray(env.reset())

@@ -310,7 +310,11 @@ def evaluate_with_baselines(
     optimum: OptimalPolicy | None = None,
 ) -> EvaluationResult:
     """``learned`` policies and the baselines of ``ev`` in ``world`` on common random numbers,
-    with the world's exact optimum for ``% of optimum`` (solved here unless given)."""
+    under the contact rules ``sim.rules`` (the rules the policies are served under), with the
+    world's exact optimum for ``% of optimum`` (solved here unless given; the optimum of the
+    world's own rules, acting within ``sim.rules``: under stricter rules a forbidden optimal
+    action becomes ``none``, and ``% of optimum`` compares with that policy's exact value
+    under the world's own rules)."""
     if optimum is None:
         weeks = cyclic_weeks_of_year(sim.start_week_of_year, sim.horizon_weeks)
         optimum = solve_optimum(world, sim.horizon_weeks, sim.gamma, weeks)
@@ -326,6 +330,7 @@ def evaluate_with_baselines(
         gamma=sim.gamma,
         seed=ev.seed,
         start_week_of_year=sim.start_week_of_year,
+        rules=sim.contact_rules(world),
         optimum=optimum,
         reference=ev.reference if ev.reference in ev.policies else None,
     )

@@ -17,30 +17,9 @@ from omegaconf import MISSING
 
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError
-from journeyopt.sim.config import StaffRulesConfig
+from journeyopt.sim.config import RulesConfig, StaffRulesConfig
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.config import register_configs as register_tracking
-
-
-@dataclass
-class RulesConfig:
-    """Contact rules enforced after the model (see :class:`journeyopt.sim.rules.ContactRules`).
-
-    Attributes:
-        frequency_caps: Channel -> maximum contacts within the world's fatigue window
-            (``contacts_<w>w_<channel>``); channels not listed are uncapped.
-        cooldown_weeks: No contact for this many weeks after a conversion (0 disables).
-    """
-
-    frequency_caps: dict[str, int] = field(default_factory=lambda: {"email": 2, "phone": 1})
-    cooldown_weeks: int = 1
-
-    def __post_init__(self) -> None:
-        for channel, cap in self.frequency_caps.items():
-            if cap < 0:
-                raise ConfigError(f"serve.rules.frequency_caps.{channel} must be >= 0, got {cap}")
-        if self.cooldown_weeks < 0:
-            raise ConfigError(f"serve.rules.cooldown_weeks must be >= 0, got {self.cooldown_weeks}")
 
 
 @dataclass

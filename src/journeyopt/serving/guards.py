@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from journeyopt.errors import ConfigError
 from journeyopt.serving.config import HoldoutConfig, RulesConfig
 from journeyopt.sim.practice import Practice
 from journeyopt.sim.rules import ALLOWED, ContactRules
@@ -23,25 +22,9 @@ UNKNOWN_CUSTOMER = "unknown_customer"
 
 
 def serving_rules(world: WorldSpec, rules: RulesConfig) -> ContactRules:
-    """The contact rules ``serve.rules`` sets for ``world``'s catalogue.
-
-    Raises:
-        ConfigError: A frequency cap names a channel ``world`` does not have (it would cap
-            nothing): the message names the world's channels and the overrides that fix it.
-    """
-    channels = world.features.contact_channels
-    unknown = [c for c in rules.frequency_caps if c not in channels]
-    if unknown:
-        remove = " ".join(f"'~serve.rules.frequency_caps.{c}'" for c in unknown)
-        raise ConfigError(
-            f"serve.rules.frequency_caps caps channel(s) {unknown} that world {world.name!r} "
-            f"does not have (its contact channels: {list(channels)}): remove them with "
-            f"{remove}, and cap a channel of the world with "
-            f"+serve.rules.frequency_caps.<channel>=<contacts>"
-        )
-    return ContactRules(
-        world.actions, world.features, dict(rules.frequency_caps), rules.cooldown_weeks
-    )
+    """The contact rules ``serve.rules`` sets for ``world``'s catalogue (see
+    :meth:`~journeyopt.sim.config.RulesConfig.for_world`)."""
+    return rules.for_world(world, "serve.rules")
 
 
 def staff_rules(world: WorldSpec, holdout: HoldoutConfig) -> Practice:

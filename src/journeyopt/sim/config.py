@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from importlib.resources import files
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 from hydra.core.config_store import ConfigStore
@@ -18,7 +18,61 @@ from omegaconf.errors import OmegaConfBaseException
 
 from journeyopt.errors import ConfigError
 from journeyopt.sim.practice import Practice, PracticeRule
+from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import WorldSpec
+
+T = TypeVar("T")
+
+
+@dataclass
+class RulesConfig:
+    """The business's contact rules (see :class:`journeyopt.sim.rules.ContactRules`), one
+    object for every stage: the masks of training (``simulator.rules``), evaluation and the
+    gate's simulation, and the guard of serving (``serve.rules``). The schema sets none; the
+    demo's are ``configs/rules/coworking.yaml``.
+
+    Attributes:
+        frequency_caps: Channel -> maximum contacts within the world's fatigue window
+            (``contacts_<w>w_<channel>``, ``panel.fatigue_weeks`` weeks); channels not listed
+            are uncapped.
+        cooldown_weeks: No contact for this many weeks after a conversion (0 disables).
+    """
+
+    frequency_caps: dict[str, int] = field(default_factory=dict)
+    cooldown_weeks: int = 0
+
+    def __post_init__(self) -> None:
+        for channel, cap in self.frequency_caps.items():
+            if cap < 0:
+                raise ConfigError(f"rules.frequency_caps.{channel} must be >= 0, got {cap}")
+        if self.cooldown_weeks < 0:
+            raise ConfigError(f"rules.cooldown_weeks must be >= 0, got {self.cooldown_weeks}")
+
+    def for_world(self, world: WorldSpec, key: str) -> ContactRules:
+        """The rules for ``world``'s catalogue and features.
+
+        Args:
+            world: The world.
+            key: Where the rules are configured (``serve.rules``, ``simulator.rules``), for
+                the message.
+
+        Raises:
+            ConfigError: A frequency cap names a channel ``world`` does not have (it would cap
+                nothing): the message names the world's channels and the overrides that fix it.
+        """
+        channels = world.features.contact_channels
+        unknown = [c for c in self.frequency_caps if c not in channels]
+        if unknown:
+            remove = " ".join(f"'~{key}.frequency_caps.{c}'" for c in unknown)
+            raise ConfigError(
+                f"{key}.frequency_caps caps channel(s) {unknown} that world {world.name!r} "
+                f"does not have (its contact channels: {list(channels)}): remove them with "
+                f"{remove}, and cap a channel of the world with "
+                f"+{key}.frequency_caps.<channel>=<contacts>"
+            )
+        return ContactRules(
+            world.actions, world.features, dict(self.frequency_caps), self.cooldown_weeks
+        )
 
 
 @dataclass
@@ -30,12 +84,20 @@ class SimulatorConfig:
         horizon_weeks: Episode length, weeks.
         gamma: Weekly discount factor of rewards (0.995 a week is about 0.77 a year).
         start_week_of_year: ISO week of year (1..53) of an episode's first week.
+        rules: The contact rules every simulated policy is held to (training masks,
+            evaluation, the gate's simulation): the rules it will be served under
+            (``serve.rules``); the shipped configs take both from ``configs/rules/``.
     """
 
     world: str = "coworking"
     horizon_weeks: int = 52
     gamma: float = 0.995
     start_week_of_year: int = 1
+    rules: RulesConfig = field(default_factory=RulesConfig)
+
+    def contact_rules(self, world: WorldSpec) -> ContactRules:
+        """:attr:`rules` for ``world`` (see :meth:`RulesConfig.for_world`)."""
+        return self.rules.for_world(world, "simulator.rules")
 
     def __post_init__(self) -> None:
         if self.horizon_weeks < 1:
@@ -128,25 +190,36 @@ class StaffRulesConfig:
         return self.to_practice().check(world, key)
 
 
-def shipped_practice(name: str) -> StaffRulesConfig:
-    """A practice shipped in ``configs/practice/<name>.yaml`` (the demo's staff rules:
-    ``coworking``), for code that builds configs without Hydra (tests, experiments).
+def _shipped(group: str, name: str, schema: type[T]) -> T:
+    """The shipped option ``configs/<group>/<name>.yaml`` as a ``schema`` object, for code
+    that builds configs without Hydra (tests, experiments).
 
     Raises:
-        ConfigError: No such practice ships, or it does not fit the schema.
+        ConfigError: No such option ships, or it does not fit the schema.
     """
-    path = files("journeyopt").joinpath("configs", "practice", f"{name}.yaml")
+    path = files("journeyopt").joinpath("configs", group, f"{name}.yaml")
     if not path.is_file():
-        raise ConfigError(f"no practice {name!r} ships in configs/practice/")
+        raise ConfigError(f"no {group} option {name!r} ships in configs/{group}/")
     try:
         merged = OmegaConf.merge(
-            OmegaConf.structured(StaffRulesConfig), OmegaConf.create(path.read_text("utf-8"))
+            OmegaConf.structured(schema), OmegaConf.create(path.read_text("utf-8"))
         )
         obj = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
-        raise ConfigError(f"configs/practice/{name}.yaml: {err}".splitlines()[0]) from err
-    assert isinstance(obj, StaffRulesConfig)
+        raise ConfigError(f"configs/{group}/{name}.yaml: {err}".splitlines()[0]) from err
+    assert isinstance(obj, schema)
     return obj
+
+
+def shipped_practice(name: str) -> StaffRulesConfig:
+    """A practice shipped in ``configs/practice/<name>.yaml`` (the demo's staff rules:
+    ``coworking``)."""
+    return _shipped("practice", name, StaffRulesConfig)
+
+
+def shipped_rules(name: str) -> RulesConfig:
+    """Contact rules shipped in ``configs/rules/<name>.yaml`` (the demo's: ``coworking``)."""
+    return _shipped("rules", name, RulesConfig)
 
 
 @dataclass

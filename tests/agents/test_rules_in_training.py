@@ -1,0 +1,127 @@
+"""Training knows the contact rules serving enforces: the agent learns, and every policy is
+evaluated, under ``simulator.rules`` — the same object serving guards with (``serve.rules``).
+
+Regression for a policy trained in a world with opt-outs as its only rule, which contacted
+0.84 times per customer-week and was then cut back by serving's guard: a policy never trained
+for the world it was served in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_module
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from journeyopt.agents.config import register_configs, train_config
+from journeyopt.agents.sb3 import make_training_env
+from journeyopt.agents.train import train
+from journeyopt.errors import ConfigError
+from journeyopt.serving.config import register_configs as register_serving
+from journeyopt.sim.config import RulesConfig, SimulatorConfig
+from journeyopt.sim.world import WorldSpec
+
+register_configs()
+register_serving()
+TINY = [
+    "agent=maskable_ppo",
+    "agent.batch_size=128",
+    "train=smoke",
+    "train.total_timesteps=512",
+    "train.n_customers=16",
+    "train.eval_every_steps=0",
+    "train.eval_customers=50",
+    "train.checkpoint_every_steps=0",
+    "train.warm_start.enabled=false",
+    "simulator.horizon_weeks=6",
+    "evaluation.n_customers=150",
+    "tracking=off",
+]
+
+rule_sets = st.builds(
+    RulesConfig,
+    frequency_caps=st.dictionaries(
+        st.sampled_from(["email", "phone"]), st.integers(0, 2), max_size=2
+    ),
+    cooldown_weeks=st.integers(0, 2),
+)
+
+
+def _overrides(rules: RulesConfig) -> list[str]:
+    caps = ",".join(f"{c}:{n}" for c, n in rules.frequency_caps.items())
+    return [
+        f"simulator.rules.frequency_caps={{{caps}}}",
+        f"simulator.rules.cooldown_weeks={rules.cooldown_weeks}",
+    ]
+
+
+def test_the_shipped_configs_train_and_serve_under_the_same_rules() -> None:
+    with initialize_config_module("journeyopt.configs", version_base="1.3"):
+        trained = compose("train", overrides=["tracking=off"])
+        served = compose("serve")
+    cfg = train_config(trained)
+    assert cfg.simulator.rules.frequency_caps == {"email": 2, "phone": 1}
+    assert dict(served.serve.rules) == {
+        "frequency_caps": cfg.simulator.rules.frequency_caps,
+        "cooldown_weeks": cfg.simulator.rules.cooldown_weeks,
+    }
+    assert SimulatorConfig().rules == RulesConfig()  # the schema itself sets no rule
+
+
+@settings(max_examples=10, deadline=None)
+@given(rules=rule_sets)
+def test_the_training_env_masks_are_the_configured_rules(
+    world: WorldSpec, rules: RulesConfig
+) -> None:
+    contact_rules = rules.for_world(world, "simulator.rules")
+    env, population = make_training_env(
+        world, 64, 6, 1, np.full(3, 0.01, np.float32), pool_size=500, seed=1, rules=contact_rules
+    )
+    env.reset()
+    for _ in range(3):
+        masks = np.stack(env.env_method("action_masks"))
+        np.testing.assert_array_equal(masks, contact_rules.masks(population.features))
+        actions = np.array([np.flatnonzero(m)[-1] for m in masks])  # the costliest allowed
+        env.step(actions)
+
+
+@settings(
+    max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rules=rule_sets)
+def test_no_policy_chooses_what_the_rules_forbid(tmp_path: Path, rules: RulesConfig) -> None:
+    """For random rule sets, the trained agent, the optimum and every baseline, evaluated
+    under the rules, never choose an action the guard would veto."""
+    out = tmp_path / f"run-{abs(hash(str(rules)))}"
+    with initialize_config_module("journeyopt.configs", version_base="1.3"):
+        cfg = train_config(
+            compose("train", overrides=[*TINY, *_overrides(rules), f"output_dir={out}"])
+        )
+    result = train(cfg)
+    table = result.table
+    overall = table[table["segment"] == "all"] if "segment" in table else table
+    assert set(overall["policy"]) >= {"optimum", "staff_rules", "random", "myopic"}
+    assert (overall["forbidden_per_customer"] == 0).all(), overall[
+        ["policy", "forbidden_per_customer"]
+    ]
+
+
+def test_rules_the_world_cannot_follow_stop_the_training(tmp_path: Path) -> None:
+    with initialize_config_module("journeyopt.configs", version_base="1.3"):
+        cfg = train_config(
+            compose(
+                "train",
+                overrides=[
+                    *TINY,
+                    "+simulator.rules.frequency_caps.sms=1",
+                    f"output_dir={tmp_path}",
+                ],
+            )
+        )
+    with pytest.raises(
+        ConfigError, match=r"simulator.rules.frequency_caps caps channel\(s\) \['sms'\]"
+    ):
+        train(cfg)
