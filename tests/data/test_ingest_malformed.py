@@ -164,6 +164,42 @@ def test_bad_rows_are_quarantined_with_row_and_reason(
     assert counts.accepted == len(lines) - len(expected)
 
 
+# Refund rows (kind ``refund`` mapped to the role ``refund``): either sign is fine, every other
+# problem of an amount is rejected as on a conversion, and a negative conversion still is.
+REFUND_CASES: dict[str, tuple[list[str], list[tuple[int, str, str]]]] = {
+    "refunds of both signs": (
+        [GOOD, "e2,c1,2024-03-05 10:00,refund,web,-25", "e3,c1,2024-03-06,refund,web,5"],
+        [],
+    ),
+    "NaN refund": ([GOOD, "e2,c1,2024-03-05 10:00,refund,web,-NaN"], [(2, "value", "^NaN$")]),
+    "infinite refund": ([GOOD, "e2,c1,2024-03-05,refund,web,-inf"], [(2, "value", "infinite")]),
+    "huge refund": ([GOOD, "e2,c1,2024-03-05,refund,web,-1e12"], [(2, "value", "max_value")]),
+    "decimal-comma refund": (
+        [GOOD, 'e2,c1,2024-03-05,refund,web,"-12,50"'],
+        [(2, "value", "decimal comma")],
+    ),
+    "negative conversion beside refunds": (
+        [GOOD, "e2,c1,2024-03-05,refund,web,-5", "e3,c1,2024-03-05,day_pass,web,-5"],
+        [(3, "value", r"^negative \(a refund\? map its kind to the role refund")],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUND_CASES))
+def test_bad_refund_rows_are_quarantined(
+    case: str, write_export: WriteExport, coworking: Coworking
+) -> None:
+    lines, expected = REFUND_CASES[case]
+    out = run_ingest(coworking(write_export(events=lines), "+data.event_roles.refund=refund"))
+    got = out.rejects[["source_row", "column"]].values.tolist()
+    assert got == [[row, column] for row, column, _ in expected]
+    for reason, (_, _, pattern) in zip(out.rejects["reason"], expected, strict=True):
+        assert re.search(pattern, reason), reason
+    counts = out.result.events
+    assert counts.rows_read == len(lines) == counts.accepted + counts.rejected
+    assert (out.logs.events["value"] >= 0).all()
+
+
 def test_bom_is_stripped(tmp_path: Path, coworking: Coworking) -> None:
     root = _events_file(tmp_path / "export", f"\ufeff{EVENTS_HEADER}\n{GOOD}\n".encode())
     out = run_ingest(coworking(root))

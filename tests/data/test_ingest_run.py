@@ -13,6 +13,7 @@ from journeyopt.data.ingest import OUTPUT_FILES, ingest, ingest_to_logs, load_ca
 from journeyopt.data.result import TABLES, TableCounts
 from journeyopt.data.schema import CONTACT_COLUMNS, EVENT_COLUMNS
 from journeyopt.data.source import SourceConfig
+from journeyopt.data.tables import NEGATIVE_AMOUNT
 from journeyopt.errors import InputFileError, OutputExistsError
 from tests.data.conftest import LoadSource, WriteExport
 
@@ -94,7 +95,7 @@ def test_ingest_writes_outputs_and_load_round_trips(
     assert summary["events"]["rows_read"] == 7 and summary["output_dir"] == str(out)
     rejects = pd.read_csv(out / "rejects.csv")
     assert rejects[["table", "source_row", "column", "reason"]].values.tolist() == [
-        ["events", 6, "value", "negative"]
+        ["events", 6, "value", NEGATIVE_AMOUNT]
     ]
     identity_map = pd.read_parquet(out / "identity_map.parquet")
     assert identity_map.set_index("raw_id")["customer_id"].to_dict()["c3"] == "c2"

@@ -11,7 +11,10 @@ and same-day steps):
 3. identity resolution (raw ids -> resolved ``customer_id``).
 4. :func:`drop_near_duplicates` — same resolved customer, same key columns, within a few seconds.
 5. :func:`merge_same_day_conversions` — several conversions of one resolved customer on one
-   local calendar day become one.
+   local calendar day become one. Refunds are never merged, neither with each other nor into
+   a purchase: each refund line stays its own event, so the panel subtracts it in the week it
+   is booked and counts it in ``refunds`` (a purchase refunded the same day nets to zero
+   revenue there, and still counts as a conversion).
 
 All functions are vectorised (sorting and group codes, no per-row Python); ``n`` is the number
 of input rows.
@@ -207,7 +210,8 @@ def split_oversized_days(
 
 def merge_same_day_conversions(frame: pd.DataFrame, timezone: str) -> tuple[pd.DataFrame, int]:
     """Merge conversions of one customer on one local day into the day's first conversion,
-    whose ``value`` becomes the day's sum (currency). Other roles are untouched.
+    whose ``value`` becomes the day's sum (currency). Other roles, refunds included, are
+    untouched.
 
     Returns the events in their original order and the number of rows merged away.
     """

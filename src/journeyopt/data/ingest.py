@@ -118,7 +118,7 @@ def _events(
     frame, n_id = drop_duplicate_ids(frame)
     frame["customer_id"] = apply_mapping(frame["customer_id"], identity.mapping)
     frame, n_near = drop_near_duplicates(
-        frame, ["customer_id", "kind", "value"], source.dedup.near_duplicate_seconds
+        frame, ["customer_id", "kind", "role", "value"], source.dedup.near_duplicate_seconds
     )
     n_merged, oversized = 0, empty_rejects()
     if source.dedup.merge_same_day_conversions:

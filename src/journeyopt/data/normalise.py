@@ -245,16 +245,21 @@ def amount_checks(
     *,
     blank_default: float | None = 0.0,
     decimal: str = ".",
+    signed: bool = False,
 ) -> tuple[pd.Series, list[Check]]:
-    """:func:`parse_amounts` with the reasons as :data:`Check` masks, highest priority first."""
+    """:func:`parse_amounts` with the reasons as :data:`Check` masks, highest priority first.
+
+    ``signed``: negative amounts are kept (no ``"negative"`` check; ``max_value`` bounds the
+    absolute amount), for the caller to decide per row (refunds, see
+    :func:`journeyopt.data.tables.parse_events`)."""
     blank = is_blank(values).to_numpy()
     number, nan_word = _to_float(values, decimal)
     x = number.to_numpy()
     finite = np.isfinite(x)
     unparsed = np.isnan(x) & ~blank
     checks = [
-        (finite & (x < 0), "negative"),
-        (finite & (x > max_value), f"above data.max_value={max_value:g}"),
+        (finite & (x < 0) & (not signed), "negative"),
+        (finite & (np.abs(x) > max_value), f"above data.max_value={max_value:g}"),
         (np.isinf(x), "infinite"),
         (nan_word, "NaN"),
         (unparsed & _looks_decimal_comma(values, unparsed, decimal), _DECIMAL_HINT),

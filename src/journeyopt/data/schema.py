@@ -6,7 +6,8 @@ source config (``configs/data/<source>.yaml``); everything downstream reads only
 events
     What customers did. ``customer_id`` (str, resolved), ``ts`` (UTC timestamp), ``kind`` (the
     source's own event name, e.g. ``day_pass``), ``role`` (one of :class:`Role`), ``channel``
-    (str, may be empty), ``value`` (currency, >= 0; carried by conversions), ``event_id``
+    (str, may be empty), ``value`` (currency, >= 0; carried by conversions, and by refunds as
+    the absolute amount paid back), ``event_id``
     (str, may be empty), ``source_file`` and ``source_row`` (where the row came from; the row
     number is 1-based over data rows, the header not counted).
 contacts
@@ -39,6 +40,7 @@ class Role(StrEnum):
     CANCELLATION = "cancellation"  # a booking or membership cancelled
     OPT_OUT = "opt_out"  # unsubscribed from a channel (empty channel: from all channels)
     OPT_IN = "opt_in"  # subscribed again
+    REFUND = "refund"  # money paid back; ``value`` (>= 0) is the amount, it reverses revenue
 
 
 ROLES: tuple[str, ...] = tuple(r.value for r in Role)

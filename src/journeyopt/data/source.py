@@ -28,6 +28,8 @@ from journeyopt.errors import ConfigError
 FORMATS = ("csv", "parquet", "auto")
 WHITESPACE = "whitespace"  # delimiter value for runs of spaces/tabs (CDNOW)
 DECIMALS = (".", ",")
+NEGATIVE_CONVERSIONS = ("reject", "refund")
+"""Values of ``data.negative_conversions``."""
 
 
 @dataclass
@@ -81,11 +83,13 @@ class DedupConfig:
     Attributes:
         exact: Drop rows identical in every mapped column (a re-exported batch). Off for logs
             where identical lines are genuine repeat purchases (CDNOW).
-        near_duplicate_seconds: Two events of the same customer, kind and value within this
-            many seconds are one event (double submits, retried webhooks). ``0`` disables.
+        near_duplicate_seconds: Two events of the same customer, kind, role and value within
+            this many seconds are one event (double submits, retried webhooks). ``0``
+            disables.
         merge_same_day_conversions: Count several conversions of one customer on one calendar
             day (in ``timezone``) as one conversion whose value is their sum, the usual
-            treatment of transaction logs such as CDNOW (Fader, Hardie & Lee 2005).
+            treatment of transaction logs such as CDNOW (Fader, Hardie & Lee 2005). Refunds
+            are never merged (each stays its own event).
     """
 
     exact: bool = True
@@ -139,9 +143,18 @@ class SourceConfig:
             ``signup_date``; empty disables the check (timestamps must still lie in the years
             1677-2262). Set it earlier for a history that really starts before 1990.
         max_value: Largest plausible ``value`` or ``cost`` of one row, in currency units; rows
-            above it are rejected as absurd (a mis-parsed id or a test transaction).
+            above it are rejected as absurd (a mis-parsed id or a test transaction); a
+            refund's absolute amount is checked against it too.
+        negative_conversions: What a negative ``value`` on a row whose kind is a conversion
+            means: ``reject`` (the default: the row is rejected as ``negative``) or ``refund``
+            (the row is a refund of the absolute amount; for exports that book refunds as
+            negative order lines under the order's own event name). Rows of a kind mapped to
+            the role ``refund`` are refunds whatever the sign of their amount.
         events, contacts, identities, customers: Table mappings.
-        event_roles: Raw event kind -> canonical role (see :class:`~journeyopt.data.schema.Role`).
+        event_roles: Raw event kind -> canonical role (see :class:`~journeyopt.data.schema.Role`):
+            ``conversion``, ``engagement``, ``cancellation``, ``opt_out``, ``opt_in`` or
+            ``refund`` (money paid back, negative or positive amount: the absolute amount
+            reverses revenue).
         contact_channels: Channels the company contacts customers through.
         actions: The action catalogue; must contain ``none``. Any names: each action declares
             its channel, cost and discount (:class:`ActionSpec`); no code looks at the names.
@@ -170,6 +183,7 @@ class SourceConfig:
     as_of: str = ""
     min_date: str = "1990-01-01"
     max_value: float = 1e7
+    negative_conversions: str = "reject"
     events: TableMapping = field(default_factory=TableMapping)
     contacts: TableMapping = field(default_factory=lambda: TableMapping(required=False))
     identities: TableMapping = field(default_factory=lambda: TableMapping(required=False))
@@ -227,6 +241,11 @@ class SourceConfig:
                     f"data.min_date={self.min_date!r} is not an ISO 8601 date or time "
                     "(or empty to disable the check)"
                 ) from err
+        if self.negative_conversions not in NEGATIVE_CONVERSIONS:
+            raise ConfigError(
+                f"data.negative_conversions must be one of {NEGATIVE_CONVERSIONS}, "
+                f"got {self.negative_conversions!r}"
+            )
         if not 0 < self.max_value < float("inf"):
             raise ConfigError(f"data.max_value must be > 0 and finite, got {self.max_value}")
         if self.dedup.near_duplicate_seconds < 0:

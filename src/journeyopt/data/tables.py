@@ -31,6 +31,7 @@ from journeyopt.data.schema import (
     CUSTOMER_COLUMNS,
     EVENT_COLUMNS,
     IDENTITY_COLUMNS,
+    Role,
 )
 from journeyopt.data.source import SourceConfig, TableMapping
 from journeyopt.errors import ConfigError
@@ -313,9 +314,9 @@ def parse_events(
     """Events. Checks: customer id not empty and free of control characters; timestamp
     parses, lies in the years 1677-2262, is not before ``min_date`` and not after ``as_of``;
     kind not empty and in ``event_roles``; value a finite number in ``[0, max_value]`` (blank
-    = 0); event id free of control characters. ``shared``: the rows come from a file that
-    also holds the contacts, so an unknown kind is reported as neither an event kind nor an
-    action."""
+    = 0), except on refunds (see :func:`_refunds`); event id free of control characters.
+    ``shared``: the rows come from a file that also holds the contacts, so an unknown kind is
+    reported as neither an event kind nor an action."""
     mapping = source.events
     problems = _Problems(len(raw.frame))
     customer_id, ts = _customer_and_time(raw, mapping, source, as_of, problems)
@@ -327,21 +328,57 @@ def parse_events(
         expected = f"an event kind {list(source.event_roles)} or an action {actions}"
     _unknown(kind, list(source.event_roles), "kind", problems, "kind", expected)
     value, value_checks = amount_checks(
-        _values(raw, mapping, "value"), source.max_value, decimal=source.decimal
+        _values(raw, mapping, "value"), source.max_value, decimal=source.decimal, signed=True
     )
     problems.checks(value_checks, "value")
+    role, value, negative = _refunds(
+        _map_category(kind, source.event_roles, ""), value, source.negative_conversions
+    )
+    problems.flag(negative, NEGATIVE_AMOUNT, "value")
     event_id = _text(raw, mapping, "event_id")
     problems.flag(_control_characters(event_id), CONTROL_CHARACTER, "event_id")
     columns = {
         "customer_id": customer_id,
         "ts": ts,
         "kind": kind,
-        "role": _map_category(kind, source.event_roles, ""),
+        "role": role,
         "channel": _category(raw, mapping, "channel"),
         "value": value,
         "event_id": event_id,
     }
     return _finish(raw, source, columns, problems, EVENT_COLUMNS)
+
+
+NEGATIVE_AMOUNT = (
+    "negative (a refund? map its kind to the role refund in data.event_roles, or set "
+    "data.negative_conversions=refund)"
+)
+"""Reason of a negative amount on an event that is not a refund."""
+
+
+def _refunds(
+    role: pd.Series, value: pd.Series, negative_conversions: str
+) -> tuple[pd.Series, pd.Series, np.ndarray]:
+    """Signed event amounts -> ``(role, value, rejected)``, shapes ``(n,)``.
+
+    A refund's amount is kept whatever its sign: exports book a refund either as a negative
+    amount or as a positive one under a refund event name; its ``value`` is the absolute
+    amount, which reverses revenue. A negative amount on a conversion is a refund when
+    ``negative_conversions == "refund"``, else rejected, as on every other role
+    (``rejected``, the reason :data:`NEGATIVE_AMOUNT`).
+    """
+    negative = (value < 0).to_numpy()
+    if not negative.any():
+        return role, value, negative
+    text = role.astype("str")
+    if negative_conversions == "refund":
+        as_refund = negative & (text == Role.CONVERSION.value).to_numpy()
+        if as_refund.any():
+            codes, uniques = dictionary_codes(text.mask(as_refund, Role.REFUND.value))
+            role = categorical(codes, pd.Series(uniques, dtype="str"), role.index)
+            text = role.astype("str")
+    rejected = negative & (text != Role.REFUND.value).to_numpy()
+    return role, value.abs(), rejected
 
 
 def catalogue_actions(action: pd.Series, contact_actions: dict[str, str]) -> pd.Series:
