@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from journeyopt.data.ingest import IngestOutput, run_ingest
@@ -15,6 +16,8 @@ from journeyopt.data.result import TableCounts
 from journeyopt.data.source import SourceConfig
 from journeyopt.data.tables import NEGATIVE_AMOUNT
 from journeyopt.errors import ConfigError
+from journeyopt.panel.build import build_panel
+from journeyopt.panel.config import PanelConfig
 from tests.data.conftest import WriteExport
 
 Coworking = Callable[..., SourceConfig]
@@ -144,3 +147,19 @@ def test_refund_file_with_every_kind_of_row_reconciles(
     assert _reconciles(counts)
     assert out.rejects["source_row"].tolist() == [4, 6, 7]
     assert out.rejects["column"].tolist() == ["value", "ts", "value"]
+
+
+def test_negative_and_positive_refund_exports_give_the_same_panel(
+    write_export: WriteExport, coworking: Coworking
+) -> None:
+    lines = [PURCHASE, "e2,c2,2024-03-04 09:00,day_pass,web,40"]
+    panels = []
+    for folder, refund in (("neg", "refund,web,-25"), ("pos", "refund,web,25")):
+        root = write_export(events=[*lines, f"e3,c1,2024-03-12 10:00,{refund}"], folder=folder)
+        logs = run_ingest(coworking(root, REFUND_ROLE)).logs
+        panels.append(build_panel(logs, PanelConfig(as_of="2024-03-25"), ["email", "phone"]))
+    pd.testing.assert_frame_equal(panels[0], panels[1])
+    a = panels[0][panels[0]["customer_id"] == "c1"].set_index("week")
+    assert a["revenue"].tolist() == [25.0, 0.0, -25.0, 0.0]
+    assert a["refunds"].tolist() == [0, 0, 1, 0]
+    assert panels[0]["revenue"].sum() == 40.0

@@ -28,7 +28,7 @@ def test_columns_calendar_and_complete_weeks() -> None:
     expected = ["customer_id", "week", "week_start", "week_of_year"]
     expected += ["segment", "company_size", "acquisition_channel", *spec.feature_names]
     expected += ["action", "propensity", "n_contacts", "contact_cost", "conversions", "revenue"]
-    expected += ["engagements", "cancellations", "opted_out_in_week"]
+    expected += ["refunds", "refund_amount", "engagements", "cancellations", "opted_out_in_week"]
     assert list(panel.columns) == expected
     assert panel["week"].tolist() == [0, 1, 2, 3, 4]
     assert panel["week_start"].iloc[1] == pd.Timestamp("2024-01-08", tz="UTC")

@@ -13,7 +13,7 @@ from tests.panel.conftest import CHANNELS, make_logs
 ORIGIN = pd.Timestamp("2024-01-01", tz="UTC")  # a Monday
 N_WEEKS = 6
 CFG = PanelConfig(as_of=str((ORIGIN + pd.Timedelta(weeks=N_WEEKS)).date()), lapse_weeks=2)
-ROLES = ("conversion", "engagement", "cancellation", "opt_out", "opt_in")
+ROLES = ("conversion", "refund", "engagement", "cancellation", "opt_out", "opt_in")
 SECONDS = N_WEEKS * 7 * 86400
 
 events = st.tuples(

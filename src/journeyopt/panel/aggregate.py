@@ -76,8 +76,9 @@ class WeeklyAggregates:
         n_weeks: Number of weeks ``0 .. n_weeks - 1`` aggregated (activity before
             ``origin + n_weeks`` weeks only).
         customers: The customers, see :class:`PanelCustomers`.
-        events: Columns ``conversions``, ``revenue`` (currency), ``engagements``,
-            ``cancellations``, ``opted_out_in_week`` (bool).
+        events: Columns ``conversions``, ``revenue`` (currency, net: conversion values minus
+            refund amounts), ``refunds`` (refund events), ``refund_amount`` (currency),
+            ``engagements``, ``cancellations``, ``opted_out_in_week`` (bool).
         contacts: Columns ``n_contacts`` (rows whose action is not ``none``), ``contact_cost``
             (currency, all rows), ``action`` (int16 code into ``actions`` of the week's first
             decision), ``propensity`` (of that decision, NaN when not logged).
@@ -187,11 +188,15 @@ def aggregate(
 # Currency is summed as whole micro-units (BIGINT): integer sums are exact, so the result does
 # not depend on the order DuckDB's threads add rows in (a DOUBLE sum does), and the same logs
 # always give the same panel. 1e-6 of a currency unit is far below any price's precision.
+# ``revenue`` is net: the week's conversion values minus the week's refund amounts.
 _EVENTS_SQL = """
     SELECT code, week,
       (count(*) FILTER (WHERE role = 'conversion'))::INTEGER AS conversions,
-      coalesce(sum(round(value * 1e6)::BIGINT) FILTER (WHERE role = 'conversion'), 0)::DOUBLE
-        / 1e6 AS revenue,
+      coalesce(sum(CASE role WHEN 'conversion' THEN round(value * 1e6)::BIGINT
+        WHEN 'refund' THEN -round(value * 1e6)::BIGINT END), 0)::DOUBLE / 1e6 AS revenue,
+      (count(*) FILTER (WHERE role = 'refund'))::INTEGER AS refunds,
+      coalesce(sum(round(value * 1e6)::BIGINT) FILTER (WHERE role = 'refund'), 0)::DOUBLE
+        / 1e6 AS refund_amount,
       (count(*) FILTER (WHERE role = 'engagement'))::INTEGER AS engagements,
       (count(*) FILTER (WHERE role = 'cancellation'))::INTEGER AS cancellations,
       bool_or(role = 'opt_out') AS opted_out_in_week

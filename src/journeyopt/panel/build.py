@@ -51,6 +51,8 @@ from journeyopt.panel.weeks import week_of_year, week_start
 OUTCOME_COLUMNS: tuple[str, ...] = (
     "conversions",
     "revenue",
+    "refunds",
+    "refund_amount",
     "engagements",
     "cancellations",
     "opted_out_in_week",
@@ -60,7 +62,8 @@ DECISION_COLUMNS: tuple[str, ...] = ("action", "propensity", "n_contacts", "cont
 
 @dataclass(frozen=True)
 class WeekDecisions:
-    """The company's logged decisions of one week for ``n`` present customers.
+    """The company's logged decisions of one week for ``n`` present customers, and the
+    week's outcomes that do not enter the state (opt-out flag, refunds).
 
     Attributes:
         action: (n,) int16 code into the action names of the week's first logged decision
@@ -69,6 +72,8 @@ class WeekDecisions:
         n_contacts: (n,) contacts whose action is not ``none``.
         contact_cost: (n,) cost of the week's contacts, currency.
         opted_out_in_week: (n,) an opt-out event (any channel) happened in the week.
+        refunds: (n,) refund events of the week.
+        refund_amount: (n,) their summed amount, currency (already taken off ``revenue``).
     """
 
     action: NDArray[np.int16]
@@ -76,6 +81,8 @@ class WeekDecisions:
     n_contacts: NDArray[np.int32]
     contact_cost: NDArray[np.float64]
     opted_out_in_week: NDArray[np.bool_]
+    refunds: NDArray[np.int32]
+    refund_amount: NDArray[np.float64]
 
 
 def resolve_as_of(logs: CanonicalLogs, cfg: PanelConfig) -> pd.Timestamp:
@@ -127,8 +134,9 @@ def build_panel(
         week then first activity. Columns, see ``docs/panel.md``: ``customer_id``, ``week``,
         ``week_start``, ``week_of_year``, the static attributes, every feature of
         :func:`~journeyopt.panel.state.state_features` (``lifecycle`` categorical), ``action``,
-        ``propensity``, ``n_contacts``, ``contact_cost``, ``conversions``, ``revenue``,
-        ``engagements``, ``cancellations``, ``opted_out_in_week``.
+        ``propensity``, ``n_contacts``, ``contact_cost``, ``conversions``, ``revenue`` (net of
+        refunds), ``refunds``, ``refund_amount``, ``engagements``, ``cancellations``,
+        ``opted_out_in_week``.
     """
     tables = list(_iter_tables(logs, cfg, contact_channels))
     if not tables:
@@ -341,6 +349,8 @@ def _decisions(agg: WeeklyAggregates, t: int) -> WeekDecisions:
         n_contacts=np.zeros(n, np.int32),
         contact_cost=np.zeros(n, np.float64),
         opted_out_in_week=np.zeros(n, np.bool_),
+        refunds=np.zeros(n, np.int32),
+        refund_amount=np.zeros(n, np.float64),
     )
     co = agg.contacts.week(t)
     code = co["code"]
@@ -350,6 +360,8 @@ def _decisions(agg: WeeklyAggregates, t: int) -> WeekDecisions:
     decisions.contact_cost[code] = co["contact_cost"]
     ev = agg.events.week(t)
     decisions.opted_out_in_week[ev["code"]] = ev["opted_out_in_week"]
+    decisions.refunds[ev["code"]] = ev["refunds"]
+    decisions.refund_amount[ev["code"]] = ev["refund_amount"]
     return decisions
 
 
@@ -394,6 +406,8 @@ def _week_table(
     columns["contact_cost"] = pa.array(decisions.contact_cost[:n])
     columns["conversions"] = pa.array(activity.conversions[:n])
     columns["revenue"] = pa.array(activity.revenue[:n])
+    columns["refunds"] = pa.array(decisions.refunds[:n])
+    columns["refund_amount"] = pa.array(decisions.refund_amount[:n])
     columns["engagements"] = pa.array(activity.engagements[:n])
     columns["cancellations"] = pa.array(activity.cancellations[:n])
     columns["opted_out_in_week"] = pa.array(decisions.opted_out_in_week[:n])

@@ -83,7 +83,8 @@ class WeekActivity:
 
     Attributes:
         conversions: (N,) number of conversions.
-        revenue: (N,) total conversion value, currency.
+        revenue: (N,) total conversion value net of the week's refunds, currency (may be
+            negative: a refund booked in a week without a purchase).
         engagements: (N,) number of engagement events.
         cancellations: (N,) number of cancellations.
         contacts: (N, C) number of company contacts per channel.
@@ -126,7 +127,7 @@ class CustomerState:
         last_conversion_week, last_contact_week, last_engagement_week: (N,) week indices,
             :data:`NEVER` if none yet.
         n_conversions: (N,) lifetime conversions.
-        revenue: (N,) lifetime conversion value, currency.
+        revenue: (N,) lifetime conversion value net of refunds, currency.
         n_cancellations: (N,) lifetime cancellations.
         conversions_ring: (frequency_weeks, N) conversions per past week.
         conversions_window: (N,) sum of ``conversions_ring``.
@@ -341,14 +342,19 @@ def lifecycle_stage(state: CustomerState, spec: FeatureSpec) -> NDArray[np.int8]
 def state_features(state: CustomerState, spec: FeatureSpec) -> dict[str, NDArray[np.generic]]:
     """Named (N,) feature arrays at the start of ``state.week``, in ``spec.feature_names`` order.
 
-    Units: weeks for ``*_weeks``, currency for ``monetary`` (mean conversion value), counts
-    otherwise. "Never" is NaN in the ``*_weeks``/``weeks_since_*`` features and ``monetary``.
+    Units: weeks for ``*_weeks``, currency for ``monetary`` (mean conversion value net of
+    refunds, at least 0: refunds of purchases made before the logs begin cannot make it
+    negative), counts otherwise. "Never" is NaN in the ``*_weeks``/``weeks_since_*`` features
+    and ``monetary``. Refunds change only ``monetary``: a refunded purchase still counts in
+    ``frequency``, ``n_conversions`` and ``recency_weeks``.
     """
     t = state.week
     fw = spec.fatigue_weeks
     with np.errstate(invalid="ignore", divide="ignore"):
         monetary = np.where(
-            state.n_conversions > 0, state.revenue / np.maximum(state.n_conversions, 1), np.nan
+            state.n_conversions > 0,
+            np.maximum(state.revenue, 0.0) / np.maximum(state.n_conversions, 1),
+            np.nan,
         )
     features: dict[str, NDArray[np.generic]] = {
         "recency_weeks": _weeks_since(t, state.last_conversion_week),
