@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 from run import cycle_config
 
-from journeyopt.calibration.config import EconomicsConfig
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.monitoring.config import EstimatorConfig
 from journeyopt.monitoring.decisions_contacts import (
@@ -38,6 +37,7 @@ from journeyopt.monitoring.exposure import customer_outcomes
 from journeyopt.monitoring.uplift import regression_uplift
 from journeyopt.panel.build import build_panel
 from journeyopt.panel.config import PanelConfig
+from journeyopt.sim.rules import ActionCatalog
 
 VARIANTS = ("pre_treatment", "before_window", "difference")
 
@@ -52,7 +52,7 @@ def estimates(arm: Path, truth: pd.DataFrame, window: int) -> pd.DataFrame:
     logs = with_decision_contacts(logs, contacts, decisions["week"].min())
     panel = build_panel(logs, PanelConfig(), tuple(source.contact_channels))
     panel["week_start"] = pd.to_datetime(panel["week_start"], utc=True)
-    est, economics = EstimatorConfig(), EconomicsConfig()
+    est, catalog = EstimatorConfig(), ActionCatalog.from_source(source)
     rows = []
     for _, week in truth.iterrows():
         end = pd.Timestamp(week["week"], tz="UTC") + WEEK  # the cycle's Monday
@@ -61,7 +61,9 @@ def estimates(arm: Path, truth: pd.DataFrame, window: int) -> pd.DataFrame:
         groups, _ = customer_groups(decisions[decisions["week"] < end], since)
         for variant in VARIANTS:
             g = groups if variant == "pre_treatment" else groups.drop(columns="first_scored")
-            table = customer_outcomes(part, g, since, est.pre_weeks, economics)
+            table = customer_outcomes(
+                part, g, since, est.pre_weeks, source.economics.margin(), catalog, source.amounts
+            )
             treated = (table["group"] == "treatment").to_numpy()
             fit = regression_uplift(
                 table["margin"].to_numpy(np.float64),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from journeyopt.calibration.config import EconomicsConfig
 from journeyopt.monitoring.exposure import customer_outcomes
 
 START = pd.Timestamp("2024-01-01", tz="UTC")  # a Monday
@@ -43,7 +42,7 @@ def test_the_covariate_ends_when_the_customer_was_first_scored() -> None:
             "first_scored": [START + pd.Timedelta(weeks=4)] * 2,
         }
     )
-    economics = EconomicsConfig(margin_rate=1.0)
+    economics = 1.0  # margin rate: the margin is the revenue
     table = customer_outcomes(panel(weeks), groups, since, 4, economics).set_index("customer_id")
     assert table.loc["T", "weeks"] == 2 and table.loc["T", "pre_weeks"] == 4
     np.testing.assert_allclose(table.loc[["T", "C"], "revenue"], [30.0, 10.0])

@@ -43,26 +43,6 @@ class CapsConfig:
 
 
 @dataclass
-class EconomicsConfig:
-    """Business parameters the logs cannot tell (they enter the reward, not the fit).
-
-    Attributes:
-        currency: Currency of values and costs.
-        margin_rate: Fraction of a conversion's list value that is margin (after the cost of
-            delivering it, before contact costs and discounts), in [0, 1]. The discounts
-            are the actions' own (``data.actions.<name>.discount``), and whether logged
-            amounts are before or after them is ``data.amounts``.
-    """
-
-    currency: str = "EUR"
-    margin_rate: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.margin_rate <= 1.0:
-            raise ConfigError(f"economics.margin_rate must be in [0, 1], got {self.margin_rate}")
-
-
-@dataclass
 class CalibrationConfig:
     """How a world is calibrated from logs.
 
@@ -83,7 +63,6 @@ class CalibrationConfig:
         seasonal: Model week-of-year effects (off when the logs cover less than a year and
             calendar time is confounded with the cohort's age, e.g. CDNOW).
         caps: Discrete state caps.
-        economics: Currency and margin rate.
         c_grid: Candidate inverse L2 strengths of the logistic models.
         alpha_grid: Candidate L2 strengths of the value model.
         validation_share: Share of customers held out to choose the penalties.
@@ -110,7 +89,6 @@ class CalibrationConfig:
     max_customers: int = 0
     seasonal: bool = True
     caps: CapsConfig = field(default_factory=CapsConfig)
-    economics: EconomicsConfig = field(default_factory=EconomicsConfig)
     c_grid: list[float] = field(default_factory=lambda: [0.003, 0.03, 0.3, 3.0, 30.0])
     alpha_grid: list[float] = field(default_factory=lambda: [1e-5, 1e-4, 1e-3, 1e-2])
     validation_share: float = 0.2

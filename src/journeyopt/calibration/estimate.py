@@ -54,6 +54,9 @@ class Structure:
         features: Feature windows (contact channels = the source's).
         layout: Discrete state numbering.
         segments: Segment names.
+        currency: Currency of amounts and costs (``data.economics.currency``).
+        margin_rate: Share of a conversion's list value that is margin
+            (``data.economics.margin_rate``).
     """
 
     name: str
@@ -61,6 +64,8 @@ class Structure:
     features: FeatureSpec
     layout: DiscreteLayout
     segments: tuple[str, ...]
+    currency: str
+    margin_rate: float
 
 
 @dataclass(frozen=True)
@@ -206,14 +211,13 @@ def estimate(
         last_state["recency_weeks"].to_numpy(np.float64),
         structure.features.lapse_weeks,
     )
-    econ = cfg.economics
     kinds = {a: "engagement" for a in (*structure.actions.names[1:], "inquiry", "arrival")}
     world = WorldSpec(
         name=structure.name,
-        currency=econ.currency,
+        currency=structure.currency,
         channels=structure.features.contact_channels,
         actions=structure.actions,
-        margin_rate=econ.margin_rate,
+        margin_rate=structure.margin_rate,
         fatigue_decay_weeks=1.0,
         engagement_decay_weeks=1.0,
         segments=_segments(

@@ -138,6 +138,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     source, cal = cfg.data, cfg.calibration
     if not source.path:
         raise JourneyoptError("data.path is required: the logs to calibrate on")
+    margin_rate = source.economics.margin()  # refuse before the work, not after it
     logs, _ = ingest_to_logs(source)
     data_fingerprint = fingerprint(logs)
     logs = sample_customers(logs, cal.max_customers, cal.seed)
@@ -160,7 +161,15 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     layout = DiscreteLayout(spec, len(segments), len(channels))
     names = source.action_names
     actions = ActionCatalog.from_source(source)
-    structure = Structure(cal.name, actions, feature_spec(cfg.panel, channels), layout, segments)
+    structure = Structure(
+        cal.name,
+        actions,
+        feature_spec(cfg.panel, channels),
+        layout,
+        segments,
+        source.economics.currency,
+        margin_rate,
+    )
     divisors = actions.list_divisors(source.amounts)
     weeks = customer_weeks(fit_panel, layout, channels, names, segments, divisors)
     last_week = fit_panel[fit_panel["week"] == fit_panel["week"].max()]

@@ -117,6 +117,44 @@ class IdentityConfig:
 
 
 @dataclass
+class EconomicsConfig:
+    """What a sale is worth to the business: the parameters the logs cannot tell. They enter
+    every reward (calibrated worlds, off-policy evaluation, the measured uplift's margin), not
+    the fit, and they scale every policy value, so they are part of the business's own
+    description, never a default.
+
+    Attributes:
+        currency: Currency of amounts and costs (for reports).
+        margin_rate: Fraction of a conversion's list value that is margin (after the cost of
+            delivering what was sold, before contact costs and discounts), in [0, 1]: 1.0 when
+            revenue itself is what you optimise, 0.3 for a retailer reselling goods. The
+            discounts are the actions' own (``data.actions.<name>.discount``); whether logged
+            amounts are before or after them is ``data.amounts``. Unset (null): commands that
+            value policies stop and ask for it.
+    """
+
+    currency: str = ""
+    margin_rate: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.margin_rate is not None and not 0.0 <= self.margin_rate <= 1.0:
+            raise ConfigError(
+                f"data.economics.margin_rate must be in [0, 1], got {self.margin_rate}"
+            )
+
+    def margin(self) -> float:
+        """The margin rate; raises :class:`ConfigError` when the source does not declare it."""
+        if self.margin_rate is None:
+            raise ConfigError(
+                "data.economics.margin_rate is not set: the share of a sale's list value that "
+                "is margin (1.0 when revenue is what you optimise, 0.35 for a shop reselling "
+                "goods) scales every policy value and cannot be read from the logs; set it in "
+                "your source config (economics: {currency: EUR, margin_rate: 0.35})"
+            )
+        return self.margin_rate
+
+
+@dataclass
 class SourceConfig:
     """A data source: file layout, parsing options and the mapping onto canonical roles.
 
@@ -158,6 +196,7 @@ class SourceConfig:
         contact_channels: Channels the company contacts customers through.
         actions: The action catalogue; must contain ``none``. Any names: each action declares
             its channel, cost and discount (:class:`ActionSpec`); no code looks at the names.
+        economics: Currency and margin rate of the business (:class:`EconomicsConfig`).
         amounts: What the ``value`` of a conversion is under a discounting action: ``paid``
             (the amount charged, after the discount; the usual export) or ``list`` (the list
             price, before it). Revenue, margins and the calibrated world's value model use
@@ -193,6 +232,7 @@ class SourceConfig:
     actions: dict[str, ActionSpec] = field(default_factory=lambda: {"none": ActionSpec()})
     contact_actions: dict[str, str] = field(default_factory=dict)
     amounts: str = "paid"
+    economics: EconomicsConfig = field(default_factory=EconomicsConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
 

@@ -10,7 +10,7 @@ from omegaconf import MISSING
 
 from journeyopt.agents.config import TrainSettings
 from journeyopt.agents.config import register_configs as register_agents
-from journeyopt.calibration.config import CalibrationConfig, EconomicsConfig
+from journeyopt.calibration.config import CalibrationConfig
 from journeyopt.calibration.config import register_configs as register_calibration
 from journeyopt.cli.promote import PromoteOPEConfig
 from journeyopt.data.source import SourceConfig
@@ -56,12 +56,10 @@ class UpliftStepConfig:
     Attributes:
         weeks: Weeks measured, ending with the last complete week before the cycle's week.
         estimator: How uplift is estimated.
-        economics: Margin and discount of the margin outcome.
     """
 
     weeks: int = 4
     estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
-    economics: EconomicsConfig = field(default_factory=EconomicsConfig)
 
     def __post_init__(self) -> None:
         if self.weeks < 1:

@@ -182,7 +182,6 @@ class _Steps:
             decisions=cfg.decisions,
             since=since.strftime("%Y-%m-%d"),
             estimator=cfg.uplift.estimator,
-            economics=cfg.uplift.economics,
             output_dir=str(self.folder / "uplift"),
             overwrite=True,  # the cycle's own folder: a failed attempt's leftovers
         )

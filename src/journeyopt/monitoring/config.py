@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from journeyopt.calibration.config import EconomicsConfig
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError
 from journeyopt.monitoring.uplift import INTERVALS, METHODS
@@ -96,7 +95,6 @@ class UpliftJobConfig:
         contacts: ``decisions`` (the decision log's contacts replace the source's from the
             first logged decision on) or ``source`` (the source's contacts only).
         estimator: How uplift is estimated.
-        economics: The margin rate (discounts are the actions' own, `data.actions`).
         prediction: The champion's predicted uplift, to compare with.
         output_dir: Folder of the report.
         overwrite: Replace an earlier report in ``output_dir``.
@@ -109,7 +107,6 @@ class UpliftJobConfig:
     since: str = MISSING
     contacts: str = "decisions"
     estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
-    economics: EconomicsConfig = field(default_factory=EconomicsConfig)
     prediction: PredictionConfig = field(default_factory=PredictionConfig)
     output_dir: str = MISSING
     overwrite: bool = False

@@ -25,7 +25,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from journeyopt.calibration.config import EconomicsConfig
 from journeyopt.monitoring.decisions_contacts import WEEK
 from journeyopt.sim.rules import ActionCatalog
 
@@ -34,7 +33,7 @@ OUTCOMES: tuple[str, ...] = ("conversions", "revenue", "margin", "opt_outs")
 
 def weekly_outcomes(
     panel: pd.DataFrame,
-    economics: EconomicsConfig,
+    margin_rate: float,
     catalog: ActionCatalog | None = None,
     prices: str = "paid",
 ) -> pd.DataFrame:
@@ -43,7 +42,7 @@ def weekly_outcomes(
 
     Args:
         panel: Panel rows.
-        economics: The margin rate.
+        margin_rate: Share of the list value that is margin (``data.economics.margin_rate``).
         catalog: The action catalogue with its discounts (``ActionCatalog.from_source``);
             None: no action gives a discount.
         prices: The source's price basis (``data.amounts``).
@@ -53,7 +52,7 @@ def weekly_outcomes(
     if catalog is not None:
         action = catalog.index(panel["action"].astype(str).to_numpy())
         list_value = catalog.list_values(revenue, action, prices)
-    margin = revenue - (1.0 - economics.margin_rate) * list_value
+    margin = revenue - (1.0 - margin_rate) * list_value
     return pd.DataFrame(
         {
             "customer_id": panel["customer_id"].astype(str).to_numpy(),
@@ -71,7 +70,7 @@ def customer_outcomes(
     groups: pd.DataFrame,
     since: pd.Timestamp,
     pre_weeks: int,
-    economics: EconomicsConfig,
+    margin_rate: float,
     catalog: ActionCatalog | None = None,
     prices: str = "paid",
 ) -> pd.DataFrame:
@@ -86,7 +85,7 @@ def customer_outcomes(
         since: Monday 00:00 UTC of the first measured week.
         pre_weeks: Weeks before the customer's first scored week (at the latest ``since``)
             averaged into the covariates.
-        economics: The margin rate.
+        margin_rate: Share of the list value that is margin (``data.economics.margin_rate``).
         catalog, prices: The actions' discounts and the logs' price basis
             (:func:`weekly_outcomes`).
 
@@ -97,7 +96,7 @@ def customer_outcomes(
         per week, 0 without pre-period weeks). Customers without an exposed panel week are
         not in it.
     """
-    weekly = weekly_outcomes(panel, economics, catalog, prices)
+    weekly = weekly_outcomes(panel, margin_rate, catalog, prices)
     first = groups.set_index("customer_id")["first_week"]
     start = first.where(first >= since, since)
     weekly["exposed_from"] = weekly["customer_id"].map(start)

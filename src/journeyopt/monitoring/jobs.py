@@ -110,6 +110,7 @@ def measure_uplift(cfg: UpliftJobConfig) -> UpliftResult:
     """
     out = Path(cfg.output_dir)
     check_output_dir(out, cfg.overwrite)
+    margin_rate = cfg.data.economics.margin()  # refuse before the work
     decisions = read_decisions(cfg.decisions)
     logs = _logs(cfg)
     if cfg.contacts == "decisions":
@@ -129,7 +130,7 @@ def measure_uplift(cfg: UpliftJobConfig) -> UpliftResult:
         groups,
         since,
         cfg.estimator.pre_weeks,
-        cfg.economics,
+        margin_rate,
         ActionCatalog.from_source(cfg.data),
         cfg.data.amounts,
     )
@@ -173,7 +174,7 @@ def measure_uplift(cfg: UpliftJobConfig) -> UpliftResult:
         "customers scored in both groups (left out)": n_both,
         "estimator": f"{est.method}, {est.interval} {est.confidence:.0%} interval, "
         f"pre-period {est.pre_weeks} weeks",
-        "currency": cfg.economics.currency,
+        "currency": cfg.data.economics.currency,
     }
     with tracked_run(
         _config_dict(cfg), f"uplift-{since.date()}", tags=run_tags(), log_config=True
