@@ -7,6 +7,13 @@ week's logged decision and its outcomes. Here each row becomes its discrete stat
 optimum use), its action and week of year, and the four outcomes the world models: at least one
 conversion, the week's list value, at least one engagement event and an opt-out.
 
+Refunds: the world has no refund event, so its value model must learn what a conversion is
+worth net of the refunds it will bring. A refund is booked weeks after its purchase, often in
+a week without one, so it cannot be taken off the week it is booked in (the value model only
+sees converting weeks). Instead every converting week's list value is scaled by the share of
+the converting weeks' total value that was not refunded (:func:`net_list_values`): the total
+list value stays the panel's net total and the calibrated world's reward is net of refunds.
+
 A customer's first panel week (``tenure_weeks == 0``) is dropped: it is the week they appear in
 the logs (their first visit or purchase), not a week the world simulates for a known customer.
 """
@@ -48,7 +55,8 @@ class CustomerWeeks:
         propensity: Logged probability of that action; NaN when not logged.
         converted: At least one conversion in the week.
         conversions: Number of conversions in the week.
-        list_value: The week's conversion value before any discount, currency (0 without).
+        list_value: The week's conversion value before any discount, net of refunds
+            (:func:`net_list_values`), currency (0 without a conversion).
         engaged: At least one engagement event in the week.
         opted_out: An opt-out event in the week.
         customer_ids: (K,) customer ids.
@@ -150,6 +158,27 @@ def segment_names(panel: pd.DataFrame) -> tuple[str, ...]:
     return tuple(sorted(labels.unique()))
 
 
+def net_list_values(list_value: Float, refunded: Float, converted: Bool) -> Float:
+    """(M,) list values net of refunds (see the module docstring).
+
+    Args:
+        list_value: (M,) the week's conversion value before any discount, before refunds,
+            currency.
+        refunded: (M,) refund amounts booked in the week, currency.
+        converted: (M,) at least one conversion in the week.
+
+    Returns:
+        ``list_value`` unchanged without refunds; else the converting weeks' values times
+        ``max(0, 1 - sum(refunded) / sum(list_value[converted]))`` and 0 in the other weeks.
+    """
+    total_refunded = float(refunded.sum())
+    if total_refunded <= 0.0:
+        return list_value
+    total = float(list_value[converted].sum())
+    kept = max(0.0, 1.0 - total_refunded / total) if total > 0 else 0.0
+    return np.where(converted, list_value * kept, 0.0)
+
+
 def customer_weeks(
     panel: pd.DataFrame,
     layout: DiscreteLayout,
@@ -182,13 +211,19 @@ def customer_weeks(
         missing = sorted(set(action_names[action < 0]))
         raise ValueError(f"logged actions {missing} are not in the catalogue {actions}")
     summary = panel_summary(rows, segment, layout.spec, channels)
-    revenue = rows["revenue"].to_numpy(np.float64)
+    refunded = (
+        rows["refund_amount"].to_numpy(np.float64)
+        if "refund_amount" in rows.columns  # panels written before refunds were read
+        else np.zeros(len(rows), np.float64)
+    )
+    revenue = rows["revenue"].to_numpy(np.float64) + refunded  # the conversions' value
     if list_divisors is not None:
         revenue = revenue / np.asarray(list_divisors, np.float64)[action]
     customer, ids = pd.factorize(rows["customer_id"].astype(str), sort=True)
     stages = pd.Categorical(rows["lifecycle"].astype(str), categories=list(LIFECYCLE_STAGES))
     lifecycle = np.asarray(stages.codes, np.int64)
     conversions = rows["conversions"].to_numpy(np.int64)
+    revenue = net_list_values(revenue, refunded, conversions > 0)
     return CustomerWeeks(
         customer=customer.astype(np.int64),
         week=rows["week"].to_numpy(np.int64),
