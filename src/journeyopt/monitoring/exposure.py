@@ -12,7 +12,8 @@ of the uplift from the estimate.
 Outcomes per customer-week:
 
 - ``conversions``: conversions;
-- ``revenue``: what the customer paid, currency;
+- ``revenue``: what the customer paid net of the refunds booked in the week (the panel's
+  ``revenue``; negative in a week with only a refund), currency;
 - ``margin``: margin net of contact cost, currency: ``revenue - (1 - margin_rate) * list
   value - contact cost``, the list value being the revenue before the discount of the week's
   action (:meth:`journeyopt.sim.rules.ActionCatalog.list_values`; the same reward the

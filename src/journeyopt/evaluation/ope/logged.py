@@ -10,7 +10,8 @@ present in the first logged week, followed for the next ``H`` weeks. Per custome
   estimate, :func:`journeyopt.calibration.propensity.propensities`, whose calibration is kept);
 - the reward, currency: ``margin_rate * v - discount[action] * v - contact cost``, with ``v``
   the week's list value (:meth:`journeyopt.sim.rules.ActionCatalog.list_values` of the logged
-  revenue, by the source's price basis ``data.amounts``) — the world's reward
+  revenue net of the refunds booked in the week, by the source's price basis
+  ``data.amounts``; negative in a week with only a refund) — the world's reward
   (:mod:`journeyopt.sim.dynamics`);
 - the contact rules' masks (:meth:`journeyopt.sim.rules.ContactRules.masks`).
 
