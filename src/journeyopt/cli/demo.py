@@ -140,6 +140,8 @@ class DemoOutputs:
     training: TrainResult | None = None
     evaluation: EvaluationResult | None = None
     decision: Decision | None = None
+    refused: str = ""
+    """Why the gate refused the candidate (empty when it promoted it, or tracking is off)."""
     scoring: ScoreResult | None = None
 
 
@@ -271,13 +273,14 @@ def _evidence_number(x: float) -> str:
 
 def _promote(
     cfg: DemoConfig, out: DemoOutputs, trained: TrainResult, console: Console
-) -> Decision | None:
+) -> tuple[Decision | None, str]:
+    """The gate's decision, or why it refused (the candidate stays unserved)."""
     console.rule(
         "[bold]7. promotion gate: simulation (calibrated ensemble) + off-policy evaluation"
     )
     if trained.model_version is None:
         console.print("tracking is off: nothing registered, nothing to promote")
-        return None
+        return None, ""
     candidate = f"models:/{cfg.tracking.registered_model}/{trained.model_version}"
     job = PromoteConfig(
         candidate=candidate,
@@ -298,22 +301,35 @@ def _promote(
             decision = promote(job)
     except PromotionRefused as refused:
         console.print(f"[yellow]not promoted[/yellow]: {refused}")
-        return None
-    console.print(decision.table.to_string(index=False, float_format=_evidence_number))
+        return None, str(refused)
     console.print(f"[green]promoted[/green] {candidate} to alias 'champion'")
-    return decision
+    return decision, ""
 
 
-def _score(cfg: DemoConfig, out: DemoOutputs, console: Console) -> ScoreResult:
-    console.rule("[bold]8. this week's contact list from the raw logs (champion + guards)")
+def _score(
+    cfg: DemoConfig, out: DemoOutputs, trained: TrainResult, promoted: bool, console: Console
+) -> ScoreResult:
+    """This week's contact list with the champion; when the gate refused the candidate, what
+    the candidate *would* contact, written as a preview beside it (nothing is served)."""
+    registry = cfg.tracking.registered_model
+    if promoted:
+        console.rule("[bold]8. this week's contact list from the raw logs (champion + guards)")
+        model_uri, path = f"models:/{registry}@champion", out.contact_list
+    else:
+        console.rule(
+            "[bold]8. preview: what the refused candidate would contact this week (not served)"
+        )
+        model_uri = f"models:/{registry}/{trained.model_version}"
+        path = out.contact_list.with_name("preview_actions.csv")
     events = load_canonical(out.canonical).events
     as_of = next_monday(pd.Timestamp(events["ts"].max()))
     settings = replace(cfg.serve, world=str(out.world))
-    model = load_served_model(f"models:/{cfg.tracking.registered_model}@champion", cfg.tracking)
+    model = load_served_model(model_uri, cfg.tracking)
     with working(console, "scoring every customer"):
-        result = score_logs(cfg.data, as_of, model, settings, out.contact_list)
+        result = score_logs(cfg.data, as_of, model, settings, path)
     console.print(score_summary(result))
-    console.print(f"contact list {out.contact_list}; every decision in decisions.csv beside it")
+    what = "contact list" if promoted else "preview contact list (not promoted, not served)"
+    console.print(f"{what} {path}; every decision in decisions.csv beside it")
     return result
 
 
@@ -332,6 +348,11 @@ def _closing(out: DemoOutputs, cfg: DemoConfig, console: Console) -> None:
     if uri:
         console.print("open the runs in the MLflow UI (experiment 'journeyopt' -> Compare):")
         console.print(f"  .venv/bin/mlflow ui --backend-store-uri {uri}", soft_wrap=True)
+    if out.refused:
+        console.print(
+            "[yellow]the gate refused the agent[/yellow] (its evidence rests on a world the logs "
+            f"do not show right): {out.refused}"
+        )
     if out.decision is not None:
         console.print("serve the champion (API docs on http://127.0.0.1:8000/docs):")
         console.print(
@@ -370,14 +391,16 @@ def run_demo(cfg: DemoConfig, root: Path, console: Console | None = None) -> Dem
     calibration = _calibrate(cfg, out, console)
     training = _train(cfg, out, console)
     evaluation = _compare(cfg, out, training, console)
-    decision = _promote(cfg, out, training, console)
-    scoring = _score(cfg, out, console) if decision is not None else None
+    decision, refused = _promote(cfg, out, training, console)
+    registered = training.model_version is not None
+    scoring = _score(cfg, out, training, decision is not None, console) if registered else None
     done = replace(
         out,
         calibration=calibration,
         training=training,
         evaluation=evaluation,
         decision=decision,
+        refused=refused,
         scoring=scoring,
     )
     _closing(done, cfg, console)
