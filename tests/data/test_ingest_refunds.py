@@ -163,3 +163,13 @@ def test_negative_and_positive_refund_exports_give_the_same_panel(
     assert a["revenue"].tolist() == [25.0, 0.0, -25.0, 0.0]
     assert a["refunds"].tolist() == [0, 0, 1, 0]
     assert panels[0]["revenue"].sum() == 40.0
+
+
+def test_summary_counts_accepted_events_by_role(
+    write_export: WriteExport, coworking: Coworking
+) -> None:
+    lines = [PURCHASE, "e2,c1,2024-03-08,refund,web,-10", "e3,c1,2024-03-08,website_visit,web,"]
+    result = run_ingest(coworking(write_export(events=lines), REFUND_ROLE)).result
+    assert result.events_by_role == {"conversion": 1, "engagement": 1, "refund": 1}
+    assert sum(result.events_by_role.values()) == result.events.accepted
+    assert result.summary_dict()["events_by_role"] == result.events_by_role

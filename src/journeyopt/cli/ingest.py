@@ -81,6 +81,9 @@ def run(cfg: DictConfig) -> IngestResult:
     result = ingest(source, output_dir, overwrite=bool(cfg.overwrite))
     console = console_factory()
     console.print(counts_table(result))
+    if result.events_by_role:
+        by_role = ", ".join(f"{role} {n:,}" for role, n in result.events_by_role.items())
+        console.print(f"accepted events by role: {by_role}")
     console.print(
         f"{result.resolved_customers:,} customers "
         f"({result.raw_ids_merged:,} raw ids merged, "

@@ -54,6 +54,7 @@ from journeyopt.data.schema import (
     CUSTOMER_COLUMNS,
     CUSTOMERS_SCHEMA,
     EVENTS_SCHEMA,
+    ROLES,
     UTC_TS,
     CanonicalLogs,
     empty_contacts,
@@ -265,6 +266,12 @@ def _n_distinct(columns: list[pd.Series]) -> int:
     return int(pd.concat(parts, ignore_index=True).nunique()) if parts else 0
 
 
+def _by_role(events: pd.DataFrame) -> dict[str, int]:
+    """Events per role, in the order of :data:`~journeyopt.data.schema.ROLES`."""
+    counts = events["role"].value_counts()
+    return {role: int(counts[role]) for role in ROLES if counts.get(role, 0) > 0}
+
+
 def run_ingest(source: SourceConfig) -> IngestOutput:
     """Ingest ``source`` in memory (nothing is written). See the module docstring."""
     _check_mapping(source)
@@ -297,6 +304,7 @@ def run_ingest(source: SourceConfig) -> IngestOutput:
         overshared_identifiers=identity.n_overshared,
         rejects_by_reason={str(k): int(v) for k, v in reasons.value_counts().head(20).items()},
         contact_channels=tuple(source.contact_channels),
+        events_by_role=_by_role(logs.events),
     )
     return IngestOutput(logs, identity, rejects, result)
 

@@ -59,6 +59,8 @@ class IngestResult:
         output_dir: Where the tables were written (empty for in-memory runs).
         contact_channels: The source's contact channels (``data.contact_channels``), recorded
             so that later steps (the panel) use the channels the source declares.
+        events_by_role: Accepted events per role (``conversion``, ``refund``, …), the roles
+            with at least one event; they add up to ``events.accepted``.
     """
 
     source: str
@@ -74,6 +76,7 @@ class IngestResult:
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
     output_dir: str = ""
     contact_channels: tuple[str, ...] = ()
+    events_by_role: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows_rejected(self) -> int:
