@@ -34,7 +34,8 @@ class FeatureSpec:
     """Windows and thresholds of the state features.
 
     Attributes:
-        contact_channels: Channels the company contacts through (e.g. ``("email", "phone")``).
+        contact_channels: Channels the company contacts through (e.g. ``("email", "phone")``);
+            none by default (a purchase log without contacts).
         frequency_weeks: Window of the ``frequency`` feature in weeks (conversions in the last
             52 weeks by default).
         fatigue_weeks: Window of the contact-fatigue counts ``contacts_<w>w_<channel>``.
@@ -43,7 +44,7 @@ class FeatureSpec:
             ``lapsed``; otherwise ``active``.
     """
 
-    contact_channels: tuple[str, ...] = ("email", "phone")
+    contact_channels: tuple[str, ...] = ()
     frequency_weeks: int = 52
     fatigue_weeks: int = 4
     engagement_weeks: int = 4
