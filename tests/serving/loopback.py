@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,6 +22,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_until_ready(url: str, alive: Callable[[], bool], seconds: float, pause: float) -> bool:
+    """Poll ``url``'s ``/readyz`` until it answers 200 (True), or until the server is no longer
+    ``alive`` or ``seconds`` have passed (False)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        if not alive() or time.monotonic() > deadline:
+            return False
+        time.sleep(pause)
+
+
 @contextmanager
 def loopback_server(app: Any, start_seconds: float = 120.0) -> Iterator[str]:
     """A real uvicorn server running ``app`` on a free loopback port, in a thread of this
@@ -32,17 +47,9 @@ def loopback_server(app: Any, start_seconds: float = 120.0) -> Iterator[str]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{config.port}"
-    deadline = time.monotonic() + start_seconds
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
+    if not wait_until_ready(url, thread.is_alive, start_seconds, 0.05):
+        server.should_exit = True
+        pytest.fail("uvicorn did not start")
     try:
         yield url
     finally:

@@ -8,10 +8,8 @@ import asyncio
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,15 +34,10 @@ from journeyopt.sim.config import shipped_practice, shipped_rules
 from journeyopt.sim.observation import encode
 from journeyopt.tracking.model import observation_frame
 from tests.serving.conftest import AS_OF, Registered
+from tests.serving.loopback import free_port, wait_until_ready
 
 TOKEN = "server-test-token"
 START_SECONDS = 120.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -71,17 +64,9 @@ def running_server(
     process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT,
                                cwd=tmp_path, start_new_session=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_SECONDS
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("journeyopt-serve did not start:\n" + (tmp_path / "server.log").read_text())
-        time.sleep(0.2)
+    if not wait_until_ready(url, lambda: process.poll() is None, START_SECONDS, 0.2):
+        process.kill()
+        pytest.fail("journeyopt-serve did not start:\n" + (tmp_path / "server.log").read_text())
     try:
         yield url, process
     finally:

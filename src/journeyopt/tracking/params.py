@@ -41,7 +41,7 @@ def flatten_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, str]:
     """Flatten ``cfg`` to MLflow params.
 
     Nested mappings become dotted keys (``agent.ppo.n_steps``); lists of scalars stay one value
-    (JSON, ``["none", "newsletter"]``); lists holding mappings are indexed
+    (JSON, ``["none", "mailing"]``); lists holding mappings are indexed
     (``callbacks.0.every``). Scalars are JSON except strings (``true``, ``0.5``, ``null``).
 
     Returns:
