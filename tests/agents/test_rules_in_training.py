@@ -47,6 +47,8 @@ rule_sets = st.builds(
         st.sampled_from(["email", "phone"]), st.integers(0, 2), max_size=2
     ),
     cooldown_weeks=st.integers(0, 2),
+    total_cap=st.one_of(st.none(), st.integers(0, 3)),
+    min_gap_weeks=st.integers(0, 3),
 )
 
 
@@ -55,6 +57,8 @@ def _overrides(rules: RulesConfig) -> list[str]:
     return [
         f"simulator.rules.frequency_caps={{{caps}}}",
         f"simulator.rules.cooldown_weeks={rules.cooldown_weeks}",
+        f"simulator.rules.total_cap={'null' if rules.total_cap is None else rules.total_cap}",
+        f"simulator.rules.min_gap_weeks={rules.min_gap_weeks}",
     ]
 
 
@@ -67,6 +71,8 @@ def test_the_shipped_configs_train_and_serve_under_the_same_rules() -> None:
     assert dict(served.serve.rules) == {
         "frequency_caps": cfg.simulator.rules.frequency_caps,
         "cooldown_weeks": cfg.simulator.rules.cooldown_weeks,
+        "total_cap": cfg.simulator.rules.total_cap,
+        "min_gap_weeks": cfg.simulator.rules.min_gap_weeks,
     }
     assert SimulatorConfig().rules == RulesConfig()  # the schema itself sets no rule
 

@@ -12,6 +12,7 @@ from journeyopt.sim.rules import (
     COOLDOWN,
     FREQUENCY_CAP,
     INELIGIBLE,
+    MIN_GAP,
     OPTED_OUT,
     ActionCatalog,
     ContactRules,
@@ -125,3 +126,56 @@ def test_guard_never_lets_a_forbidden_contact_through(rows: list[tuple]) -> None
     email_actions = np.isin(guarded, [1, 2])
     assert not (email_actions & out_e).any()
     assert not ((guarded == 3) & (out_p | (n_phone >= 1))).any()
+
+
+def test_a_cap_over_all_channels_together() -> None:
+    """'At most 2 contacts per person in any 4 weeks, all channels together'."""
+    rules = ContactRules(CATALOG, SPEC, total_cap=2)
+    f = features(contacts_4w_email=[1, 1, 0], contacts_4w_phone=[0, 1, 0])
+    f["contacts_4w"] = np.array([1, 2, 0])
+    codes = rules.reasons(f)
+    assert (codes[0] == 0).all() and (codes[2] == 0).all()
+    assert (codes[1, 1:] == FREQUENCY_CAP).all() and codes[1, 0] == 0
+
+
+def test_a_minimum_gap_between_contacts_of_any_channel() -> None:
+    rules = ContactRules(CATALOG, SPEC, min_gap_weeks=3)
+    f = features(contacts_4w_email=[0, 0, 0, 0])
+    f["weeks_since_contact"] = np.array([1.0, 2.0, 3.0, np.nan])  # nan: never contacted
+    codes = rules.reasons(f)
+    assert (codes[:2, 1:] == MIN_GAP).all()
+    assert (codes[2:, 1:] == 0).all()
+    assert (codes[:, 0] == 0).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    total=st.integers(0, 3),
+    gap=st.integers(0, 4),
+    email=st.integers(0, 4),
+    phone=st.integers(0, 4),
+    since=st.one_of(st.none(), st.integers(1, 6)),
+    recency=st.one_of(st.none(), st.integers(1, 6)),
+)
+def test_the_guard_never_lets_a_broken_rule_through(
+    total: int, gap: int, email: int, phone: int, since: int | None, recency: int | None
+) -> None:
+    rules = ContactRules(
+        CATALOG, SPEC, {"email": 2, "phone": 1}, 1, total_cap=total, min_gap_weeks=gap
+    )
+    f = features(
+        contacts_4w_email=[email],
+        contacts_4w_phone=[phone],
+        recency_weeks=[np.nan if recency is None else recency],
+    )
+    f["contacts_4w"] = np.array([email + phone])
+    f["weeks_since_contact"] = np.array([np.nan if since is None else since], np.float64)
+    for action in range(CATALOG.n_actions):
+        chosen, _ = rules.guard(np.array([action]), f)
+        if chosen[0] == 0:
+            continue
+        channel_count = email if CATALOG.channels[action] == "email" else phone
+        cap = 2 if CATALOG.channels[action] == "email" else 1
+        assert channel_count < cap and email + phone < total
+        assert since is None or gap <= 1 or since >= gap
+        assert recency is None or recency > 1

@@ -36,10 +36,16 @@ class RulesConfig:
             (``contacts_<w>w_<channel>``, ``panel.fatigue_weeks`` weeks); channels not listed
             are uncapped.
         cooldown_weeks: No contact for this many weeks after a conversion (0 disables).
+        total_cap: Maximum contacts within the fatigue window over all channels together
+            (null: none), e.g. 2 for "at most 2 contacts per person in any 4 weeks".
+        min_gap_weeks: At least this many weeks between two contacts of a customer, whatever
+            the channel (0 or 1: no gap beyond one decision a week).
     """
 
     frequency_caps: dict[str, int] = field(default_factory=dict)
     cooldown_weeks: int = 0
+    total_cap: int | None = None
+    min_gap_weeks: int = 0
 
     def __post_init__(self) -> None:
         for channel, cap in self.frequency_caps.items():
@@ -47,6 +53,10 @@ class RulesConfig:
                 raise ConfigError(f"rules.frequency_caps.{channel} must be >= 0, got {cap}")
         if self.cooldown_weeks < 0:
             raise ConfigError(f"rules.cooldown_weeks must be >= 0, got {self.cooldown_weeks}")
+        if self.total_cap is not None and self.total_cap < 0:
+            raise ConfigError(f"rules.total_cap must be >= 0 or null, got {self.total_cap}")
+        if self.min_gap_weeks < 0:
+            raise ConfigError(f"rules.min_gap_weeks must be >= 0, got {self.min_gap_weeks}")
 
     def for_world(self, world: WorldSpec, key: str) -> ContactRules:
         """The rules for ``world``'s catalogue and features.
@@ -71,7 +81,12 @@ class RulesConfig:
                 f"+{key}.frequency_caps.<channel>=<contacts>"
             )
         return ContactRules(
-            world.actions, world.features, dict(self.frequency_caps), self.cooldown_weeks
+            world.actions,
+            world.features,
+            dict(self.frequency_caps),
+            self.cooldown_weeks,
+            self.total_cap,
+            self.min_gap_weeks,
         )
 
 

@@ -10,8 +10,10 @@ Rules, checked in this order (the first that applies is the reason reported):
    ``none`` remains).
 2. ``ineligible``: the customer cannot be reached on the channel (e.g. no phone number).
 3. ``frequency_cap``: the customer already had ``cap`` contacts on the channel within the
-   fatigue window (``contacts_<w>w_<channel>`` feature).
+   fatigue window (``contacts_<w>w_<channel>`` feature), or ``total_cap`` contacts over all
+   channels together (``contacts_<w>w``).
 4. ``cooldown``: the customer converted within the last ``cooldown_weeks`` weeks.
+5. ``min_gap``: the customer was contacted (any channel) fewer than ``min_gap_weeks`` weeks ago.
 
 ``none`` is always allowed.
 """
@@ -28,8 +30,15 @@ from numpy.typing import NDArray
 from journeyopt.data.source import SourceConfig
 from journeyopt.panel.state import FeatureSpec
 
-REASONS: tuple[str, ...] = ("allowed", "opted_out", "ineligible", "frequency_cap", "cooldown")
-ALLOWED, OPTED_OUT, INELIGIBLE, FREQUENCY_CAP, COOLDOWN = range(len(REASONS))
+REASONS: tuple[str, ...] = (
+    "allowed",
+    "opted_out",
+    "ineligible",
+    "frequency_cap",
+    "cooldown",
+    "min_gap",
+)
+ALLOWED, OPTED_OUT, INELIGIBLE, FREQUENCY_CAP, COOLDOWN, MIN_GAP = range(len(REASONS))
 
 
 PRICE_BASES: tuple[str, ...] = ("paid", "list")
@@ -133,12 +142,18 @@ class ContactRules:
         frequency_caps: Channel -> maximum contacts within the fatigue window (channels not
             listed are uncapped).
         cooldown_weeks: No contact for this many weeks after a conversion (0 disables).
+        total_cap: Maximum contacts within the fatigue window over all channels together
+            (None: no such cap): "at most 2 contacts per person in any 4 weeks".
+        min_gap_weeks: At least this many weeks between two contacts of a customer, any
+            channel (0 or 1 disables: one decision a week already).
     """
 
     catalog: ActionCatalog
     spec: FeatureSpec
     frequency_caps: Mapping[str, int] = field(default_factory=dict)
     cooldown_weeks: int = 0
+    total_cap: int | None = None
+    min_gap_weeks: int = 0
 
     def __post_init__(self) -> None:
         channels = set(self.spec.contact_channels)
@@ -152,6 +167,10 @@ class ContactRules:
                 raise ValueError(f"frequency cap for {channel!r} must be >= 0, got {cap}")
         if self.cooldown_weeks < 0:
             raise ValueError(f"cooldown_weeks must be >= 0, got {self.cooldown_weeks}")
+        if self.total_cap is not None and self.total_cap < 0:
+            raise ValueError(f"total_cap must be >= 0, got {self.total_cap}")
+        if self.min_gap_weeks < 0:
+            raise ValueError(f"min_gap_weeks must be >= 0, got {self.min_gap_weeks}")
 
     def reasons(
         self,
@@ -168,11 +187,16 @@ class ContactRules:
         """
         n = len(next(iter(features.values())))
         codes = np.zeros((n, self.catalog.n_actions), np.int8)
+        base = np.zeros(n, np.int8)
+        if self.min_gap_weeks > 1:  # NaN (never contacted) compares False: no gap to keep
+            since = np.asarray(features["weeks_since_contact"], np.float64)
+            base = np.where(since < self.min_gap_weeks, np.int8(MIN_GAP), base)
         if self.cooldown_weeks > 0:
             recency = np.asarray(features["recency_weeks"], np.float64)
-            base = np.where(recency <= self.cooldown_weeks, np.int8(COOLDOWN), np.int8(ALLOWED))
-        else:
-            base = np.zeros(n, np.int8)
+            base = np.where(recency <= self.cooldown_weeks, np.int8(COOLDOWN), base)
+        if self.total_cap is not None:
+            recent = np.asarray(features[f"contacts_{self.spec.fatigue_weeks}w"])
+            base = np.where(recent >= self.total_cap, np.int8(FREQUENCY_CAP), base)
         channels = self.spec.contact_channels
         by_channel: dict[str, NDArray[np.int8]] = {}  # the code depends on the channel only
         for a, channel in enumerate(self.catalog.channels):
