@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.data.conftest import EVENTS_HEADER
+from tests.data.conftest import EVENTS_HEADER, run_cli
 
 MY_CRM_YAML = """\
 # my_configs/data/my_crm.yaml: a CRM export with its own column names (see docs/data.md)
@@ -32,21 +29,8 @@ actions:
 """
 
 
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "JOURNEYOPT_DEBUG"}
-    return subprocess.run(
-        [sys.executable, "-m", "journeyopt.cli.ingest", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**env, "COLUMNS": "160"},
-        timeout=120,
-        check=False,
-    )
-
-
 def test_cdnow_sample(tmp_path: Path) -> None:
-    proc = _run(["data=cdnow_sample", "output_dir=out"], cwd=tmp_path)
+    proc = run_cli(["data=cdnow_sample", "output_dir=out"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["events"]["rows_read"] == 6919
@@ -59,12 +43,12 @@ def test_cdnow_sample(tmp_path: Path) -> None:
     assert (tmp_path / "outputs" / "hydra").is_dir()  # Hydra's files go there ...
     assert not (tmp_path / "out" / ".hydra").exists()  # ... never into output_dir
 
-    again = _run(["data=cdnow_sample", "output_dir=out"], cwd=tmp_path)
+    again = run_cli(["data=cdnow_sample", "output_dir=out"], cwd=tmp_path)
     assert again.returncode != 0
     assert "output_dir" in again.stderr and "overwrite=true" in again.stderr
     assert "Traceback" not in again.stderr
     assert (
-        _run(["data=cdnow_sample", "output_dir=out", "overwrite=true"], cwd=tmp_path).returncode
+        run_cli(["data=cdnow_sample", "output_dir=out", "overwrite=true"], cwd=tmp_path).returncode
         == 0
     )
 
@@ -73,7 +57,7 @@ def test_malformed_file_fails_cleanly(tmp_path: Path) -> None:
     export = tmp_path / "export"
     export.mkdir()
     (export / "events.csv").write_text(EVENTS_HEADER.replace(",", ";") + "\n1;2;3;4;5;6\n")
-    proc = _run(["data=coworking", "data.path=export", "output_dir=out"], cwd=tmp_path)
+    proc = run_cli(["data=coworking", "data.path=export", "output_dir=out"], cwd=tmp_path)
     assert proc.returncode != 0
     assert "events.csv" in proc.stderr
     assert "looks semicolon-separated; set data.delimiter=';'" in proc.stderr
@@ -96,7 +80,7 @@ def test_own_config_dir_walkthrough(tmp_path: Path) -> None:
     (crm / "crm_contacts.csv").write_text(
         "Kunde;Zeitpunkt;Aktion\nK-2;2024-05-01 08:00;newsletter\n"
     )
-    proc = _run(
+    proc = run_cli(
         ["--config-dir", "./my_configs", "data=my_crm", "data.path=crm", "output_dir=out"],
         cwd=tmp_path,
     )

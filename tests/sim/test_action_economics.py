@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,20 +21,8 @@ from journeyopt.errors import ConfigError
 from journeyopt.sim.dynamics import sample_week
 from journeyopt.sim.population import initial_population
 from journeyopt.sim.rules import ActionCatalog
-from journeyopt.sim.world import WORLDS_DIR, WorldSpec, world_from_dict
-
-
-def _raw_world() -> dict[str, Any]:
-    raw = yaml.safe_load((WORLDS_DIR / "coworking" / "world.yaml").read_text(encoding="utf-8"))
-    assert isinstance(raw, dict)
-    return raw
-
-
-def _renamed(value: Any, old: str, new: str) -> Any:
-    """``value`` with every mapping key ``old`` renamed to ``new``, order kept."""
-    if isinstance(value, dict):
-        return {(new if k == old else k): _renamed(v, old, new) for k, v in value.items()}
-    return value
+from journeyopt.sim.world import WorldSpec, world_from_dict
+from tests.sim.worlds import raw_coworking, renamed
 
 
 def _week(world: WorldSpec, seed: int = 3) -> Any:
@@ -47,18 +34,18 @@ def _week(world: WorldSpec, seed: int = 3) -> Any:
 
 
 def test_renaming_the_discounting_action_changes_nothing() -> None:
-    raw = _raw_world()
+    raw = raw_coworking()
     original = world_from_dict(raw)
-    renamed = world_from_dict(_renamed(raw, "discount_offer", "voucher"))
-    assert "voucher" in renamed.actions.names and "discount_offer" not in renamed.actions.names
-    a, b = _week(original), _week(renamed)
+    voucher = world_from_dict(renamed(raw, {"discount_offer": "voucher"}))
+    assert "voucher" in voucher.actions.names and "discount_offer" not in voucher.actions.names
+    a, b = _week(original), _week(voucher)
     np.testing.assert_array_equal(a.reward, b.reward)
     np.testing.assert_array_equal(a.paid, b.paid)
     assert float(b.discount_cost.sum()) > 0
 
 
 def test_a_discount_offer_that_gives_nothing_away_costs_nothing() -> None:
-    raw = _raw_world()
+    raw = raw_coworking()
     raw["actions"]["discount_offer"]["discount"] = 0.0
     out = _week(world_from_dict(raw))
     assert float(out.discount_cost.sum()) == 0.0
@@ -66,7 +53,7 @@ def test_a_discount_offer_that_gives_nothing_away_costs_nothing() -> None:
 
 
 def test_any_action_may_discount_by_its_own_rate() -> None:
-    raw = _raw_world()
+    raw = raw_coworking()
     raw["actions"]["personal_call"]["discount"] = 0.1
     world = world_from_dict(raw)
     out = _week(world)
@@ -79,7 +66,7 @@ def test_any_action_may_discount_by_its_own_rate() -> None:
 
 
 def test_the_old_world_wide_discount_rate_is_refused_with_a_way_out() -> None:
-    raw = _raw_world()
+    raw = raw_coworking()
     raw["discount_rate"] = 0.25
     with pytest.raises(ConfigError, match=r"actions\.<name>\.discount"):
         world_from_dict(raw)
@@ -87,7 +74,7 @@ def test_the_old_world_wide_discount_rate_is_refused_with_a_way_out() -> None:
 
 @pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5])
 def test_an_impossible_discount_is_refused(rate: float) -> None:
-    raw = _raw_world()
+    raw = raw_coworking()
     raw["actions"]["newsletter"]["discount"] = rate
     with pytest.raises(ConfigError, match="newsletter"):
         world_from_dict(raw)
@@ -136,7 +123,7 @@ def test_the_source_declares_discounts_and_the_price_basis() -> None:
 
 
 def test_a_calibrated_world_file_keeps_the_discounts() -> None:
-    raw = _renamed(_raw_world(), "discount_offer", "voucher")
+    raw = renamed(raw_coworking(), {"discount_offer": "voucher"})
     world = world_from_dict(raw)
     written = {k: v for k, v in world_to_dict(world).items() if k != "responses"}
     again = world_from_dict(written)

@@ -4,17 +4,16 @@ propensities."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 
 from journeyopt.errors import ConfigError
 from journeyopt.sim.behaviour import explore
 from journeyopt.sim.config import PracticeRuleConfig, StaffRulesConfig, shipped_practice
 from journeyopt.sim.practice import Practice, PracticeRule
-from journeyopt.sim.world import WORLDS_DIR, WorldSpec, world_from_dict
+from journeyopt.sim.world import WorldSpec, world_from_dict
+from tests.sim.worlds import raw_coworking, renamed
 
 NAN = np.nan
 
@@ -128,13 +127,7 @@ def _renamed_world(world: WorldSpec) -> WorldSpec:
         "corporate_team": "key_account",
     }
 
-    def rename(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {names.get(k, k): rename(v) for k, v in value.items()}
-        return value
-
-    raw = yaml.safe_load((WORLDS_DIR / "coworking" / "world.yaml").read_text(encoding="utf-8"))
-    return world_from_dict(rename(raw))
+    return world_from_dict(renamed(raw_coworking(), names))
 
 
 def test_a_practice_is_any_business_s_own_rule_list(world: WorldSpec) -> None:

@@ -69,7 +69,6 @@ from journeyopt.tracking.promotion import (
     GateConfig,
     PromotionRefused,
     ServedPolicy,
-    action_check_evidence,
     decide,
     model_check_evidence,
     model_free_evidence,
@@ -484,7 +483,7 @@ def model_evidence(
             f"outcome of {action.action!r} ({100 * action.share:.0f} % of the candidate's "
             f"decisions, {action.decisions} logged, {settings.action_outcome_weeks}-week outcome)"
         )
-        rows.append(action_check_evidence(action, where, blocking))
+        rows.append(model_check_evidence(action, where, blocking, f"model_check_{action.action}"))
     return rows
 
 

@@ -236,11 +236,13 @@ def simulation_evidence(
     )
 
 
-def model_check_evidence(check: ModelCheck, source: str, blocking: bool) -> Evidence:
-    """The model check (:func:`journeyopt.evaluation.ope.model_check.check_model`) as a test
-    of the gate: predicted and realised value of the logging policy, the relative gap and its
-    interval, the tolerance."""
-    note = "" if check.passed else check.reason
+def model_check_evidence(
+    check: ModelCheck | ActionCheck, source: str, blocking: bool, key: str = "model_check"
+) -> Evidence:
+    """A model check as a test of the gate — the logging policy's value
+    (:func:`journeyopt.evaluation.ope.model_check.check_model`) or one action's outcome
+    (:func:`~journeyopt.evaluation.ope.model_check.check_actions`): the model's and the
+    realised value, the relative gap and its interval, the tolerance; recorded under ``key``."""
     return Evidence(
         "model_check",
         source,
@@ -250,40 +252,18 @@ def model_check_evidence(check: ModelCheck, source: str, blocking: bool) -> Evid
         check.gap_low,
         check.tolerance,
         check.passed,
-        note,
+        check.reason,
         blocking,
         ci_high=check.gap_high,
         criterion=_gap_criterion(check.tolerance, check.strict),
         relative=True,
-        key="model_check",
+        key=key,
     )
 
 
 def _gap_criterion(tolerance: float, strict: bool) -> str:
     within = f"±{100 * tolerance:g} %"
     return f"CI within {within}" if strict else f"CI not wholly beyond {within} (lax)"
-
-
-def action_check_evidence(check: ActionCheck, source: str, blocking: bool) -> Evidence:
-    """One action of the model check (:func:`journeyopt.evaluation.ope.model_check.check_actions`)
-    as a test of the gate: the model's and the realised propensity-weighted outcome of the
-    logged decisions that took it, the relative gap and its interval, the tolerance."""
-    return Evidence(
-        "model_check",
-        source,
-        check.predicted,
-        check.realised,
-        check.gap,
-        check.gap_low,
-        check.tolerance,
-        check.passed,
-        "" if check.passed else check.reason,
-        blocking,
-        ci_high=check.gap_high,
-        criterion=_gap_criterion(check.tolerance, check.strict),
-        relative=True,
-        key=f"model_check_{check.action}",
-    )
 
 
 def model_free_evidence(check: ModelFreeCheck, source: str, blocking: bool) -> Evidence:

@@ -5,20 +5,12 @@ when the logs can show it, fails with a deliberately wrong one."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
-import journeyopt
-from journeyopt.cli.entry import to_object
-from journeyopt.data.ingest import ingest_to_logs
-from journeyopt.data.source import SourceConfig
 from journeyopt.evaluation.ope.bootstrap import Interval
 from journeyopt.evaluation.ope.logged import (
     LoggedTrajectories,
-    logged_trajectories,
     target_probabilities,
 )
 from journeyopt.evaluation.ope.model_check import (
@@ -34,16 +26,11 @@ from journeyopt.evaluation.ope.model_check import (
     widen,
 )
 from journeyopt.evaluation.ope.model_value import ValueModel
-from journeyopt.panel.build import build_panel
-from journeyopt.panel.config import PanelConfig
-from journeyopt.sim.behaviour import contact_rules
-from journeyopt.sim.config import GenerateConfig, shipped_practice
-from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.world import load_world
+from tests.evaluation.ope.coworking_logs import logged_coworking
 from tests.evaluation.ope.policies import FixedMix
 from tests.evaluation.ope.wrong_world import action_lift_shifted, booking_odds_scaled
 
-CONFIGS = Path(journeyopt.__file__).parent / "configs"
 WEEKS = 10
 GAMMA = 0.995
 
@@ -52,22 +39,7 @@ GAMMA = 0.995
 def logged(tmp_path_factory: pytest.TempPathFactory) -> LoggedTrajectories:
     """3,000 customers of the coworking world over 10 weeks under the staff rules with 10 %
     exploration, through the user's path (raw logs, ingestion, panel)."""
-    out = tmp_path_factory.mktemp("logs")
-    world = load_world("coworking")
-    cfg = GenerateConfig(
-        staff=shipped_practice("coworking"),
-        output_dir=str(out),
-        n_customers=3000,
-        weeks=WEEKS + 1,
-        exploration=0.1,
-        initial_share=1.0,
-    )
-    write_logs(generate_logs(world, cfg, np.random.default_rng(7)), out, overwrite=True)
-    raw = OmegaConf.load(CONFIGS / "data" / "coworking.yaml")
-    raw.path = str(out)
-    source = to_object(raw, SourceConfig)
-    panel = build_panel(ingest_to_logs(source)[0], PanelConfig(), tuple(source.contact_channels))
-    return logged_trajectories(panel, world, contact_rules(world), WEEKS)
+    return logged_coworking(tmp_path_factory.mktemp("logs"), WEEKS, seed=7)
 
 
 def test_the_true_world_passes_and_a_wrong_world_fails(logged: LoggedTrajectories) -> None:

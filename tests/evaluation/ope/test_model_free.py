@@ -4,24 +4,16 @@ same weeks."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
-import journeyopt
 from journeyopt.agents.baselines import StaffPolicy
-from journeyopt.cli.entry import to_object
-from journeyopt.data.ingest import ingest_to_logs
-from journeyopt.data.source import SourceConfig
 from journeyopt.evaluation.ope.bootstrap import Interval
 from journeyopt.evaluation.ope.diagnostics import OverlapThresholds
 from journeyopt.evaluation.ope.evaluate import OPESettings
 from journeyopt.evaluation.ope.logged import (
     LoggedTrajectories,
     first_weeks,
-    logged_trajectories,
     logged_weeks,
 )
 from journeyopt.evaluation.ope.model_free import (
@@ -30,16 +22,12 @@ from journeyopt.evaluation.ope.model_free import (
     supported_window,
 )
 from journeyopt.evaluation.ope.sequential import Trajectories
-from journeyopt.panel.build import build_panel
-from journeyopt.panel.config import PanelConfig
-from journeyopt.sim.behaviour import contact_rules
-from journeyopt.sim.config import GenerateConfig, shipped_practice
-from journeyopt.sim.logs import generate_logs, write_logs
+from journeyopt.sim.config import shipped_practice
 from journeyopt.sim.world import load_world
+from tests.evaluation.ope.coworking_logs import logged_coworking
 from tests.evaluation.ope.policies import FixedMix
 from tests.evaluation.ope.wrong_world import booking_odds_scaled
 
-CONFIGS = Path(journeyopt.__file__).parent / "configs"
 WEEKS = 8
 SETTINGS = OPESettings(n_boot=200, rollout_customers=300)
 
@@ -48,22 +36,7 @@ SETTINGS = OPESettings(n_boot=200, rollout_customers=300)
 def logged(tmp_path_factory: pytest.TempPathFactory) -> LoggedTrajectories:
     """3,000 customers of the coworking world over 8 weeks under today's practice with 10 %
     exploration (logged propensities), through ingestion and the panel."""
-    out = tmp_path_factory.mktemp("logs")
-    world = load_world("coworking")
-    cfg = GenerateConfig(
-        staff=shipped_practice("coworking"),
-        output_dir=str(out),
-        n_customers=3000,
-        weeks=WEEKS + 1,
-        exploration=0.1,
-        initial_share=1.0,
-    )
-    write_logs(generate_logs(world, cfg, np.random.default_rng(11)), out, overwrite=True)
-    raw = OmegaConf.load(CONFIGS / "data" / "coworking.yaml")
-    raw.path = str(out)
-    source = to_object(raw, SourceConfig)
-    panel = build_panel(ingest_to_logs(source)[0], PanelConfig(), tuple(source.contact_channels))
-    return logged_trajectories(panel, world, contact_rules(world), WEEKS)
+    return logged_coworking(tmp_path_factory.mktemp("logs"), WEEKS, seed=11)
 
 
 def halving_weights(k: int = 4000, weeks: int = 5, matched: int = 3) -> Trajectories:
