@@ -52,7 +52,7 @@ from journeyopt.evaluation.ope.model_value import ValueModel
 from journeyopt.evaluation.simulate import evaluate_policies
 from journeyopt.panel.build import build_panel
 from journeyopt.panel.config import PanelConfig
-from journeyopt.serving.config import ServingConfig
+from journeyopt.serving.config import RolloutConfig, ServingConfig
 from journeyopt.serving.config import register_configs as register_serving
 from journeyopt.serving.guards import serving_rules
 from journeyopt.sim.config import SimulatorConfig, StaffRulesConfig
@@ -75,6 +75,8 @@ from journeyopt.tracking.promotion import (
     simulation_evidence,
 )
 from journeyopt.tracking.registry import CHAMPION, PolicyRegistry, ResolvedVersion
+from journeyopt.tracking.rollout import read_rollout as current_rollout
+from journeyopt.tracking.rollout import start_rollout
 from journeyopt.tracking.run import tracked_run
 
 
@@ -90,6 +92,9 @@ class PromoteOPEConfig:
         n_boot: Bootstrap replicates over customers.
         min_ess_share: Overlap diagnostics fail below this effective-sample-size share (of
             the window's cumulative weights).
+        min_action_support: Overlap diagnostics fail when an action the candidate puts at
+            least 5 % of its decisions on was taken, where the candidate would take it too,
+            by fewer than this many logged decisions in the window.
         seed: Seed of the bootstrap, of stochastic policies and of the model rollout.
         rollout_customers: Customers simulated in the model world to project the policies
             onto the states reached after the window (long-term estimators).
@@ -104,6 +109,7 @@ class PromoteOPEConfig:
     horizon_weeks: int = 1
     n_boot: int = 500
     min_ess_share: float = 0.01
+    min_action_support: int = 30
     seed: int = 0
     rollout_customers: int = 2000
     model_check_weeks: int = 13
@@ -114,6 +120,8 @@ class PromoteOPEConfig:
             raise ConfigError(f"ope.horizon_weeks must be >= 1, got {self.horizon_weeks}")
         if self.model_check_weeks < 1:
             raise ConfigError(f"ope.model_check_weeks must be >= 1, got {self.model_check_weeks}")
+        if self.min_action_support < 0:
+            raise ConfigError(f"ope.min_action_support must be >= 0, got {self.min_action_support}")
         if self.rollout_customers < 1:
             raise ConfigError(f"ope.rollout_customers must be >= 1, got {self.rollout_customers}")
         if self.model_free_max_weeks < 1:
@@ -260,6 +268,7 @@ def promote(cfg: PromoteConfig) -> Decision:
         version,
         decision,
         f"beats {champion_ref} in simulation and by off-policy evaluation",
+        cfg.serve.rollout,
     )
     return decision
 
@@ -356,9 +365,16 @@ def simulation_rows(
 
 
 def promote_version(
-    registry: PolicyRegistry, version: ResolvedVersion, decision: Decision, reason: str
+    registry: PolicyRegistry,
+    version: ResolvedVersion,
+    decision: Decision,
+    reason: str,
+    rollout: RolloutConfig | None = None,
 ) -> None:
-    """Move the ``champion`` alias to ``version`` with the decision's lower bounds as evidence."""
+    """Move the ``champion`` alias to ``version`` with the decision's lower bounds as evidence;
+    with ``rollout`` enabled and a champion replaced, ``version`` starts on a canary share of
+    the treatment group (:func:`journeyopt.tracking.rollout.start_rollout`)."""
+    replaced = current_rollout(registry)
     registry.promote(
         version.version,
         CHAMPION,
@@ -369,6 +385,10 @@ def promote_version(
         },
     )
     log.info("promoted %s to %s", version.uri, CHAMPION)
+    if rollout is not None and rollout.enabled:
+        previous = replaced.champion if replaced is not None else None
+        state = start_rollout(registry, version.version, previous, rollout.canary_share)
+        log.info("rollout of %s: %s", version.uri, state.stage)
 
 
 def _number(value: float, relative: bool, signed: bool) -> str:
@@ -512,7 +532,9 @@ def ope_settings(cfg: PromoteConfig) -> OPESettings:
         n_boot=cfg.ope.n_boot,
         confidence=2 * cfg.gate.confidence - 1,
         seed=cfg.ope.seed,
-        thresholds=OverlapThresholds(min_ess_share=cfg.ope.min_ess_share),
+        thresholds=OverlapThresholds(
+            min_ess_share=cfg.ope.min_ess_share, min_action_support=cfg.ope.min_action_support
+        ),
         rollout_customers=cfg.ope.rollout_customers,
     )
 

@@ -208,7 +208,9 @@ def evaluate_on_logs(
         name: bootstrap_interval(stat, settings.n_boot, settings.confidence, settings.seed)
         for name, stat in statistics.items()
     }
-    diagnostics = diagnose(data, logged.segment, logged.segment_names, settings.thresholds)
+    diagnostics = diagnose(
+        data, logged.segment, logged.segment_names, settings.thresholds, model_world.actions.names
+    )
     return LogEvaluation(policy.name, statistics, intervals, diagnostics)
 
 
@@ -282,7 +284,10 @@ def evaluate_long_term(
             "lt_dm": float(values[:, 0].std(ddof=1)),
             "lt_dr": float(values[:, 1].std(ddof=1)),
         }
-    diagnostics = diagnose(window, logged.segment, logged.segment_names, settings.thresholds)
+    world = model.world if isinstance(model, ValueModel) else model
+    diagnostics = diagnose(
+        window, logged.segment, logged.segment_names, settings.thresholds, world.actions.names
+    )
     return LogEvaluation(policy.name, statistics, intervals, diagnostics, spread)
 
 

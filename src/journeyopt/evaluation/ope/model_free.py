@@ -69,6 +69,7 @@ def supported_window(
     segment: NDArray[np.integer],
     segment_names: tuple[str, ...],
     thresholds: OverlapThresholds,
+    action_names: tuple[str, ...] = (),
 ) -> SupportedWindow:
     """The longest prefix of ``data``'s weeks whose overlap diagnostics pass (see the module
     docstring)."""
@@ -84,7 +85,7 @@ def supported_window(
             data.target[:, :h],
             data.gamma,
         )
-        found = diagnose(prefix, segment, segment_names, thresholds)
+        found = diagnose(prefix, segment, segment_names, thresholds, action_names)
         shares.append(float(found.overall["ess_share"]))
         first = first if first is not None else found
         if found.passed and weeks == h - 1:
@@ -156,7 +157,13 @@ def check_model_free(
     """
     target = target_probabilities(policy, logged, settings.seed)
     data = trajectories(logged, target, settings.gamma)
-    window = supported_window(data, logged.segment, logged.segment_names, settings.thresholds)
+    window = supported_window(
+        data,
+        logged.segment,
+        logged.segment_names,
+        settings.thresholds,
+        model_world.actions.names,
+    )
     if window.weeks == 0:
         return ModelFreeCheck(policy.name, window, None, None, False)
     evaluated = evaluate_on_logs(
