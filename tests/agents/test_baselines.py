@@ -21,7 +21,7 @@ DEMO = shipped_practice("coworking").to_practice()
 
 @pytest.fixture(scope="module")
 def observation(world: WorldSpec) -> Observation:
-    pool = InitialPool.draw(world, 500, seed=2)
+    pool = InitialPool.draw(world, 500, seed=2, horizon_weeks=52)
     opted = pool.state.opted_out.copy()
     opted[:100, 0] = True  # e-mail opt-outs
     opted[50:150, 1] = True  # phone opt-outs (50..99 opted out of everything)

@@ -78,7 +78,7 @@ def test_purchase_only_world_refuses_policy_search(
     assert world.responses is not None and not world.responses.actions_identified
     with pytest.raises(JourneyoptError, match="effects of contacts are not identified"):
         solve_optimum(world, 4, 0.99)  # the first thing training does
-    pool = InitialPool.draw(world, 20, 0)
+    pool = InitialPool.draw(world, 20, 0, 52)
     features = state_features(pool.state, world.features)
     observation = Observation(features, pool.segment, 1, 0)
     with pytest.raises(JourneyoptError, match="cannot be used to search for"):

@@ -36,7 +36,7 @@ def result(world: WorldSpec) -> EvaluationResult:
 
 
 def test_dynamics_draw_the_same_numbers_whatever_the_actions(world: WorldSpec) -> None:
-    pool = InitialPool.draw(world, 300, seed=0)
+    pool = InitialPool.draw(world, 300, seed=0, horizon_weeks=52)
     summary = summarise(state_features(pool.state, world.features), pool.segment, world)
     states = []
     for a in range(world.actions.n_actions):

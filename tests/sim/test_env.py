@@ -19,7 +19,7 @@ from journeyopt.sim.world import WorldSpec
 
 @pytest.fixture(scope="module")
 def pool(world: WorldSpec) -> InitialPool:
-    return InitialPool.draw(world, 300, seed=0)
+    return InitialPool.draw(world, 300, seed=0, horizon_weeks=52)
 
 
 def _rollout(env: CustomerJourneyEnv, seed: int, actions: list[int]) -> list[tuple]:

@@ -13,7 +13,7 @@ from journeyopt.sim.observation import decode, encode, observation_layout
 from journeyopt.sim.world import WorldSpec, load_world
 
 WORLD = load_world("coworking")
-POOL = InitialPool.draw(WORLD, 400, seed=1)
+POOL = InitialPool.draw(WORLD, 400, seed=1, horizon_weeks=52)
 
 
 def test_layout_is_documented_and_in_range(world: WorldSpec) -> None:

@@ -6,7 +6,10 @@ Folder layout (``load_world(folder)`` reads it like any world)::
     world.yaml          the world: structure, economics, population and a readable
                         parametric summary of the fit; ``responses: responses.npz``
     responses.npz       the point estimate's tables (FittedResponses)
+    base.parquet        the starting population: the logs' customers at the as-of date
+                        (``starting_population`` in world.yaml, :mod:`journeyopt.sim.starting`)
     members/<k>.npz     bootstrap ensemble members (same format)
+    practice.npz        today's practice estimated from the logs (LoggedPractice)
     calibration.json    data fingerprint, resolved config, chosen penalties, identification
 
 The parametric segment fields of a calibrated ``world.yaml`` (``prospect_logit``,
@@ -28,6 +31,8 @@ from numpy.typing import NDArray
 
 from journeyopt.errors import ConfigError
 from journeyopt.sim.discrete import DiscreteLayout, Summary
+from journeyopt.sim.practice import PRACTICE_FILE
+from journeyopt.sim.starting import StartingBase
 from journeyopt.sim.world import (
     FittedResponses,
     PopulationSpec,
@@ -66,6 +71,14 @@ class CalibratedWorld:
             return self.world
         return self.members[int(rng.integers(len(self.members)))]
 
+    def with_base(self, base: StartingBase) -> CalibratedWorld:
+        """The world and every ensemble member starting from ``base``."""
+        return CalibratedWorld(
+            replace(self.world, base=base),
+            tuple(replace(m, base=base) for m in self.members),
+            self.meta,
+        )
+
     def save(self, folder: Path) -> Path:
         """Write the folder described in the module docstring; returns ``world.yaml``."""
         folder.mkdir(parents=True, exist_ok=True)
@@ -75,6 +88,8 @@ class CalibratedWorld:
         for k, member in enumerate(self.members):
             assert member.responses is not None
             member.responses.save(folder / MEMBERS_DIR / f"{k}.npz")
+        if self.world.logged_practice is not None:
+            self.world.logged_practice.save(folder / PRACTICE_FILE)
         path = folder / "world.yaml"
         header = (
             f"# Calibrated world {self.world.name!r}: written by journeyopt-calibrate.\n"
@@ -82,7 +97,10 @@ class CalibratedWorld:
             "# are a readable summary of that fit at reference states (see card.md);\n"
             "# fatigue_decay_weeks and engagement_decay_weeks are not used by fitted responses.\n"
         )
-        path.write_text(header + yaml.safe_dump(world_to_dict(self.world), sort_keys=False))
+        mapping = world_to_dict(self.world)
+        if self.world.base is not None:
+            mapping["starting_population"] = self.world.base.save(folder, self.world.segment_names)
+        path.write_text(header + yaml.safe_dump(mapping, sort_keys=False))
         (folder / META_FILE).write_text(json.dumps(self.meta, indent=2, default=str) + "\n")
         return path
 
@@ -129,7 +147,8 @@ def align_segments(world: WorldSpec, names: Sequence[str]) -> WorldSpec:
         actions_identified=r.actions_identified,
     )
     segments = tuple(world.segments[k] for k in order)
-    return replace(world, segments=segments, responses=responses)
+    base = world.base.with_segments(order) if world.base is not None else None
+    return replace(world, segments=segments, responses=responses, base=base)
 
 
 def world_to_dict(world: WorldSpec) -> dict[str, Any]:
@@ -197,6 +216,7 @@ def world_to_dict(world: WorldSpec) -> dict[str, Any]:
             "lapse_weeks": world.features.lapse_weeks,
         },
         "responses": RESPONSES_FILE,
+        **({"practice": PRACTICE_FILE} if world.logged_practice is not None else {}),
     }
 
 

@@ -6,7 +6,8 @@ fidelity card and an MLflow run.
 3. fit the response models (:mod:`journeyopt.calibration.estimate`);
 4. check the fit on the hold-out weeks, and against the ground truth when there is one
    (:mod:`journeyopt.calibration.holdout`, :mod:`journeyopt.calibration.policy_fidelity`);
-5. write the world folder and the card, log everything to MLflow;
+5. write the world folder (with its starting population: the customers at the end of the logs,
+   :mod:`journeyopt.calibration.base`) and the card, log everything to MLflow;
 6. optionally export the folder to ``simulators/<name>/`` (:mod:`journeyopt.calibration.export`).
 """
 
@@ -22,6 +23,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from omegaconf import OmegaConf
 
+from journeyopt.calibration.base import starting_base
 from journeyopt.calibration.bgnbd import panel_reference
 from journeyopt.calibration.card import write_card
 from journeyopt.calibration.config import CalibrateConfig
@@ -181,8 +183,20 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         "fit_weeks": [int(fit_panel["week"].min()), int(first_holdout) - 1],
         "fit_customer_weeks": weeks.n,
         "fit_customers": int(weeks.customer_ids.shape[0]),
+        "practice_calendar": _calendar_origin(panel),
     }
     est = estimate(weeks, structure, cal, last_week, meta)
+    base, dropped = starting_base(logs, panel, cfg.panel, channels, segments)
+    started = est.calibrated.with_base(base)
+    base_meta = {
+        "as_of": base.as_of,
+        "customers": base.n_customers,
+        "left_out_new_segments": dropped,
+        "arrivals_per_week": base.arrivals_per_week,
+    }
+    est = replace(
+        est, calibrated=replace(started, meta={**started.meta, "starting_population": base_meta})
+    )
     holdout = None
     hold_panel = panel[panel["week"] >= first_holdout]
     if not hold_panel.empty:
@@ -199,6 +213,9 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     if truth is not None:
         policies = policy_fidelity(truth, est.calibrated.world, cal)
     metrics = {**(holdout.metrics if holdout else {}), **(policies.metrics if policies else {})}
+    practice = est.calibrated.world.logged_practice  # today's practice: its held-out check
+    if practice is not None:
+        metrics.update({f"sim/practice_{k}": v for k, v in practice.diagnostics.items()})
     with staged_output_dir(out, cfg.overwrite) as staging:
         est.calibrated.save(staging)
         est.support.to_csv(staging / "support.csv", index=False)
@@ -217,6 +234,15 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         run_id = run.run_id
     exported = export_world(out, target, cfg.overwrite) if target is not None else None
     return CalibrationResult(out, est, holdout, policies, metrics, run_id, exported)
+
+
+def _calendar_origin(panel: pd.DataFrame) -> dict[str, Any]:
+    """Week 0 of the campaign calendar of today's practice estimated from the logs: the
+    first week with a logged decision (panel week index and its Monday, ISO date)."""
+    week = logging_start(panel)
+    starts = panel.loc[panel["week"] == week, "week_start"]
+    monday = pd.Timestamp(starts.iloc[0]).strftime("%Y-%m-%d") if not starts.empty else ""
+    return {"week": week, "monday": monday}
 
 
 def _penalty_params(est: Estimate) -> dict[str, float]:

@@ -2,9 +2,13 @@
 world rank and value contact policies alike, and is the calibrated world's optimum good in
 the true world?
 
-Every policy is simulated in both worlds on the same customers (one draw of the true world's
-initial population) with common random numbers (the same world seed in both worlds, the same
-policy seed for every policy), by :func:`journeyopt.evaluation.simulate.simulate_policy`.
+Every policy is simulated in both worlds on the same customers with common random numbers (the
+same world seed in both worlds, the same policy seed for every policy), by
+:func:`journeyopt.evaluation.simulate.simulate_policy`. The customers are the calibrated world's
+starting population (the logs' customers at the as-of date as the panel sees them, plus
+arrivals: the truth's own customers at the end of its logs) when it has one and the two worlds
+share their state features; else a draw of the true world's synthetic initial population
+(:func:`journeyopt.sim.population.starting_population` of the chosen world).
 
 - ``mare``: mean over the policies of ``|V_cal - V_true| / |V_true|``;
 - ``spearman``: rank correlation of the policy values in the two worlds;
@@ -40,8 +44,8 @@ from journeyopt.sim.behaviour import contact_rules
 from journeyopt.sim.discrete import Summary, discrete_state
 from journeyopt.sim.env import EpisodeClock
 from journeyopt.sim.optimum import cyclic_weeks_of_year, evaluate_table_policy, solve_optimum
-from journeyopt.sim.population import initial_population
-from journeyopt.sim.practice import Practice
+from journeyopt.sim.population import starting_population
+from journeyopt.sim.practice import LoggedPractice, Practice
 from journeyopt.sim.world import WorldSpec
 
 
@@ -92,7 +96,7 @@ def policies_to_compare(
     horizon: int,
     gamma: float,
     start: int,
-    practice: Practice | None = None,
+    practice: Practice | LoggedPractice | None = None,
 ) -> list[Policy]:
     """No contact, random, today's ``practice``, myopic (true model), the true optimum and
     every single-action policy."""
@@ -140,10 +144,13 @@ def policy_fidelity(
     horizon, gamma, start = cfg.policy_horizon_weeks, cfg.gamma, 1
     clock = EpisodeClock.of(horizon, start)
     population_seed, world_seed, policy_seed = np.random.SeedSequence(cfg.seed).spawn(3)
-    state, customers, _ = initial_population(
-        truth, cfg.policy_customers, np.random.default_rng(population_seed)
+    own = calibrated.base is not None and calibrated.features == truth.features
+    state, segment = starting_population(
+        calibrated if own else truth,
+        cfg.policy_customers,
+        np.random.default_rng(population_seed),
+        horizon,
     )
-    segment = customers.segment.astype(np.int64)
     practice = cfg.staff.practice_for(truth, "calibration.staff")
     policies = policies_to_compare(truth, calibrated, horizon, gamma, start, practice)
     rows = []

@@ -33,12 +33,12 @@ from journeyopt.agents.baselines import make_baseline
 from journeyopt.agents.policy import Observation, Policy
 from journeyopt.evaluation.config import EvaluationConfig
 from journeyopt.panel.state import CustomerState, state_features
-from journeyopt.sim.behaviour import contact_rules
+from journeyopt.sim.behaviour import contact_rules, world_under_rules
 from journeyopt.sim.config import SimulatorConfig
 from journeyopt.sim.discrete import discrete_state
 from journeyopt.sim.env import EpisodeClock, step_customers
 from journeyopt.sim.optimum import OptimalPolicy, cyclic_weeks_of_year, solve_optimum
-from journeyopt.sim.population import initial_population
+from journeyopt.sim.population import starting_population
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import WorldSpec
 
@@ -239,7 +239,8 @@ def evaluate_policies(
     Args:
         world: The world.
         policies: Policies with distinct names.
-        n_customers: Customers drawn from the world's initial population.
+        n_customers: Customers drawn from the world's starting population
+            (:func:`~journeyopt.sim.population.starting_population`).
         horizon_weeks: Weeks simulated per customer.
         gamma: Weekly discount factor in (0, 1].
         seed: Seed of the population, the world's randomness and the policies' randomness.
@@ -265,11 +266,11 @@ def evaluate_policies(
     ):
         raise ValueError("the optimum was solved for another horizon, gamma or calendar")
     rules = rules if rules is not None else contact_rules(world)
+    world = world_under_rules(world, rules)  # its state counts what the rules read
     population_seed, world_seed, policy_seed = np.random.SeedSequence(seed).spawn(3)
-    state, customers, _ = initial_population(
-        world, n_customers, np.random.default_rng(population_seed)
+    state, segment = starting_population(
+        world, n_customers, np.random.default_rng(population_seed), horizon_weeks
     )
-    segment = customers.segment.astype(np.int64)
     features = state_features(state, world.features)
     optimum_value = optimum.value(discrete_state(features, segment, world), 0)
     runs = tuple(

@@ -10,7 +10,7 @@ shared customer state (:func:`journeyopt.panel.state.advance`,
 same trajectories from the same random numbers.
 
 Episode: a customer drawn uniformly from an :class:`InitialPool` (a fixed sample of the world's
-initial population), ``horizon_weeks`` weekly steps. The world has no absorbing state (customers
+starting population), ``horizon_weeks`` weekly steps. The world has no absorbing state (customers
 never leave, opted-out customers still book), so ``terminated`` is always False and the episode
 ends by ``truncated`` at the horizon (a time limit: value-based agents should bootstrap).
 
@@ -30,12 +30,12 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 
 from journeyopt.panel.state import CustomerState, advance, state_features
-from journeyopt.sim.behaviour import contact_rules
+from journeyopt.sim.behaviour import contact_rules, world_under_rules
 from journeyopt.sim.discrete import discrete_state
 from journeyopt.sim.dynamics import WeekOutcome, sample_outcome_at
 from journeyopt.sim.observation import ObservationLayout, encode, observation_layout
 from journeyopt.sim.optimum import cyclic_weeks_of_year
-from journeyopt.sim.population import initial_population
+from journeyopt.sim.population import starting_population
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import WorldSpec, load_world
 
@@ -48,13 +48,15 @@ ENV_ID = "journeyopt/CustomerJourney-v0"
 
 @dataclass(frozen=True)
 class InitialPool:
-    """A fixed sample of the world's initial population that episodes start from.
+    """A fixed sample of the world's starting population that episodes start from
+    (:func:`~journeyopt.sim.population.starting_population`: a calibrated world's customers at
+    the as-of date plus arrivals, a ground-truth world's synthetic initial population).
 
-    Drawing the initial population replays each customer's past; a pool drawn once makes a
-    reset a cheap row selection. Rows are drawn uniformly with replacement.
+    Drawing the starting population copies or replays each customer's past; a pool drawn once
+    makes a reset a cheap row selection. Rows are drawn uniformly with replacement.
 
     Attributes:
-        state: State of ``P`` customers at the start of week 0.
+        state: State of ``P`` customers at the start of the first simulated week.
         segment: (P,) customer type index.
     """
 
@@ -66,12 +68,15 @@ class InitialPool:
         return int(self.segment.shape[0])
 
     @staticmethod
-    def draw(world: WorldSpec, size: int, seed: int) -> InitialPool:
-        """``size`` customers of ``world``'s initial population, from ``seed``."""
+    def draw(world: WorldSpec, size: int, seed: int, horizon_weeks: int) -> InitialPool:
+        """``size`` customers of ``world``'s starting population for episodes of
+        ``horizon_weeks`` weeks, from ``seed``."""
         if size < 1:
             raise ValueError(f"pool size must be >= 1, got {size}")
-        state, customers, _ = initial_population(world, size, np.random.default_rng(seed))
-        return InitialPool(state, customers.segment.astype(np.int64))
+        state, segment = starting_population(
+            world, size, np.random.default_rng(seed), horizon_weeks
+        )
+        return InitialPool(state, segment)
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[CustomerState, IntArray]:
         """State and segment (n,) of ``n`` customers drawn uniformly from the pool (copies)."""
@@ -164,7 +169,7 @@ class CustomerJourneyEnv(gym.Env[NDArray[np.float32], np.int64]):
         start_week_of_year: ISO week of year of every episode's first week.
         rules: Contact rules giving the masks; default the world's own (opt-outs only).
         pool: Initial states to draw customers from; default ``InitialPool.draw(world,
-            pool_size, pool_seed)``.
+            pool_size, pool_seed, horizon_weeks)``.
         pool_size: Customers in the default pool.
         pool_seed: Seed of the default pool (fixed, so every env of a world has the same pool).
         render_mode: Only ``None`` is supported.
@@ -188,7 +193,12 @@ class CustomerJourneyEnv(gym.Env[NDArray[np.float32], np.int64]):
         self.world = _resolve_world(world)
         self.clock = EpisodeClock.of(horizon_weeks, start_week_of_year)
         self.rules = rules if rules is not None else contact_rules(self.world)
-        self.pool = pool if pool is not None else InitialPool.draw(self.world, pool_size, pool_seed)
+        self.world = world_under_rules(self.world, self.rules)  # counts what the rules read
+        self.pool = (
+            pool
+            if pool is not None
+            else InitialPool.draw(self.world, pool_size, pool_seed, horizon_weeks)
+        )
         self.layout: ObservationLayout = observation_layout(self.world)
         self.render_mode = render_mode
         self.action_space = spaces.Discrete(self.world.actions.n_actions)

@@ -176,6 +176,56 @@ def initial_population(
     return state, customers, events
 
 
+def starting_population(
+    world: WorldSpec, n: int, rng: np.random.Generator, horizon_weeks: int
+) -> tuple[CustomerState, IntArray]:
+    """Where every simulation of ``world`` starts: ``n`` customers and their segments.
+
+    A calibrated world with a starting base (:attr:`WorldSpec.base`) starts from the business's
+    own customers at the as-of date plus the new customers that arrive over the horizon at the
+    logs' rate and mix: of the ``n`` simulated customers, a share ``A / (N + A)`` are new
+    (``A = arrivals_per_week * horizon_weeks``, ``N`` the base's customers), with no history and
+    a segment drawn from the arrival mix; the others are the base's customers, all of them
+    ``k`` times over plus a sample without replacement for the remainder (exactly the base, in
+    its order, when ``n`` matches it). New customers are simulated from the first week (the
+    per-customer simulator has no mid-horizon entry). A world without a base (a ground-truth
+    world) starts from its synthetic :func:`initial_population` and has no arrivals. Counts the
+    base does not hold (windows of contact rules chosen after the calibration) are filled in by
+    :meth:`~journeyopt.sim.starting.StartingBase.conformed`.
+
+    Args:
+        world: The world.
+        n: Customers to simulate.
+        rng: Source of the draws.
+        horizon_weeks: Weeks the simulation runs (sets how many new customers arrive).
+
+    Returns:
+        ``(state, segment)``: the (n,) customers' state (at the base's as-of week, or week 0)
+        and segment indices.
+    """
+    base = world.base
+    if base is None:
+        state, customers, _ = initial_population(world, n, rng)
+        return state, customers.segment.astype(np.int64)
+    size = base.n_customers
+    expected_new = base.arrivals_per_week * max(horizon_weeks, 0)
+    n_new = round(n * expected_new / (size + expected_new))
+    n_old = n - n_new
+    copies, rest = divmod(n_old, size)
+    rows = np.concatenate(
+        [np.tile(np.arange(size), copies), np.sort(rng.choice(size, size=rest, replace=False))]
+    ).astype(np.int64)
+    week = base.state.week
+    new_segment = rng.choice(
+        base.arrival_shares.shape[0], size=n_new, p=base.arrival_shares
+    ).astype(np.int64)
+    parts = [base.conformed(world.features).take(rows)]
+    if n_new:
+        parts.append(CustomerState.new(world.features, week, np.full(n_new, week, np.int64)))
+    state = CustomerState.concat(parts)
+    return state, np.concatenate([base.segment[rows], new_segment]).astype(np.int64)
+
+
 def replay(
     world: WorldSpec, events: Events, first_week: NDArray[np.integer], until_week: int
 ) -> CustomerState:

@@ -34,7 +34,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 )
 
 from journeyopt.panel.state import CustomerState, state_features
-from journeyopt.sim.behaviour import contact_rules
+from journeyopt.sim.behaviour import contact_rules, world_under_rules
 from journeyopt.sim.env import EpisodeClock, Features, InitialPool, step_customers
 from journeyopt.sim.observation import encode, observation_layout
 from journeyopt.sim.rules import ContactRules
@@ -53,7 +53,7 @@ class PopulationVecEnv(VecEnv):
         start_week_of_year: ISO week of year of every episode's first week.
         rules: Contact rules giving the masks; default the world's own (opt-outs only).
         pool: Initial states to draw customers from; default ``InitialPool.draw(world,
-            pool_size, pool_seed)``.
+            pool_size, pool_seed, horizon_weeks)``.
         pool_size: Customers in the default pool.
         pool_seed: Seed of the default pool.
         seed: Seed of the first reset (also settable through SB3's ``seed()``).
@@ -76,7 +76,12 @@ class PopulationVecEnv(VecEnv):
         self.world = load_world(world) if isinstance(world, str) else world
         self.clock = EpisodeClock.of(horizon_weeks, start_week_of_year)
         self.rules = rules if rules is not None else contact_rules(self.world)
-        self.pool = pool if pool is not None else InitialPool.draw(self.world, pool_size, pool_seed)
+        self.world = world_under_rules(self.world, self.rules)  # counts what the rules read
+        self.pool = (
+            pool
+            if pool is not None
+            else InitialPool.draw(self.world, pool_size, pool_seed, horizon_weeks)
+        )
         self.layout = observation_layout(self.world)
         self.render_mode: str | None = None
         n_actions = self.world.actions.n_actions

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import yaml
@@ -25,6 +25,10 @@ from numpy.typing import NDArray
 from journeyopt.errors import ConfigError, JourneyoptError
 from journeyopt.panel.state import FeatureSpec
 from journeyopt.sim.rules import ActionCatalog
+from journeyopt.sim.starting import StartingBase
+
+if TYPE_CHECKING:
+    from journeyopt.sim.practice import LoggedPractice
 
 WORLDS_DIR = Path(__file__).resolve().parent.parent / "simulators"
 """Folder of the shipped worlds (``simulators/<name>/world.yaml``)."""
@@ -326,6 +330,12 @@ class WorldSpec:
             (the spontaneous trigger) and ``arrival`` (the event a new prospect arrives with).
         responses: The fitted response tables of a calibrated world; None for a parametric
             (ground-truth) world, whose responses are the segments' parameters.
+        base: A calibrated world's starting population (the logs' customers at the as-of date
+            and their arrival rate, :mod:`journeyopt.sim.starting`); None for a ground-truth
+            world, whose simulations start from the synthetic ``population``.
+        logged_practice: Today's practice estimated from the logs a calibrated world was fitted
+            on (``practice: practice.npz`` in its ``world.yaml``); None for a ground-truth
+            world (``practice=logged`` needs it).
     """
 
     name: str
@@ -342,6 +352,8 @@ class WorldSpec:
     features: FeatureSpec
     engagement_kinds: Mapping[str, str]
     responses: FittedResponses | None = field(default=None, compare=False, repr=False)
+    base: StartingBase | None = field(default=None, compare=False, repr=False)
+    logged_practice: LoggedPractice | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _check_prob(self.margin_rate, "world.margin_rate")
@@ -371,6 +383,8 @@ class WorldSpec:
                 extra = set(getattr(seg, table)) - set(self.actions.names[1:])
                 if extra:
                     raise ConfigError(f"world.segments.{seg.name}.{table}: unknown {extra}")
+        if self.base is not None:
+            self.base.check(self.features, len(self.segments))
 
     @property
     def segment_names(self) -> tuple[str, ...]:
@@ -495,12 +509,13 @@ def load_world(name_or_path: str | Path) -> WorldSpec:
         raise ConfigError(f"{path}: invalid world: {err}") from err
 
 
-def world_from_dict(raw: Mapping[str, Any], base: Path | None = None) -> WorldSpec:
+def world_from_dict(raw: Mapping[str, Any], base_dir: Path | None = None) -> WorldSpec:
     """Build a :class:`WorldSpec` from the parsed YAML mapping (see ``world.yaml``); a
-    ``responses`` file is read relative to ``base`` (default the working directory)."""
+    ``responses`` file and a ``starting_population`` file are read relative to ``base_dir``
+    (default the working directory)."""
     responses = None
     if raw.get("responses"):
-        responses = FittedResponses.load((base or Path()) / str(raw["responses"]))
+        responses = FittedResponses.load((base_dir or Path()) / str(raw["responses"]))
     actions = raw["actions"]
     names = ("none", *(a for a in actions if a != "none"))
     if "discount_rate" in raw:
@@ -536,6 +551,12 @@ def world_from_dict(raw: Mapping[str, Any], base: Path | None = None) -> WorldSp
     for key in ("active_recency_weeks", "lapsed_recency_weeks"):
         if key in population:
             population[key] = tuple(population[key])
+    features = FeatureSpec(contact_channels=channels, **raw.get("features", {}))
+    base = None
+    if raw.get("starting_population"):
+        base = StartingBase.load(
+            raw["starting_population"], base_dir or Path(), features, [s.name for s in segments]
+        )
     return WorldSpec(
         name=str(raw["name"]),
         currency=str(raw.get("currency", "EUR")),
@@ -548,7 +569,18 @@ def world_from_dict(raw: Mapping[str, Any], base: Path | None = None) -> WorldSp
         seasonality=tuple(SeasonWindow(name=n, **w) for n, w in raw.get("seasonality", {}).items()),
         population=PopulationSpec(**population),
         discrete=DiscreteSpec(**raw.get("discrete", {})),
-        features=FeatureSpec(contact_channels=channels, **raw.get("features", {})),
+        features=features,
         engagement_kinds=dict(raw["engagement_kinds"]),
         responses=responses,
+        base=base,
+        logged_practice=_logged_practice(raw, base_dir),
     )
+
+
+def _logged_practice(raw: Mapping[str, Any], base_dir: Path | None) -> LoggedPractice | None:
+    """The world's practice estimated from the logs (``practice: <file>``), if it has one."""
+    if not raw.get("practice"):
+        return None
+    from journeyopt.sim.practice import LoggedPractice  # the practice module imports this one
+
+    return LoggedPractice.load((base_dir or Path()) / str(raw["practice"]))

@@ -25,7 +25,7 @@ the target following its projection. ``v_H`` is the model's value-to-go of the r
 ``V - H`` weeks, discounted to week ``H``. The states customers reach after the window are
 rarely those of the logged weeks, so the projection of week ``t >= H`` comes first from a
 rollout of the target in the model world (:func:`visited_states`: simulated customers of the
-world's initial population, the target's probabilities in the states they visit in week
+world's starting population, the target's probabilities in the states they visit in week
 ``t``), then from the states pooled over the logged weeks and the rollout, then from the
 segment-and-history means.
 """
@@ -43,7 +43,7 @@ from journeyopt.evaluation.simulate import simulate_policy
 from journeyopt.sim.discrete import DiscreteLayout, Summary, allowed_actions, discrete_state
 from journeyopt.sim.env import EpisodeClock
 from journeyopt.sim.optimum import Transitions, cyclic_weeks_of_year, next_states, outcome_model
-from journeyopt.sim.population import initial_population
+from journeyopt.sim.population import starting_population
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import WorldSpec
 
@@ -159,7 +159,7 @@ def visited_states(
     weeks_of_year: IntArray,
     seed: int,
 ) -> tuple[IntArray, Float]:
-    """Roll ``n_customers`` of the model world's initial population forward under ``policy``.
+    """Roll ``n_customers`` of the model world's starting population forward under ``policy``.
 
     Args:
         model: The model world.
@@ -175,14 +175,14 @@ def visited_states(
     """
     world = model.world
     pop_seed, world_seed, policy_seed = np.random.SeedSequence(seed).spawn(3)
-    state, customers, _ = initial_population(world, n_customers, np.random.default_rng(pop_seed))
     weeks = weeks_of_year.shape[0]
+    state, segment = starting_population(world, n_customers, np.random.default_rng(pop_seed), weeks)
     recorder = _StateRecorder(policy, world)
     simulate_policy(
         world,
         recorder,
         state,
-        customers.segment.astype(np.int64),
+        segment,
         EpisodeClock(weeks, np.append(weeks_of_year, weeks_of_year[-1])),
         1.0,
         np.random.default_rng(world_seed),
