@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from journeyopt.cli import interrupted_while_starting
 from journeyopt.cli.entry import INTERRUPTED_EXIT_CODE, report_errors
 
 # Each command with work that takes 10-15 s (and under 1 GB), far longer than the test waits
@@ -77,3 +78,38 @@ def test_report_errors_turns_ctrl_c_into_one_line(
     monkeypatch.setenv("JOURNEYOPT_DEBUG", "1")  # the traceback, for whoever debugs
     with pytest.raises(KeyboardInterrupt):
         report_errors(_interrupt)
+
+
+def test_ctrl_c_while_a_command_is_still_starting_is_one_line_and_exit_130(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C during the imports (torch, MLflow take seconds), before Hydra composed the config:
+    the same one line and exit code, no traceback from inside an import."""
+    env = {k: v for k, v in os.environ.items() if k != "JOURNEYOPT_DEBUG"}
+    hydra_dir = tmp_path / "hydra"
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("journeyopt-train")), "train=smoke",
+         f"hydra.run.dir={hydra_dir}"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )  # fmt: skip
+    try:
+        time.sleep(2.0)  # the interpreter is up; the command's imports take longer than this
+        started = hydra_dir.exists()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not started, "the command reached Hydra's run folder before the test pressed Ctrl-C"
+    assert proc.returncode == INTERRUPTED_EXIT_CODE, err
+    assert err == "interrupted\n"
+
+
+def test_python_processes_that_are_not_commands_keep_their_own_ctrl_c() -> None:
+    """Importing the commands in a user's Python (or pytest) leaves SIGINT to Python."""
+    # this process (pytest) imported journeyopt.cli above but is not a journeyopt-* command
+    assert signal.getsignal(signal.SIGINT) is not interrupted_while_starting

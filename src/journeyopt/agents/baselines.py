@@ -2,13 +2,16 @@
 
 - :class:`NoContact`: never contacts anybody.
 - :class:`UniformRandom`: uniform over the allowed actions (``none`` included).
-- :class:`StaffPolicy`: today's practice, a :class:`journeyopt.sim.practice.Practice`.
+- :class:`StaffPolicy`: today's practice, hand-written (a
+  :class:`journeyopt.sim.practice.Practice`) or estimated from the logs (a
+  :class:`journeyopt.sim.practice.LoggedPractice`, stochastic like the logging policy).
 - :class:`MyopicPolicy`: "next best offer", the allowed action of the highest expected reward
   this week under the world's own response model (a greedy policy that knows the truth).
 - :class:`OptimumPolicy`: the exact finite-horizon optimum of
   :func:`journeyopt.sim.optimum.solve_optimum`, looked up by the discrete state.
 
-Deterministic policies return one-hot probabilities. A deterministic policy's choice that the
+Deterministic policies return one-hot probabilities (all but ``random`` and a practice
+estimated from the logs). A deterministic policy's choice that the
 masks forbid (stricter contact rules than the world's opt-outs) is replaced by ``none``.
 """
 
@@ -18,11 +21,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from journeyopt.agents.policy import Bool, Float, IntArray, Observation, masked_argmax, one_hot
+from journeyopt.agents.policy import (
+    Bool,
+    Float,
+    IntArray,
+    Observation,
+    masked_argmax,
+    one_hot,
+    sample_from,
+)
 from journeyopt.sim.discrete import discrete_state, summarise
 from journeyopt.sim.dynamics import expected_reward, response_probabilities
 from journeyopt.sim.optimum import OptimalPolicy
-from journeyopt.sim.practice import Practice
+from journeyopt.sim.practice import LoggedPractice, Practice
 from journeyopt.sim.world import WorldSpec
 
 
@@ -63,22 +74,36 @@ class UniformRandom:
 
 @dataclass(frozen=True)
 class StaffPolicy:
-    """Today's practice (:class:`journeyopt.sim.practice.Practice`), without the logs'
-    exploration. The campaign calendar runs on ``observation.week``.
+    """Today's practice. The campaign calendar runs on ``observation.week``.
+
+    A hand-written :class:`~journeyopt.sim.practice.Practice` acts deterministically (without
+    the logs' exploration); a :class:`~journeyopt.sim.practice.LoggedPractice` (estimated from
+    the logs) draws each action with its estimated probability given the state, restricted to
+    the allowed actions and renormalised (one uniform of ``rng`` per customer).
 
     Attributes:
         world: The world (action and segment names).
-        practice: Today's practice (checked against ``world``,
-            :meth:`~journeyopt.sim.practice.Practice.check`).
+        practice: Today's practice (checked against ``world``: ``Practice.check``,
+            ``LoggedPractice.check``).
     """
 
     world: WorldSpec
-    practice: Practice
+    practice: Practice | LoggedPractice
     name: str = "staff_rules"
 
     def act(
         self, observation: Observation, masks: Bool, rng: np.random.Generator
     ) -> tuple[IntArray, Float]:
+        if isinstance(self.practice, LoggedPractice):
+            probabilities = self.practice.probabilities(
+                observation.features,
+                observation.segment,
+                observation.segment_names or self.world.segment_names,
+                observation.week_of_year,
+                observation.week,
+                masks,
+            )
+            return sample_from(probabilities, rng), probabilities
         staff = self.practice.actions(
             self.world, observation.features, observation.segment, observation.week
         )
@@ -161,7 +186,7 @@ BASELINES: tuple[str, ...] = ("no_contact", "random", "staff_rules", "myopic", "
 def make_baseline(
     name: str,
     world: WorldSpec,
-    practice: Practice | None = None,
+    practice: Practice | LoggedPractice | None = None,
     optimum: OptimalPolicy | None = None,
 ) -> NoContact | UniformRandom | StaffPolicy | MyopicPolicy | OptimumPolicy:
     """The baseline called ``name`` (see :data:`BASELINES`); ``practice`` (today's practice) is

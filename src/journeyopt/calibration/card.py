@@ -15,6 +15,7 @@ import pandas as pd
 from journeyopt.calibration.estimate import Estimate
 from journeyopt.calibration.holdout import METRICS, HoldoutReport
 from journeyopt.calibration.policy_fidelity import PolicyFidelity
+from journeyopt.sim.practice import LoggedPractice
 
 LOW_WEIGHT_ESS_SHARE = 0.3
 """Below this effective-sample-size share the card warns that a few weeks carry the fit."""
@@ -53,6 +54,34 @@ def _pct(x: float) -> str:
     return f"{100 * x:+.1f} %" if np.isfinite(x) else "–"
 
 
+def practice_lines(practice: LoggedPractice | None) -> list[str]:
+    """The card's section on today's practice estimated from the logs (the default baseline
+    and control group of a calibrated world): its held-out calibration."""
+    if practice is None:
+        return []
+    d = practice.diagnostics
+    nan = float("nan")
+    lines = [
+        "## Today's practice, estimated from the logs",
+        "",
+        "Behaviour cloning over the discrete state, week of year and weeks of the campaign "
+        f"cycles {list(practice.cycles)} (`practice=logged`: the baseline and control group). "
+        f"Held out: {int(d.get('n_validation', 0)):,} customer-weeks of customers the fit did "
+        "not see.",
+        "",
+        "| held-out check | estimated practice | constant rates |",
+        "|---|---|---|",
+        f"| log-loss, nats per customer-week | {d.get('log_loss', nan):.4f} "
+        f"| {d.get('constant_log_loss', nan):.4f} |",
+        f"| most probable action = logged action | {d.get('agreement', nan):.1%} "
+        f"| {d.get('constant_agreement', nan):.1%} |",
+        f"| expected calibration error (ECE) | {d.get('ece', nan):.4f} | |",
+    ]
+    if "propensity_gap" in d:
+        lines.append(f"| mean abs. gap to the logged propensities | {d['propensity_gap']:.4f} | |")
+    return [*lines, ""]
+
+
 def card_markdown(
     est: Estimate, holdout: HoldoutReport | None, policies: PolicyFidelity | None
 ) -> str:
@@ -83,6 +112,7 @@ def card_markdown(
         ),
         weights_line(est.weight_ess_share),
         "",
+        *practice_lines(world.logged_practice),
     ]
     if not est.identified:
         lines += [

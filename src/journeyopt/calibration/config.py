@@ -71,6 +71,9 @@ class CalibrationConfig:
             ``none`` (condition on the state only).
         max_weight: Clip of the stabilised inverse propensity weights.
         min_support: Customer-weeks below which a segment x lifecycle x action cell is flagged.
+        practice_cycles_weeks: Campaign cycle lengths, weeks, whose week (``week % c`` from
+            the panel's week 0) today's practice estimated from the logs may depend on (a
+            newsletter every 4 weeks, a quarterly offer: 13); empty: state and season only.
         holdout_runs: Simulations of the hold-out period averaged on the card.
         truth_world: A ground-truth world the logs came from (``coworking``): adds the
             policy-value fidelity section. Empty for real logs.
@@ -96,6 +99,7 @@ class CalibrationConfig:
     weighting: str = "stabilised"
     max_weight: float = 20.0
     min_support: int = 30
+    practice_cycles_weeks: list[int] = field(default_factory=lambda: [2, 4, 13])
     holdout_runs: int = 10
     truth_world: str = ""
     staff: StaffRulesConfig = field(default_factory=StaffRulesConfig)
@@ -117,6 +121,9 @@ class CalibrationConfig:
             raise ConfigError("calibration.max_customers must be >= 0 (0 = every customer)")
         if self.max_weight < 1.0:
             raise ConfigError("calibration.max_weight must be >= 1")
+        bad = [c for c in self.practice_cycles_weeks if c < 2]
+        if bad:
+            raise ConfigError(f"calibration.practice_cycles_weeks must be >= 2 weeks, got {bad}")
 
 
 @dataclass

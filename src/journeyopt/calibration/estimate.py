@@ -31,6 +31,8 @@ from journeyopt.calibration.models import (
 from journeyopt.calibration.propensity import (
     Propensities,
     effective_sample_share,
+    logged_practice,
+    practice_matrix,
     propensities,
     stabilised_weights,
     support_table,
@@ -173,10 +175,23 @@ def estimate(
     held = validation_customers(weeks.customer_ids.shape[0], cfg.validation_share, rng)
     validation = held[weeks.customer]
     design = Design(structure.layout, structure.actions.n_actions, cfg.seasonal)
-    state_matrix = design.matrix(
-        structure.layout.decode(weeks.state), np.zeros(weeks.n, np.int64), weeks.week_of_year
+    cycles = tuple(cfg.practice_cycles_weeks)
+    calendar = meta.get("practice_calendar", {})  # the cycles' week 0: logging's first week
+    origin_week = int(calendar.get("week", weeks.week.min() if weeks.n else 0))
+    props = propensities(weeks, practice_matrix(design, weeks, cycles, origin_week), validation)
+    practice = (
+        logged_practice(
+            props.cloning,
+            design,
+            cycles,
+            structure.actions.names,
+            structure.segments,
+            structure.features.contact_channels,
+            str(calendar.get("monday", "")),
+        )
+        if props.cloning is not None
+        else None
     )
-    props = propensities(weeks, state_matrix, validation)
     weight = (
         stabilised_weights(weeks, props.value, cfg.max_weight)
         if props.source != "none" and cfg.weighting == "stabilised"
@@ -229,6 +244,7 @@ def estimate(
         features=structure.features,
         engagement_kinds=kinds,
         responses=responses,
+        logged_practice=practice,
     )
     calibrated = CalibratedWorld(
         world,
@@ -239,6 +255,7 @@ def estimate(
             "actions_identified": identified,
             "propensities": props.source,
             "behaviour_cloning_ece": props.ece,
+            "practice": dict(practice.diagnostics) if practice is not None else {},
             "reference_states": {
                 name: reference_states(structure.layout, k)["lapsed"]
                 for k, name in enumerate(structure.segments)

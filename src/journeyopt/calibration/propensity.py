@@ -6,6 +6,13 @@ rules look at), so the logged actions are ignorable given the state; the weights
 each action's sample resemble the whole population (stabilised inverse propensity weights
 ``w = P(a) / pi_b(a | x)``, clipped to ``[1 / max_weight, max_weight]``), which protects the
 fit of rarely explored actions against misspecification where the staff concentrate them.
+
+The same behaviour-cloning fit, tabulated over the discrete states, is today's practice
+estimated from the logs (:func:`logged_practice`, a
+:class:`~journeyopt.sim.practice.LoggedPractice`): the default baseline and control group of a
+calibrated world. Its held-out calibration (ECE, log-loss against a constant-rate model, the
+agreement of its most probable action with the logged one) is measured on the validation
+customers.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ from numpy.typing import NDArray
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
+from journeyopt.calibration.design import N_WEEKS_OF_YEAR, Design
 from journeyopt.calibration.weeks import CustomerWeeks
+from journeyopt.sim.practice import LoggedPractice
 
 Float = NDArray[np.float64]
 
@@ -38,12 +47,35 @@ class Propensities:
             ``observed``, ``weight``); empty when nothing was estimated.
         ece: Expected calibration error of that classifier (weighted mean |observed -
             predicted| over bins); NaN when nothing was estimated.
+        cloning: The behaviour-cloning fit (also where every propensity was logged: it is
+            today's practice estimated from the logs); None with one action only.
     """
 
     value: Float
     source: str
     calibration: pd.DataFrame
     ece: float
+    cloning: Cloning | None = None
+
+
+@dataclass(frozen=True)
+class Cloning:
+    """A behaviour-cloning fit of ``pi_b(a | x)`` and its held-out check.
+
+    Attributes:
+        model: The classifier fitted on all customers (classes: the logged action indices).
+        chosen: (M,) its probability of each customer-week's logged action.
+        calibration: Held-out reliability of the one-vs-rest probabilities (see
+            :func:`reliability`).
+        diagnostics: Held-out ``ece``, ``log_loss`` and ``constant_log_loss`` (nats per
+            customer-week), ``agreement`` and ``constant_agreement``, ``n_validation``, and
+            ``propensity_gap`` (mean |probability - logged propensity| where logged).
+    """
+
+    model: LogisticRegression
+    chosen: Float
+    calibration: pd.DataFrame
+    diagnostics: dict[str, float]
 
 
 def reliability(predicted: Float, observed: Float, bins: int = 10) -> pd.DataFrame:
@@ -83,12 +115,12 @@ def behaviour_cloning(
     validation: NDArray[np.bool_],
     c: float = 1.0,
     max_rows: int = 200_000,
-) -> tuple[Float, pd.DataFrame]:
+) -> Cloning:
     """Estimate ``pi_b(a | x)`` of the logged actions with a multinomial logistic regression
     on the state design ``matrix`` (M, p); fitted on the customers not in ``validation`` (M,)
-    and checked on those: returns the (M,) probabilities of the logged actions (from the fit
-    on all customers) and the held-out reliability of the one-vs-rest probabilities. Each
-    fit uses at most ``max_rows`` customer-weeks drawn at random."""
+    and checked on those (see :class:`Cloning`); the returned model and the (M,) probabilities
+    of the logged actions are the fit on all customers. Each fit uses at most ``max_rows``
+    customer-weeks drawn at random (seeded)."""
 
     rng = np.random.default_rng(0)
 
@@ -110,11 +142,45 @@ def behaviour_cloning(
     for k, a in enumerate(classes):
         onehot[:, k] = valid_actions == a
     table = reliability(probs.reshape(-1), onehot.reshape(-1))
+    diagnostics = _held_out(weeks, validation, probs, onehot, classes)
+    diagnostics["ece"] = expected_calibration_error(table)
     full = fit(np.ones(weeks.n, bool))
     column = {a: k for k, a in enumerate(full.classes_)}
     all_probs = full.predict_proba(matrix)
     chosen = np.array([column[a] for a in weeks.action])
-    return all_probs[np.arange(weeks.n), chosen], table
+    return Cloning(full, all_probs[np.arange(weeks.n), chosen], table, diagnostics)
+
+
+def _held_out(
+    weeks: CustomerWeeks,
+    validation: NDArray[np.bool_],
+    probs: Float,
+    onehot: Float,
+    classes: list[int],
+) -> dict[str, float]:
+    """Held-out log-loss and agreement of ``probs`` (m, K) on the validation rows, against a
+    constant-rate model (each action's share of the fitted rows)."""
+    eps = 1e-12
+    n_valid = probs.shape[0]
+    if n_valid == 0:
+        return {"n_validation": 0.0}
+    rate = np.array([np.mean(weeks.action[~validation] == a) for a in classes])
+    hit = onehot.astype(bool)
+    logged_valid = hit.any(axis=1)  # a validation action the fit never saw counts as eps
+    p_model = np.where(logged_valid, (probs * onehot).sum(axis=1), 0.0)
+    p_const = np.where(logged_valid, onehot @ rate, 0.0)
+    out = {
+        "n_validation": float(n_valid),
+        "log_loss": float(-np.mean(np.log(np.maximum(p_model, eps)))),
+        "constant_log_loss": float(-np.mean(np.log(np.maximum(p_const, eps)))),
+        "agreement": float(np.mean(hit[np.arange(n_valid), probs.argmax(axis=1)])),
+        "constant_agreement": float(np.mean(hit[:, int(np.argmax(rate))])),
+    }
+    logged = weeks.propensity[validation]
+    known = np.isfinite(logged) & (logged > 0)
+    if known.any():
+        out["propensity_gap"] = float(np.mean(np.abs(p_model[known] - logged[known])))
+    return out
 
 
 def propensities(
@@ -124,14 +190,98 @@ def propensities(
     logged = np.isfinite(weeks.propensity) & (weeks.propensity > 0)
     if np.unique(weeks.action).shape[0] < 2:
         return Propensities(np.ones(weeks.n), "none", reliability(np.zeros(0), np.zeros(0)), np.nan)
+    cloning = behaviour_cloning(weeks, matrix, validation)
     if logged.all():
         return Propensities(
-            weeks.propensity.copy(), "logged", reliability(np.zeros(0), np.zeros(0)), np.nan
+            weeks.propensity.copy(),
+            "logged",
+            reliability(np.zeros(0), np.zeros(0)),
+            np.nan,
+            cloning,
         )
-    estimated, table = behaviour_cloning(weeks, matrix, validation)
-    value = np.where(logged, weeks.propensity, estimated)
+    value = np.where(logged, weeks.propensity, cloning.chosen)
     source = "estimated" if not logged.any() else "mixed"
-    return Propensities(value, source, table, expected_calibration_error(table))
+    return Propensities(value, source, cloning.calibration, cloning.diagnostics["ece"], cloning)
+
+
+def cycle_columns(week: NDArray[np.integer], cycles: tuple[int, ...]) -> sp.csr_matrix:
+    """(M, sum(cycles)) one-hot of the week of each campaign cycle, ``week % c`` for ``c`` in
+    ``cycles`` (weeks), in that order; ``week`` (M,) is the week index from the calendar's
+    origin (the panel's week 0)."""
+    w = np.asarray(week, np.int64)
+    m = w.shape[0]
+    offsets = np.cumsum([0, *cycles])
+    cols = [offsets[k] + w % c for k, c in enumerate(cycles)]
+    rows = np.tile(np.arange(m), len(cycles))
+    data = np.ones(m * len(cycles))
+    width = int(offsets[-1])
+    if not cycles:
+        return sp.csr_matrix((m, 0))
+    return sp.csr_matrix((data, (rows, np.concatenate(cols))), shape=(m, width))
+
+
+def practice_matrix(
+    design: Design, weeks: CustomerWeeks, cycles: tuple[int, ...], origin_week: int = 0
+) -> sp.csr_matrix:
+    """(M, p) design of the logging policy: the state columns of ``design`` (with its season
+    block when seasonal) and the weeks of the campaign ``cycles`` counted from the panel week
+    ``origin_week`` (the calendar's week 0)."""
+    layout = design.layout
+    state = design.matrix(
+        layout.decode(weeks.state), np.zeros(weeks.n, np.int64), weeks.week_of_year
+    )
+    return sp.hstack([state, cycle_columns(weeks.week - origin_week, cycles)], format="csr")
+
+
+def logged_practice(
+    cloning: Cloning,
+    design: Design,
+    cycles: tuple[int, ...],
+    action_names: tuple[str, ...],
+    segment_names: tuple[str, ...],
+    channels: tuple[str, ...],
+    calendar_origin: str = "",
+) -> LoggedPractice:
+    """Today's practice estimated from the logs: ``cloning`` (fitted on
+    :func:`practice_matrix` columns) tabulated per discrete state, week of year and week of
+    each cycle (see :class:`~journeyopt.sim.practice.LoggedPractice`)."""
+    model = cloning.model
+    n_actions = len(action_names)
+    classes = np.asarray(model.classes_, np.int64)
+    coef = np.asarray(model.coef_, np.float64)
+    intercept = np.asarray(model.intercept_, np.float64)
+    if classes.shape[0] == 2 and coef.shape[0] == 1:  # binary: logit of the second class
+        coef = np.vstack([np.zeros_like(coef), coef])
+        intercept = np.array([0.0, intercept[0]])
+    n_sa = design.n_state_action_columns
+    states = design.layout.all_states()
+    state_part = design.matrix(states, np.zeros(design.layout.n_states, np.int64), None)
+    known = np.asarray(state_part @ coef[:, :n_sa].T) + intercept  # (n_states, K)
+    state_logit = np.full((design.layout.n_states, n_actions), -np.inf)
+    state_logit[:, classes] = known
+    season = np.zeros((N_WEEKS_OF_YEAR, n_actions))
+    start = n_sa
+    if design.seasonal:
+        season[:, classes] = coef[:, start : start + N_WEEKS_OF_YEAR].T
+        start += N_WEEKS_OF_YEAR
+    tables = []
+    for c in cycles:
+        table = np.zeros((c, n_actions))
+        table[:, classes] = coef[:, start : start + c].T
+        tables.append(table)
+        start += c
+    return LoggedPractice(
+        action_names=action_names,
+        segment_names=segment_names,
+        channels=channels,
+        discrete=design.layout.spec,
+        state_logit=state_logit,
+        season_logit=season,
+        cycles=cycles,
+        cycle_logit=tuple(tables),
+        calendar_origin=calendar_origin,
+        diagnostics=dict(cloning.diagnostics),
+    )
 
 
 def stabilised_weights(weeks: CustomerWeeks, propensity: Float, max_weight: float) -> Float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from importlib.resources import files
@@ -15,6 +16,8 @@ from omegaconf._utils import is_structured_config
 from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 
+from journeyopt.cli import INTERRUPTED_EXIT_CODE as INTERRUPTED_EXIT_CODE
+from journeyopt.cli import interrupted_while_starting
 from journeyopt.errors import ConfigError, JourneyoptError
 
 T = TypeVar("T")
@@ -55,10 +58,6 @@ def to_object(cfg: DictConfig | Any, schema: type[T]) -> T:
     return obj
 
 
-INTERRUPTED_EXIT_CODE = 130
-"""Exit code of a command stopped by Ctrl-C (SIGINT): 128 + the signal's number, as shells do."""
-
-
 def _replace_maps(merged: DictConfig, given: DictConfig) -> None:
     """Drop from every plain map of ``merged`` (not a dataclass node) the keys ``given`` does
     not have, recursively; ``merged`` is ``given`` merged over a schema, so its maps then hold
@@ -87,6 +86,8 @@ def report_errors(job: Callable[[], T]) -> T:
     command's own output.
     """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if signal.getsignal(signal.SIGINT) is interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the work handles Ctrl-C
     try:
         return job()
     except JourneyoptError as err:

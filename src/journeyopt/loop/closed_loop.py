@@ -30,7 +30,13 @@ from journeyopt.agents.policy import Observation
 from journeyopt.errors import JourneyoptError
 from journeyopt.loop.config import CycleConfig
 from journeyopt.loop.cycle import CycleResult, current_champion, run_cycle
-from journeyopt.loop.twin import CounterfactualTwin, TwinPolicy, common_draws, staff_control
+from journeyopt.loop.twin import (
+    CounterfactualTwin,
+    TwinPolicy,
+    common_draws,
+    control_actions,
+    staff_control,
+)
 from journeyopt.panel.state import CustomerState, advance, state_features
 from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.decisions import decision_frame, write_decisions
@@ -48,6 +54,7 @@ from journeyopt.sim.logs import (
     write_logs,
 )
 from journeyopt.sim.population import Events
+from journeyopt.sim.practice import Practice
 from journeyopt.sim.regime import RegimeChange, changed_world, world_in_week
 from journeyopt.sim.render import RawTables, render_tables
 from journeyopt.sim.world import WorldSpec, load_world
@@ -177,8 +184,13 @@ class ClosedLoop:
             Decisions(rows, np.full(rows.shape[0], t), actions, decided.propensity)
         )
         self.state = advance(self.state, out.activity)
-        staff = scorer.staff.practice.actions(  # what the holdout's practice would have done
-            truth_world, features, self.customers.segment, scorer.staff_week(self.monday)
+        practice = scorer.staff.practice  # what the holdout's practice would have done
+        staff = (
+            practice.actions(
+                truth_world, features, self.customers.segment, scorer.staff_week(self.monday)
+            )
+            if isinstance(practice, Practice)
+            else control_actions(scorer, batch)  # estimated from the logs: its drawn action
         )
         effect = self._one_week_effect(truth_world, features, actions, staff)
         truth = self._truth(truth_world, decided.control, out.reward, twin_reward, effect)

@@ -38,12 +38,10 @@ Float = NDArray[np.float64]
 TwinPolicy = Callable[[CustomerBatch], IntArray]
 """What decides for the twin: (N,) actions carried out for the customers of a batch."""
 
-_NO_RNG = np.random.default_rng(0)  # the staff rules are deterministic; Policy.act wants one
-
 
 def control_actions(scorer: Scorer, batch: CustomerBatch) -> IntArray:
     """(N,) the actions the scorer's control path takes for every customer of ``batch``:
-    today's staff rules (``serve.holdout.staff``) on the staff's campaign calendar, restricted
+    today's practice (``serve.holdout.staff``) on the staff's campaign calendar, restricted
     to what the contact rules allow, behind the same guards (what a control customer gets
     from :meth:`Scorer.score`)."""
     monday = monday_on_or_before(batch.as_of)
@@ -53,7 +51,7 @@ def control_actions(scorer: Scorer, batch: CustomerBatch) -> IntArray:
     observation = Observation(
         batch.features, segment, int(monday.isocalendar().week), scorer.staff_week(monday)
     )
-    actions, probabilities = scorer.staff.act(observation, masks, _NO_RNG)
+    actions, probabilities = scorer.control_choice(observation, masks, batch.customer_ids, monday)
     return apply_guards(actions, probabilities, reasons, batch.known).actions
 
 

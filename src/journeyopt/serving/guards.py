@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from journeyopt.serving.config import HoldoutConfig, RulesConfig
-from journeyopt.sim.practice import Practice
+from journeyopt.sim.practice import LoggedPractice, Practice
 from journeyopt.sim.rules import ALLOWED, ContactRules
 from journeyopt.sim.world import WorldSpec
 
@@ -27,8 +27,9 @@ def serving_rules(world: WorldSpec, rules: RulesConfig) -> ContactRules:
     return rules.for_world(world, "serve.rules")
 
 
-def staff_rules(world: WorldSpec, holdout: HoldoutConfig) -> Practice:
-    """Today's practice ``serve.holdout.staff`` for the control group in ``world`` (checked:
+def staff_rules(world: WorldSpec, holdout: HoldoutConfig) -> Practice | LoggedPractice:
+    """Today's practice ``serve.holdout.staff`` (hand-written or estimated from the logs) for
+    the control group in ``world`` (checked:
     see :meth:`~journeyopt.sim.config.StaffRulesConfig.practice_for`)."""
     return holdout.staff.practice_for(world, "serve.holdout.staff")
 

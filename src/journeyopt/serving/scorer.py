@@ -14,7 +14,7 @@ except the holdout's hash); a single API request is a batch of one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -37,10 +37,11 @@ from journeyopt.serving.guards import (
 from journeyopt.serving.holdout import control_group
 from journeyopt.serving.served_model import ServedModel
 from journeyopt.sim.observation import ObservationLayout, encode, observation_layout
+from journeyopt.sim.practice import LoggedPractice
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import WorldSpec, load_world
 
-_NO_RNG = np.random.default_rng(0)  # the staff rules are deterministic; Policy.act wants one
+_NO_RNG = np.random.default_rng(0)  # unused draws: control_choice draws from hashed units
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,28 @@ class Scorer:
     def _campaign_week(self, monday: pd.Timestamp) -> int:
         return max(0, int((monday - self._origin) // WEEK))
 
+    def control_choice(
+        self,
+        observation: Observation,
+        masks: NDArray[np.bool_],
+        customer_ids: NDArray[np.object_],
+        monday: pd.Timestamp,
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Today's practice (``serve.holdout.staff``) for control customers: (N,) actions and
+        (N, A) probabilities. A practice estimated from the logs is stochastic: its action is
+        drawn from its probabilities with one hashed uniform per customer and week (salt
+        ``serve.holdout.salt`` + ``/control``, :func:`exploration_unit`), so the API and the
+        batch scorer agree and the propensity is exact; a hand-written one is one-hot. An
+        estimated practice's campaign cycles count from its own calendar origin (the logs'
+        first logged week) when it has one."""
+        practice = self.staff.practice
+        if isinstance(practice, LoggedPractice) and practice.calendar_origin:
+            origin = pd.Timestamp(practice.calendar_origin, tz="UTC")
+            observation = replace(observation, week=max(0, int((monday - origin) // WEEK)))
+        _, probabilities = self.staff.act(observation, masks, _NO_RNG)
+        unit = exploration_unit(customer_ids, f"{self.settings.holdout.salt}/control", monday)
+        return draw(probabilities, unit), probabilities
+
     def expected_value(
         self, observation: Observation, actions: NDArray[np.int64]
     ) -> NDArray[np.float64]:
@@ -208,7 +231,9 @@ class Scorer:
                 week_of_year,
                 observation.week,
             )
-            staff_actions, staff_probs = self.staff.act(staff_obs, masks[staff_rows], _NO_RNG)
+            staff_actions, staff_probs = self.control_choice(
+                staff_obs, masks[staff_rows], batch.customer_ids[staff_rows], monday
+            )
             actions = actions.copy()
             actions[staff_rows] = staff_actions
             probabilities[staff_rows] = staff_probs

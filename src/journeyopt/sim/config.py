@@ -17,9 +17,9 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from journeyopt.errors import ConfigError
-from journeyopt.sim.practice import Practice, PracticeRule
+from journeyopt.sim.practice import LoggedPractice, Practice, PracticeRule
 from journeyopt.sim.rules import ContactRules
-from journeyopt.sim.world import WorldSpec
+from journeyopt.sim.world import WorldSpec, load_world
 
 T = TypeVar("T")
 
@@ -173,24 +173,50 @@ class PracticeRuleConfig:
 
 @dataclass
 class StaffRulesConfig:
-    """Today's contact practice, the behaviour policy of the logs and the baseline every policy
-    is compared with: rules in priority order, first match wins
-    (:class:`journeyopt.sim.practice.Practice`). Empty (the schema's default): nobody is
-    contacted; the demo's staff rules are in ``configs/evaluation/baselines.yaml``.
+    """Today's contact practice, the baseline every policy is compared with and the control
+    group's policy: either the practice *estimated from the logs* (``source: logged``, the
+    :class:`journeyopt.sim.practice.LoggedPractice` a calibrated world carries,
+    ``configs/practice/logged.yaml``) or a hand-written rule list in priority order, first
+    match wins (``source: rules``, :class:`journeyopt.sim.practice.Practice`; also the
+    behaviour policy of generated logs). Empty rules (the schema's default): nobody is
+    contacted; the demo's staff rules are ``configs/practice/coworking.yaml``.
 
     Attributes:
-        rules: The rules, highest priority first.
+        source: ``rules`` (the hand-written :attr:`rules`) or ``logged`` (estimated from the
+            logs at calibration).
+        rules: The rules, highest priority first (``source: rules`` only).
+        world: With ``source: logged``, the calibrated world (name or folder) whose estimated
+            practice to use; empty: the world the practice acts in (it must be a calibrated
+            world). Set it to compare in a ground-truth world under the logs' practice.
     """
 
+    source: str = "rules"
     rules: list[PracticeRuleConfig] = field(default_factory=list)
+    world: str = ""
+
+    def __post_init__(self) -> None:
+        if self.source not in ("rules", "logged"):
+            raise ConfigError(f"staff.source must be 'rules' or 'logged', got {self.source!r}")
+        if self.source == "logged" and self.rules:
+            raise ConfigError(
+                "staff.source=logged takes the practice from the logs: remove staff.rules "
+                "(or set staff.source=rules to use them)"
+            )
 
     def to_practice(self) -> Practice:
+        """The hand-written rule list (``source: rules``)."""
+        if self.source != "rules":
+            raise ConfigError(
+                "staff: a practice estimated from the logs (source: logged) cannot generate "
+                "logs or stand where hand-written rules are needed; choose a rule list, "
+                "e.g. practice@staff=coworking"
+            )
         try:
             return Practice(tuple(rule.to_rule() for rule in self.rules))
         except ValueError as err:
             raise ConfigError(f"staff: {err}") from err
 
-    def practice_for(self, world: WorldSpec, key: str) -> Practice:
+    def practice_for(self, world: WorldSpec, key: str) -> Practice | LoggedPractice:
         """The practice, checked against ``world`` (actions, customer types, features).
 
         Args:
@@ -200,9 +226,21 @@ class StaffRulesConfig:
 
         Raises:
             ConfigError: A rule names something the world does not have
-                (:meth:`~journeyopt.sim.practice.Practice.check`).
+                (:meth:`~journeyopt.sim.practice.Practice.check`); ``source: logged`` and
+                the world (or ``world``) carries no practice estimated from logs, or one that
+                cannot act in ``world`` (:meth:`~journeyopt.sim.practice.LoggedPractice.check`).
         """
-        return self.to_practice().check(world, key)
+        if self.source == "rules":
+            return self.to_practice().check(world, key)
+        origin = load_world(self.world) if self.world else world
+        if origin.logged_practice is None:
+            raise ConfigError(
+                f"{key}.source=logged: world {origin.name!r} carries no practice estimated "
+                "from logs (a ground-truth world, or calibrated before journeyopt estimated "
+                f"it): point {key}.world at a calibrated world or choose a hand-written "
+                f"practice, e.g. practice@{key}=coworking"
+            )
+        return origin.logged_practice.check(world, key)
 
 
 def _shipped(group: str, name: str, schema: type[T]) -> T:

@@ -152,14 +152,24 @@ def summarise(
         segment: (N,) customer type index into ``world.segment_names``.
         world: Supplies the caps and channels.
     """
-    spec = world.discrete
+    return summarise_with(features, segment, world.discrete, world.channels)
+
+
+def summarise_with(
+    features: Mapping[str, NDArray[np.generic]],
+    segment: NDArray[np.integer],
+    spec: DiscreteSpec,
+    channels: tuple[str, ...],
+) -> Summary:
+    """:func:`summarise` under the caps ``spec`` and opt-out ``channels`` of another layout
+    than a world's (e.g. a practice estimated in a calibrated world acting in another)."""
     n_conv = np.asarray(features["n_conversions"], np.int64)
     conversions = np.minimum(n_conv, spec.conversions_cap)
     recency = np.where(
         n_conv > 0, _capped_weeks(features["recency_weeks"], spec.recency_cap_weeks), 0
     )
     optout = np.zeros(n_conv.shape[0], np.int64)
-    for j, channel in enumerate(world.channels):
+    for j, channel in enumerate(channels):
         optout |= np.asarray(features[f"opted_out_{channel}"], bool).astype(np.int64) << j
     return Summary(
         segment=np.asarray(segment, np.int64),

@@ -151,7 +151,7 @@ def simulate(world: WorldSpec, cfg: GenerateConfig, rng: np.random.Generator) ->
     arrives = np.concatenate([np.full(n0, -1, np.int64), arrival])
 
     rules = contact_rules(world)
-    practice = cfg.staff.practice_for(world, "staff")
+    practice = cfg.staff.to_practice().check(world, "staff")
     woy = week_of_year(origin, np.arange(cfg.weeks))
     reward = np.zeros(cfg.n_customers)
     events: list[Events] = [past]

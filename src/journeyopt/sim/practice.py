@@ -21,26 +21,39 @@ Conditions of a rule, all of which must hold:
   ``t % every_weeks == offset_weeks`` (``every_weeks: 1``: every week).
 
 No code looks at an action's or a segment's name: the demo's staff rules are one such list in
-the demo's configuration (``configs/evaluation/baselines.yaml``), a business's own practice
+the demo's configuration (``configs/practice/coworking.yaml``), a business's own practice
 another. The same :class:`Practice` is the logs' behaviour policy (``journeyopt-generate``),
 the ``staff_rules`` baseline of training, comparison and the gate, and the control group's
 policy in serving.
+
+Today's practice can also be *estimated from the logs* (:class:`LoggedPractice`, fitted by
+``journeyopt-calibrate``, :func:`journeyopt.calibration.propensity.logged_practice`): the
+logging policy's probability of each action given the customer's discrete state, the week of
+year and the week of each campaign cycle. It stands wherever a hand-written practice does
+(``practice=logged``); it is stochastic, as the logging policy was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
 from journeyopt.errors import ConfigError
 from journeyopt.panel.state import LIFECYCLE_STAGES
+from journeyopt.sim.discrete import DiscreteLayout, summarise_with
 from journeyopt.sim.rules import ContactRules
-from journeyopt.sim.world import WorldSpec
+from journeyopt.sim.world import DiscreteSpec, WorldSpec
 
 IntArray = NDArray[np.int64]
+Float = NDArray[np.float64]
+N_WEEKS_OF_YEAR = 53
+PRACTICE_FILE = "practice.npz"
+"""File of a calibrated world's :class:`LoggedPractice`, beside its ``world.yaml``."""
 Bound = tuple[float | None, float | None]
 
 
@@ -178,3 +191,181 @@ class Practice:
             action[take] = a
             open_ &= ~take
         return action
+
+
+@dataclass(frozen=True)
+class LoggedPractice:
+    """Today's practice estimated from the logs: the logging policy ``pi_b(a | x)``.
+
+    A multinomial logistic regression on the calibrated world's discrete state (see
+    :mod:`journeyopt.calibration.design`), the ISO week of year and the week of each campaign
+    cycle (``week % c`` for ``c`` in :attr:`cycles`), tabulated: the logit of action ``a`` is
+    ``state_logit[s, a] + season_logit[woy - 1, a] + sum_c cycle_logit[c][week % c, a]``.
+    An action the logs never show has logit ``-inf`` (never taken). The practice carries its
+    own state layout (caps, customer types, opt-out channels), so it acts in any world whose
+    features include the discrete state's (the ground truth beside a calibrated world too).
+
+    Attributes:
+        action_names: Actions, ``none`` first (the columns ``A``).
+        segment_names: Customer types in the order of the state numbering.
+        channels: Opt-out channels of the state numbering.
+        discrete: Caps of the state numbering.
+        state_logit: (n_states, A) logits per discrete state (intercept included).
+        season_logit: (53, A) logits per ISO week of year (zeros: not seasonal).
+        cycles: Campaign cycle lengths, weeks.
+        cycle_logit: One (c, A) array per cycle: logits per week of the cycle.
+        calendar_origin: Monday (ISO date) of the cycles' week 0: the first week with a
+            logged decision; in simulation week 0 is the episode's first week, in serving the
+            control group counts its weeks from this date. Empty: unknown.
+        diagnostics: Held-out calibration on customers the fit did not see: ``ece``,
+            ``log_loss`` and ``constant_log_loss`` (nats per customer-week, the second of a
+            model that knows only each action's overall rate), ``agreement`` (share of
+            customer-weeks whose most probable action is the logged one) and
+            ``constant_agreement``, ``n_validation``; ``propensity_gap`` (mean absolute gap
+            to the logged propensities) when propensities were logged.
+    """
+
+    action_names: tuple[str, ...]
+    segment_names: tuple[str, ...]
+    channels: tuple[str, ...]
+    discrete: DiscreteSpec
+    state_logit: Float
+    season_logit: Float
+    cycles: tuple[int, ...] = ()
+    cycle_logit: tuple[Float, ...] = ()
+    calendar_origin: str = ""
+    diagnostics: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n_actions = len(self.action_names)
+        layout = DiscreteLayout(self.discrete, len(self.segment_names), len(self.channels))
+        if self.state_logit.shape != (layout.n_states, n_actions):
+            raise ConfigError(
+                f"practice: state_logit has shape {self.state_logit.shape}, expected "
+                f"{(layout.n_states, n_actions)}"
+            )
+        if self.season_logit.shape != (N_WEEKS_OF_YEAR, n_actions):
+            raise ConfigError(f"practice: season_logit must be (53, {n_actions})")
+        if len(self.cycles) != len(self.cycle_logit) or any(
+            t.shape != (c, n_actions) for c, t in zip(self.cycles, self.cycle_logit, strict=True)
+        ):
+            raise ConfigError("practice: one (c, A) cycle_logit per cycle c expected")
+
+    def check(self, world: WorldSpec, key: str) -> LoggedPractice:
+        """``self`` if it can act in ``world``; else one clear error.
+
+        Raises:
+            ConfigError: The world has other actions, customer types the practice never saw,
+                or lacks an opt-out channel of the practice's state.
+        """
+        if tuple(world.actions.names) != self.action_names:
+            raise ConfigError(
+                f"{key}: the practice estimated from the logs chooses among "
+                f"{list(self.action_names)}, world {world.name!r} has actions "
+                f"{list(world.actions.names)}"
+            )
+        unknown = [s for s in world.segment_names if s not in self.segment_names]
+        if unknown:
+            raise ConfigError(
+                f"{key}: world {world.name!r} has customer type(s) {unknown} the logs' "
+                f"practice never saw (its types: {list(self.segment_names)})"
+            )
+        missing = [c for c in self.channels if c not in world.channels]
+        if missing:
+            raise ConfigError(
+                f"{key}: the logs' practice needs the opt-out state of channel(s) {missing}, "
+                f"which world {world.name!r} does not have"
+            )
+        return self
+
+    def logits(
+        self,
+        features: Mapping[str, NDArray[np.generic]],
+        segment: NDArray[np.integer],
+        segment_names: Sequence[str],
+        week_of_year: int,
+        week: int,
+    ) -> Float:
+        """(N, A) logits of the practice for ``N`` customers (``-inf``: never taken).
+
+        Args:
+            features: (N,) arrays of ``state_features``.
+            segment: (N,) customer type index into ``segment_names``.
+            segment_names: Names of the segment indices (the acting world's order).
+            week_of_year: ISO week of year, 1..53.
+            week: Week index of the campaign calendar (0-based).
+        """
+        position = {name: k for k, name in enumerate(self.segment_names)}
+        recode = np.array([position[name] for name in segment_names], np.int64)
+        summary = summarise_with(
+            features, recode[np.asarray(segment, np.int64)], self.discrete, self.channels
+        )
+        layout = DiscreteLayout(self.discrete, len(self.segment_names), len(self.channels))
+        out = self.state_logit[layout.encode(summary)] + self.season_logit[week_of_year - 1]
+        for c, table in zip(self.cycles, self.cycle_logit, strict=True):
+            out = out + table[week % c]
+        return np.asarray(out, np.float64)
+
+    def probabilities(
+        self,
+        features: Mapping[str, NDArray[np.generic]],
+        segment: NDArray[np.integer],
+        segment_names: Sequence[str],
+        week_of_year: int,
+        week: int,
+        masks: NDArray[np.bool_],
+    ) -> Float:
+        """(N, A) probabilities of the practice restricted to the allowed actions ``masks``
+        (N, A) and renormalised; a customer whose allowed actions the practice never takes
+        gets ``none`` (column 0, always allowed)."""
+        z = np.where(
+            masks, self.logits(features, segment, segment_names, week_of_year, week), -np.inf
+        )
+        top = z.max(axis=1, keepdims=True)
+        fallback = ~np.isfinite(top[:, 0])
+        e = np.exp(z - np.where(np.isfinite(top), top, 0.0))
+        e[fallback] = 0.0
+        e[fallback, 0] = 1.0
+        return np.asarray(e / e.sum(axis=1, keepdims=True), np.float64)
+
+    def save(self, path: Path) -> Path:
+        """Write the practice to ``path`` (npz, no pickle); returns ``path``."""
+        meta = {
+            "action_names": list(self.action_names),
+            "segment_names": list(self.segment_names),
+            "channels": list(self.channels),
+            "discrete": asdict(self.discrete),
+            "cycles": list(self.cycles),
+            "calendar_origin": self.calendar_origin,
+            "diagnostics": {k: float(v) for k, v in self.diagnostics.items()},
+        }
+        arrays: dict[str, NDArray[np.generic]] = {
+            "meta": np.array(json.dumps(meta)),
+            "state_logit": self.state_logit,
+            "season_logit": self.season_logit,
+        }
+        for c, table in zip(self.cycles, self.cycle_logit, strict=True):
+            arrays[f"cycle_{c}"] = table
+        np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
+        return path
+
+    @staticmethod
+    def load(path: Path) -> LoggedPractice:
+        """Read a practice written by :meth:`save`."""
+        if not path.is_file():
+            raise ConfigError(f"{path}: the world's practice estimated from the logs is missing")
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            cycles = tuple(int(c) for c in meta["cycles"])
+            return LoggedPractice(
+                action_names=tuple(meta["action_names"]),
+                segment_names=tuple(meta["segment_names"]),
+                channels=tuple(meta["channels"]),
+                discrete=DiscreteSpec(**meta["discrete"]),
+                state_logit=np.asarray(z["state_logit"], np.float64),
+                season_logit=np.asarray(z["season_logit"], np.float64),
+                cycles=cycles,
+                cycle_logit=tuple(np.asarray(z[f"cycle_{c}"], np.float64) for c in cycles),
+                calendar_origin=str(meta.get("calendar_origin", "")),
+                diagnostics={k: float(v) for k, v in meta["diagnostics"].items()},
+            )
