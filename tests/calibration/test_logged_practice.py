@@ -255,12 +255,12 @@ def test_the_staff_baseline_can_be_the_logged_practice(
     masks = contact_rules(small_world).masks(features)
     obs = Observation(features, customers.segment, 1, 0)
     a1, p1 = policy.act(obs, masks, np.random.default_rng(7))
-    a2, p2 = policy.act(obs, masks, np.random.default_rng(7))
+    a2, _ = policy.act(obs, masks, np.random.default_rng(7))
     np.testing.assert_array_equal(a1, a2)  # seeded
     np.testing.assert_allclose(p1.sum(axis=1), 1.0)
     assert np.all(masks[np.arange(500), a1]) and np.all(p1[~masks] == 0)
     assert np.unique(a1).shape[0] > 1  # stochastic, not a constant
     with pytest.raises(ConfigError, match="carries no practice estimated from logs"):
         StaffRulesConfig(source="logged").practice_for(small_world, "evaluation.staff")
-    with pytest.raises(ConfigError, match="remove staff.rules"):
+    with pytest.raises(ConfigError, match=r"remove staff\.rules"):
         StaffRulesConfig(source="logged", rules=SMALL_PRACTICE.rules)
