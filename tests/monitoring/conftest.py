@@ -36,6 +36,7 @@ def decision_log(contacts: pd.DataFrame, since: str) -> pd.DataFrame:
     keep = ts.notna()
     contacts, ts = contacts[keep], ts[keep]
     week = ts.dt.normalize() - pd.to_timedelta(ts.dt.day_of_week, unit="D")
+    arm = contacts["customer_ref"].map(serving_group).replace("treatment", "full").to_numpy()
     rows = pd.DataFrame(
         {
             "decision_id": [f"d{i}" for i in range(len(contacts))],
@@ -50,6 +51,7 @@ def decision_log(contacts: pd.DataFrame, since: str) -> pd.DataFrame:
             "model_name": "journey-policy",
             "model_version": "1",
             "probabilities": '{"none": 0.5, "newsletter": 0.5}',
+            "arm": arm,
         }
     )
     return rows[week.to_numpy() >= pd.Timestamp(since, tz="UTC")].loc[:, list(DECISION_LOG_COLUMNS)]

@@ -29,6 +29,7 @@ ROW = {
     "model_name": "journey-policy",
     "model_version": "3",
     "probabilities": '{"none": 0.2, "newsletter": 0.8}',
+    "arm": "full",
 }
 
 

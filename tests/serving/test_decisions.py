@@ -32,7 +32,7 @@ ROW = {
     "decision_id": "d-0", "customer_id": "c1", "as_of": "2024-03-06T10:00:00+00:00",
     "week": "2024-03-04", "group": "treatment", "action": "newsletter", "channel": "email",
     "propensity": 0.7, "expected_value": 1.25, "model_name": "journey-policy",
-    "model_version": "3", "probabilities": '{"none": 0.3, "newsletter": 0.7}',
+    "model_version": "3", "probabilities": '{"none": 0.3, "newsletter": 0.7}', "arm": "full",
 }  # fmt: skip
 
 

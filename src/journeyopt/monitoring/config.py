@@ -12,6 +12,8 @@ from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError
 from journeyopt.monitoring.uplift import INTERVALS, METHODS
 from journeyopt.panel.config import PanelConfig, parse_as_of
+from journeyopt.serving.config import ServingConfig
+from journeyopt.serving.config import register_configs as register_serving
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.config import register_configs as register_tracking
 
@@ -219,9 +221,62 @@ class DriftJobConfig:
             raise ConfigError("reference_weeks and current_weeks must be >= 1")
 
 
+ROLLOUT_COMMANDS: tuple[str, ...] = ("status", "advance", "rollback")
+
+
+@dataclass
+class RolloutJobConfig:
+    """Schema of ``configs/rollout.yaml`` (``journeyopt-rollout status|advance|rollback``).
+
+    Attributes:
+        command: ``status`` (measure and print, change nothing), ``advance`` (measure and
+            carry out the decision: widen, roll back or continue) or ``rollback`` (return
+            the champion alias to the previous version now, with ``reason``).
+        data: The source of the logs since the rollout started; ``data.path`` given by the
+            user.
+        panel: Feature windows (``panel.as_of`` ends the measurement; empty = last
+            activity).
+        tracking: MLflow settings (the registry holding the rollout state).
+        serve: The serving config; its ``rollout`` holds the test's settings.
+        decisions: Decision-log file or folder of the served policy (with its ``arm``
+            column).
+        pre_weeks: Weeks before each customer's first scored week whose outcome is the
+            regression covariate (CUPED).
+        reason: Why, for a manual ``rollback`` (recorded on the versions and the run).
+        output_dir: Folder of the evidence (tables, Markdown); empty: not written.
+        overwrite: Replace an earlier report in ``output_dir``.
+    """
+
+    command: str = "status"
+    data: SourceConfig = field(default_factory=SourceConfig)
+    panel: PanelConfig = field(default_factory=PanelConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    serve: ServingConfig = field(default_factory=ServingConfig)
+    decisions: str = ""
+    pre_weeks: int = 13
+    reason: str = ""
+    output_dir: str = ""
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.command not in ROLLOUT_COMMANDS:
+            raise ConfigError(
+                f"command must be one of {', '.join(ROLLOUT_COMMANDS)}, got {self.command!r}"
+            )
+        if self.pre_weeks < 0:
+            raise ConfigError(f"pre_weeks must be >= 0, got {self.pre_weeks}")
+        if self.command == "rollback" and not self.reason.strip():
+            raise ConfigError("a rollback needs a reason: reason='<why>'")
+        if self.command != "rollback" and not self.decisions:
+            raise ConfigError("decisions is required: the decision-log file or folder")
+
+
 def register_configs() -> None:
-    """Register ``uplift_schema`` and ``drift_schema`` (and the tracking group's schema)."""
+    """Register ``uplift_schema``, ``drift_schema`` and ``rollout_schema`` (and the tracking
+    and serve groups' schemas)."""
     register_tracking()
+    register_serving()
     cs = ConfigStore.instance()
     cs.store(name="uplift_schema", node=UpliftJobConfig)
     cs.store(name="drift_schema", node=DriftJobConfig)
+    cs.store(name="rollout_schema", node=RolloutJobConfig)

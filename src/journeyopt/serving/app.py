@@ -242,7 +242,7 @@ def create_app(
             try:
                 version = await run_in_threadpool(watched)
                 scorer = served.scorer
-                if scorer is not None and version != scorer.model.version:
+                if scorer is not None and version != scorer.model.key:  # rollout included
                     serve_scorer(await run_in_threadpool(build_scorer))
                     LOG.info("model %s reloaded: version %s", scorer.model.requested, version)
             except Exception as err:  # the poller must outlive a registry hiccup

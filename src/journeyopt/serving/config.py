@@ -105,6 +105,61 @@ class ReloadConfig:
 
 
 @dataclass
+class RolloutConfig:
+    """The staged rollout of a newly promoted policy (see :mod:`journeyopt.serving.rollout`
+    and :mod:`journeyopt.monitoring.rollout`).
+
+    A promotion that replaces a champion starts the new version on ``canary_share`` of the
+    treatment group; the rest of treatment keeps the previous champion, the control group
+    keeps today's practice. The state lives in the MLflow registry (alias ``previous``, tags
+    ``journeyopt.rollout.*`` on the champion version), so every serving process agrees.
+
+    Attributes:
+        enabled: Start a canary when a promotion replaces a champion (false: the new
+            champion serves the whole treatment group at once). A first champion (no
+            previous one) always serves the whole treatment group.
+        canary_share: Share of the treatment group served by the new version, in (0, 1).
+        salt: Salt of the canary hash (another than the holdout's, so the canary is an
+            independent random share of treatment).
+        min_exposure_weeks: Fewest customer-weeks in each of the compared arms before the
+            canary may be widened.
+        loss_budget: Most estimated loss per canary customer against the previous policy
+            (margin per customer-week below the previous arm's, times the canary's weeks per
+            customer), currency; past it the canary is rolled back.
+        alpha: Level of the always-valid test: the confidence sequences cover the true
+            effects at every weekly look at once with probability ``1 - alpha``.
+        outcome: Outcome compared (a column of
+            :data:`journeyopt.monitoring.exposure.OUTCOMES`), per customer-week.
+    """
+
+    enabled: bool = True
+    canary_share: float = 0.2
+    salt: str = "journeyopt-canary-1"
+    min_exposure_weeks: int = 2000
+    loss_budget: float = 10.0
+    alpha: float = 0.05
+    outcome: str = "margin"
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.canary_share < 1.0:
+            raise ConfigError(
+                f"serve.rollout.canary_share must be in (0, 1), got {self.canary_share}"
+            )
+        if not self.salt:
+            raise ConfigError("serve.rollout.salt must not be empty")
+        if self.min_exposure_weeks < 1:
+            raise ConfigError(
+                f"serve.rollout.min_exposure_weeks must be >= 1, got {self.min_exposure_weeks}"
+            )
+        if not self.loss_budget > 0.0:
+            raise ConfigError(f"serve.rollout.loss_budget must be > 0, got {self.loss_budget}")
+        if not 0.0 < self.alpha < 1.0:
+            raise ConfigError(f"serve.rollout.alpha must be in (0, 1), got {self.alpha}")
+        if not self.outcome:
+            raise ConfigError("serve.rollout.outcome must name an outcome (e.g. margin)")
+
+
+@dataclass
 class ServingConfig:
     """How decisions are taken (the ``serve`` group, shared by the API and the batch scorer).
 
@@ -117,6 +172,7 @@ class ServingConfig:
         exploration: Exploration of the treatment group (true propensities in the decision
             log, for off-policy evaluation of later policies).
         reload: Reloading the model when its alias moves (the API only).
+        rollout: The staged rollout of a new champion (canary share of treatment).
         max_batch: Most customers in one ``/v1/score/batch`` request (413 above).
         max_body_bytes: Largest request body, bytes (413 above).
         token_env: Environment variable holding the API's bearer token; when it is set and
@@ -138,6 +194,7 @@ class ServingConfig:
     holdout: HoldoutConfig = field(default_factory=HoldoutConfig)
     exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
     reload: ReloadConfig = field(default_factory=ReloadConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
     max_batch: int = 10_000
     max_body_bytes: int = 50_000_000
     token_env: str = "JOURNEYOPT_API_TOKEN"
@@ -157,6 +214,8 @@ class ServingConfig:
                 raise ConfigError(f"serve.{name} must be >= 1, got {getattr(self, name)}")
         if not self.token_env:
             raise ConfigError("serve.token_env must name an environment variable")
+        if self.rollout.salt == self.holdout.salt:
+            raise ConfigError("serve.rollout.salt must differ from serve.holdout.salt")
 
 
 @dataclass

@@ -31,9 +31,14 @@ expected_value
     This week's expected margin minus contact cost of the action under the world's response
     model, currency.
 model_name, model_version
-    The served policy.
+    The policy that decided (during a staged rollout's canary, the previous version for the
+    ``previous`` arm; the control group's rows name the served champion).
 probabilities
     JSON object action -> probability (the full distribution behind ``propensity``).
+arm
+    The staged rollout's arm (:mod:`journeyopt.serving.rollout`): ``control``, ``full`` (all
+    of treatment on the champion), ``canary`` or ``previous`` (during a canary). Log files
+    written before this column existed are read with ``control`` / ``full`` from ``group``.
 """
 
 from __future__ import annotations
@@ -60,7 +65,8 @@ from pandera.errors import SchemaErrors
 
 from journeyopt.errors import InputFileError
 from journeyopt.panel.weeks import monday_on_or_before
-from journeyopt.serving.holdout import GROUPS
+from journeyopt.serving.holdout import CONTROL, GROUPS
+from journeyopt.serving.rollout import ARMS, CONTROL_ARM, FULL_ARM, PREVIOUS_ARM, arm_codes
 from journeyopt.serving.scorer import Decisions
 
 DECISION_COLUMNS: tuple[str, ...] = (
@@ -76,7 +82,10 @@ DECISION_COLUMNS: tuple[str, ...] = (
     "model_name",
     "model_version",
     "probabilities",
+    "arm",
 )
+LEGACY_COLUMNS: tuple[str, ...] = DECISION_COLUMNS[:-1]
+"""Columns of decision logs written before the ``arm`` column (still read)."""
 LOG_FILE_PATTERN = "decisions-*.csv"
 _LOG_FILE = re.compile(r"decisions-(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.csv")
 _HEADER = (",".join(DECISION_COLUMNS) + "\n").encode()
@@ -131,6 +140,11 @@ def decision_table(
     n = decisions.batch.n
     as_of = decisions.batch.as_of
     actions = pa.array(decisions.actions)
+    arm = _arm_codes(decisions)
+    versions = pa.repeat(model_version, n)
+    previous = arm == ARMS.index(PREVIOUS_ARM)
+    if previous.any():
+        versions = pa.array(np.where(previous, decisions.previous_version, model_version))
     columns = {
         "decision_id": decision_ids(n) if ids is None else ids,
         "customer_id": pa.array(decisions.batch.customer_ids, pa.string()),
@@ -142,14 +156,22 @@ def decision_table(
         "propensity": pa.array(decisions.propensity),
         "expected_value": pa.array(np.round(decisions.expected_value, 6)),
         "model_name": pa.repeat(model_name, n),
-        "model_version": pa.repeat(model_version, n),
+        "model_version": versions,
         "probabilities": probabilities_json(decisions.probabilities, action_names),
+        "arm": pc.take(pa.array(ARMS), pa.array(arm)),
     }
     return pa.table(columns)
 
 
+def _arm_codes(decisions: Decisions) -> np.ndarray:
+    """(N,) arm codes of ``decisions`` (``control`` / ``full`` when the scorer gave none)."""
+    if decisions.arm is not None:
+        return decisions.arm
+    return arm_codes(decisions.control, None)
+
+
 RESPONSE_COLUMNS: tuple[str, ...] = tuple(
-    c for c in DECISION_COLUMNS if c not in ("week", "probabilities")
+    c for c in DECISION_COLUMNS if c not in ("week", "probabilities", "arm")
 )
 """The decision log columns an API response repeats."""
 
@@ -355,6 +377,7 @@ DECISION_LOG_SCHEMA = pandera.DataFrameSchema(
                 error="a JSON object action -> probability summing to 1",
             ),
         ),
+        "arm": pandera.Column(str, pandera.Check.isin(ARMS)),
     },
     strict=True,
     ordered=True,
@@ -370,6 +393,8 @@ def _read_one(path: Path) -> pd.DataFrame:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise InputFileError(str(path), f"not a decision log CSV ({err})") from err
+    if tuple(raw.columns) == LEGACY_COLUMNS:  # written before the rollout's arm column
+        raw = raw.assign(arm=np.where(raw["group"] == CONTROL, CONTROL_ARM, FULL_ARM))
     if tuple(raw.columns) != DECISION_COLUMNS:
         raise InputFileError(
             str(path),

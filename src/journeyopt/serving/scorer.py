@@ -35,6 +35,7 @@ from journeyopt.serving.guards import (
     staff_rules,
 )
 from journeyopt.serving.holdout import control_group
+from journeyopt.serving.rollout import ARMS, PREVIOUS_ARM, arm_codes, canary_customers
 from journeyopt.serving.served_model import ServedModel
 from journeyopt.sim.observation import ObservationLayout, encode, observation_layout
 from journeyopt.sim.practice import LoggedPractice
@@ -89,6 +90,10 @@ class Decisions:
             under the world's response model, currency (0 for unknown customers).
         overridden: (N,) the guards replaced the policy's choice by ``none``.
         week_of_year: ISO week of year of ``as_of``.
+        arm: (N,) arm code, an index into :data:`journeyopt.serving.rollout.ARMS`
+            (``control``, ``full``; during a canary ``canary`` or ``previous``).
+        previous_version: The version that decided for the ``previous`` arm (empty without
+            a canary).
     """
 
     batch: CustomerBatch
@@ -100,6 +105,8 @@ class Decisions:
     expected_value: NDArray[np.float64]
     overridden: NDArray[np.bool_]
     week_of_year: int
+    arm: NDArray[np.int8] | None = None
+    previous_version: str = ""
 
     @property
     def propensity(self) -> NDArray[np.float64]:
@@ -133,15 +140,17 @@ class Scorer:
             raise ConfigError(f"serve: {err}") from err
         self.layout: ObservationLayout = observation_layout(self.world)
         self.staff = StaffPolicy(self.world, staff_rules(self.world, settings.holdout))
-        self._check_spec()
+        self._check_spec(model)
+        if model.previous is not None:
+            self._check_spec(model.previous)
         self.action_names: tuple[str, ...] = self.world.actions.names
         self.channels: tuple[str, ...] = self.world.actions.channels
         self._origin = settings.holdout.origin  # parsed once, not per request
         self._values = ExpectedValues(self.world)
 
-    def _check_spec(self) -> None:
-        spec = self.model.policy.spec
-        where = f"model {self.model.uri}"
+    def _check_spec(self, model: ServedModel) -> None:
+        spec = model.policy.spec
+        where = f"model {model.uri}"
         if spec.action_names != self.world.actions.names:
             raise ConfigError(
                 f"{where} chooses among {list(spec.action_names)}, the world "
@@ -204,16 +213,17 @@ class Scorer:
         observations = np.ascontiguousarray(
             encode(self.layout, batch.features, segment, week_of_year)
         )
-        greedy, scores = self.model.policy.act(observations, masks)
-        rows = np.arange(batch.n)
-        greedy = np.asarray(greedy, np.int64)
-        refused = ~masks[rows, greedy]  # a policy that ignored the masks: guarded to none
-        greedy = np.where(refused, 0, greedy)
         control = control_group(
             batch.customer_ids,
             self.settings.holdout.salt,
             self.settings.holdout.control_share,
         )
+        greedy, scores = self.model.policy.act(observations, masks)
+        greedy = np.asarray(greedy, np.int64)
+        arm, greedy, scores = self._rollout(batch, control, observations, masks, greedy, scores)
+        rows = np.arange(batch.n)
+        refused = ~masks[rows, greedy]  # a policy that ignored the masks: guarded to none
+        greedy = np.where(refused, 0, greedy)
         observation = Observation(
             batch.features, segment, week_of_year, self._campaign_week(monday)
         )
@@ -249,4 +259,32 @@ class Scorer:
             expected_value=np.where(batch.known, value, 0.0),
             overridden=guarded.overridden | (refused & ~control),
             week_of_year=week_of_year,
+            arm=arm,
+            previous_version=previous.version if (previous := self.model.previous) else "",
         )
+
+    def _rollout(
+        self,
+        batch: CustomerBatch,
+        control: NDArray[np.bool_],
+        observations: NDArray[np.float32],
+        masks: NDArray[np.bool_],
+        greedy: NDArray[np.int64],
+        scores: NDArray[np.float64],
+    ) -> tuple[NDArray[np.int8], NDArray[np.int64], NDArray[np.float64]]:
+        """The arms of a staged rollout (:mod:`journeyopt.serving.rollout`) and the
+        choices and scores with the ``previous`` arm's taken by the previous version."""
+        previous = self.model.previous
+        if previous is None:
+            return arm_codes(control, None), greedy, scores
+        canary = canary_customers(
+            batch.customer_ids, self.settings.rollout.salt, self.model.canary_share
+        )
+        arm = arm_codes(control, canary)
+        rows = np.flatnonzero(arm == ARMS.index(PREVIOUS_ARM))
+        if rows.size:
+            old_greedy, old_scores = previous.policy.act(observations[rows], masks[rows])
+            greedy, scores = greedy.copy(), np.array(scores, np.float64)
+            greedy[rows] = np.asarray(old_greedy, np.int64)
+            scores[rows] = old_scores
+        return arm, greedy, scores

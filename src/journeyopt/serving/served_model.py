@@ -25,7 +25,8 @@ from mlflow.tracking import MlflowClient
 from journeyopt.errors import ConfigError
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.model import ModelFolderError, ServablePolicy, load_policy_folder
-from journeyopt.tracking.registry import PolicyRegistry, content_hash
+from journeyopt.tracking.registry import CHAMPION, PolicyRegistry, content_hash
+from journeyopt.tracking.rollout import read_rollout
 
 LINEAGE_PREFIXES: tuple[str, ...] = ("journeyopt.", "mlflow.source.git.commit")
 """Run tags reported as the model's lineage (simulator, data fingerprint, agent, commit)."""
@@ -44,6 +45,11 @@ class ServedModel:
         run_id: Run the model was logged in (empty if unknown).
         content_sha256: SHA-256 of the model's files, as served.
         lineage: Lineage tags of the run (simulator, data fingerprint, agent, git commit).
+        previous: During a staged rollout's canary, the version the rest of the treatment
+            group keeps (see :mod:`journeyopt.tracking.rollout`); None: this policy serves
+            the whole treatment group.
+        canary_share: Share of the treatment group this policy serves (1.0 without a
+            canary).
     """
 
     policy: ServablePolicy
@@ -54,6 +60,16 @@ class ServedModel:
     run_id: str
     content_sha256: str
     lineage: dict[str, str] = field(default_factory=dict)
+    previous: ServedModel | None = None
+    canary_share: float = 1.0
+
+    @property
+    def key(self) -> str:
+        """What an alias poll compares (:func:`alias_watcher`): the version, plus the
+        previous version and the canary share during a canary."""
+        if self.previous is None:
+            return self.version
+        return f"{self.version}+{self.previous.version}@{self.canary_share:g}"
 
 
 def _load_data(folder: Path, requested: str) -> ServablePolicy:
@@ -85,8 +101,8 @@ def _registry(uri: str, tracking: TrackingConfig) -> tuple[PolicyRegistry, Track
 
 def alias_watcher(model: str, tracking: TrackingConfig) -> Callable[[], str] | None:
     """For ``models:/<name>@<alias>``: a function answering the version the alias points to
-    now (one registry call each time); None for a version URI or a local folder, which never
-    move.
+    now (one registry call each time; for the champion alias, with its staged rollout: a
+    :attr:`ServedModel.key`); None for a version URI or a local folder, which never move.
 
     The function raises ``MlflowException`` (or a connection error) when the registry cannot
     answer."""
@@ -95,13 +111,18 @@ def alias_watcher(model: str, tracking: TrackingConfig) -> Callable[[], str] | N
 
     def version() -> str:
         registry, _ = _registry(model, tracking)
+        if model.endswith(f"@{CHAMPION}"):
+            state = read_rollout(registry)
+            if state is not None:
+                return state.key
         return registry.resolve(model).version
 
     return version
 
 
 def load_registered(uri: str, tracking: TrackingConfig) -> ServedModel:
-    """Resolve ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` and load it.
+    """Resolve ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` and load it; for
+    ``@champion`` during a canary, with the previous version it shares treatment with.
 
     Raises:
         ConfigError: The URI resolves to nothing, or the files do not match the recorded hash.
@@ -129,6 +150,12 @@ def load_registered(uri: str, tracking: TrackingConfig) -> ServedModel:
                 f"{resolved.content_sha256} was recorded at registration"
             )
         policy = _load_data(Path(local), uri)
+    previous, share = None, 1.0
+    if uri.endswith(f"@{CHAMPION}"):
+        state = read_rollout(registry)
+        if state is not None and state.champion == resolved.version and state.previous:
+            previous = load_registered(f"models:/{resolved.name}/{state.previous}", tracking)
+            share = state.canary_share
     return ServedModel(
         policy=policy,
         requested=uri,
@@ -138,6 +165,8 @@ def load_registered(uri: str, tracking: TrackingConfig) -> ServedModel:
         run_id=resolved.source_run_id or "",
         content_sha256=digest,
         lineage=_lineage(registry.client, resolved.source_run_id or ""),
+        previous=previous,
+        canary_share=share,
     )
 
 

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
     from journeyopt.tracking.sb3_writer import MlflowKVWriter
 
-NAMESPACES: tuple[str, ...] = ("train", "eval", "sim", "ope", "uplift", "drift", "gate")
+NAMESPACES: tuple[str, ...] = ("train", "eval", "sim", "ope", "uplift", "drift", "gate", "rollout")
 FINAL_STEP = 0
 """The step of a run's final metrics (see the module docstring)."""
 MAX_PARAMS_TAGS_PER_BATCH = 100

@@ -1,0 +1,151 @@
+"""Synthetic rollouts with a known effect: how often the weekly decision rule of
+:mod:`journeyopt.monitoring.rollout` errs, and how many weeks it takes to decide.
+
+Customers (all present from week 0) are split by the rollout's shares into control, canary
+and previous. Customer ``i`` converts in a week with probability ``p_i ~ Beta(k m, k (1 - m))``
+(mean ``m``, persistent heterogeneity: the same customers convert week after week), a
+conversion is worth a lognormal margin of mean ``value_mean``, and a contact (probability
+``contact_rate`` a week) costs ``contact_cost``: the weekly outcome is margin net of contact
+cost, the rollout's default outcome. The previous policy multiplies ``p_i`` by
+``1 + control_lift`` over control, the canary by ``(1 + control_lift) (1 + lift)``. A
+pre-period of ``pre_weeks`` weeks under control conditions gives the covariate.
+
+Every week the production functions (:func:`~journeyopt.monitoring.rollout.compare_arms`,
+:func:`~journeyopt.monitoring.rollout.decide`) look at the data so far; the first decision
+other than ``continue`` ends the rollout. A naive fixed-sample 95 % interval recomputed each
+week is tracked beside it, to show what the always-valid sequence prevents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from journeyopt.monitoring.rollout import CONTINUE, compare_arms, decide
+from journeyopt.serving.config import RolloutConfig
+from journeyopt.serving.rollout import CANARY_ARM, CONTROL_ARM, PREVIOUS_ARM
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A synthetic rollout.
+
+    Attributes:
+        customers: Customers in all arms.
+        control_share: Share in the control group.
+        weeks: Weekly looks at most.
+        pre_weeks: Weeks of the covariate's pre-period.
+        conversion_rate: Mean weekly conversion probability under control.
+        concentration: ``k`` of the Beta heterogeneity (smaller: more heterogeneous).
+        value_mean: Mean margin of a conversion, currency.
+        contact_rate: Weekly probability of a contact.
+        contact_cost: Cost of a contact, currency.
+        control_lift: Relative lift of the previous policy's conversion probability over
+            control.
+        lift: Relative lift of the canary over the previous policy (0: no effect).
+    """
+
+    customers: int = 6000
+    control_share: float = 0.1
+    weeks: int = 26
+    pre_weeks: int = 8
+    conversion_rate: float = 0.04
+    concentration: float = 2.0
+    value_mean: float = 60.0
+    contact_rate: float = 0.3
+    contact_cost: float = 0.5
+    control_lift: float = 0.1
+    lift: float = 0.0
+
+    @property
+    def true_effect(self) -> float:
+        """Canary minus previous, margin per customer-week, currency."""
+        previous = self.conversion_rate * (1.0 + self.control_lift)
+        return previous * self.lift * self.value_mean
+
+
+@dataclass(frozen=True)
+class LookResult:
+    """One synthetic rollout.
+
+    Attributes:
+        decision: The first decision other than ``continue`` (``continue``: none within
+            ``weeks``).
+        week: Week of that decision (1-based; 0 when none).
+        naive_rejected: A fixed-sample 95 % interval against the previous policy excluded 0
+            at some weekly look.
+        missed: The confidence sequence against the previous policy excluded the true
+            effect at some look.
+    """
+
+    decision: str
+    week: int
+    naive_rejected: bool
+    missed: bool
+
+
+def _arms(n: int, scenario: Scenario, canary_share: float, rng: np.random.Generator) -> np.ndarray:
+    unit = rng.random(n)
+    canary = rng.random(n) < canary_share
+    return np.where(
+        unit < scenario.control_share, CONTROL_ARM, np.where(canary, CANARY_ARM, PREVIOUS_ARM)
+    )
+
+
+def _weekly_margin(
+    p: np.ndarray, weeks: int, scenario: Scenario, rng: np.random.Generator
+) -> np.ndarray:
+    """(n, weeks) margin net of contact cost per customer-week."""
+    converts = rng.random((p.shape[0], weeks)) < p[:, None]
+    sigma = 0.8
+    values = rng.lognormal(np.log(scenario.value_mean) - sigma**2 / 2, sigma, converts.shape)
+    contacts = rng.random(converts.shape) < scenario.contact_rate
+    return converts * values - contacts * scenario.contact_cost
+
+
+def simulate_rollout(
+    scenario: Scenario, settings: RolloutConfig, rng: np.random.Generator
+) -> LookResult:
+    """Run one synthetic rollout week by week (see the module docstring)."""
+    n = scenario.customers
+    arm = _arms(n, scenario, settings.canary_share, rng)
+    m, k = scenario.conversion_rate, scenario.concentration
+    base = rng.beta(k * m, k * (1.0 - m), n)
+    factor = np.where(arm == CONTROL_ARM, 1.0, 1.0 + scenario.control_lift)
+    factor = factor * np.where(arm == CANARY_ARM, 1.0 + scenario.lift, 1.0)
+    pre = _weekly_margin(base, scenario.pre_weeks, scenario, rng).mean(axis=1)
+    post = np.cumsum(_weekly_margin(np.clip(base * factor, 0, 1), scenario.weeks, scenario, rng), 1)
+    z = float(stats.norm.ppf(0.975))
+    naive = missed = False
+    for week in range(1, scenario.weeks + 1):
+        customers = pd.DataFrame(
+            {"group": arm, "weeks": week, "margin": post[:, week - 1] / week, "margin_pre": pre}
+        )
+        vs_previous = compare_arms(customers, "margin", PREVIOUS_ARM, settings)
+        vs_control = compare_arms(customers, "margin", CONTROL_ARM, settings)
+        if vs_previous is not None:
+            half = z * vs_previous.std_error
+            naive |= abs(vs_previous.estimate) > half  # a null effect: any exclusion of 0
+            missed |= not vs_previous.low <= scenario.true_effect <= vs_previous.high
+        verdict = decide(vs_previous, vs_control, settings)
+        if verdict.decision != CONTINUE:
+            return LookResult(verdict.decision, week, naive, missed)
+    return LookResult(CONTINUE, 0, naive, missed)
+
+
+def error_rates(
+    scenario: Scenario, settings: RolloutConfig, experiments: int, seed: int
+) -> pd.DataFrame:
+    """``experiments`` synthetic rollouts of ``scenario``: one row each (decision, week,
+    naive_rejected, missed), seeded by ``seed``."""
+    rng = np.random.default_rng(seed)
+    rows = [simulate_rollout(scenario, settings, rng) for _ in range(experiments)]
+    return pd.DataFrame([r.__dict__ for r in rows])
+
+
+def with_lift(scenario: Scenario, lift: float) -> Scenario:
+    """``scenario`` with another canary lift."""
+    return replace(scenario, lift=lift)
