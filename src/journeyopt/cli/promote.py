@@ -387,6 +387,8 @@ def promote_version(
     log.info("promoted %s to %s", version.uri, CHAMPION)
     if rollout is not None and rollout.enabled:
         previous = replaced.champion if replaced is not None else None
+        if replaced is not None and replaced.previous is not None:
+            previous = replaced.previous  # a canary replaced mid-way: the proven version stays
         state = start_rollout(registry, version.version, previous, rollout.canary_share)
         log.info("rollout of %s: %s", version.uri, state.stage)
 

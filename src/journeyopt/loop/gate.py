@@ -50,5 +50,6 @@ def gate(cfg: PromoteConfig, candidate: ResolvedVersion, champion_world: str) ->
             candidate,
             decision,
             f"beats {champion_ref} in simulation and by off-policy evaluation (weekly cycle)",
+            cfg.serve.rollout,
         )
     return decision
