@@ -35,8 +35,10 @@ def describe(result: CycleResult) -> str:
         if r.candidate
         else ""
     )
+    rollout = f"; staged rollout: {r.rollout}" if r.rollout else ""
     return (
-        f"cycle {r.week}: drift {'detected' if r.drift_detected else 'not detected'}; {what} "
+        f"cycle {r.week}{rollout}; drift "
+        f"{'detected' if r.drift_detected else 'not detected'}; {what} "
         f"({'; '.join(r.reasons)}){promotion}; champion {r.champion or 'none'}; "
         f"run {r.run_id or '-'}; outputs in {result.folder}"
     )

@@ -3,7 +3,10 @@ adapted only on evidence.
 
 1. **ingest**: fingerprint the logs and decision log; a cycle already completed for this
    (week, fingerprint) is reported and nothing else happens (:mod:`journeyopt.loop.state`);
-2. **uplift**: the champion over the holdout on the newest weeks (``journeyopt-uplift``);
+2. **rollout**: during a staged rollout's canary, the canary against the previous champion
+   and the holdout with an always-valid test; widened or rolled back on evidence
+   (``journeyopt-rollout advance``, :mod:`journeyopt.monitoring.rollout_job`);
+   **uplift**: the champion over the holdout on the newest weeks (``journeyopt-uplift``);
 3. **drift**: population, action-mix and response drift against the champion's world
    (``journeyopt-drift``);
 4. **decide**: re-train on drift, on schedule, or when no champion exists;
@@ -46,10 +49,13 @@ from journeyopt.loop.state import (
     read_record,
     write_record,
 )
-from journeyopt.monitoring.config import DriftJobConfig, UpliftJobConfig
+from journeyopt.monitoring.config import DriftJobConfig, RolloutJobConfig, UpliftJobConfig
 from journeyopt.monitoring.jobs import detect_drift, measure_uplift
+from journeyopt.monitoring.rollout import verdict_metrics
+from journeyopt.monitoring.rollout_job import run_rollout
 from journeyopt.panel.weeks import WEEK
 from journeyopt.tracking.registry import CHAMPION, PolicyRegistry, ResolvedVersion
+from journeyopt.tracking.rollout import CANARY, read_rollout
 from journeyopt.tracking.run import child_runs_of, tracked_run
 from journeyopt.tracking.tags import AGENT_TAG, SIMULATOR_TAG, run_tags
 
@@ -189,6 +195,29 @@ class _Steps:
         self._child("uplift", result.run_id)
         return result.metrics
 
+    def rollout(self, registry: PolicyRegistry | None) -> tuple[str, dict[str, float]]:
+        """``journeyopt-rollout advance`` when a canary is in progress: what it did
+        (``widen``, ``rollback``, ``continue``; empty without a canary) and its metrics."""
+        state = read_rollout(registry) if registry is not None else None
+        if state is None or state.stage != CANARY:
+            return "", {}
+        cfg = self.cfg
+        job = RolloutJobConfig(
+            command="advance",
+            data=cfg.data,
+            panel=self.panel,
+            tracking=cfg.tracking,
+            serve=cfg.serve,
+            decisions=cfg.decisions,
+            output_dir=str(self.folder / "rollout"),
+            overwrite=True,
+        )
+        report = run_rollout(job)
+        self._child("rollout", report.run_id)
+        verdict = report.verdict
+        metrics = verdict_metrics(verdict, state) if verdict is not None else {}
+        return report.acted, metrics
+
     def drift(self, champion: Champion) -> tuple[bool, list[str]]:
         cfg = self.cfg
         world = champion.world if champion.world and Path(champion.world).is_dir() else ""
@@ -313,8 +342,12 @@ def run_cycle(cfg: CycleConfig) -> CycleResult:
         with child_runs_of(parent.run_id):
             champion = _step("champion", parent, lambda: current_champion(registry))
             uplift: dict[str, float] = {}
+            rolled = ""
             if champion.version is not None and steps.decision_log_weeks():
-                uplift = _step("uplift", parent, steps.uplift)
+                rolled, rollout_metrics = _step("rollout", parent, lambda: steps.rollout(registry))
+                uplift = {**_step("uplift", parent, steps.uplift), **rollout_metrics}
+                if rolled:  # a rollback moved the alias
+                    champion = _step("champion", parent, lambda: current_champion(registry))
             drifted, drift_reasons = _step("drift", parent, lambda: steps.drift(champion))
             reasons = retrain_reasons(
                 champion, drift_reasons, cfg.drift.retrain_on, schedule_due(cfg, monday)
@@ -334,6 +367,7 @@ def run_cycle(cfg: CycleConfig) -> CycleResult:
                 OUTCOME_TAG: outcome,
                 "journeyopt.cycle.retrain_reasons": "; ".join(reasons) or "none",
                 "journeyopt.cycle.refused_because": "; ".join(refused) or "none",
+                "journeyopt.cycle.rollout": rolled or "none",
             }
         )
         parent.log_metrics(
@@ -358,6 +392,7 @@ def run_cycle(cfg: CycleConfig) -> CycleResult:
             champion=after.version.version if after.version is not None else "",
             uplift=uplift,
             child_runs=steps.child_runs,
+            rollout=rolled,
         )
         parent.log_dict(asdict(record), "cycle/cycle.json")
     write_record(folder, record)

@@ -58,6 +58,8 @@ class CycleRecord:
         champion: Champion version after the cycle (empty when none).
         uplift: ``uplift/`` metrics of the uplift step (empty when skipped).
         child_runs: Step name -> MLflow run id.
+        rollout: What the staged rollout step did: ``widen``, ``rollback``, ``continue``
+            (measured, nothing changed) or empty (no canary in progress).
     """
 
     week: str
@@ -72,6 +74,7 @@ class CycleRecord:
     refused: list[str] = field(default_factory=list)
     uplift: dict[str, float] = field(default_factory=dict)
     child_runs: dict[str, str] = field(default_factory=dict)
+    rollout: str = ""
 
 
 def cycle_week(week: str) -> pd.Timestamp:
