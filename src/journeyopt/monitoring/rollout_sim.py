@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from journeyopt.monitoring.rollout import CONTINUE, compare_arms, decide
 from journeyopt.serving.config import RolloutConfig
@@ -62,9 +62,19 @@ class Scenario:
 
     @property
     def true_effect(self) -> float:
-        """Canary minus previous, margin per customer-week, currency."""
-        previous = self.conversion_rate * (1.0 + self.control_lift)
-        return previous * self.lift * self.value_mean
+        """Canary minus previous, margin per customer-week, currency (exact, probabilities
+        capped at 1 included)."""
+        previous = 1.0 + self.control_lift
+        canary = previous * (1.0 + self.lift)
+        return (self._capped_rate(canary) - self._capped_rate(previous)) * self.value_mean
+
+    def _capped_rate(self, factor: float) -> float:
+        """``E[min(factor * p, 1)]`` for ``p ~ Beta(a, b)``: ``factor * m * I_x(a + 1, b) +
+        1 - I_x(a, b)`` at ``x = 1 / factor`` (``I`` the regularised incomplete beta)."""
+        m, k = self.conversion_rate, self.concentration
+        a, b = k * m, k * (1.0 - m)
+        x = min(1.0, 1.0 / factor)
+        return float(factor * m * special.betainc(a + 1.0, b, x) + 1.0 - special.betainc(a, b, x))
 
 
 @dataclass(frozen=True)
