@@ -21,7 +21,7 @@ from journeyopt.agents.sb3 import make_training_env
 from journeyopt.agents.train import train
 from journeyopt.errors import ConfigError
 from journeyopt.serving.config import register_configs as register_serving
-from journeyopt.sim.config import RulesConfig, SimulatorConfig
+from journeyopt.sim.config import CapConfig, RulesConfig, SimulatorConfig
 from journeyopt.sim.world import WorldSpec
 
 register_configs()
@@ -49,7 +49,36 @@ rule_sets = st.builds(
     cooldown_weeks=st.integers(0, 2),
     total_cap=st.one_of(st.none(), st.integers(0, 3)),
     min_gap_weeks=st.integers(0, 3),
+    caps=st.lists(
+        st.one_of(
+            st.builds(CapConfig, st.integers(0, 2), st.integers(1, 9), over=st.just("all")),
+            st.builds(
+                CapConfig,
+                st.integers(0, 2),
+                st.integers(1, 9),
+                channels=st.sampled_from([["email"], ["phone"], ["email", "phone"]]),
+            ),
+            st.builds(
+                CapConfig,
+                st.integers(0, 2),
+                st.integers(1, 9),
+                actions=st.sampled_from([["personal_call"], ["newsletter", "discount_offer"]]),
+            ),
+        ),
+        max_size=3,
+    ),
 )
+
+
+def _cap_override(cap: CapConfig) -> str:
+    counted = (
+        "over:all"
+        if cap.over
+        else f"channels:[{','.join(cap.channels)}]"
+        if cap.channels
+        else f"actions:[{','.join(cap.actions)}]"
+    )
+    return f"{{{counted},max:{cap.max},window_weeks:{cap.window_weeks}}}"
 
 
 def _overrides(rules: RulesConfig) -> list[str]:
@@ -59,6 +88,7 @@ def _overrides(rules: RulesConfig) -> list[str]:
         f"simulator.rules.cooldown_weeks={rules.cooldown_weeks}",
         f"simulator.rules.total_cap={'null' if rules.total_cap is None else rules.total_cap}",
         f"simulator.rules.min_gap_weeks={rules.min_gap_weeks}",
+        f"simulator.rules.caps=[{','.join(_cap_override(c) for c in rules.caps)}]",
     ]
 
 
@@ -73,6 +103,7 @@ def test_the_shipped_configs_train_and_serve_under_the_same_rules() -> None:
         "cooldown_weeks": cfg.simulator.rules.cooldown_weeks,
         "total_cap": cfg.simulator.rules.total_cap,
         "min_gap_weeks": cfg.simulator.rules.min_gap_weeks,
+        "caps": cfg.simulator.rules.caps,
     }
     assert SimulatorConfig().rules == RulesConfig()  # the schema itself sets no rule
 
@@ -87,11 +118,19 @@ def test_the_training_env_masks_are_the_configured_rules(
         world, 64, 6, 1, np.full(3, 0.01, np.float32), pool_size=500, seed=1, rules=contact_rules
     )
     env.reset()
-    for _ in range(3):
+    taken: list[np.ndarray] = []
+    for _ in range(5):
         masks = np.stack(env.env_method("action_masks"))
         np.testing.assert_array_equal(masks, contact_rules.masks(population.features))
         actions = np.array([np.flatnonzero(m)[-1] for m in masks])  # the costliest allowed
+        taken.append(actions)
         env.step(actions)
+    history = np.stack(taken)  # (weeks, N); the starting customers had no contact before
+    for cap in contact_rules.caps:  # brute force: any window_weeks weeks hold <= max
+        counted = cap.counted(world.actions)[history]
+        for t in range(history.shape[0]):
+            window = counted[max(0, t - cap.window_weeks + 1) : t + 1].sum(axis=0)
+            assert (window <= cap.max).all(), (cap, t)
 
 
 @settings(

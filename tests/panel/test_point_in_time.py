@@ -74,3 +74,61 @@ def test_features_ignore_activity_from_the_week_start_on(
         pd.testing.assert_series_equal(
             merged[name], merged[f"{name}_new"], check_names=False, obj=name
         )
+
+
+RULES_CFG = PanelConfig(
+    as_of=CFG.as_of, lapse_weeks=2, rule_windows=[2, 5], rule_actions=["personal_call"]
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    ev=st.lists(events, max_size=6),
+    co=st.lists(contacts, max_size=10),
+    week=st.integers(0, N_WEEKS - 1),
+    late_co=st.lists(contacts, max_size=3),
+)
+def test_the_contact_rules_window_counts_are_point_in_time_and_exact(
+    ev: list[tuple[str, int, str, float, str]],
+    co: list[tuple[str, int, str, str]],
+    week: int,
+    late_co: list[tuple[str, int, str, str]],
+) -> None:
+    """The windows the contact rules name (``panel.rule_windows``, ``panel.rule_actions``)
+    count exactly the contacts of the weeks before (a brute-force count over the log), and
+    contacts from the week's start on never change them."""
+    start = week * 7 * 86400
+    shift_co = [(c, start + s % (SECONDS - start), a, ch) for c, s, a, ch in late_co]
+    panel = build_panel(_logs(ev, co), RULES_CFG, CHANNELS)  # type: ignore[arg-type]
+    after = build_panel(_logs(ev, co + shift_co), RULES_CFG, CHANNELS)  # type: ignore[arg-type]
+    spec = feature_spec(RULES_CFG, CHANNELS)
+    names = list(spec.rule_feature_names)
+    assert names == [
+        "contacts_2w",
+        "contacts_2w_email",
+        "contacts_2w_phone",
+        "action_contacts_2w_personal_call",
+        "contacts_5w",
+        "contacts_5w_email",
+        "contacts_5w_phone",
+        "action_contacts_5w_personal_call",
+    ]
+    key = ["customer_id", "week"]
+    old = panel.loc[panel["week"] <= week, key + names]
+    new = after.loc[after["week"] <= week, key + names]
+    merged = old.merge(new, on=key, how="left", suffixes=("", "_new"), validate="1:1")
+    for name in names:
+        assert (merged[name] == merged[f"{name}_new"]).all(), name
+    for row in panel.itertuples(index=False):
+        t = int(row.week)
+        for w in (2, 5):
+            seen = [
+                (a, ch)
+                for c, s, a, ch in co
+                if c == row.customer_id and t - w <= s // (7 * 86400) < t and a != "none"
+            ]
+            assert getattr(row, f"contacts_{w}w") == sum(ch in CHANNELS for _, ch in seen)
+            for ch in CHANNELS:
+                assert getattr(row, f"contacts_{w}w_{ch}") == sum(x == ch for _, x in seen)
+            calls = sum(a == "personal_call" for a, _ in seen)
+            assert getattr(row, f"action_contacts_{w}w_personal_call") == calls

@@ -7,7 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from journeyopt.panel.state import FeatureSpec
+from journeyopt.panel.state import (
+    CustomerState,
+    FeatureSpec,
+    WeekActivity,
+    advance,
+    state_features,
+)
 from journeyopt.sim.rules import (
     COOLDOWN,
     FREQUENCY_CAP,
@@ -15,7 +21,9 @@ from journeyopt.sim.rules import (
     MIN_GAP,
     OPTED_OUT,
     ActionCatalog,
+    Cap,
     ContactRules,
+    rule_feature_spec,
 )
 
 SPEC = FeatureSpec(contact_channels=("email", "phone"))
@@ -179,3 +187,107 @@ def test_the_guard_never_lets_a_broken_rule_through(
         assert channel_count < cap and email + phone < total
         assert since is None or gap <= 1 or since >= gap
         assert recency is None or recency > 1
+
+
+# --- caps over any set of channels or actions, each with its own window -------------------
+
+caps_strategy = st.lists(
+    st.one_of(
+        st.builds(Cap, st.integers(0, 3), st.integers(1, 9)),
+        st.builds(
+            Cap,
+            st.integers(0, 3),
+            st.integers(1, 9),
+            channels=st.lists(st.sampled_from(["email", "phone"]), min_size=1, unique=True).map(
+                tuple
+            ),
+        ),
+        st.builds(
+            Cap,
+            st.integers(0, 3),
+            st.integers(1, 9),
+            actions=st.lists(st.sampled_from(CATALOG.names[1:]), min_size=1, unique=True).map(
+                tuple
+            ),
+        ),
+    ),
+    max_size=4,
+)
+
+
+def _history_state(spec: FeatureSpec, history: np.ndarray) -> CustomerState:
+    """The state after ``history`` (weeks, N) of action indices, folded in with ``advance``."""
+    n_weeks, n = history.shape
+    state = CustomerState.new(spec, 0, np.zeros(n, np.int64))
+    channel_of = [spec.contact_channels.index(c) if c else -1 for c in CATALOG.channels]
+    for t in range(n_weeks):
+        activity = WeekActivity.quiet(n, len(spec.contact_channels), len(spec.rule_actions))
+        for i, a in enumerate(history[t]):
+            if a:
+                activity.contacts[i, channel_of[a]] += 1
+                if CATALOG.names[a] in spec.rule_actions:
+                    assert activity.action_contacts is not None
+                    activity.action_contacts[i, spec.rule_actions.index(CATALOG.names[a])] += 1
+        state = advance(state, activity)
+    return state
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    caps=caps_strategy,
+    history=st.lists(
+        st.lists(st.integers(0, CATALOG.n_actions - 1), min_size=3, max_size=3),
+        min_size=0,
+        max_size=12,
+    ),
+)
+def test_caps_with_own_windows_forbid_exactly_the_brute_force_count(
+    caps: list[Cap], history: list[list[int]]
+) -> None:
+    """The one state code counts each cap's window; the masks equal a brute-force count over
+    the history, and the guard decides as the masks."""
+    hist = np.array(history, np.int64).reshape(len(history), 3)
+    spec = rule_feature_spec(SPEC, tuple(caps))
+    rules = ContactRules(CATALOG, spec, caps=tuple(caps))
+    state = _history_state(spec, hist)
+    f = state_features(state, spec)
+    assert list(f) == list(spec.all_feature_names)
+    masks = rules.masks(f)
+    t = hist.shape[0]
+    for i in range(3):
+        for a in range(1, CATALOG.n_actions):
+            allowed = True
+            for cap in caps:
+                if not cap.counted(CATALOG)[a]:
+                    continue
+                past = hist[max(0, t - cap.window_weeks + 1) : t, i]
+                n = sum(bool(cap.counted(CATALOG)[b]) for b in past if b)
+                allowed &= n < cap.max
+            assert masks[i, a] == allowed, (i, a, caps, hist[:, i])
+    for a in range(CATALOG.n_actions):
+        chosen, overridden = rules.guard(np.full(3, a), f)
+        np.testing.assert_array_equal(chosen, np.where(masks[:, a], a, 0))
+        np.testing.assert_array_equal(overridden, ~masks[:, a])
+
+
+def test_a_cap_on_one_action_leaves_the_other_actions_of_its_channel() -> None:
+    """'At most 1 offer per 8 weeks': the offer is forbidden 7 weeks after an offer (8 weeks
+    with this one), not 8 weeks after; the other actions of its channel stay allowed."""
+    cap = Cap(1, 8, actions=("discount_offer",))
+    spec = rule_feature_spec(SPEC, (cap,))
+    rules = ContactRules(CATALOG, spec, caps=(cap,))
+    hist = np.zeros((10, 2), np.int64)
+    hist[3, 0] = 2  # the offer 7 weeks before week 10: still in the window
+    hist[2, 1] = 2  # 8 weeks before: out of it
+    codes = rules.reasons(state_features(_history_state(spec, hist), spec))
+    assert codes[0].tolist() == [0, 0, FREQUENCY_CAP, 0]
+    assert codes[1].tolist() == [0, 0, 0, 0]
+
+
+def test_rules_the_state_cannot_evaluate_stop_with_one_line() -> None:
+    with pytest.raises(ValueError, match=r"cannot evaluate a cap of 1 in 8 weeks"):
+        ContactRules(CATALOG, SPEC, caps=(Cap(1, 8, actions=("personal_call",)),))
+    with pytest.raises(ValueError, match="unknown actions"):
+        ContactRules(CATALOG, SPEC, caps=(Cap(1, 8, actions=("fax",)),))
+    with pytest.raises(ValueError, match="channels or actions, not both"):
+        Cap(1, 2, channels=("email",), actions=("newsletter",))

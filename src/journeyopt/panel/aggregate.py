@@ -84,6 +84,8 @@ class WeeklyAggregates:
             decision), ``propensity`` (of that decision, NaN when not logged).
         channel_contacts: Columns ``channel`` (index into the contact channels) and
             ``n`` (contacts through it whose action is not ``none``).
+        action_contacts: Columns ``act`` (index into ``actions``, never ``none``) and ``n``
+            (contacts of that action).
         consent: Columns ``channel`` and ``sign`` (-1 the week's last consent event for that
             channel is an opt-out, +1 an opt-in).
         actions: Action names, ``none`` first then sorted.
@@ -95,6 +97,7 @@ class WeeklyAggregates:
     events: SparseWeeks
     contacts: SparseWeeks
     channel_contacts: SparseWeeks
+    action_contacts: SparseWeeks
     consent: SparseWeeks
     actions: tuple[str, ...]
 
@@ -168,6 +171,7 @@ def aggregate(
         events = _sparse(con, _EVENTS_SQL, n_weeks)
         contacts = _sparse(con, _CONTACTS_SQL, n_weeks)
         channel_contacts = _sparse(con, _CHANNEL_CONTACTS_SQL, n_weeks)
+        action_contacts = _sparse(con, _ACTION_CONTACTS_SQL, n_weeks)
         consent = _sparse(con, _CONSENT_SQL, n_weeks)
     finally:
         con.close()
@@ -180,6 +184,7 @@ def aggregate(
         events=events,
         contacts=contacts,
         channel_contacts=channel_contacts,
+        action_contacts=action_contacts,
         consent=consent,
         actions=actions,
     )
@@ -217,6 +222,12 @@ _CHANNEL_CONTACTS_SQL = """
     SELECT code, week, ch.idx AS channel, count(*)::INTEGER AS n
     FROM coc JOIN ch ON coc.channel = ch.name
     WHERE action <> 'none'
+    GROUP BY ALL ORDER BY week, code"""
+
+_ACTION_CONTACTS_SQL = """
+    SELECT code, week, acts.idx::SMALLINT AS act, count(*)::INTEGER AS n
+    FROM coc JOIN acts ON coc.action = acts.name
+    WHERE coc.action <> 'none'
     GROUP BY ALL ORDER BY week, code"""
 
 # Per channel the week's last consent event wins; at equal instants an opt-out wins. A consent

@@ -247,7 +247,7 @@ def state_at(
 def empty_panel(spec: FeatureSpec) -> pd.DataFrame:
     """A panel with no rows and the panel's columns."""
     columns = ["customer_id", "week", "week_start", "week_of_year", *ATTRIBUTES]
-    columns += [*spec.feature_names, *DECISION_COLUMNS, *OUTCOME_COLUMNS]
+    columns += [*spec.all_feature_names, *DECISION_COLUMNS, *OUTCOME_COLUMNS]
     return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
 
 
@@ -326,7 +326,9 @@ def _used_categories(
 
 def _activity(agg: WeeklyAggregates, t: int, spec: FeatureSpec) -> WeekActivity:
     """Week ``t``'s activity of every customer as dense (N,) and (N, C) arrays."""
-    activity = WeekActivity.quiet(agg.customers.n_customers, len(spec.contact_channels))
+    activity = WeekActivity.quiet(
+        agg.customers.n_customers, len(spec.contact_channels), len(spec.rule_actions)
+    )
     ev = agg.events.week(t)
     code = ev["code"]
     activity.conversions[code] = ev["conversions"]
@@ -337,6 +339,12 @@ def _activity(agg: WeeklyAggregates, t: int, spec: FeatureSpec) -> WeekActivity:
     activity.contacts[cc["code"], cc["channel"]] = cc["n"]
     consent = agg.consent.week(t)
     activity.consent[consent["code"], consent["channel"]] = consent["sign"]
+    if activity.action_contacts is not None:  # the contacts of the rules' actions
+        counted = {a: k for k, a in enumerate(spec.rule_actions)}
+        column = np.array([counted.get(a, -1) for a in agg.actions], np.int64)
+        ac = agg.action_contacts.week(t)
+        kept = column[ac["act"]] >= 0
+        activity.action_contacts[ac["code"][kept], column[ac["act"][kept]]] = ac["n"][kept]
     return activity
 
 

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -29,6 +29,9 @@ class PanelConfig:
         frequency_weeks: Window of the ``frequency`` feature, weeks.
         fatigue_weeks: Window of the contact-fatigue counts ``contacts_<w>w*``, weeks.
         engagement_weeks: Window of the ``engagements_<w>w`` count, weeks.
+        rule_windows: More windows (weeks) to count contacts in, for contact rules: columns
+            ``contacts_<w>w``, ``contacts_<w>w_<channel>``, ``action_contacts_<w>w_<action>``.
+        rule_actions: Actions whose contacts are counted in each of ``rule_windows``.
     """
 
     as_of: str = ""
@@ -36,11 +39,17 @@ class PanelConfig:
     frequency_weeks: int = 52
     fatigue_weeks: int = 4
     engagement_weeks: int = 4
+    rule_windows: list[int] = field(default_factory=list)
+    rule_actions: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for name in ("lapse_weeks", "frequency_weeks", "fatigue_weeks", "engagement_weeks"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"panel.{name} must be >= 1, got {getattr(self, name)}")
+        if any(w < 1 for w in self.rule_windows):
+            raise ConfigError(f"panel.rule_windows must be >= 1 weeks, got {self.rule_windows}")
+        if "none" in self.rule_actions:
+            raise ConfigError("panel.rule_actions: 'none' is not a contact to count")
         if self.as_of:
             parse_as_of(self.as_of)
 
@@ -64,4 +73,6 @@ def feature_spec(cfg: PanelConfig, contact_channels: Sequence[str]) -> FeatureSp
         fatigue_weeks=cfg.fatigue_weeks,
         engagement_weeks=cfg.engagement_weeks,
         lapse_weeks=cfg.lapse_weeks,
+        rule_windows=tuple(dict.fromkeys(cfg.rule_windows)),
+        rule_actions=tuple(dict.fromkeys(cfg.rule_actions)),
     )

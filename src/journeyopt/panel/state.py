@@ -42,6 +42,11 @@ class FeatureSpec:
         engagement_weeks: Window of the ``engagements_<w>w`` count.
         lapse_weeks: A customer whose last conversion is more than this many weeks ago is
             ``lapsed``; otherwise ``active``.
+        rule_windows: Windows (weeks) the contact rules count contacts in, besides the
+            fatigue window: each gives ``contacts_<w>w``, ``contacts_<w>w_<channel>`` and
+            ``action_contacts_<w>w_<action>`` (:attr:`rule_feature_names`); the contact ring
+            of the state is as long as the longest. Not part of the observation.
+        rule_actions: Actions whose contacts are counted per window (caps over actions).
     """
 
     contact_channels: tuple[str, ...] = ()
@@ -49,6 +54,8 @@ class FeatureSpec:
     fatigue_weeks: int = 4
     engagement_weeks: int = 4
     lapse_weeks: int = 26
+    rule_windows: tuple[int, ...] = ()
+    rule_actions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("frequency_weeks", "fatigue_weeks", "engagement_weeks", "lapse_weeks"):
@@ -56,6 +63,51 @@ class FeatureSpec:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if len(set(self.contact_channels)) != len(self.contact_channels):
             raise ValueError(f"contact_channels has duplicates: {self.contact_channels}")
+        if any(w < 1 for w in self.rule_windows) or len(set(self.rule_windows)) != len(
+            self.rule_windows
+        ):
+            raise ValueError(f"rule_windows must be distinct and >= 1, got {self.rule_windows}")
+        if len(set(self.rule_actions)) != len(self.rule_actions) or "none" in self.rule_actions:
+            raise ValueError(f"rule_actions must be distinct contacts, got {self.rule_actions}")
+
+    @property
+    def rule_weeks(self) -> int:
+        """Length of the state's rule contact ring, weeks: the longest rule window (0: none)."""
+        return max(self.rule_windows, default=0)
+
+    def with_rule_features(self, windows: Sequence[int], actions: Sequence[str]) -> FeatureSpec:
+        """This spec also counting contacts in ``windows`` (weeks) and of ``actions``.
+
+        Windows and actions already counted keep their place, so the state layout of the
+        spec extends, never reorders.
+        """
+        return replace(
+            self,
+            rule_windows=tuple(dict.fromkeys((*self.rule_windows, *windows))),
+            rule_actions=tuple(dict.fromkeys((*self.rule_actions, *actions))),
+        )
+
+    @property
+    def rule_feature_names(self) -> tuple[str, ...]:
+        """Names of the rule window counts :func:`state_features` adds after
+        :attr:`feature_names` (those not already among them)."""
+        names = [
+            name
+            for w in self.rule_windows
+            for name in (
+                contacts_feature(w),
+                *(contacts_feature(w, channel=c) for c in self.contact_channels),
+                *(contacts_feature(w, action=a) for a in self.rule_actions),
+            )
+        ]
+        base = set(self.feature_names)
+        return tuple(n for n in dict.fromkeys(names) if n not in base)
+
+    @property
+    def all_feature_names(self) -> tuple[str, ...]:
+        """:attr:`feature_names` then :attr:`rule_feature_names`: every array of
+        :func:`state_features`."""
+        return (*self.feature_names, *self.rule_feature_names)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -78,6 +130,14 @@ class FeatureSpec:
         )
 
 
+def contacts_feature(window: int, *, channel: str = "", action: str = "") -> str:
+    """Name of the count of contacts within the last ``window`` weeks: over all channels,
+    through ``channel``, or of ``action`` (one of the two at most)."""
+    if action:
+        return f"action_contacts_{window}w_{action}"
+    return f"contacts_{window}w_{channel}" if channel else f"contacts_{window}w"
+
+
 @dataclass(frozen=True)
 class WeekActivity:
     """What happened to each of ``N`` customers within one week.
@@ -91,6 +151,8 @@ class WeekActivity:
         contacts: (N, C) number of company contacts per channel.
         consent: (N, C) net consent change per channel: ``-1`` the customer's last consent
             event of the week was an opt-out, ``+1`` an opt-in, ``0`` none.
+        action_contacts: (N, K) number of contacts of each of the spec's ``rule_actions``;
+            ``None`` when the spec counts no action.
     """
 
     conversions: Int
@@ -99,9 +161,10 @@ class WeekActivity:
     cancellations: Int
     contacts: Int
     consent: NDArray[np.int8]
+    action_contacts: Int | None = None
 
     @staticmethod
-    def quiet(n: int, n_channels: int) -> WeekActivity:
+    def quiet(n: int, n_channels: int, n_rule_actions: int = 0) -> WeekActivity:
         """A week in which nothing happened to any of ``n`` customers."""
         return WeekActivity(
             conversions=np.zeros(n, np.int32),
@@ -110,6 +173,7 @@ class WeekActivity:
             cancellations=np.zeros(n, np.int32),
             contacts=np.zeros((n, n_channels), np.int32),
             consent=np.zeros((n, n_channels), np.int8),
+            action_contacts=np.zeros((n, n_rule_actions), np.int32) if n_rule_actions else None,
         )
 
 
@@ -137,6 +201,8 @@ class CustomerState:
         engagements_ring: (engagement_weeks, N) engagements per past week.
         engagements_window: (N,) sum of ``engagements_ring``.
         opted_out: (N, C) whether the customer has opted out of each channel.
+        rule_contacts_ring: (rule_weeks, N, C + K) contacts per past week, per channel then
+            per rule action (``spec.rule_actions``); the rule windows sum its last slots.
     """
 
     week: int
@@ -154,6 +220,7 @@ class CustomerState:
     engagements_ring: Int
     engagements_window: Int
     opted_out: Bool
+    rule_contacts_ring: Int
 
     @property
     def n_customers(self) -> int:
@@ -181,6 +248,7 @@ class CustomerState:
             engagements_ring=np.zeros((spec.engagement_weeks, n), np.int32),
             engagements_window=np.zeros(n, np.int32),
             opted_out=np.zeros((n, c), np.bool_),
+            rule_contacts_ring=np.zeros((spec.rule_weeks, n, c + len(spec.rule_actions)), np.int32),
         )
 
     def take(self, index: NDArray[np.integer] | slice) -> CustomerState:
@@ -223,7 +291,9 @@ class CustomerState:
 
 _ARRAY_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(CustomerState) if f.name != "week")
 """The per-customer array fields of :class:`CustomerState`."""
-_RING_FIELDS: frozenset[str] = frozenset({"conversions_ring", "contacts_ring", "engagements_ring"})
+_RING_FIELDS: frozenset[str] = frozenset(
+    {"conversions_ring", "contacts_ring", "engagements_ring", "rule_contacts_ring"}
+)
 """Fields whose customer axis is axis 1 (the ring buffers, week-major)."""
 
 
@@ -297,6 +367,7 @@ def advance(
     opted_out = np.where(
         activity.consent < 0, True, np.where(activity.consent > 0, False, state.opted_out)
     )
+    rule_ring = _roll_rule_ring(state.rule_contacts_ring, t, contacts, activity, inplace)
     return replace(
         state,
         week=t + 1,
@@ -315,7 +386,35 @@ def advance(
         engagements_ring=eng_ring,
         engagements_window=eng_window,
         opted_out=opted_out,
+        rule_contacts_ring=rule_ring,
     )
+
+
+def _roll_rule_ring(
+    ring: Int, week: int, contacts: Int, activity: WeekActivity, inplace: bool
+) -> Int:
+    """The rule contact ring with week ``week``'s channel and action contacts in its slot."""
+    if ring.shape[0] == 0:
+        return ring
+    n_channels = contacts.shape[1]
+    per_action = activity.action_contacts
+    if ring.shape[2] > n_channels and per_action is None and contacts.any():
+        raise ValueError("the state counts contacts per action: the activity must give them")
+    if not inplace:
+        ring = ring.copy()
+    slot = ring[week % ring.shape[0]]
+    slot[:, :n_channels] = contacts
+    slot[:, n_channels:] = 0 if per_action is None else per_action  # None: no contact
+    return ring
+
+
+def _window_counts(ring: Int, week: int, window: int) -> Int:
+    """(N, C + K) contacts within weeks ``week - window .. week - 1`` from the rule ring."""
+    length = ring.shape[0]
+    total = ring[(week - 1) % length].copy()
+    for k in range(2, window + 1):
+        total += ring[(week - k) % length]
+    return total
 
 
 def _weeks_since(week: int, last: Int) -> Float:
@@ -341,7 +440,8 @@ def lifecycle_stage(state: CustomerState, spec: FeatureSpec) -> NDArray[np.int8]
 
 
 def state_features(state: CustomerState, spec: FeatureSpec) -> dict[str, NDArray[np.generic]]:
-    """Named (N,) feature arrays at the start of ``state.week``, in ``spec.feature_names`` order.
+    """Named (N,) feature arrays at the start of ``state.week``, in ``spec.all_feature_names``
+    order (the contact rules' window counts last).
 
     Units: weeks for ``*_weeks``, currency for ``monetary`` (mean conversion value net of
     refunds, at least 0: refunds of purchases made before the logs begin cannot make it
@@ -374,4 +474,12 @@ def state_features(state: CustomerState, spec: FeatureSpec) -> dict[str, NDArray
     features["n_cancellations"] = state.n_cancellations.copy()
     for j, channel in enumerate(spec.contact_channels):
         features[f"opted_out_{channel}"] = state.opted_out[:, j].copy()
+    n_channels = len(spec.contact_channels)
+    for w in spec.rule_windows:
+        counts = _window_counts(state.rule_contacts_ring, t, w)
+        features.setdefault(contacts_feature(w), _channel_total(counts[:, :n_channels]))
+        for j, channel in enumerate(spec.contact_channels):
+            features.setdefault(contacts_feature(w, channel=channel), counts[:, j].copy())
+        for k, action in enumerate(spec.rule_actions):
+            features[contacts_feature(w, action=action)] = counts[:, n_channels + k].copy()
     return features

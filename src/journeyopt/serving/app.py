@@ -210,6 +210,7 @@ def create_app(
             raw event names its role.
     """
     world = world if world is not None else load_world(settings.world)
+    world = settings.rules.world_for(world, "serve.rules")  # counts what the rules read
     models = api_models(world, settings, source)
     secret = (token if token is not None else os.environ.get(settings.token_env, "")).encode()
     served = _Served(

@@ -37,6 +37,8 @@ def panel_config(spec: FeatureSpec) -> PanelConfig:
         frequency_weeks=spec.frequency_weeks,
         fatigue_weeks=spec.fatigue_weeks,
         engagement_weeks=spec.engagement_weeks,
+        rule_windows=list(spec.rule_windows),
+        rule_actions=list(spec.rule_actions),
     )
 
 
@@ -61,7 +63,7 @@ def empty_features(spec: FeatureSpec, n: int) -> dict[str, NDArray[np.generic]]:
     the first lifecycle stage, no opt-out, zero counts, "never" (NaN) for amounts and weeks
     since an event."""
     features: dict[str, NDArray[np.generic]] = {}
-    for name in spec.feature_names:
+    for name in spec.all_feature_names:
         kind = feature_kind(name)
         if kind == "stage":
             features[name] = np.zeros(n, np.int8)
@@ -184,7 +186,7 @@ def batch_from_records(
     default = empty_record(world.features)
     columns = {
         name: [default[name] if r is None else r[name] for r in records]
-        for name in world.features.feature_names
+        for name in world.features.all_feature_names
     }
     given = np.fromiter((r is not None for r in records), np.bool_, len(records))
     return batch_from_columns(customer_ids, columns, segments, world, as_of, given)
@@ -207,7 +209,7 @@ def batch_from_columns(
     n = len(customer_ids)
     stage_code = {s: k for k, s in enumerate(LIFECYCLE_STAGES)}
     features: dict[str, NDArray[np.generic]] = {}
-    for name in world.features.feature_names:
+    for name in world.features.all_feature_names:
         values = columns[name]
         if name == "lifecycle":
             features[name] = np.fromiter((stage_code[str(v)] for v in values), np.int8, n)

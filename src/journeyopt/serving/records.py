@@ -73,7 +73,7 @@ def _batch_type(world: WorldSpec) -> type[msgspec.Struct]:
     body to the model)."""
     record = msgspec.defstruct(
         "FeatureRecord",
-        [(name, _KIND_TYPES[feature_kind(name)]) for name in world.features.feature_names],
+        [(name, _KIND_TYPES[feature_kind(name)]) for name in world.features.all_feature_names],
         forbid_unknown_fields=True,
         gc=False,  # scalars only: no reference cycles, nothing for the collector to scan
     )
@@ -106,7 +106,7 @@ class RecordReader:
     def __init__(self, world: WorldSpec, max_batch: int) -> None:
         self.world = world
         self.max_batch = max_batch
-        self._names = tuple(world.features.feature_names)
+        self._names = tuple(world.features.all_feature_names)
         self._flags = [name for name in self._names if feature_kind(name) == "flag"]
         default = empty_record(world.features)
         self._default = tuple(default[name] for name in self._names)

@@ -269,7 +269,7 @@ def _feature_fields(world: WorldSpec) -> dict[str, Any]:
     """Pydantic fields of a feature record: one per feature of the world's spec, the
     ``lifecycle`` stage last (its check reads the opt-out flags)."""
     fields: dict[str, Any] = {}
-    for name in world.features.feature_names:
+    for name in world.features.all_feature_names:
         kind = feature_kind(name)
         if kind == "stage":
             fields[name] = (Literal[LIFECYCLE_STAGES], Field(description="lifecycle stage"))

@@ -37,6 +37,7 @@ from journeyopt.serving.guards import (
 from journeyopt.serving.holdout import control_group
 from journeyopt.serving.rollout import ARMS, PREVIOUS_ARM, arm_codes, canary_customers
 from journeyopt.serving.served_model import ServedModel
+from journeyopt.sim.behaviour import world_under_rules
 from journeyopt.sim.observation import ObservationLayout, encode, observation_layout
 from journeyopt.sim.practice import LoggedPractice
 from journeyopt.sim.rules import ContactRules
@@ -136,6 +137,7 @@ class Scorer:
         try:
             self.world = world if world is not None else load_world(settings.world)
             self.rules: ContactRules = serving_rules(self.world, settings.rules)
+            self.world = world_under_rules(self.world, self.rules)  # counts what rules read
         except (ValueError, FileNotFoundError) as err:
             raise ConfigError(f"serve: {err}") from err
         self.layout: ObservationLayout = observation_layout(self.world)

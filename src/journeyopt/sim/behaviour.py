@@ -10,9 +10,12 @@ so the logged propensity of the chosen action ``a`` is
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from numpy.typing import NDArray
 
+from journeyopt.errors import ConfigError
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import WorldSpec
 
@@ -23,6 +26,24 @@ Float = NDArray[np.float64]
 def contact_rules(world: WorldSpec) -> ContactRules:
     """The world's own contact rules: only opted-out channels are forbidden."""
     return ContactRules(world.actions, world.features)
+
+
+def world_under_rules(world: WorldSpec, rules: ContactRules) -> WorldSpec:
+    """``world`` whose customer state also counts what ``rules`` read (their windows and
+    actions, ``rules.spec``); ``world`` itself when it already does.
+
+    Raises:
+        ConfigError: ``rules`` were made for other channels or feature windows.
+    """
+    if rules.spec == world.features:
+        return world
+    base = replace(rules.spec, rule_windows=(), rule_actions=())
+    if base != replace(world.features, rule_windows=(), rule_actions=()):
+        raise ConfigError(
+            f"the contact rules were made for the features {base}, world {world.name!r} "
+            f"has {world.features}"
+        )
+    return replace(world, features=rules.spec)
 
 
 def explore(

@@ -7,7 +7,7 @@ Both are registered in Hydra's ConfigStore by :func:`register_configs`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from typing import Any, TypeVar
 
@@ -18,10 +18,49 @@ from omegaconf.errors import OmegaConfBaseException
 
 from journeyopt.errors import ConfigError
 from journeyopt.sim.practice import LoggedPractice, Practice, PracticeRule
-from journeyopt.sim.rules import ContactRules
+from journeyopt.sim.rules import Cap, ContactRules, rule_feature_spec, shorthand_caps
 from journeyopt.sim.world import WorldSpec, load_world
 
 T = TypeVar("T")
+
+
+@dataclass
+class CapConfig:
+    """One cap of ``rules.caps`` (see :class:`journeyopt.sim.rules.Cap`): at most ``max``
+    contacts per customer within any ``window_weeks`` weeks, counting every contact
+    (``over: all``), the contacts through ``channels``, or those of ``actions``.
+
+    Attributes:
+        max: Contacts allowed within the window.
+        window_weeks: The cap's own window, weeks (any length: the state counts it).
+        over: ``all`` to count every contact; empty when ``channels`` or ``actions`` is set.
+        channels: Channels whose contacts are counted.
+        actions: Actions whose contacts are counted.
+    """
+
+    max: int = MISSING
+    window_weeks: int = MISSING
+    over: str = ""
+    channels: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.over not in ("", "all"):
+            raise ConfigError(f"rules.caps: over must be 'all' or absent, got {self.over!r}")
+        if (self.over == "all") + bool(self.channels) + bool(self.actions) != 1:
+            raise ConfigError(
+                "rules.caps: each cap counts exactly one of over: all, channels: [...] or "
+                f"actions: [...], got over={self.over!r} channels={list(self.channels)} "
+                f"actions={list(self.actions)}"
+            )
+        if self.max < 0:
+            raise ConfigError(f"rules.caps: max must be >= 0, got {self.max}")
+        if self.window_weeks < 1:
+            raise ConfigError(f"rules.caps: window_weeks must be >= 1, got {self.window_weeks}")
+
+    def cap(self) -> Cap:
+        """The :class:`~journeyopt.sim.rules.Cap` this entry declares."""
+        return Cap(self.max, self.window_weeks, tuple(self.channels), tuple(self.actions))
 
 
 @dataclass
@@ -32,20 +71,27 @@ class RulesConfig:
     demo's are ``configs/rules/coworking.yaml``.
 
     Attributes:
-        frequency_caps: Channel -> maximum contacts within the world's fatigue window
-            (``contacts_<w>w_<channel>``, ``panel.fatigue_weeks`` weeks); channels not listed
+        frequency_caps: Shorthand: channel -> maximum contacts within the world's fatigue
+            window (``contacts_<w>w_<channel>``, ``panel.fatigue_weeks`` weeks) before a
+            contact, i.e. a cap with ``window_weeks: fatigue_weeks + 1``; channels not listed
             are uncapped.
         cooldown_weeks: No contact for this many weeks after a conversion (0 disables).
-        total_cap: Maximum contacts within the fatigue window over all channels together
-            (null: none), e.g. 2 for "at most 2 contacts per person in any 4 weeks".
+        total_cap: Shorthand: maximum contacts within the fatigue window before a contact,
+            all channels together (null: none), i.e. a cap ``over: all`` with
+            ``window_weeks: fatigue_weeks + 1``.
         min_gap_weeks: At least this many weeks between two contacts of a customer, whatever
             the channel (0 or 1: no gap beyond one decision a week).
+        caps: Caps over any set of channels or actions, each with its own window
+            (:class:`CapConfig`), e.g. ``[{over: all, max: 2, window_weeks: 4},
+            {actions: [call], max: 1, window_weeks: 8}]``. ``frequency_caps`` and
+            ``total_cap`` are shorthands for caps in the fatigue window; all are one list.
     """
 
     frequency_caps: dict[str, int] = field(default_factory=dict)
     cooldown_weeks: int = 0
     total_cap: int | None = None
     min_gap_weeks: int = 0
+    caps: list[CapConfig] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for channel, cap in self.frequency_caps.items():
@@ -80,14 +126,36 @@ class RulesConfig:
                 f"{remove}, and cap a channel of the world with "
                 f"+{key}.frequency_caps.<channel>=<contacts>"
             )
+        caps = tuple(
+            c.cap() if isinstance(c, CapConfig) else CapConfig(**c).cap() for c in self.caps
+        )
+        for i, cap in enumerate(caps):
+            if unknown := [c for c in cap.channels if c not in channels]:
+                raise ConfigError(
+                    f"{key}.caps[{i}] counts channel(s) {unknown} that world {world.name!r} "
+                    f"does not have (its contact channels: {list(channels)})"
+                )
+            if unknown := [a for a in cap.actions if a not in world.actions.names[1:]]:
+                raise ConfigError(
+                    f"{key}.caps[{i}] counts action(s) {unknown} that world {world.name!r} "
+                    f"does not have (its actions: {list(world.actions.names[1:])})"
+                )
+        short = shorthand_caps(world.features, self.frequency_caps, self.total_cap)
         return ContactRules(
             world.actions,
-            world.features,
+            rule_feature_spec(world.features, (*short, *caps)),
             dict(self.frequency_caps),
             self.cooldown_weeks,
             self.total_cap,
             self.min_gap_weeks,
+            caps,
         )
+
+    def world_for(self, world: WorldSpec, key: str) -> WorldSpec:
+        """``world`` whose state also counts what these rules read (their windows and
+        actions): simulate and score it with them, so the one state code computes every
+        feature the rules evaluate (:meth:`ContactRules.check_state`)."""
+        return replace(world, features=self.for_world(world, key).spec)
 
 
 @dataclass

@@ -537,6 +537,7 @@ def sample_outcome_at(
     paid[buyers] = paid_b
 
     engaged = contact_engaged | inquiry
+    counted = world.features.rule_actions  # contacts per action, for caps over actions
     activity = WeekActivity(
         conversions=converted.astype(np.int32),
         revenue=paid,
@@ -544,6 +545,9 @@ def sample_outcome_at(
         cancellations=np.zeros(n, np.int32),
         contacts=table.contact_rows.take(a, axis=0),
         consent=table.optout_rows.take(a * opted_out, axis=0),
+        action_contacts=(a[:, None] == world.actions.index(list(counted))[None, :]).astype(np.int32)
+        if counted
+        else None,
     )
     return WeekOutcome(
         activity=activity,

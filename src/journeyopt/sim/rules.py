@@ -9,9 +9,11 @@ Rules, checked in this order (the first that applies is the reason reported):
 1. ``opted_out``: the customer opted out of the action's channel (out of every channel: only
    ``none`` remains).
 2. ``ineligible``: the customer cannot be reached on the channel (e.g. no phone number).
-3. ``frequency_cap``: the customer already had ``cap`` contacts on the channel within the
-   fatigue window (``contacts_<w>w_<channel>`` feature), or ``total_cap`` contacts over all
-   channels together (``contacts_<w>w``).
+3. ``frequency_cap``: a :class:`Cap` is reached: the customer already had ``max`` contacts
+   counted by it (over all channels, some channels or some actions) within its own window
+   (the state's ``contacts_<w>w*`` / ``action_contacts_<w>w_<action>`` features). The
+   shorthands ``frequency_caps`` (per channel) and ``total_cap`` (all channels) are caps in
+   the world's fatigue window.
 4. ``cooldown``: the customer converted within the last ``cooldown_weeks`` weeks.
 5. ``min_gap``: the customer was contacted (any channel) fewer than ``min_gap_weeks`` weeks ago.
 
@@ -20,7 +22,7 @@ Rules, checked in this order (the first that applies is the reason reported):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -28,7 +30,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from journeyopt.data.source import SourceConfig
-from journeyopt.panel.state import FeatureSpec
+from journeyopt.errors import ConfigError
+from journeyopt.panel.state import FeatureSpec, contacts_feature
 
 REASONS: tuple[str, ...] = (
     "allowed",
@@ -133,6 +136,92 @@ class ActionCatalog:
 
 
 @dataclass(frozen=True)
+class Cap:
+    """At most ``max`` contacts per customer within any ``window_weeks`` weeks, counting the
+    contacts through ``channels`` or of ``actions`` (neither: every contact).
+
+    Any ``window_weeks`` consecutive weeks hold at most ``max`` of the counted contacts: a
+    counted action is forbidden this week when the ``window_weeks - 1`` weeks before it
+    already hold ``max`` (the state's ``contacts_<window_weeks - 1>w*`` counts). A reached cap
+    forbids every action it counts (every contact when it counts all).
+
+    Attributes:
+        max: Contacts allowed within the window (0 forbids the contacts it counts).
+        window_weeks: The window, weeks, the current week included (1: this week alone).
+        channels: Channels whose contacts are counted.
+        actions: Actions whose contacts are counted (not together with ``channels``).
+    """
+
+    max: int
+    window_weeks: int
+    channels: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.max < 0:
+            raise ValueError(f"a cap's max must be >= 0, got {self.max}")
+        if self.window_weeks < 1:
+            raise ValueError(f"a cap's window_weeks must be >= 1, got {self.window_weeks}")
+        if self.channels and self.actions:
+            raise ValueError("a cap counts channels or actions, not both")
+
+    @property
+    def past_weeks(self) -> int:
+        """Weeks before the current one the cap counts contacts in: ``window_weeks - 1``."""
+        return self.window_weeks - 1
+
+    def feature_names(self) -> tuple[str, ...]:
+        """The state features whose sum this cap compares with :attr:`max` (none for a
+        one-week window: no past contact counts)."""
+        w = self.past_weeks
+        if w == 0:
+            return ()
+        if self.actions:
+            return tuple(contacts_feature(w, action=a) for a in self.actions)
+        if self.channels:
+            return tuple(contacts_feature(w, channel=c) for c in self.channels)
+        return (contacts_feature(w),)
+
+    def counted(self, catalog: ActionCatalog) -> NDArray[np.bool_]:
+        """(A,) the actions this cap counts, hence forbids once reached (never ``none``)."""
+        names, channels = np.asarray(catalog.names), np.asarray(catalog.channels)
+        if self.actions:
+            out = np.isin(names, self.actions)
+        elif self.channels:
+            out = np.isin(channels, self.channels)
+        else:
+            out = np.ones(len(names), np.bool_)
+        out[0] = False
+        return out
+
+
+def shorthand_caps(
+    spec: FeatureSpec, frequency_caps: Mapping[str, int], total_cap: int | None
+) -> tuple[Cap, ...]:
+    """The caps ``frequency_caps`` (channel -> contacts) and ``total_cap`` (all channels)
+    stand for: fewer than the cap in the past fatigue window (``contacts_<fw>w*``) before a
+    contact, i.e. any ``fatigue_weeks + 1`` weeks hold at most the cap."""
+    w = spec.fatigue_weeks + 1
+    caps = [Cap(n, w, channels=(c,)) for c, n in frequency_caps.items()]
+    if total_cap is not None:
+        caps.append(Cap(total_cap, w))
+    return tuple(caps)
+
+
+def rule_feature_spec(spec: FeatureSpec, caps: tuple[Cap, ...]) -> FeatureSpec:
+    """``spec`` extended by the windows and actions ``caps`` count, so that the one state
+    code computes every feature the caps read (the fatigue window's per-channel counts are
+    there already)."""
+    windows = [
+        c.past_weeks
+        for c in caps
+        if c.past_weeks > 0 and (c.actions or c.past_weeks != spec.fatigue_weeks)
+    ]
+    actions = [a for c in caps for a in c.actions]
+    return spec.with_rule_features(windows, actions)
+
+
+@dataclass(frozen=True)
 class ContactRules:
     """Business rules on contacts, applied as action masks.
 
@@ -146,6 +235,8 @@ class ContactRules:
             (None: no such cap): "at most 2 contacts per person in any 4 weeks".
         min_gap_weeks: At least this many weeks between two contacts of a customer, any
             channel (0 or 1 disables: one decision a week already).
+        caps: Caps over any set of channels or actions, each with its own window; their
+            features must be in ``spec.all_feature_names`` (:func:`rule_feature_spec`).
     """
 
     catalog: ActionCatalog
@@ -154,6 +245,7 @@ class ContactRules:
     cooldown_weeks: int = 0
     total_cap: int | None = None
     min_gap_weeks: int = 0
+    caps: tuple[Cap, ...] = ()
 
     def __post_init__(self) -> None:
         channels = set(self.spec.contact_channels)
@@ -171,6 +263,39 @@ class ContactRules:
             raise ValueError(f"total_cap must be >= 0, got {self.total_cap}")
         if self.min_gap_weeks < 0:
             raise ValueError(f"min_gap_weeks must be >= 0, got {self.min_gap_weeks}")
+        for rule in self.caps:
+            if bad := [c for c in rule.channels if c not in channels]:
+                raise ValueError(f"a cap counts unknown channels {bad}")
+            if bad := [a for a in rule.actions if a not in self.catalog.names[1:]]:
+                raise ValueError(f"a cap counts unknown actions {bad}")
+        known = set(self.spec.all_feature_names)
+        for rule in self.all_caps:
+            if missing := [f for f in rule.feature_names() if f not in known]:
+                raise ValueError(
+                    f"the state cannot evaluate a cap of {rule.max} in {rule.window_weeks} "
+                    f"weeks: it lacks the features {missing} (count them with rule_feature_spec)"
+                )
+
+    def require_features(self, names: Collection[str], where: str) -> None:
+        """Raise a one-line ``ConfigError`` unless ``names`` hold every feature these rules
+        read (e.g. a panel built without the rules' windows).
+
+        Args:
+            names: Feature names (of a spec, or columns of a panel) the rules will be given.
+            where: What holds those features, for the message.
+        """
+        if missing := [f for f in self.spec.all_feature_names if f not in names]:
+            raise ConfigError(
+                f"{where} cannot evaluate the contact rules: it lacks {missing} (build it "
+                f"with panel.rule_windows={list(self.spec.rule_windows)} "
+                f"panel.rule_actions={list(self.spec.rule_actions)})"
+            )
+
+    @cached_property
+    def all_caps(self) -> tuple[Cap, ...]:
+        """Every cap: the shorthands then :attr:`caps`; the one list :meth:`reasons`
+        evaluates (:func:`shorthand_caps`)."""
+        return (*shorthand_caps(self.spec, self.frequency_caps, self.total_cap), *self.caps)
 
     def reasons(
         self,
@@ -194,26 +319,23 @@ class ContactRules:
         if self.cooldown_weeks > 0:
             recency = np.asarray(features["recency_weeks"], np.float64)
             base = np.where(recency <= self.cooldown_weeks, np.int8(COOLDOWN), base)
-        if self.total_cap is not None:
-            recent = np.asarray(features[f"contacts_{self.spec.fatigue_weeks}w"])
-            base = np.where(recent >= self.total_cap, np.int8(FREQUENCY_CAP), base)
+        codes[:, 1:] = base[:, None]
+        for cap in self.all_caps:
+            recent = np.zeros(n)
+            for name in cap.feature_names():
+                recent = recent + np.asarray(features[name], np.float64)
+            cols = np.flatnonzero(cap.counted(self.catalog))
+            reached = (recent >= cap.max)[:, None]
+            codes[:, cols] = np.where(reached, np.int8(FREQUENCY_CAP), codes[:, cols])
         channels = self.spec.contact_channels
-        by_channel: dict[str, NDArray[np.int8]] = {}  # the code depends on the channel only
-        for a, channel in enumerate(self.catalog.channels):
-            if a == 0:
-                continue
-            if channel not in by_channel:
-                j = channels.index(channel)
-                cap = self.frequency_caps.get(channel)
-                code = base
-                if cap is not None:
-                    recent = np.asarray(features[f"contacts_{self.spec.fatigue_weeks}w_{channel}"])
-                    code = np.where(recent >= cap, np.int8(FREQUENCY_CAP), code)
-                if reachable is not None:
-                    code = np.where(~reachable[:, j], np.int8(INELIGIBLE), code)
-                opted = np.asarray(features[f"opted_out_{channel}"], bool)
-                by_channel[channel] = np.where(opted, np.int8(OPTED_OUT), code)
-            codes[:, a] = by_channel[channel]
+        for channel in dict.fromkeys(self.catalog.channels[1:]):
+            j = channels.index(channel)
+            cols = np.flatnonzero(np.asarray(self.catalog.channels) == channel)
+            code = codes[:, cols]
+            if reachable is not None:
+                code = np.where(~reachable[:, j, None], np.int8(INELIGIBLE), code)
+            opted = np.asarray(features[f"opted_out_{channel}"], bool)
+            codes[:, cols] = np.where(opted[:, None], np.int8(OPTED_OUT), code)
         return codes
 
     def masks(

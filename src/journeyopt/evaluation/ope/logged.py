@@ -167,8 +167,10 @@ def logged_trajectories(
     features = {name: grid(_feature(rows, name)) for name in feature_names}
     action = grid(world.actions.index(rows["action"].astype(str).to_numpy())).astype(np.int64)
     props = _propensities(rows, world)
+    rules.require_features(set(rows.columns), "the panel")
+    read = {**features, **{n: grid(_feature(rows, n)) for n in rules.spec.rule_feature_names}}
     masks = np.stack(
-        [rules.masks({n: v[:, t] for n, v in features.items()}) for t in range(horizon_weeks)],
+        [rules.masks({n: v[:, t] for n, v in read.items()}) for t in range(horizon_weeks)],
         axis=1,
     )
     segment = np.array([world.segment_names.index(s) for s in labels[::horizon_weeks]], np.int64)
