@@ -204,15 +204,23 @@ def test_a_map_given_in_a_config_replaces_the_schema_default() -> None:
 
 def test_the_demo_practice_is_one_file_used_by_every_stage() -> None:
     """The logs' behaviour policy, the staff_rules baseline and the control group all read
-    ``configs/practice/coworking.yaml``; the schemas themselves carry no practice."""
+    ``configs/practice/coworking.yaml`` in the ground-truth world; where the world is a
+    calibrated one (the gate, the demo after its calibration) they read the practice estimated
+    from the logs (``configs/practice/logged.yaml``). The schemas carry no practice."""
     from journeyopt.sim.config import StaffRulesConfig, shipped_practice
 
     demo = shipped_practice("coworking")
-    assert StaffRulesConfig().rules == []
+    logged = shipped_practice("logged")
+    assert logged.source == "logged" and logged.rules == []
+    assert StaffRulesConfig().rules == [] and StaffRulesConfig().source == "rules"
     assert _compose("generate", []).staff == demo
     assert _compose("evaluate", []).evaluation.staff == demo
     assert _compose("serve", []).serve.holdout.staff == demo
-    assert _compose("promote", []).evaluation.staff == demo
-    assert _compose("demo", []).generate.staff == demo
+    assert _compose("promote", []).evaluation.staff == logged
+    demo_run = _compose("demo", [])
+    assert demo_run.generate.staff == demo
+    assert demo_run.evaluation.staff == logged and demo_run.serve.holdout.staff == logged
+    hand = _compose("promote", ["practice@evaluation.staff=coworking"])
+    assert hand.evaluation.staff == demo
     own = _compose("evaluate", ["practice@evaluation.staff=none"])
     assert own.evaluation.staff.rules == []

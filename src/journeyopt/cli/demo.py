@@ -47,8 +47,10 @@ from omegaconf import MISSING, DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from journeyopt.agents.baselines import StaffPolicy
 from journeyopt.agents.config import AgentConfig, TrainSettings, train_config_in
 from journeyopt.agents.config import register_configs as register_agents
+from journeyopt.agents.policy import Policy
 from journeyopt.agents.sb3 import LearnedPolicy
 from journeyopt.agents.train import TrainResult, train
 from journeyopt.calibration.config import CalibrateConfig, CalibrationConfig
@@ -209,6 +211,17 @@ def _calibrate(cfg: DemoConfig, out: DemoOutputs, console: Console) -> Calibrati
         table.add_row(name.removeprefix("sim/"), f"{value:,.4f}")
     console.print(table)
     console.print(f"calibrated world and its fidelity card (card.md, card.png) in {out.world}")
+    practice = result.estimate.calibrated.world.logged_practice
+    if practice is not None:
+        d = practice.diagnostics
+        console.print(
+            "today's practice estimated from the logs (held out): log-loss "
+            f"{d['log_loss']:.3f} nats per customer-week (constant rates "
+            f"{d['constant_log_loss']:.3f}), its most probable action is the logged one in "
+            f"{d['agreement']:.1%} of customer-weeks"
+        )
+    if cfg.evaluation.staff.source == "logged" and not cfg.evaluation.staff.world:
+        cfg.evaluation.staff.world = str(out.world)  # also in the true world of step 6
     return result
 
 
@@ -257,12 +270,21 @@ def _compare(
     truth = load_world(cfg.simulator.world)
     calibrated = load_world(str(out.world))
     agent = LearnedPolicy.of(trained.model, calibrated, observation_layout(calibrated))
+    policies: list[Policy] = [agent]
+    if cfg.evaluation.staff.source == "logged":  # beside it, the rules that made the logs
+        written = cfg.generate.staff.to_practice().check(truth, "generate.staff")
+        policies.append(StaffPolicy(truth, written, name=HANDWRITTEN))
     with working(console, "simulating every policy on the same customers"):
-        result = evaluate_with_baselines(truth, cfg.simulator, cfg.evaluation, [agent])
+        result = evaluate_with_baselines(truth, cfg.simulator, cfg.evaluation, policies)
     write_evaluation(result, str(out.comparison), overwrite=False, currency=truth.currency)
     console.print(summary_table(result.table))
     console.print(f"comparison table and chart in {out.comparison}")
     return result
+
+
+HANDWRITTEN = "staff_rules_handwritten"
+"""The demo's hand-written staff rules (``generate.staff``, without the logs' exploration)
+beside today's practice estimated from the logs (``staff_rules``) in the true world."""
 
 
 def _evidence_number(x: float) -> str:
