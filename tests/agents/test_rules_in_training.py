@@ -21,7 +21,14 @@ from journeyopt.agents.sb3 import make_training_env
 from journeyopt.agents.train import train
 from journeyopt.errors import ConfigError
 from journeyopt.serving.config import register_configs as register_serving
-from journeyopt.sim.config import CapConfig, RulesConfig, SimulatorConfig
+from journeyopt.sim.config import (
+    CapConfig,
+    EligibilityConfig,
+    QuietWeeksConfig,
+    RulesConfig,
+    SimulatorConfig,
+)
+from journeyopt.sim.rules import selected_actions
 from journeyopt.sim.world import WorldSpec
 
 register_configs()
@@ -67,6 +74,23 @@ rule_sets = st.builds(
         ),
         max_size=3,
     ),
+    quiet_weeks=st.lists(
+        st.builds(
+            QuietWeeksConfig,
+            weeks=st.lists(st.integers(1, 6), min_size=1, max_size=3),
+            channels=st.sampled_from([[], ["phone"]]),
+        ),
+        max_size=1,
+    ),
+    eligibility=st.lists(
+        st.builds(
+            EligibilityConfig,
+            segments=st.sampled_from([["corporate_team"], ["startup_team", "freelancer"]]),
+            lifecycle=st.sampled_from([[], ["active", "lapsed"]]),
+            actions=st.sampled_from([["personal_call"], ["discount_offer"]]),
+        ),
+        max_size=1,
+    ),
 )
 
 
@@ -89,6 +113,19 @@ def _overrides(rules: RulesConfig) -> list[str]:
         f"simulator.rules.total_cap={'null' if rules.total_cap is None else rules.total_cap}",
         f"simulator.rules.min_gap_weeks={rules.min_gap_weeks}",
         f"simulator.rules.caps=[{','.join(_cap_override(c) for c in rules.caps)}]",
+        "simulator.rules.quiet_weeks=["
+        + ",".join(
+            f"{{weeks:[{','.join(map(str, q.weeks))}],channels:[{','.join(q.channels)}]}}"
+            for q in rules.quiet_weeks
+        )
+        + "]",
+        "simulator.rules.eligibility=["
+        + ",".join(
+            f"{{segments:[{','.join(e.segments)}],lifecycle:[{','.join(e.lifecycle)}],"
+            f"actions:[{','.join(e.actions)}]}}"
+            for e in rules.eligibility
+        )
+        + "]",
     ]
 
 
@@ -104,6 +141,9 @@ def test_the_shipped_configs_train_and_serve_under_the_same_rules() -> None:
         "total_cap": cfg.simulator.rules.total_cap,
         "min_gap_weeks": cfg.simulator.rules.min_gap_weeks,
         "caps": cfg.simulator.rules.caps,
+        "quiet_weeks": cfg.simulator.rules.quiet_weeks,
+        "eligibility": cfg.simulator.rules.eligibility,
+        "capacity": cfg.simulator.rules.capacity,
     }
     assert SimulatorConfig().rules == RulesConfig()  # the schema itself sets no rule
 
@@ -119,11 +159,24 @@ def test_the_training_env_masks_are_the_configured_rules(
     )
     env.reset()
     taken: list[np.ndarray] = []
-    for _ in range(5):
+    for week in range(5):
         masks = np.stack(env.env_method("action_masks"))
-        np.testing.assert_array_equal(masks, contact_rules.masks(population.features))
+        woy = week + 1  # the episode starts in ISO week 1
+        expected = contact_rules.masks(
+            population.features, segment=population.segment, week_of_year=woy
+        )
+        np.testing.assert_array_equal(masks, expected)
         actions = np.array([np.flatnonzero(m)[-1] for m in masks])  # the costliest allowed
         taken.append(actions)
+        for quiet in contact_rules.quiet:  # brute force: nothing of a quiet week is chosen
+            if woy in quiet.weeks:
+                assert not selected_actions(world.actions, quiet.channels, quiet.actions)[
+                    actions
+                ].any()
+        for rule in contact_rules.eligibility:
+            chosen = selected_actions(world.actions, rule.channels, rule.actions)[actions]
+            eligible = rule.eligible(population.segment, population.features["lifecycle"])
+            assert not (chosen & ~eligible).any()
         env.step(actions)
     history = np.stack(taken)  # (weeks, N); the starting customers had no contact before
     for cap in contact_rules.caps:  # brute force: any window_weeks weeks hold <= max

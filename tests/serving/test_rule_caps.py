@@ -11,13 +11,14 @@ import pytest
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError
+from journeyopt.panel.state import LIFECYCLE_STAGES
 from journeyopt.panel.weeks import WEEK, monday_on_or_before
 from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.features import batch_from_logs
 from journeyopt.serving.scorer import Scorer
 from journeyopt.serving.served_model import ServedModel
-from journeyopt.sim.config import CapConfig, RulesConfig
-from journeyopt.sim.rules import ALLOWED, FREQUENCY_CAP
+from journeyopt.sim.config import CapConfig, EligibilityConfig, QuietWeeksConfig, RulesConfig
+from journeyopt.sim.rules import ALLOWED, FREQUENCY_CAP, NOT_ELIGIBLE, OPTED_OUT, QUIET_WEEK
 from journeyopt.sim.world import WorldSpec
 from tests.serving.conftest import AS_OF
 
@@ -67,7 +68,56 @@ def test_a_cap_on_an_action_the_world_lacks_stops_the_start_up(
     world: WorldSpec, served: ServedModel
 ) -> None:
     settings = ServingConfig(rules=RulesConfig(caps=[CapConfig(1, 8, actions=["fax"])]))
-    with pytest.raises(ConfigError, match=r"serve.rules.caps\[0\] counts action\(s\) \['fax'\]"):
+    with pytest.raises(ConfigError, match=r"serve.rules.caps\[0\] names action\(s\) \['fax'\]"):
         Scorer(served, settings, world)
     with pytest.raises(ConfigError, match="counts exactly one of over: all, channels"):
         CapConfig(1, 8, over="all", channels=["email"])
+
+
+def test_served_decisions_keep_quiet_weeks_and_eligibility(
+    world: WorldSpec, served: ServedModel, demo_source: SourceConfig
+) -> None:
+    week = int(pd.Timestamp(AS_OF).isocalendar().week)
+    rules = RulesConfig(
+        quiet_weeks=[QuietWeeksConfig(weeks=[week], channels=["phone"])],
+        eligibility=[
+            EligibilityConfig(segments=["freelancer"], actions=["discount_offer"]),
+            EligibilityConfig(lifecycle=["active"], actions=["personal_email"]),
+        ],
+    )
+    scorer = Scorer(served, ServingConfig(rules=rules), world)
+    logs, _ = ingest_to_logs(demo_source)
+    batch = batch_from_logs(logs, scorer.world, pd.Timestamp(AS_OF, tz="UTC"))
+    decisions = scorer.score(batch)
+    names = np.asarray(world.actions.names)[decisions.actions]
+    channels = np.asarray(world.actions.channels)[decisions.actions]
+    assert not (channels == "phone").any()
+    freelancer = batch.segment == world.segment_names.index("freelancer")
+    assert not ((names == "discount_offer") & ~freelancer).any()
+    active = batch.features["lifecycle"] == LIFECYCLE_STAGES.index("active")
+    assert not ((names == "personal_email") & ~active).any()
+    call = world.actions.names.index("personal_call")
+    offer = world.actions.names.index("discount_offer")
+    known = batch.known
+    assert set(np.unique(decisions.reasons[known, call])) <= {QUIET_WEEK, OPTED_OUT}
+    assert (decisions.reasons[known, call] == QUIET_WEEK).any()
+    assert (decisions.reasons[known & ~freelancer, offer] != ALLOWED).all()
+    assert (decisions.reasons[known & ~freelancer, offer] == NOT_ELIGIBLE).any()
+    other = ServingConfig(rules=RulesConfig(quiet_weeks=[QuietWeeksConfig(weeks=[week + 1])]))
+    assert (Scorer(served, other, world).score(batch).reasons[:, call] != QUIET_WEEK).all()
+
+
+def test_eligibility_naming_a_type_the_world_lacks_stops_the_start_up(
+    world: WorldSpec, served: ServedModel
+) -> None:
+    rules = RulesConfig(eligibility=[EligibilityConfig(segments=["Firma"], channels=["phone"])])
+    with pytest.raises(
+        ConfigError,
+        match=r"serve.rules.eligibility\[0\].segments names customer type\(s\) \['Firma'\]",
+    ):
+        Scorer(served, ServingConfig(rules=rules), world)
+    with pytest.raises(ConfigError, match="unknown lifecycle stage"):
+        EligibilityConfig(lifecycle=["sleeping"])
+    with pytest.raises(ConfigError, match=r"weeks must be ISO weeks 1\.\.53"):
+        QuietWeeksConfig(weeks=[54])
+    assert QuietWeeksConfig(dates=[["2026-12-28", "2027-01-04"]]).iso_weeks() == (1, 53)

@@ -19,10 +19,14 @@ from journeyopt.sim.rules import (
     FREQUENCY_CAP,
     INELIGIBLE,
     MIN_GAP,
+    NOT_ELIGIBLE,
     OPTED_OUT,
+    QUIET_WEEK,
     ActionCatalog,
     Cap,
     ContactRules,
+    Eligibility,
+    QuietWeeks,
     rule_feature_spec,
 )
 
@@ -291,3 +295,131 @@ def test_rules_the_state_cannot_evaluate_stop_with_one_line() -> None:
         ContactRules(CATALOG, SPEC, caps=(Cap(1, 8, actions=("fax",)),))
     with pytest.raises(ValueError, match="channels or actions, not both"):
         Cap(1, 2, channels=("email",), actions=("newsletter",))
+
+
+# --- quiet weeks and eligibility -----------------------------------------------------------
+
+targets = st.one_of(
+    st.just({}),
+    st.lists(st.sampled_from(["email", "phone"]), min_size=1, unique=True).map(
+        lambda c: {"channels": tuple(c)}
+    ),
+    st.lists(st.sampled_from(CATALOG.names[1:]), min_size=1, unique=True).map(
+        lambda a: {"actions": tuple(a)}
+    ),
+)
+quiet_strategy = st.lists(
+    st.builds(
+        lambda weeks, target: QuietWeeks(tuple(weeks), **target),
+        st.lists(st.integers(1, 53), min_size=1, max_size=3),
+        targets,
+    ),
+    max_size=2,
+)
+eligibility_strategy = st.lists(
+    st.builds(
+        lambda segments, stages, target: Eligibility(tuple(segments), tuple(stages), **target),
+        st.lists(st.integers(0, 2), max_size=2),
+        st.lists(st.integers(0, 3), min_size=1, max_size=2),
+        targets,
+    )
+    | st.builds(
+        lambda segments, target: Eligibility(tuple(segments), (), **target),
+        st.lists(st.integers(0, 2), min_size=1, max_size=2),
+        targets,
+    ),
+    max_size=2,
+)
+
+
+def _targets(rule: QuietWeeks | Eligibility, a: int) -> bool:
+    if rule.actions:
+        return CATALOG.names[a] in rule.actions
+    if rule.channels:
+        return CATALOG.channels[a] in rule.channels
+    return True
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    quiet=quiet_strategy,
+    eligibility=eligibility_strategy,
+    caps=caps_strategy,
+    segment=st.lists(st.integers(-1, 2), min_size=4, max_size=4),
+    stage=st.lists(st.integers(0, 3), min_size=4, max_size=4),
+    week_of_year=st.integers(1, 53),
+    history=st.lists(
+        st.lists(st.integers(0, CATALOG.n_actions - 1), min_size=4, max_size=4), max_size=6
+    ),
+)
+def test_random_rule_sets_masks_equal_the_rules_read_one_by_one(
+    quiet: list[QuietWeeks],
+    eligibility: list[Eligibility],
+    caps: list[Cap],
+    segment: list[int],
+    stage: list[int],
+    week_of_year: int,
+    history: list[list[int]],
+) -> None:
+    """Random rule sets: an action is allowed exactly when no rule, read on its own, forbids
+    it; the guard decides as the masks; the reason reported is a rule that applies."""
+    hist = np.array(history, np.int64).reshape(len(history), 4)
+    spec = rule_feature_spec(SPEC, tuple(caps))
+    rules = ContactRules(
+        CATALOG, spec, caps=tuple(caps), quiet=tuple(quiet), eligibility=tuple(eligibility)
+    )
+    f = state_features(_history_state(spec, hist), spec)
+    f["lifecycle"] = np.array(stage, np.int8)
+    seg = np.array(segment)
+    codes = rules.reasons(f, segment=seg, week_of_year=week_of_year)
+    masks = rules.masks(f, segment=seg, week_of_year=week_of_year)
+    np.testing.assert_array_equal(masks, codes == 0)
+    t = hist.shape[0]
+    for i in range(4):
+        for a in range(1, CATALOG.n_actions):
+            quiet_hit = any(week_of_year in q.weeks and _targets(q, a) for q in quiet)
+            not_eligible = any(
+                _targets(e, a)
+                and not (
+                    (not e.segments or seg[i] in e.segments)
+                    and (not e.lifecycle or stage[i] in e.lifecycle)
+                )
+                for e in eligibility
+            )
+            capped = any(
+                cap.counted(CATALOG)[a]
+                and sum(
+                    bool(cap.counted(CATALOG)[b])
+                    for b in hist[max(0, t - cap.window_weeks + 1) : t, i]
+                    if b
+                )
+                >= cap.max
+                for cap in caps
+            )
+            assert masks[i, a] == (not (quiet_hit or not_eligible or capped))
+            if not_eligible:
+                assert codes[i, a] == NOT_ELIGIBLE
+            elif quiet_hit:
+                assert codes[i, a] == QUIET_WEEK
+            elif capped:
+                assert codes[i, a] == FREQUENCY_CAP
+    for a in range(CATALOG.n_actions):
+        chosen, _ = rules.guard(np.full(4, a), f, segment=seg, week_of_year=week_of_year)
+        np.testing.assert_array_equal(chosen, np.where(masks[:, a], a, 0))
+
+
+def test_quiet_weeks_and_eligibility_need_the_week_and_the_customer_type() -> None:
+    quiet = ContactRules(CATALOG, SPEC, quiet=(QuietWeeks((52, 1), channels=("phone",)),))
+    with pytest.raises(ValueError, match="quiet weeks: give the week of year"):
+        quiet.masks(features())
+    codes = quiet.reasons(features(), week_of_year=np.array([52]))
+    assert codes[0].tolist() == [0, 0, 0, QUIET_WEEK]
+    assert quiet.masks(features(), week_of_year=2).all()
+    only = ContactRules(CATALOG, SPEC, eligibility=(Eligibility((1,), actions=("personal_call",)),))
+    with pytest.raises(ValueError, match="give segment"):
+        only.masks(features())
+    f = features(recency_weeks=[np.nan, np.nan, np.nan])
+    f["lifecycle"] = np.zeros(3, np.int8)
+    codes = only.reasons(f, segment=np.array([0, 1, -1]))
+    assert codes[:, 3].tolist() == [NOT_ELIGIBLE, 0, NOT_ELIGIBLE]  # unknown type: not eligible
+    assert (codes[:, :3] == 0).all()

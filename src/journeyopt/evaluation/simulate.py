@@ -132,7 +132,7 @@ def simulate_policy(
     for t in range(clock.horizon_weeks):
         woy = int(clock.weeks_of_year[t])
         features = state_features(state, world.features)
-        masks = rules.masks(features)
+        masks = rules.masks(features, segment=segment, week_of_year=woy)
         seen = Observation(features, segment, woy, t, world.segment_names)
         actions, _ = policy.act(seen, masks, policy_rng)
         step = step_customers(world, state, features, segment, masks, actions, woy, world_rng)

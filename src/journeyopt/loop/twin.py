@@ -45,7 +45,9 @@ def control_actions(scorer: Scorer, batch: CustomerBatch) -> IntArray:
     to what the contact rules allow, behind the same guards (what a control customer gets
     from :meth:`Scorer.score`)."""
     monday = monday_on_or_before(batch.as_of)
-    reasons = scorer.rules.reasons(batch.features)
+    reasons = scorer.rules.reasons(
+        batch.features, segment=batch.segment, week_of_year=int(monday.isocalendar().week)
+    )
     masks = allowed_actions(reasons, batch.known)
     segment = np.where(batch.segment >= 0, batch.segment, 0)
     observation = Observation(

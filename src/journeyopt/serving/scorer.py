@@ -209,7 +209,9 @@ class Scorer:
         """Decide for every customer of ``batch`` (see the module docstring)."""
         monday = monday_on_or_before(batch.as_of)
         week_of_year = int(monday.isocalendar().week)
-        reasons = self.rules.reasons(batch.features)
+        reasons = self.rules.reasons(
+            batch.features, segment=batch.segment, week_of_year=week_of_year
+        )
         masks = allowed_actions(reasons, batch.known)
         segment = np.where(batch.segment >= 0, batch.segment, 0)
         observations = np.ascontiguousarray(

@@ -17,8 +17,16 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from journeyopt.errors import ConfigError
+from journeyopt.panel.state import LIFECYCLE_STAGES
 from journeyopt.sim.practice import LoggedPractice, Practice, PracticeRule
-from journeyopt.sim.rules import Cap, ContactRules, rule_feature_spec, shorthand_caps
+from journeyopt.sim.rules import (
+    Cap,
+    ContactRules,
+    Eligibility,
+    QuietWeeks,
+    rule_feature_spec,
+    shorthand_caps,
+)
 from journeyopt.sim.world import WorldSpec, load_world
 
 T = TypeVar("T")
@@ -63,6 +71,82 @@ class CapConfig:
         return Cap(self.max, self.window_weeks, tuple(self.channels), tuple(self.actions))
 
 
+def _one_target(key: str, channels: list[str], actions: list[str]) -> None:
+    if channels and actions:
+        raise ConfigError(f"{key}: name channels or actions, not both")
+
+
+@dataclass
+class QuietWeeksConfig:
+    """One entry of ``rules.quiet_weeks``: no contact of ``actions`` (or through
+    ``channels``; neither: no contact at all) in the given weeks, every year.
+
+    Attributes:
+        weeks: ISO weeks of year (1..53), e.g. ``[52, 1]``.
+        dates: Date ranges ``[first, last]`` (ISO dates, inclusive); the ISO weeks of year
+            they touch are quiet, every year (simulations have weeks of year, not years).
+        channels: Channels kept quiet.
+        actions: Actions kept quiet.
+    """
+
+    weeks: list[int] = field(default_factory=list)
+    dates: list[list[str]] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _one_target("rules.quiet_weeks", self.channels, self.actions)
+        if bad := [w for w in self.weeks if not 1 <= w <= 53]:
+            raise ConfigError(f"rules.quiet_weeks: weeks must be ISO weeks 1..53, got {bad}")
+        if not self.weeks and not self.dates:
+            raise ConfigError("rules.quiet_weeks: each entry needs weeks or dates")
+        self.iso_weeks()
+
+    def iso_weeks(self) -> tuple[int, ...]:
+        """The quiet ISO weeks of year: :attr:`weeks` and those :attr:`dates` touch."""
+        weeks = set(self.weeks)
+        for span in self.dates:
+            try:
+                first, last = (pd.Timestamp(d) for d in span)
+            except (ValueError, TypeError) as err:
+                raise ConfigError(
+                    f"rules.quiet_weeks: dates must be [first, last] ISO dates, got {span}"
+                ) from err
+            if last < first or (last - first).days > 366:
+                raise ConfigError(f"rules.quiet_weeks: date range {span} is empty or > 1 year")
+            days = pd.date_range(first, last, freq="D")
+            weeks |= {int(w) for w in days.isocalendar().week}
+        return tuple(sorted(weeks))
+
+
+@dataclass
+class EligibilityConfig:
+    """One entry of ``rules.eligibility``: ``actions`` (or the actions of ``channels``;
+    neither: every contact) only for customers of ``segments`` and ``lifecycle`` stages.
+
+    Attributes:
+        segments: Customer types (the world's segment names) allowed; empty: any.
+        lifecycle: Lifecycle stages allowed (prospect, active, lapsed); empty: any.
+        channels: Channels the rule is about.
+        actions: Actions the rule is about.
+    """
+
+    segments: list[str] = field(default_factory=list)
+    lifecycle: list[str] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _one_target("rules.eligibility", self.channels, self.actions)
+        if not self.segments and not self.lifecycle:
+            raise ConfigError("rules.eligibility: each entry needs segments or lifecycle")
+        if bad := [s for s in self.lifecycle if s not in LIFECYCLE_STAGES]:
+            raise ConfigError(
+                f"rules.eligibility: unknown lifecycle stage(s) {bad}, known: "
+                f"{list(LIFECYCLE_STAGES)}"
+            )
+
+
 @dataclass
 class RulesConfig:
     """The business's contact rules (see :class:`journeyopt.sim.rules.ContactRules`), one
@@ -85,6 +169,13 @@ class RulesConfig:
             (:class:`CapConfig`), e.g. ``[{over: all, max: 2, window_weeks: 4},
             {actions: [call], max: 1, window_weeks: 8}]``. ``frequency_caps`` and
             ``total_cap`` are shorthands for caps in the fatigue window; all are one list.
+        quiet_weeks: Weeks without given actions or channels (:class:`QuietWeeksConfig`),
+            e.g. ``[{channels: [phone], weeks: [52, 1]}]``.
+        eligibility: Actions or channels only for given customer types / lifecycle stages
+            (:class:`EligibilityConfig`), e.g. ``[{actions: [call], segments: [b2b]}]``.
+        capacity: Action -> most customers it may be given in one week (e.g. ``{call:
+            300}``, the call team's size): serving gives it where it is worth most, training
+            and the optimum through a price on the action.
     """
 
     frequency_caps: dict[str, int] = field(default_factory=dict)
@@ -92,6 +183,9 @@ class RulesConfig:
     total_cap: int | None = None
     min_gap_weeks: int = 0
     caps: list[CapConfig] = field(default_factory=list)
+    quiet_weeks: list[QuietWeeksConfig] = field(default_factory=list)
+    eligibility: list[EligibilityConfig] = field(default_factory=list)
+    capacity: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for channel, cap in self.frequency_caps.items():
@@ -126,20 +220,45 @@ class RulesConfig:
                 f"{remove}, and cap a channel of the world with "
                 f"+{key}.frequency_caps.<channel>=<contacts>"
             )
-        caps = tuple(
-            c.cap() if isinstance(c, CapConfig) else CapConfig(**c).cap() for c in self.caps
+        caps = tuple(_as(CapConfig, c).cap() for c in self.caps)
+        quiet = tuple(
+            QuietWeeks(q.iso_weeks(), tuple(q.channels), tuple(q.actions))
+            for q in (_as(QuietWeeksConfig, q) for q in self.quiet_weeks)
         )
-        for i, cap in enumerate(caps):
-            if unknown := [c for c in cap.channels if c not in channels]:
+        eligibility = tuple(
+            Eligibility(
+                tuple(_segment_index(world, e.segments, f"{key}.eligibility[{i}]")),
+                tuple(LIFECYCLE_STAGES.index(s) for s in e.lifecycle),
+                tuple(e.channels),
+                tuple(e.actions),
+            )
+            for i, e in enumerate(_as(EligibilityConfig, e) for e in self.eligibility)
+        )
+        actions = world.actions.names[1:]
+        named: list[tuple[str, Cap | QuietWeeks | Eligibility]] = [
+            *((f"caps[{i}]", c) for i, c in enumerate(caps)),
+            *((f"quiet_weeks[{i}]", q) for i, q in enumerate(quiet)),
+            *((f"eligibility[{i}]", e) for i, e in enumerate(eligibility)),
+        ]
+        for what, entry in named:
+            if unknown := [c for c in entry.channels if c not in channels]:
                 raise ConfigError(
-                    f"{key}.caps[{i}] counts channel(s) {unknown} that world {world.name!r} "
+                    f"{key}.{what} names channel(s) {unknown} that world {world.name!r} "
                     f"does not have (its contact channels: {list(channels)})"
                 )
-            if unknown := [a for a in cap.actions if a not in world.actions.names[1:]]:
+            if unknown := [a for a in entry.actions if a not in actions]:
                 raise ConfigError(
-                    f"{key}.caps[{i}] counts action(s) {unknown} that world {world.name!r} "
-                    f"does not have (its actions: {list(world.actions.names[1:])})"
+                    f"{key}.{what} names action(s) {unknown} that world {world.name!r} "
+                    f"does not have (its actions: {list(actions)})"
                 )
+        for action, limit in self.capacity.items():
+            if action not in actions:
+                raise ConfigError(
+                    f"{key}.capacity names action {action!r} that world {world.name!r} does "
+                    f"not have (its actions: {list(actions)})"
+                )
+            if limit < 0:
+                raise ConfigError(f"{key}.capacity.{action} must be >= 0, got {limit}")
         short = shorthand_caps(world.features, self.frequency_caps, self.total_cap)
         return ContactRules(
             world.actions,
@@ -149,6 +268,9 @@ class RulesConfig:
             self.total_cap,
             self.min_gap_weeks,
             caps,
+            quiet,
+            eligibility,
+            dict(self.capacity),
         )
 
     def world_for(self, world: WorldSpec, key: str) -> WorldSpec:
@@ -156,6 +278,21 @@ class RulesConfig:
         actions): simulate and score it with them, so the one state code computes every
         feature the rules evaluate (:meth:`ContactRules.check_state`)."""
         return replace(world, features=self.for_world(world, key).spec)
+
+
+def _as(cls: type[T], value: object) -> T:
+    """``value`` as a ``cls`` config (a plain mapping when built without Hydra)."""
+    return value if isinstance(value, cls) else cls(**value)  # type: ignore[arg-type]
+
+
+def _segment_index(world: WorldSpec, names: list[str], key: str) -> list[int]:
+    """Indices of customer type ``names`` in ``world``; a ``ConfigError`` names unknown ones."""
+    if unknown := [n for n in names if n not in world.segment_names]:
+        raise ConfigError(
+            f"{key}.segments names customer type(s) {unknown} that world {world.name!r} does "
+            f"not have (its types: {list(world.segment_names)})"
+        )
+    return [world.segment_names.index(n) for n in names]
 
 
 @dataclass

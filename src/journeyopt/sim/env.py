@@ -228,8 +228,8 @@ class CustomerJourneyEnv(gym.Env[NDArray[np.float32], np.int64]):
     def _observe(self) -> NDArray[np.float32]:
         assert self._state is not None
         self._features = state_features(self._state, self.world.features)
-        self._masks = self.rules.masks(self._features)
         woy = int(self.clock.weeks_of_year[self._week])
+        self._masks = self.rules.masks(self._features, segment=self._segment, week_of_year=woy)
         return np.ascontiguousarray(encode(self.layout, self._features, self._segment, woy)[0])
 
     def reset(

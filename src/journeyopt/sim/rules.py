@@ -9,13 +9,21 @@ Rules, checked in this order (the first that applies is the reason reported):
 1. ``opted_out``: the customer opted out of the action's channel (out of every channel: only
    ``none`` remains).
 2. ``ineligible``: the customer cannot be reached on the channel (e.g. no phone number).
-3. ``frequency_cap``: a :class:`Cap` is reached: the customer already had ``max`` contacts
+3. ``not_eligible``: the action (or its channel) is only for other customer types or
+   lifecycle stages (:class:`Eligibility`).
+4. ``quiet_week``: the week of year is a quiet week of the action or its channel
+   (:class:`QuietWeeks`, e.g. no calls in ISO weeks 52 and 1).
+5. ``frequency_cap``: a :class:`Cap` is reached: the customer already had ``max`` contacts
    counted by it (over all channels, some channels or some actions) within its own window
    (the state's ``contacts_<w>w*`` / ``action_contacts_<w>w_<action>`` features). The
    shorthands ``frequency_caps`` (per channel) and ``total_cap`` (all channels) are caps in
    the world's fatigue window.
-4. ``cooldown``: the customer converted within the last ``cooldown_weeks`` weeks.
-5. ``min_gap``: the customer was contacted (any channel) fewer than ``min_gap_weeks`` weeks ago.
+6. ``cooldown``: the customer converted within the last ``cooldown_weeks`` weeks.
+7. ``min_gap``: the customer was contacted (any channel) fewer than ``min_gap_weeks`` weeks ago.
+
+``capacity`` (a weekly capacity per action, :attr:`ContactRules.capacity`) is not a rule of one
+customer: serving reports it for the customers a full action was taken from
+(:func:`journeyopt.serving.guards.apply_capacity`).
 
 ``none`` is always allowed.
 """
@@ -40,8 +48,21 @@ REASONS: tuple[str, ...] = (
     "frequency_cap",
     "cooldown",
     "min_gap",
+    "quiet_week",
+    "not_eligible",
+    "capacity",
 )
-ALLOWED, OPTED_OUT, INELIGIBLE, FREQUENCY_CAP, COOLDOWN, MIN_GAP = range(len(REASONS))
+(
+    ALLOWED,
+    OPTED_OUT,
+    INELIGIBLE,
+    FREQUENCY_CAP,
+    COOLDOWN,
+    MIN_GAP,
+    QUIET_WEEK,
+    NOT_ELIGIBLE,
+    CAPACITY,
+) = range(len(REASONS))
 
 
 PRICE_BASES: tuple[str, ...] = ("paid", "list")
@@ -184,15 +205,81 @@ class Cap:
 
     def counted(self, catalog: ActionCatalog) -> NDArray[np.bool_]:
         """(A,) the actions this cap counts, hence forbids once reached (never ``none``)."""
-        names, channels = np.asarray(catalog.names), np.asarray(catalog.channels)
-        if self.actions:
-            out = np.isin(names, self.actions)
-        elif self.channels:
-            out = np.isin(channels, self.channels)
-        else:
-            out = np.ones(len(names), np.bool_)
-        out[0] = False
-        return out
+        return selected_actions(catalog, self.channels, self.actions)
+
+
+def selected_actions(
+    catalog: ActionCatalog, channels: Collection[str], actions: Collection[str]
+) -> NDArray[np.bool_]:
+    """(A,) the contact actions named in ``actions``, or those of ``channels``, or (neither
+    given) every contact action; never ``none``."""
+    names, chans = np.asarray(catalog.names), np.asarray(catalog.channels)
+    if actions:
+        out = np.isin(names, list(actions))
+    elif channels:
+        out = np.isin(chans, list(channels))
+    else:
+        out = np.ones(len(names), np.bool_)
+    out[0] = False
+    return out
+
+
+@dataclass(frozen=True)
+class QuietWeeks:
+    """No contact of ``actions`` (or through ``channels``; neither: no contact at all) in the
+    ISO weeks of year ``weeks`` (every year: e.g. ``(52, 1)``, no calls around new year).
+
+    Attributes:
+        weeks: ISO weeks of year, 1..53.
+        channels: Channels kept quiet.
+        actions: Actions kept quiet (not together with ``channels``).
+    """
+
+    weeks: tuple[int, ...]
+    channels: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.weeks or any(not 1 <= w <= 53 for w in self.weeks):
+            raise ValueError(f"quiet weeks must be ISO weeks 1..53, got {self.weeks}")
+        if self.channels and self.actions:
+            raise ValueError("quiet weeks name channels or actions, not both")
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """``actions`` (or the actions of ``channels``; neither: every contact) are only for
+    customers of the given types and lifecycle stages.
+
+    Attributes:
+        segments: Customer type indices (into the world's segment names) allowed; empty: any.
+        lifecycle: Lifecycle stage codes (:data:`journeyopt.panel.state.LIFECYCLE_STAGES`)
+            allowed; empty: any.
+        channels: Channels the rule is about.
+        actions: Actions the rule is about (not together with ``channels``).
+    """
+
+    segments: tuple[int, ...] = ()
+    lifecycle: tuple[int, ...] = ()
+    channels: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.channels and self.actions:
+            raise ValueError("an eligibility rule names channels or actions, not both")
+        if not self.segments and not self.lifecycle:
+            raise ValueError("an eligibility rule needs segments or lifecycle stages")
+
+    def eligible(
+        self, segment: NDArray[np.integer], lifecycle: NDArray[np.integer]
+    ) -> NDArray[np.bool_]:
+        """(N,) customers the rule's actions are allowed for (an unknown type, -1: not)."""
+        ok = np.ones(segment.shape[0], np.bool_)
+        if self.segments:
+            ok &= np.isin(segment, self.segments)
+        if self.lifecycle:
+            ok &= np.isin(lifecycle, self.lifecycle)
+        return ok
 
 
 def shorthand_caps(
@@ -237,6 +324,12 @@ class ContactRules:
             channel (0 or 1 disables: one decision a week already).
         caps: Caps over any set of channels or actions, each with its own window; their
             features must be in ``spec.all_feature_names`` (:func:`rule_feature_spec`).
+        quiet: Weeks of year without given actions or channels.
+        eligibility: Actions or channels only for given customer types / lifecycle stages.
+        capacity: Action -> most customers it may be given in one week (the call team's
+            size); applied over a whole week's decisions, not per customer: serving gives the
+            action where it is worth most (:func:`journeyopt.serving.guards.apply_capacity`),
+            training and the optimum through a price on the action.
     """
 
     catalog: ActionCatalog
@@ -246,6 +339,9 @@ class ContactRules:
     total_cap: int | None = None
     min_gap_weeks: int = 0
     caps: tuple[Cap, ...] = ()
+    quiet: tuple[QuietWeeks, ...] = ()
+    eligibility: tuple[Eligibility, ...] = ()
+    capacity: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         channels = set(self.spec.contact_channels)
@@ -263,11 +359,21 @@ class ContactRules:
             raise ValueError(f"total_cap must be >= 0, got {self.total_cap}")
         if self.min_gap_weeks < 0:
             raise ValueError(f"min_gap_weeks must be >= 0, got {self.min_gap_weeks}")
-        for rule in self.caps:
-            if bad := [c for c in rule.channels if c not in channels]:
-                raise ValueError(f"a cap counts unknown channels {bad}")
-            if bad := [a for a in rule.actions if a not in self.catalog.names[1:]]:
-                raise ValueError(f"a cap counts unknown actions {bad}")
+        for kind, rules in (
+            ("cap", self.caps),
+            ("quiet", self.quiet),
+            ("eligibility", self.eligibility),
+        ):
+            for rule in rules:
+                if bad := [c for c in rule.channels if c not in channels]:
+                    raise ValueError(f"a {kind} rule names unknown channels {bad}")
+                if bad := [a for a in rule.actions if a not in self.catalog.names[1:]]:
+                    raise ValueError(f"a {kind} rule names unknown actions {bad}")
+        for action, limit in self.capacity.items():
+            if action not in self.catalog.names[1:]:
+                raise ValueError(f"a capacity for unknown action {action!r}")
+            if limit < 0:
+                raise ValueError(f"the capacity of {action!r} must be >= 0, got {limit}")
         known = set(self.spec.all_feature_names)
         for rule in self.all_caps:
             if missing := [f for f in rule.feature_names() if f not in known]:
@@ -297,10 +403,21 @@ class ContactRules:
         evaluates (:func:`shorthand_caps`)."""
         return (*shorthand_caps(self.spec, self.frequency_caps, self.total_cap), *self.caps)
 
+    @cached_property
+    def capacity_limits(self) -> NDArray[np.int64]:
+        """(A,) most customers per week of each action; -1: no capacity."""
+        out = np.full(self.catalog.n_actions, -1, np.int64)
+        for action, limit in self.capacity.items():
+            out[self.catalog.names.index(action)] = limit
+        return out
+
     def reasons(
         self,
         features: Mapping[str, NDArray[np.generic]],
         reachable: NDArray[np.bool_] | None = None,
+        *,
+        segment: NDArray[np.integer] | None = None,
+        week_of_year: int | NDArray[np.integer] | None = None,
     ) -> NDArray[np.int8]:
         """(N, A) reason code per customer and action (see :data:`REASONS`); 0 = allowed.
 
@@ -309,6 +426,13 @@ class ContactRules:
                 panel columns of the same names), each of shape (N,).
             reachable: Optional (N, C) channel eligibility in ``spec.contact_channels`` order;
                 all reachable when omitted.
+            segment: (N,) customer type index (-1: unknown); needed by eligibility rules on
+                types.
+            week_of_year: ISO week of year (1..53) of the decision, one for all or (N,);
+                needed by quiet weeks.
+
+        Raises:
+            ValueError: The rules need ``segment`` or ``week_of_year`` and it is missing.
         """
         n = len(next(iter(features.values())))
         codes = np.zeros((n, self.catalog.n_actions), np.int8)
@@ -327,6 +451,23 @@ class ContactRules:
             cols = np.flatnonzero(cap.counted(self.catalog))
             reached = (recent >= cap.max)[:, None]
             codes[:, cols] = np.where(reached, np.int8(FREQUENCY_CAP), codes[:, cols])
+        if self.quiet:
+            if week_of_year is None:
+                raise ValueError("these contact rules have quiet weeks: give the week of year")
+            woy = np.broadcast_to(np.asarray(week_of_year, np.int64), (n,))
+            for quiet in self.quiet:
+                cols = np.flatnonzero(selected_actions(self.catalog, quiet.channels, quiet.actions))
+                hit = np.isin(woy, quiet.weeks)[:, None]
+                codes[:, cols] = np.where(hit, np.int8(QUIET_WEEK), codes[:, cols])
+        if self.eligibility:
+            if segment is None and any(e.segments for e in self.eligibility):
+                raise ValueError("these contact rules depend on the customer type: give segment")
+            seg = np.full(n, -1, np.int64) if segment is None else np.asarray(segment, np.int64)
+            stage = np.asarray(features["lifecycle"], np.int64)
+            for rule in self.eligibility:
+                cols = np.flatnonzero(selected_actions(self.catalog, rule.channels, rule.actions))
+                out = ~rule.eligible(seg, stage)[:, None]
+                codes[:, cols] = np.where(out, np.int8(NOT_ELIGIBLE), codes[:, cols])
         channels = self.spec.contact_channels
         for channel in dict.fromkeys(self.catalog.channels[1:]):
             j = channels.index(channel)
@@ -342,17 +483,27 @@ class ContactRules:
         self,
         features: Mapping[str, NDArray[np.generic]],
         reachable: NDArray[np.bool_] | None = None,
+        *,
+        segment: NDArray[np.integer] | None = None,
+        week_of_year: int | NDArray[np.integer] | None = None,
     ) -> NDArray[np.bool_]:
-        """(N, A) True where the action is allowed; column 0 (``none``) is always True."""
-        return self.reasons(features, reachable) == ALLOWED
+        """(N, A) True where the action is allowed; column 0 (``none``) is always True
+        (arguments as :meth:`reasons`)."""
+        codes = self.reasons(features, reachable, segment=segment, week_of_year=week_of_year)
+        return codes == ALLOWED
 
     def guard(
         self,
         actions: NDArray[np.integer],
         features: Mapping[str, NDArray[np.generic]],
         reachable: NDArray[np.bool_] | None = None,
+        *,
+        segment: NDArray[np.integer] | None = None,
+        week_of_year: int | NDArray[np.integer] | None = None,
     ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
-        """Replace forbidden actions by ``none``; returns (actions, was_overridden), each (N,)."""
+        """Replace forbidden actions by ``none``; returns (actions, was_overridden), each (N,)
+        (other arguments as :meth:`reasons`)."""
         actions = np.asarray(actions, np.int64)
-        allowed = self.masks(features, reachable)[np.arange(actions.shape[0]), actions]
+        masks = self.masks(features, reachable, segment=segment, week_of_year=week_of_year)
+        allowed = masks[np.arange(actions.shape[0]), actions]
         return np.where(allowed, actions, 0), ~allowed

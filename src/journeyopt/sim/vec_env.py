@@ -120,8 +120,8 @@ class PopulationVecEnv(VecEnv):
     def _observe(self) -> Float32:
         assert self._state is not None
         self._features = state_features(self._state, self.world.features)
-        self._masks = self.rules.masks(self._features)
         woy = int(self.clock.weeks_of_year[self._week])
+        self._masks = self.rules.masks(self._features, segment=self._segment, week_of_year=woy)
         return encode(self.layout, self._features, self._segment, woy)
 
     def _new_customers(self) -> Float32:

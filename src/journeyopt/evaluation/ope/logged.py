@@ -169,11 +169,17 @@ def logged_trajectories(
     props = _propensities(rows, world)
     rules.require_features(set(rows.columns), "the panel")
     read = {**features, **{n: grid(_feature(rows, n)) for n in rules.spec.rule_feature_names}}
+    segment = np.array([world.segment_names.index(s) for s in labels[::horizon_weeks]], np.int64)
+    woy = np.asarray(grid(rows["week_of_year"].to_numpy(np.int64)), np.int64)
     masks = np.stack(
-        [rules.masks({n: v[:, t] for n, v in read.items()}) for t in range(horizon_weeks)],
+        [
+            rules.masks(
+                {n: v[:, t] for n, v in read.items()}, segment=segment, week_of_year=woy[:, t]
+            )
+            for t in range(horizon_weeks)
+        ],
         axis=1,
     )
-    segment = np.array([world.segment_names.index(s) for s in labels[::horizon_weeks]], np.int64)
     return LoggedTrajectories(
         customer_ids=grid(rows["customer_id"].astype(str).to_numpy())[:, 0].astype(object),
         segment=segment,
