@@ -15,7 +15,9 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from journeyopt.data.source import SourceConfig
 from journeyopt.serving.app import create_app
+from journeyopt.serving.batch import score_logs
 from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.decisions import decision_table, read_decision_log
 from journeyopt.serving.holdout import control_group
@@ -41,7 +43,7 @@ from journeyopt.tracking.rollout import (
     roll_back,
     start_rollout,
 )
-from tests.serving.conftest import linear_policy, register
+from tests.serving.conftest import AS_OF, linear_policy, register
 from tests.serving.loopback import loopback_server
 from tests.serving.test_guards_holdout import random_batch
 from tests.serving.test_server import TOKEN, running_server
@@ -189,3 +191,32 @@ def test_rollback_on_the_registry_is_followed_by_a_running_server(
     assert set(later["arm"]) == {CONTROL_ARM, FULL_ARM}
     assert set(later.loc[later["arm"] == FULL_ARM, "model_version"]) == {first}
     assert pd.Index(later["customer_id"]).is_unique
+
+
+def test_batch_scorer_honours_the_arms(
+    world: WorldSpec, settings: ServingConfig, demo_source: SourceConfig, tmp_path: Path
+) -> None:
+    """``journeyopt-score``'s function: the contact list and ``decisions.csv`` of a canary
+    carry each customer's arm, the previous arm decided by the previous version."""
+    new, old = _model(world, 1, "7"), _model(world, 2, "6")
+    out = tmp_path / "actions.csv"
+    result = score_logs(demo_source, AS_OF, _with_previous(new, old, 0.4), settings, out)
+    log = read_decision_log(out.with_name("decisions.csv"))
+    ids = log["customer_id"].tolist()
+    control = control_group(ids, settings.holdout.salt, settings.holdout.control_share)
+    canary = canary_customers(ids, settings.rollout.salt, 0.4)
+    expected = np.asarray(ARMS, dtype=object)[arm_codes(control, canary)]
+    assert (log["arm"].to_numpy() == expected).all()
+    assert set(log.loc[log["arm"] == PREVIOUS_ARM, "model_version"]) == {"6"}
+    assert result.by_arm == log["arm"].value_counts().to_dict()
+    assert set(result.by_arm) == {CONTROL_ARM, CANARY_ARM, PREVIOUS_ARM}
+    previous = log["arm"] == PREVIOUS_ARM
+    alone = score_logs(demo_source, AS_OF, old, settings, tmp_path / "old" / "actions.csv")
+    old_log = read_decision_log(tmp_path / "old" / "decisions.csv").set_index("customer_id")
+    same = old_log.loc[log.loc[previous, "customer_id"], "action"].to_numpy()
+    np.testing.assert_array_equal(log.loc[previous, "action"].to_numpy(), same)
+    assert alone.by_arm == {
+        k: v
+        for k, v in {CONTROL_ARM: int(control.sum()), FULL_ARM: int((~control).sum())}.items()
+        if v
+    }

@@ -32,9 +32,10 @@ from journeyopt.errors import ConfigError, OutputExistsError
 from journeyopt.outputs import staged_output_files
 from journeyopt.panel.config import parse_as_of
 from journeyopt.serving.config import ServingConfig
-from journeyopt.serving.decisions import decision_table, write_decisions
+from journeyopt.serving.decisions import decision_arms, decision_table, write_decisions
 from journeyopt.serving.features import batch_from_logs
 from journeyopt.serving.holdout import GROUPS
+from journeyopt.serving.rollout import ARMS
 from journeyopt.serving.scorer import CustomerBatch, Scorer
 from journeyopt.serving.served_model import ServedModel
 
@@ -66,6 +67,8 @@ class ScoreResult:
         contacts: Rows of the contact list (decisions other than ``none``).
         by_group: Group -> customers.
         by_action: Action -> customers.
+        by_arm: Staged-rollout arm (``control``, ``full``, ``canary``, ``previous``) ->
+            customers (see :mod:`journeyopt.serving.rollout`).
         overridden: Decisions the guards changed to ``none``.
         rows_rejected: Input rows the ingestion rejected.
         model_name, model_version, model_sha256: The policy served.
@@ -80,6 +83,7 @@ class ScoreResult:
     signed_up_later: int = 0
     by_group: dict[str, int] = field(default_factory=dict)
     by_action: dict[str, int] = field(default_factory=dict)
+    by_arm: dict[str, int] = field(default_factory=dict)
     overridden: int = 0
     rows_rejected: int = 0
     model_name: str = ""
@@ -171,6 +175,7 @@ def score_logs(
         signed_up_later=int((~listed.isin(pd.Index(batch.customer_ids))).sum()),
         by_group=_counts(GROUPS, decisions.control.astype(np.int64)),
         by_action=_counts(scorer.action_names, decisions.actions),
+        by_arm={k: v for k, v in _counts(ARMS, decision_arms(decisions)).items() if v},
         overridden=int(np.count_nonzero(decisions.overridden)),
         rows_rejected=ingested.result.rows_rejected,
         model_name=model.name,

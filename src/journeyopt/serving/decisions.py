@@ -140,7 +140,7 @@ def decision_table(
     n = decisions.batch.n
     as_of = decisions.batch.as_of
     actions = pa.array(decisions.actions)
-    arm = _arm_codes(decisions)
+    arm = decision_arms(decisions)
     versions = pa.repeat(model_version, n)
     previous = arm == ARMS.index(PREVIOUS_ARM)
     if previous.any():
@@ -163,7 +163,7 @@ def decision_table(
     return pa.table(columns)
 
 
-def _arm_codes(decisions: Decisions) -> np.ndarray:
+def decision_arms(decisions: Decisions) -> np.ndarray:
     """(N,) arm codes of ``decisions`` (``control`` / ``full`` when the scorer gave none)."""
     if decisions.arm is not None:
         return decisions.arm
