@@ -77,7 +77,8 @@ def final_metrics(result: EvaluationResult, policy: str) -> dict[str, float]:
     ``value_*`` and ``uplift_*`` are discounted currency per customer; ``revenue`` and
     ``cost`` (contact plus discount cost) undiscounted currency per customer over the horizon;
     rates per customer-week (contacts, forbidden actions) or per customer (opt-out).
-    Uplifts are paired (same customers, same random numbers) against ``staff_rules``,
+    Uplifts are paired (same customers, same random numbers) against ``staff_rules`` (today's
+    practice, ``evaluation.staff``: estimated from the logs or hand-written),
     ``myopic`` and ``optimum`` when they were evaluated (``uplift_vs_optimum`` is the gap to
     the simulated optimum, without the sampling noise of ``pct_of_optimum``).
     """

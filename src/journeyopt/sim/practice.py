@@ -147,7 +147,8 @@ class Practice:
             if rule.action not in world.actions.names:
                 raise ConfigError(
                     f"{where}.action={rule.action!r} is not an action of world {world.name!r} "
-                    f"(its actions: {list(world.actions.names)})"
+                    f"(its actions: {list(world.actions.names)}); a calibrated world also "
+                    f"carries the practice estimated from its logs: practice@{key}=logged"
                 )
             unknown = [s for s in rule.segments if s not in world.segment_names]
             if unknown:
