@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from journeyopt.serving.config import HoldoutConfig, RulesConfig
 from journeyopt.sim.practice import LoggedPractice, Practice
-from journeyopt.sim.rules import ALLOWED, ContactRules
+from journeyopt.sim.rules import ALLOWED, CAPACITY, ContactRules
 from journeyopt.sim.world import WorldSpec
 
 UNKNOWN_CUSTOMER = "unknown_customer"
@@ -58,6 +58,68 @@ def allowed_actions(reasons: NDArray[np.int8], known: NDArray[np.bool_]) -> NDAr
     return allowed
 
 
+@dataclass(frozen=True)
+class Capacitated:
+    """Decisions after the weekly capacities of :func:`apply_capacity`.
+
+    Attributes:
+        actions: (N,) int64 action carried out; no action is given to more customers than
+            its capacity.
+        demoted: (N,) the customer lost a full action to customers where it is worth more
+            and got its next-best allowed action instead.
+        lost: (N,) int64 the action a demoted customer lost (-1 for the others).
+    """
+
+    actions: NDArray[np.int64]
+    demoted: NDArray[np.bool_]
+    lost: NDArray[np.int64]
+
+
+def apply_capacity(
+    actions: NDArray[np.integer],
+    values: NDArray[np.floating],
+    allowed: NDArray[np.bool_],
+    limits: NDArray[np.integer],
+) -> Capacitated:
+    """Give each capacity-limited action to at most ``limits[a]`` customers: to those where it
+    is worth most against their next-best choice; the others get that next-best choice.
+
+    An action over its capacity keeps the ``limits[a]`` choosers with the largest gain
+    ``values[i, a] - values[i, b_i]``, ``b_i`` the customer's best allowed action other than
+    it and the actions already filled; the others move to ``b_i`` (``none`` is always
+    allowed and has no capacity). Each action is filled once, so at most ``A`` rounds.
+
+    Args:
+        actions: (N,) chosen (guarded) actions.
+        values: (N, A) value of every action for every customer (e.g. this week's expected
+            margin minus contact cost), currency.
+        allowed: (N, A) actions the contact rules allow.
+        limits: (A,) most customers per action; -1: no capacity.
+    """
+    chosen = np.asarray(actions, np.int64).copy()
+    limits = np.asarray(limits, np.int64)
+    lost = np.full(chosen.shape[0], -1, np.int64)
+    filled = np.zeros(limits.shape[0], np.bool_)
+    for _ in range(limits.shape[0]):
+        counts = np.bincount(chosen, minlength=limits.shape[0])
+        over = np.flatnonzero((limits >= 0) & (counts > limits))
+        if over.size == 0:
+            break
+        a = int(over[0])
+        rows = np.flatnonzero(chosen == a)
+        options = allowed[rows] & ~filled[None, :]
+        options[:, a] = False
+        options[:, 0] = True
+        alternative = np.argmax(np.where(options, values[rows], -np.inf), axis=1)
+        gain = values[rows, a] - values[rows, alternative]
+        order = np.argsort(-gain, kind="stable")
+        moved = order[limits[a] :]
+        chosen[rows[moved]] = alternative[moved]
+        lost[rows[moved]] = np.where(lost[rows[moved]] < 0, a, lost[rows[moved]])
+        filled[a] = True
+    return Capacitated(chosen, lost >= 0, lost)
+
+
 def apply_guards(
     actions: NDArray[np.integer],
     probabilities: NDArray[np.floating],
@@ -83,3 +145,52 @@ def apply_guards(
     with np.errstate(invalid="ignore", divide="ignore"):
         probs = np.where(keep[:, None], probs / total[:, None], safe)
     return Guarded(np.where(keep, chosen, 0).astype(np.int64), probs, ~keep)
+
+
+def guard_capacity(
+    guarded: Guarded,
+    reasons: NDArray[np.int8],
+    values: NDArray[np.floating],
+    control: NDArray[np.bool_],
+    limits: NDArray[np.integer],
+) -> tuple[Guarded, NDArray[np.int8]]:
+    """The weekly capacities (``serve.rules.capacity``) over one batch of decisions.
+
+    The control group keeps today's practice first (its contacts use the capacity before the
+    treatment group's: a full action demotes control customers only when the control group
+    alone exceeds it); the treatment group shares what is left, by :func:`apply_capacity`.
+    A demoted customer's action is one-hot in the probabilities (the batch decided it) and
+    ``overridden``; the action it lost gets the reason ``capacity``.
+
+    Args:
+        guarded: Decisions after :func:`apply_guards`.
+        reasons: (N, A) the contact rules' reason codes.
+        values: (N, A) value of every action for every customer, currency.
+        control: (N,) the control group.
+        limits: (A,) most customers per action (:attr:`ContactRules.capacity_limits`).
+
+    Returns:
+        The decisions within capacity and the reason codes with ``capacity`` added.
+    """
+    limits = np.asarray(limits, np.int64)
+    allowed = reasons == ALLOWED
+    allowed[:, 0] = True
+    actions = guarded.actions.copy()
+    lost = np.full(actions.shape[0], -1, np.int64)
+    remaining = limits.copy()
+    for rows in (np.flatnonzero(control), np.flatnonzero(~control)):
+        if rows.size == 0:
+            continue
+        done = apply_capacity(actions[rows], values[rows], allowed[rows], remaining)
+        actions[rows], lost[rows] = done.actions, done.lost
+        used = np.bincount(done.actions, minlength=limits.shape[0])
+        remaining = np.where(limits >= 0, np.maximum(remaining - used, 0), -1)
+    demoted = np.flatnonzero(lost >= 0)
+    probabilities = guarded.probabilities.copy()
+    probabilities[demoted] = 0.0
+    probabilities[demoted, actions[demoted]] = 1.0
+    reasons = reasons.copy()
+    reasons[demoted, lost[demoted]] = CAPACITY
+    overridden = guarded.overridden.copy()
+    overridden[demoted] = True
+    return Guarded(actions, probabilities, overridden), reasons

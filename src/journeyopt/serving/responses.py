@@ -2,6 +2,7 @@
 response models (:mod:`journeyopt.serving.schemas`) and serialised once by pydantic-core: no
 response-model validation per request."""
 
+import dataclasses
 import json
 import re
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ import pydantic_core
 from fastapi.responses import Response
 from numpy.typing import NDArray
 
+from journeyopt.panel.state import LIFECYCLE_STAGES
 from journeyopt.serving.decisions import probabilities_json, response_columns
 from journeyopt.serving.guards import UNKNOWN_CUSTOMER
 from journeyopt.serving.holdout import GROUPS
@@ -48,6 +50,20 @@ def model_info(scorer: Scorer) -> dict[str, Any]:
             "frequency_caps": dict(rules.frequency_caps),
             "fatigue_weeks": rules.spec.fatigue_weeks,
             "cooldown_weeks": rules.cooldown_weeks,
+            "total_cap": rules.total_cap,
+            "min_gap_weeks": rules.min_gap_weeks,
+            "caps": [dataclasses.asdict(cap) for cap in rules.caps],
+            "quiet_weeks": [dataclasses.asdict(quiet) for quiet in rules.quiet],
+            "eligibility": [
+                {
+                    "segments": [world.segment_names[k] for k in rule.segments],
+                    "lifecycle": [LIFECYCLE_STAGES[k] for k in rule.lifecycle],
+                    "channels": list(rule.channels),
+                    "actions": list(rule.actions),
+                }
+                for rule in rules.eligibility
+            ],
+            "capacity_per_week": dict(rules.capacity),
             "opted_out": "no contact on an opted-out channel",
             "unknown_customers": "none",
         },

@@ -31,6 +31,7 @@ from journeyopt.serving.exploration import draw, exploration_unit, explored_prob
 from journeyopt.serving.guards import (
     allowed_actions,
     apply_guards,
+    guard_capacity,
     serving_rules,
     staff_rules,
 )
@@ -252,6 +253,17 @@ class Scorer:
             actions[staff_rows] = staff_actions
             probabilities[staff_rows] = staff_probs
         guarded = apply_guards(actions, probabilities, reasons, batch.known)  # a last check
+        if self.rules.capacity:  # weekly capacities: each full action where it is worth most
+            values = np.stack(
+                [
+                    self._values.batched(observation, np.full(batch.n, a, np.int64))
+                    for a in range(self.world.actions.n_actions)
+                ],
+                axis=1,
+            )
+            guarded, reasons = guard_capacity(
+                guarded, reasons, values, control, self.rules.capacity_limits
+            )
         value = self.expected_value(observation, guarded.actions)
         return Decisions(
             batch=batch,
