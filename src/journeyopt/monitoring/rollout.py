@@ -20,8 +20,13 @@ of :mod:`journeyopt.monitoring.sequential`, so that looking every week keeps the
 Decision (:func:`decide`), rollback first:
 
 - **rollback** when the upper bound against the previous policy or against control is below
-  zero, or the estimated loss per canary customer against the previous policy (the shortfall
-  per customer-week times the canary's weeks per customer) passes ``serve.rollout.loss_budget``;
+  zero, or, before the minimum exposure (while the sequence is too wide to decide), the
+  estimated loss per canary customer against the previous policy (the shortfall per
+  customer-week times the canary's weeks per customer) passes ``serve.rollout.loss_budget``.
+  The budget is an early-harm guard on a point estimate, so it is not error-controlled: once
+  the minimum exposure is reached only the confidence sequence decides (an estimated loss
+  that grows with the weeks would otherwise roll back, sooner or later, a canary as good as
+  the previous policy; measured in ``experiments/rollout/``);
 - **widen** (the canary takes the whole treatment group) when both compared arms have at
   least ``serve.rollout.min_exposure_weeks`` customer-weeks and the lower bounds against the
   previous policy and against control (when a control group exists) are above zero;
@@ -173,10 +178,11 @@ def decide(
                 f"{c.high:+.4f} < 0"
             )
     loss = vs_previous.loss_per_customer
-    if loss > settings.loss_budget:
+    early = vs_previous.exposure < settings.min_exposure_weeks
+    if early and loss > settings.loss_budget:
         back.append(
             f"estimated loss {loss:.3f} per canary customer against previous passes the "
-            f"budget {settings.loss_budget:g}"
+            f"budget {settings.loss_budget:g} before the minimum exposure"
         )
     if back:
         return RolloutVerdict(ROLLBACK, tuple(back), vs_previous, vs_control)

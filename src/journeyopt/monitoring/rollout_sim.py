@@ -89,12 +89,14 @@ class LookResult:
             at some weekly look.
         missed: The confidence sequence against the previous policy excluded the true
             effect at some look.
+        missed_week: The first such look (0: none).
     """
 
     decision: str
     week: int
     naive_rejected: bool
     missed: bool
+    missed_week: int = 0
 
 
 def _arms(n: int, scenario: Scenario, canary_share: float, rng: np.random.Generator) -> np.ndarray:
@@ -129,7 +131,7 @@ def simulate_rollout(
     pre = _weekly_margin(base, scenario.pre_weeks, scenario, rng).mean(axis=1)
     post = np.cumsum(_weekly_margin(np.clip(base * factor, 0, 1), scenario.weeks, scenario, rng), 1)
     z = float(stats.norm.ppf(0.975))
-    naive = missed = False
+    naive, missed_week = False, 0
     for week in range(1, scenario.weeks + 1):
         customers = pd.DataFrame(
             {"group": arm, "weeks": week, "margin": post[:, week - 1] / week, "margin_pre": pre}
@@ -139,11 +141,12 @@ def simulate_rollout(
         if vs_previous is not None:
             half = z * vs_previous.std_error
             naive |= abs(vs_previous.estimate) > half  # a null effect: any exclusion of 0
-            missed |= not vs_previous.low <= scenario.true_effect <= vs_previous.high
+            covered = vs_previous.low <= scenario.true_effect <= vs_previous.high
+            missed_week = missed_week or (0 if covered else week)
         verdict = decide(vs_previous, vs_control, settings)
         if verdict.decision != CONTINUE:
-            return LookResult(verdict.decision, week, naive, missed)
-    return LookResult(CONTINUE, 0, naive, missed)
+            return LookResult(verdict.decision, week, naive, missed_week > 0, missed_week)
+    return LookResult(CONTINUE, 0, naive, missed_week > 0, missed_week)
 
 
 def error_rates(

@@ -125,7 +125,8 @@ class RolloutConfig:
             canary may be widened.
         loss_budget: Most estimated loss per canary customer against the previous policy
             (margin per customer-week below the previous arm's, times the canary's weeks per
-            customer), currency; past it the canary is rolled back.
+            customer), currency; past it, before ``min_exposure_weeks`` are reached, the
+            canary is rolled back (an early-harm guard; afterwards the test decides).
         alpha: Level of the always-valid test: the confidence sequences cover the true
             effects at every weekly look at once with probability ``1 - alpha``.
         outcome: Outcome compared (a column of
