@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from hydra import compose, initialize_config_module
 from mlflow.tracking import MlflowClient
 
 import journeyopt.cli.rollout as rollout_cli
+from journeyopt.loop.cycle import run_cycle
 from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.holdout import control_group
 from journeyopt.serving.rollout import ARMS, arm_codes, canary_customers
@@ -23,6 +25,7 @@ from journeyopt.sim.world import load_world
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.registry import CHAMPION, PolicyRegistry
 from journeyopt.tracking.rollout import CANARY, FULL, PREVIOUS, read_rollout, start_rollout
+from tests.loop.test_cycle import tiny_cycle
 from tests.serving.conftest import linear_policy, register
 
 from .conftest import SINCE, decision_log
@@ -183,3 +186,35 @@ def test_manual_rollback_and_bad_input(
         rollout_cli.main()
     assert again.value.code == 2
     assert "no canary to roll back" in capsys.readouterr().err
+
+
+def test_the_weekly_cycle_rolls_back_a_losing_canary(
+    coworking_logs: Path, rollout_decisions: Path, tmp_path: Path, mlflow_sqlite: TrackingConfig
+) -> None:
+    """``journeyopt-cycle`` runs the same rollout step every week: a canary that loses is
+    rolled back before the cycle measures uplift and drift; the decision is a child run of the
+    week's parent run and in ``cycle.json``."""
+    logs = _changed_logs(coworking_logs, tmp_path / "logs", "bad")
+    registry = _canary(mlflow_sqlite)
+    cfg = tiny_cycle(mlflow_sqlite, tmp_path / "cycles")
+    quiet = replace(cfg.drift.thresholds, psi=1e9, action_psi=1e9, response_ratio=1e9)
+    serve = replace(cfg.serve, rollout=replace(cfg.serve.rollout, min_exposure_weeks=500))
+    cfg = replace(
+        cfg,
+        week="2023-10-09",
+        data=replace(cfg.data, path=str(logs)),
+        decisions=str(rollout_decisions),
+        drift=replace(cfg.drift, thresholds=quiet),
+        serve=serve,
+    )
+    result = run_cycle(cfg)
+    record = result.record
+    assert record.rollout == "rollback" and record.champion == "1"
+    assert registry.alias(CHAMPION).version == "1"
+    assert not record.retrained and record.uplift["rollout/vs_previous"] < 0
+    client = MlflowClient(tracking_uri=mlflow_sqlite.tracking_uri)
+    child = client.get_run(record.child_runs["rollout"])
+    assert child.data.tags["mlflow.parentRunId"] == record.run_id
+    assert child.data.tags["journeyopt.rollout.acted"] == "rollback"
+    assert client.get_run(record.run_id).data.tags["journeyopt.cycle.rollout"] == "rollback"
+    assert (result.folder / "rollout" / "verdict.json").is_file()
