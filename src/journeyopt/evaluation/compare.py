@@ -39,6 +39,12 @@ from omegaconf import OmegaConf
 from journeyopt.agents.report import final_metrics
 from journeyopt.agents.sb3 import LearnedPolicy, policy_spec
 from journeyopt.errors import ConfigError
+from journeyopt.evaluation.capacity import (
+    CapacityPrices,
+    capacity_metrics,
+    capacity_policy,
+    capacity_prices,
+)
 from journeyopt.evaluation.config import EvaluationConfig
 from journeyopt.evaluation.report import write_evaluation
 from journeyopt.evaluation.simulate import EvaluationResult, evaluate_with_baselines
@@ -62,6 +68,7 @@ POLICY_KIND_TAG = "journeyopt.policy_kind"
 SOURCE_RUN_TAG = "journeyopt.source_run_id"
 MODEL_URI_TAG = "journeyopt.model_uri"
 TABLE_CSV, TABLE_MARKDOWN, TABLE_CHART = "comparison.csv", "comparison.md", "comparison.png"
+CAPACITY_MARKDOWN = "capacity.md"
 
 
 @dataclass
@@ -134,6 +141,10 @@ class Comparison:
         output_dir: Folder of the comparison files.
         parent_run_id: The parent run (``None`` with tracking off).
         child_run_ids: Policy name -> its child run id (empty with tracking off).
+        capacity: With weekly capacities (``simulator.rules.capacity``): what they cost,
+            :func:`~journeyopt.evaluation.capacity.capacity_metrics` (the value the priced
+            optimum ``optimum_capacity`` gives up against the unconstrained optimum, the
+            prices and the weekly shares), logged on the parent run; empty otherwise.
     """
 
     evaluation: EvaluationResult
@@ -142,6 +153,7 @@ class Comparison:
     output_dir: Path
     parent_run_id: str | None
     child_run_ids: dict[str, str]
+    capacity: dict[str, float] = field(default_factory=dict)
 
 
 def _logged_policy_uri(client: MlflowClient, run: Run) -> str | None:
@@ -385,16 +397,48 @@ def compare(cfg: CompareConfig) -> Comparison:
                 load_learned(c, cfg.tracking, world, layout, Path(tmp) / str(k))
                 for k, c in enumerate(candidates)
             ]
-    result = evaluate_with_baselines(world, cfg.simulator, cfg.evaluation, learned)
+    prices = _capacity_prices(cfg, world)
+    extra = [capacity_policy(prices)] if prices else []
+    result = evaluate_with_baselines(world, cfg.simulator, cfg.evaluation, [*learned, *extra])
     metrics = {run.name: final_metrics(result, run.name) for run in result.runs}
     table = comparison_table(result, candidates, metrics)
+    capacity = capacity_metrics(result, prices) if prices else {}
     out = _write(cfg, world, result, table)
+    if capacity:
+        lines = [f"| `{k}` | {v:.4g} |" for k, v in capacity.items()]
+        text = "| metric | value |\n|---|---|\n" + "\n".join(lines) + "\n"
+        (out / CAPACITY_MARKDOWN).write_text(text, "utf-8")
     node = OmegaConf.structured(cfg)
     tags = {**run_tags(simulator=cfg.simulator.world), KIND_TAG: "comparison"}
     with tracked_run(node, cfg.run_name, tags=tags, tracking=cfg.tracking) as parent:
         children = _log_children(cfg, parent, table, candidates, metrics)
+        if capacity:
+            parent.log_final_metrics(capacity)
         parent.log_artifact(out, "comparison")
-        return Comparison(result, table, metrics, out, parent.run_id, children)
+        return Comparison(result, table, metrics, out, parent.run_id, children, capacity)
+
+
+def _capacity_prices(cfg: CompareConfig, world: WorldSpec) -> CapacityPrices | None:
+    """The prices holding the optimum to ``simulator.rules.capacity`` (None without one)."""
+    sim = cfg.simulator
+    shares = sim.rules.capacity_shares("simulator.rules")
+    if not shares:
+        return None
+    if "optimum" not in cfg.evaluation.policies:
+        raise ConfigError(
+            "simulator.rules.capacity: the value it costs is measured against the optimum; "
+            "keep 'optimum' in evaluation.policies"
+        )
+    return capacity_prices(
+        world,
+        shares,
+        sim.contact_rules(world),
+        horizon_weeks=sim.horizon_weeks,
+        gamma=sim.gamma,
+        start_week_of_year=sim.start_week_of_year,
+        n_customers=cfg.evaluation.n_customers,
+        seed=cfg.evaluation.seed,
+    )
 
 
 def _log_children(

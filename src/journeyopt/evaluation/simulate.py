@@ -62,6 +62,7 @@ class PolicyRun:
         contacts: Contacts carried out.
         opted_out: Opted out of at least one channel within the horizon.
         forbidden: Forbidden actions the policy requested (carried out as ``none``).
+        action_counts: (N, A) weeks each action was carried out (``none`` included).
     """
 
     name: str
@@ -72,6 +73,7 @@ class PolicyRun:
     contacts: IntArray
     opted_out: NDArray[np.bool_]
     forbidden: IntArray
+    action_counts: NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,7 @@ def simulate_policy(
     totals = {k: np.zeros(n) for k in ("value", "revenue", "contact", "discount")}
     contacts = np.zeros(n, np.int64)
     forbidden = np.zeros(n, np.int64)
+    action_counts = np.zeros((n, world.actions.n_actions), np.int64)
     opted_out = np.zeros(n, bool)
     state = state.take(slice(None))
     for t in range(clock.horizon_weeks):
@@ -142,6 +145,7 @@ def simulate_policy(
         totals["contact"] += out.contact_cost
         totals["discount"] += out.discount_cost
         contacts += out.actions != 0
+        action_counts[np.arange(n), out.actions] += 1
         forbidden += step.forbidden
         opted_out |= out.opted_out
         state = step.state
@@ -154,6 +158,7 @@ def simulate_policy(
         contacts=contacts,
         opted_out=opted_out,
         forbidden=forbidden,
+        action_counts=action_counts,
     )
 
 

@@ -174,8 +174,13 @@ class RulesConfig:
         eligibility: Actions or channels only for given customer types / lifecycle stages
             (:class:`EligibilityConfig`), e.g. ``[{actions: [call], segments: [b2b]}]``.
         capacity: Action -> most customers it may be given in one week (e.g. ``{call:
-            300}``, the call team's size): serving gives it where it is worth most, training
-            and the optimum through a price on the action.
+            300}``, the call team's size): serving gives it where it is worth most;
+            ``journeyopt-compare`` holds the optimum to it on average through a price on the
+            action and reports the value it costs.
+        capacity_customers: How many customers the weekly contact list is scored for (the
+            business's customer count): a simulation holds an action with a capacity to the
+            weekly share ``capacity / capacity_customers`` of its customers, on average.
+            Needed by simulations (compare, the optimum's price) when ``capacity`` is set.
     """
 
     frequency_caps: dict[str, int] = field(default_factory=dict)
@@ -186,6 +191,7 @@ class RulesConfig:
     quiet_weeks: list[QuietWeeksConfig] = field(default_factory=list)
     eligibility: list[EligibilityConfig] = field(default_factory=list)
     capacity: dict[str, int] = field(default_factory=dict)
+    capacity_customers: int = 0
 
     def __post_init__(self) -> None:
         for channel, cap in self.frequency_caps.items():
@@ -197,6 +203,10 @@ class RulesConfig:
             raise ConfigError(f"rules.total_cap must be >= 0 or null, got {self.total_cap}")
         if self.min_gap_weeks < 0:
             raise ConfigError(f"rules.min_gap_weeks must be >= 0, got {self.min_gap_weeks}")
+        if self.capacity_customers < 0:
+            raise ConfigError(
+                f"rules.capacity_customers must be >= 0, got {self.capacity_customers}"
+            )
 
     def for_world(self, world: WorldSpec, key: str) -> ContactRules:
         """The rules for ``world``'s catalogue and features.
@@ -272,6 +282,21 @@ class RulesConfig:
             eligibility,
             dict(self.capacity),
         )
+
+    def capacity_shares(self, key: str) -> dict[str, float]:
+        """Action -> weekly share of customers its capacity allows in a simulation.
+
+        Raises:
+            ConfigError: A capacity is set without ``capacity_customers``.
+        """
+        if not self.capacity:
+            return {}
+        if self.capacity_customers < 1:
+            raise ConfigError(
+                f"{key}.capacity needs {key}.capacity_customers (how many customers the "
+                "weekly list is scored for) to hold a simulation to the same weekly share"
+            )
+        return {a: k / self.capacity_customers for a, k in self.capacity.items()}
 
     def world_for(self, world: WorldSpec, key: str) -> WorldSpec:
         """``world`` whose state also counts what these rules read (their windows and

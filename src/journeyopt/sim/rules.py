@@ -329,7 +329,8 @@ class ContactRules:
         capacity: Action -> most customers it may be given in one week (the call team's
             size); applied over a whole week's decisions, not per customer: serving gives the
             action where it is worth most (:func:`journeyopt.serving.guards.apply_capacity`),
-            training and the optimum through a price on the action.
+            simulations hold the optimum to it on average through a price on the action
+            (:mod:`journeyopt.evaluation.capacity`); masks ignore it.
     """
 
     catalog: ActionCatalog
