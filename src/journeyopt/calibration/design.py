@@ -51,11 +51,16 @@ class Design:
         layout: Discrete state numbering (caps, ``S``, ``C``).
         n_actions: ``A``, ``none`` included.
         seasonal: Whether the week-of-year columns are appended.
+        silent_channels: Indices of the channels no action uses; their opt-out bits do not
+            enter the models (their columns stay zero): an opt-out of a channel the business
+            never contacts through cannot change a response, and declaring such a channel
+            must not change the world.
     """
 
     layout: DiscreteLayout
     n_actions: int
     seasonal: bool
+    silent_channels: tuple[int, ...] = ()
 
     @property
     def _blocks(self) -> dict[str, int]:
@@ -160,6 +165,8 @@ class Design:
                 )
             )
         for j in range(self.layout.n_channels):
+            if j in self.silent_channels:
+                continue
             bit = (summary.optout >> j) & 1 == 1
             parts.append((start["optout"] + seg * self.layout.n_channels + j, np.ones(m), bit))
         if self.seasonal and week_of_year is not None:

@@ -174,7 +174,9 @@ def estimate(
     rng = np.random.default_rng(cfg.seed)
     held = validation_customers(weeks.customer_ids.shape[0], cfg.validation_share, rng)
     validation = held[weeks.customer]
-    design = Design(structure.layout, structure.actions.n_actions, cfg.seasonal)
+    used = set(structure.actions.channels[1:])
+    silent = tuple(j for j, c in enumerate(structure.features.contact_channels) if c not in used)
+    design = Design(structure.layout, structure.actions.n_actions, cfg.seasonal, silent)
     cycles = tuple(cfg.practice_cycles_weeks)
     calendar = meta.get("practice_calendar", {})  # the cycles' week 0: logging's first week
     origin_week = int(calendar.get("week", weeks.week.min() if weeks.n else 0))

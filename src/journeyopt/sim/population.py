@@ -185,12 +185,13 @@ def starting_population(
     own customers at the as-of date plus the new customers that arrive over the horizon at the
     logs' rate and mix: of the ``n`` simulated customers, a share ``A / (N + A)`` are new
     (``A = arrivals_per_week * horizon_weeks``, ``N`` the base's customers), with no history and
-    a segment drawn from the arrival mix; the others are the base's customers, all of them
-    ``k`` times over plus a sample without replacement for the remainder (exactly the base, in
-    its order, when ``n`` matches it). New customers are simulated from the first week (the
-    per-customer simulator has no mid-horizon entry). A world without a base (a ground-truth
-    world) starts from its synthetic :func:`initial_population` and has no arrivals. Counts the
-    base does not hold (windows of contact rules chosen after the calibration) are filled in by
+    the segment of a customer drawn from those who arrived in the base's arrival window; the
+    others are the base's customers, all of them ``k`` times over plus a sample without
+    replacement for the remainder (exactly the base, in its order, when ``n`` matches it). New
+    customers are simulated from the first week (the per-customer simulator has no mid-horizon
+    entry). A world without a base (a ground-truth world) starts from its synthetic
+    :func:`initial_population` and has no arrivals. Counts the base does not hold (windows of
+    contact rules chosen after the calibration) are filled in by
     :meth:`~journeyopt.sim.starting.StartingBase.conformed`.
 
     Args:
@@ -216,9 +217,11 @@ def starting_population(
         [np.tile(np.arange(size), copies), np.sort(rng.choice(size, size=rest, replace=False))]
     ).astype(np.int64)
     week = base.state.week
-    new_segment = rng.choice(
-        base.arrival_shares.shape[0], size=n_new, p=base.arrival_shares
-    ).astype(np.int64)
+    # the arrivals' segments: those of customers who arrived in the window, drawn by row (the
+    # draw does not depend on how segments are named or ordered)
+    recent = np.flatnonzero(base.state.first_week >= week - base.arrival_weeks)
+    recent = recent if recent.size else np.arange(size)
+    new_segment = base.segment[rng.choice(recent, size=n_new)] if n_new else recent[:0]
     parts = [base.conformed(world.features).take(rows)]
     if n_new:
         parts.append(CustomerState.new(world.features, week, np.full(n_new, week, np.int64)))
