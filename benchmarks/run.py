@@ -4,6 +4,7 @@
     python benchmarks/run.py ingest_panel --events 1000000 --repeats 3
     python benchmarks/run.py simulator optimum --repeats 5
     python benchmarks/run.py calibration --events 1000000 --customers 100000 --contacts 200000
+    python benchmarks/run.py rules --decisions 1000000 --rule-batch 10000 --repeats 1
 
 Each measured command runs in its own child process, so its wall time and peak memory (resident
 set size) are its own. Results: median over the repeats, written as Markdown to
@@ -32,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
 
+from rules import bench_rules  # noqa: E402
 from synthetic_logs import write_synthetic_logs  # noqa: E402
 from tracking_overhead import bench_tracking_overhead  # noqa: E402
 
@@ -227,6 +229,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[str]]] = {
     "serving_batch": lambda a: bench_batch(
         a.events, a.customers, a.contacts, a.repeats, measure, console_script
     ),
+    "rules": lambda a: bench_rules(a.decisions, a.rule_batch, a.repeats),
 }
 
 
@@ -244,6 +247,8 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=200_000)
     parser.add_argument("--api-seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--decisions", type=int, default=1_000_000, help="rules: decisions")
+    parser.add_argument("--rule-batch", type=int, default=10_000, help="rules: batch size")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     machine = (
