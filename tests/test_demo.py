@@ -53,6 +53,9 @@ def test_demo_runs_the_whole_loop(tmp_path: Path, mlflow_sqlite: TrackingConfig)
     table = out.evaluation.table
     policies = set(table.loc[table["segment"] == "all", "policy"])
     assert {"MaskablePPO", "no_contact", "staff_rules", "myopic", "optimum"} <= policies
+    # today's practice is the one estimated from the logs; the rules that made them beside it
+    assert "staff_rules_handwritten" in policies
+    assert (out.world / "practice.npz").exists()
     assert (out.comparison / "evaluation.md").exists()
     client = MlflowClient(tracking_uri=mlflow_sqlite.tracking_uri)
     runs = client.search_runs(

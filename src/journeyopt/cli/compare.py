@@ -26,9 +26,11 @@ register_configs()
 
 
 def summary(result: Comparison) -> Table:
-    """Value, % of optimum and paired uplift vs staff rules of every policy, as a rich table."""
+    """Value, % of optimum and paired uplift vs today's practice of every policy, as a rich
+    table."""
     table = Table(title="comparison on common random numbers (value per customer)")
-    for column in ("policy", "kind", "value", "95 % CI", "% of optimum", "uplift vs staff"):
+    columns = ("policy", "kind", "value", "95 % CI", "% of optimum", "uplift vs today's practice")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("policy", "kind") else "right")
     for rec in result.table.to_dict("records"):
         uplift = float(rec.get("eval/uplift_vs_staff", float("nan")))

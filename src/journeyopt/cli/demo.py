@@ -385,10 +385,14 @@ def _closing(out: DemoOutputs, cfg: DemoConfig, console: Console) -> None:
 
 
 def summary_table(table: pd.DataFrame) -> Table:
-    """The demo's closing table: policy, value ± CI, % of optimum, uplift vs staff (± CI)."""
+    """The demo's closing table: policy, value ± CI, % of optimum, uplift vs today's practice
+    (± CI)."""
     rows = table[table["segment"] == "all"]
     out = Table(
-        "policy", "value per customer (95 % CI)", "% of optimum", "uplift vs staff (95 % CI)"
+        "policy",
+        "value per customer (95 % CI)",
+        "% of optimum",
+        "uplift vs today's practice (95 % CI)",
     )
     for rec in rows.to_dict("records"):
         value_half = (rec["value_ci_high"] - rec["value_ci_low"]) / 2

@@ -302,11 +302,11 @@ def _pm(table: pd.DataFrame, key: str, digits: int = 1) -> list[str]:
 
 
 def comparison_markdown(table: pd.DataFrame, currency: str = "EUR") -> str:
-    """The comparison table as Markdown: value, % of optimum, paired uplift vs staff rules,
+    """The comparison table as Markdown: value, % of optimum, paired uplift vs today's practice,
     contacts, opt-outs, revenue and cost per policy."""
     header = (
         f"| policy | kind | value per customer ({currency}, 95 % CI) | % of optimum "
-        f"| uplift vs staff ({currency}, paired 95 % CI) | contacts per customer-week "
+        f"| uplift vs today's practice ({currency}, paired 95 % CI) | contacts per customer-week "
         f"| opt-out rate | revenue ({currency}) | cost ({currency}) | forbidden per week |"
     )
     lines = [header, "|" + "---|" * 10]
@@ -324,7 +324,7 @@ def comparison_markdown(table: pd.DataFrame, currency: str = "EUR") -> str:
 
 
 def comparison_chart(table: pd.DataFrame, path: Path, title: str) -> None:
-    """Two panels: % of the exact optimum per policy, and the paired uplift vs staff rules with
+    """Two panels: % of the exact optimum per policy, and the paired uplift vs today's practice with
     its 95 % CI (learned policies in orange, baselines in blue)."""
     names = table["policy"].tolist()
     colours = ["tab:orange" if k == "learned" else "tab:blue" for k in table["kind"]]
@@ -346,7 +346,7 @@ def comparison_chart(table: pd.DataFrame, path: Path, title: str) -> None:
     right.axvline(0.0, color="black", linewidth=0.8)
     right.set_yticks(list(y), [""] * len(names))
     right.invert_yaxis()
-    right.set_xlabel("uplift vs staff rules per customer (paired 95 % CI)")
+    right.set_xlabel("uplift vs today's practice per customer (paired 95 % CI)")
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

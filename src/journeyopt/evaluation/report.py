@@ -29,7 +29,7 @@ def markdown_table(table: pd.DataFrame, currency: str = "EUR") -> str:
     """A Markdown table of the evaluation: one line per policy and customer type."""
     header = (
         f"| policy | customers | value per customer ({currency}, 95 % CI) | % of optimum "
-        f"| uplift vs staff rules ({currency}, paired 95 % CI) | contacts per customer-week "
+        f"| uplift vs today's practice ({currency}, paired 95 % CI) | contacts per customer-week "
         f"| opt-out rate | revenue ({currency}) | contact cost ({currency}) "
         f"| discount cost ({currency}) |"
     )
