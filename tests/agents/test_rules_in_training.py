@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from journeyopt.agents.config import register_configs, train_config
 from journeyopt.agents.sb3 import make_training_env
-from journeyopt.agents.train import train
+from journeyopt.agents.train import _prepare_world, train
 from journeyopt.errors import ConfigError
 from journeyopt.serving.config import register_configs as register_serving
 from journeyopt.sim.config import (
@@ -223,3 +223,29 @@ def test_rules_the_world_cannot_follow_stop_the_training(tmp_path: Path) -> None
         ConfigError, match=r"simulator.rules.frequency_caps caps channel\(s\) \['sms'\]"
     ):
         train(cfg)
+
+
+def test_a_weekly_capacity_is_priced_for_training(tmp_path: Path) -> None:
+    """With simulator.rules.capacity the agent learns in the priced world (the price found so
+    that the optimum keeps the capacity's weekly share) and is evaluated in the real one."""
+    overrides = [
+        *TINY,
+        "+simulator.rules.capacity={personal_call: 20}",
+        "simulator.rules.capacity_customers=1000",
+        f"output_dir={tmp_path}",
+    ]
+    with initialize_config_module("journeyopt.configs", version_base="1.3"):
+        cfg = train_config(compose("train", overrides=overrides))
+    world = _prepare_world(cfg)
+    assert world.prices is not None
+    call = world.spec.actions.names.index("personal_call")
+    assert world.prices.unconstrained["personal_call"] > 0.02
+    assert world.prices.shares["personal_call"] <= 0.02
+    price = world.prices.prices["personal_call"]
+    assert world.trained_in.actions.costs[call] == pytest.approx(
+        world.spec.actions.costs[call] + price
+    )
+    result = train(cfg)
+    assert result.model_path.exists()
+    overall = result.table[result.table["segment"] == "all"]
+    assert (overall["forbidden_per_customer"] == 0).all()

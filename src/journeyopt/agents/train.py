@@ -73,6 +73,7 @@ from journeyopt.agents.sb3 import (
 from journeyopt.calibration.calibrated import CalibratedWorld
 from journeyopt.calibration.ensemble import EnsembleVecEnv
 from journeyopt.errors import ConfigError
+from journeyopt.evaluation.capacity import CapacityPrices, capacity_prices
 from journeyopt.evaluation.report import write_evaluation
 from journeyopt.evaluation.simulate import (
     EvaluationResult,
@@ -135,6 +136,20 @@ class World:
     layout: ObservationLayout
     rules: ContactRules
     """The contact rules the agent is trained and evaluated under (``simulator.rules``)."""
+    prices: CapacityPrices | None = None
+    """With weekly capacities (``simulator.rules.capacity``): the prices on their actions;
+    the agent learns (and imitates the optimum) in the priced world, and is evaluated in the
+    real one."""
+
+    @property
+    def trained_in(self) -> WorldSpec:
+        """The world the agent learns in: the priced world with capacities, else ``spec``."""
+        return self.prices.priced if self.prices is not None else self.spec
+
+    @property
+    def demonstrator(self) -> OptimalPolicy:
+        """The optimum the warm start imitates: the priced one with capacities."""
+        return self.prices.optimum if self.prices is not None else self.optimum
 
 
 def latest_checkpoint(path: Path) -> Path:
@@ -184,7 +199,28 @@ def _prepare_world(cfg: TrainConfig) -> World:
     spec = load_world(sim.world)
     weeks = cyclic_weeks_of_year(sim.start_week_of_year, sim.horizon_weeks)
     optimum = solve_optimum(spec, sim.horizon_weeks, sim.gamma, weeks)
-    return World(spec, optimum, observation_layout(spec), sim.contact_rules(spec))
+    rules = sim.contact_rules(spec)
+    shares = sim.rules.capacity_shares("simulator.rules")
+    if shares and cfg.train.domain_randomisation:
+        raise ConfigError(
+            "simulator.rules.capacity is priced in one world: it cannot be combined with "
+            "train.domain_randomisation (an ensemble member per episode) yet"
+        )
+    prices = (
+        capacity_prices(
+            spec,
+            shares,
+            rules,
+            horizon_weeks=sim.horizon_weeks,
+            gamma=sim.gamma,
+            start_week_of_year=sim.start_week_of_year,
+            n_customers=cfg.train.eval_customers,
+            seed=cfg.evaluation.seed,
+        )
+        if shares
+        else None
+    )
+    return World(spec, optimum, observation_layout(spec), rules, prices)
 
 
 def _evaluator(cfg: TrainConfig, world: World) -> Evaluate:
@@ -289,7 +325,7 @@ def _build_model(
         step=0,
     )
     env, _ = make_training_env(
-        world.spec,
+        world.trained_in,
         settings.n_customers,
         sim.horizon_weeks,
         sim.start_week_of_year,
@@ -315,8 +351,8 @@ def _build_model(
     model = make_model(cfg.agent, env, cfg.gamma, cfg.seed)
     if settings.warm_start.enabled:
         demos = warm_start.demonstrations(
-            world.spec,
-            world.optimum,
+            world.trained_in,
+            world.demonstrator,
             settings.warm_start.n_customers,
             sim.start_week_of_year,
             settings.pool_size,
@@ -461,6 +497,10 @@ def train(cfg: TrainConfig, callbacks: Sequence[BaseCallback] = ()) -> TrainResu
     node = OmegaConf.structured(cfg)
     with tracked_run(node, cfg.default_run_name, tags=tags, tracking=cfg.tracking) as run:
         model, curve, start_step = _build_model(cfg, world, run)
+        if world.prices is not None:  # what holds the agent to the weekly capacities
+            run.log_params(
+                {f"train.capacity_price.{a}": round(p, 6) for a, p in world.prices.prices.items()}
+            )
         model.set_logger(run.sb3_logger())
         clock = Stopwatch(curve.wall_seconds, started)
         if cfg.train.warm_start.enabled and start_step == 0 and cfg.train.eval_every_steps > 0:

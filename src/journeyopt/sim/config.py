@@ -175,8 +175,8 @@ class RulesConfig:
             (:class:`EligibilityConfig`), e.g. ``[{actions: [call], segments: [b2b]}]``.
         capacity: Action -> most customers it may be given in one week (e.g. ``{call:
             300}``, the call team's size): serving gives it where it is worth most;
-            ``journeyopt-compare`` holds the optimum to it on average through a price on the
-            action and reports the value it costs.
+            the optimum (``journeyopt-compare``, which reports the value it costs) and the
+            agent (``journeyopt-train``) are held to it on average by a price on the action.
         capacity_customers: How many customers the weekly contact list is scored for (the
             business's customer count): a simulation holds an action with a capacity to the
             weekly share ``capacity / capacity_customers`` of its customers, on average.

@@ -329,8 +329,8 @@ class ContactRules:
         capacity: Action -> most customers it may be given in one week (the call team's
             size); applied over a whole week's decisions, not per customer: serving gives the
             action where it is worth most (:func:`journeyopt.serving.guards.apply_capacity`),
-            simulations hold the optimum to it on average through a price on the action
-            (:mod:`journeyopt.evaluation.capacity`); masks ignore it.
+            simulations hold the optimum and training to it on average through a price on the
+            action (:mod:`journeyopt.evaluation.capacity`); masks ignore it.
     """
 
     catalog: ActionCatalog
