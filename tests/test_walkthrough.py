@@ -10,6 +10,7 @@ paths work unchanged and every output (``work/``, ``mlflow.db``, ``mlruns/``) st
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -30,7 +31,7 @@ from omegaconf import OmegaConf
 
 from journeyopt.sim.config import RulesConfig
 from journeyopt.sim.rules import ContactRules
-from journeyopt.sim.world import load_world
+from journeyopt.sim.world import WorldSpec, load_world
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -204,34 +205,47 @@ CLUB = ROOT / "examples" / "wine_club" / "my_configs"
 CLUB_ACTIONS = {"cellar_letter", "case_deal", "sommelier_call", "tasting_card"}
 
 
-def _club_rules(world: Path) -> ContactRules:
+def _club_rules(world: WorldSpec) -> ContactRules:
     """The club's own rules file as the rules object every stage uses, for its world."""
     raw = OmegaConf.load(CLUB / "rules" / "wine_club.yaml")
     rules = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RulesConfig), raw))
     assert isinstance(rules, RulesConfig)
-    return rules.for_world(load_world(world), "serve.rules")
+    return rules.for_world(world, "serve.rules")
+
+
+def _about(action: str, channel: str, actions: tuple[str, ...], channels: tuple[str, ...]) -> bool:
+    """Whether a rule naming ``actions`` or ``channels`` (neither: every contact) is about
+    ``action`` (sent through ``channel``)."""
+    return action in actions if actions else (channel in channels if channels else True)
 
 
 def rule_violations(
-    decisions: pd.DataFrame, canonical: Path, rules: ContactRules, as_of: pd.Timestamp
+    decisions: pd.DataFrame,
+    canonical: Path,
+    rules: ContactRules,
+    segment_names: tuple[str, ...],
+    as_of: pd.Timestamp,
 ) -> list[str]:
-    """Every decision checked against ``rules`` from the logged history before ``as_of``
-    (read from the canonical tables, not from the scorer's features): opt-outs, each cap over
-    its window, the cool-down after a conversion and the minimum gap. One line per violation."""
+    """Every decision of one week checked against ``rules`` from the logged history before
+    ``as_of`` (read from the canonical tables, not from the scorer's features): opt-outs, each
+    cap over its window, the cool-down after a conversion, the minimum gap, quiet weeks,
+    eligibility by customer type and the weekly capacity per action. One line per violation."""
     contacts = pd.read_parquet(canonical / "contacts.parquet")
     contacts = contacts[contacts["ts"] < as_of]
     events = pd.read_parquet(canonical / "events.parquet")
     events = events[events["ts"] < as_of]
+    segment = pd.read_parquet(canonical / "customers.parquet").set_index("customer_id")["segment"]
     names, channels = list(rules.catalog.names), list(rules.catalog.channels)
-    week = pd.Timedelta(weeks=1)
+    week, week_of_year = pd.Timedelta(weeks=1), int(as_of.isocalendar().week)
     by_customer = dict(tuple(contacts.groupby("customer_id")))
     events_of = dict(tuple(events.groupby("customer_id")))
     empty_c, empty_e = contacts.iloc[:0], events.iloc[:0]
     out = []
     for row in decisions[decisions["action"] != "none"].itertuples():
-        a = names.index(str(row.action))
-        mine = by_customer.get(row.customer_id, empty_c)
-        done = events_of.get(row.customer_id, empty_e)
+        who, action = str(row.customer_id), str(row.action)
+        a, channel = names.index(action), channels[names.index(action)]
+        mine = by_customer.get(who, empty_c)
+        done = events_of.get(who, empty_e)
         for cap in rules.all_caps:
             counted = cap.counted(rules.catalog)
             if not counted[a]:
@@ -239,19 +253,31 @@ def rule_violations(
             window = mine[mine["ts"] >= as_of - cap.past_weeks * week]
             held = int(counted[[names.index(x) for x in window["action"]]].sum())
             if held + 1 > cap.max:
-                out.append(f"{row.customer_id} {row.action}: {held} + 1 > {cap}")
-        outs = done[(done["role"] == "opt_out") & done["channel"].isin(["", channels[a]])]
-        ins = done[(done["role"] == "opt_in") & done["channel"].isin(["", channels[a]])]
+                out.append(f"{who} {action}: {held} + 1 > {cap}")
+        outs = done[(done["role"] == "opt_out") & done["channel"].isin(["", channel])]
+        ins = done[(done["role"] == "opt_in") & done["channel"].isin(["", channel])]
         if len(outs) and (not len(ins) or ins["ts"].max() < outs["ts"].max()):
-            out.append(f"{row.customer_id} {row.action}: opted out")
+            out.append(f"{who} {action}: opted out")
         bought = done.loc[done["role"] == "conversion", "ts"]
         if rules.cooldown_weeks and (bought >= as_of - rules.cooldown_weeks * week).any():
-            out.append(f"{row.customer_id} {row.action}: within the cool-down")
-        if (
-            rules.min_gap_weeks > 1
-            and (mine["ts"] >= as_of - (rules.min_gap_weeks - 1) * week).any()
-        ):
-            out.append(f"{row.customer_id} {row.action}: within the minimum gap")
+            out.append(f"{who} {action}: within the cool-down")
+        gap = (rules.min_gap_weeks - 1) * week
+        if rules.min_gap_weeks > 1 and (mine["ts"] >= as_of - gap).any():
+            out.append(f"{who} {action}: within the minimum gap")
+        for quiet in rules.quiet:
+            if week_of_year in quiet.weeks and _about(
+                action, channel, quiet.actions, quiet.channels
+            ):
+                out.append(f"{who} {action}: in a quiet week ({quiet})")
+        for rule in rules.eligibility:
+            assert not rule.lifecycle, "this check reads customer types only"
+            kind = segment.get(who)
+            code = segment_names.index(kind) if kind in segment_names else -1
+            if _about(action, channel, rule.actions, rule.channels) and code not in rule.segments:
+                out.append(f"{who} {action}: not eligible ({kind})")
+    for action, limit in rules.capacity.items():
+        if (given := int((decisions["action"] == action).sum())) > limit:
+            out.append(f"{action}: {given} in one week, capacity {limit}")
     return out
 
 
@@ -281,11 +307,24 @@ def test_readme_wine_club_walkthrough_runs_under_its_own_rules(tmp_path: Path) -
     assert decisions["customer_id"].nunique() == 1200
     assert set(decisions["group"]) == {"treatment", "control"}
     assert len(contact_list) > 0 and set(contact_list["action"]) <= CLUB_ACTIONS
-    rules = _club_rules(wine / "world")
-    assert rule_violations(decisions, wine / "canonical", rules, as_of) == []
-    # the check can fail: every customer contacted as if there were no rules breaks a cap
-    everyone = decisions.assign(action="cellar_letter")
-    assert rule_violations(everyone, wine / "canonical", rules, as_of)
+    world = load_world(wine / "world")
+    rules = _club_rules(world)
+    check = functools.partial(
+        rule_violations,
+        canonical=wine / "canonical",
+        rules=rules,
+        segment_names=world.segment_names,
+        as_of=as_of,
+    )
+    assert check(decisions) == []
+    # the check can fail: contacts given as if there were no rules break them
+    assert any("capacity" in v for v in check(decisions.assign(action="sommelier_call")))
+    assert any("> Cap" in v for v in check(decisions.assign(action="cellar_letter")))
+    assert any("not eligible" in v for v in check(decisions.assign(action="tasting_card")))
+    christmas = pd.Timestamp("2024-12-23", tz="UTC")
+    assert any(
+        "quiet" in v for v in check(decisions.assign(action="sommelier_call"), as_of=christmas)
+    )
 
     print({name: round(seconds, 1) for name, seconds in scratch.seconds.items()})
     answer = _serve_and_ask(scratch, serve, curl)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -313,7 +313,7 @@ def run_gate(
     if practice is not None:
         baselines.append((practice, TODAYS_PRACTICE, False))
     evidence = simulation_rows(cfg, members, candidate, baselines)
-    panel, model = recent_panel(cfg), ValueModel(world)  # one model: its tables are shared
+    panel, model = recent_panel(cfg, world), ValueModel(world)  # one model: shared tables
     evidence.extend(ope_evidence(cfg, model, candidate, baselines, panel))
     evidence.append(model_free_row(cfg, model, candidate, panel))
     evidence.extend(model_evidence(cfg, model, panel, candidate))
@@ -434,10 +434,20 @@ def evidence_table(decision: Decision, candidate: str) -> Table:
     return table
 
 
-def recent_panel(cfg: PromoteConfig) -> pd.DataFrame:
-    """The weekly panel of the gate's logs (``cfg.data``)."""
+def recent_panel(cfg: PromoteConfig, world: WorldSpec | None = None) -> pd.DataFrame:
+    """The weekly panel of the gate's logs (``cfg.data``); with ``world``, it also counts
+    every window and action the served rules (``serve.rules``) read, whatever ``cfg.panel``
+    names, so rules with their own windows are evaluated on the logs as in serving."""
     logs, _ = ingest_to_logs(cfg.data)
-    panel = build_panel(logs, cfg.panel, tuple(cfg.data.contact_channels))
+    settings = cfg.panel
+    if world is not None:
+        spec = serving_rules(world, cfg.serve.rules).spec
+        settings = replace(
+            settings,
+            rule_windows=list(dict.fromkeys([*settings.rule_windows, *spec.rule_windows])),
+            rule_actions=list(dict.fromkeys([*settings.rule_actions, *spec.rule_actions])),
+        )
+    panel = build_panel(logs, settings, tuple(cfg.data.contact_channels))
     if panel.empty:
         raise JourneyoptError(f"{cfg.data.path}: the logs give an empty panel")
     return panel
