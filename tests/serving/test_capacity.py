@@ -4,6 +4,7 @@ the others get their next-best allowed action with the reason ``capacity``."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +122,8 @@ def test_the_contact_list_holds_at_most_k_of_a_capacity_limited_action(
     score_logs(demo_source, AS_OF, served, capped, tmp_path / "capped" / "actions.csv")
     served_list = pd.read_csv(tmp_path / "capped" / "actions.csv")
     assert int((served_list["action"] == action).sum()) <= k
+    summary = json.loads((tmp_path / "capped" / "summary.json").read_text())["scoring"]
+    assert summary["refused"][action]["capacity"] == unconstrained - k  # the summary says why
     # the API's answer names the reason for every customer the action was taken from
     scorer = Scorer(served, capped)
     logs, _ = ingest_to_logs(demo_source)

@@ -26,14 +26,16 @@ register_configs()
 
 
 def summary_table(result: ScoreResult) -> Table:
-    """Decisions by action and group as a rich table."""
+    """Decisions by action, and why the contact rules refused each action to how many."""
     table = Table(
         title=f"decisions at {result.as_of} ({result.model_name} v{result.model_version})"
     )
     table.add_column("action")
     table.add_column("customers", justify="right")
+    table.add_column("refused by the contact rules")
     for action, n in result.by_action.items():
-        table.add_row(action, f"{n:,}")
+        why = result.refused.get(action, {})
+        table.add_row(action, f"{n:,}", ", ".join(f"{r} {c:,}" for r, c in why.items()))
     return table
 
 

@@ -36,8 +36,9 @@ from journeyopt.serving.decisions import decision_arms, decision_table, write_de
 from journeyopt.serving.features import batch_from_logs
 from journeyopt.serving.holdout import GROUPS
 from journeyopt.serving.rollout import ARMS
-from journeyopt.serving.scorer import CustomerBatch, Scorer
+from journeyopt.serving.scorer import CustomerBatch, Decisions, Scorer
 from journeyopt.serving.served_model import ServedModel
+from journeyopt.sim.rules import REASONS
 
 CONTACT_LIST_COLUMNS: tuple[str, ...] = (
     "customer_id",
@@ -69,7 +70,11 @@ class ScoreResult:
         by_action: Action -> customers.
         by_arm: Staged-rollout arm (``control``, ``full``, ``canary``, ``previous``) ->
             customers (see :mod:`journeyopt.serving.rollout`).
-        overridden: Decisions the guards changed to ``none``.
+        overridden: Decisions the guards changed (to ``none``, or to the next-best action
+            when a weekly capacity was full).
+        refused: Action -> reason (:data:`journeyopt.sim.rules.REASONS`: ``opted_out``,
+            ``quiet_week``, ``not_eligible``, ``frequency_cap``, ``capacity``...) -> known
+            customers the contact rules refused the action for, for that reason.
         rows_rejected: Input rows the ingestion rejected.
         model_name, model_version, model_sha256: The policy served.
         as_of: The as-of instant (ISO 8601, UTC).
@@ -85,11 +90,23 @@ class ScoreResult:
     by_action: dict[str, int] = field(default_factory=dict)
     by_arm: dict[str, int] = field(default_factory=dict)
     overridden: int = 0
+    refused: dict[str, dict[str, int]] = field(default_factory=dict)
     rows_rejected: int = 0
     model_name: str = ""
     model_version: str = ""
     model_sha256: str = ""
     as_of: str = ""
+
+
+def refused_counts(decisions: Decisions, action_names: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Action -> reason -> known customers the contact rules refused the action for (reasons
+    of :data:`journeyopt.sim.rules.REASONS`; unknown customers are counted in ``unknown``)."""
+    known = decisions.reasons[decisions.batch.known].astype(np.int64)
+    out: dict[str, dict[str, int]] = {}
+    for a, name in enumerate(action_names[1:], start=1):
+        counts = np.bincount(known[:, a], minlength=len(REASONS))
+        out[name] = {REASONS[k]: int(c) for k, c in enumerate(counts) if k and c}
+    return out
 
 
 def output_paths(out: Path) -> list[Path]:
@@ -177,6 +194,7 @@ def score_logs(
         by_action=_counts(scorer.action_names, decisions.actions),
         by_arm={k: v for k, v in _counts(ARMS, decision_arms(decisions)).items() if v},
         overridden=int(np.count_nonzero(decisions.overridden)),
+        refused=refused_counts(decisions, scorer.action_names),
         rows_rejected=ingested.result.rows_rejected,
         model_name=model.name,
         model_version=model.version,
