@@ -87,6 +87,8 @@ def comparison(
          ROLLBACK, "upper bound"),
         (comparison("previous", 0.1, -0.2, 0.4), comparison("control", -0.5, -0.9, -0.1),
          ROLLBACK, "below control"),
+        (comparison("previous", -0.5, -0.9, -0.1, weeks=100.0), None, CONTINUE,
+         "customer-weeks"),  # a bound before the burn-in does not decide
         (comparison("previous", -30.0, -60.0, 5.0, weeks=1000.0), None, ROLLBACK, "budget"),
         (comparison("previous", -0.005, -0.4, 0.3, weeks=5e6), None, CONTINUE, "holds 0"),
         (None, None, CONTINUE, "too few"),

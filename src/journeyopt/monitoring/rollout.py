@@ -19,14 +19,18 @@ of :mod:`journeyopt.monitoring.sequential`, so that looking every week keeps the
 
 Decision (:func:`decide`), rollback first:
 
-- **rollback** when the upper bound against the previous policy or against control is below
-  zero, or, before the minimum exposure (while the sequence is too wide to decide), the
-  estimated loss per canary customer against the previous policy (the shortfall per
-  customer-week times the canary's weeks per customer) passes ``serve.rollout.loss_budget``.
-  The budget is an early-harm guard on a point estimate, so it is not error-controlled: once
-  the minimum exposure is reached only the confidence sequence decides (an estimated loss
-  that grows with the weeks would otherwise roll back, sooner or later, a canary as good as
-  the previous policy; measured in ``experiments/rollout/``);
+- **rollback** when, after the minimum exposure, the upper bound against the previous policy
+  or against control is below zero; or, before it, the estimated loss per canary customer
+  against the previous policy (the shortfall per customer-week times the canary's weeks per
+  customer) passes ``serve.rollout.loss_budget``.
+
+The minimum exposure ``serve.rollout.min_exposure_weeks`` is the sequence's burn-in: its
+coverage is asymptotic (a central limit theorem at every look), and with a few hundred
+customers of zero-inflated, heavy-tailed margins the first looks miss more often than
+``alpha``; before it only the budget acts. The budget is an early-harm guard on a point
+estimate, not an error-controlled test, so it stops at the minimum exposure (an estimated
+loss that grows with the weeks would otherwise roll back, sooner or later, a canary as good
+as the previous policy). Both are measured in ``experiments/rollout/``.
 - **widen** (the canary takes the whole treatment group) when both compared arms have at
   least ``serve.rollout.min_exposure_weeks`` customer-weeks and the lower bounds against the
   previous policy and against control (when a control group exists) are above zero;
@@ -172,7 +176,7 @@ def decide(
         )
     back: list[str] = []
     for c in (vs_previous, vs_control):
-        if c is not None and c.high < 0.0:
+        if c is not None and c.exposure >= settings.min_exposure_weeks and c.high < 0.0:
             back.append(
                 f"canary below {c.against}: {c.estimate:+.4f} per customer-week, upper bound "
                 f"{c.high:+.4f} < 0"

@@ -122,7 +122,8 @@ class RolloutConfig:
         salt: Salt of the canary hash (another than the holdout's, so the canary is an
             independent random share of treatment).
         min_exposure_weeks: Fewest customer-weeks in each of the compared arms before the
-            canary may be widened.
+            test decides (widens, or rolls back on its bound): the confidence sequence's
+            burn-in, and the exposure it is tuned to be tightest at.
         loss_budget: Most estimated loss per canary customer against the previous policy
             (margin per customer-week below the previous arm's, times the canary's weeks per
             customer), currency; past it, before ``min_exposure_weeks`` are reached, the
