@@ -82,6 +82,9 @@ def test_export_replaces_an_earlier_export_only_with_overwrite(
     assert not (target / "members" / "99.npz").exists()
     loaded = CalibratedWorld.load(target)
     assert len(loaded.members) == len(small_calibration.estimate.calibrated.members)
+    # today's practice estimated from the logs travels with the world, members included
+    assert (target / "practice.npz").is_file() and loaded.world.logged_practice is not None
+    assert all(m.logged_practice is not None for m in loaded.members)
     env = PopulationVecEnv(load_world(target), n_customers=16, horizon_weeks=2, seed=0)
     env.reset()
     _, rewards, _, _ = env.step(np.ones(16, np.int64))

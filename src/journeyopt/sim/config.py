@@ -466,9 +466,10 @@ class StaffRulesConfig:
         if origin.logged_practice is None:
             raise ConfigError(
                 f"{key}.source=logged: world {origin.name!r} carries no practice estimated "
-                "from logs (a ground-truth world, or calibrated before journeyopt estimated "
-                f"it): point {key}.world at a calibrated world or choose a hand-written "
-                f"practice, e.g. practice@{key}=coworking"
+                "from logs (a ground-truth world, a world calibrated from logs without "
+                "contacts, or calibrated before journeyopt estimated it): point "
+                f"{key}.world at a calibrated world or choose a hand-written practice, e.g. "
+                f"practice@{key}=coworking"
             )
         return origin.logged_practice.check(world, key)
 
