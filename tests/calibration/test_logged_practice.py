@@ -262,5 +262,20 @@ def test_the_staff_baseline_can_be_the_logged_practice(
     assert np.unique(a1).shape[0] > 1  # stochastic, not a constant
     with pytest.raises(ConfigError, match="carries no practice estimated from logs"):
         StaffRulesConfig(source="logged").practice_for(small_world, "evaluation.staff")
-    with pytest.raises(ConfigError, match=r"remove staff\.rules"):
-        StaffRulesConfig(source="logged", rules=SMALL_PRACTICE.rules)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"source": "estimated"}, "staff.source must be 'rules' or 'logged'"),
+        ({"source": "logged", "rules": SMALL_PRACTICE.rules}, r"remove staff\.rules"),
+    ],
+)
+def test_invalid_practice_settings_are_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        StaffRulesConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_logs_cannot_be_generated_by_an_estimated_practice() -> None:
+    with pytest.raises(ConfigError, match="cannot generate logs"):
+        StaffRulesConfig(source="logged").to_practice()
