@@ -206,8 +206,15 @@ class Scorer:
         world's response model, currency (see :class:`ExpectedValues`)."""
         return self._values(observation, actions)
 
-    def score(self, batch: CustomerBatch) -> Decisions:
-        """Decide for every customer of ``batch`` (see the module docstring)."""
+    def score(self, batch: CustomerBatch, *, capacity: bool = True) -> Decisions:
+        """Decide for every customer of ``batch`` (see the module docstring).
+
+        Args:
+            batch: The customers.
+            capacity: Hold the weekly capacities (``serve.rules.capacity``) over the batch;
+                False for single-customer requests, whose decisions must not depend on which
+                other requests they happened to be scored with.
+        """
         monday = monday_on_or_before(batch.as_of)
         week_of_year = int(monday.isocalendar().week)
         reasons = self.rules.reasons(
@@ -253,7 +260,7 @@ class Scorer:
             actions[staff_rows] = staff_actions
             probabilities[staff_rows] = staff_probs
         guarded = apply_guards(actions, probabilities, reasons, batch.known)  # a last check
-        if self.rules.capacity:  # weekly capacities: each full action where it is worth most
+        if capacity and self.rules.capacity:  # each full action where it is worth most
             values = np.stack(
                 [
                     self._values.batched(observation, np.full(batch.n, a, np.int64))
