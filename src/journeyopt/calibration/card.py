@@ -21,6 +21,79 @@ LOW_WEIGHT_ESS_SHARE = 0.3
 """Below this effective-sample-size share the card warns that a few weeks carry the fit."""
 
 
+MAX_HOLDOUT_TOTAL_ERROR = 0.10
+"""Largest relative error of the hold-out's conversion and revenue totals the verdict accepts."""
+MAX_POLICY_MARE = 0.10
+"""Largest mean absolute relative error of policy values (against a known truth) accepted."""
+MIN_POLICY_SPEARMAN = 0.9
+"""Smallest rank correlation of policy values (against a known truth) accepted."""
+MIN_SIM_TO_REAL = 0.95
+"""Smallest share of the true optimum the calibrated optimum must reach in the truth."""
+
+
+def verdict_reasons(
+    identified: bool, holdout: HoldoutReport | None, policies: PolicyFidelity | None
+) -> list[str]:
+    """Why this world is not good enough to choose contact policies with (empty: it is).
+
+    A world fails when contact effects are not identified; when per customer it predicts the
+    hold-out conversion weeks or revenue no better (higher MAE) than a naive reference (zero,
+    each customer's own past rate, BG/NBD for purchase logs); when its hold-out conversion or
+    revenue total is off by more than :data:`MAX_HOLDOUT_TOTAL_ERROR`; and, against a known
+    truth, when its policy values miss :data:`MAX_POLICY_MARE`, :data:`MIN_POLICY_SPEARMAN` or
+    :data:`MIN_SIM_TO_REAL`.
+    """
+    reasons = []
+    if not identified:
+        reasons.append("the logs do not identify what a contact does")
+    if holdout is not None and holdout.per_customer is not None:
+        table = holdout.per_customer.set_index("predictor")
+        world = table.loc["this world"]
+        for metric, unit in (("conversions", "conversion weeks"), ("revenue", "revenue")):
+            beaten = [
+                name
+                for name, row in table.iterrows()
+                if name != "this world"
+                and np.isfinite(row[f"{metric}_mae"])
+                and row[f"{metric}_mae"] <= world[f"{metric}_mae"]
+            ]
+            if beaten:
+                reasons.append(
+                    f"per customer it predicts hold-out {unit} no better than "
+                    f"{' or '.join(map(str, beaten))} (MAE {world[f'{metric}_mae']:.4g})"
+                )
+    if holdout is not None:
+        overall = holdout.totals[holdout.totals["grouping"] == "all"]
+        errors = dict(
+            zip(overall["metric"], overall["rel_error"].to_numpy(np.float64), strict=True)
+        )
+        for metric in ("conversions", "revenue"):
+            if metric in errors:
+                error = float(errors[metric])
+                if not abs(error) <= MAX_HOLDOUT_TOTAL_ERROR:
+                    reasons.append(f"its hold-out {metric} total is off by {_pct(error)}")
+    if policies is not None:
+        if not policies.mare <= MAX_POLICY_MARE:
+            reasons.append(f"policy values are off by {100 * policies.mare:.1f} % on average")
+        if not policies.spearman >= MIN_POLICY_SPEARMAN:
+            reasons.append(f"it ranks policies with Spearman {policies.spearman:.2f}")
+        if not policies.sim_to_real >= MIN_SIM_TO_REAL:
+            reasons.append(
+                f"its optimum reaches {100 * policies.sim_to_real:.1f} % of the true optimum"
+            )
+    return reasons
+
+
+def verdict_line(
+    identified: bool, holdout: HoldoutReport | None, policies: PolicyFidelity | None
+) -> str:
+    """The card's one verdict line (see :func:`verdict_reasons`)."""
+    reasons = verdict_reasons(identified, holdout, policies)
+    if not reasons:
+        return "**Verdict: good enough to choose contact policies with** (every check below)."
+    return "**Verdict: NOT good enough to choose contact policies with**: " + "; ".join(reasons)
+
+
 def weights_line(ess_share: float) -> str:
     """The card's line on the confounding weights (their effective sample size share)."""
     if ess_share >= 1.0 - 1e-12:
@@ -91,6 +164,8 @@ def card_markdown(
     lines = [
         f"# Calibrated world `{world.name}`: fidelity card",
         "",
+        verdict_line(est.identified, holdout, policies),
+        "",
         "- data fingerprint (SHA-256 of the canonical events and contacts): "
         f"`{meta['data_fingerprint']}`",
         f"- fitted on weeks {meta['fit_weeks'][0]}..{meta['fit_weeks'][1]}: "
@@ -147,6 +222,15 @@ def card_markdown(
             "",
         ]
         lines += _reference_lines(holdout)
+        if holdout.per_customer is not None:
+            lines += [
+                "Per customer (what decides targeting): error of each customer's hold-out "
+                "conversion weeks and revenue, this world (mean of the runs) against naive "
+                "references:",
+                "",
+                markdown_table(holdout.per_customer),
+                "",
+            ]
         for grouping in ("segment", "lifecycle", "action"):
             part = holdout.totals[holdout.totals["grouping"] == grouping]
             wide = part.pivot_table(index="group", columns="metric", values="rel_error", sort=False)
@@ -254,6 +338,9 @@ def write_card(
             path = folder / f"holdout_{name}.csv"
             getattr(holdout, name).to_csv(path, index=False)
             paths.append(path)
+        if holdout.per_customer is not None:
+            paths.append(folder / "holdout_per_customer.csv")
+            holdout.per_customer.to_csv(paths[-1], index=False)
     if policies is not None:
         paths.append(folder / "policy_values.csv")
         policies.table.to_csv(paths[-1], index=False)

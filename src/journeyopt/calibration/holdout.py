@@ -16,7 +16,12 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from journeyopt.calibration.bgnbd import ReferenceForecast
+from journeyopt.calibration.bgnbd import (
+    ReferenceForecast,
+    conditional_expected,
+    fit_bgnbd,
+    repeat_summary,
+)
 from journeyopt.calibration.config import CalibrationConfig
 from journeyopt.calibration.estimate import Estimate, Structure
 from journeyopt.calibration.propensity import expected_calibration_error, reliability
@@ -50,6 +55,12 @@ class HoldoutReport:
         customers: Customers simulated.
         reference: BG/NBD fitted on the same calibration weeks and its hold-out forecast
             (purchase-only logs; None otherwise).
+        per_customer: Per-customer error of the hold-out totals (what decides targeting), one
+            row per predictor (``this world``: the mean of the simulated runs; ``zero``;
+            ``own past rate``: each customer's conversion weeks and revenue per week observed
+            in the calibration weeks, times the hold-out length): ``predictor``,
+            ``conversions_mae``, ``conversions_rmse`` (purchase weeks per customer),
+            ``revenue_mae``, ``revenue_rmse`` (currency per customer). None when not computed.
     """
 
     weekly: pd.DataFrame
@@ -59,6 +70,7 @@ class HoldoutReport:
     metrics: dict[str, float]
     customers: int
     reference: ReferenceForecast | None = None
+    per_customer: pd.DataFrame | None = None
 
     def with_reference(self, reference: ReferenceForecast) -> HoldoutReport:
         """This report with the BG/NBD reference and its relative error
@@ -119,11 +131,16 @@ def simulate_holdout(
     weeks_of_year: IntArray,
     structure: Structure,
     rng: np.random.Generator,
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, Float]:
     """One simulation of ``H`` hold-out weeks for ``K`` customers replaying ``actions`` (H, K)
-    (actions on an opted-out channel are carried out as ``none``); long rows as
-    :func:`_week_rows` (``value`` column)."""
+    (actions on an opted-out channel are carried out as ``none``).
+
+    Returns:
+        Long rows as :func:`_week_rows` (``value`` column), and (K, 2) each customer's
+        simulated conversion weeks and revenue (currency) over the ``H`` weeks.
+    """
     rows: list[dict[str, object]] = []
+    per_customer = np.zeros((state.n_customers, 2))
     state = state.take(slice(None))
     for t in range(actions.shape[0]):
         features = state_features(state, world.features)
@@ -137,7 +154,67 @@ def simulate_holdout(
             "engagements": out.engaged.astype(np.float64),
         }
         rows += _week_rows(t, values, segment, lifecycle, out.actions, structure)
+        per_customer[:, 0] += values["conversions"]
+        per_customer[:, 1] += values["revenue"]
         state = advance(state, out.activity, inplace=True)
+    return pd.DataFrame.from_records(rows), per_customer
+
+
+def customer_totals(panel: pd.DataFrame, index: dict[str, int], weeks: int | None = None) -> Float:
+    """(K, 2) each indexed customer's conversion weeks and revenue (currency) in ``panel``'s
+    rows; divided by the customer's number of rows there and multiplied by ``weeks`` when
+    ``weeks`` is given (a per-week rate over ``weeks`` weeks; 0 for customers without rows)."""
+    who = _customer_codes(panel, index)
+    known = who >= 0
+    k = len(index)
+    conv = np.bincount(
+        who[known], (panel["conversions"].to_numpy()[known] > 0).astype(np.float64), k
+    )
+    rev = np.bincount(who[known], panel["revenue"].to_numpy(np.float64)[known], k)
+    out = np.column_stack([conv, rev]).astype(np.float64)
+    if weeks is None:
+        return out
+    rows = np.bincount(who[known], minlength=k).astype(np.float64)
+    return np.where(rows[:, None] > 0, out / np.maximum(rows, 1.0)[:, None] * weeks, 0.0)
+
+
+def bgnbd_customer_forecast(
+    fit_panel: pd.DataFrame, index: dict[str, int], first_holdout: int, horizon: int
+) -> Float:
+    """(K, 2) BG/NBD's per-customer forecast of hold-out purchase weeks (fitted on the
+    indexed customers' purchase weeks before ``first_holdout``; 0 for customers without one)
+    and revenue (NaN: BG/NBD forecasts no spend)."""
+    bought = fit_panel[fit_panel["conversions"].to_numpy() > 0]
+    who = _customer_codes(bought, index)
+    known = who >= 0
+    out = np.column_stack([np.zeros(len(index)), np.full(len(index), np.nan)])
+    if not known.any():
+        return out
+    week = bought["week"].to_numpy(np.float64)[known]
+    x, t_x, age = repeat_summary(who[known], week, first_holdout - 0.5)
+    cohort = np.flatnonzero(~np.isnan(x))
+    x, t_x, age = x[cohort], t_x[cohort], age[cohort] + 0.5
+    params = fit_bgnbd(x, t_x, age)
+    out[cohort, 0] = conditional_expected(params, float(horizon), x, t_x, age)
+    return out
+
+
+def per_customer_errors(actual: Float, predictions: dict[str, Float]) -> pd.DataFrame:
+    """MAE and RMSE of each predictor's (K, 2) per-customer (conversion weeks, revenue)
+    against ``actual`` (K, 2); one row per predictor."""
+    rows = []
+    for name, predicted in predictions.items():
+        err = predicted - actual
+        mae, rmse = np.abs(err).mean(axis=0), np.sqrt((err**2).mean(axis=0))
+        rows.append(
+            {
+                "predictor": name,
+                "conversions_mae": float(mae[0]),
+                "conversions_rmse": float(rmse[0]),
+                "revenue_mae": float(mae[1]),
+                "revenue_rmse": float(rmse[1]),
+            }
+        )
     return pd.DataFrame.from_records(rows)
 
 
@@ -285,11 +362,23 @@ def holdout_report(
     woy = hold.drop_duplicates("week").set_index("week")["week_of_year"].reindex(weeks).to_numpy()
     actions = logged_actions(hold, index, weeks, structure.actions.names)
     rng = np.random.default_rng(cfg.seed + 1)
-    runs = [
-        simulate_holdout(world, state, segment, actions, woy, structure, rng).assign(run=r)
-        for r in range(cfg.holdout_runs)
-    ]
+    runs, simulated_totals = [], []
+    for r in range(cfg.holdout_runs):
+        rows, totals_r = simulate_holdout(world, state, segment, actions, woy, structure, rng)
+        runs.append(rows.assign(run=r))
+        simulated_totals.append(totals_r)
     sim = pd.concat(runs, ignore_index=True)
+    zero = np.zeros((len(index), 2))
+    predictions = {
+        "this world": np.mean(simulated_totals, axis=0) if simulated_totals else zero,
+        "zero": zero,
+        "own past rate": customer_totals(fit_panel, index, weeks.shape[0]),
+    }
+    if not est.identified:  # purchase logs: BG/NBD is the reference model
+        predictions["BG/NBD"] = bgnbd_customer_forecast(
+            fit_panel, index, int(weeks[0]), weeks.shape[0]
+        )
+    per_customer = per_customer_errors(customer_totals(hold, index), predictions)
     keys = ["week", "grouping", "group", "metric"]
     simulated = sim.groupby(keys, sort=False)["value"].agg(["mean", "std"]).reset_index()
     simulated.columns = [*keys, "simulated", "simulated_sd"]
@@ -312,4 +401,10 @@ def holdout_report(
     }
     eces = dict(zip(one_step["model"], one_step["ece"].to_numpy(np.float64), strict=True))
     metrics.update({f"sim/one_step_{model}_ece": float(e) for model, e in eces.items()})
-    return HoldoutReport(weekly, totals, curves, one_step, metrics, len(index))
+    world_row = per_customer.iloc[0]
+    metrics.update(
+        {f"sim/holdout_customer_{k}": float(world_row[k]) for k in per_customer.columns[1:]}
+    )
+    return HoldoutReport(
+        weekly, totals, curves, one_step, metrics, len(index), per_customer=per_customer
+    )
