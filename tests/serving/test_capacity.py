@@ -104,6 +104,10 @@ def test_the_scorer_never_exceeds_a_capacity(
     demoted = (decisions.reasons == CAPACITY).any(axis=1)
     assert decisions.overridden[demoted].all()
     assert (decisions.reasons[demoted, decisions.actions[demoted]] != CAPACITY).all()
+    # single requests are scored without the capacity: the same rows otherwise
+    alone = scorer.score(batch, capacity=False)
+    assert not (alone.reasons == CAPACITY).any()
+    np.testing.assert_array_equal(alone.actions[~demoted], decisions.actions[~demoted])
 
 
 def test_the_contact_list_holds_at_most_k_of_a_capacity_limited_action(

@@ -311,9 +311,12 @@ def create_app(
             return too_many()
         return JSONResponse({"detail": jsonable_encoder(json_safe(errors))}, status_code=422)
 
-    def decide_batch(scorer: Scorer, batch: CustomerBatch) -> tuple[Decisions, pa.Array]:
-        """Score ``batch``, log the decisions; returns them with their (N,) decision ids."""
-        decisions = scorer.score(batch)
+    def decide_batch(
+        scorer: Scorer, batch: CustomerBatch, capacity: bool = True
+    ) -> tuple[Decisions, pa.Array]:
+        """Score ``batch``, log the decisions; returns them with their (N,) decision ids
+        (``capacity``: see :meth:`Scorer.score`)."""
+        decisions = scorer.score(batch, capacity=capacity)
         ids = decision_ids(batch.n)
         if served.log is not None:
             model = scorer.model
@@ -325,7 +328,9 @@ def create_app(
             )  # fmt: skip
         return decisions, ids
 
-    def decide(scorer: Scorer, customers: Sequence[Any], as_of: datetime | None) -> list[str]:
+    def decide(
+        scorer: Scorer, customers: Sequence[Any], as_of: datetime | None, capacity: bool = True
+    ) -> list[str]:
         """The response bodies (JSON text) of validated request customers, in order."""
         if not customers:
             return []
@@ -333,7 +338,7 @@ def create_app(
             batch = customers_batch(customers, as_of, world)
         except JourneyoptError as err:
             raise HTTPException(422, str(err)) from err
-        decisions, ids = decide_batch(scorer, batch)
+        decisions, ids = decide_batch(scorer, batch, capacity)
         return decision_texts(decisions, ids, scorer)
 
     @app.get("/healthz", summary="Liveness")
@@ -356,7 +361,8 @@ def create_app(
         return model_info(current())
 
     coalescer: Coalescer[Any, str] = Coalescer(
-        lambda as_of, customers: decide(current(), customers, as_of)  # type: ignore[arg-type]
+        # single requests: no weekly capacity across requests that merely coincide
+        lambda as_of, customers: decide(current(), customers, as_of, False)  # type: ignore[arg-type]
     )
 
     async def body_of(request: Request) -> bytes:
@@ -376,7 +382,7 @@ def create_app(
 
     def one(scorer: Scorer, raw: bytes) -> Response:
         customer: Any = parse_body(models.score_request, raw)
-        texts = decide(scorer, [customer], customer.as_of)
+        texts = decide(scorer, [customer], customer.as_of, False)  # a single request
         return Response(texts[0], media_type="application/json")
 
     @app.post(
