@@ -12,14 +12,18 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from journeyopt.agents.sb3 import layout_version
 from journeyopt.data.source import SourceConfig
+from journeyopt.errors import ConfigError
 from journeyopt.serving.app import create_app
 from journeyopt.serving.batch import score_logs
 from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.decisions import decision_table, read_decision_log
+from journeyopt.serving.guards import allowed_actions
 from journeyopt.serving.holdout import control_group
 from journeyopt.serving.rollout import (
     ARMS,
@@ -32,7 +36,8 @@ from journeyopt.serving.rollout import (
 )
 from journeyopt.serving.scorer import Scorer
 from journeyopt.serving.served_model import ServedModel, alias_watcher, load_served_model
-from journeyopt.sim.world import WorldSpec
+from journeyopt.sim.observation import encode, observation_layout
+from journeyopt.sim.world import WorldSpec, load_world, world_path
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.registry import CHAMPION, PolicyRegistry
 from journeyopt.tracking.rollout import (
@@ -220,3 +225,34 @@ def test_batch_scorer_honours_the_arms(
         for k, v in {CONTROL_ARM: int(control.sum()), FULL_ARM: int((~control).sum())}.items()
         if v
     }
+
+
+def test_a_previous_champion_of_another_world_reads_its_own_layout(
+    world: WorldSpec, settings: ServingConfig, tmp_path: Path
+) -> None:
+    """A re-calibration changes the feature caps (here the largest booking value): the
+    previous champion, trained in its own world, is fed observations scaled over that world's
+    layout, not the served one's."""
+    text = world_path("coworking").read_text()
+    assert text.count("membership: [0.25, 1200.0]") == 1  # the largest booking value
+    own = tmp_path / "world.yaml"
+    own.write_text(text.replace("membership: [0.25, 1200.0]", "membership: [0.25, 1800.0]"))
+    other = load_world(own)
+    layout = observation_layout(other)
+    assert layout_version(layout) != layout_version(observation_layout(world))
+    old_policy = linear_policy(other, seed=2, scale=10.0)
+    old = replace(_model(world, 2, "6"), policy=old_policy)
+    new = _model(world, 1, "7")
+    with pytest.raises(ConfigError, match="observation layout"):
+        Scorer(_with_previous(new, old, 0.5), settings, world)  # without its world
+    old = replace(old, trained_world=str(own))
+    batch = random_batch(world, 12)
+    decided = Scorer(_with_previous(new, old, 0.5), settings, world).score(batch)
+    assert decided.arm is not None
+    rows = np.flatnonzero(decided.arm == ARMS.index(PREVIOUS_ARM))
+    segment = np.where(batch.segment >= 0, batch.segment, 0)
+    week = int(batch.as_of.isocalendar().week)
+    observations = encode(layout, batch.features, segment, week)[rows]
+    masks = allowed_actions(decided.reasons[rows], batch.known[rows])
+    _, expected = old_policy.act(observations.astype(np.float32), masks)
+    np.testing.assert_allclose(decided.scores[rows], expected)

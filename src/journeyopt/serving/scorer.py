@@ -143,15 +143,35 @@ class Scorer:
             raise ConfigError(f"serve: {err}") from err
         self.layout: ObservationLayout = observation_layout(self.world)
         self.staff = StaffPolicy(self.world, staff_rules(self.world, settings.holdout))
-        self._check_spec(model)
-        if model.previous is not None:
-            self._check_spec(model.previous)
+        self._check_spec(model, self.layout)
+        self._previous_layout = (
+            self._own_layout(model.previous) if model.previous is not None else self.layout
+        )
         self.action_names: tuple[str, ...] = self.world.actions.names
         self.channels: tuple[str, ...] = self.world.actions.channels
         self._origin = settings.holdout.origin  # parsed once, not per request
         self._values = ExpectedValues(self.world)
 
-    def _check_spec(self, model: ServedModel) -> None:
+    def _own_layout(self, model: ServedModel) -> ObservationLayout:
+        """The observation layout ``model`` (a previous champion) reads: the served world's,
+        or, when that does not fit, the one of the world it was trained in (a policy of an
+        earlier re-calibration, whose features were scaled by that world's caps)."""
+        try:
+            self._check_spec(model, self.layout)
+            return self.layout
+        except ConfigError:
+            if not model.trained_world:
+                raise
+        try:
+            own = observation_layout(world_under_rules(load_world(model.trained_world), self.rules))
+        except (ValueError, FileNotFoundError) as err:
+            raise ConfigError(
+                f"model {model.uri}: cannot read its world {model.trained_world!r} ({err})"
+            ) from err
+        self._check_spec(model, own)
+        return own
+
+    def _check_spec(self, model: ServedModel, layout: ObservationLayout) -> None:
         spec = model.policy.spec
         where = f"model {model.uri}"
         if spec.action_names != self.world.actions.names:
@@ -159,15 +179,15 @@ class Scorer:
                 f"{where} chooses among {list(spec.action_names)}, the world "
                 f"{self.world.name!r} has actions {list(self.world.actions.names)}"
             )
-        if spec.feature_names != self.layout.columns:
+        if spec.feature_names != layout.columns:
             raise ConfigError(
                 f"{where} expects observation columns that world {self.world.name!r} does not "
                 "produce (another world or feature windows: set serve.world)"
             )
-        if spec.layout_version != layout_version(self.layout):
+        if spec.layout_version != layout_version(layout):
             raise ConfigError(
                 f"{where} was trained on observation layout {spec.layout_version}, this "
-                f"scorer builds {layout_version(self.layout)}"
+                f"scorer builds {layout_version(layout)}"
             )
 
     def staff_week(self, as_of: pd.Timestamp) -> int:
@@ -232,7 +252,9 @@ class Scorer:
         )
         greedy, scores = self.model.policy.act(observations, masks)
         greedy = np.asarray(greedy, np.int64)
-        arm, greedy, scores = self._rollout(batch, control, observations, masks, greedy, scores)
+        arm, greedy, scores = self._rollout(
+            batch, control, observations, masks, greedy, scores, segment, week_of_year
+        )
         rows = np.arange(batch.n)
         refused = ~masks[rows, greedy]  # a policy that ignored the masks: guarded to none
         greedy = np.where(refused, 0, greedy)
@@ -294,9 +316,12 @@ class Scorer:
         masks: NDArray[np.bool_],
         greedy: NDArray[np.int64],
         scores: NDArray[np.float64],
+        segment: NDArray[np.int64],
+        week_of_year: int,
     ) -> tuple[NDArray[np.int8], NDArray[np.int64], NDArray[np.float64]]:
         """The arms of a staged rollout (:mod:`journeyopt.serving.rollout`) and the
-        choices and scores with the ``previous`` arm's taken by the previous version."""
+        choices and scores with the ``previous`` arm's taken by the previous version (over
+        its own observation layout)."""
         previous = self.model.previous
         if previous is None:
             return arm_codes(control, None), greedy, scores
@@ -306,7 +331,13 @@ class Scorer:
         arm = arm_codes(control, canary)
         rows = np.flatnonzero(arm == ARMS.index(PREVIOUS_ARM))
         if rows.size:
-            old_greedy, old_scores = previous.policy.act(observations[rows], masks[rows])
+            old_obs = observations[rows]
+            if self._previous_layout is not self.layout:
+                features = {k: np.asarray(v)[rows] for k, v in batch.features.items()}
+                old_obs = np.ascontiguousarray(
+                    encode(self._previous_layout, features, segment[rows], week_of_year)
+                )
+            old_greedy, old_scores = previous.policy.act(old_obs, masks[rows])
             greedy, scores = greedy.copy(), np.array(scores, np.float64)
             greedy[rows] = np.asarray(old_greedy, np.int64)
             scores[rows] = old_scores

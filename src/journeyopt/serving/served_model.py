@@ -27,6 +27,7 @@ from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.model import ModelFolderError, ServablePolicy, load_policy_folder
 from journeyopt.tracking.registry import CHAMPION, PolicyRegistry, content_hash
 from journeyopt.tracking.rollout import read_rollout
+from journeyopt.tracking.tags import SIMULATOR_TAG
 
 LINEAGE_PREFIXES: tuple[str, ...] = ("journeyopt.", "mlflow.source.git.commit")
 """Run tags reported as the model's lineage (simulator, data fingerprint, agent, commit)."""
@@ -50,6 +51,9 @@ class ServedModel:
             the whole treatment group.
         canary_share: Share of the treatment group this policy serves (1.0 without a
             canary).
+        trained_world: The world the policy was trained in (its registered version's
+            ``journeyopt.simulator`` tag; empty when unknown): a previous champion of an
+            earlier re-calibration reads its observations over that world's layout.
     """
 
     policy: ServablePolicy
@@ -62,6 +66,7 @@ class ServedModel:
     lineage: dict[str, str] = field(default_factory=dict)
     previous: ServedModel | None = None
     canary_share: float = 1.0
+    trained_world: str = ""
 
     @property
     def key(self) -> str:
@@ -167,7 +172,17 @@ def load_registered(uri: str, tracking: TrackingConfig) -> ServedModel:
         lineage=_lineage(registry.client, resolved.source_run_id or ""),
         previous=previous,
         canary_share=share,
+        trained_world=_trained_world(registry, resolved.version),
     )
+
+
+def _trained_world(registry: PolicyRegistry, version: str) -> str:
+    """The ``journeyopt.simulator`` tag of a registered version (empty when unknown)."""
+    try:
+        tags = registry.client.get_model_version(registry.name, version).tags or {}
+    except MlflowException:
+        return ""
+    return str(tags.get(SIMULATOR_TAG, ""))
 
 
 def load_local(folder: Path) -> ServedModel:
