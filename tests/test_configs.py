@@ -30,7 +30,7 @@ from journeyopt.evaluation.compare import CompareConfig
 from journeyopt.evaluation.config import EvaluateConfig
 from journeyopt.loop.config import CycleConfig
 from journeyopt.loop.config import register_configs as register_cycle
-from journeyopt.monitoring.config import DriftJobConfig, UpliftJobConfig
+from journeyopt.monitoring.config import DriftJobConfig, RolloutJobConfig, UpliftJobConfig
 from journeyopt.monitoring.config import register_configs as register_monitoring
 from journeyopt.serving.config import ScoreJobConfig, ServeJobConfig
 from journeyopt.serving.config import register_configs as register_serving
@@ -69,6 +69,7 @@ TOP_LEVEL: dict[str, tuple[list[str], Callable[[DictConfig], Any]]] = {
         ["week=2024-03-11", "work_dir=w"],
         lambda c: to_object(c, CycleConfig),
     ),
+    "rollout": (["decisions=d"], lambda c: to_object(c, RolloutJobConfig)),
 }
 GROUP_USERS = {  # group -> the top-level config that composes it
     "data": "ingest",
