@@ -423,3 +423,21 @@ def test_quiet_weeks_and_eligibility_need_the_week_and_the_customer_type() -> No
     codes = only.reasons(f, segment=np.array([0, 1, -1]))
     assert codes[:, 3].tolist() == [NOT_ELIGIBLE, 0, NOT_ELIGIBLE]  # unknown type: not eligible
     assert (codes[:, :3] == 0).all()
+
+
+def test_the_rules_summarise_in_one_line() -> None:
+    assert ContactRules(CATALOG, SPEC).summary() == "opt-outs only"
+    cap = Cap(1, 8, actions=("personal_call",))
+    rules = ContactRules(
+        CATALOG,
+        rule_feature_spec(SPEC, (cap,)),
+        {"email": 2},
+        1,
+        caps=(cap,),
+        quiet=(QuietWeeks((52, 1), channels=("phone",)),),
+        capacity={"personal_call": 300},
+    )
+    assert rules.summary() == (
+        "email <= 2 in any 5 weeks; personal_call <= 1 in any 8 weeks; cool-down 1 weeks; "
+        "no phone in weeks 52,1; personal_call <= 300 a week"
+    )

@@ -112,10 +112,9 @@ def run(cfg: DictConfig) -> None:
         Path(job.serve.decision_log).mkdir(parents=True, exist_ok=True)
     model = load_served_model(job.model, job.tracking)  # fail here, clearly, not in a worker
     scorer = Scorer(model, job.serve)  # the world, contact rules and staff rules, checked
-    caps = ", ".join(f"{c} <= {n}" for c, n in job.serve.rules.frequency_caps.items()) or "none"
     console().print(
-        f"world {scorer.world.name!r}; frequency caps per {scorer.world.features.fatigue_weeks} "
-        f"weeks: {caps}; event roles from data source {job.data.name!r}"
+        f"world {scorer.world.name!r}; contact rules: {scorer.rules.summary()}; event roles "
+        f"from data source {job.data.name!r}"
     )
     console().print(
         f"serving {model.name} version {model.version} (sha256 {model.content_sha256[:12]}) "

@@ -404,6 +404,31 @@ class ContactRules:
         evaluates (:func:`shorthand_caps`)."""
         return (*shorthand_caps(self.spec, self.frequency_caps, self.total_cap), *self.caps)
 
+    def summary(self) -> str:
+        """The rules in one line, for a start-up banner (caps with their windows, cool-down,
+        gap, quiet weeks, eligibility, capacities); ``opt-outs only`` when there is none."""
+
+        def what(channels: tuple[str, ...], actions: tuple[str, ...]) -> str:
+            return "+".join(actions or channels) or "all contacts"
+
+        parts = [
+            f"{what(c.channels, c.actions)} <= {c.max} in any {c.window_weeks} weeks"
+            for c in self.all_caps
+        ]
+        if self.cooldown_weeks:
+            parts.append(f"cool-down {self.cooldown_weeks} weeks")
+        if self.min_gap_weeks > 1:
+            parts.append(f"gap {self.min_gap_weeks} weeks")
+        parts += [
+            f"no {what(q.channels, q.actions)} in weeks {','.join(map(str, q.weeks))}"
+            for q in self.quiet
+        ]
+        parts += [
+            f"{what(e.channels, e.actions)} for some customers only" for e in self.eligibility
+        ]
+        parts += [f"{a} <= {k} a week" for a, k in self.capacity.items()]
+        return "; ".join(parts) or "opt-outs only"
+
     @cached_property
     def capacity_limits(self) -> NDArray[np.int64]:
         """(A,) most customers per week of each action; -1: no capacity."""
