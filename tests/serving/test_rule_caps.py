@@ -7,12 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError
 from journeyopt.panel.state import LIFECYCLE_STAGES
 from journeyopt.panel.weeks import WEEK, monday_on_or_before
+from journeyopt.serving.app import create_app
 from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.features import batch_from_logs
 from journeyopt.serving.scorer import Scorer
@@ -121,3 +123,40 @@ def test_eligibility_naming_a_type_the_world_lacks_stops_the_start_up(
     with pytest.raises(ConfigError, match=r"weeks must be ISO weeks 1\.\.53"):
         QuietWeeksConfig(weeks=[54])
     assert QuietWeeksConfig(dates=[["2026-12-28", "2027-01-04"]]).iso_weeks() == (1, 53)
+
+
+def test_the_api_takes_the_rule_counts_and_answers_the_new_reasons(
+    world: WorldSpec, served: ServedModel
+) -> None:
+    """A request's feature record carries the counts the rules name (they are in its schema);
+    the answer's ``masked`` names ``frequency_cap``, ``quiet_week`` and ``not_eligible``."""
+    week = int(pd.Timestamp(AS_OF).isocalendar().week)
+    rules = RulesConfig(
+        caps=[CapConfig(max=1, window_weeks=8, actions=["discount_offer"])],
+        quiet_weeks=[QuietWeeksConfig(weeks=[week], channels=["phone"])],
+        eligibility=[EligibilityConfig(segments=["freelancer"], actions=["personal_email"])],
+    )
+    app = create_app(ServingConfig(rules=rules), lambda: served, world, token="t")
+    record = {
+        "recency_weeks": 30.0, "frequency": 2, "monetary": 40.0, "n_conversions": 5,
+        "tenure_weeks": 80, "lifecycle": "lapsed", "contacts_4w": 0, "contacts_4w_email": 0,
+        "contacts_4w_phone": 0, "weeks_since_contact": None, "engagements_4w": 1,
+        "weeks_since_engagement": 1.0, "n_cancellations": 0, "opted_out_email": False,
+        "opted_out_phone": False, "contacts_7w": 1, "contacts_7w_email": 1,
+        "contacts_7w_phone": 0, "action_contacts_7w_discount_offer": 1,
+    }  # fmt: skip
+    body = {"customer_id": "c1", "segment": "startup_team", "features": record, "as_of": AS_OF}
+    with TestClient(app) as client:
+        reply = client.post("/v1/score", json=body, headers={"Authorization": "Bearer t"})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["masked"] == {
+            "discount_offer": "frequency_cap",
+            "personal_call": "quiet_week",
+            "personal_email": "not_eligible",
+        }
+        missing = {k: v for k, v in record.items() if k != "action_contacts_7w_discount_offer"}
+        reply = client.post(
+            "/v1/score", json={**body, "features": missing}, headers={"Authorization": "Bearer t"}
+        )
+        assert reply.status_code == 422
+        assert "action_contacts_7w_discount_offer" in reply.text
