@@ -144,6 +144,7 @@ def test_the_shipped_configs_train_and_serve_under_the_same_rules() -> None:
         "quiet_weeks": cfg.simulator.rules.quiet_weeks,
         "eligibility": cfg.simulator.rules.eligibility,
         "capacity": cfg.simulator.rules.capacity,
+        "capacity_customers": cfg.simulator.rules.capacity_customers,
     }
     assert SimulatorConfig().rules == RulesConfig()  # the schema itself sets no rule
 
