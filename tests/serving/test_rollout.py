@@ -141,7 +141,13 @@ def test_api_logs_and_honours_the_arms(
     with loopback_server(app) as url:
         reply = httpx.post(f"{url}/v1/score/batch", json=_records(300), headers=AUTH, timeout=30)
         assert reply.status_code == 200
+        few = httpx.post(f"{url}/v1/score/batch", json=_records(20), headers=AUTH, timeout=30)
     log = read_decision_log(tmp_path / "log")
+    # each response names the version that decided, as the log does (many and few customers)
+    answered = {d["decision_id"]: d["model_version"] for d in reply.json()["decisions"]}
+    answered |= {d["decision_id"]: d["model_version"] for d in few.json()["decisions"]}
+    assert answered == dict(zip(log["decision_id"], log["model_version"], strict=True))
+    log = log.iloc[:300]  # the first request's rows (appended first)
     assert len(log) == 300
     ids = log["customer_id"].tolist()
     control = control_group(ids, cfg.holdout.salt, cfg.holdout.control_share)

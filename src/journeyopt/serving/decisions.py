@@ -140,11 +140,9 @@ def decision_table(
     n = decisions.batch.n
     as_of = decisions.batch.as_of
     actions = pa.array(decisions.actions)
-    arm = decision_arms(decisions)
     versions = pa.repeat(model_version, n)
-    previous = arm == ARMS.index(PREVIOUS_ARM)
-    if previous.any():
-        versions = pa.array(np.where(previous, decisions.previous_version, model_version))
+    if decisions.previous_version:
+        versions = pa.array(decision_versions(decisions, model_version), pa.string())
     columns = {
         "decision_id": decision_ids(n) if ids is None else ids,
         "customer_id": pa.array(decisions.batch.customer_ids, pa.string()),
@@ -158,9 +156,16 @@ def decision_table(
         "model_name": pa.repeat(model_name, n),
         "model_version": versions,
         "probabilities": probabilities_json(decisions.probabilities, action_names),
-        "arm": pc.take(pa.array(ARMS), pa.array(arm)),
+        "arm": pc.take(pa.array(ARMS), pa.array(decision_arms(decisions))),
     }
     return pa.table(columns)
+
+
+def decision_versions(decisions: Decisions, model_version: str) -> list[str]:
+    """(N,) the version that decided each decision: ``model_version`` (the champion), the
+    previous version for the ``previous`` arm of a canary."""
+    previous = decision_arms(decisions) == ARMS.index(PREVIOUS_ARM)
+    return np.where(previous, decisions.previous_version, model_version).tolist()
 
 
 def decision_arms(decisions: Decisions) -> np.ndarray:
@@ -200,7 +205,9 @@ def response_columns(
         "propensity": decisions.propensity.tolist(),
         "expected_value": np.round(decisions.expected_value, 6).tolist(),
         "model_name": [model_name] * n,
-        "model_version": [model_version] * n,
+        "model_version": decision_versions(decisions, model_version)
+        if decisions.previous_version
+        else [model_version] * n,
     }
 
 

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from numpy.typing import NDArray
 
 from journeyopt.panel.state import LIFECYCLE_STAGES
-from journeyopt.serving.decisions import probabilities_json, response_columns
+from journeyopt.serving.decisions import decision_versions, probabilities_json, response_columns
 from journeyopt.serving.guards import UNKNOWN_CUSTOMER
 from journeyopt.serving.holdout import GROUPS
 from journeyopt.serving.scorer import Decisions, Scorer
@@ -197,8 +197,9 @@ def decision_json(decisions: Decisions, ids: pa.Array, scorer: Scorer) -> pa.Arr
         ', "channel": ', pc.take(_json_strings(scorer.channels), actions),
         ', "propensity": ', pa.array(decisions.propensity).cast(pa.string()),
         ', "expected_value": ', pa.array(np.round(decisions.expected_value, 6)).cast(pa.string()),
-        f', "model_name": {json.dumps(model.name)}'
-        f', "model_version": {json.dumps(model.version)}, "probabilities": ',
+        f', "model_name": {json.dumps(model.name)}, "model_version": ',
+        _versions_json(decisions, model.version),
+        ', "probabilities": ',
         shares_json(decisions.probabilities, names),
         ', "scores": ', shares_json(decisions.scores, names),
         ', "masked": ', _masked_json(decisions, names),
@@ -206,6 +207,14 @@ def decision_json(decisions: Decisions, ids: pa.Array, scorer: Scorer) -> pa.Arr
         "}",
     ]  # fmt: skip
     return pc.binary_join_element_wise(*parts, "")
+
+
+def _versions_json(decisions: Decisions, version: str) -> str | pa.Array:
+    """The JSON of each decision's deciding version: one literal without a canary, (N,)
+    literals during one (the previous version for the ``previous`` arm)."""
+    if not decisions.previous_version:
+        return json.dumps(version)
+    return _json_strings(decision_versions(decisions, version))
 
 
 def decision_objects(decisions: Decisions, ids: pa.Array, scorer: Scorer) -> list[dict[str, Any]]:
