@@ -183,6 +183,10 @@ def test_rollback_on_the_registry_is_followed_by_a_running_server(
     with running_server(tmp_path, mlflow_sqlite.tracking_uri, *overrides) as (url, _):
         body = {"customers": [{"customer_id": f"c{i}"} for i in range(200)]}
         assert httpx.post(f"{url}/v1/score/batch", json=body, headers=AUTH, timeout=30).is_success
+        info = httpx.get(f"{url}/v1/model", headers=AUTH, timeout=10).json()
+        assert info["version"] == second
+        assert info["rollout"] == {"stage": "canary", "canary_share": 0.25,
+                                   "previous_version": first}  # fmt: skip
         during = read_decision_log(log)
         assert set(during["arm"]) == {CONTROL_ARM, CANARY_ARM, PREVIOUS_ARM}
         assert set(during.loc[during["arm"] == CANARY_ARM, "model_version"]) == {second}
@@ -198,6 +202,8 @@ def test_rollback_on_the_registry_is_followed_by_a_running_server(
             assert time.monotonic() < deadline, "the server did not follow the rollback"
             time.sleep(0.5)
         assert httpx.post(f"{url}/v1/score/batch", json=body, headers=AUTH, timeout=30).is_success
+        info = httpx.get(f"{url}/v1/model", headers=AUTH, timeout=10).json()
+        assert info["rollout"]["stage"] == "full" and info["rollout"]["previous_version"] is None
         later = read_decision_log(log).iloc[len(during) :]
     assert set(later["arm"]) == {CONTROL_ARM, FULL_ARM}
     assert set(later.loc[later["arm"] == FULL_ARM, "model_version"]) == {first}

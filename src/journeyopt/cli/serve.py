@@ -120,6 +120,11 @@ def run(cfg: DictConfig) -> None:
         f"serving {model.name} version {model.version} (sha256 {model.content_sha256[:12]}) "
         f"on http://{job.host}:{job.port} with {job.workers} worker(s); docs at /docs"
     )
+    if model.previous is not None:
+        console().print(
+            f"staged rollout: version {model.version} on {model.canary_share:.0%} of the "
+            f"treatment group (canary), version {model.previous.version} on the rest"
+        )
     os.environ[CONFIG_ENV] = json.dumps(asdict(job))
     uvicorn.run(
         "journeyopt.cli.serve:app_from_env",

@@ -71,6 +71,11 @@ def model_info(scorer: Scorer) -> dict[str, Any]:
             "control_share": scorer.settings.holdout.control_share,
             "control_policy": scorer.staff.name,
         },
+        "rollout": {
+            "stage": "canary" if model.previous is not None else "full",
+            "canary_share": model.canary_share,
+            "previous_version": model.previous.version if model.previous is not None else None,
+        },
         "features": list(world.features.feature_names),
         "segments": list(world.segment_names),
     }
