@@ -1,86 +1,341 @@
-"""Repeat purchases of the CDNOW cohort in the hold-out weeks: a calibrated world against what
-happened, beside BG/NBD fitted here by maximum likelihood on the same split.
+"""CDNOW repeat purchases in the reference hold-out, like for like: a calibrated world against
+what happened, beside BG/NBD and Pareto/NBD.
 
-    python experiments/cdnow_calibration/compare.py <output_dir> <CDNOW file or "sample">
+    python experiments/cdnow_calibration/compare.py <output_dir> <CDNOW file or "sample"> \
+        [--runs 20] [--seed 0]
 
-Reads the calibration's ``holdout_weekly.csv`` (simulated and actual purchase weeks) and counts
-the actual repeat *transactions* from the logs (the world draws at most one purchase per
-customer-week, so the transactions it implies are its purchase weeks times the calibration
-period's transactions per purchase week). BG/NBD (:mod:`journeyopt.calibration.bgnbd`) is
-fitted on the customers' repeat transactions before the first hold-out week (time in weeks from
-each customer's first purchase) and forecasts each customer's hold-out transactions (its
-conditional expectation); the cumulative curve adds them to the calibration period's actual
-repeat transactions, as for the world.
+The reference definition (Fader, Hardie & Lee 2005) is used exactly: the calibration period
+is 1997-01-01..1997-09-30 and the hold-out 1997-10-01..1998-06-30 (273 days, 39 weeks), dates
+in the file's own time zone; same-day lines of a customer are one transaction (ingestion merges
+them); a repeat transaction is any transaction day after a customer's first. Every predictor
+is scored on the same customers (the whole cohort: everyone's first purchase is in
+1997-01..03), the same days and the same actual (each customer's transaction days in the
+hold-out).
+
+How the weekly world meets a split inside a week: its weeks start on Monday, and 1997-10-01
+is a Wednesday. The world is fitted only on the complete weeks before the split (up to Sunday
+1997-09-28; ``configs/calibration/cdnow.yaml``: ``split: 1997-09-29``), so no hold-out day is
+fitted, and it is simulated from every customer's state at Monday 1997-09-29 (the two
+calibration days 09-29 and 09-30 are not in that state: the world knows two days less than
+the reference models) for the 40 weeks to Sunday 1998-07-05. Each simulated week is spread
+evenly over its days: the reference's 7-day period ``k`` (Wednesday to Tuesday) gets 5/7 of
+Monday week ``k`` and 2/7 of week ``k + 1``, so the hold-out gets 5/7 of the split week and 2/7
+of the last. The world draws at most one purchase per customer-week; its transactions are its
+purchase weeks times the transaction days per purchase week of the fitted weeks (customers'
+weeks after their first, before 1997-09-29).
+
+Predictors of each customer's hold-out transactions: the world (mean over ``--runs``
+simulations of the point fit; each bootstrap member of its ensemble is simulated too, for the
+refit spread), zero, the customer's own past rate (repeat transactions per week since the
+first purchase, times 39), BG/NBD fitted here (:mod:`journeyopt.calibration.bgnbd`), and BG/NBD
+and Pareto/NBD of ``pymc-marketing`` (an independently maintained implementation, maximum a
+posteriori with its default priors; ``pip install journeyopt[clv]``) when it is installed. All
+model forecasts are conditional expectations given each customer's calibration data.
+
+Reported per predictor: the hold-out total and its error; per-customer MAE and RMSE
+(transactions per customer); the weekly tracking MAPE (mean over the 39 reference weeks of
+|predicted - actual| / actual) and the cumulative tracking MAPE (the same on the running total
+of hold-out repeat transactions). Written to ``<output_dir>/compare_summary.csv`` and
+``compare_weekly.csv`` and printed as Markdown.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from hydra import compose, initialize_config_dir
+from numpy.typing import NDArray
 
 import journeyopt
-from journeyopt.calibration.bgnbd import conditional_expected, fit_bgnbd, repeat_summary
+from journeyopt.calibration.bgnbd import conditional_expected, fit_bgnbd
+from journeyopt.calibration.calibrated import CalibratedWorld
 from journeyopt.calibration.config import register_configs
 from journeyopt.cli.entry import to_object
 from journeyopt.data.ingest import ingest_to_logs
+from journeyopt.data.schema import CanonicalLogs
 from journeyopt.data.source import SourceConfig
-from journeyopt.panel.build import build_panel
+from journeyopt.panel.build import build_panel, state_at
 from journeyopt.panel.config import PanelConfig
+from journeyopt.panel.state import CustomerState, advance, state_features
+from journeyopt.sim.discrete import discrete_state
+from journeyopt.sim.dynamics import sample_outcome_at
+from journeyopt.sim.world import WorldSpec
+
+Float = NDArray[np.float64]
+
+START = pd.Timestamp("1997-01-01")
+SPLIT = pd.Timestamp("1997-10-01")  # first hold-out day (a Wednesday)
+END = pd.Timestamp("1998-07-01")  # day after the last hold-out day
+WORLD_START = pd.Timestamp("1997-09-29", tz="UTC")  # Monday of the split week
+SPLIT_OFFSET_DAYS = 2  # Monday and Tuesday of the split week are calibration days
 
 
-def main(output_dir: Path, data: str) -> None:
+@dataclass(frozen=True)
+class Reference:
+    """The cohort's data in the reference definition, K customers in ``ids`` order.
+
+    Attributes:
+        ids: (K,) customer ids.
+        x: (K,) repeat transactions in the calibration period.
+        t_x: (K,) weeks from the first to the last calibration transaction.
+        age: (K,) ``T``: weeks from the first transaction to the end of the calibration period.
+        actual: (K, 39) transactions in each 7-day hold-out period (from 1997-10-01).
+        calibration_repeat: Repeat transactions of the cohort in the calibration period.
+    """
+
+    ids: NDArray[np.object_]
+    x: Float
+    t_x: Float
+    age: Float
+    actual: Float
+    calibration_repeat: int
+
+    @property
+    def periods(self) -> int:
+        return int(self.actual.shape[1])
+
+
+def reference_data(logs: CanonicalLogs, timezone: str) -> Reference:
+    """Each customer's calibration summary and hold-out transactions by local day."""
+    events = logs.events
+    day = events["ts"].dt.tz_convert(timezone).dt.tz_localize(None).dt.normalize()
+    frame = pd.DataFrame({"customer_id": events["customer_id"].astype(str), "day": day})
+    frame = frame.drop_duplicates()  # one transaction per customer and day
+    if frame["day"].min() < START or frame["day"].max() >= END:
+        raise ValueError("transactions outside 1997-01-01..1998-06-30: not the CDNOW file")
+    codes, ids = pd.factorize(frame["customer_id"])
+    k = len(ids)
+    days = ((frame["day"] - START).dt.days).to_numpy(np.float64)
+    split = float((SPLIT - START).days)
+    cal = days < split
+    first = np.full(k, np.inf)
+    last = np.full(k, -np.inf)
+    np.minimum.at(first, codes[cal], days[cal])
+    np.maximum.at(last, codes[cal], days[cal])
+    if not np.all(np.isfinite(first)):
+        raise ValueError("a customer's first purchase is in the hold-out: not the CDNOW cohort")
+    x = np.bincount(codes[cal], minlength=k).astype(np.float64) - 1.0
+    periods = int((END - SPLIT).days) // 7
+    period = ((days[~cal] - split) // 7).astype(np.int64)
+    actual = np.zeros((k, periods))
+    np.add.at(actual, (codes[~cal], period), 1.0)
+    return Reference(
+        np.asarray(ids, object),
+        x,
+        (last - first) / 7.0,
+        (split - first) / 7.0,
+        actual,
+        int(x.sum()),
+    )
+
+
+def simulate_weeks(
+    world: WorldSpec, state: CustomerState, weeks_of_year: NDArray[np.int64], runs: int, seed: int
+) -> tuple[Float, Float]:
+    """Simulated purchase weeks without contacts: (K, H) each customer's mean over ``runs``
+    and (runs, H) the cohort's weekly totals of each run."""
+    k, h = state.n_customers, weeks_of_year.shape[0]
+    segment = np.zeros(k, np.int64)  # CDNOW has one segment
+    none = np.zeros(k, np.int64)
+    rng = np.random.default_rng(seed)
+    mean = np.zeros((k, h))
+    totals = np.zeros((runs, h))
+    for r in range(runs):
+        s = state.take(slice(None))
+        for t in range(h):
+            x = discrete_state(state_features(s, world.features), segment, world)
+            out = sample_outcome_at(world, x, none, int(weeks_of_year[t]), rng)
+            bought = out.converted.astype(np.float64)
+            mean[:, t] += bought / runs
+            totals[r, t] = bought.sum()
+            s = advance(s, out.activity, inplace=True)
+    return mean, totals
+
+
+def to_periods(weekly: Float) -> Float:
+    """(..., H = P + 1) values per Monday week (the first starting Monday 1997-09-29) -> (..., P)
+    values per reference 7-day period (Wednesday to Tuesday), each week spread evenly over its
+    days."""
+    share = (7 - SPLIT_OFFSET_DAYS) / 7.0
+    return share * weekly[..., :-1] + (1.0 - share) * weekly[..., 1:]
+
+
+def tracking_mape(predicted: Float, actual: Float) -> tuple[float, float]:
+    """Weekly and cumulative tracking MAPE (%) of (P,) cohort totals per period."""
+    weekly = np.mean(np.abs(predicted - actual) / actual)
+    cum_p, cum_a = np.cumsum(predicted), np.cumsum(actual)
+    return 100.0 * float(weekly), 100.0 * float(np.mean(np.abs(cum_p - cum_a) / cum_a))
+
+
+def bgnbd_own(ref: Reference) -> Float:
+    """(K, P) BG/NBD (this package's fit) expected transactions per period."""
+    params = fit_bgnbd(ref.x, ref.t_x, ref.age)
+    print(
+        f"BG/NBD (journeyopt): r={params.r:.3f} alpha={params.alpha:.3f} "
+        f"a={params.a:.3f} b={params.b:.3f}"
+    )
+    cum = np.column_stack(
+        [
+            conditional_expected(params, float(t), ref.x, ref.t_x, ref.age)
+            for t in range(1, ref.periods + 1)
+        ]
+    )
+    return np.diff(cum, axis=1, prepend=0.0)
+
+
+def pymc_marketing_models(ref: Reference) -> dict[str, Float]:
+    """(K, P) expected transactions per period of pymc-marketing's BG/NBD and Pareto/NBD
+    (maximum a posteriori); empty when pymc-marketing is not installed."""
+    try:
+        from pymc_marketing.clv import BetaGeoModel, ParetoNBDModel
+    except ImportError:
+        print("pymc-marketing is not installed: no independent BG/NBD and Pareto/NBD")
+        return {}
+    data = pd.DataFrame(
+        {
+            "customer_id": np.arange(ref.ids.shape[0]),
+            "frequency": ref.x,
+            "recency": ref.t_x,
+            "T": ref.age,
+        }
+    )
+    out: dict[str, Float] = {}
+    for name, cls in (
+        ("BG/NBD (pymc-marketing)", BetaGeoModel),
+        ("Pareto/NBD (pymc-marketing)", ParetoNBDModel),
+    ):
+        model = cls(data=data)
+        model.fit(method="map", progressbar=False)
+        posterior = model.idata.posterior
+        params = {
+            v: float(posterior[v].mean()) for v in posterior.data_vars if posterior[v].ndim == 2
+        }
+        print(f"{name}: " + " ".join(f"{k}={v:.3f}" for k, v in params.items()))
+        cum = np.column_stack(
+            [
+                np.asarray(model.expected_purchases(data=data, future_t=t).mean(("chain", "draw")))
+                for t in range(1, ref.periods + 1)
+            ]
+        )
+        out[name] = np.diff(cum, axis=1, prepend=0.0)
+    return out
+
+
+def summary_row(name: str, per_period: Float, ref: Reference) -> dict[str, object]:
+    """One predictor's figures from its (K, P) forecast per customer and period."""
+    actual_total = ref.actual.sum()
+    per_customer = per_period.sum(axis=1)
+    err = per_customer - ref.actual.sum(axis=1)
+    weekly, cumulative = tracking_mape(per_period.sum(axis=0), ref.actual.sum(axis=0))
+    return {
+        "predictor": name,
+        "total": float(per_customer.sum()),
+        "total_error_pct": 100.0 * float(per_customer.sum() / actual_total - 1.0),
+        "mae": float(np.abs(err).mean()),
+        "rmse": float(np.sqrt((err**2).mean())),
+        "weekly_mape_pct": weekly,
+        "cumulative_mape_pct": cumulative,
+    }
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """``table`` as a Markdown table, numbers with three decimals."""
+    cells = [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row] for row in table.values]
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * table.shape[1]]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
+
+
+def main(output_dir: Path, data: str, runs: int, seed: int) -> None:
     configs = Path(journeyopt.__file__).parent / "configs"
     overrides = ["data=cdnow_sample"] if data == "sample" else ["data=cdnow", f"data.path={data}"]
     register_configs()
     with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
-        cfg = compose("calibrate", overrides=[*overrides, "output_dir=x"])
-    logs, _ = ingest_to_logs(to_object(cfg.data, SourceConfig))
-    panel = build_panel(logs, PanelConfig(), ())
-    weekly = pd.read_csv(output_dir / "holdout_weekly.csv")
-    conv = weekly[(weekly["grouping"] == "all") & (weekly["metric"] == "conversions")]
-    holdout = panel["week"] >= int(conv["week"].min())
-    fit = panel[~holdout & (panel["tenure_weeks"] > 0)]
-    per_week = fit["conversions"].sum() / max((fit["conversions"] > 0).sum(), 1)
-    actual_tx = int(panel.loc[holdout, "conversions"].sum())
-    fit_repeat = int(panel.loc[~holdout, "conversions"].sum()) - panel["customer_id"].nunique()
-    sim_weeks = float(conv["simulated"].sum())
-    sim_tx = sim_weeks * per_week
-    print(f"hold-out weeks {conv['week'].min()}..{conv['week'].max()} ({conv['week'].nunique()})")
-    print(f"actual repeat purchase-weeks {conv['actual'].sum():.0f}, simulated {sim_weeks:.1f}")
-    print(f"transactions per purchase-week (calibration period) {per_week:.4f}")
+        cfg = compose("calibrate", overrides=[*overrides, "calibration=cdnow", "output_dir=x"])
+    source = to_object(cfg.data, SourceConfig)
+    panel_cfg = to_object(cfg.panel, PanelConfig)
+    logs, _ = ingest_to_logs(source)
+    ref = reference_data(logs, source.timezone)
+    actual_total = ref.actual.sum()
     print(
-        f"actual repeat transactions {actual_tx}, simulated {sim_tx:.1f}, "
-        f"error {100 * (sim_tx / actual_tx - 1):+.1f} %"
+        f"cohort {ref.ids.shape[0]} customers; calibration repeat transactions "
+        f"{ref.calibration_repeat}; hold-out transactions {actual_total:.0f} "
+        f"over {ref.periods} weeks"
     )
-    cum_actual = fit_repeat + actual_tx
-    cum_sim = fit_repeat + sim_tx
+
+    # the world's unit: purchase weeks; transactions per purchase week in the fitted weeks
+    panel = build_panel(logs, panel_cfg, ())
+    fitted = panel[(panel["week_start"] < WORLD_START) & (panel["tenure_weeks"] > 0)]
+    per_week = float(fitted["conversions"].sum() / (fitted["conversions"] > 0).sum())
+    print(f"transactions per purchase week (fitted weeks) {per_week:.4f}")
+
+    calibrated = CalibratedWorld.load(output_dir)
+    ids, state = state_at(logs, panel_cfg, (), WORLD_START)
+    order = pd.Index(ids.astype(str)).get_indexer(pd.Index(ref.ids.astype(str)))
+    if np.any(order < 0):
+        raise ValueError("customers of the reference missing from the world's state")
+    state = state.take(order)
+    mondays = pd.date_range(WORLD_START, periods=ref.periods + 1, freq="7D")
+    woy = np.asarray(mondays.isocalendar().week, np.int64)
+
+    worlds = [("this world", calibrated.world)] + [
+        (f"member {m}", w) for m, w in enumerate(calibrated.members)
+    ]
+    predictions: dict[str, Float] = {}
+    run_totals: dict[str, Float] = {}
+    for m, (name, world) in enumerate(worlds):
+        mean, totals = simulate_weeks(world, state, woy, runs, seed + m)
+        predictions[name] = to_periods(mean) * per_week
+        run_totals[name] = to_periods(totals).sum(axis=1) * per_week
+    rows = [summary_row(name, p, ref) for name, p in predictions.items()]
+    past_rate = np.where(ref.age > 0, ref.x / np.maximum(ref.age, 1e-9), 0.0)
+    others = {
+        "zero": np.zeros_like(ref.actual),
+        "own past rate": np.repeat(past_rate[:, None], ref.periods, axis=1),
+        "BG/NBD (journeyopt)": bgnbd_own(ref),
+        **pymc_marketing_models(ref),
+    }
+    rows += [summary_row(name, p, ref) for name, p in others.items()]
+    summary = pd.DataFrame.from_records(rows)
+    point_runs = 100.0 * (run_totals["this world"] / actual_total - 1.0)
+    member_errors = summary.loc[summary["predictor"].str.startswith("member"), "total_error_pct"]
     print(
-        f"cumulative repeat transactions at the end: actual {cum_actual}, simulated "
-        f"{cum_sim:.1f}, error {100 * (cum_sim / cum_actual - 1):+.1f} %"
+        f"world total error over {runs} simulations of the point fit: mean "
+        f"{point_runs.mean():+.2f} %, SD {point_runs.std(ddof=1):.2f} points"
     )
-    split = pd.Timestamp(panel.loc[holdout, "week_start"].min())
-    horizon = float(conv["week"].nunique())
-    events = logs.events
-    codes, _ = pd.factorize(events["customer_id"])
-    weeks = (events["ts"] - split).dt.total_seconds().to_numpy() / (7 * 86400.0)
-    x, t_x, age = repeat_summary(codes, weeks, end=-1e-9)
-    cohort = ~np.isnan(x)
-    params = fit_bgnbd(x[cohort], t_x[cohort], age[cohort])
-    bg_tx = float(conditional_expected(params, horizon, x[cohort], t_x[cohort], age[cohort]).sum())
-    print(
-        f"BG/NBD fitted (weeks): r={params.r:.3f} alpha={params.alpha:.3f} a={params.a:.3f} "
-        f"b={params.b:.3f} on {int(cohort.sum())} customers"
+    if len(member_errors) > 1:
+        print(
+            f"refit spread over {len(member_errors)} bootstrap members: errors "
+            + ", ".join(f"{e:+.1f}" for e in member_errors)
+            + f" %; SD {member_errors.std(ddof=1):.2f} points"
+        )
+    weekly = pd.DataFrame(
+        {
+            "period_start": pd.date_range(SPLIT, periods=ref.periods, freq="7D").date,
+            "actual": ref.actual.sum(axis=0),
+            **{name: p.sum(axis=0) for name, p in {**predictions, **others}.items()},
+        }
     )
-    print(
-        f"BG/NBD repeat transactions {bg_tx:.1f}, error {100 * (bg_tx / actual_tx - 1):+.1f} %; "
-        f"cumulative {fit_repeat + bg_tx:.1f}, "
-        f"error {100 * ((fit_repeat + bg_tx) / cum_actual - 1):+.1f} %"
-    )
+    for quarter, part in weekly.groupby(np.arange(ref.periods) // 13):
+        print(
+            f"weeks {13 * quarter + 1}-{13 * quarter + len(part)}: actual "
+            f"{part['actual'].sum():.0f}, world {part['this world'].sum():.1f}, "
+            f"BG/NBD {part['BG/NBD (journeyopt)'].sum():.1f}"
+        )
+    summary.to_csv(output_dir / "compare_summary.csv", index=False)
+    weekly.to_csv(output_dir / "compare_weekly.csv", index=False)
+    shown = summary[~summary["predictor"].str.startswith("member")]
+    print(markdown(shown))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), sys.argv[2])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output_dir", type=Path, help="folder of a CDNOW calibration")
+    parser.add_argument("data", help='the CDNOW master file, or "sample"')
+    parser.add_argument("--runs", type=int, default=20, help="simulations per world")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the simulations")
+    args = parser.parse_args()
+    main(args.output_dir, args.data, args.runs, args.seed)
