@@ -65,6 +65,7 @@ def test_cli_logs_a_run_with_metrics_and_artifacts(
         "world/card.md",
         "world/card.png",
         "world/responses.npz",
+        "world/base.parquet",  # the starting population travels with the world
     } <= artifacts
     card = (result.output_dir / "card.md").read_text()
     assert "NOT identified" in card and "Hold-out" in card
