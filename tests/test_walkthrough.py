@@ -164,6 +164,7 @@ def _run_walkthrough(scratch: Scratch, commands: list[str]) -> tuple[str, str]:
         )
         if done.returncode == 3:  # a refusal names the failed test on one line
             assert "not promoted" in done.stderr and "test failed" in done.stderr, done.stderr
+            print(done.stderr.strip().splitlines()[-1][:400])
     return serve, curl
 
 
@@ -331,3 +332,4 @@ def test_readme_wine_club_walkthrough_runs_under_its_own_rules(tmp_path: Path) -
     assert answer["customer_id"] == "WC10133" and answer["known"] is True
     assert answer["action"] == "none"  # two contacts in the last four weeks: the cap is reached
     assert set(answer["masked"]) == CLUB_ACTIONS  # type: ignore[arg-type]
+    assert set(answer["masked"].values()) == {"frequency_cap"}  # type: ignore[attr-defined]
