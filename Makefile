@@ -22,8 +22,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q tests notebooks --nbmake
 
 check: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
 
 bench: $(STAMP)
