@@ -1,7 +1,7 @@
-"""The calibrated world's starting population, from the logs: every customer known at the end of
-the panel with the state the panel's walk gives them (:func:`journeyopt.panel.build.state_at`)
-and their segment, plus the arrival rate and mix of new customers
-(:class:`journeyopt.sim.starting.StartingBase`)."""
+"""The calibrated world's starting population, from the logs: every customer of the panel's last
+week with the state the panel's walk ends in
+(:func:`journeyopt.panel.build.build_panel_and_state`) and their segment, plus the arrival rate
+and mix of new customers (:class:`journeyopt.sim.starting.StartingBase`)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from journeyopt.calibration.weeks import UNKNOWN_SEGMENT
-from journeyopt.data.schema import CanonicalLogs
 from journeyopt.errors import JourneyoptError
-from journeyopt.panel.build import state_at
-from journeyopt.panel.config import PanelConfig
+from journeyopt.panel.state import CustomerState
 from journeyopt.sim.starting import StartingBase, arrivals
 
 ARRIVAL_WEEKS = 52
@@ -23,34 +22,32 @@ so that a seasonal business's arrivals are averaged over its seasons)."""
 
 
 def starting_base(
-    logs: CanonicalLogs,
-    panel: pd.DataFrame,
-    cfg: PanelConfig,
-    contact_channels: Sequence[str],
-    segments: Sequence[str],
+    panel: pd.DataFrame, ids: NDArray[np.object_], state: CustomerState, segments: Sequence[str]
 ) -> tuple[StartingBase, int]:
-    """The customers at the end of ``panel`` (the start of the week after its last complete
-    week) as a :class:`StartingBase`.
+    """The customers of the panel's last week, at the start of the week after it, as a
+    :class:`StartingBase`.
 
     Args:
-        logs: The canonical logs the panel was built from.
         panel: The panel (all weeks, hold-out included): its last week's rows give each
             customer's segment label.
-        cfg: The panel settings the panel was built with.
-        contact_channels: The source's contact channels.
+        ids: (N,) customer ids of ``state``.
+        state: The state the panel's walk ends in, at the start of the week after the panel's
+            last week (:func:`journeyopt.panel.build.build_panel_and_state`).
         segments: The calibrated world's segment names.
 
     Returns:
-        ``(base, dropped)``: the base and the number of customers left out because their
+        ``(base, left_out)``: the base and the number of customers of ``state`` left out: those
+        first active after the panel's last complete week (no panel row yet) and those whose
         segment is not one of ``segments`` (it appears only after the calibration weeks).
 
     Raises:
-        JourneyoptError: No customer of the panel has one of ``segments``.
+        JourneyoptError: No customer of the panel's last week has one of ``segments``.
     """
     last = int(panel["week"].max())
     rows = panel[panel["week"] == last]
     as_of = pd.Timestamp(rows["week_start"].iloc[0]) + pd.Timedelta(weeks=1)
-    ids, state = state_at(logs, cfg, contact_channels, as_of)
+    if state.week != last + 1:
+        raise ValueError(f"the state is at week {state.week}, the panel ends in week {last}")
     labels = rows["segment"].astype(str).replace("", UNKNOWN_SEGMENT)
     label_of = pd.Series(labels.to_numpy(), index=rows["customer_id"].astype(str).to_numpy())
     customer_labels = label_of.reindex(pd.Index(ids.astype(str))).to_numpy(object)
@@ -59,13 +56,13 @@ def starting_base(
     keep = np.flatnonzero(segment >= 0)
     if keep.size == 0:
         raise JourneyoptError("no customer at the end of the logs has a calibrated segment")
-    state = state.take(keep)
+    kept_state = state.take(keep)
     segment = segment[keep]
     rate, shares, weeks = arrivals(
-        state.first_week, segment, len(segments), state.week, ARRIVAL_WEEKS
+        kept_state.first_week, segment, len(segments), kept_state.week, ARRIVAL_WEEKS
     )
     base = StartingBase(
-        state=state,
+        state=kept_state,
         segment=segment,
         customer_id=ids[keep].astype(str),
         arrivals_per_week=rate,

@@ -36,7 +36,7 @@ from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.schema import CanonicalLogs
 from journeyopt.errors import JourneyoptError
 from journeyopt.outputs import check_output_dir, staged_output_dir
-from journeyopt.panel.build import build_panel, state_at
+from journeyopt.panel.build import build_panel_and_state, state_at
 from journeyopt.panel.config import feature_spec
 from journeyopt.sim.discrete import DiscreteLayout
 from journeyopt.sim.rules import ActionCatalog
@@ -145,7 +145,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     data_fingerprint = fingerprint(logs)
     logs = sample_customers(logs, cal.max_customers, cal.seed)
     channels = tuple(source.contact_channels)
-    panel = build_panel(logs, cfg.panel, channels)
+    panel, known_ids, end_state = build_panel_and_state(logs, cfg.panel, channels)
     if panel.empty:
         raise JourneyoptError(f"{source.path}: the logs give an empty panel")
     first_holdout = split_week(panel, cal.split, cal.holdout_weeks)
@@ -186,12 +186,12 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         "practice_calendar": _calendar_origin(panel),
     }
     est = estimate(weeks, structure, cal, last_week, meta)
-    base, dropped = starting_base(logs, panel, cfg.panel, channels, segments)
+    base, dropped = starting_base(panel, known_ids, end_state, segments)
     started = est.calibrated.with_base(base)
     base_meta = {
         "as_of": base.as_of,
         "customers": base.n_customers,
-        "left_out_new_segments": dropped,
+        "left_out": dropped,
         "arrivals_per_week": base.arrivals_per_week,
     }
     est = replace(

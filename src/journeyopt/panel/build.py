@@ -144,6 +144,18 @@ def build_panel(
     return pa.concat_tables(tables).to_pandas()
 
 
+def build_panel_and_state(
+    logs: CanonicalLogs, cfg: PanelConfig, contact_channels: Sequence[str]
+) -> tuple[pd.DataFrame, NDArray[np.object_], CustomerState]:
+    """:func:`build_panel`, and the state its walk ends in (as :func:`write_panel_and_state`:
+    every customer known at the panel's as-of instant, at the start of the week containing
+    it), from one aggregation of the logs."""
+    walk = _PanelWalk(logs, cfg, contact_channels)
+    tables = list(walk.tables())
+    panel = pa.concat_tables(tables).to_pandas() if tables else empty_panel(walk.spec)
+    return panel, walk.ids(), walk.state
+
+
 def write_panel(
     logs: CanonicalLogs, cfg: PanelConfig, contact_channels: Sequence[str], path: str | Path
 ) -> int:
