@@ -133,6 +133,8 @@ class ShopSpec:
         max_contacts: At most this many contacts in any ``history_weeks`` consecutive weeks.
         refund_lag_weeks: A refund comes this many weeks after the order (uniform choice).
         acquisition_labels: The acquisition channels of the customers file.
+        campaign_codes: (A,) the marketing tool's code of each action in the raw export
+            (``""`` for ``none``); an action without one is written under its name.
     """
 
     name: str
@@ -148,8 +150,13 @@ class ShopSpec:
     max_contacts: int = 2
     refund_lag_weeks: tuple[int, ...] = (1, 2)
     acquisition_labels: tuple[str, ...] = field(default=())
+    campaign_codes: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
+        if not self.campaign_codes:
+            object.__setattr__(self, "campaign_codes", ("", *self.actions.names[1:]))
+        if len(self.campaign_codes) != self.actions.n_actions:
+            raise ConfigError("shop.actions: one campaign_code per action")
         _check_prob(self.margin_rate, "shop.margin_rate")
         if len(self.optout) != self.actions.n_actions or self.optout[0] != 0.0:
             raise ConfigError("shop.optout must give one probability per action, 0 for 'none'")
@@ -589,6 +596,10 @@ def shop_from_dict(raw: Mapping[str, Any]) -> ShopSpec:
         max_contacts=int(raw.get("max_contacts", 2)),
         refund_lag_weeks=tuple(int(x) for x in raw.get("refund_lag_weeks", (1, 2))),
         acquisition_labels=tuple(raw["acquisition_labels"]),
+        campaign_codes=tuple(
+            str(code or name)
+            for name, code in zip(names, per_action("campaign_code", ""), strict=True)
+        ),
     )
 
 

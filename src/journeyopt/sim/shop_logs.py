@@ -48,13 +48,6 @@ Float = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 SHOP_FILES: tuple[str, ...] = ("shop_events.csv", "campaign_sends.csv", "customers.csv")
-CAMPAIGN_CODES: dict[str, str] = {
-    "newsletter": "NL-BIWEEKLY",
-    "voucher": "VCH15",
-    "call": "CS-CALL",
-    "postcard": "POSTCARD-Q",
-}
-"""The marketing tool's campaign code of each catalogue action (``data.contact_actions``)."""
 SKUS: tuple[str, ...] = ("ESP-250", "ESP-1000", "FIL-250", "FIL-1000", "DEC-250", "SAMPLER")
 TIMEZONE = "Europe/Berlin"
 
@@ -215,7 +208,6 @@ def render_shop_logs(
     week0 = records.history_start
     ids = np.char.mod("K-%06d", np.arange(1, records.n_customers + 1)).astype(object)
     week = pd.Timedelta(weeks=1)
-    names = spec.actions.names
     hour = np.timedelta64(3600, "s")
 
     def at(weeks: IntArray, offset_s: NDArray[np.integer]) -> pd.Series:
@@ -292,7 +284,7 @@ def render_shop_logs(
     ]
 
     s = records.sends
-    codes = np.array([CAMPAIGN_CODES.get(a, a) for a in names], object)
+    codes = np.asarray(spec.campaign_codes, object)
     sends = pd.DataFrame(
         {
             "send_id": np.char.mod("S%08d", np.arange(1, len(s) + 1)).astype(object),
