@@ -73,7 +73,7 @@ class CalibrationConfig:
         min_support: Customer-weeks below which a segment x lifecycle x action cell is flagged.
         practice_cycles_weeks: Campaign cycle lengths, weeks, whose week (``week % c`` from
             the panel's week 0) today's practice estimated from the logs may depend on (a
-            newsletter every 4 weeks, a quarterly offer: 13); empty: state and season only.
+            mailing every 4 weeks: 4, a quarterly offer: 13); empty: state and season only.
         holdout_runs: Simulations of the hold-out period averaged on the card.
         truth_world: A ground-truth world the logs came from (``coworking``): adds the
             policy-value fidelity section. Empty for real logs.

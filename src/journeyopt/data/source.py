@@ -202,7 +202,7 @@ class SourceConfig:
             price, before it). Revenue, margins and the calibrated world's value model use
             the list value, so a wrong setting inflates or deflates discount weeks.
         contact_actions: Raw action name in the contacts table -> catalogue action (e.g.
-            ``Rabattaktion: discount_offer``); catalogue names map to themselves. When the
+            ``Rabattaktion: voucher``); catalogue names map to themselves. When the
             events and the contacts are one file (one activity export), a row whose contacts'
             ``action`` column holds a catalogue action or one of these raw names is a contact,
             every other row an event.

@@ -251,7 +251,7 @@ def one_week_per_customer(
 ) -> pd.DataFrame:
     """One uniformly drawn panel row of each customer present in ``window``: independent
     samples (one per customer) that average over the calendar (a snapshot at one week would
-    see, e.g., where a monthly newsletter's cycle stands)."""
+    see, e.g., where a monthly mailing's cycle stands)."""
     inside = panel[(panel["week_start"] >= window[0]) & (panel["week_start"] < window[1])]
     order = rng.permutation(len(inside))
     return inside.iloc[order].drop_duplicates("customer_id", keep="first")

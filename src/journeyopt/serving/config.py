@@ -29,8 +29,8 @@ class HoldoutConfig:
     Attributes:
         control_share: Share of customers in the control group, in [0, 1).
         salt: Salt of the hash; changing it reshuffles every customer's group.
-        calendar_origin: Monday (ISO date) week 0 of the staff's campaign calendar (the
-            newsletter every ``staff.newsletter_every_weeks`` weeks counts from it).
+        calendar_origin: Monday (ISO date) week 0 of the staff's campaign calendar (a practice
+            rule's ``every_weeks`` and ``offset_weeks`` count from it).
         staff: Today's contact practice, applied to the control group.
     """
 

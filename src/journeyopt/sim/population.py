@@ -39,7 +39,7 @@ class Events(NamedTuple):
         customer: Customer row index.
         week: Week index of the event.
         kind: Index into :func:`event_kinds`.
-        channel: Channel index for channel-specific events (opt-outs, newsletter clicks),
+        channel: Channel index for channel-specific events (opt-outs, clicks on a mailing),
             -1 otherwise.
         value: Amount paid, currency (0 for non-conversions).
     """

@@ -1,7 +1,7 @@
 """Today's practice as data: a declarative list of rules, first match wins.
 
 A marketing team's practice reads like "call key accounts who asked for something last week",
-"a voucher to lapsed customers every quarter, two weeks after the newsletter", "the newsletter
+"a voucher to lapsed customers every quarter, two weeks after the mailing", "the mailing
 every four weeks". Each such line is a :class:`PracticeRule`: an action and the conditions under
 which the staff take it. For every customer and week, the first rule whose conditions hold *and*
 whose action the contact rules allow (the channel is not opted out) gives the action; a customer

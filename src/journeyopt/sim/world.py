@@ -113,7 +113,7 @@ class SegmentSpec:
             ``1/sqrt(shape)``).
         action_logit: Action -> conversion-logit lift in the week of the contact, unfatigued.
         action_engagement: Action -> probability that the contact produces an engagement event
-            (newsletter click, reply, tour after a call), unfatigued.
+            (a click on a mailing, a reply, a visit after a call), unfatigued.
         optout: Action -> probability that the contact makes the customer opt out of the
             action's channel, unfatigued.
         fatigue_response: Fraction of the action's lifts lost when the previous contact was one

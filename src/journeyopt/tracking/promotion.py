@@ -169,7 +169,7 @@ class Evidence:
             practice``), empty for the model's checks.
         criterion: The pass rule in words, with its numbers (``lower bound > 0``).
         relative: Whether the estimate is a relative gap (else currency per customer).
-        key: Metric-name part of the row (``simulation_member0``, ``model_check_newsletter``).
+        key: Metric-name part of the row (``simulation_member0``, ``model_check_<action>``).
     """
 
     test: str
