@@ -4,8 +4,11 @@ the source config to a scored contact list and an answer of the scoring API.
 
 The commands are read from the README between the ``own-csv walkthrough`` markers, so the
 documentation cannot drift from what is tested. They run in a scratch folder laid out like the
-project folder (``.venv/bin``, ``src`` and ``configs`` are links), so the README's relative
-paths work unchanged and every output (``work/``, ``mlflow.db``, ``mlruns/``) stays in it.
+project folder (``.venv/bin``, ``src``, ``configs`` and ``examples`` are links), so the README's
+relative paths work unchanged and every output (``work/``, ``mlflow.db``, ``mlruns/``) stays in
+it. The second business of the README (``wine-club walkthrough`` markers: an online wine club,
+``examples/wine_club/my_configs``) runs the same way, and every decision of its contact list
+and its API answer is checked against the club's contact rules.
 """
 
 from __future__ import annotations
