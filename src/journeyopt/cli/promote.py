@@ -370,10 +370,12 @@ def promote_version(
     decision: Decision,
     reason: str,
     rollout: RolloutConfig | None = None,
+    started: pd.Timestamp | None = None,
 ) -> None:
     """Move the ``champion`` alias to ``version`` with the decision's lower bounds as evidence;
     with ``rollout`` enabled and a champion replaced, ``version`` starts on a canary share of
-    the treatment group (:func:`journeyopt.tracking.rollout.start_rollout`)."""
+    the treatment group (:func:`journeyopt.tracking.rollout.start_rollout`) from ``started``
+    (UTC; default now)."""
     replaced = current_rollout(registry)
     registry.promote(
         version.version,
@@ -389,7 +391,7 @@ def promote_version(
         previous = replaced.champion if replaced is not None else None
         if replaced is not None and replaced.previous is not None:
             previous = replaced.previous  # a canary replaced mid-way: the proven version stays
-        state = start_rollout(registry, version.version, previous, rollout.canary_share)
+        state = start_rollout(registry, version.version, previous, rollout.canary_share, started)
         log.info("rollout of %s: %s", version.uri, state.stage)
 
 

@@ -58,7 +58,8 @@ from journeyopt.sim.practice import Practice
 from journeyopt.sim.regime import RegimeChange, changed_world, world_in_week
 from journeyopt.sim.render import RawTables, render_tables
 from journeyopt.sim.world import WorldSpec, load_world
-from journeyopt.tracking.registry import PolicyRegistry
+from journeyopt.tracking.registry import CHAMPION, PolicyRegistry
+from journeyopt.tracking.rollout import read_rollout
 
 Float = NDArray[np.float64]
 
@@ -134,6 +135,12 @@ class ClosedLoop:
         self.customer_ids = np.array([f"P{i:06d}" for i in range(sim.customers.n)], dtype=object)
         self.twin = CounterfactualTwin(sim.final_state, sim.customers.segment)
         self._pending: pd.DataFrame | None = None
+        n = sim.customers.n
+        self.last_gap: Float = np.zeros(n)
+        """(N,) last served week's realised minus twin reward per customer, currency."""
+        self.last_arm: NDArray[np.int8] = np.zeros(n, np.int8)
+        """(N,) last served week's rollout arm per customer (index into
+        :data:`journeyopt.serving.rollout.ARMS`)."""
 
     @property
     def loop_week(self) -> int:
@@ -193,6 +200,9 @@ class ClosedLoop:
             else control_actions(scorer, batch)  # estimated from the logs: its drawn action
         )
         effect = self._one_week_effect(truth_world, features, actions, staff)
+        self.last_gap = out.reward - twin_reward
+        if decided.arm is not None:
+            self.last_arm = decided.arm
         truth = self._truth(truth_world, decided.control, out.reward, twin_reward, effect)
         self.truth.append(truth)
         self.week += 1
@@ -293,7 +303,9 @@ class LoopWeek:
 
 
 def champion_scorer(registry: PolicyRegistry, cfg: CycleConfig, serving: ServingConfig) -> Scorer:
-    """The serving scorer of the current champion, over the world it was trained in.
+    """The serving scorer of the current champion (``models:/<name>@champion``: during a
+    staged rollout's canary with the previous version beside it), over the world it was
+    trained in.
 
     Raises:
         JourneyoptError: No champion (run a first cycle).
@@ -301,7 +313,7 @@ def champion_scorer(registry: PolicyRegistry, cfg: CycleConfig, serving: Serving
     champion = current_champion(registry)
     if champion.version is None:
         raise JourneyoptError("no champion to serve: the first cycle promoted no policy")
-    model = load_served_model(champion.version.uri, cfg.tracking)
+    model = load_served_model(f"models:/{registry.name}@{CHAMPION}", cfg.tracking)
     return Scorer(model, serving, world=load_world(champion.world))
 
 
@@ -334,7 +346,8 @@ def run_closed_loop(
         result = None
         if adapt:
             result = run_cycle(replace(cfg, week=loop.monday.strftime("%Y-%m-%d")))
-            if result.record.champion != version:
+            rollout = read_rollout(registry)  # a new champion, a widening or a rollback
+            if rollout is not None and rollout.key != scorer.model.key:
                 scorer = champion_scorer(registry, cfg, serving)
         served.append(LoopWeek(truth, version, result))
     return served

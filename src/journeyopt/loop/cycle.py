@@ -292,7 +292,7 @@ class _Steps:
             evaluation=cfg.evaluation,
             serve=cfg.serve,
         )
-        decision = gate(job, registry.version(version), champion.world)
+        decision = gate(job, registry.version(version), champion.world, self.monday)
         return decision.promote, list(decision.reasons)
 
     def _child(self, step: str, run_id: str | None) -> None:

@@ -12,6 +12,8 @@ today's practice too (rows that do not block) while a champion holds the alias. 
 
 from __future__ import annotations
 
+import pandas as pd
+
 from journeyopt.calibration.calibrated import CalibratedWorld
 from journeyopt.cli.promote import (
     PromoteConfig,
@@ -25,9 +27,15 @@ from journeyopt.tracking.promotion import Decision
 from journeyopt.tracking.registry import PolicyRegistry, ResolvedVersion
 
 
-def gate(cfg: PromoteConfig, candidate: ResolvedVersion, champion_world: str) -> Decision:
+def gate(
+    cfg: PromoteConfig,
+    candidate: ResolvedVersion,
+    champion_world: str,
+    serving_from: pd.Timestamp | None = None,
+) -> Decision:
     """Judge ``candidate`` against the champion in ``cfg.calibrated_world``; promote it when
-    every test passes. The decision is recorded as an MLflow run either way.
+    every test passes. The decision is recorded as an MLflow run either way. A promoted
+    canary's rollout counts from ``serving_from`` (the cycle's week, UTC; default now).
 
     Returns:
         The decision (``promote`` False: the champion stays).
@@ -51,5 +59,6 @@ def gate(cfg: PromoteConfig, candidate: ResolvedVersion, champion_world: str) ->
             decision,
             f"beats {champion_ref} in simulation and by off-policy evaluation (weekly cycle)",
             cfg.serve.rollout,
+            serving_from,
         )
     return decision

@@ -105,18 +105,26 @@ def _now() -> str:
 
 
 def start_rollout(
-    registry: PolicyRegistry, champion: str, previous: str | None, canary_share: float
+    registry: PolicyRegistry,
+    champion: str,
+    previous: str | None,
+    canary_share: float,
+    started: pd.Timestamp | None = None,
 ) -> RolloutState:
     """Record that ``champion`` (just promoted) starts on ``canary_share`` of treatment with
     ``previous`` serving the rest; with no previous champion (or the same version) it serves
     fully at once.
+
+    Args:
+        started: UTC instant the canary starts serving (the weekly cycle's week, whose
+            decisions the rollout measures from); default now.
 
     Raises:
         ValueError: ``canary_share`` outside (0, 1).
     """
     if not 0.0 < canary_share < 1.0:
         raise ValueError(f"canary_share must be in (0, 1), got {canary_share}")
-    now = _now()
+    now = _now() if started is None else started.isoformat()
     if previous is None or previous == champion:
         _record(registry, champion, {"stage": FULL, "canary_share": "1", "started": now})
         return RolloutState(champion, FULL, 1.0, None, pd.Timestamp(now))
