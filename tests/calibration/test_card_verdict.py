@@ -103,6 +103,9 @@ def test_the_card_reports_per_customer_errors_and_a_verdict(
     card = (small_calibration.output_dir / "card.md").read_text()
     assert "**Verdict:" in card.splitlines()[2]
     assert "Per customer (what decides targeting)" in card
+    base = small_calibration.estimate.calibrated.world.base
+    assert base is not None
+    assert f"- starting population: the logs' {base.n_customers:,} customers as of" in card
     assert (small_calibration.output_dir / "holdout_per_customer.csv").is_file()
     assert "sim/holdout_customer_conversions_mae" in small_calibration.metrics
     # the verdict agrees with the card's own numbers

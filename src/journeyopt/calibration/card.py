@@ -16,6 +16,7 @@ from journeyopt.calibration.estimate import Estimate
 from journeyopt.calibration.holdout import METRICS, HoldoutReport
 from journeyopt.calibration.policy_fidelity import PolicyFidelity
 from journeyopt.sim.practice import LoggedPractice
+from journeyopt.sim.world import WorldSpec
 
 LOW_WEIGHT_ESS_SHARE = 0.3
 """Below this effective-sample-size share the card warns that a few weeks carry the fit."""
@@ -92,6 +93,21 @@ def verdict_line(
     if not reasons:
         return "**Verdict: good enough to choose contact policies with** (every check below)."
     return "**Verdict: NOT good enough to choose contact policies with**: " + "; ".join(reasons)
+
+
+def starting_population_line(world: WorldSpec) -> str:
+    """The card's line on where the world's simulations start (its starting base)."""
+    base = world.base
+    if base is None:
+        return "- starting population: synthetic (no base of customers at an as-of date)"
+    opted = base.state.opted_out
+    share = float(opted.any(axis=1).mean()) if opted.shape[1] else 0.0
+    return (
+        f"- starting population: the logs' {base.n_customers:,} customers as of "
+        f"{base.as_of[:10]} ({share:.1%} opted out of at least one channel), plus "
+        f"{base.arrivals_per_week:,.1f} new customers a week (their last "
+        f"{base.arrival_weeks} weeks)"
+    )
 
 
 def weights_line(ess_share: float) -> str:
@@ -177,6 +193,7 @@ def card_markdown(
         ),
         f"- segments: {', '.join(world.segment_names)}; actions: {', '.join(world.actions.names)}",
         f"- ensemble: {len(est.calibrated.members)} bootstrap members (resamples of customers)",
+        starting_population_line(world),
         f"- penalties chosen by held-out log-likelihood: logistic C {est.penalties.binary}, "
         f"value alpha {est.penalties.value:g}",
         f"- propensities: {est.propensities.source}"
