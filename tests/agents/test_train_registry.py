@@ -12,11 +12,12 @@ from mlflow.tracking import MlflowClient
 from journeyopt.agents.config import register_configs, train_config
 from journeyopt.agents.sb3 import make_training_env, policy_spec
 from journeyopt.agents.train import train
+from journeyopt.sim.config import RulesConfig
 from journeyopt.sim.observation import observation_layout
 from journeyopt.sim.world import WorldSpec
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.model import load_policy_model, observation_frame
-from journeyopt.tracking.registry import PolicyRegistry
+from journeyopt.tracking.registry import RULES_TAG, PolicyRegistry
 from journeyopt.tracking.sb3_policy import SB3Policy
 
 OVERRIDES = [
@@ -77,6 +78,8 @@ def test_trained_policy_round_trip_through_the_registry(
     registry = PolicyRegistry(mlflow_remote)
     version = registry.version(result.model_version)
     assert version.source_run_id == result.run_id and registry.verify(version)
+    recorded = registry.version_tags(result.model_version)[RULES_TAG]
+    assert RulesConfig.differences(recorded, cfg.simulator.rules) == []  # trained under these
     loaded = load_policy_model(version.uri, mlflow_remote, tmp_path / "download")
 
     env, population = make_training_env(

@@ -21,6 +21,7 @@ from journeyopt.cli.promote import (
     PromoteConfig,
     PromoteOPEConfig,
     champion_policy,
+    check_trained_rules,
     load_served,
     model_evidence,
     promote,
@@ -62,7 +63,7 @@ from journeyopt.tracking.promotion import (
     decide,
     simulation_evidence,
 )
-from journeyopt.tracking.registry import CHAMPION, PolicyRegistry
+from journeyopt.tracking.registry import CHAMPION, RULES_TAG, PolicyRegistry
 from journeyopt.tracking.run import tracked_run
 from tests.evaluation.ope.wrong_world import booking_odds_scaled
 
@@ -463,3 +464,28 @@ def test_the_gate_masks_logged_weeks_with_the_served_contact_rules(recent_logs: 
     no_email = served_trajectories(cfg, panel, world, 2)
     email = [a for a, ch in enumerate(world.actions.channels) if ch == "email"]
     assert email and not no_email.masks[:, :, email].any()
+
+
+def test_a_candidate_trained_under_other_rules_than_served_is_refused_naming_them(
+    mlflow_sqlite: TrackingConfig, recent_logs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Training under the demo's rules and serving under one's own (or the reverse) is what a
+    user forgets: the gate stops before any simulation with one line naming the options."""
+    registry = PolicyRegistry(mlflow_sqlite)
+    served = shipped_rules("coworking")
+    version = register(mlflow_sqlite, fixed_action(0), "no_contact")
+    trained = RulesConfig(frequency_caps={"email": 5}, cooldown_weeks=served.cooldown_weeks)
+    registry.client.set_model_version_tag(registry.name, version, RULES_TAG, trained.fingerprint())
+    cfg = gate_config(f"models:/{registry.name}/{version}", recent_logs, mlflow_sqlite)
+    with pytest.raises(SystemExit) as exited:  # as journeyopt-promote runs it
+        report_errors(lambda: promote(cfg))
+    assert exited.value.code == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith(f"error: models:/{registry.name}/{version} was trained under other")
+    assert "frequency_caps: " in message and "rules@simulator.rules=" in message
+
+    # the same rules pass the check (and a version without the tag is not checked)
+    registry.client.set_model_version_tag(registry.name, version, RULES_TAG, served.fingerprint())
+    check_trained_rules(registry, registry.version(version), served)
+    quiet = register(mlflow_sqlite, fixed_action(0), "untagged")
+    check_trained_rules(registry, registry.version(quiet), trained)

@@ -86,7 +86,7 @@ from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import WorldSpec, load_world
 from journeyopt.tracking.logger import RunLogger
 from journeyopt.tracking.model import log_policy_model
-from journeyopt.tracking.registry import PolicyRegistry
+from journeyopt.tracking.registry import RULES_TAG, PolicyRegistry
 from journeyopt.tracking.run import OUTPUT_DIR_TAG, link_resumed_runs, tracked_run
 from journeyopt.tracking.sb3_policy import SB3Policy
 from journeyopt.tracking.tags import run_tags
@@ -457,7 +457,11 @@ def _register(cfg: TrainConfig, world: World, run: RunLogger, model: BaseAlgorit
     info = log_policy_model(run, policy, examples, masks, step=int(model.num_timesteps))
     if info is None:
         return None
-    tags = {"journeyopt.agent": cfg.agent.algorithm, "journeyopt.simulator": cfg.simulator.world}
+    tags = {
+        "journeyopt.agent": cfg.agent.algorithm,
+        "journeyopt.simulator": cfg.simulator.world,
+        RULES_TAG: cfg.simulator.rules.fingerprint(),  # the gate compares it with serve.rules
+    }
     return PolicyRegistry(cfg.tracking).register(info, tags=tags).version
 
 

@@ -55,7 +55,7 @@ from journeyopt.panel.config import PanelConfig
 from journeyopt.serving.config import RolloutConfig, ServingConfig
 from journeyopt.serving.config import register_configs as register_serving
 from journeyopt.serving.guards import serving_rules
-from journeyopt.sim.config import SimulatorConfig, StaffRulesConfig
+from journeyopt.sim.config import RulesConfig, SimulatorConfig, StaffRulesConfig
 from journeyopt.sim.config import register_configs as register_simulator
 from journeyopt.sim.observation import observation_layout
 from journeyopt.sim.practice import Practice
@@ -74,7 +74,7 @@ from journeyopt.tracking.promotion import (
     model_free_evidence,
     simulation_evidence,
 )
-from journeyopt.tracking.registry import CHAMPION, PolicyRegistry, ResolvedVersion
+from journeyopt.tracking.registry import CHAMPION, RULES_TAG, PolicyRegistry, ResolvedVersion
 from journeyopt.tracking.rollout import read_rollout as current_rollout
 from journeyopt.tracking.rollout import start_rollout
 from journeyopt.tracking.run import tracked_run
@@ -184,6 +184,30 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="promote_schema", node=PromoteConfig)
 
 
+def check_trained_rules(
+    registry: PolicyRegistry, version: ResolvedVersion, served: RulesConfig
+) -> None:
+    """Refuse a candidate trained under other contact rules than ``serve.rules``: serving's
+    guard would cut its decisions to rules it never learned (a policy never trained for the
+    world it is served in). Versions registered without the ``journeyopt.rules`` tag (before
+    it existed, or by hand) are not checked.
+
+    Raises:
+        ConfigError: The rules differ; the message names every differing option.
+    """
+    recorded = registry.version_tags(version.version).get(RULES_TAG)
+    if recorded is None:
+        return
+    changed = RulesConfig.differences(recorded, served)
+    if changed:
+        raise ConfigError(
+            f"{version.uri} was trained under other contact rules than serve.rules ("
+            + "; ".join(changed)
+            + "): train it under the rules it will be served under "
+            "(rules@simulator.rules=<the same file as rules@serve.rules>)"
+        )
+
+
 def resolve_candidate(registry: PolicyRegistry, candidate: str) -> ResolvedVersion:
     """The registered version named by ``candidate`` (a models URI or a run id)."""
     try:
@@ -248,6 +272,7 @@ def promote(cfg: PromoteConfig) -> Decision:
     world = calibrated.world if calibrated is not None else load_world(sim.world)
     registry = PolicyRegistry(cfg.tracking)
     version = resolve_candidate(registry, cfg.candidate)
+    check_trained_rules(registry, version, cfg.serve.rules)
     candidate = load_served(version, cfg.tracking, world, f"candidate_v{version.version}")
     champion, champion_ref = champion_policy(
         registry, cfg.tracking, world, staff=cfg.evaluation.staff

@@ -7,7 +7,8 @@ Both are registered in Hydra's ConfigStore by :func:`register_configs`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
 from importlib.resources import files
 from typing import Any, TypeVar
 
@@ -207,6 +208,24 @@ class RulesConfig:
             raise ConfigError(
                 f"rules.capacity_customers must be >= 0, got {self.capacity_customers}"
             )
+
+    def fingerprint(self) -> str:
+        """The rules as canonical JSON (sorted keys): what a registered policy records as the
+        rules it was trained under (``journeyopt.rules`` tag), compared with the rules it is
+        to be served under by the promotion gate."""
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+    @staticmethod
+    def differences(recorded: str, other: RulesConfig) -> list[str]:
+        """The options in which ``other`` differs from rules recorded by :meth:`fingerprint`,
+        as ``option: recorded -> other`` (empty when they are the same rules)."""
+        before = json.loads(recorded)
+        after = json.loads(other.fingerprint())
+        return [
+            f"{f.name}: {json.dumps(before.get(f.name))} -> {json.dumps(after[f.name])}"
+            for f in fields(other)
+            if before.get(f.name) != after[f.name]
+        ]
 
     def for_world(self, world: WorldSpec, key: str) -> ContactRules:
         """The rules for ``world``'s catalogue and features.

@@ -28,6 +28,8 @@ from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.tags import current_user
 
 CONTENT_HASH_TAG = "journeyopt.content_sha256"
+RULES_TAG = "journeyopt.rules"
+"""Version tag: the contact rules the policy was trained under (``RulesConfig.fingerprint``)."""
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 _CHUNK_BYTES = 1 << 20
@@ -99,6 +101,10 @@ class PolicyRegistry:
     def version(self, version: str | int) -> ResolvedVersion:
         """The registered version ``version``."""
         return self._resolved(self.client.get_model_version(self.name, str(version)))
+
+    def version_tags(self, version: str | int) -> dict[str, str]:
+        """The tags of the registered version ``version``."""
+        return dict(self.client.get_model_version(self.name, str(version)).tags)
 
     def alias(self, alias: str) -> ResolvedVersion:
         """The version ``alias`` points to (an ``MlflowException`` if it points nowhere)."""
