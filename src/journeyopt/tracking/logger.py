@@ -66,13 +66,18 @@ def metric_key(key: str) -> str:
     return key
 
 
+SB3_KEPT_NAMESPACES: tuple[str, ...] = ("train", "eval")
+"""SB3's own key prefixes that are journeyopt namespaces with the same meaning (its ``rollout/``
+means training rollouts, not the staged rollout of a served policy)."""
+
+
 def sb3_metric_key(key: str) -> str:
-    """The metric name of an SB3 logger key: keys already in a namespace stay (SB3's
-    ``train/loss``, ``eval/mean_reward``), the others go under ``train/``
+    """The metric name of an SB3 logger key: SB3's ``train/`` and ``eval/`` keys stay
+    (``train/loss``, ``eval/mean_reward``), the others go under ``train/``
     (``rollout/ep_rew_mean`` -> ``train/rollout/ep_rew_mean``, ``time/fps`` ->
     ``train/time/fps``)."""
     namespace = key.partition("/")[0]
-    return key if namespace in NAMESPACES and "/" in key else f"train/{key}"
+    return key if namespace in SB3_KEPT_NAMESPACES and "/" in key else f"train/{key}"
 
 
 @dataclass(frozen=True)
