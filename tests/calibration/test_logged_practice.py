@@ -21,7 +21,7 @@ from journeyopt.sim.behaviour import contact_rules
 from journeyopt.sim.config import StaffRulesConfig
 from journeyopt.sim.discrete import DiscreteLayout, Summary
 from journeyopt.sim.population import initial_population
-from journeyopt.sim.practice import LoggedPractice
+from journeyopt.sim.practice import LoggedPractice, Practice
 from journeyopt.sim.world import DiscreteSpec, WorldSpec, load_world
 from tests.calibration.conftest import SMALL_PRACTICE
 
@@ -267,7 +267,7 @@ def test_the_staff_baseline_can_be_the_logged_practice(
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"source": "estimated"}, "staff.source must be 'rules' or 'logged'"),
+        ({"source": "estimated"}, "staff.source must be one of 'rules', 'logged', 'auto'"),
         ({"source": "logged", "rules": SMALL_PRACTICE.rules}, r"remove staff\.rules"),
     ],
 )
@@ -279,3 +279,18 @@ def test_invalid_practice_settings_are_refused(kwargs: dict[str, object], messag
 def test_logs_cannot_be_generated_by_an_estimated_practice() -> None:
     with pytest.raises(ConfigError, match="cannot generate logs"):
         StaffRulesConfig(source="logged").to_practice()
+
+
+def test_auto_is_the_logs_practice_in_a_calibrated_world_and_the_rules_elsewhere(
+    small_calibration: CalibrationResult, small_world: WorldSpec
+) -> None:
+    """``source: auto`` (the shipped demo practice): a calibrated world's estimate wherever
+    there is one, so a user's world never meets the demo's hand-written rules; the rules in a
+    ground-truth world and for generating logs."""
+    auto = StaffRulesConfig(source="auto", rules=SMALL_PRACTICE.rules)
+    calibrated = load_world(small_calibration.output_dir)
+    assert isinstance(auto.practice_for(calibrated, "evaluation.staff"), LoggedPractice)
+    assert isinstance(auto.practice_for(small_world, "evaluation.staff"), Practice)
+    assert auto.to_practice() == SMALL_PRACTICE.to_practice()
+    pinned = StaffRulesConfig(source="rules", rules=SMALL_PRACTICE.rules)
+    assert isinstance(pinned.practice_for(calibrated, "evaluation.staff"), Practice)

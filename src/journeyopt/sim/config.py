@@ -420,6 +420,10 @@ class PracticeRuleConfig:
         )
 
 
+PRACTICE_SOURCES: tuple[str, ...] = ("rules", "logged", "auto")
+"""Where today's practice comes from (:attr:`StaffRulesConfig.source`)."""
+
+
 @dataclass
 class StaffRulesConfig:
     """Today's contact practice, the baseline every policy is compared with and the control
@@ -427,13 +431,16 @@ class StaffRulesConfig:
     :class:`journeyopt.sim.practice.LoggedPractice` a calibrated world carries,
     ``configs/practice/logged.yaml``) or a hand-written rule list in priority order, first
     match wins (``source: rules``, :class:`journeyopt.sim.practice.Practice`; also the
-    behaviour policy of generated logs). Empty rules (the schema's default): nobody is
-    contacted; the demo's staff rules are ``configs/practice/coworking.yaml``.
+    behaviour policy of generated logs), or ``source: auto``: the practice estimated from the
+    logs wherever the world carries one (every calibrated world), the rule list otherwise (a
+    ground-truth world, generated logs). Empty rules (the schema's default): nobody is
+    contacted; the demo's staff rules are ``configs/practice/coworking.yaml`` (``auto``).
 
     Attributes:
-        source: ``rules`` (the hand-written :attr:`rules`) or ``logged`` (estimated from the
-            logs at calibration).
-        rules: The rules, highest priority first (``source: rules`` only).
+        source: ``rules`` (the hand-written :attr:`rules`), ``logged`` (estimated from the
+            logs at calibration) or ``auto`` (``logged`` where the world carries an
+            estimate, else ``rules``).
+        rules: The rules, highest priority first (``source: rules`` or ``auto``).
         world: With ``source: logged``, the calibrated world (name or folder) whose estimated
             practice to use; empty: the world the practice acts in (it must be a calibrated
             world). Set it to compare in a ground-truth world under the logs' practice.
@@ -444,8 +451,11 @@ class StaffRulesConfig:
     world: str = ""
 
     def __post_init__(self) -> None:
-        if self.source not in ("rules", "logged"):
-            raise ConfigError(f"staff.source must be 'rules' or 'logged', got {self.source!r}")
+        if self.source not in PRACTICE_SOURCES:
+            raise ConfigError(
+                f"staff.source must be one of {', '.join(map(repr, PRACTICE_SOURCES))}, "
+                f"got {self.source!r}"
+            )
         if self.source == "logged" and self.rules:
             raise ConfigError(
                 "staff.source=logged takes the practice from the logs: remove staff.rules "
@@ -453,8 +463,8 @@ class StaffRulesConfig:
             )
 
     def to_practice(self) -> Practice:
-        """The hand-written rule list (``source: rules``)."""
-        if self.source != "rules":
+        """The hand-written rule list (``source: rules`` or ``auto``)."""
+        if self.source == "logged":
             raise ConfigError(
                 "staff: a practice estimated from the logs (source: logged) cannot generate "
                 "logs or stand where hand-written rules are needed; choose a rule list, "
@@ -482,6 +492,8 @@ class StaffRulesConfig:
         if self.source == "rules":
             return self.to_practice().check(world, key)
         origin = load_world(self.world) if self.world else world
+        if self.source == "auto" and origin.logged_practice is None:
+            return self.to_practice().check(world, key)
         if origin.logged_practice is None:
             raise ConfigError(
                 f"{key}.source=logged: world {origin.name!r} carries no practice estimated "
