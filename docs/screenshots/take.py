@@ -132,7 +132,7 @@ def shoot_rollout(page: object, base: str, experiment_id: str, out: Path) -> Non
     for i in range(expand.count()):
         expand.nth(i).click()
         page.wait_for_timeout(300)
-    page.get_by_placeholder("Search metric charts").fill("rollout/vs_previous")
+    page.get_by_placeholder("Search metric charts").fill("rollout/vs_")
     page.wait_for_timeout(6000)
     page.screenshot(path=str(out))
     print("wrote", out)
