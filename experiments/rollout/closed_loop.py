@@ -45,7 +45,7 @@ from hydra import compose, initialize_config_dir
 
 from journeyopt.agents.sb3 import policy_spec
 from journeyopt.cli.entry import to_object
-from journeyopt.cli.promote import PromoteConfig, promote_version
+from journeyopt.cli.promote import promote_version
 from journeyopt.loop.closed_loop import ClosedLoop, run_closed_loop
 from journeyopt.loop.config import CycleConfig, register_configs
 from journeyopt.loop.cycle import current_champion, run_cycle
@@ -115,20 +115,8 @@ def judge(
     """The cycle's gate (:func:`journeyopt.loop.gate.gate`) for ``candidate`` against the
     current champion in the calibrated ``world``, on the logs up to ``monday``."""
     champion = current_champion(PolicyRegistry(cfg.tracking))
-    job = PromoteConfig(
-        candidate=candidate.uri,
-        data=cfg.data,
-        panel=replace(cfg.panel, as_of=monday.strftime("%Y-%m-%d")),
-        simulator=cfg.simulator,
-        calibrated_world=str(world),
-        n_customers=cfg.promotion.n_customers,
-        seed=cfg.seed,
-        gate=cfg.promotion.gate,
-        ope=cfg.promotion.ope,
-        tracking=cfg.tracking,
-        evaluation=cfg.evaluation,
-        serve=cfg.serve,
-    )
+    panel = replace(cfg.panel, as_of=monday.strftime("%Y-%m-%d"))
+    job = cfg.gate_job(candidate.uri, str(world), panel)
     return gate(job, candidate, champion.world, monday)
 
 

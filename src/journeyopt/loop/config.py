@@ -12,7 +12,7 @@ from journeyopt.agents.config import TrainSettings
 from journeyopt.agents.config import register_configs as register_agents
 from journeyopt.calibration.config import CalibrationConfig
 from journeyopt.calibration.config import register_configs as register_calibration
-from journeyopt.cli.promote import PromoteOPEConfig
+from journeyopt.cli.promote import PromoteConfig, PromoteOPEConfig
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError
 from journeyopt.evaluation.config import EvaluationConfig
@@ -206,6 +206,25 @@ class CycleConfig:
             parse_as_of(self.week)
         except ConfigError as err:
             raise ConfigError(f"week: not an ISO 8601 date: {self.week!r}") from err
+
+    def gate_job(self, candidate: str, world: str, panel: PanelConfig) -> PromoteConfig:
+        """The promotion gate's job for ``candidate`` (a models URI) in the calibrated
+        ``world`` (folder), on the logs as ``panel`` sees them: the cycle's own data,
+        simulator, promotion settings, baseline, serving rules and tracking."""
+        return PromoteConfig(
+            candidate=candidate,
+            data=self.data,
+            panel=panel,
+            simulator=self.simulator,
+            calibrated_world=world,
+            n_customers=self.promotion.n_customers,
+            seed=self.seed,
+            gate=self.promotion.gate,
+            ope=self.promotion.ope,
+            tracking=self.tracking,
+            evaluation=self.evaluation,
+            serve=self.serve,
+        )
 
 
 def register_configs() -> None:

@@ -37,7 +37,6 @@ from journeyopt.agents.config import train_config_in
 from journeyopt.agents.train import train
 from journeyopt.calibration.config import CalibrateConfig, CalibrationConfig
 from journeyopt.calibration.pipeline import calibrate
-from journeyopt.cli.promote import PromoteConfig
 from journeyopt.errors import JourneyoptError
 from journeyopt.loop.config import DRIFT_CHECKS, CycleConfig
 from journeyopt.loop.gate import gate
@@ -278,20 +277,7 @@ class _Steps:
         """The gate (:func:`journeyopt.loop.gate.gate`); ``(promoted, reasons refused)``."""
         cfg = self.cfg
         registry = PolicyRegistry(cfg.tracking)
-        job = PromoteConfig(
-            candidate=f"models:/{registry.name}/{version}",
-            data=cfg.data,
-            panel=self.panel,
-            simulator=cfg.simulator,
-            calibrated_world=str(world),
-            n_customers=cfg.promotion.n_customers,
-            seed=cfg.seed,
-            gate=cfg.promotion.gate,
-            ope=cfg.promotion.ope,
-            tracking=cfg.tracking,
-            evaluation=cfg.evaluation,
-            serve=cfg.serve,
-        )
+        job = cfg.gate_job(f"models:/{registry.name}/{version}", str(world), self.panel)
         decision = gate(job, registry.version(version), champion.world, self.monday)
         return decision.promote, list(decision.reasons)
 

@@ -173,6 +173,16 @@ def simulate_shop_logs(
     )
 
 
+def _event_rows(
+    customers: NDArray[np.object_], ts: Any, name: str, amount: Any = ""
+) -> pd.DataFrame:
+    """Rows of the shop's event file that are not order lines (no SKU, no quantity)."""
+    return pd.DataFrame(
+        {"customer_no": customers, "ts": ts, "event_name": name, "sku": "", "qty": "",
+         "amount_eur": amount}
+    )  # fmt: skip
+
+
 def _stamp(ts: pd.Series) -> pd.Series:
     """UTC instants as ISO 8601 strings with the Berlin offset (``...T10:22:13+01:00``)."""
     local = pd.DatetimeIndex(ts).tz_convert(TIMEZONE).strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -238,38 +248,24 @@ def render_shop_logs(
         }
     )
     r = records.refunds
-    refund_rows = pd.DataFrame(
-        {
-            "customer_no": ids[r["customer"].to_numpy()],
-            "ts": at(r["week"].to_numpy(), rng.integers(3600, 7 * 86400 - 3600, len(r))),
-            "event_name": "refund",
-            "sku": "",
-            "qty": "",
-            "amount_eur": _amount(-r["amount"].to_numpy()),
-        }
+    refund_rows = _event_rows(
+        ids[r["customer"].to_numpy()],
+        at(r["week"].to_numpy(), rng.integers(3600, 7 * 86400 - 3600, len(r))),
+        "refund",
+        _amount(-r["amount"].to_numpy()),
     )
     send_offset = 7 * 3600  # Monday 08:00/09:00 Berlin
     c = records.clicks
-    click_rows = pd.DataFrame(
-        {
-            "customer_no": ids[c["customer"].to_numpy()],
-            "ts": at(c["week"].to_numpy(), send_offset + rng.integers(600, 72 * 3600, len(c))),
-            "event_name": "email_click",
-            "sku": "",
-            "qty": "",
-            "amount_eur": "",
-        }
+    click_rows = _event_rows(
+        ids[c["customer"].to_numpy()],
+        at(c["week"].to_numpy(), send_offset + rng.integers(600, 72 * 3600, len(c))),
+        "email_click",
     )
     u = records.optouts
-    optout_rows = pd.DataFrame(
-        {
-            "customer_no": ids[u["customer"].to_numpy()],
-            "ts": at(u["week"].to_numpy(), send_offset + rng.integers(600, 96 * 3600, len(u))),
-            "event_name": "unsubscribe",
-            "sku": "",
-            "qty": "",
-            "amount_eur": "",
-        }
+    optout_rows = _event_rows(
+        ids[u["customer"].to_numpy()],
+        at(u["week"].to_numpy(), send_offset + rng.integers(600, 96 * 3600, len(u))),
+        "unsubscribe",
     )
     events = pd.concat([lines, refund_rows, click_rows, optout_rows], ignore_index=True)
     events = events.sort_values("ts", kind="stable").reset_index(drop=True)
