@@ -38,6 +38,7 @@ from journeyopt.calibration.pipeline import calibrate
 from journeyopt.cli.entry import to_object
 from journeyopt.evaluation.simulate import evaluate_policies
 from journeyopt.panel.state import advance, state_features
+from journeyopt.serving.exploration import explored_probabilities
 from journeyopt.sim.behaviour import contact_rules
 from journeyopt.sim.config import GenerateConfig, shipped_practice
 from journeyopt.sim.config import register_configs as register_sim
@@ -69,8 +70,7 @@ class LoggingPolicy:
             self.world, observation.features, observation.segment, observation.week
         )
         staff = np.where(masks[np.arange(observation.n), staff], staff, 0)
-        probabilities = self.epsilon * masks / masks.sum(axis=1, keepdims=True)
-        probabilities[np.arange(observation.n), staff] += 1.0 - self.epsilon
+        probabilities = explored_probabilities(staff, masks, self.epsilon)
         return sample_from(probabilities, rng), probabilities
 
 
