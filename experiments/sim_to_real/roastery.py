@@ -6,13 +6,17 @@ Two steps around the product's own commands (see README.md, section "A second tr
     journeyopt-ingest data=roastery data.path=logs/roastery20k output_dir=out/roastery_canonical
     journeyopt-calibrate data=roastery data.path=logs/roastery20k output_dir=out/roastery_world \
         calibration.name=roastery_calibrated
-    python experiments/sim_to_real/roastery.py evaluate --world out/roastery_world \
-        --out out/roastery_fidelity
+    python experiments/sim_to_real/roastery.py evaluate --logs logs/roastery20k \
+        --world out/roastery_world --out out/roastery_fidelity
 
 ``evaluate`` values policies in the true roastery world (:mod:`journeyopt.sim.shop`) and in the
-calibrated world on the same customers (one draw of the truth's population after 20 weeks
-without contact, its panel state built as the panel builds it from logs), with the same world
-seed for every policy; the shop's all-channel contact rule is a mask and a guard in both worlds.
+calibrated world on the same customers: the calibrated world's starting base (the export's
+customers as of its as-of date, their panel state as the panel built it from the logs) matched
+by customer id to the truth's states at that date (``true_states.npz`` written beside the
+export by ``generate``; for an export without it, the history is simulated again from the same
+seed and checked against the export's counts). Both worlds start in the as-of week, with the
+same world seed for every policy; the shop's all-channel contact rule is a mask and a guard in
+both worlds.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from journeyopt.agents.policy import Policy
 from journeyopt.calibration.calibrated import align_segments
 from journeyopt.calibration.policy_fidelity import AlwaysAction
 from journeyopt.panel.state import CustomerState
+from journeyopt.panel.weeks import week_of_year
 from journeyopt.sim.config import shipped_practice
 from journeyopt.sim.optimum import cyclic_weeks_of_year, solve_optimum
 from journeyopt.sim.shop import ShopSpec, ShopState, guard, load_shop
@@ -44,7 +49,7 @@ from journeyopt.sim.shop_eval import (
     Bool,
     Chooser,
     Population,
-    evaluation_population,
+    matched_population,
     myopic_chooser,
     observable_world,
     product_chooser,
@@ -52,7 +57,13 @@ from journeyopt.sim.shop_eval import (
     run_truth,
     state_chooser,
 )
-from journeyopt.sim.shop_logs import render_shop_logs, simulate_shop_logs, write_shop_logs
+from journeyopt.sim.shop_logs import (
+    TRUE_STATES_FILE,
+    TrueStates,
+    render_shop_logs,
+    simulate_shop_logs,
+    write_shop_logs,
+)
 from journeyopt.sim.shop_optimum import (
     IntArray,
     ShopOptimum,
@@ -82,21 +93,61 @@ def generate(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     records = simulate_shop_logs(spec, practice, args.customers, args.weeks, args.exploration, rng)
     export = render_shop_logs(spec, records, rng)
-    write_shop_logs(export, args.out, overwrite=args.overwrite)
+    write_shop_logs(export, args.out, overwrite=args.overwrite, truth=records.truth)
     took = time.perf_counter() - start
     print(json.dumps({**export.counts, "seconds": round(took, 1)}, indent=2))
 
 
+def true_states(spec: ShopSpec, args: argparse.Namespace) -> TrueStates:
+    """The truth's states behind the export ``args.logs``: its ``true_states.npz``, else the
+    history simulated again with ``generate``'s arguments (``--gen-*``), refused unless it
+    reproduces the export's counts."""
+    logs = Path(args.logs)
+    if (logs / TRUE_STATES_FILE).is_file():
+        return TrueStates.load(logs / TRUE_STATES_FILE)
+    counts = json.loads((logs / "counts.json").read_text())
+    practice = shipped_practice(args.practice).to_practice()
+    rng = np.random.default_rng(args.gen_seed)
+    records = simulate_shop_logs(
+        spec, practice, args.gen_customers, args.gen_weeks, args.gen_exploration, rng
+    )
+    again = {
+        "customers": records.n_customers,
+        "orders": len(records.orders),
+        "refund_lines": len(records.refunds),
+        "clicks": len(records.clicks),
+        "unsubscribes": len(records.optouts),
+        "sends": len(records.sends),
+    }
+    differ = {k: (v, counts.get(k)) for k, v in again.items() if counts.get(k) != v}
+    if differ:
+        raise SystemExit(f"{logs}: the --gen-* arguments do not reproduce the export: {differ}")
+    return records.truth
+
+
 def evaluate(args: argparse.Namespace) -> None:
     spec = load_shop(args.truth)
-    obs = observable_world(spec)
-    calibrated = align_segments(load_world(args.world), obs.segment_names)
+    labels = observable_world(spec).segment_names
+    calibrated = align_segments(load_world(args.world), labels)
+    base = calibrated.base
+    if base is None:
+        raise SystemExit(f"{args.world}: the world has no starting population (re-calibrate it)")
+    obs = observable_world(spec, calibrated.features)
     horizon, gamma = args.horizon, args.gamma
     population_seed, world_seed, policy_seed = np.random.SeedSequence(args.seed).spawn(3)
-    pop = evaluation_population(spec, args.customers, 20, np.random.default_rng(population_seed))
+    truth = true_states(spec, args)
+    pop = matched_population(
+        truth.at(base.as_of),
+        truth.customer_no,
+        base,
+        calibrated.features,
+        args.customers,
+        np.random.default_rng(population_seed),
+    )
+    first_woy = int(week_of_year(pd.Timestamp(base.as_of), 0)[0])
     practice = shipped_practice(args.practice).practice_for(obs, "practice")
-    true_opt = solve_shop_optimum(spec, horizon, gamma, 1)
-    cal_opt = solve_optimum(calibrated, horizon, gamma, cyclic_weeks_of_year(1, horizon))
+    true_opt = solve_shop_optimum(spec, horizon, gamma, first_woy)
+    cal_opt = solve_optimum(calibrated, horizon, gamma, cyclic_weeks_of_year(first_woy, horizon))
 
     def product(policy: Policy) -> tuple[Chooser, Chooser]:
         return (
@@ -121,10 +172,17 @@ def evaluate(args: argparse.Namespace) -> None:
     for name, (in_truth, in_calibrated) in policies.items():
         start = time.perf_counter()
         truth_run = run_truth(
-            spec, pop, in_truth, horizon, gamma, np.random.default_rng(world_seed)
+            spec, pop, in_truth, horizon, gamma, np.random.default_rng(world_seed), first_woy
         )
         cal_run = run_calibrated(
-            spec, calibrated, pop, in_calibrated, horizon, gamma, np.random.default_rng(world_seed)
+            spec,
+            calibrated,
+            pop,
+            in_calibrated,
+            horizon,
+            gamma,
+            np.random.default_rng(world_seed),
+            first_woy,
         )
         runs[name] = truth_run
         n = truth_run.value.shape[0]
@@ -157,7 +215,10 @@ def evaluate(args: argparse.Namespace) -> None:
     cal_in_truth = runs["calibrated_optimum"].value
     paired = cal_in_truth - runs["true_optimum"].value
     summary = {
-        "customers": args.customers,
+        "customers": pop.true.n,
+        "base_customers": base.n_customers,
+        "as_of": base.as_of,
+        "start_week_of_year": first_woy,
         "horizon_weeks": horizon,
         "gamma": gamma,
         "mare_9_policies": mare,
@@ -181,9 +242,16 @@ def evaluate(args: argparse.Namespace) -> None:
             by["calibrated_optimum"]["calibrated_value"]
         ),
         "rule_violations": int(table["rule_violations"].sum()),
-        **type_blind_values(spec, true_opt, pop.true, horizon, gamma),
+        **type_blind_values(spec, true_opt, pop.true, horizon, gamma, first_woy),
         "calibrated_optimum_contacts_dropped_by_the_rule": dropped_by_rule(
-            spec, pop, OptimumPolicy(calibrated, cal_opt), obs, horizon, gamma, world_seed
+            spec,
+            pop,
+            OptimumPolicy(calibrated, cal_opt),
+            obs,
+            horizon,
+            gamma,
+            world_seed,
+            first_woy,
         ),
     }
     out = Path(args.out)
@@ -195,7 +263,12 @@ def evaluate(args: argparse.Namespace) -> None:
 
 
 def type_blind_values(
-    spec: ShopSpec, optimum: ShopOptimum, state: ShopState, horizon: int, gamma: float
+    spec: ShopSpec,
+    optimum: ShopOptimum,
+    state: ShopState,
+    horizon: int,
+    gamma: float,
+    start_week_of_year: int,
 ) -> dict[str, float]:
     """Exact true values (mean over the customers' states) of simple policies that do not know
     the latent type: the true optimum's action for the state as if every customer were of type
@@ -210,7 +283,7 @@ def type_blind_values(
             )
             return optimum.act(typed, t)
 
-        values = evaluate_state_policy(spec, as_if, horizon, gamma, 1)
+        values = evaluate_state_policy(spec, as_if, horizon, gamma, start_week_of_year)
         out[f"type_blind_as_if_{name}"] = float(values[0, x].mean())
     return out
 
@@ -223,6 +296,7 @@ def dropped_by_rule(
     horizon: int,
     gamma: float,
     seed: np.random.SeedSequence,
+    start_week_of_year: int,
 ) -> float:
     """Share of the contacts ``policy`` plans in the truth (its masks without the shop's
     all-channel rule) that the rule's guard turns into no contact."""
@@ -236,7 +310,7 @@ def dropped_by_rule(
         counts["dropped"] += int(((planned > 0) & (kept == 0)).sum())
         return kept
 
-    run_truth(spec, pop, choose, horizon, gamma, np.random.default_rng(seed))
+    run_truth(spec, pop, choose, horizon, gamma, np.random.default_rng(seed), start_week_of_year)
     return counts["dropped"] / max(counts["planned"], 1)
 
 
@@ -255,6 +329,11 @@ def main() -> None:
     gen.set_defaults(run=generate)
     ev = sub.add_parser("evaluate", help="calibrated vs true policy values")
     ev.add_argument("--world", required=True, help="the calibrated world's folder")
+    ev.add_argument("--logs", required=True, help="the export the world was calibrated from")
+    ev.add_argument("--gen-customers", type=int, default=20_000, help="generate's --customers")
+    ev.add_argument("--gen-weeks", type=int, default=104, help="generate's --weeks")
+    ev.add_argument("--gen-exploration", type=float, default=0.12)
+    ev.add_argument("--gen-seed", type=int, default=1, help="generate's --seed")
     ev.add_argument("--truth", default="roastery")
     ev.add_argument("--practice", default="roastery")
     ev.add_argument("--customers", type=int, default=10_000)

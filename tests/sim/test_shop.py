@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
@@ -235,3 +236,63 @@ def test_load_world_refuses_a_shop_world_clearly() -> None:
 
     with pytest.raises(ConfigError, match="load_shop"):
         load_world("roastery")
+
+
+def test_truth_and_calibrated_start_from_the_exports_own_customers(
+    shop: ShopSpec, tmp_path: Path
+) -> None:
+    """The true states kept beside an export, at a calibrated base's as-of date, matched by
+    customer id: each matched customer's true weeks since purchase, opt-out and contact bits
+    are what the panel built from the export says about the same customer."""
+    from journeyopt.calibration.base import starting_base
+    from journeyopt.calibration.weeks import segment_names
+    from journeyopt.panel.build import build_panel_and_state
+    from journeyopt.panel.config import PanelConfig
+    from journeyopt.sim.shop import popcount
+    from journeyopt.sim.shop_eval import matched_population
+    from journeyopt.sim.shop_logs import TRUE_STATES_FILE, TrueStates
+
+    rng = np.random.default_rng(12)
+    practice = shipped_practice("roastery").to_practice()
+    records = simulate_shop_logs(shop, practice, 400, 30, 0.12, rng)
+    write_shop_logs(render_shop_logs(shop, records, rng), tmp_path / "logs", truth=records.truth)
+    truth = TrueStates.load(tmp_path / "logs" / TRUE_STATES_FILE)
+    assert truth.weeks.shape == (20 + 30 + 1, 400)  # burn-in, logged weeks, the week after
+    assert (
+        truth.at(records.history_start + pd.Timedelta(weeks=records.weeks)).weeks
+        == (records.truth.weeks[-1])
+    ).all()
+    with pytest.raises(ValueError, match="no true state"):
+        truth.at(records.history_start)
+
+    cfg = OmegaConf.load(WORLDS_DIR.parent / "configs" / "data" / "roastery.yaml")
+    cfg.path = str(tmp_path / "logs")
+    source = to_object(cfg, SourceConfig)
+    logs, _ = ingest_to_logs(source)
+    features = FeatureSpec(contact_channels=shop.channels)
+    panel, ids, end = build_panel_and_state(logs, PanelConfig(), shop.channels)
+    base, _ = starting_base(panel, ids, end, segment_names(panel))
+    pop = matched_population(
+        truth.at(base.as_of), truth.customer_no, base, features, 10_000, np.random.default_rng(0)
+    )
+    assert pop.true.n == base.n_customers > 350
+    seen = panel_features(pop.panel, features)
+    recency = seen["recency_weeks"]
+    bought = np.isfinite(recency) & (recency < shop.recency_cap_weeks)
+    assert bought.sum() > 100
+    assert (pop.true.weeks[bought] == recency[bought]).all()
+    assert (pop.true.optout == seen["opted_out_email"]).all()
+    contacted = np.isfinite(seen["weeks_since_contact"]) & (seen["weeks_since_contact"] <= 1)
+    assert ((pop.true.history & 1) == contacted).all()
+    in_window = popcount(pop.true.history)
+    assert in_window.sum() > 0
+    # a customer matched to the wrong row would break these for some of 400 customers
+    shuffled = matched_population(
+        truth.at(base.as_of).take(np.roll(np.arange(400), 1)),
+        truth.customer_no,
+        base,
+        features,
+        10_000,
+        np.random.default_rng(0),
+    )
+    assert not (shuffled.true.weeks[bought] == recency[bought]).all()

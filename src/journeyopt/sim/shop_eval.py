@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 from journeyopt.agents.policy import Observation, Policy
@@ -49,6 +50,7 @@ from journeyopt.sim.shop import (
 )
 from journeyopt.sim.shop import next_state as next_true_state
 from journeyopt.sim.shop_optimum import StatePolicy
+from journeyopt.sim.starting import StartingBase
 from journeyopt.sim.world import DiscreteSpec, PopulationSpec, SegmentSpec, WorldSpec
 
 Float = NDArray[np.float64]
@@ -172,8 +174,10 @@ class Population:
 def evaluation_population(
     spec: ShopSpec, n: int, burn_in_weeks: int, rng: np.random.Generator
 ) -> Population:
-    """``n`` customers after their last order (``1..W`` weeks ago) and ``burn_in_weeks`` weeks
-    without contact (so weeks since purchase and the order counts spread out)."""
+    """``n`` synthetic customers after their last order (``1..W`` weeks ago) and
+    ``burn_in_weeks`` weeks without contact (so weeks since purchase and the order counts spread
+    out): for checks of the truth alone. A calibrated world starts from its own base
+    (:func:`matched_population`)."""
     true, label = draw_population(spec, n, rng)
     features = FeatureSpec(contact_channels=spec.channels)
     panel = seed_panel(spec, true, features)
@@ -183,6 +187,41 @@ def evaluation_population(
         panel = advance(panel, week_activity(spec, out))
     order = np.argsort(np.argsort(spec.acquisition_labels))  # label index -> sorted position
     return Population(true, panel, order[label].astype(np.int64))
+
+
+def matched_population(
+    true: ShopState,
+    true_ids: NDArray[np.object_],
+    base: StartingBase,
+    features: FeatureSpec,
+    n: int,
+    rng: np.random.Generator,
+) -> Population:
+    """The same customers in the truth and in a calibrated world: a calibrated world's
+    starting base (the export's customers at its as-of date, their panel state as the panel
+    built it from the logs) matched by customer id to the truth's states at that date.
+
+    Args:
+        true: (M,) the truth's state of its customers at the base's as-of date.
+        true_ids: (M,) their customer ids in the export.
+        base: The calibrated world's base, its segments in the order of the world the
+            population runs in.
+        features: The features the panel state must have (the calibrated world's).
+        n: Customers to draw, without replacement, from the matched ones (all when ``n`` is at
+            least their number), in the base's order.
+        rng: Source of the draw.
+
+    Raises:
+        ValueError: No customer of the base is one of the truth's.
+    """
+    where = pd.Index(np.asarray(true_ids, dtype=str)).get_indexer(base.customer_id.astype(str))
+    matched = np.flatnonzero(where >= 0)
+    if matched.size == 0:
+        raise ValueError("no customer of the calibrated world's base is one of the truth's")
+    if n < matched.size:
+        matched = np.sort(rng.choice(matched, size=n, replace=False))
+    panel = base.conformed(features).take(matched)
+    return Population(true.take(where[matched]), panel, base.segment[matched].astype(np.int64))
 
 
 def product_chooser(

@@ -20,7 +20,10 @@ a decimal comma (a German shop), timestamps ISO 8601 with the Berlin offset
 :func:`simulate_shop_logs` runs the world: every customer's last order before the history
 (``1..W`` weeks before it), ``burn_in_weeks`` weeks without marketing, then ``weeks`` logged
 weeks under today's practice (guarded by the all-channel rule) with ``exploration`` uniform
-exploration among the allowed actions. :func:`write_shop_logs` renders and writes the files.
+exploration among the allowed actions. :func:`write_shop_logs` renders and writes the files,
+and beside them, when given, the truth's state of every customer week by week
+(:class:`TrueStates`, ``true_states.npz``: not part of the export, it lets an evaluation start
+the truth from the export's own customers).
 """
 
 from __future__ import annotations
@@ -41,15 +44,101 @@ from journeyopt.panel.state import state_features as panel_features
 from journeyopt.panel.weeks import week_of_year
 from journeyopt.sim.behaviour import contact_rules, explore
 from journeyopt.sim.practice import Practice
-from journeyopt.sim.shop import ShopSpec, allowed_actions, draw_population, guard, step
+from journeyopt.sim.shop import ShopSpec, ShopState, allowed_actions, draw_population, guard, step
 from journeyopt.sim.shop_eval import observable_world, seed_panel, week_activity
 
 Float = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 SHOP_FILES: tuple[str, ...] = ("shop_events.csv", "campaign_sends.csv", "customers.csv")
+TRUE_STATES_FILE = "true_states.npz"
 SKUS: tuple[str, ...] = ("ESP-250", "ESP-1000", "FIL-250", "FIL-1000", "DEC-250", "SAMPLER")
 TIMEZONE = "Europe/Berlin"
+
+
+def customer_numbers(n: int) -> NDArray[np.object_]:
+    """(n,) the export's customer numbers of customers ``0..n-1`` (``K-000001``, ...)."""
+    return np.char.mod("K-%06d", np.arange(1, n + 1)).astype(object)
+
+
+@dataclass(frozen=True)
+class TrueStates:
+    """The truth's state of every customer at the start of each week of a simulated history.
+
+    Attributes:
+        history_start: Monday 00:00 UTC of week 0.
+        first_week: Week index of the first stored week.
+        type: (N,) latent type.
+        weeks, history, pending, optout: (K, N) the state's other parts at the start of weeks
+            ``first_week .. first_week + K - 1`` (see :class:`~journeyopt.sim.shop.ShopState`).
+    """
+
+    history_start: pd.Timestamp
+    first_week: int
+    type: IntArray
+    weeks: NDArray[np.int8]
+    history: NDArray[np.int8]
+    pending: NDArray[np.int8]
+    optout: NDArray[np.int8]
+
+    @property
+    def customer_no(self) -> NDArray[np.object_]:
+        """(N,) the customers' numbers in the export."""
+        return customer_numbers(int(self.type.shape[0]))
+
+    def at(self, instant: pd.Timestamp | str) -> ShopState:
+        """The state at the start of the week that starts at ``instant`` (a Monday 00:00 UTC,
+        e.g. a calibrated world's as-of date); ValueError outside the stored weeks."""
+        at = pd.Timestamp(instant)
+        at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+        weeks, rest = divmod(at - self.history_start, pd.Timedelta(weeks=1))
+        k = int(weeks) - self.first_week
+        if rest != pd.Timedelta(0) or not 0 <= k < self.weeks.shape[0]:
+            first = self.history_start + pd.Timedelta(weeks=self.first_week)
+            last = first + pd.Timedelta(weeks=self.weeks.shape[0] - 1)
+            raise ValueError(f"no true state at {at}: stored are the Mondays {first} to {last}")
+        parts = (self.weeks[k], self.history[k], self.pending[k], self.optout[k])
+        return ShopState(self.type.astype(np.int64), *(p.astype(np.int64) for p in parts))
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(
+            path,
+            history_start=np.array(self.history_start.isoformat()),
+            first_week=np.array(self.first_week),
+            type=self.type,
+            weeks=self.weeks,
+            history=self.history,
+            pending=self.pending,
+            optout=self.optout,
+        )
+
+    @staticmethod
+    def load(path: Path) -> TrueStates:
+        with np.load(path) as f:
+            return TrueStates(
+                history_start=pd.Timestamp(str(f["history_start"])),
+                first_week=int(f["first_week"]),
+                type=f["type"].astype(np.int64),
+                weeks=f["weeks"],
+                history=f["history"],
+                pending=f["pending"],
+                optout=f["optout"],
+            )
+
+
+def _stack(states: Sequence[ShopState], history_start: pd.Timestamp, first: int) -> TrueStates:
+    def part(name: str) -> NDArray[np.int8]:
+        return np.stack([getattr(s, name) for s in states]).astype(np.int8)
+
+    return TrueStates(
+        history_start,
+        first,
+        states[0].type,
+        part("weeks"),
+        part("history"),
+        part("pending"),
+        part("optout"),
+    )
 
 
 @dataclass(frozen=True)
@@ -68,6 +157,9 @@ class ShopRecords:
         first_logged_week: Week index of the first logged week.
         weeks: Total number of weeks.
         reward: (N,) undiscounted reward per customer over the logged weeks, currency.
+        truth: The true state at the start of every week from the first simulated one
+            (``spec.recency_cap_weeks``) to the week after the last (never written to the
+            export).
     """
 
     n_customers: int
@@ -82,6 +174,7 @@ class ShopRecords:
     first_logged_week: int
     weeks: int
     reward: Float
+    truth: TrueStates
 
 
 def simulate_shop_logs(
@@ -125,7 +218,9 @@ def simulate_shop_logs(
     total = first_logged + weeks
     woy = week_of_year(history_start, np.arange(total))
     reward = np.zeros(n_customers)
+    states: list[ShopState] = []
     for t in range(cap, total):
+        states.append(true)
         logged = t >= first_logged
         if logged:
             features = panel_features(panel, world.features)
@@ -152,6 +247,7 @@ def simulate_shop_logs(
         optouts.append((opted, np.full(opted.size, t)))
         sent = np.flatnonzero(out.actions > 0)
         sends.append((sent, np.full(sent.size, t), out.actions[sent], propensity[sent]))
+    states.append(true)
 
     def frame(parts: Sequence[Sequence[NDArray[Any]]], names: tuple[str, ...]) -> pd.DataFrame:
         return pd.DataFrame({n: np.concatenate([p[k] for p in parts]) for k, n in enumerate(names)})
@@ -170,6 +266,7 @@ def simulate_shop_logs(
         first_logged_week=first_logged,
         weeks=total,
         reward=reward,
+        truth=_stack(states, history_start, cap),
     )
 
 
@@ -216,7 +313,7 @@ def render_shop_logs(
 ) -> ShopExport:
     """Render the records as the roastery's export (see the module docstring)."""
     week0 = records.history_start
-    ids = np.char.mod("K-%06d", np.arange(1, records.n_customers + 1)).astype(object)
+    ids = customer_numbers(records.n_customers)
     week = pd.Timedelta(weeks=1)
     hour = np.timedelta64(3600, "s")
 
@@ -331,10 +428,18 @@ def _uuids(rng: np.random.Generator, n: int) -> NDArray[np.object_]:
     return out.to_numpy(object)
 
 
-def write_shop_logs(export: ShopExport, output_dir: Path | str, overwrite: bool = False) -> Path:
-    """Write the three files (semicolon-separated) and ``counts.json`` into ``output_dir``;
-    refuses a non-empty folder unless ``overwrite``."""
+def write_shop_logs(
+    export: ShopExport,
+    output_dir: Path | str,
+    overwrite: bool = False,
+    truth: TrueStates | None = None,
+) -> Path:
+    """Write the three files (semicolon-separated) and ``counts.json`` into ``output_dir``, and
+    ``truth`` as ``true_states.npz`` when given; refuses a non-empty folder unless
+    ``overwrite``."""
     with staged_output_dir(output_dir, overwrite) as out:
+        if truth is not None:
+            truth.save(out / TRUE_STATES_FILE)
         export.events.to_csv(out / "shop_events.csv", sep=";", index=False)
         export.sends.to_csv(out / "campaign_sends.csv", sep=";", index=False)
         export.customers.to_csv(out / "customers.csv", sep=";", index=False)
