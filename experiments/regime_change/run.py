@@ -32,6 +32,7 @@ from journeyopt.loop.closed_loop import ClosedLoop, LoopWeek, run_closed_loop
 from journeyopt.loop.config import CycleConfig, register_configs
 from journeyopt.loop.cycle import run_cycle
 from journeyopt.loop.oracle import WorldOptimumPolicy, optimum_scorer
+from journeyopt.loop.truth import CoworkingTruth
 from journeyopt.loop.twin import window_uplift
 from journeyopt.serving.config import ExplorationConfig, HoldoutConfig, ServingConfig
 from journeyopt.sim.config import GenerateConfig, shipped_practice, shipped_rules
@@ -107,7 +108,7 @@ def new_loop(args: argparse.Namespace, world: WorldSpec) -> ClosedLoop:
         weeks=args.history_weeks,
         seed=args.seed,
     )
-    return ClosedLoop(world, change, history, seed=args.seed)
+    return ClosedLoop(CoworkingTruth(world, change, history), seed=args.seed)
 
 
 def run_arm(

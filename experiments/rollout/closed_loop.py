@@ -50,6 +50,7 @@ from journeyopt.loop.closed_loop import ClosedLoop, run_closed_loop
 from journeyopt.loop.config import CycleConfig, register_configs
 from journeyopt.loop.cycle import current_champion, run_cycle
 from journeyopt.loop.gate import gate
+from journeyopt.loop.truth import CoworkingTruth
 from journeyopt.serving.config import ExplorationConfig, HoldoutConfig, ServingConfig
 from journeyopt.serving.rollout import ARMS, CANARY_ARM, CONTROL_ARM, FULL_ARM, PREVIOUS_ARM
 from journeyopt.sim.config import GenerateConfig, shipped_practice, shipped_rules
@@ -228,7 +229,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         weeks=args.history_weeks,
         seed=args.seed,
     )
-    loop = ClosedLoop(load_world("coworking"), None, history, seed=args.seed)
+    loop = ClosedLoop(CoworkingTruth(load_world("coworking"), None, history), seed=args.seed)
     loop.write(str(root / "logs"), str(root / "decisions"))
     (root / "decisions").mkdir()  # no served week yet: an empty decision log
     cfg = replace(

@@ -17,6 +17,7 @@ from journeyopt.loop.closed_loop import ClosedLoop, run_closed_loop
 from journeyopt.loop.config import CycleConfig, register_configs
 from journeyopt.loop.cycle import FAILED_STEP_TAG, CycleFailed, run_cycle
 from journeyopt.loop.state import RECORD_FILE
+from journeyopt.loop.truth import CoworkingTruth
 from journeyopt.serving.config import HoldoutConfig, ServingConfig
 from journeyopt.serving.decisions import read_decision_log
 from journeyopt.sim.config import GenerateConfig, shipped_practice, shipped_rules
@@ -76,7 +77,8 @@ def test_closed_loop_cycles_idempotence_and_failure(
     history = GenerateConfig(
         staff=shipped_practice("coworking"), output_dir="unused", n_customers=300, weeks=30
     )
-    loop = ClosedLoop(load_world("coworking"), RegimeChange("freelancer", 1), history, seed=0)
+    truth = CoworkingTruth(load_world("coworking"), RegimeChange("freelancer", 1), history)
+    loop = ClosedLoop(truth, seed=0)
     loop.write(str(tmp_path / "logs"), str(tmp_path / "decisions"))
     first = run_cycle(
         replace(

@@ -12,6 +12,7 @@ import pytest
 from journeyopt.errors import JourneyoptError
 from journeyopt.loop.closed_loop import ClosedLoop
 from journeyopt.loop.oracle import OPTIMUM_VERSION, WorldOptimumPolicy, optimum_scorer
+from journeyopt.loop.truth import CoworkingTruth
 from journeyopt.panel.state import state_features
 from journeyopt.serving.config import HoldoutConfig, ServingConfig
 from journeyopt.sim.config import GenerateConfig, shipped_practice, shipped_rules
@@ -34,7 +35,7 @@ def loop(world: WorldSpec) -> ClosedLoop:
     history = GenerateConfig(
         staff=shipped_practice("coworking"), output_dir="unused", n_customers=300, weeks=20
     )
-    return ClosedLoop(world, RegimeChange("freelancer", 1), history, seed=0)
+    return ClosedLoop(CoworkingTruth(world, RegimeChange("freelancer", 1), history), seed=0)
 
 
 def test_the_policy_takes_the_optimums_first_week_action(
@@ -42,7 +43,7 @@ def test_the_policy_takes_the_optimums_first_week_action(
 ) -> None:
     policy = WorldOptimumPolicy(world, HORIZON, GAMMA)
     features = state_features(loop.state, world.features)
-    segment = loop.customers.segment
+    segment = loop.world.customers.segment
     woy = int(loop.monday.isocalendar().week)
     observations = encode(policy.layout, features, segment, woy).astype(np.float32)
     masks = np.ones((segment.shape[0], world.actions.n_actions), bool)

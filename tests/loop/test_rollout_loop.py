@@ -15,6 +15,7 @@ import pandas as pd
 from journeyopt.agents.sb3 import policy_spec
 from journeyopt.cli.promote import promote_version
 from journeyopt.loop.closed_loop import ClosedLoop, run_closed_loop
+from journeyopt.loop.truth import CoworkingTruth
 from journeyopt.monitoring.config import RolloutJobConfig
 from journeyopt.monitoring.rollout_job import run_rollout
 from journeyopt.serving.config import HoldoutConfig, RolloutConfig, ServingConfig
@@ -57,7 +58,7 @@ def test_a_losing_canary_is_served_measured_and_rolled_back(
     history = GenerateConfig(
         staff=shipped_practice("coworking"), output_dir="unused", n_customers=400, weeks=30
     )
-    loop = ClosedLoop(world, None, history, seed=0)
+    loop = ClosedLoop(CoworkingTruth(world, None, history), seed=0)
     loop.write(str(tmp_path / "logs"), str(tmp_path / "decisions"))
     (tmp_path / "decisions").mkdir()
     rollout = RolloutConfig(canary_share=0.5, loss_budget=2.0)

@@ -11,6 +11,7 @@ import pytest
 
 from journeyopt.agents.sb3 import policy_spec
 from journeyopt.loop.closed_loop import ClosedLoop, WeekTruth
+from journeyopt.loop.truth import CoworkingTruth
 from journeyopt.loop.twin import control_actions, served_by, window_uplift
 from journeyopt.panel.state import state_features
 from journeyopt.serving.config import HoldoutConfig, ServingConfig
@@ -45,7 +46,7 @@ def closed_loop(world: WorldSpec, seed: int = 0) -> ClosedLoop:
     history = GenerateConfig(
         staff=shipped_practice("coworking"), output_dir="unused", n_customers=400, weeks=20
     )
-    return ClosedLoop(world, RegimeChange("freelancer", 2), history, seed=seed)
+    return ClosedLoop(CoworkingTruth(world, RegimeChange("freelancer", 2), history), seed=seed)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def test_a_twin_under_the_served_policy_has_exactly_zero_uplift(world: WorldSpec
     assert [t.true_itt_uplift for t in truths] == [0.0] * WEEKS
     assert [t.control_twin_gap for t in truths] == [0.0] * WEEKS
     assert [t.regime for t in truths] == ["before"] * 2 + ["after"] * 3
-    features = loop.world.features
+    features = world.features
     real, twin = state_features(loop.state, features), state_features(loop.twin.state, features)
     for name in real:
         np.testing.assert_array_equal(real[name], twin[name])
@@ -98,7 +99,7 @@ def test_the_twin_is_deterministic_for_a_seed_and_leaves_the_real_loop_alone(
 def test_control_actions_are_the_scorers_control_path(world: WorldSpec) -> None:
     loop, served = closed_loop(world), scorer(world)
     features = state_features(loop.state, world.features)
-    segment = loop.customers.segment.astype(np.int64)
+    segment = loop.world.customers.segment.astype(np.int64)
     batch = CustomerBatch(
         loop.customer_ids, features, segment, np.ones(segment.shape, bool), loop.monday
     )

@@ -1,13 +1,13 @@
 """The closed loop: a ground-truth world lives through the weeks the served policy decides.
 
-A history under today's staff rules (:func:`journeyopt.sim.logs.simulate`) starts the loop.
-Each following week :meth:`ClosedLoop.step` scores every customer with the serving
-:class:`~journeyopt.serving.scorer.Scorer` (the champion for treatment, the staff rules for the
-control group chosen by the holdout hash, guards), records the decision log rows, and draws
-the week's outcomes from the world in force (a :class:`~journeyopt.sim.regime.RegimeChange`
-may change it). :meth:`ClosedLoop.write` renders everything so far as raw coworking logs
-(stable customer references ``P000000``...) and the week's decision-log file, which the weekly
-cycle then reads like a production system's.
+The loop takes any ground-truth world behind :class:`~journeyopt.loop.truth.TruthWorld` (the
+coworking world, possibly with a regime change; the roastery). Its history under today's
+practice starts the loop. Each following week :meth:`ClosedLoop.step` scores every customer
+with the serving :class:`~journeyopt.serving.scorer.Scorer` (the champion for treatment,
+today's practice for the control group chosen by the holdout hash, guards), records the
+decision log rows, and draws the week's outcomes from the world. :meth:`ClosedLoop.write`
+renders everything so far as the world's raw logs (its own export format, stable customer ids)
+and the week's decision-log file, which the weekly cycle then reads like a production system's.
 
 The loop also keeps what only a simulation knows (:class:`WeekTruth`): each group's realised
 reward, and — through its counterfactual twin (:mod:`journeyopt.loop.twin`: the same customers
@@ -17,19 +17,19 @@ intent-to-treat uplift the cycle's uplift step estimates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from numpy.typing import NDArray
 
-from journeyopt.agents.baselines import expected_rewards
-from journeyopt.agents.policy import Observation
 from journeyopt.errors import JourneyoptError
 from journeyopt.loop.config import CycleConfig
 from journeyopt.loop.cycle import CycleResult, current_champion, run_cycle
+from journeyopt.loop.truth import TruthWorld
 from journeyopt.loop.twin import (
     CounterfactualTwin,
     TwinPolicy,
@@ -37,26 +37,11 @@ from journeyopt.loop.twin import (
     control_actions,
     staff_control,
 )
-from journeyopt.panel.state import CustomerState, advance, state_features
 from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.decisions import decision_frame, write_decisions
 from journeyopt.serving.scorer import CustomerBatch, Scorer
 from journeyopt.serving.served_model import load_served_model
-from journeyopt.sim.config import GenerateConfig
-from journeyopt.sim.discrete import summarise
-from journeyopt.sim.dynamics import sample_outcome
-from journeyopt.sim.logs import (
-    Decisions,
-    GeneratedLogs,
-    Simulation,
-    simulate,
-    week_events,
-    write_logs,
-)
-from journeyopt.sim.population import Events
 from journeyopt.sim.practice import Practice
-from journeyopt.sim.regime import RegimeChange, changed_world, world_in_week
-from journeyopt.sim.render import RawTables, render_tables
 from journeyopt.sim.world import WorldSpec, load_world
 from journeyopt.tracking.registry import CHAMPION, PolicyRegistry
 from journeyopt.tracking.rollout import read_rollout
@@ -105,37 +90,23 @@ class ClosedLoop:
     """A population of a ground-truth world, served week by week.
 
     Args:
-        world: The ground-truth world (before any change).
-        change: The regime change, or None.
-        history: How the history under the staff rules is generated (customers, weeks,
-            start date, exploration; ``mess`` should be off).
+        world: The ground-truth world (:class:`~journeyopt.loop.truth.TruthWorld`: the
+            coworking world, possibly changing, or the roastery); its history under today's
+            practice is simulated here.
         seed: Seed of the history and of every served week.
     """
 
-    def __init__(
-        self,
-        world: WorldSpec,
-        change: RegimeChange | None,
-        history: GenerateConfig,
-        seed: int,
-    ) -> None:
+    def __init__(self, world: TruthWorld[Any], seed: int) -> None:
         self.world = world
-        self.change = change
-        self.changed = changed_world(world, change) if change is not None else world
-        self.history_cfg = history
         self.rng = np.random.default_rng(seed)
-        sim = simulate(world, history, self.rng)
-        self.customers = sim.customers
-        self.state: CustomerState = sim.final_state
-        self.events: list[Events] = [sim.events]
-        self.decisions: list[Decisions] = [sim.decisions]
-        self.origin: pd.Timestamp = sim.origin
-        self.week: int = sim.weeks
+        self.state, self.week = world.history(self.rng)
+        self.history_weeks: int = self.week
+        self.origin: pd.Timestamp = world.origin
         self.truth: list[WeekTruth] = []
-        self.customer_ids = np.array([f"P{i:06d}" for i in range(sim.customers.n)], dtype=object)
-        self.twin = CounterfactualTwin(sim.final_state, sim.customers.segment)
+        self.customer_ids: NDArray[np.object_] = world.customer_ids
+        self.twin = CounterfactualTwin(world, self.state)
         self._pending: pd.DataFrame | None = None
-        n = sim.customers.n
+        n = self.customer_ids.shape[0]
         self.last_gap: Float = np.zeros(n)
         """(N,) last served week's realised minus twin reward per customer, currency."""
         self.last_arm: NDArray[np.int8] = np.zeros(n, np.int8)
@@ -145,7 +116,7 @@ class ClosedLoop:
     @property
     def loop_week(self) -> int:
         """Index of the next served week (0 = the first after the history)."""
-        return self.week - self.history_cfg.weeks
+        return self.week - self.history_weeks
 
     @property
     def monday(self) -> pd.Timestamp:
@@ -153,22 +124,23 @@ class ClosedLoop:
         return self.origin + pd.Timedelta(weeks=self.week)
 
     def world_now(self) -> WorldSpec:
-        """The true world of the next week."""
-        return world_in_week(self.world, self.changed, self.change, self.loop_week)
+        """The world of the next week as serving sees it (for the coworking world: the true
+        world in force)."""
+        return self.world.serving_world(self.loop_week)
+
+    def batch(self, scorer: Scorer) -> CustomerBatch:
+        """The customers as ``scorer`` sees them at the start of the next week (type labels
+        the scorer's world does not know: unknown customers)."""
+        features = self.world.features(self.state)
+        segment = segment_index(self.world.segment_labels, scorer.world.segment_names)
+        return CustomerBatch(self.customer_ids, features, segment, segment >= 0, self.monday)
 
     def step(self, scorer: Scorer, twin_policy: TwinPolicy | None = None) -> WeekTruth:
         """Serve the next week with ``scorer``, draw its outcomes, and live the same week in
         the counterfactual twin decided by ``twin_policy`` (default: ``scorer``'s control
         path for every customer, :func:`~journeyopt.loop.twin.staff_control`) with the same
         random numbers."""
-        truth_world = self.world_now()
-        features = state_features(self.state, self.world.features)
-        names = scorer.world.segment_names
-        truth_names = np.array(self.world.segment_names)[self.customers.segment]
-        segment = np.array([names.index(s) if s in names else -1 for s in truth_names])
-        batch = CustomerBatch(
-            self.customer_ids, features, segment.astype(np.int64), segment >= 0, self.monday
-        )
+        batch = self.batch(scorer)
         decided = scorer.score(batch)
         self._pending = decision_frame(
             decided,
@@ -177,101 +149,68 @@ class ClosedLoop:
             scorer.model.name,
             scorer.model.version,
         )
-        actions = decided.actions
-        woy = decided.week_of_year
+        actions, woy, t = decided.actions, decided.week_of_year, self.week
         twin_draws = common_draws(self.rng)
-        summary = summarise(features, self.customers.segment, truth_world)
-        out = sample_outcome(truth_world, summary, actions, woy, self.rng)
+        effect = self._one_week_effect(scorer, batch, actions, woy)
+        served = self.world.serve(self.state, actions, decided.propensity, t, woy, self.rng)
         policy = twin_policy if twin_policy is not None else staff_control(scorer)
-        _, twin_reward = self.twin.live_week(truth_world, batch, policy, woy, twin_draws)
-        t = self.week
-        self.events.append(week_events(truth_world, t, out))
-        rows = np.arange(actions.shape[0])
-        self.decisions.append(
-            Decisions(rows, np.full(rows.shape[0], t), actions, decided.propensity)
-        )
-        self.state = advance(self.state, out.activity)
-        practice = scorer.staff.practice  # what the holdout's practice would have done
-        staff = (
-            practice.actions(
-                truth_world, features, self.customers.segment, scorer.staff_week(self.monday)
-            )
-            if isinstance(practice, Practice)
-            else control_actions(scorer, batch)  # estimated from the logs: its drawn action
-        )
-        effect = self._one_week_effect(truth_world, features, actions, staff)
-        self.last_gap = out.reward - twin_reward
+        _, twin_reward = self.twin.live_week(batch, policy, t, woy, twin_draws)
+        self.state = served.state
+        self.last_gap = served.reward - twin_reward
         if decided.arm is not None:
             self.last_arm = decided.arm
-        truth = self._truth(truth_world, decided.control, out.reward, twin_reward, effect)
+        truth = self._truth(decided.control, actions, served.reward, twin_reward, effect)
         self.truth.append(truth)
         self.week += 1
         return truth
 
     def _one_week_effect(
-        self,
-        world: WorldSpec,
-        features: dict[str, NDArray[np.generic]],
-        actions: NDArray[np.int64],
-        staff: NDArray[np.int64],
+        self, scorer: Scorer, batch: CustomerBatch, actions: NDArray[np.int64], woy: int
     ) -> Float:
-        """(N,) expected reward this week of the served minus the staff rules' action."""
-        week_of_year = int(self.monday.isocalendar().week)
-        observation = Observation(features, self.customers.segment, week_of_year, self.week)
-        rewards = expected_rewards(world, observation)
+        """(N,) true expected reward this week of the served minus today's practice's action
+        (what the holdout's practice would have done)."""
+        practice = scorer.staff.practice
+        if isinstance(practice, Practice):
+            world = self.world_now()
+            segment = segment_index(self.world.segment_labels, world.segment_names)
+            staff = practice.actions(world, batch.features, segment, scorer.staff_week(self.monday))
+        else:  # estimated from the logs: its drawn action
+            staff = control_actions(scorer, batch)
+        rewards = self.world.expected_rewards(self.state, self.week, woy)
         n = np.arange(actions.shape[0])
         return rewards[n, actions] - rewards[n, staff]
 
     def _truth(
         self,
-        world: WorldSpec,
         control: NDArray[np.bool_],
+        actions: NDArray[np.int64],
         reward: Float,
         twin_reward: Float,
         effect: Float,
     ) -> WeekTruth:
-        """The week's truth from (N,) groups, realised and twin rewards and one-week
-        effects."""
+        """The week's truth from (N,) groups, requested actions, realised and twin rewards
+        and one-week effects."""
         treated = ~control
         nan = float("nan")
         gap = reward - twin_reward
         return WeekTruth(
             week=self.monday.strftime("%Y-%m-%d"),
             loop_week=self.loop_week,
-            regime="after" if world is self.changed and self.change is not None else "before",
+            regime=self.world.regime(self.loop_week),
             treatment_reward=float(reward[treated].mean()),
             control_reward=float(reward[control].mean()) if control.any() else nan,
             twin_treatment_reward=float(twin_reward[treated].mean()),
             true_itt_uplift=float(gap[treated].mean()),
             control_twin_gap=float(gap[control].mean()) if control.any() else nan,
             one_week_effect=float(effect[treated].mean()),
-            contacts=float((self.decisions[-1].action != 0).mean()),
-        )
-
-    def simulation(self) -> Simulation:
-        """Everything so far as one simulated record (history and served weeks)."""
-        return Simulation(
-            customers=self.customers,
-            events=Events.concat(self.events),
-            decisions=Decisions(*(np.concatenate(x) for x in zip(*self.decisions, strict=True))),
-            reward=np.zeros(self.customers.n),
-            final_state=self.state,
-            origin=self.origin,
-            weeks=self.week,
+            contacts=float((actions != 0).mean()),
         )
 
     def write(self, logs_dir: str, decisions_dir: str) -> None:
         """Render the raw logs of every week so far into ``logs_dir`` (replaced) and append
         the last served week's decision-log file ``decisions-<week>.csv`` to
         ``decisions_dir``."""
-        cfg = replace(self.history_cfg, weeks=self.week)
-        sim = self.simulation()
-        tables, truth = render_tables(self.world, sim, cfg, np.random.default_rng(self.week))
-        stable = {ref: f"P{person:06d}" for ref, person in truth.person_of_ref.items()}
-        tables = RawTables(
-            *(_stable_refs(getattr(tables, f.name), stable) for f in fields(RawTables))
-        )
-        write_logs(GeneratedLogs(tables, truth, sim), logs_dir, overwrite=True)
+        self.world.write_logs(Path(logs_dir), self.week)
         if self._pending is not None:
             folder = Path(decisions_dir)
             folder.mkdir(parents=True, exist_ok=True)
@@ -280,11 +219,10 @@ class ClosedLoop:
             self._pending = None
 
 
-def _stable_refs(table: pa.Table, stable: dict[str, str]) -> pa.Table:
-    """``table`` with its ``customer_ref`` column mapped to the stable references."""
-    refs = table.column("customer_ref").to_pylist()
-    mapped = pa.array([stable.get(r, r) for r in refs], pa.string())
-    return table.set_column(table.schema.get_field_index("customer_ref"), "customer_ref", mapped)
+def segment_index(labels: NDArray[np.object_], names: Sequence[str]) -> NDArray[np.int64]:
+    """(N,) index of each type label in ``names``; -1 for a label not among them."""
+    position = {name: i for i, name in enumerate(names)}
+    return np.array([position.get(str(label), -1) for label in labels], np.int64)
 
 
 @dataclass(frozen=True)

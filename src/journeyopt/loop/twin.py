@@ -10,8 +10,8 @@ reward they would have earned had they been in the control group from the first 
 on. The twin computes exactly that: a copy of the population, started from the real state
 at the first served week, decided each week by the control path of the serving scorer
 (:func:`control_actions`), and drawn from the same world with the same random numbers. The
-world's sampling (:func:`journeyopt.sim.dynamics.sample_outcome_at`) draws the same uniforms
-and keys per customer whatever the actions, so a customer whose decisions do not differ lives
+world's sampling (:meth:`journeyopt.loop.truth.TruthWorld.step`) draws the same random numbers
+per customer whatever the actions, so a customer whose decisions do not differ lives
 the same life in both (an exact 0 difference), and differences are the policies'.
 """
 
@@ -19,18 +19,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from journeyopt.agents.policy import Observation
-from journeyopt.panel.state import CustomerState, advance, state_features
+from journeyopt.loop.truth import TruthWorld
 from journeyopt.panel.weeks import monday_on_or_before
 from journeyopt.serving.guards import allowed_actions, apply_guards
 from journeyopt.serving.scorer import CustomerBatch, Scorer
-from journeyopt.sim.discrete import summarise
-from journeyopt.sim.dynamics import sample_outcome
-from journeyopt.sim.world import WorldSpec
 
 IntArray = NDArray[np.int64]
 Float = NDArray[np.float64]
@@ -78,19 +76,19 @@ class CounterfactualTwin:
     """The population of a closed loop under another policy, from a given week on.
 
     Args:
-        state: The real customers' state at the twin's first week.
-        segment: (N,) the customers' true type index in the world.
+        world: The ground-truth world the loop lives in.
+        state: The real customers' state at the twin's first week (the world's state type).
     """
 
-    def __init__(self, state: CustomerState, segment: IntArray) -> None:
+    def __init__(self, world: TruthWorld[Any], state: Any) -> None:
+        self.world = world
         self.state = state
-        self.segment = segment
 
     def live_week(
         self,
-        world: WorldSpec,
         batch: CustomerBatch,
         policy: TwinPolicy,
+        week: int,
         week_of_year: int,
         rng: np.random.Generator,
     ) -> tuple[IntArray, Float]:
@@ -98,22 +96,21 @@ class CounterfactualTwin:
         (N,) rewards (margin minus contact and discount costs, currency).
 
         Args:
-            world: The true world in force this week.
             batch: The real customers' batch this week (ids, type, as-of); its features are
                 replaced by the twin's own.
             policy: What decides for the twin.
+            week: Week index of the week (weeks since the world's origin).
             week_of_year: ISO week of year of the week.
             rng: The generator of the real week's draw, in the state before it (see
                 :func:`common_draws`).
         """
-        features = state_features(self.state, world.features)
+        features = self.world.features(self.state)
         twin_batch = CustomerBatch(
             batch.customer_ids, features, batch.segment, batch.known, batch.as_of
         )
         actions = policy(twin_batch)
-        summary = summarise(features, self.segment, world)
-        out = sample_outcome(world, summary, actions, week_of_year, rng)
-        self.state = advance(self.state, out.activity)
+        out = self.world.step(self.state, actions, week, week_of_year, rng)
+        self.state = out.state
         return out.actions, out.reward
 
 
