@@ -42,6 +42,7 @@ from journeyopt.panel.state import FeatureSpec
 from journeyopt.sim.discrete import DiscreteLayout
 from journeyopt.sim.rules import ActionCatalog
 from journeyopt.sim.world import FittedResponses, SegmentSpec, WorldSpec
+from journeyopt.timing import Stopwatch
 
 Float = NDArray[np.float64]
 
@@ -160,6 +161,7 @@ def estimate(
     cfg: CalibrationConfig,
     last_state: pd.DataFrame,
     meta: Mapping[str, Any],
+    clock: Stopwatch | None = None,
 ) -> Estimate:
     """Fit the calibrated world.
 
@@ -170,7 +172,10 @@ def estimate(
         last_state: Panel rows of the last calibration week (one per customer present then):
             the initial population, segment shares and company sizes come from it.
         meta: Fingerprint and config, stored with the world.
+        clock: Times the stages ``propensities``, ``penalties``, ``point_fit`` (with the
+            world's assembly) and ``ensemble`` (a new one when None).
     """
+    clock = clock if clock is not None else Stopwatch()
     rng = np.random.default_rng(cfg.seed)
     held = validation_customers(weeks.customer_ids.shape[0], cfg.validation_share, rng)
     validation = held[weeks.customer]
@@ -200,19 +205,23 @@ def estimate(
         else np.ones(weeks.n)
     )
     support = support_table(weeks, cfg.min_support)
+    clock.lap("propensities")
     contacted = support[support["action"] != "none"]["weeks"].to_numpy()
     identified = bool(contacted.size) and int(contacted.sum()) >= cfg.min_support
     data = FitData.of(weeks, design, weight)
     penalties = choose_penalties(data, validation, cfg.c_grid, cfg.alpha_grid)
+    clock.lap("penalties")
     ones = np.ones(weeks.n)
     point = refit_models(data, penalties, ones)
     table_matrix = design.all_state_actions()
     responses = tabulate(point, design, table_matrix, weeks.week_of_year, identified)
+    clock.lap("point_fit")
     members = []
     for _ in range(cfg.ensemble_size):
         multiplicity = bootstrap_multiplicity(weeks.customer_ids.shape[0], rng)
         fits = refit_models(data, penalties, multiplicity[weeks.customer], warm=point)
         members.append(tabulate(fits, design, table_matrix, weeks.week_of_year, identified))
+    clock.lap("ensemble")
 
     visits = np.bincount(weeks.state, minlength=structure.layout.n_states).astype(np.int64)
     labels = last_state["segment"].astype(str).replace("", "all").to_numpy()
@@ -264,6 +273,7 @@ def estimate(
             },
         },
     )
+    clock.lap("point_fit")
     return Estimate(
         calibrated, penalties, props, support, identified, visits, effective_sample_share(weight)
     )

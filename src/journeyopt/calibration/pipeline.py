@@ -14,7 +14,7 @@ fidelity card and an MLflow run.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -41,6 +41,7 @@ from journeyopt.panel.config import feature_spec
 from journeyopt.sim.discrete import DiscreteLayout
 from journeyopt.sim.rules import ActionCatalog
 from journeyopt.sim.world import DiscreteSpec, load_world
+from journeyopt.timing import StageTime, Stopwatch
 from journeyopt.tracking.run import tracked_run
 
 
@@ -56,6 +57,9 @@ class CalibrationResult:
         metrics: The fidelity metrics logged to MLflow (``sim/...``).
         run_id: MLflow run id; None with tracking off.
         exported: The export folder (``simulators/<name>/``); None without ``export``.
+        stages: Wall and CPU time of each stage (``ingest``, ``panel``, ``propensities``,
+            ``penalties``, ``point_fit``, ``ensemble``, ``base``, ``holdout``, ``policies``,
+            ``card``), also logged as each ends (:mod:`journeyopt.timing`).
     """
 
     output_dir: Path
@@ -65,6 +69,7 @@ class CalibrationResult:
     metrics: dict[str, float]
     run_id: str | None
     exported: Path | None = None
+    stages: dict[str, StageTime] = field(default_factory=dict)
 
 
 def fingerprint(logs: CanonicalLogs) -> str:
@@ -141,9 +146,11 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     if not source.path:
         raise JourneyoptError("data.path is required: the logs to calibrate on")
     margin_rate = source.economics.margin()  # refuse before the work, not after it
+    clock = Stopwatch()
     logs, _ = ingest_to_logs(source)
     data_fingerprint = fingerprint(logs)
     logs = sample_customers(logs, cal.max_customers, cal.seed)
+    clock.lap("ingest")
     channels = tuple(source.contact_channels)
     panel, known_ids, end_state = build_panel_and_state(logs, cfg.panel, channels)
     if panel.empty:
@@ -185,7 +192,8 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         "fit_customers": int(weeks.customer_ids.shape[0]),
         "practice_calendar": _calendar_origin(panel),
     }
-    est = estimate(weeks, structure, cal, last_week, meta)
+    clock.lap("panel")
+    est = estimate(weeks, structure, cal, last_week, meta, clock)
     base, dropped = starting_base(panel, known_ids, end_state, segments)
     started = est.calibrated.with_base(base)
     base_meta = {
@@ -197,6 +205,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     est = replace(
         est, calibrated=replace(started, meta={**started.meta, "starting_population": base_meta})
     )
+    clock.lap("base")
     holdout = None
     hold_panel = panel[panel["week"] >= first_holdout]
     if not hold_panel.empty:
@@ -209,9 +218,11 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
             n_hold = int(hold_panel["week"].nunique())
             week = bought["week"].to_numpy(np.int64)
             holdout = holdout.with_reference(panel_reference(codes, week, first_holdout, n_hold))
+    clock.lap("holdout")
     policies = None
     if truth is not None:
         policies = policy_fidelity(truth, est.calibrated.world, cal)
+        clock.lap("policies")
     metrics = {**(holdout.metrics if holdout else {}), **(policies.metrics if policies else {})}
     practice = est.calibrated.world.logged_practice  # today's practice: its held-out check
     if practice is not None:
@@ -233,7 +244,10 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
                 )
         run_id = run.run_id
     exported = export_world(out, target, cfg.overwrite) if target is not None else None
-    return CalibrationResult(out, est, holdout, policies, metrics, run_id, exported)
+    clock.lap("card")
+    return CalibrationResult(
+        out, est, holdout, policies, metrics, run_id, exported, stages=clock.stages
+    )
 
 
 def _calendar_origin(panel: pd.DataFrame) -> dict[str, Any]:
