@@ -1,11 +1,15 @@
-"""Closed-loop validation of the gate and the staged rollout on the coworking truth world: a
-previous champion serves, a candidate is put through the gate and (promoted, or forced past
+"""Closed-loop validation of the gate and the staged rollout on a ground-truth world (the
+coworking world, or ``--world roastery``: the online coffee roastery outside the calibrated
+model's family, with its own export, source config, contact rules and practice): a previous
+champion serves, a candidate is put through the gate and (promoted, or forced past
 a refusal and clearly labelled) served as a canary, and the weekly cycle measures and widens
 or rolls it back while the world lives through the weeks the served policy decides. See
 README.md ("Closed loop").
 
     .venv/bin/python experiments/rollout/closed_loop.py --scenario bad --out work/rollout_cl/bad
     .venv/bin/python experiments/rollout/closed_loop.py --scenario good --out work/rollout_cl/good
+    .venv/bin/python experiments/rollout/closed_loop.py --world roastery --scenario bad \
+        --out work/rollout_cl/roastery_bad
 
 Scenarios (the demo's choices stay in the config files; the bad candidate's action is the
 catalogue's costliest one, whatever its name):
@@ -50,11 +54,12 @@ from journeyopt.loop.closed_loop import ClosedLoop, run_closed_loop
 from journeyopt.loop.config import CycleConfig, register_configs
 from journeyopt.loop.cycle import current_champion, run_cycle
 from journeyopt.loop.gate import gate
-from journeyopt.loop.truth import CoworkingTruth
+from journeyopt.loop.truth import CoworkingTruth, ShopHistory, ShopTruth, TruthWorld
 from journeyopt.serving.config import ExplorationConfig, HoldoutConfig, ServingConfig
 from journeyopt.serving.rollout import ARMS, CANARY_ARM, CONTROL_ARM, FULL_ARM, PREVIOUS_ARM
 from journeyopt.sim.config import GenerateConfig, shipped_practice, shipped_rules
 from journeyopt.sim.observation import observation_layout
+from journeyopt.sim.shop import load_shop
 from journeyopt.sim.world import WorldSpec, load_world
 from journeyopt.tracking.model import LinearSoftmaxPolicy, log_policy_model
 from journeyopt.tracking.promotion import Decision
@@ -77,6 +82,36 @@ SMALL_BUDGET = [  # as experiments/regime_change
     "simulator.horizon_weeks=26",
 ]
 NO_RETRAINING = ["drift.retrain_on=[]", "schedule.every_weeks=0"]
+WORLD_OVERRIDES: dict[str, list[str]] = {
+    "coworking": [],
+    "roastery": [  # the roastery's own source config, contact rules and practice
+        "data=roastery",
+        "rules@simulator.rules=roastery",
+        "rules@serve.rules=roastery",
+        "practice@serve.holdout.staff=roastery",
+    ],
+}
+"""Cycle overrides a user of each truth world's business sets (``configs/*/<world>.yaml``)."""
+
+
+def truth_world(args: argparse.Namespace) -> TruthWorld[Any]:
+    """The ground-truth world of ``args.world`` with its history under today's practice
+    (``configs/practice/<world>.yaml``): ``args.customers`` customers, ``args.history_weeks``
+    logged weeks."""
+    practice = shipped_practice(args.world)
+    if args.world == "roastery":
+        history = ShopHistory(
+            practice.to_practice(), n_customers=args.customers, weeks=args.history_weeks
+        )
+        return ShopTruth(load_shop("roastery"), history)
+    generate = GenerateConfig(
+        staff=practice,
+        output_dir="unused",
+        n_customers=args.customers,
+        weeks=args.history_weeks,
+        seed=args.seed,
+    )
+    return CoworkingTruth(load_world("coworking"), None, generate)
 
 
 def cycle_config(overrides: list[str]) -> CycleConfig:
@@ -211,25 +246,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"train.total_timesteps={args.timesteps}",
             f"train.checkpoint_every_steps={args.timesteps}",
             *NO_RETRAINING,
+            *WORLD_OVERRIDES[args.world],
             *args.overrides,
         ]
     )
     serving = replace(
         ServingConfig(
-            rules=shipped_rules("coworking"),
-            holdout=HoldoutConfig(staff=shipped_practice("coworking")),
+            rules=shipped_rules(args.world),
+            holdout=HoldoutConfig(staff=shipped_practice(args.world)),
         ),
         exploration=ExplorationConfig(share=args.exploration),
     )
     serving = replace(serving, rollout=cfg.serve.rollout)
-    history = GenerateConfig(
-        staff=shipped_practice("coworking"),
-        output_dir="unused",
-        n_customers=args.customers,
-        weeks=args.history_weeks,
-        seed=args.seed,
-    )
-    loop = ClosedLoop(CoworkingTruth(load_world("coworking"), None, history), seed=args.seed)
+    loop = ClosedLoop(truth_world(args), seed=args.seed)
     loop.write(str(root / "logs"), str(root / "decisions"))
     (root / "decisions").mkdir()  # no served week yet: an empty decision log
     cfg = replace(
@@ -322,6 +351,8 @@ def summarise(rows: pd.DataFrame, info: dict[str, Any], args: argparse.Namespace
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scenario", choices=("good", "bad"), required=True)
+    parser.add_argument("--world", choices=tuple(WORLD_OVERRIDES), default="coworking",
+                        help="the ground-truth world")  # fmt: skip
     parser.add_argument("--weeks", type=int, default=52, help="served weeks")
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--history-weeks", type=int, default=78)
