@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from journeyopt.calibration.estimate import Estimate
+from journeyopt.calibration.fidelity import CardFidelity, tracking_figure
 from journeyopt.calibration.holdout import METRICS, HoldoutReport
 from journeyopt.calibration.policy_fidelity import PolicyFidelity
 from journeyopt.sim.practice import LoggedPractice
@@ -33,7 +34,10 @@ MIN_SIM_TO_REAL = 0.95
 
 
 def verdict_reasons(
-    identified: bool, holdout: HoldoutReport | None, policies: PolicyFidelity | None
+    identified: bool,
+    holdout: HoldoutReport | None,
+    policies: PolicyFidelity | None,
+    fidelity: CardFidelity | None = None,
 ) -> list[str]:
     """Why this world is not good enough to choose contact policies with (empty: it is).
 
@@ -42,7 +46,10 @@ def verdict_reasons(
     each customer's own past rate, BG/NBD for purchase logs); when its hold-out conversion or
     revenue total is off by more than :data:`MAX_HOLDOUT_TOTAL_ERROR`; and, against a known
     truth, when its policy values miss :data:`MAX_POLICY_MARE`, :data:`MIN_POLICY_SPEARMAN` or
-    :data:`MIN_SIM_TO_REAL`.
+    :data:`MIN_SIM_TO_REAL`; and by ``fidelity``'s checks (:meth:`CardFidelity.reasons`: a
+    material action's response miscalibrated beyond ``calibration.card.action_tolerance``,
+    a weekly tracking MAPE above the best reference's, an ensemble spread above
+    ``calibration.card.max_ensemble_sd``).
     """
     reasons = []
     if not identified:
@@ -82,14 +89,19 @@ def verdict_reasons(
             reasons.append(
                 f"its optimum reaches {100 * policies.sim_to_real:.1f} % of the true optimum"
             )
+    if fidelity is not None:
+        reasons += fidelity.reasons()
     return reasons
 
 
 def verdict_line(
-    identified: bool, holdout: HoldoutReport | None, policies: PolicyFidelity | None
+    identified: bool,
+    holdout: HoldoutReport | None,
+    policies: PolicyFidelity | None,
+    fidelity: CardFidelity | None = None,
 ) -> str:
     """The card's one verdict line (see :func:`verdict_reasons`)."""
-    reasons = verdict_reasons(identified, holdout, policies)
+    reasons = verdict_reasons(identified, holdout, policies, fidelity)
     if not reasons:
         return "**Verdict: good enough to choose contact policies with** (every check below)."
     return "**Verdict: NOT good enough to choose contact policies with**: " + "; ".join(reasons)
@@ -172,7 +184,10 @@ def practice_lines(practice: LoggedPractice | None) -> list[str]:
 
 
 def card_markdown(
-    est: Estimate, holdout: HoldoutReport | None, policies: PolicyFidelity | None
+    est: Estimate,
+    holdout: HoldoutReport | None,
+    policies: PolicyFidelity | None,
+    fidelity: CardFidelity | None = None,
 ) -> str:
     """The card's Markdown."""
     world = est.calibrated.world
@@ -180,7 +195,7 @@ def card_markdown(
     lines = [
         f"# Calibrated world `{world.name}`: fidelity card",
         "",
-        verdict_line(est.identified, holdout, policies),
+        verdict_line(est.identified, holdout, policies, fidelity),
         "",
         "- data fingerprint (SHA-256 of the canonical events and contacts): "
         f"`{meta['data_fingerprint']}`",
@@ -215,6 +230,18 @@ def card_markdown(
         ]
     flagged = est.support[est.support["flagged"] & (est.support["action"] != "none")]
     lines += ["## Positivity (support of segment x lifecycle x action)", ""]
+    if world.unsupported_actions:
+        decisions = dict(est.calibrated.meta.get("action_decisions", {}))
+        listed = ", ".join(
+            f"{a} ({decisions.get(a, 0)} decisions)" for a in world.unsupported_actions
+        )
+        lines += [
+            f"**Unsupported actions** (fewer logged decisions than "
+            f"`calibration.min_action_decisions`): {listed}. The world cannot value them: "
+            "they are unavailable to every customer (masks, the optimum, serving: reason "
+            "`unsupported`).",
+            "",
+        ]
     if flagged.empty:
         lines.append("Every segment x lifecycle x contact action has enough support.")
     else:
@@ -260,6 +287,8 @@ def card_markdown(
             markdown_table(holdout.one_step),
             "",
         ]
+    if fidelity is not None:
+        lines += fidelity_lines(fidelity)
     if policies is not None:
         lines += [
             "## Policy-value fidelity against the ground truth",
@@ -342,11 +371,15 @@ def card_figure(holdout: HoldoutReport | None) -> plt.Figure:
 
 
 def write_card(
-    folder: Path, est: Estimate, holdout: HoldoutReport | None, policies: PolicyFidelity | None
+    folder: Path,
+    est: Estimate,
+    holdout: HoldoutReport | None,
+    policies: PolicyFidelity | None,
+    fidelity: CardFidelity | None = None,
 ) -> list[Path]:
     """Write ``card.md``, ``card.png`` and the tables behind them; returns the paths."""
     paths = [folder / "card.md", folder / "card.png"]
-    paths[0].write_text(card_markdown(est, holdout, policies))
+    paths[0].write_text(card_markdown(est, holdout, policies, fidelity))
     fig = card_figure(holdout)
     fig.savefig(paths[1], dpi=100)
     plt.close(fig)
@@ -361,4 +394,104 @@ def write_card(
     if policies is not None:
         paths.append(folder / "policy_values.csv")
         policies.table.to_csv(paths[-1], index=False)
+    if fidelity is not None:
+        paths += write_fidelity(folder, fidelity)
     return paths
+
+
+def write_fidelity(folder: Path, fidelity: CardFidelity) -> list[Path]:
+    """Write the by-action calibration, the weekly tracking curve (CSV and PNG), its MAPE
+    and the ensemble spread behind the card; returns the paths."""
+    tables = {
+        "holdout_by_action.csv": fidelity.by_action,
+        "holdout_tracking.csv": fidelity.tracking,
+        "holdout_tracking_mape.csv": fidelity.mape,
+    }
+    if fidelity.spread is not None:
+        tables["ensemble_spread.csv"] = fidelity.spread
+    paths = []
+    for name, table in tables.items():
+        paths.append(folder / name)
+        table.to_csv(paths[-1], index=False)
+    fig = tracking_figure(fidelity.tracking)
+    paths.append(folder / "holdout_tracking.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    return paths
+
+
+def _sd(value: float, sd: float, fmt: str = "{:+.1f}") -> str:
+    """``value`` with ``± sd`` across the ensemble members, both in percent."""
+    text = fmt.format(100 * value) if np.isfinite(value) else "–"
+    return text + (f" ± {100 * sd:.1f}" if np.isfinite(sd) else "")
+
+
+def fidelity_lines(fidelity: CardFidelity) -> list[str]:
+    """The card's sections on calibration by action, the weekly tracking curve and the
+    ensemble spread (:mod:`journeyopt.calibration.fidelity`)."""
+    s = fidelity.settings
+    acts = fidelity.by_action
+    table = pd.DataFrame(
+        {
+            "action": acts["action"],
+            "response": acts["response"],
+            "decisions": acts["decisions"],
+            "share": [f"{100 * v:.1f} %" for v in acts["share"]],
+            "realised": acts["realised"],
+            "predicted": acts["predicted"],
+            "gap % (± members SD)": [
+                _sd(g, sd) for g, sd in zip(acts["gap"], acts["members_sd"], strict=True)
+            ],
+            f"{100 * s.confidence:g} % CI": [
+                f"{100 * lo:+.1f} to {100 * hi:+.1f}" if np.isfinite(lo) else "–"
+                for lo, hi in zip(acts["gap_low"], acts["gap_high"], strict=True)
+            ],
+            "verdict": [
+                "FLAGGED" if f else ("ok" if m else "not material")
+                for f, m in zip(acts["flagged"], acts["material"], strict=True)
+            ],
+        }
+    )
+    mape = fidelity.mape
+    mape_table = pd.DataFrame({"predictor": mape["predictor"]})
+    for metric in ("conversions", "revenue"):
+        sd = mape.get(f"{metric}_mape_sd", pd.Series(np.nan, index=mape.index))
+        mape_table[f"{metric} MAPE % (± members SD)"] = [
+            _sd(v, d, "{:.1f}") for v, d in zip(mape[f"{metric}_mape"], sd, strict=True)
+        ]
+    lines = [
+        "## Calibration by action on the hold-out's logged decisions",
+        "",
+        "Each action's expected response in the world, given each logged decision's state, "
+        "against what happened (one week: at least one conversion, list value, an opt-out), "
+        f"both weighted by 1 / propensity ({fidelity.propensity_source} propensities), "
+        f"with a {100 * s.confidence:g} % bootstrap interval over customers of the relative "
+        f"gap. A material action (at least {100 * s.min_action_share:g} % of the decisions) "
+        f"is flagged when the whole interval lies beyond ±{100 * s.action_tolerance:g} %"
+        " (`calibration.card`).",
+        "",
+        markdown_table(table),
+        "",
+        "## Weekly tracking of the hold-out",
+        "",
+        "Mean absolute percentage error of the weekly conversion and revenue totals "
+        "(`holdout_tracking.csv`, `holdout_tracking.png`): this world against the references "
+        f"(its MAPE may exceed the best reference's by {100 * s.mape_slack:g} points).",
+        "",
+        markdown_table(mape_table),
+        "",
+    ]
+    if fidelity.spread is not None:
+        spread = fidelity.spread
+        lines += [
+            "## Spread across the ensemble members",
+            "",
+            "Every figure above recomputed with each bootstrap member (the same customers "
+            "and random numbers); the verdict accepts an SD of the hold-out conversion and "
+            f"revenue totals' relative errors of at most {100 * s.max_ensemble_sd:g} points "
+            "(`ensemble_spread.csv`).",
+            "",
+            markdown_table(spread),
+            "",
+        ]
+    return lines

@@ -43,6 +43,53 @@ class CapsConfig:
 
 
 @dataclass
+class CardConfig:
+    """When the fidelity card's verdict calls a world not good enough (the by-action
+    calibration, the weekly tracking curve and the ensemble's spread; see
+    :mod:`journeyopt.calibration.fidelity`).
+
+    Attributes:
+        action_tolerance: Largest relative gap between an action's predicted and realised
+            response (conversions, revenue, opt-outs of the hold-out decisions that took it,
+            propensity-weighted) the verdict accepts: a material action fails when the gap's
+            whole confidence interval lies beyond ``+-action_tolerance`` (in (0, 1)).
+        min_action_share: An action is material when at least this share of the hold-out's
+            logged decisions took it (in (0, 1]).
+        confidence: Two-sided confidence of the by-action intervals (in (0, 1)).
+        n_boot: Bootstrap replicates over customers of the by-action intervals (>= 10).
+        mape_slack: The world's weekly tracking MAPE may exceed the best reference's by at
+            most this (a share, 0.02 = 2 points; >= 0).
+        max_ensemble_sd: Largest standard deviation across the ensemble members of the
+            hold-out conversion and revenue totals' relative errors the verdict accepts (a
+            share, 0.03 = 3 points; > 0).
+        ensemble: Re-simulate the hold-out with every ensemble member to measure the spread of
+            every card figure (``false``: the point world only, no spread and no spread check).
+    """
+
+    action_tolerance: float = 0.2
+    min_action_share: float = 0.02
+    confidence: float = 0.95
+    n_boot: int = 300
+    mape_slack: float = 0.0
+    max_ensemble_sd: float = 0.03
+    ensemble: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.action_tolerance < 1.0:
+            raise ConfigError("calibration.card.action_tolerance must be in (0, 1)")
+        if not 0.0 < self.min_action_share <= 1.0:
+            raise ConfigError("calibration.card.min_action_share must be in (0, 1]")
+        if not 0.0 < self.confidence < 1.0:
+            raise ConfigError("calibration.card.confidence must be in (0, 1)")
+        if self.n_boot < 10:
+            raise ConfigError("calibration.card.n_boot must be >= 10")
+        if self.mape_slack < 0.0:
+            raise ConfigError("calibration.card.mape_slack must be >= 0")
+        if self.max_ensemble_sd <= 0.0:
+            raise ConfigError("calibration.card.max_ensemble_sd must be > 0")
+
+
+@dataclass
 class CalibrationConfig:
     """How a world is calibrated from logs.
 
@@ -71,10 +118,17 @@ class CalibrationConfig:
             ``none`` (condition on the state only).
         max_weight: Clip of the stabilised inverse propensity weights.
         min_support: Customer-weeks below which a segment x lifecycle x action cell is flagged.
+        min_action_decisions: Logged decisions (fitted customer-weeks that took it) an action
+            needs to be available in the calibrated world; an action with fewer (nobody took
+            it, or too few did for its effect to rest on data) is unsupported: forbidden to
+            every customer by the world's contact-rule masks (training, the DP optimum,
+            evaluation, OPE, the serving guard with reason ``unsupported``) and listed on the
+            card. 0 keeps every declared action.
         practice_cycles_weeks: Campaign cycle lengths, weeks, whose week (``week % c`` from
             the panel's week 0) today's practice estimated from the logs may depend on (a
             mailing every 4 weeks: 4, a quarterly offer: 13); empty: state and season only.
         holdout_runs: Simulations of the hold-out period averaged on the card.
+        card: The fidelity card's verdict thresholds (:class:`CardConfig`).
         truth_world: A ground-truth world the logs came from (``coworking``): adds the
             policy-value fidelity section. Empty for real logs.
         staff: Today's practice under which the truth world's logs were made (the
@@ -99,8 +153,10 @@ class CalibrationConfig:
     weighting: str = "stabilised"
     max_weight: float = 20.0
     min_support: int = 30
+    min_action_decisions: int = 1
     practice_cycles_weeks: list[int] = field(default_factory=lambda: [2, 4, 13])
     holdout_runs: int = 10
+    card: CardConfig = field(default_factory=CardConfig)
     truth_world: str = ""
     staff: StaffRulesConfig = field(default_factory=StaffRulesConfig)
     policy_customers: int = 10_000
@@ -121,6 +177,8 @@ class CalibrationConfig:
             raise ConfigError("calibration.max_customers must be >= 0 (0 = every customer)")
         if self.max_weight < 1.0:
             raise ConfigError("calibration.max_weight must be >= 1")
+        if self.min_action_decisions < 0:
+            raise ConfigError("calibration.min_action_decisions must be >= 0 (0 = keep all)")
         bad = [c for c in self.practice_cycles_weeks if c < 2]
         if bad:
             raise ConfigError(f"calibration.practice_cycles_weeks must be >= 2 weeks, got {bad}")

@@ -55,6 +55,8 @@ class HoldoutReport:
         customers: Customers simulated.
         reference: BG/NBD fitted on the same calibration weeks and its hold-out forecast
             (purchase-only logs; None otherwise).
+        tracking: The weekly tracking curves of this world and the references (see
+            :func:`tracking_curves`); None when not computed.
         per_customer: Per-customer error of the hold-out totals (what decides targeting), one
             row per predictor (``this world``: the mean of the simulated runs; ``zero``;
             ``own past rate``: each customer's conversion weeks and revenue per week observed
@@ -71,6 +73,7 @@ class HoldoutReport:
     customers: int
     reference: ReferenceForecast | None = None
     per_customer: pd.DataFrame | None = None
+    tracking: pd.DataFrame | None = None
 
     def with_reference(self, reference: ReferenceForecast) -> HoldoutReport:
         """This report with the BG/NBD reference and its relative error
@@ -184,10 +187,21 @@ def bgnbd_customer_forecast(
     """(K, 2) BG/NBD's per-customer forecast of hold-out purchase weeks (fitted on the
     indexed customers' purchase weeks before ``first_holdout``; 0 for customers without one)
     and revenue (NaN: BG/NBD forecasts no spend)."""
+    out = np.column_stack([np.zeros(len(index)), np.full(len(index), np.nan)])
+    out[:, 0] = bgnbd_cumulative(fit_panel, index, first_holdout, np.array([horizon]))[0]
+    return out
+
+
+def bgnbd_cumulative(
+    fit_panel: pd.DataFrame, index: dict[str, int], first_holdout: int, horizons: IntArray
+) -> Float:
+    """(len(horizons), K) BG/NBD's forecast of each indexed customer's purchase weeks in the
+    first ``horizons[j]`` hold-out weeks (fitted as :func:`bgnbd_customer_forecast`; 0 for
+    customers without a purchase before ``first_holdout``)."""
     bought = fit_panel[fit_panel["conversions"].to_numpy() > 0]
     who = _customer_codes(bought, index)
     known = who >= 0
-    out = np.column_stack([np.zeros(len(index)), np.full(len(index), np.nan)])
+    out = np.zeros((horizons.shape[0], len(index)))
     if not known.any():
         return out
     week = bought["week"].to_numpy(np.float64)[known]
@@ -195,8 +209,60 @@ def bgnbd_customer_forecast(
     cohort = np.flatnonzero(~np.isnan(x))
     x, t_x, age = x[cohort], t_x[cohort], age[cohort] + 0.5
     params = fit_bgnbd(x, t_x, age)
-    out[cohort, 0] = conditional_expected(params, float(horizon), x, t_x, age)
+    for j, h in enumerate(horizons):
+        out[j, cohort] = conditional_expected(params, float(h), x, t_x, age)
     return out
+
+
+def tracking_curves(
+    weekly: pd.DataFrame,
+    weeks: IntArray,
+    references: dict[str, Float],
+) -> pd.DataFrame:
+    """The hold-out's weekly tracking curves: one row per week, metric (``conversions``,
+    ``revenue``) and predictor (``this world`` from ``weekly``'s overall rows, then each
+    reference): ``week``, ``metric``, ``predictor``, ``actual``, ``predicted``,
+    ``predicted_sd`` (across runs; 0 for a reference).
+
+    Args:
+        weekly: :attr:`HoldoutReport.weekly` (panel week indices ``weeks``).
+        weeks: (H,) the hold-out's panel week indices.
+        references: Predictor name -> (H, 2) its forecast of each week's total conversion
+            weeks and revenue (NaN: no forecast of that metric).
+    """
+    overall = weekly[weekly["grouping"] == "all"]
+    frames = []
+    for j, metric in enumerate(("conversions", "revenue")):
+        part = overall[overall["metric"] == metric].set_index("week").reindex(weeks)
+        actual = part["actual"].to_numpy(np.float64)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "week": weeks,
+                    "metric": metric,
+                    "predictor": "this world",
+                    "actual": actual,
+                    "predicted": part["simulated"].to_numpy(np.float64),
+                    "predicted_sd": part["simulated_sd"].to_numpy(np.float64),
+                }
+            )
+        )
+        for name, forecast in references.items():
+            if not np.isfinite(forecast[:, j]).all():
+                continue
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "week": weeks,
+                        "metric": metric,
+                        "predictor": name,
+                        "actual": actual,
+                        "predicted": forecast[:, j],
+                        "predicted_sd": 0.0,
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
 
 
 def per_customer_errors(actual: Float, predictions: dict[str, Float]) -> pd.DataFrame:
@@ -374,10 +440,14 @@ def holdout_report(
         "zero": zero,
         "own past rate": customer_totals(fit_panel, index, weeks.shape[0]),
     }
+    own_rate = customer_totals(fit_panel, index, 1).sum(axis=0)
+    references = {"own past rate": np.tile(own_rate, (weeks.shape[0], 1))}
     if not est.identified:  # purchase logs: BG/NBD is the reference model
-        predictions["BG/NBD"] = bgnbd_customer_forecast(
-            fit_panel, index, int(weeks[0]), weeks.shape[0]
-        )
+        horizons = np.arange(1, weeks.shape[0] + 1)
+        cumulative = bgnbd_cumulative(fit_panel, index, int(weeks[0]), horizons)
+        predictions["BG/NBD"] = np.column_stack([cumulative[-1], np.full(len(index), np.nan)])
+        weekly_bgnbd = np.diff(cumulative.sum(axis=1), prepend=0.0)
+        references["BG/NBD"] = np.column_stack([weekly_bgnbd, np.full(weeks.shape[0], np.nan)])
     per_customer = per_customer_errors(customer_totals(hold, index), predictions)
     keys = ["week", "grouping", "group", "metric"]
     simulated = sim.groupby(keys, sort=False)["value"].agg(["mean", "std"]).reset_index()
@@ -405,6 +475,14 @@ def holdout_report(
     metrics.update(
         {f"sim/holdout_customer_{k}": float(world_row[k]) for k in per_customer.columns[1:]}
     )
+    tracking = tracking_curves(weekly, weeks, references)
     return HoldoutReport(
-        weekly, totals, curves, one_step, metrics, len(index), per_customer=per_customer
+        weekly,
+        totals,
+        curves,
+        one_step,
+        metrics,
+        len(index),
+        per_customer=per_customer,
+        tracking=tracking,
     )

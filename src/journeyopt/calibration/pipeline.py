@@ -29,6 +29,7 @@ from journeyopt.calibration.card import write_card
 from journeyopt.calibration.config import CalibrateConfig
 from journeyopt.calibration.estimate import Estimate, Structure, estimate
 from journeyopt.calibration.export import check_export, export_target, export_world
+from journeyopt.calibration.fidelity import CardFidelity, card_fidelity, holdout_decisions
 from journeyopt.calibration.holdout import HoldoutReport, holdout_report
 from journeyopt.calibration.policy_fidelity import PolicyFidelity, check_truth, policy_fidelity
 from journeyopt.calibration.weeks import customer_weeks, segment_names
@@ -38,6 +39,7 @@ from journeyopt.errors import JourneyoptError
 from journeyopt.outputs import check_output_dir, staged_output_dir
 from journeyopt.panel.build import build_panel_and_state, state_at
 from journeyopt.panel.config import feature_spec
+from journeyopt.panel.state import CustomerState
 from journeyopt.sim.discrete import DiscreteLayout
 from journeyopt.sim.rules import ActionCatalog
 from journeyopt.sim.world import DiscreteSpec, load_world
@@ -53,6 +55,8 @@ class CalibrationResult:
         output_dir: Folder of the calibrated world (load it with ``load_world``) and card.
         estimate: The fitted world and its diagnostics.
         holdout: Hold-out fidelity; None without hold-out weeks.
+        fidelity: The card's by-action calibration, weekly tracking and ensemble spread;
+            None without hold-out weeks.
         policies: Policy-value fidelity; None without a ground truth.
         metrics: The fidelity metrics logged to MLflow (``sim/...``).
         run_id: MLflow run id; None with tracking off.
@@ -69,6 +73,7 @@ class CalibrationResult:
     metrics: dict[str, float]
     run_id: str | None
     exported: Path | None = None
+    fidelity: CardFidelity | None = None
     stages: dict[str, StageTime] = field(default_factory=dict)
 
 
@@ -206,7 +211,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         est, calibrated=replace(started, meta={**started.meta, "starting_population": base_meta})
     )
     clock.lap("base")
-    holdout = None
+    holdout, fidelity = None, None
     hold_panel = panel[panel["week"] >= first_holdout]
     if not hold_panel.empty:
         split_start = pd.Timestamp(hold_panel["week_start"].min())
@@ -218,19 +223,21 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
             n_hold = int(hold_panel["week"].nunique())
             week = bought["week"].to_numpy(np.int64)
             holdout = holdout.with_reference(panel_reference(codes, week, first_holdout, n_hold))
+        fidelity = _card_fidelity(est, structure, hold_panel, ids, state, fit_panel, cfg, holdout)
     clock.lap("holdout")
     policies = None
     if truth is not None:
         policies = policy_fidelity(truth, est.calibrated.world, cal)
         clock.lap("policies")
     metrics = {**(holdout.metrics if holdout else {}), **(policies.metrics if policies else {})}
+    metrics.update(fidelity.metrics() if fidelity is not None else {})
     practice = est.calibrated.world.logged_practice  # today's practice: its held-out check
     if practice is not None:
         metrics.update({f"sim/practice_{k}": v for k, v in practice.diagnostics.items()})
     with staged_output_dir(out, cfg.overwrite) as staging:
         est.calibrated.save(staging)
         est.support.to_csv(staging / "support.csv", index=False)
-        write_card(staging, est, holdout, policies)
+        write_card(staging, est, holdout, policies, fidelity)
     with tracked_run(
         config, f"calibrate-{cal.name}", tags={"journeyopt.calibration": cal.name}
     ) as run:
@@ -246,8 +253,37 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     exported = export_world(out, target, cfg.overwrite) if target is not None else None
     clock.lap("card")
     return CalibrationResult(
-        out, est, holdout, policies, metrics, run_id, exported, stages=clock.stages
+        out, est, holdout, policies, metrics, run_id, exported, fidelity, stages=clock.stages
     )
+
+
+def _card_fidelity(
+    est: Estimate,
+    structure: Structure,
+    hold_panel: pd.DataFrame,
+    ids: NDArray[np.object_],
+    state: CustomerState,
+    fit_panel: pd.DataFrame,
+    cfg: CalibrateConfig,
+    holdout: HoldoutReport,
+) -> CardFidelity:
+    """The card's by-action calibration, weekly tracking and, with ``calibration.card.ensemble``,
+    every figure's spread across the ensemble members (each member's hold-out simulated on
+    the same customers with the same random numbers)."""
+    cal = cfg.calibration
+    world = est.calibrated.world
+    divisors = structure.actions.list_divisors(cfg.data.amounts)
+    origin = int(est.calibrated.meta.get("practice_calendar", {}).get("week", 0))
+    decisions = holdout_decisions(world, hold_panel, divisors, origin)
+    members = []
+    if cal.card.ensemble:
+        for member in est.calibrated.members:
+            member_est = replace(est, calibrated=replace(est.calibrated, world=member))
+            report = holdout_report(
+                member_est, structure, hold_panel, ids, state, fit_panel, cal, divisors
+            )
+            members.append((member, report))
+    return card_fidelity(world, holdout, decisions, cal.card, members, cal.seed)
 
 
 def _calendar_origin(panel: pd.DataFrame) -> dict[str, Any]:

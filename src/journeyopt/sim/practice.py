@@ -181,7 +181,9 @@ class Practice:
             week: Week index of the campaign calendar.
             rules: Contact rules the practice respects (default: the world's own, opt-outs).
         """
-        rules = rules or ContactRules(world.actions, world.features)
+        rules = rules or ContactRules(
+            world.actions, world.features, unsupported=world.unsupported_actions
+        )
         allowed = rules.masks(features)
         n = allowed.shape[0]
         action = np.zeros(n, np.int64)
@@ -192,6 +194,18 @@ class Practice:
             action[take] = a
             open_ &= ~take
         return action
+
+
+def masked_softmax(logits: Float, masks: NDArray[np.bool_]) -> Float:
+    """(N, A) softmax of (N, A) ``logits`` restricted to the allowed actions ``masks``; a row
+    whose allowed actions all have logit ``-inf`` gets ``none`` (column 0, always allowed)."""
+    z = np.where(masks, logits, -np.inf)
+    top = z.max(axis=1, keepdims=True)
+    fallback = ~np.isfinite(top[:, 0])
+    e = np.exp(z - np.where(np.isfinite(top), top, 0.0))
+    e[fallback] = 0.0
+    e[fallback, 0] = 1.0
+    return np.asarray(e / e.sum(axis=1, keepdims=True), np.float64)
 
 
 @dataclass(frozen=True)
@@ -239,7 +253,9 @@ class LoggedPractice:
 
     def __post_init__(self) -> None:
         n_actions = len(self.action_names)
-        layout = DiscreteLayout(self.discrete, len(self.segment_names), len(self.channels))
+        layout = DiscreteLayout(
+            self.discrete, len(self.segment_names), len(self.channels), len(self.action_names)
+        )
         if self.state_logit.shape != (layout.n_states, n_actions):
             raise ConfigError(
                 f"practice: state_logit has shape {self.state_logit.shape}, expected "
@@ -301,8 +317,15 @@ class LoggedPractice:
         summary = summarise_with(
             features, recode[np.asarray(segment, np.int64)], self.discrete, self.channels
         )
-        layout = DiscreteLayout(self.discrete, len(self.segment_names), len(self.channels))
-        out = self.state_logit[layout.encode(summary)] + self.season_logit[week_of_year - 1]
+        layout = DiscreteLayout(
+            self.discrete, len(self.segment_names), len(self.channels), len(self.action_names)
+        )
+        return self.state_logits(layout.encode(summary), week_of_year, week)
+
+    def state_logits(self, state: NDArray[np.integer], week_of_year: int, week: int) -> Float:
+        """(N, A) logits of the practice for (N,) discrete state indices of its own numbering
+        (``-inf``: never taken); ``week_of_year`` 1..53, ``week`` of the campaign calendar."""
+        out = self.state_logit[np.asarray(state, np.int64)] + self.season_logit[week_of_year - 1]
         for c, table in zip(self.cycles, self.cycle_logit, strict=True):
             out = out + table[week % c]
         return np.asarray(out, np.float64)
@@ -319,15 +342,20 @@ class LoggedPractice:
         """(N, A) probabilities of the practice restricted to the allowed actions ``masks``
         (N, A) and renormalised; a customer whose allowed actions the practice never takes
         gets ``none`` (column 0, always allowed)."""
-        z = np.where(
-            masks, self.logits(features, segment, segment_names, week_of_year, week), -np.inf
+        return masked_softmax(
+            self.logits(features, segment, segment_names, week_of_year, week), masks
         )
-        top = z.max(axis=1, keepdims=True)
-        fallback = ~np.isfinite(top[:, 0])
-        e = np.exp(z - np.where(np.isfinite(top), top, 0.0))
-        e[fallback] = 0.0
-        e[fallback, 0] = 1.0
-        return np.asarray(e / e.sum(axis=1, keepdims=True), np.float64)
+
+    def state_probabilities(
+        self,
+        state: NDArray[np.integer],
+        week_of_year: int,
+        week: int,
+        masks: NDArray[np.bool_],
+    ) -> Float:
+        """(N, A) :meth:`probabilities` for (N,) discrete state indices of the practice's own
+        numbering (the calibration's customer-weeks)."""
+        return masked_softmax(self.state_logits(state, week_of_year, week), masks)
 
     def save(self, path: Path) -> Path:
         """Write the practice to ``path`` (npz, no pickle); returns ``path``."""

@@ -410,17 +410,30 @@ def action_outcomes(
     return ActionOutcomes(realised, predicted, complete)
 
 
-def _action_check(
+def action_check(
     name: str,
     share: float,
-    weight: Float,
+    decisions: int,
     realised: Float,
     predicted: Float,
     limits: ModelCheckSettings,
 ) -> ActionCheck:
-    """One action's check from the (K, H) weights of its logged decisions (0 elsewhere)."""
-    n = int((weight > 0).sum())
-    g, m = (weight * realised).sum(axis=1), (weight * predicted).sum(axis=1)
+    """One action's check: the model's against the realised outcome of the logged decisions
+    that took it, from per-customer propensity-weighted sums (the one per-action comparison:
+    the gate's :func:`check_actions` over discounted rewards, the calibration card's
+    by-action calibration over one week's conversions, revenue and opt-outs).
+
+    Args:
+        name: The action's name.
+        share: Share of the decisions (the candidate's, or the logs') that take it.
+        decisions: Logged decisions that took it.
+        realised: (K,) per customer, ``sum_t w_kt y_kt`` over the customer's decisions that
+            took it, ``w = 1 / propensity``, ``y`` the realised outcome (0 for a customer
+            without such a decision).
+        predicted: (K,) the same sums of the model's expected outcome.
+        limits: Tolerance, strictness and bootstrap.
+    """
+    n, g, m = decisions, realised, predicted
     gap = low = high = np.nan
     if n > 0 and g.sum() != 0:
         gap, low, high = gap_interval(g, m, limits)
@@ -476,12 +489,12 @@ def check_actions(
         took = (logged.action == a) & outcomes.complete[None, :]
         weight = np.where(took, 1.0 / logged.propensity, 0.0)
         out.append(
-            _action_check(
+            action_check(
                 world.actions.names[int(a)],
                 float(shares[a]),
-                weight,
-                outcomes.realised,
-                outcomes.predicted[:, :, int(a)],
+                int(took.sum()),
+                (weight * outcomes.realised).sum(axis=1),
+                (weight * outcomes.predicted[:, :, int(a)]).sum(axis=1),
                 limits,
             )
         )
