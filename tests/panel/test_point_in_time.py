@@ -112,6 +112,8 @@ def test_the_contact_rules_window_counts_are_point_in_time_and_exact(
         "contacts_5w_email",
         "contacts_5w_phone",
         "action_contacts_5w_personal_call",
+        "contact_pattern",
+        "last_contact_action",
     ]
     key = ["customer_id", "week"]
     old = panel.loc[panel["week"] <= week, key + names]
@@ -132,3 +134,12 @@ def test_the_contact_rules_window_counts_are_point_in_time_and_exact(
                 assert getattr(row, f"contacts_{w}w_{ch}") == sum(x == ch for _, x in seen)
             calls = sum(a == "personal_call" for a, _ in seen)
             assert getattr(row, f"action_contacts_{w}w_personal_call") == calls
+        weeks_ago = {
+            t - s // (7 * 86400)
+            for c, s, a, ch in co
+            if c == row.customer_id and s // (7 * 86400) < t and a != "none" and ch in CHANNELS
+        }
+        pattern = sum(1 << (k - 1) for k in range(1, 6) if k in weeks_ago)
+        assert row.contact_pattern == pattern
+        called = [s for c, s, a, _ in co if c == row.customer_id and a == "personal_call"]
+        assert row.last_contact_action == int(any(s // (7 * 86400) < t for s in called))

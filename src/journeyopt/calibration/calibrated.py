@@ -208,15 +208,39 @@ def world_to_dict(world: WorldSpec) -> dict[str, Any]:
             "contact_cap_weeks": world.discrete.contact_cap_weeks,
             "engagement_cap_weeks": world.discrete.engagement_cap_weeks,
             "tenure_cap_weeks": world.discrete.tenure_cap_weeks,
+            **_summary_components(world),
         },
         "features": {
             "frequency_weeks": world.features.frequency_weeks,
             "fatigue_weeks": world.features.fatigue_weeks,
             "engagement_weeks": world.features.engagement_weeks,
             "lapse_weeks": world.features.lapse_weeks,
+            **(
+                {
+                    "rule_windows": list(world.features.rule_windows),
+                    "rule_actions": list(world.features.rule_actions),
+                }
+                if world.features.rule_windows or world.features.rule_actions
+                else {}
+            ),
         },
         "responses": RESPONSES_FILE,
         **({"practice": PRACTICE_FILE} if world.logged_practice is not None else {}),
+        **(
+            {"unsupported_actions": list(world.unsupported_actions)}
+            if world.unsupported_actions
+            else {}
+        ),
+    }
+
+
+def _summary_components(world: WorldSpec) -> dict[str, Any]:
+    """The optional summary components of ``world.discrete`` that are on (none: the file of a
+    world without them is unchanged)."""
+    d = world.discrete
+    return {
+        **({"contact_pattern_weeks": d.contact_pattern_weeks} if d.contact_pattern_weeks else {}),
+        **({"last_action": True} if d.last_action else {}),
     }
 
 
@@ -305,7 +329,7 @@ def summarise_fit(
     weight = _unfatigued(layout, segment, visits)
     block = layout.n_states // layout.n_segments
     # the same states one week after a contact: contact digit 1 instead of the cap
-    radix = layout.dims[3] * layout.dims[4] * layout.dims[5]
+    radix = int(np.prod(layout.dims[3:]))
     tired = np.arange(layout.n_states) - (layout.spec.contact_cap_weeks - 1) * radix
     states = np.flatnonzero(weight > 0)
     w = weight[states]

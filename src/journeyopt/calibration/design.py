@@ -18,6 +18,12 @@ Every response model of a calibrated world is a generalised linear model on the 
 - action (each contact action ``a >= 1``): a main effect; per segment; per segment x weeks since
   the last contact (fatigue); per segment x lifecycle (prospect, recent customer, lapsed =
   recency at the cap); x "engaged recently" (engagement below its cap);
+- contact pattern (only when the state keeps it, ``contact_pattern_weeks = W > 0``): the
+  number of weeks with a contact among the last ``W`` (the pattern's popcount, ``0..W``)
+  one-hot per segment, and per contact action (fatigue by the count of recent contacts);
+- last action (only when the state keeps it): the last contact's action x weeks since the
+  contact one-hot (``1..`` the contact cap) per segment (a delayed effect that depends on
+  which action was taken);
 - season (optional, last): ISO week of year one-hot ``1..53``.
 
 Regularisation (an L2 penalty) shrinks unsupported one-hot columns to zero, i.e. to the pooled
@@ -82,6 +88,9 @@ class Design:
             "action_fatigue": n_c * n_seg * s.contact_cap_weeks,
             "action_lifecycle": n_c * n_seg * 3,
             "action_engaged": n_c,
+            "pattern_count": n_seg * (s.contact_pattern_weeks + 1) * (s.contact_pattern_weeks > 0),
+            "action_pattern": n_c * (s.contact_pattern_weeks + 1) * (s.contact_pattern_weeks > 0),
+            "last_action_contact": n_seg * n_c * s.contact_cap_weeks * s.last_action,
         }
 
     def penalty_scale(self, width: int | None = None) -> NDArray[np.float64]:
@@ -164,6 +173,17 @@ class Design:
                     customer,
                 )
             )
+        if s.contact_pattern_weeks > 0:
+            w1 = s.contact_pattern_weeks + 1
+            count = _popcount(np.broadcast_to(np.asarray(summary.pattern, np.int64), (m,)))
+            parts.append((start["pattern_count"] + seg * w1 + count, np.ones(m), np.ones(m, bool)))
+            parts.append((start["action_pattern"] + ac * w1 + count, np.ones(m), contacted))
+        if s.last_action:
+            last = np.broadcast_to(np.asarray(summary.last_action, np.int64), (m,))
+            cell = (seg * (self.n_actions - 1) + np.maximum(last - 1, 0)) * c_cap
+            parts.append(
+                (start["last_action_contact"] + cell + summary.contact - 1, np.ones(m), last > 0)
+            )
         for j in range(self.layout.n_channels):
             if j in self.silent_channels:
                 continue
@@ -186,3 +206,11 @@ class Design:
         rep = Summary(*(np.repeat(x, self.n_actions) for x in states))
         actions = np.tile(np.arange(self.n_actions, dtype=np.int64), n)
         return self.matrix(rep, actions)
+
+
+def _popcount(bits: IntArray) -> IntArray:
+    """(m,) number of set bits of non-negative (m,) integers below ``2^8``."""
+    count = np.zeros(bits.shape[0], np.int64)
+    for k in range(8):
+        count += (bits >> k) & 1
+    return count

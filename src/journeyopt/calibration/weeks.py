@@ -27,8 +27,14 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from journeyopt.panel.state import LIFECYCLE_STAGES
-from journeyopt.sim.discrete import DiscreteLayout, Summary, tenure_digit
+from journeyopt.panel.state import LAST_ACTION_FEATURE, LIFECYCLE_STAGES, PATTERN_FEATURE
+from journeyopt.sim.discrete import (
+    DiscreteLayout,
+    Summary,
+    last_action_digit,
+    pattern_digit,
+    tenure_digit,
+)
 from journeyopt.sim.world import DiscreteSpec
 
 IntArray = NDArray[np.int64]
@@ -131,6 +137,14 @@ def panel_summary(
     optout = np.zeros(n_conv.shape[0], np.int64)
     for j, channel in enumerate(channels):
         optout |= panel[f"opted_out_{channel}"].to_numpy(bool).astype(np.int64) << j
+    used = {
+        "tenure_weeks": spec.tenure_cap_weeks > 0,
+        PATTERN_FEATURE: spec.contact_pattern_weeks > 0,
+        LAST_ACTION_FEATURE: spec.last_action,
+    }
+    optional = {"n_conversions": n_conv} | {
+        name: panel[name].to_numpy() for name, on in used.items() if on
+    }
     return Summary(
         segment=np.asarray(segment, np.int64),
         conversions=np.minimum(n_conv, spec.conversions_cap),
@@ -138,11 +152,9 @@ def panel_summary(
         contact=_capped(panel["weeks_since_contact"], spec.contact_cap_weeks),
         engagement=_capped(panel["weeks_since_engagement"], spec.engagement_cap_weeks),
         optout=optout,
-        tenure=tenure_digit(
-            {"n_conversions": n_conv}
-            | ({"tenure_weeks": panel["tenure_weeks"].to_numpy()} if spec.tenure_cap_weeks else {}),
-            spec,
-        ),
+        tenure=tenure_digit(optional, spec),
+        pattern=pattern_digit(optional, spec),
+        last_action=last_action_digit(optional, spec),
     )
 
 

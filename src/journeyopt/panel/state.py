@@ -45,8 +45,12 @@ class FeatureSpec:
         rule_windows: Windows (weeks) the contact rules count contacts in, besides the
             fatigue window: each gives ``contacts_<w>w``, ``contacts_<w>w_<channel>`` and
             ``action_contacts_<w>w_<action>`` (:attr:`rule_feature_names`); the contact ring
-            of the state is as long as the longest. Not part of the observation.
-        rule_actions: Actions whose contacts are counted per window (caps over actions).
+            of the state is as long as the longest, and gives the ``contact_pattern`` feature
+            (bit ``k - 1``: a contact over any channel ``k`` weeks ago, ``k = 1..`` the longest
+            window). Not part of the observation.
+        rule_actions: Actions whose contacts are counted per window (caps over actions); with
+            them the state also keeps the action of the last contact (``last_contact_action``:
+            ``1 +`` its index in ``rule_actions``, 0 before any contact of these actions).
     """
 
     contact_channels: tuple[str, ...] = ()
@@ -100,6 +104,8 @@ class FeatureSpec:
                 *(contacts_feature(w, action=a) for a in self.rule_actions),
             )
         ]
+        names += [PATTERN_FEATURE] if self.rule_windows else []
+        names += [LAST_ACTION_FEATURE] if self.rule_actions else []
         base = set(self.feature_names)
         return tuple(n for n in dict.fromkeys(names) if n not in base)
 
@@ -128,6 +134,12 @@ class FeatureSpec:
             "n_cancellations",
             *(f"opted_out_{c}" for c in self.contact_channels),
         )
+
+
+PATTERN_FEATURE = "contact_pattern"
+"""Feature name of the weekly contact pattern over the rule ring (see :class:`FeatureSpec`)."""
+LAST_ACTION_FEATURE = "last_contact_action"
+"""Feature name of the last contact's action, ``1 +`` its index in ``rule_actions`` (0: none)."""
 
 
 def contacts_feature(window: int, *, channel: str = "", action: str = "") -> str:
@@ -203,6 +215,9 @@ class CustomerState:
         opted_out: (N, C) whether the customer has opted out of each channel.
         rule_contacts_ring: (rule_weeks, N, C + K) contacts per past week, per channel then
             per rule action (``spec.rule_actions``); the rule windows sum its last slots.
+        last_contact_action: (N,) ``1 +`` index in ``spec.rule_actions`` of the action of the
+            last week with a contact of one of them (the most contacted, ties to the first);
+            0 before any (always 0 when the spec counts no action).
     """
 
     week: int
@@ -221,6 +236,7 @@ class CustomerState:
     engagements_window: Int
     opted_out: Bool
     rule_contacts_ring: Int
+    last_contact_action: Int
 
     @property
     def n_customers(self) -> int:
@@ -249,6 +265,7 @@ class CustomerState:
             engagements_window=np.zeros(n, np.int32),
             opted_out=np.zeros((n, c), np.bool_),
             rule_contacts_ring=np.zeros((spec.rule_weeks, n, c + len(spec.rule_actions)), np.int32),
+            last_contact_action=np.zeros(n, np.int32),
         )
 
     def take(self, index: NDArray[np.integer] | slice) -> CustomerState:
@@ -387,7 +404,16 @@ def advance(
         engagements_window=eng_window,
         opted_out=opted_out,
         rule_contacts_ring=rule_ring,
+        last_contact_action=_last_action(state.last_contact_action, activity.action_contacts),
     )
+
+
+def _last_action(last: Int, action_contacts: Int | None) -> Int:
+    """(N,) the last contact's action after a week with ``action_contacts`` (N, K)."""
+    if action_contacts is None or action_contacts.shape[1] == 0:
+        return last
+    contacted = action_contacts.max(axis=1) > 0
+    return np.where(contacted, np.argmax(action_contacts, axis=1) + 1, last).astype(np.int32)
 
 
 def _roll_rule_ring(
@@ -482,4 +508,19 @@ def state_features(state: CustomerState, spec: FeatureSpec) -> dict[str, NDArray
             features.setdefault(contacts_feature(w, channel=channel), counts[:, j].copy())
         for k, action in enumerate(spec.rule_actions):
             features[contacts_feature(w, action=action)] = counts[:, n_channels + k].copy()
+    if spec.rule_windows:
+        features[PATTERN_FEATURE] = contact_pattern(state.rule_contacts_ring, t, n_channels)
+    if spec.rule_actions:
+        features[LAST_ACTION_FEATURE] = state.last_contact_action.copy()
     return features
+
+
+def contact_pattern(ring: Int, week: int, n_channels: int) -> Int:
+    """(N,) bit ``k - 1`` set when the customer had a contact (any channel) ``k`` weeks before
+    ``week``, ``k = 1..`` the ring's length (the state's ``rule_contacts_ring``)."""
+    length = ring.shape[0]
+    pattern = np.zeros(ring.shape[1], np.int32)
+    for k in range(1, length + 1):
+        contacted = _channel_total(ring[(week - k) % length, :, :n_channels]) > 0
+        pattern |= contacted.astype(np.int32) << (k - 1)
+    return pattern

@@ -18,9 +18,17 @@ Components (``N`` customers, ``C`` contact channels), each (N,) int64:
 - ``tenure``: weeks since the customer's first logged event capped at ``tenure_cap_weeks``,
   ``0..cap``; always 0 when the world does not track tenure (``tenure_cap_weeks = 0``, the
   default: the digit has a single value and the numbering is that of the other components).
+- ``pattern``: bit ``k - 1`` set when the customer was contacted (any channel) ``k`` weeks
+  ago, ``k = 1..W`` (``contact_pattern_weeks = W``; the feature ``contact_pattern`` of the
+  state's rule contact ring), ``0..2^W-1``; always 0 when ``W = 0`` (the default).
+- ``last_action``: the catalogue index of the last contact's action, 0 before any contact
+  (the feature ``last_contact_action``), ``0..A-1``; always 0 unless ``last_action`` is on.
+
+The optional digits are numbered last, so a world without them keeps its numbering.
 
 The summary is Markov: :func:`next_summary` gives next week's summary from this week's and
-the week's outcome alone (the capped counters saturate, tenure grows by one week up to its cap;
+the week's outcome alone (the capped counters saturate, tenure grows by one week up to its cap,
+the pattern shifts in this week's contact, the last action is set by a contact;
 the caps of contact and engagement merge "long ago" with "never", which the world treats
 alike).
 """
@@ -34,6 +42,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from journeyopt.panel.state import LAST_ACTION_FEATURE, PATTERN_FEATURE
 from journeyopt.sim.world import DiscreteSpec, WorldSpec
 
 IntArray = NDArray[np.int64]
@@ -50,30 +59,43 @@ class Summary(NamedTuple):
     engagement: IntArray
     optout: IntArray
     tenure: IntArray | int = 0
+    pattern: IntArray | int = 0
+    last_action: IntArray | int = 0
 
 
 @dataclass(frozen=True)
 class DiscreteLayout:
     """How summaries are numbered: a mixed-radix index over
-    (segment, conversions-and-recency, contact, engagement, optout, tenure).
+    (segment, conversions-and-recency, contact, engagement, optout, tenure, pattern,
+    last action).
 
     Attributes:
         spec: The caps.
         n_segments: Number of customer types ``S``.
         n_channels: Number of contact channels ``C``.
+        n_actions: Number of actions ``A`` (``none`` included); only read when the state
+            keeps the last contact's action (``spec.last_action``).
     """
 
     spec: DiscreteSpec
     n_segments: int
     n_channels: int
+    n_actions: int = 1
+
+    def __post_init__(self) -> None:
+        if self.spec.last_action and self.n_actions < 2:
+            raise ValueError("a layout with the last contact's action needs n_actions >= 2")
 
     @staticmethod
     def of(world: WorldSpec) -> DiscreteLayout:
-        return DiscreteLayout(world.discrete, len(world.segments), len(world.channels))
+        return DiscreteLayout(
+            world.discrete, len(world.segments), len(world.channels), world.actions.n_actions
+        )
 
     @property
-    def dims(self) -> tuple[int, int, int, int, int, int]:
-        """Radices: (S, 1 + K * R, contact cap, engagement cap, 2^C, tenure cap + 1)."""
+    def dims(self) -> tuple[int, int, int, int, int, int, int, int]:
+        """Radices: (S, 1 + K * R, contact cap, engagement cap, 2^C, tenure cap + 1,
+        2^W, A or 1)."""
         s = self.spec
         return (
             self.n_segments,
@@ -82,6 +104,8 @@ class DiscreteLayout:
             s.engagement_cap_weeks,
             2**self.n_channels,
             s.tenure_cap_weeks + 1,
+            2**s.contact_pattern_weeks,
+            self.n_actions if s.last_action else 1,
         )
 
     @property
@@ -102,6 +126,8 @@ class DiscreteLayout:
                 summary.engagement - 1,
                 summary.optout,
                 np.broadcast_to(np.asarray(summary.tenure, np.int64), history.shape),
+                np.broadcast_to(np.asarray(summary.pattern, np.int64), history.shape),
+                np.broadcast_to(np.asarray(summary.last_action, np.int64), history.shape),
             ),
             self.dims,
         )
@@ -109,7 +135,7 @@ class DiscreteLayout:
 
     def decode(self, index: NDArray[np.integer]) -> Summary:
         """Inverse of :meth:`encode`."""
-        seg, history, contact, engagement, optout, tenure = np.unravel_index(
+        seg, history, contact, engagement, optout, tenure, pattern, last = np.unravel_index(
             np.asarray(index, np.int64), self.dims
         )
         r_cap = self.spec.recency_cap_weeks
@@ -124,6 +150,8 @@ class DiscreteLayout:
             engagement=(engagement + 1).astype(np.int64),
             optout=optout.astype(np.int64),
             tenure=tenure.astype(np.int64),
+            pattern=pattern.astype(np.int64),
+            last_action=last.astype(np.int64),
         )
 
     def all_states(self) -> Summary:
@@ -179,7 +207,29 @@ def summarise_with(
         engagement=_capped_weeks(features["weeks_since_engagement"], spec.engagement_cap_weeks),
         optout=optout,
         tenure=tenure_digit(features, spec),
+        pattern=pattern_digit(features, spec),
+        last_action=last_action_digit(features, spec),
     )
+
+
+def pattern_digit(features: Mapping[str, NDArray[np.generic]], spec: DiscreteSpec) -> IntArray:
+    """(N,) pattern component: the feature ``contact_pattern``'s first ``W`` bits; zeros when
+    the world keeps no pattern (``features`` need not hold it then)."""
+    n = np.asarray(features["n_conversions"]).shape[0]
+    if spec.contact_pattern_weeks == 0:
+        return np.zeros(n, np.int64)
+    mask = (1 << spec.contact_pattern_weeks) - 1
+    return np.asarray(features[PATTERN_FEATURE], np.int64) & mask
+
+
+def last_action_digit(features: Mapping[str, NDArray[np.generic]], spec: DiscreteSpec) -> IntArray:
+    """(N,) last-action component: the feature ``last_contact_action`` (the world counts the
+    catalogue's contacts first, so it is the catalogue index); zeros when the world does not
+    keep it."""
+    n = np.asarray(features["n_conversions"]).shape[0]
+    if not spec.last_action:
+        return np.zeros(n, np.int64)
+    return np.asarray(features[LAST_ACTION_FEATURE], np.int64)
 
 
 def tenure_digit(features: Mapping[str, NDArray[np.generic]], spec: DiscreteSpec) -> IntArray:
@@ -219,7 +269,9 @@ def discrete_state(
         world: Supplies the caps and channels.
     """
     spec = world.discrete
-    _, n_history, n_contact, n_engagement, n_optout, n_tenure = DiscreteLayout.of(world).dims
+    _, n_history, n_contact, n_engagement, n_optout, n_tenure, n_pattern, n_last = (
+        DiscreteLayout.of(world).dims
+    )
     seg = np.asarray(segment, np.int64)
     if seg.size and (int(seg.min()) < 0 or int(seg.max()) >= len(world.segments)):
         raise ValueError(f"segment must be in 0..{len(world.segments) - 1}")
@@ -245,6 +297,12 @@ def discrete_state(
     if n_tenure > 1:
         index *= n_tenure
         index += tenure_digit(features, spec)
+    if n_pattern > 1:
+        index *= n_pattern
+        index += pattern_digit(features, spec)
+    if n_last > 1:
+        index *= n_last
+        index += last_action_digit(features, spec)
     return index
 
 
@@ -255,6 +313,7 @@ def next_summary(
     engaged: NDArray[np.bool_],
     contacted: NDArray[np.bool_],
     optout_bits: NDArray[np.integer],
+    action: NDArray[np.integer] | None = None,
 ) -> Summary:
     """Next week's summary from this week's and the week's outcome, each (N,).
 
@@ -265,7 +324,22 @@ def next_summary(
         engaged: At least one engagement event this week.
         contacted: At least one company contact this week.
         optout_bits: Channels opted out of this week, as bits (0 = none).
+        action: The action carried out this week (catalogue index); required when the
+            summary keeps the last contact's action.
     """
+    if spec.last_action and action is None:
+        raise ValueError("the summary keeps the last contact's action: pass the week's action")
+    pattern = (
+        ((np.asarray(summary.pattern, np.int64) << 1) | np.asarray(contacted, np.int64))
+        & ((1 << spec.contact_pattern_weeks) - 1)
+        if spec.contact_pattern_weeks
+        else summary.pattern
+    )
+    last_action = (
+        np.where(contacted, np.asarray(action, np.int64), summary.last_action).astype(np.int64)
+        if spec.last_action
+        else summary.last_action
+    )
     conversions = np.where(
         converted, np.minimum(summary.conversions + 1, spec.conversions_cap), summary.conversions
     )
@@ -290,15 +364,18 @@ def next_summary(
         tenure=np.minimum(np.asarray(summary.tenure, np.int64) + 1, spec.tenure_cap_weeks)
         if spec.tenure_cap_weeks
         else summary.tenure,
+        pattern=pattern,
+        last_action=last_action,
     )
 
 
 def allowed_actions(summary: Summary, world: WorldSpec) -> NDArray[np.bool_]:
-    """(N, A) True where the action's channel is not opted out (``none`` always allowed).
+    """(N, A) True where the action's channel is not opted out and the world can value the
+    action (not in ``world.unsupported_actions``); ``none`` always allowed.
 
     The world's own contact rule over summaries; it agrees with
-    ``ContactRules(world.actions, world.features).masks`` on the features.
+    :func:`journeyopt.sim.behaviour.contact_rules` ``(world).masks`` on the features.
     """
     channel = world.params.channel
     bit = np.where(channel >= 0, np.left_shift(1, np.maximum(channel, 0)), 0)
-    return (summary.optout[:, None] & bit[None, :]) == 0
+    return ((summary.optout[:, None] & bit[None, :]) == 0) & world.supported_actions[None, :]

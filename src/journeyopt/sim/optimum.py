@@ -73,6 +73,7 @@ def next_states(world: WorldSpec, layout: DiscreteLayout, states: Summary) -> In
                 np.full(n, engaged),
                 np.full(n, a != 0),
                 np.full(n, opt_bit if opted else 0, np.int64),
+                np.full(n, a, np.int64),
             )
             out[a, o] = layout.encode(nxt)
     return out

@@ -48,6 +48,13 @@ class DiscreteSpec:
             (``0..cap``); 0 (the default) leaves tenure out of the state. Calibrated worlds of
             ageing cohorts track it: a customer's purchase rate depends on how long they have
             been around, not only on recency and frequency.
+        contact_pattern_weeks: ``W``: bits "contacted (any channel) 1, 2, .., W weeks ago"
+            (``2^W`` values; fatigue by the count of recent contacts); 0 (the default) = off,
+            else 2..6. The world's features must count contacts in a ``W``-week rule window.
+        last_action: The action of the last contact (0 = none yet, else its catalogue
+            index) is part of the state (delayed effects that depend on which action was
+            taken); the world's features must count every contact action
+            (``rule_actions`` = the catalogue's contacts, in order, first).
     """
 
     recency_cap_weeks: int = 27
@@ -55,13 +62,20 @@ class DiscreteSpec:
     contact_cap_weeks: int = 5
     engagement_cap_weeks: int = 9
     tenure_cap_weeks: int = 0
+    contact_pattern_weeks: int = 0
+    last_action: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
             if f.name == "tenure_cap_weeks":
                 if self.tenure_cap_weeks == 1 or self.tenure_cap_weeks < 0:
                     raise ConfigError("world.discrete.tenure_cap_weeks must be 0 (off) or >= 2")
-            elif getattr(self, f.name) < 2:
+            elif f.name == "contact_pattern_weeks":
+                if self.contact_pattern_weeks not in (0, 2, 3, 4, 5, 6):
+                    raise ConfigError(
+                        "world.discrete.contact_pattern_weeks must be 0 (off) or 2..6"
+                    )
+            elif f.name != "last_action" and getattr(self, f.name) < 2:
                 raise ConfigError(f"world.discrete.{f.name} must be >= 2")
 
 
@@ -336,6 +350,10 @@ class WorldSpec:
         logged_practice: Today's practice estimated from the logs a calibrated world was fitted
             on (``practice: practice.npz`` in its ``world.yaml``); None for a ground-truth
             world (``practice=logged`` needs it).
+        unsupported_actions: Actions the world cannot value (a calibrated world whose logs hold
+            fewer than ``calibration.min_action_decisions`` decisions that took them): no
+            customer may get them; every contact-rule mask of the world forbids them (reason
+            ``unsupported``, :mod:`journeyopt.sim.rules`) and the DP optimum never plans them.
     """
 
     name: str
@@ -354,6 +372,7 @@ class WorldSpec:
     responses: FittedResponses | None = field(default=None, compare=False, repr=False)
     base: StartingBase | None = field(default=None, compare=False, repr=False)
     logged_practice: LoggedPractice | None = field(default=None, compare=False, repr=False)
+    unsupported_actions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_prob(self.margin_rate, "world.margin_rate")
@@ -383,8 +402,31 @@ class WorldSpec:
                 extra = set(getattr(seg, table)) - set(self.actions.names[1:])
                 if extra:
                     raise ConfigError(f"world.segments.{seg.name}.{table}: unknown {extra}")
+        self._check_summary_features()
         if self.base is not None:
             self.base.check(self.features, len(self.segments))
+
+    def _check_summary_features(self) -> None:
+        """The features count what the discrete summary's optional components read."""
+        w = self.discrete.contact_pattern_weeks
+        if w and self.features.rule_weeks < w:
+            raise ConfigError(
+                f"world.discrete.contact_pattern_weeks={w} needs world.features.rule_windows "
+                f"to count contacts over at least {w} weeks"
+            )
+        contacts = self.actions.names[1:]
+        if self.discrete.last_action and self.features.rule_actions[: len(contacts)] != contacts:
+            raise ConfigError(
+                "world.discrete.last_action needs world.features.rule_actions to start with the "
+                f"catalogue's contacts {list(contacts)}"
+            )
+        if bad := [a for a in self.unsupported_actions if a not in self.actions.names[1:]]:
+            raise ConfigError(f"world.unsupported_actions names unknown actions {bad}")
+
+    @property
+    def supported_actions(self) -> NDArray[np.bool_]:
+        """(A,) False for the actions the world cannot value (:attr:`unsupported_actions`)."""
+        return ~np.isin(np.asarray(self.actions.names), list(self.unsupported_actions))
 
     @property
     def segment_names(self) -> tuple[str, ...]:
@@ -551,7 +593,11 @@ def world_from_dict(raw: Mapping[str, Any], base_dir: Path | None = None) -> Wor
     for key in ("active_recency_weeks", "lapsed_recency_weeks"):
         if key in population:
             population[key] = tuple(population[key])
-    features = FeatureSpec(contact_channels=channels, **raw.get("features", {}))
+    raw_features = dict(raw.get("features", {}))
+    for key in ("rule_windows", "rule_actions"):
+        if key in raw_features:
+            raw_features[key] = tuple(raw_features[key])
+    features = FeatureSpec(contact_channels=channels, **raw_features)
     base = None
     if raw.get("starting_population"):
         base = StartingBase.load(
@@ -574,6 +620,7 @@ def world_from_dict(raw: Mapping[str, Any], base_dir: Path | None = None) -> Wor
         responses=responses,
         base=base,
         logged_practice=_logged_practice(raw, base_dir),
+        unsupported_actions=tuple(str(a) for a in raw.get("unsupported_actions", ())),
     )
 
 

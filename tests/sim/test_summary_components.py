@@ -1,0 +1,146 @@
+"""The optional components of the discrete summary: the weekly contact pattern and the last
+contact's action. Off by default (numbering unchanged), Markov when on, and the same digits
+from the simulator's state and from the panel built from the rendered logs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from omegaconf import OmegaConf
+
+from journeyopt.cli.entry import to_object
+from journeyopt.data.ingest import ingest_to_logs
+from journeyopt.data.source import SourceConfig
+from journeyopt.errors import ConfigError
+from journeyopt.panel.build import state_at
+from journeyopt.panel.config import PanelConfig
+from journeyopt.panel.state import state_features
+from journeyopt.sim.config import GenerateConfig, shipped_practice
+from journeyopt.sim.discrete import DiscreteLayout, Summary, discrete_state, next_summary, summarise
+from journeyopt.sim.logs import generate_logs, write_logs
+from journeyopt.sim.world import WORLDS_DIR, DiscreteSpec, WorldSpec, load_world
+
+
+def with_components(world: WorldSpec, pattern_weeks: int, last_action: bool) -> WorldSpec:
+    """``world`` whose summary keeps the pattern and/or the last action (features extended)."""
+    contacts = world.actions.names[1:]
+    features = world.features.with_rule_features(
+        (pattern_weeks,) if pattern_weeks else (), contacts if last_action else ()
+    )
+    discrete = replace(world.discrete, contact_pattern_weeks=pattern_weeks, last_action=last_action)
+    return replace(world, discrete=discrete, features=features)
+
+
+@pytest.fixture(scope="module")
+def coworking() -> WorldSpec:
+    return load_world("coworking")
+
+
+def test_components_are_off_by_default_and_the_numbering_unchanged(coworking: WorldSpec) -> None:
+    layout = DiscreteLayout.of(coworking)
+    assert layout.dims[6:] == (1, 1)
+    on = DiscreteLayout.of(with_components(coworking, 4, True))
+    assert on.n_states == layout.n_states * 16 * coworking.actions.n_actions
+    index = np.arange(0, layout.n_states, 97)
+    summary = layout.decode(index)
+    assert (summary.pattern == 0).all() and (summary.last_action == 0).all()
+    np.testing.assert_array_equal(layout.encode(summary), index)
+
+
+@pytest.mark.parametrize("weeks", [1, 7, -1])
+def test_pattern_weeks_must_be_off_or_two_to_six(weeks: int) -> None:
+    with pytest.raises(ConfigError, match="contact_pattern_weeks must be 0"):
+        DiscreteSpec(contact_pattern_weeks=weeks)
+
+
+def test_a_world_must_count_what_its_summary_reads(coworking: WorldSpec) -> None:
+    with pytest.raises(ConfigError, match="rule_windows"):
+        replace(coworking, discrete=replace(coworking.discrete, contact_pattern_weeks=4))
+    with pytest.raises(ConfigError, match="rule_actions"):
+        replace(coworking, discrete=replace(coworking.discrete, last_action=True))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from([0, 2, 4, 6]),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
+)
+def test_encode_decode_round_trip_and_markov_next_summary(
+    pattern_weeks: int, last_action: bool, seed: int
+) -> None:
+    world = with_components(load_world("coworking"), pattern_weeks, last_action)
+    layout = DiscreteLayout.of(world)
+    rng = np.random.default_rng(seed)
+    n = 200
+    index = rng.integers(0, layout.n_states, n)
+    summary = layout.decode(index)
+    np.testing.assert_array_equal(layout.encode(summary), index)
+    converted, engaged, contacted = (rng.random((3, n)) < 0.5).astype(bool)
+    action = np.where(contacted, rng.integers(1, world.actions.n_actions, n), 0)
+    nxt = next_summary(
+        summary, world.discrete, converted, engaged, contacted, np.zeros(n, np.int64), action
+    )
+    mask = (1 << pattern_weeks) - 1
+    np.testing.assert_array_equal(nxt.pattern, ((summary.pattern << 1) | contacted) & mask)
+    expected_last = np.where(contacted, action, summary.last_action) if last_action else 0
+    np.testing.assert_array_equal(nxt.last_action, expected_last)
+    # the next summary is a valid state of the same layout
+    np.testing.assert_array_equal(layout.decode(layout.encode(nxt)).pattern, nxt.pattern)
+
+
+def test_next_summary_needs_the_action_when_the_last_action_is_kept(coworking: WorldSpec) -> None:
+    world = with_components(coworking, 0, True)
+    summary = DiscreteLayout.of(world).decode(np.arange(3))
+    no = np.zeros(3, bool)
+    with pytest.raises(ValueError, match="pass the week's action"):
+        next_summary(summary, world.discrete, no, no, no, np.zeros(3, np.int64))
+
+
+def _generate(world: WorldSpec, out: Path) -> tuple[GenerateConfig, object]:
+    cfg = GenerateConfig(
+        output_dir=str(out),
+        n_customers=250,
+        weeks=20,
+        seed=5,
+        staff=shipped_practice("coworking"),
+    )
+    logs = generate_logs(world, cfg, np.random.default_rng(cfg.seed))
+    write_logs(logs, out)
+    return cfg, logs
+
+
+def test_panel_from_rendered_logs_equals_the_simulators_summary(
+    coworking: WorldSpec, tmp_path: Path
+) -> None:
+    """Simulate a world whose summary keeps both components, render its raw logs, ingest them
+    and build the state at the end: every customer's summary (pattern and last action
+    included) is the simulator's own."""
+    world = with_components(coworking, 4, True)
+    cfg, logs = _generate(world, tmp_path)
+    raw = OmegaConf.load(WORLDS_DIR.parent / "configs" / "data" / "coworking.yaml")
+    source = to_object(raw, SourceConfig)
+    canonical, _ = ingest_to_logs(replace(source, path=str(tmp_path)))
+    as_of = cfg.start + pd.Timedelta(weeks=cfg.weeks)
+    panel_cfg = PanelConfig(rule_windows=[4], rule_actions=list(world.actions.names[1:]))
+    ids, panel_state = state_at(canonical, panel_cfg, world.channels, as_of)
+    person = np.array([logs.truth.person_of_ref[str(i)] for i in ids])  # type: ignore[attr-defined]
+    final = logs.simulation.final_state.take(person)  # type: ignore[attr-defined]
+    segment = logs.simulation.customers.segment[person]  # type: ignore[attr-defined]
+    expected = summarise(state_features(final, world.features), segment, world)
+    actual = summarise(state_features(panel_state, world.features), segment, world)
+    assert np.asarray(expected.pattern).any() and np.asarray(expected.last_action).any()
+    for name in Summary._fields:
+        np.testing.assert_array_equal(
+            np.asarray(getattr(actual, name)), np.asarray(getattr(expected, name)), err_msg=name
+        )
+    np.testing.assert_array_equal(
+        discrete_state(state_features(panel_state, world.features), segment, world),
+        DiscreteLayout.of(world).encode(expected),
+    )
