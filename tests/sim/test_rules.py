@@ -441,3 +441,48 @@ def test_the_rules_summarise_in_one_line() -> None:
         "email <= 2 in any 5 weeks; personal_call <= 1 in any 8 weeks; cool-down 1 weeks; "
         "no phone in weeks 52,1; personal_call <= 300 a week"
     )
+
+
+def test_a_worlds_unsupported_actions_are_forbidden_by_every_mask_of_that_world() -> None:
+    """A calibrated world's actions without logged support reach every mask through the one
+    rules object: the world's own rules, any configured rules for the world, the guard and
+    the DP's masks over summaries, each with the reason ``unsupported``."""
+    from dataclasses import replace
+
+    from journeyopt.sim.behaviour import contact_rules
+    from journeyopt.sim.config import RulesConfig
+    from journeyopt.sim.discrete import DiscreteLayout, allowed_actions
+    from journeyopt.sim.rules import ALLOWED, UNSUPPORTED
+    from journeyopt.sim.world import load_world
+
+    world = load_world("coworking")
+    action = world.actions.names[-1]
+    a = world.actions.names.index(action)
+    bare = replace(world, unsupported_actions=(action,))
+    assert list(bare.supported_actions) == [k != a for k in range(world.actions.n_actions)]
+    rng = np.random.default_rng(0)
+    feats = {
+        "recency_weeks": rng.integers(1, 30, 50).astype(float),
+        "weeks_since_contact": np.full(50, np.nan),
+        "lifecycle": np.ones(50, np.int64),
+        **{f"contacts_4w_{c}": np.zeros(50) for c in world.channels},
+        **{f"opted_out_{c}": rng.random(50) < 0.3 for c in world.channels},
+    }
+    for rules in (contact_rules(bare), RulesConfig().for_world(bare, "serve.rules")):
+        codes = rules.reasons(feats)
+        assert (codes[:, a] == UNSUPPORTED).all()
+        others = np.delete(codes, a, axis=1)
+        assert (
+            others == contact_rules(world).reasons(feats)[:, np.arange(codes.shape[1]) != a]
+        ).all()
+        actions, overridden = rules.guard(np.full(50, a), feats)
+        assert (actions == 0).all() and overridden.all()
+    assert (contact_rules(world).reasons(feats)[:, a] != UNSUPPORTED).all()
+    assert (contact_rules(world).reasons(feats)[:, 0] == ALLOWED).all()
+    summaries = DiscreteLayout.of(world).all_states()
+    assert allowed_actions(summaries, world)[:, a].any()
+    masked = allowed_actions(summaries, bare)
+    assert not masked[:, a].any()
+    assert (masked[:, 0]).all()
+    with pytest.raises(Exception, match="unknown actions"):
+        replace(world, unsupported_actions=("no_such_action",))

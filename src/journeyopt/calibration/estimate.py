@@ -208,6 +208,12 @@ def estimate(
     clock.lap("propensities")
     contacted = support[support["action"] != "none"]["weeks"].to_numpy()
     identified = bool(contacted.size) and int(contacted.sum()) >= cfg.min_support
+    decisions = support.groupby("action")["weeks"].sum()
+    unsupported = tuple(
+        a
+        for a in structure.actions.names[1:]
+        if int(decisions.get(a, 0)) < cfg.min_action_decisions
+    )
     data = FitData.of(weeks, design, weight)
     penalties = choose_penalties(data, validation, cfg.c_grid, cfg.alpha_grid)
     clock.lap("penalties")
@@ -256,6 +262,7 @@ def estimate(
         engagement_kinds=kinds,
         responses=responses,
         logged_practice=practice,
+        unsupported_actions=unsupported,
     )
     calibrated = CalibratedWorld(
         world,
@@ -264,6 +271,8 @@ def estimate(
             **meta,
             "penalties": {"binary": penalties.binary, "value_alpha": penalties.value},
             "actions_identified": identified,
+            "action_decisions": {a: int(decisions.get(a, 0)) for a in structure.actions.names},
+            "unsupported_actions": list(unsupported),
             "propensities": props.source,
             "behaviour_cloning_ece": props.ece,
             "practice": dict(practice.diagnostics) if practice is not None else {},

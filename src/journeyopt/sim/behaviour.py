@@ -24,8 +24,9 @@ Float = NDArray[np.float64]
 
 
 def contact_rules(world: WorldSpec) -> ContactRules:
-    """The world's own contact rules: only opted-out channels are forbidden."""
-    return ContactRules(world.actions, world.features)
+    """The world's own contact rules: opted-out channels are forbidden, and the actions the
+    world cannot value (``world.unsupported_actions``) for everybody."""
+    return ContactRules(world.actions, world.features, unsupported=world.unsupported_actions)
 
 
 def world_under_rules(world: WorldSpec, rules: ContactRules) -> WorldSpec:

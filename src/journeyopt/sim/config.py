@@ -300,6 +300,7 @@ class RulesConfig:
             quiet,
             eligibility,
             dict(self.capacity),
+            world.unsupported_actions,  # the world's own: actions it cannot value
         )
 
     def capacity_shares(self, key: str) -> dict[str, float]:

@@ -6,6 +6,10 @@ policy is never credited in training for a contact that production would refuse.
 
 Rules, checked in this order (the first that applies is the reason reported):
 
+0. ``unsupported``: the world cannot value the action, for anybody: a calibrated world whose
+   logs hold no (or too few) decisions that took it (``WorldSpec.unsupported_actions``, set by
+   calibration; :func:`journeyopt.sim.behaviour.contact_rules` and
+   :meth:`journeyopt.sim.config.RulesConfig.for_world` carry it into every world's rules).
 1. ``opted_out``: the customer opted out of the action's channel (out of every channel: only
    ``none`` remains).
 2. ``ineligible``: the customer cannot be reached on the channel (e.g. no phone number).
@@ -51,6 +55,7 @@ REASONS: tuple[str, ...] = (
     "quiet_week",
     "not_eligible",
     "capacity",
+    "unsupported",
 )
 (
     ALLOWED,
@@ -62,6 +67,7 @@ REASONS: tuple[str, ...] = (
     QUIET_WEEK,
     NOT_ELIGIBLE,
     CAPACITY,
+    UNSUPPORTED,
 ) = range(len(REASONS))
 
 
@@ -331,6 +337,8 @@ class ContactRules:
             action where it is worth most (:func:`journeyopt.serving.guards.apply_capacity`),
             simulations hold the optimum and training to it on average through a price on the
             action (:mod:`journeyopt.evaluation.capacity`); masks ignore it.
+        unsupported: Actions forbidden to everybody because the world cannot value them (the
+            world's ``unsupported_actions``: no logged support), reason ``unsupported``.
     """
 
     catalog: ActionCatalog
@@ -343,9 +351,12 @@ class ContactRules:
     quiet: tuple[QuietWeeks, ...] = ()
     eligibility: tuple[Eligibility, ...] = ()
     capacity: Mapping[str, int] = field(default_factory=dict)
+    unsupported: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         channels = set(self.spec.contact_channels)
+        if bad := [a for a in self.unsupported if a not in self.catalog.names[1:]]:
+            raise ValueError(f"unsupported names unknown actions {bad}")
         unknown = {c for c in self.catalog.channels[1:] if c not in channels}
         if unknown:
             raise ValueError(f"actions use channels {unknown} not in {self.spec.contact_channels}")
@@ -503,7 +514,13 @@ class ContactRules:
                 code = np.where(~reachable[:, j, None], np.int8(INELIGIBLE), code)
             opted = np.asarray(features[f"opted_out_{channel}"], bool)
             codes[:, cols] = np.where(opted[:, None], np.int8(OPTED_OUT), code)
+        codes[:, self.unsupported_columns] = UNSUPPORTED
         return codes
+
+    @cached_property
+    def unsupported_columns(self) -> NDArray[np.int64]:
+        """Indices of the :attr:`unsupported` actions."""
+        return np.array([self.catalog.names.index(a) for a in self.unsupported], np.int64)
 
     def masks(
         self,
