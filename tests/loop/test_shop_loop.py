@@ -17,6 +17,7 @@ from journeyopt.agents.sb3 import policy_spec
 from journeyopt.cli.entry import to_object
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
+from journeyopt.errors import ConfigError
 from journeyopt.loop.closed_loop import ClosedLoop
 from journeyopt.loop.truth import ShopHistory, ShopTruth, replay_shop_records
 from journeyopt.loop.twin import served_by
@@ -125,3 +126,19 @@ def test_the_logs_cover_exactly_the_weeks_asked(weeks: int, tmp_path: Path) -> N
     assert records.weeks == loop.week
     for frame in (records.orders, records.refunds, records.sends, records.clicks):
         assert frame["week"].max() < loop.week
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"n_customers": 0}, "n_customers and weeks must be >= 1"),
+        ({"burn_in_weeks": -1}, "burn_in_weeks >= 0"),
+        ({"exploration": 1.5}, "exploration must be in"),
+    ],
+)
+def test_a_shop_history_refuses_what_cannot_be_simulated(
+    changes: dict[str, float], match: str
+) -> None:
+    practice = shipped_practice("roastery").to_practice()
+    with pytest.raises(ConfigError, match=match):
+        ShopHistory(practice=practice, **changes)  # type: ignore[arg-type]

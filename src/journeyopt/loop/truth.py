@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 
 from journeyopt.agents.baselines import expected_rewards as world_expected_rewards
 from journeyopt.agents.policy import Observation
+from journeyopt.errors import ConfigError
 from journeyopt.panel.state import CustomerState, FeatureSpec, advance, state_features
 from journeyopt.sim.config import GenerateConfig
 from journeyopt.sim.discrete import summarise
@@ -300,9 +301,12 @@ class ShopHistory:
 
     def __post_init__(self) -> None:
         if self.n_customers < 1 or self.weeks < 1 or self.burn_in_weeks < 0:
-            raise ValueError("shop history: n_customers, weeks >= 1 and burn_in_weeks >= 0")
+            raise ConfigError(
+                "shop history: n_customers and weeks must be >= 1, burn_in_weeks >= 0, got "
+                f"{self.n_customers}, {self.weeks}, {self.burn_in_weeks}"
+            )
         if not 0.0 <= self.exploration <= 1.0:
-            raise ValueError(f"shop history: exploration in [0, 1], got {self.exploration}")
+            raise ConfigError(f"shop history: exploration must be in [0, 1]: {self.exploration}")
 
 
 @dataclass(frozen=True)
