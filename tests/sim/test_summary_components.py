@@ -44,9 +44,15 @@ def coworking() -> WorldSpec:
 
 def test_components_are_off_by_default_and_the_numbering_unchanged(coworking: WorldSpec) -> None:
     layout = DiscreteLayout.of(coworking)
-    assert layout.dims[6:] == (1, 1)
+    cap = coworking.discrete.contact_cap_weeks
+    assert layout.dims[2] == cap
+    np.testing.assert_array_equal(layout.recent.code.reshape(-1), np.arange(cap))
+    # only the reachable (contact, pattern, last action) triples are numbered: with a 4-week
+    # pattern and cap 5, 15 patterns x 4 contact actions below the cap, the empty one at it
     on = DiscreteLayout.of(with_components(coworking, 4, True))
-    assert on.n_states == layout.n_states * 16 * coworking.actions.n_actions
+    assert on.n_states == layout.n_states // cap * (15 * 4 + 1)
+    assert DiscreteLayout.of(with_components(coworking, 4, False)).dims[2] == 16
+    assert DiscreteLayout.of(with_components(coworking, 0, True)).dims[2] == 4 * 4 + 1
     index = np.arange(0, layout.n_states, 97)
     summary = layout.decode(index)
     assert (summary.pattern == 0).all() and (summary.last_action == 0).all()
@@ -89,10 +95,23 @@ def test_encode_decode_round_trip_and_markov_next_summary(
     )
     mask = (1 << pattern_weeks) - 1
     np.testing.assert_array_equal(nxt.pattern, ((summary.pattern << 1) | contacted) & mask)
-    expected_last = np.where(contacted, action, summary.last_action) if last_action else 0
+    cap = world.discrete.contact_cap_weeks
+    kept = np.where(nxt.contact < cap, summary.last_action, 0)
+    expected_last = np.where(contacted, action, kept) if last_action else 0
     np.testing.assert_array_equal(nxt.last_action, expected_last)
-    # the next summary is a valid state of the same layout
-    np.testing.assert_array_equal(layout.decode(layout.encode(nxt)).pattern, nxt.pattern)
+    # the next summary is a reachable state of the same layout (encode refuses others)
+    again = layout.decode(layout.encode(nxt))
+    for name in Summary._fields:
+        np.testing.assert_array_equal(
+            np.broadcast_to(getattr(again, name), (n,)), np.broadcast_to(getattr(nxt, name), (n,))
+        )
+
+
+def test_an_impossible_summary_is_refused(coworking: WorldSpec) -> None:
+    layout = DiscreteLayout.of(with_components(coworking, 4, False))
+    summary = layout.decode(np.arange(2))
+    with pytest.raises(ValueError, match="disagree"):
+        layout.encode(summary._replace(contact=np.array([1, 1]), pattern=np.array([2, 0])))
 
 
 def test_next_summary_needs_the_action_when_the_last_action_is_kept(coworking: WorldSpec) -> None:

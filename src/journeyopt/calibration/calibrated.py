@@ -264,7 +264,7 @@ def reference_states(layout: DiscreteLayout, segment: int) -> dict[str, int]:
         summary = Summary(
             *(np.array([v], np.int64) for v in (segment, conv, rec, contact, engagement, 0))
         )
-        return int(layout.encode(summary)[0])
+        return int(layout.encode(_contacted_once(summary, layout))[0])
 
     c_cap, e_cap, r_cap = s.contact_cap_weeks, s.engagement_cap_weeks, s.recency_cap_weeks
     refs = {
@@ -293,6 +293,20 @@ def habit_decay(curve: Float) -> float:
         return 1.0
     slope = float(np.sum(r[keep] * np.log(share[keep])) / np.sum(r[keep] ** 2))
     return float(np.clip(-1.0 / slope if slope < 0 else 104.0, 0.1, 104.0))
+
+
+def _contacted_once(summary: Summary, layout: DiscreteLayout) -> Summary:
+    """``summary`` with the optional recent-contact components made consistent with its
+    weeks since contact, as after a single contact (of the first contact action) that many
+    weeks ago: a reference state the layout can number."""
+    s = layout.spec
+    contact = np.asarray(summary.contact, np.int64)
+    recent = contact < s.contact_cap_weeks
+    pattern = np.where(contact <= s.contact_pattern_weeks, 1 << np.maximum(contact - 1, 0), 0)
+    return summary._replace(
+        pattern=pattern.astype(np.int64),
+        last_action=np.where(recent & s.last_action, 1, 0).astype(np.int64),
+    )
 
 
 def _unfatigued(layout: DiscreteLayout, segment: int, visits: Float) -> Float:
@@ -329,8 +343,10 @@ def summarise_fit(
     weight = _unfatigued(layout, segment, visits)
     block = layout.n_states // layout.n_segments
     # the same states one week after a contact: contact digit 1 instead of the cap
-    radix = int(np.prod(layout.dims[3:]))
-    tired = np.arange(layout.n_states) - (layout.spec.contact_cap_weeks - 1) * radix
+    every = layout.all_states()
+    tired = layout.encode(
+        _contacted_once(every._replace(contact=np.ones_like(every.contact)), layout)
+    )
     states = np.flatnonzero(weight > 0)
     w = weight[states]
     assert states.min() >= segment * block

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -16,6 +18,7 @@ from journeyopt.calibration.estimate import Estimate
 from journeyopt.calibration.fidelity import CardFidelity, tracking_figure
 from journeyopt.calibration.holdout import METRICS, HoldoutReport
 from journeyopt.calibration.policy_fidelity import PolicyFidelity
+from journeyopt.calibration.summary import summary_lines
 from journeyopt.sim.practice import LoggedPractice
 from journeyopt.sim.world import WorldSpec
 
@@ -183,6 +186,18 @@ def practice_lines(practice: LoggedPractice | None) -> list[str]:
     return [*lines, ""]
 
 
+def caps_clipped_lines(meta: Mapping[str, Any]) -> list[str]:
+    """One line per state cap lowered to the weeks of history the fit sees
+    (:meth:`journeyopt.sim.world.DiscreteSpec.within_history`); none when no cap was."""
+    clipped = dict(meta.get("caps_clipped", {}))
+    return [
+        f"- `calibration.caps.{name}` {c['configured']} exceeds the {meta['history_weeks']} "
+        f"weeks of history before the last fitted week: lowered to {c['used']} (the weeks "
+        "above it never occur in the fitted weeks)"
+        for name, c in clipped.items()
+    ]
+
+
 def card_markdown(
     est: Estimate,
     holdout: HoldoutReport | None,
@@ -208,6 +223,7 @@ def card_markdown(
         ),
         f"- segments: {', '.join(world.segment_names)}; actions: {', '.join(world.actions.names)}",
         f"- ensemble: {len(est.calibrated.members)} bootstrap members (resamples of customers)",
+        *caps_clipped_lines(meta),
         starting_population_line(world),
         f"- penalties chosen by held-out log-likelihood: logistic C {est.penalties.binary}, "
         f"value alpha {est.penalties.value:g}",
@@ -220,6 +236,7 @@ def card_markdown(
         weights_line(est.weight_ess_share),
         "",
         *practice_lines(world.logged_practice),
+        *summary_lines(meta),
     ]
     if not est.identified:
         lines += [

@@ -21,13 +21,18 @@ from journeyopt.tracking.config import register_configs as register_tracking
 class CapsConfig:
     """Caps of the calibrated world's discrete state (see
     :class:`journeyopt.sim.world.DiscreteSpec`; weeks or counts, each >= 2; tenure 0 = tenure
-    not in the state)."""
+    not in the state; ``contact_pattern_weeks`` 0 = no contact pattern, else 2..6 weeks;
+    ``last_action``: the last contact's action is part of the state). With
+    ``calibration.summary.select`` the pattern and last action are chosen by the data instead.
+    """
 
     recency_cap_weeks: int = 27
     conversions_cap: int = 3
     contact_cap_weeks: int = 5
     engagement_cap_weeks: int = 9
     tenure_cap_weeks: int = 0
+    contact_pattern_weeks: int = 0
+    last_action: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -40,6 +45,50 @@ class CapsConfig:
                 raise ConfigError(f"calibration.caps.{name} must be >= 2")
         if self.tenure_cap_weeks < 0 or self.tenure_cap_weeks == 1:
             raise ConfigError("calibration.caps.tenure_cap_weeks must be 0 (off) or >= 2")
+        if self.contact_pattern_weeks not in PATTERN_WEEKS:
+            raise ConfigError("calibration.caps.contact_pattern_weeks must be 0 (off) or 2..6")
+
+
+PATTERN_WEEKS = (0, 2, 3, 4, 5, 6)
+"""Allowed lengths of the contact pattern, weeks (0 = off)."""
+
+
+@dataclass
+class SummaryConfig:
+    """Which discrete state summary the calibrated world gets: chosen by the data among a few
+    candidates (``calibration.summary``; docs/calibration.md).
+
+    Each candidate is the caps of ``calibration.caps`` with one contact-pattern length and the
+    last action on or off; the response models of each are fitted on the calibration's
+    training customers and scored on its validation customers (the split that chooses the
+    penalties). The chosen one is the smallest (fewest states) whose held-out log-likelihood is
+    within ``tolerance_se`` standard errors of the best.
+
+    Attributes:
+        select: Choose among the candidates; off = the caps as given.
+        pattern_weeks: Candidate contact-pattern lengths, weeks (0 = no pattern; else 2..6).
+        last_action: Candidate settings of the last-action component.
+        tolerance_se: Standard errors (over validation customers) a smaller summary may trail
+            the best by and still be chosen.
+        max_states: Candidates with more discrete states are not considered (the exact DP
+            and the response tables grow with the state count).
+    """
+
+    select: bool = False
+    pattern_weeks: list[int] = field(default_factory=lambda: [0, 4])
+    last_action: list[bool] = field(default_factory=lambda: [False, True])
+    tolerance_se: float = 1.0
+    max_states: int = 2_000_000
+
+    def __post_init__(self) -> None:
+        if not self.pattern_weeks or any(w not in PATTERN_WEEKS for w in self.pattern_weeks):
+            raise ConfigError("calibration.summary.pattern_weeks must list 0 (off) or 2..6 weeks")
+        if not self.last_action:
+            raise ConfigError("calibration.summary.last_action must list at least one setting")
+        if self.tolerance_se < 0:
+            raise ConfigError("calibration.summary.tolerance_se must be >= 0")
+        if self.max_states < 1:
+            raise ConfigError("calibration.summary.max_states must be >= 1")
 
 
 @dataclass
@@ -110,6 +159,7 @@ class CalibrationConfig:
         seasonal: Model week-of-year effects (off when the logs cover less than a year and
             calendar time is confounded with the cohort's age, e.g. CDNOW).
         caps: Discrete state caps.
+        summary: Choice of the state summary by the data (:class:`SummaryConfig`).
         c_grid: Candidate inverse L2 strengths of the logistic models.
         alpha_grid: Candidate L2 strengths of the value model.
         validation_share: Share of customers held out to choose the penalties.
@@ -146,6 +196,7 @@ class CalibrationConfig:
     max_customers: int = 0
     seasonal: bool = True
     caps: CapsConfig = field(default_factory=CapsConfig)
+    summary: SummaryConfig = field(default_factory=SummaryConfig)
     c_grid: list[float] = field(default_factory=lambda: [0.003, 0.03, 0.3, 3.0, 30.0])
     alpha_grid: list[float] = field(default_factory=lambda: [1e-5, 1e-4, 1e-3, 1e-2])
     validation_share: float = 0.2

@@ -32,6 +32,12 @@ from journeyopt.calibration.export import check_export, export_target, export_wo
 from journeyopt.calibration.fidelity import CardFidelity, card_fidelity, holdout_decisions
 from journeyopt.calibration.holdout import HoldoutReport, holdout_report
 from journeyopt.calibration.policy_fidelity import PolicyFidelity, check_truth, policy_fidelity
+from journeyopt.calibration.summary import (
+    candidate_specs,
+    select_summary,
+    selection_meta,
+    summary_panel_config,
+)
 from journeyopt.calibration.weeks import customer_weeks, segment_names
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.schema import CanonicalLogs
@@ -157,7 +163,10 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     logs = sample_customers(logs, cal.max_customers, cal.seed)
     clock.lap("ingest")
     channels = tuple(source.contact_channels)
-    panel, known_ids, end_state = build_panel_and_state(logs, cfg.panel, channels)
+    # the panel counts what every candidate summary reads (calibration.summary)
+    specs = candidate_specs(DiscreteSpec(**asdict(cal.caps)), cal.summary)
+    panel_cfg = summary_panel_config(cfg.panel, specs, source.action_names)
+    panel, known_ids, end_state = build_panel_and_state(logs, panel_cfg, channels)
     if panel.empty:
         raise JourneyoptError(f"{source.path}: the logs give an empty panel")
     first_holdout = split_week(panel, cal.split, cal.holdout_weeks)
@@ -171,14 +180,27 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     truth = load_world(cal.truth_world) if cal.truth_world else None
     if truth is not None:
         check_truth(truth, segments, source.action_names)
-    spec = DiscreteSpec(**asdict(cal.caps))
-    layout = DiscreteLayout(spec, len(segments), len(channels))
+    # caps above the weeks of history the fit sees would leave their top bins without data
+    history = int(fit_panel["week"].max()) - int(panel["week"].min())
+    spec, caps_clipped = DiscreteSpec(**asdict(cal.caps)).within_history(history)
     names = source.action_names
     actions = ActionCatalog.from_source(source)
+    selection = None
+    if cal.summary.select:
+        used = set(actions.channels[1:])
+        silent = tuple(j for j, c in enumerate(channels) if c not in used)
+        divisors = actions.list_divisors(source.amounts)
+        candidates = candidate_specs(spec, cal.summary)
+        selection = select_summary(
+            fit_panel, candidates, cal, channels, names, segments, divisors, silent
+        )
+        spec = selection.chosen.spec
+        clock.lap("summary")
+    layout = DiscreteLayout(spec, len(segments), len(channels), len(names))
     structure = Structure(
         cal.name,
         actions,
-        feature_spec(cfg.panel, channels),
+        feature_spec(panel_cfg, channels),
         layout,
         segments,
         source.economics.currency,
@@ -196,6 +218,8 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         "fit_customer_weeks": weeks.n,
         "fit_customers": int(weeks.customer_ids.shape[0]),
         "practice_calendar": _calendar_origin(panel),
+        "caps_clipped": {k: {"configured": c, "used": u} for k, (c, u) in caps_clipped.items()},
+        "history_weeks": history,
     }
     clock.lap("panel")
     est = estimate(weeks, structure, cal, last_week, meta, clock)
@@ -207,15 +231,28 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         "left_out": dropped,
         "arrivals_per_week": base.arrivals_per_week,
     }
+    summary_meta = (
+        selection_meta(selection, started.world, cal.policy_horizon_weeks, cal.gamma)
+        if selection is not None
+        else {}
+    )
     est = replace(
-        est, calibrated=replace(started, meta={**started.meta, "starting_population": base_meta})
+        est,
+        calibrated=replace(
+            started,
+            meta={
+                **started.meta,
+                "starting_population": base_meta,
+                **({"summary_selection": summary_meta} if summary_meta else {}),
+            },
+        ),
     )
     clock.lap("base")
     holdout, fidelity = None, None
     hold_panel = panel[panel["week"] >= first_holdout]
     if not hold_panel.empty:
         split_start = pd.Timestamp(hold_panel["week_start"].min())
-        ids, state = state_at(logs, cfg.panel, channels, split_start)
+        ids, state = state_at(logs, panel_cfg, channels, split_start)
         holdout = holdout_report(est, structure, hold_panel, ids, state, fit_panel, cal, divisors)
         if not est.identified:  # purchase-only logs: BG/NBD is the reference model
             bought = fit_panel[fit_panel["conversions"].to_numpy() > 0]

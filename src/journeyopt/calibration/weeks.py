@@ -141,6 +141,7 @@ def panel_summary(
         "tenure_weeks": spec.tenure_cap_weeks > 0,
         PATTERN_FEATURE: spec.contact_pattern_weeks > 0,
         LAST_ACTION_FEATURE: spec.last_action,
+        "weeks_since_contact": spec.last_action,
     }
     optional = {"n_conversions": n_conv} | {
         name: panel[name].to_numpy() for name, on in used.items() if on

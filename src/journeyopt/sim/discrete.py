@@ -21,10 +21,14 @@ Components (``N`` customers, ``C`` contact channels), each (N,) int64:
 - ``pattern``: bit ``k - 1`` set when the customer was contacted (any channel) ``k`` weeks
   ago, ``k = 1..W`` (``contact_pattern_weeks = W``; the feature ``contact_pattern`` of the
   state's rule contact ring), ``0..2^W-1``; always 0 when ``W = 0`` (the default).
-- ``last_action``: the catalogue index of the last contact's action, 0 before any contact
-  (the feature ``last_contact_action``), ``0..A-1``; always 0 unless ``last_action`` is on.
+- ``last_action``: the catalogue index of the last contact's action while weeks since the
+  contact are below the contact cap (the feature ``last_contact_action``), 0 at the cap
+  ("long ago or never"), ``0..A-1``; always 0 unless ``last_action`` is on.
 
-The optional digits are numbered last, so a world without them keeps its numbering.
+Weeks since contact, the pattern and the last action share one digit that numbers only their
+reachable combinations (:func:`recent_codes`), so the state grows by what they add (e.g. x 3.2
+for a 4-week pattern with a contact cap of 5, not x 16); a world without them keeps its
+numbering.
 
 The summary is Markov: :func:`next_summary` gives next week's summary from this week's and
 the week's outcome alone (the capped counters saturate, tenure grows by one week up to its cap,
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -63,11 +68,57 @@ class Summary(NamedTuple):
     last_action: IntArray | int = 0
 
 
+class RecentCodes(NamedTuple):
+    """The reachable (contact, pattern, last action) triples of a layout, numbered.
+
+    Attributes:
+        code: (contact cap, 2^W, A or 1) code of each triple, -1 where unreachable.
+        contact, pattern, last_action: (n_codes,) the triple of each code.
+    """
+
+    code: IntArray
+    contact: IntArray
+    pattern: IntArray
+    last_action: IntArray
+
+
+def recent_codes(spec: DiscreteSpec, n_actions: int) -> RecentCodes:
+    """Number the (contact, pattern, last action) triples a customer can be in.
+
+    Without the optional components the code is ``contact - 1`` (the numbering of a world
+    without them). With them, most triples are impossible and left out: a pattern with a
+    contact ``k`` weeks ago fixes weeks since contact at ``min(lowest such k, cap)``, an empty
+    pattern means no contact in ``W`` weeks; the last action is ``1..A-1`` below the contact cap
+    and 0 at the cap (the cap means "long ago or never", as for the contact digit itself).
+    """
+    cap, w = spec.contact_cap_weeks, spec.contact_pattern_weeks
+    n_last = n_actions if spec.last_action else 1
+    c, p, last = np.meshgrid(
+        np.arange(1, cap + 1), np.arange(2**w), np.arange(n_last), indexing="ij"
+    )
+    lowest = np.full(p.shape, w + 1)  # weeks since the most recent contact in the pattern
+    for k in range(w, 0, -1):
+        lowest = np.where((p >> (k - 1)) & 1 == 1, k, lowest)
+    ok = np.ones(p.shape, bool)
+    if w:
+        ok &= np.where(p > 0, c == np.minimum(lowest, cap), c >= min(w + 1, cap))
+    if spec.last_action:
+        ok &= np.where(c < cap, last >= 1, last == 0)
+    code = np.full(p.shape, -1, np.int64)
+    code[ok] = np.arange(int(ok.sum()))
+    return RecentCodes(
+        code, c[ok].astype(np.int64), p[ok].astype(np.int64), last[ok].astype(np.int64)
+    )
+
+
 @dataclass(frozen=True)
 class DiscreteLayout:
     """How summaries are numbered: a mixed-radix index over
-    (segment, conversions-and-recency, contact, engagement, optout, tenure, pattern,
-    last action).
+    (segment, conversions-and-recency, recent contacts, engagement, optout, tenure).
+
+    The "recent contacts" digit is the weeks since the last contact, joined with the contact
+    pattern and the last contact's action when the state keeps them (only their reachable
+    combinations, :func:`recent_codes`); without them it is ``contact - 1``.
 
     Attributes:
         spec: The caps.
@@ -92,20 +143,23 @@ class DiscreteLayout:
             world.discrete, len(world.segments), len(world.channels), world.actions.n_actions
         )
 
+    @cached_property
+    def recent(self) -> RecentCodes:
+        """The numbering of the recent-contacts digit (:func:`recent_codes`)."""
+        return recent_codes(self.spec, self.n_actions)
+
     @property
-    def dims(self) -> tuple[int, int, int, int, int, int, int, int]:
-        """Radices: (S, 1 + K * R, contact cap, engagement cap, 2^C, tenure cap + 1,
-        2^W, A or 1)."""
+    def dims(self) -> tuple[int, int, int, int, int, int]:
+        """Radices: (S, 1 + K * R, recent-contact codes (the contact cap without the optional
+        components), engagement cap, 2^C, tenure cap + 1)."""
         s = self.spec
         return (
             self.n_segments,
             1 + s.conversions_cap * s.recency_cap_weeks,
-            s.contact_cap_weeks,
+            int(self.recent.contact.shape[0]),
             s.engagement_cap_weeks,
             2**self.n_channels,
             s.tenure_cap_weeks + 1,
-            2**s.contact_pattern_weeks,
-            self.n_actions if s.last_action else 1,
         )
 
     @property
@@ -113,21 +167,31 @@ class DiscreteLayout:
         return int(np.prod(self.dims))
 
     def encode(self, summary: Summary) -> IntArray:
-        """(N,) state index of each summary, in ``0..n_states-1``."""
+        """(N,) state index of each summary, in ``0..n_states-1``.
+
+        Raises:
+            ValueError: A summary's (contact, pattern, last action) cannot happen (see
+                :func:`recent_codes`).
+        """
         r_cap = self.spec.recency_cap_weeks
         history = np.where(
             summary.conversions == 0, 0, 1 + (summary.conversions - 1) * r_cap + summary.recency - 1
         )
+        recent = self.recent.code[
+            np.asarray(summary.contact, np.int64) - 1,
+            np.broadcast_to(np.asarray(summary.pattern, np.int64), history.shape),
+            np.broadcast_to(np.asarray(summary.last_action, np.int64), history.shape),
+        ]
+        if recent.size and int(recent.min()) < 0:
+            raise ValueError("a summary's contact, contact pattern and last action disagree")
         index = np.ravel_multi_index(
             (
                 summary.segment,
                 history,
-                summary.contact - 1,
+                recent,
                 summary.engagement - 1,
                 summary.optout,
                 np.broadcast_to(np.asarray(summary.tenure, np.int64), history.shape),
-                np.broadcast_to(np.asarray(summary.pattern, np.int64), history.shape),
-                np.broadcast_to(np.asarray(summary.last_action, np.int64), history.shape),
             ),
             self.dims,
         )
@@ -135,7 +199,7 @@ class DiscreteLayout:
 
     def decode(self, index: NDArray[np.integer]) -> Summary:
         """Inverse of :meth:`encode`."""
-        seg, history, contact, engagement, optout, tenure, pattern, last = np.unravel_index(
+        seg, history, recent, engagement, optout, tenure = np.unravel_index(
             np.asarray(index, np.int64), self.dims
         )
         r_cap = self.spec.recency_cap_weeks
@@ -146,12 +210,12 @@ class DiscreteLayout:
             segment=seg.astype(np.int64),
             conversions=conversions.astype(np.int64),
             recency=recency.astype(np.int64),
-            contact=(contact + 1).astype(np.int64),
+            contact=self.recent.contact[recent],
             engagement=(engagement + 1).astype(np.int64),
             optout=optout.astype(np.int64),
             tenure=tenure.astype(np.int64),
-            pattern=pattern.astype(np.int64),
-            last_action=last.astype(np.int64),
+            pattern=self.recent.pattern[recent],
+            last_action=self.recent.last_action[recent],
         )
 
     def all_states(self) -> Summary:
@@ -224,12 +288,14 @@ def pattern_digit(features: Mapping[str, NDArray[np.generic]], spec: DiscreteSpe
 
 def last_action_digit(features: Mapping[str, NDArray[np.generic]], spec: DiscreteSpec) -> IntArray:
     """(N,) last-action component: the feature ``last_contact_action`` (the world counts the
-    catalogue's contacts first, so it is the catalogue index); zeros when the world does not
-    keep it."""
+    catalogue's contacts first, so it is the catalogue index), 0 once weeks since the contact
+    reach the contact cap ("long ago or never"); zeros when the world does not keep it."""
     n = np.asarray(features["n_conversions"]).shape[0]
     if not spec.last_action:
         return np.zeros(n, np.int64)
-    return np.asarray(features[LAST_ACTION_FEATURE], np.int64)
+    contact = _capped_weeks(features["weeks_since_contact"], spec.contact_cap_weeks)
+    last = np.asarray(features[LAST_ACTION_FEATURE], np.int64)
+    return np.where(contact < spec.contact_cap_weeks, last, 0).astype(np.int64)
 
 
 def tenure_digit(features: Mapping[str, NDArray[np.generic]], spec: DiscreteSpec) -> IntArray:
@@ -269,9 +335,9 @@ def discrete_state(
         world: Supplies the caps and channels.
     """
     spec = world.discrete
-    _, n_history, n_contact, n_engagement, n_optout, n_tenure, n_pattern, n_last = (
-        DiscreteLayout.of(world).dims
-    )
+    if spec.contact_pattern_weeks or spec.last_action:  # the joined recent-contacts digit
+        return DiscreteLayout.of(world).encode(summarise(features, segment, world))
+    _, n_history, n_contact, n_engagement, n_optout, n_tenure = DiscreteLayout.of(world).dims
     seg = np.asarray(segment, np.int64)
     if seg.size and (int(seg.min()) < 0 or int(seg.max()) >= len(world.segments)):
         raise ValueError(f"segment must be in 0..{len(world.segments) - 1}")
@@ -297,12 +363,6 @@ def discrete_state(
     if n_tenure > 1:
         index *= n_tenure
         index += tenure_digit(features, spec)
-    if n_pattern > 1:
-        index *= n_pattern
-        index += pattern_digit(features, spec)
-    if n_last > 1:
-        index *= n_last
-        index += last_action_digit(features, spec)
     return index
 
 
@@ -335,8 +395,13 @@ def next_summary(
         if spec.contact_pattern_weeks
         else summary.pattern
     )
+    contact = np.where(contacted, 1, np.minimum(summary.contact + 1, spec.contact_cap_weeks))
     last_action = (
-        np.where(contacted, np.asarray(action, np.int64), summary.last_action).astype(np.int64)
+        np.where(
+            contacted,
+            np.asarray(action, np.int64),
+            np.where(contact < spec.contact_cap_weeks, summary.last_action, 0),
+        ).astype(np.int64)
         if spec.last_action
         else summary.last_action
     )
@@ -354,9 +419,7 @@ def next_summary(
         segment=summary.segment,
         conversions=conversions.astype(np.int64),
         recency=recency.astype(np.int64),
-        contact=np.where(
-            contacted, 1, np.minimum(summary.contact + 1, spec.contact_cap_weeks)
-        ).astype(np.int64),
+        contact=contact.astype(np.int64),
         engagement=np.where(
             engaged, 1, np.minimum(summary.engagement + 1, spec.engagement_cap_weeks)
         ).astype(np.int64),

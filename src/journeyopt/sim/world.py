@@ -13,7 +13,7 @@ parameter means.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -77,6 +77,36 @@ class DiscreteSpec:
                     )
             elif f.name != "last_action" and getattr(self, f.name) < 2:
                 raise ConfigError(f"world.discrete.{f.name} must be >= 2")
+
+    def within_history(self, weeks: int) -> tuple[DiscreteSpec, dict[str, tuple[int, int]]]:
+        """The caps a fit over ``weeks`` weeks of history can support.
+
+        Weeks since the last conversion, contact or engagement enter the response models one
+        week per column (:mod:`journeyopt.calibration.design`); a value above ``weeks`` (the
+        last fitted week minus the first week of the logs) never occurs in the fitted weeks,
+        so a cap above it leaves its top columns without data: the penalty shrinks them to
+        the pooled level, and a simulated customer who ages into them jumps to it. Those caps
+        are lowered to ``weeks`` (never below 2); the cap keeps its meaning, "this many or
+        more" (or "never"). Tenure is left alone: it enters through smooth terms that
+        extrapolate beyond the fitted ages (a cap beyond the data is deliberate there).
+
+        Returns:
+            ``(spec, clipped)``: the caps to use and ``{name: (configured, used)}`` of every
+            cap lowered (empty when none exceeds the history).
+        """
+        limit = max(int(weeks), 2)
+        clipped = {
+            name: (getattr(self, name), limit)
+            for name in ("recency_cap_weeks", "contact_cap_weeks", "engagement_cap_weeks")
+            if getattr(self, name) > limit
+        }
+        used = replace(
+            self,
+            recency_cap_weeks=min(self.recency_cap_weeks, limit),
+            contact_cap_weeks=min(self.contact_cap_weeks, limit),
+            engagement_cap_weeks=min(self.engagement_cap_weeks, limit),
+        )
+        return used, clipped
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,288 @@
+"""The calibrated world's state summary, chosen by the data.
+
+A few candidate summaries (:class:`~journeyopt.sim.world.DiscreteSpec`: the configured caps
+with each contact-pattern length and last-action setting of ``calibration.summary``) are
+compared by the held-out log-likelihood of the response models: for each candidate the
+conversion, engagement and opt-out models are fitted on the calibration's training customers
+(the penalty chosen on the validation customers, as :func:`~journeyopt.calibration.models.
+choose_penalties` does) and scored on its validation customers — the same split of customers
+(:func:`~journeyopt.calibration.estimate.validation_customers` with the calibration's seed).
+Scores are per customer, so the standard error of the difference between two candidates is
+that of a sum over independent customers. The chosen summary is the smallest (fewest states)
+within ``tolerance_se`` standard errors of the best: a larger state must earn its place.
+
+The panel must hold what every candidate reads: :func:`summary_panel_config` adds the
+pattern's window and the contact actions to the panel's rule features (the one state code,
+:mod:`journeyopt.panel.state`, counts them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from itertools import product
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from journeyopt.calibration.config import CalibrationConfig, SummaryConfig
+from journeyopt.calibration.design import Design
+from journeyopt.calibration.estimate import validation_customers
+from journeyopt.calibration.fit import choose_logistic, fit_logistic
+from journeyopt.calibration.models import BINARY_MODELS, FitData
+from journeyopt.calibration.weeks import CustomerWeeks, customer_weeks
+from journeyopt.panel.config import PanelConfig
+from journeyopt.sim.discrete import DiscreteLayout
+from journeyopt.sim.optimum import solve_optimum
+from journeyopt.sim.world import DiscreteSpec, WorldSpec
+
+Float = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class SummaryCandidate:
+    """One candidate summary and its held-out score.
+
+    Attributes:
+        spec: The candidate's caps and components.
+        n_states: Its number of discrete states (all segments).
+        loglik: Held-out log-likelihood of the conversion, engagement and opt-out models
+            summed, nats per validation customer-week; NaN when not scored (too many states).
+        se: Standard error of its difference to the best candidate, same units (0 for the
+            best; NaN when not scored).
+        chosen: Whether it is the chosen summary.
+    """
+
+    spec: DiscreteSpec
+    n_states: int
+    loglik: float
+    se: float
+    chosen: bool
+
+    @property
+    def label(self) -> str:
+        """``pattern 4w + last action`` style name of the candidate's optional components."""
+        parts = []
+        if self.spec.contact_pattern_weeks:
+            parts.append(f"pattern {self.spec.contact_pattern_weeks}w")
+        if self.spec.last_action:
+            parts.append("last action")
+        if self.spec.tenure_cap_weeks:
+            parts.append(f"tenure {self.spec.tenure_cap_weeks}w")
+        return " + ".join(parts) or "base"
+
+
+@dataclass(frozen=True)
+class SummarySelection:
+    """The candidates, their scores and the chosen summary.
+
+    Attributes:
+        candidates: Every candidate, in the order tried.
+        n_validation_weeks: Validation customer-weeks the scores are per.
+        tolerance_se: The tolerance the choice used.
+    """
+
+    candidates: tuple[SummaryCandidate, ...]
+    n_validation_weeks: int
+    tolerance_se: float
+
+    @property
+    def chosen(self) -> SummaryCandidate:
+        return next(c for c in self.candidates if c.chosen)
+
+    def as_meta(self) -> dict[str, Any]:
+        """A JSON-ready record (the world's ``meta``, read by the card)."""
+        return {
+            "n_validation_weeks": self.n_validation_weeks,
+            "tolerance_se": self.tolerance_se,
+            "candidates": [
+                {
+                    "label": c.label,
+                    "contact_pattern_weeks": c.spec.contact_pattern_weeks,
+                    "last_action": c.spec.last_action,
+                    "tenure_cap_weeks": c.spec.tenure_cap_weeks,
+                    "n_states": c.n_states,
+                    "loglik": c.loglik,
+                    "se": c.se,
+                    "chosen": c.chosen,
+                }
+                for c in self.candidates
+            ],
+        }
+
+
+def candidate_specs(caps: DiscreteSpec, cfg: SummaryConfig) -> tuple[DiscreteSpec, ...]:
+    """The candidate summaries: ``caps`` alone when the selection is off, else ``caps`` with
+    every (pattern length, last action) of ``cfg``, smallest first (duplicates dropped)."""
+    if not cfg.select:
+        return (caps,)
+    specs = [
+        replace(caps, contact_pattern_weeks=w, last_action=last)
+        for w, last in product(sorted(set(cfg.pattern_weeks)), sorted(set(cfg.last_action)))
+    ]
+    return tuple(dict.fromkeys(specs))
+
+
+def summary_panel_config(
+    panel: PanelConfig, specs: Sequence[DiscreteSpec], actions: Sequence[str]
+) -> PanelConfig:
+    """``panel`` with the rule features every summary of ``specs`` reads: a contact window as
+    long as the longest pattern, and the contact actions (catalogue order, first) for the last
+    action; ``panel`` itself when none needs them."""
+    weeks = max((s.contact_pattern_weeks for s in specs), default=0)
+    last = any(s.last_action for s in specs)
+    if not weeks and not last:
+        return panel
+    windows = list(dict.fromkeys([*panel.rule_windows, *([weeks] if weeks else [])]))
+    counted = [*actions[1:], *panel.rule_actions] if last else list(panel.rule_actions)
+    return replace(panel, rule_windows=windows, rule_actions=list(dict.fromkeys(counted)))
+
+
+def heldout_loglik(
+    weeks: CustomerWeeks, design: Design, held: NDArray[np.bool_], c_grid: Sequence[float]
+) -> Float:
+    """(K,) held-out log-likelihood of each customer's weeks (nats; 0 for training customers):
+    each binary response model fitted on the training customers with the penalty of
+    ``c_grid`` that scores best on the validation customers ``held`` (K,), unweighted."""
+    validation = held[weeks.customer]
+    data = FitData.of(weeks, design, np.ones(weeks.n))
+    train_w = (~validation).astype(np.float64)
+    valid_w = validation.astype(np.float64)
+    scale = design.penalty_scale()
+    per_customer = np.zeros(held.shape[0])
+    for name in BINARY_MODELS:
+        train = data.binary(name, train_w)
+        if train[1].sum() <= 0:
+            continue  # never happens in training: the model predicts "never" for every row
+        c = choose_logistic(train, data.binary(name, valid_w), list(c_grid), scale)
+        fit = fit_logistic(*train, c, scale=scale)
+        eta = fit.eta(data.cells.matrix)[data.cells.row_cell]
+        y, rows = data.outcome(name)
+        ll = np.where(y, -np.logaddexp(0.0, -eta), -np.logaddexp(0.0, eta))
+        per_customer += np.bincount(
+            weeks.customer, weights=ll * (rows & validation), minlength=held.shape[0]
+        )
+    return per_customer
+
+
+def select_summary(
+    fit_panel: pd.DataFrame,
+    specs: Sequence[DiscreteSpec],
+    cfg: CalibrationConfig,
+    channels: Sequence[str],
+    actions: Sequence[str],
+    segments: Sequence[str],
+    list_divisors: Float | None,
+    silent_channels: tuple[int, ...],
+) -> SummarySelection:
+    """Score every candidate of ``specs`` on the calibration's validation customers and choose
+    (see the module docstring).
+
+    Args:
+        fit_panel: The calibration weeks' panel rows (built with :func:`summary_panel_config`).
+        specs: The candidates (:func:`candidate_specs`).
+        cfg: The calibration settings (seed, validation share, penalties, the selection's).
+        channels, actions, segments, list_divisors: As for
+            :func:`~journeyopt.calibration.weeks.customer_weeks`.
+        silent_channels: Channels no action uses (:attr:`Design.silent_channels`).
+    """
+    scores: list[Float | None] = []
+    sizes: list[int] = []
+    n_valid = 0
+    for spec in specs:
+        layout = DiscreteLayout(spec, len(segments), len(channels), len(actions))
+        sizes.append(layout.n_states)
+        if layout.n_states > cfg.summary.max_states:
+            scores.append(None)
+            continue
+        weeks = customer_weeks(fit_panel, layout, channels, actions, segments, list_divisors)
+        rng = np.random.default_rng(cfg.seed)  # the estimate's split: same seed, same draw
+        held = validation_customers(weeks.customer_ids.shape[0], cfg.validation_share, rng)
+        n_valid = int(held[weeks.customer].sum())
+        design = Design(layout, len(actions), cfg.seasonal, silent_channels)
+        scores.append(heldout_loglik(weeks, design, held, cfg.c_grid)[held])
+    scored = [k for k, s in enumerate(scores) if s is not None]
+    if not scored:
+        raise ValueError("every candidate summary has more than calibration.summary.max_states")
+    totals = {k: float(np.sum(scores[k])) for k in scored}  # type: ignore[arg-type]
+    best = max(scored, key=lambda k: totals[k])
+    se = {}
+    for k in scored:
+        diff = scores[best] - scores[k]  # type: ignore[operator]
+        se[k] = float(np.std(diff, ddof=1) * np.sqrt(diff.shape[0])) if diff.shape[0] > 1 else 0.0
+    within = [k for k in scored if totals[best] - totals[k] <= cfg.summary.tolerance_se * se[k]]
+    chosen = min(within, key=lambda k: (sizes[k], k))
+    per_week = max(n_valid, 1)
+    candidates = tuple(
+        SummaryCandidate(
+            spec,
+            sizes[k],
+            totals[k] / per_week if k in totals else float("nan"),
+            se[k] / per_week if k in se else float("nan"),
+            k == chosen,
+        )
+        for k, spec in enumerate(specs)
+    )
+    return SummarySelection(candidates, n_valid, cfg.summary.tolerance_se)
+
+
+def selection_meta(
+    selection: SummarySelection | None,
+    world: WorldSpec,
+    horizon_weeks: int,
+    gamma: float,
+) -> dict[str, Any]:
+    """The card's record of the state summary: the candidates (when chosen by the data), the
+    world's state count and the time of one exact DP solve over ``horizon_weeks`` (seconds;
+    NaN when the world cannot value contacts)."""
+    layout = DiscreteLayout.of(world)
+    seconds = float("nan")
+    if world.responses is None or world.responses.actions_identified:
+        start = time.perf_counter()
+        solve_optimum(world, horizon_weeks, gamma)
+        seconds = time.perf_counter() - start
+    record: dict[str, Any] = selection.as_meta() if selection is not None else {}
+    return {
+        **record,
+        "n_states": layout.n_states,
+        "n_actions": world.actions.n_actions,
+        "dp_horizon_weeks": horizon_weeks,
+        "dp_seconds": round(seconds, 3),
+    }
+
+
+def summary_lines(meta: Mapping[str, Any]) -> list[str]:
+    """The card's section on the state summary (none when it was not chosen by the data)."""
+    record = meta.get("summary_selection")
+    if not record:
+        return []
+    lines = [
+        "## State summary, chosen by the data",
+        "",
+        f"Held-out log-likelihood of the conversion, engagement and opt-out models (nats per "
+        f"customer-week over {record.get('n_validation_weeks', 0):,} validation customer-weeks; "
+        f"SE: of the difference to the best). Chosen: the smallest within "
+        f"{record.get('tolerance_se', 0):g} SE of the best.",
+        "",
+        "| candidate | states | held-out log-lik. | SE | chosen |",
+        "|---|---|---|---|---|",
+    ]
+    for c in record.get("candidates", []):
+        loglik = c["loglik"]
+        scored = loglik == loglik  # NaN: too many states, not scored
+        lines.append(
+            f"| {c['label']} | {c['n_states']:,} | "
+            + (f"{loglik:.5f} | {c['se']:.5f}" if scored else "not scored (max_states) | ")
+            + f" | {'**yes**' if c['chosen'] else ''} |"
+        )
+    lines += [
+        "",
+        f"The world has {record['n_states']:,} discrete states x {record['n_actions']} actions; "
+        f"one exact DP solve over {record['dp_horizon_weeks']} weeks took "
+        f"{record['dp_seconds']:.1f} s.",
+        "",
+    ]
+    return lines
