@@ -11,6 +11,7 @@ default ``serve.rollout``).
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +26,12 @@ from journeyopt.serving.config import RolloutConfig
 
 HERE = Path(__file__).parent
 LIFTS = (-0.3, -0.15, -0.05, 0.05, 0.1, 0.2, 0.3, 0.5)
+ESTIMATORS = {
+    "before (13 pre-weeks, outcome's mean)": RolloutConfig(pre_weeks=13, covariates=[]),
+    "after (default: 52 pre-weeks, 4 covariates + segment)": RolloutConfig(),
+}
+"""The rollout's earlier default adjustment and the current default (the synthetic customers
+have no segment: that covariate is constant here and left out)."""
 SCENARIOS = {
     "default (6,000 customers, 26 weeks)": Scenario(),
     "small (2,000 customers, 26 weeks)": Scenario(customers=2000),
@@ -39,16 +46,31 @@ def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return centre - half, centre + half
 
 
+def _widths(runs: pd.DataFrame, weeks: tuple[int, ...]) -> dict[str, float]:
+    """Mean half-width of the sequence against previous at each of ``weeks`` over the
+    rollouts still running then."""
+    out = {}
+    for week in weeks:
+        values = [w[week - 1] for w in runs["half_widths"] if len(w) >= week]
+        out[f"half_width_week_{week}"] = float(np.nanmean(values)) if values else float("nan")
+    return out
+
+
+WIDTH_WEEKS = (4, 8, 13, 26)
+
+
 def null_rates(experiments: int, seed: int) -> pd.DataFrame:
     rows = []
-    settings = RolloutConfig()
-    for k, (name, scenario) in enumerate(SCENARIOS.items()):
+    for (k, (name, scenario)), (estimator, settings) in itertools.product(
+        enumerate(SCENARIOS.items()), ESTIMATORS.items()
+    ):
         runs = error_rates(scenario, settings, experiments, seed + k)
         wrong = int((runs["decision"] != CONTINUE).sum())
         low, high = _wilson(wrong, experiments)
         rows.append(
             {
                 "scenario": name,
+                "estimator": estimator,
                 "experiments": experiments,
                 "wrong_decisions": wrong,
                 "error_rate": wrong / experiments,
@@ -58,21 +80,22 @@ def null_rates(experiments: int, seed: int) -> pd.DataFrame:
                 "false_rollback": int((runs["decision"] == ROLLBACK).sum()),
                 "sequence_missed_0": float(runs["missed"].mean()),
                 "naive_95_rejected": float(runs["naive_rejected"].mean()),
+                **_widths(runs, WIDTH_WEEKS),
             }
         )
     return pd.DataFrame(rows)
 
 
-def effect_table(experiments: int, seed: int) -> pd.DataFrame:
+def effect_table(experiments: int, seed: int, base: Scenario) -> pd.DataFrame:
     rows = []
-    settings = RolloutConfig()
-    base = SCENARIOS["default (6,000 customers, 26 weeks)"]
-    for k, lift in enumerate(LIFTS):
+    for (k, lift), (estimator, settings) in itertools.product(enumerate(LIFTS), ESTIMATORS.items()):
         scenario = with_lift(base, lift)
         runs = error_rates(scenario, settings, experiments, seed + 100 + k)
         decided = runs[runs["decision"] != CONTINUE]
         rows.append(
             {
+                "scenario": scenario.customers,
+                "estimator": estimator,
                 "canary_lift": lift,
                 "true_effect_per_customer_week": scenario.true_effect,
                 "experiments": experiments,
@@ -97,7 +120,10 @@ def main() -> None:
     start = time.monotonic()
     null = null_rates(args.null, args.seed)
     null.to_csv(HERE / "null.csv", index=False)
-    effects = effect_table(args.per_effect, args.seed)
+    effects = pd.concat(
+        [effect_table(args.per_effect, args.seed, s) for s in SCENARIOS.values()],
+        ignore_index=True,
+    )
     effects.to_csv(HERE / "effects.csv", index=False)
     base = replace(Scenario())
     lines = [
@@ -106,13 +132,13 @@ def main() -> None:
         f"Command: `.venv/bin/python experiments/rollout/sequential.py --null {args.null} "
         f"--per-effect {args.per_effect} --seed {args.seed}` ({time.monotonic() - start:.0f} s).",
         "",
-        f"Default `serve.rollout`: {RolloutConfig()}; scenario: {base}.",
+        f"Estimators: {ESTIMATORS}; scenario: {base}.",
         "",
         "## No effect (canary = previous): wrong decisions over 26 weekly looks",
         "",
         markdown_table(null),
         "",
-        "## Weeks to a decision by true effect (default scenario)",
+        "## Weeks to a decision by true effect (both scenarios)",
         "",
         markdown_table(effects),
         "",

@@ -57,6 +57,7 @@ from journeyopt.sim.world import WorldSpec, load_world
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.model import LinearSoftmaxPolicy, log_policy_model
 from journeyopt.tracking.promotion import (
+    INCONCLUSIVE_EXIT_CODE,
     REFUSED_EXIT_CODE,
     Evidence,
     PromotionRefused,
@@ -170,8 +171,9 @@ def test_at_default_thresholds_small_logs_cannot_show_the_model_right(
     """1,500 customers over 6 weeks, the true world as the model: the default gate refuses
     even a clearly better candidate, because these logs cannot show the model right within
     10 % (the equivalence test) about the logging policy or the actions the candidate leans
-    on. The refusal names the model check of each action with its gap and interval; the
-    terminal shows the evidence table."""
+    on — as inconclusive (exit code 4: no evidence against it, not enough for it;
+    tests/tracking/test_gate_inconclusive.py). The refusal names the model check of each
+    action with its gap and interval; the terminal shows the evidence table."""
     registry = PolicyRegistry(mlflow_sqlite)
     assert GateConfig() == gate_config("x", recent_logs, mlflow_sqlite).gate
     assert GateConfig().model_check_strict and GateConfig().require_model_free
@@ -179,22 +181,25 @@ def test_at_default_thresholds_small_logs_cannot_show_the_model_right(
     cfg = gate_config(f"models:/{registry.name}/{better}", recent_logs, mlflow_sqlite)
     with pytest.raises(SystemExit) as exited:  # as journeyopt-promote runs it
         report_errors(lambda: promote(cfg))
-    assert exited.value.code == REFUSED_EXIT_CODE
+    assert exited.value.code == INCONCLUSIVE_EXIT_CODE
     printed = capsys.readouterr()
     message = printed.err.strip().splitlines()[-1]  # after MLflow's own log lines
     assert sum(line.startswith("error:") for line in printed.err.splitlines()) == 1
-    assert message.startswith(f"error: models:/{registry.name}/{better} not promoted over ")
+    assert message.startswith(
+        f"error: inconclusive, not enough evidence: models:/{registry.name}/{better} not "
+        "promoted over "
+    )
     assert "simulation test failed" not in message
     # one logged week of 1,500 customers: the clone's mailings rest on a few logged ones
     assert "overlap diagnostics failed: action 'newsletter'" in message
     assert "logged decisions took it where the target would too (at least 30 needed)" in message
-    assert "model_check test failed (outcome of 'newsletter'" in message
+    assert "model_check test inconclusive (outcome of 'newsletter'" in message
     assert "the candidate chooses it in" in message and "(90 % CI " in message
     with pytest.raises(MlflowException):
         registry.alias(CHAMPION)
     shown = printed.out
-    assert f"promotion gate: models:/{registry.name}/{better} refused" in shown
-    for word in ("simulation", "ope", "model_free", "model_check", "today's practice", "FAIL"):
+    assert f"promotion gate: models:/{registry.name}/{better} inconclusive" in shown
+    for word in ("simulation", "ope", "model_free", "model_check", "today's practice"):
         assert word in shown
 
 
@@ -347,6 +352,7 @@ def test_model_check_blocks_a_wrong_model_world_or_warns(
     decision = run_gate(cfg, wrong, (wrong,), version, candidate, staff, "staff_rules")
     assert not decision.promote
     assert any(r.startswith("model_check test failed") for r in decision.reasons)
+    assert not decision.inconclusive  # shown wrong: evidence against, not want of it
     table = decision.table
     check = table[table["key"] == "model_check"].iloc[0]
     assert not check["passed"] and check["lower_bound"] > cfg.gate.model_check_tolerance

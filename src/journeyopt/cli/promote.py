@@ -3,7 +3,11 @@
     journeyopt-promote candidate=models:/journey-policy/3 data.path=work/logs
     journeyopt-promote candidate=<run id> data.path=work/logs calibrated_world=work/calibrated
 
-Exit codes: 0 promoted, 3 refused by the gate (the message names the failed tests), 2 for a
+Exit codes: 0 promoted (with ``gate.inconclusive=canary``, also an inconclusive gate's canary),
+3 refused by the gate on evidence against the candidate (the message names the failed tests),
+4 refused as inconclusive (not enough evidence: every value test passed, the blocking failures
+are only model checks whose interval straddles the tolerance or actions with too little
+logged support; the terminal says how much more data would settle them), 2 for a
 configuration or input problem. See :mod:`journeyopt.tracking.promotion` and ``docs/ope.md``.
 """
 
@@ -67,12 +71,14 @@ from journeyopt.tracking.promotion import (
     Decision,
     Evidence,
     GateConfig,
+    PromotionInconclusive,
     PromotionRefused,
     ServedPolicy,
     decide,
     model_check_evidence,
     model_free_evidence,
     simulation_evidence,
+    support_shortfall,
 )
 from journeyopt.tracking.registry import CHAMPION, RULES_TAG, PolicyRegistry, ResolvedVersion
 from journeyopt.tracking.rollout import read_rollout as current_rollout
@@ -284,18 +290,61 @@ def promote(cfg: PromoteConfig) -> Decision:
         cfg, world, members, version, candidate, champion, champion_ref, practice=practice
     )
     console().print(evidence_table(decision, version.uri))
+    for line in inconclusive_lines(decision, cfg):
+        console().print(line)
     if not decision.promote:
-        raise PromotionRefused(
-            f"{version.uri} not promoted over {champion_ref}: " + "; ".join(decision.reasons)
-        )
+        refused = f"{version.uri} not promoted over {champion_ref}: " + "; ".join(decision.reasons)
+        if decision.inconclusive:
+            raise PromotionInconclusive(f"inconclusive, not enough evidence: {refused}")
+        raise PromotionRefused(refused)
     promote_version(
         registry,
         version,
         decision,
-        f"beats {champion_ref} in simulation and by off-policy evaluation",
+        promotion_reason(decision, champion_ref),
         cfg.serve.rollout,
     )
     return decision
+
+
+def promotion_reason(decision: Decision, champion_ref: str, how: str = "") -> str:
+    """The ``champion`` alias's reason: beaten on the evidence, or, for a canary on an
+    inconclusive gate, that the staged rollout's always-valid test is the evidence."""
+    where = f" ({how})" if how else ""
+    if decision.canary_only:
+        return (
+            f"canary only{where}: the gate was inconclusive against {champion_ref} (every value "
+            "test passed; not enough evidence for "
+            + ", ".join(sorted({e.test for e in decision.evidence if e.inconclusive}))
+            + "); gate.inconclusive=canary: the staged rollout's always-valid test is the "
+            "evidence"
+        )
+    return f"beats {champion_ref} in simulation and by off-policy evaluation{where}"
+
+
+def inconclusive_lines(decision: Decision, cfg: PromoteConfig) -> list[str]:
+    """What the terminal says about an inconclusive gate: the verdict, how much more data
+    would settle each inconclusive test, and what ``gate.inconclusive`` did or would do."""
+    if not decision.inconclusive:
+        return []
+    lines = ["inconclusive: not enough evidence (every value test passed; no evidence against)"]
+    lines += [f"  more data needed: {line}" for line in decision.more_data]
+    if decision.canary_only:
+        lines.append(
+            "  gate.inconclusive=canary: promoted as a canary only; the staged rollout decides "
+            "(journeyopt-rollout status)"
+        )
+    elif cfg.gate.inconclusive == "canary":
+        lines.append(
+            "  gate.inconclusive=canary needs serve.rollout.enabled=true and a champion to "
+            "compare the canary with: refused"
+        )
+    else:
+        lines.append(
+            "  gate.inconclusive=canary (with serve.rollout.enabled) would promote it as a "
+            "canary only, the staged rollout's always-valid test then being the evidence"
+        )
+    return lines
 
 
 TODAYS_PRACTICE = "today's practice"
@@ -342,7 +391,8 @@ def run_gate(
     evidence.extend(ope_evidence(cfg, model, candidate, baselines, panel))
     evidence.append(model_free_row(cfg, model, candidate, panel))
     evidence.extend(model_evidence(cfg, model, panel, candidate))
-    decision = decide(evidence)
+    canary_possible = cfg.serve.rollout.enabled and champion_ref != "staff_rules"
+    decision = decide(evidence, cfg.gate.inconclusive, canary_possible)
     for warning in decision.warnings:
         log.warning("%s", warning)
     record(cfg, decision, version, champion_ref)
@@ -431,6 +481,8 @@ def _number(value: float, relative: bool, signed: bool) -> str:
 def _result(evidence: Evidence) -> str:
     if evidence.passed:
         return "[green]pass[/green]"
+    if evidence.inconclusive and evidence.blocking:
+        return "[yellow]inconclusive[/yellow]"
     return "[red]FAIL[/red]" if evidence.blocking else "[yellow]fail (warning)[/yellow]"
 
 
@@ -438,7 +490,8 @@ def evidence_table(decision: Decision, candidate: str) -> Table:
     """The gate's evidence as a rich table: one row per test with what the candidate was
     judged against, the estimate and its interval (the two-sided interval whose lower end is
     the one-sided bound), the pass rule and the result."""
-    verdict = "[green]promoted[/green]" if decision.promote else "[red]refused[/red]"
+    colour = {"promoted": "green", "refused": "red"}.get(decision.verdict, "yellow")
+    verdict = f"[{colour}]{decision.verdict}[/{colour}]"
     table = Table(title=f"promotion gate: {candidate} {verdict}", title_justify="left")
     for column in ("test", "judged against", "source", "estimate", "interval", "criterion"):
         table.add_column(column, justify="right" if column in ("estimate", "interval") else "left")
@@ -533,7 +586,7 @@ def model_evidence(
         f"logging policy replayed in the model world, "
         f"{logged.n_customers} customers x {weeks} weeks"
     )
-    rows = [model_check_evidence(check, source, blocking)]
+    rows = [model_check_evidence(check, source, blocking, units=logged.n_customers)]
     if candidate is None:
         return rows
     target = target_probabilities(candidate, logged, cfg.ope.seed)
@@ -560,7 +613,13 @@ def model_free_row(
         f"{MODEL_FREE_ESTIMATOR}, {logged.n_customers} customers, first {window.weeks} of "
         f"{weeks} logged weeks supported (ESS {100 * ess:.1f} %)"
     )
-    return model_free_evidence(check, source, cfg.gate.require_model_free)
+    return model_free_evidence(
+        check,
+        source,
+        cfg.gate.require_model_free,
+        cfg.ope.min_action_support,
+        model.world.actions.names,
+    )
 
 
 def ope_settings(cfg: PromoteConfig) -> OPESettings:
@@ -618,10 +677,15 @@ def ope_evidence(
         champ = evaluate(policy)
         diff = paired_improvement(cand, champ, estimator, settings)
         notes = []
-        if not diff.ci_low > threshold:
+        value_passed = diff.ci_low > threshold
+        if not value_passed:
             notes.append(f"lower bound {diff.ci_low:.3f} is not above {threshold:g}")
+        more = ""
         if cfg.gate.require_overlap and not cand.diagnostics.passed:
             notes.append("overlap diagnostics failed: " + "; ".join(cand.diagnostics.reasons))
+            more = support_shortfall(
+                cand.diagnostics, cfg.ope.min_action_support, world.actions.names
+            )
         rows.append(
             Evidence(
                 "ope",
@@ -639,6 +703,8 @@ def ope_evidence(
                 criterion=f"lower bound > {threshold:g}"
                 + (", overlap diagnostics pass" if cfg.gate.require_overlap else ""),
                 key="ope" if blocking else "ope_vs_practice",
+                inconclusive=value_passed and bool(more),
+                more_data=more if value_passed else "",
             )
         )
     return rows
@@ -647,7 +713,7 @@ def ope_evidence(
 def record(cfg: PromoteConfig, decision: Decision, version: ResolvedVersion, champion: str) -> None:
     """The decision, evidence table, reasons and warnings as an MLflow run."""
     config = cast(dict[str, Any], OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
-    tags = {"journeyopt.promotion.decision": "promoted" if decision.promote else "refused"}
+    tags = {"journeyopt.promotion.decision": decision.verdict}
     with tracked_run(config, f"promote-v{version.version}", tags=tags) as run:
         run.log_params({"promotion.candidate": version.uri, "promotion.champion": champion})
         metrics: dict[str, float] = {}
@@ -668,6 +734,10 @@ def record(cfg: PromoteConfig, decision: Decision, version: ResolvedVersion, cha
         run.log_dict(
             {
                 "promoted": decision.promote,
+                "verdict": decision.verdict,
+                "inconclusive": decision.inconclusive,
+                "canary_only": decision.canary_only,
+                "more_data": list(decision.more_data),
                 "reasons": list(decision.reasons),
                 "warnings": list(decision.warnings),
                 "evidence": decision.table.to_dict(orient="records"),

@@ -20,6 +20,7 @@ from journeyopt.cli.promote import (
     champion_policy,
     load_served,
     promote_version,
+    promotion_reason,
     run_gate,
     todays_practice,
 )
@@ -34,7 +35,8 @@ def gate(
     serving_from: pd.Timestamp | None = None,
 ) -> Decision:
     """Judge ``candidate`` against the champion in ``cfg.calibrated_world``; promote it when
-    every test passes. The decision is recorded as an MLflow run either way. A promoted
+    every test passes (or as a canary only on an inconclusive gate with
+    ``gate.inconclusive=canary``). The decision is recorded as an MLflow run either way. A promoted
     canary's rollout counts from ``serving_from`` (the cycle's week, UTC; default now).
 
     Returns:
@@ -57,7 +59,7 @@ def gate(
             registry,
             candidate,
             decision,
-            f"beats {champion_ref} in simulation and by off-policy evaluation (weekly cycle)",
+            promotion_reason(decision, champion_ref, "weekly cycle"),
             cfg.serve.rollout,
             serving_from,
         )

@@ -240,8 +240,6 @@ class RolloutJobConfig:
         serve: The serving config; its ``rollout`` holds the test's settings.
         decisions: Decision-log file or folder of the served policy (with its ``arm``
             column).
-        pre_weeks: Weeks before each customer's first scored week whose outcome is the
-            regression covariate (CUPED).
         reason: Why, for a manual ``rollback`` (recorded on the versions and the run).
         output_dir: Folder of the evidence (tables, Markdown); empty: not written.
         overwrite: Replace an earlier report in ``output_dir``.
@@ -253,7 +251,6 @@ class RolloutJobConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     serve: ServingConfig = field(default_factory=ServingConfig)
     decisions: str = ""
-    pre_weeks: int = 13
     reason: str = ""
     output_dir: str = ""
     overwrite: bool = False
@@ -263,8 +260,6 @@ class RolloutJobConfig:
             raise ConfigError(
                 f"command must be one of {', '.join(ROLLOUT_COMMANDS)}, got {self.command!r}"
             )
-        if self.pre_weeks < 0:
-            raise ConfigError(f"pre_weeks must be >= 0, got {self.pre_weeks}")
         if self.command == "rollback" and not self.reason.strip():
             raise ConfigError("a rollback needs a reason: reason='<why>'")
         if self.command != "rollback" and not self.decisions:

@@ -4,10 +4,12 @@ A scored customer is exposed from their first scored week at or after ``since`` 
 the panel (intent to treat: later weeks count whatever was decided in them). For each outcome
 of :data:`OUTCOMES` the table holds the customer's mean per exposed week and, as the
 pre-period covariate, the mean over the ``pre_weeks`` weeks before the customer was first
-scored at all (0 without such weeks). The covariate must precede the treatment: when the
-policy has been serving for months, the weeks just before ``since`` already carry its effect
-(a customer it won over books more then too), and adjusting for them would remove that part
-of the uplift from the estimate.
+scored at all (0 without such weeks); beside them, the pre-period's length (weeks with a
+panel row, up to ``pre_weeks``) and its share of weeks with a conversion
+(:data:`COVARIATES`, the covariates a regression adjustment may use). The covariate must
+precede the treatment: when the policy has been serving for months, the weeks just before
+``since`` already carry its effect (a customer it won over books more then too), and
+adjusting for them would remove that part of the uplift from the estimate.
 
 Outcomes per customer-week:
 
@@ -30,6 +32,15 @@ from journeyopt.monitoring.decisions_contacts import WEEK
 from journeyopt.sim.rules import ActionCatalog
 
 OUTCOMES: tuple[str, ...] = ("conversions", "revenue", "margin", "opt_outs")
+COVARIATES: tuple[str, ...] = (
+    *(f"{o}_pre" for o in OUTCOMES),
+    "pre_weeks",
+    "active_pre",
+    "segment",
+)
+"""Covariate columns of :func:`customer_outcomes`, per customer: each outcome's mean per
+pre-period week, the pre-period's weeks, its share of weeks with a conversion, and the static
+segment (known before any decision)."""
 
 
 def weekly_outcomes(
@@ -92,9 +103,10 @@ def customer_outcomes(
 
     Returns:
         ``customer_id``, ``group``, ``segment`` (static attribute, ``(unknown)`` when empty),
-        ``weeks`` (exposed weeks), ``pre_weeks`` (pre-period weeks with a panel row), and per
+        ``weeks`` (exposed weeks), ``pre_weeks`` (pre-period weeks with a panel row), per
         outcome ``<outcome>`` (mean per exposed week) and ``<outcome>_pre`` (pre-period mean
-        per week, 0 without pre-period weeks). Customers without an exposed panel week are
+        per week, 0 without pre-period weeks), and ``active_pre`` (share of the pre-period
+        weeks with a conversion, 0 without them). Customers without an exposed panel week are
         not in it.
     """
     weekly = weekly_outcomes(panel, margin_rate, catalog, prices)
@@ -112,14 +124,17 @@ def customer_outcomes(
     post_n = post.groupby("customer_id").size().rename("weeks")
     pre_sum = pre.groupby("customer_id")[list(OUTCOMES)].sum()
     pre_n = pre.groupby("customer_id").size().rename("pre_weeks")
+    active = (pre["conversions"] > 0).groupby(pre["customer_id"]).sum().rename("active_pre")
     table = pd.concat([post_n, post_sum.div(post_n, axis=0)], axis=1)
     pre_mean = pre_sum.div(pre_n, axis=0).add_suffix("_pre")
-    table = table.join(pre_n).join(pre_mean).fillna(0.0)
+    table = (
+        table.join(pre_n).join(pre_mean).join(active.div(pre_n).rename("active_pre")).fillna(0.0)
+    )
     table["pre_weeks"] = table["pre_weeks"].astype(np.int64)
     table["weeks"] = table["weeks"].astype(np.int64)
     segment = panel.drop_duplicates("customer_id").set_index("customer_id")["segment"]
     table = table.join(groups.set_index("customer_id")["group"])
     table["segment"] = segment.reindex(table.index).astype(str).replace("", "(unknown)")
     columns = ["group", "segment", "weeks", "pre_weeks", *OUTCOMES]
-    columns += [f"{o}_pre" for o in OUTCOMES]
+    columns += [f"{o}_pre" for o in OUTCOMES] + ["active_pre"]
     return table.loc[:, columns].rename_axis("customer_id").reset_index()

@@ -9,8 +9,13 @@ and their outcome per customer-week (``serve.rollout.outcome``, by default the m
 contact cost) comes from the panel of the real logs (:mod:`journeyopt.monitoring.exposure`).
 
 Two comparisons, each the regression-adjusted difference per customer-week of
-:func:`journeyopt.monitoring.uplift.regression_uplift` (customer-clustered standard error,
-the outcome's pre-period mean as covariate) wrapped in the normal-mixture confidence sequence
+:func:`journeyopt.monitoring.uplift.regression_uplift` (customer-clustered standard error;
+covariates from each customer's history before their first decision, up to
+``serve.rollout.pre_weeks`` weeks: the outcome's pre-period mean and
+``serve.rollout.covariates``, CUPED with several covariates; a fixed population's customers
+keep much of their margin from week to week, so a long pre-period removes most of the
+between-customer variance that otherwise keeps the interval wide however many weeks pass)
+wrapped in the normal-mixture confidence sequence
 of :mod:`journeyopt.monitoring.sequential`, so that looking every week keeps the error level
 ``serve.rollout.alpha``:
 
@@ -51,6 +56,8 @@ from journeyopt.serving.config import RolloutConfig
 from journeyopt.serving.rollout import CANARY_ARM, CONTROL_ARM, PREVIOUS_ARM
 from journeyopt.tracking.rollout import RolloutState
 
+SEGMENT = "segment"
+"""The customers table's static attribute, usable as a covariate (one indicator a segment)."""
 WIDEN = "widen"
 ROLLBACK = "rollback"
 CONTINUE = "continue"
@@ -119,6 +126,36 @@ class RolloutVerdict:
     vs_control: ArmComparison | None
 
 
+def adjustment_covariates(outcome: str, settings: RolloutConfig) -> tuple[str, ...]:
+    """The columns of the customers table the comparison adjusts for: ``<outcome>_pre`` and
+    ``serve.rollout.covariates`` (none when ``serve.rollout.pre_weeks`` is 0)."""
+    if settings.pre_weeks == 0:
+        return ()
+    return tuple(dict.fromkeys([f"{outcome}_pre", *settings.covariates]))
+
+
+def covariate_matrix(rows: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray | None:
+    """(n, k) covariates of ``rows``: numeric columns as they are, ``segment`` (a static
+    attribute) as one indicator per segment but the first; None without ``names``.
+
+    Raises:
+        ValueError: A name is not a column of ``rows``.
+    """
+    if not names:
+        return None
+    missing = [name for name in names if name not in rows.columns]
+    if missing:
+        raise ValueError(f"serve.rollout.covariates: no column {missing} in the customers table")
+    columns: list[np.ndarray] = []
+    for name in names:
+        if name == SEGMENT:
+            levels = sorted(rows[name].astype(str).unique())[1:]
+            columns += [(rows[name].astype(str) == level).to_numpy(np.float64) for level in levels]
+        else:
+            columns.append(rows[name].to_numpy(np.float64))
+    return np.column_stack(columns) if columns else None
+
+
 def compare_arms(
     customers: pd.DataFrame, outcome: str, against: str, settings: RolloutConfig
 ) -> ArmComparison | None:
@@ -126,11 +163,15 @@ def compare_arms(
     arm has fewer than 2 customers.
 
     Args:
-        customers: One row per exposed customer (``group`` = arm, ``weeks``, ``<outcome>``,
-            ``<outcome>_pre``), from :func:`journeyopt.monitoring.exposure.customer_outcomes`.
+        customers: One row per exposed customer (``group`` = arm, ``weeks``, ``<outcome>``
+            and the covariates of :func:`adjustment_covariates`), from
+            :func:`journeyopt.monitoring.exposure.customer_outcomes`.
         outcome: Outcome column compared.
         against: ``previous`` or ``control``.
-        settings: ``serve.rollout`` (level and minimum exposure of the test).
+        settings: ``serve.rollout`` (level and minimum exposure of the test, covariates).
+
+    Raises:
+        ValueError: A covariate of ``serve.rollout.covariates`` is not a column.
     """
     rows = customers[customers["group"].isin([CANARY_ARM, against])]
     canary = (rows["group"] == CANARY_ARM).to_numpy()
@@ -141,7 +182,7 @@ def compare_arms(
         rows[outcome].to_numpy(np.float64),
         weeks,
         canary,
-        rows[f"{outcome}_pre"].to_numpy(np.float64),
+        covariate_matrix(rows, adjustment_covariates(outcome, settings)),
     )
     canary_weeks, other_weeks = float(weeks[canary].sum()), float(weeks[~canary].sum())
     bound = confidence_sequence(

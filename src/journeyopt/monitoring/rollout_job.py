@@ -31,12 +31,13 @@ from journeyopt.monitoring.decisions_contacts import (
     read_decisions,
     with_decision_contacts,
 )
-from journeyopt.monitoring.exposure import OUTCOMES, customer_outcomes
+from journeyopt.monitoring.exposure import COVARIATES, OUTCOMES, customer_outcomes
 from journeyopt.monitoring.rollout import (
     CONTINUE,
     ROLLBACK,
     WIDEN,
     RolloutVerdict,
+    adjustment_covariates,
     arm_table,
     compare_arms,
     comparison_table,
@@ -93,6 +94,11 @@ def measure_rollout(
         raise JourneyoptError(
             f"serve.rollout.outcome must be one of {list(OUTCOMES)}, got {settings.outcome!r}"
         )
+    unknown = [c for c in settings.covariates if c not in COVARIATES]
+    if unknown:
+        raise JourneyoptError(
+            f"serve.rollout.covariates: unknown {unknown}; known: {list(COVARIATES)}"
+        )
     if not cfg.data.path:
         raise JourneyoptError("data.path is required: the folder or file of the logs")
     margin_rate = cfg.data.economics.margin()
@@ -110,6 +116,8 @@ def measure_rollout(
         "outcome": f"{settings.outcome} per customer-week",
         "test": f"normal-mixture confidence sequence, alpha {settings.alpha:g}, tightest at "
         f"{settings.min_exposure_weeks} customer-weeks",
+        "adjusted for": (", ".join(adjustment_covariates(settings.outcome, settings)) or "nothing")
+        + f" (pre-period up to {settings.pre_weeks} weeks)",
     }
     empty = pd.DataFrame(columns=["arm", "customers", "customer_weeks"])
     if panel.empty:
@@ -125,7 +133,7 @@ def measure_rollout(
         panel,
         groups,
         since,
-        cfg.pre_weeks,
+        settings.pre_weeks,
         margin_rate,
         ActionCatalog.from_source(cfg.data),
         cfg.data.amounts,

@@ -7,8 +7,12 @@ and previous. Customer ``i`` converts in a week with probability ``p_i ~ Beta(k 
 conversion is worth a lognormal margin of mean ``value_mean``, and a contact (probability
 ``contact_rate`` a week) costs ``contact_cost``: the weekly outcome is margin net of contact
 cost, the rollout's default outcome. The previous policy multiplies ``p_i`` by
-``1 + control_lift`` over control, the canary by ``(1 + control_lift) (1 + lift)``. A
-pre-period of ``pre_weeks`` weeks under control conditions gives the covariate.
+``1 + control_lift`` over control, the canary by ``(1 + control_lift) (1 + lift)``. Every
+customer has ``pre_weeks`` weeks of history under control conditions before the rollout; the
+comparison's covariates come from its last ``serve.rollout.pre_weeks`` weeks (all of it when
+shorter), as :func:`journeyopt.monitoring.exposure.customer_outcomes` computes them from a
+panel: each customer's margin and conversions per pre-period week, the share of those weeks
+with a conversion and the pre-period's length.
 
 Every week the production functions (:func:`~journeyopt.monitoring.rollout.compare_arms`,
 :func:`~journeyopt.monitoring.rollout.decide`) look at the data so far; the first decision
@@ -37,7 +41,7 @@ class Scenario:
         customers: Customers in all arms.
         control_share: Share in the control group.
         weeks: Weekly looks at most.
-        pre_weeks: Weeks of the covariate's pre-period.
+        pre_weeks: Weeks of history before the rollout (the longest pre-period available).
         conversion_rate: Mean weekly conversion probability under control.
         concentration: ``k`` of the Beta heterogeneity (smaller: more heterogeneous).
         value_mean: Mean margin of a conversion, currency.
@@ -51,7 +55,7 @@ class Scenario:
     customers: int = 6000
     control_share: float = 0.1
     weeks: int = 26
-    pre_weeks: int = 8
+    pre_weeks: int = 52
     conversion_rate: float = 0.04
     concentration: float = 2.0
     value_mean: float = 60.0
@@ -90,6 +94,9 @@ class LookResult:
         missed: The confidence sequence against the previous policy excluded the true
             effect at some look.
         missed_week: The first such look (0: none).
+        half_widths: Half-width of the confidence sequence against the previous policy at
+            each look up to the decision (NaN before both arms have 2 customers), outcome
+            units per customer-week.
     """
 
     decision: str
@@ -97,6 +104,7 @@ class LookResult:
     naive_rejected: bool
     missed: bool
     missed_week: int = 0
+    half_widths: tuple[float, ...] = ()
 
 
 def _arms(n: int, scenario: Scenario, canary_share: float, rng: np.random.Generator) -> np.ndarray:
@@ -107,15 +115,37 @@ def _arms(n: int, scenario: Scenario, canary_share: float, rng: np.random.Genera
     )
 
 
-def _weekly_margin(
+def _weekly(
     p: np.ndarray, weeks: int, scenario: Scenario, rng: np.random.Generator
-) -> np.ndarray:
-    """(n, weeks) margin net of contact cost per customer-week."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n, weeks) margin net of contact cost and (n, weeks) conversions per customer-week."""
     converts = rng.random((p.shape[0], weeks)) < p[:, None]
     sigma = 0.8
     values = rng.lognormal(np.log(scenario.value_mean) - sigma**2 / 2, sigma, converts.shape)
     contacts = rng.random(converts.shape) < scenario.contact_rate
-    return converts * values - contacts * scenario.contact_cost
+    return converts * values - contacts * scenario.contact_cost, converts.astype(np.float64)
+
+
+def _pre_period(
+    base: np.ndarray, scenario: Scenario, settings: RolloutConfig, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """The covariate columns of :func:`journeyopt.monitoring.exposure.customer_outcomes` over
+    the last ``min(settings.pre_weeks, scenario.pre_weeks)`` weeks of history (all zero
+    without a pre-period, as for a customer without history)."""
+    margin, converts = _weekly(base, scenario.pre_weeks, scenario, rng)
+    used = min(settings.pre_weeks, scenario.pre_weeks)
+    n = base.shape[0]
+    if used == 0:
+        zero = np.zeros(n)
+        return {"margin_pre": zero, "conversions_pre": zero, "active_pre": zero,
+                "pre_weeks": zero}  # fmt: skip
+    margin, converts = margin[:, -used:], converts[:, -used:]
+    return {
+        "margin_pre": margin.mean(axis=1),
+        "conversions_pre": converts.mean(axis=1),
+        "active_pre": (converts > 0).mean(axis=1),
+        "pre_weeks": np.full(n, float(used)),
+    }
 
 
 def simulate_rollout(
@@ -128,13 +158,20 @@ def simulate_rollout(
     base = rng.beta(k * m, k * (1.0 - m), n)
     factor = np.where(arm == CONTROL_ARM, 1.0, 1.0 + scenario.control_lift)
     factor = factor * np.where(arm == CANARY_ARM, 1.0 + scenario.lift, 1.0)
-    pre = _weekly_margin(base, scenario.pre_weeks, scenario, rng).mean(axis=1)
-    post = np.cumsum(_weekly_margin(np.clip(base * factor, 0, 1), scenario.weeks, scenario, rng), 1)
+    pre = _pre_period(base, scenario, settings, rng)
+    post = np.cumsum(_weekly(np.clip(base * factor, 0, 1), scenario.weeks, scenario, rng)[0], 1)
     z = float(stats.norm.ppf(0.975))
     naive, missed_week = False, 0
+    widths: list[float] = []
     for week in range(1, scenario.weeks + 1):
         customers = pd.DataFrame(
-            {"group": arm, "weeks": week, "margin": post[:, week - 1] / week, "margin_pre": pre}
+            {
+                "group": arm,
+                "weeks": week,
+                "margin": post[:, week - 1] / week,
+                **pre,
+                "segment": "(unknown)",
+            }
         )
         vs_previous = compare_arms(customers, "margin", PREVIOUS_ARM, settings)
         vs_control = compare_arms(customers, "margin", CONTROL_ARM, settings)
@@ -143,10 +180,15 @@ def simulate_rollout(
             naive |= abs(vs_previous.estimate) > half  # a null effect: any exclusion of 0
             covered = vs_previous.low <= scenario.true_effect <= vs_previous.high
             missed_week = missed_week or (0 if covered else week)
+        widths.append(
+            (vs_previous.high - vs_previous.low) / 2 if vs_previous is not None else np.nan
+        )
         verdict = decide(vs_previous, vs_control, settings)
         if verdict.decision != CONTINUE:
-            return LookResult(verdict.decision, week, naive, missed_week > 0, missed_week)
-    return LookResult(CONTINUE, 0, naive, missed_week > 0, missed_week)
+            return LookResult(
+                verdict.decision, week, naive, missed_week > 0, missed_week, tuple(widths)
+            )
+    return LookResult(CONTINUE, 0, naive, missed_week > 0, missed_week, tuple(widths))
 
 
 def error_rates(

@@ -11,7 +11,8 @@ multi-covariate form of CUPED (Deng et al. 2013): weighted least squares with we
 
     y_i = b0 + tau * T_i + b1 * (x_i - xbar) + b2 * T_i * (x_i - xbar) + e_i
 
-where ``xbar`` is the exposure-weighted mean of ``x`` over both groups. ``tau`` estimates the
+where ``xbar`` is the exposure-weighted mean of ``x`` over both groups; with several
+covariates (a vector ``x_i``) each gets its own slope and interaction. ``tau`` estimates the
 uplift per customer-week (treatment minus control); without covariate it is the difference of
 the groups' outcomes per customer-week (total outcome / total weeks). The 95 % interval is
 either normal with a heteroskedasticity-robust (HC1, one row per customer so clustered by
@@ -71,14 +72,16 @@ class UpliftEstimate:
 
 
 def _design(treated: Bool, covariate: Float | None, weeks: Float) -> Float:
-    """(n, p) design: intercept, treatment, and with a covariate that varies, its centred
-    value and interaction."""
+    """(n, p) design: intercept, treatment, and for each covariate column (n,) or (n, k)
+    that varies, its centred value and its interaction with the treatment."""
     t = treated.astype(np.float64)
     columns = [np.ones_like(t), t]
     if covariate is not None:
-        centred = covariate - np.average(covariate, weights=weeks)
-        if float(np.average(centred**2, weights=weeks)) > 1e-18:
-            columns += [centred, t * centred]
+        matrix = covariate.reshape(covariate.shape[0], -1)
+        for x in matrix.T:
+            centred = x - np.average(x, weights=weeks)
+            if float(np.average(centred**2, weights=weeks)) > 1e-18:
+                columns += [centred, t * centred]
     return np.column_stack(columns)
 
 
@@ -128,8 +131,9 @@ def regression_uplift(
         outcome: (n,) each customer's mean outcome per exposed week.
         weeks: (n,) exposed weeks of each customer (> 0), the regression weights.
         treated: (n,) the customer is in the treatment group.
-        covariate: (n,) the same outcome's mean per week before the window, or None for the
-            plain difference.
+        covariate: (n,) the same outcome's mean per week before the window, or (n, k) several
+            pre-period covariates (e.g. that mean, conversions, active weeks), or None for
+            the plain difference. Columns that do not vary are left out.
         interval: ``normal`` (HC1 standard error) or ``bootstrap`` (percentile, customers
             resampled within groups).
         confidence: Coverage of the interval, in (0, 1).
@@ -145,8 +149,12 @@ def regression_uplift(
     t = np.asarray(treated, bool)
     if not (y.shape == w.shape == t.shape) or y.ndim != 1:
         raise ValueError(f"outcome, weeks and treated must be (n,) alike: {y.shape}, {w.shape}")
-    if covariate is not None and np.shape(covariate) != y.shape:
-        raise ValueError(f"covariate must be (n,) like outcome, got {np.shape(covariate)}")
+    if covariate is not None and (
+        np.ndim(covariate) not in (1, 2) or np.shape(covariate)[0] != y.shape[0]
+    ):
+        raise ValueError(
+            f"covariate must be (n,) or (n, k) like outcome, got {np.shape(covariate)}"
+        )
     n_t, n_c = int(t.sum()), int((~t).sum())
     if min(n_t, n_c) < 2:
         raise ValueError(f"each group needs >= 2 customers (treatment {n_t}, control {n_c})")

@@ -43,9 +43,10 @@ table, the reasons and the warnings are recorded as an MLflow run either way.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -59,17 +60,30 @@ from journeyopt.sim.observation import ObservationLayout
 from journeyopt.tracking.model import ServablePolicy
 
 if TYPE_CHECKING:
+    from journeyopt.evaluation.ope.diagnostics import Diagnostics
     from journeyopt.evaluation.ope.model_check import ActionCheck, ModelCheck
     from journeyopt.evaluation.ope.model_free import ModelFreeCheck
 
 REFUSED_EXIT_CODE = 3
-"""Exit code of ``journeyopt-promote`` when the gate refuses a promotion."""
+"""Exit code of ``journeyopt-promote`` when the gate refuses a promotion on evidence against
+the candidate (a value test failed, or a check showed the model or the overlap wrong)."""
+INCONCLUSIVE_EXIT_CODE = 4
+"""Exit code of ``journeyopt-promote`` when the gate refuses for want of evidence only: every
+value test passed and each blocking failure is inconclusive (see :attr:`Evidence.inconclusive`)."""
+INCONCLUSIVE_CHOICES: tuple[str, ...] = ("refuse", "canary")
+VALUE_TESTS: tuple[str, ...] = ("simulation", "ope")
 
 
 class PromotionRefused(JourneyoptError):
     """The evidence does not show the candidate beats the champion."""
 
     exit_code = REFUSED_EXIT_CODE
+
+
+class PromotionInconclusive(PromotionRefused):
+    """Not refused on evidence against the candidate, but not enough evidence to promote."""
+
+    exit_code = INCONCLUSIVE_EXIT_CODE
 
 
 @dataclass
@@ -106,6 +120,14 @@ class GateConfig:
         require_model_free: Refuse when the candidate's importance-weighted value over the
             longest supported window disagrees with the model's value of the same weeks, or
             when the logs support no window (false: a warning).
+        inconclusive: What an inconclusive gate does (every value test passed, every blocking
+            failure only for want of evidence: a model check's interval straddling the
+            tolerance, neither within nor wholly beyond it; an action supported by fewer logged
+            decisions than ``ope.min_action_support``): ``refuse`` (default; exit code 4) or
+            ``canary``: promote the candidate as a canary only, when ``serve.rollout.enabled``
+            and a champion exists to compare it with, so the staged rollout's always-valid
+            test becomes the evidence (recorded in the decision run and the alias reason).
+            Evidence against the candidate refuses either way.
     """
 
     confidence: float = 0.95
@@ -119,8 +141,14 @@ class GateConfig:
     model_check_outcome_weeks: int = 2
     require_model_check: bool = True
     require_model_free: bool = True
+    inconclusive: str = "refuse"
 
     def __post_init__(self) -> None:
+        if self.inconclusive not in INCONCLUSIVE_CHOICES:
+            raise ConfigError(
+                f"gate.inconclusive must be one of {list(INCONCLUSIVE_CHOICES)}, got "
+                f"{self.inconclusive!r}"
+            )
         if not 0.0 < self.confidence < 1.0:
             raise ConfigError(f"gate.confidence must be in (0, 1), got {self.confidence}")
         if not 0.0 < self.model_check_tolerance < 1.0:
@@ -170,6 +198,13 @@ class Evidence:
         criterion: The pass rule in words, with its numbers (``lower bound > 0``).
         relative: Whether the estimate is a relative gap (else currency per customer).
         key: Metric-name part of the row (``simulation_member0``, ``model_check_<action>``).
+        inconclusive: The failure is for want of evidence, not evidence against: a model
+            check whose interval straddles the tolerance (neither within it nor wholly
+            beyond), an action checked on no logged decision, overlap failing only on actions
+            supported by too few logged decisions. Never set on a passed row or a failed value
+            bound.
+        more_data: How much more data would settle it (empty when not inconclusive), e.g.
+            ``about 5.4 times the 1,793 logged customers``.
     """
 
     test: str
@@ -187,6 +222,8 @@ class Evidence:
     criterion: str = ""
     relative: bool = False
     key: str = ""
+    inconclusive: bool = False
+    more_data: str = ""
 
     @property
     def metric_key(self) -> str:
@@ -236,13 +273,68 @@ def simulation_evidence(
     )
 
 
+def data_factor(gap: float, low: float, high: float, tolerance: float) -> float:
+    """How many times the current data an interval ``[low, high]`` around ``gap`` needs to lie
+    within ``+-tolerance``, its half-widths shrinking like ``1 / sqrt(data)`` around the same
+    estimate: ``1 / f**2`` with ``f = min((tol - gap) / (high - gap), (tol + gap) / (gap -
+    low))``; 1 when it lies within already, inf when ``gap`` itself is not inside."""
+    if not abs(gap) < tolerance:
+        return math.inf
+    upper, lower = max(high - gap, 0.0), max(gap - low, 0.0)
+    shrink = min(
+        (tolerance - gap) / upper if upper > 0 else math.inf,
+        (tolerance + gap) / lower if lower > 0 else math.inf,
+    )
+    return 1.0 if shrink >= 1.0 else 1.0 / shrink**2
+
+
+def _gap_verdict(check: ModelCheck | ActionCheck, units: int, unit_name: str) -> tuple[bool, str]:
+    """``(inconclusive, more_data)`` of a failed strict model check: inconclusive when its
+    interval straddles the tolerance (neither within ``+-tolerance`` nor wholly beyond it),
+    or nothing was logged to check it on; evidence against when wholly beyond."""
+    if check.passed or not check.strict:
+        return False, ""
+    if units == 0:
+        return True, f"no {unit_name} to check it on"
+    tol = check.tolerance
+    if not all(np.isfinite([check.gap, check.gap_low, check.gap_high])):
+        return False, ""
+    if check.gap_low > tol or check.gap_high < -tol:  # shown wrong
+        return False, ""
+    factor = data_factor(check.gap, check.gap_low, check.gap_high, tol)
+    if not np.isfinite(factor):
+        return True, (
+            f"its estimate {100 * check.gap:+.1f} % lies beyond ±{100 * tol:g} %: more "
+            f"{unit_name} at this estimate would show the model wrong, not right"
+        )
+    return True, (
+        f"about {factor:.1f} times the {units:,} {unit_name} ({math.ceil(factor * units):,}) "
+        f"for the interval to fit within ±{100 * check.tolerance:g} % at this estimate"
+    )
+
+
 def model_check_evidence(
-    check: ModelCheck | ActionCheck, source: str, blocking: bool, key: str = "model_check"
+    check: ModelCheck | ActionCheck,
+    source: str,
+    blocking: bool,
+    key: str = "model_check",
+    units: int = -1,
+    unit_name: str = "logged customers",
 ) -> Evidence:
     """A model check as a test of the gate — the logging policy's value
     (:func:`journeyopt.evaluation.ope.model_check.check_model`) or one action's outcome
     (:func:`~journeyopt.evaluation.ope.model_check.check_actions`): the model's and the
-    realised value, the relative gap and its interval, the tolerance; recorded under ``key``."""
+    realised value, the relative gap and its interval, the tolerance; recorded under ``key``.
+
+    A failed strict check is inconclusive when the gap's interval straddles the tolerance
+    (neither within it nor wholly beyond: the data cannot tell), with the multiple of
+    ``units`` (the ``unit_name`` behind the interval: logged customers, or the action's logged
+    decisions; -1: an action check's own decisions) that would narrow it to fit at the same
+    estimate; evidence against when the whole interval lies beyond the tolerance."""
+    if units < 0:
+        units = getattr(check, "decisions", 0)
+        unit_name = f"logged decisions of {getattr(check, 'action', '')!r}"
+    inconclusive, more_data = _gap_verdict(check, units, unit_name)
     return Evidence(
         "model_check",
         source,
@@ -258,6 +350,8 @@ def model_check_evidence(
         criterion=_gap_criterion(check.tolerance, check.strict),
         relative=True,
         key=key,
+        inconclusive=inconclusive,
+        more_data=more_data,
     )
 
 
@@ -266,16 +360,54 @@ def _gap_criterion(tolerance: float, strict: bool) -> str:
     return f"CI within {within}" if strict else f"CI not wholly beyond {within} (lax)"
 
 
-def model_free_evidence(check: ModelFreeCheck, source: str, blocking: bool) -> Evidence:
+def support_shortfall(
+    diagnostics: Diagnostics, min_support: int, action_names: Sequence[str]
+) -> str:
+    """How many more logged decisions would let overlap diagnostics pass when they failed
+    only because actions the target uses were supported by fewer than ``min_support`` logged
+    decisions (e.g. ``6 more logged decisions of 'call' where the candidate takes it (24 of
+    30; about 1.3 times the logs)``); empty when they passed or failed for another reason
+    too (an effective sample size share, a weight mean: more data of the same exploration
+    does not mend them)."""
+    actions = diagnostics.actions
+    if diagnostics.passed or actions.empty:
+        return ""
+    supporting = actions["supporting"].to_numpy(np.int64)
+    short = np.flatnonzero(actions["judged"].to_numpy(bool) & (supporting < min_support))
+    if len(short) == 0 or len(short) != len(diagnostics.reasons):
+        return ""
+    parts = []
+    for a in short:
+        have = int(supporting[a])
+        name = action_names[int(a)] if a < len(action_names) else str(a)
+        times = f"about {min_support / have:.1f} times the logs" if have else "none logged yet"
+        parts.append(
+            f"{min_support - have} more logged decisions of {name!r} where the candidate takes "
+            f"it ({have} of {min_support}; {times})"
+        )
+    return "; ".join(parts)
+
+
+def model_free_evidence(
+    check: ModelFreeCheck,
+    source: str,
+    blocking: bool,
+    min_support: int = 0,
+    action_names: Sequence[str] = (),
+) -> Evidence:
     """The model-free evidence (:func:`journeyopt.evaluation.ope.model_free.check_model_free`)
     as a test of the gate: the candidate's importance-weighted value over the supported
-    window and its interval against the model's value of the same weeks."""
+    window and its interval against the model's value of the same weeks. Without a supported
+    window it is inconclusive when only actions' support (below ``min_support`` logged
+    decisions, see :func:`support_shortfall`) was missing."""
     note = "" if check.passed else check.reason
     if check.importance is None or check.model is None:
         nan = float("nan")
+        more = support_shortfall(check.window.diagnostics, min_support, action_names)
         return Evidence(
             "model_free", source, nan, nan, nan, nan, nan, False, note, blocking,
             criterion="a window the overlap diagnostics pass", key="model_free",
+            inconclusive=bool(more), more_data=more,
         )  # fmt: skip
     model = check.model
     return Evidence(
@@ -303,16 +435,51 @@ class Decision:
     """The gate's decision.
 
     Attributes:
-        promote: Whether every blocking test passed.
+        promote: Whether the ``champion`` alias moves: every blocking test passed, or
+            (``canary_only``) the gate was inconclusive and ``gate.inconclusive=canary``.
         evidence: The tests.
-        reasons: One sentence per failed blocking test (empty when promoted).
+        reasons: One sentence per failed blocking test (empty when every one passed).
         warnings: One sentence per failed test that does not block.
+        canary_only: Promoted on an inconclusive gate as a canary only: the staged rollout's
+            always-valid test is the evidence.
     """
 
     promote: bool
     evidence: tuple[Evidence, ...]
     reasons: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    canary_only: bool = False
+
+    @property
+    def inconclusive(self) -> bool:
+        """Some blocking test failed, each only for want of evidence
+        (:attr:`Evidence.inconclusive`), and every value test (simulation, OPE bound) passed."""
+        failed = [e for e in self.evidence if e.blocking and not e.passed]
+        values = [e for e in self.evidence if e.blocking and e.test in VALUE_TESTS]
+        return (
+            bool(failed)
+            and all(e.inconclusive for e in failed)
+            and all(e.passed or e.inconclusive for e in values)
+        )
+
+    @property
+    def verdict(self) -> str:
+        """``promoted``, ``canary (inconclusive)``, ``inconclusive`` (refused for want of
+        evidence) or ``refused`` (evidence against)."""
+        if self.canary_only:
+            return "canary (inconclusive)"
+        if self.promote:
+            return "promoted"
+        return "inconclusive" if self.inconclusive else "refused"
+
+    @property
+    def more_data(self) -> tuple[str, ...]:
+        """Per inconclusive blocking test, how much more data would settle it."""
+        return tuple(
+            f"{e.test} ({e.source}): {e.more_data}"
+            for e in self.evidence
+            if e.blocking and not e.passed and e.inconclusive and e.more_data
+        )
 
     @property
     def table(self) -> pd.DataFrame:
@@ -323,7 +490,11 @@ class Decision:
         """The decision as ``gate/`` metrics: per row ``gate/<key>_estimate``, ``_ci_low``,
         ``_ci_high``, ``_threshold``, ``_passed``, and ``gate/promoted`` (NaN values, of a
         test that could not be measured, are left out)."""
-        out: dict[str, float] = {"gate/promoted": float(self.promote)}
+        out: dict[str, float] = {
+            "gate/promoted": float(self.promote),
+            "gate/inconclusive": float(self.inconclusive),
+            "gate/canary_only": float(self.canary_only),
+        }
         for e in self.evidence:
             values = {
                 "estimate": e.improvement,
@@ -338,16 +509,35 @@ class Decision:
         return out
 
 
-def decide(evidence: Sequence[Evidence]) -> Decision:
-    """Promote only if every blocking test passed; reasons name each failed blocking test,
-    warnings each failed test that does not block."""
+def decide(
+    evidence: Sequence[Evidence], inconclusive: str = "refuse", canary_possible: bool = False
+) -> Decision:
+    """Promote only if every blocking test passed — or, when the gate is inconclusive
+    (:attr:`Decision.inconclusive`), ``inconclusive`` is ``canary`` and ``canary_possible``
+    (``serve.rollout.enabled`` and a champion to compare with), as a canary only. Reasons
+    name each failed blocking test (inconclusive ones say so), warnings each failed test that
+    does not block.
+
+    Raises:
+        ValueError: No evidence, or ``inconclusive`` not one of :data:`INCONCLUSIVE_CHOICES`.
+    """
     if not evidence:
         raise ValueError("the gate needs evidence")
+    if inconclusive not in INCONCLUSIVE_CHOICES:
+        raise ValueError(
+            f"inconclusive must be one of {INCONCLUSIVE_CHOICES}, got {inconclusive!r}"
+        )
     failed = [e for e in evidence if not e.passed and e.blocking]
     warned = [e for e in evidence if not e.passed and not e.blocking]
-    reasons = tuple(f"{e.test} test failed ({e.source}): {e.note}" for e in failed)
+    reasons = tuple(
+        f"{e.test} test {'inconclusive' if e.inconclusive else 'failed'} ({e.source}): {e.note}"
+        for e in failed
+    )
     warnings = tuple(f"{e.test} test failed, not blocking ({e.source}): {e.note}" for e in warned)
-    return Decision(not failed, tuple(evidence), reasons, warnings)
+    decision = Decision(not failed, tuple(evidence), reasons, warnings)
+    if decision.inconclusive and inconclusive == "canary" and canary_possible:
+        return replace(decision, promote=True, canary_only=True)
+    return decision
 
 
 @dataclass(frozen=True)
