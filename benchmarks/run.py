@@ -3,7 +3,7 @@
     python benchmarks/run.py                    # every benchmark, full size
     python benchmarks/run.py ingest_panel --events 1000000 --repeats 3
     python benchmarks/run.py simulator optimum --repeats 5
-    python benchmarks/run.py calibration --events 1000000 --customers 100000 --contacts 200000
+    python benchmarks/run.py calibration --rows 1000000 --scaling-rows 0 --repeats 3
     python benchmarks/run.py rules --decisions 1000000 --rule-batch 10000 --repeats 1
 
 Each measured command runs in its own child process, so its wall time and peak memory (resident
@@ -216,13 +216,13 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[str]]] = {
     "simulator": lambda a: bench_simulator(a.sim_customers, a.weeks, a.env_steps, a.repeats),
     "optimum": lambda a: bench_optimum(a.weeks, a.repeats),
     "calibration": lambda a: bench_calibration(
-        a.events,
-        a.customers,
-        a.contacts,
+        a.rows,
         a.repeats,
+        a.scaling_rows,
         measure,
         console_script("journeyopt-calibrate"),
-        a.max_customers,
+        console_script("journeyopt-generate"),
+        a.work,
     ),
     "tracking_overhead": lambda a: bench_tracking_overhead(a.train_steps, a.repeats),
     "serving_api": lambda a: bench_api(a.repeats, a.api_seconds, a.clients, console_script),
@@ -243,7 +243,11 @@ def main() -> None:
     parser.add_argument("--sim-customers", type=int, default=100_000)
     parser.add_argument("--weeks", type=int, default=52)
     parser.add_argument("--env-steps", type=int, default=20_000)
-    parser.add_argument("--max-customers", type=int, default=100_000, help="calibration sample")
+    parser.add_argument("--rows", type=int, default=10_000_000, help="calibration: log rows")
+    parser.add_argument(
+        "--scaling-rows", type=int, default=1_000_000, help="calibration: smaller log (0: none)"
+    )
+    parser.add_argument("--work", default="", help="calibration: keep logs here (default: temp)")
     parser.add_argument("--train-steps", type=int, default=200_000)
     parser.add_argument("--api-seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=8)
