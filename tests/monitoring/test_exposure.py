@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from journeyopt.monitoring.exposure import customer_outcomes
 
@@ -52,3 +53,22 @@ def test_the_covariate_ends_when_the_customer_was_first_scored() -> None:
         panel(weeks), groups.drop(columns="first_scored"), since, 4, economics
     ).set_index("customer_id")
     np.testing.assert_allclose(legacy.loc[["T", "C"], "revenue_pre"], [30.0, 10.0])
+
+
+def test_the_pre_period_reads_up_to_pre_weeks_and_counts_weeks_with_a_conversion() -> None:
+    # 10 weeks of history: converting in weeks 6 and 8 only (revenue 5), then scored at 10
+    history = [0.0] * 6 + [5.0, 0.0, 5.0, 0.0]
+    weeks = {"T": [*history, 20.0, 20.0], "C": [0.0] * 12}
+    scored = START + pd.Timedelta(weeks=10)
+    groups = pd.DataFrame(
+        {"customer_id": ["T", "C"], "group": ["treatment", "control"],
+         "first_week": [scored, scored], "first_scored": [scored, scored]}
+    )  # fmt: skip
+    long = customer_outcomes(panel(weeks), groups, scored, 52, 1.0).set_index("customer_id")
+    assert long.loc["T", "pre_weeks"] == 10  # all the history there is, up to the cap
+    assert long.loc["T", "active_pre"] == pytest.approx(0.2)
+    assert long.loc["T", "revenue_pre"] == pytest.approx(1.0)
+    short = customer_outcomes(panel(weeks), groups, scored, 4, 1.0).set_index("customer_id")
+    assert short.loc["T", "pre_weeks"] == 4
+    assert short.loc["T", "active_pre"] == pytest.approx(0.5)  # weeks 6-9
+    assert long.loc["C", "active_pre"] == 0.0
