@@ -18,6 +18,7 @@ intervals do not include the models' own fitting variance.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,10 @@ Float = NDArray[np.float64]
 
 _CHUNK = 64
 """Bootstrap replicates computed at once (bounds memory to 64 x K counts)."""
+_REMEMBERED_COUNTS = 32_000_000
+"""Largest resample matrix (B x K counts, float64: 256 MB) remembered for the next statistic
+of the same customers, resamples and seed (see :func:`resample_counts`)."""
+_remembered: tuple[tuple[int, int, int], tuple[Float, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -158,14 +163,43 @@ def bootstrap_interval(
     return Interval(statistic.value(), float(low), float(high), float(bound), confidence, n_boot)
 
 
-def bootstrap_replicates(statistic: Estimand, n_boot: int, seed: int) -> Float:
-    """(B,) the statistic on ``B`` customer resamples drawn from ``seed`` (in chunks)."""
-    k = statistic.n_customers
+def resample_counts(k: int, n_boot: int, seed: int) -> Iterator[Float]:
+    """The (size, K) multinomial counts of ``n_boot`` resamples of ``k`` customers drawn from
+    ``seed``, in chunks of at most :data:`_CHUNK` rows.
+
+    The same arguments always give the same counts, so the last matrix (up to
+    :data:`_REMEMBERED_COUNTS` entries) is remembered: the calibration card checks 14
+    statistics per world on the same customers with the same seed, and drawing ``B x K``
+    multinomial counts costs far more than the statistic (0.3 s of CPU for 300 resamples of
+    10,000 customers, against 0.06 s for the statistic).
+    """
+    global _remembered
+    key = (k, n_boot, seed)
+    remembered = _remembered
+    if remembered is not None and remembered[0] == key:
+        yield from remembered[1]
+        return
     counts_rng = np.random.default_rng(seed)
-    out = np.empty(n_boot)
     p = np.full(k, 1.0 / k)
+    keep = n_boot * k <= _REMEMBERED_COUNTS
+    chunks = []
     for start in range(0, n_boot, _CHUNK):
         size = min(_CHUNK, n_boot - start)
         counts = counts_rng.multinomial(k, p, size=size).astype(np.float64)
-        out[start : start + size] = statistic.resampled(counts)
+        counts.flags.writeable = False  # shared by every statistic of these resamples
+        if keep:
+            chunks.append(counts)
+        yield counts
+    if keep:
+        _remembered = (key, tuple(chunks))
+
+
+def bootstrap_replicates(statistic: Estimand, n_boot: int, seed: int) -> Float:
+    """(B,) the statistic on ``B`` customer resamples drawn from ``seed`` (in chunks; see
+    :func:`resample_counts`)."""
+    out = np.empty(n_boot)
+    start = 0
+    for counts in resample_counts(statistic.n_customers, n_boot, seed):
+        out[start : start + counts.shape[0]] = statistic.resampled(counts)
+        start += counts.shape[0]
     return out
