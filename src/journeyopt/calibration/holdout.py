@@ -144,7 +144,9 @@ def simulate_holdout(
     """
     rows: list[dict[str, object]] = []
     per_customer = np.zeros((state.n_customers, 2))
-    state = state.take(slice(None))
+    # a copy: the walk below advances in place, and every run starts from the same state (a
+    # slice would share the ring buffers, so a run's contacts would leak into the next one's)
+    state = state.take(np.arange(state.n_customers))
     for t in range(actions.shape[0]):
         features = state_features(state, world.features)
         lifecycle = np.asarray(features["lifecycle"], np.int64)

@@ -114,11 +114,11 @@ def observable_world(spec: ShopSpec, features: FeatureSpec | None = None) -> Wor
     )
 
 
-def week_activity(spec: ShopSpec, out: ShopOutcome) -> WeekActivity:
+def week_activity(spec: ShopSpec, out: ShopOutcome, counted: tuple[str, ...] = ()) -> WeekActivity:
     """The week's activity as the panel sees it in the export: one conversion per order with
     the amount paid (refunds are not subtracted: they are separate, later lines), e-mail clicks
-    as engagements, one contact on the executed action's channel, and an opt-out from every
-    channel."""
+    as engagements, one contact on the executed action's channel (and of its action, for the
+    ``counted`` actions of the panel state), and an opt-out from every channel."""
     n = out.actions.shape[0]
     c = len(spec.channels)
     channel = spec.params.channel[out.actions]
@@ -133,6 +133,11 @@ def week_activity(spec: ShopSpec, out: ShopOutcome) -> WeekActivity:
         cancellations=np.zeros(n, np.int32),
         contacts=contacts,
         consent=consent,
+        action_contacts=(out.actions[:, None] == spec.actions.index(list(counted))[None, :]).astype(
+            np.int32
+        )
+        if counted
+        else None,
     )
 
 
@@ -164,11 +169,14 @@ class Population:
         true: The true state.
         panel: The panel state built from their history.
         label: (N,) acquisition label index into ``sorted(spec.acquisition_labels)``.
+        counted: The actions the panel state counts per week (``features.rule_actions`` of
+            the features it was built with; the export's contacts give them).
     """
 
     true: ShopState
     panel: CustomerState
     label: IntArray
+    counted: tuple[str, ...] = ()
 
 
 def evaluation_population(
@@ -221,7 +229,12 @@ def matched_population(
     if n < matched.size:
         matched = np.sort(rng.choice(matched, size=n, replace=False))
     panel = base.conformed(features).take(matched)
-    return Population(true.take(where[matched]), panel, base.segment[matched].astype(np.int64))
+    return Population(
+        true.take(where[matched]),
+        panel,
+        base.segment[matched].astype(np.int64),
+        features.rule_actions,
+    )
 
 
 def product_chooser(
@@ -321,7 +334,7 @@ def run_truth(
         allowed = allowed_actions(spec, true)
         actions = guard(spec, true, chooser(true, panel, t, int(woy[t]), allowed))
         true, out = step(spec, true, actions, int(woy[t]), rng, gamma)
-        panel = advance(panel, week_activity(spec, out))
+        panel = advance(panel, week_activity(spec, out, population.counted))
         value += gamma**t * out.reward
         executed[t] = out.actions
     return ShopRun(value, executed, rule_violations(spec, executed))
