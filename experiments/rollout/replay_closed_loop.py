@@ -1,4 +1,4 @@
-"""The closed loop's bad canary measured again with another estimator: the staged rollout's
+"""A closed loop's canary measured again with other estimators: the staged rollout's
 comparison of canary and previous champion at chosen weeks, from the loop's own raw logs and
 decision log (read only), once with the pre-period adjustment of each setting.
 
@@ -6,10 +6,11 @@ decision log (read only), once with the pre-period adjustment of each setting.
         --weeks 4 8 13 26 52 --out work/h5-rollout/replay_bad_s0.csv
 
 Settings compared: ``before`` (the outcome's own mean over 13 pre-period weeks, the rollout's
-earlier default) and ``after`` (the current ``serve.rollout`` default: up to 52 weeks of each
-customer's history, the outcome's mean, conversions, share of weeks with a conversion and the
-history's length). The rollout state is the loop's (canary version 2 over version 1 from its
-first served week, ``summary.json``); nothing is written to the loop's store.
+earlier default), ``after`` (the current ``serve.rollout`` default: up to 52 weeks of each
+customer's history, the outcome's mean, conversions, share of weeks with a conversion, the
+history's length and the segment), and the two halves of the change on their own. The
+rollout state is the loop's (``summary.json``: its candidate as the canary over its previous
+champion from the first served week); nothing is written to the loop's store.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ from journeyopt.tracking.rollout import CANARY, RolloutState
 SETTINGS = {
     "before": RolloutConfig(pre_weeks=13, covariates=[]),
     "after": RolloutConfig(),
-    "after_segment": RolloutConfig(
-        covariates=["conversions_pre", "active_pre", "pre_weeks", "segment"]
+    "after_without_segment": RolloutConfig(
+        covariates=["conversions_pre", "active_pre", "pre_weeks"]
     ),
-    "before_segment": RolloutConfig(pre_weeks=13, covariates=["segment"]),
+    "before_with_segment": RolloutConfig(pre_weeks=13, covariates=["segment"]),
 }
 
 

@@ -86,6 +86,21 @@ def null_rates(experiments: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def confirm_small(experiments: int, seed: int) -> pd.DataFrame:
+    """Null rollouts of the small scenario at the default ``serve.rollout`` (another seed than
+    :func:`null_rates`): the error rate where it is closest to ``alpha``."""
+    runs = error_rates(SCENARIOS["small (2,000 customers, 26 weeks)"], RolloutConfig(),
+                       experiments, seed)  # fmt: skip
+    wrong = int((runs["decision"] != CONTINUE).sum())
+    low, high = _wilson(wrong, experiments)
+    return pd.DataFrame([{"scenario": "small (2,000 customers, 26 weeks)", "seed": seed,
+                          "experiments": experiments, "wrong_decisions": wrong,
+                          "error_rate": wrong / experiments, "error_ci_low": low,
+                          "error_ci_high": high,
+                          "sequence_missed_0": float(runs["missed"].mean()),
+                          "naive_95_rejected": float(runs["naive_rejected"].mean())}])  # fmt: skip
+
+
 def effect_table(experiments: int, seed: int, base: Scenario) -> pd.DataFrame:
     rows = []
     for (k, lift), (estimator, settings) in itertools.product(enumerate(LIFTS), ESTIMATORS.items()):
@@ -116,8 +131,20 @@ def main() -> None:
     parser.add_argument("--null", type=int, default=500, help="null rollouts per scenario")
     parser.add_argument("--per-effect", type=int, default=100, help="rollouts per effect")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--confirm",
+        type=int,
+        default=0,
+        help="only this many more null rollouts of the small scenario at the default "
+        "serve.rollout (written to null_confirm.csv)",
+    )
     args = parser.parse_args()
     start = time.monotonic()
+    if args.confirm:
+        confirm = confirm_small(args.confirm, args.seed + 1000)
+        confirm.to_csv(HERE / "null_confirm.csv", index=False)
+        print(markdown_table(confirm), f"\n{time.monotonic() - start:.0f} s")
+        return
     null = null_rates(args.null, args.seed)
     null.to_csv(HERE / "null.csv", index=False)
     effects = pd.concat(
