@@ -17,7 +17,7 @@ from journeyopt.cli.entry import report_errors
 from journeyopt.cli.promote import GateConfig, PromoteConfig, promote
 from journeyopt.errors import ConfigError
 from journeyopt.evaluation.ope.diagnostics import Diagnostics
-from journeyopt.evaluation.ope.model_check import ActionCheck
+from journeyopt.evaluation.ope.model_check import ActionCheck, ModelCheck
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.promotion import (
     INCONCLUSIVE_EXIT_CODE,
@@ -189,3 +189,11 @@ def test_an_inconclusive_gate_refuses_with_exit_4_or_promotes_a_canary_on_opt_in
     assert not isinstance(refused.value, PromotionInconclusive)
     assert refused.value.exit_code == REFUSED_EXIT_CODE
     assert registry.alias(CHAMPION).version == better
+
+
+def test_the_logging_policy_check_counts_its_customers() -> None:
+    table = pd.DataFrame({"segment": ["all"], "customers": [1793]})
+    check = ModelCheck(13, 361.95, 336.36, -0.071, -0.13, 0.005, 0.1, True, False, table, 0.9)
+    row = model_check_evidence(check, "logging policy", True)
+    assert row.inconclusive
+    assert row.more_data.startswith("about 4.1 times the 1,793 logged customers (7,422)")

@@ -329,11 +329,16 @@ def model_check_evidence(
     A failed strict check is inconclusive when the gap's interval straddles the tolerance
     (neither within it nor wholly beyond: the data cannot tell), with the multiple of
     ``units`` (the ``unit_name`` behind the interval: logged customers, or the action's logged
-    decisions; -1: an action check's own decisions) that would narrow it to fit at the same
-    estimate; evidence against when the whole interval lies beyond the tolerance."""
+    decisions; -1: the check's own, its decisions or its customers) that would narrow it to
+    fit at the same estimate; evidence against when the whole interval lies beyond the
+    tolerance."""
     if units < 0:
-        units = getattr(check, "decisions", 0)
-        unit_name = f"logged decisions of {getattr(check, 'action', '')!r}"
+        from journeyopt.evaluation.ope.model_check import ActionCheck  # as TYPE_CHECKING above
+
+        if isinstance(check, ActionCheck):
+            units, unit_name = check.decisions, f"logged decisions of {check.action!r}"
+        else:  # the logging policy's check: the customers of its "all" row
+            units = int(check.table["customers"].iloc[0]) if not check.table.empty else 0
     inconclusive, more_data = _gap_verdict(check, units, unit_name)
     return Evidence(
         "model_check",
