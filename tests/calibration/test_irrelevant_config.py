@@ -92,6 +92,7 @@ def policy_values(
     values: dict[str, Any] = {run.name: float(np.mean(run.value)) for run in result.runs}
     values["optimum"] = float(np.mean(result.optimum_value))
     values["unsupported"] = list(world.unsupported_actions)
+    assert load_world(out / "world.yaml").unsupported_actions == world.unsupported_actions
     values["card"] = (out / "card.md").read_text()
     return values
 
