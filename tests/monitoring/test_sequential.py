@@ -136,13 +136,14 @@ def test_a_longer_history_with_more_covariates_narrows_the_sequence() -> None:
 
 
 def test_segment_covariate_and_no_adjustment() -> None:
+    segment = ["a"] * 50 + ["b"] * 40 + ["c"] * 5  # c too small for its own indicator
     rows = pd.DataFrame(
-        {"group": ["canary", "previous"] * 4, "weeks": 4, "margin": [3.0, 1.0, 2.0, 2.0] * 2,
-         "margin_pre": [1.0, 1.2, 0.5, 0.7] * 2, "segment": ["a", "a", "b", "b", "c", "c",
-                                                             "a", "b"]}
+        {"group": ["canary", "previous"] * 47 + ["canary"], "weeks": 4.0,
+         "margin": np.linspace(0.0, 3.0, 95), "margin_pre": np.linspace(1.0, 0.0, 95),
+         "segment": segment}
     )  # fmt: skip
     matrix = covariate_matrix(rows, ("margin_pre", "segment"))
-    assert matrix is not None and matrix.shape == (8, 3)  # the value, then b and c
+    assert matrix is not None and matrix.shape == (95, 2)  # the value, then b
     np.testing.assert_array_equal(matrix[:, 1], (rows["segment"] == "b").to_numpy(float))
     assert adjustment_covariates("margin", RolloutConfig(pre_weeks=0)) == ()
     assert adjustment_covariates("margin", RolloutConfig())[0] == "margin_pre"

@@ -58,6 +58,8 @@ from journeyopt.tracking.rollout import RolloutState
 
 SEGMENT = "segment"
 """The customers table's static attribute, usable as a covariate (one indicator a segment)."""
+MIN_SEGMENT_CUSTOMERS = 30
+"""Fewest compared customers a segment needs for its own indicator in the adjustment."""
 WIDEN = "widen"
 ROLLBACK = "rollback"
 CONTINUE = "continue"
@@ -136,7 +138,9 @@ def adjustment_covariates(outcome: str, settings: RolloutConfig) -> tuple[str, .
 
 def covariate_matrix(rows: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray | None:
     """(n, k) covariates of ``rows``: numeric columns as they are, ``segment`` (a static
-    attribute) as one indicator per segment but the first; None without ``names``.
+    attribute) as one indicator per segment with at least :data:`MIN_SEGMENT_CUSTOMERS` of
+    the rows, the largest segment and the small ones forming the baseline (each indicator
+    costs the regression two slopes); None without ``names``.
 
     Raises:
         ValueError: A name is not a column of ``rows``.
@@ -149,8 +153,10 @@ def covariate_matrix(rows: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray |
     columns: list[np.ndarray] = []
     for name in names:
         if name == SEGMENT:
-            levels = sorted(rows[name].astype(str).unique())[1:]
-            columns += [(rows[name].astype(str) == level).to_numpy(np.float64) for level in levels]
+            values = rows[name].astype(str)
+            counts = values.value_counts()
+            levels = sorted(counts.index[1:][counts.iloc[1:] >= MIN_SEGMENT_CUSTOMERS])
+            columns += [(values == level).to_numpy(np.float64) for level in levels]
         else:
             columns.append(rows[name].to_numpy(np.float64))
     return np.column_stack(columns) if columns else None

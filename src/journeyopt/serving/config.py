@@ -140,7 +140,8 @@ class RolloutConfig:
             pre-period mean (always used): columns of
             :data:`journeyopt.monitoring.exposure.COVARIATES` (e.g. ``conversions_pre``,
             ``active_pre`` the share of weeks with a conversion, ``pre_weeks`` the history's
-            length, ``segment`` the static segment as one indicator a segment).
+            length, ``segment`` the static segment as one indicator a segment of at least 30
+            compared customers).
     """
 
     enabled: bool = True
