@@ -279,7 +279,8 @@ class _Steps:
         registry = PolicyRegistry(cfg.tracking)
         job = cfg.gate_job(f"models:/{registry.name}/{version}", str(world), self.panel)
         decision = gate(job, registry.version(version), champion.world, self.monday)
-        return decision.promote, list(decision.reasons)
+        # a canary on an inconclusive gate is promoted: its reasons live in the decision run
+        return decision.promote, [] if decision.promote else list(decision.reasons)
 
     def _child(self, step: str, run_id: str | None) -> None:
         if run_id:
