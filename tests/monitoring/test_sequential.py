@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from journeyopt.errors import ConfigError
+from journeyopt.errors import ConfigError, JourneyoptError
+from journeyopt.monitoring.config import RolloutJobConfig
 from journeyopt.monitoring.rollout import (
     CONTINUE,
     ROLLBACK,
@@ -21,13 +22,15 @@ from journeyopt.monitoring.rollout import (
     covariate_matrix,
     decide,
 )
+from journeyopt.monitoring.rollout_job import measure_rollout
 from journeyopt.monitoring.rollout_sim import Scenario, error_rates, with_lift
 from journeyopt.monitoring.sequential import (
     confidence_sequence,
     mixture_precision,
     radius_factor,
 )
-from journeyopt.serving.config import RolloutConfig
+from journeyopt.serving.config import RolloutConfig, ServingConfig
+from journeyopt.tracking.rollout import CANARY, RolloutState
 
 SMALL = Scenario(customers=2000, weeks=12)
 """360 canary customers: the default minimum exposure (2,000 customer-weeks) after 6 weeks."""
@@ -151,3 +154,11 @@ def test_segment_covariate_and_no_adjustment() -> None:
         compare_arms(rows, "margin", "previous", RolloutConfig(covariates=["tenure"]))
     with pytest.raises(ConfigError, match=r"serve\.rollout\.pre_weeks"):
         RolloutConfig(pre_weeks=-1)
+
+
+def test_the_rollout_job_refuses_an_unknown_covariate_before_reading_anything() -> None:
+    settings = RolloutConfig(covariates=["conversions_pre", "tenure"])
+    job = RolloutJobConfig(decisions="nowhere", serve=ServingConfig(rollout=settings))
+    state = RolloutState("2", CANARY, 0.2, "1", None)
+    with pytest.raises(JourneyoptError, match=r"unknown \['tenure'\]; known: .*'active_pre'"):
+        measure_rollout(job, state)
