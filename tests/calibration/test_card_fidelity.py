@@ -18,6 +18,7 @@ from journeyopt.calibration.fidelity import (
     holdout_decisions,
     spread_table,
     tracking_mape,
+    value_calibration,
 )
 from journeyopt.calibration.holdout import tracking_curves
 from journeyopt.calibration.pipeline import CalibrationResult, calibrate
@@ -29,19 +30,25 @@ from journeyopt.sim.world import WorldSpec
 from tests.calibration.conftest import calibration_config, source_config
 
 SETTINGS = CardConfig(n_boot=400, confidence=0.99)
+AMOUNTS = source_config("coworking", []).amounts
 
 
 @pytest.fixture(scope="module")
-def truth_decisions(small_world: WorldSpec, small_logs: Path) -> Decisions:
-    """The last 30 weeks of the small world's own simulated logs as logged decisions (logged
+def truth_hold(small_logs: Path) -> pd.DataFrame:
+    """The last 30 weeks of the small world's own simulated logs (panel rows; logged
     propensities: 30 % exploration)."""
     source = source_config("coworking", [f"data.path={small_logs}"])
     logs, _ = ingest_to_logs(source)
     channels = tuple(source.contact_channels)
     panel, _, _ = build_panel_and_state(logs, PanelConfig(), channels)
-    hold = panel[panel["week"] >= int(panel["week"].max()) - 29]
-    divisors = small_world.actions.list_divisors(source.amounts)
-    return holdout_decisions(small_world, hold, divisors)
+    return panel[panel["week"] >= int(panel["week"].max()) - 29]
+
+
+@pytest.fixture(scope="module")
+def truth_decisions(small_world: WorldSpec, truth_hold: pd.DataFrame) -> Decisions:
+    """The logged decisions of :func:`truth_hold` in the small world's terms."""
+    divisors = small_world.actions.list_divisors(AMOUNTS)
+    return holdout_decisions(small_world, truth_hold, divisors)
 
 
 def test_the_true_world_is_calibrated_on_its_own_logs(
@@ -203,3 +210,18 @@ def test_too_few_customers_flip_the_verdict(small_logs: Path, tmp_path: Path) ->
     assert any("ensemble members' hold-out" in r for r in reasons), reasons
     card = (tmp_path / "few" / "card.md").read_text()
     assert "ensemble members' hold-out" in card.splitlines()[2]
+
+
+def test_the_value_by_action_over_two_weeks_is_the_gates_check(
+    small_world: WorldSpec, truth_hold: pd.DataFrame
+) -> None:
+    truth = value_calibration(small_world, truth_hold, SETTINGS, 0.995, AMOUNTS)
+    assert set(truth["response"]) == {"value (2 weeks)"}
+    assert set(truth["action"]) == set(small_world.actions.names)  # each >= 2 % of decisions
+    assert not truth["flagged"].any()
+    assert ((truth["gap_low"] <= 0) & (truth["gap_high"] >= 0)).all(), truth
+    off = _wrong_action_effect(small_world, "discount_offer", -3.0)
+    table = value_calibration(off, truth_hold, SETTINGS, 0.995, AMOUNTS)
+    assert list(table.loc[table["flagged"], "action"]) == ["discount_offer"]
+    off_settings = replace(SETTINGS, value_weeks=0)
+    assert value_calibration(off, truth_hold, off_settings, 0.995, AMOUNTS).empty

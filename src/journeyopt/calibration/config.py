@@ -113,6 +113,10 @@ class CardConfig:
             share, 0.03 = 3 points; > 0).
         ensemble: Re-simulate the hold-out with every ensemble member to measure the spread of
             every card figure (``false``: the point world only, no spread and no spread check).
+        value_weeks: ``L``, weeks of the by-action value check (the world's expected
+            discounted reward over the ``L`` weeks from each hold-out decision, the logging
+            policy afterwards, against the realised one; the promotion gate's per-action
+            model check); 0 = off.
     """
 
     action_tolerance: float = 0.2
@@ -122,8 +126,11 @@ class CardConfig:
     mape_slack: float = 0.0
     max_ensemble_sd: float = 0.03
     ensemble: bool = True
+    value_weeks: int = 2
 
     def __post_init__(self) -> None:
+        if self.value_weeks < 0:
+            raise ConfigError("calibration.card.value_weeks must be >= 0 (0 = off)")
         if not 0.0 < self.action_tolerance < 1.0:
             raise ConfigError("calibration.card.action_tolerance must be in (0, 1)")
         if not 0.0 < self.min_action_share <= 1.0:

@@ -40,7 +40,15 @@ from numpy.typing import NDArray
 from journeyopt.calibration.config import CardConfig
 from journeyopt.calibration.holdout import HoldoutReport
 from journeyopt.calibration.weeks import UNKNOWN_SEGMENT, CustomerWeeks, customer_weeks
-from journeyopt.evaluation.ope.model_check import ModelCheckSettings, action_check, passes
+from journeyopt.evaluation.ope.logged import logged_trajectories
+from journeyopt.evaluation.ope.model_check import (
+    ModelCheckSettings,
+    action_check,
+    check_actions,
+    logged_actions_one_hot,
+    passes,
+)
+from journeyopt.sim.behaviour import contact_rules
 from journeyopt.sim.discrete import DiscreteLayout, allowed_actions
 from journeyopt.sim.dynamics import Responses, fitted_responses, response_probabilities
 from journeyopt.sim.world import WorldSpec
@@ -213,6 +221,64 @@ def action_calibration(
     return pd.DataFrame.from_records(rows)
 
 
+def value_calibration(
+    world: WorldSpec,
+    hold: pd.DataFrame,
+    settings: CardConfig,
+    gamma: float,
+    prices: str = "paid",
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The world's value of each action over ``settings.value_weeks`` weeks from the logged
+    decisions that took it (the week of the decision and the ones after, the logging policy
+    afterwards) against the realised discounted reward of those weeks: the gate's
+    :func:`~journeyopt.evaluation.ope.model_check.check_actions` with the logged decisions as
+    the "candidate" (its shares: the logs'), on the customers present in every hold-out week.
+
+    Returns:
+        Rows as :func:`action_calibration`, response ``value (<L> weeks)``; ``realised`` and
+        ``predicted`` per decision, currency (empty when the world's actions are not
+        identified or the hold-out is shorter than ``L`` weeks).
+    """
+    n_weeks = int(hold["week"].nunique())
+    if settings.value_weeks < 1 or n_weeks < settings.value_weeks:
+        return pd.DataFrame()
+    logged = logged_trajectories(hold, world, contact_rules(world), n_weeks, prices)
+    limits = ModelCheckSettings(
+        tolerance=settings.action_tolerance,
+        n_boot=settings.n_boot,
+        confidence=settings.confidence,
+        seed=seed,
+        strict=False,
+        min_action_share=settings.min_action_share,
+        action_outcome_weeks=settings.value_weeks,
+    )
+    checks = check_actions(logged, world, logged_actions_one_hot(logged), gamma, limits)
+    weight = 1.0 / logged.propensity
+    rows = []
+    for check in checks:
+        took = logged.action == world.actions.names.index(check.action)
+        took[:, n_weeks - settings.value_weeks + 1 :] = False  # fewer than L weeks follow
+        w_sum = float(weight[took].sum()) / logged.n_customers
+        measured = bool(np.isfinite(check.gap_low) and np.isfinite(check.gap_high))
+        rows.append(
+            {
+                "action": check.action,
+                "response": f"value ({settings.value_weeks} weeks)",
+                "decisions": check.decisions,
+                "share": check.share,
+                "realised": check.realised / w_sum if w_sum > 0 else np.nan,
+                "predicted": check.predicted / w_sum if w_sum > 0 else np.nan,
+                "gap": check.gap,
+                "gap_low": check.gap_low,
+                "gap_high": check.gap_high,
+                "material": True,
+                "flagged": measured and not check.passed,
+            }
+        )
+    return pd.DataFrame.from_records(rows)
+
+
 def tracking_mape(tracking: pd.DataFrame) -> pd.DataFrame:
     """Weekly tracking MAPE of each predictor of :attr:`HoldoutReport.tracking`: one row per
     predictor, ``<metric>_mape`` for each tracked metric (a share; mean over the weeks whose
@@ -381,6 +447,7 @@ def card_fidelity(
     settings: CardConfig,
     members: list[tuple[WorldSpec, HoldoutReport]] | None = None,
     seed: int = 0,
+    value_rows: pd.DataFrame | None = None,
 ) -> CardFidelity:
     """The card's by-action calibration, weekly tracking and ensemble spread.
 
@@ -392,6 +459,9 @@ def card_fidelity(
         members: Each ensemble member and its hold-out report on the same customers and
             random numbers; None or empty: no spread.
         seed: Seed of the by-action bootstrap.
+        value_rows: The point world's multi-week value by action (:func:`value_calibration`),
+            added to the by-action table (no spread: one value model per member costs too
+            much); None: none.
     """
     if holdout.tracking is None:
         raise ValueError("the hold-out report has no tracking curves")
@@ -422,6 +492,8 @@ def card_fidelity(
             mape[f"{column}_sd"] = np.where(mape["predictor"] == WORLD, mape_sd, np.nan)
     else:
         by_action = by_action.assign(members_sd=np.nan)
+    if value_rows is not None and not value_rows.empty:
+        by_action = pd.concat([by_action, value_rows.assign(members_sd=np.nan)], ignore_index=True)
     return CardFidelity(by_action, tracking, mape, spread, decisions.propensity_source, settings)
 
 

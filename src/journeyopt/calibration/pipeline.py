@@ -30,7 +30,12 @@ from journeyopt.calibration.card import write_card
 from journeyopt.calibration.config import CalibrateConfig
 from journeyopt.calibration.estimate import Estimate, Structure, estimate
 from journeyopt.calibration.export import check_export, export_target, export_world
-from journeyopt.calibration.fidelity import CardFidelity, card_fidelity, holdout_decisions
+from journeyopt.calibration.fidelity import (
+    CardFidelity,
+    card_fidelity,
+    holdout_decisions,
+    value_calibration,
+)
 from journeyopt.calibration.holdout import HoldoutReport, holdout_report
 from journeyopt.calibration.policy_fidelity import PolicyFidelity, check_truth, policy_fidelity
 from journeyopt.calibration.summary import (
@@ -327,7 +332,12 @@ def _card_fidelity(
                 member_est, structure, hold_panel, ids, state, fit_panel, cal, divisors
             )
             members.append((member, report))
-    return card_fidelity(world, holdout, decisions, cal.card, members, cal.seed)
+    value_rows = (
+        value_calibration(world, hold_panel, cal.card, cal.gamma, cfg.data.amounts, cal.seed)
+        if est.identified
+        else None
+    )
+    return card_fidelity(world, holdout, decisions, cal.card, members, cal.seed, value_rows)
 
 
 def _calendar_origin(panel: pd.DataFrame) -> dict[str, Any]:
