@@ -163,3 +163,28 @@ def test_panel_from_rendered_logs_equals_the_simulators_summary(
         discrete_state(state_features(panel_state, world.features), segment, world),
         DiscreteLayout.of(world).encode(expected),
     )
+
+
+def test_design_columns_exist_only_for_components_that_are_on(coworking: WorldSpec) -> None:
+    from journeyopt.calibration.design import Design
+
+    n_seg, n_actions = len(coworking.segments), coworking.actions.n_actions
+    cap = coworking.discrete.contact_cap_weeks
+    off = Design(DiscreteLayout.of(coworking), n_actions, seasonal=False)
+    on_world = with_components(coworking, 4, True)
+    on = Design(DiscreteLayout.of(on_world), n_actions, seasonal=False)
+    pattern_cols = n_seg * 5 + (n_actions - 1) * 5  # popcount 0..4 per segment and per action
+    assert on.n_columns == off.n_columns + pattern_cols + n_seg * (n_actions - 1) * cap
+    # a customer contacted 1 and 3 weeks ago by a call (index 4): popcount 2, last action 4
+    values = (1, 1, 5, 1, 9, 0, 0, 0b101, 4)
+    summary = Summary(*(np.array([v], np.int64) for v in values))
+    row_on = on.matrix(summary, np.array([2])).toarray()[0]
+    row_off = off.matrix(summary._replace(pattern=0, last_action=0), np.array([2])).toarray()[0]
+    np.testing.assert_array_equal(row_on[: off.n_columns], row_off)
+    extra = np.flatnonzero(row_on[off.n_columns :]) + off.n_columns
+    base_cols = off.n_columns
+    assert list(extra) == [
+        base_cols + 1 * 5 + 2,  # pattern count 2, segment 1
+        base_cols + n_seg * 5 + 1 * 5 + 2,  # action 2 (column 1) x count 2
+        base_cols + pattern_cols + (1 * (n_actions - 1) + 3) * cap + 0,  # seg 1, last 4, week 1
+    ]
