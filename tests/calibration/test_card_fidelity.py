@@ -29,7 +29,7 @@ from journeyopt.panel.config import PanelConfig
 from journeyopt.sim.world import WorldSpec
 from tests.calibration.conftest import calibration_config, source_config
 
-SETTINGS = CardConfig(n_boot=400, confidence=0.99)
+SETTINGS = CardConfig(n_boot=400, confidence=0.99, value_weeks=2)
 AMOUNTS = source_config("coworking", []).amounts
 
 

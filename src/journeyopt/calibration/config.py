@@ -103,7 +103,8 @@ class CardConfig:
             propensity-weighted) the verdict accepts: a material action fails when the gap's
             whole confidence interval lies beyond ``+-action_tolerance`` (in (0, 1)).
         min_action_share: An action is material when at least this share of the hold-out's
-            logged decisions took it (in (0, 1]).
+            logged decisions took it (in (0, 1]); low, because a policy chosen with the world
+            may lean on an action today's practice rarely takes (the roastery's calls: 0.9 %).
         confidence: Two-sided confidence of the by-action intervals (in (0, 1)).
         n_boot: Bootstrap replicates over customers of the by-action intervals (>= 10).
         mape_slack: The world's weekly tracking MAPE may exceed the best reference's by at
@@ -116,17 +117,18 @@ class CardConfig:
         value_weeks: ``L``, weeks of the by-action value check (the world's expected
             discounted reward over the ``L`` weeks from each hold-out decision, the logging
             policy afterwards, against the realised one; the promotion gate's per-action
-            model check); 0 = off.
+            model check; long enough for delayed effects to land: the roastery's calls are
+            wrong by -66 % over 4 weeks, not visibly over 2); 0 = off.
     """
 
     action_tolerance: float = 0.2
-    min_action_share: float = 0.02
+    min_action_share: float = 0.005
     confidence: float = 0.95
     n_boot: int = 300
     mape_slack: float = 0.0
     max_ensemble_sd: float = 0.03
     ensemble: bool = True
-    value_weeks: int = 2
+    value_weeks: int = 4
 
     def __post_init__(self) -> None:
         if self.value_weeks < 0:
