@@ -193,6 +193,8 @@ def test_the_card_shows_by_action_tracking_and_spread(
         "ensemble_spread.csv",
     ):
         assert (out / name).is_file(), name
+    assert "| rel_error | members_sd | members_min | members_max |" in card
+    assert "| this world: members' SD |" in card
     tracking = pd.read_csv(out / "holdout_tracking.csv")
     assert {"this world", "own past rate", "member 0", "member 1"} <= set(tracking["predictor"])
     assert "sim/holdout_weekly_conversions_mape" in small_calibration.metrics

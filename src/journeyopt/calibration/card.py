@@ -26,6 +26,9 @@ LOW_WEIGHT_ESS_SHARE = 0.3
 """Below this effective-sample-size share the card warns that a few weeks carry the fit."""
 
 
+TOTAL_COLUMNS: tuple[str, ...] = ("metric", "actual", "simulated", "rel_error")
+"""Columns of the card's hold-out totals table."""
+
 MAX_HOLDOUT_TOTAL_ERROR = 0.10
 """Largest relative error of the hold-out's conversion and revenue totals the verdict accepts."""
 MAX_POLICY_MARE = 0.10
@@ -279,7 +282,7 @@ def card_markdown(
             "(mean of the runs) against what happened. Conversions, opt-outs and engagements "
             "count customer-weeks with at least one.",
             "",
-            markdown_table(overall[["metric", "actual", "simulated", "rel_error"]]),
+            markdown_table(with_totals_spread(overall[list(TOTAL_COLUMNS)], fidelity)),
             "",
         ]
         lines += _reference_lines(holdout)
@@ -289,7 +292,7 @@ def card_markdown(
                 "conversion weeks and revenue, this world (mean of the runs) against naive "
                 "references:",
                 "",
-                markdown_table(holdout.per_customer),
+                markdown_table(with_customer_spread(holdout.per_customer, fidelity)),
                 "",
             ]
         for grouping in ("segment", "lifecycle", "action"):
@@ -435,6 +438,43 @@ def write_fidelity(folder: Path, fidelity: CardFidelity) -> list[Path]:
     fig.savefig(paths[-1], dpi=100)
     plt.close(fig)
     return paths
+
+
+def _spread_of(fidelity: CardFidelity | None, figure: str) -> tuple[float, float, float]:
+    """``(SD, min, max)`` of a card figure across the ensemble members (NaN without)."""
+    nan = float("nan")
+    if fidelity is None or fidelity.spread is None:
+        return nan, nan, nan
+    spread = fidelity.spread
+    rows = np.flatnonzero(spread["figure"].astype(str).to_numpy() == figure)
+    if not rows.size:
+        return nan, nan, nan
+    row = spread.iloc[int(rows[0])]
+    return float(row["members_sd"]), float(row["members_min"]), float(row["members_max"])
+
+
+def with_totals_spread(overall: pd.DataFrame, fidelity: CardFidelity | None) -> pd.DataFrame:
+    """The hold-out totals table with the members' SD and min-max of each relative error
+    (unchanged without an ensemble spread)."""
+    if fidelity is None or fidelity.spread is None:
+        return overall
+    spread = [_spread_of(fidelity, f"hold-out {m} total, rel. error") for m in overall["metric"]]
+    return overall.assign(
+        members_sd=[s[0] for s in spread],
+        members_min=[s[1] for s in spread],
+        members_max=[s[2] for s in spread],
+    )
+
+
+def with_customer_spread(table: pd.DataFrame, fidelity: CardFidelity | None) -> pd.DataFrame:
+    """The per-customer error table with a row of the members' SD of this world's errors
+    (unchanged without an ensemble spread)."""
+    if fidelity is None or fidelity.spread is None:
+        return table
+    row: dict[str, object] = {"predictor": "this world: members' SD"}
+    for column in table.columns[1:]:
+        row[column] = _spread_of(fidelity, f"per customer {str(column).replace('_', ' ')}")[0]
+    return pd.concat([table, pd.DataFrame([row])], ignore_index=True)
 
 
 def _sd(value: float, sd: float, fmt: str = "{:+.1f}") -> str:
