@@ -140,3 +140,24 @@ def test_the_selection_keeps_the_pattern_only_when_the_truth_counts_contacts(
     )
     row = f"| {selection.chosen.label} "
     assert any("**yes**" in line and line.startswith(row) for line in card)
+
+
+def test_policy_fidelity_runs_a_calibrated_world_that_keeps_more_than_the_truth() -> None:
+    """The truth's customers count what the calibrated summary reads, so both worlds run on
+    the same customers; the calibrated optimum has no exact value over the truth's smaller
+    summary (NaN), the simulated table still values every policy."""
+    from journeyopt.calibration.policy_fidelity import policy_fidelity
+    from journeyopt.sim.config import shipped_practice
+
+    truth = load_world("coworking")
+    world = replace(
+        truth,
+        features=truth.features.with_rule_features((4,), truth.actions.names[1:]),
+        discrete=replace(truth.discrete, contact_pattern_weeks=4, last_action=True),
+    )
+    cfg = CalibrationConfig(
+        policy_customers=300, policy_horizon_weeks=3, staff=shipped_practice("coworking")
+    )
+    fidelity = policy_fidelity(truth, tabulated(world, 0.0), cfg)
+    assert len(fidelity.table) == 9 and np.isfinite(fidelity.table["calibrated_value"]).all()
+    assert np.isnan(fidelity.metrics["sim/sim_to_real_pct_of_optimum"])

@@ -20,7 +20,7 @@ share their state features; else a draw of the true world's synthetic initial po
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -141,6 +141,15 @@ def policy_fidelity(
     if truth.actions.names != calibrated.actions.names:
         raise ValueError("the calibrated world must have the true world's action catalogue")
     calibrated = align_segments(calibrated, truth.segment_names)
+    # the truth's customers also count what the calibrated world's summary reads (its contact
+    # pattern's window, the last contact's action): features only, the truth's dynamics are
+    # unchanged, and both worlds then run on the same customer state
+    truth = replace(
+        truth,
+        features=truth.features.with_rule_features(
+            calibrated.features.rule_windows, calibrated.features.rule_actions
+        ),
+    )
     horizon, gamma, start = cfg.policy_horizon_weeks, cfg.gamma, 1
     clock = EpisodeClock.of(horizon, start)
     population_seed, world_seed, policy_seed = np.random.SeedSequence(cfg.seed).spawn(3)
@@ -204,7 +213,18 @@ def sim_to_real(
     start: int,
 ) -> float:
     """Exact true-world value of the calibrated world's DP optimum over the true optimum's, on
-    the customers' initial discrete states (mean over customers)."""
+    the customers' initial discrete states (mean over customers).
+
+    NaN when the calibrated summary keeps a component the truth's does not (a contact
+    pattern, the last action): its optimum then acts on what the truth's summary does not
+    track, so it has no exact value over the truth's states (the simulated comparison still
+    values it)."""
+    mine, theirs = calibrated.discrete, truth.discrete
+    if (mine.contact_pattern_weeks, mine.last_action) != (
+        theirs.contact_pattern_weeks,
+        theirs.last_action,
+    ):
+        return float("nan")
     woy = cyclic_weeks_of_year(start, horizon)
     cal_opt = solve_optimum(calibrated, horizon, gamma, woy)
     true_opt = solve_optimum(truth, horizon, gamma, woy)
