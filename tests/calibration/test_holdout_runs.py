@@ -20,7 +20,7 @@ def test_a_holdout_run_leaves_the_starting_state_untouched() -> None:
     base = load_world("coworking")
     world = replace(
         base,
-        features=base.features.with_rule_features((2,), ()),
+        features=replace(base.features.with_rule_features((2,), ()), recent_contacts=True),
         discrete=replace(base.discrete, contact_pattern_weeks=2),
     )
     rng = np.random.default_rng(0)

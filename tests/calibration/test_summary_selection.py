@@ -97,7 +97,7 @@ def test_the_selection_keeps_the_pattern_only_when_the_truth_counts_contacts(
     tmp_path: Path, count_fatigue: float, chosen_weeks: int
 ) -> None:
     base = load_world("coworking")
-    features = base.features.with_rule_features((4,), ())
+    features = replace(base.features.with_rule_features((4,), ()), recent_contacts=True)
     world = replace(
         base, features=features, discrete=replace(base.discrete, contact_pattern_weeks=4)
     )
@@ -111,6 +111,7 @@ def test_the_selection_keeps_the_pattern_only_when_the_truth_counts_contacts(
     assert [s.contact_pattern_weeks for s in specs] == [0, 4]
     panel_cfg = summary_panel_config(PanelConfig(), specs, base.actions.names)
     assert panel_cfg.rule_windows == [4] and panel_cfg.rule_actions == []
+    assert panel_cfg.recent_contacts
     panel = _panel(truth, tmp_path, panel_cfg)
     selection = select_summary(
         panel,
@@ -152,7 +153,9 @@ def test_policy_fidelity_runs_a_calibrated_world_that_keeps_more_than_the_truth(
     truth = load_world("coworking")
     world = replace(
         truth,
-        features=truth.features.with_rule_features((4,), truth.actions.names[1:]),
+        features=replace(
+            truth.features.with_rule_features((4,), truth.actions.names[1:]), recent_contacts=True
+        ),
         discrete=replace(truth.discrete, contact_pattern_weeks=4, last_action=True),
     )
     cfg = CalibrationConfig(

@@ -77,7 +77,11 @@ def test_features_ignore_activity_from_the_week_start_on(
 
 
 RULES_CFG = PanelConfig(
-    as_of=CFG.as_of, lapse_weeks=2, rule_windows=[2, 5], rule_actions=["personal_call"]
+    as_of=CFG.as_of,
+    lapse_weeks=2,
+    rule_windows=[2, 5],
+    rule_actions=["personal_call"],
+    recent_contacts=True,
 )
 
 

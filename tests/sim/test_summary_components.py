@@ -20,7 +20,7 @@ from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError
 from journeyopt.panel.build import state_at
 from journeyopt.panel.config import PanelConfig
-from journeyopt.panel.state import state_features
+from journeyopt.panel.state import FeatureSpec, state_features
 from journeyopt.sim.config import GenerateConfig, shipped_practice
 from journeyopt.sim.discrete import DiscreteLayout, Summary, discrete_state, next_summary, summarise
 from journeyopt.sim.logs import generate_logs, write_logs
@@ -30,8 +30,11 @@ from journeyopt.sim.world import WORLDS_DIR, DiscreteSpec, WorldSpec, load_world
 def with_components(world: WorldSpec, pattern_weeks: int, last_action: bool) -> WorldSpec:
     """``world`` whose summary keeps the pattern and/or the last action (features extended)."""
     contacts = world.actions.names[1:]
-    features = world.features.with_rule_features(
-        (pattern_weeks,) if pattern_weeks else (), contacts if last_action else ()
+    features = replace(
+        world.features.with_rule_features(
+            (pattern_weeks,) if pattern_weeks else (), contacts if last_action else ()
+        ),
+        recent_contacts=True,
     )
     discrete = replace(world.discrete, contact_pattern_weeks=pattern_weeks, last_action=last_action)
     return replace(world, discrete=discrete, features=features)
@@ -66,10 +69,23 @@ def test_pattern_weeks_must_be_off_or_two_to_six(weeks: int) -> None:
 
 
 def test_a_world_must_count_what_its_summary_reads(coworking: WorldSpec) -> None:
-    with pytest.raises(ConfigError, match="rule_windows"):
+    with pytest.raises(ConfigError, match="recent_contacts"):
         replace(coworking, discrete=replace(coworking.discrete, contact_pattern_weeks=4))
+    counting = replace(coworking, features=replace(coworking.features, recent_contacts=True))
+    with pytest.raises(ConfigError, match="rule_windows"):
+        replace(counting, discrete=replace(coworking.discrete, contact_pattern_weeks=4))
     with pytest.raises(ConfigError, match="rule_actions"):
-        replace(coworking, discrete=replace(coworking.discrete, last_action=True))
+        replace(counting, discrete=replace(coworking.discrete, last_action=True))
+
+
+def test_the_features_of_a_spec_without_recent_contacts_are_unchanged() -> None:
+    """Rule windows alone (contact rules) do not add the summary's features: the serving
+    API's feature records of an existing rules set-up keep their fields."""
+    spec = FeatureSpec(contact_channels=("email",), rule_windows=(4,), rule_actions=("a",))
+    assert "contact_pattern" not in spec.rule_feature_names
+    assert "last_contact_action" not in spec.rule_feature_names
+    on = replace(spec, recent_contacts=True)
+    assert on.rule_feature_names[-2:] == ("contact_pattern", "last_contact_action")
 
 
 @settings(max_examples=40, deadline=None)
@@ -147,7 +163,9 @@ def test_panel_from_rendered_logs_equals_the_simulators_summary(
     source = to_object(raw, SourceConfig)
     canonical, _ = ingest_to_logs(replace(source, path=str(tmp_path)))
     as_of = cfg.start + pd.Timedelta(weeks=cfg.weeks)
-    panel_cfg = PanelConfig(rule_windows=[4], rule_actions=list(world.actions.names[1:]))
+    panel_cfg = PanelConfig(
+        rule_windows=[4], rule_actions=list(world.actions.names[1:]), recent_contacts=True
+    )
     ids, panel_state = state_at(canonical, panel_cfg, world.channels, as_of)
     person = np.array([logs.truth.person_of_ref[str(i)] for i in ids])  # type: ignore[attr-defined]
     final = logs.simulation.final_state.take(person)  # type: ignore[attr-defined]

@@ -219,6 +219,7 @@ def world_to_dict(world: WorldSpec) -> dict[str, Any]:
                 {
                     "rule_windows": list(world.features.rule_windows),
                     "rule_actions": list(world.features.rule_actions),
+                    **({"recent_contacts": True} if world.features.recent_contacts else {}),
                 }
                 if world.features.rule_windows or world.features.rule_actions
                 else {}

@@ -146,8 +146,11 @@ def policy_fidelity(
     # unchanged, and both worlds then run on the same customer state
     truth = replace(
         truth,
-        features=truth.features.with_rule_features(
-            calibrated.features.rule_windows, calibrated.features.rule_actions
+        features=replace(
+            truth.features.with_rule_features(
+                calibrated.features.rule_windows, calibrated.features.rule_actions
+            ),
+            recent_contacts=truth.features.recent_contacts or calibrated.features.recent_contacts,
         ),
     )
     horizon, gamma, start = cfg.policy_horizon_weeks, cfg.gamma, 1

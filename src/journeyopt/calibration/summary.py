@@ -138,7 +138,12 @@ def summary_panel_config(
         return panel
     windows = list(dict.fromkeys([*panel.rule_windows, *([weeks] if weeks else [])]))
     counted = [*actions[1:], *panel.rule_actions] if last else list(panel.rule_actions)
-    return replace(panel, rule_windows=windows, rule_actions=list(dict.fromkeys(counted)))
+    return replace(
+        panel,
+        rule_windows=windows,
+        rule_actions=list(dict.fromkeys(counted)),
+        recent_contacts=True,
+    )
 
 
 def heldout_loglik(

@@ -32,6 +32,10 @@ class PanelConfig:
         rule_windows: More windows (weeks) to count contacts in, for contact rules: columns
             ``contacts_<w>w``, ``contacts_<w>w_<channel>``, ``action_contacts_<w>w_<action>``.
         rule_actions: Actions whose contacts are counted in each of ``rule_windows``.
+        recent_contacts: Also give the columns ``contact_pattern`` (contacts in each of the
+            last weeks of the longest rule window, as bits) and ``last_contact_action`` (the last
+            counted contact's action) that a calibrated state summary with a contact pattern or
+            the last action reads; set by the calibration when it needs them.
     """
 
     as_of: str = ""
@@ -41,6 +45,7 @@ class PanelConfig:
     engagement_weeks: int = 4
     rule_windows: list[int] = field(default_factory=list)
     rule_actions: list[str] = field(default_factory=list)
+    recent_contacts: bool = False
 
     def __post_init__(self) -> None:
         for name in ("lapse_weeks", "frequency_weeks", "fatigue_weeks", "engagement_weeks"):
@@ -75,4 +80,5 @@ def feature_spec(cfg: PanelConfig, contact_channels: Sequence[str]) -> FeatureSp
         lapse_weeks=cfg.lapse_weeks,
         rule_windows=tuple(dict.fromkeys(cfg.rule_windows)),
         rule_actions=tuple(dict.fromkeys(cfg.rule_actions)),
+        recent_contacts=cfg.recent_contacts,
     )

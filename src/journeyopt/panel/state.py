@@ -45,12 +45,15 @@ class FeatureSpec:
         rule_windows: Windows (weeks) the contact rules count contacts in, besides the
             fatigue window: each gives ``contacts_<w>w``, ``contacts_<w>w_<channel>`` and
             ``action_contacts_<w>w_<action>`` (:attr:`rule_feature_names`); the contact ring
-            of the state is as long as the longest, and gives the ``contact_pattern`` feature
-            (bit ``k - 1``: a contact over any channel ``k`` weeks ago, ``k = 1..`` the longest
-            window). Not part of the observation.
-        rule_actions: Actions whose contacts are counted per window (caps over actions); with
-            them the state also keeps the action of the last contact (``last_contact_action``:
-            ``1 +`` its index in ``rule_actions``, 0 before any contact of these actions).
+            of the state is as long as the longest. Not part of the observation.
+        rule_actions: Actions whose contacts are counted per window (caps over actions); the
+            state also keeps the action of the last contact of one of them.
+        recent_contacts: Also give the features a discrete summary with a contact pattern or
+            the last action reads (:attr:`rule_feature_names`): ``contact_pattern`` (bit
+            ``k - 1``: a contact over any channel ``k`` weeks ago, ``k = 1..`` the longest
+            rule window) and ``last_contact_action`` (``1 +`` the index in ``rule_actions`` of
+            the last counted contact's action, 0 before any). Off by default, so the features
+            (and the serving API's records) of a spec without them are unchanged.
     """
 
     contact_channels: tuple[str, ...] = ()
@@ -60,6 +63,7 @@ class FeatureSpec:
     lapse_weeks: int = 26
     rule_windows: tuple[int, ...] = ()
     rule_actions: tuple[str, ...] = ()
+    recent_contacts: bool = False
 
     def __post_init__(self) -> None:
         for name in ("frequency_weeks", "fatigue_weeks", "engagement_weeks", "lapse_weeks"):
@@ -104,8 +108,8 @@ class FeatureSpec:
                 *(contacts_feature(w, action=a) for a in self.rule_actions),
             )
         ]
-        names += [PATTERN_FEATURE] if self.rule_windows else []
-        names += [LAST_ACTION_FEATURE] if self.rule_actions else []
+        names += [PATTERN_FEATURE] if self.recent_contacts and self.rule_windows else []
+        names += [LAST_ACTION_FEATURE] if self.recent_contacts and self.rule_actions else []
         base = set(self.feature_names)
         return tuple(n for n in dict.fromkeys(names) if n not in base)
 
@@ -508,9 +512,9 @@ def state_features(state: CustomerState, spec: FeatureSpec) -> dict[str, NDArray
             features.setdefault(contacts_feature(w, channel=channel), counts[:, j].copy())
         for k, action in enumerate(spec.rule_actions):
             features[contacts_feature(w, action=action)] = counts[:, n_channels + k].copy()
-    if spec.rule_windows:
+    if spec.recent_contacts and spec.rule_windows:
         features[PATTERN_FEATURE] = contact_pattern(state.rule_contacts_ring, t, n_channels)
-    if spec.rule_actions:
+    if spec.recent_contacts and spec.rule_actions:
         features[LAST_ACTION_FEATURE] = state.last_contact_action.copy()
     return features
 

@@ -39,6 +39,7 @@ def panel_config(spec: FeatureSpec) -> PanelConfig:
         engagement_weeks=spec.engagement_weeks,
         rule_windows=list(spec.rule_windows),
         rule_actions=list(spec.rule_actions),
+        recent_contacts=spec.recent_contacts,
     )
 
 

@@ -439,6 +439,11 @@ class WorldSpec:
     def _check_summary_features(self) -> None:
         """The features count what the discrete summary's optional components read."""
         w = self.discrete.contact_pattern_weeks
+        if (w or self.discrete.last_action) and not self.features.recent_contacts:
+            raise ConfigError(
+                "world.discrete.contact_pattern_weeks / last_action need "
+                "world.features.recent_contacts: true"
+            )
         if w and self.features.rule_weeks < w:
             raise ConfigError(
                 f"world.discrete.contact_pattern_weeks={w} needs world.features.rule_windows "
