@@ -31,7 +31,7 @@ _CHUNK = 64
 _REMEMBERED_COUNTS = 64_000_000
 """Largest resample matrix (B x K counts, float64: 512 MB) remembered for the next statistic
 of the same customers, resamples and seed (see :func:`resample_counts`): the card's 300
-resamples of the ~108,000 customers of a 10 M-row log's hold-out (32.4 M counts) fit."""
+resamples of the ~107,000 customers of a 10 M-row log's hold-out (~32.1 M counts) fit."""
 _remembered: tuple[tuple[int, int, int], tuple[Float, ...]] | None = None
 
 
