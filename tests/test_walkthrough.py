@@ -42,7 +42,7 @@ BEGIN = "<!-- own-csv walkthrough: begin"
 END = "<!-- own-csv walkthrough: end -->"
 BIN = Path(sys.executable).parent  # the environment the tests run in: .venv/bin in a checkout
 STEP_TIMEOUT_SECONDS = 600
-PROMOTION_EXIT_CODES = (0, 3)  # promoted, or refused on evidence (the example's small world)
+PROMOTION_EXIT_CODES = (0, 3, 4)  # promoted, refused on evidence, or inconclusive (small world)
 
 
 def walkthrough_commands(readme: str, begin: str = BEGIN, end_marker: str = END) -> list[str]:
@@ -168,6 +168,9 @@ def _run_walkthrough(scratch: Scratch, commands: list[str]) -> tuple[str, str]:
         if done.returncode == 3:  # a refusal names the failed test on one line
             assert "not promoted" in done.stderr and "test failed" in done.stderr, done.stderr
             print(done.stderr.strip().splitlines()[-1][:400])
+        if done.returncode == 4:  # inconclusive: says so and how much more data each test needs
+            said = done.stdout + done.stderr
+            assert "inconclusive" in done.stderr and "more data needed" in said, said[-3000:]
     return serve, curl
 
 
