@@ -5,7 +5,6 @@ weeks (common random numbers)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,6 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from journeyopt.agents.sb3 import policy_spec
 from journeyopt.cli.entry import to_object
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
@@ -21,14 +19,12 @@ from journeyopt.errors import ConfigError
 from journeyopt.loop.closed_loop import ClosedLoop
 from journeyopt.loop.truth import ShopHistory, ShopTruth, replay_shop_records
 from journeyopt.loop.twin import served_by
-from journeyopt.serving.config import HoldoutConfig, ServingConfig
 from journeyopt.serving.scorer import Scorer
-from journeyopt.serving.served_model import ServedModel
-from journeyopt.sim.config import shipped_practice, shipped_rules
-from journeyopt.sim.observation import observation_layout
+from journeyopt.sim.config import shipped_practice
 from journeyopt.sim.shop import load_shop
 from journeyopt.sim.world import WORLDS_DIR, WorldSpec
-from journeyopt.tracking.model import LinearSoftmaxPolicy
+
+from .scorers import random_scorer
 
 WEEKS = 4
 
@@ -44,20 +40,7 @@ def truth(seed: int = 0) -> ClosedLoop:
 
 
 def scorer(world: WorldSpec, seed: int = 1) -> Scorer:
-    """A random linear policy (varied contacts) over the roastery as serving sees it, the
-    roastery's rules and practice, 30 % control group."""
-    layout = observation_layout(world)
-    rng = np.random.default_rng(seed)
-    weights = rng.normal(scale=3.0, size=(layout.size, world.actions.n_actions))
-    policy = LinearSoftmaxPolicy(
-        policy_spec(world, layout), weights, rng.normal(size=world.actions.n_actions)
-    )
-    model = ServedModel(policy, "test", "journey-policy", "1", "test", "", "")
-    settings = ServingConfig(
-        rules=shipped_rules("roastery"), holdout=HoldoutConfig(staff=shipped_practice("roastery"))
-    )
-    settings = replace(settings, holdout=replace(settings.holdout, control_share=0.3))
-    return Scorer(model, settings, world=world)
+    return random_scorer(world, "roastery", seed)
 
 
 def test_the_replayed_history_is_the_simulated_state() -> None:

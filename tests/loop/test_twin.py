@@ -4,42 +4,27 @@ deterministic for a seed, and the window truth is the mean of the weekly truths.
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 
-from journeyopt.agents.sb3 import policy_spec
 from journeyopt.loop.closed_loop import ClosedLoop, WeekTruth
 from journeyopt.loop.truth import CoworkingTruth
 from journeyopt.loop.twin import control_actions, served_by, window_uplift
 from journeyopt.panel.state import state_features
-from journeyopt.serving.config import HoldoutConfig, ServingConfig
 from journeyopt.serving.scorer import CustomerBatch, Scorer
-from journeyopt.serving.served_model import ServedModel
-from journeyopt.sim.config import GenerateConfig, shipped_practice, shipped_rules
-from journeyopt.sim.observation import observation_layout
+from journeyopt.sim.config import GenerateConfig, shipped_practice
 from journeyopt.sim.regime import RegimeChange
 from journeyopt.sim.world import WorldSpec, load_world
-from journeyopt.tracking.model import LinearSoftmaxPolicy
+
+from .scorers import random_scorer
 
 WEEKS = 5
 
 
 def scorer(world: WorldSpec, seed: int = 1) -> Scorer:
-    """A serving scorer of a random linear policy (varied contacts), 30 % control group."""
-    layout = observation_layout(world)
-    rng = np.random.default_rng(seed)
-    weights = rng.normal(scale=3.0, size=(layout.size, world.actions.n_actions))
-    policy = LinearSoftmaxPolicy(
-        policy_spec(world, layout), weights, rng.normal(size=world.actions.n_actions)
-    )
-    model = ServedModel(policy, "test", "journey-policy", "1", "test", "", "")
-    settings = ServingConfig(
-        rules=shipped_rules("coworking"), holdout=HoldoutConfig(staff=shipped_practice("coworking"))
-    )
-    settings = replace(settings, holdout=replace(settings.holdout, control_share=0.3))
-    return Scorer(model, settings, world=world)
+    return random_scorer(world, "coworking", seed)
 
 
 def closed_loop(world: WorldSpec, seed: int = 0) -> ClosedLoop:

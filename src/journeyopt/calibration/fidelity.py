@@ -27,7 +27,7 @@ ensemble, and the verdict's reasons drawn from them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import matplotlib
 
@@ -162,6 +162,19 @@ def realised_responses(weeks: CustomerWeeks) -> dict[str, Float]:
     }
 
 
+def check_settings(settings: CardConfig, seed: int) -> ModelCheckSettings:
+    """The gate's model-check settings the card's by-action rows use: the card's tolerance,
+    bootstrap size and confidence, the lax test (flag an action only when its whole interval
+    lies beyond the tolerance)."""
+    return ModelCheckSettings(
+        tolerance=settings.action_tolerance,
+        n_boot=settings.n_boot,
+        confidence=settings.confidence,
+        seed=seed,
+        strict=False,
+    )
+
+
 def action_calibration(
     world: WorldSpec, decisions: Decisions, settings: CardConfig, seed: int = 0
 ) -> pd.DataFrame:
@@ -177,13 +190,7 @@ def action_calibration(
         wholly beyond ``+-settings.action_tolerance``).
     """
     weeks = decisions.weeks
-    limits = ModelCheckSettings(
-        tolerance=settings.action_tolerance,
-        n_boot=settings.n_boot,
-        confidence=settings.confidence,
-        seed=seed,
-        strict=False,
-    )
+    limits = check_settings(settings, seed)
     predicted, realised = expected_responses(world, weeks), realised_responses(weeks)
     k = weeks.customer_ids.shape[0]
     weight = 1.0 / decisions.propensity
@@ -244,12 +251,8 @@ def value_calibration(
     if settings.value_weeks < 1 or n_weeks < settings.value_weeks:
         return pd.DataFrame()
     logged = logged_trajectories(hold, world, contact_rules(world), n_weeks, prices)
-    limits = ModelCheckSettings(
-        tolerance=settings.action_tolerance,
-        n_boot=settings.n_boot,
-        confidence=settings.confidence,
-        seed=seed,
-        strict=False,
+    limits = replace(
+        check_settings(settings, seed),
         min_action_share=settings.min_action_share,
         action_outcome_weeks=settings.value_weeks,
     )
