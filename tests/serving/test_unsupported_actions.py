@@ -13,6 +13,7 @@ from journeyopt.serving.served_model import ServedModel
 from journeyopt.sim.config import RulesConfig
 from journeyopt.sim.world import WorldSpec
 from tests.serving.conftest import AS_OF
+from tests.serving.test_app import feature_record
 
 
 def test_the_api_refuses_an_unsupported_action_with_its_reason(
@@ -20,13 +21,7 @@ def test_the_api_refuses_an_unsupported_action_with_its_reason(
 ) -> None:
     action = world.actions.names[-1]
     bare = replace(world, unsupported_actions=(action,))
-    record = {
-        "recency_weeks": 30.0, "frequency": 2, "monetary": 40.0, "n_conversions": 5,
-        "tenure_weeks": 80, "lifecycle": "lapsed", "contacts_4w": 0, "contacts_4w_email": 0,
-        "contacts_4w_phone": 0, "weeks_since_contact": None, "engagements_4w": 1,
-        "weeks_since_engagement": 1.0, "n_cancellations": 0, "opted_out_email": False,
-        "opted_out_phone": False,
-    }  # fmt: skip
+    record = feature_record()
     body = {"customer_id": "c1", "segment": "s", "features": record, "as_of": AS_OF}
     headers = {"Authorization": "Bearer t"}
     for w, masked in ((world, {}), (bare, {action: "unsupported"})):
