@@ -41,18 +41,7 @@ from journeyopt.sim.world import WorldSpec, load_world
 from journeyopt.tracking.run import tracked_run
 
 CONFIGS = Path(__file__).resolve().parents[2] / "src" / "journeyopt" / "configs"
-SMALL_BUDGET = [
-    "train.n_customers=64",
-    "train.pool_size=1000",
-    "train.warm_start.n_customers=1000",
-    "calibration.ensemble_size=0",
-    "calibration.holdout_weeks=0",
-    "calibration.c_grid=[0.3]",
-    "calibration.alpha_grid=[0.001]",
-    "promotion.n_customers=1000",
-    "promotion.ope.n_boot=200",
-    "simulator.horizon_weeks=26",
-]
+SMALL_BUDGET = ["+experiment=small_cycle"]  # configs/experiment/small_cycle.yaml
 ADAPTATION = [  # after response drift: calibrate on the newest quarter, without seasonality
     "drift.calibration.recent_weeks=13",
     "drift.calibration.seasonal=false",

@@ -69,18 +69,7 @@ from journeyopt.tracking.run import tracked_run
 from journeyopt.tracking.tags import SIMULATOR_TAG
 
 CONFIGS = Path(__file__).resolve().parents[2] / "src" / "journeyopt" / "configs"
-SMALL_BUDGET = [  # as experiments/regime_change
-    "train.n_customers=64",
-    "train.pool_size=1000",
-    "train.warm_start.n_customers=1000",
-    "calibration.ensemble_size=0",
-    "calibration.holdout_weeks=0",
-    "calibration.c_grid=[0.3]",
-    "calibration.alpha_grid=[0.001]",
-    "promotion.n_customers=1000",
-    "promotion.ope.n_boot=200",
-    "simulator.horizon_weeks=26",
-]
+SMALL_BUDGET = ["+experiment=small_cycle"]  # configs/experiment/small_cycle.yaml
 NO_RETRAINING = ["drift.retrain_on=[]", "schedule.every_weeks=0"]
 WORLD_OVERRIDES: dict[str, list[str]] = {
     "coworking": [],
