@@ -91,6 +91,9 @@ PACKAGES = {
     "rules": "rules@simulator.rules",
 }
 """How a group option is chosen on the command line, where it is not ``<group>=<option>``."""
+EXPERIMENT_USERS = {"small_cycle": "cycle"}
+"""Experiments overriding another command's config than ``train``'s (the closed-loop studies'
+budget of ``journeyopt-cycle``)."""
 
 
 def _options(group: str) -> list[str]:
@@ -133,7 +136,8 @@ def test_top_level_config_composes(name: str) -> None:
 )
 def test_group_option_composes(group: str, option: str) -> None:
     override = f"{PACKAGES.get(group, group)}={option}"
-    obj = _compose(GROUP_USERS[group], [override])
+    user = EXPERIMENT_USERS.get(option) if group == "experiment" else None
+    obj = _compose(user or GROUP_USERS[group], [override])
     if group == "agent":
         assert isinstance(obj, TrainConfig)
         assert obj.agent.algorithm == {"ppo": "PPO", "a2c": "A2C", "dqn": "DQN"}.get(
