@@ -58,14 +58,23 @@ class SummaryConfig:
     """Which discrete state summary the calibrated world gets: chosen by the data among a few
     candidates (``calibration.summary``; docs/calibration.md).
 
-    Each candidate is the caps of ``calibration.caps`` with one contact-pattern length and the
-    last action on or off; the response models of each are fitted on the calibration's
+    Each candidate is the caps of ``calibration.caps`` with one recency, conversions and tenure
+    cap of the lists below (each empty: the configured cap only), one contact-pattern length
+    and the last action on or off; the response models of each are fitted on the calibration's
     training customers and scored on its validation customers (the split that chooses the
-    penalties). The chosen one is the smallest (fewest states) whose held-out log-likelihood is
-    within ``tolerance_se`` standard errors of the best.
+    penalties), with the confounding weights the fit uses. The chosen one is the smallest
+    (fewest states) whose held-out log-likelihood is within ``tolerance_se`` standard errors of
+    the best.
 
     Attributes:
         select: Choose among the candidates; off = the caps as given.
+        recency_caps: Candidate recency caps, weeks (each >= 2; a cap above the fitted
+            history is lowered to it, as ``calibration.caps``'s); empty = the configured cap.
+        conversions_caps: Candidate lifetime-conversions caps (each >= 2); empty = the
+            configured cap.
+        tenure_caps: Candidate tenure caps, weeks (0 = no tenure, else >= 2); empty = the
+            configured cap. Caps above the fitted history tie on held-out customers of the
+            same weeks (no fitted week reaches them), so the smaller wins.
         pattern_weeks: Candidate contact-pattern lengths, weeks (0 = no pattern; else 2..6).
         last_action: Candidate settings of the last-action component.
         tolerance_se: Standard errors (over validation customers) a smaller summary may trail
@@ -75,12 +84,20 @@ class SummaryConfig:
     """
 
     select: bool = False
+    recency_caps: list[int] = field(default_factory=list)
+    conversions_caps: list[int] = field(default_factory=list)
+    tenure_caps: list[int] = field(default_factory=list)
     pattern_weeks: list[int] = field(default_factory=lambda: [0, 4])
     last_action: list[bool] = field(default_factory=lambda: [False, True])
     tolerance_se: float = 1.0
     max_states: int = 2_000_000
 
     def __post_init__(self) -> None:
+        for name in ("recency_caps", "conversions_caps"):
+            if any(c < 2 for c in getattr(self, name)):
+                raise ConfigError(f"calibration.summary.{name} must list caps >= 2")
+        if any(c < 0 or c == 1 for c in self.tenure_caps):
+            raise ConfigError("calibration.summary.tenure_caps must list 0 (off) or caps >= 2")
         if not self.pattern_weeks or any(w not in PATTERN_WEEKS for w in self.pattern_weeks):
             raise ConfigError("calibration.summary.pattern_weeks must list 0 (off) or 2..6 weeks")
         if not self.last_action:

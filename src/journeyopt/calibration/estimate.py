@@ -105,6 +105,16 @@ def validation_customers(
     return held
 
 
+def fit_weights(weeks: CustomerWeeks, props: Propensities, cfg: CalibrationConfig) -> Float:
+    """(M,) row weights of the binary response models: the stabilised inverse propensity
+    weights of ``props`` with ``calibration.weighting: stabilised`` (and more than one logged
+    action), else ones. The fit and the choice of the state summary
+    (:mod:`journeyopt.calibration.summary`) both weigh by this."""
+    if props.source != "none" and cfg.weighting == "stabilised":
+        return stabilised_weights(weeks, props.value, cfg.max_weight)
+    return np.ones(weeks.n)
+
+
 def _value_shape(fits: Fits, data: FitData, segment: int) -> float:
     """Gamma shape of the list value around its fitted mean in a segment (method of moments
     on ``value / fitted mean``), clipped to [0.2, 100]."""
@@ -199,11 +209,7 @@ def estimate(
         if props.cloning is not None
         else None
     )
-    weight = (
-        stabilised_weights(weeks, props.value, cfg.max_weight)
-        if props.source != "none" and cfg.weighting == "stabilised"
-        else np.ones(weeks.n)
-    )
+    weight = fit_weights(weeks, props, cfg)
     support = support_table(weeks, cfg.min_support)
     clock.lap("propensities")
     contacted = support[support["action"] != "none"]["weeks"].to_numpy()

@@ -202,9 +202,17 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         used = set(actions.channels[1:])
         silent = tuple(j for j, c in enumerate(channels) if c not in used)
         divisors = actions.list_divisors(source.amounts)
-        candidates = candidate_specs(spec, cal.summary)
+        candidates = candidate_specs(spec, cal.summary, history)
         selection = select_summary(
-            fit_panel, candidates, cal, channels, names, segments, divisors, silent
+            fit_panel,
+            candidates,
+            cal,
+            channels,
+            names,
+            segments,
+            divisors,
+            silent,
+            origin_week=logging_start(panel),
         )
         spec = selection.chosen.spec
         clock.lap("summary")

@@ -1,12 +1,19 @@
 """The calibrated world's state summary, chosen by the data.
 
-A few candidate summaries (:class:`~journeyopt.sim.world.DiscreteSpec`: the configured caps
-with each contact-pattern length and last-action setting of ``calibration.summary``) are
-compared by the held-out log-likelihood of the response models: for each candidate the
-conversion, engagement and opt-out models are fitted on the calibration's training customers
-(the penalty chosen on the validation customers, as :func:`~journeyopt.calibration.models.
-choose_penalties` does) and scored on its validation customers — the same split of customers
+A few candidate summaries (:class:`~journeyopt.sim.world.DiscreteSpec`: the configured caps,
+or each recency, conversions and tenure cap listed in ``calibration.summary``, with each
+contact-pattern length and last-action setting of it) are compared by the held-out
+log-likelihood of the response models: for each candidate the conversion, engagement and
+opt-out models are fitted on the calibration's training customers (the penalty chosen on the
+validation customers, as :func:`~journeyopt.calibration.models.choose_penalties` does) and
+scored on its validation customers — the same split of customers
 (:func:`~journeyopt.calibration.estimate.validation_customers` with the calibration's seed).
+Fits and scores weigh each customer-week by the confounding weights the calibration's own
+fit uses (:func:`~journeyopt.calibration.estimate.fit_weights`), computed once, on the first
+scored candidate's state: weighted log-likelihoods are comparable only under one weighting.
+With logged propensities they are the fit's weights whatever the summary; where behaviour
+cloning fills in missing propensities, the fit of the chosen summary re-estimates them on its
+own state, so its weights differ from the selection's by that estimate's difference.
 Scores are per customer, so the standard error of the difference between two candidates is
 that of a sum over independent customers. The chosen summary is the smallest (fewest states)
 within ``tolerance_se`` standard errors of the best: a larger state must earn its place.
@@ -30,9 +37,14 @@ from numpy.typing import NDArray
 
 from journeyopt.calibration.config import CalibrationConfig, SummaryConfig
 from journeyopt.calibration.design import Design
-from journeyopt.calibration.estimate import validation_customers
+from journeyopt.calibration.estimate import fit_weights, validation_customers
 from journeyopt.calibration.fit import choose_logistic, fit_logistic
 from journeyopt.calibration.models import BINARY_MODELS, FitData
+from journeyopt.calibration.propensity import (
+    effective_sample_share,
+    practice_matrix,
+    propensities,
+)
 from journeyopt.calibration.weeks import CustomerWeeks, customer_weeks
 from journeyopt.panel.config import PanelConfig
 from journeyopt.sim.discrete import DiscreteLayout
@@ -54,6 +66,8 @@ class SummaryCandidate:
         se: Standard error of its difference to the best candidate, same units (0 for the
             best; NaN when not scored).
         chosen: Whether it is the chosen summary.
+        seconds: Wall time of its scoring (its customer-weeks, design and the three models'
+            penalty paths), seconds; NaN when not scored.
     """
 
     spec: DiscreteSpec
@@ -61,6 +75,7 @@ class SummaryCandidate:
     loglik: float
     se: float
     chosen: bool
+    seconds: float = float("nan")
 
     @property
     def label(self) -> str:
@@ -83,11 +98,16 @@ class SummarySelection:
         candidates: Every candidate, in the order tried.
         n_validation_weeks: Validation customer-weeks the scores are per.
         tolerance_se: The tolerance the choice used.
+        seconds: Wall time of the whole selection (weights included), seconds.
+        weight_ess_share: Kish's effective sample share of the confounding weights the
+            candidates were fitted and scored with (1: unweighted).
     """
 
     candidates: tuple[SummaryCandidate, ...]
     n_validation_weeks: int
     tolerance_se: float
+    seconds: float = float("nan")
+    weight_ess_share: float = 1.0
 
     @property
     def chosen(self) -> SummaryCandidate:
@@ -98,9 +118,13 @@ class SummarySelection:
         return {
             "n_validation_weeks": self.n_validation_weeks,
             "tolerance_se": self.tolerance_se,
+            "seconds": self.seconds,
+            "weight_ess_share": self.weight_ess_share,
             "candidates": [
                 {
                     "label": c.label,
+                    "recency_cap_weeks": c.spec.recency_cap_weeks,
+                    "conversions_cap": c.spec.conversions_cap,
                     "contact_pattern_weeks": c.spec.contact_pattern_weeks,
                     "last_action": c.spec.last_action,
                     "tenure_cap_weeks": c.spec.tenure_cap_weeks,
@@ -108,21 +132,47 @@ class SummarySelection:
                     "loglik": c.loglik,
                     "se": c.se,
                     "chosen": c.chosen,
+                    "seconds": c.seconds,
                 }
                 for c in self.candidates
             ],
         }
 
 
-def candidate_specs(caps: DiscreteSpec, cfg: SummaryConfig) -> tuple[DiscreteSpec, ...]:
+def candidate_specs(
+    caps: DiscreteSpec, cfg: SummaryConfig, history_weeks: int | None = None
+) -> tuple[DiscreteSpec, ...]:
     """The candidate summaries: ``caps`` alone when the selection is off, else ``caps`` with
-    every (pattern length, last action) of ``cfg``, smallest first (duplicates dropped)."""
+    every (recency cap, conversions cap, tenure cap, pattern length, last action) of ``cfg``
+    (an empty cap list: ``caps``' own), smallest caps first (duplicates dropped). With
+    ``history_weeks`` each candidate's caps are lowered to the fitted history
+    (:meth:`~journeyopt.sim.world.DiscreteSpec.within_history`)."""
     if not cfg.select:
         return (caps,)
+
+    def listed(values: Sequence[int], configured: int) -> list[int]:
+        return sorted(set(values)) if values else [configured]
+
+    grid = product(
+        listed(cfg.recency_caps, caps.recency_cap_weeks),
+        listed(cfg.conversions_caps, caps.conversions_cap),
+        listed(cfg.tenure_caps, caps.tenure_cap_weeks),
+        sorted(set(cfg.pattern_weeks)),
+        sorted(set(cfg.last_action)),
+    )
     specs = [
-        replace(caps, contact_pattern_weeks=w, last_action=last)
-        for w, last in product(sorted(set(cfg.pattern_weeks)), sorted(set(cfg.last_action)))
+        replace(
+            caps,
+            recency_cap_weeks=r,
+            conversions_cap=k,
+            tenure_cap_weeks=t,
+            contact_pattern_weeks=w,
+            last_action=last,
+        )
+        for r, k, t, w, last in grid
     ]
+    if history_weeks is not None:
+        specs = [s.within_history(history_weeks)[0] for s in specs]
     return tuple(dict.fromkeys(specs))
 
 
@@ -147,13 +197,20 @@ def summary_panel_config(
 
 
 def heldout_loglik(
-    weeks: CustomerWeeks, design: Design, held: NDArray[np.bool_], c_grid: Sequence[float]
+    weeks: CustomerWeeks,
+    design: Design,
+    held: NDArray[np.bool_],
+    c_grid: Sequence[float],
+    weight: Float | None = None,
 ) -> Float:
     """(K,) held-out log-likelihood of each customer's weeks (nats; 0 for training customers):
     each binary response model fitted on the training customers with the penalty of
-    ``c_grid`` that scores best on the validation customers ``held`` (K,), unweighted."""
+    ``c_grid`` that scores best on the validation customers ``held`` (K,); every
+    customer-week's term, in the fits and the scores, weighted by ``weight`` (M,) (None:
+    unweighted), as the calibration's fit weighs it."""
     validation = held[weeks.customer]
-    data = FitData.of(weeks, design, np.ones(weeks.n))
+    weight = np.ones(weeks.n) if weight is None else np.asarray(weight, np.float64)
+    data = FitData.of(weeks, design, weight)
     train_w = (~validation).astype(np.float64)
     valid_w = validation.astype(np.float64)
     scale = design.penalty_scale()
@@ -168,7 +225,7 @@ def heldout_loglik(
         y, rows = data.outcome(name)
         ll = np.where(y, -np.logaddexp(0.0, -eta), -np.logaddexp(0.0, eta))
         per_customer += np.bincount(
-            weeks.customer, weights=ll * (rows & validation), minlength=held.shape[0]
+            weeks.customer, weights=ll * weight * (rows & validation), minlength=held.shape[0]
         )
     return per_customer
 
@@ -182,6 +239,7 @@ def select_summary(
     segments: Sequence[str],
     list_divisors: Float | None,
     silent_channels: tuple[int, ...],
+    origin_week: int = 0,
 ) -> SummarySelection:
     """Score every candidate of ``specs`` on the calibration's validation customers and choose
     (see the module docstring).
@@ -193,22 +251,33 @@ def select_summary(
         channels, actions, segments, list_divisors: As for
             :func:`~journeyopt.calibration.weeks.customer_weeks`.
         silent_channels: Channels no action uses (:attr:`Design.silent_channels`).
+        origin_week: The practice calendar's week 0 (the first logged decision's panel week),
+            as for the fit's propensities.
     """
+    started = time.perf_counter()
     scores: list[Float | None] = []
     sizes: list[int] = []
+    seconds: dict[int, float] = {}
     n_valid = 0
-    for spec in specs:
+    weight: Float | None = None
+    for k, spec in enumerate(specs):
         layout = DiscreteLayout(spec, len(segments), len(channels), len(actions))
         sizes.append(layout.n_states)
         if layout.n_states > cfg.summary.max_states:
             scores.append(None)
             continue
+        start = time.perf_counter()
         weeks = customer_weeks(fit_panel, layout, channels, actions, segments, list_divisors)
         rng = np.random.default_rng(cfg.seed)  # the estimate's split: same seed, same draw
         held = validation_customers(weeks.customer_ids.shape[0], cfg.validation_share, rng)
         n_valid = int(held[weeks.customer].sum())
         design = Design(layout, len(actions), cfg.seasonal, silent_channels)
-        scores.append(heldout_loglik(weeks, design, held, cfg.c_grid)[held])
+        if weight is None:  # the fit's weights, once: one weighting for every candidate
+            cycles = tuple(cfg.practice_cycles_weeks)
+            matrix = practice_matrix(design, weeks, cycles, origin_week)
+            weight = fit_weights(weeks, propensities(weeks, matrix, held[weeks.customer]), cfg)
+        scores.append(heldout_loglik(weeks, design, held, cfg.c_grid, weight)[held])
+        seconds[k] = time.perf_counter() - start
     scored = [k for k, s in enumerate(scores) if s is not None]
     if not scored:
         raise ValueError("every candidate summary has more than calibration.summary.max_states")
@@ -228,10 +297,17 @@ def select_summary(
             totals[k] / per_week if k in totals else float("nan"),
             se[k] / per_week if k in se else float("nan"),
             k == chosen,
+            seconds.get(k, float("nan")),
         )
         for k, spec in enumerate(specs)
     )
-    return SummarySelection(candidates, n_valid, cfg.summary.tolerance_se)
+    return SummarySelection(
+        candidates,
+        n_valid,
+        cfg.summary.tolerance_se,
+        time.perf_counter() - started,
+        effective_sample_share(weight) if weight is not None else 1.0,
+    )
 
 
 def selection_meta(
@@ -269,21 +345,33 @@ def summary_lines(meta: Mapping[str, Any]) -> list[str]:
         "",
         f"Held-out log-likelihood of the conversion, engagement and opt-out models (nats per "
         f"customer-week over {record.get('n_validation_weeks', 0):,} validation customer-weeks; "
-        f"SE: of the difference to the best). Chosen: the smallest within "
-        f"{record.get('tolerance_se', 0):g} SE of the best.",
+        f"SE: of the difference to the best; fits and scores weighted as the calibration's fit, "
+        f"effective sample share {record.get('weight_ess_share', 1.0):.2f}). Chosen: the "
+        f"smallest within {record.get('tolerance_se', 0):g} SE of the best.",
         "",
-        "| candidate | states | held-out log-lik. | SE | chosen |",
-        "|---|---|---|---|---|",
+        "| candidate | caps (recency / conversions / tenure) | states | held-out log-lik. | SE "
+        "| seconds | chosen |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in record.get("candidates", []):
         loglik = c["loglik"]
         scored = loglik == loglik  # NaN: too many states, not scored
+        caps = (
+            f"{c.get('recency_cap_weeks', '')} / {c.get('conversions_cap', '')} / "
+            f"{c.get('tenure_cap_weeks', '')}"
+        )
         lines.append(
-            f"| {c['label']} | {c['n_states']:,} | "
-            + (f"{loglik:.5f} | {c['se']:.5f}" if scored else "not scored (max_states) | ")
+            f"| {c['label']} | {caps} | {c['n_states']:,} | "
+            + (
+                f"{loglik:.5f} | {c['se']:.5f} | {c.get('seconds', float('nan')):.1f}"
+                if scored
+                else "not scored (max_states) | | "
+            )
             + f" | {'**yes**' if c['chosen'] else ''} |"
         )
     lines += [
+        "",
+        f"Choosing took {record.get('seconds', float('nan')):.1f} s.",
         "",
         f"The world has {record['n_states']:,} discrete states x {record['n_actions']} actions; "
         f"one exact DP solve over {record['dp_horizon_weeks']} weeks took "

@@ -1,0 +1,172 @@
+"""Caps chosen by the data (``calibration.summary.{recency,conversions,tenure}_caps``): the
+candidate grid, a purchase log whose truth buys more the more it has bought (a higher
+lifetime-conversions cap must be chosen) and one where frequency stops mattering at 3 (the
+smaller cap is kept), the candidates fitted and scored with the fit's own confounding weights,
+and the coworking logs' world unchanged by the selection with the default grid."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from journeyopt.calibration.config import CalibrationConfig, SummaryConfig
+from journeyopt.calibration.pipeline import CalibrationResult, calibrate
+from journeyopt.calibration.summary import candidate_specs, select_summary, summary_lines
+from journeyopt.calibration.weeks import segment_names
+from journeyopt.data.ingest import ingest_to_logs
+from journeyopt.errors import ConfigError
+from journeyopt.panel.build import build_panel
+from journeyopt.panel.config import PanelConfig
+from journeyopt.sim.world import DiscreteSpec
+
+from .conftest import calibration_config, source_config
+
+START = pd.Timestamp("2021-01-04")  # a Monday
+WEEKS = 60
+CUSTOMERS = 2000
+FREQUENCY_LOGIT = 0.5
+"""Purchase logit a customer gains per lifetime purchase from the 4th to the 8th."""
+
+
+def test_the_default_grid_is_the_configured_caps_and_lists_multiply_it() -> None:
+    caps = DiscreteSpec(recency_cap_weeks=20, conversions_cap=3, tenure_cap_weeks=0)
+    default = candidate_specs(caps, SummaryConfig(select=True))
+    assert [(s.contact_pattern_weeks, s.last_action) for s in default] == [
+        (0, False),
+        (0, True),
+        (4, False),
+        (4, True),
+    ]
+    assert {(s.recency_cap_weeks, s.conversions_cap, s.tenure_cap_weeks) for s in default} == {
+        (20, 3, 0)
+    }
+    grid = SummaryConfig(
+        select=True,
+        recency_caps=[40, 13, 26],
+        conversions_caps=[8, 3],
+        tenure_caps=[0, 52],
+        pattern_weeks=[0],
+        last_action=[False],
+    )
+    specs = candidate_specs(caps, grid)
+    assert len(specs) == 12
+    assert (specs[0].recency_cap_weeks, specs[0].conversions_cap, specs[0].tenure_cap_weeks) == (
+        13,
+        3,
+        0,
+    )
+    # lowered to a 30-week history: 40 becomes 30, no duplicate appears
+    clipped = candidate_specs(caps, grid, history_weeks=30)
+    assert sorted({s.recency_cap_weeks for s in clipped}) == [13, 26, 30]
+    assert len(clipped) == 12
+    assert candidate_specs(caps, replace(grid, select=False)) == (caps,)
+    for bad in (
+        {"recency_caps": [1]},
+        {"conversions_caps": [0, 3]},
+        {"tenure_caps": [1]},
+        {"tenure_caps": [-2]},
+    ):
+        with pytest.raises(ConfigError, match=r"calibration\.summary"):
+            SummaryConfig(**bad)  # type: ignore[arg-type]
+
+
+def _purchase_file(path: Path, frequency_logit: float, seed: int) -> Path:
+    """A CDNOW-format purchase log: each customer's first purchase in weeks 0..3, then each
+    week a purchase with logit ``-2.8 + 0.5 min(n, 3) + frequency_logit (min(n, 8) - 3)^+``,
+    ``n`` the purchases so far (at most one a week, on a random day)."""
+    rng = np.random.default_rng(seed)
+    first = rng.integers(0, 4, CUSTOMERS)
+    bought = np.zeros(CUSTOMERS, np.int64)
+    customer, week = [], []
+    for t in range(WEEKS):
+        n = bought
+        logit = (
+            -2.8 + 0.5 * np.minimum(n, 3) + frequency_logit * np.maximum(np.minimum(n, 8) - 3, 0)
+        )
+        buys = np.where(
+            t == first, True, (t > first) & (rng.random(CUSTOMERS) < 1 / (1 + np.exp(-logit)))
+        )
+        customer.append(np.flatnonzero(buys))
+        week.append(np.full(int(buys.sum()), t))
+        bought = bought + buys
+    ids = np.concatenate(customer)
+    weeks = np.concatenate(week)
+    days = START + pd.to_timedelta(weeks * 7 + rng.integers(0, 7, ids.shape[0]), unit="D")
+    lines = [" customer_id  date number_of_cds  dollar_value"] + [
+        f" {i + 1:05d} {d:%Y%m%d}  1   {10 + (i % 7):.2f}" for i, d in zip(ids, days, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(("frequency_logit", "chosen_cap"), [(FREQUENCY_LOGIT, 8), (0.0, 3)])
+def test_a_higher_conversions_cap_is_chosen_only_when_frequency_drives_purchase(
+    tmp_path: Path, frequency_logit: float, chosen_cap: int
+) -> None:
+    path = _purchase_file(tmp_path / "purchases.txt", frequency_logit, seed=4)
+    end = START + pd.Timedelta(weeks=WEEKS)
+    source = source_config("cdnow", [f"data.path={path}", f"data.as_of={end:%Y-%m-%d}"])
+    logs, _ = ingest_to_logs(source)
+    panel = build_panel(logs, PanelConfig(), ())
+    panel = panel[panel["week_start"] < end.tz_localize(source.timezone)]
+    caps = DiscreteSpec(
+        recency_cap_weeks=10, conversions_cap=3, contact_cap_weeks=2, engagement_cap_weeks=2
+    )
+    cal = CalibrationConfig(
+        summary=SummaryConfig(
+            select=True, conversions_caps=[3, 8], pattern_weeks=[0], last_action=[False]
+        ),
+        seasonal=False,
+        c_grid=[0.3, 3.0, 30.0],
+    )
+    specs = candidate_specs(caps, cal.summary)
+    selection = select_summary(panel, specs, cal, (), ("none",), segment_names(panel), None, ())
+    by_cap = {c.spec.conversions_cap: c for c in selection.candidates}
+    assert selection.chosen.spec.conversions_cap == chosen_cap, by_cap
+    assert by_cap[8].n_states > by_cap[3].n_states
+    if frequency_logit:
+        assert by_cap[8].loglik - by_cap[3].loglik > 3 * by_cap[3].se
+    assert selection.weight_ess_share == 1.0  # purchases only: nothing to weigh
+    assert selection.seconds >= max(c.seconds for c in selection.candidates) > 0
+    card = summary_lines(
+        {
+            "summary_selection": {
+                **selection.as_meta(),
+                "n_states": selection.chosen.n_states,
+                "n_actions": 1,
+                "dp_horizon_weeks": 52,
+                "dp_seconds": 0.1,
+            }
+        }
+    )
+    row = f"| base | 10 / {chosen_cap} / 0 | {selection.chosen.n_states:,} |"
+    assert any(line.startswith(row) and "**yes**" in line for line in card), card
+    assert any(line.startswith("Choosing took ") for line in card)
+
+
+@pytest.mark.slow
+def test_the_default_selection_keeps_the_coworking_world_and_weighs_as_the_fit(
+    small_logs: Path, small_calibration: CalibrationResult, tmp_path: Path
+) -> None:
+    """Coworking logs (inside the model's family): the selection over the default grid keeps
+    the configured summary, and the world's response tables and every ensemble member are
+    bit-identical to the calibration without the selection; the candidates were fitted and
+    scored with the fit's confounding weights (the same effective sample share, below 1)."""
+    cfg = calibration_config(small_logs, tmp_path / "out", summary=SummaryConfig(select=True))
+    result = calibrate(cfg)
+    meta = result.estimate.calibrated.meta["summary_selection"]
+    chosen = [c for c in meta["candidates"] if c["chosen"]]
+    assert [(c["contact_pattern_weeks"], c["last_action"]) for c in chosen] == [(0, False)]
+    assert len(meta["candidates"]) == 4
+    assert meta["weight_ess_share"] == pytest.approx(result.estimate.weight_ess_share, rel=1e-12)
+    assert meta["weight_ess_share"] < 0.99  # the logged exploration is weighted
+    mine, theirs = result.estimate.calibrated, small_calibration.estimate.calibrated
+    assert mine.world.discrete == theirs.world.discrete
+    for a, b in zip((mine.world, *mine.members), (theirs.world, *theirs.members), strict=True):
+        assert a.responses is not None and b.responses is not None
+        for name in ("convert_logit", "engage_logit", "optout", "value"):
+            np.testing.assert_array_equal(getattr(a.responses, name), getattr(b.responses, name))
