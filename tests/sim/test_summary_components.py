@@ -27,16 +27,26 @@ from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.world import WORLDS_DIR, DiscreteSpec, WorldSpec, load_world
 
 
-def with_components(world: WorldSpec, pattern_weeks: int, last_action: bool) -> WorldSpec:
-    """``world`` whose summary keeps the pattern and/or the last action (features extended)."""
+def with_components(
+    world: WorldSpec, pattern_weeks: int, last_action: bool, gap: tuple[int, int] = (0, 1)
+) -> WorldSpec:
+    """``world`` whose summary keeps the pattern and/or the last action and/or the previous
+    gap between conversions (``gap``: its cap and bin width, weeks; features extended)."""
     contacts = world.actions.names[1:]
     features = replace(
         world.features.with_rule_features(
             (pattern_weeks,) if pattern_weeks else (), contacts if last_action else ()
         ),
         recent_contacts=True,
+        conversion_gap=bool(gap[0]),
     )
-    discrete = replace(world.discrete, contact_pattern_weeks=pattern_weeks, last_action=last_action)
+    discrete = replace(
+        world.discrete,
+        contact_pattern_weeks=pattern_weeks,
+        last_action=last_action,
+        gap_cap_weeks=gap[0],
+        gap_bin_weeks=gap[1],
+    )
     return replace(world, discrete=discrete, features=features)
 
 
@@ -93,11 +103,12 @@ def test_the_features_of_a_spec_without_recent_contacts_are_unchanged() -> None:
     st.sampled_from([0, 2, 4, 6]),
     st.booleans(),
     st.integers(0, 2**32 - 1),
+    st.sampled_from([(0, 1), (5, 1), (9, 2), (27, 13)]),
 )
 def test_encode_decode_round_trip_and_markov_next_summary(
-    pattern_weeks: int, last_action: bool, seed: int
+    pattern_weeks: int, last_action: bool, seed: int, gap: tuple[int, int]
 ) -> None:
-    world = with_components(load_world("coworking"), pattern_weeks, last_action)
+    world = with_components(load_world("coworking"), pattern_weeks, last_action, gap)
     layout = DiscreteLayout.of(world)
     rng = np.random.default_rng(seed)
     n = 200
@@ -115,6 +126,14 @@ def test_encode_decode_round_trip_and_markov_next_summary(
     kept = np.where(nxt.contact < cap, summary.last_action, 0)
     expected_last = np.where(contacted, action, kept) if last_action else 0
     np.testing.assert_array_equal(nxt.last_action, expected_last)
+    # a repeat conversion sets the gap to this week's recency, binned; else it is kept
+    n_bins = world.discrete.n_gap_bins
+    binned = np.minimum((summary.recency - 1) // gap[1] + 1, n_bins)
+    repeat = converted & (summary.conversions > 0)
+    expected_gap = np.where(repeat, binned, summary.gap) if gap[0] else 0
+    np.testing.assert_array_equal(nxt.gap, expected_gap)
+    if gap[0]:  # the gap exists exactly for customers with two or more conversions
+        np.testing.assert_array_equal(np.asarray(nxt.gap) > 0, nxt.conversions >= 2)
     # the next summary is a reachable state of the same layout (encode refuses others)
     again = layout.decode(layout.encode(nxt))
     for name in Summary._fields:
@@ -154,17 +173,20 @@ def _generate(world: WorldSpec, out: Path) -> tuple[GenerateConfig, object]:
 def test_panel_from_rendered_logs_equals_the_simulators_summary(
     coworking: WorldSpec, tmp_path: Path
 ) -> None:
-    """Simulate a world whose summary keeps both components, render its raw logs, ingest them
-    and build the state at the end: every customer's summary (pattern and last action
-    included) is the simulator's own."""
-    world = with_components(coworking, 4, True)
+    """Simulate a world whose summary keeps every optional component, render its raw logs,
+    ingest them and build the state at the end: every customer's summary (pattern, last action
+    and the previous gap between conversions included) is the simulator's own."""
+    world = with_components(coworking, 4, True, gap=(9, 2))
     cfg, logs = _generate(world, tmp_path)
     raw = OmegaConf.load(WORLDS_DIR.parent / "configs" / "data" / "coworking.yaml")
     source = to_object(raw, SourceConfig)
     canonical, _ = ingest_to_logs(replace(source, path=str(tmp_path)))
     as_of = cfg.start + pd.Timedelta(weeks=cfg.weeks)
     panel_cfg = PanelConfig(
-        rule_windows=[4], rule_actions=list(world.actions.names[1:]), recent_contacts=True
+        rule_windows=[4],
+        rule_actions=list(world.actions.names[1:]),
+        recent_contacts=True,
+        conversion_gap=True,
     )
     ids, panel_state = state_at(canonical, panel_cfg, world.channels, as_of)
     person = np.array([logs.truth.person_of_ref[str(i)] for i in ids])  # type: ignore[attr-defined]
@@ -173,6 +195,7 @@ def test_panel_from_rendered_logs_equals_the_simulators_summary(
     expected = summarise(state_features(final, world.features), segment, world)
     actual = summarise(state_features(panel_state, world.features), segment, world)
     assert np.asarray(expected.pattern).any() and np.asarray(expected.last_action).any()
+    assert len(np.unique(np.asarray(expected.gap))) >= 3  # none yet and two bins at least
     for name in Summary._fields:
         np.testing.assert_array_equal(
             np.asarray(getattr(actual, name)), np.asarray(getattr(expected, name)), err_msg=name

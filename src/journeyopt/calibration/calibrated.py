@@ -224,6 +224,7 @@ def world_to_dict(world: WorldSpec) -> dict[str, Any]:
                 if world.features.rule_windows or world.features.rule_actions
                 else {}
             ),
+            **({"conversion_gap": True} if world.features.conversion_gap else {}),
         },
         "responses": RESPONSES_FILE,
         **({"practice": PRACTICE_FILE} if world.logged_practice is not None else {}),
@@ -242,6 +243,11 @@ def _summary_components(world: WorldSpec) -> dict[str, Any]:
     return {
         **({"contact_pattern_weeks": d.contact_pattern_weeks} if d.contact_pattern_weeks else {}),
         **({"last_action": True} if d.last_action else {}),
+        **(
+            {"gap_cap_weeks": d.gap_cap_weeks, "gap_bin_weeks": d.gap_bin_weeks}
+            if d.gap_cap_weeks
+            else {}
+        ),
     }
 
 

@@ -24,6 +24,11 @@ Every response model of a calibrated world is a generalised linear model on the 
 - last action (only when the state keeps it): the last contact's action x weeks since the
   contact one-hot (``1..`` the contact cap) per segment (a delayed effect that depends on
   which action was taken);
+- previous gap between conversions (only when the state keeps it, ``gap_cap_weeks > 0``;
+  rows with two or more conversions): the gap bin one-hot per segment, the gap bin x weeks
+  since the last conversion one-hot (``1..R``) and x ``log(recency)`` pooled over segments (a
+  purchase cycle whose length the gap reveals: the hazard peaks at another recency), and per
+  contact action (customers of different cycles respond differently to contacts);
 - season (optional, last): ISO week of year one-hot ``1..53``.
 
 Regularisation (an L2 penalty) shrinks unsupported one-hot columns to zero, i.e. to the pooled
@@ -91,6 +96,10 @@ class Design:
             "pattern_count": n_seg * (s.contact_pattern_weeks + 1) * (s.contact_pattern_weeks > 0),
             "action_pattern": n_c * (s.contact_pattern_weeks + 1) * (s.contact_pattern_weeks > 0),
             "last_action_contact": n_seg * n_c * s.contact_cap_weeks * s.last_action,
+            "gap": n_seg * s.n_gap_bins * (s.gap_cap_weeks > 0),
+            "gap_recency": s.n_gap_bins * s.recency_cap_weeks * (s.gap_cap_weeks > 0),
+            "gap_log_recency": s.n_gap_bins * (s.gap_cap_weeks > 0),
+            "action_gap": n_c * s.n_gap_bins * (s.gap_cap_weeks > 0),
         }
 
     def penalty_scale(self, width: int | None = None) -> NDArray[np.float64]:
@@ -184,6 +193,16 @@ class Design:
             parts.append(
                 (start["last_action_contact"] + cell + summary.contact - 1, np.ones(m), last > 0)
             )
+        if s.gap_cap_weeks > 0:
+            gap = np.maximum(np.broadcast_to(np.asarray(summary.gap, np.int64), (m,)) - 1, 0)
+            repeat = customer & (summary.conversions >= 2)
+            n_gap = s.n_gap_bins
+            parts.append((start["gap"] + seg * n_gap + gap, np.ones(m), repeat))
+            parts.append(
+                (start["gap_recency"] + gap * r_cap + summary.recency - 1, np.ones(m), repeat)
+            )
+            parts.append((start["gap_log_recency"] + gap, log_rec, repeat))
+            parts.append((start["action_gap"] + ac * n_gap + gap, np.ones(m), repeat & contacted))
         for j in range(self.layout.n_channels):
             if j in self.silent_channels:
                 continue

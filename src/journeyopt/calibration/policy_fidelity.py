@@ -151,6 +151,7 @@ def policy_fidelity(
                 calibrated.features.rule_windows, calibrated.features.rule_actions
             ),
             recent_contacts=truth.features.recent_contacts or calibrated.features.recent_contacts,
+            conversion_gap=truth.features.conversion_gap or calibrated.features.conversion_gap,
         ),
     )
     horizon, gamma, start = cfg.policy_horizon_weeks, cfg.gamma, 1
@@ -219,13 +220,15 @@ def sim_to_real(
     the customers' initial discrete states (mean over customers).
 
     NaN when the calibrated summary keeps a component the truth's does not (a contact
-    pattern, the last action): its optimum then acts on what the truth's summary does not
-    track, so it has no exact value over the truth's states (the simulated comparison still
-    values it)."""
+    pattern, the last action, the gap between conversions): its optimum then acts on what
+    the truth's summary does not track, so it has no exact value over the truth's states (the
+    simulated comparison still values it)."""
     mine, theirs = calibrated.discrete, truth.discrete
-    if (mine.contact_pattern_weeks, mine.last_action) != (
+    if (mine.contact_pattern_weeks, mine.last_action, mine.gap_cap_weeks, mine.gap_bin_weeks) != (
         theirs.contact_pattern_weeks,
         theirs.last_action,
+        theirs.gap_cap_weeks,
+        theirs.gap_bin_weeks,
     ):
         return float("nan")
     woy = cyclic_weeks_of_year(start, horizon)

@@ -27,10 +27,16 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from journeyopt.panel.state import LAST_ACTION_FEATURE, LIFECYCLE_STAGES, PATTERN_FEATURE
+from journeyopt.panel.state import (
+    GAP_FEATURE,
+    LAST_ACTION_FEATURE,
+    LIFECYCLE_STAGES,
+    PATTERN_FEATURE,
+)
 from journeyopt.sim.discrete import (
     DiscreteLayout,
     Summary,
+    gap_digit,
     last_action_digit,
     pattern_digit,
     tenure_digit,
@@ -142,6 +148,7 @@ def panel_summary(
         PATTERN_FEATURE: spec.contact_pattern_weeks > 0,
         LAST_ACTION_FEATURE: spec.last_action,
         "weeks_since_contact": spec.last_action,
+        GAP_FEATURE: spec.gap_cap_weeks > 0,
     }
     optional = {"n_conversions": n_conv} | {
         name: panel[name].to_numpy() for name, on in used.items() if on
@@ -156,6 +163,7 @@ def panel_summary(
         tenure=tenure_digit(optional, spec),
         pattern=pattern_digit(optional, spec),
         last_action=last_action_digit(optional, spec),
+        gap=gap_digit(optional, spec),
     )
 
 

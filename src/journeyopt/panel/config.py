@@ -36,6 +36,10 @@ class PanelConfig:
             last weeks of the longest rule window, as bits) and ``last_contact_action`` (the last
             counted contact's action) that a calibrated state summary with a contact pattern or
             the last action reads; set by the calibration when it needs them.
+        conversion_gap: Also give the column ``conversion_gap_weeks`` (weeks between the
+            customer's last two weeks with a conversion, 0 before the second) that a calibrated
+            state summary with the previous gap between conversions reads; set by the
+            calibration when it needs it.
     """
 
     as_of: str = ""
@@ -46,6 +50,7 @@ class PanelConfig:
     rule_windows: list[int] = field(default_factory=list)
     rule_actions: list[str] = field(default_factory=list)
     recent_contacts: bool = False
+    conversion_gap: bool = False
 
     def __post_init__(self) -> None:
         for name in ("lapse_weeks", "frequency_weeks", "fatigue_weeks", "engagement_weeks"):
@@ -81,4 +86,5 @@ def feature_spec(cfg: PanelConfig, contact_channels: Sequence[str]) -> FeatureSp
         rule_windows=tuple(dict.fromkeys(cfg.rule_windows)),
         rule_actions=tuple(dict.fromkeys(cfg.rule_actions)),
         recent_contacts=cfg.recent_contacts,
+        conversion_gap=cfg.conversion_gap,
     )

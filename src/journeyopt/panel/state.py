@@ -54,6 +54,10 @@ class FeatureSpec:
             rule window) and ``last_contact_action`` (``1 +`` the index in ``rule_actions`` of
             the last counted contact's action, 0 before any). Off by default, so the features
             (and the serving API's records) of a spec without them are unchanged.
+        conversion_gap: Also give the feature ``conversion_gap_weeks`` a discrete summary
+            with the previous gap between conversions reads: weeks between the customer's last
+            two weeks with a conversion, 0 ("none yet") before the second. Off by default
+            (features and API records unchanged).
     """
 
     contact_channels: tuple[str, ...] = ()
@@ -64,6 +68,7 @@ class FeatureSpec:
     rule_windows: tuple[int, ...] = ()
     rule_actions: tuple[str, ...] = ()
     recent_contacts: bool = False
+    conversion_gap: bool = False
 
     def __post_init__(self) -> None:
         for name in ("frequency_weeks", "fatigue_weeks", "engagement_weeks", "lapse_weeks"):
@@ -110,6 +115,7 @@ class FeatureSpec:
         ]
         names += [PATTERN_FEATURE] if self.recent_contacts and self.rule_windows else []
         names += [LAST_ACTION_FEATURE] if self.recent_contacts and self.rule_actions else []
+        names += [GAP_FEATURE] if self.conversion_gap else []
         base = set(self.feature_names)
         return tuple(n for n in dict.fromkeys(names) if n not in base)
 
@@ -144,6 +150,8 @@ PATTERN_FEATURE = "contact_pattern"
 """Feature name of the weekly contact pattern over the rule ring (see :class:`FeatureSpec`)."""
 LAST_ACTION_FEATURE = "last_contact_action"
 """Feature name of the last contact's action, ``1 +`` its index in ``rule_actions`` (0: none)."""
+GAP_FEATURE = "conversion_gap_weeks"
+"""Feature name of the weeks between the last two weeks with a conversion (0: fewer than two)."""
 
 
 def contacts_feature(window: int, *, channel: str = "", action: str = "") -> str:
@@ -222,6 +230,9 @@ class CustomerState:
         last_contact_action: (N,) ``1 +`` index in ``spec.rule_actions`` of the action of the
             last week with a contact of one of them (the most contacted, ties to the first);
             0 before any (always 0 when the spec counts no action).
+        conversion_gap: (N,) weeks between the customer's last two weeks with a conversion,
+            0 before the second (kept for every spec; a feature only with
+            ``spec.conversion_gap``).
     """
 
     week: int
@@ -241,6 +252,7 @@ class CustomerState:
     opted_out: Bool
     rule_contacts_ring: Int
     last_contact_action: Int
+    conversion_gap: Int
 
     @property
     def n_customers(self) -> int:
@@ -270,6 +282,7 @@ class CustomerState:
             opted_out=np.zeros((n, c), np.bool_),
             rule_contacts_ring=np.zeros((spec.rule_weeks, n, c + len(spec.rule_actions)), np.int32),
             last_contact_action=np.zeros(n, np.int32),
+            conversion_gap=np.zeros(n, np.int32),
         )
 
     def take(self, index: NDArray[np.integer] | slice) -> CustomerState:
@@ -389,6 +402,8 @@ def advance(
         activity.consent < 0, True, np.where(activity.consent > 0, False, state.opted_out)
     )
     rule_ring = _roll_rule_ring(state.rule_contacts_ring, t, contacts, activity, inplace)
+    # a conversion after an earlier one: the gap is the weeks since that one (>= 1)
+    repeat = (conv > 0) & (state.last_conversion_week != NEVER)
     return replace(
         state,
         week=t + 1,
@@ -409,6 +424,9 @@ def advance(
         opted_out=opted_out,
         rule_contacts_ring=rule_ring,
         last_contact_action=_last_action(state.last_contact_action, activity.action_contacts),
+        conversion_gap=np.where(
+            repeat, t - state.last_conversion_week, state.conversion_gap
+        ).astype(np.int32),
     )
 
 
@@ -516,6 +534,8 @@ def state_features(state: CustomerState, spec: FeatureSpec) -> dict[str, NDArray
         features[PATTERN_FEATURE] = contact_pattern(state.rule_contacts_ring, t, n_channels)
     if spec.recent_contacts and spec.rule_actions:
         features[LAST_ACTION_FEATURE] = state.last_contact_action.copy()
+    if spec.conversion_gap:
+        features[GAP_FEATURE] = state.conversion_gap.copy()
     return features
 
 

@@ -40,6 +40,7 @@ def panel_config(spec: FeatureSpec) -> PanelConfig:
         rule_windows=list(spec.rule_windows),
         rule_actions=list(spec.rule_actions),
         recent_contacts=spec.recent_contacts,
+        conversion_gap=spec.conversion_gap,
     )
 
 

@@ -24,17 +24,25 @@ Components (``N`` customers, ``C`` contact channels), each (N,) int64:
 - ``last_action``: the catalogue index of the last contact's action while weeks since the
   contact are below the contact cap (the feature ``last_contact_action``), 0 at the cap
   ("long ago or never"), ``0..A-1``; always 0 unless ``last_action`` is on.
+- ``gap``: the previous gap between conversions (the feature ``conversion_gap_weeks``: weeks
+  between the last two weeks with a conversion) in bins of ``gap_bin_weeks``, the last bin
+  "``gap_cap_weeks`` or more", ``1..n_gap_bins`` for a customer with two or more conversions
+  (a same-week repeat, gap 0, counts as bin 1), 0 otherwise ("none yet"); always 0 unless
+  ``gap_cap_weeks > 0``.
 
 Weeks since contact, the pattern and the last action share one digit that numbers only their
 reachable combinations (:func:`recent_codes`), so the state grows by what they add (e.g. x 3.2
 for a 4-week pattern with a contact cap of 5, not x 16); a world without them keeps its
-numbering.
+numbering. Likewise the gap joins the purchase-history digit (conversions, recency) only where
+it exists, for two or more conversions: ``1 + R + (K - 1) * n_gap_bins * R`` values instead of
+``1 + K * R``.
 
 The summary is Markov: :func:`next_summary` gives next week's summary from this week's and
 the week's outcome alone (the capped counters saturate, tenure grows by one week up to its cap,
-the pattern shifts in this week's contact, the last action is set by a contact;
-the caps of contact and engagement merge "long ago" with "never", which the world treats
-alike).
+the pattern shifts in this week's contact, the last action is set by a contact, a repeat
+conversion sets the gap to the bin of this week's recency (exact below the gap's cap, which
+is at most the recency cap); the caps of contact and engagement merge "long ago" with
+"never", which the world treats alike).
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from journeyopt.panel.state import LAST_ACTION_FEATURE, PATTERN_FEATURE
+from journeyopt.panel.state import GAP_FEATURE, LAST_ACTION_FEATURE, PATTERN_FEATURE
 from journeyopt.sim.world import DiscreteSpec, WorldSpec
 
 IntArray = NDArray[np.int64]
@@ -66,6 +74,7 @@ class Summary(NamedTuple):
     tenure: IntArray | int = 0
     pattern: IntArray | int = 0
     last_action: IntArray | int = 0
+    gap: IntArray | int = 0
 
 
 class RecentCodes(NamedTuple):
@@ -114,7 +123,7 @@ def recent_codes(spec: DiscreteSpec, n_actions: int) -> RecentCodes:
 @dataclass(frozen=True)
 class DiscreteLayout:
     """How summaries are numbered: a mixed-radix index over
-    (segment, conversions-and-recency, recent contacts, engagement, optout, tenure).
+    (segment, conversions-recency-and-gap, recent contacts, engagement, optout, tenure).
 
     The "recent contacts" digit is the weeks since the last contact, joined with the contact
     pattern and the last contact's action when the state keeps them (only their reachable
@@ -150,12 +159,13 @@ class DiscreteLayout:
 
     @property
     def dims(self) -> tuple[int, int, int, int, int, int]:
-        """Radices: (S, 1 + K * R, recent-contact codes (the contact cap without the optional
-        components), engagement cap, 2^C, tenure cap + 1)."""
+        """Radices: (S, 1 + R + (K - 1) * n_gap_bins * R (``1 + K * R`` without the gap),
+        recent-contact codes (the contact cap without the optional components), engagement
+        cap, 2^C, tenure cap + 1)."""
         s = self.spec
         return (
             self.n_segments,
-            1 + s.conversions_cap * s.recency_cap_weeks,
+            1 + s.recency_cap_weeks * (1 + (s.conversions_cap - 1) * s.n_gap_bins),
             int(self.recent.contact.shape[0]),
             s.engagement_cap_weeks,
             2**self.n_channels,
@@ -173,10 +183,7 @@ class DiscreteLayout:
             ValueError: A summary's (contact, pattern, last action) cannot happen (see
                 :func:`recent_codes`).
         """
-        r_cap = self.spec.recency_cap_weeks
-        history = np.where(
-            summary.conversions == 0, 0, 1 + (summary.conversions - 1) * r_cap + summary.recency - 1
-        )
+        history = self.history_digit(summary)
         recent = self.recent.code[
             np.asarray(summary.contact, np.int64) - 1,
             np.broadcast_to(np.asarray(summary.pattern, np.int64), history.shape),
@@ -197,15 +204,28 @@ class DiscreteLayout:
         )
         return np.asarray(index, np.int64)
 
+    def history_digit(self, summary: Summary) -> IntArray:
+        """(N,) the purchase-history digit: 0 for a prospect, ``recency`` for one conversion,
+        ``1 + R + ((conversions - 2) * n_gap_bins + gap - 1) * R + recency - 1`` for more
+        (the gap's term is 0 without the gap: ``1 + (conversions - 1) * R + recency - 1``)."""
+        r_cap, n_gap = self.spec.recency_cap_weeks, self.spec.n_gap_bins
+        conv = np.asarray(summary.conversions, np.int64)
+        gap = np.maximum(np.broadcast_to(np.asarray(summary.gap, np.int64), conv.shape) - 1, 0)
+        level = np.where(conv >= 2, 1 + (conv - 2) * n_gap + gap, np.maximum(conv - 1, 0))
+        return np.asarray(np.where(conv == 0, 0, 1 + level * r_cap + summary.recency - 1), np.int64)
+
     def decode(self, index: NDArray[np.integer]) -> Summary:
         """Inverse of :meth:`encode`."""
         seg, history, recent, engagement, optout, tenure = np.unravel_index(
             np.asarray(index, np.int64), self.dims
         )
-        r_cap = self.spec.recency_cap_weeks
+        r_cap, n_gap = self.spec.recency_cap_weeks, self.spec.n_gap_bins
         prospect = history == 0
-        conversions = np.where(prospect, 0, 1 + (history - 1) // r_cap)
+        level = np.maximum(history - 1, 0) // r_cap  # 0: one conversion, then (K-1) x gap bins
         recency = np.where(prospect, 0, 1 + (history - 1) % r_cap)
+        repeat = level >= 1
+        conversions = np.where(prospect, 0, np.where(repeat, 2 + (level - 1) // n_gap, 1))
+        gap = np.where(repeat & (self.spec.gap_cap_weeks > 0), 1 + (level - 1) % n_gap, 0)
         return Summary(
             segment=seg.astype(np.int64),
             conversions=conversions.astype(np.int64),
@@ -216,6 +236,7 @@ class DiscreteLayout:
             tenure=tenure.astype(np.int64),
             pattern=self.recent.pattern[recent],
             last_action=self.recent.last_action[recent],
+            gap=gap.astype(np.int64),
         )
 
     def all_states(self) -> Summary:
@@ -273,7 +294,21 @@ def summarise_with(
         tenure=tenure_digit(features, spec),
         pattern=pattern_digit(features, spec),
         last_action=last_action_digit(features, spec),
+        gap=gap_digit(features, spec),
     )
+
+
+def gap_digit(features: Mapping[str, NDArray[np.generic]], spec: DiscreteSpec) -> IntArray:
+    """(N,) gap component: for a customer with two or more conversions the bin of the feature
+    ``conversion_gap_weeks`` (``1 + (gap - 1) // gap_bin_weeks`` up to ``n_gap_bins``, a gap
+    of 0 in bin 1), else 0; zeros when the world keeps no gap (``features`` need not hold it
+    then)."""
+    n_conv = np.asarray(features["n_conversions"], np.int64)
+    if spec.gap_cap_weeks == 0:
+        return np.zeros(n_conv.shape[0], np.int64)
+    weeks = np.asarray(features[GAP_FEATURE], np.int64)
+    bin_ = np.clip((np.maximum(weeks, 1) - 1) // spec.gap_bin_weeks + 1, 1, spec.n_gap_bins)
+    return np.where(n_conv >= 2, bin_, 0).astype(np.int64)
 
 
 def pattern_digit(features: Mapping[str, NDArray[np.generic]], spec: DiscreteSpec) -> IntArray:
@@ -335,7 +370,7 @@ def discrete_state(
         world: Supplies the caps and channels.
     """
     spec = world.discrete
-    if spec.contact_pattern_weeks or spec.last_action:  # the joined recent-contacts digit
+    if spec.contact_pattern_weeks or spec.last_action or spec.gap_cap_weeks:  # joined digits
         return DiscreteLayout.of(world).encode(summarise(features, segment, world))
     _, n_history, n_contact, n_engagement, n_optout, n_tenure = DiscreteLayout.of(world).dims
     seg = np.asarray(segment, np.int64)
@@ -415,6 +450,10 @@ def next_summary(
             summary.conversions > 0, np.minimum(summary.recency + 1, spec.recency_cap_weeks), 0
         ),
     )
+    gap = summary.gap
+    if spec.gap_cap_weeks:  # a repeat conversion: the gap is this week's recency, binned
+        bin_ = np.minimum((summary.recency - 1) // spec.gap_bin_weeks + 1, spec.n_gap_bins)
+        gap = np.where(converted & (summary.conversions > 0), bin_, summary.gap).astype(np.int64)
     return Summary(
         segment=summary.segment,
         conversions=conversions.astype(np.int64),
@@ -429,6 +468,7 @@ def next_summary(
         else summary.tenure,
         pattern=pattern,
         last_action=last_action,
+        gap=gap,
     )
 
 

@@ -197,8 +197,9 @@ class StartingBase:
         for name in _array_fields():
             like = getattr(template, name)
             if name not in table.column_names:
-                # a base written before the state kept the last contact's action: none known
-                if like.size and name != "last_contact_action":
+                # a base written before the state kept the last contact's action or the
+                # conversion gap: none known (no world of that time reads them)
+                if like.size and name not in ("last_contact_action", "conversion_gap"):
                     raise ConfigError(f"{path}: column {name} is missing")
                 arrays[name] = like
                 continue

@@ -55,6 +55,17 @@ class DiscreteSpec:
             index) is part of the state (delayed effects that depend on which action was
             taken); the world's features must count every contact action
             (``rule_actions`` = the catalogue's contacts, in order, first).
+        gap_cap_weeks: ``G``: the previous gap between conversions (weeks between the
+            customer's last two weeks with a conversion) is part of the state of customers
+            with two or more conversions, in bins of ``gap_bin_weeks`` below the cap and one
+            bin "``G`` or more" (a purchase cycle that tells customer types apart that are not
+            on record); 0 (the default) = off, else ``2..recency_cap_weeks`` (the gap is set
+            from the weeks since the last conversion when a conversion happens, so recency must
+            be exact below ``G`` for the summary to stay Markov) with ``G - 1`` a multiple of
+            ``gap_bin_weeks``. The world's features must give ``conversion_gap_weeks``
+            (``features.conversion_gap``).
+        gap_bin_weeks: Width of the gap's bins below the cap, weeks (1 = exact); bins are
+            ``1..b``, ``b+1..2b``, ... (a same-week repeat, gap 0, counts as the first bin).
     """
 
     recency_cap_weeks: int = 27
@@ -64,9 +75,13 @@ class DiscreteSpec:
     tenure_cap_weeks: int = 0
     contact_pattern_weeks: int = 0
     last_action: bool = False
+    gap_cap_weeks: int = 0
+    gap_bin_weeks: int = 1
 
     def __post_init__(self) -> None:
         for f in fields(self):
+            if f.name in ("gap_cap_weeks", "gap_bin_weeks"):
+                continue  # checked below, against the recency cap
             if f.name == "tenure_cap_weeks":
                 if self.tenure_cap_weeks == 1 or self.tenure_cap_weeks < 0:
                     raise ConfigError("world.discrete.tenure_cap_weeks must be 0 (off) or >= 2")
@@ -77,6 +92,25 @@ class DiscreteSpec:
                     )
             elif f.name != "last_action" and getattr(self, f.name) < 2:
                 raise ConfigError(f"world.discrete.{f.name} must be >= 2")
+        if self.gap_bin_weeks < 1:
+            raise ConfigError("world.discrete.gap_bin_weeks must be >= 1")
+        g = self.gap_cap_weeks
+        if g and not 2 <= g <= self.recency_cap_weeks:
+            raise ConfigError(
+                "world.discrete.gap_cap_weeks must be 0 (off) or 2..recency_cap_weeks "
+                f"({self.recency_cap_weeks}), got {g}"
+            )
+        if g and (g - 1) % self.gap_bin_weeks:
+            raise ConfigError(
+                f"world.discrete.gap_cap_weeks - 1 ({g - 1}) must be a multiple of "
+                f"gap_bin_weeks ({self.gap_bin_weeks})"
+            )
+
+    @property
+    def n_gap_bins(self) -> int:
+        """Values of the gap component for a customer with two or more conversions: the
+        bins below the cap and the cap's; 1 when the state keeps no gap."""
+        return (self.gap_cap_weeks - 1) // self.gap_bin_weeks + 1 if self.gap_cap_weeks else 1
 
     def within_history(self, weeks: int) -> tuple[DiscreteSpec, dict[str, tuple[int, int]]]:
         """The caps a fit over ``weeks`` weeks of history can support.
@@ -88,7 +122,9 @@ class DiscreteSpec:
         the pooled level, and a simulated customer who ages into them jumps to it. Those caps
         are lowered to ``weeks`` (never below 2); the cap keeps its meaning, "this many or
         more" (or "never"). Tenure is left alone: it enters through smooth terms that
-        extrapolate beyond the fitted ages (a cap beyond the data is deliberate there).
+        extrapolate beyond the fitted ages (a cap beyond the data is deliberate there). The
+        gap's cap follows the recency cap (it may not exceed it); when the lowered cap leaves
+        no whole bin below it, the bins narrow to one bin below the cap.
 
         Returns:
             ``(spec, clipped)``: the caps to use and ``{name: (configured, used)}`` of every
@@ -100,11 +136,18 @@ class DiscreteSpec:
             for name in ("recency_cap_weeks", "contact_cap_weeks", "engagement_cap_weeks")
             if getattr(self, name) > limit
         }
+        gap, width = self.gap_cap_weeks, self.gap_bin_weeks
+        if gap > limit:
+            width = width if limit - 1 >= width else limit - 1
+            gap = 1 + width * ((limit - 1) // width)
+            clipped["gap_cap_weeks"] = (self.gap_cap_weeks, gap)
         used = replace(
             self,
             recency_cap_weeks=min(self.recency_cap_weeks, limit),
             contact_cap_weeks=min(self.contact_cap_weeks, limit),
             engagement_cap_weeks=min(self.engagement_cap_weeks, limit),
+            gap_cap_weeks=gap,
+            gap_bin_weeks=width,
         )
         return used, clipped
 
@@ -455,6 +498,10 @@ class WorldSpec:
                 "world.discrete.last_action needs world.features.rule_actions to start with the "
                 f"catalogue's contacts {list(contacts)}"
             )
+        if self.discrete.gap_cap_weeks and not self.features.conversion_gap:
+            raise ConfigError(
+                "world.discrete.gap_cap_weeks needs world.features.conversion_gap: true"
+            )
         if bad := [a for a in self.unsupported_actions if a not in self.actions.names[1:]]:
             raise ConfigError(f"world.unsupported_actions names unknown actions {bad}")
 
@@ -550,7 +597,13 @@ def _check_distribution(probs: Mapping[str, float], where: str) -> None:
 
 
 def world_path(name_or_path: str | Path) -> Path:
-    """The ``world.yaml`` of a shipped world name, or of a given file or folder."""
+    """The ``world.yaml`` of a shipped world name, or of a given file or folder; a
+    ``ConfigError`` when none is given (empty, or a config's unset ``???``)."""
+    if str(name_or_path).strip() in ("", "???"):
+        raise ConfigError(
+            "no world given: set the world (simulator.world, serve.world) to a shipped world "
+            "name (simulators/<name>/) or a world folder"
+        )
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
         candidate = path
