@@ -105,7 +105,9 @@ def served(registered: Registered) -> ServedModel:
 def settings() -> ServingConfig:
     """Serving settings with a large control group, so both groups show in small tests."""
     cfg = ServingConfig(
-        rules=shipped_rules("coworking"), holdout=HoldoutConfig(staff=shipped_practice("coworking"))
+        world="coworking",
+        rules=shipped_rules("coworking"),
+        holdout=HoldoutConfig(staff=shipped_practice("coworking")),
     )
     cfg.holdout.control_share = 0.3
     return cfg

@@ -116,13 +116,13 @@ def test_the_contact_list_holds_at_most_k_of_a_capacity_limited_action(
     """With a capacity of k of an action a week, the served contact list never holds more;
     without it the same policy gives the action to more customers (the test can fail)."""
     action = "newsletter"
-    free = ServingConfig(rules=RulesConfig())
+    free = ServingConfig(world="coworking", rules=RulesConfig())
     score_logs(demo_source, AS_OF, served, free, tmp_path / "free" / "actions.csv")
     listed = pd.read_csv(tmp_path / "free" / "actions.csv")
     unconstrained = int((listed["action"] == action).sum())
     k = unconstrained // 3
     assert k >= 1
-    capped = ServingConfig(rules=RulesConfig(capacity={action: k}))
+    capped = ServingConfig(world="coworking", rules=RulesConfig(capacity={action: k}))
     score_logs(demo_source, AS_OF, served, capped, tmp_path / "capped" / "actions.csv")
     served_list = pd.read_csv(tmp_path / "capped" / "actions.csv")
     assert int((served_list["action"] == action).sum()) <= k

@@ -150,7 +150,9 @@ def test_real_server_agrees_with_batch_and_pyfunc_and_stops_cleanly(
 ) -> None:
     url, process, log = server
     settings = ServingConfig(
-        rules=shipped_rules("coworking"), holdout=HoldoutConfig(staff=shipped_practice("coworking"))
+        world="coworking",
+        rules=shipped_rules("coworking"),
+        holdout=HoldoutConfig(staff=shipped_practice("coworking")),
     )
     settings.holdout.control_share = 0.3
     out = tmp_path / "batch" / "actions.csv"

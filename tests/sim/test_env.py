@@ -37,7 +37,7 @@ def test_checkers_pass(world: WorldSpec, pool: InitialPool) -> None:
 
 
 def test_registered_on_import() -> None:
-    env = gymnasium.make(ENV_ID, horizon_weeks=3, pool_size=50)
+    env = gymnasium.make(ENV_ID, world="coworking", horizon_weeks=3, pool_size=50)
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     env.close()

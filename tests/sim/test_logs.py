@@ -16,7 +16,13 @@ from journeyopt.cli.entry import to_object
 from journeyopt.cli.generate import run
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError, OutputExistsError
-from journeyopt.sim.config import GenerateConfig, MessConfig, register_configs, shipped_practice
+from journeyopt.sim.config import (
+    GenerateConfig,
+    MessConfig,
+    SimulatorConfig,
+    register_configs,
+    shipped_practice,
+)
 from journeyopt.sim.logs import LOG_FILES, generate_logs, write_logs
 from journeyopt.sim.world import WORLDS_DIR, WorldSpec
 
@@ -36,6 +42,7 @@ def _cfg(tmp: Path, **overrides: object) -> GenerateConfig:
         "n_customers": 300,
         "weeks": 30,
         "seed": 7,
+        "simulator": SimulatorConfig(world="coworking"),
         "staff": shipped_practice("coworking"),
         **overrides,
     }

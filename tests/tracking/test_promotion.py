@@ -156,7 +156,7 @@ def gate_config(candidate: str, logs: Path, settings: TrackingConfig) -> Promote
     return PromoteConfig(
         candidate=candidate,
         data=coworking_source(logs),
-        simulator=SimulatorConfig(horizon_weeks=26),
+        simulator=SimulatorConfig(world="coworking", horizon_weeks=26),
         n_customers=400,
         ope=PromoteOPEConfig(n_boot=100, rollout_customers=300),
         tracking=settings,

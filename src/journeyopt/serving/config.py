@@ -184,7 +184,7 @@ class ServingConfig:
     Attributes:
         world: The world the policy was trained for (a shipped world name or a folder): its
             action catalogue, feature windows, customer types and response model (the
-            expected value of a decision).
+            expected value of a decision); required (the demo's: ``configs/serve/default.yaml``).
         rules: Contact rules applied after the model, whatever it says.
         holdout: The A/B holdout.
         exploration: Exploration of the treatment group (true propensities in the decision
@@ -207,7 +207,7 @@ class ServingConfig:
             without a bearer token (every ``/v1`` route then open to anyone who reaches it).
     """
 
-    world: str = "coworking"
+    world: str = MISSING
     rules: RulesConfig = field(default_factory=RulesConfig)
     holdout: HoldoutConfig = field(default_factory=HoldoutConfig)
     exploration: ExplorationConfig = field(default_factory=ExplorationConfig)

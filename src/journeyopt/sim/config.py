@@ -345,7 +345,8 @@ class SimulatorConfig:
     """Which world to simulate and how returns are counted.
 
     Attributes:
-        world: A shipped world name (``simulators/<name>/``), or a folder or ``world.yaml``.
+        world: A shipped world name (``simulators/<name>/``), or a folder or ``world.yaml``;
+            required (no default: the demo's is ``configs/simulator/coworking.yaml``).
         horizon_weeks: Episode length, weeks.
         gamma: Weekly discount factor of rewards (0.995 a week is about 0.77 a year).
         start_week_of_year: ISO week of year (1..53) of an episode's first week.
@@ -354,7 +355,7 @@ class SimulatorConfig:
             (``serve.rules``); the shipped configs take both from ``configs/rules/``.
     """
 
-    world: str = "coworking"
+    world: str = MISSING
     horizon_weeks: int = 52
     gamma: float = 0.995
     start_week_of_year: int = 1
@@ -469,7 +470,7 @@ class StaffRulesConfig:
             raise ConfigError(
                 "staff: a practice estimated from the logs (source: logged) cannot generate "
                 "logs or stand where hand-written rules are needed; choose a rule list, "
-                "e.g. practice@staff=coworking"
+                "practice@staff=<a file of configs/practice/>"
             )
         try:
             return Practice(tuple(rule.to_rule() for rule in self.rules))
@@ -500,8 +501,8 @@ class StaffRulesConfig:
                 f"{key}.source=logged: world {origin.name!r} carries no practice estimated "
                 "from logs (a ground-truth world, a world calibrated from logs without "
                 "contacts, or calibrated before journeyopt estimated it): point "
-                f"{key}.world at a calibrated world or choose a hand-written practice, e.g. "
-                f"practice@{key}=coworking"
+                f"{key}.world at a calibrated world or choose a hand-written practice, "
+                f"practice@{key}=<a file of configs/practice/>"
             )
         return origin.logged_practice.check(world, key)
 

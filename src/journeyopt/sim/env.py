@@ -179,7 +179,7 @@ class CustomerJourneyEnv(gym.Env[NDArray[np.float32], np.int64]):
 
     def __init__(
         self,
-        world: WorldSpec | str = "coworking",
+        world: WorldSpec | str,
         horizon_weeks: int = 52,
         start_week_of_year: int = 1,
         rules: ContactRules | None = None,

@@ -70,7 +70,7 @@ def changed_world(world: WorldSpec, change: RegimeChange) -> WorldSpec:
     if world.responses is not None:
         raise ConfigError(
             f"world {world.name!r} is calibrated: a regime change applies to a parametric "
-            "ground-truth world such as coworking"
+            "ground-truth world (simulators/<name>/)"
         )
     if change.segment not in world.segment_names:
         raise ConfigError(

@@ -176,7 +176,7 @@ def _email_variant(email: NDArray[np.str_], variant: IntArray) -> NDArray[np.str
     if email.size == 0:
         return email
     local = np.char.partition(email, "@")
-    plus = np.char.add(np.char.add(local[:, 0], "+coworking@"), local[:, 2])
+    plus = np.char.add(np.char.add(local[:, 0], "+offers@"), local[:, 2])
     return np.where(
         variant == 0,
         np.char.upper(email),
