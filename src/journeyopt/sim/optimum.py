@@ -9,6 +9,10 @@ the customer's features can reach:
     Q_t(s, a) = r_t(s, a) + gamma * sum_o P_t(o | s, a) V_{t+1}(next(s, a, o))
     V_t(s) = max over allowed a of Q_t(s, a)
 
+where "allowed" is the world's own rule (opt-outs, unsupported actions) and, when the
+optimum is solved under contact rules (``solve_optimum(..., rules=)``), every rule the summary
+represents, evaluated on the summaries by the rules object itself
+(:mod:`journeyopt.sim.summary_rules`; the others are named in ``OptimalPolicy.unseen_rules``),
 with outcomes ``o`` = (converted, engaged, opted out) drawn independently given (s, a), the
 expected reward ``r_t`` of :func:`journeyopt.sim.dynamics.expected_reward`, and ``next`` from
 :func:`journeyopt.sim.discrete.next_summary`: the same functions the dynamics sample from.
@@ -25,6 +29,8 @@ from numpy.typing import NDArray
 
 from journeyopt.sim.discrete import DiscreteLayout, Summary, allowed_actions, next_summary
 from journeyopt.sim.dynamics import expected_reward, response_probabilities
+from journeyopt.sim.rules import ContactRules
+from journeyopt.sim.summary_rules import PlannedRules, plan_rules, rule_masks
 from journeyopt.sim.world import WorldSpec
 
 Float = NDArray[np.float64]
@@ -111,6 +117,12 @@ class OptimalPolicy:
             action index, so ``none`` wins ties).
         gamma: Weekly discount factor.
         weeks_of_year: (H,) ISO week of year of each episode week.
+        rules: The contact rules the plan obeys, in one line (``ContactRules.summary`` of
+            their representable part; ``opt-outs only``: the world's own rule).
+        unseen_rules: The contact rules the plan did not see, each with the reason (the
+            summary cannot evaluate them, :func:`journeyopt.sim.summary_rules.plan_rules`):
+            they still apply at execution, where a planned contact they forbid becomes
+            ``none``. Empty: the plan obeys every rule it is served under.
     """
 
     layout: DiscreteLayout
@@ -118,6 +130,8 @@ class OptimalPolicy:
     actions: NDArray[np.int8]
     gamma: float
     weeks_of_year: IntArray
+    rules: str = "opt-outs only"
+    unseen_rules: tuple[str, ...] = ()
 
     @property
     def horizon_weeks(self) -> int:
@@ -138,9 +152,10 @@ def _backward(
     gamma: float,
     weeks_of_year: IntArray,
     choose: Callable[[Float, int], tuple[Float, IntArray]],
+    states: Summary | None = None,
 ) -> tuple[Float, NDArray[np.int8]]:
     layout = DiscreteLayout.of(world)
-    states = layout.all_states()
+    states = layout.all_states() if states is None else states
     nxt = next_states(world, layout, states)
     horizon = int(weeks_of_year.shape[0])
     values = np.zeros((horizon + 1, layout.n_states))
@@ -153,8 +168,26 @@ def _backward(
     return values, actions
 
 
+def weekly_allowed(
+    world: WorldSpec, states: Summary, weeks_of_year: IntArray, rules: PlannedRules | None
+) -> Callable[[int], NDArray[np.bool_]]:
+    """``allowed(t)``: the (n, A) actions allowed in episode week ``t`` for ``states`` (n,):
+    the world's own rule (:func:`~journeyopt.sim.discrete.allowed_actions`), and with
+    ``rules`` their representable part evaluated on the summaries (one mask per distinct
+    quiet-week key, :func:`~journeyopt.sim.summary_rules.rule_masks`)."""
+    own = allowed_actions(states, world)
+    if rules is None:
+        return lambda t: own
+    by_key = {k: own & m for k, m in rule_masks(rules, states, weeks_of_year).items()}
+    return lambda t: by_key[rules.week_key(int(weeks_of_year[t]))]
+
+
 def solve_optimum(
-    world: WorldSpec, horizon_weeks: int, gamma: float, weeks_of_year: IntArray | None = None
+    world: WorldSpec,
+    horizon_weeks: int,
+    gamma: float,
+    weeks_of_year: IntArray | None = None,
+    rules: ContactRules | None = None,
 ) -> OptimalPolicy:
     """Backward induction over all discrete states (see the module docstring).
 
@@ -163,6 +196,11 @@ def solve_optimum(
         horizon_weeks: Episode length ``H``, weeks.
         gamma: Weekly discount factor in (0, 1].
         weeks_of_year: (H,) ISO week of year of each episode week; default weeks 1, 2, ...
+        rules: The contact rules the policy is served under: the plan obeys the ones the
+            summary represents (:func:`~journeyopt.sim.summary_rules.plan_rules`; the
+            ``max`` over the actions they allow in each state and week) and names the others
+            in :attr:`OptimalPolicy.unseen_rules`. None: the world's own rule (opt-outs and
+            unsupported actions), as before.
     """
     if not 0.0 < gamma <= 1.0:
         raise ValueError(f"gamma must be in (0, 1], got {gamma}")
@@ -170,33 +208,54 @@ def solve_optimum(
     woy = np.asarray(woy, np.int64)
     if woy.shape != (horizon_weeks,):
         raise ValueError(f"weeks_of_year must have shape ({horizon_weeks},), got {woy.shape}")
-    allowed = allowed_actions(DiscreteLayout.of(world).all_states(), world).T  # (A, n)
+    layout = DiscreteLayout.of(world)
+    states = layout.all_states()
+    planned = plan_rules(rules, world) if rules is not None else None
+    allowed = weekly_allowed(world, states, woy, planned)
 
     def best(q: Float, t: int) -> tuple[Float, IntArray]:
-        q = np.where(allowed, q, -np.inf)
+        q = np.where(allowed(t).T, q, -np.inf)
         chosen = np.argmax(q, axis=0)
         return q[chosen, np.arange(q.shape[1])], chosen
 
-    values, actions = _backward(world, gamma, woy, best)
-    return OptimalPolicy(DiscreteLayout.of(world), values, actions, gamma, woy)
+    values, actions = _backward(world, gamma, woy, best, states)
+    if planned is None:
+        return OptimalPolicy(layout, values, actions, gamma, woy)
+    return OptimalPolicy(
+        layout, values, actions, gamma, woy, planned.rules.summary(), planned.unseen
+    )
 
 
 def evaluate_table_policy(
-    world: WorldSpec, policy: TablePolicy, gamma: float, weeks_of_year: IntArray
+    world: WorldSpec,
+    policy: TablePolicy,
+    gamma: float,
+    weeks_of_year: IntArray,
+    rules: ContactRules | None = None,
 ) -> Float:
     """Exact expected discounted return of a policy over summaries: (H + 1, n_states).
 
     ``policy(summaries, t)`` gives the action of every state in episode week ``t``; actions on
-    an opted-out channel are carried out as ``none``, as in the dynamics.
+    an opted-out channel are carried out as ``none``, as in the dynamics, and so are actions
+    ``rules`` forbid (their guard, evaluated on the summaries).
+
+    Raises:
+        ValueError: ``rules`` hold a rule the summary cannot evaluate (no exact value then).
     """
+    woy = np.asarray(weeks_of_year, np.int64)
     states = DiscreteLayout.of(world).all_states()
-    allowed = allowed_actions(states, world)
+    planned = plan_rules(rules, world) if rules is not None else None
+    if planned is not None and planned.unseen:
+        raise ValueError(
+            "no exact value under rules the summary cannot evaluate: " + "; ".join(planned.unseen)
+        )
+    allowed = weekly_allowed(world, states, woy, planned)
     index = np.arange(states.segment.shape[0])
 
     def follow(q: Float, t: int) -> tuple[Float, IntArray]:
         a = np.asarray(policy(states, t), np.int64)
-        a = np.where(allowed[index, a], a, 0)
+        a = np.where(allowed(t)[index, a], a, 0)
         return q[a, index], a
 
-    values, _ = _backward(world, gamma, np.asarray(weeks_of_year, np.int64), follow)
+    values, _ = _backward(world, gamma, woy, follow, states)
     return values
