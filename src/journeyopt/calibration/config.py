@@ -22,8 +22,11 @@ class CapsConfig:
     """Caps of the calibrated world's discrete state (see
     :class:`journeyopt.sim.world.DiscreteSpec`; weeks or counts, each >= 2; tenure 0 = tenure
     not in the state; ``contact_pattern_weeks`` 0 = no contact pattern, else 2..6 weeks;
-    ``last_action``: the last contact's action is part of the state). With
-    ``calibration.summary.select`` the pattern and last action are chosen by the data instead.
+    ``last_action``: the last contact's action is part of the state; ``gap_cap_weeks`` 0 = no
+    previous gap between conversions, else ``2..recency_cap_weeks`` with ``gap_cap_weeks - 1``
+    a multiple of ``gap_bin_weeks``, the width of its bins). With
+    ``calibration.summary.select`` the pattern, last action and gap are chosen by the data
+    instead.
     """
 
     recency_cap_weeks: int = 27
@@ -33,6 +36,8 @@ class CapsConfig:
     tenure_cap_weeks: int = 0
     contact_pattern_weeks: int = 0
     last_action: bool = False
+    gap_cap_weeks: int = 0
+    gap_bin_weeks: int = 1
 
     def __post_init__(self) -> None:
         for name in (
@@ -47,6 +52,16 @@ class CapsConfig:
             raise ConfigError("calibration.caps.tenure_cap_weeks must be 0 (off) or >= 2")
         if self.contact_pattern_weeks not in PATTERN_WEEKS:
             raise ConfigError("calibration.caps.contact_pattern_weeks must be 0 (off) or 2..6")
+        if self.gap_cap_weeks < 0 or self.gap_cap_weeks == 1:
+            raise ConfigError("calibration.caps.gap_cap_weeks must be 0 (off) or >= 2")
+        if self.gap_bin_weeks < 1:
+            raise ConfigError("calibration.caps.gap_bin_weeks must be >= 1")
+        if self.gap_cap_weeks > self.recency_cap_weeks:
+            raise ConfigError("calibration.caps.gap_cap_weeks must be <= recency_cap_weeks")
+        if self.gap_cap_weeks and (self.gap_cap_weeks - 1) % self.gap_bin_weeks:
+            raise ConfigError(
+                "calibration.caps.gap_cap_weeks - 1 must be a multiple of gap_bin_weeks"
+            )
 
 
 PATTERN_WEEKS = (0, 2, 3, 4, 5, 6)
@@ -77,6 +92,9 @@ class SummaryConfig:
             same weeks (no fitted week reaches them), so the smaller wins.
         pattern_weeks: Candidate contact-pattern lengths, weeks (0 = no pattern; else 2..6).
         last_action: Candidate settings of the last-action component.
+        gap_caps: Candidate caps of the previous gap between conversions, weeks (0 = no gap,
+            else >= 2; bins of ``calibration.caps.gap_bin_weeks``; a cap above a candidate's
+            recency cap is lowered to it); empty = the configured ``caps.gap_cap_weeks``.
         tolerance_se: Standard errors (over validation customers) a smaller summary may trail
             the best by and still be chosen.
         max_states: Candidates with more discrete states are not considered (the exact DP
@@ -89,6 +107,7 @@ class SummaryConfig:
     tenure_caps: list[int] = field(default_factory=list)
     pattern_weeks: list[int] = field(default_factory=lambda: [0, 4])
     last_action: list[bool] = field(default_factory=lambda: [False, True])
+    gap_caps: list[int] = field(default_factory=list)
     tolerance_se: float = 1.0
     max_states: int = 2_000_000
 
@@ -98,6 +117,8 @@ class SummaryConfig:
                 raise ConfigError(f"calibration.summary.{name} must list caps >= 2")
         if any(c < 0 or c == 1 for c in self.tenure_caps):
             raise ConfigError("calibration.summary.tenure_caps must list 0 (off) or caps >= 2")
+        if any(c < 0 or c == 1 for c in self.gap_caps):
+            raise ConfigError("calibration.summary.gap_caps must list 0 (off) or caps >= 2")
         if not self.pattern_weeks or any(w not in PATTERN_WEEKS for w in self.pattern_weeks):
             raise ConfigError("calibration.summary.pattern_weeks must list 0 (off) or 2..6 weeks")
         if not self.last_action:
@@ -213,6 +234,12 @@ class CalibrationConfig:
         policy_horizon_weeks: Horizon of the policy-value fidelity, weeks.
         gamma: Weekly discount factor of the policy values.
         seed: Seed of the splits, bootstrap and simulations.
+        workers: Processes for the calibration's independent parts (the two behaviour-cloning
+            fits, the penalty choice and refits of the response models, the ensemble
+            members' refits, the hold-out simulations of the point world and of each member,
+            the by-action value check): 0 = every core of the machine, 1 = all in the calling
+            process. The results are the same whatever the number (each part carries its own
+            random numbers).
     """
 
     name: str = "calibrated"
@@ -240,8 +267,11 @@ class CalibrationConfig:
     policy_horizon_weeks: int = 52
     gamma: float = 0.995
     seed: int = 0
+    workers: int = 0
 
     def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ConfigError("calibration.workers must be >= 0 (0 = every core)")
         if not 0.0 < self.validation_share < 1.0:
             raise ConfigError("calibration.validation_share must be in (0, 1)")
         if self.ensemble_size < 0 or self.holdout_weeks < 0 or self.holdout_runs < 1:

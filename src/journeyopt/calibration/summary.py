@@ -49,7 +49,7 @@ from journeyopt.calibration.weeks import CustomerWeeks, customer_weeks
 from journeyopt.panel.config import PanelConfig
 from journeyopt.sim.discrete import DiscreteLayout
 from journeyopt.sim.optimum import solve_optimum
-from journeyopt.sim.world import DiscreteSpec, WorldSpec
+from journeyopt.sim.world import DiscreteSpec, WorldSpec, gap_within
 
 Float = NDArray[np.float64]
 
@@ -87,6 +87,10 @@ class SummaryCandidate:
             parts.append("last action")
         if self.spec.tenure_cap_weeks:
             parts.append(f"tenure {self.spec.tenure_cap_weeks}w")
+        if self.spec.gap_cap_weeks:
+            width = self.spec.gap_bin_weeks
+            bins = f", {width}w bins" if width > 1 else ""
+            parts.append(f"gap {self.spec.gap_cap_weeks}w{bins}")
         return " + ".join(parts) or "base"
 
 
@@ -128,6 +132,8 @@ class SummarySelection:
                     "contact_pattern_weeks": c.spec.contact_pattern_weeks,
                     "last_action": c.spec.last_action,
                     "tenure_cap_weeks": c.spec.tenure_cap_weeks,
+                    "gap_cap_weeks": c.spec.gap_cap_weeks,
+                    "gap_bin_weeks": c.spec.gap_bin_weeks,
                     "n_states": c.n_states,
                     "loglik": c.loglik,
                     "se": c.se,
@@ -143,8 +149,10 @@ def candidate_specs(
     caps: DiscreteSpec, cfg: SummaryConfig, history_weeks: int | None = None
 ) -> tuple[DiscreteSpec, ...]:
     """The candidate summaries: ``caps`` alone when the selection is off, else ``caps`` with
-    every (recency cap, conversions cap, tenure cap, pattern length, last action) of ``cfg``
-    (an empty cap list: ``caps``' own), smallest caps first (duplicates dropped). With
+    every (recency cap, conversions cap, tenure cap, pattern length, last action, gap cap) of
+    ``cfg`` (an empty cap list: ``caps``' own; a gap cap above the candidate's recency cap
+    lowered to it, :func:`~journeyopt.sim.world.gap_within`), smallest caps first (duplicates
+    dropped). With
     ``history_weeks`` each candidate's caps are lowered to the fitted history
     (:meth:`~journeyopt.sim.world.DiscreteSpec.within_history`)."""
     if not cfg.select:
@@ -153,12 +161,17 @@ def candidate_specs(
     def listed(values: Sequence[int], configured: int) -> list[int]:
         return sorted(set(values)) if values else [configured]
 
+    def gap(cap: int, recency_cap: int) -> dict[str, int]:
+        fitted, width = gap_within(cap, caps.gap_bin_weeks, recency_cap)
+        return {"gap_cap_weeks": fitted, "gap_bin_weeks": width}
+
     grid = product(
         listed(cfg.recency_caps, caps.recency_cap_weeks),
         listed(cfg.conversions_caps, caps.conversions_cap),
         listed(cfg.tenure_caps, caps.tenure_cap_weeks),
         sorted(set(cfg.pattern_weeks)),
         sorted(set(cfg.last_action)),
+        listed(cfg.gap_caps, caps.gap_cap_weeks),
     )
     specs = [
         replace(
@@ -168,8 +181,9 @@ def candidate_specs(
             tenure_cap_weeks=t,
             contact_pattern_weeks=w,
             last_action=last,
+            **gap(g, r),
         )
-        for r, k, t, w, last in grid
+        for r, k, t, w, last, g in grid
     ]
     if history_weeks is not None:
         specs = [s.within_history(history_weeks)[0] for s in specs]
@@ -180,10 +194,12 @@ def summary_panel_config(
     panel: PanelConfig, specs: Sequence[DiscreteSpec], actions: Sequence[str]
 ) -> PanelConfig:
     """``panel`` with the rule features every summary of ``specs`` reads: a contact window as
-    long as the longest pattern, and the contact actions (catalogue order, first) for the last
-    action; ``panel`` itself when none needs them."""
+    long as the longest pattern, the contact actions (catalogue order, first) for the last
+    action, the previous gap between conversions; ``panel`` itself when none needs them."""
     weeks = max((s.contact_pattern_weeks for s in specs), default=0)
     last = any(s.last_action for s in specs)
+    if any(s.gap_cap_weeks for s in specs):
+        panel = replace(panel, conversion_gap=True)
     if not weeks and not last:
         return panel
     windows = list(dict.fromkeys([*panel.rule_windows, *([weeks] if weeks else [])]))

@@ -136,10 +136,8 @@ class DiscreteSpec:
             for name in ("recency_cap_weeks", "contact_cap_weeks", "engagement_cap_weeks")
             if getattr(self, name) > limit
         }
-        gap, width = self.gap_cap_weeks, self.gap_bin_weeks
-        if gap > limit:
-            width = width if limit - 1 >= width else limit - 1
-            gap = 1 + width * ((limit - 1) // width)
+        gap, width = gap_within(self.gap_cap_weeks, self.gap_bin_weeks, limit)
+        if gap != self.gap_cap_weeks:
             clipped["gap_cap_weeks"] = (self.gap_cap_weeks, gap)
         used = replace(
             self,
@@ -150,6 +148,16 @@ class DiscreteSpec:
             gap_bin_weeks=width,
         )
         return used, clipped
+
+
+def gap_within(cap_weeks: int, bin_weeks: int, limit: int) -> tuple[int, int]:
+    """``(cap, bin width)`` of a gap component lowered to at most ``limit`` weeks (a recency
+    cap): the cap unchanged when it fits, else the largest ``1 + k * bin_weeks <= limit``, the
+    bins narrowed to ``limit - 1`` weeks when not even one fits; ``(0, bin_weeks)`` when off."""
+    if cap_weeks <= limit:
+        return cap_weeks, bin_weeks
+    width = min(bin_weeks, limit - 1)
+    return 1 + width * ((limit - 1) // width), width
 
 
 @dataclass(frozen=True)

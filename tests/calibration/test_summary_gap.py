@@ -1,0 +1,133 @@
+"""The previous gap between conversions chosen by the data (``calibration.summary.gap_caps``):
+a purchase log whose customers re-buy on a cycle set by a type that is not on record (every 3
+or every 8 weeks) makes the selection keep the gap; the same log with one cycle for everybody
+keeps the smaller summary."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from journeyopt.calibration.config import CalibrationConfig, CapsConfig, SummaryConfig
+from journeyopt.calibration.summary import (
+    candidate_specs,
+    select_summary,
+    summary_lines,
+    summary_panel_config,
+)
+from journeyopt.calibration.weeks import segment_names
+from journeyopt.data.ingest import ingest_to_logs
+from journeyopt.errors import ConfigError
+from journeyopt.panel.build import build_panel
+from journeyopt.panel.config import PanelConfig
+from journeyopt.sim.discrete import DiscreteLayout
+from journeyopt.sim.world import DiscreteSpec
+
+from .conftest import source_config
+
+START = pd.Timestamp("2021-01-04")  # a Monday
+WEEKS = 60
+CUSTOMERS = 2000
+CAPS = DiscreteSpec(
+    recency_cap_weeks=10,
+    conversions_cap=3,
+    contact_cap_weeks=2,
+    engagement_cap_weeks=2,
+    gap_bin_weeks=2,
+)
+
+
+def test_gap_candidates_multiply_the_grid_and_fit_under_the_recency_cap() -> None:
+    grid = SummaryConfig(
+        select=True, recency_caps=[4, 10], pattern_weeks=[0], last_action=[False], gap_caps=[0, 9]
+    )
+    specs = candidate_specs(CAPS, grid)
+    assert [(s.recency_cap_weeks, s.gap_cap_weeks, s.gap_bin_weeks) for s in specs] == [
+        (4, 0, 2),
+        (4, 3, 2),  # 9 lowered under the recency cap 4: bins 1-2 and "3 or more"
+        (10, 0, 2),
+        (10, 9, 2),
+    ]
+    assert candidate_specs(CAPS, replace(grid, gap_caps=[]))[-1].gap_cap_weeks == 0
+    panel = summary_panel_config(PanelConfig(), specs, ("none",))
+    assert panel.conversion_gap and not panel.recent_contacts
+    assert not summary_panel_config(PanelConfig(), specs[:1], ("none",)).conversion_gap
+    with pytest.raises(ConfigError, match=r"calibration\.summary\.gap_caps"):
+        SummaryConfig(gap_caps=[1])
+    with pytest.raises(ConfigError, match=r"multiple of gap_bin_weeks"):
+        CapsConfig(gap_cap_weeks=10, gap_bin_weeks=2)
+    with pytest.raises(ConfigError, match=r"<= recency_cap_weeks"):
+        CapsConfig(gap_cap_weeks=29)
+
+
+def _purchase_file(path: Path, cycles: tuple[int, int], seed: int) -> Path:
+    """A CDNOW-format purchase log: each customer's first purchase in weeks 0..3, then each
+    week a purchase with logit ``-3.5 + 3.5 exp(-(w - k)^2 / 2)``, ``w`` the weeks since the
+    last purchase and ``k`` the customer's cycle, ``cycles[0]`` or ``cycles[1]`` by a type
+    drawn half and half and never written (at most one purchase a week, on a random day)."""
+    rng = np.random.default_rng(seed)
+    first = rng.integers(0, 4, CUSTOMERS)
+    cycle = np.where(rng.random(CUSTOMERS) < 0.5, cycles[0], cycles[1])
+    last = first.copy()
+    customer, week = [], []
+    for t in range(WEEKS):
+        w = t - last
+        logit = -3.5 + 3.5 * np.exp(-0.5 * (w - cycle) ** 2)
+        buys = np.where(
+            t == first, True, (t > first) & (rng.random(CUSTOMERS) < 1 / (1 + np.exp(-logit)))
+        )
+        customer.append(np.flatnonzero(buys))
+        week.append(np.full(int(buys.sum()), t))
+        last = np.where(buys, t, last)
+    ids = np.concatenate(customer)
+    weeks = np.concatenate(week)
+    days = START + pd.to_timedelta(weeks * 7 + rng.integers(0, 7, ids.shape[0]), unit="D")
+    lines = [" customer_id  date number_of_cds  dollar_value"] + [
+        f" {i + 1:05d} {d:%Y%m%d}  1   {10 + (i % 7):.2f}" for i, d in zip(ids, days, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(("cycles", "chosen_gap"), [((3, 8), 9), ((5, 5), 0)])
+def test_the_gap_is_chosen_only_when_a_latent_type_sets_the_purchase_cycle(
+    tmp_path: Path, cycles: tuple[int, int], chosen_gap: int
+) -> None:
+    path = _purchase_file(tmp_path / "purchases.txt", cycles, seed=7)
+    end = START + pd.Timedelta(weeks=WEEKS)
+    source = source_config("cdnow", [f"data.path={path}", f"data.as_of={end:%Y-%m-%d}"])
+    logs, _ = ingest_to_logs(source)
+    cal = CalibrationConfig(
+        summary=SummaryConfig(select=True, pattern_weeks=[0], last_action=[False], gap_caps=[0, 9]),
+        seasonal=False,
+        c_grid=[0.3, 3.0, 30.0],
+    )
+    specs = candidate_specs(CAPS, cal.summary)
+    panel = build_panel(logs, summary_panel_config(PanelConfig(), specs, ("none",)), ())
+    panel = panel[panel["week_start"] < end.tz_localize(source.timezone)]
+    assert "conversion_gap_weeks" in panel.columns
+    selection = select_summary(panel, specs, cal, (), ("none",), segment_names(panel), None, ())
+    by_gap = {c.spec.gap_cap_weeks: c for c in selection.candidates}
+    assert selection.chosen.spec.gap_cap_weeks == chosen_gap, by_gap
+    base = DiscreteLayout(CAPS, 1, 0)
+    # 1 + R + 2 * 5 bins * R history values instead of 1 + 3 R
+    assert by_gap[9].n_states == base.n_states // 31 * (1 + 10 + 2 * 5 * 10)
+    if chosen_gap:
+        assert by_gap[9].loglik - by_gap[0].loglik > 3 * by_gap[0].se
+    card = summary_lines(
+        {
+            "summary_selection": {
+                **selection.as_meta(),
+                "n_states": selection.chosen.n_states,
+                "n_actions": 1,
+                "dp_horizon_weeks": 52,
+                "dp_seconds": 0.1,
+            }
+        }
+    )
+    label = "gap 9w, 2w bins" if chosen_gap else "base"
+    assert any(line.startswith(f"| {label} |") and "**yes**" in line for line in card), card
