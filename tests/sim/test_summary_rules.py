@@ -5,14 +5,17 @@ gives, it beats the guard-wrapped unconstrained optimum, and what it cannot see 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from journeyopt.agents.baselines import NoContact
 from journeyopt.agents.policy import Bool, Float, IntArray, Observation, one_hot
-from journeyopt.evaluation.simulate import simulate_policy
+from journeyopt.evaluation.report import write_evaluation
+from journeyopt.evaluation.simulate import evaluate_policies, simulate_policy
 from journeyopt.panel.state import CustomerState, FeatureSpec, state_features
 from journeyopt.sim.behaviour import contact_rules, world_under_rules
 from journeyopt.sim.config import RulesConfig
@@ -327,3 +330,25 @@ def test_contact_features_of_a_summary_count_the_pattern(world: WorldSpec) -> No
     features = summary_features(states, rich, rules)
     expected = np.array([bin(int(p) & 0b111).count("1") for p in states.pattern])
     np.testing.assert_array_equal(features["contacts_3w"], expected)
+
+
+def test_the_evaluation_solves_its_optimum_under_its_rules_and_says_what_it_did_not_see(
+    small: WorldSpec, tmp_path: Path
+) -> None:
+    channel = small.channels[0]
+    rules = RulesConfig(frequency_caps={channel: 1}, cooldown_weeks=1).for_world(small, "r")
+    result = evaluate_policies(
+        small, [NoContact()], n_customers=300, horizon_weeks=HORIZON, gamma=GAMMA, rules=rules
+    )
+    assert result.optimum_rules == "cool-down 1 weeks"
+    assert len(result.optimum_unseen_rules) == 1
+    exact = solve_optimum(small, HORIZON, GAMMA, cyclic_weeks_of_year(1, HORIZON), rules=rules)
+    start = result.optimum_value
+    assert float(np.mean(start)) < float(
+        np.mean(evaluate_policies(small, [NoContact()], 300, HORIZON, GAMMA).optimum_value)
+    )
+    assert exact.rules == result.optimum_rules
+    write_evaluation(result, tmp_path / "ev")
+    note = (tmp_path / "ev" / "evaluation.md").read_text()
+    assert "planned under the contact rules: cool-down 1 weeks" in note
+    assert f"- {channel} <= 1 in any 5 weeks" in note

@@ -24,6 +24,7 @@ One run:
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -91,6 +92,13 @@ from journeyopt.tracking.run import OUTPUT_DIR_TAG, link_resumed_runs, tracked_r
 from journeyopt.tracking.sb3_policy import SB3Policy
 from journeyopt.tracking.tags import run_tags
 
+log = logging.getLogger(__name__)
+
+OPTIMUM_RULES_TAG = "journeyopt.optimum_rules"
+"""Run tag: the contact rules the exact optimum (and the warm start) planned under."""
+UNSEEN_RULES_TAG = "journeyopt.optimum_unseen_rules"
+"""Run tag: the contact rules of ``simulator.rules`` the optimum could not plan under
+(``none``: it saw them all); the masks still apply them."""
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_PREFIX = "model"
 CURVE_FILE = "learning_curve.csv"
@@ -198,8 +206,12 @@ def _prepare_world(cfg: TrainConfig) -> World:
     sim = cfg.simulator
     spec = load_world(sim.world)
     weeks = cyclic_weeks_of_year(sim.start_week_of_year, sim.horizon_weeks)
-    optimum = solve_optimum(spec, sim.horizon_weeks, sim.gamma, weeks)
     rules = sim.contact_rules(spec)
+    # the optimum (and the warm start's demonstrations) plan under every rule the summary
+    # represents; the others are named on the optimum and applied by the masks
+    optimum = solve_optimum(spec, sim.horizon_weeks, sim.gamma, weeks, rules=rules)
+    for line in optimum.unseen_rules:
+        log.warning("the exact optimum cannot plan under the contact rule %s", line)
     shares = sim.rules.capacity_shares("simulator.rules")
     if shares and cfg.train.domain_randomisation:
         raise ConfigError(
@@ -498,6 +510,8 @@ def train(cfg: TrainConfig, callbacks: Sequence[BaseCallback] = ()) -> TrainResu
     world = _prepare_world(cfg)
     tags = run_tags(simulator=cfg.simulator.world, agent=cfg.agent.algorithm)
     tags[OUTPUT_DIR_TAG] = str(out.resolve())
+    tags[OPTIMUM_RULES_TAG] = world.optimum.rules
+    tags[UNSEEN_RULES_TAG] = "; ".join(world.optimum.unseen_rules) or "none"
     node = OmegaConf.structured(cfg)
     with tracked_run(node, cfg.default_run_name, tags=tags, tracking=cfg.tracking) as run:
         model, curve, start_step = _build_model(cfg, world, run)

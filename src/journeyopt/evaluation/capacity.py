@@ -74,7 +74,7 @@ class _Simulation:
 
     def optimum(self, world: WorldSpec) -> OptimalPolicy:
         weeks = cyclic_weeks_of_year(self.start_week_of_year, self.horizon_weeks)
-        return solve_optimum(world, self.horizon_weeks, self.gamma, weeks)
+        return solve_optimum(world, self.horizon_weeks, self.gamma, weeks, rules=self.rules)
 
     def shares(self, world: WorldSpec, optimum: OptimalPolicy) -> np.ndarray:
         """(A,) weekly share of customers the optimum of ``world`` gives each action."""

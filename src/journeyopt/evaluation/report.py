@@ -77,6 +77,19 @@ def chart(result: EvaluationResult, path: Path) -> None:
     plt.close(fig)
 
 
+def optimum_note(result: EvaluationResult) -> str:
+    """The contact rules the exact optimum planned under and those it did not see (applied to
+    its actions by the guard only), as Markdown lines after the table."""
+    lines = [f"\nThe exact optimum planned under the contact rules: {result.optimum_rules}.\n"]
+    if result.optimum_unseen_rules:
+        lines.append(
+            "It could not plan under (the discrete summary cannot evaluate them; the guard "
+            "applies them to its actions, and % of optimum ignores them):\n"
+        )
+        lines += [f"- {line}\n" for line in result.optimum_unseen_rules]
+    return "".join(lines)
+
+
 def write_evaluation(
     result: EvaluationResult, output_dir: Path | str, overwrite: bool = False, currency: str = "EUR"
 ) -> Path:
@@ -84,6 +97,7 @@ def write_evaluation(
     refuses a non-empty folder unless ``overwrite``."""
     with staged_output_dir(output_dir, overwrite) as out:
         result.table.to_csv(out / CSV_NAME, index=False)
-        (out / MARKDOWN_NAME).write_text(markdown_table(result.table, currency), encoding="utf-8")
+        text = markdown_table(result.table, currency) + optimum_note(result)
+        (out / MARKDOWN_NAME).write_text(text, encoding="utf-8")
         chart(result, out / CHART_NAME)
     return Path(output_dir)

@@ -12,7 +12,10 @@ Metrics per policy (and per customer type), for ``N`` customers over ``H`` weeks
 - ``value``: mean discounted return ``sum_t gamma^t r_t`` per customer, currency, with a 95 %
   confidence interval (normal approximation, ``1.96 * sd / sqrt(N)``);
 - ``pct_of_optimum``: ``100 * value / V*`` with ``V*`` the exact expected optimal value of the
-  same initial states (the DP's ``values[0]``), not a simulated estimate;
+  same initial states (the DP's ``values[0]``), not a simulated estimate; the optimum is solved
+  under the contact rules of the evaluation (every rule the discrete summary represents; the
+  others, ``EvaluationResult.optimum_unseen_rules``, are outside ``V*`` and applied to its
+  actions by the guard);
 - ``uplift``: mean paired difference to the reference policy (today's staff rules), with its
   95 % confidence interval;
 - ``contacts_per_customer_week``, ``optout_rate`` (share of customers who opted out of at least
@@ -88,6 +91,9 @@ class EvaluationResult:
         segment: (N,) customer type index.
         segment_names: Customer type names.
         horizon_weeks, gamma, seed, start_week_of_year: The settings.
+        optimum_rules: The contact rules the optimum planned under, in one line.
+        optimum_unseen_rules: The rules of the evaluation the optimum's plan did not see
+            (:attr:`journeyopt.sim.optimum.OptimalPolicy.unseen_rules`); empty: none.
     """
 
     table: pd.DataFrame
@@ -99,6 +105,8 @@ class EvaluationResult:
     gamma: float
     seed: int
     start_week_of_year: int
+    optimum_rules: str = "opt-outs only"
+    optimum_unseen_rules: tuple[str, ...] = ()
 
 
 def simulate_policy(
@@ -251,8 +259,8 @@ def evaluate_policies(
         seed: Seed of the population, the world's randomness and the policies' randomness.
         start_week_of_year: ISO week of year of the first week.
         rules: Contact rules giving the masks; default the world's own (opt-outs only).
-        optimum: The solved optimum for ``% of optimum``; solved here when omitted (it must
-            match the horizon, discount factor and weeks of year).
+        optimum: The solved optimum for ``% of optimum``; solved here under ``rules`` when
+            omitted (it must match the horizon, discount factor and weeks of year).
         reference: Name of the policy uplifts are measured against (None: no uplift).
     """
     names = [p.name for p in policies]
@@ -263,7 +271,7 @@ def evaluate_policies(
     clock = EpisodeClock.of(horizon_weeks, start_week_of_year)
     weeks_of_year = cyclic_weeks_of_year(start_week_of_year, horizon_weeks)
     if optimum is None:
-        optimum = solve_optimum(world, horizon_weeks, gamma, weeks_of_year)
+        optimum = solve_optimum(world, horizon_weeks, gamma, weeks_of_year, rules=rules)
     elif (
         optimum.horizon_weeks != horizon_weeks
         or optimum.gamma != gamma
@@ -305,6 +313,8 @@ def evaluate_policies(
         gamma=gamma,
         seed=seed,
         start_week_of_year=start_week_of_year,
+        optimum_rules=optimum.rules,
+        optimum_unseen_rules=optimum.unseen_rules,
     )
 
 
@@ -317,13 +327,14 @@ def evaluate_with_baselines(
 ) -> EvaluationResult:
     """``learned`` policies and the baselines of ``ev`` in ``world`` on common random numbers,
     under the contact rules ``sim.rules`` (the rules the policies are served under), with the
-    world's exact optimum for ``% of optimum`` (solved here unless given; the optimum of the
-    world's own rules, acting within ``sim.rules``: under stricter rules a forbidden optimal
-    action becomes ``none``, and ``% of optimum`` compares with that policy's exact value
-    under the world's own rules)."""
+    world's exact optimum for ``% of optimum`` (solved here unless given, under ``sim.rules``:
+    it plans under every rule the discrete summary represents; a rule it cannot see, listed in
+    ``EvaluationResult.optimum_unseen_rules``, still turns a forbidden planned contact into
+    ``none``, and ``% of optimum`` then compares with a value that ignores that rule)."""
+    rules = sim.contact_rules(world)
     if optimum is None:
         weeks = cyclic_weeks_of_year(sim.start_week_of_year, sim.horizon_weeks)
-        optimum = solve_optimum(world, sim.horizon_weeks, sim.gamma, weeks)
+        optimum = solve_optimum(world, sim.horizon_weeks, sim.gamma, weeks, rules=rules)
     practice = (
         ev.staff.practice_for(world, "evaluation.staff") if "staff_rules" in ev.policies else None
     )
@@ -336,7 +347,7 @@ def evaluate_with_baselines(
         gamma=sim.gamma,
         seed=ev.seed,
         start_week_of_year=sim.start_week_of_year,
-        rules=sim.contact_rules(world),
+        rules=rules,
         optimum=optimum,
         reference=ev.reference if ev.reference in ev.policies else None,
     )
