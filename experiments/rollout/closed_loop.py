@@ -148,7 +148,10 @@ def judge(
 def predicted_uplift(decision: Decision, horizon: int, gamma: float) -> dict[str, float]:
     """The gate's predictions against the champion, per customer-week: each test's estimate
     and interval (value per customer over the discounted horizon) divided by the horizon's
-    discount sum ``sum_t gamma^t``, t < ``horizon`` (a constant weekly effect's value)."""
+    discount sum ``sum_t gamma^t``, t < ``horizon`` (a constant weekly effect's value): the
+    interval with the world's error (``_low``, ``_high``), from sampling alone
+    (``_sampling_low``, ``_sampling_high``: the gate's interval before it counted the world's
+    error), and the components (members' SD, bias bound, the model check's relative bound)."""
     annuity = (1 - gamma**horizon) / (1 - gamma)
     out: dict[str, float] = {}
     for e in decision.evidence:
@@ -157,6 +160,13 @@ def predicted_uplift(decision: Decision, horizon: int, gamma: float) -> dict[str
         out[f"predicted/{e.key}"] = e.improvement / annuity
         out[f"predicted/{e.key}_low"] = e.lower_bound / annuity
         out[f"predicted/{e.key}_high"] = e.ci_high / annuity
+        out[f"predicted/{e.key}_sampling_low"] = e.sampling_low / annuity
+        out[f"predicted/{e.key}_sampling_high"] = e.sampling_high / annuity
+        out[f"predicted/{e.key}_members_sd"] = e.members_sd / annuity
+        out[f"predicted/{e.key}_bias"] = e.bias / annuity
+        out[f"predicted/{e.key}_model_check_bound"] = e.relative_error
+        out[f"predicted/{e.key}_passed"] = float(e.passed)
+        out[f"predicted/{e.key}_inconclusive"] = float(e.inconclusive)
     return out
 
 
@@ -236,6 +246,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"train.checkpoint_every_steps={args.timesteps}",
             *NO_RETRAINING,
             *WORLD_OVERRIDES[args.world],
+            f"calibration.ensemble_size={args.ensemble}",
             *args.overrides,
         ]
     )
@@ -334,6 +345,14 @@ def summarise(rows: pd.DataFrame, info: dict[str, Any], args: argparse.Namespace
                 out[f"realised_measured/vs_{against}_low"] = low
                 out[f"realised_measured/vs_{against}_high"] = high
                 out[f"realised_measured/vs_{against}_covers_truth"] = float(low <= truth <= high)
+        truth = out["realised_true/vs_previous"]  # what the gate predicted: vs the champion
+        for test in ("simulation", "ope"):
+            for kind in ("", "_sampling"):
+                low, high = (out.get(f"predicted/{test}{kind}{end}", np.nan)
+                             for end in ("_low", "_high"))  # fmt: skip
+                if np.isfinite(low) and np.isfinite(high):
+                    covered = float(low <= truth <= high)
+                    out[f"predicted/{test}{kind}_covers_truth"] = covered
     return out
 
 
@@ -350,6 +369,8 @@ def main() -> None:
     parser.add_argument("--no-force", dest="force", action="store_false",
                         help="do not deploy a refused candidate")  # fmt: skip
     parser.add_argument("--cycle-all", action="store_true", help="a cycle after every week")
+    parser.add_argument("--ensemble", type=int, default=0,
+                        help="calibration.ensemble_size (the gate's members)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("overrides", nargs="*", help="more cycle config overrides (key=value)")

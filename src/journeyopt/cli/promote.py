@@ -74,11 +74,15 @@ from journeyopt.tracking.promotion import (
     PromotionInconclusive,
     PromotionRefused,
     ServedPolicy,
+    bias_bound,
     decide,
     model_check_evidence,
+    model_error_interval,
     model_free_evidence,
     simulation_evidence,
     support_shortfall,
+    value_verdict,
+    world_error_more_data,
 )
 from journeyopt.tracking.registry import CHAMPION, RULES_TAG, PolicyRegistry, ResolvedVersion
 from journeyopt.tracking.rollout import read_rollout as current_rollout
@@ -290,6 +294,9 @@ def promote(cfg: PromoteConfig) -> Decision:
         cfg, world, members, version, candidate, champion, champion_ref, practice=practice
     )
     console().print(evidence_table(decision, version.uri))
+    parts = components_table(decision)
+    if parts is not None:
+        console().print(parts)
     for line in inconclusive_lines(decision, cfg):
         console().print(line)
     if not decision.promote:
@@ -386,11 +393,22 @@ def run_gate(
     baselines = [(champion, baseline_label(champion_ref), True)]
     if practice is not None:
         baselines.append((practice, TODAYS_PRACTICE, False))
-    evidence = simulation_rows(cfg, members, candidate, baselines)
     panel, model = recent_panel(cfg, world), ValueModel(world)  # one model: shared tables
-    evidence.extend(ope_evidence(cfg, model, candidate, baselines, panel))
+    checks = model_evidence(cfg, model, panel, candidate)
+    # the world's measured error on the logging policy's value widens the value tests
+    logging = checks[0]  # the logging policy's check: its gap's interval
+    relative_error = (
+        max(abs(logging.lower_bound), abs(logging.ci_high)) if cfg.gate.model_error else np.nan
+    )
+    evidence = simulation_rows(cfg, members, candidate, baselines, relative_error)
+    ope_members = tuple(ValueModel(m) for m in members) if cfg.gate.model_error else ()
+    if len(ope_members) < 2:
+        ope_members = ()
+    evidence.extend(
+        ope_evidence(cfg, model, candidate, baselines, panel, relative_error, ope_members)
+    )
     evidence.append(model_free_row(cfg, model, candidate, panel))
-    evidence.extend(model_evidence(cfg, model, panel, candidate))
+    evidence.extend(checks)
     canary_possible = cfg.serve.rollout.enabled and champion_ref != "staff_rules"
     decision = decide(evidence, cfg.gate.inconclusive, canary_possible)
     for warning in decision.warnings:
@@ -404,12 +422,16 @@ def simulation_rows(
     members: Sequence[WorldSpec],
     candidate: Policy,
     baselines: Sequence[tuple[Policy, str, bool]],
+    relative_error: float = float("nan"),
 ) -> list[Evidence]:
-    """The simulation test in every world of ``members``: the candidate against each
-    ``(policy, label, blocking)`` baseline on the same customers and random numbers."""
+    """The simulation test in every world of ``members`` (the same customers and random
+    numbers in each): the candidate against each ``(policy, label, blocking)`` baseline, one
+    row per baseline over the members' values (their spread and, with ``relative_error``, the
+    model check's bias bound counted in the interval, see
+    :func:`~journeyopt.tracking.promotion.simulation_evidence`)."""
     sim, gate = cfg.simulator, cfg.gate
-    rows: list[Evidence] = []
-    for k, member in enumerate(members):
+    values: list[list[np.ndarray]] = []  # per member: candidate, then each baseline
+    for member in members:
         result = evaluate_policies(
             member,
             [candidate, *(policy for policy, _, _ in baselines)],
@@ -421,21 +443,29 @@ def simulation_rows(
             rules=serving_rules(member, cfg.serve.rules),  # what serving will allow
             reference=None,
         )
-        source = f"member {k}" if len(members) > 1 else member.name
-        for j, (_, label, blocking) in enumerate(baselines):
-            key = f"simulation_member{k}" if len(members) > 1 else "simulation"
-            rows.append(
-                simulation_evidence(
-                    source,
-                    result.runs[0].value,
-                    result.runs[1 + j].value,
-                    gate.confidence,
-                    gate.min_sim_improvement,
-                    baseline=label,
-                    blocking=blocking,
-                    key=key if blocking else f"{key}_vs_practice",
-                )
+        values.append([run.value for run in result.runs])
+    source = members[0].name if len(members) == 1 else f"mean of {len(members)} members"
+    rows: list[Evidence] = []
+    for j, (_, label, blocking) in enumerate(baselines):
+        candidate_values = np.stack([v[0] for v in values])
+        baseline_values = np.stack([v[1 + j] for v in values])
+        uplifts = (candidate_values - baseline_values).mean(axis=1)
+        where = source if len(members) == 1 else (
+            f"{source} (uplifts {uplifts.min():+,.2f} to {uplifts.max():+,.2f})"
+        )  # fmt: skip
+        rows.append(
+            simulation_evidence(
+                where,
+                candidate_values,
+                baseline_values,
+                gate.confidence,
+                gate.min_sim_improvement,
+                baseline=label,
+                blocking=blocking,
+                key="simulation" if blocking else "simulation_vs_practice",
+                relative_error=relative_error,
             )
+        )
     return rows
 
 
@@ -510,6 +540,36 @@ def evidence_table(decision: Decision, candidate: str) -> Table:
             interval,
             e.criterion,
             _result(e),
+        )
+    return table
+
+
+def components_table(decision: Decision) -> Table | None:
+    """What each value test's interval is made of (None when no row measured the world's
+    error): the interval from sampling alone, the improvement's standard deviation across the
+    ensemble's members, the bias bound from the model check's relative bound, and the interval
+    that counts them all (docs/ope.md, *The value tests' intervals*)."""
+    rows = [
+        e
+        for e in decision.evidence
+        if e.test in ("simulation", "ope") and (np.isfinite(e.members_sd) or np.isfinite(e.bias))
+    ]
+    if not rows:
+        return None
+    title = "value tests: the interval with the world's own error"
+    table = Table(title=title, title_justify="left")
+    for column in ("test", "judged against", "sampling", "members SD", "world bias", "interval"):
+        left = column in ("test", "judged against")
+        table.add_column(column, justify="left" if left else "right")
+    for e in rows:
+        bias = f"±{e.bias:,.2f} (±{100 * e.relative_error:.1f} %)" if np.isfinite(e.bias) else "–"
+        table.add_row(
+            e.test,
+            e.baseline or "–",
+            f"{_number(e.sampling_low, False, True)} to {_number(e.sampling_high, False, True)}",
+            _number(e.members_sd, False, False),
+            bias,
+            f"{_number(e.lower_bound, False, True)} to {_number(e.ci_high, False, True)}",
         )
     return table
 
@@ -643,12 +703,18 @@ def ope_evidence(
     candidate: Policy,
     baselines: Sequence[tuple[Policy, str, bool]],
     panel: pd.DataFrame,
+    relative_error: float = float("nan"),
+    members: tuple[ValueModel, ...] = (),
 ) -> list[Evidence]:
     """The OPE test on the most recent weeks of the logs' ``panel`` (see
     :class:`PromoteOPEConfig`), the candidate against each ``(policy, label, blocking)``
     baseline; the long-term estimators value the policies over ``simulator.horizon_weeks``
     weeks from the window's first week (weeks of year from the logs' calendar), with
-    ``model`` as the model world."""
+    ``model`` as the model world. Their model-based part (the value-to-go) counts the world's
+    own error as the simulation test does (:func:`~journeyopt.tracking.promotion.
+    model_error_interval`): the paired improvement's spread across ``members`` (the
+    calibrated ensemble, each as the value-to-go's model) and, with ``relative_error`` (the
+    model check's bound), the bias bound on the two policies' value-to-go."""
     world = model.world
     estimator = cfg.gate.ope_estimator
     long_term = estimator in LONG_TERM_ESTIMATORS
@@ -663,7 +729,9 @@ def ope_evidence(
 
     def evaluate(policy: Policy) -> LogEvaluation:
         if long_term:
-            return evaluate_long_term(policy, logged, model, settings, cfg.simulator.horizon_weeks)
+            return evaluate_long_term(
+                policy, logged, model, settings, cfg.simulator.horizon_weeks, members
+            )
         return evaluate_on_logs(policy, logged, world, settings, (estimator,))
 
     cand = evaluate(candidate)
@@ -676,35 +744,59 @@ def ope_evidence(
     for policy, label, blocking in baselines:
         champ = evaluate(policy)
         diff = paired_improvement(cand, champ, estimator, settings)
-        notes = []
-        value_passed = diff.ci_low > threshold
-        if not value_passed:
-            notes.append(f"lower bound {diff.ci_low:.3f} is not above {threshold:g}")
+        member_uplifts = np.subtract(
+            cand.member_values.get(estimator, ()), champ.member_values.get(estimator, ())
+        )
+        members_sd = float(member_uplifts.std(ddof=1)) if len(member_uplifts) > 1 else np.nan
+        bias = bias_bound(
+            relative_error,
+            cand.model_part.get(estimator, np.nan),
+            champ.model_part.get(estimator, np.nan),
+        )
+        low, high = model_error_interval(
+            diff.value, diff.ci_low, diff.ci_high, members_sd, bias, cfg.gate.confidence
+        )
+        value_passed, value_inconclusive, value_note = value_verdict(low, diff.ci_low, threshold)
+        notes = [value_note] if value_note else []
         more = ""
+        overlap_short = False
         if cfg.gate.require_overlap and not cand.diagnostics.passed:
             notes.append("overlap diagnostics failed: " + "; ".join(cand.diagnostics.reasons))
             more = support_shortfall(
                 cand.diagnostics, cfg.ope.min_action_support, world.actions.names
             )
+            overlap_short = not more  # failed on more than support: evidence against
+        row = Evidence(
+            "ope",
+            source,
+            cand.intervals[estimator].value,
+            champ.intervals[estimator].value,
+            diff.value,
+            low,
+            threshold,
+            not notes,
+            "; ".join(notes),
+            blocking,
+            ci_high=high,
+            baseline=label,
+            criterion=f"lower bound > {threshold:g}"
+            + (", overlap diagnostics pass" if cfg.gate.require_overlap else ""),
+            key="ope" if blocking else "ope_vs_practice",
+            sampling_low=diff.ci_low,
+            sampling_high=diff.ci_high,
+            members_sd=members_sd,
+            bias=bias,
+            relative_error=relative_error if np.isfinite(bias) else np.nan,
+        )
+        inconclusive = bool(notes) and not overlap_short and (value_passed or value_inconclusive)
+        needed = [more] if more else []
+        if value_inconclusive:
+            needed.append(world_error_more_data(row))
         rows.append(
-            Evidence(
-                "ope",
-                source,
-                cand.intervals[estimator].value,
-                champ.intervals[estimator].value,
-                diff.value,
-                diff.ci_low,
-                threshold,
-                not notes,
-                "; ".join(notes),
-                blocking,
-                ci_high=diff.ci_high,
-                baseline=label,
-                criterion=f"lower bound > {threshold:g}"
-                + (", overlap diagnostics pass" if cfg.gate.require_overlap else ""),
-                key="ope" if blocking else "ope_vs_practice",
-                inconclusive=value_passed and bool(more),
-                more_data=more if value_passed else "",
+            replace(
+                row,
+                inconclusive=inconclusive,
+                more_data="; ".join(needed) if inconclusive else "",
             )
         )
     return rows

@@ -5,8 +5,10 @@ alias, or today's staff rules when no version holds it):
 
 1. simulation: both policies on the same simulated customers with common random numbers
    (:func:`journeyopt.evaluation.simulate.evaluate_policies`), in every member of the
-   calibrated ensemble when one is given (the smallest lower bound counts), else in the
-   configured world; the one-sided lower bound is ``mean - z * sd / sqrt(N)``;
+   calibrated ensemble when one is given, else in the configured world; the estimate is the
+   members' mean improvement, and its interval counts the world's own error besides sampling
+   noise (``gate.model_error``, :func:`simulation_evidence`, docs/ope.md): the members'
+   disagreement and the model check's bias bound;
 2. off-policy evaluation on the most recent held-out logs
    (:mod:`journeyopt.evaluation.ope`): the paired bootstrap lower bound of the configured
    estimator, and the overlap diagnostics of the candidate must pass. The default estimator
@@ -37,7 +39,10 @@ champion, the candidate is also judged against today's practice (rows that do no
 so both numbers are on the table.
 
 The alias moves only if every blocking test passed; otherwise the gate refuses with
-:class:`PromotionRefused` (exit code 3) naming the failed tests. The decision, the evidence
+:class:`PromotionRefused` (exit code 3) naming the failed tests, or with
+:class:`PromotionInconclusive` (exit code 4) when every failure is for want of evidence (a
+value test that passes on sampling noise and fails only through the world's own error
+among them). The decision, the evidence
 table, the reasons and the warnings are recorded as an MLflow run either way.
 """
 
@@ -128,6 +133,13 @@ class GateConfig:
             and a champion exists to compare it with, so the staged rollout's always-valid
             test becomes the evidence (recorded in the decision run and the alias reason).
             Evidence against the candidate refuses either way.
+        model_error: The value tests' intervals count the calibrated world's own error, not
+            only sampling noise (default): the improvement's spread across the ensemble's
+            members and a bias bound from the model check (the world's relative error on the
+            logging policy's value times the two policies' model-based values), see
+            docs/ope.md. A value test that passes on sampling noise alone and fails only
+            through the world's error is inconclusive (exit 4), not evidence against.
+            ``false``: sampling noise only (the intervals before this option existed).
     """
 
     confidence: float = 0.95
@@ -142,6 +154,7 @@ class GateConfig:
     require_model_check: bool = True
     require_model_free: bool = True
     inconclusive: str = "refuse"
+    model_error: bool = True
 
     def __post_init__(self) -> None:
         if self.inconclusive not in INCONCLUSIVE_CHOICES:
@@ -205,6 +218,16 @@ class Evidence:
             bound.
         more_data: How much more data would settle it (empty when not inconclusive), e.g.
             ``about 5.4 times the 1,793 logged customers``.
+        sampling_low, sampling_high: A value test's interval from sampling noise alone (the
+            simulated customers, or the bootstrap over logged customers): the gate's interval
+            before the world's own error is counted (NaN for the model's tests).
+        members_sd: Standard deviation of the improvement across the calibrated ensemble's
+            members, currency per customer (NaN when fewer than two were measured).
+        bias: Bound on the world's bias of the improvement, currency per customer:
+            ``relative_error * (|candidate| + |champion|)`` of the model-based values (NaN when
+            not measured).
+        relative_error: The model check's bound on the world's relative error, ``max(|gap_low|,
+            |gap_high|)`` of the logging policy's value (NaN when not measured).
     """
 
     test: str
@@ -224,6 +247,26 @@ class Evidence:
     key: str = ""
     inconclusive: bool = False
     more_data: str = ""
+    sampling_low: float = float("nan")
+    sampling_high: float = float("nan")
+    members_sd: float = float("nan")
+    bias: float = float("nan")
+    relative_error: float = float("nan")
+
+    @property
+    def components(self) -> str:
+        """The parts of a value test's interval in words (empty for the model's tests):
+        ``sampling -39.34 to -18.36; members SD 3.10; world bias ±212.4 (model check ±13.0 %)``."""
+        if not np.isfinite(self.sampling_low):
+            return ""
+        parts = [f"sampling {self.sampling_low:+,.2f} to {self.sampling_high:+,.2f}"]
+        if np.isfinite(self.members_sd):
+            parts.append(f"members SD {self.members_sd:,.2f}")
+        if np.isfinite(self.bias):
+            parts.append(
+                f"world bias ±{self.bias:,.2f} (model check ±{100 * self.relative_error:.1f} %)"
+            )
+        return "; ".join(parts)
 
     @property
     def metric_key(self) -> str:
@@ -236,6 +279,74 @@ def metric_slug(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z_.-]+", "_", text).strip("_") or "_"
 
 
+def model_error_interval(
+    estimate: float, low: float, high: float, members_sd: float, bias: float, confidence: float
+) -> tuple[float, float]:
+    """``(low, high)`` of an improvement's interval with the world's own error counted: per
+    side, the sampling half-width (``estimate - low``, ``high - estimate``) and ``z *
+    members_sd`` (the calibration's estimation error, as the spread of the improvement across
+    bootstrap members) in quadrature — independent errors —, then the ``bias`` bound added —
+    a systematic error, the bias-aware interval of Armstrong & Kolesár (2020, "Simple and
+    honest confidence intervals in nonparametric regression"): its lower end is a one-sided
+    bound at ``confidence`` whatever the bias within ``+-bias``. NaN parts count 0, so with no
+    members and no bias it is the sampling interval itself."""
+    z = float(norm.ppf(confidence))
+    spread = z * members_sd if np.isfinite(members_sd) else 0.0
+    extra = bias if np.isfinite(bias) else 0.0
+    return (
+        estimate - math.hypot(estimate - low, spread) - extra,
+        estimate + math.hypot(high - estimate, spread) + extra,
+    )
+
+
+def bias_bound(relative_error: float, candidate: float, champion: float) -> float:
+    """The world's largest bias of ``candidate - champion`` (model-based values, currency per
+    customer) when it errs on each policy's value by at most ``relative_error`` (the model
+    check's bound on the logging policy's value, see docs/ope.md): ``relative_error *
+    (|candidate| + |champion|)`` — the two errors may have opposite signs; NaN when the
+    relative error was not measured."""
+    if not np.isfinite(relative_error):
+        return float("nan")
+    if relative_error < 0:
+        raise ValueError(f"relative_error must be >= 0, got {relative_error}")
+    return relative_error * (abs(candidate) + abs(champion))
+
+
+def value_verdict(low: float, sampling_low: float, threshold: float) -> tuple[bool, bool, str]:
+    """``(passed, inconclusive, note)`` of a value test: it passes when the lower bound with the
+    world's error counted exceeds ``threshold``; a failure is evidence against when sampling
+    alone already puts the bound at or below it (the rule before the world's error was
+    counted), and inconclusive when only the world's error does (a world that cannot tell)."""
+    if low > threshold:
+        return True, False, ""
+    if sampling_low > threshold:
+        return (
+            False,
+            True,
+            (
+                f"lower bound {low:.3f} is not above {threshold:g} once the world's own error is "
+                f"counted (sampling alone: {sampling_low:.3f})"
+            ),
+        )
+    return False, False, f"lower bound {low:.3f} is not above {threshold:g}"
+
+
+def world_error_more_data(e: Evidence) -> str:
+    """What would settle a value test made inconclusive by the world's own error."""
+    parts = []
+    if np.isfinite(e.members_sd):
+        parts.append(f"the members disagree (SD {e.members_sd:,.2f})")
+    if np.isfinite(e.bias):
+        parts.append(
+            f"the model check allows ±{100 * e.relative_error:.1f} % on each value (bias "
+            f"±{e.bias:,.2f})"
+        )
+    return (
+        "; ".join(parts) + ": a world shown closer on the logs (more logged customers narrow "
+        "the model check) or a larger margin"
+    )
+
+
 def simulation_evidence(
     source: str,
     candidate: Float,
@@ -245,32 +356,54 @@ def simulation_evidence(
     baseline: str = "",
     blocking: bool = True,
     key: str = "simulation",
+    relative_error: float = float("nan"),
 ) -> Evidence:
-    """The simulation test from per-customer values (N,) of both policies (same customers,
-    common random numbers); the interval is ``mean +- z * sd / sqrt(N)``."""
-    diff = candidate - champion
+    """The simulation test from per-customer values of both policies, (N,) in one world or
+    (M, N) in each of ``M`` ensemble members (same customers, common random numbers).
+
+    The estimate is the members' mean improvement; its sampling interval ``mean +- z * se``
+    with ``se**2`` the members' mean of ``var_k / N`` (the customers' noise, the same in every
+    member); the interval then counts the world's own error (:func:`model_error_interval`):
+    the members' standard deviation of the improvement and, with ``relative_error`` (the model
+    check's bound), the bias bound :func:`bias_bound` on the members' mean values. With one
+    world (or identical members) and no ``relative_error`` it is the sampling interval."""
+    cand, champ = np.atleast_2d(candidate), np.atleast_2d(champion)
+    diff = cand - champ
     z = float(norm.ppf(confidence))
-    mean = float(diff.mean())
-    half = z * float(diff.std(ddof=1)) / np.sqrt(diff.shape[0])
-    bound = mean - half
-    passed = bound > threshold
-    note = "" if passed else f"lower bound {bound:.3f} is not above {threshold:g}"
-    return Evidence(
+    per_member = diff.mean(axis=1)
+    mean = float(per_member.mean())
+    se = float(np.sqrt((diff.var(axis=1, ddof=1) / diff.shape[1]).mean()))
+    members_sd = float(per_member.std(ddof=1)) if len(per_member) > 1 else float("nan")
+    bias = bias_bound(relative_error, float(cand.mean()), float(champ.mean()))
+    low, high = model_error_interval(
+        mean, mean - z * se, mean + z * se, members_sd, bias, confidence
+    )
+    passed, inconclusive, note = value_verdict(low, mean - z * se, threshold)
+    evidence = Evidence(
         "simulation",
         source,
-        float(candidate.mean()),
-        float(champion.mean()),
+        float(cand.mean()),
+        float(champ.mean()),
         mean,
-        bound,
+        low,
         threshold,
         passed,
         note,
         blocking,
-        ci_high=mean + half,
+        ci_high=high,
         baseline=baseline,
         criterion=f"lower bound > {threshold:g}",
         key=key,
+        inconclusive=inconclusive,
+        sampling_low=mean - z * se,
+        sampling_high=mean + z * se,
+        members_sd=members_sd,
+        bias=bias,
+        relative_error=relative_error,
     )
+    if inconclusive:
+        return replace(evidence, more_data=world_error_more_data(evidence))
+    return evidence
 
 
 def data_factor(gap: float, low: float, high: float, tolerance: float) -> float:
@@ -507,6 +640,11 @@ class Decision:
                 "ci_high": e.ci_high,
                 "threshold": e.threshold,
                 "passed": float(e.passed),
+                "sampling_ci_low": e.sampling_low,
+                "sampling_ci_high": e.sampling_high,
+                "members_sd": e.members_sd,
+                "bias": e.bias,
+                "model_check_bound": e.relative_error,
             }
             for name, value in values.items():
                 if np.isfinite(value):

@@ -110,6 +110,13 @@ class LogEvaluation:
         diagnostics: Overlap diagnostics.
         model_spread: Estimator name -> standard deviation of its value across the model
             world's ensemble members, currency (empty when no members were given).
+        member_values: Estimator name -> (M,) its value in each ensemble member, in the
+            members' order (paired differences between policies take them member by member),
+            currency per customer (empty when no members were given).
+        model_part: Estimator name -> the part of its value that is the model world's alone,
+            currency per customer: for ``lt_dr`` the discounted, importance-weighted
+            value-to-go after the window (``mean_k gamma^H R_{H-1} v_H``), for ``lt_dm`` the
+            whole value (empty for the window-only estimators).
     """
 
     policy: str
@@ -117,6 +124,8 @@ class LogEvaluation:
     intervals: dict[str, Interval]
     diagnostics: Diagnostics
     model_spread: dict[str, float] = field(default_factory=dict)
+    member_values: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    model_part: dict[str, float] = field(default_factory=dict)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -251,7 +260,7 @@ def evaluate_long_term(
         settings.gamma,
     )
 
-    def long_term(world: WorldSpec | ValueModel) -> tuple[Statistic, Statistic]:
+    def long_term(world: WorldSpec | ValueModel) -> tuple[Statistic, Statistic, float]:
         vm = world if isinstance(world, ValueModel) else ValueModel(world)
         woy = cyclic_weeks_of_year(int(logged.week_of_year[0]), value_horizon_weeks)
         visited = visited_states(
@@ -267,28 +276,37 @@ def evaluate_long_term(
             value_horizon_weeks,
             visited,
         )
-        return DirectValue("lt_dm").statistic(window, q), LongTermDR().statistic(
-            window, q, terminal
+        tail = window.gamma**h * window.cumulative_ratio[:, -1] * terminal
+        return (
+            DirectValue("lt_dm").statistic(window, q),
+            LongTermDR().statistic(window, q, terminal),
+            float(tail.mean()),
         )
 
-    lt_dm, lt_dr = long_term(model)
+    lt_dm, lt_dr, tail = long_term(model)
     statistics = {"lt_dm": lt_dm, "lt_dr": lt_dr}
+    model_part = {"lt_dm": lt_dm.value(), "lt_dr": tail}
     intervals = {
         name: bootstrap_interval(stat, settings.n_boot, settings.confidence, settings.seed)
         for name, stat in statistics.items()
     }
     spread: dict[str, float] = {}
+    per_member: dict[str, tuple[float, ...]] = {}
     if members:
-        values = np.array([[s.value() for s in long_term(m)] for m in members])
-        spread = {
-            "lt_dm": float(values[:, 0].std(ddof=1)),
-            "lt_dr": float(values[:, 1].std(ddof=1)),
-        }
+        values = np.array([[s.value() for s in long_term(m)[:2]] for m in members])
+        per_member = {"lt_dm": tuple(values[:, 0]), "lt_dr": tuple(values[:, 1])}
+        if len(members) > 1:
+            spread = {
+                "lt_dm": float(values[:, 0].std(ddof=1)),
+                "lt_dr": float(values[:, 1].std(ddof=1)),
+            }
     world = model.world if isinstance(model, ValueModel) else model
     diagnostics = diagnose(
         window, logged.segment, logged.segment_names, settings.thresholds, world.actions.names
     )
-    return LogEvaluation(policy.name, statistics, intervals, diagnostics, spread)
+    return LogEvaluation(
+        policy.name, statistics, intervals, diagnostics, spread, per_member, model_part
+    )
 
 
 def paired_improvement(
