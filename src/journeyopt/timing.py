@@ -3,13 +3,15 @@
 A long command (``journeyopt-calibrate``) times its consecutive stages with one
 :class:`Stopwatch`: each stage is logged at INFO as ``stage <name>: <wall> s wall, <cpu> s
 CPU`` on the ``journeyopt`` logger (so it lands in the command's Hydra log file), and the totals
-per stage are kept for the caller. CPU time is the whole process's (every thread), which a busy
-shared machine disturbs less than wall time.
+per stage are kept for the caller. CPU time is the whole process's (every thread) plus that of
+its finished child processes (the workers of :mod:`journeyopt.parallel`), which a busy shared
+machine disturbs less than wall time.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -22,13 +24,19 @@ STAGE_LINE = re.compile(
 """Pattern of a logged stage line (what benchmarks read back from a log file)."""
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process (every thread) and of its waited-for child processes."""
+    children = os.times()
+    return time.process_time() + children.children_user + children.children_system
+
+
 @dataclass(frozen=True)
 class StageTime:
     """Time spent in one stage.
 
     Attributes:
         wall: Wall-clock seconds.
-        cpu: CPU seconds of the process (all threads).
+        cpu: CPU seconds of the process (all threads) and its finished child processes.
     """
 
     wall: float
@@ -46,11 +54,11 @@ class Stopwatch:
 
     stages: dict[str, StageTime] = field(default_factory=dict)
     _wall: float = field(default_factory=time.perf_counter, repr=False)
-    _cpu: float = field(default_factory=time.process_time, repr=False)
+    _cpu: float = field(default_factory=cpu_seconds, repr=False)
 
     def lap(self, name: str) -> StageTime:
         """End stage ``name`` now: log its time, add it to :attr:`stages` and return it."""
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu = time.perf_counter(), cpu_seconds()
         took = StageTime(wall - self._wall, cpu - self._cpu)
         self._wall, self._cpu = wall, cpu
         before = self.stages.get(name, StageTime(0.0, 0.0))

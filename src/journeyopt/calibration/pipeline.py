@@ -14,6 +14,7 @@ fidelity card and an MLflow run.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -52,9 +53,10 @@ from journeyopt.outputs import check_output_dir, staged_output_dir
 from journeyopt.panel.build import build_panel_and_state, state_at
 from journeyopt.panel.config import feature_spec
 from journeyopt.panel.state import CustomerState
+from journeyopt.parallel import run_tasks
 from journeyopt.sim.discrete import DiscreteLayout
 from journeyopt.sim.rules import ActionCatalog
-from journeyopt.sim.world import DiscreteSpec, load_world
+from journeyopt.sim.world import DiscreteSpec, WorldSpec, load_world
 from journeyopt.timing import StageTime, Stopwatch
 from journeyopt.tracking.run import tracked_run
 
@@ -273,14 +275,16 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     if not hold_panel.empty:
         split_start = pd.Timestamp(hold_panel["week_start"].min())
         ids, state = state_at(logs, panel_cfg, channels, split_start)
-        holdout = holdout_report(est, structure, hold_panel, ids, state, fit_panel, cal, divisors)
+        holdout, members, value_rows = _holdouts(
+            est, structure, hold_panel, ids, state, fit_panel, cfg, divisors
+        )
         if not est.identified:  # purchase-only logs: BG/NBD is the reference model
             bought = fit_panel[fit_panel["conversions"].to_numpy() > 0]
             codes, _ = pd.factorize(bought["customer_id"])
             n_hold = int(hold_panel["week"].nunique())
             week = bought["week"].to_numpy(np.int64)
             holdout = holdout.with_reference(panel_reference(codes, week, first_holdout, n_hold))
-        fidelity = _card_fidelity(est, structure, hold_panel, ids, state, fit_panel, cfg, holdout)
+        fidelity = _card_fidelity(est, structure, hold_panel, cfg, holdout, members, value_rows)
     clock.lap("holdout")
     policies = None
     if truth is not None:
@@ -314,7 +318,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     )
 
 
-def _card_fidelity(
+def _holdouts(
     est: Estimate,
     structure: Structure,
     hold_panel: pd.DataFrame,
@@ -322,29 +326,52 @@ def _card_fidelity(
     state: CustomerState,
     fit_panel: pd.DataFrame,
     cfg: CalibrateConfig,
+    divisors: NDArray[np.float64] | None,
+) -> tuple[HoldoutReport, list[tuple[WorldSpec, HoldoutReport]], pd.DataFrame | None]:
+    """The point world's hold-out report, with ``calibration.card.ensemble`` each member's
+    (simulated on the same customers with the same random numbers), and the point world's
+    by-action value rows (None when the logs do not identify contact effects): independent
+    tasks, run on ``calibration.workers`` processes (:func:`journeyopt.parallel.run_tasks`).
+    """
+    cal = cfg.calibration
+    worlds = [est.calibrated.world]
+    if cal.card.ensemble:
+        worlds += list(est.calibrated.members)
+
+    def report(world: WorldSpec) -> Callable[[], HoldoutReport | pd.DataFrame | None]:
+        world_est = replace(est, calibrated=replace(est.calibrated, world=world))
+        return lambda: holdout_report(
+            world_est, structure, hold_panel, ids, state, fit_panel, cal, divisors
+        )
+
+    def value() -> pd.DataFrame | None:
+        if not est.identified:
+            return None
+        world = est.calibrated.world
+        return value_calibration(world, hold_panel, cal.card, cal.gamma, cfg.data.amounts, cal.seed)
+
+    results = run_tasks([*(report(w) for w in worlds), value], cal.workers)
+    reports = [cast(HoldoutReport, r) for r in results[: len(worlds)]]
+    members = list(zip(worlds[1:], reports[1:], strict=True))
+    return reports[0], members, cast(pd.DataFrame | None, results[-1])
+
+
+def _card_fidelity(
+    est: Estimate,
+    structure: Structure,
+    hold_panel: pd.DataFrame,
+    cfg: CalibrateConfig,
     holdout: HoldoutReport,
+    members: list[tuple[WorldSpec, HoldoutReport]],
+    value_rows: pd.DataFrame | None,
 ) -> CardFidelity:
     """The card's by-action calibration, weekly tracking and, with ``calibration.card.ensemble``,
-    every figure's spread across the ensemble members (each member's hold-out simulated on
-    the same customers with the same random numbers)."""
+    every figure's spread across the ensemble members (their hold-out ``members``)."""
     cal = cfg.calibration
     world = est.calibrated.world
     divisors = structure.actions.list_divisors(cfg.data.amounts)
     origin = int(est.calibrated.meta.get("practice_calendar", {}).get("week", 0))
     decisions = holdout_decisions(world, hold_panel, divisors, origin)
-    members = []
-    if cal.card.ensemble:
-        for member in est.calibrated.members:
-            member_est = replace(est, calibrated=replace(est.calibrated, world=member))
-            report = holdout_report(
-                member_est, structure, hold_panel, ids, state, fit_panel, cal, divisors
-            )
-            members.append((member, report))
-    value_rows = (
-        value_calibration(world, hold_panel, cal.card, cal.gamma, cfg.data.amounts, cal.seed)
-        if est.identified
-        else None
-    )
     return card_fidelity(world, holdout, decisions, cal.card, members, cal.seed, value_rows)
 
 

@@ -1,0 +1,51 @@
+"""Independent tasks on forked workers: the same results in the same order as one after the
+other, in other processes, sharing the caller's memory (closures over large arrays are not
+pickled), errors surfacing in the caller."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from journeyopt.parallel import available_cores, resolve_workers, run_tasks
+
+
+def test_results_come_back_in_order_from_other_processes() -> None:
+    data = np.arange(2_000_000, dtype=np.float64)  # shared with the workers, not pickled
+
+    def task(k: int) -> Callable[[], tuple[int, float, int]]:
+        return lambda: (k, float(data[k::7].sum()), os.getpid())
+
+    serial = run_tasks([task(k) for k in range(7)], workers=1)
+    forked = run_tasks([task(k) for k in range(7)], workers=2)
+    assert [r[:2] for r in forked] == [r[:2] for r in serial]
+    assert all(r[2] == os.getpid() for r in serial)
+    assert os.getpid() not in {r[2] for r in forked}
+
+
+def test_seeded_tasks_give_the_same_numbers_whatever_the_workers() -> None:
+    def draw(seed: int) -> Callable[[], np.ndarray]:
+        return lambda: np.random.default_rng(seed).normal(size=1000)
+
+    one = run_tasks([draw(s) for s in range(5)], workers=1)
+    two = run_tasks([draw(s) for s in range(5)], workers=2)
+    assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))
+
+
+def test_a_failing_task_raises_in_the_caller() -> None:
+    def fail() -> int:
+        raise RuntimeError("task 1 failed")
+
+    with pytest.raises(RuntimeError, match="task 1 failed"):
+        run_tasks([lambda: 0, fail, lambda: 2], workers=2)
+
+
+def test_workers_setting() -> None:
+    assert resolve_workers(0) == available_cores() >= 1
+    assert resolve_workers(3) == 3
+    with pytest.raises(ValueError, match="workers must be >= 0"):
+        resolve_workers(-1)
+    assert run_tasks([], workers=2) == []
