@@ -16,7 +16,11 @@ by customer id to the truth's states at that date (``true_states.npz`` written b
 export by ``generate``; for an export without it, the history is simulated again from the same
 seed and checked against the export's counts). Both worlds start in the as-of week, with the
 same world seed for every policy; the shop's all-channel contact rule is a mask and a guard in
-both worlds.
+both worlds. The calibrated world's exact optimum plans under the contact rules ``--rules``
+(default ``shop``: the truth's own rule, at most ``max_contacts`` contacts in any
+``history_weeks`` weeks over all channels; or a file of ``configs/rules/``) as far as its
+summary represents them (``summary.json`` names what it did not see); the optimum planned
+without them is run beside it (``calibrated_optimum_without_rules``).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from journeyopt.calibration.calibrated import align_segments
 from journeyopt.calibration.policy_fidelity import AlwaysAction
 from journeyopt.panel.state import CustomerState
 from journeyopt.panel.weeks import week_of_year
-from journeyopt.sim.config import shipped_practice
+from journeyopt.sim.config import CapConfig, RulesConfig, shipped_practice, shipped_rules
 from journeyopt.sim.optimum import cyclic_weeks_of_year, solve_optimum
 from journeyopt.sim.shop import ShopSpec, ShopState, guard, load_shop
 from journeyopt.sim.shop_eval import (
@@ -147,7 +151,12 @@ def evaluate(args: argparse.Namespace) -> None:
     first_woy = int(week_of_year(pd.Timestamp(base.as_of), 0)[0])
     practice = shipped_practice(args.practice).practice_for(obs, "practice")
     true_opt = solve_shop_optimum(spec, horizon, gamma, first_woy)
-    cal_opt = solve_optimum(calibrated, horizon, gamma, cyclic_weeks_of_year(first_woy, horizon))
+    rules = serving_rules(spec, args.rules)
+    cal_weeks = cyclic_weeks_of_year(first_woy, horizon)
+    cal_opt = solve_optimum(
+        calibrated, horizon, gamma, cal_weeks, rules=rules.for_world(calibrated, "--rules")
+    )
+    unaware = solve_optimum(calibrated, horizon, gamma, cal_weeks)
 
     def product(policy: Policy) -> tuple[Chooser, Chooser]:
         return (
@@ -166,6 +175,9 @@ def evaluate(args: argparse.Namespace) -> None:
         if a:
             policies[f"always_{name}"] = product(AlwaysAction(a, f"always_{name}"))
     policies["calibrated_optimum"] = product(OptimumPolicy(calibrated, cal_opt))
+    policies["calibrated_optimum_without_rules"] = product(
+        OptimumPolicy(calibrated, unaware, name="optimum_without_rules")
+    )
     policies["calibrated_myopic"] = product(MyopicPolicy(calibrated))
     rows = []
     runs = {}
@@ -242,11 +254,34 @@ def evaluate(args: argparse.Namespace) -> None:
             by["calibrated_optimum"]["calibrated_value"]
         ),
         "rule_violations": int(table["rule_violations"].sum()),
+        "calibrated_optimum_rules": cal_opt.rules,
+        "calibrated_optimum_unseen_rules": list(cal_opt.unseen_rules),
+        "calibrated_optimum_minus_without_rules": float(
+            (cal_in_truth - runs["calibrated_optimum_without_rules"].value).mean()
+        ),
+        "calibrated_optimum_minus_without_rules_ci95": float(
+            1.96
+            * (cal_in_truth - runs["calibrated_optimum_without_rules"].value).std(ddof=1)
+            / np.sqrt(paired.shape[0])
+        ),
+        "calibrated_optimum_without_rules_share_of_true_optimum_exact": float(
+            runs["calibrated_optimum_without_rules"].value.mean() / exact_opt
+        ),
         **type_blind_values(spec, true_opt, pop.true, horizon, gamma, first_woy),
         "calibrated_optimum_contacts_dropped_by_the_rule": dropped_by_rule(
             spec,
             pop,
             OptimumPolicy(calibrated, cal_opt),
+            obs,
+            horizon,
+            gamma,
+            world_seed,
+            first_woy,
+        ),
+        "calibrated_optimum_without_rules_contacts_dropped_by_the_rule": dropped_by_rule(
+            spec,
+            pop,
+            OptimumPolicy(calibrated, unaware),
             obs,
             horizon,
             gamma,
@@ -260,6 +295,16 @@ def evaluate(args: argparse.Namespace) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(table.to_string(index=False))
     print(json.dumps(summary, indent=2))
+
+
+def serving_rules(spec: ShopSpec, name: str) -> RulesConfig:
+    """The contact rules the calibrated optimum plans under: ``shop``, the truth's own rule
+    (at most ``max_contacts`` contacts over all channels in any ``history_weeks`` weeks), or a
+    shipped rules file (``configs/rules/<name>.yaml``)."""
+    if name != "shop":
+        return shipped_rules(name)
+    cap = CapConfig(max=spec.max_contacts, window_weeks=spec.history_weeks, over="all")
+    return RulesConfig(caps=[cap])
 
 
 def type_blind_values(
@@ -340,6 +385,11 @@ def main() -> None:
     ev.add_argument("--horizon", type=int, default=52)
     ev.add_argument("--gamma", type=float, default=0.995)
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument(
+        "--rules",
+        default="shop",
+        help="rules the calibrated optimum plans under: shop (the truth's own) or a rules file",
+    )
     ev.add_argument("--out", required=True)
     ev.set_defaults(run=evaluate)
     args = parser.parse_args()

@@ -15,6 +15,12 @@ share their state features; else a draw of the true world's synthetic initial po
 - ``sim_to_real``: the calibrated world's exact DP optimum, evaluated exactly in the true world
   (:func:`journeyopt.sim.optimum.evaluate_table_policy` on the customers' initial states), as a
   share of the true optimum's value (exact DP values, not simulated).
+
+Without contact rules every policy acts under each world's own rule (opt-outs, unsupported
+actions), as the calibration does. With ``rules`` (the rules the policies are served under),
+every policy is masked by them in both worlds and both optima plan under them
+(``solve_optimum(..., rules=)``); ``sim_to_real`` is NaN when a summary cannot evaluate one
+of them (no exact value then).
 """
 
 from __future__ import annotations
@@ -41,11 +47,13 @@ from journeyopt.errors import ConfigError
 from journeyopt.evaluation.simulate import simulate_policy
 from journeyopt.panel.state import state_features
 from journeyopt.sim.behaviour import contact_rules
+from journeyopt.sim.config import RulesConfig
 from journeyopt.sim.discrete import Summary, discrete_state
 from journeyopt.sim.env import EpisodeClock
 from journeyopt.sim.optimum import cyclic_weeks_of_year, evaluate_table_policy, solve_optimum
 from journeyopt.sim.population import starting_population
 from journeyopt.sim.practice import LoggedPractice, Practice
+from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import WorldSpec
 
 
@@ -97,11 +105,12 @@ def policies_to_compare(
     gamma: float,
     start: int,
     practice: Practice | LoggedPractice | None = None,
+    rules: ContactRules | None = None,
 ) -> list[Policy]:
-    """No contact, random, today's ``practice``, myopic (true model), the true optimum and
-    every single-action policy."""
+    """No contact, random, today's ``practice``, myopic (true model), the true optimum (under
+    ``rules`` when given, for ``truth``) and every single-action policy."""
     woy = cyclic_weeks_of_year(start, horizon)
-    optimum = solve_optimum(truth, horizon, gamma, woy)
+    optimum = solve_optimum(truth, horizon, gamma, woy, rules=rules)
     out: list[Policy] = [
         NoContact(),
         UniformRandom(),
@@ -135,9 +144,13 @@ def check_truth(truth: WorldSpec, segments: Sequence[str], actions: Sequence[str
 
 
 def policy_fidelity(
-    truth: WorldSpec, calibrated: WorldSpec, cfg: CalibrationConfig
+    truth: WorldSpec,
+    calibrated: WorldSpec,
+    cfg: CalibrationConfig,
+    rules: RulesConfig | None = None,
 ) -> PolicyFidelity:
-    """Compare policy values in ``truth`` and ``calibrated`` (see the module docstring)."""
+    """Compare policy values in ``truth`` and ``calibrated`` (see the module docstring), under
+    the contact ``rules`` the policies are served under (None: each world's own rule)."""
     if truth.actions.names != calibrated.actions.names:
         raise ValueError("the calibrated world must have the true world's action catalogue")
     calibrated = align_segments(calibrated, truth.segment_names)
@@ -154,6 +167,14 @@ def policy_fidelity(
             conversion_gap=truth.features.conversion_gap or calibrated.features.conversion_gap,
         ),
     )
+    if rules is not None:  # both worlds' states count what the rules read
+        truth = rules.world_for(truth, "rules")
+        calibrated = rules.world_for(calibrated, "rules")
+    true_rules, cal_rules = (
+        (rules.for_world(truth, "rules"), rules.for_world(calibrated, "rules"))
+        if rules is not None
+        else (contact_rules(truth), contact_rules(calibrated))
+    )
     horizon, gamma, start = cfg.policy_horizon_weeks, cfg.gamma, 1
     clock = EpisodeClock.of(horizon, start)
     population_seed, world_seed, policy_seed = np.random.SeedSequence(cfg.seed).spawn(3)
@@ -165,11 +186,12 @@ def policy_fidelity(
         horizon,
     )
     practice = cfg.staff.practice_for(truth, "calibration.staff")
-    policies = policies_to_compare(truth, calibrated, horizon, gamma, start, practice)
+    served = true_rules if rules is not None else None
+    policies = policies_to_compare(truth, calibrated, horizon, gamma, start, practice, served)
     rows = []
     for policy in policies:
         values = []
-        for world in (truth, calibrated):
+        for world, world_rules in ((truth, true_rules), (calibrated, cal_rules)):
             run = simulate_policy(
                 world,
                 policy,
@@ -179,7 +201,7 @@ def policy_fidelity(
                 gamma,
                 np.random.default_rng(world_seed),
                 np.random.default_rng(policy_seed),
-                contact_rules(world),
+                world_rules,
             )
             values.append(float(np.mean(run.value)))
         rows.append({"policy": policy.name, "true_value": values[0], "calibrated_value": values[1]})
@@ -192,7 +214,14 @@ def policy_fidelity(
     mare = float(table["rel_error"].abs().mean())
     spearman = float(spearmanr(table["true_value"], table["calibrated_value"]).statistic)
     ratio = sim_to_real(
-        truth, calibrated, state_features(state, truth.features), segment, horizon, gamma, start
+        truth,
+        calibrated,
+        state_features(state, truth.features),
+        segment,
+        horizon,
+        gamma,
+        start,
+        (true_rules, cal_rules) if rules is not None else None,
     )
     return PolicyFidelity(
         table,
@@ -215,14 +244,18 @@ def sim_to_real(
     horizon: int,
     gamma: float,
     start: int,
+    rules: tuple[ContactRules, ContactRules] | None = None,
 ) -> float:
     """Exact true-world value of the calibrated world's DP optimum over the true optimum's, on
-    the customers' initial discrete states (mean over customers).
+    the customers' initial discrete states (mean over customers); with ``rules`` (the served
+    rules for the truth and for the calibrated world) both optima plan under them and the
+    calibrated one is valued under the truth's guard.
 
     NaN when the calibrated summary keeps a component the truth's does not (a contact
     pattern, the last action, the gap between conversions): its optimum then acts on what
     the truth's summary does not track, so it has no exact value over the truth's states (the
-    simulated comparison still values it)."""
+    simulated comparison still values it); NaN too when a summary cannot evaluate one of
+    ``rules``."""
     mine, theirs = calibrated.discrete, truth.discrete
     if (mine.contact_pattern_weeks, mine.last_action, mine.gap_cap_weeks, mine.gap_bin_weeks) != (
         theirs.contact_pattern_weeks,
@@ -232,12 +265,15 @@ def sim_to_real(
     ):
         return float("nan")
     woy = cyclic_weeks_of_year(start, horizon)
-    cal_opt = solve_optimum(calibrated, horizon, gamma, woy)
-    true_opt = solve_optimum(truth, horizon, gamma, woy)
+    true_rules, cal_rules = rules if rules is not None else (None, None)
+    cal_opt = solve_optimum(calibrated, horizon, gamma, woy, rules=cal_rules)
+    true_opt = solve_optimum(truth, horizon, gamma, woy, rules=true_rules)
+    if cal_opt.unseen_rules or true_opt.unseen_rules:
+        return float("nan")
 
     def follow(states: Summary, t: int) -> IntArray:
         return cal_opt.actions[t, cal_opt.layout.encode(states)].astype(np.int64)
 
-    values = evaluate_table_policy(truth, follow, gamma, woy)
+    values = evaluate_table_policy(truth, follow, gamma, woy, rules=true_rules)
     x = discrete_state(features, segment, truth)
     return float(np.mean(values[0, x]) / np.mean(true_opt.values[0, x]))
