@@ -147,8 +147,10 @@ class MyopicPolicy:
 class OptimumPolicy:
     """The exact optimum: the DP's action for the customer's discrete state and episode week.
 
-    Optimal under the world's own rules (opt-outs only); under stricter masks a forbidden
-    optimal action becomes ``none`` (and the result is no longer optimal).
+    Optimal under the contact rules it was solved with (``optimum.rules``: the world's own,
+    opt-outs only, unless ``solve_optimum(..., rules=)``); under masks it did not plan for
+    (``optimum.unseen_rules``, or rules other than its own) a forbidden planned action becomes
+    ``none`` (and the result is no longer optimal).
 
     Attributes:
         world: The world the optimum was solved for.
