@@ -180,7 +180,9 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     # the panel counts what every candidate summary reads (calibration.summary)
     specs = candidate_specs(DiscreteSpec(**asdict(cal.caps)), cal.summary)
     panel_cfg = summary_panel_config(cfg.panel, specs, source.action_names)
-    panel, known_ids, end_state = build_panel_and_state(logs, panel_cfg, channels)
+    panel, known_ids, end_state = build_panel_and_state(
+        logs, panel_cfg, channels, through_as_of=True
+    )
     if panel.empty:
         raise JourneyoptError(f"{source.path}: the logs give an empty panel")
     first_holdout = split_week(panel, cal.split, cal.holdout_weeks)

@@ -145,12 +145,23 @@ def build_panel(
 
 
 def build_panel_and_state(
-    logs: CanonicalLogs, cfg: PanelConfig, contact_channels: Sequence[str]
+    logs: CanonicalLogs,
+    cfg: PanelConfig,
+    contact_channels: Sequence[str],
+    *,
+    through_as_of: bool = False,
 ) -> tuple[pd.DataFrame, NDArray[np.object_], CustomerState]:
     """:func:`build_panel`, and the state its walk ends in (as :func:`write_panel_and_state`:
     every customer known at the panel's as-of instant, at the start of the week containing
-    it), from one aggregation of the logs."""
-    walk = _PanelWalk(logs, cfg, contact_channels)
+    it), from one aggregation of the logs.
+
+    With ``through_as_of`` the state also counts the week containing the as-of instant when
+    the logs hold activity in it and none after the instant (the default as-of, the last
+    activity, always): the state at the start of the week after it (``state.week`` the
+    panel's last week + 2). That week gets no panel rows (it is not complete), but its logged
+    orders, refunds, contacts and opt-outs are not lost to a state the future starts from (the
+    calibrated world's starting base)."""
+    walk = _PanelWalk(logs, cfg, contact_channels, through_as_of=through_as_of)
     tables = list(walk.tables())
     panel = pa.concat_tables(tables).to_pandas() if tables else empty_panel(walk.spec)
     return panel, walk.ids(), walk.state
@@ -281,12 +292,24 @@ class _PanelWalk:
     """
 
     def __init__(
-        self, logs: CanonicalLogs, cfg: PanelConfig, contact_channels: Sequence[str]
+        self,
+        logs: CanonicalLogs,
+        cfg: PanelConfig,
+        contact_channels: Sequence[str],
+        *,
+        through_as_of: bool = False,
     ) -> None:
         self.spec = feature_spec(cfg, contact_channels)
         origin, self.n_weeks = panel_window(logs, cfg)
-        as_of_ns = int(resolve_as_of(logs, cfg).as_unit("ns").value)
-        self.agg = aggregate(logs, self.spec.contact_channels, origin, self.n_weeks, as_of_ns)
+        as_of = resolve_as_of(logs, cfg)
+        as_of_ns = int(as_of.as_unit("ns").value)
+        # the as-of week: folded into the final state (not into rows) when it is logged up
+        # to the as-of instant and no further, see build_panel_and_state
+        last = last_activity(logs)
+        begins = origin + pd.Timedelta(weeks=self.n_weeks)
+        self.tail = through_as_of and last is not None and begins <= last <= as_of
+        weeks = self.n_weeks + int(self.tail)
+        self.agg = aggregate(logs, self.spec.contact_channels, origin, weeks, as_of_ns)
         customers = self.agg.customers
         n_panel = int(np.searchsorted(customers.first_week, self.n_weeks, side="left"))
         # The rows' attribute categories are those of the customers with rows only.
@@ -309,7 +332,8 @@ class _PanelWalk:
         return self.agg.customers.ids.to_numpy(zero_copy_only=False)
 
     def tables(self) -> Iterator[pa.Table]:
-        """The weeks' rows in order (see :func:`build_panel`), advancing ``state``."""
+        """The weeks' rows in order (see :func:`build_panel`), advancing ``state`` (and, with
+        ``tail``, by the as-of week after the last row)."""
         agg, spec = self._row_agg, self.spec
         for t in range(self.n_weeks):
             n = int(np.searchsorted(agg.customers.first_week, t, side="right"))
@@ -319,6 +343,8 @@ class _PanelWalk:
                     agg, spec, t, self.state.take(slice(0, n)), activity, _decisions(agg, t)
                 )
             self.state = advance(self.state, activity, inplace=True)
+        if self.tail:
+            self.state = advance(self.state, _activity(agg, self.n_weeks, spec), inplace=True)
 
 
 def _used_categories(

@@ -6,8 +6,9 @@ A shop world (:mod:`journeyopt.sim.shop`) has its own true state, but the produc
 
 - the true state (:class:`~journeyopt.sim.shop.ShopState`), stepped by the world;
 - the panel state (:class:`~journeyopt.panel.state.CustomerState`), advanced each week with the
-  activity the logs would show (orders, e-mail clicks, contacts per channel, the all-channel
-  opt-out), exactly as the panel builds it from the export.
+  activity the logs would show (orders, refunds in the week they are booked, e-mail clicks,
+  contacts per channel, the all-channel opt-out), exactly as the panel builds it from the
+  export: a week's revenue is net of that week's refunds (:class:`RefundBook`).
 
 A *chooser* maps (true state, panel state, episode week, week of year, allowed actions) to
 actions; :func:`product_chooser` wraps a product :class:`~journeyopt.agents.policy.Policy`
@@ -114,11 +115,46 @@ def observable_world(spec: ShopSpec, features: FeatureSpec | None = None) -> Wor
     )
 
 
-def week_activity(spec: ShopSpec, out: ShopOutcome, counted: tuple[str, ...] = ()) -> WeekActivity:
-    """The week's activity as the panel sees it in the export: one conversion per order with
-    the amount paid (refunds are not subtracted: they are separate, later lines), e-mail clicks
-    as engagements, one contact on the executed action's channel (and of its action, for the
-    ``counted`` actions of the panel state), and an opt-out from every channel."""
+@dataclass(frozen=True)
+class RefundBook:
+    """Refunds of past orders that the export books in later weeks (one or two weeks after the
+    order, :attr:`ShopSpec.refund_lag_weeks`), so that a panel advanced week by week sees
+    each refund in the week the export has its line, as the panel built from the export does.
+
+    Attributes:
+        due: (L, N) amounts, currency, booked ``k`` weeks from the current week in row ``k``
+            (row 0: this week); ``L`` is the longest refund lag.
+    """
+
+    due: Float
+
+    @staticmethod
+    def empty(spec: ShopSpec, n: int) -> RefundBook:
+        """No refund due for ``n`` customers."""
+        return RefundBook(np.zeros((max(spec.refund_lag_weeks), n)))
+
+    def week(self, out: ShopOutcome) -> tuple[Float, RefundBook]:
+        """(N,) the refunds booked this week, and the book of the next week: the rest shifted
+        by a week plus this week's refunded orders (their amount paid, ``refund_lag`` weeks
+        after this week)."""
+        due = np.zeros_like(self.due)
+        due[:-1] = self.due[1:]
+        rows = np.flatnonzero(out.refunded)
+        due[out.refund_lag[rows] - 1, rows] += out.paid[rows]
+        return self.due[0], RefundBook(due)
+
+
+def week_activity(
+    spec: ShopSpec,
+    out: ShopOutcome,
+    counted: tuple[str, ...] = (),
+    refunds: Float | None = None,
+) -> WeekActivity:
+    """The week's activity as the panel sees it in the export: one conversion per order, the
+    week's revenue the amounts paid minus ``refunds`` (N,), the refund lines booked this week
+    (:meth:`RefundBook.week`; None: none), e-mail clicks as engagements, one contact on the
+    executed action's channel (and of its action, for the ``counted`` actions of the panel
+    state), and an opt-out from every channel."""
     n = out.actions.shape[0]
     c = len(spec.channels)
     channel = spec.params.channel[out.actions]
@@ -128,7 +164,7 @@ def week_activity(spec: ShopSpec, out: ShopOutcome, counted: tuple[str, ...] = (
     consent = np.where(out.opted_out[:, None], -1, 0).astype(np.int8) * np.ones((1, c), np.int8)
     return WeekActivity(
         conversions=out.purchased.astype(np.int32),
-        revenue=out.paid.astype(np.float64),
+        revenue=out.paid.astype(np.float64) - (0.0 if refunds is None else refunds),
         engagements=out.clicked.astype(np.int32),
         cancellations=np.zeros(n, np.int32),
         contacts=contacts,
@@ -171,12 +207,15 @@ class Population:
         label: (N,) acquisition label index into ``sorted(spec.acquisition_labels)``.
         counted: The actions the panel state counts per week (``features.rule_actions`` of
             the features it was built with; the export's contacts give them).
+        refunds: Refunds of orders before the start that fall due after it (None: none
+            known; the export ends before them).
     """
 
     true: ShopState
     panel: CustomerState
     label: IntArray
     counted: tuple[str, ...] = ()
+    refunds: RefundBook | None = None
 
 
 def evaluation_population(
@@ -190,11 +229,13 @@ def evaluation_population(
     features = FeatureSpec(contact_channels=spec.channels)
     panel = seed_panel(spec, true, features)
     woy = cyclic_weeks_of_year(1, max(burn_in_weeks, 1))
+    book = RefundBook.empty(spec, n)
     for t in range(burn_in_weeks):
         true, out = step(spec, true, np.zeros(n, np.int64), int(woy[t]), rng, 1.0)
-        panel = advance(panel, week_activity(spec, out))
+        booked, book = book.week(out)
+        panel = advance(panel, week_activity(spec, out, refunds=booked))
     order = np.argsort(np.argsort(spec.acquisition_labels))  # label index -> sorted position
-    return Population(true, panel, order[label].astype(np.int64))
+    return Population(true, panel, order[label].astype(np.int64), refunds=book)
 
 
 def matched_population(
@@ -325,16 +366,20 @@ def run_truth(
 
     The contact history before the episode (``population.true.history``) is taken into account
     by the rule check through the true state; the violation count covers the episode's weeks.
+    The panel the product policies see books each refund in the week the export has its line
+    (net revenue, as the calibrated world's base was built), from ``population.refunds`` on.
     """
     woy = cyclic_weeks_of_year(start_week_of_year, horizon_weeks)
     true, panel = population.true, population.panel
+    book = population.refunds if population.refunds is not None else RefundBook.empty(spec, true.n)
     value = np.zeros(true.n)
     executed = np.zeros((horizon_weeks, true.n), np.int8)
     for t in range(horizon_weeks):
         allowed = allowed_actions(spec, true)
         actions = guard(spec, true, chooser(true, panel, t, int(woy[t]), allowed))
         true, out = step(spec, true, actions, int(woy[t]), rng, gamma)
-        panel = advance(panel, week_activity(spec, out, population.counted))
+        booked, book = book.week(out)
+        panel = advance(panel, week_activity(spec, out, population.counted, booked))
         value += gamma**t * out.reward
         executed[t] = out.actions
     return ShopRun(value, executed, rule_violations(spec, executed))
