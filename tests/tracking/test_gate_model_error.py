@@ -4,10 +4,23 @@ model_error_interval, bias_bound, value_verdict)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from journeyopt.agents.baselines import StaffPolicy
+from journeyopt.cli.promote import (
+    GateConfig,
+    components_table,
+    load_served,
+    resolve_candidate,
+    run_gate,
+)
 from journeyopt.evaluation.ope.model_check import ModelCheckSettings, gap_interval
+from journeyopt.sim.config import shipped_practice
+from journeyopt.sim.world import load_world
+from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.promotion import (
     bias_bound,
     decide,
@@ -15,6 +28,11 @@ from journeyopt.tracking.promotion import (
     simulation_evidence,
     value_verdict,
 )
+from journeyopt.tracking.registry import PolicyRegistry
+from tests.evaluation.ope.wrong_world import booking_odds_scaled
+from tests.tracking.test_promotion import cloned_myopic, gate_config, recent_logs, register
+
+__all__ = ["recent_logs"]  # the module's logs fixture
 
 
 def member_values(
@@ -109,3 +127,48 @@ def test_a_world_biased_on_the_logging_policy_gets_an_interval_that_covers_the_t
     # own sampling error only
     truth, _, _, low, high = biased_world_case(0.0, 0)
     assert low <= truth <= high and high - low < 10.0
+
+
+def test_the_gate_widens_both_value_tests_for_an_ensemble_that_disagrees(
+    mlflow_sqlite: TrackingConfig, recent_logs: Path
+) -> None:
+    """The real gate with two members, the coworking world and one with booking odds 1.3
+    times as high: one simulation row and one OPE row against the baseline, each with the
+    members' SD of the improvement, the model check's bias bound, and an interval wider than
+    its sampling part; with ``gate.model_error=false`` the old, sampling-only intervals."""
+    registry = PolicyRegistry(mlflow_sqlite)
+    better = register(mlflow_sqlite, cloned_myopic(recent_logs), "myopic_clone")
+    cfg = gate_config(f"models:/{registry.name}/{better}", recent_logs, mlflow_sqlite)
+    world = load_world("coworking")
+    members = (world, booking_odds_scaled(world, 1.3))
+    version = resolve_candidate(registry, cfg.candidate)
+    candidate = load_served(version, mlflow_sqlite, world, "candidate")
+    staff = StaffPolicy(world, shipped_practice("coworking").to_practice())
+
+    decision = run_gate(cfg, world, members, version, candidate, staff, "staff_rules")
+    rows = {e.test: e for e in decision.evidence if e.blocking}
+    check = next(e for e in decision.evidence if e.key == "model_check")
+    bound = max(abs(check.lower_bound), abs(check.ci_high))
+    for test in ("simulation", "ope"):
+        e = rows[test]
+        assert e.members_sd > 0 and e.relative_error == pytest.approx(bound)
+        assert e.bias > 0
+        assert e.lower_bound < e.sampling_low and e.ci_high > e.sampling_high
+        assert e.improvement - e.lower_bound >= e.bias
+    simulation = rows["simulation"]
+    assert simulation.source.startswith("mean of 2 members (uplifts ")
+    assert simulation.bias == pytest.approx(
+        bound * (abs(simulation.candidate) + abs(simulation.champion))
+    )
+    metrics = decision.metrics()
+    for part in ("sampling_ci_low", "members_sd", "bias", "model_check_bound"):
+        assert f"gate/simulation_{part}" in metrics and f"gate/ope_{part}" in metrics
+    assert components_table(decision) is not None
+
+    cfg.gate = GateConfig(model_error=False)
+    old = run_gate(cfg, world, members, version, candidate, staff, "staff_rules")
+    before = {e.test: e for e in old.evidence if e.blocking}
+    assert before["simulation"].lower_bound == pytest.approx(simulation.sampling_low)
+    assert before["ope"].lower_bound == pytest.approx(rows["ope"].sampling_low)
+    assert np.isnan(before["ope"].members_sd) and np.isnan(before["simulation"].bias)
+    assert components_table(old) is None

@@ -464,6 +464,7 @@ def simulation_rows(
                 blocking=blocking,
                 key="simulation" if blocking else "simulation_vs_practice",
                 relative_error=relative_error,
+                model_error=gate.model_error,
             )
         )
     return rows

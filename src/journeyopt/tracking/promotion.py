@@ -357,6 +357,7 @@ def simulation_evidence(
     blocking: bool = True,
     key: str = "simulation",
     relative_error: float = float("nan"),
+    model_error: bool = True,
 ) -> Evidence:
     """The simulation test from per-customer values of both policies, (N,) in one world or
     (M, N) in each of ``M`` ensemble members (same customers, common random numbers).
@@ -366,15 +367,18 @@ def simulation_evidence(
     member); the interval then counts the world's own error (:func:`model_error_interval`):
     the members' standard deviation of the improvement and, with ``relative_error`` (the model
     check's bound), the bias bound :func:`bias_bound` on the members' mean values. With one
-    world (or identical members) and no ``relative_error`` it is the sampling interval."""
+    world (or identical members) and no ``relative_error`` it is the sampling interval;
+    ``model_error=False`` (``gate.model_error=false``) keeps it to that whatever the members."""
     cand, champ = np.atleast_2d(candidate), np.atleast_2d(champion)
     diff = cand - champ
     z = float(norm.ppf(confidence))
     per_member = diff.mean(axis=1)
     mean = float(per_member.mean())
     se = float(np.sqrt((diff.var(axis=1, ddof=1) / diff.shape[1]).mean()))
-    members_sd = float(per_member.std(ddof=1)) if len(per_member) > 1 else float("nan")
-    bias = bias_bound(relative_error, float(cand.mean()), float(champ.mean()))
+    measured = model_error and len(per_member) > 1
+    members_sd = float(per_member.std(ddof=1)) if measured else float("nan")
+    error = relative_error if model_error else float("nan")
+    bias = bias_bound(error, float(cand.mean()), float(champ.mean()))
     low, high = model_error_interval(
         mean, mean - z * se, mean + z * se, members_sd, bias, confidence
     )
@@ -399,7 +403,7 @@ def simulation_evidence(
         sampling_high=mean + z * se,
         members_sd=members_sd,
         bias=bias,
-        relative_error=relative_error,
+        relative_error=error,
     )
     if inconclusive:
         return replace(evidence, more_data=world_error_more_data(evidence))
