@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from journeyopt.calibration.config import CalibrationConfig, CapsConfig, SummaryConfig
+from journeyopt.calibration.pipeline import CalibrationResult, calibrate
 from journeyopt.calibration.summary import (
     candidate_specs,
     select_summary,
@@ -25,9 +26,10 @@ from journeyopt.errors import ConfigError
 from journeyopt.panel.build import build_panel
 from journeyopt.panel.config import PanelConfig
 from journeyopt.sim.discrete import DiscreteLayout
-from journeyopt.sim.world import DiscreteSpec
+from journeyopt.sim.world import DiscreteSpec, load_world
 
-from .conftest import source_config
+from .conftest import CAPS as SMALL_CAPS
+from .conftest import calibration_config, source_config
 
 START = pd.Timestamp("2021-01-04")  # a Monday
 WEEKS = 60
@@ -131,3 +133,45 @@ def test_the_gap_is_chosen_only_when_a_latent_type_sets_the_purchase_cycle(
     )
     label = "gap 9w, 2w bins" if chosen_gap else "base"
     assert any(line.startswith(f"| {label} |") and "**yes**" in line for line in card), card
+
+
+@pytest.mark.slow
+def test_coworking_logs_keep_their_world_and_a_world_with_the_gap_calibrates_end_to_end(
+    small_logs: Path,
+    small_world_path: Path,
+    small_calibration: CalibrationResult,
+    tmp_path: Path,
+) -> None:
+    """Coworking logs (no purchase cycles): with the gap among the candidates the selection
+    keeps the configured summary and the world's response tables and every ensemble member
+    are bit-identical to the calibration without the selection. A calibration told to keep
+    the gap runs end to end: the world written and read back keeps it, the panel feature and
+    the state count, and its DP, hold-out and policy fidelity run (the exact ratio is NaN, the
+    truth's summary has no gap)."""
+    grid = SummaryConfig(select=True, pattern_weeks=[0], last_action=[False], gap_caps=[0, 9])
+    cfg = calibration_config(small_logs, tmp_path / "sel", summary=grid)
+    result = calibrate(cfg)
+    meta = result.estimate.calibrated.meta["summary_selection"]
+    assert [c["gap_cap_weeks"] for c in meta["candidates"]] == [0, 9]
+    assert [c["gap_cap_weeks"] for c in meta["candidates"] if c["chosen"]] == [0]
+    mine, theirs = result.estimate.calibrated, small_calibration.estimate.calibrated
+    assert mine.world.discrete == theirs.world.discrete
+    for a, b in zip((mine.world, *mine.members), (theirs.world, *theirs.members), strict=True):
+        assert a.responses is not None and b.responses is not None
+        for name in ("convert_logit", "engage_logit", "optout", "value"):
+            np.testing.assert_array_equal(getattr(a.responses, name), getattr(b.responses, name))
+
+    caps = replace(SMALL_CAPS, gap_cap_weeks=9, gap_bin_weeks=2)
+    gap_cfg = calibration_config(small_logs, tmp_path / "gap", truth=str(small_world_path))
+    kept = calibrate(replace(gap_cfg, calibration=replace(gap_cfg.calibration, caps=caps)))
+    assert kept.policies is not None and len(kept.policies.table) == 9
+    assert np.isfinite(kept.policies.table["calibrated_value"]).all()
+    assert np.isnan(kept.policies.metrics["sim/sim_to_real_pct_of_optimum"])
+    world = load_world(kept.output_dir)
+    assert (world.discrete.gap_cap_weeks, world.discrete.gap_bin_weeks) == (9, 2)
+    assert world.features.conversion_gap
+    layout = DiscreteLayout.of(world)
+    assert layout.dims[1] == 1 + 10 + (2 - 1) * 5 * 10
+    assert world.responses is not None
+    assert world.responses.convert_logit.shape == (layout.n_states, world.actions.n_actions)
+    assert world.base is not None and int(world.base.state.conversion_gap.max()) > 0

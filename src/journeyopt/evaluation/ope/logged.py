@@ -160,7 +160,9 @@ def logged_trajectories(
     def grid(values: NDArray[np.generic]) -> NDArray[np.generic]:
         return np.asarray(values).reshape(k, horizon_weeks)
 
-    feature_names = world.features.feature_names
+    # every feature of the world's state: its discrete summary may read rule features (the
+    # contact pattern, the last action, the gap between conversions)
+    feature_names = world.features.all_feature_names
     missing = [n for n in feature_names if n not in rows]
     if missing:
         raise JourneyoptError(f"the panel lacks the features {missing}")
