@@ -36,13 +36,16 @@ Reported per predictor: the hold-out total and its error; per-customer MAE and R
 (transactions per customer); the weekly tracking MAPE (mean over the 39 reference weeks of
 |predicted - actual| / actual) and the cumulative tracking MAPE (the same on the running total
 of hold-out repeat transactions). Written to ``<output_dir>/compare_summary.csv`` and
-``compare_weekly.csv`` and printed as Markdown.
+``compare_weekly.csv`` and printed as Markdown; ``compare_by_frequency.csv`` holds the mean
+hold-out transactions per customer by calibration repeat transactions (0, 1, 2, 3-4, 5-9,
+10+), actual against each predictor: where the per-customer error comes from.
 """
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -242,6 +245,36 @@ def summary_row(name: str, per_period: Float, ref: Reference) -> dict[str, objec
     }
 
 
+FREQUENCY_GROUPS = (0, 1, 2, 3, 5, 10)
+"""Lower bounds of the calibration repeat-transaction groups of the by-frequency table."""
+
+
+def by_frequency(predictions: dict[str, Float], ref: Reference) -> pd.DataFrame:
+    """Mean hold-out transactions per customer of each group of calibration repeat
+    transactions (:data:`FREQUENCY_GROUPS`): customers, actual and every predictor's mean."""
+    edges = [*FREQUENCY_GROUPS, np.inf]
+    group = np.searchsorted(np.asarray(edges), ref.x, side="right") - 1
+    labels = [
+        f"{lo}" if hi - lo == 1 else (f"{lo}+" if not np.isfinite(hi) else f"{lo}-{int(hi) - 1}")
+        for lo, hi in pairwise(edges)
+    ]
+    rows = []
+    for g, label in enumerate(labels):
+        keep = group == g
+        rows.append(
+            {
+                "repeat_transactions": label,
+                "customers": int(keep.sum()),
+                "actual": float(ref.actual[keep].sum(axis=1).mean()) if keep.any() else np.nan,
+                **{
+                    name: float(p[keep].sum(axis=1).mean()) if keep.any() else np.nan
+                    for name, p in predictions.items()
+                },
+            }
+        )
+    return pd.DataFrame.from_records(rows)
+
+
 def markdown(table: pd.DataFrame) -> str:
     """``table`` as a Markdown table, numbers with three decimals."""
     cells = [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row] for row in table.values]
@@ -325,8 +358,11 @@ def main(output_dir: Path, data: str, runs: int, seed: int) -> None:
             f"{part['actual'].sum():.0f}, world {part['this world'].sum():.1f}, "
             f"BG/NBD {part['BG/NBD (journeyopt)'].sum():.1f}"
         )
+    groups = by_frequency({**predictions, **others}, ref)
     summary.to_csv(output_dir / "compare_summary.csv", index=False)
     weekly.to_csv(output_dir / "compare_weekly.csv", index=False)
+    groups.to_csv(output_dir / "compare_by_frequency.csv", index=False)
+    print(markdown(groups[[c for c in groups.columns if not c.startswith("member")]]))
     shown = summary[~summary["predictor"].str.startswith("member")]
     print(markdown(shown))
 

@@ -48,6 +48,7 @@ def test_cdnow_calibration_lowers_a_cap_beyond_its_38_weeks_and_the_shipped_one_
                 "calibration.ensemble_size=0",
                 "calibration.holdout_runs=1",
                 "calibration.caps.recency_cap_weeks=45",
+                "calibration.summary.select=false",  # the configured cap, not a chosen one
             ],
         )
         shipped = compose("calibrate", overrides=["data=cdnow_sample", "calibration=cdnow"])
@@ -64,3 +65,4 @@ def test_cdnow_calibration_lowers_a_cap_beyond_its_38_weeks_and_the_shipped_one_
     caps = shipped.calibration.caps
     history = meta["history_weeks"]
     assert max(caps.recency_cap_weeks, caps.contact_cap_weeks, caps.engagement_cap_weeks) <= history
+    assert max(shipped.calibration.summary.recency_caps) <= history  # its candidates too
