@@ -195,7 +195,8 @@ def estimate(
     cycles = tuple(cfg.practice_cycles_weeks)
     calendar = meta.get("practice_calendar", {})  # the cycles' week 0: logging's first week
     origin_week = int(calendar.get("week", weeks.week.min() if weeks.n else 0))
-    props = propensities(weeks, practice_matrix(design, weeks, cycles, origin_week), validation)
+    matrix = practice_matrix(design, weeks, cycles, origin_week)
+    props = propensities(weeks, matrix, validation, cfg.workers)
     practice = (
         logged_practice(
             props.cloning,
@@ -221,18 +222,20 @@ def estimate(
         if int(decisions.get(a, 0)) < cfg.min_action_decisions
     )
     data = FitData.of(weeks, design, weight)
-    penalties = choose_penalties(data, validation, cfg.c_grid, cfg.alpha_grid)
+    penalties = choose_penalties(data, validation, cfg.c_grid, cfg.alpha_grid, cfg.workers)
     clock.lap("penalties")
     ones = np.ones(weeks.n)
-    point = refit_models(data, penalties, ones)
+    (point,) = refit_models(data, penalties, [ones], workers=cfg.workers)
     table_matrix = design.all_state_actions()
     responses = tabulate(point, design, table_matrix, weeks.week_of_year, identified)
     clock.lap("point_fit")
-    members = []
-    for _ in range(cfg.ensemble_size):
-        multiplicity = bootstrap_multiplicity(weeks.customer_ids.shape[0], rng)
-        fits = refit_models(data, penalties, multiplicity[weeks.customer], warm=point)
-        members.append(tabulate(fits, design, table_matrix, weeks.week_of_year, identified))
+    # every resample is drawn before any refit, in the same order as one at a time
+    resamples = [
+        bootstrap_multiplicity(weeks.customer_ids.shape[0], rng)[weeks.customer]
+        for _ in range(cfg.ensemble_size)
+    ]
+    refits = refit_models(data, penalties, resamples, warm=point, workers=cfg.workers)
+    members = [tabulate(f, design, table_matrix, weeks.week_of_year, identified) for f in refits]
     clock.lap("ensemble")
 
     visits = np.bincount(weeks.state, minlength=structure.layout.n_states).astype(np.int64)

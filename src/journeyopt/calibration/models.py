@@ -15,6 +15,7 @@ bootstrap resample of customers (an ensemble member).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,7 @@ from journeyopt.calibration.fit import (
     fit_logistic,
 )
 from journeyopt.calibration.weeks import CustomerWeeks
+from journeyopt.parallel import run_tasks
 from journeyopt.sim.discrete import DiscreteLayout
 from journeyopt.sim.world import FittedResponses
 
@@ -150,43 +152,80 @@ class Fits:
 
 
 def choose_penalties(
-    data: FitData, validation: Bool, c_grid: list[float], alpha_grid: list[float]
+    data: FitData,
+    validation: Bool,
+    c_grid: list[float],
+    alpha_grid: list[float],
+    workers: int = 1,
 ) -> Penalties:
     """Penalties by held-out likelihood: fit on customers outside ``validation`` (M,), score
-    on those inside."""
+    on those inside; each model's choice is one task of ``workers`` processes
+    (:func:`journeyopt.parallel.run_tasks`)."""
     train_w = (~validation).astype(np.float64)
     valid_w = validation.astype(np.float64)
-    binary = {}
-    for name in BINARY_MODELS:
-        train, valid = data.binary(name, train_w), data.binary(name, valid_w)
-        scale = data.design.penalty_scale()
-        binary[name] = (
-            choose_logistic(train, valid, c_grid, scale) if train[1].sum() > 0 else c_grid[0]
+
+    def binary(name: str) -> Callable[[], float]:
+        def choose() -> float:
+            train, valid = data.binary(name, train_w), data.binary(name, valid_w)
+            scale = data.design.penalty_scale()
+            if train[1].sum() <= 0:
+                return c_grid[0]
+            return choose_logistic(train, valid, c_grid, scale)
+
+        return choose
+
+    def value() -> float:
+        value_scale = data.design.penalty_scale(data.design.n_state_action_columns)
+        return choose_gamma(
+            data.value(train_w), data.value(valid_w, aggregate=False), alpha_grid, value_scale
         )
-    value_scale = data.design.penalty_scale(data.design.n_state_action_columns)
-    alpha = choose_gamma(
-        data.value(train_w), data.value(valid_w, aggregate=False), alpha_grid, value_scale
+
+    chosen = run_tasks([*(binary(name) for name in BINARY_MODELS), value], workers)
+    return Penalties(dict(zip(BINARY_MODELS, chosen[:-1], strict=True)), chosen[-1])
+
+
+def refit_model(
+    data: FitData,
+    penalties: Penalties,
+    name: str,
+    row_weight: Float,
+    warm: Fits | None = None,
+) -> LinearFit:
+    """Fit model ``name`` (one of :data:`BINARY_MODELS` or ``value``) with its fixed penalty
+    and per-row weights (M,); a binary model starts from ``warm``'s fit when given."""
+    if name == "value":
+        value_scale = data.design.penalty_scale(data.design.n_state_action_columns)
+        return fit_gamma(*data.value(row_weight), penalties.value, value_scale)
+    return fit_logistic(
+        *data.binary(name, row_weight),
+        penalties.binary[name],
+        warm.binary[name] if warm is not None else None,
+        data.design.penalty_scale(),
     )
-    return Penalties(binary, alpha)
 
 
 def refit_models(
-    data: FitData, penalties: Penalties, row_weight: Float, warm: Fits | None = None
-) -> Fits:
-    """Fit every model with fixed penalties and per-row weights (1 for the point estimate, a
-    customer's bootstrap multiplicity for an ensemble member)."""
-    binary = {
-        name: fit_logistic(
-            *data.binary(name, row_weight),
-            penalties.binary[name],
-            warm.binary[name] if warm is not None else None,
-            data.design.penalty_scale(),
-        )
-        for name in BINARY_MODELS
-    }
-    value_scale = data.design.penalty_scale(data.design.n_state_action_columns)
-    value = fit_gamma(*data.value(row_weight), penalties.value, value_scale)
-    return Fits(binary, value)
+    data: FitData,
+    penalties: Penalties,
+    row_weights: list[Float],
+    warm: Fits | None = None,
+    workers: int = 1,
+) -> list[Fits]:
+    """Fit every model with fixed penalties, once per (M,) per-row weights of ``row_weights``
+    (1 for the point estimate, a customer's bootstrap multiplicity for an ensemble member):
+    one task per fit on ``workers`` processes (:func:`journeyopt.parallel.run_tasks`)."""
+    models = (*BINARY_MODELS, "value")
+
+    def task(weight: Float, name: str) -> Callable[[], LinearFit]:
+        return lambda: refit_model(data, penalties, name, weight, warm)
+
+    fits = run_tasks([task(w, name) for w in row_weights for name in models], workers)
+    out = []
+    for k in range(len(row_weights)):
+        one = dict(zip(models, fits[k * len(models) : (k + 1) * len(models)], strict=True))
+        value = one.pop("value")
+        out.append(Fits(one, value))
+    return out
 
 
 def _season(fit: LinearFit, design: Design, weeks_of_year: IntArray) -> Float:

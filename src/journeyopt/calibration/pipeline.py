@@ -352,10 +352,11 @@ def _holdouts(
         world = est.calibrated.world
         return value_calibration(world, hold_panel, cal.card, cal.gamma, cfg.data.amounts, cal.seed)
 
-    results = run_tasks([*(report(w) for w in worlds), value], cal.workers)
-    reports = [cast(HoldoutReport, r) for r in results[: len(worlds)]]
+    # the value check first: the longest task (a behaviour-cloning fit), the reports fill in
+    results = run_tasks([value, *(report(w) for w in worlds)], cal.workers)
+    reports = [cast(HoldoutReport, r) for r in results[1:]]
     members = list(zip(worlds[1:], reports[1:], strict=True))
-    return reports[0], members, cast(pd.DataFrame | None, results[-1])
+    return reports[0], members, cast(pd.DataFrame | None, results[0])
 
 
 def _card_fidelity(

@@ -29,6 +29,7 @@ from sklearn.linear_model import LogisticRegression
 
 from journeyopt.calibration.design import N_WEEKS_OF_YEAR, Design
 from journeyopt.calibration.weeks import CustomerWeeks
+from journeyopt.parallel import run_tasks
 from journeyopt.sim.practice import LoggedPractice
 
 Float = NDArray[np.float64]
@@ -115,27 +116,47 @@ def behaviour_cloning(
     validation: NDArray[np.bool_],
     c: float = 1.0,
     max_rows: int = 200_000,
+    workers: int = 1,
 ) -> Cloning:
     """Estimate ``pi_b(a | x)`` of the logged actions with a multinomial logistic regression
     on the state design ``matrix`` (M, p); fitted on the customers not in ``validation`` (M,)
     and checked on those (see :class:`Cloning`); the returned model and the (M,) probabilities
     of the logged actions are the fit on all customers. Each fit uses at most ``max_rows``
-    customer-weeks drawn at random (seeded)."""
+    customer-weeks drawn at random (seeded); the two fits (with their predictions) are two
+    tasks on ``workers`` processes (:func:`journeyopt.parallel.run_tasks`)."""
 
     rng = np.random.default_rng(0)
 
-    def fit(rows: NDArray[np.bool_]) -> LogisticRegression:
+    def sample(rows: NDArray[np.bool_]) -> NDArray[np.int64]:
         index = np.flatnonzero(rows)
         if index.shape[0] > max_rows:  # a subsample is plenty for a few hundred columns
             index = np.sort(rng.choice(index, max_rows, replace=False))
+        return index
+
+    def fit(index: NDArray[np.int64]) -> LogisticRegression:
         model = LogisticRegression(C=c, solver="lbfgs", max_iter=500)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(matrix[index], weeks.action[index])
         return model
 
-    held = fit(~validation)
-    probs = held.predict_proba(matrix[validation])
+    # both samples are drawn before either fit, in the order of one fit after the other
+    held_rows, full_rows = sample(~validation), sample(np.ones(weeks.n, bool))
+
+    def held_fit() -> tuple[LogisticRegression, Float]:
+        model = fit(held_rows)
+        return model, model.predict_proba(matrix[validation])
+
+    def full_fit() -> tuple[LogisticRegression, Float]:
+        model = fit(full_rows)
+        column = np.full(int(max(model.classes_.max(), weeks.action.max())) + 1, -1, np.int64)
+        column[model.classes_] = np.arange(model.classes_.shape[0])
+        chosen = column[weeks.action]
+        if (chosen < 0).any():
+            raise KeyError(f"actions {sorted(set(weeks.action[chosen < 0]))} were never fitted")
+        return model, model.predict_proba(matrix)[np.arange(weeks.n), chosen]
+
+    (held, probs), (full, chosen_probs) = run_tasks([held_fit, full_fit], workers)
     classes = list(held.classes_)
     onehot = np.zeros_like(probs)
     valid_actions = weeks.action[validation]
@@ -144,11 +165,7 @@ def behaviour_cloning(
     table = reliability(probs.reshape(-1), onehot.reshape(-1))
     diagnostics = _held_out(weeks, validation, probs, onehot, classes)
     diagnostics["ece"] = expected_calibration_error(table)
-    full = fit(np.ones(weeks.n, bool))
-    column = {a: k for k, a in enumerate(full.classes_)}
-    all_probs = full.predict_proba(matrix)
-    chosen = np.array([column[a] for a in weeks.action])
-    return Cloning(full, all_probs[np.arange(weeks.n), chosen], table, diagnostics)
+    return Cloning(full, chosen_probs, table, diagnostics)
 
 
 def _held_out(
@@ -184,13 +201,17 @@ def _held_out(
 
 
 def propensities(
-    weeks: CustomerWeeks, matrix: sp.csr_matrix, validation: NDArray[np.bool_]
+    weeks: CustomerWeeks,
+    matrix: sp.csr_matrix,
+    validation: NDArray[np.bool_],
+    workers: int = 1,
 ) -> Propensities:
-    """Logged propensities, completed by behaviour cloning where they are missing."""
+    """Logged propensities, completed by behaviour cloning where they are missing (its two
+    fits on ``workers`` processes)."""
     logged = np.isfinite(weeks.propensity) & (weeks.propensity > 0)
     if np.unique(weeks.action).shape[0] < 2:
         return Propensities(np.ones(weeks.n), "none", reliability(np.zeros(0), np.zeros(0)), np.nan)
-    cloning = behaviour_cloning(weeks, matrix, validation)
+    cloning = behaviour_cloning(weeks, matrix, validation, workers=workers)
     if logged.all():
         return Propensities(
             weeks.propensity.copy(),
