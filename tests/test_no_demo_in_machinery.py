@@ -121,6 +121,37 @@ def test_no_generic_code_says_coworking_outside_docstrings() -> None:
     assert not hits, hits
 
 
+def _named_defaults(tree: ast.AST) -> list[tuple[str, ast.expr]]:
+    """(name, default) of every parameter and class attribute that has a default."""
+    found: list[tuple[str, ast.expr]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arguments):
+            plain = [*node.posonlyargs, *node.args]
+            pairs = zip(plain[len(plain) - len(node.defaults) :], node.defaults, strict=True)
+            found += [(a.arg, d) for a, d in pairs]
+            found += [
+                (a.arg, d) for a, d in zip(node.kwonlyargs, node.kw_defaults, strict=True) if d
+            ]
+        elif isinstance(node, ast.ClassDef):
+            for stmt in node.body:
+                named = isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+                if named and stmt.value is not None:
+                    found.append((stmt.target.id, stmt.value))
+    return found
+
+
+def test_no_generic_default_sets_a_business_currency_or_margin() -> None:
+    """A business's currency and margin come from its source config or world, never from a
+    default (``currency: str = "EUR"``, ``margin_rate = 0.7``); unset (None, "") is allowed."""
+    hits = []
+    for path in _modules():
+        for name, default in _named_defaults(ast.parse(path.read_text(encoding="utf-8"))):
+            unset = isinstance(default, ast.Constant) and default.value in (None, "")
+            if name in ("currency", "margin_rate", "margin") and not unset:
+                hits.append(f"{path.relative_to(PACKAGE)}:{default.lineno}: {name}")
+    assert not hits, hits
+
+
 @pytest.mark.parametrize(
     ("schema", "given"),
     [(SimulatorConfig, {}), (GenerateConfig, {"output_dir": "x"}), (ServingConfig, {})],

@@ -15,7 +15,9 @@ def _identities(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
 
 
 def _customer_of(rows: list[tuple[str, str, str, str]], **config: int) -> dict[str, str]:
-    resolution = resolve_identities(_identities(rows), IdentityConfig(**config))  # type: ignore[arg-type]
+    # German-formatted numbers (030 ... and +49 30 ...): the country is the source's to set
+    settings = IdentityConfig(phone_default_country_code="49", **config)  # type: ignore[arg-type]
+    resolution = resolve_identities(_identities(rows), settings)
     return dict(zip(resolution.mapping["raw_id"], resolution.mapping["customer_id"], strict=True))
 
 
@@ -26,7 +28,9 @@ def test_transitive_merge_email_then_phone() -> None:
         ("C", "", "+49 30 1234567", ""),
         ("D", "dora@example.com", "030 7654321", "crm-9"),
     ]
-    resolution = resolve_identities(_identities(rows), IdentityConfig())
+    resolution = resolve_identities(
+        _identities(rows), IdentityConfig(phone_default_country_code="49")
+    )
     assert dict(
         zip(resolution.mapping["raw_id"], resolution.mapping["customer_id"], strict=True)
     ) == {

@@ -64,6 +64,16 @@ def test_phone_examples() -> None:
     ]
 
 
+def test_phone_without_a_country_keeps_national_numbers() -> None:
+    """No default country (the schema's, for a business that sets none): a national number is
+    not guessed into one country's international form."""
+    values = pd.Series(["030 / 123-4567", "0049 30 1234567"], dtype="str")
+    assert normalise_phones(values, default_country_code="").tolist() == [
+        "0301234567",
+        "+49301234567",
+    ]
+
+
 @given(digits=st.from_regex(r"[1-9][0-9]{6,10}", fullmatch=True), style=st.integers(0, 3))
 def test_phone_formats_agree(digits: str, style: int) -> None:
     spaced = " ".join(digits[i : i + 3] for i in range(0, len(digits), 3))

@@ -80,16 +80,17 @@ def test_table_structure_and_ci_sanity(result: EvaluationResult) -> None:
 
 
 def test_write_refuses_non_empty_folder(result: EvaluationResult, tmp_path: Path) -> None:
-    out = write_evaluation(result, tmp_path / "eval")
+    out = write_evaluation(result, tmp_path / "eval", currency="USD")
     assert sorted(p.name for p in out.iterdir()) == [
         "evaluation.csv",
         "evaluation.md",
         "evaluation.png",
     ]
-    assert "| optimum |" in (out / "evaluation.md").read_text()
+    text = (out / "evaluation.md").read_text()
+    assert "| optimum |" in text and "value per customer (USD" in text and "EUR" not in text
     with pytest.raises(OutputExistsError, match="overwrite=true"):
-        write_evaluation(result, out)
-    write_evaluation(result, out, overwrite=True)
+        write_evaluation(result, out, currency="USD")
+    write_evaluation(result, out, overwrite=True, currency="USD")
 
 
 def test_invalid_inputs(world: WorldSpec) -> None:

@@ -348,7 +348,7 @@ def test_the_evaluation_solves_its_optimum_under_its_rules_and_says_what_it_did_
         np.mean(evaluate_policies(small, [NoContact()], 300, HORIZON, GAMMA).optimum_value)
     )
     assert exact.rules == result.optimum_rules
-    write_evaluation(result, tmp_path / "ev")
+    write_evaluation(result, tmp_path / "ev", currency="EUR")
     note = (tmp_path / "ev" / "evaluation.md").read_text()
     assert "planned under the contact rules: cool-down 1 weeks" in note
     assert f"- {channel} <= 1 in any 5 weeks" in note

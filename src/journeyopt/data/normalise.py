@@ -362,11 +362,13 @@ def normalise_emails(values: pd.Series, *, lowercase: bool, strip_plus: bool) ->
 
 def normalise_phones(values: pd.Series, *, default_country_code: str) -> pd.Series:
     """Phone numbers in E.164-like form: spaces, dashes, dots, slashes and parentheses removed;
-    ``00`` -> ``+``; a national leading ``0`` -> ``+<default_country_code>``. Values with fewer
-    than 5 digits or other characters become ``""``. Shape ``(n,)``, str."""
+    ``00`` -> ``+``; a national leading ``0`` -> ``+<default_country_code>`` (kept as written
+    when ``default_country_code`` is empty). Values with fewer than 5 digits or other
+    characters become ``""``. Shape ``(n,)``, str."""
     text = _as_str(values).str.replace(_PHONE_JUNK_RE, "", regex=True)
     text = text.str.replace(r"^00", "+", regex=True)
-    text = text.str.replace(r"^0", f"+{default_country_code}", regex=True)
+    if default_country_code:
+        text = text.str.replace(r"^0", f"+{default_country_code}", regex=True)
     valid = text.str.fullmatch(r"\+?\d{5,}")
     return text.where(valid, "")
 

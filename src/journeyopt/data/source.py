@@ -105,14 +105,15 @@ class IdentityConfig:
         strip_plus_addressing: Treat ``anna+promo@x.com`` as ``anna@x.com``.
         lowercase_email: Compare e-mail addresses case-insensitively.
         phone_default_country_code: Country code prefixed to national phone numbers
-            (``030 1234`` -> ``+49301234``) before comparing.
+            (``030 1234`` -> ``+49301234`` with ``49``) before comparing; empty (no default:
+            the business's country): national numbers are compared as written.
         max_records_per_identifier: An identifier shared by more raw records than this (a
             shared front-desk e-mail, a placeholder phone) links nothing and is reported.
     """
 
     strip_plus_addressing: bool = True
     lowercase_email: bool = True
-    phone_default_country_code: str = "49"
+    phone_default_country_code: str = ""
     max_records_per_identifier: int = 50
 
 

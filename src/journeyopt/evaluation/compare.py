@@ -301,7 +301,7 @@ def _pm(table: pd.DataFrame, key: str, digits: int = 1) -> list[str]:
     return out
 
 
-def comparison_markdown(table: pd.DataFrame, currency: str = "EUR") -> str:
+def comparison_markdown(table: pd.DataFrame, currency: str) -> str:
     """The comparison table as Markdown: value, % of optimum, paired uplift vs today's practice,
     contacts, opt-outs, revenue and cost per policy."""
     header = (

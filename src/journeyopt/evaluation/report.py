@@ -25,7 +25,7 @@ def _ci(mean: float, low: float, high: float, digits: int = 0) -> str:
     return f"{mean:,.{digits}f} ± {half:,.{digits}f}"
 
 
-def markdown_table(table: pd.DataFrame, currency: str = "EUR") -> str:
+def markdown_table(table: pd.DataFrame, currency: str) -> str:
     """A Markdown table of the evaluation: one line per policy and customer type."""
     header = (
         f"| policy | customers | value per customer ({currency}, 95 % CI) | % of optimum "
@@ -91,10 +91,11 @@ def optimum_note(result: EvaluationResult) -> str:
 
 
 def write_evaluation(
-    result: EvaluationResult, output_dir: Path | str, overwrite: bool = False, currency: str = "EUR"
+    result: EvaluationResult, output_dir: Path | str, overwrite: bool = False, *, currency: str
 ) -> Path:
     """Write ``evaluation.csv``, ``evaluation.md`` and ``evaluation.png`` into ``output_dir``;
-    refuses a non-empty folder unless ``overwrite``."""
+    refuses a non-empty folder unless ``overwrite``. ``currency``: the world's
+    (``WorldSpec.currency``), for the table's headers."""
     with staged_output_dir(output_dir, overwrite) as out:
         result.table.to_csv(out / CSV_NAME, index=False)
         text = markdown_table(result.table, currency) + optimum_note(result)
