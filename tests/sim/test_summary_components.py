@@ -204,6 +204,16 @@ def test_panel_from_rendered_logs_equals_the_simulators_summary(
         discrete_state(state_features(panel_state, world.features), segment, world),
         DiscreteLayout.of(world).encode(expected),
     )
+    # the scoring API's features from the same logs (serving.features, the panel's walk)
+    from journeyopt.serving.features import batch_from_logs
+
+    batch = batch_from_logs(canonical, world, as_of, customer_ids=list(ids))
+    for name in ("contact_pattern", "last_contact_action", "conversion_gap_weeks"):
+        np.testing.assert_array_equal(
+            np.asarray(batch.features[name], np.int64),
+            np.asarray(state_features(final, world.features)[name], np.int64),
+            err_msg=name,
+        )
 
 
 def test_design_columns_exist_only_for_components_that_are_on(coworking: WorldSpec) -> None:
