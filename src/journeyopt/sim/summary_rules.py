@@ -199,7 +199,7 @@ def summary_features(
     recency = np.where(conversions > 0, np.asarray(states.recency, np.float64), np.nan)
     contact = np.asarray(states.contact, np.int64)
     optout = np.broadcast_to(np.asarray(states.optout, np.int64), (n,))
-    channels = rules.spec.contact_channels
+    channels = world.channels  # the summary's opt-out bit j is channel j of the world
     out_bits = [(optout >> j) & 1 == 1 for j in range(len(channels))]
     everywhere = np.logical_and.reduce(out_bits) if out_bits else np.zeros(n, bool)
     stage = np.where(
