@@ -401,9 +401,9 @@ def run_gate(
         max(abs(logging.lower_bound), abs(logging.ci_high)) if cfg.gate.model_error else np.nan
     )
     evidence = simulation_rows(cfg, members, candidate, baselines, relative_error)
-    ope_members = tuple(ValueModel(m) for m in members) if cfg.gate.model_error else ()
-    if len(ope_members) < 2:
-        ope_members = ()
+    # worlds, not value models: each member's tables are built for one policy and freed (a
+    # value model keeps its outcome model of every week of year: 1 to 2 GB on a roastery world)
+    ope_members = tuple(members) if cfg.gate.model_error and len(members) > 1 else ()
     evidence.extend(
         ope_evidence(cfg, model, candidate, baselines, panel, relative_error, ope_members)
     )
@@ -705,7 +705,7 @@ def ope_evidence(
     baselines: Sequence[tuple[Policy, str, bool]],
     panel: pd.DataFrame,
     relative_error: float = float("nan"),
-    members: tuple[ValueModel, ...] = (),
+    members: tuple[WorldSpec | ValueModel, ...] = (),
 ) -> list[Evidence]:
     """The OPE test on the most recent weeks of the logs' ``panel`` (see
     :class:`PromoteOPEConfig`), the candidate against each ``(policy, label, blocking)``
