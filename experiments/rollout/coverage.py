@@ -12,7 +12,8 @@ policy's row): exact for the simulation (those runs had no ensemble members, so 
 SD); for OPE the bias is taken on the two ``lt_dr`` values, since the value-to-go part was not
 recorded (it is most of the value with a one-week window: a slight over-statement), marked
 ``reconstructed``. Values per customer-week (the gate's value over the 26-week discounted
-horizon divided by its discount sum).
+horizon divided by its discount sum); ``truth_half``: the 95 % half-width of the truth over
+the canary weeks, weeks taken as independent.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ def run_rows(folder: Path) -> list[dict[str, object]]:
     gate = pd.read_csv(folder / "gate.csv")
     settings = summary.get("settings", {})
     truth = summary.get("realised_true/vs_previous", np.nan)
+    weeks = pd.read_csv(folder / "weeks.csv")
+    canary = weeks[weeks["stage"] == "canary"]
+    gaps = (canary["true_gap_canary"] - canary["true_gap_previous"]).to_numpy(float)
+    truth_half = 1.96 * gaps.std(ddof=1) / np.sqrt(len(gaps)) if len(gaps) > 1 else np.nan
     check = gate[gate["key"] == "model_check"].iloc[0]
     bound = max(abs(float(check["lower_bound"])), abs(float(check["ci_high"])))
     rows: list[dict[str, object]] = []
@@ -66,6 +71,8 @@ def run_rows(folder: Path) -> list[dict[str, object]]:
                 "overrides": " ".join(settings.get("overrides", [])),
                 "test": test,
                 "truth": truth,
+                "truth_half": truth_half,
+                "canary_weeks": len(gaps),
                 "estimate": estimate,
                 "old_low": old[0],
                 "old_high": old[1],
