@@ -25,7 +25,12 @@ from journeyopt.calibration.bgnbd import (
 from journeyopt.calibration.config import CalibrationConfig
 from journeyopt.calibration.estimate import Estimate, Structure
 from journeyopt.calibration.propensity import expected_calibration_error, reliability
-from journeyopt.calibration.weeks import UNKNOWN_SEGMENT, codes_of, customer_weeks
+from journeyopt.calibration.weeks import (
+    UNKNOWN_SEGMENT,
+    CustomerWeeks,
+    codes_of,
+    customer_weeks,
+)
 from journeyopt.panel.state import LIFECYCLE_STAGES, CustomerState, advance, state_features
 from journeyopt.sim.discrete import discrete_state
 from journeyopt.sim.dynamics import fitted_responses, sample_outcome_at
@@ -338,6 +343,22 @@ def logged_actions(
     return out
 
 
+def one_step_weeks(
+    hold: pd.DataFrame, structure: Structure, list_divisors: NDArray[np.float64] | None
+) -> CustomerWeeks:
+    """The hold-out customer-weeks of the world's segments, in the world's discrete terms
+    (what :func:`one_step_curves` checks the response models on)."""
+    known = hold["segment"].astype(str).replace("", UNKNOWN_SEGMENT).isin(structure.segments)
+    return customer_weeks(
+        hold[known],
+        structure.layout,
+        structure.features.contact_channels,
+        structure.actions.names,
+        structure.segments,
+        list_divisors,
+    )
+
+
 def one_step_curves(
     world: WorldSpec,
     hold: pd.DataFrame,
@@ -346,16 +367,12 @@ def one_step_curves(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Reliability of the fitted conversion, engagement and opt-out probabilities on the
     hold-out customer-weeks, given their actual state and logged action."""
+    return one_step_of(world, one_step_weeks(hold, structure, list_divisors))
+
+
+def one_step_of(world: WorldSpec, weeks: CustomerWeeks) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`one_step_curves` on the customer-weeks of :func:`one_step_weeks`."""
     assert world.responses is not None
-    known = hold["segment"].astype(str).replace("", UNKNOWN_SEGMENT).isin(structure.segments)
-    weeks = customer_weeks(
-        hold[known],
-        structure.layout,
-        structure.features.contact_channels,
-        structure.actions.names,
-        structure.segments,
-        list_divisors,
-    )
     curves, summary = [], []
     probs = {"convert": [], "engage": [], "optout": []}  # type: dict[str, list[tuple[Float, Float]]]
     for woy in np.unique(weeks.week_of_year):
@@ -389,6 +406,96 @@ def one_step_curves(
     return pd.concat(curves, ignore_index=True), pd.DataFrame.from_records(summary)
 
 
+@dataclass(frozen=True)
+class HoldoutData:
+    """What every world's hold-out report of one calibration shares (computed once by
+    :func:`holdout_data`; only the simulations and the model checks depend on the world).
+
+    Attributes:
+        state: The ``K`` simulated customers' state at the start of the first hold-out week.
+        segment: (K,) their segment codes.
+        weeks: (H,) the hold-out's panel week indices.
+        week_of_year: (H,) their weeks of year.
+        actions: (H, K) the logged actions replayed.
+        actual: What happened, as long rows (``week`` = position 0..H-1, ``grouping``,
+            ``group``, ``metric``, ``actual``).
+        actual_totals: (K, 2) each customer's hold-out conversion weeks and revenue.
+        predictions: The per-customer reference predictors (``zero``, ``own past rate``, and
+            ``BG/NBD`` for purchase-only logs), each (K, 2).
+        references: The weekly reference forecasts, each (H, 2).
+        one_step: The hold-out customer-weeks of :func:`one_step_weeks`.
+    """
+
+    state: CustomerState
+    segment: IntArray
+    weeks: IntArray
+    week_of_year: IntArray
+    actions: IntArray
+    actual: pd.DataFrame
+    actual_totals: Float
+    predictions: dict[str, Float]
+    references: dict[str, Float]
+    one_step: CustomerWeeks
+
+    @property
+    def customers(self) -> int:
+        return int(self.segment.shape[0])
+
+
+def holdout_data(
+    identified: bool,
+    structure: Structure,
+    hold: pd.DataFrame,
+    ids: NDArray[np.object_],
+    state: CustomerState,
+    fit_panel: pd.DataFrame,
+    list_divisors: NDArray[np.float64] | None,
+) -> HoldoutData:
+    """The world-independent part of :func:`holdout_report` (arguments as there;
+    ``identified``: the logs identify contact effects, else BG/NBD is a reference)."""
+    seg_of = (
+        fit_panel.drop_duplicates("customer_id")
+        .set_index("customer_id")["segment"]
+        .astype(str)
+        .replace("", UNKNOWN_SEGMENT)
+    )
+    seg_index = {s: k for k, s in enumerate(structure.segments)}
+    labels = seg_of.reindex(pd.Index(ids.astype(str))).fillna("").to_numpy()
+    keep = np.flatnonzero(np.isin(labels, structure.segments))
+    state = state.take(keep)
+    customer_ids = ids[keep].astype(str)
+    segment = np.array([seg_index[s] for s in labels[keep]], np.int64)
+    index = {c: k for k, c in enumerate(customer_ids)}
+    weeks = np.sort(hold["week"].unique()).astype(np.int64)
+    woy = hold.drop_duplicates("week").set_index("week")["week_of_year"].reindex(weeks).to_numpy()
+    actions = logged_actions(hold, index, weeks, structure.actions.names)
+    predictions = {
+        "zero": np.zeros((len(index), 2)),
+        "own past rate": customer_totals(fit_panel, index, weeks.shape[0]),
+    }
+    own_rate = customer_totals(fit_panel, index, 1).sum(axis=0)
+    references = {"own past rate": np.tile(own_rate, (weeks.shape[0], 1))}
+    if not identified:  # purchase logs: BG/NBD is the reference model
+        horizons = np.arange(1, weeks.shape[0] + 1)
+        cumulative = bgnbd_cumulative(fit_panel, index, int(weeks[0]), horizons)
+        predictions["BG/NBD"] = np.column_stack([cumulative[-1], np.full(len(index), np.nan)])
+        weekly_bgnbd = np.diff(cumulative.sum(axis=1), prepend=0.0)
+        references["BG/NBD"] = np.column_stack([weekly_bgnbd, np.full(weeks.shape[0], np.nan)])
+    actual = _actual(hold, index, segment, weeks, structure).rename(columns={"value": "actual"})
+    return HoldoutData(
+        state,
+        segment,
+        weeks,
+        woy,
+        actions,
+        actual,
+        customer_totals(hold, index),
+        predictions,
+        references,
+        one_step_weeks(hold, structure, list_divisors),
+    )
+
+
 def holdout_report(
     est: Estimate,
     structure: Structure,
@@ -412,50 +519,35 @@ def holdout_report(
         list_divisors: (A,) revenue under each action over its list value (undone for the
             value model's one-step check; see ``customer_weeks``).
     """
-    world = est.calibrated.world
-    seg_of = (
-        fit_panel.drop_duplicates("customer_id")
-        .set_index("customer_id")["segment"]
-        .astype(str)
-        .replace("", UNKNOWN_SEGMENT)
-    )
-    seg_index = {s: k for k, s in enumerate(structure.segments)}
-    labels = seg_of.reindex(pd.Index(ids.astype(str))).fillna("").to_numpy()
-    keep = np.flatnonzero(np.isin(labels, structure.segments))
-    state = state.take(keep)
-    customer_ids = ids[keep].astype(str)
-    segment = np.array([seg_index[s] for s in labels[keep]], np.int64)
-    index = {c: k for k, c in enumerate(customer_ids)}
-    weeks = np.sort(hold["week"].unique()).astype(np.int64)
-    woy = hold.drop_duplicates("week").set_index("week")["week_of_year"].reindex(weeks).to_numpy()
-    actions = logged_actions(hold, index, weeks, structure.actions.names)
+    data = holdout_data(est.identified, structure, hold, ids, state, fit_panel, list_divisors)
+    return world_holdout(est.calibrated.world, data, structure, cfg)
+
+
+def world_holdout(
+    world: WorldSpec, data: HoldoutData, structure: Structure, cfg: CalibrationConfig
+) -> HoldoutReport:
+    """:func:`holdout_report` of ``world`` on the shared :class:`HoldoutData` (the same
+    customers and, through ``cfg.seed``, the same random numbers for every world)."""
+    weeks = data.weeks
     rng = np.random.default_rng(cfg.seed + 1)
     runs, simulated_totals = [], []
     for r in range(cfg.holdout_runs):
-        rows, totals_r = simulate_holdout(world, state, segment, actions, woy, structure, rng)
+        rows, totals_r = simulate_holdout(
+            world, data.state, data.segment, data.actions, data.week_of_year, structure, rng
+        )
         runs.append(rows.assign(run=r))
         simulated_totals.append(totals_r)
     sim = pd.concat(runs, ignore_index=True)
-    zero = np.zeros((len(index), 2))
+    zero = data.predictions["zero"]
     predictions = {
         "this world": np.mean(simulated_totals, axis=0) if simulated_totals else zero,
-        "zero": zero,
-        "own past rate": customer_totals(fit_panel, index, weeks.shape[0]),
+        **data.predictions,
     }
-    own_rate = customer_totals(fit_panel, index, 1).sum(axis=0)
-    references = {"own past rate": np.tile(own_rate, (weeks.shape[0], 1))}
-    if not est.identified:  # purchase logs: BG/NBD is the reference model
-        horizons = np.arange(1, weeks.shape[0] + 1)
-        cumulative = bgnbd_cumulative(fit_panel, index, int(weeks[0]), horizons)
-        predictions["BG/NBD"] = np.column_stack([cumulative[-1], np.full(len(index), np.nan)])
-        weekly_bgnbd = np.diff(cumulative.sum(axis=1), prepend=0.0)
-        references["BG/NBD"] = np.column_stack([weekly_bgnbd, np.full(weeks.shape[0], np.nan)])
-    per_customer = per_customer_errors(customer_totals(hold, index), predictions)
+    per_customer = per_customer_errors(data.actual_totals, predictions)
     keys = ["week", "grouping", "group", "metric"]
     simulated = sim.groupby(keys, sort=False)["value"].agg(["mean", "std"]).reset_index()
     simulated.columns = [*keys, "simulated", "simulated_sd"]
-    actual = _actual(hold, index, segment, weeks, structure).rename(columns={"value": "actual"})
-    weekly = actual.merge(simulated, on=keys, how="outer").fillna(0.0)
+    weekly = data.actual.merge(simulated, on=keys, how="outer").fillna(0.0)
     weekly["week"] = weeks[weekly["week"].to_numpy(np.int64)]
     totals = weekly.groupby(["grouping", "group", "metric"], sort=False)[
         ["actual", "simulated"]
@@ -463,7 +555,7 @@ def holdout_report(
     totals = totals.reset_index()
     with np.errstate(divide="ignore", invalid="ignore"):
         totals["rel_error"] = totals["simulated"] / totals["actual"] - 1.0
-    curves, one_step = one_step_curves(world, hold, structure, list_divisors)
+    curves, one_step = one_step_of(world, data.one_step)
     overall = totals[totals["grouping"] == "all"]
     errors = dict(zip(overall["metric"], overall["rel_error"].to_numpy(np.float64), strict=True))
     metrics = {
@@ -477,14 +569,14 @@ def holdout_report(
     metrics.update(
         {f"sim/holdout_customer_{k}": float(world_row[k]) for k in per_customer.columns[1:]}
     )
-    tracking = tracking_curves(weekly, weeks, references)
+    tracking = tracking_curves(weekly, weeks, data.references)
     return HoldoutReport(
         weekly,
         totals,
         curves,
         one_step,
         metrics,
-        len(index),
+        data.customers,
         per_customer=per_customer,
         tracking=tracking,
     )

@@ -37,7 +37,7 @@ from journeyopt.calibration.fidelity import (
     holdout_decisions,
     value_calibration,
 )
-from journeyopt.calibration.holdout import HoldoutReport, holdout_report
+from journeyopt.calibration.holdout import HoldoutReport, holdout_data, world_holdout
 from journeyopt.calibration.policy_fidelity import PolicyFidelity, check_truth, policy_fidelity
 from journeyopt.calibration.summary import (
     candidate_specs,
@@ -339,12 +339,11 @@ def _holdouts(
     worlds = [est.calibrated.world]
     if cal.card.ensemble:
         worlds += list(est.calibrated.members)
+    # what the worlds' reports share (customers, actual outcomes, references), built once
+    data = holdout_data(est.identified, structure, hold_panel, ids, state, fit_panel, divisors)
 
     def report(world: WorldSpec) -> Callable[[], HoldoutReport | pd.DataFrame | None]:
-        world_est = replace(est, calibrated=replace(est.calibrated, world=world))
-        return lambda: holdout_report(
-            world_est, structure, hold_panel, ids, state, fit_panel, cal, divisors
-        )
+        return lambda: world_holdout(world, data, structure, cal)
 
     def value() -> pd.DataFrame | None:
         if not est.identified:
