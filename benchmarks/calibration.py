@@ -16,7 +16,10 @@
    CPU seconds of ingest, panel, fits = propensities + penalty choice + point fit, ensemble
    refits, hold-out, card; "other" = start-up, config, starting population).
 3. The machine's load average (``os.getloadavg``, 1 minute) at the start and the end of each
-   run: on a shared machine wall time is an upper bound, CPU time the steadier figure.
+   run: on a shared machine wall time is an upper bound, CPU time (the process's and its
+   workers') the steadier figure. Each run's log is kept beside the logs as
+   ``calibrate_<date>_<time>.log`` (with ``calibration.workers``, its ``parallel:`` lines give
+   the CPU time of the busiest worker, the wall time those tasks need on idle cores).
 """
 
 from __future__ import annotations
@@ -136,6 +139,8 @@ def time_calibration(
     )
     load_end = os.getloadavg()[0]
     text = "".join(p.read_text() for p in sorted(hydra_dir.glob("*.log")))
+    # the log (stage lines, the parallel tasks' CPU per worker) outlives the run's folder
+    (folder.parent / f"calibrate_{time.strftime('%Y%m%d_%H%M%S')}.log").write_text(text)
     stages = parse_stages(text)
     if not stages:
         raise SystemExit(f"no stage times in the log of {hydra_dir}")
