@@ -352,3 +352,10 @@ def test_the_evaluation_solves_its_optimum_under_its_rules_and_says_what_it_did_
     note = (tmp_path / "ev" / "evaluation.md").read_text()
     assert "planned under the contact rules: cool-down 1 weeks" in note
     assert f"- {channel} <= 1 in any 5 weeks" in note
+
+
+def test_rules_of_another_catalogue_are_refused(small: WorldSpec) -> None:
+    names = ("none", *(f"other_{k}" for k in range(1, small.actions.n_actions)))
+    other = ContactRules(replace(small.actions, names=names), small.features)
+    with pytest.raises(ValueError, match="the contact rules are for the actions"):
+        plan_rules(other, small)

@@ -127,7 +127,21 @@ def _what(channels: tuple[str, ...], actions: tuple[str, ...]) -> str:
 
 def plan_rules(rules: ContactRules, world: WorldSpec) -> PlannedRules:
     """Split ``rules`` into the part the summary of ``world`` represents and the rest (see the
-    module docstring)."""
+    module docstring).
+
+    Raises:
+        ValueError: ``rules`` were made for another action catalogue or other channels.
+    """
+    if rules.catalog.names != world.actions.names:
+        raise ValueError(
+            f"the contact rules are for the actions {list(rules.catalog.names)}, world "
+            f"{world.name!r} has {list(world.actions.names)}"
+        )
+    if set(rules.spec.contact_channels) != set(world.channels):
+        raise ValueError(
+            f"the contact rules are for the channels {list(rules.spec.contact_channels)}, world "
+            f"{world.name!r} has {list(world.channels)}"
+        )
     spec = world.discrete
     unseen: list[str] = []
     caps: list[Cap] = []
