@@ -62,7 +62,8 @@ class SummaryCandidate:
         spec: The candidate's caps and components.
         n_states: Its number of discrete states (all segments).
         loglik: Held-out log-likelihood of the conversion, engagement and opt-out models
-            summed, nats per validation customer-week; NaN when not scored (too many states).
+            summed, nats per validation customer-week (weighted: per unit of the validation
+            customer-weeks' summed confounding weight); NaN when not scored (too many states).
         se: Standard error of its difference to the best candidate, same units (0 for the
             best; NaN when not scored).
         chosen: Whether it is the chosen summary.
@@ -275,6 +276,7 @@ def select_summary(
     sizes: list[int] = []
     seconds: dict[int, float] = {}
     n_valid = 0
+    per_week = 1.0
     weight: Float | None = None
     for k, spec in enumerate(specs):
         layout = DiscreteLayout(spec, len(segments), len(channels), len(actions))
@@ -293,6 +295,7 @@ def select_summary(
             matrix = practice_matrix(design, weeks, cycles, origin_week)
             weight = fit_weights(weeks, propensities(weeks, matrix, held[weeks.customer]), cfg)
         scores.append(heldout_loglik(weeks, design, held, cfg.c_grid, weight)[held])
+        per_week = max(float(weight[held[weeks.customer]].sum()), 1e-12)
         seconds[k] = time.perf_counter() - start
     scored = [k for k, s in enumerate(scores) if s is not None]
     if not scored:
@@ -305,7 +308,6 @@ def select_summary(
         se[k] = float(np.std(diff, ddof=1) * np.sqrt(diff.shape[0])) if diff.shape[0] > 1 else 0.0
     within = [k for k in scored if totals[best] - totals[k] <= cfg.summary.tolerance_se * se[k]]
     chosen = min(within, key=lambda k: (sizes[k], k))
-    per_week = max(n_valid, 1)
     candidates = tuple(
         SummaryCandidate(
             spec,
