@@ -451,6 +451,7 @@ def card_fidelity(
     members: list[tuple[WorldSpec, HoldoutReport]] | None = None,
     seed: int = 0,
     value_rows: pd.DataFrame | None = None,
+    by_actions: list[pd.DataFrame] | None = None,
 ) -> CardFidelity:
     """The card's by-action calibration, weekly tracking and ensemble spread.
 
@@ -465,15 +466,23 @@ def card_fidelity(
         value_rows: The point world's multi-week value by action (:func:`value_calibration`),
             added to the by-action table (no spread: one value model per member costs too
             much); None: none.
+        by_actions: :func:`action_calibration` of ``world`` and of each member, in that order,
+            when already computed (the calibration computes them beside each world's
+            hold-out simulation); None: computed here.
     """
     if holdout.tracking is None:
         raise ValueError("the hold-out report has no tracking curves")
-    by_action = action_calibration(world, decisions, settings, seed)
+    worlds = [world, *(w for w, _ in members or [])]
+    if by_actions is None:
+        by_actions = [action_calibration(w, decisions, settings, seed) for w in worlds]
+    if len(by_actions) != len(worlds):
+        raise ValueError(f"{len(by_actions)} by-action tables for {len(worlds)} worlds")
+    by_action = by_actions[0]
     mape = tracking_mape(holdout.tracking)
     tracking = holdout.tracking
     spread = None
     if members:
-        member_actions = [action_calibration(w, decisions, settings, seed) for w, _ in members]
+        member_actions = by_actions[1:]
         gaps = np.array([m["gap"].to_numpy(np.float64) for m in member_actions])
         sd = [_sd(gaps[:, j]) for j in range(gaps.shape[1])]
         by_action = by_action.assign(members_sd=sd)

@@ -33,6 +33,8 @@ from journeyopt.calibration.estimate import Estimate, Structure, estimate
 from journeyopt.calibration.export import check_export, export_target, export_world
 from journeyopt.calibration.fidelity import (
     CardFidelity,
+    Decisions,
+    action_calibration,
     card_fidelity,
     holdout_decisions,
     value_calibration,
@@ -277,16 +279,24 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     if not hold_panel.empty:
         split_start = pd.Timestamp(hold_panel["week_start"].min())
         ids, state = state_at(logs, panel_cfg, channels, split_start)
-        holdout, members, value_rows = _holdouts(
-            est, structure, hold_panel, ids, state, fit_panel, cfg, divisors
-        )
+        checks = _holdouts(est, structure, hold_panel, ids, state, fit_panel, cfg, divisors)
+        holdout = checks.point
         if not est.identified:  # purchase-only logs: BG/NBD is the reference model
             bought = fit_panel[fit_panel["conversions"].to_numpy() > 0]
             codes, _ = pd.factorize(bought["customer_id"])
             n_hold = int(hold_panel["week"].nunique())
             week = bought["week"].to_numpy(np.int64)
             holdout = holdout.with_reference(panel_reference(codes, week, first_holdout, n_hold))
-        fidelity = _card_fidelity(est, structure, hold_panel, cfg, holdout, members, value_rows)
+        fidelity = card_fidelity(
+            est.calibrated.world,
+            holdout,
+            checks.decisions,
+            cal.card,
+            checks.members,
+            cal.seed,
+            checks.value_rows,
+            checks.by_actions,
+        )
     clock.lap("holdout")
     policies = None
     if truth is not None:
@@ -320,6 +330,17 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     )
 
 
+@dataclass(frozen=True)
+class _Holdouts:
+    """Every world's hold-out checks of one calibration (see :func:`_holdouts`)."""
+
+    point: HoldoutReport
+    members: list[tuple[WorldSpec, HoldoutReport]]
+    value_rows: pd.DataFrame | None
+    decisions: Decisions
+    by_actions: list[pd.DataFrame]
+
+
 def _holdouts(
     est: Estimate,
     structure: Structure,
@@ -329,21 +350,26 @@ def _holdouts(
     fit_panel: pd.DataFrame,
     cfg: CalibrateConfig,
     divisors: NDArray[np.float64] | None,
-) -> tuple[HoldoutReport, list[tuple[WorldSpec, HoldoutReport]], pd.DataFrame | None]:
-    """The point world's hold-out report, with ``calibration.card.ensemble`` each member's
-    (simulated on the same customers with the same random numbers), and the point world's
-    by-action value rows (None when the logs do not identify contact effects): independent
-    tasks, run on ``calibration.workers`` processes (:func:`journeyopt.parallel.run_tasks`).
-    """
+) -> _Holdouts:
+    """The point world's hold-out report and by-action calibration, with
+    ``calibration.card.ensemble`` each member's (simulated on the same customers with the same
+    random numbers), and the point world's by-action value rows (None when the logs do not
+    identify contact effects): independent tasks, run on ``calibration.workers`` processes
+    (:func:`journeyopt.parallel.run_tasks`)."""
     cal = cfg.calibration
     worlds = [est.calibrated.world]
     if cal.card.ensemble:
         worlds += list(est.calibrated.members)
-    # what the worlds' reports share (customers, actual outcomes, references), built once
+    # what the worlds' checks share (customers, actual outcomes, references, decisions)
     data = holdout_data(est.identified, structure, hold_panel, ids, state, fit_panel, divisors)
+    origin = int(est.calibrated.meta.get("practice_calendar", {}).get("week", 0))
+    decisions = holdout_decisions(est.calibrated.world, hold_panel, divisors, origin)
 
-    def report(world: WorldSpec) -> Callable[[], HoldoutReport | pd.DataFrame | None]:
-        return lambda: world_holdout(world, data, structure, cal)
+    def check(world: WorldSpec) -> Callable[[], object]:
+        return lambda: (
+            world_holdout(world, data, structure, cal),
+            action_calibration(world, decisions, cal.card, cal.seed),
+        )
 
     def value() -> pd.DataFrame | None:
         if not est.identified:
@@ -351,30 +377,17 @@ def _holdouts(
         world = est.calibrated.world
         return value_calibration(world, hold_panel, cal.card, cal.gamma, cfg.data.amounts, cal.seed)
 
-    # the value check first: the longest task (a behaviour-cloning fit), the reports fill in
-    results = run_tasks([value, *(report(w) for w in worlds)], cal.workers)
-    reports = [cast(HoldoutReport, r) for r in results[1:]]
-    members = list(zip(worlds[1:], reports[1:], strict=True))
-    return reports[0], members, cast(pd.DataFrame | None, results[0])
-
-
-def _card_fidelity(
-    est: Estimate,
-    structure: Structure,
-    hold_panel: pd.DataFrame,
-    cfg: CalibrateConfig,
-    holdout: HoldoutReport,
-    members: list[tuple[WorldSpec, HoldoutReport]],
-    value_rows: pd.DataFrame | None,
-) -> CardFidelity:
-    """The card's by-action calibration, weekly tracking and, with ``calibration.card.ensemble``,
-    every figure's spread across the ensemble members (their hold-out ``members``)."""
-    cal = cfg.calibration
-    world = est.calibrated.world
-    divisors = structure.actions.list_divisors(cfg.data.amounts)
-    origin = int(est.calibrated.meta.get("practice_calendar", {}).get("week", 0))
-    decisions = holdout_decisions(world, hold_panel, divisors, origin)
-    return card_fidelity(world, holdout, decisions, cal.card, members, cal.seed, value_rows)
+    # the value check first: the longest task (a behaviour-cloning fit), the worlds fill in
+    results = run_tasks([value, *(check(w) for w in worlds)], cal.workers)
+    checks = cast(list[tuple[HoldoutReport, pd.DataFrame]], results[1:])
+    reports = [r for r, _ in checks]
+    return _Holdouts(
+        reports[0],
+        list(zip(worlds[1:], reports[1:], strict=True)),
+        cast(pd.DataFrame | None, results[0]),
+        decisions,
+        [a for _, a in checks],
+    )
 
 
 def _calendar_origin(panel: pd.DataFrame) -> dict[str, Any]:
