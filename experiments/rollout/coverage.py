@@ -90,14 +90,39 @@ def run_rows(folder: Path) -> list[dict[str, object]]:
     return rows
 
 
+def markdown(table: pd.DataFrame) -> str:
+    """The rows as the README's Markdown table (per customer-week)."""
+
+    def interval(low: float, high: float, covers: bool) -> str:
+        return f"{low:+.3f} to {high:+.3f} ({'yes' if covers else '**no**'})"
+
+    lines = [
+        "| run | test | truth (± 95 %) | estimate | old interval (sampling) | members SD | bias "
+        "(model check bound) | new interval | new from |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in table.itertuples():
+        sd = f"{r.members_sd:.3f}" if np.isfinite(r.members_sd) else "–"
+        lines.append(
+            f"| {r.run} | {r.test} | {r.truth:+.3f} ± {r.truth_half:.3f} | {r.estimate:+.3f} | "
+            f"{interval(r.old_low, r.old_high, r.old_covers)} | {sd} | ±{r.bias:.3f} "
+            f"({100 * r.model_check_bound:.1f} %) | {interval(r.new_low, r.new_high, r.new_covers)}"
+            f" | {r.new_interval} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, help="CSV of the rows")
+    parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     args = parser.parse_args()
     table = pd.DataFrame([r for folder in args.runs for r in run_rows(folder)])
     if args.out:
         table.to_csv(args.out, index=False)
+    if args.markdown:
+        print(markdown(table))
     pd.set_option("display.width", 250)
     print(table.drop(columns=["overrides", "summary_run"]).round(3).to_string(index=False))
     for test, part in table.groupby("test"):
