@@ -39,7 +39,12 @@ from journeyopt.calibration.fidelity import (
     holdout_decisions,
     value_calibration,
 )
-from journeyopt.calibration.holdout import HoldoutReport, holdout_data, world_holdout
+from journeyopt.calibration.holdout import (
+    HoldoutData,
+    HoldoutReport,
+    holdout_data,
+    world_holdout,
+)
 from journeyopt.calibration.policy_fidelity import PolicyFidelity, check_truth, policy_fidelity
 from journeyopt.calibration.summary import (
     candidate_specs,
@@ -278,8 +283,11 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     hold_panel = panel[panel["week"] >= first_holdout]
     if not hold_panel.empty:
         split_start = pd.Timestamp(hold_panel["week_start"].min())
-        ids, state = state_at(logs, panel_cfg, channels, split_start)
-        checks = _holdouts(est, structure, hold_panel, ids, state, fit_panel, cfg, divisors)
+
+        def at_split() -> tuple[NDArray[np.object_], CustomerState]:
+            return state_at(logs, panel_cfg, channels, split_start)
+
+        checks = _holdouts(est, structure, hold_panel, at_split, fit_panel, cfg, divisors)
         holdout = checks.point
         if not est.identified:  # purchase-only logs: BG/NBD is the reference model
             bought = fit_panel[fit_panel["conversions"].to_numpy() > 0]
@@ -345,8 +353,7 @@ def _holdouts(
     est: Estimate,
     structure: Structure,
     hold_panel: pd.DataFrame,
-    ids: NDArray[np.object_],
-    state: CustomerState,
+    at_split: Callable[[], tuple[NDArray[np.object_], CustomerState]],
     fit_panel: pd.DataFrame,
     cfg: CalibrateConfig,
     divisors: NDArray[np.float64] | None,
@@ -354,16 +361,23 @@ def _holdouts(
     """The point world's hold-out report and by-action calibration, with
     ``calibration.card.ensemble`` each member's (simulated on the same customers with the same
     random numbers), and the point world's by-action value rows (None when the logs do not
-    identify contact effects): independent tasks, run on ``calibration.workers`` processes
-    (:func:`journeyopt.parallel.run_tasks`)."""
+    identify contact effects), on ``calibration.workers`` processes
+    (:func:`journeyopt.parallel.run_tasks`): first the value check, what the worlds' checks
+    share (the customers' state at the split, from ``at_split``: their ids and state; actual
+    outcomes, references) and the hold-out decisions as three tasks, then one task per world.
+    """
     cal = cfg.calibration
     worlds = [est.calibrated.world]
     if cal.card.ensemble:
         worlds += list(est.calibrated.members)
-    # what the worlds' checks share (customers, actual outcomes, references, decisions)
-    data = holdout_data(est.identified, structure, hold_panel, ids, state, fit_panel, divisors)
     origin = int(est.calibrated.meta.get("practice_calendar", {}).get("week", 0))
-    decisions = holdout_decisions(est.calibrated.world, hold_panel, divisors, origin)
+
+    def shared() -> HoldoutData:
+        ids, state = at_split()
+        return holdout_data(est.identified, structure, hold_panel, ids, state, fit_panel, divisors)
+
+    def decide() -> Decisions:
+        return holdout_decisions(est.calibrated.world, hold_panel, divisors, origin)
 
     def check(world: WorldSpec) -> Callable[[], object]:
         return lambda: (
@@ -377,14 +391,16 @@ def _holdouts(
         world = est.calibrated.world
         return value_calibration(world, hold_panel, cal.card, cal.gamma, cfg.data.amounts, cal.seed)
 
-    # the value check first: the longest task (a behaviour-cloning fit), the worlds fill in
-    results = run_tasks([value, *(check(w) for w in worlds)], cal.workers)
-    checks = cast(list[tuple[HoldoutReport, pd.DataFrame]], results[1:])
+    first: list[Callable[[], object]] = [value, shared, decide]
+    value_rows, shared_data, decided = run_tasks(first, cal.workers)
+    data, decisions = cast(HoldoutData, shared_data), cast(Decisions, decided)
+    results = run_tasks([check(w) for w in worlds], cal.workers)
+    checks = cast(list[tuple[HoldoutReport, pd.DataFrame]], results)
     reports = [r for r, _ in checks]
     return _Holdouts(
         reports[0],
         list(zip(worlds[1:], reports[1:], strict=True)),
-        cast(pd.DataFrame | None, results[0]),
+        cast(pd.DataFrame | None, value_rows),
         decisions,
         [a for _, a in checks],
     )
