@@ -12,13 +12,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from omegaconf import OmegaConf
 
 from journeyopt.cli.entry import to_object
 from journeyopt.errors import ConfigError
 from journeyopt.serving.config import ServingConfig
 from journeyopt.sim.config import GenerateConfig, SimulatorConfig
-from journeyopt.sim.world import load_world
+from journeyopt.sim.world import load_world, world_from_dict
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "journeyopt"
 NOT_MACHINERY = ("simulators", "configs")
@@ -159,6 +160,13 @@ def test_no_generic_default_sets_a_business_currency_or_margin() -> None:
 def test_a_world_is_required_by_the_schemas(schema: type, given: dict[str, str]) -> None:
     with pytest.raises(ConfigError, match="missing mandatory value: world"):
         to_object(OmegaConf.create(given), schema)
+
+
+def test_a_world_without_a_currency_is_refused() -> None:
+    raw = yaml.safe_load((PACKAGE / "simulators" / "coworking" / "world.yaml").read_text())
+    del raw["currency"]
+    with pytest.raises(ConfigError, match=r"^world.currency is not set"):
+        world_from_dict(raw)
 
 
 @pytest.mark.parametrize("name", ["", "???", "  "])

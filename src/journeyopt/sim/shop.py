@@ -584,7 +584,7 @@ def shop_from_dict(raw: Mapping[str, Any]) -> ShopSpec:
     )
     return ShopSpec(
         name=str(raw["name"]),
-        currency=str(raw.get("currency", "EUR")),
+        currency=str(raw["currency"]),  # no default: the shop's own currency
         margin_rate=float(raw["margin_rate"]),
         channels=tuple(raw["channels"]),
         actions=catalog,

@@ -699,9 +699,11 @@ def world_from_dict(raw: Mapping[str, Any], base_dir: Path | None = None) -> Wor
         base = StartingBase.load(
             raw["starting_population"], base_dir or Path(), features, [s.name for s in segments]
         )
+    if "currency" not in raw:  # no default: the world's values are in its business's currency
+        raise ConfigError("world.currency is not set: the currency of its values and costs")
     return WorldSpec(
         name=str(raw["name"]),
-        currency=str(raw.get("currency", "EUR")),
+        currency=str(raw["currency"]),
         channels=channels,
         actions=catalog,
         margin_rate=float(raw["margin_rate"]),
