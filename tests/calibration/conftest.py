@@ -4,15 +4,19 @@ it, none modifies it)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
 import journeyopt
+from journeyopt.calibration.calibrated import CalibratedWorld
 from journeyopt.calibration.config import (
     CalibrateConfig,
     CalibrationConfig,
@@ -20,8 +24,11 @@ from journeyopt.calibration.config import (
     register_configs,
 )
 from journeyopt.calibration.pipeline import CalibrationResult, calibrate
+from journeyopt.calibration.summary import SummarySelection, summary_lines
 from journeyopt.cli.entry import to_object
+from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
+from journeyopt.panel.build import build_panel
 from journeyopt.panel.config import PanelConfig
 from journeyopt.sim.config import GenerateConfig, StaffRulesConfig, shipped_practice
 from journeyopt.sim.logs import generate_logs, write_logs
@@ -40,6 +47,71 @@ def source_config(name: str, overrides: list[str]) -> SourceConfig:
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("calibrate", overrides=[f"data={name}", "output_dir=x", *overrides])
     return to_object(cfg.data, SourceConfig)
+
+
+PURCHASE_START = pd.Timestamp("2021-01-04")  # a Monday
+PURCHASE_WEEKS = 60
+
+PurchaseLogit = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
+"""(week t, purchases so far (n,), week of the last purchase (n,)) -> this week's logit (n,)."""
+
+
+def write_purchase_log(
+    path: Path, rng: np.random.Generator, first: np.ndarray, logit: PurchaseLogit
+) -> Path:
+    """A CDNOW-format purchase log of ``PURCHASE_WEEKS`` weeks from ``PURCHASE_START``: each
+    customer's first purchase in week ``first``, then each week a purchase with probability
+    ``1 / (1 + exp(-logit(t, bought, last)))`` (at most one a week, on a random day)."""
+    customers = first.shape[0]
+    bought = np.zeros(customers, np.int64)
+    last = first.copy()
+    customer, week = [], []
+    for t in range(PURCHASE_WEEKS):
+        p = 1 / (1 + np.exp(-logit(t, bought, last)))
+        buys = np.where(t == first, True, (t > first) & (rng.random(customers) < p))
+        customer.append(np.flatnonzero(buys))
+        week.append(np.full(int(buys.sum()), t))
+        bought = bought + buys
+        last = np.where(buys, t, last)
+    ids = np.concatenate(customer)
+    weeks = np.concatenate(week)
+    days = PURCHASE_START + pd.to_timedelta(weeks * 7 + rng.integers(0, 7, ids.shape[0]), unit="D")
+    lines = [" customer_id  date number_of_cds  dollar_value"] + [
+        f" {i + 1:05d} {d:%Y%m%d}  1   {10 + (i % 7):.2f}" for i, d in zip(ids, days, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def purchase_panel(path: Path, panel: PanelConfig) -> pd.DataFrame:
+    """The weekly panel of a purchase log of :func:`write_purchase_log`, ingested as the
+    ``cdnow`` source does, through its last week."""
+    end = PURCHASE_START + pd.Timedelta(weeks=PURCHASE_WEEKS)
+    source = source_config("cdnow", [f"data.path={path}", f"data.as_of={end:%Y-%m-%d}"])
+    logs, _ = ingest_to_logs(source)
+    weekly = build_panel(logs, panel, ())
+    return weekly[weekly["week_start"] < end.tz_localize(source.timezone)]
+
+
+def selection_card(selection: SummarySelection, n_actions: int, dp_seconds: float) -> list[str]:
+    """The card's lines of a summary selection (its chosen state count, a DP solve time)."""
+    meta: dict[str, Any] = {
+        **selection.as_meta(),
+        "n_states": selection.chosen.n_states,
+        "n_actions": n_actions,
+        "dp_horizon_weeks": 52,
+        "dp_seconds": dp_seconds,
+    }
+    return summary_lines({"summary_selection": meta})
+
+
+def assert_same_fit(mine: CalibratedWorld, theirs: CalibratedWorld) -> None:
+    """The same summary, and bit-identical response tables of the world and every member."""
+    assert mine.world.discrete == theirs.world.discrete
+    for a, b in zip((mine.world, *mine.members), (theirs.world, *theirs.members), strict=True):
+        assert a.responses is not None and b.responses is not None
+        for name in ("convert_logit", "engage_logit", "optout", "value"):
+            np.testing.assert_array_equal(getattr(a.responses, name), getattr(b.responses, name))
 
 
 def _one_type_practice() -> StaffRulesConfig:

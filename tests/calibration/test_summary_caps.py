@@ -10,23 +10,24 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from journeyopt.calibration.config import CalibrationConfig, SummaryConfig
 from journeyopt.calibration.pipeline import CalibrationResult, calibrate
-from journeyopt.calibration.summary import candidate_specs, select_summary, summary_lines
+from journeyopt.calibration.summary import candidate_specs, select_summary
 from journeyopt.calibration.weeks import segment_names
-from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.errors import ConfigError
-from journeyopt.panel.build import build_panel
 from journeyopt.panel.config import PanelConfig
 from journeyopt.sim.world import DiscreteSpec
 
-from .conftest import calibration_config, source_config
+from .conftest import (
+    assert_same_fit,
+    calibration_config,
+    purchase_panel,
+    selection_card,
+    write_purchase_log,
+)
 
-START = pd.Timestamp("2021-01-04")  # a Monday
-WEEKS = 60
 CUSTOMERS = 2000
 FREQUENCY_LOGIT = 0.5
 """Purchase logit a customer gains per lifetime purchase from the 4th to the 8th."""
@@ -80,27 +81,11 @@ def _purchase_file(path: Path, frequency_logit: float, seed: int) -> Path:
     ``n`` the purchases so far (at most one a week, on a random day)."""
     rng = np.random.default_rng(seed)
     first = rng.integers(0, 4, CUSTOMERS)
-    bought = np.zeros(CUSTOMERS, np.int64)
-    customer, week = [], []
-    for t in range(WEEKS):
-        n = bought
-        logit = (
-            -2.8 + 0.5 * np.minimum(n, 3) + frequency_logit * np.maximum(np.minimum(n, 8) - 3, 0)
-        )
-        buys = np.where(
-            t == first, True, (t > first) & (rng.random(CUSTOMERS) < 1 / (1 + np.exp(-logit)))
-        )
-        customer.append(np.flatnonzero(buys))
-        week.append(np.full(int(buys.sum()), t))
-        bought = bought + buys
-    ids = np.concatenate(customer)
-    weeks = np.concatenate(week)
-    days = START + pd.to_timedelta(weeks * 7 + rng.integers(0, 7, ids.shape[0]), unit="D")
-    lines = [" customer_id  date number_of_cds  dollar_value"] + [
-        f" {i + 1:05d} {d:%Y%m%d}  1   {10 + (i % 7):.2f}" for i, d in zip(ids, days, strict=True)
-    ]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+
+    def logit(t: int, n: np.ndarray, last: np.ndarray) -> np.ndarray:
+        return -2.8 + 0.5 * np.minimum(n, 3) + frequency_logit * np.maximum(np.minimum(n, 8) - 3, 0)
+
+    return write_purchase_log(path, rng, first, logit)
 
 
 @pytest.mark.parametrize(("frequency_logit", "chosen_cap"), [(FREQUENCY_LOGIT, 8), (0.0, 3)])
@@ -108,11 +93,7 @@ def test_a_higher_conversions_cap_is_chosen_only_when_frequency_drives_purchase(
     tmp_path: Path, frequency_logit: float, chosen_cap: int
 ) -> None:
     path = _purchase_file(tmp_path / "purchases.txt", frequency_logit, seed=4)
-    end = START + pd.Timedelta(weeks=WEEKS)
-    source = source_config("cdnow", [f"data.path={path}", f"data.as_of={end:%Y-%m-%d}"])
-    logs, _ = ingest_to_logs(source)
-    panel = build_panel(logs, PanelConfig(), ())
-    panel = panel[panel["week_start"] < end.tz_localize(source.timezone)]
+    panel = purchase_panel(path, PanelConfig())
     caps = DiscreteSpec(
         recency_cap_weeks=10, conversions_cap=3, contact_cap_weeks=2, engagement_cap_weeks=2
     )
@@ -132,17 +113,7 @@ def test_a_higher_conversions_cap_is_chosen_only_when_frequency_drives_purchase(
         assert by_cap[8].loglik - by_cap[3].loglik > 3 * by_cap[3].se
     assert selection.weight_ess_share == 1.0  # purchases only: nothing to weigh
     assert selection.seconds >= max(c.seconds for c in selection.candidates) > 0
-    card = summary_lines(
-        {
-            "summary_selection": {
-                **selection.as_meta(),
-                "n_states": selection.chosen.n_states,
-                "n_actions": 1,
-                "dp_horizon_weeks": 52,
-                "dp_seconds": 0.1,
-            }
-        }
-    )
+    card = selection_card(selection, n_actions=1, dp_seconds=0.1)
     row = f"| base | 10 / {chosen_cap} / 0 | {selection.chosen.n_states:,} |"
     assert any(line.startswith(row) and "**yes**" in line for line in card), card
     assert any(line.startswith("Choosing took ") for line in card)
@@ -164,9 +135,4 @@ def test_the_default_selection_keeps_the_coworking_world_and_weighs_as_the_fit(
     assert len(meta["candidates"]) == 4
     assert meta["weight_ess_share"] == pytest.approx(result.estimate.weight_ess_share, rel=1e-12)
     assert meta["weight_ess_share"] < 0.99  # the logged exploration is weighted
-    mine, theirs = result.estimate.calibrated, small_calibration.estimate.calibrated
-    assert mine.world.discrete == theirs.world.discrete
-    for a, b in zip((mine.world, *mine.members), (theirs.world, *theirs.members), strict=True):
-        assert a.responses is not None and b.responses is not None
-        for name in ("convert_logit", "engage_logit", "optout", "value"):
-            np.testing.assert_array_equal(getattr(a.responses, name), getattr(b.responses, name))
+    assert_same_fit(result.estimate.calibrated, small_calibration.estimate.calibrated)

@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from journeyopt.calibration.config import CalibrationConfig, CapsConfig, SummaryConfig
@@ -17,22 +16,23 @@ from journeyopt.calibration.pipeline import CalibrationResult, calibrate
 from journeyopt.calibration.summary import (
     candidate_specs,
     select_summary,
-    summary_lines,
     summary_panel_config,
 )
 from journeyopt.calibration.weeks import segment_names
-from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.errors import ConfigError
-from journeyopt.panel.build import build_panel
 from journeyopt.panel.config import PanelConfig
 from journeyopt.sim.discrete import DiscreteLayout
 from journeyopt.sim.world import DiscreteSpec, load_world
 
 from .conftest import CAPS as SMALL_CAPS
-from .conftest import calibration_config, source_config
+from .conftest import (
+    assert_same_fit,
+    calibration_config,
+    purchase_panel,
+    selection_card,
+    write_purchase_log,
+)
 
-START = pd.Timestamp("2021-01-04")  # a Monday
-WEEKS = 60
 CUSTOMERS = 2000
 CAPS = DiscreteSpec(
     recency_cap_weeks=10,
@@ -74,25 +74,11 @@ def _purchase_file(path: Path, cycles: tuple[int, int], seed: int) -> Path:
     rng = np.random.default_rng(seed)
     first = rng.integers(0, 4, CUSTOMERS)
     cycle = np.where(rng.random(CUSTOMERS) < 0.5, cycles[0], cycles[1])
-    last = first.copy()
-    customer, week = [], []
-    for t in range(WEEKS):
-        w = t - last
-        logit = -3.5 + 3.5 * np.exp(-0.5 * (w - cycle) ** 2)
-        buys = np.where(
-            t == first, True, (t > first) & (rng.random(CUSTOMERS) < 1 / (1 + np.exp(-logit)))
-        )
-        customer.append(np.flatnonzero(buys))
-        week.append(np.full(int(buys.sum()), t))
-        last = np.where(buys, t, last)
-    ids = np.concatenate(customer)
-    weeks = np.concatenate(week)
-    days = START + pd.to_timedelta(weeks * 7 + rng.integers(0, 7, ids.shape[0]), unit="D")
-    lines = [" customer_id  date number_of_cds  dollar_value"] + [
-        f" {i + 1:05d} {d:%Y%m%d}  1   {10 + (i % 7):.2f}" for i, d in zip(ids, days, strict=True)
-    ]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+
+    def logit(t: int, n: np.ndarray, last: np.ndarray) -> np.ndarray:
+        return -3.5 + 3.5 * np.exp(-0.5 * (t - last - cycle) ** 2)
+
+    return write_purchase_log(path, rng, first, logit)
 
 
 @pytest.mark.parametrize(("cycles", "chosen_gap"), [((3, 8), 9), ((5, 5), 0)])
@@ -100,17 +86,13 @@ def test_the_gap_is_chosen_only_when_a_latent_type_sets_the_purchase_cycle(
     tmp_path: Path, cycles: tuple[int, int], chosen_gap: int
 ) -> None:
     path = _purchase_file(tmp_path / "purchases.txt", cycles, seed=7)
-    end = START + pd.Timedelta(weeks=WEEKS)
-    source = source_config("cdnow", [f"data.path={path}", f"data.as_of={end:%Y-%m-%d}"])
-    logs, _ = ingest_to_logs(source)
     cal = CalibrationConfig(
         summary=SummaryConfig(select=True, pattern_weeks=[0], last_action=[False], gap_caps=[0, 9]),
         seasonal=False,
         c_grid=[0.3, 3.0, 30.0],
     )
     specs = candidate_specs(CAPS, cal.summary)
-    panel = build_panel(logs, summary_panel_config(PanelConfig(), specs, ("none",)), ())
-    panel = panel[panel["week_start"] < end.tz_localize(source.timezone)]
+    panel = purchase_panel(path, summary_panel_config(PanelConfig(), specs, ("none",)))
     assert "conversion_gap_weeks" in panel.columns
     selection = select_summary(panel, specs, cal, (), ("none",), segment_names(panel), None, ())
     by_gap = {c.spec.gap_cap_weeks: c for c in selection.candidates}
@@ -120,17 +102,7 @@ def test_the_gap_is_chosen_only_when_a_latent_type_sets_the_purchase_cycle(
     assert by_gap[9].n_states == base.n_states // 31 * (1 + 10 + 2 * 5 * 10)
     if chosen_gap:
         assert by_gap[9].loglik - by_gap[0].loglik > 3 * by_gap[0].se
-    card = summary_lines(
-        {
-            "summary_selection": {
-                **selection.as_meta(),
-                "n_states": selection.chosen.n_states,
-                "n_actions": 1,
-                "dp_horizon_weeks": 52,
-                "dp_seconds": 0.1,
-            }
-        }
-    )
+    card = selection_card(selection, n_actions=1, dp_seconds=0.1)
     label = "gap 9w, 2w bins" if chosen_gap else "base"
     assert any(line.startswith(f"| {label} |") and "**yes**" in line for line in card), card
 
@@ -154,12 +126,7 @@ def test_coworking_logs_keep_their_world_and_a_world_with_the_gap_calibrates_end
     meta = result.estimate.calibrated.meta["summary_selection"]
     assert [c["gap_cap_weeks"] for c in meta["candidates"]] == [0, 9]
     assert [c["gap_cap_weeks"] for c in meta["candidates"] if c["chosen"]] == [0]
-    mine, theirs = result.estimate.calibrated, small_calibration.estimate.calibrated
-    assert mine.world.discrete == theirs.world.discrete
-    for a, b in zip((mine.world, *mine.members), (theirs.world, *theirs.members), strict=True):
-        assert a.responses is not None and b.responses is not None
-        for name in ("convert_logit", "engage_logit", "optout", "value"):
-            np.testing.assert_array_equal(getattr(a.responses, name), getattr(b.responses, name))
+    assert_same_fit(result.estimate.calibrated, small_calibration.estimate.calibrated)
 
     caps = replace(SMALL_CAPS, gap_cap_weeks=9, gap_bin_weeks=2)
     gap_cfg = calibration_config(small_logs, tmp_path / "gap", truth=str(small_world_path))
