@@ -469,22 +469,30 @@ def _weeks_since(week: int, last: Int) -> Float:
     return np.where(last == NEVER, np.nan, week - last).astype(np.float64)
 
 
-def lifecycle_stage(state: CustomerState, spec: FeatureSpec) -> NDArray[np.int8]:
-    """(N,) lifecycle code at the start of the state's week, see :data:`LIFECYCLE_STAGES`.
-
-    ``opted_out`` (out of every contact channel) wins; then ``prospect`` (never converted),
-    ``active`` (last conversion at most ``lapse_weeks`` ago) and ``lapsed``.
-    """
-    recency = state.week - state.last_conversion_week
+def lifecycle_code(
+    n_conversions: NDArray[np.integer],
+    recency_weeks: NDArray[np.number],
+    out_everywhere: NDArray[np.bool_],
+    lapse_weeks: int,
+) -> NDArray[np.int8]:
+    """(N,) lifecycle code, see :data:`LIFECYCLE_STAGES`: ``opted_out`` (``out_everywhere``:
+    out of every contact channel) wins; then ``prospect`` (no conversion), ``active`` (last
+    conversion at most ``lapse_weeks`` weeks ago) and ``lapsed``. The one rule for the panel's
+    state (:func:`lifecycle_stage`) and the simulator's discrete summaries."""
     stage = np.where(
-        state.n_conversions == 0, PROSPECT, np.where(recency <= spec.lapse_weeks, ACTIVE, LAPSED)
+        n_conversions == 0, PROSPECT, np.where(recency_weeks <= lapse_weeks, ACTIVE, LAPSED)
     )
-    if state.opted_out.shape[1] > 0:
-        out_everywhere = state.opted_out[:, 0].copy()
-        for j in range(1, state.opted_out.shape[1]):
-            out_everywhere &= state.opted_out[:, j]
-        stage = np.where(out_everywhere, OPTED_OUT, stage)
-    return stage.astype(np.int8)
+    return np.where(out_everywhere, OPTED_OUT, stage).astype(np.int8)
+
+
+def lifecycle_stage(state: CustomerState, spec: FeatureSpec) -> NDArray[np.int8]:
+    """(N,) lifecycle code at the start of the state's week (:func:`lifecycle_code`)."""
+    n, channels = state.opted_out.shape
+    out_everywhere = (
+        np.logical_and.reduce(state.opted_out, axis=1) if channels else np.zeros(n, bool)
+    )
+    recency = state.week - state.last_conversion_week
+    return lifecycle_code(state.n_conversions, recency, out_everywhere, spec.lapse_weeks)
 
 
 def state_features(state: CustomerState, spec: FeatureSpec) -> dict[str, NDArray[np.generic]]:

@@ -40,7 +40,7 @@ from functools import cached_property
 import numpy as np
 from numpy.typing import NDArray
 
-from journeyopt.panel.state import ACTIVE, LAPSED, OPTED_OUT, PROSPECT, contacts_feature
+from journeyopt.panel.state import ACTIVE, LAPSED, contacts_feature, lifecycle_code
 from journeyopt.sim.discrete import Summary
 from journeyopt.sim.rules import Cap, ContactRules, Eligibility
 from journeyopt.sim.world import DiscreteSpec, WorldSpec
@@ -216,15 +216,7 @@ def summary_features(
     channels = world.channels  # the summary's opt-out bit j is channel j of the world
     out_bits = [(optout >> j) & 1 == 1 for j in range(len(channels))]
     everywhere = np.logical_and.reduce(out_bits) if out_bits else np.zeros(n, bool)
-    stage = np.where(
-        everywhere,
-        OPTED_OUT,
-        np.where(
-            conversions == 0,
-            PROSPECT,
-            np.where(recency <= rules.spec.lapse_weeks, ACTIVE, LAPSED),
-        ),
-    ).astype(np.int8)
+    stage = lifecycle_code(conversions, recency, everywhere, rules.spec.lapse_weeks)
     features: dict[str, NDArray[np.generic]] = {
         "recency_weeks": recency,
         "weeks_since_contact": contact.astype(np.float64),
