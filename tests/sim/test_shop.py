@@ -27,7 +27,6 @@ from journeyopt.sim.shop import (
     ShopState,
     allowed_actions,
     draw_population,
-    load_shop,
     responses,
     step,
 )
@@ -44,11 +43,6 @@ from journeyopt.sim.shop_optimum import ShopLayout, evaluate_state_policy, solve
 from journeyopt.sim.world import WORLDS_DIR
 
 GAMMA = 0.995
-
-
-@pytest.fixture(scope="module")
-def shop() -> ShopSpec:
-    return load_shop("roastery")
 
 
 def _state(z: int, weeks: int, history: int, pending: int, n: int = 1) -> ShopState:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from omegaconf import OmegaConf
 
 from journeyopt.calibration.base import starting_base
@@ -24,7 +23,7 @@ from journeyopt.panel.state import CustomerState, FeatureSpec
 from journeyopt.panel.state import state_features as panel_features
 from journeyopt.sim.config import shipped_practice
 from journeyopt.sim.optimum import cyclic_weeks_of_year
-from journeyopt.sim.shop import ShopSpec, ShopState, load_shop, popcount, step
+from journeyopt.sim.shop import ShopSpec, ShopState, popcount, step
 from journeyopt.sim.shop_eval import (
     Bool,
     IntArray,
@@ -43,11 +42,6 @@ from journeyopt.sim.shop_logs import (
 from journeyopt.sim.world import WORLDS_DIR
 
 GAMMA = 0.995
-
-
-@pytest.fixture(scope="module")
-def shop() -> ShopSpec:
-    return load_shop("roastery")
 
 
 def test_the_truth_runs_panel_books_refunds_in_the_exports_week(shop: ShopSpec) -> None:
