@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -19,9 +20,10 @@ from mlflow.tracking import MlflowClient
 
 from journeyopt.agents.resume import state_file
 from journeyopt.agents.train import TrainResult, latest_checkpoint, train
+from journeyopt.errors import ConfigError
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.run import OUTPUT_DIR_TAG, RESUMED_BY_TAG, RESUMES_TAG
-from tests.agents.test_train import StopAt, tiny_config
+from tests.agents.test_train import TINY, StopAt, tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLLOUTS = ["agent.n_steps=16"]  # rollouts of 16 weeks x 16 customers = 256 steps; 4 in all
@@ -163,3 +165,47 @@ def test_dqn_resumes_from_its_periodic_checkpoint(tmp_path: Path) -> None:
     result = train(cfg)
     assert result.start_step == 512 and result.timesteps >= 1024
     assert np.isfinite(result.metrics["eval/value_mean"])
+
+
+def _drop_state_field(checkpoint: Path, name: str) -> None:
+    """Rewrite ``checkpoint``'s state file as an older journeyopt wrote it: without the
+    customer state field ``name``."""
+    path = state_file(checkpoint)
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files if key != f"state.{name}"}
+    with path.open("wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def test_a_checkpoint_from_before_a_state_field_is_a_one_line_exit_2(tmp_path: Path) -> None:
+    """A checkpoint written before ``CustomerState.conversion_gap`` existed: a ConfigError
+    naming the field (exit 2 at the command line, no traceback), not a KeyError."""
+    first = train(tiny_config(tmp_path / "first", "ppo", *ROLLOUTS, "train.total_timesteps=512"))
+    _drop_state_field(first.model_path, "conversion_gap")
+    cfg = tiny_config(tmp_path / "second", "ppo", *ROLLOUTS, f"train.resume={first.model_path}")
+    with pytest.raises(ConfigError, match=r"^train.resume: .* no conversion_gap: start a new"):
+        train(cfg)
+
+    env = {k: v for k, v in os.environ.items() if k != "JOURNEYOPT_DEBUG"}
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("journeyopt-train")),
+            "agent=ppo",
+            *TINY,
+            "agent.batch_size=256",
+            *ROLLOUTS,
+            f"output_dir={tmp_path / 'third'}",
+            f"train.resume={first.model_path}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**env, "COLUMNS": "300"},
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert "conversion_gap" in lines[-1] and lines[-1].startswith("error: train.resume:"), lines

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecMonitor
 
 from journeyopt.calibration.ensemble import EnsembleVecEnv
+from journeyopt.errors import ConfigError
 from journeyopt.panel.state import CustomerState
 from journeyopt.sim.vec_env import PopulationVecEnv
 
@@ -202,8 +204,26 @@ def read_state(checkpoint: Path) -> tuple[dict[str, NDArray[Any]], dict[str, Any
         arrays = {name: data[name] for name in data.files}
     meta = json.loads(str(arrays.pop(_META)))
     if meta.get("format_version") != STATE_FORMAT_VERSION:
-        raise ValueError(f"{path}: unknown format_version {meta.get('format_version')}")
+        raise ConfigError(
+            f"train.resume: {path} has state format {meta.get('format_version')}, this "
+            f"journeyopt reads {STATE_FORMAT_VERSION}: {_START_AFRESH}"
+        )
     return arrays, meta
+
+
+_START_AFRESH = (
+    "start a new run (train.resume='') or resume with the journeyopt version that wrote it"
+)
+
+
+def missing_state_fields(arrays: Mapping[str, NDArray[Any]]) -> list[str]:
+    """The :class:`~journeyopt.panel.state.CustomerState` fields a checkpoint's arrays lack
+    (a checkpoint written before the field existed, e.g. ``conversion_gap``)."""
+    return [
+        f.name
+        for f in fields(CustomerState)
+        if f.name != "week" and f"state.{f.name}" not in arrays
+    ]
 
 
 def recorded_run_id(checkpoint: Path) -> str | None:
@@ -251,10 +271,21 @@ def restore(model: BaseAlgorithm, checkpoint: Path) -> bool:
         log.warning("%s has no %s: the run resumes, but not exactly", checkpoint, STATE_SUFFIX)
         return False
     arrays, meta = state
+    missing = missing_state_fields(arrays)
+    if missing:
+        raise ConfigError(
+            f"train.resume: {state_file(checkpoint)} was written by an older journeyopt whose "
+            f"customer state has no {', '.join(missing)}: {_START_AFRESH}"
+        )
     env = _model_env(model)
     observed = _restore_population(_population(env), arrays, meta["population"])
-    if not np.array_equal(observed, arrays["last_obs"]):
-        raise ValueError(f"{state_file(checkpoint)}: the restored customers do not match")
+    if observed.shape != arrays["last_obs"].shape or not np.array_equal(
+        observed, arrays["last_obs"]
+    ):
+        raise ConfigError(
+            f"train.resume: the customers saved in {state_file(checkpoint)} do not match this "
+            "run's world and features: resume with the config of the run that wrote it"
+        )
     model._last_obs = arrays["last_obs"]
     model._last_episode_starts = arrays["last_episode_starts"]
     if hasattr(model, "_last_original_obs"):
