@@ -10,10 +10,17 @@ it reads the customers' discrete state back from the observation vectors
 finite-horizon optimum solved from the observations' week of year on (a receding horizon:
 each week it plans ``horizon_weeks`` ahead, knowing nothing of a change to come).
 :meth:`WorldOptimumPolicy.use` switches the world when the regime changes.
+
+The plan obeys the contact rules the policy is served under: :func:`optimum_scorer` hands the
+policy the scorer's own :class:`~journeyopt.sim.rules.ContactRules` (``serve.rules``), and each
+week's optimum is solved under them (``solve_optimum(..., rules=)``: every rule the discrete
+summary represents; the others, :attr:`WorldOptimumPolicy.unseen_rules`, are logged and still
+applied by the scorer's guard, which turns a forbidden planned contact into ``none``).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +34,12 @@ from journeyopt.serving.served_model import ServedModel
 from journeyopt.sim.discrete import discrete_state
 from journeyopt.sim.observation import decode, observation_layout
 from journeyopt.sim.optimum import OptimalPolicy, cyclic_weeks_of_year, solve_optimum
+from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import WorldSpec
 from journeyopt.tracking.model import PolicySpec
 
 OPTIMUM_VERSION = "world-optimum"
+log = logging.getLogger(__name__)
 
 
 class WorldOptimumPolicy:
@@ -40,16 +49,25 @@ class WorldOptimumPolicy:
         world: The world in force at the start (a parametric ground-truth world).
         horizon_weeks: Planning horizon of each week's optimum, weeks.
         gamma: Weekly discount factor of the plan, in (0, 1].
+        rules: The contact rules the plan obeys (the serving scorer's: :func:`optimum_scorer`
+            sets them); None: the world's own rule only (opt-outs, unsupported actions).
     """
 
     pip_requirements: tuple[str, ...] = ()
 
-    def __init__(self, world: WorldSpec, horizon_weeks: int, gamma: float) -> None:
+    def __init__(
+        self,
+        world: WorldSpec,
+        horizon_weeks: int,
+        gamma: float,
+        rules: ContactRules | None = None,
+    ) -> None:
         self.layout = observation_layout(world)
         self._spec = policy_spec(world, self.layout)
         self.world = world
         self.horizon_weeks = horizon_weeks
         self.gamma = gamma
+        self.rules = rules
         self._plans: dict[tuple[str, int], OptimalPolicy] = {}
 
     @property
@@ -68,13 +86,29 @@ class WorldOptimumPolicy:
             )
         self.world = world
 
+    def obey(self, rules: ContactRules) -> None:
+        """Plan under ``rules`` from now on (the plans solved so far are dropped)."""
+        self.rules = rules
+        self._plans.clear()
+
+    @property
+    def unseen_rules(self) -> tuple[str, ...]:
+        """The contact rules the plans solved so far could not see, each with the reason
+        (:attr:`journeyopt.sim.optimum.OptimalPolicy.unseen_rules`); empty: none."""
+        return tuple(dict.fromkeys(line for p in self._plans.values() for line in p.unseen_rules))
+
     def plan(self, week_of_year: int) -> OptimalPolicy:
-        """The optimum of the world in force over ``horizon_weeks`` from ``week_of_year`` on
-        (solved once per world and week of year)."""
+        """The optimum of the world in force over ``horizon_weeks`` from ``week_of_year`` on,
+        under :attr:`rules` (solved once per world and week of year)."""
         key = (self.world.name, week_of_year)
         if key not in self._plans:
             weeks = cyclic_weeks_of_year(week_of_year, self.horizon_weeks)
-            self._plans[key] = solve_optimum(self.world, self.horizon_weeks, self.gamma, weeks)
+            plan = solve_optimum(
+                self.world, self.horizon_weeks, self.gamma, weeks, rules=self.rules
+            )
+            for line in set(plan.unseen_rules) - set(self.unseen_rules):
+                log.warning("the world's optimum cannot plan under the contact rule %s", line)
+            self._plans[key] = plan
         return self._plans[key]
 
     def act(
@@ -111,7 +145,8 @@ class WorldOptimumPolicy:
 
 def optimum_scorer(policy: WorldOptimumPolicy, serving: ServingConfig) -> Scorer:
     """A serving scorer that serves ``policy`` to the treatment group (staff rules for the
-    control group, the same guards as any champion)."""
+    control group, the same guards as any champion); ``policy`` plans under the scorer's own
+    contact rules (``serve.rules``) from then on."""
     model = ServedModel(
         policy=policy,
         requested=OPTIMUM_VERSION,
@@ -121,4 +156,6 @@ def optimum_scorer(policy: WorldOptimumPolicy, serving: ServingConfig) -> Scorer
         run_id="",
         content_sha256="",
     )
-    return Scorer(model, serving, world=policy.world)
+    scorer = Scorer(model, serving, world=policy.world)
+    policy.obey(scorer.rules)
+    return scorer
