@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from journeyopt.agents.optimum_model import planned_actions
 from journeyopt.agents.sb3 import policy_spec
 from journeyopt.errors import JourneyoptError
 from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.scorer import Scorer
 from journeyopt.serving.served_model import ServedModel
-from journeyopt.sim.discrete import discrete_state
-from journeyopt.sim.observation import decode, observation_layout
+from journeyopt.sim.observation import observation_layout
 from journeyopt.sim.optimum import OptimalPolicy, cyclic_weeks_of_year, solve_optimum
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import WorldSpec
@@ -120,19 +120,14 @@ class WorldOptimumPolicy:
         Raises:
             ValueError: The observations span several weeks of year.
         """
-        features, segment, week_of_year = decode(self.layout, observations)
-        weeks = np.unique(week_of_year)
-        if weeks.size > 1:
-            raise ValueError(f"observations of one week expected, got weeks {weeks.tolist()}")
-        n, n_actions = masks.shape
-        if n == 0:
-            return np.zeros(0, np.int64), np.zeros((0, n_actions))
-        states = discrete_state(features, segment, self.world)
-        chosen = self.plan(int(weeks[0])).optimal_actions(states, 0)
-        actions = np.where(masks[np.arange(n), chosen], chosen, 0).astype(np.int64)
-        probabilities = np.zeros((n, n_actions))
-        probabilities[np.arange(n), actions] = 1.0
-        return actions, probabilities
+
+        def first(states: NDArray[np.int64], week_of_year: NDArray[np.int64]) -> NDArray[np.int64]:
+            weeks = np.unique(week_of_year)
+            if weeks.size > 1:
+                raise ValueError(f"observations of one week expected, got weeks {weeks.tolist()}")
+            return self.plan(int(weeks[0])).optimal_actions(states, 0)
+
+        return planned_actions(self.layout, self.world, observations, masks, first)
 
     def save(self, folder: Path) -> None:
         """Refused: the optimum of a ground-truth world is a simulation reference, not a

@@ -225,7 +225,11 @@ def save_policy(policy: ServablePolicy, folder: Path) -> Path:
 
 
 SERVED_POLICY_CLASSES = frozenset(
-    {"journeyopt.tracking.model:LinearSoftmaxPolicy", "journeyopt.tracking.sb3_policy:SB3Policy"}
+    {
+        "journeyopt.tracking.model:LinearSoftmaxPolicy",
+        "journeyopt.tracking.sb3_policy:SB3Policy",
+        "journeyopt.agents.optimum_model:PlannedOptimum",
+    }
 )
 """The policy classes a ``spec.json`` may name (``module:qualname``)."""
 
