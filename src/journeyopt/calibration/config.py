@@ -24,9 +24,10 @@ class CapsConfig:
     not in the state; ``contact_pattern_weeks`` 0 = no contact pattern, else 2..6 weeks;
     ``last_action``: the last contact's action is part of the state; ``gap_cap_weeks`` 0 = no
     previous gap between conversions, else ``2..recency_cap_weeks`` with ``gap_cap_weeks - 1``
-    a multiple of ``gap_bin_weeks``, the width of its bins). With
-    ``calibration.summary.select`` the pattern, last action and gap are chosen by the data
-    instead.
+    a multiple of ``gap_bin_weeks``, the width of its bins; ``purchase_rate``: the response
+    models read the customer's own purchase rate as smooth terms of the lifetime conversions
+    and tenure, no new state). With ``calibration.summary.select`` the pattern, last action,
+    gap and purchase rate are chosen by the data instead.
     """
 
     recency_cap_weeks: int = 27
@@ -38,6 +39,7 @@ class CapsConfig:
     last_action: bool = False
     gap_cap_weeks: int = 0
     gap_bin_weeks: int = 1
+    purchase_rate: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -95,6 +97,9 @@ class SummaryConfig:
         gap_caps: Candidate caps of the previous gap between conversions, weeks (0 = no gap,
             else >= 2; bins of ``calibration.caps.gap_bin_weeks``; a cap above a candidate's
             recency cap is lowered to it); empty = the configured ``caps.gap_cap_weeks``.
+        purchase_rate: Candidate settings of the purchase-rate terms
+            (:attr:`~journeyopt.sim.world.DiscreteSpec.purchase_rate`; same states, more
+            columns: off is tried first and so wins a tie in states).
         tolerance_se: Standard errors (over validation customers) a smaller summary may trail
             the best by and still be chosen.
         max_states: Candidates with more discrete states are not considered (the exact DP
@@ -108,6 +113,7 @@ class SummaryConfig:
     pattern_weeks: list[int] = field(default_factory=lambda: [0, 4])
     last_action: list[bool] = field(default_factory=lambda: [False, True])
     gap_caps: list[int] = field(default_factory=list)
+    purchase_rate: list[bool] = field(default_factory=lambda: [False])
     tolerance_se: float = 1.0
     max_states: int = 2_000_000
 
@@ -123,6 +129,8 @@ class SummaryConfig:
             raise ConfigError("calibration.summary.pattern_weeks must list 0 (off) or 2..6 weeks")
         if not self.last_action:
             raise ConfigError("calibration.summary.last_action must list at least one setting")
+        if not self.purchase_rate:
+            raise ConfigError("calibration.summary.purchase_rate must list at least one setting")
         if self.tolerance_se < 0:
             raise ConfigError("calibration.summary.tolerance_se must be >= 0")
         if self.max_states < 1:
@@ -309,7 +317,7 @@ class CalibrateConfig:
     """
 
     data: SourceConfig = field(default_factory=SourceConfig)
-    panel: PanelConfig = field(default_factory=PanelConfig)
+    panel: PanelConfig = MISSING  # required: the business's panel windows (configs/panel/)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     output_dir: str = MISSING

@@ -29,6 +29,13 @@ Every response model of a calibrated world is a generalised linear model on the 
   since the last conversion one-hot (``1..R``) and x ``log(recency)`` pooled over segments (a
   purchase cycle whose length the gap reveals: the hazard peaks at another recency), and per
   contact action (customers of different cycles respond differently to contacts);
+- purchase rate (only when ``purchase_rate`` is on; rows of customers), per segment, smooth
+  across lifetime-conversion levels: ``log n``, ``log(n / (1 + tenure))`` (the customer's own
+  conversions per week of tenure; only when the world tracks tenure) and ``log n *
+  log(recency)``. The per-level columns above shrink toward zero, i.e. a level with few
+  customers (the heaviest buyers) toward the pooled level; with these its prediction follows
+  the trend over levels instead (a latent purchase rate, as BG/NBD's posterior reads it from
+  the count and the age);
 - season (optional, last): ISO week of year one-hot ``1..53``.
 
 Regularisation (an L2 penalty) shrinks unsupported one-hot columns to zero, i.e. to the pooled
@@ -100,6 +107,7 @@ class Design:
             "gap_recency": s.n_gap_bins * s.recency_cap_weeks * (s.gap_cap_weeks > 0),
             "gap_log_recency": s.n_gap_bins * (s.gap_cap_weeks > 0),
             "action_gap": n_c * s.n_gap_bins * (s.gap_cap_weeks > 0),
+            "purchase_rate": n_seg * 3 * s.purchase_rate,
         }
 
     def penalty_scale(self, width: int | None = None) -> NDArray[np.float64]:
@@ -203,6 +211,13 @@ class Design:
             )
             parts.append((start["gap_log_recency"] + gap, log_rec, repeat))
             parts.append((start["action_gap"] + ac * n_gap + gap, np.ones(m), repeat & contacted))
+        if s.purchase_rate:
+            log_n = np.log(np.maximum(summary.conversions, 1)).astype(np.float64)
+            tenure = np.broadcast_to(np.asarray(summary.tenure, np.float64), (m,))
+            col = start["purchase_rate"] + seg * 3
+            parts.append((col, log_n, customer))
+            parts.append((col + 1, log_n - np.log1p(tenure), customer & (s.tenure_cap_weeks > 0)))
+            parts.append((col + 2, log_n * log_rec, customer))
         for j in range(self.layout.n_channels):
             if j in self.silent_channels:
                 continue

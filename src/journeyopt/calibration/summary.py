@@ -92,6 +92,8 @@ class SummaryCandidate:
             width = self.spec.gap_bin_weeks
             bins = f", {width}w bins" if width > 1 else ""
             parts.append(f"gap {self.spec.gap_cap_weeks}w{bins}")
+        if self.spec.purchase_rate:
+            parts.append("purchase rate")
         return " + ".join(parts) or "base"
 
 
@@ -135,6 +137,7 @@ class SummarySelection:
                     "tenure_cap_weeks": c.spec.tenure_cap_weeks,
                     "gap_cap_weeks": c.spec.gap_cap_weeks,
                     "gap_bin_weeks": c.spec.gap_bin_weeks,
+                    "purchase_rate": c.spec.purchase_rate,
                     "n_states": c.n_states,
                     "loglik": c.loglik,
                     "se": c.se,
@@ -150,10 +153,10 @@ def candidate_specs(
     caps: DiscreteSpec, cfg: SummaryConfig, history_weeks: int | None = None
 ) -> tuple[DiscreteSpec, ...]:
     """The candidate summaries: ``caps`` alone when the selection is off, else ``caps`` with
-    every (recency cap, conversions cap, tenure cap, pattern length, last action, gap cap) of
-    ``cfg`` (an empty cap list: ``caps``' own; a gap cap above the candidate's recency cap
-    lowered to it, :func:`~journeyopt.sim.world.gap_within`), smallest caps first (duplicates
-    dropped). With
+    every (recency cap, conversions cap, tenure cap, pattern length, last action, gap cap,
+    purchase rate) of ``cfg`` (an empty cap list: ``caps``' own; a gap cap above the
+    candidate's recency cap lowered to it, :func:`~journeyopt.sim.world.gap_within`), smallest
+    caps first (duplicates dropped; the purchase rate off before on). With
     ``history_weeks`` each candidate's caps are lowered to the fitted history
     (:meth:`~journeyopt.sim.world.DiscreteSpec.within_history`)."""
     if not cfg.select:
@@ -173,6 +176,7 @@ def candidate_specs(
         sorted(set(cfg.pattern_weeks)),
         sorted(set(cfg.last_action)),
         listed(cfg.gap_caps, caps.gap_cap_weeks),
+        sorted(set(cfg.purchase_rate)),  # off first: on a tie in states it wins
     )
     specs = [
         replace(
@@ -183,8 +187,9 @@ def candidate_specs(
             contact_pattern_weeks=w,
             last_action=last,
             **gap(g, r),
+            purchase_rate=rate,
         )
-        for r, k, t, w, last, g in grid
+        for r, k, t, w, last, g, rate in grid
     ]
     if history_weeks is not None:
         specs = [s.within_history(history_weeks)[0] for s in specs]

@@ -66,6 +66,14 @@ class DiscreteSpec:
             (``features.conversion_gap``).
         gap_bin_weeks: Width of the gap's bins below the cap, weeks (1 = exact); bins are
             ``1..b``, ``b+1..2b``, ... (a same-week repeat, gap 0, counts as the first bin).
+        purchase_rate: The response models also read the customer's own purchase rate, as
+            smooth terms of the summary's conversions ``n`` (and tenure ``T`` when tracked):
+            ``log n``, ``log(n / (1 + T))`` (lifetime conversions per week of tenure) and
+            ``log n * log(recency)`` (:mod:`journeyopt.calibration.design`), so a lifetime
+            count with few customers follows the trend over counts rather than the pooled
+            level. No new state: the numbering and the dynamics are unchanged, and the panel,
+            simulator and API compute it from the same ``n_conversions`` and
+            ``tenure_weeks`` of :mod:`journeyopt.panel.state`. Off by default.
     """
 
     recency_cap_weeks: int = 27
@@ -77,11 +85,12 @@ class DiscreteSpec:
     last_action: bool = False
     gap_cap_weeks: int = 0
     gap_bin_weeks: int = 1
+    purchase_rate: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            if f.name in ("gap_cap_weeks", "gap_bin_weeks"):
-                continue  # checked below, against the recency cap
+            if f.name in ("gap_cap_weeks", "gap_bin_weeks", "purchase_rate"):
+                continue  # the gap is checked below, against the recency cap; a flag
             if f.name == "tenure_cap_weeks":
                 if self.tenure_cap_weeks == 1 or self.tenure_cap_weeks < 0:
                     raise ConfigError("world.discrete.tenure_cap_weeks must be 0 (off) or >= 2")
