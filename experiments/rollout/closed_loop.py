@@ -17,6 +17,11 @@ catalogue's costliest one, whatever its name):
 - ``good``: previous champion = a cautious policy that contacts no one (a linear softmax with
   all its mass on ``none``); candidate = the policy the first weekly cycle trains in the world
   it calibrates from the history (as usual); the gate judges it against the champion.
+- ``good-optimum``: previous champion = the cautious no-contact policy; candidate = the exact
+  optimum of the world the first weekly cycle calibrated (what the product itself can compute,
+  not the truth's optimum), planned under the serving contact rules
+  (:class:`journeyopt.agents.optimum_model.PlannedOptimum`), registered and judged by the gate
+  like any candidate.
 - ``bad``: previous champion = that first trained policy; candidate = a policy that sends
   the costliest action to everyone the contact rules allow; the gate judges it, and it is then
   deployed as a canary **with the gate bypassed** (``--force``, default on) to exercise the
@@ -47,6 +52,7 @@ import numpy as np
 import pandas as pd
 from hydra import compose, initialize_config_dir
 
+from journeyopt.agents.optimum_model import PlannedOptimum
 from journeyopt.agents.sb3 import policy_spec
 from journeyopt.cli.entry import to_object
 from journeyopt.cli.promote import promote_version
@@ -56,12 +62,13 @@ from journeyopt.loop.cycle import current_champion, run_cycle
 from journeyopt.loop.gate import gate
 from journeyopt.loop.truth import CoworkingTruth, ShopHistory, ShopTruth, TruthWorld
 from journeyopt.serving.config import ExplorationConfig, HoldoutConfig, ServingConfig
+from journeyopt.serving.guards import serving_rules
 from journeyopt.serving.rollout import ARMS, CANARY_ARM, CONTROL_ARM, FULL_ARM, PREVIOUS_ARM
 from journeyopt.sim.config import GenerateConfig, shipped_practice, shipped_rules
 from journeyopt.sim.observation import observation_layout
 from journeyopt.sim.shop import load_shop
 from journeyopt.sim.world import WorldSpec, load_world
-from journeyopt.tracking.model import LinearSoftmaxPolicy, log_policy_model
+from journeyopt.tracking.model import LinearSoftmaxPolicy, ServablePolicy, log_policy_model
 from journeyopt.tracking.promotion import Decision
 from journeyopt.tracking.registry import CHAMPION, PolicyRegistry, ResolvedVersion
 from journeyopt.tracking.rollout import CANARY, read_rollout, start_rollout
@@ -123,7 +130,7 @@ def constant_policy(world: WorldSpec, action: int, strength: float = 20.0) -> Li
 
 
 def register_policy(
-    cfg: CycleConfig, policy: LinearSoftmaxPolicy, world_folder: str, name: str
+    cfg: CycleConfig, policy: ServablePolicy, world_folder: str, name: str
 ) -> ResolvedVersion:
     """Log ``policy`` into a run ``name`` and register it, tagged with the world it reads
     (``journeyopt.simulator``)."""
@@ -197,13 +204,26 @@ def setup(args: argparse.Namespace, cfg: CycleConfig, loop: ClosedLoop) -> dict[
         registry.promote(trained.version, CHAMPION, reason="closed-loop validation: first "
                          "trained policy deployed with the gate bypassed")  # fmt: skip
         start_rollout(registry, trained.version, None, cfg.serve.rollout.canary_share)
-    if args.scenario == "good":
+    if args.scenario in ("good", "good-optimum"):
         cautious = register_policy(cfg, constant_policy(world, 0), str(world_folder), "cautious")
         registry.promote(cautious.version, CHAMPION, reason="closed-loop validation: a "
                          "cautious previous champion that contacts no one")  # fmt: skip
         start_rollout(registry, cautious.version, None, cfg.serve.rollout.canary_share)
         candidate = trained
-    else:
+    if args.scenario == "good-optimum":  # the calibrated world's optimum under serve.rules
+        solving = time.monotonic()
+        rules = serving_rules(world, cfg.serve.rules)
+        sim = cfg.simulator
+        optimum = PlannedOptimum.solve(world, sim.horizon_weeks, sim.gamma, rules)
+        info["optimum_solve_seconds"] = time.monotonic() - solving
+        info["optimum_rules"] = optimum.rules
+        info["optimum_unseen_rules"] = list(optimum.unseen_rules)
+        shares = np.bincount(optimum.actions.ravel(), minlength=world.actions.n_actions)
+        info["optimum_state_week_shares"] = dict(
+            zip(world.actions.names, (shares / shares.sum()).round(4).tolist(), strict=True)
+        )
+        candidate = register_policy(cfg, optimum, str(world_folder), "calibrated-optimum")
+    if args.scenario == "bad":
         costliest = int(np.argmax(world.actions.costs))
         spam = constant_policy(world, costliest)
         candidate = register_policy(cfg, spam, str(world_folder), "spam-costliest")
@@ -221,8 +241,8 @@ def setup(args: argparse.Namespace, cfg: CycleConfig, loop: ClosedLoop) -> dict[
             registry,
             candidate,
             decision,
-            "FORCED canary, gate bypassed: closed-loop validation of the rollback "
-            "(the gate refused: " + "; ".join(decision.reasons)[:200] + ")",
+            f"FORCED canary, gate bypassed: closed-loop validation ({args.scenario}) "
+            "of the rollout (the gate refused: " + "; ".join(decision.reasons)[:200] + ")",
             cfg.serve.rollout,
             monday,
         )
@@ -358,7 +378,7 @@ def summarise(rows: pd.DataFrame, info: dict[str, Any], args: argparse.Namespace
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--scenario", choices=("good", "bad"), required=True)
+    parser.add_argument("--scenario", choices=("good", "good-optimum", "bad"), required=True)
     parser.add_argument("--world", choices=tuple(WORLD_OVERRIDES), default="coworking",
                         help="the ground-truth world")  # fmt: skip
     parser.add_argument("--weeks", type=int, default=52, help="served weeks")
