@@ -6,20 +6,24 @@ world is a one-line ``ConfigError`` (exit 2 at the command line), never the cowo
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import omegaconf
 import pytest
 import yaml
 from omegaconf import OmegaConf
 
+from journeyopt.calibration.config import CalibrationConfig, CapsConfig
 from journeyopt.cli.entry import to_object
 from journeyopt.errors import ConfigError
+from journeyopt.panel.config import PanelConfig
 from journeyopt.serving.config import ServingConfig
 from journeyopt.sim.config import GenerateConfig, SimulatorConfig
-from journeyopt.sim.world import load_world, world_from_dict
+from journeyopt.sim.world import DiscreteSpec, PopulationSpec, load_world, world_from_dict
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "journeyopt"
 NOT_MACHINERY = ("simulators", "configs")
@@ -158,7 +162,7 @@ def test_no_generic_default_sets_a_business_currency_or_margin() -> None:
     [(SimulatorConfig, {}), (GenerateConfig, {"output_dir": "x"}), (ServingConfig, {})],
 )
 def test_a_world_is_required_by_the_schemas(schema: type, given: dict[str, str]) -> None:
-    with pytest.raises(ConfigError, match="missing mandatory value: world"):
+    with pytest.raises(ConfigError, match=r"missing mandatory value: (simulator\.)?world"):
         to_object(OmegaConf.create(given), schema)
 
 
@@ -190,3 +194,95 @@ def test_the_command_line_exits_2_without_a_world(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "no world given" in lines[0], done.stderr[-2000:]
+
+
+PANEL_WINDOWS = ("lapse_weeks", "frequency_weeks", "fatigue_weeks", "engagement_weeks")
+# Business choices the demo once supplied as defaults: a generic schema has none, a user's
+# config gives them (the shipped demo's in its config group's yaml or world.yaml).
+SUMMARY_CAPS = ("recency_cap_weeks", "conversions_cap", "contact_cap_weeks", "engagement_cap_weeks")
+BUSINESS_FIELDS: dict[type, tuple[str, ...]] = {
+    PanelConfig: PANEL_WINDOWS,
+    DiscreteSpec: SUMMARY_CAPS,
+    CapsConfig: SUMMARY_CAPS,
+    PopulationSpec: tuple(f.name for f in dataclasses.fields(PopulationSpec)),
+}
+
+
+@pytest.mark.parametrize("schema", list(BUSINESS_FIELDS), ids=lambda c: c.__name__)
+def test_business_choices_have_no_default_in_the_schemas(schema: type) -> None:
+    """``lapse_weeks: int = 26`` and the like: code that builds a schema in Python must say
+    its business's value (a missing one is a TypeError in Python, a one-line ConfigError
+    from a config file), never silently get the demo's."""
+    named = {f.name: f for f in dataclasses.fields(schema)}
+    defaulted = [
+        name
+        for name in BUSINESS_FIELDS[schema]
+        if named[name].default not in (dataclasses.MISSING, omegaconf.MISSING)
+        or named[name].default_factory is not dataclasses.MISSING
+    ]
+    assert not defaulted, f"{schema.__name__}: {defaulted}"
+    hints = getattr(schema, "REQUIRED_HINTS", None)
+    if hints is not None:  # a config group's schema says how to choose each
+        assert set(BUSINESS_FIELDS[schema]) <= set(hints)
+
+
+@pytest.mark.parametrize("name", PANEL_WINDOWS)
+def test_a_panel_config_without_a_window_names_it_and_how_to_choose(name: str) -> None:
+    given = {n: 4 for n in PANEL_WINDOWS if n != name}
+    hint = PanelConfig.REQUIRED_HINTS[name]
+    with pytest.raises(ConfigError, match=rf"^missing mandatory value: {name}: ") as err:
+        to_object(OmegaConf.create(given), PanelConfig)
+    assert hint in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_user_panel_config_without_lapse_weeks_exits_2_naming_it(tmp_path: Path) -> None:
+    """A user's own config folder whose panel file leaves out ``lapse_weeks``: the command
+    stops before reading anything, with one line naming ``panel.lapse_weeks`` (exit 2), not
+    the demo's 26 weeks."""
+    panel = tmp_path / "conf" / "panel"
+    panel.mkdir(parents=True)
+    (panel / "shop.yaml").write_text("frequency_weeks: 26\nfatigue_weeks: 2\nengagement_weeks: 2\n")
+    env = {k: v for k, v in os.environ.items() if k != "JOURNEYOPT_DEBUG"}
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("journeyopt-panel")),
+            "--config-dir",
+            str(tmp_path / "conf"),
+            "panel=shop",
+            f"input_dir={tmp_path / 'nowhere'}",
+            f"output_dir={tmp_path / 'out'}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+        capture_output=True,
+        text=True,
+        env={**env, "COLUMNS": "300"},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr[-2000:]
+    assert lines[0].startswith("error: missing mandatory value: panel.lapse_weeks: weeks without")
+    assert "panel.lapse_weeks=<value>" in lines[0] and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("section", "name"), [("discrete", "conversions_cap"), ("population", "lapsed")]
+)
+def test_a_world_without_a_business_choice_is_a_one_line_config_error(
+    section: str, name: str
+) -> None:
+    raw = yaml.safe_load((PACKAGE / "simulators" / "coworking" / "world.yaml").read_text())
+    del raw[section][name]
+    with pytest.raises(ConfigError, match=rf"^world\.{section}\.{name} is not set: ") as err:
+        world_from_dict(raw)
+    assert "\n" not in str(err.value)
+
+
+def test_a_calibration_without_a_cap_names_it_and_how_to_choose() -> None:
+    given = {"caps": {n: 5 for n in SUMMARY_CAPS if n != "recency_cap_weeks"}}
+    with pytest.raises(
+        ConfigError, match=r"^missing mandatory value: caps\.recency_cap_weeks: weeks since"
+    ):
+        to_object(OmegaConf.create(given), CalibrationConfig)

@@ -102,6 +102,7 @@ def calibrated_world(logs_dir: Path, world_dir: Path, ensemble: int) -> Calibrat
     calibrate(
         CalibrateConfig(
             data=study.coworking_source(logs_dir),
+            panel=study.coworking_panel(),
             calibration=CalibrationConfig(
                 holdout_weeks=0, ensemble_size=ensemble, policy_customers=2000
             ),

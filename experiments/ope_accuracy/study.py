@@ -54,6 +54,11 @@ TRUTH_SEED = 123
 EXPERIMENT = "ope_accuracy"
 
 
+def coworking_panel() -> PanelConfig:
+    """The shipped panel windows of the coworking demo (``configs/panel/default.yaml``)."""
+    return to_object(OmegaConf.load(CONFIGS / "panel" / "default.yaml"), PanelConfig)
+
+
 def coworking_source(path: Path) -> SourceConfig:
     """The shipped coworking source config reading the logs in ``path``."""
     raw = OmegaConf.load(CONFIGS / "data" / "coworking.yaml")
@@ -79,7 +84,7 @@ def simulate_logs(
     write_logs(generate_logs(world, cfg, np.random.default_rng(seed)), logs_dir, overwrite=True)
     source = coworking_source(logs_dir)
     logs, _ = ingest_to_logs(source)
-    return build_panel(logs, PanelConfig(), tuple(source.contact_channels)), source
+    return build_panel(logs, coworking_panel(), tuple(source.contact_channels)), source
 
 
 def baseline_targets(world: WorldSpec, optimum: OptimalPolicy) -> list[Policy]:

@@ -36,7 +36,6 @@ from journeyopt.monitoring.decisions_contacts import (
 from journeyopt.monitoring.exposure import customer_outcomes
 from journeyopt.monitoring.uplift import regression_uplift
 from journeyopt.panel.build import build_panel
-from journeyopt.panel.config import PanelConfig
 from journeyopt.sim.rules import ActionCatalog
 
 VARIANTS = ("pre_treatment", "before_window", "difference")
@@ -44,13 +43,13 @@ VARIANTS = ("pre_treatment", "before_window", "difference")
 
 def estimates(arm: Path, truth: pd.DataFrame, window: int) -> pd.DataFrame:
     """One row per served week and variant: estimate, CI and the truth."""
-    source = cycle_config([]).data
-    source = replace(source, path=str(arm / "logs"))
+    cycle = cycle_config([])
+    source = replace(cycle.data, path=str(arm / "logs"))
     decisions = read_decisions(str(arm / "decisions"))
     logs, _ = ingest_to_logs(source)
     contacts = decisions_to_contacts(decisions, source)
     logs = with_decision_contacts(logs, contacts, decisions["week"].min())
-    panel = build_panel(logs, PanelConfig(), tuple(source.contact_channels))
+    panel = build_panel(logs, cycle.panel, tuple(source.contact_channels))
     panel["week_start"] = pd.to_datetime(panel["week_start"], utc=True)
     est, catalog = EstimatorConfig(), ActionCatalog.from_source(source)
     rows = []

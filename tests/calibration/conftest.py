@@ -20,7 +20,6 @@ from journeyopt.calibration.calibrated import CalibratedWorld
 from journeyopt.calibration.config import (
     CalibrateConfig,
     CalibrationConfig,
-    CapsConfig,
     register_configs,
 )
 from journeyopt.calibration.pipeline import CalibrationResult, calibrate
@@ -34,9 +33,11 @@ from journeyopt.sim.config import GenerateConfig, StaffRulesConfig, shipped_prac
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.world import WorldSpec, load_world, world_path
 from journeyopt.tracking.config import TrackingConfig
+from tests.panel.windows import panel_config
+from tests.sim.caps import caps_config
 
 CONFIGS = Path(journeyopt.__file__).parent / "configs"
-CAPS = CapsConfig(
+CAPS = caps_config(
     recency_cap_weeks=10, conversions_cap=2, contact_cap_weeks=3, engagement_cap_weeks=4
 )
 
@@ -183,7 +184,7 @@ def calibration_config(
     )
     return CalibrateConfig(
         data=source_config("coworking", [f"data.path={logs}"]),
-        panel=PanelConfig(),
+        panel=panel_config(),
         calibration=calibration,
         tracking=TrackingConfig(enabled=False),
         output_dir=str(out),

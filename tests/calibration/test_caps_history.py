@@ -13,13 +13,13 @@ from journeyopt.calibration.config import CalibrateConfig, register_configs
 from journeyopt.calibration.pipeline import calibrate
 from journeyopt.cli.entry import to_object
 from journeyopt.errors import ConfigError
-from journeyopt.sim.world import DiscreteSpec
+from tests.sim.caps import discrete_spec
 
 from .conftest import CONFIGS
 
 
 def test_caps_above_the_history_are_lowered_to_it_and_tenure_is_not() -> None:
-    spec = DiscreteSpec(
+    spec = discrete_spec(
         recency_cap_weeks=40, contact_cap_weeks=5, engagement_cap_weeks=60, tenure_cap_weeks=104
     )
     used, clipped = spec.within_history(38)
@@ -29,7 +29,7 @@ def test_caps_above_the_history_are_lowered_to_it_and_tenure_is_not() -> None:
     assert spec.within_history(60) == (spec, {})
     assert spec.within_history(0)[0].contact_cap_weeks == 2  # never below a valid cap
     with pytest.raises(ConfigError):
-        DiscreteSpec(recency_cap_weeks=1)
+        discrete_spec(recency_cap_weeks=1)
 
 
 def test_cdnow_calibration_lowers_a_cap_beyond_its_38_weeks_and_the_shipped_one_fits(

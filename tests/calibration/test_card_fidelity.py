@@ -25,9 +25,9 @@ from journeyopt.calibration.pipeline import CalibrationResult, calibrate
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.errors import ConfigError
 from journeyopt.panel.build import build_panel_and_state
-from journeyopt.panel.config import PanelConfig
 from journeyopt.sim.world import WorldSpec
 from tests.calibration.conftest import calibration_config, source_config
+from tests.panel.windows import panel_config
 
 SETTINGS = CardConfig(n_boot=400, confidence=0.99, value_weeks=2)
 AMOUNTS = source_config("coworking", []).amounts
@@ -40,7 +40,7 @@ def truth_hold(small_logs: Path) -> pd.DataFrame:
     source = source_config("coworking", [f"data.path={small_logs}"])
     logs, _ = ingest_to_logs(source)
     channels = tuple(source.contact_channels)
-    panel, _, _ = build_panel_and_state(logs, PanelConfig(), channels)
+    panel, _, _ = build_panel_and_state(logs, panel_config(), channels)
     return panel[panel["week"] >= int(panel["week"].max()) - 29]
 
 

@@ -22,10 +22,11 @@ from journeyopt.sim.config import StaffRulesConfig
 from journeyopt.sim.discrete import DiscreteLayout, Summary
 from journeyopt.sim.population import initial_population
 from journeyopt.sim.practice import LoggedPractice, Practice
-from journeyopt.sim.world import DiscreteSpec, WorldSpec, load_world
+from journeyopt.sim.world import WorldSpec, load_world
 from tests.calibration.conftest import SMALL_PRACTICE
+from tests.sim.caps import discrete_spec
 
-SPEC = DiscreteSpec(
+SPEC = discrete_spec(
     recency_cap_weeks=4, conversions_cap=2, contact_cap_weeks=3, engagement_cap_weeks=3
 )
 LAYOUT = DiscreteLayout(SPEC, n_segments=2, n_channels=1)

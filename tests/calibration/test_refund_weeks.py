@@ -8,10 +8,10 @@ import pytest
 
 from journeyopt.calibration.weeks import customer_weeks, net_list_values, segment_names
 from journeyopt.panel.build import build_panel
-from journeyopt.panel.config import PanelConfig
 from journeyopt.sim.discrete import DiscreteLayout
-from journeyopt.sim.world import DiscreteSpec
 from tests.panel.conftest import CHANNELS, make_logs
+from tests.panel.windows import panel_config
+from tests.sim.caps import discrete_spec
 
 
 def test_net_list_values_spreads_refunds_over_the_converting_weeks() -> None:
@@ -34,9 +34,9 @@ def test_customer_weeks_value_is_net_of_refunds() -> None:
             ("a", "2024-01-30T10:00", "conversion", 25.0),
         ]
     )
-    panel = build_panel(logs, PanelConfig(as_of="2024-02-05"), CHANNELS)
+    panel = build_panel(logs, panel_config(as_of="2024-02-05"), CHANNELS)
     segments = segment_names(panel)
-    layout = DiscreteLayout(DiscreteSpec(), len(segments), len(CHANNELS))
+    layout = DiscreteLayout(discrete_spec(), len(segments), len(CHANNELS))
     weeks = customer_weeks(panel, layout, CHANNELS, ("none",), segments)
     assert weeks.converted.tolist() == [True, False, False, True]
     np.testing.assert_allclose(weeks.list_value, [80.0, 0.0, 0.0, 20.0])

@@ -16,13 +16,13 @@ from journeyopt.calibration.pipeline import CalibrationResult
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.schema import CanonicalLogs
 from journeyopt.panel.build import build_panel, state_at
-from journeyopt.panel.config import PanelConfig
 from journeyopt.panel.state import LIFECYCLE_STAGES, CustomerState, state_features
 from journeyopt.sim.env import InitialPool
 from journeyopt.sim.population import initial_population, starting_population
 from journeyopt.sim.starting import StartingBase
 from journeyopt.sim.world import WorldSpec, load_world
 from tests.calibration.conftest import source_config
+from tests.panel.windows import panel_config
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def logs(small_logs: Path) -> tuple[CanonicalLogs, tuple[str, ...]]:
 @pytest.fixture(scope="module")
 def last_week(logs: tuple[CanonicalLogs, tuple[str, ...]]) -> pd.DataFrame:
     """The panel's last week of the calibration's logs (built as the calibration builds it)."""
-    panel = build_panel(logs[0], PanelConfig(), logs[1])
+    panel = build_panel(logs[0], panel_config(), logs[1])
     return panel[panel["week"] == panel["week"].max()]
 
 
@@ -67,7 +67,7 @@ def test_the_base_is_the_panel_at_as_of(
     after_row = rows["n_conversions"].to_numpy() + rows["conversions"].to_numpy()
     assert (features["n_conversions"] >= after_row).all()
     assert (features["n_conversions"] > after_row).sum() > 10  # the last week's orders
-    ids, everyone = state_at(logs[0], PanelConfig(), logs[1], base.as_of)
+    ids, everyone = state_at(logs[0], panel_config(), logs[1], base.as_of)
     at = pd.Index(ids.astype(str)).get_indexer(base.customer_id)
     want = state_features(everyone.take(at), world.features)
     for name in ("n_conversions", "recency_weeks", "weeks_since_contact", "tenure_weeks"):

@@ -17,8 +17,8 @@ from journeyopt.calibration.pipeline import CalibrationResult, calibrate
 from journeyopt.calibration.summary import candidate_specs, select_summary
 from journeyopt.calibration.weeks import segment_names
 from journeyopt.errors import ConfigError
-from journeyopt.panel.config import PanelConfig
-from journeyopt.sim.world import DiscreteSpec
+from tests.panel.windows import panel_config
+from tests.sim.caps import caps_config, discrete_spec
 
 from .conftest import (
     assert_same_fit,
@@ -34,7 +34,7 @@ FREQUENCY_LOGIT = 0.5
 
 
 def test_the_default_grid_is_the_configured_caps_and_lists_multiply_it() -> None:
-    caps = DiscreteSpec(recency_cap_weeks=20, conversions_cap=3, tenure_cap_weeks=0)
+    caps = discrete_spec(recency_cap_weeks=20, conversions_cap=3, tenure_cap_weeks=0)
     default = candidate_specs(caps, SummaryConfig(select=True))
     assert [(s.contact_pattern_weeks, s.last_action) for s in default] == [
         (0, False),
@@ -93,11 +93,12 @@ def test_a_higher_conversions_cap_is_chosen_only_when_frequency_drives_purchase(
     tmp_path: Path, frequency_logit: float, chosen_cap: int
 ) -> None:
     path = _purchase_file(tmp_path / "purchases.txt", frequency_logit, seed=4)
-    panel = purchase_panel(path, PanelConfig())
-    caps = DiscreteSpec(
+    panel = purchase_panel(path, panel_config())
+    caps = discrete_spec(
         recency_cap_weeks=10, conversions_cap=3, contact_cap_weeks=2, engagement_cap_weeks=2
     )
     cal = CalibrationConfig(
+        caps=caps_config(),
         summary=SummaryConfig(
             select=True, conversions_caps=[3, 8], pattern_weeks=[0], last_action=[False]
         ),

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from journeyopt.calibration.config import CalibrationConfig, CapsConfig, SummaryConfig
+from journeyopt.calibration.config import CalibrationConfig, SummaryConfig
 from journeyopt.calibration.pipeline import CalibrationResult, calibrate
 from journeyopt.calibration.summary import (
     candidate_specs,
@@ -20,9 +20,10 @@ from journeyopt.calibration.summary import (
 )
 from journeyopt.calibration.weeks import segment_names
 from journeyopt.errors import ConfigError
-from journeyopt.panel.config import PanelConfig
 from journeyopt.sim.discrete import DiscreteLayout
-from journeyopt.sim.world import DiscreteSpec, load_world
+from journeyopt.sim.world import load_world
+from tests.panel.windows import panel_config
+from tests.sim.caps import caps_config, discrete_spec
 
 from .conftest import CAPS as SMALL_CAPS
 from .conftest import (
@@ -34,7 +35,7 @@ from .conftest import (
 )
 
 CUSTOMERS = 2000
-CAPS = DiscreteSpec(
+CAPS = discrete_spec(
     recency_cap_weeks=10,
     conversions_cap=3,
     contact_cap_weeks=2,
@@ -55,15 +56,15 @@ def test_gap_candidates_multiply_the_grid_and_fit_under_the_recency_cap() -> Non
         (10, 9, 2),
     ]
     assert candidate_specs(CAPS, replace(grid, gap_caps=[]))[-1].gap_cap_weeks == 0
-    panel = summary_panel_config(PanelConfig(), specs, ("none",))
+    panel = summary_panel_config(panel_config(), specs, ("none",))
     assert panel.conversion_gap and not panel.recent_contacts
-    assert not summary_panel_config(PanelConfig(), specs[:1], ("none",)).conversion_gap
+    assert not summary_panel_config(panel_config(), specs[:1], ("none",)).conversion_gap
     with pytest.raises(ConfigError, match=r"calibration\.summary\.gap_caps"):
         SummaryConfig(gap_caps=[1])
     with pytest.raises(ConfigError, match=r"multiple of gap_bin_weeks"):
-        CapsConfig(gap_cap_weeks=10, gap_bin_weeks=2)
+        caps_config(gap_cap_weeks=10, gap_bin_weeks=2)
     with pytest.raises(ConfigError, match=r"<= recency_cap_weeks"):
-        CapsConfig(gap_cap_weeks=29)
+        caps_config(gap_cap_weeks=29)
 
 
 def _purchase_file(path: Path, cycles: tuple[int, int], seed: int) -> Path:
@@ -87,12 +88,13 @@ def test_the_gap_is_chosen_only_when_a_latent_type_sets_the_purchase_cycle(
 ) -> None:
     path = _purchase_file(tmp_path / "purchases.txt", cycles, seed=7)
     cal = CalibrationConfig(
+        caps=caps_config(),
         summary=SummaryConfig(select=True, pattern_weeks=[0], last_action=[False], gap_caps=[0, 9]),
         seasonal=False,
         c_grid=[0.3, 3.0, 30.0],
     )
     specs = candidate_specs(CAPS, cal.summary)
-    panel = purchase_panel(path, summary_panel_config(PanelConfig(), specs, ("none",)))
+    panel = purchase_panel(path, summary_panel_config(panel_config(), specs, ("none",)))
     assert "conversion_gap_weeks" in panel.columns
     selection = select_summary(panel, specs, cal, (), ("none",), segment_names(panel), None, ())
     by_gap = {c.spec.gap_cap_weeks: c for c in selection.candidates}

@@ -30,6 +30,8 @@ from journeyopt.sim.discrete import DiscreteLayout
 from journeyopt.sim.dynamics import response_probabilities
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.world import WORLDS_DIR, FittedResponses, WorldSpec, load_world
+from tests.panel.windows import panel_config
+from tests.sim.caps import caps_config
 
 FATIGUE_PER_CONTACT = 1.5
 """Conversion and engagement logit a contact loses per week with a contact in the last 4."""
@@ -103,13 +105,14 @@ def test_the_selection_keeps_the_pattern_only_when_the_truth_counts_contacts(
     )
     truth = tabulated(world, count_fatigue)
     cal = CalibrationConfig(
+        caps=caps_config(),
         summary=SummaryConfig(select=True, pattern_weeks=[0, 4], last_action=[False]),
         seasonal=False,
         c_grid=[0.3, 3.0],
     )
     specs = candidate_specs(base.discrete, cal.summary)
     assert [s.contact_pattern_weeks for s in specs] == [0, 4]
-    panel_cfg = summary_panel_config(PanelConfig(), specs, base.actions.names)
+    panel_cfg = summary_panel_config(panel_config(), specs, base.actions.names)
     assert panel_cfg.rule_windows == [4] and panel_cfg.rule_actions == []
     assert panel_cfg.recent_contacts
     panel = _panel(truth, tmp_path, panel_cfg)
@@ -159,7 +162,10 @@ def test_policy_fidelity_runs_a_calibrated_world_that_keeps_more_than_the_truth(
         discrete=replace(truth.discrete, contact_pattern_weeks=4, last_action=True),
     )
     cfg = CalibrationConfig(
-        policy_customers=300, policy_horizon_weeks=3, staff=shipped_practice("coworking")
+        caps=caps_config(),
+        policy_customers=300,
+        policy_horizon_weeks=3,
+        staff=shipped_practice("coworking"),
     )
     fidelity = policy_fidelity(truth, tabulated(world, 0.0), cfg)
     assert len(fidelity.table) == 9 and np.isfinite(fidelity.table["calibrated_value"]).all()

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from journeyopt.calibration.config import CapsConfig
 from journeyopt.calibration.design import Design
 from journeyopt.calibration.weeks import panel_summary
 from journeyopt.errors import ConfigError
@@ -20,7 +19,8 @@ from journeyopt.sim.discrete import (
     next_summary,
     summarise,
 )
-from journeyopt.sim.world import DiscreteSpec, WorldSpec, load_world
+from journeyopt.sim.world import WorldSpec, load_world
+from tests.sim.caps import caps_config, discrete_spec
 
 
 @pytest.fixture(scope="module")
@@ -98,11 +98,11 @@ def test_tenure_enters_the_design_as_two_smooth_terms(coworking: WorldSpec) -> N
 @pytest.mark.parametrize("cap", [1, -3])
 def test_tenure_cap_must_be_off_or_at_least_two(cap: int) -> None:
     with pytest.raises(ConfigError, match="tenure_cap_weeks must be 0"):
-        DiscreteSpec(tenure_cap_weeks=cap)
+        discrete_spec(tenure_cap_weeks=cap)
 
 
 def test_calibration_caps_name_the_setting() -> None:
     with pytest.raises(ConfigError, match=r"calibration\.caps\.tenure_cap_weeks"):
-        CapsConfig(tenure_cap_weeks=1)
+        caps_config(tenure_cap_weeks=1)
     with pytest.raises(ConfigError, match=r"calibration\.caps\.recency_cap_weeks"):
-        CapsConfig(recency_cap_weeks=0)
+        caps_config(recency_cap_weeks=0)

@@ -15,7 +15,7 @@ from journeyopt.calibration.models import FitData
 from journeyopt.calibration.propensity import effective_sample_share
 from journeyopt.calibration.weeks import CustomerWeeks
 from journeyopt.sim.discrete import DiscreteLayout
-from journeyopt.sim.world import DiscreteSpec
+from tests.sim.caps import discrete_spec
 
 N_WEEKS, N_CUSTOMERS = 600, 60
 
@@ -45,7 +45,7 @@ def synthetic_weeks(layout: DiscreteLayout, rng: np.random.Generator) -> Custome
 
 
 def test_value_model_ignores_the_confounding_weights_binary_models_use_them() -> None:
-    spec = DiscreteSpec(
+    spec = discrete_spec(
         recency_cap_weeks=4, conversions_cap=2, contact_cap_weeks=2, engagement_cap_weeks=2
     )
     layout = DiscreteLayout(spec, 1, 1)

@@ -17,8 +17,8 @@ from journeyopt.data.source import SourceConfig
 from journeyopt.data.tables import NEGATIVE_AMOUNT
 from journeyopt.errors import ConfigError
 from journeyopt.panel.build import build_panel
-from journeyopt.panel.config import PanelConfig
 from tests.data.conftest import WriteExport
+from tests.panel.windows import panel_config
 
 Coworking = Callable[..., SourceConfig]
 REFUND_ROLE = "+data.event_roles.refund=refund"
@@ -157,7 +157,7 @@ def test_negative_and_positive_refund_exports_give_the_same_panel(
     for folder, refund in (("neg", "refund,web,-25"), ("pos", "refund,web,25")):
         root = write_export(events=[*lines, f"e3,c1,2024-03-12 10:00,{refund}"], folder=folder)
         logs = run_ingest(coworking(root, REFUND_ROLE)).logs
-        panels.append(build_panel(logs, PanelConfig(as_of="2024-03-25"), ["email", "phone"]))
+        panels.append(build_panel(logs, panel_config(as_of="2024-03-25"), ["email", "phone"]))
     pd.testing.assert_frame_equal(panels[0], panels[1])
     a = panels[0][panels[0]["customer_id"] == "c1"].set_index("week")
     assert a["revenue"].tolist() == [25.0, 0.0, -25.0, 0.0]

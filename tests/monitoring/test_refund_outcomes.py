@@ -11,9 +11,9 @@ import pytest
 from journeyopt.evaluation.ope.logged import week_rewards
 from journeyopt.monitoring.exposure import weekly_outcomes
 from journeyopt.panel.build import build_panel
-from journeyopt.panel.config import PanelConfig
 from journeyopt.sim.world import load_world
 from tests.panel.conftest import CHANNELS, make_logs
+from tests.panel.windows import panel_config
 
 EVENTS = [
     ("a", "2024-01-02T10:00", "conversion", 100.0),
@@ -22,7 +22,7 @@ EVENTS = [
 
 
 def _panel(events: list[tuple[str, str, str, float]]) -> pd.DataFrame:
-    return build_panel(make_logs(events), PanelConfig(as_of="2024-01-29"), CHANNELS)
+    return build_panel(make_logs(events), panel_config(as_of="2024-01-29"), CHANNELS)
 
 
 def test_uplift_outcomes_are_net_of_refunds() -> None:

@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 
 from journeyopt.panel.build import build_panel, iter_panel, state_at, write_panel
-from journeyopt.panel.config import PanelConfig, feature_spec
+from journeyopt.panel.config import feature_spec
 from journeyopt.panel.state import LIFECYCLE_STAGES, CustomerState, FeatureSpec, state_features
 from tests.panel.conftest import CHANNELS, make_logs
+from tests.panel.windows import panel_config
 
 # 2024-01-01 is a Monday: week t starts on 2024-01-01 + 7t days.
-CFG = PanelConfig(as_of="2024-02-05")  # a Monday 00:00: weeks 0..4 are complete
+CFG = panel_config(as_of="2024-02-05")  # a Monday 00:00: weeks 0..4 are complete
 
 
 def _rows(panel: pd.DataFrame, customer: str) -> pd.DataFrame:
@@ -35,7 +36,7 @@ def test_columns_calendar_and_complete_weeks() -> None:
     assert panel["week_of_year"].tolist() == [1, 2, 3, 4, 5]
     assert (panel["segment"] == "").all()
     assert list(panel["lifecycle"].cat.categories) == list(LIFECYCLE_STAGES)
-    one_ns_early = PanelConfig(as_of="2024-02-04T23:59:59.999999999")
+    one_ns_early = panel_config(as_of="2024-02-04T23:59:59.999999999")
     assert build_panel(logs, one_ns_early, CHANNELS)["week"].max() == 3
 
 
@@ -132,7 +133,7 @@ def test_lifecycle_prospect_active_lapsed_opted_out() -> None:
             ("a", "2024-02-01T10:00", "opt_out", 0.0),  # week 4
         ]
     )
-    cfg = PanelConfig(as_of="2024-02-12", lapse_weeks=2)
+    cfg = panel_config(as_of="2024-02-12", lapse_weeks=2)
     stages = _rows(build_panel(logs, cfg, CHANNELS), "a")["lifecycle"].astype(str).tolist()
     assert stages == ["prospect", "prospect", "active", "active", "lapsed", "opted_out"]
 
@@ -187,7 +188,7 @@ def test_iter_panel_matches_build_panel_and_write_panel_round_trips(tmp_path: Pa
 @pytest.mark.parametrize("as_of", ["2024-01-22", "2024-01-24T10:00", "2024-01-28T23:59:59"])
 def test_state_at_equals_the_panel_features_of_that_week(as_of: str) -> None:
     logs = _sample_logs()
-    panel = build_panel(logs, PanelConfig(as_of="2024-03-04"), CHANNELS)  # type: ignore[arg-type]
+    panel = build_panel(logs, panel_config(as_of="2024-03-04"), CHANNELS)  # type: ignore[arg-type]
     ids, state = state_at(logs, CFG, CHANNELS, as_of)  # type: ignore[arg-type]
     assert list(ids) == ["a", "b"]  # c's first activity is after as_of
     features = state_features(state, feature_spec(CFG, CHANNELS))

@@ -7,12 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from journeyopt.panel.build import build_panel
-from journeyopt.panel.config import PanelConfig, feature_spec
+from journeyopt.panel.config import feature_spec
 from tests.panel.conftest import CHANNELS, make_logs
+from tests.panel.windows import panel_config
 
 ORIGIN = pd.Timestamp("2024-01-01", tz="UTC")  # a Monday
 N_WEEKS = 6
-CFG = PanelConfig(as_of=str((ORIGIN + pd.Timedelta(weeks=N_WEEKS)).date()), lapse_weeks=2)
+CFG = panel_config(as_of=str((ORIGIN + pd.Timedelta(weeks=N_WEEKS)).date()), lapse_weeks=2)
 ROLES = ("conversion", "refund", "engagement", "cancellation", "opt_out", "opt_in")
 SECONDS = N_WEEKS * 7 * 86400
 
@@ -76,7 +77,7 @@ def test_features_ignore_activity_from_the_week_start_on(
         )
 
 
-RULES_CFG = PanelConfig(
+RULES_CFG = panel_config(
     as_of=CFG.as_of,
     lapse_weeks=2,
     rule_windows=[2, 5],

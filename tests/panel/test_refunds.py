@@ -12,11 +12,12 @@ from hypothesis import strategies as st
 
 from journeyopt.data.schema import CanonicalLogs
 from journeyopt.panel.build import build_panel, state_at
-from journeyopt.panel.config import PanelConfig, feature_spec
+from journeyopt.panel.config import feature_spec
 from journeyopt.panel.state import state_features
 from tests.panel.conftest import CHANNELS, make_logs
+from tests.panel.windows import panel_config
 
-CFG = PanelConfig(as_of="2024-02-05")  # a Monday 00:00: weeks 0..4 (from 2024-01-01) complete
+CFG = panel_config(as_of="2024-02-05")  # a Monday 00:00: weeks 0..4 (from 2024-01-01) complete
 
 
 def _week(panel: pd.DataFrame, customer: str, week: int) -> pd.Series:
@@ -76,8 +77,8 @@ def test_a_refund_after_the_as_of_does_not_change_the_state() -> None:
     for name, values in state_features(before, spec).items():
         np.testing.assert_array_equal(values, state_features(after, spec)[name], err_msg=name)
     # ... and in the panel it changes week 4's outcome and week 5's features only
-    panel = build_panel(make_logs([*events, late]), PanelConfig(as_of="2024-02-12"), CHANNELS)
-    plain = build_panel(make_logs(events), PanelConfig(as_of="2024-02-12"), CHANNELS)
+    panel = build_panel(make_logs([*events, late]), panel_config(as_of="2024-02-12"), CHANNELS)
+    plain = build_panel(make_logs(events), panel_config(as_of="2024-02-12"), CHANNELS)
     changed = (panel != plain) & ~(panel.isna() & plain.isna())
     rows = panel.loc[changed.any(axis=1), ["customer_id", "week"]].values.tolist()
     assert rows == [["a", 4], ["a", 5]]
@@ -109,7 +110,7 @@ def _logs(ev: list[tuple[str, int, str, float]]) -> CanonicalLogs:
 @settings(max_examples=40, deadline=None)
 @given(ev=st.lists(events, min_size=1, max_size=20))
 def test_net_revenue_is_conversions_minus_refunds(ev: list[tuple[str, int, str, float]]) -> None:
-    cfg = PanelConfig(as_of=str((ORIGIN + pd.Timedelta(weeks=N_WEEKS)).date()))
+    cfg = panel_config(as_of=str((ORIGIN + pd.Timedelta(weeks=N_WEEKS)).date()))
     panel = build_panel(_logs(ev), cfg, CHANNELS)
     bought = sum(v for _, _, r, v in ev if r == "conversion")
     refunded = sum(v for _, _, r, v in ev if r == "refund")

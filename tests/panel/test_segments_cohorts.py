@@ -8,7 +8,6 @@ import pytest
 
 from journeyopt.data.schema import CanonicalLogs
 from journeyopt.panel.cohorts import retention_table
-from journeyopt.panel.config import PanelConfig
 from journeyopt.panel.segments import (
     customer_snapshot,
     lifecycle_counts,
@@ -18,6 +17,7 @@ from journeyopt.panel.segments import (
     segment_counts,
 )
 from tests.panel.conftest import make_logs
+from tests.panel.windows import panel_config
 
 AS_OF = pd.Timestamp("1998-07-01", tz="UTC")  # a Wednesday; its week starts 1998-06-29
 WEEK_START = pd.Timestamp("1998-06-29")
@@ -39,7 +39,7 @@ def _by_hand_purchases(raw: pd.DataFrame) -> pd.DataFrame:
 def test_rfm_of_a_cdnow_customer_by_hand(
     cdnow_logs: CanonicalLogs, cdnow_raw: pd.DataFrame
 ) -> None:
-    snapshot = customer_snapshot(cdnow_logs, PanelConfig(), (), AS_OF)
+    snapshot = customer_snapshot(cdnow_logs, panel_config(), (), AS_OF)
     rfm = rfm_scores(snapshot).set_index("customer_id")
     days = _by_hand_purchases(cdnow_raw)
     per = days.groupby("customer_id").agg(
@@ -66,7 +66,7 @@ def test_rfm_of_a_cdnow_customer_by_hand(
 def test_lifecycle_and_segment_counts_on_cdnow(
     cdnow_logs: CanonicalLogs, cdnow_raw: pd.DataFrame
 ) -> None:
-    snapshot = customer_snapshot(cdnow_logs, PanelConfig(), (), AS_OF)
+    snapshot = customer_snapshot(cdnow_logs, panel_config(), (), AS_OF)
     assert len(snapshot) == cdnow_raw["customer_id"].nunique() == 2357
     per = _by_hand_purchases(cdnow_raw).groupby("customer_id")["date"].max()
     recency = (WEEK_START - (per - pd.to_timedelta(per.dt.day_of_week, unit="D"))).dt.days / 7

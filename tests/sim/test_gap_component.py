@@ -13,7 +13,8 @@ from journeyopt.calibration.design import Design
 from journeyopt.errors import ConfigError
 from journeyopt.panel.state import CustomerState, FeatureSpec, WeekActivity, advance, state_features
 from journeyopt.sim.discrete import DiscreteLayout, Summary, discrete_state, summarise
-from journeyopt.sim.world import DiscreteSpec, WorldSpec, load_world
+from journeyopt.sim.world import WorldSpec, load_world
+from tests.sim.caps import discrete_spec
 
 
 def with_gap(world: WorldSpec, cap: int, width: int = 1) -> WorldSpec:
@@ -76,7 +77,7 @@ def test_off_by_default_and_the_numbering_unchanged(coworking: WorldSpec) -> Non
 )
 def test_invalid_gap_settings_are_refused(caps: dict[str, int], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
-        DiscreteSpec(**caps)
+        discrete_spec(**caps)
 
 
 def test_a_world_must_give_the_feature_its_summary_reads(coworking: WorldSpec) -> None:
@@ -85,12 +86,12 @@ def test_a_world_must_give_the_feature_its_summary_reads(coworking: WorldSpec) -
 
 
 def test_within_history_lowers_the_gap_cap_with_the_recency_cap() -> None:
-    spec, clipped = DiscreteSpec(gap_cap_weeks=9, gap_bin_weeks=2).within_history(6)
+    spec, clipped = discrete_spec(gap_cap_weeks=9, gap_bin_weeks=2).within_history(6)
     assert (spec.recency_cap_weeks, spec.gap_cap_weeks, spec.gap_bin_weeks) == (6, 5, 2)
     assert clipped["gap_cap_weeks"] == (9, 5)
-    narrow, _ = DiscreteSpec(gap_cap_weeks=7, gap_bin_weeks=3).within_history(3)
+    narrow, _ = discrete_spec(gap_cap_weeks=7, gap_bin_weeks=3).within_history(3)
     assert (narrow.gap_cap_weeks, narrow.gap_bin_weeks) == (3, 2)
-    kept, none = DiscreteSpec(gap_cap_weeks=9, gap_bin_weeks=2).within_history(40)
+    kept, none = discrete_spec(gap_cap_weeks=9, gap_bin_weeks=2).within_history(40)
     assert kept.gap_cap_weeks == 9 and "gap_cap_weeks" not in none
 
 

@@ -187,14 +187,14 @@ def test_panel_rebuilds_the_simulated_state_from_messy_logs(messy: Path, world: 
     logs equals the simulator's own state, so a policy sees the same numbers on logs."""
     ingest = pytest.importorskip("journeyopt.data.ingest")
     build = pytest.importorskip("journeyopt.panel.build")
-    from journeyopt.panel.config import PanelConfig
     from journeyopt.panel.state import state_features
+    from tests.panel.windows import panel_config
 
     cfg = _cfg(messy, mess=MESS)
     logs = generate_logs(world, cfg, np.random.default_rng(cfg.seed))
     canonical, _ = ingest.ingest_to_logs(_source(messy))
     as_of = cfg.start + pd.Timedelta(weeks=cfg.weeks)
-    ids, panel_state = build.state_at(canonical, PanelConfig(), world.channels, as_of)
+    ids, panel_state = build.state_at(canonical, panel_config(), world.channels, as_of)
     person = np.array([logs.truth.person_of_ref[str(i)] for i in ids])
     assert sorted(person) == list(range(cfg.n_customers))
     expected = state_features(logs.simulation.final_state.take(person), world.features)

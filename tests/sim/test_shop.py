@@ -241,10 +241,10 @@ def test_truth_and_calibrated_start_from_the_exports_own_customers(
     from journeyopt.calibration.base import starting_base
     from journeyopt.calibration.weeks import segment_names
     from journeyopt.panel.build import build_panel_and_state
-    from journeyopt.panel.config import PanelConfig
     from journeyopt.sim.shop import popcount
     from journeyopt.sim.shop_eval import matched_population
     from journeyopt.sim.shop_logs import TRUE_STATES_FILE, TrueStates
+    from tests.panel.windows import panel_config
 
     rng = np.random.default_rng(12)
     practice = shipped_practice("roastery").to_practice()
@@ -264,7 +264,7 @@ def test_truth_and_calibrated_start_from_the_exports_own_customers(
     source = to_object(cfg, SourceConfig)
     logs, _ = ingest_to_logs(source)
     features = FeatureSpec(contact_channels=shop.channels)
-    panel, ids, end = build_panel_and_state(logs, PanelConfig(), shop.channels)
+    panel, ids, end = build_panel_and_state(logs, panel_config(), shop.channels)
     base, _ = starting_base(panel, ids, end, segment_names(panel))
     pop = matched_population(
         truth.at(base.as_of), truth.customer_no, base, features, 10_000, np.random.default_rng(0)

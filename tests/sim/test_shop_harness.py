@@ -18,7 +18,6 @@ from journeyopt.cli.entry import to_object
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
 from journeyopt.panel.build import build_panel_and_state
-from journeyopt.panel.config import PanelConfig
 from journeyopt.panel.state import CustomerState, FeatureSpec
 from journeyopt.panel.state import state_features as panel_features
 from journeyopt.sim.config import shipped_practice
@@ -40,6 +39,7 @@ from journeyopt.sim.shop_logs import (
     write_shop_logs,
 )
 from journeyopt.sim.world import WORLDS_DIR
+from tests.panel.windows import panel_config
 
 GAMMA = 0.995
 
@@ -112,8 +112,8 @@ def test_the_base_counts_the_exports_last_week(shop: ShopSpec, tmp_path: Path) -
     cfg.path = str(tmp_path / "logs")
     logs, _ = ingest_to_logs(to_object(cfg, SourceConfig))
 
-    panel, ids, end = build_panel_and_state(logs, PanelConfig(), shop.channels, through_as_of=True)
-    rows_only, _, before = build_panel_and_state(logs, PanelConfig(), shop.channels)
+    panel, ids, end = build_panel_and_state(logs, panel_config(), shop.channels, through_as_of=True)
+    rows_only, _, before = build_panel_and_state(logs, panel_config(), shop.channels)
     pd.testing.assert_frame_equal(panel, rows_only)
     assert end.week == before.week + 1
     base, _ = starting_base(panel, ids, end, segment_names(panel))

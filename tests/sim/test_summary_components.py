@@ -19,12 +19,13 @@ from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError
 from journeyopt.panel.build import state_at
-from journeyopt.panel.config import PanelConfig
 from journeyopt.panel.state import FeatureSpec, state_features
 from journeyopt.sim.config import GenerateConfig, shipped_practice
 from journeyopt.sim.discrete import DiscreteLayout, Summary, discrete_state, next_summary, summarise
 from journeyopt.sim.logs import generate_logs, write_logs
-from journeyopt.sim.world import WORLDS_DIR, DiscreteSpec, WorldSpec, load_world
+from journeyopt.sim.world import WORLDS_DIR, WorldSpec, load_world
+from tests.panel.windows import panel_config
+from tests.sim.caps import discrete_spec
 
 
 def with_components(
@@ -75,7 +76,7 @@ def test_components_are_off_by_default_and_the_numbering_unchanged(coworking: Wo
 @pytest.mark.parametrize("weeks", [1, 7, -1])
 def test_pattern_weeks_must_be_off_or_two_to_six(weeks: int) -> None:
     with pytest.raises(ConfigError, match="contact_pattern_weeks must be 0"):
-        DiscreteSpec(contact_pattern_weeks=weeks)
+        discrete_spec(contact_pattern_weeks=weeks)
 
 
 def test_a_world_must_count_what_its_summary_reads(coworking: WorldSpec) -> None:
@@ -182,7 +183,7 @@ def test_panel_from_rendered_logs_equals_the_simulators_summary(
     source = to_object(raw, SourceConfig)
     canonical, _ = ingest_to_logs(replace(source, path=str(tmp_path)))
     as_of = cfg.start + pd.Timedelta(weeks=cfg.weeks)
-    panel_cfg = PanelConfig(
+    panel_cfg = panel_config(
         rule_windows=[4],
         rule_actions=list(world.actions.names[1:]),
         recent_contacts=True,

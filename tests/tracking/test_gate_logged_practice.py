@@ -21,7 +21,6 @@ from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.errors import ConfigError
 from journeyopt.evaluation.config import EvaluationConfig
 from journeyopt.panel.build import build_panel
-from journeyopt.panel.config import PanelConfig
 from journeyopt.sim.config import StaffRulesConfig
 from journeyopt.sim.discrete import DiscreteLayout
 from journeyopt.sim.practice import PRACTICE_FILE, LoggedPractice
@@ -29,6 +28,7 @@ from journeyopt.sim.world import WorldSpec, load_world, world_path
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.promotion import PromotionRefused
 from journeyopt.tracking.registry import CHAMPION, PolicyRegistry
+from tests.panel.windows import panel_config
 from tests.tracking.test_promotion import (
     cloned_myopic,
     coworking_source,
@@ -47,7 +47,7 @@ def estimated_practice(logs: Path, world: WorldSpec) -> LoggedPractice:
     calibration's own behaviour cloning (:mod:`journeyopt.calibration.propensity`)."""
     source = coworking_source(logs)
     channels = tuple(source.contact_channels)
-    panel = build_panel(ingest_to_logs(source)[0], PanelConfig(), channels)
+    panel = build_panel(ingest_to_logs(source)[0], panel_config(), channels)
     layout = DiscreteLayout.of(world)
     weeks = customer_weeks(panel, layout, channels, world.actions.names, world.segment_names)
     design = Design(layout, world.actions.n_actions, seasonal=False)

@@ -38,7 +38,6 @@ from journeyopt.evaluation.config import EvaluationConfig
 from journeyopt.evaluation.ope.logged import logged_trajectories
 from journeyopt.evaluation.ope.model_value import ValueModel
 from journeyopt.panel.build import build_panel
-from journeyopt.panel.config import PanelConfig
 from journeyopt.serving.config import RulesConfig, ServingConfig
 from journeyopt.serving.guards import serving_rules
 from journeyopt.sim.behaviour import contact_rules
@@ -67,6 +66,7 @@ from journeyopt.tracking.promotion import (
 from journeyopt.tracking.registry import CHAMPION, RULES_TAG, PolicyRegistry
 from journeyopt.tracking.run import tracked_run
 from tests.evaluation.ope.wrong_world import booking_odds_scaled
+from tests.panel.windows import panel_config
 
 CONFIGS = Path(journeyopt.__file__).parent / "configs"
 
@@ -134,7 +134,7 @@ def cloned_myopic(logs: Path, world: WorldSpec | None = None) -> LinearSoftmaxPo
     world = world if world is not None else load_world("coworking")
     layout = observation_layout(world)
     source = coworking_source(logs)
-    panel = build_panel(ingest_to_logs(source)[0], PanelConfig(), tuple(source.contact_channels))
+    panel = build_panel(ingest_to_logs(source)[0], panel_config(), tuple(source.contact_channels))
     logged = logged_trajectories(panel, world, contact_rules(world), 4)
     myopic, rng = MyopicPolicy(world), np.random.default_rng(0)
     x, y = [], []
@@ -156,6 +156,7 @@ def gate_config(candidate: str, logs: Path, settings: TrackingConfig) -> Promote
     return PromoteConfig(
         candidate=candidate,
         data=coworking_source(logs),
+        panel=panel_config(),
         simulator=SimulatorConfig(world="coworking", horizon_weeks=26),
         n_customers=400,
         ope=PromoteOPEConfig(n_boot=100, rollout_customers=300),
@@ -299,7 +300,7 @@ def test_logs_without_propensities_get_calibrated_behaviour_cloning(recent_logs:
     estimates are close to the probabilities the logging policy really used."""
     world = load_world("coworking")
     source = coworking_source(recent_logs)
-    panel = build_panel(ingest_to_logs(source)[0], PanelConfig(), tuple(source.contact_channels))
+    panel = build_panel(ingest_to_logs(source)[0], panel_config(), tuple(source.contact_channels))
     logged = logged_trajectories(panel, world, contact_rules(world), 4)
     assert logged.propensity_source == "logged"
     assert logged.propensity_calibration.empty

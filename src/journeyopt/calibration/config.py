@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -30,10 +32,26 @@ class CapsConfig:
     gap and purchase rate are chosen by the data instead.
     """
 
-    recency_cap_weeks: int = 27
-    conversions_cap: int = 3
-    contact_cap_weeks: int = 5
-    engagement_cap_weeks: int = 9
+    REQUIRED_HINTS: ClassVar[Mapping[str, str]] = {
+        "recency_cap_weeks": "weeks since the last conversion are exact below this cap, about "
+        "the weeks after which a customer counts as lapsed (panel.lapse_weeks + 1); or list "
+        "candidates in calibration.summary.recency_caps with summary.select",
+        "conversions_cap": "lifetime conversions are exact below this cap (e.g. 3 when few "
+        "customers buy more than twice); or list candidates in "
+        "calibration.summary.conversions_caps with summary.select",
+        "contact_cap_weeks": "weeks since the last contact are exact below this cap: a little "
+        "longer than a contact's effect lasts (e.g. panel.fatigue_weeks + 1)",
+        "engagement_cap_weeks": "weeks since the last engagement are exact below this cap: a "
+        "little longer than an open or a click still says the customer is interested",
+    }
+    """What to give for each required cap: the recency, conversions, contact and engagement
+    caps depend on how often the business's customers buy and are contacted (the message of
+    a config without one)."""
+
+    recency_cap_weeks: int
+    conversions_cap: int
+    contact_cap_weeks: int
+    engagement_cap_weeks: int
     tenure_cap_weeks: int = 0
     contact_pattern_weeks: int = 0
     last_action: bool = False
@@ -256,7 +274,7 @@ class CalibrationConfig:
     recent_weeks: int = 0
     max_customers: int = 0
     seasonal: bool = True
-    caps: CapsConfig = field(default_factory=CapsConfig)
+    caps: CapsConfig = MISSING  # required: the business's state caps
     summary: SummaryConfig = field(default_factory=SummaryConfig)
     c_grid: list[float] = field(default_factory=lambda: [0.003, 0.03, 0.3, 3.0, 30.0])
     alpha_grid: list[float] = field(default_factory=lambda: [1e-5, 1e-4, 1e-3, 1e-2])

@@ -110,7 +110,7 @@ class DemoConfig:
 
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     data: SourceConfig = field(default_factory=SourceConfig)
-    panel: PanelConfig = field(default_factory=PanelConfig)
+    panel: PanelConfig = MISSING  # required: the business's panel windows (configs/panel/)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     agent: AgentConfig = MISSING

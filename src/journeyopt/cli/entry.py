@@ -7,13 +7,13 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib.resources import files
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf._utils import is_structured_config
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from rich.console import Console
 
 from journeyopt.cli import INTERRUPTED_EXIT_CODE as INTERRUPTED_EXIT_CODE
@@ -51,11 +51,24 @@ def to_object(cfg: DictConfig | Any, schema: type[T]) -> T:
         if isinstance(cfg, DictConfig) and isinstance(merged, DictConfig):
             _replace_maps(merged, cfg)
         obj = OmegaConf.to_object(merged)
+    except MissingMandatoryValue as err:
+        raise ConfigError(missing_value_message(err)) from err
     except OmegaConfBaseException as err:
         raise ConfigError(f"invalid configuration: {err}".splitlines()[0]) from err
     if not isinstance(obj, schema):
         raise ConfigError(f"configuration did not produce a {schema.__name__}")
     return obj
+
+
+def missing_value_message(err: MissingMandatoryValue) -> str:
+    """One line for a value the user's config must give: its full key and, when its schema
+    says how to choose it (a ``REQUIRED_HINTS`` class attribute mapping field names to advice),
+    that advice, else where to set it."""
+    key = str(err.full_key or err.key or "")
+    hints = getattr(err.object_type, "REQUIRED_HINTS", {}) if err.object_type else {}
+    hint = hints.get(str(err.key), "") if isinstance(hints, Mapping) else ""
+    where = f"set it in your config or as {key}=<value> on the command line"
+    return f"missing mandatory value: {key}: " + (f"{hint}; {where}" if hint else where)
 
 
 def _replace_maps(merged: DictConfig, given: DictConfig) -> None:

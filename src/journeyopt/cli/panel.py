@@ -10,7 +10,7 @@ Writes ``panel.parquet``, ``segments.csv``, ``rfm.csv``, ``cohorts.csv`` and ``c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
@@ -61,7 +61,7 @@ class PanelJobConfig:
             the logged contacts whose action is not ``none``, sorted.
     """
 
-    panel: PanelConfig = field(default_factory=PanelConfig)
+    panel: PanelConfig = MISSING  # required: the business's panel windows (configs/panel/)
     input_dir: str = MISSING
     output_dir: str = MISSING
     overwrite: bool = False

@@ -170,7 +170,7 @@ class PromoteConfig:
 
     candidate: str = MISSING
     data: SourceConfig = field(default_factory=SourceConfig)
-    panel: PanelConfig = field(default_factory=PanelConfig)
+    panel: PanelConfig = MISSING  # required: the business's panel windows (configs/panel/)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     calibrated_world: str = ""
     n_customers: int = 5000

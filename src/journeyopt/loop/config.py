@@ -185,7 +185,7 @@ class CycleConfig:
 
     week: str = MISSING
     data: SourceConfig = field(default_factory=SourceConfig)
-    panel: PanelConfig = field(default_factory=PanelConfig)
+    panel: PanelConfig = MISSING  # required: the business's panel windows (configs/panel/)
     decisions: str = ""
     uplift: UpliftStepConfig = field(default_factory=UpliftStepConfig)
     drift: DriftStepConfig = field(default_factory=DriftStepConfig)

@@ -103,7 +103,7 @@ class UpliftJobConfig:
     """
 
     data: SourceConfig = field(default_factory=SourceConfig)
-    panel: PanelConfig = field(default_factory=PanelConfig)
+    panel: PanelConfig = MISSING  # required: the business's panel windows (configs/panel/)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     decisions: str = MISSING
     since: str = MISSING
@@ -203,7 +203,7 @@ class DriftJobConfig:
     """
 
     data: SourceConfig = field(default_factory=SourceConfig)
-    panel: PanelConfig = field(default_factory=PanelConfig)
+    panel: PanelConfig = MISSING  # required: the business's panel windows (configs/panel/)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     reference: WindowConfig = field(default_factory=WindowConfig)
     current: WindowConfig = field(default_factory=WindowConfig)
@@ -247,7 +247,7 @@ class RolloutJobConfig:
 
     command: str = "status"
     data: SourceConfig = field(default_factory=SourceConfig)
-    panel: PanelConfig = field(default_factory=PanelConfig)
+    panel: PanelConfig = MISSING  # required: the business's panel windows (configs/panel/)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     serve: ServingConfig = field(default_factory=ServingConfig)
     decisions: str = ""

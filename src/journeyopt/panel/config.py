@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import pandas as pd
 
@@ -16,7 +17,7 @@ from journeyopt.errors import ConfigError
 from journeyopt.panel.state import FeatureSpec
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PanelConfig:
     """What the panel covers and how its features are windowed.
 
@@ -25,7 +26,8 @@ class PanelConfig:
             weeks, those ending at or before ``as_of``, get rows. Empty means the timestamp of
             the last event or contact in the logs.
         lapse_weeks: A customer whose last conversion is more than this many weeks ago is
-            ``lapsed``, otherwise ``active``.
+            ``lapsed``, otherwise ``active``. Required (a choice about the business, see
+            :attr:`REQUIRED_HINTS`), like the three windows below.
         frequency_weeks: Window of the ``frequency`` feature, weeks.
         fatigue_weeks: Window of the contact-fatigue counts ``contacts_<w>w*``, weeks.
         engagement_weeks: Window of the ``engagements_<w>w`` count, weeks.
@@ -42,11 +44,24 @@ class PanelConfig:
             calibration when it needs it.
     """
 
+    REQUIRED_HINTS: ClassVar[Mapping[str, str]] = {
+        "lapse_weeks": "weeks without a conversion after which a customer counts as lapsed, "
+        "longer than almost every gap between two conversions of your repeat customers (e.g. "
+        "their 90th percentile)",
+        "frequency_weeks": "window of the purchase-frequency feature, weeks, long enough to "
+        "hold several conversions of a regular customer (e.g. 52)",
+        "fatigue_weeks": "window of the contact counts, weeks: the period your contact caps "
+        "are stated in (e.g. 4 for 'at most 2 emails in 4 weeks')",
+        "engagement_weeks": "window of the engagement count, weeks: how long an open or a "
+        "click still says a customer is interested",
+    }
+    """What to give for each required field (the message of a config without it)."""
+
     as_of: str = ""
-    lapse_weeks: int = 26
-    frequency_weeks: int = 52
-    fatigue_weeks: int = 4
-    engagement_weeks: int = 4
+    lapse_weeks: int
+    frequency_weeks: int
+    fatigue_weeks: int
+    engagement_weeks: int
     rule_windows: list[int] = field(default_factory=list)
     rule_actions: list[str] = field(default_factory=list)
     recent_contacts: bool = False

@@ -108,8 +108,18 @@ def observable_world(spec: ShopSpec, features: FeatureSpec | None = None) -> Wor
         engagement_decay_weeks=1.0,
         segments=segments,
         seasonality=(),
-        population=PopulationSpec(),
-        discrete=DiscreteSpec(),
+        # never simulated: the smallest population and summary the schemas accept
+        population=PopulationSpec(
+            prospect=1.0,
+            active=0.0,
+            lapsed=0.0,
+            active_recency_weeks=(1, 1),
+            lapsed_recency_weeks=(1, 1),
+            past_conversions_mean=1.0,
+        ),
+        discrete=DiscreteSpec(
+            recency_cap_weeks=2, conversions_cap=2, contact_cap_weeks=2, engagement_cap_weeks=2
+        ),
         features=features,
         engagement_kinds=kinds,
     )

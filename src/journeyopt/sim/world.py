@@ -13,7 +13,7 @@ parameter means.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -37,6 +37,10 @@ WORLDS_DIR = Path(__file__).resolve().parent.parent / "simulators"
 @dataclass(frozen=True)
 class DiscreteSpec:
     """Caps of the discrete state summary (in weeks or counts, each >= 2; tenure 0 = off).
+
+    The four caps of recency, conversions, contact and engagement have no default: they
+    depend on how often the business's customers buy and are contacted (a world's
+    ``discrete:`` section, a calibration's ``calibration.caps``).
 
     Attributes:
         recency_cap_weeks: Weeks since the last conversion are exact below the cap; the cap
@@ -76,10 +80,10 @@ class DiscreteSpec:
             ``tenure_weeks`` of :mod:`journeyopt.panel.state`. Off by default.
     """
 
-    recency_cap_weeks: int = 27
-    conversions_cap: int = 3
-    contact_cap_weeks: int = 5
-    engagement_cap_weeks: int = 9
+    recency_cap_weeks: int  # the first four are required: a choice about the business
+    conversions_cap: int
+    contact_cap_weeks: int
+    engagement_cap_weeks: int
     tenure_cap_weeks: int = 0
     contact_pattern_weeks: int = 0
     last_action: bool = False
@@ -276,7 +280,9 @@ class SegmentSpec:
 
 @dataclass(frozen=True)
 class PopulationSpec:
-    """The initial population: who is already a customer when the world starts.
+    """The initial population: who is already a customer when the world starts (of a
+    synthetic ground-truth world; a calibrated world starts from its own customers). No field
+    has a default: each describes the world's business.
 
     Attributes:
         prospect, active, lapsed: Shares of the initial population in each lifecycle stage.
@@ -287,12 +293,12 @@ class PopulationSpec:
             (1 + Poisson(mean - 1)).
     """
 
-    prospect: float = 0.35
-    active: float = 0.40
-    lapsed: float = 0.25
-    active_recency_weeks: tuple[int, int] = (1, 12)
-    lapsed_recency_weeks: tuple[int, int] = (27, 104)
-    past_conversions_mean: float = 2.5
+    prospect: float
+    active: float
+    lapsed: float
+    active_recency_weeks: tuple[int, int]
+    lapsed_recency_weeks: tuple[int, int]
+    past_conversions_mean: float
 
     def __post_init__(self) -> None:
         _check_distribution(
@@ -664,6 +670,21 @@ def world_from_dict(raw: Mapping[str, Any], base_dir: Path | None = None) -> Wor
     if raw.get("responses"):
         responses = FittedResponses.load((base_dir or Path()) / str(raw["responses"]))
     actions = raw["actions"]
+def _required_section(raw: Mapping[str, Any], key: str, spec: type) -> dict[str, Any]:
+    """The world file's section ``key`` as keyword arguments of the dataclass ``spec``; a
+    one-line :class:`ConfigError` naming the first field without a default it lacks (a choice
+    about the world's business that no default fits)."""
+    given = dict(raw.get(key) or {})
+    for f in fields(spec):
+        required = f.default is MISSING and f.default_factory is MISSING
+        if required and f.name not in given:
+            raise ConfigError(
+                f"world.{key}.{f.name} is not set: the world's file must give it (see "
+                f"{spec.__name__} in docs/configuration.md)"
+            )
+    return given
+
+
     names = ("none", *(a for a in actions if a != "none"))
     if "discount_rate" in raw:
         raise ConfigError(
@@ -694,7 +715,7 @@ def world_from_dict(raw: Mapping[str, Any], base_dir: Path | None = None) -> Wor
         )
         for name, seg in raw["segments"].items()
     )
-    population = dict(raw.get("population", {}))
+    population = _required_section(raw, "population", PopulationSpec)
     for key in ("active_recency_weeks", "lapsed_recency_weeks"):
         if key in population:
             population[key] = tuple(population[key])
@@ -721,7 +742,7 @@ def world_from_dict(raw: Mapping[str, Any], base_dir: Path | None = None) -> Wor
         segments=segments,
         seasonality=tuple(SeasonWindow(name=n, **w) for n, w in raw.get("seasonality", {}).items()),
         population=PopulationSpec(**population),
-        discrete=DiscreteSpec(**raw.get("discrete", {})),
+        discrete=DiscreteSpec(**_required_section(raw, "discrete", DiscreteSpec)),
         features=features,
         engagement_kinds=dict(raw["engagement_kinds"]),
         responses=responses,

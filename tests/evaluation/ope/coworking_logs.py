@@ -14,11 +14,11 @@ from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
 from journeyopt.evaluation.ope.logged import LoggedTrajectories, logged_trajectories
 from journeyopt.panel.build import build_panel
-from journeyopt.panel.config import PanelConfig
 from journeyopt.sim.behaviour import contact_rules
 from journeyopt.sim.config import GenerateConfig, shipped_practice
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.world import load_world
+from tests.panel.windows import panel_config
 
 CONFIGS = Path(journeyopt.__file__).parent / "configs"
 
@@ -42,5 +42,5 @@ def logged_coworking(
     raw = OmegaConf.load(CONFIGS / "data" / "coworking.yaml")
     raw.path = str(out)
     source = to_object(raw, SourceConfig)
-    panel = build_panel(ingest_to_logs(source)[0], PanelConfig(), tuple(source.contact_channels))
+    panel = build_panel(ingest_to_logs(source)[0], panel_config(), tuple(source.contact_channels))
     return logged_trajectories(panel, world, contact_rules(world), weeks)

@@ -15,7 +15,6 @@ from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
 from journeyopt.evaluation.ope.logged import logged_trajectories
 from journeyopt.panel.build import build_panel
-from journeyopt.panel.config import PanelConfig
 from journeyopt.panel.state import state_features
 from journeyopt.sim.behaviour import contact_rules
 from journeyopt.sim.config import GenerateConfig, shipped_practice
@@ -23,6 +22,7 @@ from journeyopt.sim.discrete import discrete_state
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.population import initial_population
 from journeyopt.sim.world import load_world
+from tests.panel.windows import panel_config
 
 CONFIGS = Path(journeyopt.__file__).parent / "configs"
 CUSTOMERS = 600
@@ -44,7 +44,7 @@ def test_week_zero_of_the_logs_is_the_worlds_initial_population(tmp_path: Path) 
     raw = OmegaConf.load(CONFIGS / "data" / "coworking.yaml")
     raw.path = str(tmp_path)
     source = to_object(raw, SourceConfig)
-    panel = build_panel(ingest_to_logs(source)[0], PanelConfig(), tuple(source.contact_channels))
+    panel = build_panel(ingest_to_logs(source)[0], panel_config(), tuple(source.contact_channels))
     logged = logged_trajectories(panel, world, contact_rules(world), 2)
 
     # the generator's first draw is the initial population: the same customers

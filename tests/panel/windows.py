@@ -1,0 +1,26 @@
+"""The shipped panel windows (``configs/panel/default.yaml``, the demo's) for tests that build a
+:class:`~journeyopt.panel.config.PanelConfig` in Python: the schema has no defaults for these
+business choices, so a test says which it uses."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any
+
+import yaml
+
+from journeyopt.panel.config import PanelConfig
+
+WINDOWS: dict[str, int] = {
+    key: int(value)
+    for key, value in yaml.safe_load(
+        files("journeyopt").joinpath("configs", "panel", "default.yaml").read_text()
+    ).items()
+    if key in ("lapse_weeks", "frequency_weeks", "fatigue_weeks", "engagement_weeks")
+}
+"""lapse_weeks, frequency_weeks, fatigue_weeks and engagement_weeks of the shipped config."""
+
+
+def panel_config(**given: Any) -> PanelConfig:
+    """A panel config with the shipped windows, ``given`` replacing any of its fields."""
+    return PanelConfig(**{**WINDOWS, **given})
