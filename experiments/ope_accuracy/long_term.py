@@ -104,7 +104,10 @@ def calibrated_world(logs_dir: Path, world_dir: Path, ensemble: int) -> Calibrat
             data=study.coworking_source(logs_dir),
             panel=study.coworking_panel(),
             calibration=CalibrationConfig(
-                holdout_weeks=0, ensemble_size=ensemble, policy_customers=2000
+                caps=study.coworking_caps(),
+                holdout_weeks=0,
+                ensemble_size=ensemble,
+                policy_customers=2000,
             ),
             tracking=TrackingConfig(enabled=False),
             output_dir=str(world_dir),

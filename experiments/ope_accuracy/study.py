@@ -33,6 +33,7 @@ from journeyopt.agents.policy import Policy
 from journeyopt.agents.sb3 import LearnedPolicy
 from journeyopt.agents.train import train
 from journeyopt.calibration.card import markdown_table
+from journeyopt.calibration.config import CapsConfig
 from journeyopt.cli.entry import to_object
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
@@ -57,6 +58,11 @@ EXPERIMENT = "ope_accuracy"
 def coworking_panel() -> PanelConfig:
     """The shipped panel windows of the coworking demo (``configs/panel/default.yaml``)."""
     return to_object(OmegaConf.load(CONFIGS / "panel" / "default.yaml"), PanelConfig)
+
+
+def coworking_caps() -> CapsConfig:
+    """The shipped calibration's state caps (``configs/calibration/default.yaml``)."""
+    return to_object(OmegaConf.load(CONFIGS / "calibration" / "default.yaml").caps, CapsConfig)
 
 
 def coworking_source(path: Path) -> SourceConfig:
