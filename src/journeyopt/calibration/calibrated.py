@@ -248,7 +248,7 @@ def _summary_components(world: WorldSpec) -> dict[str, Any]:
             if d.gap_cap_weeks
             else {}
         ),
-        **({"purchase_rate": True} if d.purchase_rate else {}),
+        **({"rate_levels": d.rate_levels} if d.rate_levels else {}),
     }
 
 

@@ -26,9 +26,10 @@ class CapsConfig:
     not in the state; ``contact_pattern_weeks`` 0 = no contact pattern, else 2..6 weeks;
     ``last_action``: the last contact's action is part of the state; ``gap_cap_weeks`` 0 = no
     previous gap between conversions, else ``2..recency_cap_weeks`` with ``gap_cap_weeks - 1``
-    a multiple of ``gap_bin_weeks``, the width of its bins; ``purchase_rate``: the response
-    models read the customer's own purchase rate as smooth terms of the lifetime conversions
-    and tenure, no new state). With ``calibration.summary.select`` the pattern, last action,
+    a multiple of ``gap_bin_weeks``, the width of its bins; ``rate_levels`` 0 = off, else
+    ``1..conversions_cap``: the response models read the customer's own purchase rate as
+    smooth terms of the lifetime conversions and tenure, with per-count columns up to this
+    count; no new state). With ``calibration.summary.select`` the pattern, last action,
     gap and purchase rate are chosen by the data instead.
     """
 
@@ -57,7 +58,7 @@ class CapsConfig:
     last_action: bool = False
     gap_cap_weeks: int = 0
     gap_bin_weeks: int = 1
-    purchase_rate: bool = False
+    rate_levels: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -115,9 +116,9 @@ class SummaryConfig:
         gap_caps: Candidate caps of the previous gap between conversions, weeks (0 = no gap,
             else >= 2; bins of ``calibration.caps.gap_bin_weeks``; a cap above a candidate's
             recency cap is lowered to it); empty = the configured ``caps.gap_cap_weeks``.
-        purchase_rate: Candidate settings of the purchase-rate terms
-            (:attr:`~journeyopt.sim.world.DiscreteSpec.purchase_rate`; same states, more
-            columns: off is tried first and so wins a tie in states).
+        rate_levels: Candidate settings of the purchase-rate terms (0 = off, else >= 1;
+            :attr:`~journeyopt.sim.world.DiscreteSpec.rate_levels`, lowered to a candidate's
+            conversions cap; same states: off is tried first and so wins a tie in states).
         tolerance_se: Standard errors (over validation customers) a smaller summary may trail
             the best by and still be chosen.
         max_states: Candidates with more discrete states are not considered (the exact DP
@@ -131,7 +132,7 @@ class SummaryConfig:
     pattern_weeks: list[int] = field(default_factory=lambda: [0, 4])
     last_action: list[bool] = field(default_factory=lambda: [False, True])
     gap_caps: list[int] = field(default_factory=list)
-    purchase_rate: list[bool] = field(default_factory=lambda: [False])
+    rate_levels: list[int] = field(default_factory=lambda: [0])
     tolerance_se: float = 1.0
     max_states: int = 2_000_000
 
@@ -147,8 +148,8 @@ class SummaryConfig:
             raise ConfigError("calibration.summary.pattern_weeks must list 0 (off) or 2..6 weeks")
         if not self.last_action:
             raise ConfigError("calibration.summary.last_action must list at least one setting")
-        if not self.purchase_rate:
-            raise ConfigError("calibration.summary.purchase_rate must list at least one setting")
+        if not self.rate_levels or any(v < 0 for v in self.rate_levels):
+            raise ConfigError("calibration.summary.rate_levels must list 0 (off) or counts >= 1")
         if self.tolerance_se < 0:
             raise ConfigError("calibration.summary.tolerance_se must be >= 0")
         if self.max_states < 1:

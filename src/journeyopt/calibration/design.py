@@ -29,13 +29,14 @@ Every response model of a calibrated world is a generalised linear model on the 
   since the last conversion one-hot (``1..R``) and x ``log(recency)`` pooled over segments (a
   purchase cycle whose length the gap reveals: the hazard peaks at another recency), and per
   contact action (customers of different cycles respond differently to contacts);
-- purchase rate (only when ``purchase_rate`` is on; rows of customers), per segment, smooth
+- purchase rate (only when ``rate_levels = L > 0``; rows of customers), per segment, smooth
   across lifetime-conversion levels: ``log n``, ``log(n / (1 + tenure))`` (the customer's own
   conversions per week of tenure; only when the world tracks tenure) and ``log n *
-  log(recency)``. The per-level columns above shrink toward zero, i.e. a level with few
-  customers (the heaviest buyers) toward the pooled level; with these its prediction follows
-  the trend over levels instead (a latent purchase rate, as BG/NBD's posterior reads it from
-  the count and the age);
+  log(recency)``; the per-level columns above (conversions, ``log(recency)``, tenure) are kept
+  for levels ``0..L`` and shared by the levels above ``L``. Per-level columns shrink toward
+  zero, i.e. a level with few customers (the heaviest buyers) toward the pooled level; with
+  these its prediction follows the trend over levels instead (a latent purchase rate, as
+  BG/NBD's posterior reads it from the count and the age);
 - season (optional, last): ISO week of year one-hot ``1..53``.
 
 Regularisation (an L2 penalty) shrinks unsupported one-hot columns to zero, i.e. to the pooled
@@ -107,7 +108,7 @@ class Design:
             "gap_recency": s.n_gap_bins * s.recency_cap_weeks * (s.gap_cap_weeks > 0),
             "gap_log_recency": s.n_gap_bins * (s.gap_cap_weeks > 0),
             "action_gap": n_c * s.n_gap_bins * (s.gap_cap_weeks > 0),
-            "purchase_rate": n_seg * 3 * s.purchase_rate,
+            "purchase_rate": n_seg * 3 * (s.rate_levels > 0),
         }
 
     def penalty_scale(self, width: int | None = None) -> NDArray[np.float64]:
@@ -143,6 +144,10 @@ class Design:
         seg = summary.segment
         a = np.asarray(actions, np.int64)
         customer = summary.conversions > 0
+        # the per-level columns' level: with the purchase rate, counts above L share L's
+        count = (
+            np.minimum(summary.conversions, s.rate_levels) if s.rate_levels else summary.conversions
+        )
         contacted = a > 0
         ac = np.maximum(a - 1, 0)
         n_seg = self.layout.n_segments
@@ -152,13 +157,13 @@ class Design:
         parts: list[tuple[IntArray, Float, NDArray[np.bool_]]] = [
             (start["segment"] + seg, np.ones(m), np.ones(m, bool)),
             (
-                start["conversions"] + seg * (s.conversions_cap + 1) + summary.conversions,
+                start["conversions"] + seg * (s.conversions_cap + 1) + count,
                 np.ones(m),
                 np.ones(m, bool),
             ),
             (start["recency"] + seg * r_cap + summary.recency - 1, np.ones(m), customer),
             (
-                start["log_recency"] + seg * (s.conversions_cap + 1) + summary.conversions,
+                start["log_recency"] + seg * (s.conversions_cap + 1) + count,
                 log_rec,
                 customer,
             ),
@@ -179,7 +184,7 @@ class Design:
             (start["action_engaged"] + ac, np.ones(m), contacted & (summary.engagement < e_cap)),
         ]
         if s.tenure_cap_weeks > 0:
-            level = start["log_tenure"] + seg * (s.conversions_cap + 1) + summary.conversions
+            level = start["log_tenure"] + seg * (s.conversions_cap + 1) + count
             tenure = np.broadcast_to(np.asarray(summary.tenure, np.float64), (m,))
             gap = np.maximum(tenure - summary.recency, 0.0)
             parts.append((level, np.log1p(tenure), np.ones(m, bool)))
@@ -211,7 +216,7 @@ class Design:
             )
             parts.append((start["gap_log_recency"] + gap, log_rec, repeat))
             parts.append((start["action_gap"] + ac * n_gap + gap, np.ones(m), repeat & contacted))
-        if s.purchase_rate:
+        if s.rate_levels:
             log_n = np.log(np.maximum(summary.conversions, 1)).astype(np.float64)
             tenure = np.broadcast_to(np.asarray(summary.tenure, np.float64), (m,))
             col = start["purchase_rate"] + seg * 3

@@ -92,8 +92,8 @@ class SummaryCandidate:
             width = self.spec.gap_bin_weeks
             bins = f", {width}w bins" if width > 1 else ""
             parts.append(f"gap {self.spec.gap_cap_weeks}w{bins}")
-        if self.spec.purchase_rate:
-            parts.append("purchase rate")
+        if self.spec.rate_levels:
+            parts.append(f"purchase rate ({self.spec.rate_levels} levels)")
         return " + ".join(parts) or "base"
 
 
@@ -137,7 +137,7 @@ class SummarySelection:
                     "tenure_cap_weeks": c.spec.tenure_cap_weeks,
                     "gap_cap_weeks": c.spec.gap_cap_weeks,
                     "gap_bin_weeks": c.spec.gap_bin_weeks,
-                    "purchase_rate": c.spec.purchase_rate,
+                    "rate_levels": c.spec.rate_levels,
                     "n_states": c.n_states,
                     "loglik": c.loglik,
                     "se": c.se,
@@ -156,7 +156,8 @@ def candidate_specs(
     every (recency cap, conversions cap, tenure cap, pattern length, last action, gap cap,
     purchase rate) of ``cfg`` (an empty cap list: ``caps``' own; a gap cap above the
     candidate's recency cap lowered to it, :func:`~journeyopt.sim.world.gap_within`), smallest
-    caps first (duplicates dropped; the purchase rate off before on). With
+    caps first (duplicates dropped; a purchase rate's levels lowered to the candidate's
+    conversions cap, off first). With
     ``history_weeks`` each candidate's caps are lowered to the fitted history
     (:meth:`~journeyopt.sim.world.DiscreteSpec.within_history`)."""
     if not cfg.select:
@@ -176,7 +177,7 @@ def candidate_specs(
         sorted(set(cfg.pattern_weeks)),
         sorted(set(cfg.last_action)),
         listed(cfg.gap_caps, caps.gap_cap_weeks),
-        sorted(set(cfg.purchase_rate)),  # off first: on a tie in states it wins
+        sorted(set(cfg.rate_levels)),  # off first: on a tie in states it wins
     )
     specs = [
         replace(
@@ -187,7 +188,7 @@ def candidate_specs(
             contact_pattern_weeks=w,
             last_action=last,
             **gap(g, r),
-            purchase_rate=rate,
+            rate_levels=min(rate, k),
         )
         for r, k, t, w, last, g, rate in grid
     ]

@@ -70,14 +70,17 @@ class DiscreteSpec:
             (``features.conversion_gap``).
         gap_bin_weeks: Width of the gap's bins below the cap, weeks (1 = exact); bins are
             ``1..b``, ``b+1..2b``, ... (a same-week repeat, gap 0, counts as the first bin).
-        purchase_rate: The response models also read the customer's own purchase rate, as
+        rate_levels: ``L``: the response models read the customer's own purchase rate, as
             smooth terms of the summary's conversions ``n`` (and tenure ``T`` when tracked):
             ``log n``, ``log(n / (1 + T))`` (lifetime conversions per week of tenure) and
-            ``log n * log(recency)`` (:mod:`journeyopt.calibration.design`), so a lifetime
-            count with few customers follows the trend over counts rather than the pooled
-            level. No new state: the numbering and the dynamics are unchanged, and the panel,
-            simulator and API compute it from the same ``n_conversions`` and
-            ``tenure_weeks`` of :mod:`journeyopt.panel.state`. Off by default.
+            ``log n * log(recency)``, and keep their per-count columns for counts ``0..L``
+            only, higher counts sharing count ``L``'s (:mod:`journeyopt.calibration.design`):
+            a count with few customers (the heaviest buyers) follows the trend over counts
+            rather than being shrunk to the pooled level. No new state: the numbering and the
+            dynamics are unchanged, and the panel, simulator and API compute it from the same
+            ``n_conversions`` and ``tenure_weeks`` of :mod:`journeyopt.panel.state`. 0 (the
+            default) = off, else ``1..conversions_cap`` (``conversions_cap``: every count
+            keeps its own columns).
     """
 
     recency_cap_weeks: int  # the first four are required: a choice about the business
@@ -89,12 +92,12 @@ class DiscreteSpec:
     last_action: bool = False
     gap_cap_weeks: int = 0
     gap_bin_weeks: int = 1
-    purchase_rate: bool = False
+    rate_levels: int = 0
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            if f.name in ("gap_cap_weeks", "gap_bin_weeks", "purchase_rate"):
-                continue  # the gap is checked below, against the recency cap; a flag
+            if f.name in ("gap_cap_weeks", "gap_bin_weeks", "rate_levels"):
+                continue  # checked below, against the recency and conversions caps
             if f.name == "tenure_cap_weeks":
                 if self.tenure_cap_weeks == 1 or self.tenure_cap_weeks < 0:
                     raise ConfigError("world.discrete.tenure_cap_weeks must be 0 (off) or >= 2")
@@ -107,6 +110,11 @@ class DiscreteSpec:
                 raise ConfigError(f"world.discrete.{f.name} must be >= 2")
         if self.gap_bin_weeks < 1:
             raise ConfigError("world.discrete.gap_bin_weeks must be >= 1")
+        if not 0 <= self.rate_levels <= self.conversions_cap:
+            raise ConfigError(
+                "world.discrete.rate_levels must be 0 (off) or 1..conversions_cap "
+                f"({self.conversions_cap}), got {self.rate_levels}"
+            )
         g = self.gap_cap_weeks
         if g and not 2 <= g <= self.recency_cap_weeks:
             raise ConfigError(
