@@ -10,8 +10,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from journeyopt.calibration.config import CalibrationConfig, SummaryConfig, register_configs
 from journeyopt.calibration.design import Design
@@ -23,10 +25,16 @@ from journeyopt.calibration.summary import (
 )
 from journeyopt.calibration.weeks import segment_names
 from journeyopt.cli.entry import to_object
+from journeyopt.data.ingest import ingest_to_logs
+from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError
+from journeyopt.panel.build import state_at
 from journeyopt.panel.config import PanelConfig
-from journeyopt.sim.discrete import DiscreteLayout, Summary
-from journeyopt.sim.world import DiscreteSpec
+from journeyopt.panel.state import state_features
+from journeyopt.sim.config import GenerateConfig, shipped_practice
+from journeyopt.sim.discrete import DiscreteLayout, Summary, summarise_with
+from journeyopt.sim.logs import generate_logs, write_logs
+from journeyopt.sim.world import DiscreteSpec, load_world
 
 from .conftest import (
     CONFIGS,
@@ -171,3 +179,37 @@ def test_coworking_logs_keep_their_world_with_the_rate_among_the_candidates(
     assert [c["rate_levels"] for c in meta["candidates"]] == [0, 2]
     assert [c["rate_levels"] for c in meta["candidates"] if c["chosen"]] == [0], scores
     assert_same_fit(result.estimate.calibrated, small_calibration.estimate.calibrated)
+
+
+def test_the_rate_terms_from_rendered_logs_equal_the_simulators(tmp_path: Path) -> None:
+    """Simulate the coworking world, render its raw logs, ingest them and build the state at
+    the end: the purchase-rate columns of the design (read from the summary's conversions and
+    tenure) are the same from the panel's state as from the simulator's."""
+    world = load_world("coworking")
+    cfg = GenerateConfig(
+        output_dir=str(tmp_path),
+        n_customers=250,
+        weeks=30,
+        seed=5,
+        staff=shipped_practice("coworking"),
+    )
+    logs = generate_logs(world, cfg, np.random.default_rng(cfg.seed))
+    write_logs(logs, tmp_path)
+    source = to_object(OmegaConf.load(CONFIGS / "data" / "coworking.yaml"), SourceConfig)
+    canonical, _ = ingest_to_logs(replace(source, path=str(tmp_path)))
+    as_of = cfg.start + pd.Timedelta(weeks=cfg.weeks)
+    ids, panel_state = state_at(canonical, _panel(), world.channels, as_of)
+    person = np.array([logs.truth.person_of_ref[str(i)] for i in ids])  # type: ignore[attr-defined]
+    final = logs.simulation.final_state.take(person)  # type: ignore[attr-defined]
+    segment = logs.simulation.customers.segment[person]  # type: ignore[attr-defined]
+    spec = replace(world.discrete, conversions_cap=8, tenure_cap_weeks=52, rate_levels=2)
+    design = Design(DiscreteLayout(spec, len(world.segments), len(world.channels)), 1, False)
+    columns = slice(design.n_state_action_columns - 3 * len(world.segments), None)
+    rows = []
+    for state in (final, panel_state):
+        summary = summarise_with(
+            state_features(state, world.features), segment, spec, world.channels
+        )
+        rows.append(design.matrix(summary, np.zeros(len(ids), np.int64))[:, columns].toarray())
+    assert (rows[0][:, 0::3] > np.log(2)).any()  # some customers above the shared levels
+    np.testing.assert_array_equal(rows[1], rows[0])
