@@ -157,9 +157,12 @@ def test_the_gate_widens_both_value_tests_for_an_ensemble_that_disagrees(
         assert e.improvement - e.lower_bound >= e.bias
     simulation = rows["simulation"]
     assert simulation.source.startswith("mean of 2 members (uplifts ")
-    assert simulation.bias == pytest.approx(
+    assert simulation.bias_logging == pytest.approx(
         bound * (abs(simulation.candidate) + abs(simulation.champion))
     )
+    # the per-action part (tests/tracking/test_gate_action_error.py): the larger one counts
+    assert simulation.bias_actions > 0 and np.isfinite(simulation.candidate_error)
+    assert simulation.bias == max(simulation.bias_logging, simulation.bias_actions)
     metrics = decision.metrics()
     for part in ("sampling_ci_low", "members_sd", "bias", "model_check_bound"):
         assert f"gate/simulation_{part}" in metrics and f"gate/ope_{part}" in metrics

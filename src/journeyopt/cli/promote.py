@@ -50,7 +50,14 @@ from journeyopt.evaluation.ope.logged import (
     logged_trajectories,
     target_probabilities,
 )
-from journeyopt.evaluation.ope.model_check import ModelCheckSettings, check_actions, check_model
+from journeyopt.evaluation.ope.model_check import (
+    ActionCheck,
+    ModelCheckSettings,
+    action_shares,
+    check_every_action,
+    check_model,
+    material_actions,
+)
 from journeyopt.evaluation.ope.model_free import MODEL_FREE_ESTIMATOR, check_model_free
 from journeyopt.evaluation.ope.model_value import ValueModel
 from journeyopt.evaluation.simulate import evaluate_policies
@@ -74,7 +81,9 @@ from journeyopt.tracking.promotion import (
     PromotionInconclusive,
     PromotionRefused,
     ServedPolicy,
+    WorldError,
     bias_bound,
+    bias_parts,
     decide,
     model_check_evidence,
     model_error_interval,
@@ -394,18 +403,20 @@ def run_gate(
     if practice is not None:
         baselines.append((practice, TODAYS_PRACTICE, False))
     panel, model = recent_panel(cfg, world), ValueModel(world)  # one model: shared tables
-    checks = model_evidence(cfg, model, panel, candidate)
-    # the world's measured error on the logging policy's value widens the value tests
-    logging = checks[0]  # the logging policy's check: its gap's interval
-    relative_error = (
-        max(abs(logging.lower_bound), abs(logging.ci_high)) if cfg.gate.model_error else np.nan
-    )
-    evidence = simulation_rows(cfg, members, candidate, baselines, relative_error)
+    # the world's measured error on the logging policy's value and on each action's outcome
+    # widens the value tests (docs/ope.md, *The bias bound*)
+    checks, error = model_checks(cfg, model, panel, candidate, per_action=cfg.gate.model_error)
+    if not cfg.gate.model_error:
+        error = WorldError()
+    evidence = simulation_rows(cfg, members, candidate, baselines, error)
     # worlds, not value models: each member's tables are built for one policy and freed (a
     # value model keeps its outcome model of every week of year: 1 to 2 GB on a roastery world)
     ope_members = tuple(members) if cfg.gate.model_error and len(members) > 1 else ()
+    policy_errors = [(e.candidate_error, e.champion_error) for e in evidence]
     evidence.extend(
-        ope_evidence(cfg, model, candidate, baselines, panel, relative_error, ope_members)
+        ope_evidence(
+            cfg, model, candidate, baselines, panel, error.logging, ope_members, policy_errors
+        )
     )
     evidence.append(model_free_row(cfg, model, candidate, panel))
     evidence.extend(checks)
@@ -422,15 +433,18 @@ def simulation_rows(
     members: Sequence[WorldSpec],
     candidate: Policy,
     baselines: Sequence[tuple[Policy, str, bool]],
-    relative_error: float = float("nan"),
+    error: WorldError | None = None,
 ) -> list[Evidence]:
     """The simulation test in every world of ``members`` (the same customers and random
     numbers in each): the candidate against each ``(policy, label, blocking)`` baseline, one
-    row per baseline over the members' values (their spread and, with ``relative_error``, the
-    model check's bias bound counted in the interval, see
-    :func:`~journeyopt.tracking.promotion.simulation_evidence`)."""
+    row per baseline over the members' values (their spread and, with ``error``, the model
+    check's bias bound counted in the interval: from the logging policy's check and from the
+    per-action checks weighted by the value each policy draws from each action over the
+    members, see :func:`~journeyopt.tracking.promotion.simulation_evidence`)."""
     sim, gate = cfg.simulator, cfg.gate
+    error = error if error is not None else WorldError()
     values: list[list[np.ndarray]] = []  # per member: candidate, then each baseline
+    parts: list[list[np.ndarray]] = []  # per member: (A,) mean value drawn from each action
     for member in members:
         result = evaluate_policies(
             member,
@@ -442,13 +456,17 @@ def simulation_rows(
             start_week_of_year=sim.start_week_of_year,
             rules=serving_rules(member, cfg.serve.rules),  # what serving will allow
             reference=None,
+            outcome_weeks=gate.model_check_outcome_weeks,  # as the per-action check's outcome
         )
         values.append([run.value for run in result.runs])
+        parts.append([np.asarray(run.action_value).mean(axis=0) for run in result.runs])
     source = members[0].name if len(members) == 1 else f"mean of {len(members)} members"
     rows: list[Evidence] = []
     for j, (_, label, blocking) in enumerate(baselines):
         candidate_values = np.stack([v[0] for v in values])
         baseline_values = np.stack([v[1 + j] for v in values])
+        candidate_error = error.policy_error(np.mean([p[0] for p in parts], axis=0))
+        baseline_error = error.policy_error(np.mean([p[1 + j] for p in parts], axis=0))
         uplifts = (candidate_values - baseline_values).mean(axis=1)
         where = source if len(members) == 1 else (
             f"{source} (uplifts {uplifts.min():+,.2f} to {uplifts.max():+,.2f})"
@@ -463,8 +481,10 @@ def simulation_rows(
                 baseline=label,
                 blocking=blocking,
                 key="simulation" if blocking else "simulation_vs_practice",
-                relative_error=relative_error,
+                relative_error=error.logging,
                 model_error=gate.model_error,
+                candidate_error=candidate_error,
+                champion_error=baseline_error,
             )
         )
     return rows
@@ -563,7 +583,7 @@ def components_table(decision: Decision) -> Table | None:
         left = column in ("test", "judged against")
         table.add_column(column, justify="left" if left else "right")
     for e in rows:
-        bias = f"±{e.bias:,.2f} (±{100 * e.relative_error:.1f} %)" if np.isfinite(e.bias) else "–"
+        bias = f"±{e.bias:,.2f} ({e.bias_source})" if np.isfinite(e.bias) else "–"
         table.add_row(
             e.test,
             e.baseline or "–",
@@ -622,11 +642,26 @@ def recent_weeks(cfg: PromoteConfig, panel: pd.DataFrame, wanted: int) -> int:
 def model_evidence(
     cfg: PromoteConfig, model: ValueModel, panel: pd.DataFrame, candidate: Policy | None = None
 ) -> list[Evidence]:
+    """The model check's rows of the gate (:func:`model_checks`)."""
+    return model_checks(cfg, model, panel, candidate)[0]
+
+
+def model_checks(
+    cfg: PromoteConfig,
+    model: ValueModel,
+    panel: pd.DataFrame,
+    candidate: Policy | None = None,
+    per_action: bool = False,
+) -> tuple[list[Evidence], WorldError]:
     """The model check (:mod:`journeyopt.evaluation.ope.model_check`): the logging policy
     replayed in the ``model`` world over the last ``ope.model_check_weeks`` weeks of the logs
     (all of them when fewer) against what the logs realised; then, with a ``candidate``, the
     model's response to each action it takes in at least ``gate.model_check_min_action_share``
-    of its decisions on those logged states (one row per action)."""
+    of its decisions on those logged states (one row per action). Also the bounds they put
+    on the world's relative error (the value tests' bias bound): the logging policy's, and
+    with ``per_action`` every action's, whatever the candidate's share of it
+    (:func:`~journeyopt.evaluation.ope.model_check.check_every_action`, one pass of the model
+    for the rows and the bounds)."""
     weeks = recent_weeks(cfg, panel, cfg.ope.model_check_weeks)
     logged = served_trajectories(cfg, panel, model.world, weeks)
     settings = ModelCheckSettings(
@@ -648,16 +683,24 @@ def model_evidence(
         f"{logged.n_customers} customers x {weeks} weeks"
     )
     rows = [model_check_evidence(check, source, blocking, units=logged.n_customers)]
+    error = WorldError(check.error_bound, confidence=settings.confidence)
     if candidate is None:
-        return rows
+        return rows, error
     target = target_probabilities(candidate, logged, cfg.ope.seed)
-    for action in check_actions(logged, model, target, cfg.simulator.gamma, settings):
+    shares = action_shares(target)
+    used = material_actions(shares, settings.min_action_share)
+    every: tuple[ActionCheck, ...] = ()
+    if per_action or used:
+        every = check_every_action(logged, model, cfg.simulator.gamma, shares, settings)
+    if per_action:
+        error = WorldError.of(check.error_bound, every, settings.confidence)
+    for action in (every[a] for a in used):
         where = (
             f"outcome of {action.action!r} ({100 * action.share:.0f} % of the candidate's "
             f"decisions, {action.decisions} logged, {settings.action_outcome_weeks}-week outcome)"
         )
         rows.append(model_check_evidence(action, where, blocking, f"model_check_{action.action}"))
-    return rows
+    return rows, error
 
 
 def model_free_row(
@@ -706,6 +749,7 @@ def ope_evidence(
     panel: pd.DataFrame,
     relative_error: float = float("nan"),
     members: tuple[WorldSpec | ValueModel, ...] = (),
+    policy_errors: Sequence[tuple[float, float]] = (),
 ) -> list[Evidence]:
     """The OPE test on the most recent weeks of the logs' ``panel`` (see
     :class:`PromoteOPEConfig`), the candidate against each ``(policy, label, blocking)``
@@ -715,7 +759,11 @@ def ope_evidence(
     own error as the simulation test does (:func:`~journeyopt.tracking.promotion.
     model_error_interval`): the paired improvement's spread across ``members`` (the
     calibrated ensemble, each as the value-to-go's model) and, with ``relative_error`` (the
-    model check's bound), the bias bound on the two policies' value-to-go."""
+    model check's bound) and ``policy_errors`` (per baseline, the candidate's and the
+    baseline's per-action bound on the relative error of their values, from the simulation
+    test's rows: :meth:`~journeyopt.tracking.promotion.WorldError.policy_error`), the bias
+    bound :func:`~journeyopt.tracking.promotion.bias_bound` on the two policies'
+    value-to-go."""
     world = model.world
     estimator = cfg.gate.ope_estimator
     long_term = estimator in LONG_TERM_ESTIMATORS
@@ -742,18 +790,20 @@ def ope_evidence(
         f"{estimator}, {logged.n_customers} customers x {cfg.ope.horizon_weeks}-week window{value}"
     )
     rows = []
-    for policy, label, blocking in baselines:
+    for j, (policy, label, blocking) in enumerate(baselines):
+        errors = policy_errors[j] if j < len(policy_errors) else (np.nan, np.nan)
         champ = evaluate(policy)
         diff = paired_improvement(cand, champ, estimator, settings)
         member_uplifts = np.subtract(
             cand.member_values.get(estimator, ()), champ.member_values.get(estimator, ())
         )
         members_sd = float(member_uplifts.std(ddof=1)) if len(member_uplifts) > 1 else np.nan
-        bias = bias_bound(
-            relative_error,
+        model_parts = (
             cand.model_part.get(estimator, np.nan),
             champ.model_part.get(estimator, np.nan),
         )
+        parts = bias_parts(relative_error, *model_parts, *errors)
+        bias = bias_bound(relative_error, *model_parts, *errors)
         low, high = model_error_interval(
             diff.value, diff.ci_low, diff.ci_high, members_sd, bias, cfg.gate.confidence
         )
@@ -788,6 +838,10 @@ def ope_evidence(
             members_sd=members_sd,
             bias=bias,
             relative_error=relative_error if np.isfinite(bias) else np.nan,
+            bias_logging=parts[0],
+            bias_actions=parts[1],
+            candidate_error=errors[0] if np.isfinite(parts[1]) else np.nan,
+            champion_error=errors[1] if np.isfinite(parts[1]) else np.nan,
         )
         inconclusive = bool(notes) and not overlap_short and (value_passed or value_inconclusive)
         needed = [more] if more else []

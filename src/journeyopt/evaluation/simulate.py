@@ -66,6 +66,11 @@ class PolicyRun:
         opted_out: Opted out of at least one channel within the horizon.
         forbidden: Forbidden actions the policy requested (carried out as ``none``).
         action_counts: (N, A) weeks each action was carried out (``none`` included).
+        action_value: (N, A) the discounted return attributed to each action, currency: each
+            week's reward split equally among the carried-out actions of the last
+            ``outcome_weeks`` weeks (that week's and the ones before it, those within the
+            horizon), so the row sums to ``value`` (:func:`simulate_policy`); the weights of
+            the gate's per-action bias bound (docs/ope.md).
     """
 
     name: str
@@ -77,6 +82,7 @@ class PolicyRun:
     opted_out: NDArray[np.bool_]
     forbidden: IntArray
     action_counts: NDArray[np.int64]
+    action_value: Float | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,7 @@ def simulate_policy(
     world_rng: np.random.Generator,
     policy_rng: np.random.Generator,
     rules: ContactRules,
+    outcome_weeks: int = 1,
 ) -> PolicyRun:
     """Roll ``N`` customers forward ``clock.horizon_weeks`` weeks under ``policy``.
 
@@ -132,13 +139,21 @@ def simulate_policy(
         world_rng: The world's randomness (common random numbers: same seed for every policy).
         policy_rng: The policy's own randomness.
         rules: Contact rules giving the masks.
+        outcome_weeks: ``L`` >= 1: a week's reward is attributed to the actions of the last
+            ``L`` weeks (:attr:`PolicyRun.action_value`), as the per-action model check
+            compares a decision's ``L``-week outcome.
     """
+    if outcome_weeks < 1:
+        raise ValueError(f"outcome_weeks must be >= 1, got {outcome_weeks}")
     n = segment.shape[0]
     totals = {k: np.zeros(n) for k in ("value", "revenue", "contact", "discount")}
     contacts = np.zeros(n, np.int64)
     forbidden = np.zeros(n, np.int64)
     action_counts = np.zeros((n, world.actions.n_actions), np.int64)
     opted_out = np.zeros(n, bool)
+    action_value = np.zeros((n, world.actions.n_actions))
+    recent = np.full((n, outcome_weeks), -1, np.int64)  # the last L actions, -1: before t=0
+    rows = np.arange(n)
     state = state.take(slice(None))
     for t in range(clock.horizon_weeks):
         woy = int(clock.weeks_of_year[t])
@@ -154,6 +169,10 @@ def simulate_policy(
         totals["discount"] += out.discount_cost
         contacts += out.actions != 0
         action_counts[np.arange(n), out.actions] += 1
+        recent[:, t % outcome_weeks] = out.actions
+        share = gamma**t * out.reward / min(t + 1, outcome_weeks)  # reward per recent action
+        for j in range(min(t + 1, outcome_weeks)):
+            action_value[rows, recent[:, j]] += share  # one cell per customer: no repeats
         forbidden += step.forbidden
         opted_out |= out.opted_out
         state = step.state
@@ -167,6 +186,7 @@ def simulate_policy(
         opted_out=opted_out,
         forbidden=forbidden,
         action_counts=action_counts,
+        action_value=action_value,
     )
 
 
@@ -246,6 +266,7 @@ def evaluate_policies(
     rules: ContactRules | None = None,
     optimum: OptimalPolicy | None = None,
     reference: str | None = "staff_rules",
+    outcome_weeks: int = 1,
 ) -> EvaluationResult:
     """Evaluate ``policies`` on the same ``n_customers`` with common random numbers.
 
@@ -262,6 +283,8 @@ def evaluate_policies(
         optimum: The solved optimum for ``% of optimum``; solved here under ``rules`` when
             omitted (it must match the horizon, discount factor and weeks of year).
         reference: Name of the policy uplifts are measured against (None: no uplift).
+        outcome_weeks: Weeks over which a week's reward is attributed to the actions before
+            it (:attr:`PolicyRun.action_value`).
     """
     names = [p.name for p in policies]
     if len(set(names)) != len(names):
@@ -297,6 +320,7 @@ def evaluate_policies(
             np.random.default_rng(world_seed),
             np.random.default_rng(policy_seed),
             rules,
+            outcome_weeks,
         )
         for policy in policies
     )

@@ -51,7 +51,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -228,6 +228,15 @@ class Evidence:
             not measured).
         relative_error: The model check's bound on the world's relative error, ``max(|gap_low|,
             |gap_high|)`` of the logging policy's value (NaN when not measured).
+        bias_logging: The bias bound from the logging policy's check alone,
+            ``relative_error * (|candidate| + |champion|)`` (the bound before the per-action
+            part existed; NaN when not measured).
+        bias_actions: The bias bound from the per-action checks, ``candidate_error *
+            |candidate| + champion_error * |champion|`` (NaN when not measured); ``bias`` is
+            the larger of the two (:func:`bias_bound`).
+        candidate_error, champion_error: Each policy's bound on the world's relative error
+            of its value from the per-action checks, weighted by the value it draws from each
+            action (:meth:`WorldError.policy_error`; NaN when not measured).
     """
 
     test: str
@@ -252,6 +261,10 @@ class Evidence:
     members_sd: float = float("nan")
     bias: float = float("nan")
     relative_error: float = float("nan")
+    bias_logging: float = float("nan")
+    bias_actions: float = float("nan")
+    candidate_error: float = float("nan")
+    champion_error: float = float("nan")
 
     @property
     def components(self) -> str:
@@ -263,10 +276,24 @@ class Evidence:
         if np.isfinite(self.members_sd):
             parts.append(f"members SD {self.members_sd:,.2f}")
         if np.isfinite(self.bias):
-            parts.append(
-                f"world bias ±{self.bias:,.2f} (model check ±{100 * self.relative_error:.1f} %)"
-            )
+            parts.append(f"world bias ±{self.bias:,.2f} ({self.bias_source})")
         return "; ".join(parts)
+
+    @property
+    def bias_source(self) -> str:
+        """Where the bias bound comes from in words: ``model check ±13.0 %`` (the logging
+        policy's check), with the per-action bounds of both policies when measured
+        (``per action: candidate ±24.1 %, baseline ±9.0 %``), the larger part marked."""
+        logging = f"model check ±{100 * self.relative_error:.1f} %"
+        if not np.isfinite(self.bias_actions):
+            return logging
+        actions = (
+            f"per action: candidate ±{100 * self.candidate_error:.1f} %, baseline "
+            f"±{100 * self.champion_error:.1f} %"
+        )
+        if np.isfinite(self.bias_logging) and self.bias_logging >= self.bias_actions:
+            return f"{logging}, the larger; {actions}"
+        return f"{actions}, the larger; {logging}"
 
     @property
     def metric_key(self) -> str:
@@ -299,17 +326,135 @@ def model_error_interval(
     )
 
 
-def bias_bound(relative_error: float, candidate: float, champion: float) -> float:
-    """The world's largest bias of ``candidate - champion`` (model-based values, currency per
-    customer) when it errs on each policy's value by at most ``relative_error`` (the model
-    check's bound on the logging policy's value, see docs/ope.md): ``relative_error *
-    (|candidate| + |champion|)`` — the two errors may have opposite signs; NaN when the
-    relative error was not measured."""
-    if not np.isfinite(relative_error):
-        return float("nan")
-    if relative_error < 0:
+@dataclass(frozen=True)
+class WorldError:
+    """The model check's bounds on the calibrated world's relative error: what the value
+    tests' bias bound is made of (docs/ope.md, *The bias bound*).
+
+    Attributes:
+        logging: ``B``, ``max(|gap_low|, |gap_high|)`` of the logging policy's value over the
+            replayed weeks (:attr:`~journeyopt.evaluation.ope.model_check.ModelCheck.
+            error_bound`); NaN when not measured.
+        replicates: (n_boot, A) the relative gap ``g_a`` of each action's outcome over the
+            logged decisions that took it, propensity-weighted, on each customer resample
+            (:attr:`~journeyopt.evaluation.ope.model_check.ActionCheck.replicates`, the same
+            resamples for every action), in the actions' index order; a NaN column for an
+            action the logs cannot check (no decision or no reward logged); None when not
+            measured.
+        confidence: Two-sided confidence of the intervals (the model check's).
+    """
+
+    logging: float = float("nan")
+    replicates: Float | None = field(default=None, repr=False, compare=False)
+    confidence: float = 0.9
+
+    def __post_init__(self) -> None:
+        if np.isfinite(self.logging) and self.logging < 0:
+            raise ValueError(f"logging must be >= 0, got {self.logging}")
+        if self.replicates is not None and self.replicates.ndim != 2:
+            raise ValueError(f"replicates must be (n_boot, A), got {self.replicates.shape}")
+        if not 0.0 < self.confidence < 1.0:
+            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+
+    @classmethod
+    def of(cls, logging: float, checks: Sequence[ActionCheck], confidence: float) -> WorldError:
+        """From the logging policy's bound and a check of every action (index order)."""
+        reps = [c.replicates for c in checks]
+        n_boot = next((len(r) for r in reps if r is not None), 0)
+        if n_boot == 0:
+            return cls(logging, None, confidence)
+        columns = [r if r is not None else np.full(n_boot, np.nan) for r in reps]
+        return cls(logging, np.stack(columns, axis=1), confidence)
+
+    def policy_error(self, action_value: Float) -> float:
+        """``rho(pi)``, the bound on the world's relative error of a policy's value when it
+        errs on each action's outcome by that action's relative gap: with ``U_a`` (A,) the
+        policy's model-based value drawn from action ``a`` (currency per customer,
+        :attr:`~journeyopt.evaluation.simulate.PolicyRun.action_value` averaged), the error is
+        ``sum_a g_a U_a``; its percentile interval over the checks' paired resamples at
+        ``confidence`` gives ``max(|low|, |high|)``, plus ``logging * |U_a|`` for each action
+        the logs cannot check, divided by ``|sum_a U_a|``. The actions' gaps combine with
+        the policy's own mix before the bound is taken, so their sampling errors partly
+        cancel as they do in the check of the logging policy. NaN when not measured (or an
+        unchecked action's value with no ``logging``); inf when the parts cancel to 0 but
+        their error does not."""
+        if self.replicates is None:
+            return float("nan")
+        parts = np.asarray(action_value, np.float64)
+        if parts.shape != (self.replicates.shape[1],):
+            raise ValueError(
+                f"action_value must have shape ({self.replicates.shape[1]},), got {parts.shape}"
+            )
+        measured = np.isfinite(self.replicates).all(axis=0) & (parts != 0)
+        unchecked = ~np.isfinite(self.replicates).all(axis=0) & (parts != 0)
+        bound = 0.0
+        if measured.any():
+            error = self.replicates[:, measured] @ parts[measured]  # (n_boot,) currency
+            alpha = 1.0 - self.confidence
+            low, high = np.quantile(error, [alpha / 2, 1 - alpha / 2])
+            bound = max(abs(float(low)), abs(float(high)))
+        if unchecked.any():
+            bound += self.logging * float(np.abs(parts[unchecked]).sum())
+        total = abs(float(parts.sum()))
+        if np.isnan(bound):
+            return float("nan")
+        if total == 0:
+            return 0.0 if bound == 0 else math.inf
+        return bound / total
+
+
+def bias_parts(
+    relative_error: float,
+    candidate: float,
+    champion: float,
+    candidate_error: float = float("nan"),
+    champion_error: float = float("nan"),
+) -> tuple[float, float]:
+    """``(logging, actions)``, the two bounds on the world's bias of ``candidate - champion``
+    (model-based values, currency per customer), see :func:`bias_bound`; NaN where not
+    measured."""
+    if np.isfinite(relative_error) and relative_error < 0:
         raise ValueError(f"relative_error must be >= 0, got {relative_error}")
-    return relative_error * (abs(candidate) + abs(champion))
+    logging = (
+        relative_error * (abs(candidate) + abs(champion))
+        if np.isfinite(relative_error)
+        else float("nan")
+    )
+    measured = not (np.isnan(candidate_error) or np.isnan(champion_error))
+    actions = (
+        candidate_error * abs(candidate) + champion_error * abs(champion)
+        if measured
+        else float("nan")
+    )
+    return logging, actions
+
+
+def bias_bound(
+    relative_error: float,
+    candidate: float,
+    champion: float,
+    candidate_error: float = float("nan"),
+    champion_error: float = float("nan"),
+) -> float:
+    """The world's largest bias of ``candidate - champion`` (model-based values, currency per
+    customer; docs/ope.md, *The bias bound*): the larger of
+
+    - ``relative_error * (|candidate| + |champion|)``: the world errs on each policy's value
+      by at most ``relative_error``, the model check's bound on the logging policy's value
+      (the two errors may have opposite signs), and
+    - ``candidate_error * |candidate| + champion_error * |champion|``: it errs on each
+      action's outcome by at most that action's bound, each policy's error weighted by the
+      value it draws from each action (:meth:`WorldError.policy_error`): a candidate leaning
+      on an action the world gets wrong inherits that action's error, not today's mix's.
+
+    The larger holds when either assumption does. NaN parts are left out; NaN when neither was
+    measured."""
+    logging, actions = bias_parts(
+        relative_error, candidate, champion, candidate_error, champion_error
+    )
+    if np.isnan(logging) and np.isnan(actions):
+        return float("nan")
+    return float(np.nanmax([logging, actions]))
 
 
 def value_verdict(low: float, sampling_low: float, threshold: float) -> tuple[bool, bool, str]:
@@ -337,10 +482,7 @@ def world_error_more_data(e: Evidence) -> str:
     if np.isfinite(e.members_sd):
         parts.append(f"the members disagree (SD {e.members_sd:,.2f})")
     if np.isfinite(e.bias):
-        parts.append(
-            f"the model check allows ±{100 * e.relative_error:.1f} % on each value (bias "
-            f"±{e.bias:,.2f})"
-        )
+        parts.append(f"the model check allows a bias of ±{e.bias:,.2f} ({e.bias_source})")
     return (
         "; ".join(parts) + ": a world shown closer on the logs (more logged customers narrow "
         "the model check) or a larger margin"
@@ -358,6 +500,8 @@ def simulation_evidence(
     key: str = "simulation",
     relative_error: float = float("nan"),
     model_error: bool = True,
+    candidate_error: float = float("nan"),
+    champion_error: float = float("nan"),
 ) -> Evidence:
     """The simulation test from per-customer values of both policies, (N,) in one world or
     (M, N) in each of ``M`` ensemble members (same customers, common random numbers).
@@ -366,9 +510,11 @@ def simulation_evidence(
     with ``se**2`` the members' mean of ``var_k / N`` (the customers' noise, the same in every
     member); the interval then counts the world's own error (:func:`model_error_interval`):
     the members' standard deviation of the improvement and, with ``relative_error`` (the model
-    check's bound), the bias bound :func:`bias_bound` on the members' mean values. With one
-    world (or identical members) and no ``relative_error`` it is the sampling interval;
-    ``model_error=False`` (``gate.model_error=false``) keeps it to that whatever the members."""
+    check's bound) and each policy's per-action bound (``candidate_error``,
+    ``champion_error``: :meth:`WorldError.policy_error`), the bias bound :func:`bias_bound` on
+    the members' mean values. With one world (or identical members) and no ``relative_error``
+    it is the sampling interval; ``model_error=False`` (``gate.model_error=false``) keeps it
+    to that whatever the members."""
     cand, champ = np.atleast_2d(candidate), np.atleast_2d(champion)
     diff = cand - champ
     z = float(norm.ppf(confidence))
@@ -378,7 +524,9 @@ def simulation_evidence(
     measured = model_error and len(per_member) > 1
     members_sd = float(per_member.std(ddof=1)) if measured else float("nan")
     error = relative_error if model_error else float("nan")
-    bias = bias_bound(error, float(cand.mean()), float(champ.mean()))
+    errors = (candidate_error, champion_error) if model_error else (float("nan"),) * 2
+    parts = bias_parts(error, float(cand.mean()), float(champ.mean()), *errors)
+    bias = bias_bound(error, float(cand.mean()), float(champ.mean()), *errors)
     low, high = model_error_interval(
         mean, mean - z * se, mean + z * se, members_sd, bias, confidence
     )
@@ -404,6 +552,10 @@ def simulation_evidence(
         members_sd=members_sd,
         bias=bias,
         relative_error=error,
+        bias_logging=parts[0],
+        bias_actions=parts[1],
+        candidate_error=errors[0],
+        champion_error=errors[1],
     )
     if inconclusive:
         return replace(evidence, more_data=world_error_more_data(evidence))
@@ -649,6 +801,10 @@ class Decision:
                 "members_sd": e.members_sd,
                 "bias": e.bias,
                 "model_check_bound": e.relative_error,
+                "bias_logging": e.bias_logging,
+                "bias_actions": e.bias_actions,
+                "candidate_model_error": e.candidate_error,
+                "baseline_model_error": e.champion_error,
             }
             for name, value in values.items():
                 if np.isfinite(value):

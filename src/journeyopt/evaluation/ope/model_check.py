@@ -47,7 +47,7 @@ quadrature, makes the interval honest about it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -248,6 +248,22 @@ def gap_interval(
     g, m = float(realised.mean()), float(predicted.mean())
     if g == 0:
         raise ValueError("the realised values sum to 0: no relative gap")
+    low, high = percentile_interval(gap_replicates(realised, predicted, settings), settings)
+    return (m - g) / abs(g), low, high
+
+
+def percentile_interval(replicates: Float, settings: ModelCheckSettings) -> tuple[float, float]:
+    """``(low, high)``: the percentile interval of (n_boot,) bootstrap ``replicates`` at
+    ``settings.confidence``."""
+    alpha = 1.0 - settings.confidence
+    low, high = np.quantile(replicates, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
+def gap_replicates(realised: Float, predicted: Float, settings: ModelCheckSettings) -> Float:
+    """(n_boot,) the relative gap of :func:`gap_interval` on each customer resample (inf where
+    a resample realised 0); the resamples depend on ``settings.seed`` and the number of
+    customers only, so two checks on the same customers are paired resample by resample."""
     ones = np.ones((realised.shape[0], 1))
     g_boot = bootstrap_replicates(
         Statistic(realised[:, None], ones), settings.n_boot, settings.seed
@@ -255,12 +271,9 @@ def gap_interval(
     m_boot = bootstrap_replicates(
         Statistic(predicted[:, None], ones), settings.n_boot, settings.seed
     )
-    gaps = np.divide(
+    return np.divide(
         m_boot - g_boot, np.abs(g_boot), out=np.full_like(g_boot, np.inf), where=g_boot != 0
     )
-    alpha = 1.0 - settings.confidence
-    low, high = (float(x) for x in np.quantile(gaps, [alpha / 2, 1 - alpha / 2]))
-    return (m - g) / abs(g), low, high
 
 
 def check_model(
@@ -319,6 +332,10 @@ class ActionCheck:
         strict: Whether the interval had to lie within ``+-tolerance``.
         confidence: Two-sided confidence of the interval.
         passed: Whether the check passed (never when nothing was logged to check it on).
+        replicates: (n_boot,) the gap on each customer resample (:func:`gap_replicates`,
+            paired across the actions of one check), None when it cannot be measured: what
+            the gate's per-action bias bound combines with a policy's own action mix
+            (:class:`~journeyopt.tracking.promotion.WorldError`).
     """
 
     action: str
@@ -333,6 +350,15 @@ class ActionCheck:
     strict: bool
     confidence: float
     passed: bool
+    replicates: Float | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def error_bound(self) -> float:
+        """``max(|gap_low|, |gap_high|)``: the largest relative error of the model's response
+        to the action the check allows (NaN when it could not be measured)."""
+        if not (np.isfinite(self.gap_low) and np.isfinite(self.gap_high)):
+            return float("nan")
+        return max(abs(self.gap_low), abs(self.gap_high))
 
     @property
     def reason(self) -> str:
@@ -435,8 +461,11 @@ def action_check(
     """
     n, g, m = decisions, realised, predicted
     gap = low = high = np.nan
+    replicates = None
     if n > 0 and g.sum() != 0:
-        gap, low, high = gap_interval(g, m, limits)
+        replicates = gap_replicates(g, m, limits)
+        gap = (m.mean() - g.mean()) / abs(g.mean())
+        low, high = percentile_interval(replicates, limits)
     measured = bool(np.isfinite(low) and np.isfinite(high))
     return ActionCheck(
         action=name,
@@ -451,6 +480,7 @@ def action_check(
         strict=limits.strict,
         confidence=limits.confidence,
         passed=measured and passes(low, high, limits.tolerance, limits.strict),
+        replicates=replicates,
     )
 
 
@@ -477,24 +507,58 @@ def check_actions(
     limits = settings if settings is not None else ModelCheckSettings()
     if target.shape != logged.masks.shape:
         raise ValueError(f"target must have shape {logged.masks.shape}, got {target.shape}")
-    world = model.world if isinstance(model, ValueModel) else model
     shares = action_shares(target)
-    used = [a for a in np.argsort(-shares, kind="stable") if shares[a] >= limits.min_action_share]
+    used = material_actions(shares, limits.min_action_share)
     if not used:
         return ()
+    every = check_every_action(logged, model, gamma, shares, limits)
+    return tuple(every[a] for a in used)
+
+
+def material_actions(shares: Float, min_share: float) -> list[int]:
+    """The actions with at least ``min_share`` of the (A,) ``shares``, most used first: those
+    :func:`check_actions` checks."""
+    return [int(a) for a in np.argsort(-shares, kind="stable") if shares[a] >= min_share]
+
+
+def check_every_action(
+    logged: LoggedTrajectories,
+    model: WorldSpec | ValueModel,
+    gamma: float,
+    shares: Float,
+    settings: ModelCheckSettings | None = None,
+) -> tuple[ActionCheck, ...]:
+    """The model's response to every action of the catalogue checked on the logged decisions
+    that took it (see the module docstring), in the actions' index order: the rows of
+    :func:`check_actions` and the per-action errors of the gate's bias bound
+    (:class:`~journeyopt.tracking.promotion.WorldError`), which must count every action a
+    compared policy takes, however rarely. One pass of the model over the logged weeks.
+
+    Args:
+        logged: Logged trajectories, at least ``settings.action_outcome_weeks`` weeks.
+        model: The model world (its actions in the logs' order), or its value model.
+        gamma: Weekly discount factor.
+        shares: (A,) share of the decisions that take each action (the candidate's, reported
+            in each check).
+        settings: Tolerance, bootstrap and ``action_outcome_weeks``.
+    """
+    limits = settings if settings is not None else ModelCheckSettings()
+    world = model.world if isinstance(model, ValueModel) else model
+    if shares.shape != (world.actions.n_actions,):
+        raise ValueError(f"shares must have shape ({world.actions.n_actions},), got {shares.shape}")
     weeks = min(limits.action_outcome_weeks, logged.horizon_weeks)
     outcomes = action_outcomes(logged, model, gamma, weeks)
     out = []
-    for a in used:
+    for a in range(world.actions.n_actions):
         took = (logged.action == a) & outcomes.complete[None, :]
         weight = np.where(took, 1.0 / logged.propensity, 0.0)
         out.append(
             action_check(
-                world.actions.names[int(a)],
+                world.actions.names[a],
                 float(shares[a]),
                 int(took.sum()),
                 (weight * outcomes.realised).sum(axis=1),
-                (weight * outcomes.predicted[:, :, int(a)]).sum(axis=1),
+                (weight * outcomes.predicted[:, :, a]).sum(axis=1),
                 limits,
             )
         )
