@@ -14,6 +14,11 @@ recorded (it is most of the value with a one-week window: a slight over-statemen
 ``reconstructed``. Values per customer-week (the gate's value over the 26-week discounted
 horizon divided by its discount sum); ``truth_half``: the 95 % half-width of the truth over
 the canary weeks, weeks taken as independent.
+
+With ``--regate DIR`` (the gate run again on each loop's stored world by ``regate.py``, into
+``DIR/<run>``), the columns ``this_*`` hold that gate's interval, whose bias bound also counts
+the per-action checks (docs/ope.md, *The bias bound*), and ``prev_*`` the same gate's interval
+with the logging policy's bound alone (exact for OPE too: on the value-to-go parts).
 """
 
 from __future__ import annotations
@@ -25,14 +30,44 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from journeyopt.tracking.promotion import bias_bound
+from journeyopt.tracking.promotion import bias_bound, model_error_interval
 
 HORIZON, GAMMA = 26, 0.995
 ANNUITY = (1 - GAMMA**HORIZON) / (1 - GAMMA)
 
 
-def run_rows(folder: Path) -> list[dict[str, object]]:
-    """One row per value test of the run in ``folder`` (its ``summary.json`` and ``gate.csv``)."""
+def regate_columns(regated: Path, test: str, truth: float) -> dict[str, object]:
+    """The regated gate's ``test`` row (``regated/gate.csv``) per customer-week: its interval
+    (``this_*``), the interval with the logging policy's bound alone (``prev_*``), the two bias
+    parts and each policy's per-action bound ``rho``; empty when not regated."""
+    if not (regated / "gate.csv").exists():
+        return {}
+    row = pd.read_csv(regated / "gate.csv").set_index("key").loc[test]
+    prev = model_error_interval(
+        float(row["improvement"]), float(row["sampling_low"]), float(row["sampling_high"]),
+        float(row["members_sd"]), float(row["bias_logging"]), 0.95,
+    )  # fmt: skip
+    this = (float(row["lower_bound"]) / ANNUITY, float(row["ci_high"]) / ANNUITY)
+    return {
+        "regate_estimate": float(row["improvement"]) / ANNUITY,
+        "prev_low": prev[0] / ANNUITY,
+        "prev_high": prev[1] / ANNUITY,
+        "prev_covers": bool(prev[0] / ANNUITY <= truth <= prev[1] / ANNUITY),
+        "bias_logging": float(row["bias_logging"]) / ANNUITY,
+        "bias_actions": float(row["bias_actions"]) / ANNUITY,
+        "rho_candidate": float(row["candidate_error"]),
+        "rho_baseline": float(row["champion_error"]),
+        "this_low": this[0],
+        "this_high": this[1],
+        "this_covers": bool(this[0] <= truth <= this[1]),
+        "this_passed": bool(row["passed"]),
+        "this_inconclusive": bool(row["inconclusive"]),
+    }
+
+
+def run_rows(folder: Path, regate: Path | None = None) -> list[dict[str, object]]:
+    """One row per value test of the run in ``folder`` (its ``summary.json`` and ``gate.csv``),
+    with the regated gate's columns when ``regate`` holds the run (:func:`regate_columns`)."""
     summary = json.loads((folder / "summary.json").read_text())
     gate = pd.read_csv(folder / "gate.csv")
     settings = summary.get("settings", {})
@@ -85,6 +120,7 @@ def run_rows(folder: Path) -> list[dict[str, object]]:
                 "new_covers": bool(new[0] <= truth <= new[1]),
                 "new_interval": how,
                 "summary_run": summary.get("summary_run_id", ""),
+                **(regate_columns(regate / folder.name, test, truth) if regate else {}),
             }
         )
     return rows
@@ -112,17 +148,43 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def markdown_regate(table: pd.DataFrame) -> str:
+    """The regated gates as the README's Markdown table (per customer-week)."""
+
+    def interval(low: float, high: float, covers: bool) -> str:
+        return f"{low:+.3f} to {high:+.3f} ({'yes' if covers else '**no**'})"
+
+    lines = [
+        "| run | test | truth (± 95 %) | estimate | bias: logging / per action (ρ cand., base) "
+        "| logging bound alone | with the per-action bound | value test |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in table.dropna(subset=["this_low"]).itertuples():
+        verdict = "pass" if r.this_passed else ("inconclusive" if r.this_inconclusive else "fail")
+        lines.append(
+            f"| {r.run} | {r.test} | {r.truth:+.3f} ± {r.truth_half:.3f} | "
+            f"{r.regate_estimate:+.3f} | ±{r.bias_logging:.3f} / ±{r.bias_actions:.3f} "
+            f"({100 * r.rho_candidate:.1f} %, {100 * r.rho_baseline:.1f} %) | "
+            f"{interval(r.prev_low, r.prev_high, r.prev_covers)} | "
+            f"{interval(r.this_low, r.this_high, r.this_covers)} | {verdict} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, help="CSV of the rows")
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    parser.add_argument("--regate", type=Path, help="regate.py's outputs, one folder per run")
     args = parser.parse_args()
-    table = pd.DataFrame([r for folder in args.runs for r in run_rows(folder)])
+    table = pd.DataFrame([r for folder in args.runs for r in run_rows(folder, args.regate)])
     if args.out:
         table.to_csv(args.out, index=False)
     if args.markdown:
         print(markdown(table))
+        if "this_covers" in table:
+            print(markdown_regate(table))
     pd.set_option("display.width", 250)
     print(table.drop(columns=["overrides", "summary_run"]).round(3).to_string(index=False))
     for test, part in table.groupby("test"):
@@ -130,6 +192,13 @@ def main() -> None:
             f"{test}: old interval covered {int(part['old_covers'].sum())} of {len(part)}, "
             f"new {int(part['new_covers'].sum())} of {len(part)}"
         )
+        if "this_covers" in part:
+            done = part.dropna(subset=["this_low"])
+            print(
+                f"{test}, regated ({len(done)} runs): logging bound alone "
+                f"{int(done['prev_covers'].sum())}, with the per-action bound "
+                f"{int(done['this_covers'].sum())} of {len(done)}"
+            )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ alias, or today's staff rules when no version holds it):
    calibrated ensemble when one is given, else in the configured world; the estimate is the
    members' mean improvement, and its interval counts the world's own error besides sampling
    noise (``gate.model_error``, :func:`simulation_evidence`, docs/ope.md): the members'
-   disagreement and the model check's bias bound;
+   disagreement and the model check's bias bound (:func:`bias_bound`: the logging policy's
+   check, or each action's check weighted by what each policy does, the larger);
 2. off-policy evaluation on the most recent held-out logs
    (:mod:`journeyopt.evaluation.ope`): the paired bootstrap lower bound of the configured
    estimator, and the overlap diagnostics of the candidate must pass. The default estimator
@@ -135,10 +136,12 @@ class GateConfig:
             Evidence against the candidate refuses either way.
         model_error: The value tests' intervals count the calibrated world's own error, not
             only sampling noise (default): the improvement's spread across the ensemble's
-            members and a bias bound from the model check (the world's relative error on the
-            logging policy's value times the two policies' model-based values), see
-            docs/ope.md. A value test that passes on sampling noise alone and fails only
-            through the world's error is inconclusive (exit 4), not evidence against.
+            members and a bias bound from the model check, the larger of the world's relative
+            error on the logging policy's value times the two policies' model-based values
+            and the per-action bound (each action's checked error weighted by the value each
+            policy draws from it), see docs/ope.md, *The bias bound*. A value test that
+            passes on sampling noise alone and fails only through the world's error is
+            inconclusive (exit 4), not evidence against.
             ``false``: sampling noise only (the intervals before this option existed).
     """
 
