@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -132,11 +133,13 @@ def true_states(spec: ShopSpec, args: argparse.Namespace) -> TrueStates:
 def evaluate(args: argparse.Namespace) -> None:
     spec = load_shop(args.truth)
     labels = observable_world(spec).segment_names
-    calibrated = align_segments(load_world(args.world), labels)
+    calibrated = load_world(args.world)
+    if sorted(calibrated.segment_names) == sorted(labels):  # the acquisition channels
+        calibrated = align_segments(calibrated, labels)
     base = calibrated.base
     if base is None:
         raise SystemExit(f"{args.world}: the world has no starting population (re-calibrate it)")
-    obs = observable_world(spec, calibrated.features)
+    obs = own_segments(observable_world(spec, calibrated.features), calibrated.segment_names)
     horizon, gamma = args.horizon, args.gamma
     population_seed, world_seed, policy_seed = np.random.SeedSequence(args.seed).spawn(3)
     truth = true_states(spec, args)
@@ -295,6 +298,18 @@ def evaluate(args: argparse.Namespace) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(table.to_string(index=False))
     print(json.dumps(summary, indent=2))
+
+
+def own_segments(obs: WorldSpec, names: tuple[str, ...]) -> WorldSpec:
+    """``obs`` (the shop as the panel sees it) with the calibrated world's segments when they
+    are not the acquisition channels (``calibration.value_tiers``: tiers of mean order value,
+    from the base): the product policies then see each customer's tier as their segment, in
+    the truth as in the calibrated world. The segments are neutral placeholders either way."""
+    if names == obs.segment_names:
+        return obs
+    share = 1.0 / len(names)
+    segments = tuple(replace(obs.segments[0], name=n, share=share) for n in names)
+    return replace(obs, segments=segments)
 
 
 def serving_rules(spec: ShopSpec, name: str) -> RulesConfig:

@@ -225,6 +225,16 @@ def card_markdown(
             else ""
         ),
         f"- segments: {', '.join(world.segment_names)}; actions: {', '.join(world.actions.names)}",
+        *(
+            [
+                "- segments are value tiers (`calibration.value_tiers`): equal-count tiers of the "
+                "customers' mean conversion value at the end of the calibration weeks, cut at "
+                + ", ".join(f"{c:.2f}" for c in meta["value_tiers"]["cuts"])
+                + f" {world.currency}"
+            ]
+            if meta.get("value_tiers")
+            else []
+        ),
         f"- ensemble: {len(est.calibrated.members)} bootstrap members (resamples of customers)",
         *caps_clipped_lines(meta),
         starting_population_line(world),

@@ -232,6 +232,12 @@ class CalibrationConfig:
             customers, in a tenth of the time and memory.
         seasonal: Model week-of-year effects (off when the logs cover less than a year and
             calendar time is confounded with the cohort's age, e.g. CDNOW).
+        value_tiers: 0 = each customer's segment is the customers file's (``data`` mapping);
+            ``n >= 2`` = the world's segments are ``n`` equal-count tiers of the customers' mean
+            conversion value net of refunds at the end of the calibration weeks (RFM's M,
+            :func:`journeyopt.panel.segments.segment_by_value`), which reveal a customer type
+            the customers file does not record (e.g. bulk buyers whose orders are twice the
+            others' and who respond to other contacts). The cut points are on the card.
         caps: Discrete state caps.
         summary: Choice of the state summary by the data (:class:`SummaryConfig`).
         c_grid: Candidate inverse L2 strengths of the logistic models.
@@ -275,6 +281,7 @@ class CalibrationConfig:
     recent_weeks: int = 0
     max_customers: int = 0
     seasonal: bool = True
+    value_tiers: int = 0
     caps: CapsConfig = MISSING  # required: the business's state caps
     summary: SummaryConfig = field(default_factory=SummaryConfig)
     c_grid: list[float] = field(default_factory=lambda: [0.003, 0.03, 0.3, 3.0, 30.0])
@@ -309,6 +316,8 @@ class CalibrationConfig:
             raise ConfigError("calibration.weighting must be 'stabilised' or 'none'")
         if self.max_customers < 0:
             raise ConfigError("calibration.max_customers must be >= 0 (0 = every customer)")
+        if self.value_tiers == 1 or self.value_tiers < 0:
+            raise ConfigError("calibration.value_tiers must be 0 (off) or >= 2")
         if self.max_weight < 1.0:
             raise ConfigError("calibration.max_weight must be >= 1")
         if self.min_action_decisions < 0:

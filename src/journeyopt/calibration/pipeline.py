@@ -59,6 +59,7 @@ from journeyopt.errors import JourneyoptError
 from journeyopt.outputs import check_output_dir, staged_output_dir
 from journeyopt.panel.build import build_panel_and_state, state_at
 from journeyopt.panel.config import feature_spec
+from journeyopt.panel.segments import segment_by_value
 from journeyopt.panel.state import CustomerState
 from journeyopt.parallel import run_tasks
 from journeyopt.sim.discrete import DiscreteLayout
@@ -193,6 +194,9 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     if panel.empty:
         raise JourneyoptError(f"{source.path}: the logs give an empty panel")
     first_holdout = split_week(panel, cal.split, cal.holdout_weeks)
+    tier_cuts = None
+    if cal.value_tiers:  # segments from the calibration weeks' mean conversion values
+        panel, tier_cuts = segment_by_value(panel, first_holdout, cal.value_tiers)
     start = logging_start(panel)
     if cal.recent_weeks > 0:
         start = max(start, first_holdout - cal.recent_weeks)
@@ -251,6 +255,11 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         "practice_calendar": _calendar_origin(panel),
         "caps_clipped": {k: {"configured": c, "used": u} for k, (c, u) in caps_clipped.items()},
         "history_weeks": history,
+        **(
+            {"value_tiers": {"n": cal.value_tiers, "cuts": [float(c) for c in tier_cuts]}}
+            if tier_cuts is not None
+            else {}
+        ),
     }
     clock.lap("panel")
     est = estimate(weeks, structure, cal, last_week, meta, clock)

@@ -167,3 +167,69 @@ def segment_counts(snapshot: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFr
     table["total"] = table.sum(axis=1)
     table.columns.name = None
     return table.reset_index().astype({c: np.int64 for c in [*LIFECYCLE_STAGES, "total"]})
+
+
+NO_PURCHASE_TIER = "value none"
+"""Value tier label of a customer without a conversion yet (no mean conversion value)."""
+
+
+def value_tier_cuts(monetary: NDArray[np.floating], n_tiers: int) -> NDArray[np.float64]:
+    """(n_tiers - 1,) cut points (currency) splitting the customers' mean conversion values
+    into ``n_tiers`` equal-count tiers (the ``k / n_tiers`` quantiles of the finite values of
+    ``monetary`` (N,); NaN, no conversion yet, is left out).
+
+    Raises:
+        ValueError: ``n_tiers < 2`` or no finite value.
+    """
+    if n_tiers < 2:
+        raise ValueError(f"n_tiers must be >= 2, got {n_tiers}")
+    values = np.asarray(monetary, np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        raise ValueError("no customer has a conversion value to cut into tiers")
+    return np.quantile(values, np.arange(1, n_tiers) / n_tiers).astype(np.float64)
+
+
+def value_tier_labels(
+    monetary: NDArray[np.floating], cuts: NDArray[np.floating]
+) -> NDArray[np.str_]:
+    """(N,) value tier of each customer's mean conversion value ``monetary`` (N,, currency):
+    ``"value k/n"`` with ``k = 1 + (number of cuts <= the value)``, ``n = len(cuts) + 1``
+    (1 the lowest); :data:`NO_PURCHASE_TIER` where the value is NaN (no conversion yet)."""
+    values = np.asarray(monetary, np.float64)
+    n = len(cuts) + 1
+    tier = 1 + np.searchsorted(np.asarray(cuts, np.float64), values, side="right")
+    labels = np.array([f"value {k}/{n}" for k in range(1, n + 1)])
+    return np.where(np.isfinite(values), labels[np.minimum(tier, n) - 1], NO_PURCHASE_TIER)
+
+
+def segment_by_value(
+    panel: pd.DataFrame, end_week: int, n_tiers: int
+) -> tuple[pd.DataFrame, NDArray[np.float64]]:
+    """The weekly panel with each customer's ``segment`` replaced by their value tier: the
+    ``n_tiers``-quantile tier of their mean conversion value net of refunds (``monetary``) at
+    the start of their last week before ``end_week`` (the calibration's first hold-out week),
+    the same tier in every week of theirs. Mean order value is the RFM score that reveals a
+    customer type the customers file does not record (a business's bulk buyers, its
+    bargain hunters); the tier is read from the calibration weeks only, never the hold-out.
+
+    Args:
+        panel: Rows of :func:`~journeyopt.panel.build.build_panel` (``customer_id``, ``week``,
+            ``monetary``, ``segment``).
+        end_week: Weeks from it on are not read (a customer seen only then has no tier:
+            :data:`NO_PURCHASE_TIER`).
+        n_tiers: Number of tiers, >= 2.
+
+    Returns:
+        The panel (a copy, ``segment`` as strings) and the cut points (currency) of
+        :func:`value_tier_cuts` over the customers with a conversion before ``end_week``.
+    """
+    before = panel[panel["week"] < end_week]
+    last = before.loc[before.groupby("customer_id", observed=True)["week"].idxmax()]
+    monetary = last.set_index("customer_id")["monetary"].astype(np.float64)
+    cuts = value_tier_cuts(monetary.to_numpy(), n_tiers)
+    tiers = pd.Series(value_tier_labels(monetary.to_numpy(), cuts), index=monetary.index)
+    out = panel.copy()
+    labels = out["customer_id"].map(tiers)
+    out["segment"] = labels.fillna(NO_PURCHASE_TIER).astype(str).to_numpy()
+    return out, cuts

@@ -1,0 +1,149 @@
+"""Segments from the logs' own order values (``calibration.value_tiers``): tiers of the
+customers' mean conversion value, which reveal a customer type the customers file does not
+record.
+
+On the roastery truth, whose latent types order 62 (bulk), 28 (regular) and 21 (deal) EUR on
+average and respond differently to contacts, the tiers recover the types (the top tier is the
+bulk buyers) and the calibrated world values a top-tier order like a bulk order; with the
+customers file's weakly informative acquisition channel as the segment it cannot tell them
+apart. The tier reads the calibration weeks only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from journeyopt.calibration.config import CalibrateConfig, CalibrationConfig
+from journeyopt.calibration.pipeline import CalibrationResult, calibrate
+from journeyopt.cli.entry import to_object
+from journeyopt.data.source import SourceConfig
+from journeyopt.errors import ConfigError
+from journeyopt.panel.segments import (
+    NO_PURCHASE_TIER,
+    segment_by_value,
+    value_tier_cuts,
+    value_tier_labels,
+)
+from journeyopt.sim.config import shipped_practice
+from journeyopt.sim.shop import load_shop
+from journeyopt.sim.shop_logs import (
+    ShopRecords,
+    customer_numbers,
+    render_shop_logs,
+    simulate_shop_logs,
+    write_shop_logs,
+)
+from journeyopt.sim.world import WORLDS_DIR, WorldSpec
+from journeyopt.tracking.config import TrackingConfig
+from tests.panel.windows import panel_config
+from tests.sim.caps import caps_config
+
+
+def test_tiers_cut_the_buyers_into_equal_counts_and_leave_non_buyers_out() -> None:
+    values = np.array([10.0, 20.0, np.nan, 30.0, 40.0, 50.0, 60.0])
+    cuts = value_tier_cuts(values, 3)
+    labels = value_tier_labels(values, cuts)
+    assert labels[2] == NO_PURCHASE_TIER
+    buyers = labels[np.isfinite(values)]
+    assert list(pd.Series(buyers).value_counts().sort_index()) == [2, 2, 2]
+    assert list(buyers) == ["value 1/3"] * 2 + ["value 2/3"] * 2 + ["value 3/3"] * 2
+    with pytest.raises(ValueError, match="n_tiers"):
+        value_tier_cuts(values, 1)
+    with pytest.raises(ValueError, match="no customer"):
+        value_tier_cuts(np.array([np.nan]), 2)
+
+
+@pytest.mark.parametrize("tiers", [1, -2])
+def test_value_tiers_must_be_off_or_at_least_two(tiers: int) -> None:
+    with pytest.raises(ConfigError, match="value_tiers"):
+        CalibrationConfig(caps=caps_config(), value_tiers=tiers)
+
+
+def test_the_tier_reads_the_calibration_weeks_only() -> None:
+    """A customer's tier is their mean value at their last week before the hold-out, the same
+    in every week; what they spend in the hold-out does not move it."""
+    panel = pd.DataFrame(
+        {
+            "customer_id": ["a"] * 3 + ["b"] * 3 + ["c"] * 3 + ["d"],
+            "week": [0, 1, 2] * 3 + [2],
+            "monetary": [10, 10, 99, 20, 30, 30, 50, 50, 1, np.nan],
+            "segment": ["x"] * 10,
+        }
+    )
+    tiered, cuts = segment_by_value(panel, end_week=2, n_tiers=3)
+    assert len(cuts) == 2
+    by = tiered.groupby("customer_id")["segment"].agg(set)
+    assert by["a"] == {"value 1/3"} and by["b"] == {"value 2/3"} and by["c"] == {"value 3/3"}
+    assert by["d"] == {NO_PURCHASE_TIER}  # seen only in the hold-out
+    assert (panel["segment"] == "x").all()  # the input is not modified
+
+
+def _roastery_logs(out: Path) -> ShopRecords:
+    shop = load_shop("roastery")
+    rng = np.random.default_rng(3)
+    practice = shipped_practice("roastery").to_practice()
+    records = simulate_shop_logs(shop, practice, 1500, 60, 0.12, rng)
+    write_shop_logs(render_shop_logs(shop, records, rng), out)
+    return records
+
+
+def _calibrate(logs: Path, out: Path, tiers: int) -> CalibrationResult:
+    source = OmegaConf.load(WORLDS_DIR.parent / "configs" / "data" / "roastery.yaml")
+    source.path = str(logs)
+    calibration = CalibrationConfig(
+        name="roastery_tiers",
+        caps=caps_config(
+            recency_cap_weeks=12, conversions_cap=3, contact_cap_weeks=4, engagement_cap_weeks=4
+        ),
+        value_tiers=tiers,
+        holdout_weeks=8,
+        ensemble_size=0,
+        holdout_runs=1,
+        c_grid=[0.3],
+        alpha_grid=[1e-3],
+        workers=1,
+    )
+    cfg = CalibrateConfig(
+        data=to_object(source, SourceConfig),
+        panel=panel_config(),
+        calibration=replace(calibration, card=replace(calibration.card, ensemble=False)),
+        tracking=TrackingConfig(enabled=False),
+        output_dir=str(out),
+    )
+    return calibrate(cfg)
+
+
+def _order_value(world: WorldSpec) -> dict[str, float]:
+    """Each segment's fitted list value of a conversion at its reference state."""
+    return {s.name: s.kinds["conversion"][1] for s in world.segments}
+
+
+@pytest.mark.slow
+def test_value_tiers_recover_the_roasterys_latent_types(tmp_path: Path) -> None:
+    records = _roastery_logs(tmp_path / "logs")
+    shop = load_shop("roastery")
+    bulk = shop.type_names.index("bulk")
+
+    tiers = _calibrate(tmp_path / "logs", tmp_path / "tiers", 3).estimate.calibrated.world
+    assert tiers.segment_names == ("value 1/3", "value 2/3", "value 3/3")
+    base = tiers.base
+    assert base is not None
+    index = pd.Index(customer_numbers(records.n_customers)).get_indexer(base.customer_id)
+    is_bulk = records.type[index] == bulk
+    top = base.segment == tiers.segment_names.index("value 3/3")
+    assert is_bulk[top].mean() > 0.8  # the top third is the bulk buyers (30 % of customers)
+    assert top[is_bulk].mean() > 0.8
+    value = _order_value(tiers)
+    assert value["value 3/3"] > 1.8 * value["value 1/3"]
+    assert abs(value["value 3/3"] / shop.types[bulk].order_value - 1) < 0.3
+
+    acquisition = _calibrate(tmp_path / "logs", tmp_path / "acq", 0).estimate.calibrated.world
+    assert sorted(acquisition.segment_names) == sorted(shop.acquisition_labels)
+    plain = _order_value(acquisition)
+    assert max(plain.values()) < 1.3 * min(plain.values())  # the channel cannot tell
