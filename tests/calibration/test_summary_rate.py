@@ -213,3 +213,24 @@ def test_the_rate_terms_from_rendered_logs_equal_the_simulators(tmp_path: Path) 
         rows.append(design.matrix(summary, np.zeros(len(ids), np.int64))[:, columns].toarray())
     assert (rows[0][:, 0::3] > np.log(2)).any()  # some customers above the shared levels
     np.testing.assert_array_equal(rows[1], rows[0])
+
+
+def test_forward_in_time_scores_every_customers_last_weeks(tmp_path: Path) -> None:
+    """``forward_weeks``: the candidates are fitted on the weeks before every customer's last
+    ``V`` fitted weeks and scored on those; the latent rate is still chosen, and the scored
+    customer-weeks are exactly the panel's rows of the last ``V`` weeks."""
+    path = _purchase_file(tmp_path / "purchases.txt", 0.3, seed=5)
+    grid = SummaryConfig(
+        select=True, pattern_weeks=[0], last_action=[False], rate_levels=[0, 40], forward_weeks=13
+    )
+    cal = CalibrationConfig(summary=grid, seasonal=False, c_grid=[0.3, 3.0, 30.0])
+    specs = candidate_specs(CAPS, cal.summary)
+    panel = purchase_panel(path, summary_panel_config(_panel(), specs, ("none",)))
+    selection = select_summary(panel, specs, cal, (), ("none",), segment_names(panel), None, ())
+    last = np.sort(panel["week_start"].unique())[-13:]
+    assert selection.n_validation_weeks == int(panel["week_start"].isin(last).sum())
+    assert selection.chosen.spec.rate_levels == 40, selection.candidates
+    card = selection_card(selection, n_actions=1, dp_seconds=0.1)
+    assert any("every customer's last 13 fitted weeks" in line for line in card), card
+    with pytest.raises(ConfigError, match=r"calibration\.summary\.forward_weeks"):
+        SummaryConfig(forward_weeks=-1)

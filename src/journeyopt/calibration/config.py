@@ -119,6 +119,11 @@ class SummaryConfig:
         rate_levels: Candidate settings of the purchase-rate terms (0 = off, else >= 1;
             :attr:`~journeyopt.sim.world.DiscreteSpec.rate_levels`, lowered to a candidate's
             conversions cap; same states: off is tried first and so wins a tie in states).
+        forward_weeks: 0 (the default): score on the validation customers over the same
+            weeks the training customers are fitted on. ``V > 0``: score every customer's last
+            ``V`` fitted weeks, the models fitted on the weeks before them (forward in time:
+            how a candidate extrapolates to later weeks and older customers, which a forecast
+            needs and the same-weeks score cannot see).
         tolerance_se: Standard errors (over validation customers) a smaller summary may trail
             the best by and still be chosen.
         max_states: Candidates with more discrete states are not considered (the exact DP
@@ -133,6 +138,7 @@ class SummaryConfig:
     last_action: list[bool] = field(default_factory=lambda: [False, True])
     gap_caps: list[int] = field(default_factory=list)
     rate_levels: list[int] = field(default_factory=lambda: [0])
+    forward_weeks: int = 0
     tolerance_se: float = 1.0
     max_states: int = 2_000_000
 
@@ -150,6 +156,8 @@ class SummaryConfig:
             raise ConfigError("calibration.summary.last_action must list at least one setting")
         if not self.rate_levels or any(v < 0 for v in self.rate_levels):
             raise ConfigError("calibration.summary.rate_levels must list 0 (off) or counts >= 1")
+        if self.forward_weeks < 0:
+            raise ConfigError("calibration.summary.forward_weeks must be >= 0 (0: same weeks)")
         if self.tolerance_se < 0:
             raise ConfigError("calibration.summary.tolerance_se must be >= 0")
         if self.max_states < 1:

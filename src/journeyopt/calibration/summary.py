@@ -7,7 +7,9 @@ log-likelihood of the response models: for each candidate the conversion, engage
 opt-out models are fitted on the calibration's training customers (the penalty chosen on the
 validation customers, as :func:`~journeyopt.calibration.models.choose_penalties` does) and
 scored on its validation customers — the same split of customers
-(:func:`~journeyopt.calibration.estimate.validation_customers` with the calibration's seed).
+(:func:`~journeyopt.calibration.estimate.validation_customers` with the calibration's seed);
+with ``calibration.summary.forward_weeks = V`` instead fitted on every customer's weeks before
+the last ``V`` fitted weeks and scored on those (forward in time).
 Fits and scores weigh each customer-week by the confounding weights the calibration's own
 fit uses (:func:`~journeyopt.calibration.estimate.fit_weights`), computed once, on the first
 scored candidate's state: weighted log-likelihoods are comparable only under one weighting.
@@ -108,6 +110,8 @@ class SummarySelection:
         seconds: Wall time of the whole selection (weights included), seconds.
         weight_ess_share: Kish's effective sample share of the confounding weights the
             candidates were fitted and scored with (1: unweighted).
+        forward_weeks: Scored on every customer's last this many weeks (0: on the validation
+            customers over the same weeks).
     """
 
     candidates: tuple[SummaryCandidate, ...]
@@ -115,6 +119,7 @@ class SummarySelection:
     tolerance_se: float
     seconds: float = float("nan")
     weight_ess_share: float = 1.0
+    forward_weeks: int = 0
 
     @property
     def chosen(self) -> SummaryCandidate:
@@ -127,6 +132,7 @@ class SummarySelection:
             "tolerance_se": self.tolerance_se,
             "seconds": self.seconds,
             "weight_ess_share": self.weight_ess_share,
+            "forward_weeks": self.forward_weeks,
             "candidates": [
                 {
                     "label": c.label,
@@ -225,13 +231,16 @@ def heldout_loglik(
     held: NDArray[np.bool_],
     c_grid: Sequence[float],
     weight: Float | None = None,
+    validation: NDArray[np.bool_] | None = None,
 ) -> Float:
     """(K,) held-out log-likelihood of each customer's weeks (nats; 0 for training customers):
     each binary response model fitted on the training customers with the penalty of
     ``c_grid`` that scores best on the validation customers ``held`` (K,); every
     customer-week's term, in the fits and the scores, weighted by ``weight`` (M,) (None:
-    unweighted), as the calibration's fit weighs it."""
-    validation = held[weeks.customer]
+    unweighted), as the calibration's fit weighs it. ``validation`` (M,): the held-out
+    customer-weeks instead of the validation customers' (e.g. every customer's last weeks);
+    the rest are fitted."""
+    validation = held[weeks.customer] if validation is None else validation
     weight = np.ones(weeks.n) if weight is None else np.asarray(weight, np.float64)
     data = FitData.of(weeks, design, weight)
     train_w = (~validation).astype(np.float64)
@@ -294,14 +303,18 @@ def select_summary(
         weeks = customer_weeks(fit_panel, layout, channels, actions, segments, list_divisors)
         rng = np.random.default_rng(cfg.seed)  # the estimate's split: same seed, same draw
         held = validation_customers(weeks.customer_ids.shape[0], cfg.validation_share, rng)
-        n_valid = int(held[weeks.customer].sum())
         design = Design(layout, len(actions), cfg.seasonal, silent_channels)
         if weight is None:  # the fit's weights, once: one weighting for every candidate
             cycles = tuple(cfg.practice_cycles_weeks)
             matrix = practice_matrix(design, weeks, cycles, origin_week)
             weight = fit_weights(weeks, propensities(weeks, matrix, held[weeks.customer]), cfg)
-        scores.append(heldout_loglik(weeks, design, held, cfg.c_grid, weight)[held])
-        per_week = max(float(weight[held[weeks.customer]].sum()), 1e-12)
+        rows = held[weeks.customer]
+        if cfg.summary.forward_weeks:  # every customer's last weeks, fitted on the weeks before
+            rows = weeks.week > int(weeks.week.max()) - cfg.summary.forward_weeks
+        n_valid = int(rows.sum())
+        judged = np.bincount(weeks.customer, weights=rows, minlength=held.shape[0]) > 0
+        scores.append(heldout_loglik(weeks, design, held, cfg.c_grid, weight, rows)[judged])
+        per_week = max(float(weight[rows].sum()), 1e-12)
         seconds[k] = time.perf_counter() - start
     scored = [k for k, s in enumerate(scores) if s is not None]
     if not scored:
@@ -331,6 +344,7 @@ def select_summary(
         cfg.summary.tolerance_se,
         time.perf_counter() - started,
         effective_sample_share(weight) if weight is not None else 1.0,
+        cfg.summary.forward_weeks,
     )
 
 
@@ -368,7 +382,14 @@ def summary_lines(meta: Mapping[str, Any]) -> list[str]:
         "## State summary, chosen by the data",
         "",
         f"Held-out log-likelihood of the conversion, engagement and opt-out models (nats per "
-        f"customer-week over {record.get('n_validation_weeks', 0):,} validation customer-weeks; "
+        f"customer-week over {record.get('n_validation_weeks', 0):,} validation customer-weeks"
+        + (
+            f", every customer's last {record['forward_weeks']} fitted weeks, the models fitted "
+            "on the weeks before"
+            if record.get("forward_weeks")
+            else ""
+        )
+        + "; "
         f"SE: of the difference to the best; fits and scores weighted as the calibration's fit, "
         f"effective sample share {record.get('weight_ess_share', 1.0):.2f}). Chosen: the "
         f"smallest within {record.get('tolerance_se', 0):g} SE of the best.",
