@@ -21,8 +21,10 @@ from journeyopt.calibration.config import CalibrationConfig, CapsConfig
 from journeyopt.cli.entry import to_object
 from journeyopt.errors import ConfigError
 from journeyopt.panel.config import PanelConfig
+from journeyopt.panel.state import FeatureSpec
 from journeyopt.serving.config import ServingConfig
 from journeyopt.sim.config import GenerateConfig, SimulatorConfig
+from journeyopt.sim.shop import ShopSpec
 from journeyopt.sim.world import DiscreteSpec, PopulationSpec, load_world, world_from_dict
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "journeyopt"
@@ -205,6 +207,14 @@ BUSINESS_FIELDS: dict[type, tuple[str, ...]] = {
     DiscreteSpec: SUMMARY_CAPS,
     CapsConfig: SUMMARY_CAPS,
     PopulationSpec: tuple(f.name for f in dataclasses.fields(PopulationSpec)),
+    FeatureSpec: PANEL_WINDOWS,
+    ShopSpec: (
+        "features",
+        "recency_cap_weeks",
+        "history_weeks",
+        "max_contacts",
+        "refund_lag_weeks",
+    ),
 }
 
 
@@ -268,7 +278,8 @@ def test_a_user_panel_config_without_lapse_weeks_exits_2_naming_it(tmp_path: Pat
 
 
 @pytest.mark.parametrize(
-    ("section", "name"), [("discrete", "conversions_cap"), ("population", "lapsed")]
+    ("section", "name"),
+    [("discrete", "conversions_cap"), ("population", "lapsed"), ("features", "lapse_weeks")],
 )
 def test_a_world_without_a_business_choice_is_a_one_line_config_error(
     section: str, name: str
@@ -286,3 +297,13 @@ def test_a_calibration_without_a_cap_names_it_and_how_to_choose() -> None:
         ConfigError, match=r"^missing mandatory value: caps\.recency_cap_weeks: weeks since"
     ):
         to_object(OmegaConf.create(given), CalibrationConfig)
+
+
+def test_a_shop_world_without_its_panel_windows_is_refused() -> None:
+    from journeyopt.sim.shop import shop_from_dict
+
+    raw = yaml.safe_load((PACKAGE / "simulators" / "roastery" / "world.yaml").read_text())
+    assert shop_from_dict(raw).features.lapse_weeks == raw["features"]["lapse_weeks"]
+    del raw["features"]["fatigue_weeks"]
+    with pytest.raises(ConfigError, match=r"^world\.features\.fatigue_weeks is not set: "):
+        shop_from_dict(raw)

@@ -10,9 +10,9 @@ import pytest
 
 from journeyopt.panel.build import build_panel, iter_panel, state_at, write_panel
 from journeyopt.panel.config import feature_spec
-from journeyopt.panel.state import LIFECYCLE_STAGES, CustomerState, FeatureSpec, state_features
+from journeyopt.panel.state import LIFECYCLE_STAGES, CustomerState, state_features
 from tests.panel.conftest import CHANNELS, make_logs
-from tests.panel.windows import panel_config
+from tests.panel.windows import feature_windows, panel_config
 
 # 2024-01-01 is a Monday: week t starts on 2024-01-01 + 7t days.
 CFG = panel_config(as_of="2024-02-05")  # a Monday 00:00: weeks 0..4 are complete
@@ -201,7 +201,7 @@ def test_state_at_equals_the_panel_features_of_that_week(as_of: str) -> None:
 def test_taking_customers_keeps_ring_buffers_contiguous() -> None:
     """advance writes one week-slot row per ring; a transposed layout would make every write
     strided (the simulator's hot path), so take must return C-contiguous rings."""
-    spec = FeatureSpec(contact_channels=("email", "phone"))
+    spec = feature_windows(contact_channels=("email", "phone"))
     state = CustomerState.new(spec, 0, np.zeros(50, np.int64))
     picked = state.take(np.array([3, 1, 4, 1, 5]))
     for ring in (picked.conversions_ring, picked.contacts_ring, picked.engagements_ring):

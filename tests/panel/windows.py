@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from journeyopt.panel.config import PanelConfig
+from journeyopt.panel.state import FeatureSpec
 
 WINDOWS: dict[str, int] = {
     key: int(value)
@@ -24,3 +25,8 @@ WINDOWS: dict[str, int] = {
 def panel_config(**given: Any) -> PanelConfig:
     """A panel config with the shipped windows, ``given`` replacing any of its fields."""
     return PanelConfig(**{**WINDOWS, **given})
+
+
+def feature_windows(**given: Any) -> FeatureSpec:
+    """A feature spec with the shipped windows, ``given`` (its channels...) replacing any."""
+    return FeatureSpec(**{**WINDOWS, **given})

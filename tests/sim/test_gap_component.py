@@ -11,9 +11,10 @@ import pytest
 
 from journeyopt.calibration.design import Design
 from journeyopt.errors import ConfigError
-from journeyopt.panel.state import CustomerState, FeatureSpec, WeekActivity, advance, state_features
+from journeyopt.panel.state import CustomerState, WeekActivity, advance, state_features
 from journeyopt.sim.discrete import DiscreteLayout, Summary, discrete_state, summarise
 from journeyopt.sim.world import WorldSpec, load_world
+from tests.panel.windows import feature_windows
 from tests.sim.caps import discrete_spec
 
 
@@ -31,7 +32,7 @@ def coworking() -> WorldSpec:
 
 
 def test_the_state_code_keeps_the_weeks_between_the_last_two_converting_weeks() -> None:
-    spec = FeatureSpec(contact_channels=("email",))
+    spec = feature_windows(contact_channels=("email",))
     state = CustomerState.new(spec, 0, np.zeros(3, np.int32))
     # customer 0 converts in weeks 1, 5 and 7; customer 1 in week 2 only; customer 2 twice in
     # week 3 (one week, no gap between weeks)

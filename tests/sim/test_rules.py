@@ -29,8 +29,9 @@ from journeyopt.sim.rules import (
     QuietWeeks,
     rule_feature_spec,
 )
+from tests.panel.windows import feature_windows
 
-SPEC = FeatureSpec(contact_channels=("email", "phone"))
+SPEC = feature_windows(contact_channels=("email", "phone"))
 CATALOG = ActionCatalog(
     names=("none", "newsletter", "discount_offer", "personal_call"),
     channels=("", "email", "email", "phone"),

@@ -17,7 +17,7 @@ from journeyopt.calibration.policy_fidelity import AlwaysAction
 from journeyopt.cli.entry import to_object
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
-from journeyopt.panel.state import CustomerState, FeatureSpec, WeekActivity, advance
+from journeyopt.panel.state import CustomerState, WeekActivity, advance
 from journeyopt.panel.state import state_features as panel_features
 from journeyopt.sim.config import shipped_practice
 from journeyopt.sim.discrete import discrete_state
@@ -41,6 +41,7 @@ from journeyopt.sim.shop_eval import (
 from journeyopt.sim.shop_logs import render_shop_logs, simulate_shop_logs, write_shop_logs
 from journeyopt.sim.shop_optimum import ShopLayout, evaluate_state_policy, solve_shop_optimum
 from journeyopt.sim.world import WORLDS_DIR
+from tests.panel.windows import feature_windows
 
 GAMMA = 0.995
 
@@ -151,7 +152,7 @@ def test_same_calibrated_summary_different_truth(shop: ShopSpec) -> None:
     true contact histories differ (a newsletter last week; one of them also got a call 3 weeks
     ago) buy with different probabilities, and the contact rule treats them differently."""
     obs = observable_world(shop)
-    features = FeatureSpec(contact_channels=shop.channels)
+    features = feature_windows(contact_channels=shop.channels)
     panel = CustomerState.new(features, 0, np.zeros(2, np.int64))
     quiet = WeekActivity.quiet(2, len(shop.channels))
 
@@ -263,7 +264,7 @@ def test_truth_and_calibrated_start_from_the_exports_own_customers(
     cfg.path = str(tmp_path / "logs")
     source = to_object(cfg, SourceConfig)
     logs, _ = ingest_to_logs(source)
-    features = FeatureSpec(contact_channels=shop.channels)
+    features = feature_windows(contact_channels=shop.channels)
     panel, ids, end = build_panel_and_state(logs, panel_config(), shop.channels)
     base, _ = starting_base(panel, ids, end, segment_names(panel))
     pop = matched_population(

@@ -18,7 +18,7 @@ from journeyopt.cli.entry import to_object
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
 from journeyopt.panel.build import build_panel_and_state
-from journeyopt.panel.state import CustomerState, FeatureSpec
+from journeyopt.panel.state import CustomerState
 from journeyopt.panel.state import state_features as panel_features
 from journeyopt.sim.config import shipped_practice
 from journeyopt.sim.optimum import cyclic_weeks_of_year
@@ -39,7 +39,7 @@ from journeyopt.sim.shop_logs import (
     write_shop_logs,
 )
 from journeyopt.sim.world import WORLDS_DIR
-from tests.panel.windows import panel_config
+from tests.panel.windows import feature_windows, panel_config
 
 GAMMA = 0.995
 
@@ -120,7 +120,7 @@ def test_the_base_counts_the_exports_last_week(shop: ShopSpec, tmp_path: Path) -
     after_last_week = records.history_start + pd.Timedelta(weeks=records.weeks)
     assert pd.Timestamp(base.as_of) == after_last_week  # was a week earlier
 
-    features = FeatureSpec(contact_channels=shop.channels)
+    features = feature_windows(contact_channels=shop.channels)
     pop = matched_population(
         truth.at(base.as_of), truth.customer_no, base, features, 10_000, np.random.default_rng(0)
     )

@@ -19,12 +19,12 @@ from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError
 from journeyopt.panel.build import state_at
-from journeyopt.panel.state import FeatureSpec, state_features
+from journeyopt.panel.state import state_features
 from journeyopt.sim.config import GenerateConfig, shipped_practice
 from journeyopt.sim.discrete import DiscreteLayout, Summary, discrete_state, next_summary, summarise
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.world import WORLDS_DIR, WorldSpec, load_world
-from tests.panel.windows import panel_config
+from tests.panel.windows import feature_windows, panel_config
 from tests.sim.caps import discrete_spec
 
 
@@ -92,7 +92,7 @@ def test_a_world_must_count_what_its_summary_reads(coworking: WorldSpec) -> None
 def test_the_features_of_a_spec_without_recent_contacts_are_unchanged() -> None:
     """Rule windows alone (contact rules) do not add the summary's features: the serving
     API's feature records of an existing rules set-up keep their fields."""
-    spec = FeatureSpec(contact_channels=("email",), rule_windows=(4,), rule_actions=("a",))
+    spec = feature_windows(contact_channels=("email",), rule_windows=(4,), rule_actions=("a",))
     assert "contact_pattern" not in spec.rule_feature_names
     assert "last_contact_action" not in spec.rule_feature_names
     on = replace(spec, recent_contacts=True)

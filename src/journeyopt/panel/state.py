@@ -29,15 +29,17 @@ Float = NDArray[np.float64]
 Bool = NDArray[np.bool_]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FeatureSpec:
-    """Windows and thresholds of the state features.
+    """Windows and thresholds of the state features. The four windows (frequency, fatigue,
+    engagement, lapse) have no default: they are choices about the business (its panel config,
+    a world's ``features:`` section).
 
     Attributes:
         contact_channels: Channels the company contacts through (e.g. ``("email", "phone")``);
             none by default (a purchase log without contacts).
         frequency_weeks: Window of the ``frequency`` feature in weeks (conversions in the last
-            52 weeks by default).
+            ``frequency_weeks`` weeks).
         fatigue_weeks: Window of the contact-fatigue counts ``contacts_<w>w_<channel>``.
         engagement_weeks: Window of the ``engagements_<w>w`` count.
         lapse_weeks: A customer whose last conversion is more than this many weeks ago is
@@ -61,10 +63,10 @@ class FeatureSpec:
     """
 
     contact_channels: tuple[str, ...] = ()
-    frequency_weeks: int = 52
-    fatigue_weeks: int = 4
-    engagement_weeks: int = 4
-    lapse_weeks: int = 26
+    frequency_weeks: int
+    fatigue_weeks: int
+    engagement_weeks: int
+    lapse_weeks: int
     rule_windows: tuple[int, ...] = ()
     rule_actions: tuple[str, ...] = ()
     recent_contacts: bool = False

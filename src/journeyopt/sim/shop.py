@@ -47,8 +47,9 @@ import yaml
 from numpy.typing import NDArray
 
 from journeyopt.errors import ConfigError
+from journeyopt.panel.state import FeatureSpec
 from journeyopt.sim.rules import ActionCatalog
-from journeyopt.sim.world import WORLDS_DIR
+from journeyopt.sim.world import WORLDS_DIR, required_section
 
 Float = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -128,6 +129,9 @@ class ShopSpec:
             ``none``. An opt-out is from all marketing.
         types: The latent customer types.
         season: (54,) purchase-logit shift by ISO week of year (index 0 unused).
+        features: The panel's windows for this business (``features:`` of ``world.yaml``:
+            lapse, frequency, fatigue and engagement weeks) over ``channels``: the features its
+            practice and rules read and the truth's panel state keeps.
         recency_cap_weeks: Weeks since purchase are exact below the cap (``W``).
         history_weeks: Length of the contact history and of the contact rule's window.
         max_contacts: At most this many contacts in any ``history_weeks`` consecutive weeks.
@@ -145,10 +149,11 @@ class ShopSpec:
     optout: tuple[float, ...]
     types: tuple[ShopType, ...]
     season: tuple[float, ...]
-    recency_cap_weeks: int = 16
-    history_weeks: int = 4
-    max_contacts: int = 2
-    refund_lag_weeks: tuple[int, ...] = (1, 2)
+    features: FeatureSpec
+    recency_cap_weeks: int
+    history_weeks: int
+    max_contacts: int
+    refund_lag_weeks: tuple[int, ...]
     acquisition_labels: tuple[str, ...] = field(default=())
     campaign_codes: tuple[str, ...] = field(default=())
 
@@ -591,10 +596,14 @@ def shop_from_dict(raw: Mapping[str, Any]) -> ShopSpec:
         optout=tuple(float(x) for x in per_action("optout", 0.0)),
         types=types,
         season=tuple(float(x) for x in season),
-        recency_cap_weeks=int(raw.get("recency_cap_weeks", 16)),
-        history_weeks=int(raw.get("history_weeks", 4)),
-        max_contacts=int(raw.get("max_contacts", 2)),
-        refund_lag_weeks=tuple(int(x) for x in raw.get("refund_lag_weeks", (1, 2))),
+        features=FeatureSpec(
+            contact_channels=tuple(raw["channels"]),
+            **required_section(raw, "features", FeatureSpec),
+        ),
+        recency_cap_weeks=int(raw["recency_cap_weeks"]),  # no defaults: the shop's own choices
+        history_weeks=int(raw["history_weeks"]),
+        max_contacts=int(raw["max_contacts"]),
+        refund_lag_weeks=tuple(int(x) for x in raw["refund_lag_weeks"]),
         acquisition_labels=tuple(raw["acquisition_labels"]),
         campaign_codes=tuple(
             str(code or name)

@@ -69,7 +69,7 @@ def observable_world(spec: ShopSpec, features: FeatureSpec | None = None) -> Wor
     is never simulated. It lets today's practice (:class:`journeyopt.sim.practice.Practice`)
     and the contact rules run on the panel features of shop customers.
     """
-    features = features or FeatureSpec(contact_channels=spec.channels)
+    features = features or spec.features
     labels = tuple(sorted(spec.acquisition_labels))
     segments = tuple(
         SegmentSpec(
@@ -236,7 +236,7 @@ def evaluation_population(
     out): for checks of the truth alone. A calibrated world starts from its own base
     (:func:`matched_population`)."""
     true, label = draw_population(spec, n, rng)
-    features = FeatureSpec(contact_channels=spec.channels)
+    features = spec.features
     panel = seed_panel(spec, true, features)
     woy = cyclic_weeks_of_year(1, max(burn_in_weeks, 1))
     book = RefundBook.empty(spec, n)

@@ -670,15 +670,7 @@ def load_world(name_or_path: str | Path) -> WorldSpec:
         raise ConfigError(f"{path}: invalid world: {err}") from err
 
 
-def world_from_dict(raw: Mapping[str, Any], base_dir: Path | None = None) -> WorldSpec:
-    """Build a :class:`WorldSpec` from the parsed YAML mapping (see ``world.yaml``); a
-    ``responses`` file and a ``starting_population`` file are read relative to ``base_dir``
-    (default the working directory)."""
-    responses = None
-    if raw.get("responses"):
-        responses = FittedResponses.load((base_dir or Path()) / str(raw["responses"]))
-    actions = raw["actions"]
-def _required_section(raw: Mapping[str, Any], key: str, spec: type) -> dict[str, Any]:
+def required_section(raw: Mapping[str, Any], key: str, spec: type) -> dict[str, Any]:
     """The world file's section ``key`` as keyword arguments of the dataclass ``spec``; a
     one-line :class:`ConfigError` naming the first field without a default it lacks (a choice
     about the world's business that no default fits)."""
@@ -693,6 +685,14 @@ def _required_section(raw: Mapping[str, Any], key: str, spec: type) -> dict[str,
     return given
 
 
+def world_from_dict(raw: Mapping[str, Any], base_dir: Path | None = None) -> WorldSpec:
+    """Build a :class:`WorldSpec` from the parsed YAML mapping (see ``world.yaml``); a
+    ``responses`` file and a ``starting_population`` file are read relative to ``base_dir``
+    (default the working directory)."""
+    responses = None
+    if raw.get("responses"):
+        responses = FittedResponses.load((base_dir or Path()) / str(raw["responses"]))
+    actions = raw["actions"]
     names = ("none", *(a for a in actions if a != "none"))
     if "discount_rate" in raw:
         raise ConfigError(
@@ -723,11 +723,11 @@ def _required_section(raw: Mapping[str, Any], key: str, spec: type) -> dict[str,
         )
         for name, seg in raw["segments"].items()
     )
-    population = _required_section(raw, "population", PopulationSpec)
+    population = required_section(raw, "population", PopulationSpec)
     for key in ("active_recency_weeks", "lapsed_recency_weeks"):
         if key in population:
             population[key] = tuple(population[key])
-    raw_features = dict(raw.get("features", {}))
+    raw_features = required_section(raw, "features", FeatureSpec)
     for key in ("rule_windows", "rule_actions"):
         if key in raw_features:
             raw_features[key] = tuple(raw_features[key])
@@ -750,7 +750,7 @@ def _required_section(raw: Mapping[str, Any], key: str, spec: type) -> dict[str,
         segments=segments,
         seasonality=tuple(SeasonWindow(name=n, **w) for n, w in raw.get("seasonality", {}).items()),
         population=PopulationSpec(**population),
-        discrete=DiscreteSpec(**_required_section(raw, "discrete", DiscreteSpec)),
+        discrete=DiscreteSpec(**required_section(raw, "discrete", DiscreteSpec)),
         features=features,
         engagement_kinds=dict(raw["engagement_kinds"]),
         responses=responses,
