@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import hydra
+import pandas as pd
 from hydra.core.config_store import ConfigStore
 from hydra.utils import to_absolute_path
 from omegaconf import MISSING, DictConfig
@@ -24,6 +25,7 @@ from journeyopt.data.result import TABLES, IngestResult
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError
 from journeyopt.outputs import refuse_inputs
+from journeyopt.panel.suggest import suggest_lapse_weeks
 
 
 @dataclass
@@ -90,6 +92,8 @@ def run(cfg: DictConfig) -> IngestResult:
         f"{result.overshared_identifiers:,} over-shared identifiers ignored); "
         f"{result.rows_rejected:,} rows rejected -> {output_dir / 'rejects.csv'}"
     )
+    events = pd.read_parquet(output_dir / "events.parquet", columns=["customer_id", "ts", "role"])
+    console.print(suggest_lapse_weeks(events).line())  # panel.lapse_weeks has no default
     return result
 
 

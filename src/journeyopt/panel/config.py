@@ -47,7 +47,7 @@ class PanelConfig:
     REQUIRED_HINTS: ClassVar[Mapping[str, str]] = {
         "lapse_weeks": "weeks without a conversion after which a customer counts as lapsed, "
         "longer than almost every gap between two conversions of your repeat customers (e.g. "
-        "their 90th percentile)",
+        "their 90th percentile, which journeyopt-ingest prints as its suggestion)",
         "frequency_weeks": "window of the purchase-frequency feature, weeks, long enough to "
         "hold several conversions of a regular customer (e.g. 52)",
         "fatigue_weeks": "window of the contact counts, weeks: the period your contact caps "

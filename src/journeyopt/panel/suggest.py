@@ -1,0 +1,98 @@
+"""Panel settings a business's own logs suggest, by a documented rule.
+
+``panel.lapse_weeks`` has no default (a choice about the business: how long a customer may go
+without buying before they count as lapsed). The rule here reads it off the logs: the
+smallest whole number of weeks within which ``quantile`` (90 % by default) of the gaps between a
+customer's consecutive weeks with a conversion lie, over every repeat customer (the gaps'
+``quantile``, inverted empirical CDF). With that threshold, nine in
+ten repeat purchases come while the customer is still ``active``; a customer silent for longer
+than nine in ten of the observed gaps is ``lapsed``. ``journeyopt-ingest`` prints it; the user
+copies it into their panel config (nothing is set behind their back).
+
+The rule needs repeat purchases: with fewer than ``min_gaps`` gaps it suggests nothing. Gaps
+are censored by the log's length (a log of ``L`` weeks holds no gap longer than ``L - 1``), so a
+short log under-states slow buyers' gaps: prefer logs covering several of the suggested gaps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from journeyopt.data.schema import Role
+
+WEEK_NS = 7 * 24 * 3600 * 10**9
+MONDAY_NS = 4 * 24 * 3600 * 10**9  # 1970-01-05, a Monday: weeks start on Mondays, 00:00 UTC
+
+
+def conversion_gaps_weeks(events: pd.DataFrame) -> NDArray[np.int64]:
+    """(G,) weeks between each customer's consecutive calendar weeks (Monday to Sunday, UTC)
+    with a conversion, every customer's gaps together (a customer converting in ``k`` distinct
+    weeks gives ``k - 1`` gaps, each >= 1).
+
+    Args:
+        events: Canonical events (columns ``customer_id``, ``ts`` UTC, ``role``).
+    """
+    conversions = events.loc[events["role"] == Role.CONVERSION.value, ["customer_id", "ts"]]
+    if conversions.empty:
+        return np.zeros(0, np.int64)
+    ts = pd.to_datetime(conversions["ts"], utc=True).dt.as_unit("ns").astype("int64").to_numpy()
+    weeks = pd.DataFrame(
+        {"customer_id": conversions["customer_id"].to_numpy(), "week": (ts - MONDAY_NS) // WEEK_NS}
+    ).drop_duplicates()
+    weeks = weeks.sort_values(["customer_id", "week"], kind="stable")
+    same = weeks["customer_id"].to_numpy()[1:] == weeks["customer_id"].to_numpy()[:-1]
+    return np.diff(weeks["week"].to_numpy())[same].astype(np.int64)
+
+
+@dataclass(frozen=True)
+class LapseSuggestion:
+    """What the gaps between conversions say about ``panel.lapse_weeks``.
+
+    Attributes:
+        n_gaps: Gaps between consecutive conversion weeks in the logs.
+        median_weeks: Their median, weeks (``nan`` without gaps).
+        quantile: The quantile the suggestion is read at (0.9: nine in ten gaps).
+        quantile_weeks: The gaps' ``quantile``, weeks (``nan`` without gaps).
+        lapse_weeks: The suggested ``panel.lapse_weeks`` (``quantile_weeks``, >= 1);
+            ``None`` with fewer than the rule's minimum number of gaps.
+    """
+
+    n_gaps: int
+    median_weeks: float
+    quantile: float
+    quantile_weeks: float
+    lapse_weeks: int | None
+
+    def line(self) -> str:
+        """One line for a command's output."""
+        if self.lapse_weeks is None:
+            return (
+                f"gaps between a customer's conversions: {self.n_gaps:,}, too few to suggest "
+                "panel.lapse_weeks: choose it from how long your customers go between purchases"
+            )
+        return (
+            f"gaps between a customer's conversions: {self.n_gaps:,} (median "
+            f"{self.median_weeks:g} weeks, {self.quantile:.0%} <= {self.quantile_weeks:g}): "
+            f"suggested panel.lapse_weeks {self.lapse_weeks}"
+        )
+
+
+def suggest_lapse_weeks(
+    events: pd.DataFrame, quantile: float = 0.9, min_gaps: int = 30
+) -> LapseSuggestion:
+    """``panel.lapse_weeks`` by the module's rule: the smallest whole number of weeks within
+    which ``quantile`` of :func:`conversion_gaps_weeks` lie, at least 1; none with fewer than
+    ``min_gaps`` gaps."""
+    if not 0.0 < quantile < 1.0 or min_gaps < 1:
+        raise ValueError("quantile must be in (0, 1) and min_gaps >= 1")
+    gaps = conversion_gaps_weeks(events)
+    if gaps.size == 0:
+        return LapseSuggestion(0, math.nan, quantile, math.nan, None)
+    at = float(np.quantile(gaps, quantile, method="inverted_cdf"))
+    suggested = max(1, math.ceil(at)) if gaps.size >= min_gaps else None
+    return LapseSuggestion(int(gaps.size), float(np.median(gaps)), quantile, at, suggested)
