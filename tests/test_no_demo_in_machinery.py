@@ -17,7 +17,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from journeyopt.calibration.config import CalibrationConfig, CapsConfig
+from journeyopt.calibration.config import CalibrateConfig, CalibrationConfig, CapsConfig
 from journeyopt.cli.entry import to_object
 from journeyopt.errors import ConfigError
 from journeyopt.panel.config import PanelConfig
@@ -307,3 +307,11 @@ def test_a_shop_world_without_its_panel_windows_is_refused() -> None:
     del raw["features"]["fatigue_weeks"]
     with pytest.raises(ConfigError, match=r"^world\.features\.fatigue_weeks is not set: "):
         shop_from_dict(raw)
+
+
+def test_a_job_without_its_panel_section_lists_what_to_give() -> None:
+    """A top-level config without the ``panel`` group (a user's own job file): the one line
+    names the section and every field it must give."""
+    with pytest.raises(ConfigError, match=r"^missing mandatory value: panel: a PanelConfig") as err:
+        to_object(OmegaConf.create({"output_dir": "x"}), CalibrateConfig)
+    assert all(f"panel.{name}" in str(err.value) for name in PANEL_WINDOWS)

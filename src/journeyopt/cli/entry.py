@@ -3,10 +3,12 @@ composed config into typed dataclasses, and user-facing error handling."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
 import sys
+import typing
 from collections.abc import Callable, Mapping
 from importlib.resources import files
 from typing import Any, TypeVar
@@ -67,8 +69,23 @@ def missing_value_message(err: MissingMandatoryValue) -> str:
     key = str(err.full_key or err.key or "")
     hints = getattr(err.object_type, "REQUIRED_HINTS", {}) if err.object_type else {}
     hint = hints.get(str(err.key), "") if isinstance(hints, Mapping) else ""
+    section = _field_type(err.object_type, str(err.key))
+    inner = getattr(section, "REQUIRED_HINTS", None)
+    if not hint and isinstance(inner, Mapping):  # a whole section, e.g. the panel group
+        names = ", ".join(f"{key}.{name}" for name in inner)
+        hint = f"a {section.__name__} that gives {names} (choices about your business)"
     where = f"set it in your config or as {key}=<value> on the command line"
     return f"missing mandatory value: {key}: " + (f"{hint}; {where}" if hint else where)
+
+
+def _field_type(schema: type | None, name: str) -> Any:
+    """The declared type of the field ``name`` of the dataclass ``schema`` (None if unknown)."""
+    if schema is None or not dataclasses.is_dataclass(schema):
+        return None
+    try:
+        return typing.get_type_hints(schema).get(name)
+    except (NameError, TypeError):
+        return None
 
 
 def _replace_maps(merged: DictConfig, given: DictConfig) -> None:
