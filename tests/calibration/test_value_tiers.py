@@ -1,12 +1,14 @@
 """Segments from the logs' own order values (``calibration.value_tiers``): tiers of the
 customers' mean conversion value, which reveal a customer type the customers file does not
-record.
+record, chosen over the customers file's segments by held-out likelihood.
 
 On the roastery truth, whose latent types order 62 (bulk), 28 (regular) and 21 (deal) EUR on
 average and respond differently to contacts, the tiers recover the types (the top tier is the
 bulk buyers) and the calibrated world values a top-tier order like a bulk order; with the
 customers file's weakly informative acquisition channel as the segment it cannot tell them
-apart. The tier reads the calibration weeks only.
+apart. On a roastery whose types all order alike (one value distribution, one refund rate) the
+tiers are scored and not kept: the world is the one calibrated without them. The tier reads the
+calibration weeks only.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from journeyopt.panel.segments import (
     value_tier_labels,
 )
 from journeyopt.sim.config import shipped_practice
-from journeyopt.sim.shop import load_shop
+from journeyopt.sim.shop import ShopSpec, load_shop
 from journeyopt.sim.shop_logs import (
     ShopRecords,
     customer_numbers,
@@ -84,8 +86,8 @@ def test_the_tier_reads_the_calibration_weeks_only() -> None:
     assert (panel["segment"] == "x").all()  # the input is not modified
 
 
-def _roastery_logs(out: Path) -> ShopRecords:
-    shop = load_shop("roastery")
+def _roastery_logs(out: Path, shop: ShopSpec | None = None) -> ShopRecords:
+    shop = shop if shop is not None else load_shop("roastery")
     rng = np.random.default_rng(3)
     practice = shipped_practice("roastery").to_practice()
     records = simulate_shop_logs(shop, practice, 1500, 60, 0.12, rng)
@@ -130,8 +132,13 @@ def test_value_tiers_recover_the_roasterys_latent_types(tmp_path: Path) -> None:
     shop = load_shop("roastery")
     bulk = shop.type_names.index("bulk")
 
-    tiers = _calibrate(tmp_path / "logs", tmp_path / "tiers", 3).estimate.calibrated.world
+    result = _calibrate(tmp_path / "logs", tmp_path / "tiers", 3)
+    choice = result.estimate.calibrated.meta["value_tiers"]
+    assert choice["n"] == 3  # chosen: better held-out likelihood than the acquisition channel
+    assert choice["loglik"]["3"] - choice["loglik"]["0"] > choice["se"]
+    tiers = result.estimate.calibrated.world
     assert tiers.segment_names == ("value 1/3", "value 2/3", "value 3/3")
+    assert "3 value tiers" in (tmp_path / "tiers" / "card.md").read_text()
     base = tiers.base
     assert base is not None
     index = pd.Index(customer_numbers(records.n_customers)).get_indexer(base.customer_id)
@@ -147,3 +154,28 @@ def test_value_tiers_recover_the_roasterys_latent_types(tmp_path: Path) -> None:
     assert sorted(acquisition.segment_names) == sorted(shop.acquisition_labels)
     plain = _order_value(acquisition)
     assert max(plain.values()) < 1.3 * min(plain.values())  # the channel cannot tell
+
+
+@pytest.mark.slow
+def test_a_truth_whose_order_values_reveal_nothing_keeps_its_segments(tmp_path: Path) -> None:
+    """The roastery with one order value distribution and one refund rate for every type:
+    the tiers are noise, they are scored and not kept, and the world is the one calibrated
+    without them (bit-identical tables)."""
+    shop = load_shop("roastery")
+    alike = replace(
+        shop,
+        types=tuple(
+            replace(t, order_value=30.0, value_shape=6.0, refund_rate=0.05) for t in shop.types
+        ),
+    )
+    _roastery_logs(tmp_path / "logs", alike)
+    plain = _calibrate(tmp_path / "logs", tmp_path / "plain", 0)
+    tiered = _calibrate(tmp_path / "logs", tmp_path / "tiers", 3)
+    choice = tiered.estimate.calibrated.meta["value_tiers"]
+    assert choice["n"] == 0
+    a, b = plain.estimate.calibrated.world, tiered.estimate.calibrated.world
+    assert a.segment_names == b.segment_names
+    assert a.responses is not None and b.responses is not None
+    for name in ("convert_logit", "engage_logit", "optout", "value"):
+        np.testing.assert_array_equal(getattr(a.responses, name), getattr(b.responses, name))
+    assert "kept over 3 value tiers" in (tmp_path / "tiers" / "card.md").read_text()

@@ -189,6 +189,28 @@ def practice_lines(practice: LoggedPractice | None) -> list[str]:
     return [*lines, ""]
 
 
+def value_tiers_lines(meta: Mapping[str, Any], currency: str) -> list[str]:
+    """The card's line on the segments' choice between the customers file's and value tiers
+    (``calibration.value_tiers``; none when not asked for)."""
+    record = meta.get("value_tiers")
+    if not record:
+        return []
+    scores = record["loglik"]
+    tiers = max(int(k) for k in scores)
+    score = (
+        f"held-out log-likelihood {scores[str(tiers)]:.5f} against the customers file's "
+        f"{scores['0']:.5f} nats per customer-week, SE of the difference {record['se']:.5f}"
+    )
+    if record["n"]:
+        cuts = ", ".join(f"{c:.2f}" for c in record["cuts"])
+        return [
+            f"- segments: {tiers} value tiers (equal-count tiers of the customers' mean "
+            f"conversion value at the end of the calibration weeks, cut at {cuts} {currency}), "
+            f"chosen over the customers file's: {score}"
+        ]
+    return [f"- segments: the customers file's, kept over {tiers} value tiers: {score}"]
+
+
 def caps_clipped_lines(meta: Mapping[str, Any]) -> list[str]:
     """One line per state cap lowered to the weeks of history the fit sees
     (:meth:`journeyopt.sim.world.DiscreteSpec.within_history`); none when no cap was."""
@@ -225,16 +247,7 @@ def card_markdown(
             else ""
         ),
         f"- segments: {', '.join(world.segment_names)}; actions: {', '.join(world.actions.names)}",
-        *(
-            [
-                "- segments are value tiers (`calibration.value_tiers`): equal-count tiers of the "
-                "customers' mean conversion value at the end of the calibration weeks, cut at "
-                + ", ".join(f"{c:.2f}" for c in meta["value_tiers"]["cuts"])
-                + f" {world.currency}"
-            ]
-            if meta.get("value_tiers")
-            else []
-        ),
+        *value_tiers_lines(meta, world.currency),
         f"- ensemble: {len(est.calibrated.members)} bootstrap members (resamples of customers)",
         *caps_clipped_lines(meta),
         starting_population_line(world),

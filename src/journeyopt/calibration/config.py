@@ -241,11 +241,14 @@ class CalibrationConfig:
         seasonal: Model week-of-year effects (off when the logs cover less than a year and
             calendar time is confounded with the cohort's age, e.g. CDNOW).
         value_tiers: 0 = each customer's segment is the customers file's (``data`` mapping);
-            ``n >= 2`` = the world's segments are ``n`` equal-count tiers of the customers' mean
-            conversion value net of refunds at the end of the calibration weeks (RFM's M,
-            :func:`journeyopt.panel.segments.segment_by_value`), which reveal a customer type
-            the customers file does not record (e.g. bulk buyers whose orders are twice the
-            others' and who respond to other contacts). The cut points are on the card.
+            ``n >= 2`` = ``n`` equal-count tiers of the customers' mean conversion value net of
+            refunds at the end of the calibration weeks (RFM's M,
+            :func:`journeyopt.panel.segments.segment_by_value`) replace them when they score
+            better on held-out likelihood by more than ``summary.tolerance_se`` standard errors
+            (:mod:`journeyopt.calibration.segmentation`): tiers reveal a customer type the
+            customers file does not record (e.g. bulk buyers whose orders are twice the others'
+            and who respond to other contacts). The scores and cut points are on the card. Not
+            with ``truth_world`` (its policy fidelity runs the truth's segments).
         caps: Discrete state caps.
         summary: Choice of the state summary by the data (:class:`SummaryConfig`).
         c_grid: Candidate inverse L2 strengths of the logistic models.
@@ -326,6 +329,10 @@ class CalibrationConfig:
             raise ConfigError("calibration.max_customers must be >= 0 (0 = every customer)")
         if self.value_tiers == 1 or self.value_tiers < 0:
             raise ConfigError("calibration.value_tiers must be 0 (off) or >= 2")
+        if self.value_tiers and self.truth_world:
+            raise ConfigError(
+                "calibration.value_tiers needs the segments of the logs: leave truth_world empty"
+            )
         if self.max_weight < 1.0:
             raise ConfigError("calibration.max_weight must be >= 1")
         if self.min_action_decisions < 0:

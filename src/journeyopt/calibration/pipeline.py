@@ -46,6 +46,7 @@ from journeyopt.calibration.holdout import (
     world_holdout,
 )
 from journeyopt.calibration.policy_fidelity import PolicyFidelity, check_truth, policy_fidelity
+from journeyopt.calibration.segmentation import choose_segments
 from journeyopt.calibration.summary import (
     candidate_specs,
     select_summary,
@@ -59,7 +60,6 @@ from journeyopt.errors import JourneyoptError
 from journeyopt.outputs import check_output_dir, staged_output_dir
 from journeyopt.panel.build import build_panel_and_state, state_at
 from journeyopt.panel.config import feature_spec
-from journeyopt.panel.segments import segment_by_value
 from journeyopt.panel.state import CustomerState
 from journeyopt.parallel import run_tasks
 from journeyopt.sim.discrete import DiscreteLayout
@@ -194,9 +194,6 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     if panel.empty:
         raise JourneyoptError(f"{source.path}: the logs give an empty panel")
     first_holdout = split_week(panel, cal.split, cal.holdout_weeks)
-    tier_cuts = None
-    if cal.value_tiers:  # segments from the calibration weeks' mean conversion values
-        panel, tier_cuts = segment_by_value(panel, first_holdout, cal.value_tiers)
     start = logging_start(panel)
     if cal.recent_weeks > 0:
         start = max(start, first_holdout - cal.recent_weeks)
@@ -212,11 +209,27 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     spec, caps_clipped = DiscreteSpec(**asdict(cal.caps)).within_history(history)
     names = source.action_names
     actions = ActionCatalog.from_source(source)
+    used = set(actions.channels[1:])
+    silent = tuple(j for j, c in enumerate(channels) if c not in used)
+    divisors = actions.list_divisors(source.amounts)
+    segmentation = None
+    if cal.value_tiers:  # the customers file's segments or value tiers, by held-out likelihood
+        panel, segmentation = choose_segments(
+            panel,
+            (start, first_holdout),
+            spec,
+            cal,
+            channels,
+            names,
+            divisors,
+            silent,
+            origin_week=logging_start(panel),
+        )
+        fit_panel = panel[(panel["week"] < first_holdout) & (panel["week"] >= start)]
+        segments = segment_names(fit_panel)
+        clock.lap("segments")
     selection = None
     if cal.summary.select:
-        used = set(actions.channels[1:])
-        silent = tuple(j for j, c in enumerate(channels) if c not in used)
-        divisors = actions.list_divisors(source.amounts)
         candidates = candidate_specs(spec, cal.summary, history)
         selection = select_summary(
             fit_panel,
@@ -255,11 +268,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         "practice_calendar": _calendar_origin(panel),
         "caps_clipped": {k: {"configured": c, "used": u} for k, (c, u) in caps_clipped.items()},
         "history_weeks": history,
-        **(
-            {"value_tiers": {"n": cal.value_tiers, "cuts": [float(c) for c in tier_cuts]}}
-            if tier_cuts is not None
-            else {}
-        ),
+        **({"value_tiers": segmentation.as_meta()} if segmentation is not None else {}),
     }
     clock.lap("panel")
     est = estimate(weeks, structure, cal, last_week, meta, clock)
