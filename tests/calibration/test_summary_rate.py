@@ -234,3 +234,16 @@ def test_forward_in_time_scores_every_customers_last_weeks(tmp_path: Path) -> No
     assert any("every customer's last 13 fitted weeks" in line for line in card), card
     with pytest.raises(ConfigError, match=r"calibration\.summary\.forward_weeks"):
         SummaryConfig(forward_weeks=-1)
+
+
+def test_a_world_keeps_its_rate_levels_in_world_yaml() -> None:
+    """The calibrated world's file records ``rate_levels`` when on (and the spec reads it
+    back), and nothing when off: the file of a world without it is unchanged."""
+    from journeyopt.calibration.calibrated import world_to_dict
+
+    world = load_world("coworking")
+    assert "rate_levels" not in world_to_dict(world)["discrete"]
+    rated = replace(world, discrete=replace(world.discrete, rate_levels=2))
+    written = world_to_dict(rated)["discrete"]
+    assert written["rate_levels"] == 2
+    assert DiscreteSpec(**written) == rated.discrete
