@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 from journeyopt.calibration.config import CalibrateConfig, CalibrationConfig
 from journeyopt.calibration.pipeline import CalibrationResult, calibrate
 from journeyopt.cli.entry import to_object
+from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError
 from journeyopt.panel.segments import (
@@ -32,6 +33,7 @@ from journeyopt.panel.segments import (
     value_tier_cuts,
     value_tier_labels,
 )
+from journeyopt.serving.features import batch_from_logs
 from journeyopt.sim.config import shipped_practice
 from journeyopt.sim.shop import ShopSpec, load_shop
 from journeyopt.sim.shop_logs import (
@@ -41,7 +43,7 @@ from journeyopt.sim.shop_logs import (
     simulate_shop_logs,
     write_shop_logs,
 )
-from journeyopt.sim.world import WORLDS_DIR, WorldSpec
+from journeyopt.sim.world import WORLDS_DIR, WorldSpec, load_world
 from journeyopt.tracking.config import TrackingConfig
 from tests.panel.windows import panel_config
 from tests.sim.caps import caps_config
@@ -146,6 +148,15 @@ def test_value_tiers_recover_the_roasterys_latent_types(tmp_path: Path) -> None:
     top = base.segment == tiers.segment_names.index("value 3/3")
     assert is_bulk[top].mean() > 0.8  # the top third is the bulk buyers (30 % of customers)
     assert top[is_bulk].mean() > 0.8
+    # the scorer reads each customer's tier from their logs with the world's cut points
+    loaded = load_world(tmp_path / "tiers")
+    assert loaded.segment_value_cuts == tuple(choice["cuts"]) == tiers.segment_value_cuts
+    source = OmegaConf.load(WORLDS_DIR.parent / "configs" / "data" / "roastery.yaml")
+    source.path = str(tmp_path / "logs")
+    logs, _ = ingest_to_logs(to_object(source, SourceConfig))
+    batch = batch_from_logs(logs, loaded, pd.Timestamp(base.as_of), list(base.customer_id))
+    assert batch.known.all()
+    assert (batch.segment == base.segment).mean() > 0.9  # the same tiers, a few moved since
     value = _order_value(tiers)
     assert value["value 3/3"] > 1.8 * value["value 1/3"]
     assert abs(value["value 3/3"] / shop.types[bulk].order_value - 1) < 0.3

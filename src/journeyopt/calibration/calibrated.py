@@ -233,6 +233,11 @@ def world_to_dict(world: WorldSpec) -> dict[str, Any]:
             if world.unsupported_actions
             else {}
         ),
+        **(
+            {"segment_value_cuts": [float(c) for c in world.segment_value_cuts]}
+            if world.segment_value_cuts
+            else {}
+        ),
     }
 
 

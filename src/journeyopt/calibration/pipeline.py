@@ -272,6 +272,17 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     }
     clock.lap("panel")
     est = estimate(weeks, structure, cal, last_week, meta, clock)
+    if segmentation is not None and segmentation.tiers:  # the scorer computes the tiers too
+        cuts = segmentation.cuts
+        fitted = est.calibrated
+        est = replace(
+            est,
+            calibrated=replace(
+                fitted,
+                world=replace(fitted.world, segment_value_cuts=cuts),
+                members=tuple(replace(m, segment_value_cuts=cuts) for m in fitted.members),
+            ),
+        )
     base, dropped = starting_base(panel, known_ids, end_state, segments)
     started = est.calibrated.with_base(base)
     base_meta = {

@@ -24,6 +24,7 @@ from journeyopt.calibration.weeks import UNKNOWN_SEGMENT
 from journeyopt.data.schema import CanonicalLogs, empty_contacts, empty_customers, empty_events
 from journeyopt.panel.build import state_at
 from journeyopt.panel.config import PanelConfig
+from journeyopt.panel.segments import value_tier_labels
 from journeyopt.panel.state import LIFECYCLE_STAGES, FeatureSpec, state_features
 from journeyopt.serving.schemas import feature_kind
 from journeyopt.serving.scorer import CustomerBatch
@@ -114,7 +115,8 @@ def batch_from_logs(
             without a sign-up date, scored as customers without history. Given ids absent from
             the logs are unknown.
         segments: Customer type label per ``customer_ids`` entry; default: the logs'
-            ``customers.segment``.
+            ``customers.segment``, or for a world whose segments are value tiers
+            (``world.segment_value_cuts``) the tier of each customer's mean conversion value.
     """
     spec = world.features
     has_activity = not (logs.events.empty and logs.contacts.empty and logs.customers.empty)
@@ -142,7 +144,11 @@ def batch_from_logs(
             column = features[name].astype(np.asarray(values).dtype, copy=False)
             column[present] = np.asarray(values)[rows[present]]
             features[name] = column
-    if segments is None:
+    if segments is None and world.segment_value_cuts:  # the world's segments are value tiers
+        monetary = np.asarray(features["monetary"], np.float64)
+        cuts = np.asarray(world.segment_value_cuts, np.float64)
+        labels = value_tier_labels(monetary, cuts).astype(object)
+    elif segments is None:
         attributes = logs.customers.set_index("customer_id")["segment"]
         labels = attributes.reindex(pd.Index(wanted)).fillna("").to_numpy(dtype=object)
     else:
@@ -205,9 +211,10 @@ def batch_from_columns(
     """Features of ``N`` customers given as one (N,) list per feature (the panel's feature
     names; ``None`` for "never"; ``lifecycle`` stage names), converted a column at a time.
     ``segments`` None: no customer type for anyone (each gets the world's ``all`` type if it
-    has one, else is unknown). ``given``: (N,) False for customers who sent no feature record
-    (their columns hold :func:`empty_record`'s values; they are unknown); default: all sent
-    one."""
+    has one, else is unknown; in a world whose segments are value tiers, a customer without one
+    gets the tier of their ``monetary``). ``given``: (N,) False for customers who sent no
+    feature record (their columns hold :func:`empty_record`'s values; they are unknown);
+    default: all sent one."""
     n = len(customer_ids)
     stage_code = {s: k for k, s in enumerate(LIFECYCLE_STAGES)}
     features: dict[str, NDArray[np.generic]] = {}
@@ -219,7 +226,13 @@ def batch_from_columns(
             features[name] = np.asarray(values, np.bool_).reshape(n)
         else:  # None -> NaN
             features[name] = np.asarray(values, np.float64).reshape(n)
-    labels = [""] * n if segments is None else ["" if s is None else s for s in segments]
+    labels: Sequence[str] = (
+        [""] * n if segments is None else ["" if s is None else s for s in segments]
+    )
+    if world.segment_value_cuts:  # value tiers: a missing segment is the customer's tier
+        monetary = np.asarray(features["monetary"], np.float64)
+        tiers = value_tier_labels(monetary, np.asarray(world.segment_value_cuts, np.float64))
+        labels = [s if s else str(t) for s, t in zip(labels, tiers, strict=True)]
     segment = segment_codes(labels, world)
     known = segment >= 0
     return CustomerBatch(

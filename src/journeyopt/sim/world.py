@@ -458,6 +458,12 @@ class WorldSpec:
             fewer than ``calibration.min_action_decisions`` decisions that took them): no
             customer may get them; every contact-rule mask of the world forbids them (reason
             ``unsupported``, :mod:`journeyopt.sim.rules`) and the DP optimum never plans them.
+        segment_value_cuts: Ascending cut points (currency) of the value tiers that are the
+            world's segments (a calibration with ``calibration.value_tiers`` that kept them): a
+            customer's segment is the tier of their mean conversion value
+            (:func:`journeyopt.panel.segments.value_tier_labels` of the feature ``monetary``),
+            wherever a segment is read from logs (the scorer); empty: the segments are a
+            customer attribute.
     """
 
     name: str
@@ -477,9 +483,12 @@ class WorldSpec:
     base: StartingBase | None = field(default=None, compare=False, repr=False)
     logged_practice: LoggedPractice | None = field(default=None, compare=False, repr=False)
     unsupported_actions: tuple[str, ...] = ()
+    segment_value_cuts: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         _check_prob(self.margin_rate, "world.margin_rate")
+        if list(self.segment_value_cuts) != sorted(self.segment_value_cuts):
+            raise ConfigError("world.segment_value_cuts must be ascending")
         for name in ("fatigue_decay_weeks", "engagement_decay_weeks"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"world.{name} must be > 0")
@@ -757,6 +766,7 @@ def world_from_dict(raw: Mapping[str, Any], base_dir: Path | None = None) -> Wor
         base=base,
         logged_practice=_logged_practice(raw, base_dir),
         unsupported_actions=tuple(str(a) for a in raw.get("unsupported_actions", ())),
+        segment_value_cuts=tuple(float(c) for c in raw.get("segment_value_cuts", ())),
     )
 
 
