@@ -175,7 +175,9 @@ def test_the_predict_face_checks_its_input(
     observations: Arrays,
     tmp_path: Path,
 ) -> None:
-    model = load_policy_model(f"models:/journey-policy/{champion}", mlflow_sqlite, tmp_path)
+    model = load_policy_model(
+        f"models:/journey-policy/{champion}", mlflow_sqlite, tmp_path / "download"
+    )
     frame = observation_frame(*observations, linear_policy.spec)
     predicted = model.predict(frame)
     actions = linear_policy.act(*observations)[0]

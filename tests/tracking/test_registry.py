@@ -58,7 +58,9 @@ def test_register_promote_resolve(
     assert first_tags["journeyopt.promotion.champion.evidence.run"] == "r1"
     assert first_tags["agent"] == "first"
 
-    model = load_policy_model(f"models:/{registry.name}@{CHAMPION}", mlflow_backend, tmp_path)
+    model = load_policy_model(
+        f"models:/{registry.name}@{CHAMPION}", mlflow_backend, tmp_path / "download"
+    )
     predicted = model.predict(observation_frame(obs, masks, other.spec))
     np.testing.assert_array_equal(predicted["action"].to_numpy(), other.act(obs, masks)[0])
 

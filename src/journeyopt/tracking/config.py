@@ -17,6 +17,9 @@ from journeyopt.errors import ConfigError
 
 MAX_METRICS_PER_BATCH = 1000
 """MLflow's limit on the metrics of one ``log_batch`` request."""
+LOCAL_ARTIFACT_DIR = "mlruns"
+"""The artifact folder beside a local SQLite store's database (MLflow's own name for a local
+artifact root, so a store started from its own folder looks as MLflow would make it)."""
 
 
 @dataclass
@@ -27,11 +30,13 @@ class TrackingConfig:
         enabled: ``False`` turns every tracking call into a no-op (``tracking=off``).
         tracking_uri: MLflow tracking URI. Empty: the ``MLFLOW_TRACKING_URI`` environment
             variable, else ``sqlite:///mlflow.db`` in the working directory (MLflow 3's own
-            default; the artifacts then go to ``./mlruns``).
+            default; the artifacts then go to ``./mlruns`` beside it).
         registry_uri: Model registry URI; empty: the tracking URI.
         experiment: MLflow experiment the runs are created in (created when missing).
-        artifact_location: Artifact root of a newly created experiment; empty: the backend's
-            default (``./mlruns`` for a local store, the server's artifact root for a server).
+        artifact_location: Artifact root of a newly created experiment; empty: beside the
+            database for a local SQLite store (``<db dir>/mlruns``), the server's artifact root
+            for a server (:meth:`resolved_artifact_location`). Existing experiments keep
+            theirs.
         registered_model: Registered model that policies are registered as versions of.
         flush_every_seconds: Buffered metrics are written at the first logging call this many
             seconds (wall clock) after the last write, and when the run ends.
@@ -76,6 +81,33 @@ class TrackingConfig:
     def resolved_registry_uri(self) -> str:
         """The model registry URI in force: ``registry_uri``, else the tracking URI."""
         return self.registry_uri or self.resolved_tracking_uri()
+
+    def resolved_artifact_location(self) -> str | None:
+        """Artifact root of an experiment journeyopt creates: ``artifact_location``, else for a
+        local SQLite tracking store the folder :data:`LOCAL_ARTIFACT_DIR` beside its database
+        file (a ``file://`` URI), else ``None`` (the backend decides: a server's own artifact
+        root). Beside the database, a store is one folder whatever the working directory a
+        command starts from; MLflow's own default, ``./mlruns`` of the working directory, is
+        the same folder when a command starts where the database is."""
+        if self.artifact_location:
+            return self.artifact_location
+        database = sqlite_database(self.resolved_tracking_uri())
+        if database is None:
+            return None
+        return (database.parent / LOCAL_ARTIFACT_DIR).as_uri()
+
+
+def sqlite_database(uri: str) -> Path | None:
+    """The absolute path of the database file of a local SQLite URI (``sqlite:///<path>``,
+    relative to the working directory, or ``sqlite:////<absolute path>``, query ignored);
+    ``None`` for any other URI and for an in-memory database."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None
+    path = uri.removeprefix(prefix).split("?", 1)[0]
+    if path in ("", ":memory:"):
+        return None
+    return Path(path).absolute()
 
 
 def register_configs() -> None:

@@ -429,6 +429,17 @@ def log_policy_model(
     if run.run_id is None:
         return None
     spec = policy.spec
+    # The logged model belongs to the run's experiment and its files to that experiment's
+    # artifact root: MLflow's Model.log with a run id but no active run would put it in the
+    # Default experiment (id 0), whose root on a SQLite store is ./mlruns/0 of the working
+    # directory the store was first opened from, not beside the database.
+    source = mlflow.MlflowClient().get_run(run.run_id)
+    logged = mlflow.initialize_logged_model(
+        name=name,
+        source_run_id=run.run_id,
+        params={key: str(value) for key, value in source.data.params.items()},
+        experiment_id=source.info.experiment_id,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = save_policy(policy, Path(tmp) / ARTIFACT_KEY)
         return Model.log(
@@ -447,6 +458,7 @@ def log_policy_model(
                 "action_names": list(spec.action_names),
             },
             step=step,
+            model_id=logged.model_id,
         )
 
 

@@ -88,8 +88,11 @@ def open_client(settings: TrackingConfig) -> MlflowClient:
 
 
 def experiment_id(client: MlflowClient, settings: TrackingConfig) -> str:
-    """Id of the experiment ``settings.experiment``, created (with ``artifact_location`` if
-    set) when missing. Safe when parallel jobs create it at the same time.
+    """Id of the experiment ``settings.experiment``, created when missing with the artifact
+    root :meth:`TrackingConfig.resolved_artifact_location` (for a local SQLite store: beside
+    its database, so the store does not depend on the working directory; a server's own root
+    for a server); an existing experiment keeps its own. Safe when parallel jobs create it at
+    the same time.
 
     The experiment is marked as a model-training experiment (:data:`EXPERIMENT_KIND_TAG` =
     ``custom_model_development``), so the MLflow UI opens it on its runs, not on the GenAI
@@ -100,7 +103,7 @@ def experiment_id(client: MlflowClient, settings: TrackingConfig) -> str:
         try:
             return client.create_experiment(
                 settings.experiment,
-                artifact_location=settings.artifact_location or None,
+                artifact_location=settings.resolved_artifact_location(),
                 tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND},
             )
         except MlflowException as err:
