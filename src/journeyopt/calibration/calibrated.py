@@ -4,7 +4,8 @@ tables, plus its bootstrap ensemble, and how it is written and read (open format
 Folder layout (``load_world(folder)`` reads it like any world)::
 
     world.yaml          the world: structure, economics, population and a readable
-                        parametric summary of the fit; ``responses: responses.npz``
+                        parametric summary of the fit; ``responses: responses.npz``;
+                        ``format_version`` (:data:`~journeyopt.sim.world.WORLD_FORMAT_VERSION`)
     responses.npz       the point estimate's tables (FittedResponses)
     base.parquet        the starting population: the logs' customers at the as-of date
                         (``starting_population`` in world.yaml, :mod:`journeyopt.sim.starting`)
@@ -34,6 +35,7 @@ from journeyopt.sim.discrete import DiscreteLayout, Summary
 from journeyopt.sim.practice import PRACTICE_FILE
 from journeyopt.sim.starting import StartingBase
 from journeyopt.sim.world import (
+    WORLD_FORMAT_VERSION,
     FittedResponses,
     PopulationSpec,
     WorldSpec,
@@ -176,6 +178,7 @@ def world_to_dict(world: WorldSpec) -> dict[str, Any]:
         }
     pop = world.population
     return {
+        "format_version": WORLD_FORMAT_VERSION,
         "name": world.name,
         "currency": world.currency,
         "channels": list(world.channels),

@@ -31,6 +31,14 @@ if TYPE_CHECKING:
     from journeyopt.sim.practice import LoggedPractice
 
 WORLDS_DIR = Path(__file__).resolve().parent.parent / "simulators"
+WORLD_FORMAT_VERSION = 1
+"""Format of a world folder journeyopt writes (``format_version`` in ``world.yaml``, written by
+:func:`journeyopt.calibration.calibrated.world_to_dict`): the keys of ``world.yaml``, the state
+numbering of ``responses.npz`` and ``members/`` (:class:`journeyopt.sim.discrete.DiscreteLayout`),
+the customer-state columns of ``base.parquet`` and the layout of ``practice.npz``. Bump it
+whenever a change makes an earlier folder read differently; :func:`load_world` refuses another
+version with a one-line :class:`WorldFormatError`. A folder without it is format 0, read if it
+still reads (hand-written worlds without ``responses`` carry none and need none)."""
 """Folder of the shipped worlds (``simulators/<name>/world.yaml``)."""
 
 
@@ -673,10 +681,57 @@ def load_world(name_or_path: str | Path) -> WorldSpec:
             f"{path}: a world of kind {raw['kind']!r} has its own dynamics and is not in this "
             "family; load a shop world with journeyopt.sim.shop.load_shop"
         )
+    if "format_version" not in raw and not raw.get("responses"):  # a hand-written world
+        return _world_or_config_error(raw, path)
+    found = raw.get("format_version", 0)
+    if found != WORLD_FORMAT_VERSION:
+        if "format_version" in raw:
+            raise WorldFormatError(path.parent, found, "")
+        try:  # written before the version was recorded: read it if it still reads
+            world = _world_or_config_error(raw, path)
+            _check_response_rows(world, path)
+        except Exception as err:
+            raise WorldFormatError(path.parent, found, str(err).splitlines()[0]) from err
+        return world
+    world = _world_or_config_error(raw, path)
+    _check_response_rows(world, path)
+    return world
+
+
+class WorldFormatError(ConfigError):
+    """A world folder written in another format than this journeyopt reads (one line: the
+    folder, the format found, the format expected, what to do)."""
+
+    def __init__(self, folder: Path, found: object, problem: str) -> None:
+        written = "0 (written before journeyopt recorded one)" if found == 0 else f"{found}"
+        detail = f" ({problem})" if problem else ""
+        super().__init__(
+            f"{folder}: world format {written}, this journeyopt reads format "
+            f"{WORLD_FORMAT_VERSION}{detail}; re-run journeyopt-calibrate on the logs to "
+            "write the world again (or load it with the journeyopt version that wrote it)"
+        )
+
+
+def _world_or_config_error(raw: Mapping[str, Any], path: Path) -> WorldSpec:
     try:
         return world_from_dict(raw, path.parent)
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"{path}: invalid world: {err}") from err
+
+
+def _check_response_rows(world: WorldSpec, path: Path) -> None:
+    """A calibrated world's tables have one row per state of its summary's numbering (a
+    table written under another numbering would be read at the wrong states)."""
+    if world.responses is None:
+        return
+    from journeyopt.sim.discrete import DiscreteLayout  # the discrete module imports this one
+
+    rows, states = world.responses.convert_logit.shape[0], DiscreteLayout.of(world).n_states
+    if rows != states:
+        raise ConfigError(
+            f"{path.parent}: the response tables have {rows} state rows, the summary in "
+            f"{path.name} numbers {states}"
+        )
 
 
 def required_section(raw: Mapping[str, Any], key: str, spec: type) -> dict[str, Any]:

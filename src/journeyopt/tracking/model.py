@@ -53,6 +53,11 @@ Int64 = NDArray[np.int64]
 
 SPEC_FILE = "spec.json"
 SPEC_FORMAT_VERSION = 1
+"""Format of a saved policy folder (``format_version`` in ``spec.json``, written by
+:func:`save_policy`): the keys of ``spec.json`` and the files each policy class writes. Bump it
+whenever a change makes an earlier folder read differently; :func:`load_policy` refuses another
+version with a one-line :class:`ModelFolderError`. (A change of the observation layout is the
+spec's ``layout_version``, checked against the world's by the scorer and the gate.)"""
 ARTIFACT_KEY = "policy"
 MODEL_CODE_FILE = "pyfunc_code.py"
 POLICY_FOLDER = Path("artifacts") / ARTIFACT_KEY
@@ -238,9 +243,13 @@ def load_policy(folder: Path) -> ServablePolicy:
     """The policy :func:`save_policy` wrote; only the classes of :data:`SERVED_POLICY_CLASSES`
     (installed ``journeyopt`` code) are imported, and they read open formats only."""
     data = json.loads((folder / SPEC_FILE).read_text())
-    if data.get("format_version") != SPEC_FORMAT_VERSION:
-        raise ValueError(
-            f"{folder / SPEC_FILE}: unknown format_version {data.get('format_version')}"
+    found = data.get("format_version", 0)
+    if found != SPEC_FORMAT_VERSION:
+        written = "0 (written before journeyopt recorded one)" if found == 0 else f"{found}"
+        raise ModelFolderError(
+            f"{folder}: policy format {written}, this journeyopt reads format "
+            f"{SPEC_FORMAT_VERSION}; re-run journeyopt-train to log the policy again (or load "
+            "it with the journeyopt version that wrote it)"
         )
     name = str(data["policy_class"])
     module_name, _, qualname = name.partition(":")
