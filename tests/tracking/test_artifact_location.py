@@ -138,3 +138,57 @@ def test_a_server_keeps_its_own_artifact_handling(
     assert client.get_run(run_id).info.artifact_uri.startswith(experiment.artifact_location)
     assert model_location.startswith(experiment.artifact_location)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["note.txt"]
+    from journeyopt.serving.served_model import load_served_model
+
+    served = load_served_model(f"models:/{mlflow_remote.registered_model}/1", mlflow_remote)
+    assert isinstance(served.policy, LinearSoftmaxPolicy)
+    np.testing.assert_array_equal(served.policy.weights, linear_policy.weights)
+
+
+def test_a_version_loads_from_its_own_store_whatever_mlflow_s_default(
+    tmp_path: Path,
+    mlflow_migrated_db: Path,
+    _mlflow_isolated: None,
+    linear_policy: LinearSoftmaxPolicy,
+    observations: Arrays,
+) -> None:
+    """Two stores each with a version 1: MLflow resolves a ``models:/<name>/<version>`` URI
+    against its process-wide registry whatever registry it is given, so the version is read
+    from the location its own registry records."""
+    from journeyopt.serving.served_model import load_served_model
+
+    other = LinearSoftmaxPolicy(linear_policy.spec, -linear_policy.weights, linear_policy.bias)
+    stores = []
+    for name, policy in (("a", linear_policy), ("b", other)):
+        (tmp_path / name).mkdir()
+        shutil.copyfile(mlflow_migrated_db, tmp_path / name / "mlflow.db")
+        settings = TrackingConfig(tracking_uri=f"sqlite:///{tmp_path / name / 'mlflow.db'}")
+        _log_run_and_policy(settings, policy, observations, tmp_path)
+        stores.append(settings)
+    # MLflow's process-wide URIs now point at store b (set by its run)
+    served = load_served_model("models:/journey-policy/1", stores[0])
+    assert isinstance(served.policy, LinearSoftmaxPolicy)
+    np.testing.assert_array_equal(served.policy.weights, linear_policy.weights)
+    registry = PolicyRegistry(stores[0])
+    assert registry.verify(registry.version(1))
+    folder = registry.download(registry.version(1), tmp_path / "download")
+    assert (folder / "MLmodel").is_file()
+
+
+def test_a_version_whose_files_are_gone_is_one_line(
+    mlflow_sqlite: TrackingConfig,
+    linear_policy: LinearSoftmaxPolicy,
+    observations: Arrays,
+    tmp_path: Path,
+) -> None:
+    """What a store split by MLflow's old default shows once the other folder is gone."""
+    from journeyopt.errors import ConfigError
+    from journeyopt.serving.served_model import load_served_model
+
+    _, location = _log_run_and_policy(mlflow_sqlite, linear_policy, observations, tmp_path)
+    shutil.rmtree(_local(location))
+    with pytest.raises(ConfigError) as refused:
+        load_served_model("models:/journey-policy/1", mlflow_sqlite)
+    message = str(refused.value)
+    assert message.startswith("model models:/journey-policy/1: cannot download")
+    assert "train and register the policy again" in message and "\n" not in message

@@ -132,7 +132,7 @@ def load_registered(uri: str, tracking: TrackingConfig) -> ServedModel:
     Raises:
         ConfigError: The URI resolves to nothing, or the files do not match the recorded hash.
     """
-    registry, settings = _registry(uri, tracking)
+    registry, _ = _registry(uri, tracking)
     try:
         resolved = registry.resolve(uri)
     except (MlflowException, ValueError) as err:
@@ -140,14 +140,13 @@ def load_registered(uri: str, tracking: TrackingConfig) -> ServedModel:
         raise ConfigError(f"model {uri}: cannot be resolved in the registry ({message})") from err
     with tempfile.TemporaryDirectory(prefix="journeyopt-model-") as tmp:
         try:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=resolved.uri,
-                dst_path=tmp,
-                tracking_uri=settings.resolved_tracking_uri(),
-                registry_uri=settings.resolved_registry_uri(),
-            )
+            local = registry.download(resolved, Path(tmp))
         except MlflowException as err:
-            raise ConfigError(f"model {uri}: cannot download {resolved.uri} ({err})") from err
+            first = str(err).splitlines()[0].rstrip(":")
+            raise ConfigError(
+                f"model {uri}: cannot download {resolved.uri} ({first}); if its files were "
+                "moved or deleted, train and register the policy again"
+            ) from err
         digest = content_hash(Path(local))
         if resolved.content_sha256 and digest != resolved.content_sha256:
             raise ConfigError(

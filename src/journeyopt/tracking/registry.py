@@ -157,7 +157,20 @@ class PolicyRegistry:
 
     def verify(self, resolved: ResolvedVersion) -> bool:
         """Whether the version's files still hash to the recorded ``content_sha256``."""
-        return self._hash_of(resolved.uri) == resolved.content_sha256
+        with tempfile.TemporaryDirectory() as tmp:
+            return content_hash(self.download(resolved, Path(tmp))) == resolved.content_sha256
+
+    def download(self, resolved: ResolvedVersion, dst: Path) -> Path:
+        """Download the files of the registered version ``resolved`` into ``dst``; returns the
+        model folder. Read from the location this registry records for the version: MLflow
+        resolves a ``models:/<name>/<version>`` URI against its process-wide registry
+        whatever registry it is given, which may be another store with a version of the same
+        name and number."""
+        location = self.client.get_model_version_download_uri(self.name, resolved.version)
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=location, dst_path=str(dst), tracking_uri=self._tracking_uri
+        )
+        return Path(local)
 
     def _holder(self, alias: str) -> str | None:
         try:
