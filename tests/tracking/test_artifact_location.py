@@ -13,7 +13,12 @@ import numpy as np
 import pytest
 
 from journeyopt.tracking.config import LOCAL_ARTIFACT_DIR, TrackingConfig, sqlite_database
-from journeyopt.tracking.model import LinearSoftmaxPolicy, log_policy_model
+from journeyopt.tracking.model import (
+    LinearSoftmaxPolicy,
+    load_policy_model,
+    log_policy_model,
+    unwrap_policy,
+)
 from journeyopt.tracking.registry import PolicyRegistry
 from journeyopt.tracking.run import experiment_id, open_client, tracked_run
 
@@ -169,6 +174,8 @@ def test_a_version_loads_from_its_own_store_whatever_mlflow_s_default(
     served = load_served_model("models:/journey-policy/1", stores[0])
     assert isinstance(served.policy, LinearSoftmaxPolicy)
     np.testing.assert_array_equal(served.policy.weights, linear_policy.weights)
+    loaded = load_policy_model("models:/journey-policy/1", stores[0], tmp_path / "model")
+    np.testing.assert_array_equal(unwrap_policy(loaded).weights, linear_policy.weights)
     registry = PolicyRegistry(stores[0])
     assert registry.verify(registry.version(1))
     folder = registry.download(registry.version(1), tmp_path / "download")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import importlib
 import json
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -45,6 +45,7 @@ from numpy.typing import NDArray
 import journeyopt
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.logger import RunLogger
+from journeyopt.tracking.registry import PolicyRegistry
 
 Float32 = NDArray[np.float32]
 Float64 = NDArray[np.float64]
@@ -486,7 +487,15 @@ def policy_pyfunc_model(folder: Path) -> PyFuncModel:
 
 def load_policy_model(model_uri: str, settings: TrackingConfig, dst: Path) -> PyFuncModel:
     """Download the pyfunc model at ``model_uri`` (``models:/...``, ``runs:/...``) from the
-    configured backend into ``dst`` and load it as data (:func:`policy_pyfunc_model`)."""
+    configured backend into ``dst`` and load it as data (:func:`policy_pyfunc_model`). A
+    registered version (``models:/<name>/<version>``, ``models:/<name>@<alias>``) is read from
+    the location the configured registry records for it
+    (:meth:`journeyopt.tracking.registry.PolicyRegistry.download`)."""
+    rest = model_uri.removeprefix("models:/")
+    name = rest.split("@")[0].split("/")[0]
+    if rest != model_uri and name and not (name.startswith("m-") and name == rest):
+        registry = PolicyRegistry(replace(settings, registered_model=name))
+        return policy_pyfunc_model(registry.download(registry.resolve(model_uri), dst))
     local = mlflow.artifacts.download_artifacts(
         artifact_uri=model_uri,
         dst_path=str(dst),
