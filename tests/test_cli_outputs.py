@@ -30,6 +30,7 @@ import journeyopt.cli.score as score_cli
 import journeyopt.cli.train as train_cli
 import journeyopt.cli.uplift as uplift_cli
 from journeyopt.outputs import PARTIAL_SUFFIX
+from tests.commands import error_line
 from tests.test_outputs import _tmpfs
 
 RAW_EVENTS = "customer_id,ts,kind,value\nc1,2024-01-02T10:00:00Z,visit,0\n"
@@ -296,14 +297,6 @@ def _run(
     )
 
 
-def _one_line(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
-
-
 def test_score_never_replaces_the_raw_export_it_reads(export: Path) -> None:
     """The issue's case, verbatim: ``out=<data.path>/events.csv overwrite=true``."""
     proc = _run(
@@ -312,7 +305,7 @@ def test_score_never_replaces_the_raw_export_it_reads(export: Path) -> None:
          f"out={export}/events.csv", "overwrite=true"],
         cwd=export.parent,
     )  # fmt: skip
-    assert _one_line(proc).startswith(f"error: out={export}/events.csv is inside the input")
+    assert error_line(proc).startswith(f"error: out={export}/events.csv is inside the input")
     assert (export / "events.csv").read_text() == RAW_EVENTS
     assert sorted(p.name for p in export.iterdir()) == ["events.csv"]
 
@@ -320,7 +313,7 @@ def test_score_never_replaces_the_raw_export_it_reads(export: Path) -> None:
 def test_an_output_dir_under_a_regular_file_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("a file\n")
     proc = _run("ingest", ["data=cdnow_sample", "output_dir=notes.txt/out"], cwd=tmp_path)
-    assert _one_line(proc) == (
+    assert error_line(proc) == (
         f"error: cannot write output_dir {tmp_path / 'notes.txt' / 'out'}: Not a directory "
         f"({tmp_path / 'notes.txt'} is a file)"
     )
@@ -329,7 +322,7 @@ def test_an_output_dir_under_a_regular_file_is_one_line(tmp_path: Path) -> None:
 def test_a_read_only_output_dir_is_one_line(tmp_path: Path) -> None:
     with _tmpfs(tmp_path / "ro", "size=64k,ro") as readonly:
         proc = _run("ingest", ["data=cdnow_sample", f"output_dir={readonly}/out"], cwd=tmp_path)
-        assert _one_line(proc) == (
+        assert error_line(proc) == (
             f"error: cannot write output_dir {readonly / 'out'}: Read-only file system"
         )
         assert list(readonly.iterdir()) == []
@@ -340,7 +333,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_folder(tmp_path: Path) ->
     more); skipped where mounting is not permitted (see the next test)."""
     with _tmpfs(tmp_path / "disk", "size=32k") as disk:
         proc = _run("ingest", ["data=cdnow_sample", f"output_dir={disk}/out"], cwd=tmp_path)
-        assert _one_line(proc) == (
+        assert error_line(proc) == (
             f"error: cannot write output_dir {disk / 'out'}: No space left on device"
         )
         assert list(disk.iterdir()) == []  # no truncated events.parquet, no staging folder
@@ -366,7 +359,7 @@ def test_a_write_the_kernel_refuses_is_one_line_and_keeps_the_earlier_outputs(
         cwd=tmp_path,
         preexec=_limit_file_size,
     )
-    assert _one_line(proc) == f"error: cannot write output_dir {tmp_path / 'out'}: File too large"
+    assert error_line(proc) == f"error: cannot write output_dir {tmp_path / 'out'}: File too large"
     assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(PARTIAL_SUFFIX)] == []
 
