@@ -10,10 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from journeyopt.calibration.config import CalibrationConfig, SummaryConfig, register_configs
 from journeyopt.calibration.design import Design
@@ -25,16 +23,12 @@ from journeyopt.calibration.summary import (
 )
 from journeyopt.calibration.weeks import segment_names
 from journeyopt.cli.entry import to_object
-from journeyopt.data.ingest import ingest_to_logs
-from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError
-from journeyopt.panel.build import state_at
 from journeyopt.panel.config import PanelConfig
 from journeyopt.panel.state import state_features
-from journeyopt.sim.config import GenerateConfig, shipped_practice
 from journeyopt.sim.discrete import DiscreteLayout, Summary, summarise_with
-from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.world import DiscreteSpec, load_world
+from tests.sim.rendered import rendered_states
 
 from .conftest import (
     CONFIGS,
@@ -186,22 +180,13 @@ def test_the_rate_terms_from_rendered_logs_equal_the_simulators(tmp_path: Path) 
     the end: the purchase-rate columns of the design (read from the summary's conversions and
     tenure) are the same from the panel's state as from the simulator's."""
     world = load_world("coworking")
-    cfg = GenerateConfig(
-        output_dir=str(tmp_path),
-        n_customers=250,
-        weeks=30,
-        seed=5,
-        staff=shipped_practice("coworking"),
+    rendered = rendered_states(world, tmp_path, _panel(), weeks=30)
+    ids, panel_state, final, segment = (
+        rendered.ids,
+        rendered.panel,
+        rendered.simulator,
+        rendered.segment,
     )
-    logs = generate_logs(world, cfg, np.random.default_rng(cfg.seed))
-    write_logs(logs, tmp_path)
-    source = to_object(OmegaConf.load(CONFIGS / "data" / "coworking.yaml"), SourceConfig)
-    canonical, _ = ingest_to_logs(replace(source, path=str(tmp_path)))
-    as_of = cfg.start + pd.Timedelta(weeks=cfg.weeks)
-    ids, panel_state = state_at(canonical, _panel(), world.channels, as_of)
-    person = np.array([logs.truth.person_of_ref[str(i)] for i in ids])  # type: ignore[attr-defined]
-    final = logs.simulation.final_state.take(person)  # type: ignore[attr-defined]
-    segment = logs.simulation.customers.segment[person]  # type: ignore[attr-defined]
     spec = replace(world.discrete, conversions_cap=8, tenure_cap_weeks=52, rate_levels=2)
     design = Design(DiscreteLayout(spec, len(world.segments), len(world.channels)), 1, False)
     columns = slice(design.n_state_action_columns - 3 * len(world.segments), None)

@@ -8,24 +8,17 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from omegaconf import OmegaConf
 
-from journeyopt.cli.entry import to_object
-from journeyopt.data.ingest import ingest_to_logs
-from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError
-from journeyopt.panel.build import state_at
 from journeyopt.panel.state import state_features
-from journeyopt.sim.config import GenerateConfig, shipped_practice
 from journeyopt.sim.discrete import DiscreteLayout, Summary, discrete_state, next_summary, summarise
-from journeyopt.sim.logs import generate_logs, write_logs
-from journeyopt.sim.world import WORLDS_DIR, WorldSpec, load_world
+from journeyopt.sim.world import WorldSpec, load_world
 from tests.panel.windows import feature_windows, panel_config
 from tests.sim.caps import discrete_spec
+from tests.sim.rendered import rendered_states
 
 
 def with_components(
@@ -158,19 +151,6 @@ def test_next_summary_needs_the_action_when_the_last_action_is_kept(coworking: W
         next_summary(summary, world.discrete, no, no, no, np.zeros(3, np.int64))
 
 
-def _generate(world: WorldSpec, out: Path) -> tuple[GenerateConfig, object]:
-    cfg = GenerateConfig(
-        output_dir=str(out),
-        n_customers=250,
-        weeks=20,
-        seed=5,
-        staff=shipped_practice("coworking"),
-    )
-    logs = generate_logs(world, cfg, np.random.default_rng(cfg.seed))
-    write_logs(logs, out)
-    return cfg, logs
-
-
 def test_panel_from_rendered_logs_equals_the_simulators_summary(
     coworking: WorldSpec, tmp_path: Path
 ) -> None:
@@ -178,21 +158,19 @@ def test_panel_from_rendered_logs_equals_the_simulators_summary(
     ingest them and build the state at the end: every customer's summary (pattern, last action
     and the previous gap between conversions included) is the simulator's own."""
     world = with_components(coworking, 4, True, gap=(9, 2))
-    cfg, logs = _generate(world, tmp_path)
-    raw = OmegaConf.load(WORLDS_DIR.parent / "configs" / "data" / "coworking.yaml")
-    source = to_object(raw, SourceConfig)
-    canonical, _ = ingest_to_logs(replace(source, path=str(tmp_path)))
-    as_of = cfg.start + pd.Timedelta(weeks=cfg.weeks)
     panel_cfg = panel_config(
         rule_windows=[4],
         rule_actions=list(world.actions.names[1:]),
         recent_contacts=True,
         conversion_gap=True,
     )
-    ids, panel_state = state_at(canonical, panel_cfg, world.channels, as_of)
-    person = np.array([logs.truth.person_of_ref[str(i)] for i in ids])  # type: ignore[attr-defined]
-    final = logs.simulation.final_state.take(person)  # type: ignore[attr-defined]
-    segment = logs.simulation.customers.segment[person]  # type: ignore[attr-defined]
+    rendered = rendered_states(world, tmp_path, panel_cfg, weeks=20)
+    ids, panel_state, final, segment = (
+        rendered.ids,
+        rendered.panel,
+        rendered.simulator,
+        rendered.segment,
+    )
     expected = summarise(state_features(final, world.features), segment, world)
     actual = summarise(state_features(panel_state, world.features), segment, world)
     assert np.asarray(expected.pattern).any() and np.asarray(expected.last_action).any()
@@ -208,7 +186,7 @@ def test_panel_from_rendered_logs_equals_the_simulators_summary(
     # the scoring API's features from the same logs (serving.features, the panel's walk)
     from journeyopt.serving.features import batch_from_logs
 
-    batch = batch_from_logs(canonical, world, as_of, customer_ids=list(ids))
+    batch = batch_from_logs(rendered.canonical, world, rendered.as_of, customer_ids=list(ids))
     for name in ("contact_pattern", "last_contact_action", "conversion_gap_weeks"):
         np.testing.assert_array_equal(
             np.asarray(batch.features[name], np.int64),
