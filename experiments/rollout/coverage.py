@@ -126,12 +126,13 @@ def run_rows(folder: Path, regate: Path | None = None) -> list[dict[str, object]
     return rows
 
 
+def interval(low: float, high: float, covers: bool) -> str:
+    """An interval as the README's tables write it, with whether it covers the truth."""
+    return f"{low:+.3f} to {high:+.3f} ({'yes' if covers else '**no**'})"
+
+
 def markdown(table: pd.DataFrame) -> str:
     """The rows as the README's Markdown table (per customer-week)."""
-
-    def interval(low: float, high: float, covers: bool) -> str:
-        return f"{low:+.3f} to {high:+.3f} ({'yes' if covers else '**no**'})"
-
     lines = [
         "| run | test | truth (± 95 %) | estimate | old interval (sampling) | members SD | bias "
         "(model check bound) | new interval | new from |",
@@ -150,10 +151,6 @@ def markdown(table: pd.DataFrame) -> str:
 
 def markdown_regate(table: pd.DataFrame) -> str:
     """The regated gates as the README's Markdown table (per customer-week)."""
-
-    def interval(low: float, high: float, covers: bool) -> str:
-        return f"{low:+.3f} to {high:+.3f} ({'yes' if covers else '**no**'})"
-
     lines = [
         "| run | test | truth (± 95 %) | estimate | bias: logging / per action (ρ cand., base) "
         "| logging bound alone | with the per-action bound | value test |",
