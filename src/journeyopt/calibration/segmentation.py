@@ -12,6 +12,8 @@ weights computed once, on the customers file's segments (weighted log-likelihood
 under one weighting). The tiers replace the customers file's segments only when their
 held-out log-likelihood is better by more than ``calibration.summary.tolerance_se`` standard
 errors of the difference (over validation customers): a new segmentation must earn its place.
+With ``calibration.summary.forward_weeks`` both are scored forward in time, as the summaries
+are (every customer's last weeks, fitted on the weeks before).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from journeyopt.calibration.config import CalibrationConfig
 from journeyopt.calibration.design import Design
 from journeyopt.calibration.estimate import fit_weights, validation_customers
 from journeyopt.calibration.propensity import practice_matrix, propensities
-from journeyopt.calibration.summary import heldout_loglik
+from journeyopt.calibration.summary import difference_se, heldout_loglik, scored_rows
 from journeyopt.calibration.weeks import customer_weeks, segment_names
 from journeyopt.panel.segments import segment_by_value
 from journeyopt.sim.discrete import DiscreteLayout
@@ -110,12 +112,13 @@ def choose_segments(
         if weight is None:  # the fit's weights on the customers file's segments, once
             matrix = practice_matrix(design, weeks, tuple(cfg.practice_cycles_weeks), origin_week)
             weight = fit_weights(weeks, propensities(weeks, matrix, held[weeks.customer]), cfg)
-            per_week = max(float(weight[held[weeks.customer]].sum()), 1e-12)
         if weeks.n != weight.shape[0]:  # the same rows, only their segment differs
             raise ValueError("the segmentations give different customer-weeks")
-        scores[n] = heldout_loglik(weeks, design, held, cfg.c_grid, weight)[held]
+        scored, judged = scored_rows(weeks, held, cfg.summary.forward_weeks)
+        per_week = max(float(weight[scored].sum()), 1e-12)
+        scores[n] = heldout_loglik(weeks, design, held, cfg.c_grid, weight, scored)[judged]
     diff = scores[cfg.value_tiers] - scores[0]
-    se = float(np.std(diff, ddof=1) * np.sqrt(diff.shape[0])) if diff.shape[0] > 1 else 0.0
+    se = difference_se(diff)
     gain = float(diff.sum())
     keep = cfg.value_tiers if gain > cfg.summary.tolerance_se * se else 0
     choice = SegmentationChoice(

@@ -225,6 +225,26 @@ def summary_panel_config(
     )
 
 
+def scored_rows(
+    weeks: CustomerWeeks, held: NDArray[np.bool_], forward_weeks: int
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """``(rows, customers)`` a candidate is scored on: the (M,) held-out customer-weeks (the
+    validation customers' weeks, or with ``forward_weeks`` every customer's last
+    ``forward_weeks`` weeks, fitted on the weeks before) and the (K,) customers with at least
+    one of them, whose per-customer scores are compared."""
+    rows = held[weeks.customer]
+    if forward_weeks:
+        rows = weeks.week > int(weeks.week.max()) - forward_weeks
+    customers = np.bincount(weeks.customer, weights=rows, minlength=held.shape[0]) > 0
+    return rows, customers
+
+
+def difference_se(diff: Float) -> float:
+    """Standard error of the sum of (K,) per-customer score differences (customers independent;
+    0 with fewer than two)."""
+    return float(np.std(diff, ddof=1) * np.sqrt(diff.shape[0])) if diff.shape[0] > 1 else 0.0
+
+
 def heldout_loglik(
     weeks: CustomerWeeks,
     design: Design,
@@ -308,11 +328,8 @@ def select_summary(
             cycles = tuple(cfg.practice_cycles_weeks)
             matrix = practice_matrix(design, weeks, cycles, origin_week)
             weight = fit_weights(weeks, propensities(weeks, matrix, held[weeks.customer]), cfg)
-        rows = held[weeks.customer]
-        if cfg.summary.forward_weeks:  # every customer's last weeks, fitted on the weeks before
-            rows = weeks.week > int(weeks.week.max()) - cfg.summary.forward_weeks
+        rows, judged = scored_rows(weeks, held, cfg.summary.forward_weeks)
         n_valid = int(rows.sum())
-        judged = np.bincount(weeks.customer, weights=rows, minlength=held.shape[0]) > 0
         scores.append(heldout_loglik(weeks, design, held, cfg.c_grid, weight, rows)[judged])
         per_week = max(float(weight[rows].sum()), 1e-12)
         seconds[k] = time.perf_counter() - start
@@ -323,8 +340,7 @@ def select_summary(
     best = max(scored, key=lambda k: totals[k])
     se = {}
     for k in scored:
-        diff = scores[best] - scores[k]  # type: ignore[operator]
-        se[k] = float(np.std(diff, ddof=1) * np.sqrt(diff.shape[0])) if diff.shape[0] > 1 else 0.0
+        se[k] = difference_se(scores[best] - scores[k])  # type: ignore[operator]
     within = [k for k in scored if totals[best] - totals[k] <= cfg.summary.tolerance_se * se[k]]
     chosen = min(within, key=lambda k: (sizes[k], k))
     candidates = tuple(
