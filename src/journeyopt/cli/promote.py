@@ -82,9 +82,9 @@ from journeyopt.tracking.promotion import (
     PromotionRefused,
     ServedPolicy,
     WorldError,
-    bias_bound,
     bias_parts,
     decide,
+    larger_bias,
     model_check_evidence,
     model_error_interval,
     model_free_evidence,
@@ -803,7 +803,7 @@ def ope_evidence(
             champ.model_part.get(estimator, np.nan),
         )
         parts = bias_parts(relative_error, *model_parts, *errors)
-        bias = bias_bound(relative_error, *model_parts, *errors)
+        bias = larger_bias(parts)
         low, high = model_error_interval(
             diff.value, diff.ci_low, diff.ci_high, members_sd, bias, cfg.gate.confidence
         )

@@ -452,12 +452,16 @@ def bias_bound(
 
     The larger holds when either assumption does. NaN parts are left out; NaN when neither was
     measured."""
-    logging, actions = bias_parts(
-        relative_error, candidate, champion, candidate_error, champion_error
-    )
-    if np.isnan(logging) and np.isnan(actions):
+    parts = bias_parts(relative_error, candidate, champion, candidate_error, champion_error)
+    return larger_bias(parts)
+
+
+def larger_bias(parts: tuple[float, float]) -> float:
+    """The bias bound from :func:`bias_parts`' ``(logging, actions)``: the larger measured
+    part; NaN when neither was measured."""
+    if np.isnan(parts[0]) and np.isnan(parts[1]):
         return float("nan")
-    return float(np.nanmax([logging, actions]))
+    return float(np.nanmax(parts))
 
 
 def value_verdict(low: float, sampling_low: float, threshold: float) -> tuple[bool, bool, str]:
@@ -529,7 +533,7 @@ def simulation_evidence(
     error = relative_error if model_error else float("nan")
     errors = (candidate_error, champion_error) if model_error else (float("nan"),) * 2
     parts = bias_parts(error, float(cand.mean()), float(champ.mean()), *errors)
-    bias = bias_bound(error, float(cand.mean()), float(champ.mean()), *errors)
+    bias = larger_bias(parts)
     low, high = model_error_interval(
         mean, mean - z * se, mean + z * se, members_sd, bias, confidence
     )
