@@ -24,9 +24,9 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from journeyopt.data.schema import Role
+from journeyopt.panel.weeks import week_index
 
-WEEK_NS = 7 * 24 * 3600 * 10**9
-MONDAY_NS = 4 * 24 * 3600 * 10**9  # 1970-01-05, a Monday: weeks start on Mondays, 00:00 UTC
+FIRST_MONDAY = pd.Timestamp("1970-01-05", tz="UTC")  # any Monday: only differences count
 
 
 def conversion_gaps_weeks(events: pd.DataFrame) -> NDArray[np.int64]:
@@ -40,9 +40,9 @@ def conversion_gaps_weeks(events: pd.DataFrame) -> NDArray[np.int64]:
     conversions = events.loc[events["role"] == Role.CONVERSION.value, ["customer_id", "ts"]]
     if conversions.empty:
         return np.zeros(0, np.int64)
-    ts = pd.to_datetime(conversions["ts"], utc=True).dt.as_unit("ns").astype("int64").to_numpy()
+    week = week_index(pd.to_datetime(conversions["ts"], utc=True), FIRST_MONDAY)
     weeks = pd.DataFrame(
-        {"customer_id": conversions["customer_id"].to_numpy(), "week": (ts - MONDAY_NS) // WEEK_NS}
+        {"customer_id": conversions["customer_id"].to_numpy(), "week": week}
     ).drop_duplicates()
     weeks = weeks.sort_values(["customer_id", "week"], kind="stable")
     same = weeks["customer_id"].to_numpy()[1:] == weeks["customer_id"].to_numpy()[:-1]
