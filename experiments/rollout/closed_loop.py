@@ -141,6 +141,15 @@ def register_policy(
     return PolicyRegistry(cfg.tracking).register(info, tags={SIMULATOR_TAG: world_folder})
 
 
+def calibrated_optimum(cfg: CycleConfig, world: WorldSpec) -> PlannedOptimum:
+    """The ``good-optimum`` candidate: the exact optimum of the calibrated ``world`` over
+    ``cfg.simulator``'s horizon and discount, planned under the contact rules the scorer
+    enforces (``cfg.serve.rules``)."""
+    sim = cfg.simulator
+    rules = serving_rules(world, cfg.serve.rules)
+    return PlannedOptimum.solve(world, sim.horizon_weeks, sim.gamma, rules)
+
+
 def judge(
     cfg: CycleConfig, candidate: ResolvedVersion, world: Path, monday: pd.Timestamp
 ) -> Decision:
@@ -212,9 +221,7 @@ def setup(args: argparse.Namespace, cfg: CycleConfig, loop: ClosedLoop) -> dict[
         candidate = trained
     if args.scenario == "good-optimum":  # the calibrated world's optimum under serve.rules
         solving = time.monotonic()
-        rules = serving_rules(world, cfg.serve.rules)
-        sim = cfg.simulator
-        optimum = PlannedOptimum.solve(world, sim.horizon_weeks, sim.gamma, rules)
+        optimum = calibrated_optimum(cfg, world)
         info["optimum_solve_seconds"] = time.monotonic() - solving
         info["optimum_rules"] = optimum.rules
         info["optimum_unseen_rules"] = list(optimum.unseen_rules)

@@ -11,8 +11,10 @@ loops' registered models were logged into MLflow's default artifact root of the 
 ran in (often a temporary worktree, since deleted), so the two policies are registered again
 in the copy, as the loop made them: the first cycle's trained policy from its final
 checkpoint (``cycles/<week>/train/checkpoints``), the bad candidate as the constant costliest
-action, the good scenario's previous champion as the constant ``none`` (the action at index
-0); the ``champion`` alias goes to the previous champion the loop's gate judged against, and
+action, the good scenarios' previous champion as the constant ``none`` (the action at index
+0), the ``good-optimum`` candidate as the calibrated world's optimum solved again under the
+serving rules (:func:`experiments.rollout.closed_loop.calibrated_optimum`, deterministic); the
+``champion`` alias goes to the previous champion the loop's gate judged against, and
 the gate (:func:`experiments.rollout.closed_loop.judge`, the cycle's gate) judges the
 loop's candidate in the world the first cycle calibrated, on the logs up to the first served
 week, with the loop's settings (``summary.json``). Its decision run goes to an experiment
@@ -36,6 +38,7 @@ from closed_loop import (  # run as a script: its folder is on the path
     NO_RETRAINING,
     SMALL_BUDGET,
     WORLD_OVERRIDES,
+    calibrated_optimum,
     constant_policy,
     cycle_config,
     judge,
@@ -69,10 +72,15 @@ def restore_policies(
     """``(previous champion, candidate)`` registered again in the copy as the loop made them
     (see the module docstring)."""
     world = load_world(str(world_folder))
+    registry = PolicyRegistry(cfg.tracking)
+    if scenario == "good-optimum":  # deterministic: solved again as the loop solved it
+        cautious = register_policy(cfg, constant_policy(world, 0), str(world_folder), "cautious")
+        optimum = calibrated_optimum(cfg, world)
+        best = register_policy(cfg, optimum, str(world_folder), "calibrated-optimum")
+        return registry.version(cautious.version), registry.version(best.version)
     checkpoints = sorted((world_folder.parent / "train" / "checkpoints").glob("model_*.zip"))
     model = MaskablePPO.load(str(checkpoints[-1]), device="cpu")
     trained = SB3Policy.from_model(model, policy_spec(world, observation_layout(world)))
-    registry = PolicyRegistry(cfg.tracking)
     first = register_policy(cfg, trained, str(world_folder), "trained (restored)")  # type: ignore[arg-type]
     if scenario == "good":
         cautious = register_policy(cfg, constant_policy(world, 0), str(world_folder), "cautious")
