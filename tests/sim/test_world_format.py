@@ -203,3 +203,37 @@ def test_a_served_model_folder_in_another_format_is_a_config_error(
     spec_path.write_text(json.dumps(data))
     with pytest.raises(ConfigError, match=r"policy format \d+, this journeyopt reads format"):
         load_served_model(str(folder), mlflow_sqlite)
+
+
+def _rewrite_meta(folder: Path, found: int | None) -> None:
+    path = folder / "calibration.json"
+    meta = json.loads(path.read_text())
+    meta.pop("format_version")
+    if found is not None:
+        meta["format_version"] = found
+    path.write_text(json.dumps(meta))
+
+
+def test_a_calibration_record_saved_today_carries_the_folder_format(saved: Path) -> None:
+    meta = json.loads((saved / "calibration.json").read_text())
+    assert meta["format_version"] == WORLD_FORMAT_VERSION
+    assert CalibratedWorld.load(saved).meta["format_version"] == WORLD_FORMAT_VERSION
+
+
+@pytest.mark.parametrize("found", [0, WORLD_FORMAT_VERSION + 1])
+def test_a_calibration_record_of_another_format_is_one_line(saved: Path, found: int) -> None:
+    _rewrite_meta(saved, found)
+    with pytest.raises(WorldFormatError) as refused:
+        CalibratedWorld.load(saved)
+    message = str(refused.value)
+    written = "0 (written before journeyopt recorded one)" if found == 0 else str(found)
+    assert message.startswith(
+        f"{saved}: world format {written}, this journeyopt reads format "
+        f"{WORLD_FORMAT_VERSION} (in calibration.json); re-run journeyopt-calibrate"
+    ), message
+    assert "\n" not in message
+
+
+def test_an_unversioned_calibration_record_still_loads(saved: Path) -> None:
+    _rewrite_meta(saved, None)
+    assert "format_version" not in CalibratedWorld.load(saved).meta

@@ -55,6 +55,12 @@ Float = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 Bool = NDArray[np.bool_]
 
+SHOP_FORMAT_VERSION = 1
+"""Format of a shop world file (``format_version`` in its ``world.yaml``, e.g.
+``simulators/roastery/world.yaml``): its keys and what they mean. Bump it whenever a change
+makes an earlier file read differently; :func:`load_shop` refuses another version with a
+one-line :class:`ShopFormatError`. A file without it is format 0, read if it still reads."""
+
 N_UNIFORMS = 5
 """Uniform draws per customer-week: purchase, opt-out, e-mail click, refund, refund lag (plus
 one standard Gamma variate for the order value)."""
@@ -550,10 +556,34 @@ def load_shop(name_or_path: str | Path) -> ShopSpec:
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(raw, dict) or raw.get("kind") != "shop":
         raise ConfigError(f"{path}: not a shop world (expected 'kind: shop')")
+    found = raw.get("format_version", 0)
+    if "format_version" in raw and found != SHOP_FORMAT_VERSION:
+        raise ShopFormatError(path, found, "")
     try:
         return shop_from_dict(raw)
     except (KeyError, TypeError, ValueError) as err:
+        if found != SHOP_FORMAT_VERSION:  # written before the version was recorded
+            raise ShopFormatError(path, found, str(err).splitlines()[0]) from err
         raise ConfigError(f"{path}: invalid shop world: {err}") from err
+    except ConfigError as err:
+        if found != SHOP_FORMAT_VERSION:
+            raise ShopFormatError(path, found, str(err).splitlines()[0]) from err
+        raise
+
+
+class ShopFormatError(ConfigError):
+    """A shop world file in another format than this journeyopt reads (one line: the file,
+    the format found, the format expected, what to do)."""
+
+    def __init__(self, path: Path, found: object, problem: str) -> None:
+        written = "0 (written before journeyopt recorded one)" if found == 0 else f"{found}"
+        detail = f" ({problem})" if problem else ""
+        super().__init__(
+            f"{path}: shop world format {written}, this journeyopt reads format "
+            f"{SHOP_FORMAT_VERSION}{detail}; rewrite it in format {SHOP_FORMAT_VERSION} (the "
+            "shop worlds shipped in simulators/ show its keys) or load it with the journeyopt "
+            "version that read it"
+        )
 
 
 def shop_from_dict(raw: Mapping[str, Any]) -> ShopSpec:
