@@ -11,7 +11,8 @@ Folder layout (``load_world(folder)`` reads it like any world)::
                         (``starting_population`` in world.yaml, :mod:`journeyopt.sim.starting`)
     members/<k>.npz     bootstrap ensemble members (same format)
     practice.npz        today's practice estimated from the logs (LoggedPractice)
-    calibration.json    data fingerprint, resolved config, chosen penalties, identification
+    calibration.json    data fingerprint, resolved config, chosen penalties, identification;
+                        ``format_version``, the folder's (a file of another is refused)
 
 The parametric segment fields of a calibrated ``world.yaml`` (``prospect_logit``,
 ``action_logit``, ...) are *read off* the fitted tables at reference states (:func:`summarise_fit`)
@@ -38,6 +39,7 @@ from journeyopt.sim.world import (
     WORLD_FORMAT_VERSION,
     FittedResponses,
     PopulationSpec,
+    WorldFormatError,
     WorldSpec,
     load_world,
     world_path,
@@ -103,12 +105,20 @@ class CalibratedWorld:
         if self.world.base is not None:
             mapping["starting_population"] = self.world.base.save(folder, self.world.segment_names)
         path.write_text(header + yaml.safe_dump(mapping, sort_keys=False))
-        (folder / META_FILE).write_text(json.dumps(self.meta, indent=2, default=str) + "\n")
+        kept = {k: v for k, v in self.meta.items() if k != "format_version"}
+        meta = {"format_version": WORLD_FORMAT_VERSION, **kept}
+        (folder / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
         return path
 
     @staticmethod
     def load(folder: Path | str) -> CalibratedWorld:
-        """Read a folder written by :meth:`save`."""
+        """Read a folder written by :meth:`save`.
+
+        Raises:
+            WorldFormatError: ``calibration.json`` records another format than
+                :data:`~journeyopt.sim.world.WORLD_FORMAT_VERSION` (one without one, written
+                before it was recorded, is read).
+        """
         path = world_path(folder)
         world = load_world(path)
         if world.responses is None:
@@ -119,6 +129,9 @@ class CalibratedWorld:
         )
         meta_path = path.parent / META_FILE
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        found = meta.get("format_version", WORLD_FORMAT_VERSION)
+        if found != WORLD_FORMAT_VERSION:
+            raise WorldFormatError(path.parent, found, f"in {META_FILE}")
         return CalibratedWorld(world, members, meta)
 
 
