@@ -241,6 +241,7 @@ def world_to_dict(world: WorldSpec) -> dict[str, Any]:
                 else {}
             ),
             **({"conversion_gap": True} if world.features.conversion_gap else {}),
+            **({"action_recency": True} if world.features.action_recency else {}),
         },
         "responses": RESPONSES_FILE,
         **({"practice": PRACTICE_FILE} if world.logged_practice is not None else {}),
@@ -270,6 +271,7 @@ def _summary_components(world: WorldSpec) -> dict[str, Any]:
             else {}
         ),
         **({"rate_levels": d.rate_levels} if d.rate_levels else {}),
+        **({"lasting_actions": list(d.lasting_actions)} if d.lasting_actions else {}),
     }
 
 
@@ -326,8 +328,9 @@ def habit_decay(curve: Float) -> float:
 
 def _contacted_once(summary: Summary, layout: DiscreteLayout) -> Summary:
     """``summary`` with the optional recent-contact components made consistent with its
-    weeks since contact, as after a single contact (of the first contact action) that many
-    weeks ago: a reference state the layout can number."""
+    weeks since contact, as after a single contact (of the first contact action, or the first
+    lasting action when the summary keeps them) that many weeks ago: a reference state the
+    layout can number."""
     s = layout.spec
     contact = np.asarray(summary.contact, np.int64)
     recent = contact < s.contact_cap_weeks
@@ -335,6 +338,7 @@ def _contacted_once(summary: Summary, layout: DiscreteLayout) -> Summary:
     return summary._replace(
         pattern=pattern.astype(np.int64),
         last_action=np.where(recent & s.last_action, 1, 0).astype(np.int64),
+        lasting=contact if s.lasting_actions else 0,
     )
 
 

@@ -14,7 +14,7 @@ from omegaconf import MISSING
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError
 from journeyopt.panel.config import PanelConfig
-from journeyopt.sim.config import StaffRulesConfig
+from journeyopt.sim.config import RulesConfig, StaffRulesConfig
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.config import register_configs as register_tracking
 
@@ -29,7 +29,9 @@ class CapsConfig:
     a multiple of ``gap_bin_weeks``, the width of its bins; ``rate_levels`` 0 = off, else
     ``1..conversions_cap``: the response models read the customer's own purchase rate as
     smooth terms of the lifetime conversions and tenure, with per-count columns up to this
-    count; no new state). With ``calibration.summary.select`` the pattern, last action,
+    count; no new state; ``lasting_actions``: the last-action component remembers the last
+    contact of these actions only, other contacts leave it as it is (empty = the last contact's
+    action)). With ``calibration.summary.select`` the pattern, last action, lasting actions,
     gap and purchase rate are chosen by the data instead.
     """
 
@@ -59,8 +61,11 @@ class CapsConfig:
     gap_cap_weeks: int = 0
     gap_bin_weeks: int = 1
     rate_levels: int = 0
+    lasting_actions: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.lasting_actions and not self.last_action:
+            raise ConfigError("calibration.caps.lasting_actions needs caps.last_action: true")
         for name in (
             "recency_cap_weeks",
             "conversions_cap",
@@ -119,6 +124,13 @@ class SummaryConfig:
         rate_levels: Candidate settings of the purchase-rate terms (0 = off, else >= 1;
             :attr:`~journeyopt.sim.world.DiscreteSpec.rate_levels`, lowered to a candidate's
             conversions cap; same states: off is tried first and so wins a tie in states).
+        lasting_max_actions: 0 (the default): the last action is the last contact's. ``m >
+            0``: each candidate with the last action also comes with the last *lasting*
+            action for every set ``L`` of 1..m of the catalogue's contacts (fewer than all):
+            a memory only a contact of ``L`` replaces, other contacts leave it
+            (:attr:`~journeyopt.sim.world.DiscreteSpec.lasting_actions`); the data choose
+            ``L`` by held-out likelihood like every component. The number of candidates grows
+            with the subsets (4 contacts, ``m = 2``: 10 more per last-action candidate).
         forward_weeks: 0 (the default): score on the validation customers over the same
             weeks the training customers are fitted on. ``V > 0``: score every customer's last
             ``V`` fitted weeks, the models fitted on the weeks before them (forward in time:
@@ -138,6 +150,7 @@ class SummaryConfig:
     last_action: list[bool] = field(default_factory=lambda: [False, True])
     gap_caps: list[int] = field(default_factory=list)
     rate_levels: list[int] = field(default_factory=lambda: [0])
+    lasting_max_actions: int = 0
     forward_weeks: int = 0
     tolerance_se: float = 1.0
     max_states: int = 2_000_000
@@ -156,12 +169,68 @@ class SummaryConfig:
             raise ConfigError("calibration.summary.last_action must list at least one setting")
         if not self.rate_levels or any(v < 0 for v in self.rate_levels):
             raise ConfigError("calibration.summary.rate_levels must list 0 (off) or counts >= 1")
+        if self.lasting_max_actions < 0:
+            raise ConfigError("calibration.summary.lasting_max_actions must be >= 0 (0: off)")
         if self.forward_weeks < 0:
             raise ConfigError("calibration.summary.forward_weeks must be >= 0 (0: same weeks)")
         if self.tolerance_se < 0:
             raise ConfigError("calibration.summary.tolerance_se must be >= 0")
         if self.max_states < 1:
             raise ConfigError("calibration.summary.max_states must be >= 1")
+
+
+RESPONSE_MODELS = ("glm", "lightgbm", "auto")
+
+
+@dataclass
+class LightGBMConfig:
+    """The gradient-boosted correction of a binary response model
+    (``calibration.response_model: lightgbm | auto``, :mod:`journeyopt.calibration.boosting`):
+    LightGBM trees over the discrete state and the action, boosted from the GLM's logit. Modest
+    and regularised by default; the fits are deterministic (one thread each, no sampling).
+
+    Attributes:
+        num_leaves: Leaves per tree (>= 2).
+        learning_rate: Shrinkage of each tree (in (0, 1]).
+        max_rounds: Most trees (>= 1); the number used is chosen by early stopping on an
+            inner split of the training customers (never on the customers that score the
+            choice against the GLM), then kept for the point fit and every ensemble member.
+        patience: Rounds without improvement of the inner split's log-loss that stop it (>= 1).
+        inner_share: Share of the training customers in the inner split (in (0, 1)).
+        min_data_in_leaf: Fewest aggregated (state, action, week) cells in a leaf (>= 1).
+        min_sum_hessian_in_leaf: Least summed weighted ``p (1 - p)`` in a leaf (>= 0): about
+            the events (successes) a leaf must rest on for a rare outcome.
+        lambda_l2: L2 penalty of the leaf values (>= 0).
+        max_bin: Histogram bins per feature (>= 2; the state's digits have few values).
+    """
+
+    num_leaves: int = 15
+    learning_rate: float = 0.05
+    max_rounds: int = 300
+    patience: int = 20
+    inner_share: float = 0.25
+    min_data_in_leaf: int = 20
+    min_sum_hessian_in_leaf: float = 5.0
+    lambda_l2: float = 10.0
+    max_bin: int = 63
+
+    def __post_init__(self) -> None:
+        if self.num_leaves < 2:
+            raise ConfigError("calibration.lightgbm.num_leaves must be >= 2")
+        if not 0.0 < self.learning_rate <= 1.0:
+            raise ConfigError("calibration.lightgbm.learning_rate must be in (0, 1]")
+        if self.max_rounds < 1 or self.patience < 1:
+            raise ConfigError("calibration.lightgbm.max_rounds and patience must be >= 1")
+        if not 0.0 < self.inner_share < 1.0:
+            raise ConfigError("calibration.lightgbm.inner_share must be in (0, 1)")
+        if self.min_data_in_leaf < 1:
+            raise ConfigError("calibration.lightgbm.min_data_in_leaf must be >= 1")
+        if self.min_sum_hessian_in_leaf < 0 or self.lambda_l2 < 0:
+            raise ConfigError(
+                "calibration.lightgbm.min_sum_hessian_in_leaf and lambda_l2 must be >= 0"
+            )
+        if self.max_bin < 2:
+            raise ConfigError("calibration.lightgbm.max_bin must be >= 2")
 
 
 @dataclass
@@ -251,6 +320,15 @@ class CalibrationConfig:
             with ``truth_world`` (its policy fidelity runs the truth's segments).
         caps: Discrete state caps.
         summary: Choice of the state summary by the data (:class:`SummaryConfig`).
+        response_model: Family of the conversion, engagement and opt-out models: ``glm``
+            (regularised logistic GLMs on the design of :mod:`journeyopt.calibration.design`),
+            ``lightgbm`` (each GLM plus gradient-boosted trees over the state and action,
+            :class:`LightGBMConfig`) or ``auto`` (per model, the trees are kept only where
+            they beat the GLM on the held-out log-likelihood of the validation customers by
+            more than ``summary.tolerance_se`` standard errors). The chosen family is
+            tabulated over every (state, action) like the GLM, so the simulator, the DP
+            optimum and off-policy evaluation read the same probabilities.
+        lightgbm: The trees' settings (:class:`LightGBMConfig`).
         c_grid: Candidate inverse L2 strengths of the logistic models.
         alpha_grid: Candidate L2 strengths of the value model.
         validation_share: Share of customers held out to choose the penalties.
@@ -295,6 +373,8 @@ class CalibrationConfig:
     value_tiers: int = 0
     caps: CapsConfig = MISSING  # required: the business's state caps
     summary: SummaryConfig = field(default_factory=SummaryConfig)
+    response_model: str = "glm"
+    lightgbm: LightGBMConfig = field(default_factory=LightGBMConfig)
     c_grid: list[float] = field(default_factory=lambda: [0.003, 0.03, 0.3, 3.0, 30.0])
     alpha_grid: list[float] = field(default_factory=lambda: [1e-5, 1e-4, 1e-3, 1e-2])
     validation_share: float = 0.2
@@ -325,6 +405,8 @@ class CalibrationConfig:
             raise ConfigError("calibration.c_grid and alpha_grid must not be empty")
         if self.weighting not in ("stabilised", "none"):
             raise ConfigError("calibration.weighting must be 'stabilised' or 'none'")
+        if self.response_model not in RESPONSE_MODELS:
+            raise ConfigError("calibration.response_model must be 'glm', 'lightgbm' or 'auto'")
         if self.max_customers < 0:
             raise ConfigError("calibration.max_customers must be >= 0 (0 = every customer)")
         if self.value_tiers == 1 or self.value_tiers < 0:
@@ -351,6 +433,10 @@ class CalibrateConfig:
         panel: Feature windows of the panel (the ``panel`` group).
         calibration: How to calibrate (the ``calibration`` group).
         tracking: MLflow settings (the ``tracking`` group; ``tracking=off`` writes nothing).
+        rules: The business's contact rules (the ``rules`` group, ``configs/rules/``: the
+            same file as ``simulator.rules`` and ``serve.rules``); the summary selection
+            chooses among the candidates that represent them, and the card names a rule the
+            chosen summary does not (docs/calibration.md). Default ``none``: opt-outs only.
         output_dir: Folder of the calibrated world and its card.
         overwrite: Replace the outputs of an earlier run (and an earlier export).
         export: Also copy the world and its card to ``<export_dir>/<export>/`` (empty: no
@@ -363,6 +449,7 @@ class CalibrateConfig:
     panel: PanelConfig = MISSING  # required: the business's panel windows (configs/panel/)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
     output_dir: str = MISSING
     overwrite: bool = False
     export: str = ""

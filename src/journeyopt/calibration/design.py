@@ -103,13 +103,20 @@ class Design:
             "action_engaged": n_c,
             "pattern_count": n_seg * (s.contact_pattern_weeks + 1) * (s.contact_pattern_weeks > 0),
             "action_pattern": n_c * (s.contact_pattern_weeks + 1) * (s.contact_pattern_weeks > 0),
-            "last_action_contact": n_seg * n_c * s.contact_cap_weeks * s.last_action,
+            "last_action_contact": n_seg * self._n_last * s.contact_cap_weeks * s.last_action,
             "gap": n_seg * s.n_gap_bins * (s.gap_cap_weeks > 0),
             "gap_recency": s.n_gap_bins * s.recency_cap_weeks * (s.gap_cap_weeks > 0),
             "gap_log_recency": s.n_gap_bins * (s.gap_cap_weeks > 0),
             "action_gap": n_c * s.n_gap_bins * (s.gap_cap_weeks > 0),
             "purchase_rate": n_seg * 3 * (s.rate_levels > 0),
         }
+
+    @property
+    def _n_last(self) -> int:
+        """Values of a known last (lasting) action: the catalogue's contacts, or the lasting
+        actions when the summary keeps them (:attr:`DiscreteSpec.lasting_actions`)."""
+        lasting = self.layout.spec.lasting_actions
+        return len(lasting) if lasting else self.n_actions - 1
 
     def penalty_scale(self, width: int | None = None) -> NDArray[np.float64]:
         """(width,) factor on the L2 penalty of each column (default all columns): the
@@ -202,10 +209,10 @@ class Design:
             parts.append((start["action_pattern"] + ac * w1 + count, np.ones(m), contacted))
         if s.last_action:
             last = np.broadcast_to(np.asarray(summary.last_action, np.int64), (m,))
-            cell = (seg * (self.n_actions - 1) + np.maximum(last - 1, 0)) * c_cap
-            parts.append(
-                (start["last_action_contact"] + cell + summary.contact - 1, np.ones(m), last > 0)
-            )
+            cell = (seg * self._n_last + np.maximum(last - 1, 0)) * c_cap
+            # weeks since that action: the last contact's, or the last lasting contact's
+            since = summary.lasting if s.lasting_actions else summary.contact
+            parts.append((start["last_action_contact"] + cell + since - 1, np.ones(m), last > 0))
         if s.gap_cap_weeks > 0:
             gap = np.maximum(np.broadcast_to(np.asarray(summary.gap, np.int64), (m,)) - 1, 0)
             repeat = customer & (summary.conversions >= 2)

@@ -46,6 +46,7 @@ from journeyopt.calibration.holdout import (
     world_holdout,
 )
 from journeyopt.calibration.policy_fidelity import PolicyFidelity, check_truth, policy_fidelity
+from journeyopt.calibration.rules_check import check_rules, with_rule_components
 from journeyopt.calibration.segmentation import choose_segments
 from journeyopt.calibration.summary import (
     candidate_specs,
@@ -185,8 +186,19 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     logs = sample_customers(logs, cal.max_customers, cal.seed)
     clock.lap("ingest")
     channels = tuple(source.contact_channels)
+    actions = ActionCatalog.from_source(source)
+    owner = f"data source {source.name!r}"
+    # the candidates also get what the contact rules need (eligibility needs no component,
+    # and its customer types are known once the panel is built)
+    without_types = replace(cfg.rules, eligibility=[])
+    needs = without_types.for_catalog(
+        actions, feature_spec(cfg.panel, channels), (), "rules", owner
+    )
+    summary_cfg = with_rule_components(cal.summary, needs)
     # the panel counts what every candidate summary reads (calibration.summary)
-    specs = candidate_specs(DiscreteSpec(**asdict(cal.caps)), cal.summary)
+    specs = candidate_specs(
+        DiscreteSpec(**asdict(cal.caps)), summary_cfg, actions=source.action_names
+    )
     panel_cfg = summary_panel_config(cfg.panel, specs, source.action_names)
     panel, known_ids, end_state = build_panel_and_state(
         logs, panel_cfg, channels, through_as_of=True
@@ -208,7 +220,6 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     history = int(fit_panel["week"].max()) - int(panel["week"].min())
     spec, caps_clipped = DiscreteSpec(**asdict(cal.caps)).within_history(history)
     names = source.action_names
-    actions = ActionCatalog.from_source(source)
     used = set(actions.channels[1:])
     silent = tuple(j for j, c in enumerate(channels) if c not in used)
     divisors = actions.list_divisors(source.amounts)
@@ -228,9 +239,11 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         fit_panel = panel[(panel["week"] < first_holdout) & (panel["week"] >= start)]
         segments = segment_names(fit_panel)
         clock.lap("segments")
+    features = feature_spec(panel_cfg, channels)
+    rules = cfg.rules.for_catalog(actions, features, segments, "rules", owner)
     selection = None
     if cal.summary.select:
-        candidates = candidate_specs(spec, cal.summary, history)
+        candidates = candidate_specs(spec, summary_cfg, history, names)
         selection = select_summary(
             fit_panel,
             candidates,
@@ -241,6 +254,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
             divisors,
             silent,
             origin_week=logging_start(panel),
+            rules=rules,
         )
         spec = selection.chosen.spec
         clock.lap("summary")
@@ -248,7 +262,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     structure = Structure(
         cal.name,
         actions,
-        feature_spec(panel_cfg, channels),
+        features,
         layout,
         segments,
         source.economics.currency,
@@ -291,11 +305,13 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         "left_out": dropped,
         "arrivals_per_week": base.arrivals_per_week,
     }
+    served = cfg.rules.for_world(started.world, "rules")
     summary_meta = (
-        selection_meta(selection, started.world, cal.policy_horizon_weeks, cal.gamma)
+        selection_meta(selection, started.world, cal.policy_horizon_weeks, cal.gamma, served)
         if selection is not None
         else {}
     )
+    seen = check_rules(started.world, served, cal.policy_horizon_weeks, cal.gamma, cal.seed)
     est = replace(
         est,
         calibrated=replace(
@@ -303,6 +319,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
             meta={
                 **started.meta,
                 "starting_population": base_meta,
+                "contact_rules": seen.as_meta(),
                 **({"summary_selection": summary_meta} if summary_meta else {}),
             },
         ),
@@ -341,6 +358,9 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         clock.lap("policies")
     metrics = {**(holdout.metrics if holdout else {}), **(policies.metrics if policies else {})}
     metrics.update(fidelity.metrics() if fidelity is not None else {})
+    metrics["sim/rules_unseen"] = float(len(seen.unseen))
+    if seen.planned_contacts:
+        metrics["sim/rules_dropped_share"] = seen.dropped_share
     practice = est.calibrated.world.logged_practice  # today's practice: its held-out check
     if practice is not None:
         metrics.update({f"sim/practice_{k}": v for k, v in practice.diagnostics.items()})

@@ -165,6 +165,7 @@ def policy_fidelity(
             ),
             recent_contacts=truth.features.recent_contacts or calibrated.features.recent_contacts,
             conversion_gap=truth.features.conversion_gap or calibrated.features.conversion_gap,
+            action_recency=truth.features.action_recency or calibrated.features.action_recency,
         ),
     )
     if rules is not None:  # both worlds' states count what the rules read
@@ -257,11 +258,18 @@ def sim_to_real(
     simulated comparison still values it); NaN too when a summary cannot evaluate one of
     ``rules``."""
     mine, theirs = calibrated.discrete, truth.discrete
-    if (mine.contact_pattern_weeks, mine.last_action, mine.gap_cap_weeks, mine.gap_bin_weeks) != (
+    if (
+        mine.contact_pattern_weeks,
+        mine.last_action,
+        mine.gap_cap_weeks,
+        mine.gap_bin_weeks,
+        mine.lasting_actions,
+    ) != (
         theirs.contact_pattern_weeks,
         theirs.last_action,
         theirs.gap_cap_weeks,
         theirs.gap_bin_weeks,
+        theirs.lasting_actions,
     ):
         return float("nan")
     woy = cyclic_weeks_of_year(start, horizon)

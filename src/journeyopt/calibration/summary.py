@@ -30,7 +30,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from itertools import product
+from itertools import combinations, product
 from typing import Any
 
 import numpy as np
@@ -47,10 +47,13 @@ from journeyopt.calibration.propensity import (
     practice_matrix,
     propensities,
 )
+from journeyopt.calibration.scoring import difference_se, scored_rows
 from journeyopt.calibration.weeks import CustomerWeeks, customer_weeks
 from journeyopt.panel.config import PanelConfig
 from journeyopt.sim.discrete import DiscreteLayout
 from journeyopt.sim.optimum import solve_optimum
+from journeyopt.sim.rules import ContactRules
+from journeyopt.sim.summary_rules import unseen_rules
 from journeyopt.sim.world import DiscreteSpec, WorldSpec, gap_within
 
 Float = NDArray[np.float64]
@@ -71,6 +74,8 @@ class SummaryCandidate:
         chosen: Whether it is the chosen summary.
         seconds: Wall time of its scoring (its customer-weeks, design and the three models'
             penalty paths), seconds; NaN when not scored.
+        unseen_rules: The configured contact rules it cannot represent, one line each with
+            the reason (:func:`journeyopt.sim.summary_rules.unseen_rules`; empty: every rule).
     """
 
     spec: DiscreteSpec
@@ -79,6 +84,7 @@ class SummaryCandidate:
     se: float
     chosen: bool
     seconds: float = float("nan")
+    unseen_rules: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -87,7 +93,8 @@ class SummaryCandidate:
         if self.spec.contact_pattern_weeks:
             parts.append(f"pattern {self.spec.contact_pattern_weeks}w")
         if self.spec.last_action:
-            parts.append("last action")
+            lasting = self.spec.lasting_actions
+            parts.append(f"last lasting action {'/'.join(lasting)}" if lasting else "last action")
         if self.spec.tenure_cap_weeks:
             parts.append(f"tenure {self.spec.tenure_cap_weeks}w")
         if self.spec.gap_cap_weeks:
@@ -112,6 +119,10 @@ class SummarySelection:
             candidates were fitted and scored with (1: unweighted).
         forward_weeks: Scored on every customer's last this many weeks (0: on the validation
             customers over the same weeks).
+        rules: The configured contact rules, one line (``opt-outs only``: none).
+        rules_cost: ``(gap, se)`` when the best scored candidate misses more rules than
+            the chosen one: the chosen one's held-out log-likelihood below that best (same
+            units as ``loglik``) and the SE of the difference; None otherwise.
     """
 
     candidates: tuple[SummaryCandidate, ...]
@@ -120,6 +131,8 @@ class SummarySelection:
     seconds: float = float("nan")
     weight_ess_share: float = 1.0
     forward_weeks: int = 0
+    rules: str = "opt-outs only"
+    rules_cost: tuple[float, float] | None = None
 
     @property
     def chosen(self) -> SummaryCandidate:
@@ -133,6 +146,8 @@ class SummarySelection:
             "seconds": self.seconds,
             "weight_ess_share": self.weight_ess_share,
             "forward_weeks": self.forward_weeks,
+            "rules": self.rules,
+            "rules_cost": list(self.rules_cost) if self.rules_cost is not None else None,
             "candidates": [
                 {
                     "label": c.label,
@@ -144,11 +159,13 @@ class SummarySelection:
                     "gap_cap_weeks": c.spec.gap_cap_weeks,
                     "gap_bin_weeks": c.spec.gap_bin_weeks,
                     "rate_levels": c.spec.rate_levels,
+                    "lasting_actions": list(c.spec.lasting_actions),
                     "n_states": c.n_states,
                     "loglik": c.loglik,
                     "se": c.se,
                     "chosen": c.chosen,
                     "seconds": c.seconds,
+                    "unseen_rules": list(c.unseen_rules),
                 }
                 for c in self.candidates
             ],
@@ -156,14 +173,19 @@ class SummarySelection:
 
 
 def candidate_specs(
-    caps: DiscreteSpec, cfg: SummaryConfig, history_weeks: int | None = None
+    caps: DiscreteSpec,
+    cfg: SummaryConfig,
+    history_weeks: int | None = None,
+    actions: Sequence[str] = (),
 ) -> tuple[DiscreteSpec, ...]:
     """The candidate summaries: ``caps`` alone when the selection is off, else ``caps`` with
     every (recency cap, conversions cap, tenure cap, pattern length, last action, gap cap,
     purchase rate) of ``cfg`` (an empty cap list: ``caps``' own; a gap cap above the
     candidate's recency cap lowered to it, :func:`~journeyopt.sim.world.gap_within`), smallest
     caps first (duplicates dropped; a purchase rate's levels lowered to the candidate's
-    conversions cap, off first). With
+    conversions cap, off first). With ``cfg.lasting_max_actions`` each candidate with the last
+    action is followed by its lasting variants (:func:`lasting_variants` over the contacts of
+    the catalogue ``actions``, ``none`` first). With
     ``history_weeks`` each candidate's caps are lowered to the fitted history
     (:meth:`~journeyopt.sim.world.DiscreteSpec.within_history`)."""
     if not cfg.select:
@@ -172,9 +194,8 @@ def candidate_specs(
     def listed(values: Sequence[int], configured: int) -> list[int]:
         return sorted(set(values)) if values else [configured]
 
-    def gap(cap: int, recency_cap: int) -> dict[str, int]:
-        fitted, width = gap_within(cap, caps.gap_bin_weeks, recency_cap)
-        return {"gap_cap_weeks": fitted, "gap_bin_weeks": width}
+    def gap(cap: int, recency_cap: int) -> tuple[int, int]:
+        return gap_within(cap, caps.gap_bin_weeks, recency_cap)
 
     grid = product(
         listed(cfg.recency_caps, caps.recency_cap_weeks),
@@ -193,14 +214,33 @@ def candidate_specs(
             tenure_cap_weeks=t,
             contact_pattern_weeks=w,
             last_action=last,
-            **gap(g, r),
+            gap_cap_weeks=gap(g, r)[0],
+            gap_bin_weeks=gap(g, r)[1],
             rate_levels=min(rate, k),
+            lasting_actions=caps.lasting_actions if last else (),
         )
         for r, k, t, w, last, g, rate in grid
     ]
+    specs = [v for s in specs for v in (s, *lasting_variants(s, actions, cfg.lasting_max_actions))]
     if history_weeks is not None:
         specs = [s.within_history(history_weeks)[0] for s in specs]
     return tuple(dict.fromkeys(specs))
+
+
+def lasting_variants(
+    spec: DiscreteSpec, actions: Sequence[str], max_actions: int
+) -> tuple[DiscreteSpec, ...]:
+    """``spec`` with the last *lasting* action for every set of 1..``max_actions`` of the
+    catalogue's contacts (``actions[1:]``; fewer than all of them: all is the plain last
+    action), smaller sets first, in catalogue order; none when ``spec`` keeps no last action
+    or already names its lasting actions."""
+    contacts = tuple(actions[1:])
+    if not spec.last_action or spec.lasting_actions or max_actions < 1:
+        return ()
+    sizes = range(1, min(max_actions, len(contacts) - 1) + 1)
+    return tuple(
+        replace(spec, lasting_actions=chosen) for m in sizes for chosen in combinations(contacts, m)
+    )
 
 
 def summary_panel_config(
@@ -208,11 +248,14 @@ def summary_panel_config(
 ) -> PanelConfig:
     """``panel`` with the rule features every summary of ``specs`` reads: a contact window as
     long as the longest pattern, the contact actions (catalogue order, first) for the last
-    action, the previous gap between conversions; ``panel`` itself when none needs them."""
+    action, each action's weeks since its last contact for the last lasting action, the
+    previous gap between conversions; ``panel`` itself when none needs them."""
     weeks = max((s.contact_pattern_weeks for s in specs), default=0)
     last = any(s.last_action for s in specs)
     if any(s.gap_cap_weeks for s in specs):
         panel = replace(panel, conversion_gap=True)
+    if any(s.lasting_actions for s in specs):
+        panel = replace(panel, action_recency=True)
     if not weeks and not last:
         return panel
     windows = list(dict.fromkeys([*panel.rule_windows, *([weeks] if weeks else [])]))
@@ -223,26 +266,6 @@ def summary_panel_config(
         rule_actions=list(dict.fromkeys(counted)),
         recent_contacts=True,
     )
-
-
-def scored_rows(
-    weeks: CustomerWeeks, held: NDArray[np.bool_], forward_weeks: int
-) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
-    """``(rows, customers)`` a candidate is scored on: the (M,) held-out customer-weeks (the
-    validation customers' weeks, or with ``forward_weeks`` every customer's last
-    ``forward_weeks`` weeks, fitted on the weeks before) and the (K,) customers with at least
-    one of them, whose per-customer scores are compared."""
-    rows = held[weeks.customer]
-    if forward_weeks:
-        rows = weeks.week > int(weeks.week.max()) - forward_weeks
-    customers = np.bincount(weeks.customer, weights=rows, minlength=held.shape[0]) > 0
-    return rows, customers
-
-
-def difference_se(diff: Float) -> float:
-    """Standard error of the sum of (K,) per-customer score differences (customers independent;
-    0 with fewer than two)."""
-    return float(np.std(diff, ddof=1) * np.sqrt(diff.shape[0])) if diff.shape[0] > 1 else 0.0
 
 
 def heldout_loglik(
@@ -292,9 +315,12 @@ def select_summary(
     list_divisors: Float | None,
     silent_channels: tuple[int, ...],
     origin_week: int = 0,
+    rules: ContactRules | None = None,
 ) -> SummarySelection:
     """Score every candidate of ``specs`` on the calibration's validation customers and choose
-    (see the module docstring).
+    (see the module docstring); with ``rules``, among the candidates that represent every rule
+    (:func:`~journeyopt.sim.summary_rules.unseen_rules`) when any does, else among those that
+    miss the fewest.
 
     Args:
         fit_panel: The calibration weeks' panel rows (built with :func:`summary_panel_config`).
@@ -305,6 +331,8 @@ def select_summary(
         silent_channels: Channels no action uses (:attr:`Design.silent_channels`).
         origin_week: The practice calendar's week 0 (the first logged decision's panel week),
             as for the fit's propensities.
+        rules: The business's contact rules (None: opt-outs only, which every summary
+            represents).
     """
     started = time.perf_counter()
     scores: list[Float | None] = []
@@ -337,12 +365,20 @@ def select_summary(
     if not scored:
         raise ValueError("every candidate summary has more than calibration.summary.max_states")
     totals = {k: float(np.sum(scores[k])) for k in scored}  # type: ignore[arg-type]
-    best = max(scored, key=lambda k: totals[k])
+    unseen = [unseen_rules(rules, spec) if rules is not None else () for spec in specs]
+    fewest = min(len(unseen[k]) for k in scored)  # 0: some candidate sees every rule
+    pool = [k for k in scored if len(unseen[k]) == fewest]
+    best = max(pool, key=lambda k: totals[k])
     se = {}
     for k in scored:
         se[k] = difference_se(scores[best] - scores[k])  # type: ignore[operator]
-    within = [k for k in scored if totals[best] - totals[k] <= cfg.summary.tolerance_se * se[k]]
+    within = [k for k in pool if totals[best] - totals[k] <= cfg.summary.tolerance_se * se[k]]
     chosen = min(within, key=lambda k: (sizes[k], k))
+    top = max(scored, key=lambda k: totals[k])
+    cost = None
+    if top not in pool:  # the rules ruled out the best candidate: what that cost
+        gap = difference_se(scores[top] - scores[chosen])  # type: ignore[operator]
+        cost = ((totals[top] - totals[chosen]) / per_week, gap / per_week)
     candidates = tuple(
         SummaryCandidate(
             spec,
@@ -351,6 +387,7 @@ def select_summary(
             se[k] / per_week if k in se else float("nan"),
             k == chosen,
             seconds.get(k, float("nan")),
+            unseen[k],
         )
         for k, spec in enumerate(specs)
     )
@@ -361,6 +398,8 @@ def select_summary(
         time.perf_counter() - started,
         effective_sample_share(weight) if weight is not None else 1.0,
         cfg.summary.forward_weeks,
+        rules.summary() if rules is not None else "opt-outs only",
+        cost,
     )
 
 
@@ -369,15 +408,16 @@ def selection_meta(
     world: WorldSpec,
     horizon_weeks: int,
     gamma: float,
+    rules: ContactRules | None = None,
 ) -> dict[str, Any]:
     """The card's record of the state summary: the candidates (when chosen by the data), the
     world's state count and the time of one exact DP solve over ``horizon_weeks`` (seconds;
-    NaN when the world cannot value contacts)."""
+    NaN when the world cannot value contacts), planned under the represented ``rules``."""
     layout = DiscreteLayout.of(world)
     seconds = float("nan")
     if world.responses is None or world.responses.actions_identified:
         start = time.perf_counter()
-        solve_optimum(world, horizon_weeks, gamma)
+        solve_optimum(world, horizon_weeks, gamma, rules=rules)
         seconds = time.perf_counter() - start
     record: dict[str, Any] = selection.as_meta() if selection is not None else {}
     return {
@@ -408,11 +448,17 @@ def summary_lines(meta: Mapping[str, Any]) -> list[str]:
         + "; "
         f"SE: of the difference to the best; fits and scores weighted as the calibration's fit, "
         f"effective sample share {record.get('weight_ess_share', 1.0):.2f}). Chosen: the "
-        f"smallest within {record.get('tolerance_se', 0):g} SE of the best.",
+        f"smallest within {record.get('tolerance_se', 0):g} SE of the best"
+        + (
+            f", among the candidates that miss the fewest contact rules ({record['rules']})"
+            if record.get("rules", "opt-outs only") != "opt-outs only"
+            else ""
+        )
+        + ".",
         "",
         "| candidate | caps (recency / conversions / tenure) | states | held-out log-lik. | SE "
-        "| seconds | chosen |",
-        "|---|---|---|---|---|---|---|",
+        "| seconds | chosen | rules it cannot represent |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in record.get("candidates", []):
         loglik = c["loglik"]
@@ -428,8 +474,17 @@ def summary_lines(meta: Mapping[str, Any]) -> list[str]:
                 if scored
                 else "not scored (max_states) | | "
             )
-            + f" | {'**yes**' if c['chosen'] else ''} |"
+            + f" | {'**yes**' if c['chosen'] else ''} | "
+            + ("; ".join(u.split(":")[0] for u in c.get("unseen_rules", [])) or "none")
+            + " |"
         )
+    if cost := record.get("rules_cost"):
+        lines += [
+            "",
+            f"The best candidate misses contact rules the chosen one represents; the chosen "
+            f"one trails it by {cost[0]:.5f} nats per customer-week (SE {cost[1]:.5f}), the "
+            "price of planning under the rules.",
+        ]
     lines += [
         "",
         f"Choosing took {record.get('seconds', float('nan')):.1f} s.",

@@ -32,12 +32,14 @@ from journeyopt.panel.state import (
     LAST_ACTION_FEATURE,
     LIFECYCLE_STAGES,
     PATTERN_FEATURE,
+    action_weeks_feature,
 )
 from journeyopt.sim.discrete import (
     DiscreteLayout,
     Summary,
     gap_digit,
     last_action_digit,
+    lasting_digit,
     pattern_digit,
     tenure_digit,
 )
@@ -149,6 +151,7 @@ def panel_summary(
         LAST_ACTION_FEATURE: spec.last_action,
         "weeks_since_contact": spec.last_action,
         GAP_FEATURE: spec.gap_cap_weeks > 0,
+        **{action_weeks_feature(a): True for a in spec.lasting_actions},
     }
     optional = {"n_conversions": n_conv} | {
         name: panel[name].to_numpy() for name, on in used.items() if on
@@ -164,6 +167,7 @@ def panel_summary(
         pattern=pattern_digit(optional, spec),
         last_action=last_action_digit(optional, spec),
         gap=gap_digit(optional, spec),
+        lasting=lasting_digit(optional, spec),
     )
 
 

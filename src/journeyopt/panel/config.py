@@ -42,6 +42,9 @@ class PanelConfig:
             customer's last two weeks with a conversion, 0 before the second) that a calibrated
             state summary with the previous gap between conversions reads; set by the
             calibration when it needs it.
+        action_recency: Also give the columns ``weeks_since_action_<action>`` (weeks since
+            each of ``rule_actions``' last contact) that a calibrated state summary with the
+            last *lasting* action reads; set by the calibration when it needs them.
     """
 
     REQUIRED_HINTS: ClassVar[Mapping[str, str]] = {
@@ -66,6 +69,7 @@ class PanelConfig:
     rule_actions: list[str] = field(default_factory=list)
     recent_contacts: bool = False
     conversion_gap: bool = False
+    action_recency: bool = False
 
     def __post_init__(self) -> None:
         for name in ("lapse_weeks", "frequency_weeks", "fatigue_weeks", "engagement_weeks"):
@@ -102,4 +106,5 @@ def feature_spec(cfg: PanelConfig, contact_channels: Sequence[str]) -> FeatureSp
         rule_actions=tuple(dict.fromkeys(cfg.rule_actions)),
         recent_contacts=cfg.recent_contacts,
         conversion_gap=cfg.conversion_gap,
+        action_recency=cfg.action_recency,
     )

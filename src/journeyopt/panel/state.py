@@ -12,7 +12,7 @@ Shapes: ``N`` customers, ``C`` contact channels (``spec.contact_channels``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
@@ -60,6 +60,12 @@ class FeatureSpec:
             with the previous gap between conversions reads: weeks between the customer's last
             two weeks with a conversion, 0 ("none yet") before the second. Off by default
             (features and API records unchanged).
+        action_recency: Also give, for each of ``rule_actions``, the feature
+            ``weeks_since_action_<action>`` (weeks since that action's last contact, NaN
+            never; :func:`action_weeks_feature`) that a discrete summary with the last
+            *lasting* action reads (:func:`lasting_memory`: the last contact among a set of
+            actions, which other contacts do not erase). Off by default (features and API
+            records unchanged).
     """
 
     contact_channels: tuple[str, ...] = ()
@@ -71,6 +77,7 @@ class FeatureSpec:
     rule_actions: tuple[str, ...] = ()
     recent_contacts: bool = False
     conversion_gap: bool = False
+    action_recency: bool = False
 
     def __post_init__(self) -> None:
         for name in ("frequency_weeks", "fatigue_weeks", "engagement_weeks", "lapse_weeks"):
@@ -118,6 +125,7 @@ class FeatureSpec:
         names += [PATTERN_FEATURE] if self.recent_contacts and self.rule_windows else []
         names += [LAST_ACTION_FEATURE] if self.recent_contacts and self.rule_actions else []
         names += [GAP_FEATURE] if self.conversion_gap else []
+        names += [action_weeks_feature(a) for a in self.rule_actions] if self.action_recency else []
         base = set(self.feature_names)
         return tuple(n for n in dict.fromkeys(names) if n not in base)
 
@@ -154,6 +162,11 @@ LAST_ACTION_FEATURE = "last_contact_action"
 """Feature name of the last contact's action, ``1 +`` its index in ``rule_actions`` (0: none)."""
 GAP_FEATURE = "conversion_gap_weeks"
 """Feature name of the weeks between the last two weeks with a conversion (0: fewer than two)."""
+
+
+def action_weeks_feature(action: str) -> str:
+    """Name of the feature "weeks since ``action``'s last contact" (NaN: never)."""
+    return f"weeks_since_action_{action}"
 
 
 def contacts_feature(window: int, *, channel: str = "", action: str = "") -> str:
@@ -235,6 +248,9 @@ class CustomerState:
         conversion_gap: (N,) weeks between the customer's last two weeks with a conversion,
             0 before the second (kept for every spec; a feature only with
             ``spec.conversion_gap``).
+        last_action_week: (N, K) week of the last contact of each of ``spec.rule_actions``,
+            :data:`NEVER` if none yet (kept for every spec; features only with
+            ``spec.action_recency``).
     """
 
     week: int
@@ -255,6 +271,7 @@ class CustomerState:
     rule_contacts_ring: Int
     last_contact_action: Int
     conversion_gap: Int
+    last_action_week: Int
 
     @property
     def n_customers(self) -> int:
@@ -285,6 +302,7 @@ class CustomerState:
             rule_contacts_ring=np.zeros((spec.rule_weeks, n, c + len(spec.rule_actions)), np.int32),
             last_contact_action=np.zeros(n, np.int32),
             conversion_gap=np.zeros(n, np.int32),
+            last_action_week=np.full((n, len(spec.rule_actions)), NEVER, np.int32),
         )
 
     def take(self, index: NDArray[np.integer] | slice) -> CustomerState:
@@ -429,7 +447,15 @@ def advance(
         conversion_gap=np.where(
             repeat, t - state.last_conversion_week, state.conversion_gap
         ).astype(np.int32),
+        last_action_week=_last_action_week(state.last_action_week, activity.action_contacts, t),
     )
+
+
+def _last_action_week(last: Int, action_contacts: Int | None, week: int) -> Int:
+    """(N, K) week of each rule action's last contact after week ``week``'s contacts."""
+    if action_contacts is None or last.shape[1] == 0:
+        return last
+    return np.where(action_contacts > 0, week, last).astype(np.int32)
 
 
 def _last_action(last: Int, action_contacts: Int | None) -> Int:
@@ -546,7 +572,41 @@ def state_features(state: CustomerState, spec: FeatureSpec) -> dict[str, NDArray
         features[LAST_ACTION_FEATURE] = state.last_contact_action.copy()
     if spec.conversion_gap:
         features[GAP_FEATURE] = state.conversion_gap.copy()
+    if spec.action_recency:
+        for k, action in enumerate(spec.rule_actions):
+            features[action_weeks_feature(action)] = _weeks_since(t, state.last_action_week[:, k])
     return features
+
+
+def lasting_memory(
+    features: Mapping[str, NDArray[np.generic]], lasting: Sequence[str]
+) -> tuple[NDArray[np.int64], Float]:
+    """The last *lasting* contact: the most recent contact of one of the actions ``lasting``;
+    contacts of other actions leave it as it is (a delayed effect that only a newer contact of
+    these actions replaces).
+
+    Args:
+        features: (N,) arrays of :func:`state_features` (or panel columns of the same names)
+            with ``weeks_since_action_<a>`` for each ``a`` of ``lasting``
+            (``spec.action_recency``).
+        lasting: The lasting actions, in order (at least one).
+
+    Returns:
+        ``(code, weeks)``: (N,) ``1 +`` the position in ``lasting`` of the last lasting
+        contact's action (0: none yet; two of them in the same week: the first in ``lasting``)
+        and (N,) weeks since it (NaN: never).
+    """
+    if not lasting:
+        raise ValueError("lasting_memory needs at least one lasting action")
+    weeks = np.stack(
+        [np.asarray(features[action_weeks_feature(a)], np.float64) for a in lasting], axis=1
+    )
+    never = np.isnan(weeks)
+    first = np.argmin(np.where(never, np.inf, weeks), axis=1)  # ties: the first in order
+    any_ = ~never.all(axis=1)
+    code = np.where(any_, first + 1, 0).astype(np.int64)
+    since = np.where(any_, weeks[np.arange(weeks.shape[0]), first], np.nan)
+    return code, since.astype(np.float64)
 
 
 def contact_pattern(ring: Int, week: int, n_channels: int) -> Int:

@@ -42,6 +42,7 @@ def panel_config(spec: FeatureSpec) -> PanelConfig:
         rule_actions=list(spec.rule_actions),
         recent_contacts=spec.recent_contacts,
         conversion_gap=spec.conversion_gap,
+        action_recency=spec.action_recency,
     )
 
 

@@ -24,6 +24,11 @@ Components (``N`` customers, ``C`` contact channels), each (N,) int64:
 - ``last_action``: the catalogue index of the last contact's action while weeks since the
   contact are below the contact cap (the feature ``last_contact_action``), 0 at the cap
   ("long ago or never"), ``0..A-1``; always 0 unless ``last_action`` is on.
+- ``lasting``: with ``lasting_actions`` ``L`` (the last *lasting* action): weeks since the last
+  contact of an action of ``L`` capped at the contact cap (the cap also means "never"),
+  ``1..cap``; ``last_action`` is then ``1 +`` that action's position in ``L`` below the cap
+  and 0 at it, ``0..|L|``: a contact of another action changes neither (the feature pair of
+  :func:`journeyopt.panel.state.lasting_memory`). Always 0 without ``L``.
 - ``gap``: the previous gap between conversions (the feature ``conversion_gap_weeks``: weeks
   between the last two weeks with a conversion) in bins of ``gap_bin_weeks``, the last bin
   "``gap_cap_weeks`` or more", ``1..n_gap_bins`` for a customer with two or more conversions
@@ -55,7 +60,12 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from journeyopt.panel.state import GAP_FEATURE, LAST_ACTION_FEATURE, PATTERN_FEATURE
+from journeyopt.panel.state import (
+    GAP_FEATURE,
+    LAST_ACTION_FEATURE,
+    PATTERN_FEATURE,
+    lasting_memory,
+)
 from journeyopt.sim.world import DiscreteSpec, WorldSpec
 
 IntArray = NDArray[np.int64]
@@ -75,20 +85,26 @@ class Summary(NamedTuple):
     pattern: IntArray | int = 0
     last_action: IntArray | int = 0
     gap: IntArray | int = 0
+    lasting: IntArray | int = 0
 
 
 class RecentCodes(NamedTuple):
-    """The reachable (contact, pattern, last action) triples of a layout, numbered.
+    """The reachable (contact, pattern, last action, lasting weeks) tuples of a layout,
+    numbered.
 
     Attributes:
-        code: (contact cap, 2^W, A or 1) code of each triple, -1 where unreachable.
-        contact, pattern, last_action: (n_codes,) the triple of each code.
+        code: (contact cap, 2^W, A or |L| + 1 or 1, contact cap or 1) code of each tuple, -1
+            where unreachable (the last axis: weeks since the last lasting contact ``- 1``, a
+            single 0 without lasting actions).
+        contact, pattern, last_action, lasting: (n_codes,) the tuple of each code (``lasting``
+            0 without lasting actions).
     """
 
     code: IntArray
     contact: IntArray
     pattern: IntArray
     last_action: IntArray
+    lasting: IntArray
 
 
 def recent_codes(spec: DiscreteSpec, n_actions: int) -> RecentCodes:
@@ -99,11 +115,16 @@ def recent_codes(spec: DiscreteSpec, n_actions: int) -> RecentCodes:
     contact ``k`` weeks ago fixes weeks since contact at ``min(lowest such k, cap)``, an empty
     pattern means no contact in ``W`` weeks; the last action is ``1..A-1`` below the contact cap
     and 0 at the cap (the cap means "long ago or never", as for the contact digit itself).
+    With lasting actions ``L`` the last action is ``1..|L|`` below the cap of its own weeks
+    since (``lasting``) and 0 at it; a lasting contact is a contact (weeks since contact at
+    most ``lasting``) and shows in the pattern when within its ``W`` weeks.
     """
     cap, w = spec.contact_cap_weeks, spec.contact_pattern_weeks
-    n_last = n_actions if spec.last_action else 1
-    c, p, last = np.meshgrid(
-        np.arange(1, cap + 1), np.arange(2**w), np.arange(n_last), indexing="ij"
+    n_lasting = len(spec.lasting_actions)
+    n_last = (n_lasting + 1 if n_lasting else n_actions) if spec.last_action else 1
+    lasting_weeks = np.arange(1, cap + 1) if n_lasting else np.zeros(1, np.int64)
+    c, p, last, since = np.meshgrid(
+        np.arange(1, cap + 1), np.arange(2**w), np.arange(n_last), lasting_weeks, indexing="ij"
     )
     lowest = np.full(p.shape, w + 1)  # weeks since the most recent contact in the pattern
     for k in range(w, 0, -1):
@@ -111,12 +132,21 @@ def recent_codes(spec: DiscreteSpec, n_actions: int) -> RecentCodes:
     ok = np.ones(p.shape, bool)
     if w:
         ok &= np.where(p > 0, c == np.minimum(lowest, cap), c >= min(w + 1, cap))
-    if spec.last_action:
+    if n_lasting:
+        ok &= np.where(since < cap, last >= 1, last == 0) & (c <= since)
+        if w:  # a lasting contact within the pattern's weeks is one of its bits
+            in_pattern = (p >> np.maximum(since - 1, 0)) & 1 == 1
+            ok &= np.where((since < cap) & (since <= w), in_pattern, True)
+    elif spec.last_action:
         ok &= np.where(c < cap, last >= 1, last == 0)
     code = np.full(p.shape, -1, np.int64)
     code[ok] = np.arange(int(ok.sum()))
     return RecentCodes(
-        code, c[ok].astype(np.int64), p[ok].astype(np.int64), last[ok].astype(np.int64)
+        code,
+        c[ok].astype(np.int64),
+        p[ok].astype(np.int64),
+        last[ok].astype(np.int64),
+        since[ok].astype(np.int64),
     )
 
 
@@ -184,10 +214,12 @@ class DiscreteLayout:
                 :func:`recent_codes`).
         """
         history = self.history_digit(summary)
+        lasting = np.broadcast_to(np.asarray(summary.lasting, np.int64), history.shape)
         recent = self.recent.code[
             np.asarray(summary.contact, np.int64) - 1,
             np.broadcast_to(np.asarray(summary.pattern, np.int64), history.shape),
             np.broadcast_to(np.asarray(summary.last_action, np.int64), history.shape),
+            np.maximum(lasting - 1, 0) if self.spec.lasting_actions else 0,
         ]
         if recent.size and int(recent.min()) < 0:
             raise ValueError("a summary's contact, contact pattern and last action disagree")
@@ -237,6 +269,7 @@ class DiscreteLayout:
             pattern=self.recent.pattern[recent],
             last_action=self.recent.last_action[recent],
             gap=gap.astype(np.int64),
+            lasting=self.recent.lasting[recent],
         )
 
     def all_states(self) -> Summary:
@@ -295,6 +328,7 @@ def summarise_with(
         pattern=pattern_digit(features, spec),
         last_action=last_action_digit(features, spec),
         gap=gap_digit(features, spec),
+        lasting=lasting_digit(features, spec),
     )
 
 
@@ -324,13 +358,32 @@ def pattern_digit(features: Mapping[str, NDArray[np.generic]], spec: DiscreteSpe
 def last_action_digit(features: Mapping[str, NDArray[np.generic]], spec: DiscreteSpec) -> IntArray:
     """(N,) last-action component: the feature ``last_contact_action`` (the world counts the
     catalogue's contacts first, so it is the catalogue index), 0 once weeks since the contact
-    reach the contact cap ("long ago or never"); zeros when the world does not keep it."""
+    reach the contact cap ("long ago or never"); zeros when the world does not keep it. With
+    lasting actions ``L``: ``1 +`` the position in ``L`` of the last lasting contact's action
+    (:func:`journeyopt.panel.state.lasting_memory`), 0 once the weeks since it reach the
+    contact cap."""
     n = np.asarray(features["n_conversions"]).shape[0]
     if not spec.last_action:
         return np.zeros(n, np.int64)
+    if spec.lasting_actions:
+        code, weeks = lasting_memory(features, spec.lasting_actions)
+        below = _capped_weeks(weeks, spec.contact_cap_weeks) < spec.contact_cap_weeks
+        return np.where(below, code, 0).astype(np.int64)
     contact = _capped_weeks(features["weeks_since_contact"], spec.contact_cap_weeks)
     last = np.asarray(features[LAST_ACTION_FEATURE], np.int64)
     return np.where(contact < spec.contact_cap_weeks, last, 0).astype(np.int64)
+
+
+def lasting_digit(features: Mapping[str, NDArray[np.generic]], spec: DiscreteSpec) -> IntArray:
+    """(N,) lasting component: weeks since the last contact of one of the lasting actions
+    (:func:`journeyopt.panel.state.lasting_memory`) capped at the contact cap (the cap also
+    means "never"); zeros when the world keeps no lasting actions (``features`` need not hold
+    them then)."""
+    n = np.asarray(features["n_conversions"]).shape[0]
+    if not spec.lasting_actions:
+        return np.zeros(n, np.int64)
+    _, weeks = lasting_memory(features, spec.lasting_actions)
+    return _capped_weeks(weeks, spec.contact_cap_weeks)
 
 
 def tenure_digit(features: Mapping[str, NDArray[np.generic]], spec: DiscreteSpec) -> IntArray:
@@ -409,6 +462,7 @@ def next_summary(
     contacted: NDArray[np.bool_],
     optout_bits: NDArray[np.integer],
     action: NDArray[np.integer] | None = None,
+    lasting_code: NDArray[np.integer] | None = None,
 ) -> Summary:
     """Next week's summary from this week's and the week's outcome, each (N,).
 
@@ -421,9 +475,14 @@ def next_summary(
         optout_bits: Channels opted out of this week, as bits (0 = none).
         action: The action carried out this week (catalogue index); required when the
             summary keeps the last contact's action.
+        lasting_code: ``1 +`` the position of this week's action in ``spec.lasting_actions``,
+            0 when it is not lasting (``WorldSpec.lasting_codes[action]``); required when the
+            summary keeps the last lasting action.
     """
     if spec.last_action and action is None:
         raise ValueError("the summary keeps the last contact's action: pass the week's action")
+    if spec.lasting_actions and lasting_code is None:
+        raise ValueError("the summary keeps the last lasting action: pass the week's code")
     pattern = (
         ((np.asarray(summary.pattern, np.int64) << 1) | np.asarray(contacted, np.int64))
         & ((1 << spec.contact_pattern_weeks) - 1)
@@ -440,6 +499,16 @@ def next_summary(
         if spec.last_action
         else summary.last_action
     )
+    lasting = summary.lasting
+    if spec.lasting_actions:  # only a lasting contact replaces the memory; others age it
+        code = np.asarray(lasting_code, np.int64) * np.asarray(contacted, bool)
+        cap = spec.contact_cap_weeks
+        lasting = np.where(
+            code > 0, 1, np.minimum(np.asarray(summary.lasting, np.int64) + 1, cap)
+        ).astype(np.int64)
+        last_action = np.where(
+            code > 0, code, np.where(lasting < cap, summary.last_action, 0)
+        ).astype(np.int64)
     conversions = np.where(
         converted, np.minimum(summary.conversions + 1, spec.conversions_cap), summary.conversions
     )
@@ -469,6 +538,7 @@ def next_summary(
         pattern=pattern,
         last_action=last_action,
         gap=gap,
+        lasting=lasting,
     )
 
 

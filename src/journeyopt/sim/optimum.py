@@ -67,6 +67,7 @@ def next_states(world: WorldSpec, layout: DiscreteLayout, states: Summary) -> In
     n = states.segment.shape[0]
     n_actions = world.actions.n_actions
     channel = world.params.channel
+    lasting = world.lasting_codes
     out = np.empty((n_actions, 8, n), np.int64)
     for a in range(n_actions):
         opt_bit = (1 << int(channel[a])) if channel[a] >= 0 else 0
@@ -80,6 +81,7 @@ def next_states(world: WorldSpec, layout: DiscreteLayout, states: Summary) -> In
                 np.full(n, a != 0),
                 np.full(n, opt_bit if opted else 0, np.int64),
                 np.full(n, a, np.int64),
+                np.full(n, lasting[a], np.int64),
             )
             out[a, o] = layout.encode(nxt)
     return out

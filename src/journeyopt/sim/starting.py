@@ -197,9 +197,14 @@ class StartingBase:
         for name in _array_fields():
             like = getattr(template, name)
             if name not in table.column_names:
-                # a base written before the state kept the last contact's action or the
-                # conversion gap: none known (no world of that time reads them)
-                if like.size and name not in ("last_contact_action", "conversion_gap"):
+                # a base written before the state kept the last contact's action, the
+                # conversion gap or each action's last week: none known (no world of that
+                # time reads them)
+                if like.size and name not in (
+                    "last_contact_action",
+                    "conversion_gap",
+                    "last_action_week",
+                ):
                     raise ConfigError(f"{path}: column {name} is missing")
                 arrays[name] = like
                 continue

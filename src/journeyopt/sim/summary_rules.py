@@ -101,7 +101,7 @@ def _cap_reason(cap: Cap, rules: ContactRules, spec: DiscreteSpec) -> str:
             f"it counts contacts in the {w} weeks before a decision; the summary's contact "
             f"pattern covers {spec.contact_pattern_weeks} (contact_pattern_weeks >= {w} would)"
         )
-    if w == 1 and spec.last_action:
+    if w == 1 and spec.last_action and not spec.lasting_actions:
         return ""
     return (
         "it counts some channels or actions only; the summary's contact pattern is over all "
@@ -142,7 +142,40 @@ def plan_rules(rules: ContactRules, world: WorldSpec) -> PlannedRules:
             f"the contact rules are for the channels {list(rules.spec.contact_channels)}, world "
             f"{world.name!r} has {list(world.channels)}"
         )
-    spec = world.discrete
+    return PlannedRules(*split_rules(rules, world.discrete), world)
+
+
+def unseen_rules(rules: ContactRules, spec: DiscreteSpec) -> tuple[str, ...]:
+    """One line per rule of ``rules`` a summary with caps and components ``spec`` cannot
+    evaluate, with the reason (empty: it represents every rule; :func:`plan_rules` without a
+    world, e.g. for a calibration's candidate summaries)."""
+    return split_rules(rules, spec)[1]
+
+
+def rule_components(rules: ContactRules) -> tuple[tuple[int, ...], bool]:
+    """``(pattern_weeks, last_action)``: the contact-pattern lengths (weeks, ascending; empty:
+    none needed) and the last-action setting a summary needs to represent the caps of
+    ``rules``: a cap counting every contact over ``w`` past weeks (``window_weeks - 1``) needs
+    a pattern of at least ``w`` weeks (and 2, the shortest pattern); a cap over a two-week
+    window counting some channels or actions needs the last action. Caps with ``max`` 0 or a
+    one-week window need neither. A length above the longest pattern a summary has (6 weeks)
+    is listed as it is: no pattern represents that cap (weeks since contact do when its
+    ``max`` is 1 and they resolve its window)."""
+    weeks: set[int] = set()
+    last = False
+    for cap in rules.all_caps:
+        if cap.past_weeks == 0 or cap.max == 0:
+            continue
+        if _covers_every_contact(cap, rules):
+            weeks.add(max(cap.past_weeks, 2))
+        elif cap.past_weeks == 1:
+            last = True
+    return tuple(sorted(weeks)), last
+
+
+def split_rules(rules: ContactRules, spec: DiscreteSpec) -> tuple[ContactRules, tuple[str, ...]]:
+    """``(planned, unseen)`` of :class:`PlannedRules` for a summary with caps and components
+    ``spec`` (see the module docstring)."""
     unseen: list[str] = []
     caps: list[Cap] = []
     for cap in rules.all_caps:
@@ -185,7 +218,7 @@ def plan_rules(rules: ContactRules, world: WorldSpec) -> PlannedRules:
         eligibility=tuple(eligibility),
         capacity={},
     )
-    return PlannedRules(planned, tuple(unseen), world)
+    return planned, tuple(unseen)
 
 
 def summary_features(
@@ -240,7 +273,7 @@ def summary_features(
                 if covered
                 else (contact <= w).astype(np.int64)
             )
-        if w == 1 and spec.last_action:
+        if w == 1 and spec.last_action and not spec.lasting_actions:
             for c in channels:
                 features[contacts_feature(1, channel=c)] = (
                     last_week & (action_channel[last] == c)

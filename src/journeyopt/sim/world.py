@@ -89,6 +89,16 @@ class DiscreteSpec:
             ``n_conversions`` and ``tenure_weeks`` of :mod:`journeyopt.panel.state`. 0 (the
             default) = off, else ``1..conversions_cap`` (``conversions_cap``: every count
             keeps its own columns).
+        lasting_actions: The *lasting* actions ``L`` (names from the catalogue; empty, the
+            default: off). With ``last_action`` on, the last-action component then remembers
+            the last contact of one of these actions only (``1 +`` its position in ``L``, 0
+            once the weeks since it reach the contact cap, "long ago or never"), with its own
+            weeks since it (the ``lasting`` component, ``1..contact_cap_weeks``): a contact of
+            another action leaves it as it is (a delayed effect that only a newer lasting
+            contact replaces). The world's features must give each action's weeks since its
+            last contact (``features.action_recency``, read by
+            :func:`journeyopt.panel.state.lasting_memory`). ``L`` is chosen by the data
+            (``calibration.summary.lasting_max_actions``).
     """
 
     recency_cap_weeks: int  # the first four are required: a choice about the business
@@ -101,10 +111,19 @@ class DiscreteSpec:
     gap_cap_weeks: int = 0
     gap_bin_weeks: int = 1
     rate_levels: int = 0
+    lasting_actions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "lasting_actions", tuple(str(a) for a in self.lasting_actions))
+        lasting = self.lasting_actions
+        if lasting and not self.last_action:
+            raise ConfigError("world.discrete.lasting_actions needs last_action: true")
+        if len(set(lasting)) != len(lasting) or "none" in lasting or "" in lasting:
+            raise ConfigError(
+                f"world.discrete.lasting_actions must be distinct contact actions, got {lasting}"
+            )
         for f in fields(self):
-            if f.name in ("gap_cap_weeks", "gap_bin_weeks", "rate_levels"):
+            if f.name in ("gap_cap_weeks", "gap_bin_weeks", "rate_levels", "lasting_actions"):
                 continue  # checked below, against the recency and conversions caps
             if f.name == "tenure_cap_weeks":
                 if self.tenure_cap_weeks == 1 or self.tenure_cap_weeks < 0:
@@ -546,12 +565,29 @@ class WorldSpec:
                 "world.discrete.last_action needs world.features.rule_actions to start with the "
                 f"catalogue's contacts {list(contacts)}"
             )
+        lasting = self.discrete.lasting_actions
+        if bad := [a for a in lasting if a not in contacts]:
+            raise ConfigError(f"world.discrete.lasting_actions names unknown actions {bad}")
+        if lasting and not self.features.action_recency:
+            raise ConfigError(
+                "world.discrete.lasting_actions needs world.features.action_recency: true"
+            )
         if self.discrete.gap_cap_weeks and not self.features.conversion_gap:
             raise ConfigError(
                 "world.discrete.gap_cap_weeks needs world.features.conversion_gap: true"
             )
         if bad := [a for a in self.unsupported_actions if a not in self.actions.names[1:]]:
             raise ConfigError(f"world.unsupported_actions names unknown actions {bad}")
+
+    @property
+    def lasting_codes(self) -> NDArray[np.int64]:
+        """(A,) ``1 +`` each catalogue action's position in ``discrete.lasting_actions``, 0
+        for the others (``none`` included): the code a contact of it leaves in the summary's
+        lasting memory."""
+        lasting = self.discrete.lasting_actions
+        return np.array(
+            [lasting.index(a) + 1 if a in lasting else 0 for a in self.actions.names], np.int64
+        )
 
     @property
     def supported_actions(self) -> NDArray[np.bool_]:
