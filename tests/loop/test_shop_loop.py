@@ -5,6 +5,7 @@ weeks (common random numbers)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from journeyopt.errors import ConfigError
 from journeyopt.loop.closed_loop import ClosedLoop
 from journeyopt.loop.truth import ShopHistory, ShopTruth, replay_shop_records
 from journeyopt.loop.twin import served_by
+from journeyopt.serving.features import batch_from_logs
 from journeyopt.serving.scorer import Scorer
 from journeyopt.sim.config import shipped_practice
 from journeyopt.sim.shop import load_shop
@@ -125,3 +127,39 @@ def test_a_shop_history_refuses_what_cannot_be_simulated(
     practice = shipped_practice("roastery").to_practice()
     with pytest.raises(ConfigError, match=match):
         ShopHistory(practice=practice, **changes)  # type: ignore[arg-type]
+
+
+def test_a_scorer_of_value_tiers_sees_each_customers_tier_as_it_reads_the_logs(
+    tmp_path: Path,
+) -> None:
+    """A world whose segments are value tiers (``segment_value_cuts``, a calibration with
+    ``calibration.value_tiers``): the loop shows its scorer each customer's tier of mean
+    conversion value, the same tier the serving features compute from the written logs, not
+    the truth's acquisition label (unknown to that world); the loop's mean order values are
+    the export's (seed orders at their amounts paid, net of refunds booked later)."""
+    loop = truth()
+    for _ in range(WEEKS):  # refunds of served orders booked one or two weeks later
+        loop.step(scorer(loop.world_now()))
+    loop.write(str(tmp_path / "logs"), str(tmp_path / "decisions"))
+    world = loop.world_now()
+    monetary = np.asarray(loop.world.features(loop.state)["monetary"], np.float64)
+    cuts = tuple(float(c) for c in np.nanquantile(monetary, [1 / 3, 2 / 3]))
+    names = [f"value {k}/3" for k in (1, 2, 3)]
+    tiered = replace(
+        world,
+        segments=tuple(replace(s, name=n) for s, n in zip(world.segments, names, strict=True)),
+        segment_value_cuts=cuts,
+    )
+    served = scorer(tiered)
+    batch = loop.batch(served)
+    assert set(np.unique(batch.segment[np.isfinite(monetary)])) == {0, 1, 2}
+    assert (batch.segment[~np.isfinite(monetary)] == -1).all()  # no order yet: no tier here
+
+    cfg = OmegaConf.load(WORLDS_DIR.parent / "configs" / "data" / "roastery.yaml")
+    cfg.path = str(tmp_path / "logs")
+    cfg.as_of = loop.monday.isoformat()
+    logs, _ = ingest_to_logs(to_object(cfg, SourceConfig))
+    read = batch_from_logs(logs, tiered, loop.monday, list(batch.customer_ids))
+    assert np.allclose(read.features["monetary"], monetary, equal_nan=True)
+    assert np.array_equal(read.segment, batch.segment)
+    served.score(batch)  # the scorer serves them

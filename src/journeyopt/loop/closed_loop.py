@@ -37,6 +37,7 @@ from journeyopt.loop.twin import (
     control_actions,
     staff_control,
 )
+from journeyopt.panel.segments import value_tier_labels
 from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.decisions import decision_frame, write_decisions
 from journeyopt.serving.scorer import CustomerBatch, Scorer
@@ -129,10 +130,18 @@ class ClosedLoop:
         return self.world.serving_world(self.loop_week)
 
     def batch(self, scorer: Scorer) -> CustomerBatch:
-        """The customers as ``scorer`` sees them at the start of the next week (type labels
-        the scorer's world does not know: unknown customers)."""
+        """The customers as ``scorer`` sees them at the start of the next week: their type
+        labels, or for a scorer's world whose segments are value tiers
+        (``segment_value_cuts``) the tier of each customer's mean conversion value, as the
+        scorer computes it from the logs (labels the scorer's world does not know: unknown
+        customers)."""
         features = self.world.features(self.state)
-        segment = segment_index(self.world.segment_labels, scorer.world.segment_names)
+        labels = self.world.segment_labels
+        if scorer.world.segment_value_cuts:
+            cuts = np.asarray(scorer.world.segment_value_cuts, np.float64)
+            monetary = np.asarray(features["monetary"], np.float64)
+            labels = value_tier_labels(monetary, cuts).astype(object)
+        segment = segment_index(labels, scorer.world.segment_names)
         return CustomerBatch(self.customer_ids, features, segment, segment >= 0, self.monday)
 
     def step(self, scorer: Scorer, twin_policy: TwinPolicy | None = None) -> WeekTruth:

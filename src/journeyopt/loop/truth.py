@@ -58,7 +58,7 @@ from journeyopt.sim.shop import (
     responses,
     step,
 )
-from journeyopt.sim.shop_eval import observable_world, seed_panel, week_activity
+from journeyopt.sim.shop_eval import RefundBook, observable_world, seed_panel, week_activity
 from journeyopt.sim.shop_logs import (
     ShopRecords,
     render_shop_logs,
@@ -316,10 +316,13 @@ class ShopLife:
     Attributes:
         true: The true state (latent type, recency, contact bits, pending effect, opt-out).
         panel: The panel state built from the activity the export shows.
+        refunds: Refunds of served weeks' orders the export books in later weeks (None:
+            none due).
     """
 
     true: ShopState
     panel: CustomerState
+    refunds: RefundBook | None = None
 
 
 def replay_shop_records(spec: ShopSpec, records: ShopRecords, features: FeatureSpec) -> ShopLife:
@@ -349,7 +352,12 @@ def replay_shop_records(spec: ShopSpec, records: ShopRecords, features: FeatureS
         out = _replayed_outcome(n, week)
         true = next_state(spec, true, out.actions, out.purchased, out.opted_out)
         panel = advance(panel, week_activity(spec, out))
-    return ShopLife(true, panel)
+    # the export's values: the orders' amounts paid (the seed orders' too, which the seeded
+    # panel valued at their type's mean) net of the refunds booked within the record
+    paid = np.bincount(records.orders["customer"], records.orders["paid"], minlength=n)
+    back = records.refunds[records.refunds["week"] < records.weeks]
+    refunded = np.bincount(back["customer"], back["amount"], minlength=n)
+    return ShopLife(true, replace(panel, revenue=(paid - refunded).astype(np.float64)))
 
 
 def _replayed_outcome(n: int, week: dict[str, pd.DataFrame | None]) -> ShopOutcome:
@@ -431,7 +439,10 @@ class ShopTruth:
         self, state: ShopLife, actions: IntArray, week_of_year: int, rng: np.random.Generator
     ) -> tuple[WorldWeek[ShopLife], ShopOutcome]:
         true, out = step(self.spec, state.true, actions, week_of_year, rng, self.gamma)
-        life = ShopLife(true, advance(state.panel, week_activity(self.spec, out)))
+        book = state.refunds or RefundBook.empty(self.spec, state.true.n)
+        booked, book = book.week(out)  # the refunds the export books this week
+        panel = advance(state.panel, week_activity(self.spec, out, refunds=booked))
+        life = ShopLife(true, panel, book)
         return WorldWeek(life, out.actions, out.reward), out
 
     def step(
