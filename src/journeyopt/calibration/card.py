@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from journeyopt.calibration.estimate import Estimate
 from journeyopt.calibration.fidelity import CardFidelity, tracking_figure
 from journeyopt.calibration.holdout import METRICS, HoldoutReport
 from journeyopt.calibration.policy_fidelity import PolicyFidelity
+from journeyopt.calibration.rules_check import rules_lines, unseen_rule_reasons
 from journeyopt.calibration.summary import summary_lines
 from journeyopt.sim.practice import LoggedPractice
 from journeyopt.sim.world import WorldSpec
@@ -44,6 +45,7 @@ def verdict_reasons(
     holdout: HoldoutReport | None,
     policies: PolicyFidelity | None,
     fidelity: CardFidelity | None = None,
+    rules: Sequence[str] = (),
 ) -> list[str]:
     """Why this world is not good enough to choose contact policies with (empty: it is).
 
@@ -55,7 +57,9 @@ def verdict_reasons(
     :data:`MIN_SIM_TO_REAL`; and by ``fidelity``'s checks (:meth:`CardFidelity.reasons`: a
     material action's response miscalibrated beyond ``calibration.card.action_tolerance``,
     a weekly tracking MAPE above the best reference's, an ensemble spread above
-    ``calibration.card.max_ensemble_sd``).
+    ``calibration.card.max_ensemble_sd``); and by ``rules``: the contact rules its state
+    summary does not represent (:func:`journeyopt.calibration.rules_check.unseen_rule_reasons`),
+    which its plans ignore while serving applies them.
     """
     reasons = []
     if not identified:
@@ -97,7 +101,7 @@ def verdict_reasons(
             )
     if fidelity is not None:
         reasons += fidelity.reasons()
-    return reasons
+    return [*reasons, *rules]
 
 
 def verdict_line(
@@ -105,9 +109,10 @@ def verdict_line(
     holdout: HoldoutReport | None,
     policies: PolicyFidelity | None,
     fidelity: CardFidelity | None = None,
+    rules: Sequence[str] = (),
 ) -> str:
     """The card's one verdict line (see :func:`verdict_reasons`)."""
-    reasons = verdict_reasons(identified, holdout, policies, fidelity)
+    reasons = verdict_reasons(identified, holdout, policies, fidelity, rules)
     if not reasons:
         return "**Verdict: good enough to choose contact policies with** (every check below)."
     return "**Verdict: NOT good enough to choose contact policies with**: " + "; ".join(reasons)
@@ -235,7 +240,7 @@ def card_markdown(
     lines = [
         f"# Calibrated world `{world.name}`: fidelity card",
         "",
-        verdict_line(est.identified, holdout, policies, fidelity),
+        verdict_line(est.identified, holdout, policies, fidelity, unseen_rule_reasons(meta)),
         "",
         "- data fingerprint (SHA-256 of the canonical events and contacts): "
         f"`{meta['data_fingerprint']}`",
@@ -263,6 +268,7 @@ def card_markdown(
         "",
         *practice_lines(world.logged_practice),
         *summary_lines(meta),
+        *rules_lines(meta),
     ]
     if not est.identified:
         lines += [

@@ -8,6 +8,7 @@ Both are registered in Hydra's ConfigStore by :func:`register_configs`.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib.resources import files
 from typing import Any, TypeVar
@@ -18,9 +19,10 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from journeyopt.errors import ConfigError
-from journeyopt.panel.state import LIFECYCLE_STAGES
+from journeyopt.panel.state import LIFECYCLE_STAGES, FeatureSpec
 from journeyopt.sim.practice import LoggedPractice, Practice, PracticeRule
 from journeyopt.sim.rules import (
+    ActionCatalog,
     Cap,
     ContactRules,
     Eligibility,
@@ -239,12 +241,45 @@ class RulesConfig:
             ConfigError: A frequency cap names a channel ``world`` does not have (it would cap
                 nothing): the message names the world's channels and the overrides that fix it.
         """
-        channels = world.features.contact_channels
+        return self.for_catalog(
+            world.actions,
+            world.features,
+            world.segment_names,
+            key,
+            f"world {world.name!r}",
+            world.unsupported_actions,
+        )
+
+    def for_catalog(
+        self,
+        catalog: ActionCatalog,
+        features: FeatureSpec,
+        segment_names: Sequence[str],
+        key: str,
+        owner: str,
+        unsupported: tuple[str, ...] = (),
+    ) -> ContactRules:
+        """The rules for an action catalogue and state features before there is a world (a
+        calibration choosing its summary); :meth:`for_world` with a world's.
+
+        Args:
+            catalog: The actions, ``none`` first.
+            features: The state's feature windows (contact channels, lapse threshold).
+            segment_names: The customer types eligibility rules may name.
+            key: Where the rules are configured, for the message.
+            owner: Whose channels and actions they are, for the message (``world 'x'``).
+            unsupported: Actions nobody may get (:attr:`WorldSpec.unsupported_actions`).
+
+        Raises:
+            ConfigError: A rule names a channel, action or customer type ``owner`` does not
+                have.
+        """
+        channels = features.contact_channels
         unknown = [c for c in self.frequency_caps if c not in channels]
         if unknown:
             remove = " ".join(f"'~{key}.frequency_caps.{c}'" for c in unknown)
             raise ConfigError(
-                f"{key}.frequency_caps caps channel(s) {unknown} that world {world.name!r} "
+                f"{key}.frequency_caps caps channel(s) {unknown} that {owner} "
                 f"does not have (its contact channels: {list(channels)}): remove them with "
                 f"{remove}, and cap a channel of the world with "
                 f"+{key}.frequency_caps.<channel>=<contacts>"
@@ -256,14 +291,14 @@ class RulesConfig:
         )
         eligibility = tuple(
             Eligibility(
-                tuple(_segment_index(world, e.segments, f"{key}.eligibility[{i}]")),
+                tuple(_segment_index(segment_names, owner, e.segments, f"{key}.eligibility[{i}]")),
                 tuple(LIFECYCLE_STAGES.index(s) for s in e.lifecycle),
                 tuple(e.channels),
                 tuple(e.actions),
             )
             for i, e in enumerate(_as(EligibilityConfig, e) for e in self.eligibility)
         )
-        actions = world.actions.names[1:]
+        actions = catalog.names[1:]
         named: list[tuple[str, Cap | QuietWeeks | Eligibility]] = [
             *((f"caps[{i}]", c) for i, c in enumerate(caps)),
             *((f"quiet_weeks[{i}]", q) for i, q in enumerate(quiet)),
@@ -272,26 +307,26 @@ class RulesConfig:
         for what, entry in named:
             if unknown := [c for c in entry.channels if c not in channels]:
                 raise ConfigError(
-                    f"{key}.{what} names channel(s) {unknown} that world {world.name!r} "
+                    f"{key}.{what} names channel(s) {unknown} that {owner} "
                     f"does not have (its contact channels: {list(channels)})"
                 )
             if unknown := [a for a in entry.actions if a not in actions]:
                 raise ConfigError(
-                    f"{key}.{what} names action(s) {unknown} that world {world.name!r} "
+                    f"{key}.{what} names action(s) {unknown} that {owner} "
                     f"does not have (its actions: {list(actions)})"
                 )
         for action, limit in self.capacity.items():
             if action not in actions:
                 raise ConfigError(
-                    f"{key}.capacity names action {action!r} that world {world.name!r} does "
+                    f"{key}.capacity names action {action!r} that {owner} does "
                     f"not have (its actions: {list(actions)})"
                 )
             if limit < 0:
                 raise ConfigError(f"{key}.capacity.{action} must be >= 0, got {limit}")
-        short = shorthand_caps(world.features, self.frequency_caps, self.total_cap)
+        short = shorthand_caps(features, self.frequency_caps, self.total_cap)
         return ContactRules(
-            world.actions,
-            rule_feature_spec(world.features, (*short, *caps)),
+            catalog,
+            rule_feature_spec(features, (*short, *caps)),
             dict(self.frequency_caps),
             self.cooldown_weeks,
             self.total_cap,
@@ -300,7 +335,7 @@ class RulesConfig:
             quiet,
             eligibility,
             dict(self.capacity),
-            world.unsupported_actions,  # the world's own: actions it cannot value
+            unsupported,  # actions the world cannot value
         )
 
     def capacity_shares(self, key: str) -> dict[str, float]:
@@ -330,14 +365,17 @@ def _as(cls: type[T], value: object) -> T:
     return value if isinstance(value, cls) else cls(**value)  # type: ignore[arg-type]
 
 
-def _segment_index(world: WorldSpec, names: list[str], key: str) -> list[int]:
-    """Indices of customer type ``names`` in ``world``; a ``ConfigError`` names unknown ones."""
-    if unknown := [n for n in names if n not in world.segment_names]:
+def _segment_index(
+    segment_names: Sequence[str], owner: str, names: list[str], key: str
+) -> list[int]:
+    """Indices of customer type ``names`` in ``segment_names`` (``owner``'s); a
+    ``ConfigError`` names unknown ones."""
+    if unknown := [n for n in names if n not in segment_names]:
         raise ConfigError(
-            f"{key}.segments names customer type(s) {unknown} that world {world.name!r} does "
-            f"not have (its types: {list(world.segment_names)})"
+            f"{key}.segments names customer type(s) {unknown} that {owner} does "
+            f"not have (its types: {list(segment_names)})"
         )
-    return [world.segment_names.index(n) for n in names]
+    return [list(segment_names).index(n) for n in names]
 
 
 @dataclass
