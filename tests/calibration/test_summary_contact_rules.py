@@ -20,7 +20,7 @@ from journeyopt.sim.config import CapConfig, RulesConfig
 from journeyopt.sim.optimum import solve_optimum
 from journeyopt.sim.summary_rules import plan_rules, rule_components, unseen_rules
 from journeyopt.sim.world import load_world
-from tests.calibration.conftest import CAPS, CONFIGS, calibration_config
+from tests.calibration.conftest import CONFIGS, calibration_config
 
 WINDOW = 4
 """An all-channel cap's window, weeks: it counts the 3 weeks before a decision, which a
