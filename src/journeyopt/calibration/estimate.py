@@ -4,7 +4,7 @@ weights, penalties, the point fit, the bootstrap ensemble and the world's assemb
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -21,11 +21,14 @@ from journeyopt.calibration.config import CalibrationConfig
 from journeyopt.calibration.design import Design
 from journeyopt.calibration.fit import bootstrap_multiplicity
 from journeyopt.calibration.models import (
+    FamilyChoice,
     FitData,
     Fits,
     Penalties,
+    choose_families,
     choose_penalties,
     refit_models,
+    table_features,
     tabulate,
 )
 from journeyopt.calibration.propensity import (
@@ -37,6 +40,7 @@ from journeyopt.calibration.propensity import (
     stabilised_weights,
     support_table,
 )
+from journeyopt.calibration.scoring import scored_rows
 from journeyopt.calibration.weeks import CustomerWeeks
 from journeyopt.panel.state import FeatureSpec
 from journeyopt.sim.discrete import DiscreteLayout
@@ -85,6 +89,8 @@ class Estimate:
         weight_ess_share: Effective sample size of the confounding weights of the binary
             models as a share of the customer-weeks (1 without weights; see
             :func:`~journeyopt.calibration.propensity.effective_sample_share`).
+        families: Binary model name -> its choice between the GLM and the GLM with trees
+            (``calibration.response_model`` ``lightgbm`` or ``auto``; empty with ``glm``).
     """
 
     calibrated: CalibratedWorld
@@ -94,6 +100,7 @@ class Estimate:
     identified: bool
     visits: NDArray[np.int64]
     weight_ess_share: float = 1.0
+    families: Mapping[str, FamilyChoice] = field(default_factory=dict)
 
 
 def validation_customers(
@@ -223,19 +230,46 @@ def estimate(
     )
     data = FitData.of(weeks, design, weight)
     penalties = choose_penalties(data, validation, cfg.c_grid, cfg.alpha_grid, cfg.workers)
+    families: dict[str, FamilyChoice] = {}
+    if cfg.response_model != "glm":  # trees where they win on held-out customers
+        scored, judged = scored_rows(weeks, held, cfg.summary.forward_weeks)
+        penalties, families = choose_families(
+            data,
+            penalties,
+            scored,
+            judged,
+            cfg.response_model,
+            cfg.summary.tolerance_se,
+            cfg.lightgbm,
+            cfg.seed,
+            cfg.workers,
+        )
     clock.lap("penalties")
     ones = np.ones(weeks.n)
-    (point,) = refit_models(data, penalties, [ones], workers=cfg.workers)
+    (point,) = refit_models(
+        data, penalties, [ones], workers=cfg.workers, boost=cfg.lightgbm, seed=cfg.seed
+    )
     table_matrix = design.all_state_actions()
-    responses = tabulate(point, design, table_matrix, weeks.week_of_year, identified)
+    features = table_features(design) if penalties.rounds else None
+    responses = tabulate(point, design, table_matrix, weeks.week_of_year, identified, features)
     clock.lap("point_fit")
     # every resample is drawn before any refit, in the same order as one at a time
     resamples = [
         bootstrap_multiplicity(weeks.customer_ids.shape[0], rng)[weeks.customer]
         for _ in range(cfg.ensemble_size)
     ]
-    refits = refit_models(data, penalties, resamples, warm=point, workers=cfg.workers)
-    members = [tabulate(f, design, table_matrix, weeks.week_of_year, identified) for f in refits]
+    refits = refit_models(
+        data,
+        penalties,
+        resamples,
+        warm=point,
+        workers=cfg.workers,
+        boost=cfg.lightgbm,
+        seed=cfg.seed,
+    )
+    members = [
+        tabulate(f, design, table_matrix, weeks.week_of_year, identified, features) for f in refits
+    ]
     clock.lap("ensemble")
 
     visits = np.bincount(weeks.state, minlength=structure.layout.n_states).astype(np.int64)
@@ -279,6 +313,8 @@ def estimate(
         {
             **meta,
             "penalties": {"binary": penalties.binary, "value_alpha": penalties.value},
+            "response_model": cfg.response_model,
+            "response_families": {name: f.as_meta() for name, f in families.items()},
             "actions_identified": identified,
             "action_decisions": {a: int(decisions.get(a, 0)) for a in structure.actions.names},
             "unsupported_actions": list(unsupported),
@@ -293,5 +329,12 @@ def estimate(
     )
     clock.lap("point_fit")
     return Estimate(
-        calibrated, penalties, props, support, identified, visits, effective_sample_share(weight)
+        calibrated,
+        penalties,
+        props,
+        support,
+        identified,
+        visits,
+        effective_sample_share(weight),
+        families,
     )

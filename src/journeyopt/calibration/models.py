@@ -8,29 +8,44 @@ every discrete state and action (:class:`~journeyopt.sim.world.FittedResponses`)
   price cut is undone before fitting, so the value is the list value the world samples),
   without the confounding weights (it has no action term).
 
-:func:`fit_models` chooses each model's penalty on held-out customers and fits it on all
-customers (the point estimate); :func:`refit_models` refits with the chosen penalties on a
-bootstrap resample of customers (an ensemble member).
+:func:`choose_penalties` chooses each model's penalty on held-out customers;
+:func:`choose_families` decides, per binary model, whether gradient-boosted trees over the
+state and action (:mod:`journeyopt.calibration.boosting`, ``calibration.response_model``) are
+added to the GLM; :func:`refit_models` fits the chosen models on all customers (the point
+estimate) or on a bootstrap resample of customers (an ensemble member), and :func:`tabulate`
+tabulates them over every (state, action).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from journeyopt.calibration.boosting import (
+    Trees,
+    choose_rounds,
+    feature_names,
+    fit_trees,
+    state_features,
+)
+from journeyopt.calibration.config import LightGBMConfig
 from journeyopt.calibration.design import N_WEEKS_OF_YEAR, Design
 from journeyopt.calibration.fit import (
     Cells,
     LinearFit,
+    binary_loglik,
     choose_gamma,
     choose_logistic,
     fit_gamma,
     fit_logistic,
 )
+from journeyopt.calibration.scoring import difference_se
 from journeyopt.calibration.weeks import CustomerWeeks
 from journeyopt.parallel import run_tasks
 from journeyopt.sim.discrete import DiscreteLayout
@@ -91,6 +106,17 @@ class FitData:
             design, cells, weeks.action > 0, value_matrix, value_rows, value_cells, weeks, weight
         )
 
+    @cached_property
+    def features(self) -> Float:
+        """(c, F) tree features of the cells' (state, action)
+        (:func:`~journeyopt.calibration.boosting.state_features`); computed on first use."""
+        n_cells = self.cells.matrix.shape[0]
+        state = np.zeros(n_cells, np.int64)
+        action = np.zeros(n_cells, np.int64)
+        state[self.cells.row_cell] = self.weeks.state
+        action[self.cells.row_cell] = self.weeks.action
+        return state_features(self.design.layout, self.design.silent_channels, state, action)
+
     def outcome(self, name: str) -> tuple[Bool, Bool]:
         """(M,) outcome and (M,) rows a binary model is fitted on."""
         w = self.weeks
@@ -137,18 +163,28 @@ class Penalties:
     Attributes:
         binary: Model name -> ``C``.
         value: Gamma ``alpha``.
+        rounds: Binary model name -> number of gradient-boosted trees added to its GLM
+            (:func:`choose_families`); a model not listed is the GLM alone.
     """
 
     binary: dict[str, float]
     value: float
+    rounds: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Fits:
-    """One fitted set of response models (a point estimate or an ensemble member)."""
+    """One fitted set of response models (a point estimate or an ensemble member).
+
+    Attributes:
+        binary: Model name -> its GLM.
+        value: The value model.
+        trees: Binary model name -> the trees boosted from its GLM (models with trees only).
+    """
 
     binary: dict[str, LinearFit]
     value: LinearFit
+    trees: dict[str, Trees] = field(default_factory=dict)
 
 
 def choose_penalties(
@@ -190,18 +226,40 @@ def refit_model(
     name: str,
     row_weight: Float,
     warm: Fits | None = None,
-) -> LinearFit:
+    boost: LightGBMConfig | None = None,
+    seed: int = 0,
+) -> tuple[LinearFit, Trees | None]:
     """Fit model ``name`` (one of :data:`BINARY_MODELS` or ``value``) with its fixed penalty
-    and per-row weights (M,); a binary model starts from ``warm``'s fit when given."""
+    and per-row weights (M,); a binary model starts from ``warm``'s fit when given. A model
+    with trees in ``penalties.rounds`` gets that many trees boosted from this GLM's logit
+    (settings ``boost``, seed ``seed``); others get None."""
     if name == "value":
         value_scale = data.design.penalty_scale(data.design.n_state_action_columns)
-        return fit_gamma(*data.value(row_weight), penalties.value, value_scale)
-    return fit_logistic(
-        *data.binary(name, row_weight),
+        return fit_gamma(*data.value(row_weight), penalties.value, value_scale), None
+    matrix, positive, negative = data.binary(name, row_weight)
+    glm = fit_logistic(
+        matrix,
+        positive,
+        negative,
         penalties.binary[name],
         warm.binary[name] if warm is not None else None,
         data.design.penalty_scale(),
     )
+    rounds = penalties.rounds.get(name, 0)
+    if not rounds:
+        return glm, None
+    names = feature_names(data.design.layout)
+    trees = fit_trees(
+        data.features,
+        positive,
+        negative,
+        glm.eta(matrix),
+        rounds,
+        names,
+        boost or LightGBMConfig(),
+        seed,
+    )
+    return glm, trees
 
 
 def refit_models(
@@ -210,22 +268,145 @@ def refit_models(
     row_weights: list[Float],
     warm: Fits | None = None,
     workers: int = 1,
+    boost: LightGBMConfig | None = None,
+    seed: int = 0,
 ) -> list[Fits]:
-    """Fit every model with fixed penalties, once per (M,) per-row weights of ``row_weights``
-    (1 for the point estimate, a customer's bootstrap multiplicity for an ensemble member):
-    one task per fit on ``workers`` processes (:func:`journeyopt.parallel.run_tasks`)."""
+    """Fit every model with fixed penalties (and trees, ``penalties.rounds``), once per (M,)
+    per-row weights of ``row_weights`` (1 for the point estimate, a customer's bootstrap
+    multiplicity for an ensemble member: a member refits the same family as the point
+    estimate): one task per fit on ``workers`` processes
+    (:func:`journeyopt.parallel.run_tasks`)."""
     models = (*BINARY_MODELS, "value")
+    if penalties.rounds:
+        _ = data.features  # once, before the workers fork
 
-    def task(weight: Float, name: str) -> Callable[[], LinearFit]:
-        return lambda: refit_model(data, penalties, name, weight, warm)
+    def task(weight: Float, name: str) -> Callable[[], tuple[LinearFit, Trees | None]]:
+        return lambda: refit_model(data, penalties, name, weight, warm, boost, seed)
 
     fits = run_tasks([task(w, name) for w in row_weights for name in models], workers)
     out = []
     for k in range(len(row_weights)):
         one = dict(zip(models, fits[k * len(models) : (k + 1) * len(models)], strict=True))
-        value = one.pop("value")
-        out.append(Fits(one, value))
+        value, _ = one.pop("value")
+        trees = {n: t for n, (_, t) in one.items() if t is not None}
+        out.append(Fits({n: glm for n, (glm, _) in one.items()}, value, trees))
     return out
+
+
+@dataclass(frozen=True)
+class FamilyChoice:
+    """One binary model's choice between its GLM and the GLM with trees.
+
+    Attributes:
+        family: ``glm`` or ``lightgbm``.
+        rounds: Trees chosen on the inner split (0: none beat the GLM there).
+        glm_loglik, lightgbm_loglik: Held-out log-likelihood per unit weight of the scored
+            customer-weeks (nats), each family fitted on the training customers.
+        se: Standard error of the difference, same units.
+    """
+
+    family: str
+    rounds: int
+    glm_loglik: float
+    lightgbm_loglik: float
+    se: float
+
+    def as_meta(self) -> dict[str, Any]:
+        return {
+            "family": self.family,
+            "rounds": self.rounds,
+            "glm_loglik": self.glm_loglik,
+            "lightgbm_loglik": self.lightgbm_loglik,
+            "se": self.se,
+        }
+
+
+def choose_families(
+    data: FitData,
+    penalties: Penalties,
+    scored: Bool,
+    judged: Bool,
+    mode: str,
+    tolerance_se: float,
+    boost: LightGBMConfig,
+    seed: int,
+    workers: int = 1,
+) -> tuple[Penalties, dict[str, FamilyChoice]]:
+    """Per binary model, the GLM or the GLM plus trees, by held-out log-likelihood.
+
+    Both are fitted on the customer-weeks outside ``scored`` (M,) with the fit's confounding
+    weights (the GLM with its chosen penalty) and scored on ``scored`` per customer (the
+    (K,) ``judged`` customers: :func:`~journeyopt.calibration.scoring.scored_rows`). The
+    number of trees is chosen by early stopping on an inner split of the training customers
+    (``boost.inner_share``; never on the scored ones), the trees boosted from the GLM fitted on
+    the rest. ``mode`` ``lightgbm`` keeps the trees whenever some were chosen; ``auto`` only
+    when their gain exceeds ``tolerance_se`` standard errors of the per-customer difference
+    (:func:`~journeyopt.calibration.scoring.difference_se`). One task per model on ``workers``
+    processes.
+
+    Returns:
+        ``penalties`` with the kept models' rounds, and each model's :class:`FamilyChoice`.
+    """
+    weeks = data.weeks
+    n_customers = judged.shape[0]
+    training = np.bincount(weeks.customer, weights=~scored, minlength=n_customers) > 0
+    rng = np.random.default_rng([seed, 16])
+    inner_customers = np.zeros(n_customers, bool)
+    pool = np.flatnonzero(training)
+    inner_customers[rng.permutation(pool)[: max(1, round(boost.inner_share * pool.shape[0]))]] = (
+        True
+    )
+    inner = inner_customers[weeks.customer] & ~scored
+    names = feature_names(data.design.layout)
+    scale = data.design.penalty_scale()
+    _ = data.features  # once, before the workers fork
+
+    def choose(name: str) -> Callable[[], FamilyChoice]:
+        def run() -> FamilyChoice:
+            c = penalties.binary[name]
+            matrix, pos, neg = data.binary(name, (~scored).astype(np.float64))
+            _, s_pos, s_neg = data.binary(name, scored.astype(np.float64))
+            if pos.sum() <= 0 or neg.sum() <= 0:
+                return FamilyChoice("glm", 0, float("nan"), float("nan"), float("nan"))
+            _, f_pos, f_neg = data.binary(name, (~scored & ~inner).astype(np.float64))
+            _, i_pos, i_neg = data.binary(name, inner.astype(np.float64))
+            inner_glm = fit_logistic(matrix, f_pos, f_neg, c, scale=scale)
+            offset = inner_glm.eta(matrix)
+            rounds = choose_rounds(
+                data.features, (f_pos, f_neg, offset), (i_pos, i_neg, offset), names, boost, seed
+            )
+            glm = fit_logistic(matrix, pos, neg, c, scale=scale)
+            eta = glm.eta(matrix)
+            trees = fit_trees(data.features, pos, neg, eta, rounds, names, boost, seed)
+            boosted = eta + trees.logit(data.features)
+            y, rows = data.outcome(name)
+            w = data.weight * (rows & scored)
+
+            def per_customer(logit: Float) -> Float:
+                row = logit[data.cells.row_cell]
+                ll = np.where(y, -np.logaddexp(0.0, -row), -np.logaddexp(0.0, row))
+                sums = np.bincount(weeks.customer, weights=ll * w, minlength=n_customers)
+                return np.asarray(sums, np.float64)[judged]
+
+            diff = per_customer(boosted) - per_customer(eta)
+            se = difference_se(diff)
+            keep = rounds > 0 and (mode == "lightgbm" or float(diff.sum()) > tolerance_se * se)
+            total = max(float(w.sum()), 1e-300)  # the scored weight of the model's rows
+            glm_loglik = binary_loglik(glm, matrix, s_pos, s_neg)
+            return FamilyChoice(
+                "lightgbm" if keep else "glm",
+                rounds,
+                glm_loglik,
+                glm_loglik + float(diff.sum()) / total,
+                se / total,
+            )
+
+        return run
+
+    chosen = run_tasks([choose(name) for name in BINARY_MODELS], workers)
+    families = dict(zip(BINARY_MODELS, chosen, strict=True))
+    rounds = {n: f.rounds for n, f in families.items() if f.family == "lightgbm"}
+    return Penalties(penalties.binary, penalties.value, rounds), families
 
 
 def _season(fit: LinearFit, design: Design, weeks_of_year: IntArray) -> Float:
@@ -249,14 +430,27 @@ def _season_mean(fit: LinearFit, design: Design, weeks_of_year: IntArray) -> flo
     return float(np.average(coef, weights=seen)) if seen.sum() else 0.0
 
 
+def table_features(design: Design) -> NDArray[np.float32]:
+    """(n_states * A, F) tree features of every (state, action), row ``state * A + action``
+    (the layout of the world's tables; float32 to halve their memory)."""
+    n, a = design.layout.n_states, design.n_actions
+    state = np.repeat(np.arange(n, dtype=np.int64), a)
+    action = np.tile(np.arange(a, dtype=np.int64), n)
+    features = state_features(design.layout, design.silent_channels, state, action)
+    return features.astype(np.float32)
+
+
 def tabulate(
     fits: Fits,
     design: Design,
     table_matrix: sp.csr_matrix,
     weeks_of_year: IntArray,
     identified: bool,
+    features: NDArray[np.float32] | None = None,
 ) -> FittedResponses:
-    """The fitted models over every (state, action): :class:`FittedResponses`.
+    """The fitted models over every (state, action): :class:`FittedResponses`. A model with
+    trees gets their logit added to its GLM's in every (state, action); the season stays the
+    GLM's additive shift (the trees do not read the week).
 
     Args:
         fits: The fitted models.
@@ -264,17 +458,24 @@ def tabulate(
         table_matrix: ``design.all_state_actions()`` (computed once per calibration).
         weeks_of_year: (M,) weeks of year of the fitted customer-weeks (to centre the season).
         identified: Whether the logs identify the effects of contacts.
+        features: :func:`table_features` (computed once per calibration); required when
+            ``fits`` has trees.
     """
     layout: DiscreteLayout = design.layout
     shape = (layout.n_states, design.n_actions)
+
+    def logit(name: str) -> Float:
+        eta = fits.binary[name].eta(table_matrix)
+        if name in fits.trees:
+            if features is None:
+                raise ValueError("tabulating trees needs the table's features")
+            eta = eta + fits.trees[name].logit(features)
+        return eta.reshape(shape)
+
     convert, engage = fits.binary["convert"], fits.binary["engage"]
-    convert_logit = convert.eta(table_matrix).reshape(shape) + _season_mean(
-        convert, design, weeks_of_year
-    )
-    engage_logit = engage.eta(table_matrix).reshape(shape) + _season_mean(
-        engage, design, weeks_of_year
-    )
-    optout = 1.0 / (1.0 + np.exp(-fits.binary["optout"].eta(table_matrix).reshape(shape)))
+    convert_logit = logit("convert") + _season_mean(convert, design, weeks_of_year)
+    engage_logit = logit("engage") + _season_mean(engage, design, weeks_of_year)
+    optout = 1.0 / (1.0 + np.exp(-logit("optout")))
     optout[:, 0] = 0.0
     if not identified:
         optout[:, 1:] = 0.0

@@ -31,7 +31,8 @@ from journeyopt.calibration.config import CalibrationConfig
 from journeyopt.calibration.design import Design
 from journeyopt.calibration.estimate import fit_weights, validation_customers
 from journeyopt.calibration.propensity import practice_matrix, propensities
-from journeyopt.calibration.summary import difference_se, heldout_loglik, scored_rows
+from journeyopt.calibration.scoring import difference_se, scored_rows
+from journeyopt.calibration.summary import heldout_loglik
 from journeyopt.calibration.weeks import customer_weeks, segment_names
 from journeyopt.panel.segments import segment_by_value
 from journeyopt.sim.discrete import DiscreteLayout

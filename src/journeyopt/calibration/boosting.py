@@ -1,0 +1,202 @@
+"""Gradient-boosted trees (LightGBM) over the discrete state and the action: the flexible
+candidate of a binary response model (``calibration.response_model``).
+
+The trees are boosted from the GLM's logit: the GLM fitted on the same weights is each row's
+initial score, so the trees learn what the GLM's design cannot express (interactions of state
+components it keeps apart, non-additive effects), and a tree-free model is the GLM itself.
+The season stays the GLM's (an additive week-of-year shift): the trees read only the state
+and the action, so the fitted model is ``GLM(state, action, week) + trees(state, action)`` and
+tabulates exactly into the world's (state, action) tables plus the GLM's season vector
+(:class:`~journeyopt.sim.world.FittedResponses`). The simulator, the DP optimum, off-policy
+evaluation and the scorer read those tables, so they all read the same probabilities; the
+trees themselves are not stored (their LightGBM text is kept in memory only while tabulating).
+
+Training rows are the aggregated cells of :class:`~journeyopt.calibration.fit.Cells`: each
+(state, action, week of year) cell gives one success row (weight: the summed weights of its
+successes) and one failure row, so the weighted log-likelihood is the customer-weeks' own.
+Fits are deterministic: one thread, no row or feature sampling, ``deterministic=True``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+from numpy.typing import NDArray
+
+from journeyopt.calibration.config import LightGBMConfig
+from journeyopt.sim.discrete import DiscreteLayout
+
+Float = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+CATEGORICAL = ("segment", "optout", "last_action", "action")
+"""Features without an order (LightGBM's categorical splits)."""
+
+PREDICT_CHUNK = 1_000_000
+"""Rows per prediction call when tabulating (bounds the feature matrix's memory)."""
+
+
+def feature_names(layout: DiscreteLayout) -> tuple[str, ...]:
+    """Column names of :func:`state_features`: the state's digits, the pattern's weeks one by
+    one, and the action."""
+    pattern = tuple(f"pattern_{k + 1}" for k in range(layout.spec.contact_pattern_weeks))
+    digits = ("segment", "conversions", "recency", "contact", "engagement", "optout", "tenure")
+    return (*digits, *pattern, "last_action", "gap", "action")
+
+
+def state_features(
+    layout: DiscreteLayout, silent_channels: tuple[int, ...], state: IntArray, action: IntArray
+) -> Float:
+    """(m, F) features of ``m`` (state, action) pairs (states (m,) in ``layout``'s numbering):
+    the decoded summary (:meth:`DiscreteLayout.decode`), the contact pattern's weeks as 0/1
+    columns and the action index. Opt-out bits of ``silent_channels`` (no action uses them)
+    are cleared, as the GLM design leaves them out: declaring such a channel must not change
+    the world. Components a layout does not keep are constant 0 (never split on)."""
+    summary = layout.decode(state)
+    m = state.shape[0]
+    silent = sum(1 << j for j in silent_channels)
+
+    def column(x: IntArray | int) -> Float:
+        return np.broadcast_to(np.asarray(x, np.float64), (m,))
+
+    pattern = np.broadcast_to(np.asarray(summary.pattern, np.int64), (m,))
+    bits = [
+        ((pattern >> k) & 1).astype(np.float64) for k in range(layout.spec.contact_pattern_weeks)
+    ]
+    columns = [
+        column(summary.segment),
+        column(summary.conversions),
+        column(summary.recency),
+        column(summary.contact),
+        column(summary.engagement),
+        column(np.asarray(summary.optout, np.int64) & ~silent),
+        column(summary.tenure),
+        *bits,
+        column(summary.last_action),
+        column(summary.gap),
+        column(action),
+    ]
+    return np.ascontiguousarray(np.stack(columns, axis=1))
+
+
+def _params(cfg: LightGBMConfig, seed: int) -> dict[str, object]:
+    return {
+        "objective": "binary",
+        "learning_rate": cfg.learning_rate,
+        "num_leaves": cfg.num_leaves,
+        "min_data_in_leaf": cfg.min_data_in_leaf,
+        "min_sum_hessian_in_leaf": cfg.min_sum_hessian_in_leaf,
+        "lambda_l2": cfg.lambda_l2,
+        "max_bin": cfg.max_bin,
+        "min_data_per_group": cfg.min_data_in_leaf,
+        "cat_l2": cfg.lambda_l2,
+        "boost_from_average": False,  # the GLM's logit is the start
+        "deterministic": True,
+        "force_col_wise": True,
+        "num_threads": 1,  # the calibration's workers run fits side by side
+        "seed": seed,
+        "verbosity": -1,
+    }
+
+
+def _dataset(
+    features: Float, positive: Float, negative: Float, offset: Float, names: tuple[str, ...]
+) -> lgb.Dataset:
+    """One success row and one failure row per cell with positive weight."""
+    pos, neg = positive > 0, negative > 0
+    x = np.concatenate([features[pos], features[neg]])
+    y = np.concatenate([np.ones(int(pos.sum())), np.zeros(int(neg.sum()))])
+    w = np.concatenate([positive[pos], negative[neg]])
+    init = np.concatenate([offset[pos], offset[neg]])
+    return lgb.Dataset(
+        x,
+        label=y,
+        weight=w,
+        init_score=init,
+        feature_name=list(names),
+        categorical_feature=[n for n in names if n in CATEGORICAL],
+        free_raw_data=True,
+    )
+
+
+@dataclass(frozen=True)
+class Trees:
+    """Fitted trees: the logit added to the GLM's.
+
+    Attributes:
+        model: LightGBM's text format of the booster (in memory only; the world stores the
+            tabulated probabilities).
+        rounds: Number of trees.
+    """
+
+    model: str
+    rounds: int
+
+    def logit(self, features: NDArray[np.floating[Any]]) -> Float:
+        """(m,) the trees' logit of (m, F) :func:`state_features` rows (0 without trees)."""
+        out = np.zeros(features.shape[0])
+        if self.rounds == 0:
+            return out
+        booster = lgb.Booster(model_str=self.model)
+        for lo in range(0, features.shape[0], PREDICT_CHUNK):
+            chunk = features[lo : lo + PREDICT_CHUNK]
+            out[lo : lo + chunk.shape[0]] = booster.predict(chunk, raw_score=True, num_threads=1)
+        return out
+
+
+def fit_trees(
+    features: Float,
+    positive: Float,
+    negative: Float,
+    offset: Float,
+    rounds: int,
+    names: tuple[str, ...],
+    cfg: LightGBMConfig,
+    seed: int,
+) -> Trees:
+    """``rounds`` trees on cells: (c, F) features, (c,) summed success and failure weights,
+    (c,) the GLM's logit of each cell (the initial score)."""
+    if rounds == 0 or positive.sum() <= 0 or negative.sum() <= 0:
+        return Trees("", 0)
+    train = _dataset(features, positive, negative, offset, names)
+    booster = lgb.train(_params(cfg, seed), train, num_boost_round=rounds)
+    return Trees(booster.model_to_string(), rounds)
+
+
+def choose_rounds(
+    features: Float,
+    train: tuple[Float, Float, Float],
+    inner: tuple[Float, Float, Float],
+    names: tuple[str, ...],
+    cfg: LightGBMConfig,
+    seed: int,
+) -> int:
+    """Trees by early stopping on an inner split: fitted on ``train`` cells' (positive,
+    negative, GLM logit), the log-loss of ``inner`` cells' followed round by round until it
+    has not improved for ``cfg.patience`` rounds; 0 when no round beats the GLM alone."""
+    pos, neg, offset = train
+    if pos.sum() <= 0 or neg.sum() <= 0 or inner[0].sum() + inner[1].sum() <= 0:
+        return 0
+    train_set = _dataset(features, pos, neg, offset, names)
+    valid_set = _dataset(features, *inner, names)
+    history: dict[str, dict[str, list[float]]] = {}
+    lgb.train(
+        {**_params(cfg, seed), "metric": "binary_logloss"},
+        train_set,
+        num_boost_round=cfg.max_rounds,
+        valid_sets=[valid_set],
+        valid_names=["inner"],
+        callbacks=[
+            lgb.early_stopping(cfg.patience, verbose=False),
+            lgb.record_evaluation(history),
+        ],
+    )
+    losses = np.asarray(history["inner"]["binary_logloss"], np.float64)
+    i_pos, i_neg, i_off = inner
+    total = i_pos.sum() + i_neg.sum()
+    glm = float(i_pos @ np.logaddexp(0.0, -i_off) + i_neg @ np.logaddexp(0.0, i_off)) / total
+    best = int(np.argmin(losses))
+    return best + 1 if losses[best] < glm else 0
