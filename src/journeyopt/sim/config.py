@@ -154,7 +154,8 @@ class EligibilityConfig:
 class RulesConfig:
     """The business's contact rules (see :class:`journeyopt.sim.rules.ContactRules`), one
     object for every stage: the masks of training (``simulator.rules``), evaluation and the
-    gate's simulation, and the guard of serving (``serve.rules``). The schema sets none; the
+    gate's simulation, and the guard of serving (``serve.rules``); the calibration's summary
+    selection (``rules``) chooses a state that represents them. The schema sets none; the
     demo's are ``configs/rules/coworking.yaml``.
 
     Attributes:

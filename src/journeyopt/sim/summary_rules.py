@@ -29,6 +29,9 @@ simulated week; a starting customer's logged history may hold more):
 
 The rules that are not representable still apply at execution (the evaluation's masks and the
 serving guard); :class:`PlannedRules` names them, so a plan never approximates silently.
+:func:`unseen_rules` asks the same of a summary before there is a world, and
+:func:`rule_components` what a summary needs to represent the caps (the calibration's candidate
+summaries, :mod:`journeyopt.calibration.rules_check`).
 """
 
 from __future__ import annotations
