@@ -4,6 +4,7 @@ simulation evaluates policies on (the OPE accuracy study compares the two)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
 from journeyopt.evaluation.ope.logged import logged_trajectories
 from journeyopt.panel.build import build_panel
+from journeyopt.panel.segments import NO_PURCHASE_TIER, value_tier_labels
 from journeyopt.panel.state import state_features
 from journeyopt.sim.behaviour import contact_rules
 from journeyopt.sim.config import GenerateConfig, shipped_practice
@@ -65,3 +67,37 @@ def test_week_zero_of_the_logs_is_the_worlds_initial_population(tmp_path: Path) 
         np.bincount(logged_states, minlength=n_states),
         np.bincount(world_states, minlength=n_states),
     )
+
+
+def test_a_value_tier_world_reads_each_customers_tier_of_the_first_week(tmp_path: Path) -> None:
+    """A world whose segments are value tiers (``segment_value_cuts``, a calibration with
+    ``calibration.value_tiers``) gets each customer's tier of mean conversion value in the
+    trajectory's first week, as the scorer reads it, not the customers file's segment (which
+    that world does not know)."""
+    world = load_world("coworking")
+    cfg = GenerateConfig(
+        staff=shipped_practice("coworking"),
+        output_dir=str(tmp_path),
+        n_customers=CUSTOMERS,
+        weeks=3,
+        exploration=0.1,
+        initial_share=1.0,
+        seed=SEED,
+    )
+    write_logs(generate_logs(world, cfg, np.random.default_rng(SEED)), tmp_path, overwrite=True)
+    raw = OmegaConf.load(CONFIGS / "data" / "coworking.yaml")
+    raw.path = str(tmp_path)
+    source = to_object(raw, SourceConfig)
+    panel = build_panel(ingest_to_logs(source)[0], panel_config(), tuple(source.contact_channels))
+    decided = panel["propensity"].notna() | (panel["action"].astype(str) != "none")
+    first = panel[panel["week"] == panel.loc[decided, "week"].min()]  # the trajectories' start
+    cut = float(np.nanmedian(first["monetary"].to_numpy(np.float64)))
+    names = ("value 1/2", "value 2/2", NO_PURCHASE_TIER)
+    segments = tuple(replace(s, name=n) for s, n in zip(world.segments, names, strict=True))
+    tiered = replace(world, segments=segments, segment_value_cuts=(cut,))
+    logged = logged_trajectories(panel, tiered, contact_rules(tiered), 2)
+
+    monetary = np.asarray(logged.features["monetary"][:, 0], np.float64)
+    want = value_tier_labels(monetary, np.array([cut]))
+    assert [names[k] for k in logged.segment] == want.tolist()
+    assert set(want) == set(names)  # below and above the cut, and prospects without a value

@@ -34,6 +34,7 @@ from journeyopt.calibration.design import Design
 from journeyopt.calibration.propensity import Propensities, propensities, reliability
 from journeyopt.calibration.weeks import customer_weeks
 from journeyopt.errors import JourneyoptError
+from journeyopt.panel.segments import value_tier_labels
 from journeyopt.panel.state import LIFECYCLE_STAGES
 from journeyopt.sim.discrete import DiscreteLayout
 from journeyopt.sim.rules import ContactRules
@@ -117,7 +118,9 @@ def logged_trajectories(
 
     Args:
         panel: Weekly panel of the logs (``build_panel``), features named as the world's.
-        world: The world whose actions, segments and economics the logs use.
+        world: The world whose actions, segments and economics the logs use (segments that
+            are value tiers, ``segment_value_cuts``: each customer's tier of ``monetary`` in
+            the trajectory's first week, as the scorer reads it, not the panel's ``segment``).
         rules: The contact rules (the same object serving uses).
         horizon_weeks: ``H``; the panel must cover the logging start plus ``H`` weeks.
         prices: What the logged amounts are under a discounting action (``data.amounts``).
@@ -151,6 +154,9 @@ def logged_trajectories(
             f"logged actions {sorted(unknown)} are not in the world's {world.actions.names}"
         )
     labels = rows["segment"].astype(str).to_numpy()
+    if world.segment_value_cuts:  # the world's segments are value tiers: as the scorer reads them
+        cuts = np.asarray(world.segment_value_cuts, np.float64)
+        labels = value_tier_labels(_feature(rows, "monetary").astype(np.float64), cuts)
     unknown_seg = set(labels) - set(world.segment_names)
     if unknown_seg:
         raise JourneyoptError(
