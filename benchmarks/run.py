@@ -92,6 +92,7 @@ def bench_ingest_panel(events: int, customers: int, contacts: int, repeats: int)
             pan = measure(
                 [
                     console_script("journeyopt-panel"),
+                    "panel=coworking",
                     f"input_dir={canon}",
                     f"output_dir={panel}",
                     "hydra.run.dir=" + str(Path(tmp) / f"hydra_panel{run}"),

@@ -72,13 +72,14 @@ OVER_INPUTS: list[tuple[str, Any, list[str], str]] = [
     (
         "panel",
         panel_cli,
-        ["input_dir={export}", "output_dir={export}"],
+        ["input_dir={export}", "output_dir={export}", "panel=coworking"],
         "output_dir={export} is the input input_dir={export}",
     ),
     (
         "calibrate",
         calibrate_cli,
-        ["data=coworking", "data.path={export}", "output_dir={export}/world", "tracking=off"],
+        ["data=coworking", "data.path={export}", "output_dir={export}/world", "tracking=off",
+         "panel=coworking", "calibration=coworking"],
         "output_dir={export}/world is inside the input data.path={export}",
     ),
     (
@@ -97,20 +98,22 @@ OVER_INPUTS: list[tuple[str, Any, list[str], str]] = [
         "uplift",
         uplift_cli,
         ["data=coworking", "data.path={export}", "decisions={tmp}/decisions",
-         "since=2024-03-04", "output_dir={tmp}/decisions/report", "tracking=off"],
+         "since=2024-03-04", "output_dir={tmp}/decisions/report", "tracking=off",
+         "panel=coworking"],
         "output_dir={tmp}/decisions/report is inside the input decisions={tmp}/decisions",
     ),
     (
         "drift",
         drift_cli,
-        ["data=coworking", "data.path={export}", "output_dir={export}", "tracking=off"],
+        ["data=coworking", "data.path={export}", "output_dir={export}", "tracking=off",
+         "panel=coworking"],
         "output_dir={export} is the input data.path={export}",
     ),
     (
         "cycle",
         cycle_cli,
         ["week=2024-03-11", "data=coworking", "data.path={export}",
-         "work_dir={export}/cycles", "tracking=off"],
+         "work_dir={export}/cycles", "tracking=off", "panel=coworking", "calibration=coworking"],
         "work_dir={export}/cycles is inside the input data.path={export}",
     ),
     (
@@ -194,7 +197,8 @@ def test_a_cycle_work_dir_under_a_regular_file_is_one_line(
         cfg = compose(
             "cycle",
             overrides=["week=2024-03-11", "data=coworking", f"data.path={export}",
-                       f"work_dir={notes}/cycles", "tracking=off"],
+                       f"work_dir={notes}/cycles", "tracking=off", "panel=coworking",
+                       "calibration=coworking"],
         )  # fmt: skip
     with pytest.raises(SystemExit) as exit_info:
         _main(cycle_cli)(cfg)
@@ -250,7 +254,8 @@ def test_a_read_only_output_dir_is_refused_before_calibrating(
             cfg = compose(
                 "calibrate",
                 overrides=["data=coworking", f"data.path={export}",
-                           f"output_dir={readonly}/world", "tracking=off"],
+                           f"output_dir={readonly}/world", "tracking=off", "panel=coworking",
+                           "calibration=coworking"],
             )  # fmt: skip
         with pytest.raises(SystemExit) as exit_info:
             _main(calibrate_cli)(cfg)

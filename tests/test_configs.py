@@ -45,31 +45,44 @@ register_cycle()
 
 CONFIGS = files("journeyopt").joinpath("configs")
 REQUIRED = ["output_dir=out"]
+# the shipped top-level configs read the coworking demo's logs (data=coworking); its business
+# settings are its own files, chosen as a user chooses theirs (the generic defaults have none)
+DEMO_PANEL = ["panel=coworking"]
+DEMO_CALIBRATION = [*DEMO_PANEL, "calibration=coworking"]
+GENERIC = {
+    ("panel", "default"): "panel.lapse_weeks",
+    ("calibration", "default"): "calibration.caps.recency_cap_weeks",
+}
+"""Generic default options, which leave the business's settings to the user: composing them
+alone stops on the first one, named."""
 TOP_LEVEL: dict[str, tuple[list[str], Callable[[DictConfig], Any]]] = {
     "ingest": (REQUIRED, lambda c: to_object(c, ingest.IngestConfig)),
-    "panel": (["input_dir=in", *REQUIRED], lambda c: to_object(c, panel.PanelJobConfig)),
+    "panel": (
+        ["input_dir=in", *REQUIRED, *DEMO_PANEL],
+        lambda c: to_object(c, panel.PanelJobConfig),
+    ),
     "generate": (REQUIRED, lambda c: to_object(c, GenerateConfig)),
     "demo": ([], lambda c: to_object(c, demo.DemoConfig)),
     "evaluate": (REQUIRED, lambda c: to_object(c, EvaluateConfig)),
     "train": ([], train_config),
-    "calibrate": (REQUIRED, lambda c: to_object(c, CalibrateConfig)),
+    "calibrate": ([*REQUIRED, *DEMO_CALIBRATION], lambda c: to_object(c, CalibrateConfig)),
     "serve": ([], lambda c: to_object(c, ServeJobConfig)),
     "score": (["as_of=2024-06-03", "out=a.csv"], lambda c: to_object(c, ScoreJobConfig)),
     "compare": ([], lambda c: to_object(c, CompareConfig)),
     "uplift": (
-        ["decisions=d", "since=2024-01-01", *REQUIRED],
+        ["decisions=d", "since=2024-01-01", *REQUIRED, *DEMO_PANEL],
         lambda c: to_object(c, UpliftJobConfig),
     ),
-    "drift": (REQUIRED, lambda c: to_object(c, DriftJobConfig)),
+    "drift": ([*REQUIRED, *DEMO_PANEL], lambda c: to_object(c, DriftJobConfig)),
     "promote": (
-        ["candidate=models:/journey-policy/1"],
+        ["candidate=models:/journey-policy/1", *DEMO_PANEL],
         lambda c: to_object(c, promote.PromoteConfig),
     ),
     "cycle": (
-        ["week=2024-03-11", "work_dir=w"],
+        ["week=2024-03-11", "work_dir=w", *DEMO_CALIBRATION],
         lambda c: to_object(c, CycleConfig),
     ),
-    "rollout": (["decisions=d"], lambda c: to_object(c, RolloutJobConfig)),
+    "rollout": (["decisions=d", *DEMO_PANEL], lambda c: to_object(c, RolloutJobConfig)),
 }
 GROUP_USERS = {  # group -> the top-level config that composes it
     "data": "ingest",
@@ -111,8 +124,12 @@ def hydra_configs() -> Iterator[None]:
 
 
 def _compose(name: str, overrides: list[str]) -> Any:
+    """The top-level config ``name`` with its required values, ``overrides`` replacing any
+    of them (the same key)."""
     required, convert = TOP_LEVEL[name]
-    return convert(compose(name, overrides=[*required, *overrides]))
+    given = {o.split("=", 1)[0] for o in overrides}
+    kept = [r for r in required if r.split("=", 1)[0] not in given]
+    return convert(compose(name, overrides=[*kept, *overrides]))
 
 
 def test_every_config_is_covered() -> None:
@@ -137,6 +154,12 @@ def test_top_level_config_composes(name: str) -> None:
 def test_group_option_composes(group: str, option: str) -> None:
     override = f"{PACKAGES.get(group, group)}={option}"
     user = EXPERIMENT_USERS.get(option) if group == "experiment" else None
+    if (group, option) in GENERIC:
+        with pytest.raises(
+            ConfigError, match=rf"^missing mandatory value: {GENERIC[group, option]}: "
+        ):
+            _compose(user or GROUP_USERS[group], [override])
+        return
     obj = _compose(user or GROUP_USERS[group], [override])
     if group == "agent":
         assert isinstance(obj, TrainConfig)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -310,3 +311,81 @@ def test_a_job_without_its_panel_section_lists_what_to_give() -> None:
     with pytest.raises(ConfigError, match=r"^missing mandatory value: panel: a PanelConfig") as err:
         to_object(OmegaConf.create({"output_dir": "x"}), CalibrateConfig)
     assert all(f"panel.{name}" in str(err.value) for name in PANEL_WINDOWS)
+
+
+CONFIGS = PACKAGE / "configs"
+GENERIC_GROUPS: dict[str, tuple[str, ...]] = {
+    "panel": PANEL_WINDOWS,
+    "calibration": tuple(f"caps.{name}" for name in SUMMARY_CAPS),
+}
+"""Each config group the commands select by default (``<group>/default.yaml``) and the business
+choices it must leave to the user."""
+
+
+def _value(raw: dict[str, object], dotted: str) -> object:
+    node: object = raw
+    for part in dotted.split("."):
+        assert isinstance(node, dict) and part in node, dotted
+        node = node[part]
+    return node
+
+
+@pytest.mark.parametrize("group", sorted(GENERIC_GROUPS))
+def test_the_default_groups_give_no_business_value(group: str) -> None:
+    """The options every command selects unless told otherwise (``panel: default``,
+    ``calibration: default``) leave every business choice required (``???``), so a user who
+    writes only their data config is asked for them instead of silently getting the demo's
+    (which live in ``<group>/coworking.yaml``, selected by the demo)."""
+    generic = yaml.safe_load((CONFIGS / group / "default.yaml").read_text())
+    demo = OmegaConf.load(CONFIGS / group / "coworking.yaml")
+    for name in GENERIC_GROUPS[group]:
+        assert _value(generic, name) == "???", f"{group}/default.yaml: {name}"
+        assert OmegaConf.select(demo, name) not in (None, "???"), f"{group}/coworking: {name}"
+    if group == "calibration":  # the practice's cycles come from the logs, its staff is nobody's
+        assert generic["practice_cycles_weeks"] is None
+        assert {"/practice@staff": "none"} in generic["defaults"]
+
+
+def test_a_user_folder_with_only_a_data_config_exits_2_naming_each_choice(tmp_path: Path) -> None:
+    """``journeyopt-calibrate`` over a user's config folder that maps their export but gives
+    no panel windows stops before reading anything, naming the first window and how to choose
+    it; with their panel file, it names the first state cap; never the demo's values."""
+    conf = tmp_path / "conf"
+    (conf / "data").mkdir(parents=True)
+    shutil.copy(CONFIGS / "data" / "coworking_crm.yaml", conf / "data" / "my_crm.yaml")
+    env = {k: v for k, v in os.environ.items() if k != "JOURNEYOPT_DEBUG"}
+
+    def calibrate(*given: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                str(Path(sys.executable).with_name("journeyopt-calibrate")),
+                "--config-dir",
+                str(conf),
+                "data=my_crm",
+                *given,
+                f"output_dir={tmp_path / 'world'}",
+                f"hydra.run.dir={tmp_path / 'hydra'}",
+                "tracking=off",
+            ],
+            capture_output=True,
+            text=True,
+            env={**env, "COLUMNS": "300"},
+            timeout=120,
+            check=False,
+        )
+
+    done = calibrate()
+    assert done.returncode == 2, done.stderr[-2000:]
+    line = error_line(done)
+    assert line.startswith("error: missing mandatory value: panel.lapse_weeks: weeks without")
+    (conf / "panel").mkdir()
+    (conf / "panel" / "mine.yaml").write_text(
+        "lapse_weeks: 8\nfrequency_weeks: 26\nfatigue_weeks: 2\nengagement_weeks: 2\n"
+    )
+    done = calibrate("panel=mine")
+    assert done.returncode == 2, done.stderr[-2000:]
+    line = error_line(done)
+    assert line.startswith(
+        "error: missing mandatory value: calibration.caps.recency_cap_weeks: weeks since"
+    ), line
+    assert not (tmp_path / "world").exists()

@@ -287,7 +287,9 @@ def main(output_dir: Path, data: str, runs: int, seed: int) -> None:
     overrides = ["data=cdnow_sample"] if data == "sample" else ["data=cdnow", f"data.path={data}"]
     register_configs()
     with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
-        cfg = compose("calibrate", overrides=[*overrides, "calibration=cdnow", "output_dir=x"])
+        cfg = compose(
+            "calibrate", overrides=[*overrides, "panel=cdnow", "calibration=cdnow", "output_dir=x"]
+        )
     source = to_object(cfg.data, SourceConfig)
     panel_cfg = to_object(cfg.panel, PanelConfig)
     logs, _ = ingest_to_logs(source)

@@ -105,6 +105,8 @@ def calibrated_practice(logs: Path, out: Path) -> LoggedPractice:
             "calibrate",
             overrides=[
                 "data=coworking",
+                "panel=coworking",
+                "calibration=coworking",
                 f"data.path={logs}",
                 f"output_dir={out}",
                 "overwrite=true",

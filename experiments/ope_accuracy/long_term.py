@@ -105,6 +105,7 @@ def calibrated_world(logs_dir: Path, world_dir: Path, ensemble: int) -> Calibrat
             panel=study.coworking_panel(),
             calibration=CalibrationConfig(
                 caps=study.coworking_caps(),
+                practice_cycles_weeks=[2, 4, 13],  # the demo's (configs/calibration/coworking.yaml)
                 holdout_weeks=0,
                 ensemble_size=ensemble,
                 policy_customers=2000,

@@ -56,13 +56,13 @@ EXPERIMENT = "ope_accuracy"
 
 
 def coworking_panel() -> PanelConfig:
-    """The shipped panel windows of the coworking demo (``configs/panel/default.yaml``)."""
-    return to_object(OmegaConf.load(CONFIGS / "panel" / "default.yaml"), PanelConfig)
+    """The panel windows of the coworking demo (``configs/panel/coworking.yaml``)."""
+    return to_object(OmegaConf.load(CONFIGS / "panel" / "coworking.yaml"), PanelConfig)
 
 
 def coworking_caps() -> CapsConfig:
-    """The shipped calibration's state caps (``configs/calibration/default.yaml``)."""
-    return to_object(OmegaConf.load(CONFIGS / "calibration" / "default.yaml").caps, CapsConfig)
+    """The coworking demo's calibration state caps (``configs/calibration/coworking.yaml``)."""
+    return to_object(OmegaConf.load(CONFIGS / "calibration" / "coworking.yaml").caps, CapsConfig)
 
 
 def coworking_source(path: Path) -> SourceConfig:

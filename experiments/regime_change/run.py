@@ -53,7 +53,16 @@ def cycle_config(overrides: list[str]) -> CycleConfig:
     """``configs/cycle.yaml`` with ``overrides``."""
     register_configs()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose("cycle", overrides=["week=2000-01-03", "work_dir=unused", *overrides])
+        cfg = compose(
+            "cycle",
+            overrides=[
+                "week=2000-01-03",
+                "work_dir=unused",
+                "panel=coworking",  # the coworking demo's business settings
+                "calibration=coworking",
+                *overrides,
+            ],
+        )
     return to_object(cfg, CycleConfig)
 
 

@@ -4,7 +4,8 @@ Two steps around the product's own commands (see README.md, section "A second tr
 
     python experiments/sim_to_real/roastery.py generate --out logs/roastery20k
     journeyopt-ingest data=roastery data.path=logs/roastery20k output_dir=out/roastery_canonical
-    journeyopt-calibrate data=roastery data.path=logs/roastery20k output_dir=out/roastery_world \
+    journeyopt-calibrate data=roastery panel=roastery calibration=roastery \
+        data.path=logs/roastery20k output_dir=out/roastery_world \
         calibration.name=roastery_calibrated
     python experiments/sim_to_real/roastery.py evaluate --logs logs/roastery20k \
         --world out/roastery_world --out out/roastery_fidelity

@@ -34,7 +34,7 @@ from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.world import WorldSpec, load_world, world_path
 from journeyopt.tracking.config import TrackingConfig
 from tests.panel.windows import panel_config
-from tests.sim.caps import caps_config
+from tests.sim.caps import PRACTICE_CYCLES, caps_config
 
 CONFIGS = Path(journeyopt.__file__).parent / "configs"
 CAPS = caps_config(
@@ -167,7 +167,9 @@ def small_logs(small_world: WorldSpec, tmp_path_factory: pytest.TempPathFactory)
 def calibration_config(
     logs: Path, out: Path, truth: str = "", **settings: object
 ) -> CalibrateConfig:
-    """A calibration of coworking-format ``logs`` into ``out`` with tracking off."""
+    """A calibration of coworking-format ``logs`` into ``out`` with tracking off (the demo's
+    campaign cycles unless ``settings`` say otherwise)."""
+    settings = {"practice_cycles_weeks": PRACTICE_CYCLES, **settings}
     calibration = CalibrationConfig(
         name="small_calibrated",
         caps=CAPS,

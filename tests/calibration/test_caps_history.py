@@ -41,6 +41,7 @@ def test_cdnow_calibration_lowers_a_cap_beyond_its_38_weeks_and_the_shipped_one_
             "calibrate",
             overrides=[
                 "data=cdnow_sample",
+                "panel=cdnow",
                 "calibration=cdnow",
                 "panel.as_of=1998-07-06",
                 "tracking=off",
@@ -51,7 +52,9 @@ def test_cdnow_calibration_lowers_a_cap_beyond_its_38_weeks_and_the_shipped_one_
                 "calibration.summary.select=false",  # the configured cap, not a chosen one
             ],
         )
-        shipped = compose("calibrate", overrides=["data=cdnow_sample", "calibration=cdnow"])
+        shipped = compose(
+            "calibrate", overrides=["data=cdnow_sample", "panel=cdnow", "calibration=cdnow"]
+        )
     result = calibrate(to_object(cfg, CalibrateConfig))
     world = result.estimate.calibrated.world
     meta = result.estimate.calibrated.meta

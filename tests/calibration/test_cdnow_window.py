@@ -34,7 +34,9 @@ def _compare() -> ModuleType:
 def test_the_cdnow_split_fits_no_hold_out_day() -> None:
     register_configs()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose("calibrate", overrides=["data=cdnow_sample", "calibration=cdnow"])
+        cfg = compose(
+            "calibrate", overrides=["data=cdnow_sample", "panel=cdnow", "calibration=cdnow"]
+        )
     mondays = pd.date_range("1996-12-30", "1998-06-29", freq="7D", tz="UTC")
     panel = pd.DataFrame({"week": np.arange(len(mondays)), "week_start": mondays})
     first = split_week(panel, cfg.calibration.split, 0)

@@ -36,6 +36,7 @@ def cdnow_run(
     register_configs()
     overrides = [
         "data=cdnow_sample",
+        "panel=cdnow",
         "calibration=cdnow",
         "calibration.ensemble_size=1",
         "calibration.holdout_runs=2",
@@ -96,7 +97,13 @@ def test_existing_output_is_refused(cdnow_run: tuple[CalibrationResult, Tracking
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose(
             "calibrate",
-            overrides=["data=cdnow_sample", "tracking=off", f"output_dir={result.output_dir}"],
+            overrides=[
+                "data=cdnow_sample",
+                "panel=cdnow",
+                "calibration=cdnow",
+                "tracking=off",
+                f"output_dir={result.output_dir}",
+            ],
         )
     with pytest.raises(OutputExistsError):
         run(cfg)

@@ -54,6 +54,8 @@ def test_the_command_says_so_in_one_line(small_logs: Path, tmp_path: Path) -> No
             "-m",
             "journeyopt.cli.calibrate",
             "data=coworking",
+            "panel=coworking",
+            "calibration=coworking",
             f"data.path={small_logs}",
             "data.economics.margin_rate=null",
             f"output_dir={tmp_path / 'w'}",

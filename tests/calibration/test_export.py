@@ -26,6 +26,7 @@ from .conftest import CONFIGS
 def cdnow_overrides(out: Path, exports: Path, *extra: str) -> list[str]:
     return [
         "data=cdnow_sample",
+        "panel=cdnow",
         "calibration=cdnow",
         "calibration.ensemble_size=1",
         "calibration.holdout_runs=1",

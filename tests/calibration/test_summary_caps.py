@@ -18,7 +18,7 @@ from journeyopt.calibration.summary import candidate_specs, select_summary
 from journeyopt.calibration.weeks import segment_names
 from journeyopt.errors import ConfigError
 from tests.panel.windows import panel_config
-from tests.sim.caps import caps_config, discrete_spec
+from tests.sim.caps import PRACTICE_CYCLES, caps_config, discrete_spec
 
 from .conftest import (
     assert_same_fit,
@@ -104,6 +104,7 @@ def test_a_higher_conversions_cap_is_chosen_only_when_frequency_drives_purchase(
         ),
         seasonal=False,
         c_grid=[0.3, 3.0, 30.0],
+        practice_cycles_weeks=PRACTICE_CYCLES,
     )
     specs = candidate_specs(caps, cal.summary)
     selection = select_summary(panel, specs, cal, (), ("none",), segment_names(panel), None, ())

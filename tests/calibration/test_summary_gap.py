@@ -23,7 +23,7 @@ from journeyopt.errors import ConfigError
 from journeyopt.sim.discrete import DiscreteLayout
 from journeyopt.sim.world import load_world
 from tests.panel.windows import panel_config
-from tests.sim.caps import caps_config, discrete_spec
+from tests.sim.caps import PRACTICE_CYCLES, caps_config, discrete_spec
 
 from .conftest import CAPS as SMALL_CAPS
 from .conftest import (
@@ -92,6 +92,7 @@ def test_the_gap_is_chosen_only_when_a_latent_type_sets_the_purchase_cycle(
         summary=SummaryConfig(select=True, pattern_weeks=[0], last_action=[False], gap_caps=[0, 9]),
         seasonal=False,
         c_grid=[0.3, 3.0, 30.0],
+        practice_cycles_weeks=PRACTICE_CYCLES,
     )
     specs = candidate_specs(CAPS, cal.summary)
     panel = purchase_panel(path, summary_panel_config(panel_config(), specs, ("none",)))

@@ -28,6 +28,7 @@ from journeyopt.panel.config import PanelConfig
 from journeyopt.panel.state import state_features
 from journeyopt.sim.discrete import DiscreteLayout, Summary, summarise_with
 from journeyopt.sim.world import DiscreteSpec, load_world
+from tests.sim.caps import PRACTICE_CYCLES
 from tests.sim.rendered import rendered_states
 
 from .conftest import (
@@ -108,10 +109,10 @@ def test_design_columns_exist_only_when_the_rate_is_on() -> None:
 
 
 def _panel() -> PanelConfig:
-    """The panel settings ``journeyopt-calibrate data=cdnow`` composes (the shipped windows)."""
+    """The panel settings ``journeyopt-calibrate data=cdnow panel=cdnow`` composes."""
     register_configs()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose("calibrate", overrides=["data=cdnow", "output_dir=x"])
+        cfg = compose("calibrate", overrides=["data=cdnow", "panel=cdnow", "output_dir=x"])
     return to_object(cfg.panel, PanelConfig)
 
 
@@ -143,6 +144,7 @@ def test_the_rate_is_chosen_only_when_customers_differ_in_a_latent_purchase_rate
         ),
         seasonal=False,
         c_grid=[0.3, 3.0, 30.0],
+        practice_cycles_weeks=PRACTICE_CYCLES,
     )
     specs = candidate_specs(CAPS, cal.summary)
     panel = purchase_panel(path, summary_panel_config(_panel(), specs, ("none",)))
@@ -208,7 +210,9 @@ def test_forward_in_time_scores_every_customers_last_weeks(tmp_path: Path) -> No
     grid = SummaryConfig(
         select=True, pattern_weeks=[0], last_action=[False], rate_levels=[0, 40], forward_weeks=13
     )
-    cal = CalibrationConfig(summary=grid, seasonal=False, c_grid=[0.3, 3.0, 30.0])
+    cal = CalibrationConfig(
+        summary=grid, seasonal=False, c_grid=[0.3, 3.0, 30.0], practice_cycles_weeks=PRACTICE_CYCLES
+    )
     specs = candidate_specs(CAPS, cal.summary)
     panel = purchase_panel(path, summary_panel_config(_panel(), specs, ("none",)))
     selection = select_summary(panel, specs, cal, (), ("none",), segment_names(panel), None, ())

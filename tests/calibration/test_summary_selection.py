@@ -31,7 +31,7 @@ from journeyopt.sim.dynamics import response_probabilities
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.world import WORLDS_DIR, FittedResponses, WorldSpec, load_world
 from tests.panel.windows import panel_config
-from tests.sim.caps import caps_config
+from tests.sim.caps import PRACTICE_CYCLES, caps_config
 
 FATIGUE_PER_CONTACT = 1.5
 """Conversion and engagement logit a contact loses per week with a contact in the last 4."""
@@ -109,6 +109,7 @@ def test_the_selection_keeps_the_pattern_only_when_the_truth_counts_contacts(
         summary=SummaryConfig(select=True, pattern_weeks=[0, 4], last_action=[False]),
         seasonal=False,
         c_grid=[0.3, 3.0],
+        practice_cycles_weeks=PRACTICE_CYCLES,
     )
     specs = candidate_specs(base.discrete, cal.summary)
     assert [s.contact_pattern_weeks for s in specs] == [0, 4]

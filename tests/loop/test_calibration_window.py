@@ -14,12 +14,13 @@ from journeyopt.loop.config import CycleConfig, register_configs
 from journeyopt.loop.cycle import calibration_window
 
 CONFIGS = Path(__file__).resolve().parents[2] / "src" / "journeyopt" / "configs"
+DEMO = ["panel=coworking", "calibration=coworking"]  # the demo's business settings
 
 
 def cycle(*overrides: str) -> CycleConfig:
     register_configs()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose("cycle", overrides=["week=2024-03-11", "work_dir=w", *overrides])
+        cfg = compose("cycle", overrides=["week=2024-03-11", "work_dir=w", *DEMO, *overrides])
     return to_object(cfg, CycleConfig)
 
 

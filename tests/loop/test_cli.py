@@ -34,6 +34,8 @@ def test_bad_input_is_one_line_and_exit_2(
                 *(o.format(missing=missing) for o in overrides),
                 f"work_dir={tmp_path / 'cycles'}",
                 "tracking=off",
+                "panel=coworking",  # the demo's business settings, as a user gives theirs
+                "calibration=coworking",
             ],
         )
     with pytest.raises(SystemExit) as exit_info:

@@ -27,6 +27,7 @@ from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.registry import CHAMPION, PolicyRegistry
 
 CONFIGS = Path(__file__).resolve().parents[2] / "src" / "journeyopt" / "configs"
+DEMO_SETTINGS = ["panel=coworking", "calibration=coworking"]  # the demo's business settings
 TINY = [
     "train.total_timesteps=1024",
     "train.n_customers=32",
@@ -52,7 +53,10 @@ TINY = [
 def tiny_cycle(tracking: TrackingConfig, root: Path) -> CycleConfig:
     register_configs()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose("cycle", overrides=["week=2000-01-03", f"work_dir={root}", *TINY])
+        cfg = compose(
+            "cycle",
+            overrides=["week=2000-01-03", f"work_dir={root}", *TINY, *DEMO_SETTINGS],
+        )
     return replace(to_object(cfg, CycleConfig), tracking=tracking)
 
 

@@ -19,7 +19,7 @@ from tests.panel.conftest import make_logs
 
 def _job(*overrides: str) -> PanelJobConfig:
     with initialize_config_module(version_base="1.3", config_module="journeyopt.configs"):
-        cfg = compose("panel", overrides=list(overrides))
+        cfg = compose("panel", overrides=["panel=coworking", *overrides])  # the demo's windows
     return to_object(cfg, PanelJobConfig)
 
 

@@ -22,6 +22,16 @@ CAPS: dict[str, int] = {
 }
 """recency_cap_weeks, conversions_cap, contact_cap_weeks and engagement_cap_weeks."""
 
+PRACTICE_CYCLES: list[int] = [
+    int(c)
+    for c in yaml.safe_load(
+        files("journeyopt").joinpath("configs", "calibration", "coworking.yaml").read_text()
+    )["practice_cycles_weeks"]
+]
+"""The coworking demo's campaign cycles (``configs/calibration/coworking.yaml``), for tests that
+call the calibration's parts directly (the pipeline reads them off the logs when none are
+given)."""
+
 
 def discrete_spec(**given: Any) -> DiscreteSpec:
     """The coworking world's caps, ``given`` replacing any field."""

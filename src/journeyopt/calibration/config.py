@@ -345,7 +345,10 @@ class CalibrationConfig:
             card. 0 keeps every declared action.
         practice_cycles_weeks: Campaign cycle lengths, weeks, whose week (``week % c`` from
             the panel's week 0) today's practice estimated from the logs may depend on (a
-            mailing every 4 weeks: 4, a quarterly offer: 13); empty: state and season only.
+            mailing every 4 weeks: 4, a quarterly offer: 13); empty: state and season only;
+            ``None`` (the default): the cycles the logged contacts show, by the rule of
+            :mod:`journeyopt.calibration.cycles` (printed, and recorded in
+            ``calibration.json``).
         holdout_runs: Simulations of the hold-out period averaged on the card.
         card: The fidelity card's verdict thresholds (:class:`CardConfig`).
         truth_world: A ground-truth world the logs came from (``coworking``): adds the
@@ -383,7 +386,7 @@ class CalibrationConfig:
     max_weight: float = 20.0
     min_support: int = 30
     min_action_decisions: int = 1
-    practice_cycles_weeks: list[int] = field(default_factory=lambda: [2, 4, 13])
+    practice_cycles_weeks: list[int] | None = None
     holdout_runs: int = 10
     card: CardConfig = field(default_factory=CardConfig)
     truth_world: str = ""
@@ -419,9 +422,20 @@ class CalibrationConfig:
             raise ConfigError("calibration.max_weight must be >= 1")
         if self.min_action_decisions < 0:
             raise ConfigError("calibration.min_action_decisions must be >= 0 (0 = keep all)")
-        bad = [c for c in self.practice_cycles_weeks if c < 2]
+        bad = [c for c in self.practice_cycles_weeks or [] if c < 2]
         if bad:
             raise ConfigError(f"calibration.practice_cycles_weeks must be >= 2 weeks, got {bad}")
+
+    def cycles(self) -> tuple[int, ...]:
+        """The practice's campaign cycles, weeks, once known (configured, or found in the logs
+        by the calibration, :mod:`journeyopt.calibration.cycles`).
+
+        Raises:
+            ValueError: ``practice_cycles_weeks`` is still None (to be read off the logs).
+        """
+        if self.practice_cycles_weeks is None:
+            raise ValueError("calibration.practice_cycles_weeks: not yet read off the logs")
+        return tuple(self.practice_cycles_weeks)
 
 
 @dataclass

@@ -199,7 +199,7 @@ def estimate(
     used = set(structure.actions.channels[1:])
     silent = tuple(j for j, c in enumerate(structure.features.contact_channels) if c not in used)
     design = Design(structure.layout, structure.actions.n_actions, cfg.seasonal, silent)
-    cycles = tuple(cfg.practice_cycles_weeks)
+    cycles = cfg.cycles()
     calendar = meta.get("practice_calendar", {})  # the cycles' week 0: logging's first week
     origin_week = int(calendar.get("week", weeks.week.min() if weeks.n else 0))
     matrix = practice_matrix(design, weeks, cycles, origin_week)

@@ -29,6 +29,7 @@ from journeyopt.calibration.base import starting_base
 from journeyopt.calibration.bgnbd import panel_reference
 from journeyopt.calibration.card import write_card
 from journeyopt.calibration.config import CalibrateConfig
+from journeyopt.calibration.cycles import cycles_meta, practice_cycles
 from journeyopt.calibration.estimate import Estimate, Structure, estimate
 from journeyopt.calibration.export import check_export, export_target, export_world
 from journeyopt.calibration.fidelity import (
@@ -212,6 +213,10 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     fit_panel = panel[(panel["week"] < first_holdout) & (panel["week"] >= start)]
     if fit_panel.empty:
         raise JourneyoptError("no weeks before the split to calibrate on")
+    found_cycles = None  # calibration.practice_cycles_weeks null: the cycles the logs show
+    if cal.practice_cycles_weeks is None:
+        found_cycles = practice_cycles(fit_panel[["customer_id", "week", "action"]])
+        cal = replace(cal, practice_cycles_weeks=list(found_cycles.weeks))
     segments = segment_names(fit_panel)
     truth = load_world(cal.truth_world) if cal.truth_world else None
     if truth is not None:
@@ -280,6 +285,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         "fit_customer_weeks": weeks.n,
         "fit_customers": int(weeks.customer_ids.shape[0]),
         "practice_calendar": _calendar_origin(panel),
+        "practice_cycles": cycles_meta(cal.practice_cycles_weeks, found_cycles),
         "caps_clipped": {k: {"configured": c, "used": u} for k, (c, u) in caps_clipped.items()},
         "history_weeks": history,
         **({"value_tiers": segmentation.as_meta()} if segmentation is not None else {}),

@@ -111,7 +111,7 @@ def choose_segments(
         held = validation_customers(weeks.customer_ids.shape[0], cfg.validation_share, rng)
         design = Design(layout, len(actions), cfg.seasonal, silent_channels)
         if weight is None:  # the fit's weights on the customers file's segments, once
-            matrix = practice_matrix(design, weeks, tuple(cfg.practice_cycles_weeks), origin_week)
+            matrix = practice_matrix(design, weeks, cfg.cycles(), origin_week)
             weight = fit_weights(weeks, propensities(weeks, matrix, held[weeks.customer]), cfg)
         if weeks.n != weight.shape[0]:  # the same rows, only their segment differs
             raise ValueError("the segmentations give different customer-weeks")

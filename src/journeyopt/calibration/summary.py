@@ -353,7 +353,7 @@ def select_summary(
         held = validation_customers(weeks.customer_ids.shape[0], cfg.validation_share, rng)
         design = Design(layout, len(actions), cfg.seasonal, silent_channels)
         if weight is None:  # the fit's weights, once: one weighting for every candidate
-            cycles = tuple(cfg.practice_cycles_weeks)
+            cycles = cfg.cycles()
             matrix = practice_matrix(design, weeks, cycles, origin_week)
             weight = fit_weights(weeks, propensities(weeks, matrix, held[weeks.customer]), cfg)
         rows, judged = scored_rows(weeks, held, cfg.summary.forward_weeks)

@@ -15,6 +15,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
 from journeyopt.calibration.config import CalibrateConfig, register_configs
+from journeyopt.calibration.cycles import found_line
 from journeyopt.calibration.export import export_target
 from journeyopt.calibration.pipeline import CalibrationResult, calibrate
 from journeyopt.cli.entry import console, report_errors, to_object
@@ -41,6 +42,8 @@ def run(cfg: DictConfig) -> CalibrationResult:
     out = console()
     for key, value in sorted(result.metrics.items()):
         out.print(f"{key:45s} {value:10.4f}")
+    if cycles := found_line(result.estimate.calibrated.meta.get("practice_cycles", {})):
+        out.print(cycles)  # calibration.practice_cycles_weeks: null, read off the logs
     out.print(
         f"calibrated world in {result.output_dir} (card.md, card.png); "
         f"MLflow run {result.run_id or '(tracking off)'}"
