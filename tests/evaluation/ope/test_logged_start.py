@@ -101,3 +101,7 @@ def test_a_value_tier_world_reads_each_customers_tier_of_the_first_week(tmp_path
     want = value_tier_labels(monetary, np.array([cut]))
     assert [names[k] for k in logged.segment] == want.tolist()
     assert set(want) == set(names)  # below and above the cut, and prospects without a value
+    # without logged propensities, the behaviour cloning that completes them reads the tiers too
+    cloned = logged_trajectories(panel.assign(propensity=np.nan), tiered, contact_rules(tiered), 2)
+    assert np.array_equal(cloned.segment, logged.segment)
+    assert cloned.propensity_source != "logged"

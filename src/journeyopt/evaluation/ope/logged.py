@@ -153,10 +153,12 @@ def logged_trajectories(
         raise JourneyoptError(
             f"logged actions {sorted(unknown)} are not in the world's {world.actions.names}"
         )
-    labels = rows["segment"].astype(str).to_numpy()
     if world.segment_value_cuts:  # the world's segments are value tiers: as the scorer reads them
         cuts = np.asarray(world.segment_value_cuts, np.float64)
-        labels = value_tier_labels(_feature(rows, "monetary").astype(np.float64), cuts)
+        start = _feature(rows, "monetary").astype(np.float64)[::horizon_weeks]
+        tiers = np.repeat(value_tier_labels(start, cuts), horizon_weeks)
+        rows = rows.assign(segment=tiers)  # every step below reads the tier
+    labels = rows["segment"].astype(str).to_numpy()
     unknown_seg = set(labels) - set(world.segment_names)
     if unknown_seg:
         raise JourneyoptError(
