@@ -44,7 +44,7 @@ def feature_names(layout: DiscreteLayout) -> tuple[str, ...]:
     one, and the action."""
     pattern = tuple(f"pattern_{k + 1}" for k in range(layout.spec.contact_pattern_weeks))
     digits = ("segment", "conversions", "recency", "contact", "engagement", "optout", "tenure")
-    return (*digits, *pattern, "last_action", "gap", "action")
+    return (*digits, *pattern, "last_action", "gap", "lasting", "action")
 
 
 def state_features(
@@ -77,6 +77,7 @@ def state_features(
         *bits,
         column(summary.last_action),
         column(summary.gap),
+        column(summary.lasting),  # weeks since the last lasting contact (0 without one)
         column(action),
     ]
     return np.ascontiguousarray(np.stack(columns, axis=1))

@@ -18,7 +18,8 @@ cloning fills in missing propensities, the fit of the chosen summary re-estimate
 own state, so its weights differ from the selection's by that estimate's difference.
 Scores are per customer, so the standard error of the difference between two candidates is
 that of a sum over independent customers. The chosen summary is the smallest (fewest states)
-within ``tolerance_se`` standard errors of the best: a larger state must earn its place.
+within ``tolerance_se`` standard errors of the best: a larger state must earn its place; among
+candidates of the same size the one without purchase-rate terms, then the better score.
 
 The panel must hold what every candidate reads: :func:`summary_panel_config` adds the
 pattern's window and the contact actions to the panel's rule features (the one state code,
@@ -373,7 +374,9 @@ def select_summary(
     for k in scored:
         se[k] = difference_se(scores[best] - scores[k])  # type: ignore[operator]
     within = [k for k in pool if totals[best] - totals[k] <= cfg.summary.tolerance_se * se[k]]
-    chosen = min(within, key=lambda k: (sizes[k], k))
+    # equal sizes: the purchase-rate terms off first, then the better score (e.g. one lasting
+    # action against another: the same states, no simpler one)
+    chosen = min(within, key=lambda k: (sizes[k], specs[k].rate_levels > 0, -totals[k], k))
     top = max(scored, key=lambda k: totals[k])
     cost = None
     if top not in pool:  # the rules ruled out the best candidate: what that cost
