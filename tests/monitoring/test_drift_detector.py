@@ -3,12 +3,22 @@ rate measured over seeds), firing on a shifted one."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from journeyopt.monitoring.config import DriftThresholds
-from journeyopt.monitoring.drift import action_drift, drift_reasons, population_drift, psi
+from journeyopt.monitoring.drift import (
+    action_drift,
+    drift_reasons,
+    population_drift,
+    psi,
+    world_segments,
+)
+from journeyopt.panel.segments import NO_PURCHASE_TIER
+from journeyopt.sim.world import load_world
 
 FEATURES = ["recency_weeks", "frequency", "monetary", "lifecycle"]
 ACTIONS = ["none", "newsletter", "discount_offer", "personal_call"]
@@ -108,3 +118,17 @@ def test_unknown_action_is_refused_and_reasons_are_readable() -> None:
     actions = action_drift(reference, weeks(rng, 500, MIX), ACTIONS, DriftThresholds())
     reasons = drift_reasons(population, actions, pd.DataFrame())
     assert reasons and all(r.startswith("population: ") for r in reasons)
+
+
+def test_a_value_tier_world_reads_each_rows_tier_of_monetary() -> None:
+    """A world whose segments are value tiers (``segment_value_cuts``): the drift checks read
+    each panel row's tier of its mean conversion value, not the customers file's segment."""
+    world = load_world("coworking")
+    names = ("value 1/2", "value 2/2", NO_PURCHASE_TIER)
+    segments = tuple(replace(s, name=n) for s, n in zip(world.segments, names, strict=True))
+    tiered = replace(world, segments=segments, segment_value_cuts=(30.0,))
+    panel = pd.DataFrame(
+        {"segment": [world.segments[0].name] * 4, "monetary": [10.0, 30.0, 45.0, np.nan]}
+    )
+    assert world_segments(panel, tiered).tolist() == [0, 1, 1, 2]
+    assert world_segments(panel, world).tolist() == [0, 0, 0, 0]
