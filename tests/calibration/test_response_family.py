@@ -24,6 +24,7 @@ from journeyopt.calibration.models import (
     FitData,
     choose_families,
     choose_penalties,
+    family_lines,
     refit_models,
 )
 from journeyopt.calibration.scoring import scored_rows
@@ -290,6 +291,13 @@ def test_a_world_with_trees_round_trips(fitted: Estimate, tmp_path: Path) -> Non
     assert families["convert"]["family"] == "lightgbm"
     assert loaded.meta["response_model"] == "lightgbm"
     assert not list(tmp_path.rglob("*.pkl")) and not list(tmp_path.rglob("*.txt"))
+
+
+def test_the_card_names_each_models_family(fitted: Estimate) -> None:
+    (line,) = family_lines(fitted.families)
+    rounds = fitted.penalties.rounds["convert"]
+    assert f"convert lightgbm ({rounds} trees; held-out log-lik." in line
+    assert family_lines({}) == []
 
 
 def test_an_unknown_response_model_is_refused() -> None:

@@ -18,7 +18,7 @@ tabulates them over every (state, action).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -319,6 +319,23 @@ class FamilyChoice:
             "lightgbm_loglik": self.lightgbm_loglik,
             "se": self.se,
         }
+
+
+def family_lines(families: Mapping[str, FamilyChoice]) -> list[str]:
+    """The card's line on each binary model's family (none with ``response_model: glm``)."""
+    if not families:
+        return []
+
+    def one(name: str, f: FamilyChoice) -> str:
+        if f.glm_loglik != f.glm_loglik:  # NaN: the model's outcome never happens in training
+            return f"{name} glm (not compared)"
+        return (
+            f"{name} {f.family} ({f.rounds} trees; held-out log-lik. {f.lightgbm_loglik:.5f} "
+            f"with trees vs {f.glm_loglik:.5f} GLM, SE {f.se:.5f})"
+        )
+
+    parts = "; ".join(one(name, f) for name, f in families.items())
+    return [f"- response models (GLM, or GLM + LightGBM trees where chosen): {parts}"]
 
 
 def choose_families(
