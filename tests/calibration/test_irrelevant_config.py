@@ -61,21 +61,33 @@ def two_type_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def policy_values(
-    logs: Path, out: Path, channels: list[str], extra_actions: dict[str, ActionSpec]
+    logs: Path,
+    out: Path,
+    channels: list[str],
+    extra_actions: dict[str, ActionSpec],
+    response_model: str = "glm",
 ) -> dict[str, Any]:
     """Calibrate ``logs`` declaring ``channels`` and the coworking actions plus
-    ``extra_actions``; the mean discounted value of no contact, always-X for the logged
-    actions, the myopic policy and the DP optimum in that world; ``unsupported``: the
-    world's unsupported actions; ``card``: its card's text."""
+    ``extra_actions`` (the response models' family ``response_model``); the mean discounted
+    value of no contact, always-X for the logged actions, the myopic policy and the DP optimum
+    in that world; ``unsupported``: the world's unsupported actions; ``trees``: the number of
+    trees of each model that has them; ``card``: its card's text."""
     cfg = calibration_config(logs, out)
     source = source_config("coworking", [f"data.path={logs}"])
     source = replace(source, contact_channels=channels, actions={**source.actions, **extra_actions})
     cfg = replace(
         cfg,
         data=source,
-        calibration=replace(cfg.calibration, ensemble_size=0, holdout_weeks=4, holdout_runs=1),
+        calibration=replace(
+            cfg.calibration,
+            ensemble_size=0,
+            holdout_weeks=4,
+            holdout_runs=1,
+            response_model=response_model,
+        ),
     )
-    world = calibrate(cfg).estimate.calibrated.world
+    fitted = calibrate(cfg).estimate
+    world = fitted.calibrated.world
     policies = [NoContact(), MyopicPolicy(world)]
     policies += [AlwaysAction(world.actions.names.index(a), f"always_{a}") for a in ACTIONS]
     optimum = solve_optimum(world, HORIZON, GAMMA)
@@ -92,6 +104,7 @@ def policy_values(
     values: dict[str, Any] = {run.name: float(np.mean(run.value)) for run in result.runs}
     values["optimum"] = float(np.mean(result.optimum_value))
     values["unsupported"] = list(world.unsupported_actions)
+    values["trees"] = dict(fitted.penalties.rounds)
     assert load_world(out / "world.yaml").unsupported_actions == world.unsupported_actions
     values["card"] = (out / "card.md").read_text()
     return values
@@ -139,6 +152,23 @@ def test_unused_channels_and_segment_names_leave_every_policy_value_unchanged(
         if name == "card":
             continue
         assert values[name] == pytest.approx(value, rel=1e-6, abs=1e-9), name
+
+
+def test_unused_channels_and_segment_names_leave_a_world_with_trees_unchanged(
+    two_type_logs: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The same with LightGBM trees boosted from the GLMs: the trees never read an unused
+    channel's opt-out bit, and renamed segments only renumber a category."""
+    mine = policy_values(two_type_logs, tmp_path_factory.mktemp("trees"), CHANNELS, {}, "lightgbm")
+    assert mine["trees"], "no model got trees: the test would show nothing"
+    renamed = renamed_copy(two_type_logs, tmp_path_factory.mktemp("trees_renamed"))
+    channels = [*CHANNELS, "unused_0", "unused_1"]
+    variant = policy_values(
+        renamed, tmp_path_factory.mktemp("trees_variant"), channels, {}, "lightgbm"
+    )
+    for name, value in mine.items():
+        if name != "card":
+            assert variant[name] == pytest.approx(value, rel=1e-6, abs=1e-9), name
 
 
 @pytest.fixture(scope="module")
