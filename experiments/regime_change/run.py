@@ -38,6 +38,8 @@ from journeyopt.serving.config import ExplorationConfig, HoldoutConfig, ServingC
 from journeyopt.sim.config import GenerateConfig, shipped_practice, shipped_rules
 from journeyopt.sim.regime import RegimeChange
 from journeyopt.sim.world import WorldSpec, load_world
+from journeyopt.tracking.registry import CHAMPION, PolicyRegistry
+from journeyopt.tracking.rollout import start_rollout
 from journeyopt.tracking.run import tracked_run
 
 CONFIGS = Path(__file__).resolve().parents[2] / "src" / "journeyopt" / "configs"
@@ -132,7 +134,12 @@ def run_arm(
             promotion=replace(cfg.promotion, gate=replace(gate, require_overlap=False)),
         )
     )
-    print(arm, "first champion", first.record.champion, first.record.run_id, flush=True)
+    if not first.record.promoted and first.record.candidate:  # refused (e.g. inconclusive)
+        registry = PolicyRegistry(cfg.tracking)
+        registry.promote(first.record.candidate, CHAMPION, reason="regime-change study: the "
+                         "first trained policy deployed with the gate bypassed")  # fmt: skip
+        start_rollout(registry, first.record.candidate, None, cfg.serve.rollout.canary_share)
+    print(arm, "first champion", first.record.champion, first.record.candidate, flush=True)
     rows = []
     for _ in range(args.weeks):
         try:
