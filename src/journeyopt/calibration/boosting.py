@@ -201,3 +201,84 @@ def choose_rounds(
     glm = float(i_pos @ np.logaddexp(0.0, -i_off) + i_neg @ np.logaddexp(0.0, i_off)) / total
     best = int(np.argmin(losses))
     return best + 1 if losses[best] < glm else 0
+
+
+def _value_dataset(
+    features: Float, mean: Float, weight: Float, offset: Float, names: tuple[str, ...]
+) -> lgb.Dataset:
+    """One row per state with positive weight: its weighted mean list value (the Gamma
+    log-link gradient and Hessian are linear in the value, so this is the rows' own fit)."""
+    keep = (weight > 0) & (mean > 0)
+    return lgb.Dataset(
+        features[keep],
+        label=mean[keep],
+        weight=weight[keep],
+        init_score=offset[keep],
+        feature_name=list(names),
+        categorical_feature=[n for n in names if n in CATEGORICAL],
+        free_raw_data=True,
+    )
+
+
+def gamma_deviance(y: Float, log_mean: Float, weight: Float) -> float:
+    """Weighted mean Gamma deviance of (m,) values ``y > 0`` at (m,) log means."""
+    r = y * np.exp(-log_mean)
+    total = float(weight.sum())
+    return float(weight @ (2.0 * (r - 1.0 - np.log(r)))) / total if total > 0 else float("nan")
+
+
+def fit_value_trees(
+    features: Float,
+    value: tuple[Float, Float, Float],
+    rounds: int,
+    names: tuple[str, ...],
+    cfg: LightGBMConfig,
+    seed: int,
+) -> Trees:
+    """``rounds`` trees of the log mean list value (Gamma deviance) on states' (features (c,
+    F); mean value, summed weight and the GLM's log mean, each (c,))."""
+    mean, weight, offset = value
+    if rounds == 0 or not ((weight > 0) & (mean > 0)).any():
+        return Trees("", 0)
+    train = _value_dataset(features, mean, weight, offset, names)
+    params = {**_params(cfg, seed), "objective": "gamma"}
+    return Trees(lgb.train(params, train, num_boost_round=rounds).model_to_string(), rounds)
+
+
+def choose_value_rounds(
+    features: Float,
+    train: tuple[Float, Float, Float],
+    inner: tuple[Float, Float, Float],
+    names: tuple[str, ...],
+    cfg: LightGBMConfig,
+    seed: int,
+) -> int:
+    """Trees of the value model by early stopping on an inner split's Gamma deviance (as
+    :func:`choose_rounds`); 0 when no round beats the GLM alone."""
+    mean, weight, offset = inner
+    keep = (weight > 0) & (mean > 0)
+    if not keep.any() or not ((train[1] > 0) & (train[0] > 0)).any():
+        return 0
+    history: dict[str, dict[str, list[float]]] = {}
+
+    def deviance(mu: Float, data: lgb.Dataset) -> tuple[str, float, bool]:
+        """The weighted mean deviance (``mu``: the predicted means, initial score included)."""
+        y, w = np.asarray(data.get_label()), np.asarray(data.get_weight())
+        return "deviance", gamma_deviance(y, np.log(mu), w), False
+
+    lgb.train(
+        {**_params(cfg, seed), "objective": "gamma", "metric": "None"},
+        _value_dataset(features, *train, names),
+        num_boost_round=cfg.max_rounds,
+        valid_sets=[_value_dataset(features, *inner, names)],
+        valid_names=["inner"],
+        feval=deviance,
+        callbacks=[
+            lgb.early_stopping(cfg.patience, verbose=False),
+            lgb.record_evaluation(history),
+        ],
+    )
+    losses = np.asarray(history["inner"]["deviance"], np.float64)
+    glm = gamma_deviance(mean[keep], offset[keep], weight[keep])
+    best = int(np.argmin(losses))
+    return best + 1 if losses[best] < glm else 0

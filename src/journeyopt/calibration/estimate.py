@@ -129,7 +129,12 @@ def _value_shape(fits: Fits, data: FitData, segment: int) -> float:
     keep = data.weeks.segment[rows] == segment
     if keep.sum() < 2:
         return 1.0
-    ratio = data.weeks.list_value[rows][keep] / np.exp(fits.value.eta(data.value_matrix[keep]))
+    log_mean = fits.value.eta(data.value_matrix[keep])
+    if "value" in fits.trees:  # the mean the world's table holds
+        log_mean = log_mean + fits.trees["value"].logit(
+            data.value_features[data.value_cells.row_cell][keep]
+        )
+    ratio = data.weeks.list_value[rows][keep] / np.exp(log_mean)
     var = float(np.var(ratio / np.mean(ratio)))
     return float(np.clip(1.0 / var if var > 0 else 100.0, 0.2, 100.0))
 

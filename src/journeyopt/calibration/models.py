@@ -30,8 +30,11 @@ from numpy.typing import NDArray
 from journeyopt.calibration.boosting import (
     Trees,
     choose_rounds,
+    choose_value_rounds,
     feature_names,
     fit_trees,
+    fit_value_trees,
+    gamma_deviance,
     state_features,
 )
 from journeyopt.calibration.config import LightGBMConfig
@@ -115,6 +118,14 @@ class FitData:
         action = np.zeros(n_cells, np.int64)
         state[self.cells.row_cell] = self.weeks.state
         action[self.cells.row_cell] = self.weeks.action
+        return state_features(self.design.layout, self.design.silent_channels, state, action)
+
+    @cached_property
+    def value_features(self) -> Float:
+        """(v, F) tree features of the value model's states (action ``none``)."""
+        state = np.zeros(self.value_cells.matrix.shape[0], np.int64)
+        state[self.value_cells.row_cell] = self.weeks.state[self.value_rows]
+        action = np.zeros_like(state)
         return state_features(self.design.layout, self.design.silent_channels, state, action)
 
     def outcome(self, name: str) -> tuple[Bool, Bool]:
@@ -233,9 +244,18 @@ def refit_model(
     and per-row weights (M,); a binary model starts from ``warm``'s fit when given. A model
     with trees in ``penalties.rounds`` gets that many trees boosted from this GLM's logit
     (settings ``boost``, seed ``seed``); others get None."""
+    names = feature_names(data.design.layout)
     if name == "value":
         value_scale = data.design.penalty_scale(data.design.n_state_action_columns)
-        return fit_gamma(*data.value(row_weight), penalties.value, value_scale), None
+        v_matrix, mean, total = data.value(row_weight)
+        value = fit_gamma(v_matrix, mean, total, penalties.value, value_scale)
+        if not penalties.rounds.get("value", 0):
+            return value, None
+        cells = (mean, total, value.eta(v_matrix))
+        rounds = penalties.rounds["value"]
+        return value, fit_value_trees(
+            data.value_features, cells, rounds, names, boost or LightGBMConfig(), seed
+        )
     matrix, positive, negative = data.binary(name, row_weight)
     glm = fit_logistic(
         matrix,
@@ -248,7 +268,6 @@ def refit_model(
     rounds = penalties.rounds.get(name, 0)
     if not rounds:
         return glm, None
-    names = feature_names(data.design.layout)
     trees = fit_trees(
         data.features,
         positive,
@@ -278,7 +297,7 @@ def refit_models(
     (:func:`journeyopt.parallel.run_tasks`)."""
     models = (*BINARY_MODELS, "value")
     if penalties.rounds:
-        _ = data.features  # once, before the workers fork
+        _ = data.features, data.value_features  # once, before the workers fork
 
     def task(weight: Float, name: str) -> Callable[[], tuple[LinearFit, Trees | None]]:
         return lambda: refit_model(data, penalties, name, weight, warm, boost, seed)
@@ -287,21 +306,23 @@ def refit_models(
     out = []
     for k in range(len(row_weights)):
         one = dict(zip(models, fits[k * len(models) : (k + 1) * len(models)], strict=True))
-        value, _ = one.pop("value")
         trees = {n: t for n, (_, t) in one.items() if t is not None}
+        value, _ = one.pop("value")
         out.append(Fits({n: glm for n, (glm, _) in one.items()}, value, trees))
     return out
 
 
 @dataclass(frozen=True)
 class FamilyChoice:
-    """One binary model's choice between its GLM and the GLM with trees.
+    """One response model's choice between its GLM and the GLM with trees.
 
     Attributes:
         family: ``glm`` or ``lightgbm``.
         rounds: Trees chosen on the inner split (0: none beat the GLM there).
         glm_loglik, lightgbm_loglik: Held-out log-likelihood per unit weight of the scored
-            customer-weeks (nats), each family fitted on the training customers.
+            customer-weeks (nats), each family fitted on the training customers; for the
+            value model minus the mean Gamma deviance of the scored converting weeks (the
+            Gamma log-likelihood at a fixed shape, up to scale and a constant).
         se: Standard error of the difference, same units.
     """
 
@@ -349,7 +370,8 @@ def choose_families(
     seed: int,
     workers: int = 1,
 ) -> tuple[Penalties, dict[str, FamilyChoice]]:
-    """Per binary model, the GLM or the GLM plus trees, by held-out log-likelihood.
+    """Per model, the GLM or the GLM plus trees, by held-out log-likelihood (the value model:
+    by held-out Gamma deviance, with its row weights only).
 
     Both are fitted on the customer-weeks outside ``scored`` (M,) with the fit's confounding
     weights (the GLM with its chosen penalty) and scored on ``scored`` per customer (the
@@ -376,7 +398,7 @@ def choose_families(
     inner = inner_customers[weeks.customer] & ~scored
     names = feature_names(data.design.layout)
     scale = data.design.penalty_scale()
-    _ = data.features  # once, before the workers fork
+    _ = data.features, data.value_features  # once, before the workers fork
 
     def choose(name: str) -> Callable[[], FamilyChoice]:
         def run() -> FamilyChoice:
@@ -420,8 +442,53 @@ def choose_families(
 
         return run
 
-    chosen = run_tasks([choose(name) for name in BINARY_MODELS], workers)
-    families = dict(zip(BINARY_MODELS, chosen, strict=True))
+    def choose_value() -> FamilyChoice:
+        """The value model: Gamma deviance instead of the log-likelihood, row weights only
+        (no confounding weights, as its fit)."""
+        value_scale = data.design.penalty_scale(data.design.n_state_action_columns)
+        alpha = penalties.value
+        v_matrix, mean, total = data.value((~scored).astype(np.float64))
+        rows = data.value_rows
+        s_weight = scored[rows].astype(np.float64)
+        if not ((total > 0) & (mean > 0)).any() or s_weight.sum() <= 0:
+            return FamilyChoice("glm", 0, float("nan"), float("nan"), float("nan"))
+        _, f_mean, f_total = data.value((~scored & ~inner).astype(np.float64))
+        _, i_mean, i_total = data.value(inner.astype(np.float64))
+        if ((f_total > 0) & (f_mean > 0)).any():
+            inner_glm = fit_gamma(v_matrix, f_mean, f_total, alpha, value_scale)
+            offset = inner_glm.eta(v_matrix)
+            train, held = (f_mean, f_total, offset), (i_mean, i_total, offset)
+            rounds = choose_value_rounds(data.value_features, train, held, names, boost, seed)
+        else:
+            rounds = 0
+        glm = fit_gamma(v_matrix, mean, total, alpha, value_scale)
+        eta = glm.eta(v_matrix)
+        trees = fit_value_trees(data.value_features, (mean, total, eta), rounds, names, boost, seed)
+        boosted = eta + trees.logit(data.value_features)
+        y = weeks.list_value[rows]
+        owner = weeks.customer[rows]
+
+        def per_customer(log_mean: Float) -> Float:
+            r = y * np.exp(-log_mean[data.value_cells.row_cell])
+            dev = 2.0 * (r - 1.0 - np.log(r)) * s_weight
+            sums = np.bincount(owner, weights=dev, minlength=n_customers)
+            return -np.asarray(sums, np.float64)[judged]
+
+        diff = per_customer(boosted) - per_customer(eta)
+        se = difference_se(diff)
+        keep = rounds > 0 and (mode == "lightgbm" or float(diff.sum()) > tolerance_se * se)
+        weight = float(s_weight.sum())
+        glm_score = -gamma_deviance(y, eta[data.value_cells.row_cell], s_weight)
+        return FamilyChoice(
+            "lightgbm" if keep else "glm",
+            rounds,
+            glm_score,
+            glm_score + float(diff.sum()) / weight,
+            se / weight,
+        )
+
+    chosen = run_tasks([*(choose(name) for name in BINARY_MODELS), choose_value], workers)
+    families = dict(zip((*BINARY_MODELS, "value"), chosen, strict=True))
     rounds = {n: f.rounds for n, f in families.items() if f.family == "lightgbm"}
     return Penalties(penalties.binary, penalties.value, rounds), families
 
@@ -497,7 +564,12 @@ def tabulate(
     if not identified:
         optout[:, 1:] = 0.0
     none_rows = table_matrix[:: design.n_actions]
-    value = np.exp(fits.value.eta(none_rows))
+    log_value = fits.value.eta(none_rows)
+    if "value" in fits.trees:
+        if features is None:
+            raise ValueError("tabulating trees needs the table's features")
+        log_value = log_value + fits.trees["value"].logit(features[:: design.n_actions])
+    value = np.exp(log_value)
     return FittedResponses(
         convert_logit=convert_logit,
         convert_season=_season(convert, design, weeks_of_year),
