@@ -378,6 +378,7 @@ def test_a_user_folder_with_only_a_data_config_exits_2_naming_each_choice(tmp_pa
     assert done.returncode == 2, done.stderr[-2000:]
     line = error_line(done)
     assert line.startswith("error: missing mandatory value: panel.lapse_weeks: weeks without")
+    assert "(a file of <your configs>/panel/ chosen with panel=<name>)" in line
     (conf / "panel").mkdir()
     (conf / "panel" / "mine.yaml").write_text(
         "lapse_weeks: 8\nfrequency_weeks: 26\nfatigue_weeks: 2\nengagement_weeks: 2\n"
@@ -388,4 +389,5 @@ def test_a_user_folder_with_only_a_data_config_exits_2_naming_each_choice(tmp_pa
     assert line.startswith(
         "error: missing mandatory value: calibration.caps.recency_cap_weeks: weeks since"
     ), line
+    assert "<your configs>/calibration/ chosen with calibration=<name>" in line
     assert not (tmp_path / "world").exists()

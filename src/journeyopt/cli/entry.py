@@ -74,7 +74,13 @@ def missing_value_message(err: MissingMandatoryValue) -> str:
     if not hint and isinstance(inner, Mapping):  # a whole section, e.g. the panel group
         names = ", ".join(f"{key}.{name}" for name in inner)
         hint = f"a {section.__name__} that gives {names} (choices about your business)"
-    where = f"set it in your config or as {key}=<value> on the command line"
+    group = key.split(".", 1)[0]
+    yours = (
+        f" (a file of <your configs>/{group}/ chosen with {group}=<name>)"
+        if "." in key and files("journeyopt").joinpath("configs", group).is_dir()
+        else ""
+    )
+    where = f"set it in your config{yours} or as {key}=<value> on the command line"
     return f"missing mandatory value: {key}: " + (f"{hint}; {where}" if hint else where)
 
 
