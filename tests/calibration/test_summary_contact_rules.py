@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from journeyopt.calibration.config import SummaryConfig, register_configs
 from journeyopt.calibration.pipeline import CalibrationResult, calibrate
 from journeyopt.calibration.rules_check import dropped_contacts, with_rule_components
-from journeyopt.calibration.summary import candidate_specs
+from journeyopt.calibration.summary import candidate_specs, summary_lines
 from journeyopt.cli.entry import to_object
 from journeyopt.sim.config import CapConfig, RulesConfig
 from journeyopt.sim.optimum import solve_optimum
@@ -127,6 +127,63 @@ def test_a_rule_no_candidate_represents_is_on_the_card_and_in_the_verdict(
     assert "- UNSEEN: all contacts <= 2 in any 9 weeks" in card
     assert result.metrics["sim/rules_unseen"] == 1.0
     assert result.metrics["sim/rules_dropped_share"] > 0
+
+
+def test_a_two_week_cap_of_one_channel_asks_for_the_last_action() -> None:
+    world = load_world("coworking")
+    channel = world.channels[0]
+    rules = RulesConfig(caps=[CapConfig(max=1, window_weeks=2, channels=[channel])]).for_world(
+        world, "rules"
+    )
+    assert rule_components(rules) == ((), True)
+    listed = SummaryConfig(select=True, pattern_weeks=[0], last_action=[False])
+    assert with_rule_components(listed, rules).last_action == [False, True]
+    assert unseen_rules(rules, CAPS_SPEC) and not unseen_rules(
+        rules, replace(CAPS_SPEC, last_action=True)
+    )
+
+
+def test_the_card_names_each_candidates_unseen_rules_and_the_price_of_the_rules() -> None:
+    record = {
+        "n_validation_weeks": 100,
+        "tolerance_se": 1.0,
+        "rules": "all contacts <= 2 in any 5 weeks",
+        "rules_cost": [0.0002, 0.0001],
+        "candidates": [
+            {
+                "label": "base",
+                "n_states": 10,
+                "loglik": -0.3,
+                "se": 0.0001,
+                "chosen": False,
+                "unseen_rules": ["all contacts <= 2 in any 5 weeks: it counts contacts"],
+            },
+            {
+                "label": "pattern 4w",
+                "n_states": 40,
+                "loglik": -0.3002,
+                "se": 0.0,
+                "chosen": True,
+                "unseen_rules": [],
+            },
+        ],
+        "n_states": 40,
+        "n_actions": 5,
+        "dp_horizon_weeks": 52,
+        "dp_seconds": 1.0,
+    }
+    lines = summary_lines({"summary_selection": record})
+    text = "\n".join(lines)
+    assert "among the candidates that miss the fewest contact rules" in text
+    assert any(
+        line.startswith("| base ") and line.endswith("| all contacts <= 2 in any 5 weeks |")
+        for line in lines
+    )
+    assert any(line.startswith("| pattern 4w ") and line.endswith("| none |") for line in lines)
+    assert "trails it by 0.00020 nats per customer-week (SE 0.00010)" in text
+    record.update(rules="opt-outs only", rules_cost=None)
+    text = "\n".join(summary_lines({"summary_selection": record}))
+    assert "contact rules" not in text and "trails" not in text
 
 
 def test_calibrate_takes_the_rules_group() -> None:
