@@ -118,6 +118,7 @@ def test_a_rule_no_candidate_represents_is_on_the_card_and_in_the_verdict(
         "all contacts <= 2 in any 9 weeks"
     )
     assert record["planned_contacts"] > 0 and 0 < record["dropped"] < record["planned_contacts"]
+    assert result.estimate.calibrated.meta["summary_selection"]["dp_seconds"] > 0  # one solve
     card = (result.output_dir / "card.md").read_text()
     verdict = card.split("\n")[2]
     assert "NOT good enough" in verdict

@@ -312,12 +312,13 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         "arrivals_per_week": base.arrivals_per_week,
     }
     served = cfg.rules.for_world(started.world, "rules")
+    horizon = cal.policy_horizon_weeks
+    seen = check_rules(started.world, served, horizon, cal.gamma, cal.seed)
     summary_meta = (
-        selection_meta(selection, started.world, cal.policy_horizon_weeks, cal.gamma, served)
+        selection_meta(selection, started.world, horizon, cal.gamma, served, seen.dp_seconds)
         if selection is not None
         else {}
     )
-    seen = check_rules(started.world, served, cal.policy_horizon_weeks, cal.gamma, cal.seed)
     est = replace(
         est,
         calibrated=replace(

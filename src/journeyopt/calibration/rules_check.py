@@ -19,6 +19,7 @@ So the calibration takes the rules too:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -74,6 +75,9 @@ class RulesCheck:
             asked for in a simulation of :data:`CHECK_CUSTOMERS` of its starting customers over
             the horizon, with every configured rule applied (0: not simulated, nothing unseen).
         dropped: Of those, contacts an unseen rule turned into no contact.
+        dp_seconds: Wall time of the exact DP solve the check made, seconds (NaN: none made);
+            the card's solve time (:func:`journeyopt.calibration.summary.selection_meta`)
+            reuses it instead of solving the same optimum again.
     """
 
     rules: str
@@ -81,6 +85,7 @@ class RulesCheck:
     unseen: tuple[str, ...]
     planned_contacts: int = 0
     dropped: int = 0
+    dp_seconds: float = float("nan")
 
     @property
     def dropped_share(self) -> float:
@@ -162,9 +167,11 @@ def check_rules(
     check = RulesCheck(rules.summary(), planned.rules.summary(), planned.unseen)
     if not planned.unseen or (world.responses and not world.responses.actions_identified):
         return check
+    start = time.perf_counter()
     optimum = solve_optimum(world, horizon_weeks, gamma, rules=rules)
+    seconds = time.perf_counter() - start
     total, dropped = dropped_contacts(world, optimum, rules, customers, gamma, seed)
-    return replace(check, planned_contacts=total, dropped=dropped)
+    return replace(check, planned_contacts=total, dropped=dropped, dp_seconds=seconds)
 
 
 def unseen_rule_reasons(meta: Mapping[str, Any]) -> list[str]:

@@ -412,13 +412,15 @@ def selection_meta(
     horizon_weeks: int,
     gamma: float,
     rules: ContactRules | None = None,
+    dp_seconds: float = float("nan"),
 ) -> dict[str, Any]:
     """The card's record of the state summary: the candidates (when chosen by the data), the
     world's state count and the time of one exact DP solve over ``horizon_weeks`` (seconds;
-    NaN when the world cannot value contacts), planned under the represented ``rules``."""
+    NaN when the world cannot value contacts), planned under the represented ``rules``;
+    ``dp_seconds`` (not NaN): the time of that solve, made already (no second solve)."""
     layout = DiscreteLayout.of(world)
-    seconds = float("nan")
-    if world.responses is None or world.responses.actions_identified:
+    seconds = dp_seconds
+    if seconds != seconds and (world.responses is None or world.responses.actions_identified):
         start = time.perf_counter()
         solve_optimum(world, horizon_weeks, gamma, rules=rules)
         seconds = time.perf_counter() - start
