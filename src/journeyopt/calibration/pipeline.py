@@ -474,4 +474,8 @@ def _calendar_origin(panel: pd.DataFrame) -> dict[str, Any]:
 def _penalty_params(est: Estimate) -> dict[str, float]:
     params = {f"calibration.penalty.{k}": v for k, v in est.penalties.binary.items()}
     params["calibration.penalty.value_alpha"] = est.penalties.value
+    # the trees each model kept (calibration.response_model; 0: the GLM alone)
+    params.update(
+        {f"calibration.trees.{k}": float(est.penalties.rounds.get(k, 0)) for k in est.families}
+    )
     return params
