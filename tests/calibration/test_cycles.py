@@ -22,6 +22,7 @@ from journeyopt.calibration.cycles import (
 )
 from journeyopt.calibration.pipeline import calibrate
 from tests.calibration.conftest import calibration_config
+from tests.data.conftest import run_cli
 
 CUSTOMERS = 600
 WEEKS = 80
@@ -105,3 +106,15 @@ def test_a_calibration_without_configured_cycles_reads_them_off_the_logs(
     practice = result.estimate.calibrated.world.logged_practice
     assert practice is not None and list(practice.cycles) == record["weeks"]
     assert found_line(record) is not None
+
+
+def test_ingest_shows_the_cycles_calibration_would_read(tmp_path: Path) -> None:
+    """The README's CRM example (its staff mail a newsletter every 4 weeks and a win-back
+    offer every 13): ``journeyopt-ingest`` prints both; CDNOW, without contacts, prints none."""
+    proc = run_cli(["data=coworking_crm", "output_dir=out"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    line = "found in the logs: discount_offer every 13, newsletter every 4 weeks"
+    said = " ".join(proc.stdout.split())  # the console wraps long lines
+    assert f"{line} (calibration.practice_cycles_weeks: [4, 13])" in said
+    purchases = run_cli(["data=cdnow_sample", "output_dir=cdnow"], cwd=tmp_path)
+    assert purchases.returncode == 0 and "campaign cycles" not in purchases.stdout

@@ -43,6 +43,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from journeyopt.panel.suggest import FIRST_MONDAY
+from journeyopt.panel.weeks import week_index
+
 MIN_GAPS = 30
 """Fewest gaps an action needs before its cycle is judged."""
 MIN_GAP_SHARE = 0.08
@@ -145,6 +148,21 @@ def practice_cycles(contacts: pd.DataFrame, no_contact: str = "none") -> Practic
     )
     cycles = tuple(sorted({a.modal_gap_weeks for a in found if a.cycle}))
     return PracticeCycles(cycles, found)
+
+
+def contact_cycles(contacts: pd.DataFrame) -> PracticeCycles:
+    """:func:`practice_cycles` of canonical contacts (columns ``customer_id``, ``ts`` UTC and
+    ``action``), weeks counted Monday to Sunday as the panel counts them: what
+    ``journeyopt-ingest`` shows before any calibration."""
+    weeks = week_index(pd.to_datetime(contacts["ts"], utc=True), FIRST_MONDAY)
+    frame = pd.DataFrame(
+        {
+            "customer_id": contacts["customer_id"].to_numpy(),
+            "week": weeks,
+            "action": contacts["action"].astype(str).to_numpy(),
+        }
+    )
+    return practice_cycles(frame)
 
 
 def cycles_meta(configured: list[int] | None, found: PracticeCycles | None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import MISSING, DictConfig
 from rich.table import Table
 
+from journeyopt.calibration.cycles import contact_cycles
 from journeyopt.cli.entry import console as console_factory
 from journeyopt.cli.entry import report_errors, to_object
 from journeyopt.data.ingest import ingest
@@ -94,6 +95,10 @@ def run(cfg: DictConfig) -> IngestResult:
     )
     events = pd.read_parquet(output_dir / "events.parquet", columns=["customer_id", "ts", "role"])
     console.print(suggest_lapse_weeks(events).line())  # panel.lapse_weeks has no default
+    logged = output_dir / "contacts.parquet"
+    contacts = pd.read_parquet(logged, columns=["customer_id", "ts", "action"])
+    if (contacts["action"].astype(str) != "none").any():  # what calibration would read off them
+        console.print(contact_cycles(contacts).line())
     return result
 
 
