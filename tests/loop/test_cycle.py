@@ -3,6 +3,7 @@ failed step that leaves the champion where it was."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -93,6 +94,10 @@ def test_closed_loop_cycles_idempotence_and_failure(
     )
     assert first.record.retrained and "no champion yet" in first.record.reasons
     assert first.record.promoted and first.record.champion == first.record.candidate
+    # the re-calibrated world chose its summary under the rules it is served under
+    (calibration,) = (tmp_path / "cycles").rglob("world/calibration.json")
+    recorded = json.loads(calibration.read_text())["contact_rules"]
+    assert "cool-down" in recorded["rules"] and recorded["rules"] != "opt-outs only"
     registry = PolicyRegistry(mlflow_sqlite)
     client = MlflowClient(mlflow_sqlite.tracking_uri)
 

@@ -243,6 +243,7 @@ class _Steps:
             data=cfg.data,
             panel=self.panel,
             calibration=calibration_window(cfg, on_drift),
+            rules=cfg.serve.rules,  # the world's summary represents the rules it is served under
             tracking=cfg.tracking,
             output_dir=str(self.folder / "world"),
             overwrite=True,
