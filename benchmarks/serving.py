@@ -294,6 +294,7 @@ def bench_api(
                     command = [
                         console_script("journeyopt-serve"),
                         "model=models:/journey-policy@champion",
+                        "rules@serve.rules=coworking",  # the demo world's caps
                         f"port={port}",
                         f"workers={workers}",
                         f"hydra.run.dir={root / 'hydra'}",
@@ -361,6 +362,7 @@ def bench_batch(
         for run in range(repeats):
             done = measure([
                 console_script("journeyopt-score"), "data=coworking", f"data.path={logs}",
+                "rules@serve.rules=coworking",
                 f"as_of={AS_OF}", f"model={folder}", f"out={root / f'out{run}' / 'actions.csv'}",
                 f"hydra.run.dir={root / 'hydra'}", f"tracking.tracking_uri={uri}",
             ])  # fmt: skip

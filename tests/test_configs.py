@@ -217,14 +217,23 @@ def test_a_removed_cap_stays_removed(name: str) -> None:
     merged back in."""
     obj = _compose(
         name,
-        ["~serve.rules.frequency_caps.email", "~serve.rules.frequency_caps.phone"],
+        [
+            "rules@serve.rules=coworking",  # the demo's caps (the generic default has none)
+            "~serve.rules.frequency_caps.email",
+            "~serve.rules.frequency_caps.phone",
+        ],
     )
     assert dict(obj.serve.rules.frequency_caps) == {}
 
 
 def test_a_map_given_in_a_config_replaces_the_schema_default() -> None:
     obj = _compose(
-        "serve", ["~serve.rules.frequency_caps.email", "serve.rules.frequency_caps.phone=3"]
+        "serve",
+        [
+            "rules@serve.rules=coworking",
+            "~serve.rules.frequency_caps.email",
+            "serve.rules.frequency_caps.phone=3",
+        ],
     )
     assert dict(obj.serve.rules.frequency_caps) == {"phone": 3}
     assert obj.serve.holdout.staff.rules  # nested dataclasses keep their configured values

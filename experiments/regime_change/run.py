@@ -62,6 +62,7 @@ def cycle_config(overrides: list[str]) -> CycleConfig:
                 "work_dir=unused",
                 "panel=coworking",  # the coworking demo's business settings
                 "calibration=coworking",
+                "rules@serve.rules=coworking",  # the rules it trains under
                 *overrides,
             ],
         )

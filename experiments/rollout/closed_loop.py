@@ -79,7 +79,11 @@ CONFIGS = Path(__file__).resolve().parents[2] / "src" / "journeyopt" / "configs"
 SMALL_BUDGET = ["+experiment=small_cycle"]  # configs/experiment/small_cycle.yaml
 NO_RETRAINING = ["drift.retrain_on=[]", "schedule.every_weeks=0"]
 WORLD_OVERRIDES: dict[str, list[str]] = {
-    "coworking": ["panel=coworking", "calibration=coworking"],  # the demo's business settings
+    "coworking": [  # the demo's business settings and the contact rules it trains under
+        "panel=coworking",
+        "calibration=coworking",
+        "rules@serve.rules=coworking",
+    ],
     "roastery": [  # the roastery's own source config, settings, contact rules and practice
         "data=roastery",
         "panel=roastery",

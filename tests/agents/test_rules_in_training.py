@@ -15,10 +15,12 @@ import pytest
 from hydra import compose, initialize_config_module
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from omegaconf import OmegaConf
 
 from journeyopt.agents.config import register_configs, train_config
 from journeyopt.agents.sb3 import make_training_env
 from journeyopt.agents.train import _prepare_world, train
+from journeyopt.cli import demo as demo_cli
 from journeyopt.errors import ConfigError
 from journeyopt.serving.config import register_configs as register_serving
 from journeyopt.sim.config import (
@@ -129,10 +131,18 @@ def _overrides(rules: RulesConfig) -> list[str]:
     ]
 
 
-def test_the_shipped_configs_train_and_serve_under_the_same_rules() -> None:
+def test_the_demo_trains_and_serves_under_the_same_rules() -> None:
+    """The coworking world trains under the demo's rules; serving them is the demo's choice
+    (``rules@serve.rules=coworking``, as ``journeyopt-demo`` makes it), not the serve group's
+    default, which has no rule beyond opt-outs."""
     with initialize_config_module("journeyopt.configs", version_base="1.3"):
         trained = compose("train", overrides=["tracking=off"])
-        served = compose("serve")
+        served = compose("serve", overrides=["rules@serve.rules=coworking"])
+        generic = compose("serve")
+        demo = compose("demo")
+    assert demo_cli.DemoConfig  # its schema, registered on import, composes the demo
+    assert dict(generic.serve.rules) == dict(OmegaConf.structured(RulesConfig()))
+    assert demo.serve.rules == demo.simulator.rules == served.serve.rules
     cfg = train_config(trained)
     assert cfg.simulator.rules.frequency_caps == {"email": 2, "phone": 1}
     assert dict(served.serve.rules) == {

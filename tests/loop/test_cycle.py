@@ -28,7 +28,9 @@ from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.registry import CHAMPION, PolicyRegistry
 
 CONFIGS = Path(__file__).resolve().parents[2] / "src" / "journeyopt" / "configs"
-DEMO_SETTINGS = ["panel=coworking", "calibration=coworking"]  # the demo's business settings
+# the demo's business settings, and the contact rules it is trained (simulator=coworking) and
+# served under (the generic serve default has none beyond opt-outs)
+DEMO_SETTINGS = ["panel=coworking", "calibration=coworking", "rules@serve.rules=coworking"]
 TINY = [
     "train.total_timesteps=1024",
     "train.n_customers=32",
