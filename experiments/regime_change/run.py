@@ -63,6 +63,7 @@ def cycle_config(overrides: list[str]) -> CycleConfig:
                 "panel=coworking",  # the coworking demo's business settings
                 "calibration=coworking",
                 "rules@serve.rules=coworking",  # the rules it trains under
+                "practice@serve.holdout.staff=coworking",  # the control group as measured
                 *overrides,
             ],
         )

@@ -83,6 +83,7 @@ WORLD_OVERRIDES: dict[str, list[str]] = {
         "panel=coworking",
         "calibration=coworking",
         "rules@serve.rules=coworking",
+        "practice@serve.holdout.staff=coworking",  # the control group as the study ran it
     ],
     "roastery": [  # the roastery's own source config, settings, contact rules and practice
         "data=roastery",

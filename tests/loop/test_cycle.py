@@ -30,7 +30,12 @@ from journeyopt.tracking.registry import CHAMPION, PolicyRegistry
 CONFIGS = Path(__file__).resolve().parents[2] / "src" / "journeyopt" / "configs"
 # the demo's business settings, and the contact rules it is trained (simulator=coworking) and
 # served under (the generic serve default has none beyond opt-outs)
-DEMO_SETTINGS = ["panel=coworking", "calibration=coworking", "rules@serve.rules=coworking"]
+DEMO_SETTINGS = [
+    "panel=coworking",
+    "calibration=coworking",
+    "rules@serve.rules=coworking",
+    "practice@serve.holdout.staff=coworking",
+]
 TINY = [
     "train.total_timesteps=1024",
     "train.n_customers=32",

@@ -184,7 +184,8 @@ class ServingConfig:
     Attributes:
         world: The world the policy was trained for (a shipped world name or a folder): its
             action catalogue, feature windows, customer types and response model (the
-            expected value of a decision); required (the demo's: ``configs/serve/default.yaml``).
+            expected value of a decision); required (the demo's: ``coworking``, set by the quick
+            start's ``configs/serve.yaml`` and ``configs/score.yaml``).
         rules: Contact rules applied after the model, whatever it says.
         holdout: The A/B holdout.
         exploration: Exploration of the treatment group (true propensities in the decision
