@@ -3,6 +3,7 @@ window otherwise, and clear refusals of bad settings."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from journeyopt.cli.entry import to_object
 from journeyopt.errors import ConfigError
 from journeyopt.loop.config import CycleConfig, register_configs
-from journeyopt.loop.cycle import calibration_window
+from journeyopt.loop.cycle import calibration_window, training_simulator
 
 CONFIGS = Path(__file__).resolve().parents[2] / "src" / "journeyopt" / "configs"
 DEMO = ["panel=coworking", "calibration=coworking"]  # the demo's business settings
@@ -42,3 +43,11 @@ def test_without_a_drift_window_every_retraining_uses_the_rolling_window() -> No
 def test_a_negative_drift_window_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"drift.calibration.recent_weeks must be >= 0"):
         cycle("drift.calibration.recent_weeks=-1")
+
+
+def test_a_retraining_is_held_to_the_rules_it_will_be_served_under() -> None:
+    cfg = cycle("rules@serve.rules=none")  # the demo's simulator carries the coworking rules
+    assert cfg.simulator.rules != cfg.serve.rules
+    trained_under = training_simulator(cfg)
+    assert trained_under.rules == cfg.serve.rules
+    assert replace(trained_under, rules=cfg.simulator.rules) == cfg.simulator

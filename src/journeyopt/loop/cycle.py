@@ -53,6 +53,7 @@ from journeyopt.monitoring.jobs import detect_drift, measure_uplift
 from journeyopt.monitoring.rollout import verdict_metrics
 from journeyopt.monitoring.rollout_job import run_rollout
 from journeyopt.panel.weeks import WEEK
+from journeyopt.sim.config import SimulatorConfig
 from journeyopt.tracking.registry import CHAMPION, PolicyRegistry, ResolvedVersion
 from journeyopt.tracking.rollout import CANARY, read_rollout
 from journeyopt.tracking.run import child_runs_of, tracked_run
@@ -138,6 +139,14 @@ def retrain_reasons(
     if scheduled:
         reasons.append("scheduled re-training")
     return reasons
+
+
+def training_simulator(cfg: CycleConfig) -> SimulatorConfig:
+    """The simulator settings a re-training runs under: ``cfg.simulator`` with the contact rules
+    the policy will be served under (``serve.rules``), so training masks, the calibration's
+    summary and the gate read one rules object and a candidate is never refused for having
+    been trained under other rules than it is served under."""
+    return replace(cfg.simulator, rules=cfg.serve.rules)
 
 
 def calibration_window(cfg: CycleConfig, on_drift: bool) -> CalibrationConfig:
@@ -260,7 +269,7 @@ class _Steps:
         job = train_config_in(
             str(world),
             agent=agent,
-            simulator=cfg.simulator,
+            simulator=training_simulator(cfg),
             train=cfg.train,
             evaluation=cfg.evaluation,
             tracking=cfg.tracking,
