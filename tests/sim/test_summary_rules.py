@@ -4,7 +4,7 @@ gives, it beats the guard-wrapped unconstrained optimum, and what it cannot see 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from journeyopt.agents.baselines import NoContact
-from journeyopt.agents.policy import Bool, Float, IntArray, Observation, one_hot
+from journeyopt.calibration.rules_check import PlannedAsIs
 from journeyopt.evaluation.report import write_evaluation
 from journeyopt.evaluation.simulate import evaluate_policies, simulate_policy
 from journeyopt.panel.state import CustomerState, FeatureSpec, state_features
@@ -90,23 +90,6 @@ def unaware(small: WorldSpec, weeks: np.ndarray) -> OptimalPolicy:
     return solve_optimum(small, HORIZON, GAMMA, weeks)
 
 
-@dataclass(frozen=True)
-class PlanAsIs:
-    """The DP's table action as planned, not guarded: the simulation's guard counts what the
-    rules drop (``PolicyRun.forbidden``)."""
-
-    world: WorldSpec
-    optimum: OptimalPolicy
-    name: str = "plan"
-
-    def act(
-        self, observation: Observation, masks: Bool, rng: np.random.Generator
-    ) -> tuple[IntArray, Float]:
-        states = discrete_state(observation.features, observation.segment, self.world)
-        actions = self.optimum.optimal_actions(states, observation.week)
-        return actions, one_hot(actions, masks.shape[1])
-
-
 def _population(world: WorldSpec, rules: ContactRules) -> tuple[CustomerState, np.ndarray]:
     return starting_population(
         world_under_rules(world, rules), N, np.random.default_rng(5), HORIZON
@@ -133,7 +116,7 @@ def test_the_rule_aware_optimum_never_plans_a_forbidden_contact(
     for name, optimum in (("planned", planned), ("unaware", unaware)):
         runs[name] = simulate_policy(
             world,
-            PlanAsIs(small, optimum),
+            PlannedAsIs(small, optimum),
             state,
             segment,
             EpisodeClock.of(HORIZON, START),
