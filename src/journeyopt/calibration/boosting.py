@@ -181,26 +181,47 @@ def choose_rounds(
     pos, neg, offset = train
     if pos.sum() <= 0 or neg.sum() <= 0 or inner[0].sum() + inner[1].sum() <= 0:
         return 0
-    train_set = _dataset(features, pos, neg, offset, names)
-    valid_set = _dataset(features, *inner, names)
+    i_pos, i_neg, i_off = inner
+    total = i_pos.sum() + i_neg.sum()
+    glm = float(i_pos @ np.logaddexp(0.0, -i_off) + i_neg @ np.logaddexp(0.0, i_off)) / total
+    return _early_stopped_rounds(
+        {**_params(cfg, seed), "metric": "binary_logloss"},
+        _dataset(features, pos, neg, offset, names),
+        _dataset(features, *inner, names),
+        "binary_logloss",
+        glm,
+        cfg,
+    )
+
+
+def _early_stopped_rounds(
+    params: dict[str, Any],
+    train_set: lgb.Dataset,
+    valid_set: lgb.Dataset,
+    metric: str,
+    glm_loss: float,
+    cfg: LightGBMConfig,
+    feval: Any = None,
+) -> int:
+    """Rounds with the least ``metric`` on ``valid_set`` (early stopping after
+    ``cfg.patience`` rounds without improvement); 0 when none is below ``glm_loss``, the GLM
+    alone's loss on the same cells."""
     history: dict[str, dict[str, list[float]]] = {}
     lgb.train(
-        {**_params(cfg, seed), "metric": "binary_logloss"},
+        params,
         train_set,
         num_boost_round=cfg.max_rounds,
         valid_sets=[valid_set],
         valid_names=["inner"],
+        feval=feval,
         callbacks=[
             lgb.early_stopping(cfg.patience, verbose=False),
             lgb.record_evaluation(history),
         ],
     )
-    losses = np.asarray(history["inner"]["binary_logloss"], np.float64)
-    i_pos, i_neg, i_off = inner
-    total = i_pos.sum() + i_neg.sum()
-    glm = float(i_pos @ np.logaddexp(0.0, -i_off) + i_neg @ np.logaddexp(0.0, i_off)) / total
+    losses = np.asarray(history["inner"][metric], np.float64)
     best = int(np.argmin(losses))
-    return best + 1 if losses[best] < glm else 0
+    return best + 1 if losses[best] < glm_loss else 0
 
 
 def _value_dataset(
@@ -259,26 +280,18 @@ def choose_value_rounds(
     keep = (weight > 0) & (mean > 0)
     if not keep.any() or not ((train[1] > 0) & (train[0] > 0)).any():
         return 0
-    history: dict[str, dict[str, list[float]]] = {}
 
     def deviance(mu: Float, data: lgb.Dataset) -> tuple[str, float, bool]:
         """The weighted mean deviance (``mu``: the predicted means, initial score included)."""
         y, w = np.asarray(data.get_label()), np.asarray(data.get_weight())
         return "deviance", gamma_deviance(y, np.log(mu), w), False
 
-    lgb.train(
+    return _early_stopped_rounds(
         {**_params(cfg, seed), "objective": "gamma", "metric": "None"},
         _value_dataset(features, *train, names),
-        num_boost_round=cfg.max_rounds,
-        valid_sets=[_value_dataset(features, *inner, names)],
-        valid_names=["inner"],
+        _value_dataset(features, *inner, names),
+        "deviance",
+        gamma_deviance(mean[keep], offset[keep], weight[keep]),
+        cfg,
         feval=deviance,
-        callbacks=[
-            lgb.early_stopping(cfg.patience, verbose=False),
-            lgb.record_evaluation(history),
-        ],
     )
-    losses = np.asarray(history["inner"]["deviance"], np.float64)
-    glm = gamma_deviance(mean[keep], offset[keep], weight[keep])
-    best = int(np.argmin(losses))
-    return best + 1 if losses[best] < glm else 0
