@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from omegaconf import OmegaConf
 
 import journeyopt
@@ -23,7 +24,7 @@ from journeyopt.sim.config import GenerateConfig, shipped_practice
 from journeyopt.sim.discrete import discrete_state
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.population import initial_population
-from journeyopt.sim.world import load_world
+from journeyopt.sim.world import WorldSpec, load_world
 from tests.panel.windows import panel_config
 
 CONFIGS = Path(journeyopt.__file__).parent / "configs"
@@ -31,22 +32,28 @@ CUSTOMERS = 600
 SEED = 11
 
 
-def test_week_zero_of_the_logs_is_the_worlds_initial_population(tmp_path: Path) -> None:
-    world = load_world("coworking")
+def logged_panel(world: WorldSpec, folder: Path) -> pd.DataFrame:
+    """The panel of three weeks of logs the demo's practice writes in ``world`` for
+    :data:`CUSTOMERS` customers, all present from the first week (ingested from ``folder``)."""
     cfg = GenerateConfig(
         staff=shipped_practice("coworking"),
-        output_dir=str(tmp_path),
+        output_dir=str(folder),
         n_customers=CUSTOMERS,
         weeks=3,
         exploration=0.1,
         initial_share=1.0,
         seed=SEED,
     )
-    write_logs(generate_logs(world, cfg, np.random.default_rng(SEED)), tmp_path, overwrite=True)
+    write_logs(generate_logs(world, cfg, np.random.default_rng(SEED)), folder, overwrite=True)
     raw = OmegaConf.load(CONFIGS / "data" / "coworking.yaml")
-    raw.path = str(tmp_path)
+    raw.path = str(folder)
     source = to_object(raw, SourceConfig)
-    panel = build_panel(ingest_to_logs(source)[0], panel_config(), tuple(source.contact_channels))
+    return build_panel(ingest_to_logs(source)[0], panel_config(), tuple(source.contact_channels))
+
+
+def test_week_zero_of_the_logs_is_the_worlds_initial_population(tmp_path: Path) -> None:
+    world = load_world("coworking")
+    panel = logged_panel(world, tmp_path)
     logged = logged_trajectories(panel, world, contact_rules(world), 2)
 
     # the generator's first draw is the initial population: the same customers
@@ -75,20 +82,7 @@ def test_a_value_tier_world_reads_each_customers_tier_of_the_first_week(tmp_path
     trajectory's first week, as the scorer reads it, not the customers file's segment (which
     that world does not know)."""
     world = load_world("coworking")
-    cfg = GenerateConfig(
-        staff=shipped_practice("coworking"),
-        output_dir=str(tmp_path),
-        n_customers=CUSTOMERS,
-        weeks=3,
-        exploration=0.1,
-        initial_share=1.0,
-        seed=SEED,
-    )
-    write_logs(generate_logs(world, cfg, np.random.default_rng(SEED)), tmp_path, overwrite=True)
-    raw = OmegaConf.load(CONFIGS / "data" / "coworking.yaml")
-    raw.path = str(tmp_path)
-    source = to_object(raw, SourceConfig)
-    panel = build_panel(ingest_to_logs(source)[0], panel_config(), tuple(source.contact_channels))
+    panel = logged_panel(world, tmp_path)
     decided = panel["propensity"].notna() | (panel["action"].astype(str) != "none")
     first = panel[panel["week"] == panel.loc[decided, "week"].min()]  # the trajectories' start
     cut = float(np.nanmedian(first["monetary"].to_numpy(np.float64)))
