@@ -83,7 +83,11 @@ def server(
     """``journeyopt-serve`` on the registered champion, with a decision log."""
     log = tmp_path / "decision-log"
     uri = registered.tracking.tracking_uri
-    overrides = ("serve.holdout.control_share=0.3", f"serve.decision_log={log}")
+    overrides = (
+        "rules@serve.rules=coworking",  # the rules the champion was trained under
+        "serve.holdout.control_share=0.3",
+        f"serve.decision_log={log}",
+    )
     with running_server(tmp_path, uri, *overrides) as (url, process):
         yield url, process, log
 
