@@ -201,6 +201,7 @@ def _calibrate(cfg: DemoConfig, out: DemoOutputs, console: Console) -> Calibrati
         data=cfg.data,
         panel=cfg.panel,
         calibration=cfg.calibration,
+        rules=cfg.serve.rules,  # the card names a served rule the world's summary cannot see
         tracking=cfg.tracking,
         output_dir=str(out.world),
     )
