@@ -427,20 +427,26 @@ def choose_families(
                 sums = np.bincount(weeks.customer, weights=ll * w, minlength=n_customers)
                 return np.asarray(sums, np.float64)[judged]
 
-            diff = per_customer(boosted) - per_customer(eta)
-            se = difference_se(diff)
-            keep = rounds > 0 and (mode == "lightgbm" or float(diff.sum()) > tolerance_se * se)
             total = max(float(w.sum()), 1e-300)  # the scored weight of the model's rows
             glm_loglik = binary_loglik(glm, matrix, s_pos, s_neg)
-            return FamilyChoice(
-                "lightgbm" if keep else "glm",
-                rounds,
-                glm_loglik,
-                glm_loglik + float(diff.sum()) / total,
-                se / total,
-            )
+            diff = per_customer(boosted) - per_customer(eta)
+            return family_choice(diff, rounds, glm_loglik, total)
 
         return run
+
+    def family_choice(diff: Float, rounds: int, glm_score: float, weight: float) -> FamilyChoice:
+        """Trees or GLM from (judged customers,) per-customer score gains of the trees:
+        ``lightgbm`` forced, or ``auto`` and the gain above ``tolerance_se`` SE; the scores per
+        unit of the scored ``weight``."""
+        se = difference_se(diff)
+        keep = rounds > 0 and (mode == "lightgbm" or float(diff.sum()) > tolerance_se * se)
+        return FamilyChoice(
+            "lightgbm" if keep else "glm",
+            rounds,
+            glm_score,
+            glm_score + float(diff.sum()) / weight,
+            se / weight,
+        )
 
     def choose_value() -> FamilyChoice:
         """The value model: Gamma deviance instead of the log-likelihood, row weights only
@@ -474,18 +480,9 @@ def choose_families(
             sums = np.bincount(owner, weights=dev, minlength=n_customers)
             return -np.asarray(sums, np.float64)[judged]
 
-        diff = per_customer(boosted) - per_customer(eta)
-        se = difference_se(diff)
-        keep = rounds > 0 and (mode == "lightgbm" or float(diff.sum()) > tolerance_se * se)
-        weight = float(s_weight.sum())
         glm_score = -gamma_deviance(y, eta[data.value_cells.row_cell], s_weight)
-        return FamilyChoice(
-            "lightgbm" if keep else "glm",
-            rounds,
-            glm_score,
-            glm_score + float(diff.sum()) / weight,
-            se / weight,
-        )
+        diff = per_customer(boosted) - per_customer(eta)
+        return family_choice(diff, rounds, glm_score, float(s_weight.sum()))
 
     chosen = run_tasks([*(choose(name) for name in BINARY_MODELS), choose_value], workers)
     families = dict(zip((*BINARY_MODELS, "value"), chosen, strict=True))
