@@ -29,6 +29,7 @@ from rich.table import Table
 
 from journeyopt.agents.baselines import StaffPolicy
 from journeyopt.agents.policy import Policy
+from journeyopt.agents.practice_model import ServedPractice
 from journeyopt.calibration.calibrated import CalibratedWorld
 from journeyopt.cli.entry import console, log, report_errors, to_object
 from journeyopt.data.ingest import ingest_to_logs
@@ -245,12 +246,21 @@ def resolve_candidate(registry: PolicyRegistry, candidate: str) -> ResolvedVersi
 
 
 def load_served(
-    version: ResolvedVersion, settings: TrackingConfig, world: WorldSpec, name: str
-) -> ServedPolicy:
-    """A registered version as a policy over ``world``'s observations."""
+    version: ResolvedVersion,
+    settings: TrackingConfig,
+    world: WorldSpec,
+    name: str,
+    acting_world: WorldSpec | None = None,
+) -> Policy:
+    """A registered version as a policy over ``world``'s observations; a version that is
+    today's practice (:class:`~journeyopt.agents.practice_model.ServedPractice`) as the
+    ``StaffPolicy`` the gate runs today's practice as, acting in ``acting_world`` (default
+    ``world``)."""
     with tempfile.TemporaryDirectory() as tmp:
         model = load_policy_model(version.uri, settings, Path(tmp))
         network = unwrap_policy(model)
+    if isinstance(network, ServedPractice):
+        return network.staff(acting_world or world, version.uri, name=name)
     return ServedPolicy(network, observation_layout(world), name)
 
 
@@ -275,7 +285,8 @@ def champion_policy(
         )
         return StaffPolicy(world, practice), "staff_rules"
     own = load_world(champion_world) if champion_world else world
-    return load_served(version, settings, own, f"champion_v{version.version}"), version.uri
+    name = f"champion_v{version.version}"
+    return load_served(version, settings, own, name, acting_world=world), version.uri
 
 
 def promote(cfg: PromoteConfig) -> Decision:

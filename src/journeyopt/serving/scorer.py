@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from journeyopt.agents.baselines import StaffPolicy
 from journeyopt.agents.policy import Observation
+from journeyopt.agents.practice_model import ServedPractice
 from journeyopt.agents.sb3 import layout_version
 from journeyopt.errors import ConfigError
 from journeyopt.panel.weeks import WEEK, monday_on_or_before
@@ -44,7 +45,27 @@ from journeyopt.sim.practice import LoggedPractice
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import WorldSpec, load_world
 
-_NO_RNG = np.random.default_rng(0)  # unused draws: control_choice draws from hashed units
+_NO_RNG = np.random.default_rng(0)  # unused draws: practice_choice draws from hashed units
+
+
+@dataclass(frozen=True)
+class PracticeArm:
+    """Today's practice as the scorer runs it: for the control group, and for the treatment
+    arms a registered practice (:class:`~journeyopt.agents.practice_model.ServedPractice`)
+    decides.
+
+    Attributes:
+        staff: The practice acting in the served world.
+        origin: Monday 00:00 UTC of week 0 of its campaign calendar.
+    """
+
+    staff: StaffPolicy
+    origin: pd.Timestamp
+
+    def week(self, monday: pd.Timestamp) -> int:
+        """Week index of the campaign calendar of the week starting ``monday`` (0 before the
+        origin)."""
+        return max(0, int((monday - self.origin) // WEEK))
 
 
 @dataclass(frozen=True)
@@ -143,19 +164,36 @@ class Scorer:
             raise ConfigError(f"serve: {err}") from err
         self.layout: ObservationLayout = observation_layout(self.world)
         self.staff = StaffPolicy(self.world, staff_rules(self.world, settings.holdout))
+        practice = self.staff.practice
+        own = practice.calendar_origin if isinstance(practice, LoggedPractice) else ""
+        self.control_arm = PracticeArm(
+            self.staff, pd.Timestamp(own, tz="UTC") if own else settings.holdout.origin
+        )
         self._check_spec(model, self.layout)
         self._previous_layout = (
             self._own_layout(model.previous) if model.previous is not None else self.layout
         )
+        self.champion_arm = self._practice_arm(model)
+        self.previous_arm = self._practice_arm(model.previous) if model.previous else None
         self.action_names: tuple[str, ...] = self.world.actions.names
         self.channels: tuple[str, ...] = self.world.actions.channels
         self._origin = settings.holdout.origin  # parsed once, not per request
         self._values = ExpectedValues(self.world)
 
+    def _practice_arm(self, model: ServedModel) -> PracticeArm | None:
+        """The practice ``model`` serves, run like the control group's (None: ``model`` is
+        a policy over observations)."""
+        policy = model.policy
+        if not isinstance(policy, ServedPractice):
+            return None
+        return PracticeArm(policy.staff(self.world, f"model {model.uri}"), policy.origin)
+
     def _own_layout(self, model: ServedModel) -> ObservationLayout:
         """The observation layout ``model`` (a previous champion) reads: the served world's,
         or, when that does not fit, the one of the world it was trained in (a policy of an
         earlier re-calibration, whose features were scaled by that world's caps)."""
+        if isinstance(model.policy, ServedPractice):  # reads the state features, not these
+            return self.layout
         try:
             self._check_spec(model, self.layout)
             return self.layout
@@ -179,6 +217,8 @@ class Scorer:
                 f"{where} chooses among {list(spec.action_names)}, the world "
                 f"{self.world.name!r} has actions {list(self.world.actions.names)}"
             )
+        if isinstance(model.policy, ServedPractice):  # the state features, not observations
+            return
         if spec.feature_names != layout.columns:
             raise ConfigError(
                 f"{where} expects observation columns that world {self.world.name!r} does not "
@@ -204,18 +244,29 @@ class Scorer:
         customer_ids: NDArray[np.object_],
         monday: pd.Timestamp,
     ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-        """Today's practice (``serve.holdout.staff``) for control customers: (N,) actions and
+        """Today's practice (``serve.holdout.staff``) for control customers
+        (:meth:`practice_choice` of :attr:`control_arm`)."""
+        return self.practice_choice(self.control_arm, observation, masks, customer_ids, monday)
+
+    def practice_choice(
+        self,
+        arm: PracticeArm,
+        observation: Observation,
+        masks: NDArray[np.bool_],
+        customer_ids: NDArray[np.object_],
+        monday: pd.Timestamp,
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Today's practice ``arm`` for the customers of ``observation``: (N,) actions and
         (N, A) probabilities. A practice estimated from the logs is stochastic: its action is
         drawn from its probabilities with one hashed uniform per customer and week (salt
-        ``serve.holdout.salt`` + ``/control``, :func:`exploration_unit`), so the API and the
-        batch scorer agree and the propensity is exact; a hand-written one is one-hot. An
-        estimated practice's campaign cycles count from its own calendar origin (the logs'
-        first logged week) when it has one."""
-        practice = self.staff.practice
-        if isinstance(practice, LoggedPractice) and practice.calendar_origin:
-            origin = pd.Timestamp(practice.calendar_origin, tz="UTC")
-            observation = replace(observation, week=max(0, int((monday - origin) // WEEK)))
-        _, probabilities = self.staff.act(observation, masks, _NO_RNG)
+        ``serve.holdout.salt`` + ``/control``, :func:`exploration_unit`, whatever the arm), so
+        the API and the batch scorer agree, a customer gets the same decision from a
+        registered practice as from the control group, and the propensity is exact; a
+        hand-written one is one-hot. The campaign cycles count from the arm's calendar
+        origin (an estimated practice's own, the logs' first logged week, when it has one;
+        else ``serve.holdout.calendar_origin``)."""
+        observation = replace(observation, week=arm.week(monday))
+        _, probabilities = arm.staff.act(observation, masks, _NO_RNG)
         unit = exploration_unit(customer_ids, f"{self.settings.holdout.salt}/control", monday)
         return draw(probabilities, unit), probabilities
 
@@ -250,7 +301,15 @@ class Scorer:
             self.settings.holdout.salt,
             self.settings.holdout.control_share,
         )
-        greedy, scores = self.model.policy.act(observations, masks)
+        observation = Observation(
+            batch.features, segment, week_of_year, self._campaign_week(monday)
+        )
+        if self.champion_arm is None:
+            greedy, scores = self.model.policy.act(observations, masks)
+        else:  # today's practice as the champion: the control group's choice
+            greedy, scores = self.practice_choice(
+                self.champion_arm, observation, masks, batch.customer_ids, monday
+            )
         greedy = np.asarray(greedy, np.int64)
         arm, greedy, scores = self._rollout(
             batch, control, observations, masks, greedy, scores, segment, week_of_year
@@ -258,15 +317,17 @@ class Scorer:
         rows = np.arange(batch.n)
         refused = ~masks[rows, greedy]  # a policy that ignored the masks: guarded to none
         greedy = np.where(refused, 0, greedy)
-        observation = Observation(
-            batch.features, segment, week_of_year, self._campaign_week(monday)
-        )
         exploration = self.settings.exploration
         probabilities = explored_probabilities(greedy, masks, exploration.share)
         actions = greedy
         if exploration.share > 0.0:
             unit = exploration_unit(batch.customer_ids, exploration.salt, monday)
             actions = draw(probabilities, unit)
+        by_practice = self._practice_rows(arm, control)
+        if by_practice.any():  # a registered practice decides as for control: not explored
+            actions = actions.copy()
+            actions[by_practice] = greedy[by_practice]
+            probabilities[by_practice] = np.asarray(scores, np.float64)[by_practice]
         if control.any():
             staff_rows = np.flatnonzero(control)
             staff_obs = Observation(
@@ -308,6 +369,20 @@ class Scorer:
             previous_version=previous.version if (previous := self.model.previous) else "",
         )
 
+    def _practice_rows(
+        self, arm: NDArray[np.int8], control: NDArray[np.bool_]
+    ) -> NDArray[np.bool_]:
+        """(N,) treatment customers a registered practice decides for: the champion's arms
+        when the champion is today's practice, the ``previous`` arm when the previous
+        version is."""
+        previous = arm == ARMS.index(PREVIOUS_ARM)
+        rows = np.zeros(control.shape[0], np.bool_)
+        if self.champion_arm is not None:
+            rows |= ~control & ~previous
+        if self.previous_arm is not None:
+            rows |= previous
+        return rows
+
     def _rollout(
         self,
         batch: CustomerBatch,
@@ -330,7 +405,19 @@ class Scorer:
         )
         arm = arm_codes(control, canary)
         rows = np.flatnonzero(arm == ARMS.index(PREVIOUS_ARM))
-        if rows.size:
+        if rows.size and self.previous_arm is not None:  # today's practice, as for control
+            features = {k: np.asarray(v)[rows] for k, v in batch.features.items()}
+            old_greedy, old_scores = self.practice_choice(
+                self.previous_arm,
+                Observation(features, segment[rows], week_of_year, 0),
+                masks[rows],
+                batch.customer_ids[rows],
+                monday_on_or_before(batch.as_of),
+            )
+            greedy, scores = greedy.copy(), np.array(scores, np.float64)
+            greedy[rows] = old_greedy
+            scores[rows] = old_scores
+        elif rows.size:
             old_obs = observations[rows]
             if self._previous_layout is not self.layout:
                 features = {k: np.asarray(v)[rows] for k, v in batch.features.items()}

@@ -195,6 +195,48 @@ class Practice:
             open_ &= ~take
         return action
 
+    def to_json(self) -> list[dict[str, object]]:
+        """The rules as JSON-ready dicts (open bounds as ``None``), read by :meth:`from_json`."""
+        return [
+            {
+                "action": rule.action,
+                "segments": list(rule.segments),
+                "lifecycle": list(rule.lifecycle),
+                "when": {name: list(bounds) for name, bounds in rule.when.items()},
+                "every_weeks": rule.every_weeks,
+                "offset_weeks": rule.offset_weeks,
+            }
+            for rule in self.rules
+        ]
+
+    @staticmethod
+    def from_json(rules: Sequence[Mapping[str, object]]) -> Practice:
+        """The practice :meth:`to_json` wrote.
+
+        Raises:
+            ValueError: A rule is malformed (see :class:`PracticeRule`).
+        """
+        out = []
+        for rule in rules:
+            when = dict(rule.get("when") or {})  # type: ignore[call-overload]
+            out.append(
+                PracticeRule(
+                    action=str(rule["action"]),
+                    segments=tuple(str(s) for s in rule.get("segments") or ()),  # type: ignore[attr-defined]
+                    lifecycle=tuple(str(s) for s in rule.get("lifecycle") or ()),  # type: ignore[attr-defined]
+                    when={
+                        str(k): (
+                            None if low is None else float(low),
+                            None if high is None else float(high),
+                        )
+                        for k, (low, high) in when.items()
+                    },
+                    every_weeks=int(rule.get("every_weeks", 1)),  # type: ignore[call-overload]
+                    offset_weeks=int(rule.get("offset_weeks", 0)),  # type: ignore[call-overload]
+                )
+            )
+        return Practice(tuple(out))
+
 
 def masked_softmax(logits: Float, masks: NDArray[np.bool_]) -> Float:
     """(N, A) softmax of (N, A) ``logits`` restricted to the allowed actions ``masks``; a row

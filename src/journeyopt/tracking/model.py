@@ -235,6 +235,7 @@ SERVED_POLICY_CLASSES = frozenset(
         "journeyopt.tracking.model:LinearSoftmaxPolicy",
         "journeyopt.tracking.sb3_policy:SB3Policy",
         "journeyopt.agents.optimum_model:PlannedOptimum",
+        "journeyopt.agents.practice_model:ServedPractice",
     }
 )
 """The policy classes a ``spec.json`` may name (``module:qualname``)."""
@@ -460,7 +461,10 @@ def log_policy_model(
             python_model=str(_CODE_FILE),
             artifacts={ARTIFACT_KEY: str(folder)},
             signature=policy_signature(spec),
-            input_example=observation_frame(observations, masks, spec),
+            # today's practice reads the date, not observations: no example to predict
+            input_example=observation_frame(observations, masks, spec)
+            if getattr(policy, "reads_observations", True)
+            else None,
             pip_requirements=base_requirements() + list(policy.pip_requirements),
             metadata={
                 "journeyopt_version": journeyopt.__version__,
