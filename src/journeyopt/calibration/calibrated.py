@@ -271,6 +271,7 @@ def _summary_components(world: WorldSpec) -> dict[str, Any]:
             else {}
         ),
         **({"rate_levels": d.rate_levels} if d.rate_levels else {}),
+        **({"recency_bins_weeks": d.recency_bins_weeks} if d.recency_bins_weeks else {}),
         **({"lasting_actions": list(d.lasting_actions)} if d.lasting_actions else {}),
     }
 

@@ -31,7 +31,10 @@ class CapsConfig:
     smooth terms of the lifetime conversions and tenure, with per-count columns up to this
     count; no new state; ``lasting_actions``: the last-action component remembers the last
     contact of these actions only, other contacts leave it as it is (empty = the last contact's
-    action)). With ``calibration.summary.select`` the pattern, last action, lasting actions,
+    action); ``recency_bins_weeks`` 0 = the recency cap, else ``2..recency_cap_weeks``: the
+    response models' own recency columns stop there, longer recencies enter through smooth
+    terms only, and the recency cap may then exceed the fitted history). With
+    ``calibration.summary.select`` the pattern, last action, lasting actions,
     gap and purchase rate are chosen by the data instead.
     """
 
@@ -62,6 +65,7 @@ class CapsConfig:
     gap_bin_weeks: int = 1
     rate_levels: int = 0
     lasting_actions: list[str] = field(default_factory=list)
+    recency_bins_weeks: int = 0
 
     def __post_init__(self) -> None:
         if self.lasting_actions and not self.last_action:
@@ -124,6 +128,11 @@ class SummaryConfig:
         rate_levels: Candidate settings of the purchase-rate terms (0 = off, else >= 1;
             :attr:`~journeyopt.sim.world.DiscreteSpec.rate_levels`, lowered to a candidate's
             conversions cap; same states: off is tried first and so wins a tie in states).
+        recency_bins: Candidate ends of the response models' own recency columns, weeks (0 =
+            the candidate's recency cap, else >= 2;
+            :attr:`~journeyopt.sim.world.DiscreteSpec.recency_bins_weeks`; at or above a
+            candidate's recency cap the same as 0; lowered to the fitted history, and then the
+            recency cap is not); empty = the configured ``caps.recency_bins_weeks``.
         lasting_max_actions: 0 (the default): the last action is the last contact's. ``m >
             0``: each candidate with the last action also comes with the last *lasting*
             action for every set ``L`` of 1..m of the catalogue's contacts (fewer than all):
@@ -150,6 +159,7 @@ class SummaryConfig:
     last_action: list[bool] = field(default_factory=lambda: [False, True])
     gap_caps: list[int] = field(default_factory=list)
     rate_levels: list[int] = field(default_factory=lambda: [0])
+    recency_bins: list[int] = field(default_factory=list)
     lasting_max_actions: int = 0
     forward_weeks: int = 0
     tolerance_se: float = 1.0
@@ -167,6 +177,10 @@ class SummaryConfig:
             raise ConfigError("calibration.summary.pattern_weeks must list 0 (off) or 2..6 weeks")
         if not self.last_action:
             raise ConfigError("calibration.summary.last_action must list at least one setting")
+        if any(b < 0 or b == 1 for b in self.recency_bins):
+            raise ConfigError(
+                "calibration.summary.recency_bins must list 0 (the recency cap) or weeks >= 2"
+            )
         if not self.rate_levels or any(v < 0 for v in self.rate_levels):
             raise ConfigError("calibration.summary.rate_levels must list 0 (off) or counts >= 1")
         if self.lasting_max_actions < 0:

@@ -5,7 +5,8 @@ Every response model of a calibrated world is a generalised linear model on the 
 (``S`` segments, ``C`` contact channels, caps from :class:`~journeyopt.sim.world.DiscreteSpec`):
 
 - state, per segment: intercept; lifetime conversions (``0..K``); weeks since the last
-  conversion one-hot (``1..R``) plus a smooth trend ``log(recency)`` overall and per
+  conversion one-hot (``1..R``; ``1..B`` with ``recency_bins_weeks = B``, recencies of ``B``
+  or more sharing ``B``'s column) plus a smooth trend ``log(recency)`` overall and per
   conversions level (so recencies without support follow the trend instead of the intercept);
   weeks since the last engagement and since the last contact one-hot; opt-out bits;
 - tenure (only when the world tracks it, ``tenure_cap_weeks > 0``), per segment and
@@ -89,7 +90,7 @@ class Design:
         return {
             "segment": n_seg,
             "conversions": n_seg * (s.conversions_cap + 1),
-            "recency": n_seg * s.recency_cap_weeks,
+            "recency": n_seg * s.recency_columns,
             "log_recency": n_seg * (s.conversions_cap + 1),
             "engagement": n_seg * s.engagement_cap_weeks,
             "contact": n_seg * s.contact_cap_weeks,
@@ -105,7 +106,7 @@ class Design:
             "action_pattern": n_c * (s.contact_pattern_weeks + 1) * (s.contact_pattern_weeks > 0),
             "last_action_contact": n_seg * self._n_last * s.contact_cap_weeks * s.last_action,
             "gap": n_seg * s.n_gap_bins * (s.gap_cap_weeks > 0),
-            "gap_recency": s.n_gap_bins * s.recency_cap_weeks * (s.gap_cap_weeks > 0),
+            "gap_recency": s.n_gap_bins * s.recency_columns * (s.gap_cap_weeks > 0),
             "gap_log_recency": s.n_gap_bins * (s.gap_cap_weeks > 0),
             "action_gap": n_c * s.n_gap_bins * (s.gap_cap_weeks > 0),
             "purchase_rate": n_seg * 3 * (s.rate_levels > 0),
@@ -158,9 +159,12 @@ class Design:
         contacted = a > 0
         ac = np.maximum(a - 1, 0)
         n_seg = self.layout.n_segments
-        r_cap, c_cap, e_cap = s.recency_cap_weeks, s.contact_cap_weeks, s.engagement_cap_weeks
-        stage = np.where(~customer, 0, np.where(summary.recency >= r_cap, 2, 1))
+        r_col, c_cap, e_cap = s.recency_columns, s.contact_cap_weeks, s.engagement_cap_weeks
+        # lapsed: at the last recency column (the cap without ``recency_bins_weeks``)
+        stage = np.where(~customer, 0, np.where(summary.recency >= r_col, 2, 1))
         log_rec = np.log(np.maximum(summary.recency, 1)).astype(np.float64)
+        # the recency's own columns stop at ``recency_columns`` (beyond: the smooth terms)
+        rec_col = np.minimum(summary.recency, r_col) - 1
         parts: list[tuple[IntArray, Float, NDArray[np.bool_]]] = [
             (start["segment"] + seg, np.ones(m), np.ones(m, bool)),
             (
@@ -168,7 +172,7 @@ class Design:
                 np.ones(m),
                 np.ones(m, bool),
             ),
-            (start["recency"] + seg * r_cap + summary.recency - 1, np.ones(m), customer),
+            (start["recency"] + seg * r_col + rec_col, np.ones(m), customer),
             (
                 start["log_recency"] + seg * (s.conversions_cap + 1) + count,
                 log_rec,
@@ -218,9 +222,7 @@ class Design:
             repeat = customer & (summary.conversions >= 2)
             n_gap = s.n_gap_bins
             parts.append((start["gap"] + seg * n_gap + gap, np.ones(m), repeat))
-            parts.append(
-                (start["gap_recency"] + gap * r_cap + summary.recency - 1, np.ones(m), repeat)
-            )
+            parts.append((start["gap_recency"] + gap * r_col + rec_col, np.ones(m), repeat))
             parts.append((start["gap_log_recency"] + gap, log_rec, repeat))
             parts.append((start["action_gap"] + ac * n_gap + gap, np.ones(m), repeat & contacted))
         if s.rate_levels:

@@ -104,6 +104,8 @@ class SummaryCandidate:
             parts.append(f"gap {self.spec.gap_cap_weeks}w{bins}")
         if self.spec.rate_levels:
             parts.append(f"purchase rate ({self.spec.rate_levels} levels)")
+        if self.spec.recency_bins_weeks:
+            parts.append(f"recency columns to {self.spec.recency_bins_weeks}w")
         return " + ".join(parts) or "base"
 
 
@@ -160,6 +162,7 @@ class SummarySelection:
                     "gap_cap_weeks": c.spec.gap_cap_weeks,
                     "gap_bin_weeks": c.spec.gap_bin_weeks,
                     "rate_levels": c.spec.rate_levels,
+                    "recency_bins_weeks": c.spec.recency_bins_weeks,
                     "lasting_actions": list(c.spec.lasting_actions),
                     "n_states": c.n_states,
                     "loglik": c.loglik,
@@ -181,9 +184,9 @@ def candidate_specs(
 ) -> tuple[DiscreteSpec, ...]:
     """The candidate summaries: ``caps`` alone when the selection is off, else ``caps`` with
     every (recency cap, conversions cap, tenure cap, pattern length, last action, gap cap,
-    purchase rate) of ``cfg`` (an empty cap list: ``caps``' own; a gap cap above the
-    candidate's recency cap lowered to it, :func:`~journeyopt.sim.world.gap_within`), smallest
-    caps first (duplicates dropped; a purchase rate's levels lowered to the candidate's
+    purchase rate, recency columns) of ``cfg`` (an empty cap list: ``caps``' own; a gap cap
+    above the candidate's recency cap lowered to it, :func:`~journeyopt.sim.world.gap_within`),
+    smallest caps first (duplicates dropped; a purchase rate's levels lowered to the candidate's
     conversions cap, off first). With ``cfg.lasting_max_actions`` each candidate with the last
     action is followed by its lasting variants (:func:`lasting_variants` over the contacts of
     the catalogue ``actions``, ``none`` first). With
@@ -206,6 +209,7 @@ def candidate_specs(
         sorted(set(cfg.last_action)),
         listed(cfg.gap_caps, caps.gap_cap_weeks),
         sorted(set(cfg.rate_levels)),  # off first: on a tie in states it wins
+        listed(cfg.recency_bins, caps.recency_bins_weeks),
     )
     specs = [
         replace(
@@ -219,8 +223,9 @@ def candidate_specs(
             gap_bin_weeks=gap(g, r)[1],
             rate_levels=min(rate, k),
             lasting_actions=caps.lasting_actions if last else (),
+            recency_bins_weeks=bins if 0 < bins < r else 0,
         )
-        for r, k, t, w, last, g, rate in grid
+        for r, k, t, w, last, g, rate, bins in grid
     ]
     specs = [v for s in specs for v in (s, *lasting_variants(s, actions, cfg.lasting_max_actions))]
     if history_weeks is not None:

@@ -89,6 +89,17 @@ class DiscreteSpec:
             ``n_conversions`` and ``tenure_weeks`` of :mod:`journeyopt.panel.state`. 0 (the
             default) = off, else ``1..conversions_cap`` (``conversions_cap``: every count
             keeps its own columns).
+        recency_bins_weeks: ``B``: the response models' own columns of weeks since the last
+            conversion (:mod:`journeyopt.calibration.design`) stop at ``B``, recencies of
+            ``B`` or more share ``B``'s, and beyond it only the smooth terms (``log(recency)``,
+            the relative recency with tenure) tell recencies apart: the state remembers the
+            recency up to its cap, the models resolve it week by week only where the data do.
+            A cohort that ages past the fitted history (a forecast) then keeps an exact
+            recency, consistent with its tenure, instead of one frozen at the cap while tenure
+            grows (which breaks the smooth terms' relation between the two). No new feature:
+            the same ``recency_weeks`` of :mod:`journeyopt.panel.state`, a longer cap. 0 (the
+            default) = the recency cap (every recency below it its own columns), else
+            ``2..recency_cap_weeks``.
         lasting_actions: The *lasting* actions ``L`` (names from the catalogue; empty, the
             default: off). With ``last_action`` on, the last-action component then remembers
             the last contact of one of these actions only (``1 +`` its position in ``L``, 0
@@ -112,6 +123,7 @@ class DiscreteSpec:
     gap_bin_weeks: int = 1
     rate_levels: int = 0
     lasting_actions: tuple[str, ...] = ()
+    recency_bins_weeks: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lasting_actions", tuple(str(a) for a in self.lasting_actions))
@@ -123,7 +135,13 @@ class DiscreteSpec:
                 f"world.discrete.lasting_actions must be distinct contact actions, got {lasting}"
             )
         for f in fields(self):
-            if f.name in ("gap_cap_weeks", "gap_bin_weeks", "rate_levels", "lasting_actions"):
+            if f.name in (
+                "gap_cap_weeks",
+                "gap_bin_weeks",
+                "rate_levels",
+                "lasting_actions",
+                "recency_bins_weeks",
+            ):
                 continue  # checked below, against the recency and conversions caps
             if f.name == "tenure_cap_weeks":
                 if self.tenure_cap_weeks == 1 or self.tenure_cap_weeks < 0:
@@ -142,6 +160,12 @@ class DiscreteSpec:
                 "world.discrete.rate_levels must be 0 (off) or 1..conversions_cap "
                 f"({self.conversions_cap}), got {self.rate_levels}"
             )
+        b = self.recency_bins_weeks
+        if b and not 2 <= b <= self.recency_cap_weeks:
+            raise ConfigError(
+                "world.discrete.recency_bins_weeks must be 0 (the recency cap) or "
+                f"2..recency_cap_weeks ({self.recency_cap_weeks}), got {b}"
+            )
         g = self.gap_cap_weeks
         if g and not 2 <= g <= self.recency_cap_weeks:
             raise ConfigError(
@@ -153,6 +177,12 @@ class DiscreteSpec:
                 f"world.discrete.gap_cap_weeks - 1 ({g - 1}) must be a multiple of "
                 f"gap_bin_weeks ({self.gap_bin_weeks})"
             )
+
+    @property
+    def recency_columns(self) -> int:
+        """Recencies the response models resolve one column each (``1..`` this; the last
+        column is "this many or more"): ``recency_bins_weeks``, else the recency cap."""
+        return self.recency_bins_weeks or self.recency_cap_weeks
 
     @property
     def n_gap_bins(self) -> int:
@@ -170,7 +200,9 @@ class DiscreteSpec:
         the pooled level, and a simulated customer who ages into them jumps to it. Those caps
         are lowered to ``weeks`` (never below 2); the cap keeps its meaning, "this many or
         more" (or "never"). Tenure is left alone: it enters through smooth terms that
-        extrapolate beyond the fitted ages (a cap beyond the data is deliberate there). The
+        extrapolate beyond the fitted ages (a cap beyond the data is deliberate there). So is
+        the recency cap when its columns stop earlier (``recency_bins_weeks``): the bins are
+        lowered to ``weeks`` instead, and recencies beyond them enter through smooth terms. The
         gap's cap follows the recency cap (it may not exceed it); when the lowered cap leaves
         no whole bin below it, the bins narrow to one bin below the cap.
 
@@ -179,17 +211,20 @@ class DiscreteSpec:
             cap lowered (empty when none exceeds the history).
         """
         limit = max(int(weeks), 2)
+        recency = "recency_bins_weeks" if self.recency_bins_weeks else "recency_cap_weeks"
         clipped = {
             name: (getattr(self, name), limit)
-            for name in ("recency_cap_weeks", "contact_cap_weeks", "engagement_cap_weeks")
+            for name in (recency, "contact_cap_weeks", "engagement_cap_weeks")
             if getattr(self, name) > limit
         }
+        recency_cap = self.recency_cap_weeks if self.recency_bins_weeks else limit
         gap, width = gap_within(self.gap_cap_weeks, self.gap_bin_weeks, limit)
         if gap != self.gap_cap_weeks:
             clipped["gap_cap_weeks"] = (self.gap_cap_weeks, gap)
         used = replace(
             self,
-            recency_cap_weeks=min(self.recency_cap_weeks, limit),
+            recency_cap_weeks=min(self.recency_cap_weeks, recency_cap),
+            recency_bins_weeks=min(self.recency_bins_weeks, limit),
             contact_cap_weeks=min(self.contact_cap_weeks, limit),
             engagement_cap_weeks=min(self.engagement_cap_weeks, limit),
             gap_cap_weeks=gap,
