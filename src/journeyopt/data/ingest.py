@@ -70,6 +70,8 @@ from journeyopt.data.tables import (
 )
 from journeyopt.errors import ConfigError, InputFileError, OutputExistsError
 from journeyopt.outputs import check_output_dir, staged_output_dir
+from journeyopt.reuse import content_key, in_scope, reused
+from journeyopt.tracking.tags import fingerprint_files
 
 OUTPUT_FILES: tuple[str, ...] = (
     "events.parquet",
@@ -310,9 +312,29 @@ def run_ingest(source: SourceConfig) -> IngestOutput:
 
 
 def ingest_to_logs(source: SourceConfig) -> tuple[CanonicalLogs, IngestResult]:
-    """Ingest ``source`` in memory: the canonical tables and the counts (for tests, demos)."""
-    output = run_ingest(source)
-    return output.logs, output.result
+    """Ingest ``source`` in memory: the canonical tables and the counts.
+
+    Inside a :func:`~journeyopt.reuse.reuse_scope` (a weekly cycle) the source is ingested
+    once per content of its config and input files (:func:`input_paths`) and every caller
+    gets its own copy of the tables; with an empty ``as_of`` that is "now" at the scope's
+    first ingest."""
+    if not in_scope():
+        output = run_ingest(source)
+        return output.logs, output.result
+    key = content_key(repr(source), fingerprint_files(input_paths(source)))
+
+    def compute() -> tuple[CanonicalLogs, IngestResult]:
+        output = run_ingest(source)
+        return output.logs, output.result
+
+    return reused("ingest", key, compute, lambda done: (copy_logs(done[0]), done[1]))
+
+
+def copy_logs(logs: CanonicalLogs) -> CanonicalLogs:
+    """A deep copy of the canonical tables."""
+    return CanonicalLogs(
+        events=logs.events.copy(), contacts=logs.contacts.copy(), customers=logs.customers.copy()
+    )
 
 
 def input_paths(source: SourceConfig) -> list[Path]:

@@ -25,6 +25,7 @@ marks its run and the parent FAILED (tags ``journeyopt.error`` and
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, cast
@@ -53,6 +54,7 @@ from journeyopt.monitoring.jobs import detect_drift, measure_uplift
 from journeyopt.monitoring.rollout import verdict_metrics
 from journeyopt.monitoring.rollout_job import run_rollout
 from journeyopt.panel.weeks import WEEK
+from journeyopt.reuse import reuse_scope
 from journeyopt.sim.config import SimulatorConfig
 from journeyopt.tracking.registry import CHAMPION, PolicyRegistry, ResolvedVersion
 from journeyopt.tracking.rollout import CANARY, read_rollout
@@ -336,7 +338,10 @@ def run_cycle(cfg: CycleConfig) -> CycleResult:
     tags = {**run_tags(data_fingerprint=key.fingerprint), WEEK_TAG: key.week,
             FINGERPRINT_TAG: key.fingerprint}  # fmt: skip
     with tracked_run(_node(cfg), f"cycle-{key.week}", tags=tags) as parent:
-        with child_runs_of(parent.run_id):
+        with child_runs_of(parent.run_id), ExitStack() as measuring:
+            # the measuring steps read the same logs and panels: ingested and built once
+            # (content-keyed), released before a re-training needs the memory
+            measuring.enter_context(reuse_scope())
             champion = _step("champion", parent, lambda: current_champion(registry))
             uplift: dict[str, float] = {}
             rolled = ""
@@ -346,6 +351,7 @@ def run_cycle(cfg: CycleConfig) -> CycleResult:
                 if rolled:  # a rollback moved the alias
                     champion = _step("champion", parent, lambda: current_champion(registry))
             drifted, drift_reasons = _step("drift", parent, lambda: steps.drift(champion))
+            measuring.close()
             reasons = retrain_reasons(
                 champion, drift_reasons, cfg.drift.retrain_on, schedule_due(cfg, monday)
             )

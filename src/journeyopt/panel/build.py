@@ -47,6 +47,7 @@ from journeyopt.panel.state import (
     state_features,
 )
 from journeyopt.panel.weeks import week_of_year, week_start
+from journeyopt.reuse import content_key, frame_digest, in_scope, reused
 
 OUTCOME_COLUMNS: tuple[str, ...] = (
     "conversions",
@@ -137,7 +138,25 @@ def build_panel(
         ``propensity``, ``n_contacts``, ``contact_cost``, ``conversions``, ``revenue`` (net of
         refunds), ``refunds``, ``refund_amount``, ``engagements``, ``cancellations``,
         ``opted_out_in_week``.
+
+    Inside a :func:`~journeyopt.reuse.reuse_scope` (a weekly cycle) a panel is built once per
+    content of the logs, ``cfg`` and ``contact_channels``; every caller gets its own copy.
     """
+    if not in_scope():
+        return _built_panel(logs, cfg, contact_channels)
+    tables = (logs.events, logs.contacts, logs.customers)
+    key = content_key(repr(cfg), repr(tuple(contact_channels)), *map(frame_digest, tables))
+    return reused(
+        "panel",
+        key,
+        lambda: _built_panel(logs, cfg, contact_channels),
+        lambda panel: panel.copy(),
+    )
+
+
+def _built_panel(
+    logs: CanonicalLogs, cfg: PanelConfig, contact_channels: Sequence[str]
+) -> pd.DataFrame:
     tables = list(_iter_tables(logs, cfg, contact_channels))
     if not tables:
         return empty_panel(feature_spec(cfg, contact_channels))
