@@ -194,17 +194,23 @@ def expected_weeks(
         for c in (False, True)
         for e in (False, True)
     }
+    # tenure grows by one a week: in week t only the states of the customers' starting
+    # tenures + t can be reached, so each step computes those rows only (reads before writes)
+    tenure = np.asarray(states.tenure, np.int64)
+    cap = world.discrete.tenure_cap_weeks
+    first = np.unique(np.asarray(layout.decode(start).tenure, np.int64))
     value = np.zeros((n, h))
     for t in range(h - 1, -1, -1):
+        rows = np.flatnonzero(np.isin(tenure, np.minimum(first + t, cap) if cap else first))
         woy = int(weeks_of_year[t])
-        p = table.convert(woy)[np.arange(n) * a]
-        q = table.inquiry(woy)
-        later = np.zeros((n, h))
+        p = table.convert(woy)[rows * a]
+        q = table.inquiry(woy)[rows]
+        later = np.zeros((rows.shape[0], h))
         for (c, e), target in nxt.items():
             weight = (p if c else 1.0 - p) * (q if e else 1.0 - q)
-            later += weight[:, None] * value[target]
+            later += weight[:, None] * value[target[rows]]
         later[:, t] = p
-        value = later
+        value[rows] = later
     return value[start]
 
 
