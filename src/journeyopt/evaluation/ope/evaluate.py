@@ -50,7 +50,6 @@ from journeyopt.evaluation.ope.sequential import (
     SequentialDR,
     Trajectories,
 )
-from journeyopt.sim.behaviour import contact_rules
 from journeyopt.sim.optimum import cyclic_weeks_of_year
 from journeyopt.sim.world import WorldSpec
 
@@ -179,7 +178,7 @@ def evaluate_on_logs(
         visited = visited_states(
             vm,
             policy,
-            contact_rules(model_world),
+            logged.rules,  # the logs' masks' rules: serving's in the gate
             settings.rollout_customers,
             logged.week_of_year,
             settings.seed,
@@ -264,7 +263,7 @@ def evaluate_long_term(
         vm = world if isinstance(world, ValueModel) else ValueModel(world)
         woy = cyclic_weeks_of_year(int(logged.week_of_year[0]), value_horizon_weeks)
         visited = visited_states(
-            vm, policy, contact_rules(vm.world), settings.rollout_customers, woy, settings.seed
+            vm, policy, logged.rules, settings.rollout_customers, woy, settings.seed
         )
         q, terminal = long_term_model_values(
             vm,

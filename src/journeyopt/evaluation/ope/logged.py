@@ -60,6 +60,10 @@ class LoggedTrajectories:
         propensity: (K, H) behaviour probability of the logged action.
         reward: (K, H) reward, currency.
         masks: (K, H, A) actions the contact rules allow.
+        rules: The contact rules that gave ``masks`` (serving's, in the gate): the model
+            world's value of a target policy beyond the logged states follows them too
+            (:func:`journeyopt.evaluation.ope.model_value.visited_states`), so a contact
+            serving forbids is never credited to it, inside the window or after it.
         propensity_source: ``logged``, ``estimated`` or ``mixed``.
         propensity_calibration: Reliability table of the behaviour-cloning classifier
             (empty when every propensity was logged).
@@ -75,6 +79,7 @@ class LoggedTrajectories:
     propensity: Float
     reward: Float
     masks: Bool
+    rules: ContactRules
     propensity_source: str
     propensity_calibration: pd.DataFrame
 
@@ -201,6 +206,7 @@ def logged_trajectories(
         propensity=grid(props.value).astype(np.float64),
         reward=grid(week_rewards(rows, world, prices)).astype(np.float64),
         masks=masks,
+        rules=rules,
         propensity_source=props.source,
         propensity_calibration=props.calibration,
     )
@@ -295,6 +301,7 @@ def logged_weeks(logged: LoggedTrajectories, start: int, stop: int) -> LoggedTra
         propensity=logged.propensity[:, cut],
         reward=logged.reward[:, cut],
         masks=logged.masks[:, cut],
+        rules=logged.rules,
         propensity_source=logged.propensity_source,
         propensity_calibration=logged.propensity_calibration,
     )
