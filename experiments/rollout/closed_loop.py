@@ -27,6 +27,11 @@ catalogue's costliest one, whatever its name):
   deployed as a canary **with the gate bypassed** (``--force``, default on) to exercise the
   rollback.
 
+``--previous practice`` makes today's practice the previous champion in any scenario: the
+control group's practice registered as a served version
+(:func:`journeyopt.serving.practice.register_practice`), so the rest of treatment gets what
+the control group gets and the gate judges the candidate against the practice's value.
+
 Every served week is decided by the serving scorer (champion, canary and previous arms,
 control group on today's practice); the weekly cycle (``run_cycle``, re-training switched
 off: ``drift.retrain_on=[]``, no schedule) runs after every week while the canary is in
@@ -63,6 +68,7 @@ from journeyopt.loop.gate import gate
 from journeyopt.loop.truth import CoworkingTruth, ShopHistory, ShopTruth, TruthWorld
 from journeyopt.serving.config import ExplorationConfig, HoldoutConfig, ServingConfig
 from journeyopt.serving.guards import serving_rules
+from journeyopt.serving.practice import register_practice
 from journeyopt.serving.rollout import ARMS, CANARY_ARM, CONTROL_ARM, FULL_ARM, PREVIOUS_ARM
 from journeyopt.sim.config import GenerateConfig, shipped_practice, shipped_rules
 from journeyopt.sim.observation import observation_layout
@@ -220,12 +226,19 @@ def setup(args: argparse.Namespace, cfg: CycleConfig, loop: ClosedLoop) -> dict[
         registry.promote(trained.version, CHAMPION, reason="closed-loop validation: first "
                          "trained policy deployed with the gate bypassed")  # fmt: skip
         start_rollout(registry, trained.version, None, cfg.serve.rollout.canary_share)
-    if args.scenario in ("good", "good-optimum"):
+    if args.scenario in ("good", "good-optimum") and args.previous == "scenario":
         cautious = register_policy(cfg, constant_policy(world, 0), str(world_folder), "cautious")
         registry.promote(cautious.version, CHAMPION, reason="closed-loop validation: a "
                          "cautious previous champion that contacts no one")  # fmt: skip
         start_rollout(registry, cautious.version, None, cfg.serve.rollout.canary_share)
-        candidate = trained
+    candidate = trained
+    if args.previous == "practice":  # what the control group gets, as a served version
+        serve = replace(cfg.serve, world=str(world_folder))
+        practice = register_practice(serve, cfg.tracking, world=world).version
+        registry.promote(practice.version, CHAMPION, reason="closed-loop validation: today's "
+                         "practice as the previous champion")  # fmt: skip
+        start_rollout(registry, practice.version, None, cfg.serve.rollout.canary_share)
+        info["practice_version"] = practice.version
     if args.scenario == "good-optimum":  # the calibrated world's optimum under serve.rules
         solving = time.monotonic()
         optimum = calibrated_optimum(cfg, world)
@@ -403,6 +416,9 @@ def main() -> None:
     parser.add_argument("--no-force", dest="force", action="store_false",
                         help="do not deploy a refused candidate")  # fmt: skip
     parser.add_argument("--cycle-all", action="store_true", help="a cycle after every week")
+    parser.add_argument("--previous", choices=("scenario", "practice"), default="scenario",
+                        help="previous champion: the scenario's (no contact, or the first "
+                        "trained policy) or today's practice registered as a version")  # fmt: skip
     parser.add_argument("--ensemble", type=int, default=0,
                         help="calibration.ensemble_size (the gate's members)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
