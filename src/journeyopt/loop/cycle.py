@@ -59,6 +59,7 @@ from journeyopt.sim.config import SimulatorConfig
 from journeyopt.tracking.registry import CHAMPION, PolicyRegistry, ResolvedVersion
 from journeyopt.tracking.rollout import CANARY, read_rollout
 from journeyopt.tracking.run import child_runs_of, tracked_run
+from journeyopt.tracking.sb3_policy import ALGORITHMS
 from journeyopt.tracking.tags import AGENT_TAG, SIMULATOR_TAG, run_tags
 
 WEEK_TAG = "journeyopt.cycle.week"
@@ -266,7 +267,8 @@ class _Steps:
     def train(self, world: Path, champion: Champion) -> str:
         cfg = self.cfg
         agent = dict(cast(dict[str, Any], OmegaConf.to_container(OmegaConf.create(cfg.agent))))
-        if champion.algorithm and champion.algorithm != agent.get("algorithm"):
+        # the champion's algorithm, when it has one (today's practice is not trained)
+        if champion.algorithm in ALGORITHMS and champion.algorithm != agent.get("algorithm"):
             agent = {"algorithm": champion.algorithm}
         job = train_config_in(
             str(world),
