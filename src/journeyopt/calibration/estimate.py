@@ -254,9 +254,6 @@ def estimate(
     (point,) = refit_models(
         data, penalties, [ones], workers=cfg.workers, boost=cfg.lightgbm, seed=cfg.seed
     )
-    table_matrix = design.all_state_actions()
-    features = table_features(design) if penalties.rounds else None
-    responses = tabulate(point, design, table_matrix, weeks.week_of_year, identified, features)
     clock.lap("point_fit")
     # every resample is drawn before any refit, in the same order as one at a time
     resamples = [
@@ -272,9 +269,11 @@ def estimate(
         boost=cfg.lightgbm,
         seed=cfg.seed,
     )
-    members = [
-        tabulate(f, design, table_matrix, weeks.week_of_year, identified, features) for f in refits
-    ]
+    # the point fit and every member tabulated in one pass over the design's blocks
+    features = table_features(design) if penalties.rounds else None
+    responses, *members = tabulate(
+        [point, *refits], design, weeks.week_of_year, identified, features
+    )
     clock.lap("ensemble")
 
     visits = np.bincount(weeks.state, minlength=structure.layout.n_states).astype(np.int64)

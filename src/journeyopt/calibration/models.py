@@ -18,7 +18,7 @@ tabulates them over every (state, action).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -51,7 +51,7 @@ from journeyopt.calibration.fit import (
 from journeyopt.calibration.scoring import difference_se
 from journeyopt.calibration.weeks import CustomerWeeks
 from journeyopt.parallel import run_tasks
-from journeyopt.sim.discrete import DiscreteLayout
+from journeyopt.sim.discrete import DiscreteLayout, Summary
 from journeyopt.sim.world import FittedResponses
 
 Float = NDArray[np.float64]
@@ -521,37 +521,92 @@ def table_features(design: Design) -> NDArray[np.float32]:
     return features.astype(np.float32)
 
 
+TABLE_BLOCK_STATES = 32_768
+"""States whose (state, action) design rows are built at once when tabulating: the design of
+every (state, action) is never held whole (1.4 M states x 5 actions: about 1.7 GB as CSR and
+several GB while it was built), only one block of it (about 40 MB)."""
+
+
+def state_action_blocks(
+    design: Design, block_states: int = TABLE_BLOCK_STATES
+) -> Iterator[tuple[int, int, sp.csr_matrix]]:
+    """``(first, stop, matrix)`` for consecutive blocks of at most ``block_states`` states:
+    ``matrix`` ((stop - first) * A, n_state_action_columns) the design of states
+    ``first..stop - 1`` x every action, row ``(state - first) * A + action``: the rows of
+    :meth:`Design.all_state_actions` ``first * A .. stop * A - 1``, entry for entry."""
+    if block_states < 1:
+        raise ValueError(f"block_states must be >= 1, got {block_states}")
+    n, a = design.layout.n_states, design.n_actions
+    for first in range(0, n, block_states):
+        stop = min(first + block_states, n)
+        states = design.layout.decode(np.arange(first, stop, dtype=np.int64))
+        rep = Summary(*(np.repeat(x, a) for x in states))
+        actions = np.tile(np.arange(a, dtype=np.int64), stop - first)
+        yield first, stop, design.matrix(rep, actions)
+
+
 def tabulate(
-    fits: Fits,
+    fits: Sequence[Fits],
     design: Design,
-    table_matrix: sp.csr_matrix,
     weeks_of_year: IntArray,
     identified: bool,
     features: NDArray[np.float32] | None = None,
-) -> FittedResponses:
-    """The fitted models over every (state, action): :class:`FittedResponses`. A model with
-    trees gets their logit added to its GLM's in every (state, action); the season stays the
-    GLM's additive shift (the trees do not read the week).
+    block_states: int = TABLE_BLOCK_STATES,
+) -> list[FittedResponses]:
+    """The fitted models over every (state, action): one :class:`FittedResponses` per fit of
+    ``fits`` (the point fit and the ensemble's refits: one pass over the design, built in
+    blocks of ``block_states`` states, :func:`state_action_blocks`; each row's linear
+    predictor is the same product whatever the block, so the tables do not depend on it).
+    A model with trees gets their logit added to its GLM's in every (state, action); the
+    season stays the GLM's additive shift (the trees do not read the week).
 
     Args:
-        fits: The fitted models.
+        fits: The fitted models, each tabulated.
         design: Column layout.
-        table_matrix: ``design.all_state_actions()`` (computed once per calibration).
         weeks_of_year: (M,) weeks of year of the fitted customer-weeks (to centre the season).
         identified: Whether the logs identify the effects of contacts.
-        features: :func:`table_features` (computed once per calibration); required when
-            ``fits`` has trees.
+        features: :func:`table_features` (computed once per calibration); required when a
+            fit has trees.
+        block_states: States per block of the design.
     """
     layout: DiscreteLayout = design.layout
     shape = (layout.n_states, design.n_actions)
+    a = design.n_actions
+    if features is None and any(f.trees for f in fits):
+        raise ValueError("tabulating trees needs the table's features")
+    etas = [{name: np.empty(shape[0] * a) for name in BINARY_MODELS} for _ in fits]
+    log_values = [np.empty(shape[0]) for _ in fits]
+    for first, stop, block in state_action_blocks(design, block_states):
+        none_rows = block[::a]
+        for fit, eta, log_value in zip(fits, etas, log_values, strict=True):
+            for name in BINARY_MODELS:
+                eta[name][first * a : stop * a] = fit.binary[name].eta(block)
+            log_value[first:stop] = fit.value.eta(none_rows)
+    out = []
+    for fit, eta, log_value in zip(fits, etas, log_values, strict=True):
+        out.append(_responses(fit, design, eta, log_value, weeks_of_year, identified, features))
+    return out
+
+
+def _responses(
+    fits: Fits,
+    design: Design,
+    eta: dict[str, Float],
+    log_value: Float,
+    weeks_of_year: IntArray,
+    identified: bool,
+    features: NDArray[np.float32] | None,
+) -> FittedResponses:
+    """One fit's tables from its GLMs' linear predictors over every (state, action) ``eta``
+    (n_states * A,) per binary model and ``log_value`` (n_states,) (see :func:`tabulate`)."""
+    shape = (design.layout.n_states, design.n_actions)
+    table = features if features is not None else np.zeros((0, 0), np.float32)  # no trees
 
     def logit(name: str) -> Float:
-        eta = fits.binary[name].eta(table_matrix)
+        out = eta.pop(name)  # the flat predictor is not kept: the table replaces it
         if name in fits.trees:
-            if features is None:
-                raise ValueError("tabulating trees needs the table's features")
-            eta = eta + fits.trees[name].logit(features)
-        return eta.reshape(shape)
+            out = out + fits.trees[name].logit(table)
+        return out.reshape(shape)
 
     convert, engage = fits.binary["convert"], fits.binary["engage"]
     convert_logit = logit("convert") + _season_mean(convert, design, weeks_of_year)
@@ -560,12 +615,8 @@ def tabulate(
     optout[:, 0] = 0.0
     if not identified:
         optout[:, 1:] = 0.0
-    none_rows = table_matrix[:: design.n_actions]
-    log_value = fits.value.eta(none_rows)
     if "value" in fits.trees:
-        if features is None:
-            raise ValueError("tabulating trees needs the table's features")
-        log_value = log_value + fits.trees["value"].logit(features[:: design.n_actions])
+        log_value = log_value + fits.trees["value"].logit(table[:: design.n_actions])
     value = np.exp(log_value)
     return FittedResponses(
         convert_logit=convert_logit,

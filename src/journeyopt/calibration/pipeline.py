@@ -63,6 +63,7 @@ from journeyopt.outputs import check_output_dir, staged_output_dir
 from journeyopt.panel.build import build_panel_and_state, state_at
 from journeyopt.panel.config import feature_spec
 from journeyopt.panel.state import CustomerState
+from journeyopt.panel.suggest import resolve_lapse_weeks
 from journeyopt.parallel import run_tasks
 from journeyopt.sim.discrete import DiscreteLayout
 from journeyopt.sim.rules import ActionCatalog
@@ -184,6 +185,9 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     clock = Stopwatch()
     logs, _ = ingest_to_logs(source)
     data_fingerprint = fingerprint(logs)
+    # panel.lapse_weeks null: read off the logs (up to panel.as_of); recorded with the config
+    panel_settings, lapse_found = resolve_lapse_weeks(cfg.panel, logs.events)
+    cfg = replace(cfg, panel=panel_settings)
     logs = sample_customers(logs, cal.max_customers, cal.seed)
     clock.lap("ingest")
     channels = tuple(source.contact_channels)
@@ -196,11 +200,11 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         actions, feature_spec(cfg.panel, channels), (), "rules", owner
     )
     summary_cfg = with_rule_components(cal.summary, needs)
-    # the panel counts what every candidate summary reads (calibration.summary)
-    specs = candidate_specs(
-        DiscreteSpec(**asdict(cal.caps)), summary_cfg, actions=source.action_names
-    )
-    panel_cfg = summary_panel_config(cfg.panel, specs, source.action_names)
+    # the panel counts what every candidate summary reads (calibration.summary), and what the
+    # configured caps read (the value tiers' choice uses them, whatever the candidates)
+    caps = DiscreteSpec(**asdict(cal.caps))
+    specs = candidate_specs(caps, summary_cfg, actions=source.action_names)
+    panel_cfg = summary_panel_config(cfg.panel, (caps, *specs), source.action_names)
     panel, known_ids, end_state = build_panel_and_state(
         logs, panel_cfg, channels, through_as_of=True
     )
@@ -288,6 +292,11 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         "practice_cycles": cycles_meta(cal.practice_cycles_weeks, found_cycles),
         "caps_clipped": {k: {"configured": c, "used": u} for k, (c, u) in caps_clipped.items()},
         "history_weeks": history,
+        "lapse_weeks": {
+            "weeks": cfg.panel.lapse_weeks,
+            "from_logs": lapse_found is not None,
+            **(asdict(lapse_found) if lapse_found is not None else {}),
+        },
         **({"value_tiers": segmentation.as_meta()} if segmentation is not None else {}),
     }
     clock.lap("panel")

@@ -65,7 +65,7 @@ class ValueModel:
     layout: DiscreteLayout = field(init=False)
     states: Summary = field(init=False)
     allowed: NDArray[np.bool_] = field(init=False)
-    _next: IntArray = field(init=False)
+    _next: NDArray[np.signedinteger] = field(init=False)
     _weeks: dict[int, Transitions] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -84,8 +84,7 @@ class ValueModel:
 
     def q_values(self, v_next: Float, week_of_year: int, gamma: float) -> Float:
         """(A, n_states) ``q_t`` given ``v_{t+1}`` (n_states,)."""
-        m = self.transitions(week_of_year)
-        return np.asarray(m.reward + gamma * (m.prob * v_next[m.next_state]).sum(axis=1))
+        return self.transitions(week_of_year).q_values(v_next, gamma)
 
     def logged_states(
         self, features: Mapping[str, NDArray[np.generic]], segment: IntArray
