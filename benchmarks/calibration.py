@@ -104,6 +104,8 @@ def generate_logs(folder: Path, rows: int, command: str) -> tuple[Path, int, flo
         subprocess.run(
             [
                 command,
+                "simulator=coworking",
+                "practice@staff=coworking",
                 f"output_dir={logs}",
                 f"n_customers={customers}",
                 "seed=1",

@@ -293,6 +293,9 @@ def bench_api(
                 if server == "journeyopt":
                     command = [
                         console_script("journeyopt-serve"),
+                        "data=coworking",
+                        "serve.world=coworking",
+                        "practice@serve.holdout.staff=coworking",
                         "model=models:/journey-policy@champion",
                         "rules@serve.rules=coworking",  # the demo world's caps
                         f"port={port}",
@@ -362,7 +365,8 @@ def bench_batch(
         for run in range(repeats):
             done = measure([
                 console_script("journeyopt-score"), "data=coworking", f"data.path={logs}",
-                "rules@serve.rules=coworking",
+                "rules@serve.rules=coworking", "serve.world=coworking",
+                "practice@serve.holdout.staff=coworking",
                 f"as_of={AS_OF}", f"model={folder}", f"out={root / f'out{run}' / 'actions.csv'}",
                 f"hydra.run.dir={root / 'hydra'}", f"tracking.tracking_uri={uri}",
             ])  # fmt: skip

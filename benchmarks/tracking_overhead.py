@@ -105,6 +105,8 @@ def overhead_config(steps: int, output_dir: Path, tracking: TrackingConfig) -> T
     """MaskablePPO on the coworking world for ``steps`` environment steps, evaluated 4 times."""
     register_configs()
     overrides = [
+        "simulator=coworking",
+        "practice@evaluation.staff=coworking",
         "agent=maskable_ppo",
         f"train.total_timesteps={steps}",
         f"train.eval_every_steps={max(steps // 4, 1)}",

@@ -18,3 +18,13 @@ def error_line(done: subprocess.CompletedProcess[str], *, only_line: bool = True
     if only_line:
         assert len(lines) == 1, done.stderr[-2000:]
     return lines[-1]
+
+
+DEMO_WORLD = ("simulator=coworking", "practice@evaluation.staff=coworking")
+"""The overrides that choose the coworking ground truth and its hand-written practice (a world
+without logs, so the practice is not estimated from them): the commands' defaults name no
+world and take the logs' practice."""
+DEMO_SERVING = ("data=coworking", "serve.world=coworking", "practice@serve.holdout.staff=coworking")
+"""The overrides that serve (``journeyopt-serve``, ``-score``) in the coworking demo: its
+source's event names, its world and its hand-written practice for the control group (the
+commands' defaults name no source and no world, and take the logs' practice)."""

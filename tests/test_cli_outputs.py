@@ -30,7 +30,7 @@ import journeyopt.cli.score as score_cli
 import journeyopt.cli.train as train_cli
 import journeyopt.cli.uplift as uplift_cli
 from journeyopt.outputs import PARTIAL_SUFFIX
-from tests.commands import error_line
+from tests.commands import DEMO_SERVING, DEMO_WORLD, error_line
 from tests.test_outputs import _tmpfs
 
 RAW_EVENTS = "customer_id,ts,kind,value\nc1,2024-01-02T10:00:00Z,visit,0\n"
@@ -59,7 +59,7 @@ OVER_INPUTS: list[tuple[str, Any, list[str], str]] = [
     (
         "score",
         score_cli,
-        ["data=coworking", "data.path={export}", "as_of=2024-06-03",
+        [*DEMO_SERVING, "data.path={export}", "as_of=2024-06-03",
          "model={tmp}/model", "out={export}/events.csv"],
         "out={export}/events.csv is inside the input data.path={export}",
     ),
@@ -85,13 +85,13 @@ OVER_INPUTS: list[tuple[str, Any, list[str], str]] = [
     (
         "train",
         train_cli,
-        ["simulator.world={tmp}/world", "output_dir={tmp}/world/run", "tracking=off"],
+        [*DEMO_WORLD, "simulator.world={tmp}/world", "output_dir={tmp}/world/run", "tracking=off"],
         "output_dir={tmp}/world/run is inside the input simulator.world={tmp}/world",
     ),
     (
         "train",
         train_cli,
-        ["train.resume={tmp}/earlier", "output_dir={tmp}/earlier", "tracking=off"],
+        [*DEMO_WORLD, "train.resume={tmp}/earlier", "output_dir={tmp}/earlier", "tracking=off"],
         "output_dir={tmp}/earlier is the input train.resume={tmp}/earlier",
     ),
     (
@@ -119,19 +119,21 @@ OVER_INPUTS: list[tuple[str, Any, list[str], str]] = [
     (
         "evaluate",
         evaluate_cli,
-        ["simulator.world={tmp}/world", "output_dir={tmp}/world"],
+        [*DEMO_WORLD, "simulator.world={tmp}/world", "output_dir={tmp}/world"],
         "output_dir={tmp}/world is the input simulator.world={tmp}/world",
     ),
     (
         "generate",
         generate_cli,
-        ["simulator.world={tmp}/world/world.yaml", "output_dir={tmp}/world"],
+        ["practice@staff=coworking", "simulator.world={tmp}/world/world.yaml",
+         "output_dir={tmp}/world"],
         "output_dir={tmp}/world contains the input simulator.world={tmp}/world/world.yaml",
     ),
     (
         "compare",
         compare_cli,
-        ["simulator.world={tmp}/world", "output_dir={tmp}/world/comparison", "tracking=off"],
+        [*DEMO_WORLD, "simulator.world={tmp}/world", "output_dir={tmp}/world/comparison",
+         "tracking=off"],
         "output_dir={tmp}/world/comparison is inside the input simulator.world={tmp}/world",
     ),
 ]  # fmt: skip
@@ -176,7 +178,9 @@ def test_train_refuses_an_earlier_run_folder_without_overwrite(
     (earlier / "checkpoints").mkdir(parents=True)
     (earlier / "checkpoints" / "model_1000_steps.zip").write_bytes(b"an earlier checkpoint")
     with initialize_config_module("journeyopt.configs", version_base="1.3"):
-        cfg = compose("train", overrides=[f"output_dir={earlier}", "train=smoke", "tracking=off"])
+        cfg = compose(
+            "train", overrides=[*DEMO_WORLD, f"output_dir={earlier}", "train=smoke", "tracking=off"]
+        )
     with pytest.raises(SystemExit) as exit_info:
         _main(train_cli)(cfg)
     assert exit_info.value.code == 2
@@ -235,7 +239,15 @@ def test_a_non_empty_output_dir_is_refused_before_the_work(
     with initialize_config_module("journeyopt.configs", version_base="1.3"):
         cfg = compose(
             config,
-            overrides=[f"output_dir={earlier}", *(["tracking=off"] if config == "compare" else [])],
+            overrides=[
+                *(
+                    ["simulator=coworking", "practice@staff=coworking"]
+                    if config == "generate"
+                    else DEMO_WORLD
+                ),
+                f"output_dir={earlier}",
+                *(["tracking=off"] if config == "compare" else []),
+            ],
         )
     with pytest.raises(SystemExit) as exit_info:
         _main(command)(cfg)
@@ -272,7 +284,7 @@ def test_score_refuses_a_read_only_out_before_scoring(
         with initialize_config_module("journeyopt.configs", version_base="1.3"):
             cfg = compose(
                 "score",
-                overrides=["data=coworking", f"data.path={export}", "as_of=2024-06-03",
+                overrides=[*DEMO_SERVING, f"data.path={export}", "as_of=2024-06-03",
                            f"model={export.parent}/model", f"out={readonly}/week/actions.csv"],
             )  # fmt: skip
         with pytest.raises(SystemExit) as exit_info:
@@ -306,7 +318,7 @@ def test_score_never_replaces_the_raw_export_it_reads(export: Path) -> None:
     """The issue's case, verbatim: ``out=<data.path>/events.csv overwrite=true``."""
     proc = _run(
         "score",
-        ["data=coworking", f"data.path={export}", "as_of=2024-06-03", "model=no_model",
+        [*DEMO_SERVING, f"data.path={export}", "as_of=2024-06-03", "model=no_model",
          f"out={export}/events.csv", "overwrite=true"],
         cwd=export.parent,
     )  # fmt: skip

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 import journeyopt.cli.compare
 import journeyopt.cli.demo as demo
@@ -35,6 +35,7 @@ from journeyopt.monitoring.config import register_configs as register_monitoring
 from journeyopt.serving.config import ScoreJobConfig, ServeJobConfig
 from journeyopt.serving.config import register_configs as register_serving
 from journeyopt.sim.config import GenerateConfig
+from tests.commands import DEMO_WORLD
 
 assert journeyopt.cli.evaluate and journeyopt.cli.generate and journeyopt.cli.train  # schemas
 assert journeyopt.cli.compare
@@ -47,35 +48,43 @@ CONFIGS = files("journeyopt").joinpath("configs")
 REQUIRED = ["output_dir=out"]
 # the shipped top-level configs read the coworking demo's logs (data=coworking); its business
 # settings are its own files, chosen as a user chooses theirs (the generic defaults have none)
-DEMO_PANEL = ["panel=coworking"]
+DEMO_DATA = ["data=coworking"]  # every command reading logs is told their source (no default)
+DEMO_PANEL = [*DEMO_DATA, "panel=coworking"]
 DEMO_CALIBRATION = [*DEMO_PANEL, "calibration=coworking"]
 GENERIC = {
-    ("panel", "default"): "panel.lapse_weeks",
+    ("panel", "default"): "panel.frequency_weeks",
     ("calibration", "default"): "calibration.caps.recency_cap_weeks",
+    ("simulator", "default"): "simulator.world",
 }
 """Generic default options, which leave the business's settings to the user: composing them
 alone stops on the first one, named."""
 TOP_LEVEL: dict[str, tuple[list[str], Callable[[DictConfig], Any]]] = {
-    "ingest": (REQUIRED, lambda c: to_object(c, ingest.IngestConfig)),
+    "ingest": ([*REQUIRED, *DEMO_DATA], lambda c: to_object(c, ingest.IngestConfig)),
     "panel": (
-        ["input_dir=in", *REQUIRED, *DEMO_PANEL],
+        ["input_dir=in", *REQUIRED, "panel=coworking"],
         lambda c: to_object(c, panel.PanelJobConfig),
     ),
-    "generate": (REQUIRED, lambda c: to_object(c, GenerateConfig)),
+    "generate": (
+        [*REQUIRED, "simulator=coworking", "practice@staff=coworking"],
+        lambda c: to_object(c, GenerateConfig),
+    ),
     "demo": ([], lambda c: to_object(c, demo.DemoConfig)),
-    "evaluate": (REQUIRED, lambda c: to_object(c, EvaluateConfig)),
-    "train": ([], train_config),
+    "evaluate": ([*REQUIRED, *DEMO_WORLD], lambda c: to_object(c, EvaluateConfig)),
+    "train": (list(DEMO_WORLD), train_config),
     "calibrate": ([*REQUIRED, *DEMO_CALIBRATION], lambda c: to_object(c, CalibrateConfig)),
-    "serve": ([], lambda c: to_object(c, ServeJobConfig)),
-    "score": (["as_of=2024-06-03", "out=a.csv"], lambda c: to_object(c, ScoreJobConfig)),
-    "compare": ([], lambda c: to_object(c, CompareConfig)),
+    "serve": ([*DEMO_DATA, "serve.world=coworking"], lambda c: to_object(c, ServeJobConfig)),
+    "score": (
+        ["as_of=2024-06-03", "out=a.csv", *DEMO_DATA, "serve.world=coworking"],
+        lambda c: to_object(c, ScoreJobConfig),
+    ),
+    "compare": (list(DEMO_WORLD), lambda c: to_object(c, CompareConfig)),
     "uplift": (
         ["decisions=d", "since=2024-01-01", *REQUIRED, *DEMO_PANEL],
         lambda c: to_object(c, UpliftJobConfig),
     ),
     "drift": ([*REQUIRED, *DEMO_PANEL], lambda c: to_object(c, DriftJobConfig)),
     "promote": (
-        ["candidate=models:/journey-policy/1", *DEMO_PANEL],
+        ["candidate=models:/journey-policy/1", "simulator=coworking", *DEMO_PANEL],
         lambda c: to_object(c, promote.PromoteConfig),
     ),
     "cycle": (
@@ -121,6 +130,13 @@ def hydra_configs() -> Iterator[None]:
     GlobalHydra.instance().clear()
     with initialize_config_module("journeyopt.configs", version_base="1.3"):
         yield
+
+
+def _compose_raw(name: str) -> DictConfig:
+    """The top-level config ``name`` with its required values only (the world, the source)
+    except the practice, not converted."""
+    required = [r for r in TOP_LEVEL[name][0] if not r.startswith("practice@")]
+    return compose(name, overrides=required)
 
 
 def _compose(name: str, overrides: list[str]) -> Any:
@@ -233,6 +249,7 @@ def test_a_map_given_in_a_config_replaces_the_schema_default() -> None:
             "rules@serve.rules=coworking",
             "~serve.rules.frequency_caps.email",
             "serve.rules.frequency_caps.phone=3",
+            "practice@serve.holdout.staff=coworking",
         ],
     )
     assert dict(obj.serve.rules.frequency_caps) == {"phone": 3}
@@ -252,7 +269,11 @@ def test_the_demo_practice_is_one_file_used_by_every_stage() -> None:
     assert StaffRulesConfig().rules == [] and StaffRulesConfig().source == "rules"
     assert _compose("generate", []).staff == demo
     assert _compose("evaluate", []).evaluation.staff == demo
-    assert _compose("serve", []).serve.holdout.staff == demo
+    served = _compose("serve", ["practice@serve.holdout.staff=coworking"])
+    assert served.serve.holdout.staff == demo
+    # without a choice, every command's baseline and control group is the logs' practice
+    for name, staff in (("evaluate", "evaluation"), ("serve", "serve.holdout")):
+        assert OmegaConf.select(_compose_raw(name), f"{staff}.staff.source") == "logged"
     assert _compose("promote", []).evaluation.staff == logged
     demo_run = _compose("demo", [])
     assert demo_run.generate.staff == demo

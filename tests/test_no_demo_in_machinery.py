@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 import omegaconf
 import pytest
 import yaml
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from journeyopt.calibration.config import CalibrateConfig, CalibrationConfig, CapsConfig
@@ -198,11 +200,14 @@ def test_the_command_line_exits_2_without_a_world(tmp_path: Path) -> None:
 
 
 PANEL_WINDOWS = ("lapse_weeks", "frequency_weeks", "fatigue_weeks", "engagement_weeks")
+PANEL_REQUIRED = PANEL_WINDOWS[1:]
+"""The panel windows a user's config must give: ``lapse_weeks`` defaults to null, read off the
+logs where a panel is built (``journeyopt.panel.suggest``), never to the demo's 26 weeks."""
 # Business choices the demo once supplied as defaults: a generic schema has none, a user's
 # config gives them (the shipped demo's in its config group's yaml or world.yaml).
 SUMMARY_CAPS = ("recency_cap_weeks", "conversions_cap", "contact_cap_weeks", "engagement_cap_weeks")
 BUSINESS_FIELDS: dict[type, tuple[str, ...]] = {
-    PanelConfig: PANEL_WINDOWS,
+    PanelConfig: PANEL_REQUIRED,
     DiscreteSpec: SUMMARY_CAPS,
     CapsConfig: SUMMARY_CAPS,
     PopulationSpec: tuple(f.name for f in dataclasses.fields(PopulationSpec)),
@@ -235,7 +240,16 @@ def test_business_choices_have_no_default_in_the_schemas(schema: type) -> None:
         assert set(BUSINESS_FIELDS[schema]) <= set(hints)
 
 
-@pytest.mark.parametrize("name", PANEL_WINDOWS)
+def test_lapse_weeks_defaults_to_the_logs_not_to_a_value() -> None:
+    field = {f.name: f for f in dataclasses.fields(PanelConfig)}["lapse_weeks"]
+    assert field.default is None
+    assert (
+        to_object(OmegaConf.create(dict.fromkeys(PANEL_REQUIRED, 4)), PanelConfig).lapse_weeks
+        is None
+    )
+
+
+@pytest.mark.parametrize("name", PANEL_REQUIRED)
 def test_a_panel_config_without_a_window_names_it_and_how_to_choose(name: str) -> None:
     given = {n: 4 for n in PANEL_WINDOWS if n != name}
     hint = PanelConfig.REQUIRED_HINTS[name]
@@ -244,13 +258,13 @@ def test_a_panel_config_without_a_window_names_it_and_how_to_choose(name: str) -
     assert hint in str(err.value) and "\n" not in str(err.value)
 
 
-def test_a_user_panel_config_without_lapse_weeks_exits_2_naming_it(tmp_path: Path) -> None:
-    """A user's own config folder whose panel file leaves out ``lapse_weeks``: the command
-    stops before reading anything, with one line naming ``panel.lapse_weeks`` (exit 2), not
-    the demo's 26 weeks."""
+def test_a_user_panel_config_without_a_window_exits_2_naming_it(tmp_path: Path) -> None:
+    """A user's own config folder whose panel file leaves out ``fatigue_weeks``: the command
+    stops before reading anything, with one line naming ``panel.fatigue_weeks`` (exit 2), not
+    the demo's 4 weeks (``lapse_weeks``, also left out, is read off the logs)."""
     panel = tmp_path / "conf" / "panel"
     panel.mkdir(parents=True)
-    (panel / "shop.yaml").write_text("frequency_weeks: 26\nfatigue_weeks: 2\nengagement_weeks: 2\n")
+    (panel / "shop.yaml").write_text("frequency_weeks: 26\nengagement_weeks: 2\n")
     env = {k: v for k, v in os.environ.items() if k != "JOURNEYOPT_DEBUG"}
     done = subprocess.run(
         [
@@ -269,8 +283,8 @@ def test_a_user_panel_config_without_lapse_weeks_exits_2_naming_it(tmp_path: Pat
         check=False,
     )
     line = error_line(done)
-    assert line.startswith("error: missing mandatory value: panel.lapse_weeks: weeks without")
-    assert "panel.lapse_weeks=<value>" in line and not (tmp_path / "out").exists()
+    assert line.startswith("error: missing mandatory value: panel.fatigue_weeks: window of")
+    assert "panel.fatigue_weeks=<value>" in line and not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(
@@ -315,7 +329,8 @@ def test_a_job_without_its_panel_section_lists_what_to_give() -> None:
 
 CONFIGS = PACKAGE / "configs"
 GENERIC_GROUPS: dict[str, tuple[str, ...]] = {
-    "panel": PANEL_WINDOWS,
+    "panel": PANEL_REQUIRED,
+    "simulator": ("world",),
     "calibration": tuple(f"caps.{name}" for name in SUMMARY_CAPS),
 }
 """Each config group the commands select by default (``<group>/default.yaml``) and the business
@@ -341,6 +356,8 @@ def test_the_default_groups_give_no_business_value(group: str) -> None:
     for name in GENERIC_GROUPS[group]:
         assert _value(generic, name) == "???", f"{group}/default.yaml: {name}"
         assert OmegaConf.select(demo, name) not in (None, "???"), f"{group}/coworking: {name}"
+    if group == "panel":  # the lapse threshold comes from the logs
+        assert generic["lapse_weeks"] is None
     if group == "calibration":  # the practice's cycles come from the logs, its staff is nobody's
         assert generic["practice_cycles_weeks"] is None
         assert {"/practice@staff": "none"} in generic["defaults"]
@@ -377,7 +394,7 @@ def test_a_user_folder_with_only_a_data_config_exits_2_naming_each_choice(tmp_pa
     done = calibrate()
     assert done.returncode == 2, done.stderr[-2000:]
     line = error_line(done)
-    assert line.startswith("error: missing mandatory value: panel.lapse_weeks: weeks without")
+    assert line.startswith("error: missing mandatory value: panel.frequency_weeks: window of")
     assert "(a file of <your configs>/panel/ chosen with panel=<name>)" in line
     (conf / "panel").mkdir()
     (conf / "panel" / "mine.yaml").write_text(
@@ -441,3 +458,128 @@ def test_no_generic_default_selects_a_demo_option(path: Path) -> None:
     if str(raw.get("world", "")).lower() in WORLDS:  # serve.world: coworking
         hits.append(f"{name}: world: {raw['world']}")
     assert not hits, hits
+
+
+COMMAND_CONFIGS = [p for p in sorted(CONFIGS.glob("*.yaml")) if p.name != "demo.yaml"]
+"""Every command's top-level config but the demo's own (``demo.yaml`` selects its world)."""
+
+
+def test_the_command_configs_are_found() -> None:
+    names = {p.name for p in COMMAND_CONFIGS}
+    assert {"calibrate.yaml", "cycle.yaml", "drift.yaml", "compare.yaml", "train.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", COMMAND_CONFIGS, ids=lambda p: p.name)
+def test_no_command_selects_a_demo_option_by_default(path: Path) -> None:
+    """``- data: coworking`` in ``calibrate.yaml`` would read a user's export, who forgot
+    ``data=``, with the coworking source's columns and event names; ``- simulator: coworking``
+    would train their policies under the coworking business's contact rules. A command's own
+    defaults list leaves such choices to the user (``- data: ???``, ``simulator: default``
+    whose world is ``???``), as does any ``world`` it sets."""
+    raw = yaml.safe_load(path.read_text()) or {}
+    hits = [f"{key}: {option}" for key, option in _selections(raw) if _is_demo_option(option)]
+    for section in ("serve", "simulator"):
+        world = str((raw.get(section) or {}).get("world", "")).lower()
+        if world in WORLDS:
+            hits.append(f"{section}.world: {world}")
+    assert not hits, f"{path.name}: {hits}"
+
+
+def _in_process(
+    name: str, given: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str]:
+    """``journeyopt-<name> <given>`` in this process (its real ``main``, real Hydra): the exit
+    code and stderr of a command that stops while composing its config."""
+    module = importlib.import_module(f"journeyopt.cli.{name}")
+    monkeypatch.setattr(sys, "argv", [f"journeyopt-{name}", *given])
+    GlobalHydra.instance().clear()
+    with pytest.raises(SystemExit) as exited:
+        module.main()
+    return int(exited.value.code or 0), capsys.readouterr().err
+
+
+def test_a_command_without_a_source_exits_2_naming_the_group_and_its_options(
+    tmp_path: Path,
+) -> None:
+    """A user who forgets ``data=``: one line naming the group and the options there are
+    (the shipped ones and those of the user's ``--config-dir``), exit 2, nothing written;
+    not a Hydra traceback and not the demo's source."""
+    conf = tmp_path / "conf"
+    (conf / "data").mkdir(parents=True)
+    shutil.copy(CONFIGS / "data" / "coworking_crm.yaml", conf / "data" / "my_crm.yaml")
+    env = {k: v for k, v in os.environ.items() if k not in ("JOURNEYOPT_DEBUG", "HYDRA_FULL_ERROR")}
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("journeyopt-calibrate")),
+            "--config-dir",
+            str(conf),
+            f"output_dir={tmp_path / 'out'}",
+        ],
+        capture_output=True,
+        text=True,
+        env={**env, "COLUMNS": "300"},
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    line = error_line(done)
+    assert line.startswith("error: no data chosen: choose one with data=<name>"), line
+    options = line.split("options: ", 1)[1].split(", ")
+    assert "my_crm" in options and "coworking" in options, line
+    assert not (tmp_path / "out").exists() and not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "given", "said"),
+    [
+        ("cycle", ["week=2024-03-11", "work_dir=w"], "error: no data chosen: choose one with"),
+        ("drift", ["output_dir=x"], "error: no data chosen: choose one with data=<name>"),
+        ("generate", ["output_dir=x"], "error: no practice@staff chosen: choose one with"),
+        ("ingest", ["data=nope", "output_dir=x"], "error: In 'ingest': Could not find 'data/nope'"),
+    ],
+)
+def test_a_command_left_without_a_choice_stops_on_one_line(
+    name: str,
+    given: list[str],
+    said: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every command that reads logs needs ``data=``, ``journeyopt-generate`` the practice
+    its logs are written under; an option that does not exist is named with the options."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    code, err = _in_process(name, given, monkeypatch, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(said), err
+    assert "coworking" in lines[0] and os.environ.get("HYDRA_FULL_ERROR") is None
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_the_user_can_still_ask_for_hydras_full_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``HYDRA_FULL_ERROR=1`` keeps Hydra's own behaviour: the exception itself."""
+    from hydra.errors import ConfigCompositionException
+
+    import journeyopt.cli.drift
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    monkeypatch.setattr(sys, "argv", ["journeyopt-drift", "output_dir=x"])
+    GlobalHydra.instance().clear()
+    with pytest.raises(ConfigCompositionException, match="You must specify 'data'"):
+        journeyopt.cli.drift.main()
+    assert os.environ["HYDRA_FULL_ERROR"] == "1"
+
+
+def test_a_command_without_a_world_names_simulator_world(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``journeyopt-compare`` without a world: the generic simulator settings leave it to the
+    user (``simulator.world``), never the coworking demo's world and contact rules."""
+    monkeypatch.chdir(tmp_path)
+    code, err = _in_process("compare", ["tracking=off"], monkeypatch, capsys)
+    assert code == 2, err
+    assert err.strip().startswith("error: missing mandatory value: simulator.world: the world")

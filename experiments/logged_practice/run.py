@@ -80,6 +80,8 @@ def make_logs(out: Path, seed: int) -> Path:
         raw = compose(
             "generate",
             overrides=[
+                "simulator=coworking",
+                "practice@staff=coworking",
                 f"output_dir={out}",
                 "n_customers=5000",
                 "weeks=104",

@@ -142,6 +142,8 @@ def train_agent(
     (a shipped world's name or a calibrated world's folder) over ``horizon_weeks`` weeks."""
     register_train_configs()
     overrides = [
+        "simulator=coworking",  # the coworking settings (its contact rules), in ``world``
+        "practice@evaluation.staff=coworking",
         *AGENTS[kind],
         f"simulator.world={world}",
         f"simulator.horizon_weeks={horizon_weeks}",

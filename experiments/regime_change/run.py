@@ -60,7 +60,8 @@ def cycle_config(overrides: list[str]) -> CycleConfig:
             overrides=[
                 "week=2000-01-03",
                 "work_dir=unused",
-                "panel=coworking",  # the coworking demo's business settings
+                "data=coworking",  # the coworking demo's source and business settings
+                "panel=coworking",
                 "calibration=coworking",
                 "rules@serve.rules=coworking",  # the rules it trains under
                 "practice@serve.holdout.staff=coworking",  # the control group as measured

@@ -86,6 +86,7 @@ SMALL_BUDGET = ["+experiment=small_cycle"]  # configs/experiment/small_cycle.yam
 NO_RETRAINING = ["drift.retrain_on=[]", "schedule.every_weeks=0"]
 WORLD_OVERRIDES: dict[str, list[str]] = {
     "coworking": [  # the demo's business settings and the contact rules it trains under
+        "data=coworking",
         "panel=coworking",
         "calibration=coworking",
         "rules@serve.rules=coworking",

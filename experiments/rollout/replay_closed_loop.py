@@ -56,8 +56,8 @@ def main() -> None:
             as_of = served[week - 1]
             node = compose(
                 "rollout",
-                [f"data.path={args.root / 'logs'}", f"decisions={args.root / 'decisions'}",
-                 f"panel.as_of={as_of}"],
+                ["data=coworking", "panel=coworking", f"data.path={args.root / 'logs'}",
+                 f"decisions={args.root / 'decisions'}", f"panel.as_of={as_of}"],
             )  # fmt: skip
             cfg = to_object(node, RolloutJobConfig)
             for name, settings in SETTINGS.items():

@@ -38,7 +38,17 @@ def main() -> None:
     parser.add_argument("--without-caps", action="store_true", help="drop the frequency caps")
     args = parser.parse_args()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = to_object(compose("evaluate", overrides=["output_dir=unused"]), EvaluateConfig)
+        cfg = to_object(
+            compose(
+                "evaluate",
+                overrides=[
+                    "simulator=coworking",
+                    "practice@evaluation.staff=coworking",
+                    "output_dir=unused",
+                ],
+            ),
+            EvaluateConfig,
+        )
     if args.without_caps:
         cfg.simulator.rules.frequency_caps = {}
     sim, ev = cfg.simulator, cfg.evaluation

@@ -32,10 +32,12 @@ from journeyopt.sim.config import (
 )
 from journeyopt.sim.rules import selected_actions
 from journeyopt.sim.world import WorldSpec
+from tests.commands import DEMO_WORLD
 
 register_configs()
 register_serving()
 TINY = [
+    *DEMO_WORLD,
     "agent=maskable_ppo",
     "agent.batch_size=128",
     "train=smoke",
@@ -136,9 +138,9 @@ def test_the_demo_trains_and_serves_under_the_same_rules() -> None:
     (``rules@serve.rules=coworking``, as ``journeyopt-demo`` makes it), not the serve group's
     default, which has no rule beyond opt-outs."""
     with initialize_config_module("journeyopt.configs", version_base="1.3"):
-        trained = compose("train", overrides=["tracking=off"])
-        served = compose("serve", overrides=["rules@serve.rules=coworking"])
-        generic = compose("serve")
+        trained = compose("train", overrides=[*DEMO_WORLD, "tracking=off"])
+        served = compose("serve", overrides=["data=coworking", "rules@serve.rules=coworking"])
+        generic = compose("serve", overrides=["data=coworking"])
         demo = compose("demo")
     assert demo_cli.DemoConfig  # its schema, registered on import, composes the demo
     assert dict(generic.serve.rules) == dict(OmegaConf.structured(RulesConfig()))

@@ -17,7 +17,10 @@ import yaml
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from tests.commands import DEMO_WORLD
+
 TINY = [
+    *DEMO_WORLD,
     "train=smoke",
     "train.total_timesteps=256",
     "train.n_customers=16",

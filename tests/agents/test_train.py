@@ -23,10 +23,12 @@ from journeyopt.sim.observation import observation_layout
 from journeyopt.sim.optimum import OptimalPolicy
 from journeyopt.sim.world import WorldSpec
 from journeyopt.tracking.config import TrackingConfig
+from tests.commands import DEMO_WORLD
 
 AGENTS = ("ppo", "a2c", "dqn", "maskable_ppo")
 SCALES = np.full(3, 0.01, np.float32)
 TINY = [
+    *DEMO_WORLD,
     "train=smoke",
     "train.total_timesteps=1024",
     "train.n_customers=16",

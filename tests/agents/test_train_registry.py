@@ -19,8 +19,10 @@ from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.model import load_policy_model, observation_frame
 from journeyopt.tracking.registry import RULES_TAG, PolicyRegistry
 from journeyopt.tracking.sb3_policy import SB3Policy
+from tests.commands import DEMO_WORLD
 
 OVERRIDES = [
+    *DEMO_WORLD,
     "agent=maskable_ppo",
     "agent.batch_size=256",
     "train=smoke",

@@ -192,8 +192,10 @@ def test_calibrate_takes_the_rules_group() -> None:
     default."""
     register_configs()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        default = compose("calibrate", overrides=["output_dir=x"])
-        roastery = compose("calibrate", overrides=["output_dir=x", "rules=roastery"])
+        default = compose("calibrate", overrides=["data=roastery", "output_dir=x"])
+        roastery = compose(
+            "calibrate", overrides=["data=roastery", "output_dir=x", "rules=roastery"]
+        )
     assert to_object(default.rules, RulesConfig) == RulesConfig()
     assert to_object(roastery.rules, RulesConfig).total_cap == 2
 

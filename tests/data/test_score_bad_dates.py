@@ -16,6 +16,7 @@ from journeyopt.data.source import SourceConfig
 from journeyopt.serving.batch import score_logs
 from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.served_model import ServedModel
+from tests.commands import DEMO_SERVING
 from tests.data.conftest import compose_source
 from tests.serving import conftest as serving
 
@@ -64,7 +65,7 @@ def test_score_command_survives_a_9999_row(
 ) -> None:
     command = [
         str(Path(sys.executable).with_name("journeyopt-score")),
-        "data=coworking",
+        *DEMO_SERVING,
         f"data.path={bad_logs}",
         f"as_of={AS_OF}",
         f"model={registered.folder}",

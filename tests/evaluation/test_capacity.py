@@ -21,6 +21,7 @@ from journeyopt.evaluation.compare import CompareConfig, compare, register_confi
 from journeyopt.sim.config import RulesConfig, shipped_rules
 from journeyopt.sim.world import WorldSpec, load_world
 from journeyopt.tracking.config import TrackingConfig
+from tests.commands import DEMO_WORLD
 
 register_configs()
 HORIZON = 6
@@ -59,6 +60,7 @@ def test_compare_reports_the_value_a_capacity_costs(tmp_path: Path) -> None:
         node = compose(
             "compare",
             overrides=[
+                *DEMO_WORLD,
                 f"simulator.horizon_weeks={HORIZON}",
                 "evaluation.n_customers=150",
                 f"output_dir={tmp_path}",

@@ -31,8 +31,9 @@ from journeyopt.sim.observation import observation_layout
 from journeyopt.sim.world import load_world
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.run import tracked_run
+from tests.commands import DEMO_WORLD
 
-SETTINGS = ["simulator.horizon_weeks=8", "evaluation.n_customers=100"]
+SETTINGS = [*DEMO_WORLD, "simulator.horizon_weeks=8", "evaluation.n_customers=100"]
 TRAIN = [
     "agent=maskable_ppo",
     "agent.batch_size=256",
@@ -173,6 +174,7 @@ def test_command_reports_a_bad_run_in_one_line(
         cfg = compose(
             "compare",
             overrides=[
+                *DEMO_WORLD,
                 "runs=[does-not-exist]",
                 f"tracking.tracking_uri={mlflow_sqlite.tracking_uri}",
                 f"output_dir={tmp_path / 'out'}",

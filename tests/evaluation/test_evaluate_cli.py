@@ -12,11 +12,12 @@ from journeyopt.cli.entry import to_object
 from journeyopt.cli.evaluate import run
 from journeyopt.errors import ConfigError
 from journeyopt.evaluation.config import EvaluateConfig
+from tests.commands import DEMO_WORLD
 
 
 def _config(*overrides: str) -> EvaluateConfig:
     with initialize_config_module("journeyopt.configs", version_base="1.3"):
-        cfg = compose("evaluate", overrides=list(overrides))
+        cfg = compose("evaluate", overrides=[*DEMO_WORLD, *overrides])
     return to_object(cfg, EvaluateConfig)
 
 

@@ -15,7 +15,7 @@ from journeyopt.loop.config import CycleConfig, register_configs
 from journeyopt.loop.cycle import calibration_window, training_simulator
 
 CONFIGS = Path(__file__).resolve().parents[2] / "src" / "journeyopt" / "configs"
-DEMO = ["panel=coworking", "calibration=coworking"]  # the demo's business settings
+DEMO = ["data=coworking", "panel=coworking", "calibration=coworking"]  # the demo's settings
 
 
 def cycle(*overrides: str) -> CycleConfig:
@@ -46,7 +46,8 @@ def test_a_negative_drift_window_is_refused() -> None:
 
 
 def test_a_retraining_is_held_to_the_rules_it_will_be_served_under() -> None:
-    cfg = cycle("rules@serve.rules=none")  # the demo's simulator carries the coworking rules
+    # the demo's simulator settings carry the coworking rules, the served rules are none
+    cfg = cycle("simulator=coworking", "rules@serve.rules=none")
     assert cfg.simulator.rules != cfg.serve.rules
     trained_under = training_simulator(cfg)
     assert trained_under.rules == cfg.serve.rules

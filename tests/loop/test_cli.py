@@ -34,7 +34,8 @@ def test_bad_input_is_one_line_and_exit_2(
                 *(o.format(missing=missing) for o in overrides),
                 f"work_dir={tmp_path / 'cycles'}",
                 "tracking=off",
-                "panel=coworking",  # the demo's business settings, as a user gives theirs
+                "data=coworking",  # the demo's source and business settings, as a user gives theirs
+                "panel=coworking",
                 "calibration=coworking",
             ],
         )

@@ -31,6 +31,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "src" / "journeyopt" / "configs"
 # the demo's business settings, and the contact rules it is trained (simulator=coworking) and
 # served under (the generic serve default has none beyond opt-outs)
 DEMO_SETTINGS = [
+    "data=coworking",
     "panel=coworking",
     "calibration=coworking",
     "rules@serve.rules=coworking",

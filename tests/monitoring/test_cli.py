@@ -35,7 +35,7 @@ def _tracking(settings: TrackingConfig) -> list[str]:
 def _compose(name: str, overrides: list[str]) -> object:
     """``name`` over the coworking demo's logs, with the demo's panel windows."""
     with initialize_config_module("journeyopt.configs", version_base="1.3"):
-        return compose(name, overrides=["panel=coworking", *overrides])
+        return compose(name, overrides=["data=coworking", "panel=coworking", *overrides])
 
 
 @pytest.fixture(scope="module")

@@ -108,7 +108,7 @@ def _canary(tracking: TrackingConfig) -> PolicyRegistry:
 def _compose(overrides: list[str]) -> object:
     """``journeyopt-rollout`` over the coworking demo's logs, with the demo's panel windows."""
     with initialize_config_module("journeyopt.configs", version_base="1.3"):
-        return compose("rollout", overrides=["panel=coworking", *overrides])
+        return compose("rollout", overrides=["data=coworking", "panel=coworking", *overrides])
 
 
 @pytest.mark.parametrize(("effect", "decision"), [("good", "widen"), ("bad", "rollback")])
@@ -181,7 +181,7 @@ def test_manual_rollback_and_bad_input(
     monkeypatch.setattr(
         sys, "argv",
         ["journeyopt-rollout", "rollback", "reason=again", f"hydra.run.dir={tmp_path}",
-         "panel=coworking", *_tracking(mlflow_sqlite)],
+         *_tracking(mlflow_sqlite)],  # a rollback reads no logs: no data=, no panel=
     )  # fmt: skip
     with pytest.raises(SystemExit) as again:
         rollout_cli.main()

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError, JourneyoptError
 from journeyopt.monitoring.config import RolloutJobConfig
 from journeyopt.monitoring.rollout import (
@@ -31,6 +32,7 @@ from journeyopt.monitoring.sequential import (
 )
 from journeyopt.serving.config import RolloutConfig, ServingConfig
 from journeyopt.tracking.rollout import CANARY, RolloutState
+from tests.panel.windows import panel_config
 
 SMALL = Scenario(customers=2000, weeks=12)
 """360 canary customers: the default minimum exposure (2,000 customer-weeks) after 6 weeks."""
@@ -158,7 +160,12 @@ def test_segment_covariate_and_no_adjustment() -> None:
 
 def test_the_rollout_job_refuses_an_unknown_covariate_before_reading_anything() -> None:
     settings = RolloutConfig(covariates=["conversions_pre", "tenure"])
-    job = RolloutJobConfig(decisions="nowhere", serve=ServingConfig(rollout=settings))
+    job = RolloutJobConfig(
+        decisions="nowhere",
+        data=SourceConfig(),
+        panel=panel_config(),
+        serve=ServingConfig(rollout=settings),
+    )
     state = RolloutState("2", CANARY, 0.2, "1", None)
     with pytest.raises(JourneyoptError, match=r"unknown \['tenure'\]; known: .*'active_pre'"):
         measure_rollout(job, state)

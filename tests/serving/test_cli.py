@@ -17,6 +17,7 @@ from journeyopt.cli.score import run
 from journeyopt.cli.serve import is_loopback
 from journeyopt.errors import ConfigError
 from journeyopt.serving.config import ServeJobConfig, register_configs
+from tests.commands import DEMO_SERVING
 from tests.serving.conftest import AS_OF, Registered
 from tests.serving.test_server import running_server
 
@@ -30,7 +31,7 @@ def score(*overrides: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_score_command_writes_the_contact_list(
     registered: Registered, demo_logs: Path, tmp_path: Path
 ) -> None:
-    done = score("data=coworking", f"data.path={demo_logs}", f"as_of={AS_OF}",
+    done = score(*DEMO_SERVING, f"data.path={demo_logs}", f"as_of={AS_OF}",
                  f"model={registered.folder}", "out=week/actions.csv", cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "customers scored" in done.stdout
@@ -41,7 +42,7 @@ def test_score_command_writes_the_contact_list(
 def test_score_command_names_a_bad_model(demo_logs: Path, tmp_path: Path) -> None:
     register_configs()
     with initialize_config_module("journeyopt.configs", version_base="1.3"):
-        cfg = compose("score", overrides=["data=coworking", f"data.path={demo_logs}",
+        cfg = compose("score", overrides=[*DEMO_SERVING, f"data.path={demo_logs}",
                       f"as_of={AS_OF}", f"model={tmp_path / 'nothing'}", "out=a.csv"])  # fmt: skip
     with pytest.raises(ConfigError, match="neither a models:/ URI nor an existing folder"):
         run(cfg)
@@ -64,7 +65,7 @@ def test_score_command_names_a_bad_model(demo_logs: Path, tmp_path: Path) -> Non
 def test_invalid_serving_configs_are_refused(override: str, message: str) -> None:
     register_configs()
     with initialize_config_module("journeyopt.configs", version_base="1.3"):
-        cfg = compose("serve", overrides=[override])
+        cfg = compose("serve", overrides=[*DEMO_SERVING, override])
     with pytest.raises(ConfigError, match=message):
         to_object(cfg, ServeJobConfig)
 
@@ -83,8 +84,9 @@ def test_serve_refuses_a_public_address_without_a_token(
     registered: Registered, tmp_path: Path
 ) -> None:
     env = {k: v for k, v in os.environ.items() if k != "JOURNEYOPT_API_TOKEN"}
-    command = [str(Path(sys.executable).with_name("journeyopt-serve")), "host=0.0.0.0",
-               f"model={registered.folder}", f"hydra.run.dir={tmp_path / 'hydra'}"]  # fmt: skip
+    command = [str(Path(sys.executable).with_name("journeyopt-serve")), *DEMO_SERVING,
+               "host=0.0.0.0", f"model={registered.folder}",
+               f"hydra.run.dir={tmp_path / 'hydra'}"]  # fmt: skip
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=300)  # fmt: skip
     assert done.returncode == 2

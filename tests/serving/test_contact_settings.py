@@ -18,6 +18,7 @@ from journeyopt.serving.scorer import Scorer
 from journeyopt.serving.served_model import ServedModel
 from journeyopt.sim.config import shipped_practice
 from journeyopt.sim.world import WorldSpec
+from tests.commands import DEMO_SERVING
 from tests.serving.conftest import Registered
 
 CRM_SEGMENTS = ("Freelancer", "Startup", "Firma")  # the example CRM export's customer types
@@ -67,6 +68,7 @@ def test_serve_stops_at_start_up_on_a_cap_the_world_lacks(
 ) -> None:
     command = [
         str(Path(sys.executable).with_name("journeyopt-serve")),
+        *DEMO_SERVING,
         f"model={registered.folder}",
         "+serve.rules.frequency_caps.sms=1",
         f"hydra.run.dir={tmp_path / 'hydra'}",

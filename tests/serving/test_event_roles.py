@@ -25,7 +25,8 @@ def serve_source(*overrides: str) -> SourceConfig:
     """The ``data`` of ``journeyopt-serve`` composed with ``overrides``."""
     register_configs()
     with initialize_config_module("journeyopt.configs", version_base="1.3"):
-        return to_object(compose("serve", overrides=list(overrides)), ServeJobConfig).data
+        node = compose("serve", overrides=["serve.world=coworking", *overrides])
+        return to_object(node, ServeJobConfig).data
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +55,8 @@ def crm_events(with_roles: bool) -> list[dict[str, Any]]:
     ]
 
 
-def test_the_default_serve_source_is_the_demo_and_data_picks_another() -> None:
-    assert serve_source().event_roles["day_pass"] == "conversion"
+def test_data_picks_the_serve_source() -> None:
+    assert serve_source("data=coworking").event_roles["day_pass"] == "conversion"
     crm = serve_source("data=coworking_crm")
     assert crm.name == "coworking_crm" and crm.event_roles["Abmeldung"] == "opt_out"
 

@@ -33,6 +33,7 @@ from journeyopt.serving.served_model import ServedModel
 from journeyopt.sim.config import shipped_practice, shipped_rules
 from journeyopt.sim.observation import encode
 from journeyopt.tracking.model import observation_frame
+from tests.commands import DEMO_SERVING
 from tests.serving.conftest import AS_OF, Registered
 from tests.serving.loopback import free_port, wait_until_ready
 
@@ -50,6 +51,7 @@ def running_server(
     port = free_port()
     command = [
         str(Path(sys.executable).with_name("journeyopt-serve")),
+        *DEMO_SERVING,
         "model=models:/journey-policy@champion",
         f"tracking.tracking_uri={tracking_uri}",
         f"port={port}",

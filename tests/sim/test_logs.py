@@ -153,7 +153,15 @@ def test_none_decisions_can_be_left_out(tmp_path: Path, world: WorldSpec) -> Non
 def test_generate_config_composes_and_validates(tmp_path: Path) -> None:
     register_configs()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose("generate", overrides=[f"output_dir={tmp_path}", "mess.malformed_rate=0.1"])
+        cfg = compose(
+            "generate",
+            overrides=[
+                "simulator=coworking",
+                "practice@staff=coworking",
+                f"output_dir={tmp_path}",
+                "mess.malformed_rate=0.1",
+            ],
+        )
     typed = to_object(cfg, GenerateConfig)
     assert typed.simulator.world == "coworking" and typed.simulator.horizon_weeks == 52
     assert typed.mess.malformed_rate == 0.1

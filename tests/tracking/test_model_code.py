@@ -29,6 +29,7 @@ from journeyopt.tracking.model import (
 )
 from journeyopt.tracking.registry import CHAMPION, CONTENT_HASH_TAG, PolicyRegistry, content_hash
 from journeyopt.tracking.run import tracked_run
+from tests.commands import DEMO_SERVING
 
 Arrays = tuple[np.ndarray, np.ndarray]
 
@@ -106,7 +107,7 @@ def test_replaced_code_is_refused_by_the_score_command(
     (tmp_path / "logs").mkdir()
     command = [
         str(Path(sys.executable).with_name("journeyopt-score")),
-        "data=coworking",
+        *DEMO_SERVING,
         f"data.path={tmp_path / 'logs'}",
         "as_of=2024-03-06",
         f"model={folder}",

@@ -444,6 +444,8 @@ def test_promote_config_reads_the_practice_of_evaluate_and_compare() -> None:
     register_configs()
     overrides = [
         "candidate=models:/journey-policy/1",
+        "data=coworking",
+        "simulator=coworking",
         "panel=coworking",
         "practice@evaluation.staff=coworking_crm",
         "evaluation.staff.rules.0.segments=[Firma]",

@@ -8,9 +8,9 @@ A thin shell over :func:`journeyopt.calibration.pipeline.calibrate`.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
-import hydra
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
@@ -18,8 +18,9 @@ from journeyopt.calibration.config import CalibrateConfig, register_configs
 from journeyopt.calibration.cycles import found_line
 from journeyopt.calibration.export import export_target
 from journeyopt.calibration.pipeline import CalibrationResult, calibrate
-from journeyopt.cli.entry import console, report_errors, to_object
+from journeyopt.cli.entry import command, console, report_errors, to_object
 from journeyopt.outputs import path_like, refuse_inputs
+from journeyopt.panel.suggest import LapseSuggestion, derived_line
 
 register_configs()
 
@@ -44,6 +45,10 @@ def run(cfg: DictConfig) -> CalibrationResult:
         out.print(f"{key:45s} {value:10.4f}")
     if cycles := found_line(result.estimate.calibrated.meta.get("practice_cycles", {})):
         out.print(cycles)  # calibration.practice_cycles_weeks: null, read off the logs
+    lapse = result.estimate.calibrated.meta.get("lapse_weeks", {})
+    if lapse.get("from_logs"):  # panel.lapse_weeks: null, read off the logs
+        found = {f.name: lapse[f.name] for f in fields(LapseSuggestion)}
+        out.print(derived_line(LapseSuggestion(**found)), highlight=False, soft_wrap=True)
     out.print(
         f"calibrated world in {result.output_dir} (card.md, card.png); "
         f"MLflow run {result.run_id or '(tracking off)'}"
@@ -53,7 +58,7 @@ def run(cfg: DictConfig) -> CalibrationResult:
     return result
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="calibrate")
+@command("calibrate")
 def main(cfg: DictConfig) -> None:
     """Entry point of ``journeyopt-calibrate``."""
     report_errors(lambda: run(cfg))

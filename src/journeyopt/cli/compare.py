@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from rich.table import Table
 
-from journeyopt.cli.entry import console, report_errors, to_object
+from journeyopt.cli.entry import command, console, report_errors, to_object
 from journeyopt.evaluation.compare import CompareConfig, Comparison, compare, register_configs
 from journeyopt.outputs import check_output_dir, path_like, refuse_inputs
 
@@ -63,6 +62,6 @@ def run(cfg: DictConfig) -> Comparison:
     return result
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="compare")
+@command("compare")
 def main(cfg: DictConfig) -> None:
     report_errors(lambda: run(cfg))

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from journeyopt.cli.entry import log, report_errors, to_object
+from journeyopt.cli.entry import command, log, report_errors, to_object
 from journeyopt.loop.config import CycleConfig, register_configs
 from journeyopt.loop.cycle import CycleResult, run_cycle
 from journeyopt.outputs import check_writable, output_errors, refuse_inputs
@@ -59,7 +58,7 @@ def run(cfg: DictConfig) -> CycleResult:
     return result
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="cycle")
+@command("cycle")
 def main(cfg: DictConfig) -> None:
     """Entry point of ``journeyopt-cycle``."""
     report_errors(lambda: run(cfg))

@@ -39,7 +39,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import hydra
 import pandas as pd
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
@@ -57,8 +56,8 @@ from journeyopt.calibration.config import CalibrateConfig, CalibrationConfig
 from journeyopt.calibration.config import register_configs as register_calibration
 from journeyopt.calibration.pipeline import CalibrationResult, calibrate
 from journeyopt.cli import generate
+from journeyopt.cli.entry import command, report_errors, to_object
 from journeyopt.cli.entry import console as console_factory
-from journeyopt.cli.entry import report_errors, to_object
 from journeyopt.cli.ingest import counts_table
 from journeyopt.cli.panel import build_outputs, print_panel_summary
 from journeyopt.cli.promote import PromoteConfig, PromoteOPEConfig, promote
@@ -442,7 +441,7 @@ def run(cfg: DictConfig) -> DemoOutputs:
     return run_demo(demo, root)
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="demo")
+@command("demo")
 def main(cfg: DictConfig) -> None:
     """Entry point of ``journeyopt-demo``."""
     report_errors(lambda: run(cfg))

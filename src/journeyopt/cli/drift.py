@@ -10,11 +10,10 @@ verdict is in ``drift.json`` and the MLflow run's ``drift/detected``).
 
 from __future__ import annotations
 
-import hydra
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
-from journeyopt.cli.entry import console, report_errors, to_object
+from journeyopt.cli.entry import command, console, report_errors, to_object
 from journeyopt.monitoring.config import DriftJobConfig, register_configs
 from journeyopt.monitoring.drift import DriftFindings
 from journeyopt.monitoring.jobs import detect_drift
@@ -47,7 +46,7 @@ def run(cfg: DictConfig) -> DriftFindings:
     return findings
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="drift")
+@command("drift")
 def main(cfg: DictConfig) -> None:
     """Entry point of ``journeyopt-drift``."""
     report_errors(lambda: run(cfg))

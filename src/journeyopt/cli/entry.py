@@ -4,8 +4,10 @@ composed config into typed dataclasses, and user-facing error handling."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
+import re
 import signal
 import sys
 import typing
@@ -13,6 +15,8 @@ from collections.abc import Callable, Mapping
 from importlib.resources import files
 from typing import Any, TypeVar
 
+import hydra
+from hydra.errors import ConfigCompositionException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf._utils import is_structured_config
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
@@ -136,6 +140,88 @@ def report_errors(job: Callable[[], T]) -> T:
             raise
         print("interrupted", file=sys.stderr)
         sys.exit(INTERRUPTED_EXIT_CODE)
+
+
+FULL_ERROR = "HYDRA_FULL_ERROR"
+"""Hydra's switch that lets a composition error reach :func:`command` (otherwise Hydra prints
+it over several lines and exits 1)."""
+_MUST_CHOOSE = re.compile(r"You must specify '(?P<key>[^']+)'")
+
+
+def command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
+    """``hydra.main`` over the package's ``configs/<config_name>.yaml``: the entry point of a
+    ``journeyopt-*`` command.
+
+    A config group the command needs but nobody chose (``- data: ???`` in its defaults
+    list), an option that does not exist (``data=mine`` without ``data/mine.yaml``) or an
+    override that does not parse stops before any work with one line naming the group and
+    its options, exit code 2 (:func:`composition_error_line`), instead of Hydra's several
+    lines and exit 1. The command's own work is unchanged: errors there are reported by
+    :func:`report_errors` as before.
+    """
+
+    def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
+        set_here: list[bool] = []  # whether main() set HYDRA_FULL_ERROR (not the user)
+
+        @functools.wraps(task)
+        def job(cfg: DictConfig) -> Any:
+            if set_here:  # composed: the job's own errors go through Hydra's reporting as before
+                os.environ.pop(FULL_ERROR, None)
+            return task(cfg)
+
+        composed = hydra.main(
+            version_base="1.3", config_path="../configs", config_name=config_name
+        )(job)
+
+        @functools.wraps(task)
+        def main() -> Any:
+            set_here.clear()
+            if FULL_ERROR not in os.environ:
+                set_here.append(True)
+                os.environ[FULL_ERROR] = "1"
+            try:
+                return composed()
+            except (ConfigCompositionException, OverrideParseException) as err:
+                if not set_here:  # the user asked for Hydra's full error
+                    raise
+                print(f"error: {composition_error_line(err)}", file=sys.stderr)
+                sys.exit(ConfigError.exit_code)
+            finally:
+                if set_here:
+                    os.environ.pop(FULL_ERROR, None)
+
+        return main
+
+    return decorate
+
+
+def composition_error_line(err: Exception) -> str:
+    """One line for a config Hydra could not compose.
+
+    A group left to the user (``???`` in the defaults list) reads ``no data chosen: choose
+    one with data=<name> ...; options: a, b``, the options being those Hydra found (the
+    shipped ones and those of ``--config-dir``); other composition errors are Hydra's own
+    message with its lines joined.
+    """
+    text = str(err)
+    parts: list[list[str]] = []  # Hydra's lines, each with the tab-indented list under it
+    for line in text.splitlines():
+        if line.startswith("\t") and line.strip() and parts:
+            parts[-1].append(line.strip())
+        elif line.strip():
+            parts.append([line.strip()])
+    options = parts[-1][1:] if parts else []
+    found = _MUST_CHOOSE.search(text)
+    if found is None:
+        said = [head + (" " + ", ".join(items) if items else "") for head, *items in parts]
+        return "; ".join(said) if said else type(err).__name__
+    key = found.group("key")
+    group = key.split("@", 1)[0].lstrip("/")
+    return (
+        f"no {key} chosen: choose one with {key}=<name> (a file of <your configs>/{group}/, "
+        f"given with --config-dir <your configs>); options: "
+        + (", ".join(options) if options else "none found")
+    )
 
 
 def console() -> Console:

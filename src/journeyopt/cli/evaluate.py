@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from journeyopt.cli.entry import log, report_errors, to_object
+from journeyopt.cli.entry import command, log, report_errors, to_object
 from journeyopt.evaluation.config import EvaluateConfig
 from journeyopt.evaluation.config import register_configs as register_evaluation
 from journeyopt.evaluation.report import write_evaluation
@@ -42,6 +41,6 @@ def run(cfg: EvaluateConfig) -> Path:
     return out
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")
+@command("evaluate")
 def main(cfg: DictConfig) -> None:
     report_errors(lambda: run(to_object(cfg, EvaluateConfig)))

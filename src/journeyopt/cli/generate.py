@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from journeyopt.cli.entry import log, report_errors, to_object
+from journeyopt.cli.entry import command, log, report_errors, to_object
 from journeyopt.outputs import check_output_dir, path_like, refuse_inputs
 from journeyopt.sim.config import GenerateConfig, register_configs
 from journeyopt.sim.logs import generate_logs, write_logs
@@ -46,6 +45,6 @@ def run(cfg: GenerateConfig) -> Path:
     return out
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="generate")
+@command("generate")
 def main(cfg: DictConfig) -> None:
     report_errors(lambda: run(to_object(cfg, GenerateConfig)))

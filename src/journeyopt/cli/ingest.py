@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import hydra
 import pandas as pd
 from hydra.core.config_store import ConfigStore
 from hydra.utils import to_absolute_path
@@ -19,8 +18,8 @@ from omegaconf import MISSING, DictConfig
 from rich.table import Table
 
 from journeyopt.calibration.cycles import contact_cycles
+from journeyopt.cli.entry import command, report_errors, to_object
 from journeyopt.cli.entry import console as console_factory
-from journeyopt.cli.entry import report_errors, to_object
 from journeyopt.data.ingest import ingest
 from journeyopt.data.result import TABLES, IngestResult
 from journeyopt.data.source import SourceConfig
@@ -102,7 +101,7 @@ def run(cfg: DictConfig) -> IngestResult:
     return result
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="ingest")
+@command("ingest")
 def main(cfg: DictConfig) -> None:
     """Entry point of ``journeyopt-ingest``."""
     report_errors(lambda: run(cfg))

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
 import pandas as pd
 from hydra.core.config_store import ConfigStore
 from hydra.utils import to_absolute_path
@@ -21,8 +20,8 @@ from omegaconf import MISSING, DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from journeyopt.cli.entry import command, report_errors, to_object
 from journeyopt.cli.entry import console as console_factory
-from journeyopt.cli.entry import report_errors, to_object
 from journeyopt.data.ingest import load_canonical, recorded_contact_channels
 from journeyopt.data.schema import CanonicalLogs
 from journeyopt.outputs import check_output_dir, refuse_inputs, staged_output_dir
@@ -36,6 +35,7 @@ from journeyopt.panel.segments import (
     segment_counts,
     snapshot_of_state,
 )
+from journeyopt.panel.suggest import panel_for_logs
 
 OUTPUT_FILES: tuple[str, ...] = (
     "panel.parquet",
@@ -189,8 +189,9 @@ def run_panel(job: PanelJobConfig) -> PanelSummary:
         if job.contact_channels is not None
         else recorded_contact_channels(input_dir) or logged_contact_channels(logs)
     )
+    settings = panel_for_logs(job.panel, logs.events)  # lapse_weeks null: from the logs
     with staged_output_dir(output_dir, job.overwrite) as staging:
-        return build_outputs(logs, job.panel, channels, staging)
+        return build_outputs(logs, settings, channels, staging)
 
 
 def run(cfg: DictConfig) -> PanelSummary:
@@ -200,7 +201,7 @@ def run(cfg: DictConfig) -> PanelSummary:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="panel")
+@command("panel")
 def main(cfg: DictConfig) -> None:
     """Entry point of ``journeyopt-panel``."""
     report_errors(lambda: run(cfg))

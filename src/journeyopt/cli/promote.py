@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
-import hydra
 import numpy as np
 import pandas as pd
 from hydra.core.config_store import ConfigStore
@@ -31,7 +30,7 @@ from journeyopt.agents.baselines import StaffPolicy
 from journeyopt.agents.policy import Policy
 from journeyopt.agents.practice_model import ServedPractice
 from journeyopt.calibration.calibrated import CalibratedWorld
-from journeyopt.cli.entry import console, log, report_errors, to_object
+from journeyopt.cli.entry import command, console, log, report_errors, to_object
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError, JourneyoptError
@@ -904,7 +903,7 @@ def record(cfg: PromoteConfig, decision: Decision, version: ResolvedVersion, cha
         )
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="promote")
+@command("promote")
 def main(cfg: DictConfig) -> None:
     register_configs()
     report_errors(lambda: promote(to_object(cfg, PromoteConfig)))

@@ -1,9 +1,13 @@
 """``journeyopt-rollout status|advance|rollback``: the staged rollout of the champion, for users
 without the weekly cycle (which runs ``advance`` itself every week).
 
-    journeyopt-rollout status data.path=logs/new decisions=serving/decisions
-    journeyopt-rollout advance data.path=logs/new decisions=serving/decisions output_dir=out/r
+    journeyopt-rollout status data=<source> panel=<windows> data.path=logs/new decisions=d/
+    journeyopt-rollout advance data=<source> panel=<windows> data.path=logs/new decisions=d/ \
+        output_dir=out/r
     journeyopt-rollout rollback reason="complaints about the new offer"
+
+``status`` and ``advance`` measure the canary on the logs (``data`` and ``panel`` required);
+a ``rollback`` acts on the registry alone and needs neither.
 
 A thin shell over :func:`journeyopt.monitoring.rollout_job.run_rollout`. Exit codes: 0 done, 2
 bad input (one line naming the problem).
@@ -13,11 +17,10 @@ from __future__ import annotations
 
 import sys
 
-import hydra
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
-from journeyopt.cli.entry import console, report_errors, to_object
+from journeyopt.cli.entry import command, console, report_errors, to_object
 from journeyopt.monitoring.config import ROLLOUT_COMMANDS, RolloutJobConfig, register_configs
 from journeyopt.monitoring.rollout_job import RolloutReport, run_rollout
 from journeyopt.outputs import refuse_inputs
@@ -59,7 +62,7 @@ def describe(report: RolloutReport) -> list[str]:
 def run(cfg: DictConfig) -> RolloutReport:
     """Validate the composed config, run the command, print what it found and did."""
     settings = to_object(cfg, RolloutJobConfig)
-    if settings.data.path:
+    if settings.data is not None and settings.data.path:
         settings.data.path = to_absolute_path(settings.data.path)
     if settings.decisions:
         settings.decisions = to_absolute_path(settings.decisions)
@@ -67,7 +70,10 @@ def run(cfg: DictConfig) -> RolloutReport:
         settings.output_dir = to_absolute_path(settings.output_dir)
         refuse_inputs(
             {"output_dir": settings.output_dir},
-            {"data.path": settings.data.path, "decisions": settings.decisions},
+            {
+                "data.path": settings.data.path if settings.data is not None else "",
+                "decisions": settings.decisions,
+            },
         )
     report = run_rollout(settings)
     out = console()
@@ -76,7 +82,7 @@ def run(cfg: DictConfig) -> RolloutReport:
     return report
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="rollout")
+@command("rollout")
 def hydra_main(cfg: DictConfig) -> None:
     """Hydra's entry point (the command as ``command=<status|advance|rollback>``)."""
     report_errors(lambda: run(cfg))

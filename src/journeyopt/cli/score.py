@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 from rich.table import Table
 
-from journeyopt.cli.entry import console, report_errors, to_object
+from journeyopt.cli.entry import command, console, report_errors, to_object
 from journeyopt.errors import ConfigError
 from journeyopt.outputs import check_writable, refuse_inputs
 from journeyopt.serving.batch import SIDE_FILES, ScoreResult, score_logs
@@ -68,7 +67,7 @@ def run(cfg: DictConfig) -> ScoreResult:
     return result
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="score")
+@command("score")
 def main(cfg: DictConfig) -> None:
     """Entry point of ``journeyopt-score``."""
     report_errors(lambda: run(cfg))

@@ -28,13 +28,12 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-import hydra
 import uvicorn
 from fastapi import FastAPI
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
-from journeyopt.cli.entry import console, report_errors, to_object
+from journeyopt.cli.entry import command, console, report_errors, to_object
 from journeyopt.errors import ConfigError
 from journeyopt.serving.app import create_app
 from journeyopt.serving.config import ServeJobConfig, register_configs
@@ -138,7 +137,7 @@ def run(cfg: DictConfig) -> None:
     )
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="serve")
+@command("serve")
 def main(cfg: DictConfig) -> None:
     """Entry point of ``journeyopt-serve``."""
     report_errors(lambda: run(cfg))

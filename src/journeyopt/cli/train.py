@@ -17,14 +17,13 @@ import hashlib
 import tempfile
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from rich.table import Table
 
 from journeyopt.agents.config import register_configs, train_config
 from journeyopt.agents.train import TrainResult, train
-from journeyopt.cli.entry import console, report_errors
+from journeyopt.cli.entry import command, console, report_errors
 from journeyopt.outputs import output_errors, path_like, prepare_output_dir, refuse_inputs
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.run import experiment_id, open_client
@@ -98,6 +97,6 @@ def run(cfg: DictConfig) -> float:
     return result.metrics["eval/value_mean"]
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+@command("train")
 def main(cfg: DictConfig) -> float:
     return report_errors(lambda: run(cfg))

@@ -10,11 +10,10 @@ A thin shell over :func:`journeyopt.monitoring.jobs.measure_uplift`.
 
 from __future__ import annotations
 
-import hydra
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
-from journeyopt.cli.entry import console, report_errors, to_object
+from journeyopt.cli.entry import command, console, report_errors, to_object
 from journeyopt.monitoring.config import UpliftJobConfig, register_configs
 from journeyopt.monitoring.jobs import UpliftResult, measure_uplift
 from journeyopt.outputs import refuse_inputs
@@ -50,7 +49,7 @@ def run(cfg: DictConfig) -> UpliftResult:
     return result
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="uplift")
+@command("uplift")
 def main(cfg: DictConfig) -> None:
     """Entry point of ``journeyopt-uplift``."""
     report_errors(lambda: run(cfg))

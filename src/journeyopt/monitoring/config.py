@@ -232,10 +232,11 @@ class RolloutJobConfig:
         command: ``status`` (measure and print, change nothing), ``advance`` (measure and
             carry out the decision: widen, roll back or continue) or ``rollback`` (return
             the champion alias to the previous version now, with ``reason``).
-        data: The source of the logs since the rollout started; ``data.path`` given by the
-            user.
+        data: The source of the logs since the rollout started (``data.path`` given by the
+            user); required to measure the canary (``decisions`` given), not read otherwise
+            (a ``rollback`` without ``decisions`` needs neither it nor ``panel``).
         panel: Feature windows (``panel.as_of`` ends the measurement; empty = last
-            activity).
+            activity); required to measure the canary, like ``data``.
         tracking: MLflow settings (the registry holding the rollout state).
         serve: The serving config; its ``rollout`` holds the test's settings.
         decisions: Decision-log file or folder of the served policy (with its ``arm``
@@ -246,8 +247,8 @@ class RolloutJobConfig:
     """
 
     command: str = "status"
-    data: SourceConfig = field(default_factory=SourceConfig)
-    panel: PanelConfig = MISSING  # required: the business's panel windows (configs/panel/)
+    data: SourceConfig | None = None
+    panel: PanelConfig | None = None
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     serve: ServingConfig = field(default_factory=ServingConfig)
     decisions: str = ""
@@ -264,6 +265,27 @@ class RolloutJobConfig:
             raise ConfigError("a rollback needs a reason: reason='<why>'")
         if self.command != "rollback" and not self.decisions:
             raise ConfigError("decisions is required: the decision-log file or folder")
+        for name, hint in MEASURE_NEEDS.items():
+            if self.decisions and getattr(self, name) is None:
+                raise ConfigError(f"no {name} chosen: measuring the canary (decisions=...) {hint}")
+
+    def measured(self) -> tuple[SourceConfig, PanelConfig]:
+        """``(data, panel)`` of a measuring command (``decisions`` given).
+
+        Raises:
+            ConfigError: One of them was not chosen.
+        """
+        if self.data is None or self.panel is None:
+            raise ConfigError("measuring the canary needs data=<name> and panel=<name>")
+        return self.data, self.panel
+
+
+MEASURE_NEEDS = {
+    "data": "reads your logs: choose your source with data=<name> (a file of <your configs>/data/)",
+    "panel": "builds their panel: choose your panel windows with panel=<name> (a file of "
+    "<your configs>/panel/)",
+}
+"""What measuring the canary needs that a ``rollback`` without ``decisions`` does not."""
 
 
 def register_configs() -> None:

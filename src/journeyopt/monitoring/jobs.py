@@ -4,7 +4,7 @@ weekly panel, measures, writes its report into ``output_dir`` and logs one MLflo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -38,6 +38,7 @@ from journeyopt.outputs import check_output_dir, staged_output_dir
 from journeyopt.panel.build import build_panel
 from journeyopt.panel.config import feature_spec, parse_as_of
 from journeyopt.panel.segments import customer_snapshot
+from journeyopt.panel.suggest import panel_for_logs
 from journeyopt.sim.rules import ActionCatalog
 from journeyopt.sim.world import load_world
 from journeyopt.tracking.run import tracked_run
@@ -113,6 +114,7 @@ def measure_uplift(cfg: UpliftJobConfig) -> UpliftResult:
     margin_rate = cfg.data.economics.margin()  # refuse before the work
     decisions = read_decisions(cfg.decisions)
     logs = _logs(cfg)
+    cfg = replace(cfg, panel=panel_for_logs(cfg.panel, logs.events))  # lapse_weeks null
     if cfg.contacts == "decisions":
         contacts = decisions_to_contacts(decisions, cfg.data)
         logs = with_decision_contacts(logs, contacts, decisions["week"].min())
@@ -267,6 +269,7 @@ def detect_drift(cfg: DriftJobConfig) -> tuple[DriftFindings, str | None]:
     out = Path(cfg.output_dir)
     check_output_dir(out, cfg.overwrite)
     logs = _logs(cfg)
+    cfg = replace(cfg, panel=panel_for_logs(cfg.panel, logs.events))  # lapse_weeks null
     panel = _panel(logs, cfg)
     reference, current = drift_windows(panel, cfg)
     spec = feature_spec(cfg.panel, tuple(cfg.data.contact_channels))

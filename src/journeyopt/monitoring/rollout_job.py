@@ -99,14 +99,15 @@ def measure_rollout(
         raise JourneyoptError(
             f"serve.rollout.covariates: unknown {unknown}; known: {list(COVARIATES)}"
         )
-    if not cfg.data.path:
+    data, panel_cfg = cfg.measured()
+    if not data.path:
         raise JourneyoptError("data.path is required: the folder or file of the logs")
-    margin_rate = cfg.data.economics.margin()
+    margin_rate = data.economics.margin()
     decisions = read_decisions(cfg.decisions)
-    logs, _ = ingest_to_logs(cfg.data)
-    contacts = decisions_to_contacts(decisions, cfg.data)
+    logs, _ = ingest_to_logs(data)
+    contacts = decisions_to_contacts(decisions, data)
     logs = with_decision_contacts(logs, contacts, decisions["week"].min())
-    panel = build_panel(logs, cfg.panel, tuple(cfg.data.contact_channels))
+    panel = build_panel(logs, panel_cfg, tuple(data.contact_channels))
     since = rollout_monday(state)
     facts: dict[str, object] = {
         "champion (canary)": state.champion,
@@ -135,8 +136,8 @@ def measure_rollout(
         since,
         settings.pre_weeks,
         margin_rate,
-        ActionCatalog.from_source(cfg.data),
-        cfg.data.amounts,
+        ActionCatalog.from_source(data),
+        data.amounts,
     )
     if customers.empty:
         return decide(None, None, settings), empty, facts

@@ -46,6 +46,7 @@ from journeyopt.panel.state import (
     advance,
     state_features,
 )
+from journeyopt.panel.suggest import resolve_lapse_weeks
 from journeyopt.panel.weeks import week_of_year, week_start
 from journeyopt.reuse import content_key, frame_digest, in_scope, reused
 
@@ -157,9 +158,10 @@ def build_panel(
 def _built_panel(
     logs: CanonicalLogs, cfg: PanelConfig, contact_channels: Sequence[str]
 ) -> pd.DataFrame:
-    tables = list(_iter_tables(logs, cfg, contact_channels))
+    walk = _PanelWalk(logs, cfg, contact_channels)
+    tables = list(walk.tables())
     if not tables:
-        return empty_panel(feature_spec(cfg, contact_channels))
+        return empty_panel(walk.spec)
     return pa.concat_tables(tables).to_pandas()
 
 
@@ -272,8 +274,9 @@ def state_at(
         (N,) ``customer_id`` in state order and the :class:`CustomerState` (``week`` counts from
         the panel origin, the week of the earliest activity in ``logs``).
     """
-    spec = feature_spec(cfg, contact_channels)
     as_of_ts = parse_as_of(as_of)
+    cfg, _ = resolve_lapse_weeks(cfg, logs.events, as_of_ts)  # lapse_weeks null: up to as_of
+    spec = feature_spec(cfg, contact_channels)
     origin = first_activity_origin(logs)
     if origin is None:
         raise JourneyoptError("the logs hold no events, contacts or sign-up dates: no state")
@@ -318,9 +321,12 @@ class _PanelWalk:
         *,
         through_as_of: bool = False,
     ) -> None:
+        as_of = resolve_as_of(logs, cfg)
+        # panel.lapse_weeks null: read off the logs up to the as-of instant (point in time);
+        # the jobs resolve it first to print and record it, this is the same rule
+        cfg, _ = resolve_lapse_weeks(cfg, logs.events, as_of)
         self.spec = feature_spec(cfg, contact_channels)
         origin, self.n_weeks = panel_window(logs, cfg)
-        as_of = resolve_as_of(logs, cfg)
         as_of_ns = int(as_of.as_unit("ns").value)
         # the as-of week: folded into the final state (not into rows) when it is logged up
         # to the as-of instant and no further, see build_panel_and_state

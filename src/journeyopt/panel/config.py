@@ -26,8 +26,11 @@ class PanelConfig:
             weeks, those ending at or before ``as_of``, get rows. Empty means the timestamp of
             the last event or contact in the logs.
         lapse_weeks: A customer whose last conversion is more than this many weeks ago is
-            ``lapsed``, otherwise ``active``. Required (a choice about the business, see
-            :attr:`REQUIRED_HINTS`), like the three windows below.
+            ``lapsed``, otherwise ``active``. None (``null``, the default): read off the logs
+            up to the panel's as-of instant by the rule of
+            :func:`journeyopt.panel.suggest.resolve_lapse_weeks` (the 90th percentile of the
+            gaps between a customer's conversions) by every command that builds a panel,
+            printed and recorded with its settings; a value given here always wins.
         frequency_weeks: Window of the ``frequency`` feature, weeks.
         fatigue_weeks: Window of the contact-fatigue counts ``contacts_<w>w*``, weeks.
         engagement_weeks: Window of the ``engagements_<w>w`` count, weeks.
@@ -50,7 +53,8 @@ class PanelConfig:
     REQUIRED_HINTS: ClassVar[Mapping[str, str]] = {
         "lapse_weeks": "weeks without a conversion after which a customer counts as lapsed, "
         "longer than almost every gap between two conversions of your repeat customers (e.g. "
-        "their 90th percentile, which journeyopt-ingest prints as its suggestion)",
+        "their 90th percentile, which journeyopt-ingest prints as its suggestion; null derives "
+        "it from the logs by that rule)",
         "frequency_weeks": "window of the purchase-frequency feature, weeks, long enough to "
         "hold several conversions of a regular customer (e.g. 52)",
         "fatigue_weeks": "window of the contact counts, weeks: the period your contact caps "
@@ -61,7 +65,7 @@ class PanelConfig:
     """What to give for each required field (the message of a config without it)."""
 
     as_of: str = ""
-    lapse_weeks: int
+    lapse_weeks: int | None = None
     frequency_weeks: int
     fatigue_weeks: int
     engagement_weeks: int
@@ -73,7 +77,7 @@ class PanelConfig:
 
     def __post_init__(self) -> None:
         for name in ("lapse_weeks", "frequency_weeks", "fatigue_weeks", "engagement_weeks"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"panel.{name} must be >= 1, got {getattr(self, name)}")
         if any(w < 1 for w in self.rule_windows):
             raise ConfigError(f"panel.rule_windows must be >= 1 weeks, got {self.rule_windows}")
@@ -95,7 +99,17 @@ def parse_as_of(value: str | pd.Timestamp) -> pd.Timestamp:
 
 
 def feature_spec(cfg: PanelConfig, contact_channels: Sequence[str]) -> FeatureSpec:
-    """The feature windows of ``cfg`` for a source contacting through ``contact_channels``."""
+    """The feature windows of ``cfg`` for a source contacting through ``contact_channels``.
+
+    Raises:
+        ConfigError: ``cfg.lapse_weeks`` is still None (derive it from the logs first:
+            :func:`journeyopt.panel.suggest.resolve_lapse_weeks`).
+    """
+    if cfg.lapse_weeks is None:
+        raise ConfigError(
+            "panel.lapse_weeks is null: it is derived from the logs where a panel is built "
+            "(journeyopt.panel.suggest.resolve_lapse_weeks); give the logs or a value"
+        )
     return FeatureSpec(
         contact_channels=tuple(contact_channels),
         frequency_weeks=cfg.frequency_weeks,

@@ -6,8 +6,10 @@ smallest whole number of weeks within which ``quantile`` (90 % by default) of th
 customer's consecutive weeks with a conversion lie, over every repeat customer (the gaps'
 ``quantile``, inverted empirical CDF). With that threshold, nine in
 ten repeat purchases come while the customer is still ``active``; a customer silent for longer
-than nine in ten of the observed gaps is ``lapsed``. ``journeyopt-ingest`` prints it; the user
-copies it into their panel config (nothing is set behind their back).
+than nine in ten of the observed gaps is ``lapsed``. ``journeyopt-ingest`` prints it; with
+``panel.lapse_weeks: null`` (the generic ``configs/panel/default.yaml``) every command that
+builds a panel uses it (:func:`resolve_lapse_weeks`, reading only the events up to the panel's
+as-of instant), prints it and records it with its settings; a configured value always wins.
 
 The rule needs repeat purchases: with fewer than ``min_gaps`` gaps it suggests nothing. Gaps
 are censored by the log's length (a log of ``L`` weeks holds no gap longer than ``L - 1``), so a
@@ -16,14 +18,17 @@ short log under-states slow buyers' gaps: prefer logs covering several of the su
 
 from __future__ import annotations
 
+import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
 from journeyopt.data.schema import Role
+from journeyopt.errors import ConfigError
+from journeyopt.panel.config import PanelConfig, parse_as_of
 from journeyopt.panel.weeks import week_index
 
 FIRST_MONDAY = pd.Timestamp("1970-01-05", tz="UTC")  # any Monday: only differences count
@@ -96,3 +101,62 @@ def suggest_lapse_weeks(
     at = float(np.quantile(gaps, quantile, method="inverted_cdf"))
     suggested = max(1, math.ceil(at)) if gaps.size >= min_gaps else None
     return LapseSuggestion(int(gaps.size), float(np.median(gaps)), quantile, at, suggested)
+
+
+def conversions_until(events: pd.DataFrame, as_of: pd.Timestamp | None) -> pd.DataFrame:
+    """The events at or before ``as_of`` (all of them for None): what a panel built at
+    ``as_of`` may read, so a later event cannot change an earlier panel."""
+    if as_of is None or events.empty:
+        return events
+    return events[pd.to_datetime(events["ts"], utc=True) <= as_of]
+
+
+def resolve_lapse_weeks(
+    cfg: PanelConfig, events: pd.DataFrame, as_of: pd.Timestamp | None = None
+) -> tuple[PanelConfig, LapseSuggestion | None]:
+    """``cfg`` with a ``lapse_weeks``: its own when it gives one (then no suggestion), else
+    (``panel.lapse_weeks: null``) the value :func:`suggest_lapse_weeks` reads off the events at
+    or before the panel's as-of instant, with that suggestion.
+
+    Args:
+        cfg: Panel settings.
+        events: Canonical events (``customer_id``, ``ts`` UTC, ``role``).
+        as_of: The panel's as-of instant; None: ``cfg.as_of`` (empty: every event, as a panel
+            built at the last activity reads them all).
+
+    Raises:
+        ConfigError: ``lapse_weeks`` is null and the logs hold too few repeat purchases for
+            the rule (one line: set it).
+    """
+    if cfg.lapse_weeks is not None:
+        return cfg, None
+    until = as_of if as_of is not None else (parse_as_of(cfg.as_of) if cfg.as_of else None)
+    found = suggest_lapse_weeks(conversions_until(events, until))
+    if found.lapse_weeks is None:
+        raise ConfigError(
+            f"panel.lapse_weeks is null (derive it from the logs), but the logs hold "
+            f"{found.n_gaps:,} gaps between a customer's conversions, too few for the rule: "
+            "set panel.lapse_weeks=<weeks without a conversion after which a customer is "
+            "lapsed>"
+        )
+    return replace(cfg, lapse_weeks=found.lapse_weeks), found
+
+
+def derived_line(found: LapseSuggestion) -> str:
+    """One line for a command that derived ``panel.lapse_weeks`` from the logs."""
+    return (
+        f"panel.lapse_weeks {found.lapse_weeks}, derived from the logs (null in the config): "
+        f"{found.quantile:.0%} of {found.n_gaps:,} gaps between a customer's conversions are "
+        f"<= {found.quantile_weeks:g} weeks (median {found.median_weeks:g})"
+    )
+
+
+def panel_for_logs(
+    cfg: PanelConfig, events: pd.DataFrame, as_of: pd.Timestamp | None = None
+) -> PanelConfig:
+    """:func:`resolve_lapse_weeks` for a command: the settings its panel is built with, the
+    derived ``lapse_weeks`` said on the ``journeyopt`` log (the command's console)."""
+    resolved, found = resolve_lapse_weeks(cfg, events, as_of)
+    if found is not None:
+        logging.getLogger("journeyopt").info(derived_line(found))
+    return resolved

@@ -8,10 +8,10 @@ Both are registered in Hydra's ConfigStore by :func:`register_configs`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib.resources import files
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pandas as pd
 from hydra.core.config_store import ConfigStore
@@ -399,6 +399,12 @@ class SimulatorConfig:
     gamma: float = 0.995
     start_week_of_year: int = 1
     rules: RulesConfig = field(default_factory=RulesConfig)
+
+    REQUIRED_HINTS: ClassVar[Mapping[str, str]] = {
+        "world": "the world policies are trained and compared in: your calibrated world's "
+        "folder (journeyopt-calibrate's output_dir) or a shipped world's name",
+    }
+    """What to give for each required field (the message of a config without it)."""
 
     def contact_rules(self, world: WorldSpec) -> ContactRules:
         """:attr:`rules` for ``world`` (see :meth:`RulesConfig.for_world`)."""
