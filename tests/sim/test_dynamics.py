@@ -222,3 +222,18 @@ def test_out_of_range_actions_are_refused(world: WorldSpec) -> None:
     bad = np.full(10, world.actions.n_actions)
     with pytest.raises(IndexError):
         sample_outcome(world, summary, bad, 10, np.random.default_rng(0))
+
+
+def test_a_released_table_is_built_again_the_same(world: WorldSpec) -> None:
+    """``ResponseTable.release`` drops a world's table (its memory) and the next use builds
+    the same table again; releasing a world without a table is a no-op."""
+    table = ResponseTable.of(world)
+    before = table.convert(20).copy()
+    ResponseTable.release(world)
+    again = ResponseTable.of(world)
+    assert again is not table
+    np.testing.assert_array_equal(again.convert(20), before)
+    np.testing.assert_array_equal(again.engage_contact, table.engage_contact)
+    ResponseTable.release(world)
+    ResponseTable.release(world)  # nothing cached: no error
+    assert ResponseTable.of(world) is not again

@@ -66,6 +66,7 @@ from journeyopt.panel.state import CustomerState
 from journeyopt.panel.suggest import resolve_lapse_weeks
 from journeyopt.parallel import run_tasks
 from journeyopt.sim.discrete import DiscreteLayout
+from journeyopt.sim.dynamics import ResponseTable
 from journeyopt.sim.rules import ActionCatalog
 from journeyopt.sim.world import DiscreteSpec, WorldSpec, load_world
 from journeyopt.timing import StageTime, Stopwatch
@@ -445,10 +446,17 @@ def _holdouts(
         return holdout_decisions(est.calibrated.world, hold_panel, divisors, origin)
 
     def check(world: WorldSpec) -> Callable[[], object]:
-        return lambda: (
-            world_holdout(world, data, structure, cal),
-            action_calibration(world, decisions, cal.card, cal.seed),
-        )
+        def run() -> object:
+            done = (
+                world_holdout(world, data, structure, cal),
+                action_calibration(world, decisions, cal.card, cal.seed),
+            )
+            # its simulator's tables are not kept for the rest of the calibration: with every
+            # member checked in one process they added up (about 1 GB each on 1.4 M states)
+            ResponseTable.release(world)
+            return done
+
+        return run
 
     def value() -> pd.DataFrame | None:
         if not est.identified:
