@@ -195,8 +195,9 @@ def test_auto_keeps_the_glm_on_outcomes_drawn_from_a_glm(logs: Logs) -> None:
     assert all((f.family == "lightgbm") == (f.rounds > 0) for f in forced.values()), forced
 
 
-def _estimate(logs: Logs, workers: int = 1) -> Estimate:
-    """A calibration's estimate of the logs with ``response_model: lightgbm``, seasonal."""
+def _estimate(logs: Logs, workers: int = 1, **overrides: object) -> Estimate:
+    """A calibration's estimate of the logs with ``response_model: lightgbm``, seasonal
+    (``overrides``: other ``CalibrationConfig`` fields)."""
     world = logs.truth
     panel = logs.panel
     segments = segment_names(panel)
@@ -218,7 +219,7 @@ def _estimate(logs: Logs, workers: int = 1) -> Estimate:
         workers=workers,
     )
     last = panel[panel["week"] == panel["week"].max()]
-    return estimate(weeks, structure, cfg, last, {})
+    return estimate(weeks, structure, replace(cfg, **overrides), last, {})
 
 
 @pytest.fixture(scope="module")

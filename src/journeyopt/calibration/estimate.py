@@ -234,10 +234,13 @@ def estimate(
         if int(decisions.get(a, 0)) < cfg.min_action_decisions
     )
     data = FitData.of(weeks, design, weight)
-    penalties = choose_penalties(data, validation, cfg.c_grid, cfg.alpha_grid, cfg.workers)
+    # the penalties are chosen on the rows the summary's candidates are scored on: with
+    # ``summary.forward_weeks`` every customer's last weeks, fitted on the weeks before (how
+    # much to smooth decides how the models extrapolate to later weeks, as the summary does)
+    scored, judged = scored_rows(weeks, held, cfg.summary.forward_weeks)
+    penalties = choose_penalties(data, scored, cfg.c_grid, cfg.alpha_grid, cfg.workers)
     families: dict[str, FamilyChoice] = {}
     if cfg.response_model != "glm":  # trees where they win on held-out customers
-        scored, judged = scored_rows(weeks, held, cfg.summary.forward_weeks)
         penalties, families = choose_families(
             data,
             penalties,
