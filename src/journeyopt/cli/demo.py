@@ -378,7 +378,8 @@ def _closing(out: DemoOutputs, cfg: DemoConfig, console: Console) -> None:
     if out.decision is not None:
         console.print("serve the champion (API docs on http://127.0.0.1:8000/docs):")
         console.print(
-            f"  .venv/bin/journeyopt-serve serve.world={out.world} rules@serve.rules=coworking"
+            f"  .venv/bin/journeyopt-serve data=coworking serve.world={out.world}"
+            " rules@serve.rules=coworking"
             " practice@serve.holdout.staff=logged"
             + ("" if "MLFLOW_TRACKING_URI" in os.environ else f" tracking.tracking_uri={uri}"),
             soft_wrap=True,

@@ -93,7 +93,7 @@ def run(cfg: DictConfig) -> IngestResult:
         f"{result.rows_rejected:,} rows rejected -> {output_dir / 'rejects.csv'}"
     )
     events = pd.read_parquet(output_dir / "events.parquet", columns=["customer_id", "ts", "role"])
-    console.print(suggest_lapse_weeks(events).line())  # panel.lapse_weeks has no default
+    console.print(suggest_lapse_weeks(events).line(), soft_wrap=True)  # panel.lapse_weeks: null
     logged = output_dir / "contacts.parquet"
     contacts = pd.read_parquet(logged, columns=["customer_id", "ts", "action"])
     if (contacts["action"].astype(str) != "none").any():  # what calibration would read off them

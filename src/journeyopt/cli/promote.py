@@ -608,7 +608,9 @@ def components_table(decision: Decision) -> Table | None:
 def recent_panel(cfg: PromoteConfig, world: WorldSpec | None = None) -> pd.DataFrame:
     """The weekly panel of the gate's logs (``cfg.data``); with ``world``, it also counts
     every window and action the served rules (``serve.rules``) read, whatever ``cfg.panel``
-    names, so rules with their own windows are evaluated on the logs as in serving."""
+    names, so rules with their own windows are evaluated on the logs as in serving, and with
+    ``panel.lapse_weeks`` null the world's own lapse threshold (without ``world``: read off
+    the logs)."""
     logs, _ = ingest_to_logs(cfg.data)
     settings = cfg.panel
     if world is not None:
@@ -618,6 +620,8 @@ def recent_panel(cfg: PromoteConfig, world: WorldSpec | None = None) -> pd.DataF
             rule_windows=list(dict.fromkeys([*settings.rule_windows, *spec.rule_windows])),
             rule_actions=list(dict.fromkeys([*settings.rule_actions, *spec.rule_actions])),
         )
+        if settings.lapse_weeks is None:  # null: the world's own threshold, as it is served
+            settings = replace(settings, lapse_weeks=world.features.lapse_weeks)
     panel = build_panel(logs, settings, tuple(cfg.data.contact_channels))
     if panel.empty:
         raise JourneyoptError(f"{cfg.data.path}: the logs give an empty panel")

@@ -83,7 +83,8 @@ class LapseSuggestion:
         return (
             f"gaps between a customer's conversions: {self.n_gaps:,} (median "
             f"{self.median_weeks:g} weeks, {self.quantile:.0%} <= {self.quantile_weeks:g}): "
-            f"suggested panel.lapse_weeks {self.lapse_weeks}"
+            f"suggested panel.lapse_weeks {self.lapse_weeks} (used where your panel config "
+            "says null, the default)"
         )
 
 
