@@ -12,10 +12,9 @@ registered, 2 bad input (one line naming the problem).
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
-from journeyopt.cli.entry import console, report_errors, to_object
+from journeyopt.cli.entry import command, console, report_errors, to_object
 from journeyopt.serving.practice import (
     RegisteredPractice,
     RegisterPracticeConfig,
@@ -40,7 +39,7 @@ def run(cfg: DictConfig) -> RegisteredPractice:
     return done
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="register_practice")
+@command("register_practice")
 def main(cfg: DictConfig) -> None:
     """Entry point of ``journeyopt-register-practice``."""
     report_errors(lambda: run(cfg))
