@@ -14,12 +14,18 @@ import pytest
 
 from journeyopt.cli import interrupted_while_starting
 from journeyopt.cli.entry import INTERRUPTED_EXIT_CODE, report_errors
+from tests.commands import DEMO_WORLD
 
 # Each command with work that takes 10-15 s (and under 1 GB), far longer than the test waits
 # before pressing Ctrl-C.
 LONG_RUNS: dict[str, list[str]] = {
-    "generate": ["n_customers=20000", "weeks=208"],
-    "evaluate": ["evaluation.n_customers=50000"],
+    "generate": [
+        "simulator=coworking",
+        "practice@staff=coworking",
+        "n_customers=20000",
+        "weeks=208",
+    ],
+    "evaluate": [*DEMO_WORLD, "evaluation.n_customers=50000"],
 }
 
 
