@@ -34,6 +34,8 @@ from journeyopt.monitoring.config import DriftJobConfig, RolloutJobConfig, Uplif
 from journeyopt.monitoring.config import register_configs as register_monitoring
 from journeyopt.serving.config import ScoreJobConfig, ServeJobConfig
 from journeyopt.serving.config import register_configs as register_serving
+from journeyopt.serving.practice import RegisterPracticeConfig
+from journeyopt.serving.practice import register_configs as register_practice
 from journeyopt.sim.config import GenerateConfig
 from tests.commands import DEMO_WORLD
 
@@ -43,6 +45,7 @@ register_calibration()
 register_serving()
 register_monitoring()
 register_cycle()
+register_practice()
 
 CONFIGS = files("journeyopt").joinpath("configs")
 REQUIRED = ["output_dir=out"]
@@ -92,6 +95,10 @@ TOP_LEVEL: dict[str, tuple[list[str], Callable[[DictConfig], Any]]] = {
         lambda c: to_object(c, CycleConfig),
     ),
     "rollout": (["decisions=d", *DEMO_PANEL], lambda c: to_object(c, RolloutJobConfig)),
+    "register_practice": (
+        ["serve.world=coworking"],
+        lambda c: to_object(c, RegisterPracticeConfig),
+    ),
 }
 GROUP_USERS = {  # group -> the top-level config that composes it
     "data": "ingest",
@@ -218,7 +225,8 @@ def test_configuration_reference_names_every_command_group_and_option() -> None:
     """docs/configuration.md lists every top-level config (as its command), every group and
     every option, so the reference cannot silently fall behind the configs."""
     page = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
-    missing = [f"journeyopt-{name}" for name in TOP_LEVEL if f"`journeyopt-{name}`" not in page]
+    commands = [f"journeyopt-{name.replace('_', '-')}" for name in TOP_LEVEL]
+    missing = [command for command in commands if f"`{command}`" not in page]
     for group in GROUP_USERS:
         if f"| `{group}` |" not in page:
             missing.append(f"group {group}")
