@@ -17,9 +17,11 @@ from journeyopt.cli.ingest import IngestConfig
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.schema import CanonicalLogs
 from journeyopt.data.source import SourceConfig
+from journeyopt.monitoring.decisions_contacts import read_decisions
 from journeyopt.panel.build import build_panel
 from journeyopt.panel.weeks import week_of_year, week_start
 from journeyopt.reuse import frame_digest, reuse_scope
+from tests.monitoring.test_decisions import ROW, write
 from tests.panel.conftest import CDNOW_TXT
 from tests.panel.windows import panel_config
 
@@ -116,3 +118,19 @@ def test_week_of_year_is_the_iso_week(origin: pd.Timestamp) -> None:
     expected = week_start(origin, weeks).isocalendar().week.to_numpy(np.int16)
     np.testing.assert_array_equal(week_of_year(origin, weeks), expected)
     assert week_of_year(origin, 3)[0] == expected[603]
+
+
+def test_decision_log_is_reused_within_a_scope_and_reread_after_a_new_file(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, [ROW], "decisions-2024-03-04.csv")
+    fresh = read_decisions(tmp_path)
+    with reuse_scope() as hits:
+        first = read_decisions(tmp_path)
+        first["action"] = "none"  # a caller's change stays its own
+        _equal(read_decisions(tmp_path), fresh)
+        assert hits == {"decisions": 1}
+        week2 = {**ROW, "decision_id": "d2", "week": "2024-03-11", "as_of": "2024-03-11T00:00:00Z"}
+        write(tmp_path, [week2], "decisions-2024-03-11.csv")  # the next week's file
+        assert len(read_decisions(tmp_path)) == 2
+        assert hits == {"decisions": 1}

@@ -26,7 +26,9 @@ import pandas as pd
 from journeyopt.data.schema import CONTACT_COLUMNS, CONTACTS_SCHEMA, UTC_TS, CanonicalLogs
 from journeyopt.data.source import SourceConfig
 from journeyopt.errors import InputFileError, JourneyoptError
+from journeyopt.reuse import content_key, in_scope, reused
 from journeyopt.serving.decisions import DECISION_COLUMNS, read_decision_log
+from journeyopt.tracking.tags import fingerprint_files
 
 DECISION_LOG_COLUMNS: tuple[str, ...] = DECISION_COLUMNS
 """Columns of a decision-log CSV file, in order (the contract shared with serving)."""
@@ -81,6 +83,15 @@ def read_decisions(paths: Sequence[Path | str] | Path | str) -> pd.DataFrame:
     """
     items = [paths] if isinstance(paths, str | Path) else list(paths)
     files = [f for item in items for f in decision_files(item)]
+    if not in_scope():
+        return _read_files(files)
+    # a weekly cycle's rollout and uplift steps read the same log: read once per content
+    key = content_key(repr([str(f.resolve()) for f in files]), fingerprint_files(files))
+    return reused("decisions", key, lambda: _read_files(files), lambda frame: frame.copy())
+
+
+def _read_files(files: list[Path]) -> pd.DataFrame:
+    """:func:`read_decisions` of the decision-log ``files``."""
     frame = pd.concat([_read_file(f) for f in files], ignore_index=True)
     if frame.empty:
         raise InputFileError(", ".join(str(f) for f in files), "the decision log has no rows")
