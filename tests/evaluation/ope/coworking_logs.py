@@ -17,6 +17,7 @@ from journeyopt.panel.build import build_panel
 from journeyopt.sim.behaviour import contact_rules
 from journeyopt.sim.config import GenerateConfig, shipped_practice
 from journeyopt.sim.logs import generate_logs, write_logs
+from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import load_world
 from tests.panel.windows import panel_config
 
@@ -24,11 +25,15 @@ CONFIGS = Path(journeyopt.__file__).parent / "configs"
 
 
 def logged_coworking(
-    out: Path, weeks: int, seed: int, n_customers: int = 3000
+    out: Path,
+    weeks: int,
+    seed: int,
+    n_customers: int = 3000,
+    rules: ContactRules | None = None,
 ) -> LoggedTrajectories:
     """``n_customers`` customers of the coworking world, all present from the start, over
     ``weeks`` weeks under the demo's practice with 10 % exploration (logged propensities),
-    through ingestion and the panel; the world's own rules mask them."""
+    through ingestion and the panel; ``rules`` mask them (None: the world's own rules)."""
     world = load_world("coworking")
     cfg = GenerateConfig(
         staff=shipped_practice("coworking"),
@@ -43,4 +48,4 @@ def logged_coworking(
     raw.path = str(out)
     source = to_object(raw, SourceConfig)
     panel = build_panel(ingest_to_logs(source)[0], panel_config(), tuple(source.contact_channels))
-    return logged_trajectories(panel, world, contact_rules(world), weeks)
+    return logged_trajectories(panel, world, rules or contact_rules(world), weeks)

@@ -16,24 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
-from journeyopt.cli.entry import to_object
-from journeyopt.data.ingest import ingest_to_logs
-from journeyopt.data.source import SourceConfig
 from journeyopt.evaluation.ope.evaluate import OPESettings, evaluate_long_term, paired_improvement
-from journeyopt.evaluation.ope.logged import LoggedTrajectories, logged_trajectories
+from journeyopt.evaluation.ope.logged import LoggedTrajectories
 from journeyopt.evaluation.ope.model_value import ValueModel, visited_states
 from journeyopt.evaluation.simulate import evaluate_policies
-from journeyopt.panel.build import build_panel
 from journeyopt.serving.guards import serving_rules
-from journeyopt.sim.config import GenerateConfig, shipped_practice, shipped_rules
-from journeyopt.sim.logs import generate_logs, write_logs
+from journeyopt.sim.config import shipped_rules
 from journeyopt.sim.optimum import cyclic_weeks_of_year
 from journeyopt.sim.world import WorldSpec, load_world
-from tests.evaluation.ope.coworking_logs import CONFIGS
+from tests.evaluation.ope.coworking_logs import logged_coworking
 from tests.evaluation.ope.policies import FixedMix
-from tests.panel.windows import panel_config
 
 VALUE_WEEKS = 8
 GAMMA = 0.995
@@ -48,22 +41,8 @@ def costliest(world: WorldSpec) -> FixedMix:
 def logged_under_serving_rules(out: Path, n_customers: int, seed: int) -> LoggedTrajectories:
     """Coworking logs (today's practice, 10 % exploration, everyone present from the start)
     over a one-week window plus the next week, masked by the demo's serving rules."""
-    world = load_world("coworking")
-    cfg = GenerateConfig(
-        staff=shipped_practice("coworking"),
-        output_dir=str(out),
-        n_customers=n_customers,
-        weeks=3,  # the window, the week after it, and the incomplete last week
-        exploration=0.1,
-        initial_share=1.0,
-    )
-    write_logs(generate_logs(world, cfg, np.random.default_rng(seed)), out, overwrite=True)
-    raw = OmegaConf.load(CONFIGS / "data" / "coworking.yaml")
-    raw.path = str(out)
-    source = to_object(raw, SourceConfig)
-    panel = build_panel(ingest_to_logs(source)[0], panel_config(), tuple(source.contact_channels))
-    rules = serving_rules(world, shipped_rules("coworking"))
-    return logged_trajectories(panel, world, rules, 2)
+    rules = serving_rules(load_world("coworking"), shipped_rules("coworking"))
+    return logged_coworking(out, 2, seed, n_customers, rules=rules)
 
 
 def test_the_rollout_after_the_window_follows_the_logs_rules() -> None:
