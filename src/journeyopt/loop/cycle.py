@@ -89,6 +89,21 @@ class CycleResult:
     already_done: bool
 
 
+def agent_to_train(configured: dict[str, Any], champion_algorithm: str) -> dict[str, Any]:
+    """The agent a cycle re-trains: the champion's algorithm (with its defaults) when the
+    champion was trained by one of the supported algorithms and it differs from the configured
+    agent's, else the configured agent (today's practice as champion, or no champion, is not
+    an algorithm to re-train).
+
+    Args:
+        configured: The cycle's ``agent`` config as a plain dict.
+        champion_algorithm: The champion's agent tag ("" without a champion).
+    """
+    if champion_algorithm in ALGORITHMS and champion_algorithm != configured.get("algorithm"):
+        return {"algorithm": champion_algorithm}
+    return dict(configured)
+
+
 @dataclass(frozen=True)
 class Champion:
     """The serving champion at the start of the cycle (None fields: no champion).
@@ -266,10 +281,8 @@ class _Steps:
 
     def train(self, world: Path, champion: Champion) -> str:
         cfg = self.cfg
-        agent = dict(cast(dict[str, Any], OmegaConf.to_container(OmegaConf.create(cfg.agent))))
-        # the champion's algorithm, when it has one (today's practice is not trained)
-        if champion.algorithm in ALGORITHMS and champion.algorithm != agent.get("algorithm"):
-            agent = {"algorithm": champion.algorithm}
+        configured = cast(dict[str, Any], OmegaConf.to_container(OmegaConf.create(cfg.agent)))
+        agent = agent_to_train(configured, champion.algorithm)
         job = train_config_in(
             str(world),
             agent=agent,
