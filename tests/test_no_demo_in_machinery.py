@@ -557,6 +557,32 @@ def test_a_command_left_without_a_choice_stops_on_one_line(
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_before_a_choice_names_it_and_exits_0(
+    flag: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``journeyopt-calibrate --help`` with no ``data=`` yet: not an error but the missing
+    choice, its options and the command that shows the full help; exit 0."""
+    import journeyopt.cli.calibrate
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.setattr(sys, "argv", ["journeyopt-calibrate", flag])
+    GlobalHydra.instance().clear()
+    with pytest.raises(SystemExit) as exited:
+        journeyopt.cli.calibrate.main()
+    captured = capsys.readouterr()
+    assert exited.value.code == 0 and not captured.err, captured.err
+    first, second = captured.out.strip().splitlines()
+    assert first.startswith("journeyopt-calibrate: no data chosen: choose one with data=<name>")
+    assert "coworking" in first.split("options: ", 1)[1]
+    assert second.endswith("journeyopt-calibrate data=<name> --help")
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_the_user_can_still_ask_for_hydras_full_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

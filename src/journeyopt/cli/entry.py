@@ -13,6 +13,7 @@ import sys
 import typing
 from collections.abc import Callable, Mapping
 from importlib.resources import files
+from pathlib import Path
 from typing import Any, TypeVar
 
 import hydra
@@ -184,6 +185,9 @@ def command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callabl
             except (ConfigCompositionException, OverrideParseException) as err:
                 if not set_here:  # the user asked for Hydra's full error
                     raise
+                if HELP_FLAGS.intersection(sys.argv[1:]):  # help before the choices are made
+                    print(help_before_choosing(Path(sys.argv[0]).name, err))
+                    sys.exit(0)
                 print(f"error: {composition_error_line(err)}", file=sys.stderr)
                 sys.exit(ConfigError.exit_code)
             finally:
@@ -193,6 +197,22 @@ def command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callabl
         return main
 
     return decorate
+
+
+HELP_FLAGS = frozenset({"--help", "-h", "--hydra-help"})
+
+
+def help_before_choosing(program: str, err: Exception) -> str:
+    """What ``--help`` prints while a group the command needs is not chosen yet: Hydra can
+    list the groups and the composed config only once it composes, so the help names the
+    missing choice and its options and how to see the full help."""
+    found = _MUST_CHOOSE.search(str(err))
+    choice = f"{found.group('key')}=<name>" if found else "<group>=<name>"
+    return (
+        f"{program}: {composition_error_line(err)}\n"
+        f"The full help (every group, option and the composed config) shows once it is "
+        f"chosen: {program} {choice} --help"
+    )
 
 
 def composition_error_line(err: Exception) -> str:
