@@ -9,24 +9,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
-from journeyopt.calibration.config import CalibrateConfig, CalibrationConfig, SummaryConfig
-from journeyopt.calibration.pipeline import calibrate
-from journeyopt.cli.entry import to_object
-from journeyopt.data.source import SourceConfig
-from journeyopt.sim.world import WORLDS_DIR
-from journeyopt.tracking.config import TrackingConfig
+from journeyopt.calibration.config import CalibrationConfig, SummaryConfig
+from tests.calibration.roastery_calibration import calibrate_roastery
 from tests.calibration.test_value_tiers import _roastery_logs
-from tests.panel.windows import panel_config
 from tests.sim.caps import caps_config
 
 
 @pytest.mark.slow
 def test_caps_with_a_gap_and_candidates_without_it(tmp_path: Path) -> None:
     _roastery_logs(tmp_path / "logs")
-    source = OmegaConf.load(WORLDS_DIR.parent / "configs" / "data" / "roastery.yaml")
-    source.path = str(tmp_path / "logs")
     caps = replace(
         caps_config(
             recency_cap_weeks=9, conversions_cap=3, contact_cap_weeks=4, engagement_cap_weeks=4
@@ -46,14 +38,7 @@ def test_caps_with_a_gap_and_candidates_without_it(tmp_path: Path) -> None:
         alpha_grid=[1e-3],
         workers=1,
     )
-    cfg = CalibrateConfig(
-        data=to_object(source, SourceConfig),
-        panel=panel_config(),
-        calibration=replace(calibration, card=replace(calibration.card, ensemble=False)),
-        tracking=TrackingConfig(enabled=False),
-        output_dir=str(tmp_path / "world"),
-    )
-    result = calibrate(cfg)
+    result = calibrate_roastery(tmp_path / "logs", tmp_path / "world", calibration)
     meta = result.estimate.calibrated.meta
     assert "value_tiers" in meta  # the tiers were scored on the caps, gap included
     world = result.estimate.calibrated.world

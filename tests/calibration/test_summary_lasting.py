@@ -15,24 +15,18 @@ on the export (experiments/sim_to_real/README.md).
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
 
-from journeyopt.calibration.config import CalibrateConfig, CalibrationConfig, SummaryConfig
-from journeyopt.calibration.pipeline import calibrate
-from journeyopt.cli.entry import to_object
-from journeyopt.data.source import SourceConfig
+from journeyopt.calibration.config import CalibrationConfig, SummaryConfig
 from journeyopt.sim.config import shipped_practice
 from journeyopt.sim.shop import load_shop
 from journeyopt.sim.shop_logs import render_shop_logs, simulate_shop_logs, write_shop_logs
-from journeyopt.sim.world import WORLDS_DIR, load_world
-from journeyopt.tracking.config import TrackingConfig
-from tests.panel.windows import panel_config
+from journeyopt.sim.world import load_world
+from tests.calibration.roastery_calibration import calibrate_roastery
 from tests.sim.caps import caps_config
 
 N_CUSTOMERS = 4000
@@ -48,8 +42,6 @@ def _roastery_logs(out: Path) -> None:
 
 
 def _calibrate(logs: Path, out: Path, lasting: int) -> Path:
-    source = OmegaConf.load(WORLDS_DIR.parent / "configs" / "data" / "roastery.yaml")
-    source.path = str(logs)
     calibration = CalibrationConfig(
         name="roastery_lasting",
         caps=caps_config(
@@ -73,14 +65,7 @@ def _calibrate(logs: Path, out: Path, lasting: int) -> Path:
         practice_cycles_weeks=[2, 4, 13],
         workers=1,
     )
-    cfg = CalibrateConfig(
-        data=to_object(source, SourceConfig),
-        panel=panel_config(),
-        calibration=replace(calibration, card=replace(calibration.card, ensemble=False)),
-        tracking=TrackingConfig(enabled=False),
-        output_dir=str(out),
-    )
-    calibrate(cfg)
+    calibrate_roastery(logs, out, calibration)
     return out
 
 

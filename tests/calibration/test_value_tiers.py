@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from journeyopt.calibration.config import CalibrateConfig, CalibrationConfig
-from journeyopt.calibration.pipeline import CalibrationResult, calibrate
+from journeyopt.calibration.config import CalibrationConfig
+from journeyopt.calibration.pipeline import CalibrationResult
 from journeyopt.cli.entry import to_object
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
@@ -44,8 +44,7 @@ from journeyopt.sim.shop_logs import (
     write_shop_logs,
 )
 from journeyopt.sim.world import WORLDS_DIR, WorldSpec, load_world
-from journeyopt.tracking.config import TrackingConfig
-from tests.panel.windows import panel_config
+from tests.calibration.roastery_calibration import calibrate_roastery
 from tests.sim.caps import caps_config
 
 
@@ -98,8 +97,6 @@ def _roastery_logs(out: Path, shop: ShopSpec | None = None) -> ShopRecords:
 
 
 def _calibrate(logs: Path, out: Path, tiers: int) -> CalibrationResult:
-    source = OmegaConf.load(WORLDS_DIR.parent / "configs" / "data" / "roastery.yaml")
-    source.path = str(logs)
     calibration = CalibrationConfig(
         name="roastery_tiers",
         caps=caps_config(
@@ -113,14 +110,7 @@ def _calibrate(logs: Path, out: Path, tiers: int) -> CalibrationResult:
         alpha_grid=[1e-3],
         workers=1,
     )
-    cfg = CalibrateConfig(
-        data=to_object(source, SourceConfig),
-        panel=panel_config(),
-        calibration=replace(calibration, card=replace(calibration.card, ensemble=False)),
-        tracking=TrackingConfig(enabled=False),
-        output_dir=str(out),
-    )
-    return calibrate(cfg)
+    return calibrate_roastery(logs, out, calibration)
 
 
 def _order_value(world: WorldSpec) -> dict[str, float]:
