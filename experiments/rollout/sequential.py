@@ -2,8 +2,12 @@
 looks when the canary has no effect, and the weeks to a decision for a range of true effects.
 
     .venv/bin/python experiments/rollout/sequential.py --null 500 --per-effect 100
+    .venv/bin/python experiments/rollout/sequential.py --rollback --null 1000 --per-effect 60
 
-Writes ``null.csv``, ``effects.csv`` and ``summary.md`` beside this file. The rollouts are
+Writes ``null.csv``, ``effects.csv`` and ``summary.md`` beside this file (``--rollback``:
+``rollback_null.csv``, ``rollback_effects.csv``, ``rollback_summary.md``: the rollback's own
+minimum exposure ``serve.rollout.min_exposure_rollback_weeks`` over a range of candidates, each
+decision rule on the same rollouts). The rollouts are
 :mod:`journeyopt.monitoring.rollout_sim` (production ``compare_arms`` and ``decide`` with the
 default ``serve.rollout``).
 """
@@ -21,7 +25,7 @@ import pandas as pd
 
 from journeyopt.calibration.card import markdown_table
 from journeyopt.monitoring.rollout import CONTINUE, ROLLBACK, WIDEN
-from journeyopt.monitoring.rollout_sim import Scenario, error_rates, with_lift
+from journeyopt.monitoring.rollout_sim import Scenario, error_rates, error_rates_many, with_lift
 from journeyopt.serving.config import RolloutConfig
 
 HERE = Path(__file__).parent
@@ -126,6 +130,107 @@ def effect_table(experiments: int, seed: int, base: Scenario) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+ROLLBACK_EXPOSURES = (1, 360, 720, 1080, 1440, 2000)
+"""Candidates of ``serve.rollout.min_exposure_rollback_weeks`` (customer-weeks per compared
+arm; 2,000 = the widening's minimum exposure, the rule before; 1 = no burn-in)."""
+ROLLBACK_SCENARIOS = {
+    "1,000 customers": Scenario(customers=1000),
+    "2,000 customers": Scenario(customers=2000),
+    "6,000 customers": Scenario(),
+}
+
+
+def _rules() -> tuple[RolloutConfig, ...]:
+    return tuple(RolloutConfig(min_exposure_rollback_weeks=r) for r in ROLLBACK_EXPOSURES)
+
+
+def rollback_null(experiments: int, seed: int) -> pd.DataFrame:
+    """Null rollouts (canary = previous) of each scenario: wrong rollbacks and widenings
+    under 26 weekly looks for each candidate rollback exposure, on the same rollouts."""
+    rows = []
+    for k, (name, scenario) in enumerate(ROLLBACK_SCENARIOS.items()):
+        for rule, runs in zip(_rules(), error_rates_many(scenario, _rules(), experiments,
+                                                          seed + k), strict=True):  # fmt: skip
+            wrong = int((runs["decision"] != CONTINUE).sum())
+            low, high = _wilson(wrong, experiments)
+            rollbacks = runs[runs["decision"] == ROLLBACK]
+            rows.append(
+                {
+                    "scenario": name,
+                    "min_exposure_rollback_weeks": rule.min_exposure_rollback_weeks,
+                    "experiments": experiments,
+                    "wrong_decisions": wrong,
+                    "error_rate": wrong / experiments,
+                    "error_ci_low": low,
+                    "error_ci_high": high,
+                    "false_rollback": len(rollbacks),
+                    "false_widen": int((runs["decision"] == WIDEN).sum()),
+                    "false_rollback_weeks": " ".join(str(w) for w in sorted(rollbacks["week"])),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def rollback_effects(experiments: int, seed: int) -> pd.DataFrame:
+    """Weeks to a decision by true effect for each candidate rollback exposure (same
+    rollouts for every candidate)."""
+    rows = []
+    for (k, lift), (name, base) in itertools.product(enumerate(LIFTS), ROLLBACK_SCENARIOS.items()):
+        scenario = with_lift(base, lift)
+        all_runs = error_rates_many(scenario, _rules(), experiments, seed + 100 + k)
+        for rule, runs in zip(_rules(), all_runs, strict=True):
+            decided = runs[runs["decision"] != CONTINUE]
+            rows.append(
+                {
+                    "scenario": name,
+                    "min_exposure_rollback_weeks": rule.min_exposure_rollback_weeks,
+                    "canary_lift": lift,
+                    "true_effect_per_customer_week": scenario.true_effect,
+                    "experiments": experiments,
+                    "widened": float((runs["decision"] == WIDEN).mean()),
+                    "rolled_back": float((runs["decision"] == ROLLBACK).mean()),
+                    "undecided_after_26_weeks": float((runs["decision"] == CONTINUE).mean()),
+                    "median_weeks_to_decision": float(decided["week"].median())
+                    if len(decided)
+                    else float("nan"),
+                    "mean_weeks_to_decision": float(decided["week"].mean())
+                    if len(decided)
+                    else float("nan"),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def rollback_study(null: int, per_effect: int, seed: int) -> None:
+    """``--rollback``: the two tables and ``rollback_summary.md``."""
+    start = time.monotonic()
+    null_table = rollback_null(null, seed)
+    null_table.to_csv(HERE / "rollback_null.csv", index=False)
+    print(markdown_table(null_table), f"\n{time.monotonic() - start:.0f} s", flush=True)
+    effects = rollback_effects(per_effect, seed) if per_effect else pd.DataFrame()
+    effects.to_csv(HERE / "rollback_effects.csv", index=False)
+    lines = [
+        "# Staged rollout: the rollback's own minimum exposure on synthetic rollouts",
+        "",
+        f"Command: `.venv/bin/python experiments/rollout/sequential.py --rollback --null {null} "
+        f"--per-effect {per_effect} --seed {seed}` ({time.monotonic() - start:.0f} s).",
+        "",
+        f"Candidates of serve.rollout.min_exposure_rollback_weeks: {ROLLBACK_EXPOSURES}; "
+        f"everything else the default {RolloutConfig()}; scenarios: {ROLLBACK_SCENARIOS}.",
+        "",
+        "## No effect (canary = previous): wrong decisions over 26 weekly looks",
+        "",
+        markdown_table(null_table),
+        "",
+        "## Weeks to a decision by true effect",
+        "",
+        markdown_table(effects) if len(effects) else "(not run)",
+        "",
+    ]
+    (HERE / "rollback_summary.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--null", type=int, default=500, help="null rollouts per scenario")
@@ -138,8 +243,16 @@ def main() -> None:
         help="only this many more null rollouts of the small scenario at the default "
         "serve.rollout (written to null_confirm.csv)",
     )
+    parser.add_argument(
+        "--rollback",
+        action="store_true",
+        help="the rollback's minimum exposure study (rollback_*.csv, rollback_summary.md)",
+    )
     args = parser.parse_args()
     start = time.monotonic()
+    if args.rollback:
+        rollback_study(args.null, args.per_effect, args.seed)
+        return
     if args.confirm:
         confirm = confirm_small(args.confirm, args.seed + 1000)
         confirm.to_csv(HERE / "null_confirm.csv", index=False)

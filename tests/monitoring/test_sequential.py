@@ -22,9 +22,10 @@ from journeyopt.monitoring.rollout import (
     compare_arms,
     covariate_matrix,
     decide,
+    exposure_stage,
 )
 from journeyopt.monitoring.rollout_job import measure_rollout
-from journeyopt.monitoring.rollout_sim import Scenario, error_rates, with_lift
+from journeyopt.monitoring.rollout_sim import Scenario, error_rates, error_rates_many, with_lift
 from journeyopt.monitoring.sequential import (
     confidence_sequence,
     mixture_precision,
@@ -99,7 +100,7 @@ def comparison(
          ROLLBACK, "below control"),
         (comparison("previous", -0.5, -0.9, -0.1, weeks=100.0), None, CONTINUE,
          "customer-weeks"),  # a bound before the burn-in does not decide
-        (comparison("previous", -30.0, -60.0, 5.0, weeks=1000.0), None, ROLLBACK, "budget"),
+        (comparison("previous", -30.0, -60.0, 5.0, weeks=500.0), None, ROLLBACK, "budget"),
         (comparison("previous", -0.005, -0.4, 0.3, weeks=5e6), None, CONTINUE, "holds 0"),
         (None, None, CONTINUE, "too few"),
     ],
@@ -110,6 +111,62 @@ def test_decision_rule(
     verdict = decide(previous, control, RolloutConfig())
     assert verdict.decision == decision
     assert any(why in r for r in verdict.reasons), verdict.reasons
+
+
+EARLY = RolloutConfig(min_exposure_rollback_weeks=720)
+"""Rollback on the bound from 720 customer-weeks, widening from 2,000."""
+
+
+@pytest.mark.parametrize(
+    ("previous", "settings", "decision", "why"),
+    [
+        (comparison("previous", -0.5, -0.9, -0.1, weeks=1000.0), EARLY, ROLLBACK,
+         "rollback from 720"),  # harm: rolled back before the widening's exposure
+        (comparison("previous", -0.5, -0.9, -0.1, weeks=1000.0),
+         RolloutConfig(min_exposure_rollback_weeks=2000), CONTINUE, "bound rolls back from 2000"),
+        (comparison("previous", -0.5, -0.9, -0.1, weeks=500.0), EARLY, CONTINUE,
+         "customer-weeks"),  # before the rollback's burn-in
+        (comparison("previous", -0.05, -0.5, 0.4, weeks=1000.0), EARLY, CONTINUE,
+         "customer-weeks"),  # neutral: nothing to act on
+        (comparison("previous", 0.5, 0.1, 0.9, weeks=1000.0), EARLY, CONTINUE,
+         "widening needs them"),  # a gain still waits for the widening's exposure
+        (comparison("previous", 0.5, 0.1, 0.9, weeks=2000.0), EARLY, WIDEN, "lower bound"),
+        (comparison("previous", -0.5, -0.9, -0.1, weeks=300.0),
+         RolloutConfig(min_exposure_weeks=200, min_exposure_rollback_weeks=720), ROLLBACK,
+         "rollback from 200"),  # never later than the widening's exposure
+    ],
+)  # fmt: skip
+def test_harm_is_rolled_back_at_the_earlier_exposure(
+    previous: ArmComparison, settings: RolloutConfig, decision: str, why: str
+) -> None:
+    verdict = decide(previous, None, settings)
+    assert verdict.decision == decision
+    assert any(why in r for r in verdict.reasons), verdict.reasons
+
+
+def test_exposure_stage_says_which_decision_the_bound_may_take() -> None:
+    stages = [
+        exposure_stage(comparison(against, 0.0, -1.0, 1.0, weeks=weeks), EARLY)
+        for against, weeks in (("previous", 500.0), ("control", 500.0), ("previous", 1000.0),
+                               ("control", 2500.0))
+    ]  # fmt: skip
+    assert "the loss budget guards" in stages[0] and "rollback from 720" in stages[0]
+    assert "budget" not in stages[1]
+    assert stages[2].endswith("may roll back; widening from 2000")
+    assert stages[3] == "against control: 2500 customer-weeks, its bound may roll back or widen"
+    with pytest.raises(ConfigError, match=r"min_exposure_rollback_weeks must be >= 1"):
+        RolloutConfig(min_exposure_rollback_weeks=0)
+
+
+def test_a_harmful_canary_is_rolled_back_earlier_on_the_same_rollouts() -> None:
+    """The same synthetic rollouts of a canary 50 % worse (2,000 customers), decided with the
+    rollback's own exposure (720) and with the widening's (2,000): as often rolled back, and
+    sooner."""
+    rules = (EARLY, RolloutConfig(min_exposure_rollback_weeks=2000))
+    early, late = error_rates_many(with_lift(SMALL, -0.5), rules, experiments=8, seed=17)
+    assert (early["decision"] == ROLLBACK).all() and (late["decision"] == ROLLBACK).all()
+    assert (early["week"] <= late["week"]).all()
+    assert early["week"].mean() < late["week"].mean(), (list(early["week"]), list(late["week"]))
 
 
 def test_loss_per_customer_counts_only_a_shortfall() -> None:

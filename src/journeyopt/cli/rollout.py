@@ -22,15 +22,17 @@ from omegaconf import DictConfig
 
 from journeyopt.cli.entry import command, console, report_errors, to_object
 from journeyopt.monitoring.config import ROLLOUT_COMMANDS, RolloutJobConfig, register_configs
+from journeyopt.monitoring.rollout import exposure_stage
 from journeyopt.monitoring.rollout_job import RolloutReport, run_rollout
 from journeyopt.outputs import refuse_inputs
+from journeyopt.serving.config import RolloutConfig
 
 register_configs()
 
 
-def describe(report: RolloutReport) -> list[str]:
-    """The lines printed: the state, each comparison with its confidence sequence, the
-    verdict and what was done."""
+def describe(report: RolloutReport, settings: RolloutConfig | None = None) -> list[str]:
+    """The lines printed: the state, each comparison with its confidence sequence (and, given
+    ``serve.rollout``, which decisions its exposure allows), the verdict and what was done."""
     before, after = report.before, report.after
     lines = [
         f"champion version {before.champion}: stage {before.stage}"
@@ -50,6 +52,8 @@ def describe(report: RolloutReport) -> list[str]:
                     f"always-valid [{c.low:+.4f}, {c.high:+.4f}]; {c.canary_customers} vs "
                     f"{c.other_customers} customers, {c.exposure:.0f} customer-weeks"
                 )
+                if settings is not None:
+                    lines.append(f"    {exposure_stage(c, settings)}")
         lines.append(f"verdict: {verdict.decision} ({'; '.join(verdict.reasons)})")
     if report.command != "status":
         lines.append(
@@ -77,7 +81,7 @@ def run(cfg: DictConfig) -> RolloutReport:
         )
     report = run_rollout(settings)
     out = console()
-    for line in describe(report):
+    for line in describe(report, settings.serve.rollout):
         out.print(line, highlight=False)
     return report
 

@@ -42,6 +42,7 @@ from journeyopt.monitoring.rollout import (
     compare_arms,
     comparison_table,
     decide,
+    exposure_stage,
     rollout_groups,
     rollout_monday,
     verdict_metrics,
@@ -117,6 +118,9 @@ def measure_rollout(
         "outcome": f"{settings.outcome} per customer-week",
         "test": f"normal-mixture confidence sequence, alpha {settings.alpha:g}, tightest at "
         f"{settings.min_exposure_weeks} customer-weeks",
+        "minimum exposure": f"rollback on the bound from {settings.rollback_exposure}"
+        f", widening from {settings.min_exposure_weeks} customer-weeks per compared arm "
+        "(the loss budget acts before the first)",
         "adjusted for": (", ".join(adjustment_covariates(settings.outcome, settings)) or "nothing")
         + f" (pre-period up to {settings.pre_weeks} weeks)",
     }
@@ -143,6 +147,9 @@ def measure_rollout(
         return decide(None, None, settings), empty, facts
     vs_previous = compare_arms(customers, settings.outcome, PREVIOUS_ARM, settings)
     vs_control = compare_arms(customers, settings.outcome, CONTROL_ARM, settings)
+    for c in (vs_previous, vs_control):
+        if c is not None:
+            facts[f"exposure against {c.against}"] = exposure_stage(c, settings)
     return (
         decide(vs_previous, vs_control, settings),
         arm_table(customers, settings.outcome),

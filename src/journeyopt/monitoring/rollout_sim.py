@@ -152,17 +152,40 @@ def simulate_rollout(
     scenario: Scenario, settings: RolloutConfig, rng: np.random.Generator
 ) -> LookResult:
     """Run one synthetic rollout week by week (see the module docstring)."""
+    return simulate_rollouts(scenario, (settings,), rng)[0]
+
+
+MEASURED = ("canary_share", "alpha", "min_exposure_weeks", "outcome", "pre_weeks", "covariates")
+"""The :class:`RolloutConfig` fields that shape the data and the confidence sequences (the
+rest, e.g. ``min_exposure_rollback_weeks`` and ``loss_budget``, only shape the decision)."""
+
+
+def simulate_rollouts(
+    scenario: Scenario, settings: tuple[RolloutConfig, ...], rng: np.random.Generator
+) -> tuple[LookResult, ...]:
+    """One synthetic rollout looked at week by week under each of ``settings`` (same
+    customers, same outcomes, same comparisons: the decision rules compared on one draw).
+
+    Raises:
+        ValueError: No settings, or settings that differ in a :data:`MEASURED` field.
+    """
+    if not settings or any(
+        getattr(s, name) != getattr(settings[0], name) for s in settings for name in MEASURED
+    ):
+        raise ValueError(f"settings must share {MEASURED}; they differ in the decision only")
+    first = settings[0]
     n = scenario.customers
-    arm = _arms(n, scenario, settings.canary_share, rng)
+    arm = _arms(n, scenario, first.canary_share, rng)
     m, k = scenario.conversion_rate, scenario.concentration
     base = rng.beta(k * m, k * (1.0 - m), n)
     factor = np.where(arm == CONTROL_ARM, 1.0, 1.0 + scenario.control_lift)
     factor = factor * np.where(arm == CANARY_ARM, 1.0 + scenario.lift, 1.0)
-    pre = _pre_period(base, scenario, settings, rng)
+    pre = _pre_period(base, scenario, first, rng)
     post = np.cumsum(_weekly(np.clip(base * factor, 0, 1), scenario.weeks, scenario, rng)[0], 1)
     z = float(stats.norm.ppf(0.975))
     naive, missed_week = False, 0
     widths: list[float] = []
+    results: list[LookResult | None] = [None] * len(settings)
     for week in range(1, scenario.weeks + 1):
         customers = pd.DataFrame(
             {
@@ -173,8 +196,8 @@ def simulate_rollout(
                 "segment": "(unknown)",
             }
         )
-        vs_previous = compare_arms(customers, "margin", PREVIOUS_ARM, settings)
-        vs_control = compare_arms(customers, "margin", CONTROL_ARM, settings)
+        vs_previous = compare_arms(customers, "margin", PREVIOUS_ARM, first)
+        vs_control = compare_arms(customers, "margin", CONTROL_ARM, first)
         if vs_previous is not None:
             half = z * vs_previous.std_error
             naive |= abs(vs_previous.estimate) > half  # a null effect: any exclusion of 0
@@ -183,12 +206,18 @@ def simulate_rollout(
         widths.append(
             (vs_previous.high - vs_previous.low) / 2 if vs_previous is not None else np.nan
         )
-        verdict = decide(vs_previous, vs_control, settings)
-        if verdict.decision != CONTINUE:
-            return LookResult(
-                verdict.decision, week, naive, missed_week > 0, missed_week, tuple(widths)
-            )
-    return LookResult(CONTINUE, 0, naive, missed_week > 0, missed_week, tuple(widths))
+        for i, rule in enumerate(settings):
+            if results[i] is not None:
+                continue
+            verdict = decide(vs_previous, vs_control, rule)
+            if verdict.decision != CONTINUE:
+                results[i] = LookResult(
+                    verdict.decision, week, naive, missed_week > 0, missed_week, tuple(widths)
+                )
+        if all(r is not None for r in results):
+            break
+    end = LookResult(CONTINUE, 0, naive, missed_week > 0, missed_week, tuple(widths))
+    return tuple(r if r is not None else end for r in results)
 
 
 def error_rates(
@@ -199,6 +228,16 @@ def error_rates(
     rng = np.random.default_rng(seed)
     rows = [simulate_rollout(scenario, settings, rng) for _ in range(experiments)]
     return pd.DataFrame([r.__dict__ for r in rows])
+
+
+def error_rates_many(
+    scenario: Scenario, settings: tuple[RolloutConfig, ...], experiments: int, seed: int
+) -> list[pd.DataFrame]:
+    """:func:`error_rates` of each of ``settings`` on the same ``experiments`` rollouts
+    (:func:`simulate_rollouts`), one frame each."""
+    rng = np.random.default_rng(seed)
+    rows = [simulate_rollouts(scenario, settings, rng) for _ in range(experiments)]
+    return [pd.DataFrame([r[i].__dict__ for r in rows]) for i in range(len(settings))]
 
 
 def with_lift(scenario: Scenario, lift: float) -> Scenario:

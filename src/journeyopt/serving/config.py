@@ -122,12 +122,19 @@ class RolloutConfig:
         salt: Salt of the canary hash (another than the holdout's, so the canary is an
             independent random share of treatment).
         min_exposure_weeks: Fewest customer-weeks in each of the compared arms before the
-            test decides (widens, or rolls back on its bound): the confidence sequence's
-            burn-in, and the exposure it is tuned to be tightest at.
+            test widens the canary, and the exposure the confidence sequence is tuned to be
+            tightest at (for both decisions).
+        min_exposure_rollback_weeks: Fewest customer-weeks in a compared arm before the test
+            rolls back on its bound (the upper bound against that arm below zero); a larger
+            value than ``min_exposure_weeks`` counts as that (:attr:`rollback_exposure`):
+            harm is acted on no later, and by default earlier, than a gain is shipped. The
+            sequence is valid at every look, but its coverage is asymptotic, so it needs a
+            short burn-in of its own; the default is chosen by simulation (type-I error of
+            rollback and widen under weekly looks, ``experiments/rollout/``).
         loss_budget: Most estimated loss per canary customer against the previous policy
             (margin per customer-week below the previous arm's, times the canary's weeks per
-            customer), currency; past it, before ``min_exposure_weeks`` are reached, the
-            canary is rolled back (an early-harm guard; afterwards the test decides).
+            customer), currency; past it, before ``min_exposure_rollback_weeks`` are reached,
+            the canary is rolled back (an early-harm guard; afterwards the test decides).
         alpha: Level of the always-valid test: the confidence sequences cover the true
             effects at every weekly look at once with probability ``1 - alpha``.
         outcome: Outcome compared (a column of
@@ -148,6 +155,7 @@ class RolloutConfig:
     canary_share: float = 0.2
     salt: str = "journeyopt-canary-1"
     min_exposure_weeks: int = 2000
+    min_exposure_rollback_weeks: int = 720
     loss_budget: float = 10.0
     alpha: float = 0.05
     outcome: str = "margin"
@@ -169,12 +177,23 @@ class RolloutConfig:
             raise ConfigError(
                 f"serve.rollout.min_exposure_weeks must be >= 1, got {self.min_exposure_weeks}"
             )
+        if self.min_exposure_rollback_weeks < 1:
+            raise ConfigError(
+                "serve.rollout.min_exposure_rollback_weeks must be >= 1, got "
+                f"{self.min_exposure_rollback_weeks}"
+            )
         if not self.loss_budget > 0.0:
             raise ConfigError(f"serve.rollout.loss_budget must be > 0, got {self.loss_budget}")
         if not 0.0 < self.alpha < 1.0:
             raise ConfigError(f"serve.rollout.alpha must be in (0, 1), got {self.alpha}")
         if not self.outcome:
             raise ConfigError("serve.rollout.outcome must name an outcome (e.g. margin)")
+
+    @property
+    def rollback_exposure(self) -> int:
+        """Customer-weeks a compared arm needs before its bound may roll back:
+        ``min_exposure_rollback_weeks``, at most ``min_exposure_weeks``."""
+        return min(self.min_exposure_rollback_weeks, self.min_exposure_weeks)
 
 
 @dataclass
