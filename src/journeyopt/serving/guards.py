@@ -147,18 +147,54 @@ def apply_guards(
     return Guarded(np.where(keep, chosen, 0).astype(np.int64), probs, ~keep)
 
 
+def arm_capacities(limits: NDArray[np.integer], sizes: NDArray[np.integer]) -> NDArray[np.int64]:
+    """Each arm's share of every weekly capacity: in proportion to its customers in the batch.
+
+    ``limits[a]`` is split over the arms by the largest-remainder method: arm ``g`` gets
+    ``floor(limits[a] * sizes[g] / sum(sizes))`` and the units left go one each to the arms
+    with the largest remainders (ties to the lower arm code), so the shares sum to
+    ``limits[a]`` and every arm gets the same capacity per customer up to one unit.
+
+    Args:
+        limits: (A,) most customers per action in the batch; -1: no capacity.
+        sizes: (G,) customers of each arm in the batch.
+
+    Returns:
+        (G, A) most customers of each arm per action; -1 where the action has no capacity.
+    """
+    limits = np.asarray(limits, np.int64)
+    sizes = np.asarray(sizes, np.int64)
+    total = int(sizes.sum())
+    shares = np.zeros((sizes.shape[0], limits.shape[0]), np.int64)
+    if total > 0:
+        exact = np.maximum(limits, 0)[None, :] * sizes[:, None] / total  # (G, A)
+        shares = np.floor(exact).astype(np.int64)
+        left = np.maximum(limits, 0) - shares.sum(axis=0)
+        order = np.argsort(-(exact - shares), axis=0, kind="stable")  # (G, A)
+        for a in np.flatnonzero(left > 0):
+            shares[order[: left[a], a], a] += 1
+    return np.where(limits[None, :] >= 0, shares, -1)
+
+
 def guard_capacity(
     guarded: Guarded,
     reasons: NDArray[np.int8],
     values: NDArray[np.floating],
-    control: NDArray[np.bool_],
+    arm: NDArray[np.integer],
     limits: NDArray[np.integer],
 ) -> tuple[Guarded, NDArray[np.int8]]:
     """The weekly capacities (``serve.rules.capacity``) over one batch of decisions.
 
-    The control group keeps today's practice first (its contacts use the capacity before the
-    treatment group's: a full action demotes control customers only when the control group
-    alone exceeds it); the treatment group shares what is left, by :func:`apply_capacity`.
+    A capacity is a limit of the business: it holds every contact of the batch, the control
+    group's included. Each arm (control, and the treatment's ``full``, or ``canary`` and
+    ``previous`` during a staged rollout: :data:`journeyopt.serving.rollout.ARMS`) gets its
+    share in proportion to its customers (:func:`arm_capacities`) and, within it, the one
+    priority order :func:`apply_capacity` (where the action gains most over the customer's
+    next-best allowed action). So every arm has the same capacity per customer, and one arm's
+    contacts never take capacity from another: an arm compared with control (today's practice
+    served as the champion against today's practice in control) differs only by its policy.
+    Capacity an arm leaves unused is not passed to another arm (it would make one arm's
+    contacts depend on the other's policy).
     A demoted customer's action is one-hot in the probabilities (the batch decided it) and
     ``overridden``; the action it lost gets the reason ``capacity``.
 
@@ -166,25 +202,23 @@ def guard_capacity(
         guarded: Decisions after :func:`apply_guards`.
         reasons: (N, A) the contact rules' reason codes.
         values: (N, A) value of every action for every customer, currency.
-        control: (N,) the control group.
+        arm: (N,) each customer's arm code (index into :data:`~journeyopt.serving.rollout.ARMS`).
         limits: (A,) most customers per action (:attr:`ContactRules.capacity_limits`).
 
     Returns:
         The decisions within capacity and the reason codes with ``capacity`` added.
     """
     limits = np.asarray(limits, np.int64)
+    arm = np.asarray(arm, np.int64)
     allowed = reasons == ALLOWED
     allowed[:, 0] = True
     actions = guarded.actions.copy()
     lost = np.full(actions.shape[0], -1, np.int64)
-    remaining = limits.copy()
-    for rows in (np.flatnonzero(control), np.flatnonzero(~control)):
-        if rows.size == 0:
-            continue
-        done = apply_capacity(actions[rows], values[rows], allowed[rows], remaining)
+    codes, sizes = np.unique(arm, return_counts=True)
+    for code, budget in zip(codes, arm_capacities(limits, sizes), strict=True):
+        rows = np.flatnonzero(arm == code)
+        done = apply_capacity(actions[rows], values[rows], allowed[rows], budget)
         actions[rows], lost[rows] = done.actions, done.lost
-        used = np.bincount(done.actions, minlength=limits.shape[0])
-        remaining = np.where(limits >= 0, np.maximum(remaining - used, 0), -1)
     demoted = np.flatnonzero(lost >= 0)
     probabilities = guarded.probabilities.copy()
     probabilities[demoted] = 0.0

@@ -343,7 +343,7 @@ class Scorer:
             actions[staff_rows] = staff_actions
             probabilities[staff_rows] = staff_probs
         guarded = apply_guards(actions, probabilities, reasons, batch.known)  # a last check
-        if capacity and self.rules.capacity:  # each full action where it is worth most
+        if capacity and self.rules.capacity:  # every arm its share, where worth most in it
             values = np.stack(
                 [
                     self._values.batched(observation, np.full(batch.n, a, np.int64))
@@ -352,7 +352,7 @@ class Scorer:
                 axis=1,
             )
             guarded, reasons = guard_capacity(
-                guarded, reasons, values, control, self.rules.capacity_limits
+                guarded, reasons, values, arm, self.rules.capacity_limits
             )
         value = self.expected_value(observation, guarded.actions)
         return Decisions(
