@@ -1,6 +1,8 @@
 """A weekly capacity per action in simulation: a price on the action (a Lagrange multiplier).
 
-Serving holds a capacity exactly, batch by batch (:func:`journeyopt.serving.guards.apply_capacity`).
+Serving holds a capacity exactly, batch by batch, every arm (control included) to its share in
+proportion to its customers (:func:`journeyopt.serving.guards.guard_capacity`): the same
+weekly share per customer as here.
 A simulated policy decides customer by customer, so the capacity is held *on average*: each
 contact of an action with a capacity costs a price ``lambda_a`` (currency) more, and
 ``lambda_a`` is the smallest price at which the optimum of the priced world gives the action
