@@ -242,6 +242,7 @@ def world_to_dict(world: WorldSpec) -> dict[str, Any]:
             ),
             **({"conversion_gap": True} if world.features.conversion_gap else {}),
             **({"action_recency": True} if world.features.action_recency else {}),
+            **({"lifetime_counts": True} if world.features.lifetime_counts else {}),
         },
         "responses": RESPONSES_FILE,
         **({"practice": PRACTICE_FILE} if world.logged_practice is not None else {}),
@@ -253,6 +254,11 @@ def world_to_dict(world: WorldSpec) -> dict[str, Any]:
         **(
             {"segment_value_cuts": [float(c) for c in world.segment_value_cuts]}
             if world.segment_value_cuts
+            else {}
+        ),
+        **(
+            {"segment_types": world.segment_types.as_dict()}
+            if world.segment_types is not None
             else {}
         ),
     }

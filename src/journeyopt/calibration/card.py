@@ -199,7 +199,7 @@ def value_tiers_lines(meta: Mapping[str, Any], currency: str) -> list[str]:
     """The card's line on the segments' choice between the customers file's and value tiers
     (``calibration.value_tiers``; none when not asked for)."""
     record = meta.get("value_tiers")
-    if not record:
+    if not record or "segmentation" in meta:  # behaviour types too: segmentation_lines
         return []
     scores = record["loglik"]
     tiers = max(int(k) for k in scores)
@@ -215,6 +215,33 @@ def value_tiers_lines(meta: Mapping[str, Any], currency: str) -> list[str]:
             f"chosen over the customers file's: {score}"
         ]
     return [f"- segments: the customers file's, kept over {tiers} value tiers: {score}"]
+
+
+def segmentation_lines(meta: Mapping[str, Any], currency: str) -> list[str]:
+    """The card's lines on the segments' choice among the customers file's, value tiers and
+    behaviour types (``calibration.behaviour_types``; none when not asked for)."""
+    record = meta.get("segmentation")
+    if not record:
+        return []
+    kept = record["kept"]
+    scores = ", ".join(
+        f"{key} {value:.5f}" + (f" (SE {record['se'][key]:.5f})" if record["se"][key] else "")
+        for key, value in record["loglik"].items()
+    )
+    lines = [
+        f"- segments: {kept} kept (each candidate in turn must beat the one kept before it by "
+        f"more than `summary.tolerance_se` SE); held-out log-likelihood, nats per "
+        f"customer-week: {scores}"
+    ]
+    for key, centres in record["centres"].items():
+        shown = "; ".join(
+            f"{c['weight']:.0%}: {c['mean_value']:.2f} {currency}, "
+            f"{c['engagement_rate']:.3f} engagements per contact, "
+            f"{c['conversion_rate']:.3f} conversions per week"
+            for c in centres
+        )
+        lines.append(f"  - {key} (centres, customers with a conversion): {shown}")
+    return lines
 
 
 def caps_clipped_lines(meta: Mapping[str, Any]) -> list[str]:
@@ -265,6 +292,7 @@ def card_markdown(
             f" (behaviour cloning, held-out ECE {est.propensities.ece:.4f})"
             if est.propensities.source in ("estimated", "mixed")
             else ""
+        *segmentation_lines(meta, world.currency),
         ),
         weights_line(est.weight_ess_share),
         "",

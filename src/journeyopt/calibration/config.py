@@ -341,6 +341,15 @@ class CalibrationConfig:
             they beat the GLM on the held-out log-likelihood of the validation customers by
             more than ``summary.tolerance_se`` standard errors). The chosen family is
             tabulated over every (state, action) like the GLM, so the simulator, the DP
+        behaviour_types: Candidate numbers of customer types read from behaviour (each >= 2;
+            empty: none): a Gaussian mixture over each customer's log mean conversion value,
+            engagement events per contact received and conversions per week of tenure at the
+            end of the calibration weeks (:func:`journeyopt.panel.segments.behaviour_labels`;
+            customers without a conversion are one "new" type). Scored like ``value_tiers``
+            (:mod:`journeyopt.calibration.segmentation`): the customers file's segments, then
+            the value tiers, then each number of types in increasing order replace the kept
+            segmentation when better on held-out likelihood by more than
+            ``summary.tolerance_se`` standard errors. Not with ``truth_world``.
             optimum and off-policy evaluation read the same probabilities.
         lightgbm: The trees' settings (:class:`LightGBMConfig`).
         c_grid: Candidate inverse L2 strengths of the logistic models.
@@ -400,6 +409,7 @@ class CalibrationConfig:
     max_weight: float = 20.0
     min_support: int = 30
     min_action_decisions: int = 1
+    behaviour_types: list[int] = field(default_factory=list)
     practice_cycles_weeks: list[int] | None = None
     holdout_runs: int = 10
     card: CardConfig = field(default_factory=CardConfig)
@@ -444,6 +454,18 @@ class CalibrationConfig:
         """The practice's campaign cycles, weeks, once known (configured, or found in the logs
         by the calibration, :mod:`journeyopt.calibration.cycles`).
 
+        if any(k < 2 for k in self.behaviour_types) or len(set(self.behaviour_types)) != len(
+            self.behaviour_types
+        ):
+            raise ConfigError(
+                f"calibration.behaviour_types must be distinct numbers >= 2, "
+                f"got {self.behaviour_types}"
+            )
+        if self.behaviour_types and self.truth_world:
+            raise ConfigError(
+                "calibration.behaviour_types needs the segments of the logs: leave truth_world "
+                "empty"
+            )
         Raises:
             ValueError: ``practice_cycles_weeks`` is still None (to be read off the logs).
         """

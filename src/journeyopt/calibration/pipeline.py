@@ -48,7 +48,7 @@ from journeyopt.calibration.holdout import (
 )
 from journeyopt.calibration.policy_fidelity import PolicyFidelity, check_truth, policy_fidelity
 from journeyopt.calibration.rules_check import check_rules, with_rule_components
-from journeyopt.calibration.segmentation import choose_segments
+from journeyopt.calibration.segmentation import FILE, choose_segments
 from journeyopt.calibration.summary import (
     candidate_specs,
     select_summary,
@@ -206,6 +206,8 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     caps = DiscreteSpec(**asdict(cal.caps))
     specs = candidate_specs(caps, summary_cfg, actions=source.action_names)
     panel_cfg = summary_panel_config(cfg.panel, (caps, *specs), source.action_names)
+    if cal.behaviour_types:  # the behaviour types read the lifetime counts
+        panel_cfg = replace(panel_cfg, lifetime_counts=True)
     panel, known_ids, end_state = build_panel_and_state(
         logs, panel_cfg, channels, through_as_of=True
     )
@@ -234,7 +236,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     silent = tuple(j for j, c in enumerate(channels) if c not in used)
     divisors = actions.list_divisors(source.amounts)
     segmentation = None
-    if cal.value_tiers:  # the customers file's segments or value tiers, by held-out likelihood
+    if cal.value_tiers or cal.behaviour_types:  # segments by held-out likelihood
         panel, segmentation = choose_segments(
             panel,
             (start, first_holdout),
@@ -298,19 +300,26 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
             "from_logs": lapse_found is not None,
             **(asdict(lapse_found) if lapse_found is not None else {}),
         },
-        **({"value_tiers": segmentation.as_meta()} if segmentation is not None else {}),
+        **({"value_tiers": segmentation.as_meta()} if segmentation and cal.value_tiers else {}),
+        **(
+            {"segmentation": segmentation.segmentation_meta()}
+            if segmentation and cal.behaviour_types
+            else {}
+        ),
     }
     clock.lap("panel")
     est = estimate(weeks, structure, cal, last_week, meta, clock)
-    if segmentation is not None and segmentation.tiers:  # the scorer computes the tiers too
-        cuts = segmentation.cuts
+    if segmentation is not None and segmentation.kept != FILE:  # the scorer reads them too
+        cuts, types = segmentation.cuts, segmentation.types
         fitted = est.calibrated
         est = replace(
             est,
             calibrated=replace(
                 fitted,
-                world=replace(fitted.world, segment_value_cuts=cuts),
-                members=tuple(replace(m, segment_value_cuts=cuts) for m in fitted.members),
+                world=replace(fitted.world, segment_value_cuts=cuts, segment_types=types),
+                members=tuple(
+                    replace(m, segment_value_cuts=cuts, segment_types=types) for m in fitted.members
+                ),
             ),
         )
     base, dropped = starting_base(panel, known_ids, end_state, segments)
@@ -371,13 +380,20 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     clock.lap("holdout")
     policies = None
     if truth is not None:
-        policies = policy_fidelity(truth, est.calibrated.world, cal)
+        policies = policy_fidelity(truth, est.calibrated.world, cal, cfg.rules)  # as served
         clock.lap("policies")
     metrics = {**(holdout.metrics if holdout else {}), **(policies.metrics if policies else {})}
     metrics.update(fidelity.metrics() if fidelity is not None else {})
     metrics["sim/rules_unseen"] = float(len(seen.unseen))
     if seen.planned_contacts:
         metrics["sim/rules_dropped_share"] = seen.dropped_share
+    if segmentation is not None:  # each candidate segmentation's held-out score
+        metrics.update(
+            {
+                f"sim/segments_loglik/{k.replace(' ', '_')}": v
+                for k, v in segmentation.loglik.items()
+            }
+        )
     practice = est.calibrated.world.logged_practice  # today's practice: its held-out check
     if practice is not None:
         metrics.update({f"sim/practice_{k}": v for k, v in practice.diagnostics.items()})
@@ -388,7 +404,13 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     with tracked_run(
         config, f"calibrate-{cal.name}", tags={"journeyopt.calibration": cal.name}
     ) as run:
-        run.log_params({"data.fingerprint": meta["data_fingerprint"], **_penalty_params(est)})
+        run.log_params(
+            {
+                "data.fingerprint": meta["data_fingerprint"],
+                **_penalty_params(est),
+                **({"segments": segmentation.kept} if segmentation is not None else {}),
+            }
+        )
         run.log_metrics(metrics, step=0)
         for path in sorted(out.rglob("*")):
             if path.is_file():

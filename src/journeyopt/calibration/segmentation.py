@@ -34,39 +34,83 @@ from journeyopt.calibration.propensity import practice_matrix, propensities
 from journeyopt.calibration.scoring import difference_se, scored_rows
 from journeyopt.calibration.summary import heldout_loglik
 from journeyopt.calibration.weeks import customer_weeks, segment_names
-from journeyopt.panel.segments import segment_by_value
+from journeyopt.panel.segments import (
+    NO_PURCHASE_TIER,
+    NO_PURCHASE_TYPE,
+    BehaviourTypes,
+    behaviour_labels,
+    value_labels,
+    with_segments,
+)
 from journeyopt.sim.discrete import DiscreteLayout
 from journeyopt.sim.world import DiscreteSpec
 
 Float = NDArray[np.float64]
 
 
+FILE = "customers file"
+"""Key of the customers file's segments among the candidates."""
+
+
+def value_key(n: int) -> str:
+    """Key of ``n`` value tiers among the candidates."""
+    return f"value tiers {n}"
+
+
+def types_key(n: int) -> str:
+    """Key of ``n`` behaviour types among the candidates."""
+    return f"behaviour types {n}"
+
+
 @dataclass(frozen=True)
 class SegmentationChoice:
-    """The scores of the two segmentations and the one kept.
+    """The scores of the candidate segmentations and the one kept.
 
     Attributes:
-        tiers: Value tiers kept (0: the customers file's segments).
-        cuts: Their cut points, currency (empty with the customers file's).
+        kept: Key of the kept candidate (:data:`FILE`, :func:`value_key`, :func:`types_key`).
+        tiers: Value tiers kept (0: not value tiers).
+        cuts: Their cut points, currency (empty unless value tiers are kept).
+        types: The behaviour types kept (None: not behaviour types).
         loglik: Held-out log-likelihood per unit validation weight (nats per customer-week) of
-            the customers file's segments (key 0) and of the tiers (key ``n``).
-        se: Standard error of the tiers' difference to the customers file's, same units.
+            each candidate, by key, in the order scored.
+        se: Standard error of each candidate's difference to the segmentation it was compared
+            with (the one kept before it), same units; the customers file's is 0.
+        centres: Each behaviour-type candidate's type centres in the scores' own units
+            (:meth:`BehaviourTypes.centres_in_units`), by key.
         seconds: Wall time of the choice, seconds.
     """
 
+    kept: str
     tiers: int
     cuts: tuple[float, ...]
-    loglik: dict[int, float]
-    se: float
+    types: BehaviourTypes | None
+    loglik: dict[str, float]
+    se: dict[str, float]
+    centres: dict[str, list[dict[str, float]]]
     seconds: float
 
     def as_meta(self) -> dict[str, Any]:
-        """A JSON-ready record (the world's ``meta``, read by the card)."""
+        """The value tiers' JSON-ready record (the world's ``meta["value_tiers"]``, read by the
+        card): ``n`` tiers kept, their cuts, the scores of the customers file's (key ``"0"``)
+        and of the tiers (key ``"<n>"``), the SE of their difference."""
+        n = next(int(k.rsplit(" ", 1)[1]) for k in self.loglik if k.startswith("value tiers"))
         return {
             "n": self.tiers,
             "cuts": list(self.cuts),
-            "loglik": {str(k): v for k, v in self.loglik.items()},
-            "se": self.se,
+            "loglik": {"0": self.loglik[FILE], str(n): self.loglik[value_key(n)]},
+            "se": self.se[value_key(n)],
+            "seconds": self.seconds,
+        }
+
+    def segmentation_meta(self) -> dict[str, Any]:
+        """The whole choice as a JSON-ready record (``meta["segmentation"]``)."""
+        return {
+            "kept": self.kept,
+            "loglik": dict(self.loglik),
+            "se": dict(self.se),
+            "centres": dict(self.centres),
+            "value_cuts": list(self.cuts),
+            "types": self.types.as_dict() if self.types is not None else None,
             "seconds": self.seconds,
         }
 
@@ -85,12 +129,13 @@ def choose_segments(
     """The panel with the segments the data choose (see the module docstring).
 
     Args:
-        panel: The whole panel (every week; its ``segment`` the customers file's).
-        fit_weeks: The calibration weeks ``[first, end)``: the tiers read the weeks before
-            ``end`` (never the hold-out), both segmentations are scored on these weeks.
-        spec: The summary both are scored with.
-        cfg: The calibration settings (``value_tiers`` >= 2; seed, validation share, penalties,
-            ``summary.tolerance_se``).
+        panel: The whole panel (every week; its ``segment`` the customers file's; with
+            ``cfg.behaviour_types`` its lifetime counts, ``panel.lifetime_counts``).
+        fit_weeks: The calibration weeks ``[first, end)``: the tiers and types read the weeks
+            before ``end`` (never the hold-out), every candidate is scored on these weeks.
+        spec: The summary the candidates are scored with.
+        cfg: The calibration settings (``value_tiers`` and/or ``behaviour_types``; seed,
+            validation share, penalties, ``summary.tolerance_se``).
         channels, actions, list_divisors: As for
             :func:`~journeyopt.calibration.weeks.customer_weeks`.
         silent_channels: Channels no action uses (:attr:`Design.silent_channels`).
@@ -98,15 +143,31 @@ def choose_segments(
     """
     started = time.perf_counter()
     first, end = fit_weeks
-    tiered, cuts = segment_by_value(panel, end, cfg.value_tiers)
-    scores: dict[int, Float] = {}
+    candidates: list[tuple[str, pd.Series | None, str]] = [(FILE, None, "")]
+    cuts: dict[str, tuple[float, ...]] = {}
+    found: dict[str, BehaviourTypes] = {}
+    if cfg.value_tiers:
+        tiers, value_cuts = value_labels(panel, end, cfg.value_tiers)
+        candidates.append((value_key(cfg.value_tiers), tiers, NO_PURCHASE_TIER))
+        cuts[value_key(cfg.value_tiers)] = tuple(float(c) for c in value_cuts)
+    for k in sorted(cfg.behaviour_types):
+        labels, types = behaviour_labels(panel, end, k, cfg.seed)
+        candidates.append((types_key(k), labels, NO_PURCHASE_TYPE))
+        found[types_key(k)] = types
+    fit = panel.loc[(panel["week"] >= first) & (panel["week"] < end)].copy()
+    own = fit["segment"].to_numpy()
+    scores: dict[str, Float] = {}
     weight: Float | None = None
     per_week = 1.0
-    for n, variant in ((0, panel), (cfg.value_tiers, tiered)):
-        rows = variant[(variant["week"] >= first) & (variant["week"] < end)]
-        segments = segment_names(rows)
+    for key, read, missing in candidates:  # one fit-week copy, its segment set in turn
+        fit["segment"] = (
+            own
+            if read is None
+            else fit["customer_id"].map(read).fillna(missing).astype(str).to_numpy()
+        )
+        segments = segment_names(fit)
         layout = DiscreteLayout(spec, len(segments), len(channels), len(actions))
-        weeks = customer_weeks(rows, layout, channels, actions, segments, list_divisors)
+        weeks = customer_weeks(fit, layout, channels, actions, segments, list_divisors)
         rng = np.random.default_rng(cfg.seed)  # the estimate's split: same seed, same draw
         held = validation_customers(weeks.customer_ids.shape[0], cfg.validation_share, rng)
         design = Design(layout, len(actions), cfg.seasonal, silent_channels)
@@ -117,16 +178,27 @@ def choose_segments(
             raise ValueError("the segmentations give different customer-weeks")
         scored, judged = scored_rows(weeks, held, cfg.summary.forward_weeks)
         per_week = max(float(weight[scored].sum()), 1e-12)
-        scores[n] = heldout_loglik(weeks, design, held, cfg.c_grid, weight, scored)[judged]
-    diff = scores[cfg.value_tiers] - scores[0]
-    se = difference_se(diff)
-    gain = float(diff.sum())
-    keep = cfg.value_tiers if gain > cfg.summary.tolerance_se * se else 0
+        scores[key] = heldout_loglik(weeks, design, held, cfg.c_grid, weight, scored)[judged]
+        del weeks
+    del fit
+    kept = FILE
+    se: dict[str, float] = {FILE: 0.0}
+    for key, _, _ in candidates[1:]:  # each must beat the one kept before it
+        diff = scores[key] - scores[kept]
+        se[key] = difference_se(diff) / per_week
+        if float(diff.sum()) / per_week > cfg.summary.tolerance_se * se[key]:
+            kept = key
     choice = SegmentationChoice(
-        tiers=keep,
-        cuts=tuple(float(c) for c in cuts) if keep else (),
-        loglik={n: float(s.sum()) / per_week for n, s in scores.items()},
-        se=se / per_week,
+        kept=kept,
+        tiers=cfg.value_tiers if kept.startswith("value tiers") else 0,
+        cuts=cuts.get(kept, ()),
+        types=found.get(kept),
+        loglik={key: float(s.sum()) / per_week for key, s in scores.items()},
+        se=se,
+        centres={key: t.centres_in_units() for key, t in found.items()},
         seconds=time.perf_counter() - started,
     )
-    return (tiered if keep else panel), choice
+    chosen = next(c for c in candidates if c[0] == kept)
+    if chosen[1] is None:
+        return panel, choice
+    return with_segments(panel, chosen[1], chosen[2]), choice

@@ -48,6 +48,9 @@ class PanelConfig:
         action_recency: Also give the columns ``weeks_since_action_<action>`` (weeks since
             each of ``rule_actions``' last contact) that a calibrated state summary with the
             last *lasting* action reads; set by the calibration when it needs them.
+        lifetime_counts: Also give the columns ``n_engagements`` and ``n_contacts`` (lifetime
+            engagement events and contacts) that behaviour types read
+            (``calibration.behaviour_types``); set by the calibration when it needs them.
     """
 
     REQUIRED_HINTS: ClassVar[Mapping[str, str]] = {
@@ -74,6 +77,7 @@ class PanelConfig:
     recent_contacts: bool = False
     conversion_gap: bool = False
     action_recency: bool = False
+    lifetime_counts: bool = False
 
     def __post_init__(self) -> None:
         for name in ("lapse_weeks", "frequency_weeks", "fatigue_weeks", "engagement_weeks"):
@@ -121,4 +125,5 @@ def feature_spec(cfg: PanelConfig, contact_channels: Sequence[str]) -> FeatureSp
         recent_contacts=cfg.recent_contacts,
         conversion_gap=cfg.conversion_gap,
         action_recency=cfg.action_recency,
+        lifetime_counts=cfg.lifetime_counts,
     )

@@ -16,7 +16,9 @@ RFM scores
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -224,12 +226,218 @@ def segment_by_value(
         The panel (a copy, ``segment`` as strings) and the cut points (currency) of
         :func:`value_tier_cuts` over the customers with a conversion before ``end_week``.
     """
-    before = panel[panel["week"] < end_week]
+    tiers, cuts = value_labels(panel, end_week, n_tiers)
+    return with_segments(panel, tiers, NO_PURCHASE_TIER), cuts
+
+
+NO_PURCHASE_TYPE = "type none"
+"""Behaviour type label of a customer without a conversion yet (no order value to read)."""
+BEHAVIOUR_SCORES: tuple[str, ...] = ("log_value", "engagement_rate", "conversion_rate")
+"""The behaviour scores of :func:`behaviour_scores`, in column order."""
+
+
+def behaviour_scores(features: Mapping[str, NDArray[np.generic]]) -> NDArray[np.float64]:
+    """(N, 3) behaviour scores of each customer, from the state features at one week
+    (:func:`~journeyopt.panel.state.state_features` with ``spec.lifetime_counts``, or panel
+    columns of the same names; everything before that week only):
+
+    - ``log_value``: ``log(1 + monetary)``, the mean conversion value net of refunds (log
+      currency);
+    - ``engagement_rate``: ``n_engagements / (1 + n_contacts)``, lifetime engagement events per
+      contact received (the 1 keeps a never-contacted customer's spontaneous events finite);
+    - ``conversion_rate``: ``n_conversions / (1 + tenure_weeks)``, conversions per week of
+      tenure (a purchase cycle's inverse).
+
+    A customer without a conversion yet has the row NaN (no type read from behaviour).
+    """
+    monetary = np.asarray(features["monetary"], np.float64)
+    n_eng = np.asarray(features["n_engagements"], np.float64)
+    n_contacts = np.asarray(features["n_contacts"], np.float64)
+    n_conv = np.asarray(features["n_conversions"], np.float64)
+    tenure = np.maximum(np.asarray(features["tenure_weeks"], np.float64), 0.0)
+    scores = np.column_stack(
+        [np.log1p(np.maximum(monetary, 0.0)), n_eng / (1.0 + n_contacts), n_conv / (1.0 + tenure)]
+    )
+    scores[~np.isfinite(monetary) | (n_conv <= 0)] = np.nan
+    return scores
+
+
+@dataclass(frozen=True)
+class BehaviourTypes:
+    """Customer types read from behaviour: a Gaussian mixture with diagonal covariances over
+    the standardised :func:`behaviour_scores`, each customer the type of highest posterior.
+
+    Attributes:
+        mean: (3,) mean of the scores the mixture was fitted on (units of each score).
+        scale: (3,) their standard deviation (> 0), same units.
+        weights: (K,) mixing weights (sum 1).
+        centres: (K, 3) component means, standardised scores; types are ordered by
+            ``log_value`` (type 1 the lowest), then the other scores.
+        variances: (K, 3) component variances, standardised units (> 0).
+    """
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    weights: tuple[float, ...]
+    centres: tuple[tuple[float, ...], ...]
+    variances: tuple[tuple[float, ...], ...]
+
+    def __post_init__(self) -> None:
+        k, d = len(self.weights), len(BEHAVIOUR_SCORES)
+        if k < 2 or len(self.centres) != k or len(self.variances) != k:
+            raise ValueError("behaviour types need >= 2 components with centres and variances")
+        if len(self.mean) != d or len(self.scale) != d or min(self.scale) <= 0:
+            raise ValueError(f"behaviour types need {d} score means and positive scales")
+        if any(len(c) != d for c in (*self.centres, *self.variances)):
+            raise ValueError(f"behaviour type centres and variances need {d} scores each")
+        if min(min(v) for v in self.variances) <= 0:
+            raise ValueError("behaviour type variances must be > 0")
+
+    @property
+    def n_types(self) -> int:
+        return len(self.weights)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """``"type k/K"`` for ``k = 1..K``, then :data:`NO_PURCHASE_TYPE`."""
+        return (*(f"type {k}/{self.n_types}" for k in range(1, self.n_types + 1)), NO_PURCHASE_TYPE)
+
+    def codes(self, scores: NDArray[np.floating]) -> NDArray[np.int64]:
+        """(N,) type index (0-based; ``n_types``: no conversion yet) of scores (N, 3)."""
+        z = (np.asarray(scores, np.float64) - np.array(self.mean)) / np.array(self.scale)
+        centres, var = np.array(self.centres), np.array(self.variances)
+        # log N(z | centre, diag var) + log weight, per customer and type: (N, K)
+        dev = (z[:, None, :] - centres[None, :, :]) ** 2 / var[None, :, :]
+        logp = -0.5 * (dev.sum(axis=2) + np.log(var).sum(axis=1)[None, :])
+        logp = logp + np.log(np.array(self.weights))[None, :]
+        found = np.isfinite(z).all(axis=1)
+        best = np.argmax(np.where(found[:, None], logp, 0.0), axis=1)
+        return np.where(found, best, self.n_types).astype(np.int64)
+
+    def labels(self, features: Mapping[str, NDArray[np.generic]]) -> NDArray[np.str_]:
+        """(N,) type label (:attr:`names`) of each customer from their state features."""
+        return np.asarray(self.names)[self.codes(behaviour_scores(features))]
+
+    def centres_in_units(self) -> list[dict[str, float]]:
+        """Each type's centre in the scores' own units (``log_value`` as currency,
+        ``exp(score) - 1``), with its weight: the card's and ``calibration.json``'s record."""
+        raw = np.array(self.centres) * np.array(self.scale) + np.array(self.mean)
+        return [
+            {
+                "weight": float(w),
+                "mean_value": float(np.expm1(row[0])),
+                "engagement_rate": float(row[1]),
+                "conversion_rate": float(row[2]),
+            }
+            for w, row in zip(self.weights, raw, strict=True)
+        ]
+
+    def as_dict(self) -> dict[str, list[float] | list[list[float]]]:
+        """A JSON/YAML-ready record (``world.yaml``'s ``segment_types``)."""
+        return {
+            "mean": list(self.mean),
+            "scale": list(self.scale),
+            "weights": list(self.weights),
+            "centres": [list(c) for c in self.centres],
+            "variances": [list(v) for v in self.variances],
+        }
+
+    @staticmethod
+    def from_dict(raw: Mapping[str, Any]) -> BehaviourTypes:
+        """Read :meth:`as_dict`'s record."""
+
+        def rows(key: str) -> tuple[tuple[float, ...], ...]:
+            return tuple(tuple(float(x) for x in r) for r in raw[key])
+
+        def flat(key: str) -> tuple[float, ...]:
+            return tuple(float(x) for x in raw[key])
+
+        return BehaviourTypes(
+            flat("mean"), flat("scale"), flat("weights"), rows("centres"), rows("variances")
+        )
+
+
+def fit_behaviour_types(scores: NDArray[np.floating], n_types: int, seed: int) -> BehaviourTypes:
+    """Behaviour types fitted to the finite rows of ``scores`` (N, 3) (:func:`behaviour_scores`):
+    scikit-learn's ``GaussianMixture`` (diagonal covariances, k-means++ start, 3 restarts,
+    ``random_state=seed``) on the standardised scores.
+
+    Raises:
+        ValueError: ``n_types < 2`` or fewer than ``10 * n_types`` customers with a score.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    if n_types < 2:
+        raise ValueError(f"n_types must be >= 2, got {n_types}")
+    x = np.asarray(scores, np.float64)
+    x = x[np.isfinite(x).all(axis=1)]
+    if x.shape[0] < 10 * n_types:
+        raise ValueError(f"{x.shape[0]} customers with a conversion: too few for {n_types} types")
+    mean = x.mean(axis=0)
+    scale = np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+    z = (x - mean) / scale
+    mixture = GaussianMixture(
+        n_types, covariance_type="diag", n_init=3, init_params="k-means++", random_state=seed
+    ).fit(z)
+    order = np.lexsort(mixture.means_.T[::-1])  # by log_value, then the other scores
+    return BehaviourTypes(
+        mean=tuple(float(v) for v in mean),
+        scale=tuple(float(v) for v in scale),
+        weights=tuple(float(v) for v in mixture.weights_[order]),
+        centres=tuple(tuple(float(v) for v in row) for row in mixture.means_[order]),
+        variances=tuple(tuple(float(v) for v in row) for row in mixture.covariances_[order]),
+    )
+
+
+def last_rows_before(panel: pd.DataFrame, end_week: int, columns: Sequence[str]) -> pd.DataFrame:
+    """Each customer's panel row of their last week before ``end_week`` (``columns`` only,
+    indexed by ``customer_id``): their state at its start, built from earlier weeks only."""
+    before = panel.loc[panel["week"] < end_week, ["customer_id", "week", *columns]]
     last = before.loc[before.groupby("customer_id", observed=True)["week"].idxmax()]
-    monetary = last.set_index("customer_id")["monetary"].astype(np.float64)
+    return last.set_index("customer_id")[list(columns)]
+
+
+def behaviour_labels(
+    panel: pd.DataFrame, end_week: int, n_types: int, seed: int
+) -> tuple[pd.Series, BehaviourTypes]:
+    """Each customer's behaviour type (:class:`BehaviourTypes`, ``n_types`` of them, fitted on
+    every customer with a conversion) from their state at the start of their last week before
+    ``end_week`` (the calibration's first hold-out week; the same rule as
+    :func:`segment_by_value`). A customer without a conversion by then is
+    :data:`NO_PURCHASE_TYPE`: the "new" type, whose behaviour the simulator then learns as one.
+
+    Args:
+        panel: Rows of :func:`~journeyopt.panel.build.build_panel` with the lifetime counts
+            (``panel.lifetime_counts``).
+        end_week: Weeks from it on are not read.
+        n_types: Number of types, >= 2.
+        seed: Seed of the mixture's starts.
+
+    Returns:
+        The labels (indexed by ``customer_id``) and the fitted types.
+    """
+    columns = ["monetary", "n_engagements", "n_contacts", "n_conversions", "tenure_weeks"]
+    last = last_rows_before(panel, end_week, columns)
+    features = {c: last[c].to_numpy(np.float64) for c in columns}
+    scores = behaviour_scores(features)
+    types = fit_behaviour_types(scores, n_types, seed)
+    labels = np.asarray(types.names)[types.codes(scores)]
+    return pd.Series(labels, index=last.index), types
+
+
+def value_labels(
+    panel: pd.DataFrame, end_week: int, n_tiers: int
+) -> tuple[pd.Series, NDArray[np.float64]]:
+    """Each customer's value tier (indexed by ``customer_id``) and the cut points, as
+    :func:`segment_by_value` reads them, without copying the panel."""
+    monetary = last_rows_before(panel, end_week, ["monetary"])["monetary"].astype(np.float64)
     cuts = value_tier_cuts(monetary.to_numpy(), n_tiers)
-    tiers = pd.Series(value_tier_labels(monetary.to_numpy(), cuts), index=monetary.index)
+    return pd.Series(value_tier_labels(monetary.to_numpy(), cuts), index=monetary.index), cuts
+
+
+def with_segments(panel: pd.DataFrame, labels: pd.Series, missing: str) -> pd.DataFrame:
+    """A copy of ``panel`` whose ``segment`` is each customer's label (``missing`` for a
+    customer ``labels`` does not have), the same in every week of theirs."""
     out = panel.copy()
-    labels = out["customer_id"].map(tiers)
-    out["segment"] = labels.fillna(NO_PURCHASE_TIER).astype(str).to_numpy()
-    return out, cuts
+    out["segment"] = out["customer_id"].map(labels).fillna(missing).astype(str).to_numpy()
+    return out

@@ -66,6 +66,10 @@ class FeatureSpec:
             *lasting* action reads (:func:`lasting_memory`: the last contact among a set of
             actions, which other contacts do not erase). Off by default (features and API
             records unchanged).
+        lifetime_counts: Also give the features ``n_engagements`` (lifetime engagement
+            events) and ``n_contacts`` (lifetime contacts over all channels) that the
+            behaviour types read (:func:`journeyopt.panel.segments.behaviour_scores`: engagement
+            per contact received). Off by default (features and API records unchanged).
     """
 
     contact_channels: tuple[str, ...] = ()
@@ -78,6 +82,7 @@ class FeatureSpec:
     recent_contacts: bool = False
     conversion_gap: bool = False
     action_recency: bool = False
+    lifetime_counts: bool = False
 
     def __post_init__(self) -> None:
         for name in ("frequency_weeks", "fatigue_weeks", "engagement_weeks", "lapse_weeks"):
@@ -126,6 +131,7 @@ class FeatureSpec:
         names += [LAST_ACTION_FEATURE] if self.recent_contacts and self.rule_actions else []
         names += [GAP_FEATURE] if self.conversion_gap else []
         names += [action_weeks_feature(a) for a in self.rule_actions] if self.action_recency else []
+        names += list(LIFETIME_FEATURES) if self.lifetime_counts else []
         base = set(self.feature_names)
         return tuple(n for n in dict.fromkeys(names) if n not in base)
 
@@ -160,6 +166,8 @@ PATTERN_FEATURE = "contact_pattern"
 """Feature name of the weekly contact pattern over the rule ring (see :class:`FeatureSpec`)."""
 LAST_ACTION_FEATURE = "last_contact_action"
 """Feature name of the last contact's action, ``1 +`` its index in ``rule_actions`` (0: none)."""
+LIFETIME_FEATURES: tuple[str, str] = ("n_engagements", "n_contacts")
+"""Feature names of the lifetime engagement events and contacts (``spec.lifetime_counts``)."""
 GAP_FEATURE = "conversion_gap_weeks"
 """Feature name of the weeks between the last two weeks with a conversion (0: fewer than two)."""
 
@@ -251,6 +259,9 @@ class CustomerState:
         last_action_week: (N, K) week of the last contact of each of ``spec.rule_actions``,
             :data:`NEVER` if none yet (kept for every spec; features only with
             ``spec.action_recency``).
+        n_engagements: (N,) lifetime engagement events (kept for every spec; a feature only
+            with ``spec.lifetime_counts``).
+        n_contacts: (N,) lifetime contacts over all channels (the same).
     """
 
     week: int
@@ -272,6 +283,8 @@ class CustomerState:
     last_contact_action: Int
     conversion_gap: Int
     last_action_week: Int
+    n_engagements: Int
+    n_contacts: Int
 
     @property
     def n_customers(self) -> int:
@@ -303,6 +316,8 @@ class CustomerState:
             last_contact_action=np.zeros(n, np.int32),
             conversion_gap=np.zeros(n, np.int32),
             last_action_week=np.full((n, len(spec.rule_actions)), NEVER, np.int32),
+            n_engagements=np.zeros(n, np.int32),
+            n_contacts=np.zeros(n, np.int32),
         )
 
     def take(self, index: NDArray[np.integer] | slice) -> CustomerState:
@@ -397,6 +412,7 @@ def advance(
     conv = activity.conversions.astype(np.int32)
     eng = activity.engagements.astype(np.int32)
     contacts = activity.contacts.astype(np.int32)
+    contacted = _channel_total(contacts)
     conv_ring, conv_window = _roll(
         state.conversions_ring,
         state.conversions_window,
@@ -428,9 +444,7 @@ def advance(
         state,
         week=t + 1,
         last_conversion_week=np.where(conv > 0, t, state.last_conversion_week).astype(np.int32),
-        last_contact_week=np.where(_channel_total(contacts) > 0, t, state.last_contact_week).astype(
-            np.int32
-        ),
+        last_contact_week=np.where(contacted > 0, t, state.last_contact_week).astype(np.int32),
         last_engagement_week=np.where(eng > 0, t, state.last_engagement_week).astype(np.int32),
         n_conversions=state.n_conversions + conv,
         revenue=state.revenue + activity.revenue,
@@ -448,6 +462,8 @@ def advance(
             repeat, t - state.last_conversion_week, state.conversion_gap
         ).astype(np.int32),
         last_action_week=_last_action_week(state.last_action_week, activity.action_contacts, t),
+        n_engagements=state.n_engagements + eng,
+        n_contacts=state.n_contacts + contacted,
     )
 
 
@@ -575,6 +591,9 @@ def state_features(state: CustomerState, spec: FeatureSpec) -> dict[str, NDArray
     if spec.action_recency:
         for k, action in enumerate(spec.rule_actions):
             features[action_weeks_feature(action)] = _weeks_since(t, state.last_action_week[:, k])
+    if spec.lifetime_counts:
+        features[LIFETIME_FEATURES[0]] = state.n_engagements.copy()
+        features[LIFETIME_FEATURES[1]] = state.n_contacts.copy()
     return features
 
 

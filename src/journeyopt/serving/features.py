@@ -43,6 +43,7 @@ def panel_config(spec: FeatureSpec) -> PanelConfig:
         recent_contacts=spec.recent_contacts,
         conversion_gap=spec.conversion_gap,
         action_recency=spec.action_recency,
+        lifetime_counts=spec.lifetime_counts,
     )
 
 

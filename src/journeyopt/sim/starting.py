@@ -198,12 +198,14 @@ class StartingBase:
             like = getattr(template, name)
             if name not in table.column_names:
                 # a base written before the state kept the last contact's action, the
-                # conversion gap or each action's last week: none known (no world of that
-                # time reads them)
+                # conversion gap, each action's last week or the lifetime counts: none known
+                # (no world of that time reads them)
                 if like.size and name not in (
                     "last_contact_action",
                     "conversion_gap",
                     "last_action_week",
+                    "n_engagements",
+                    "n_contacts",
                 ):
                     raise ConfigError(f"{path}: column {name} is missing")
                 arrays[name] = like

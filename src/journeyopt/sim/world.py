@@ -23,6 +23,7 @@ import yaml
 from numpy.typing import NDArray
 
 from journeyopt.errors import ConfigError, JourneyoptError
+from journeyopt.panel.segments import BehaviourTypes, value_tier_labels
 from journeyopt.panel.state import FeatureSpec
 from journeyopt.sim.rules import ActionCatalog
 from journeyopt.sim.starting import StartingBase
@@ -526,6 +527,11 @@ class WorldSpec:
             (:func:`journeyopt.panel.segments.value_tier_labels` of the feature ``monetary``),
             wherever a segment is read from logs (the scorer); empty: the segments are a
             customer attribute.
+        segment_types: The behaviour types that are the world's segments (a calibration with
+            ``calibration.behaviour_types`` that kept them): a customer's segment is their type
+            read from their state features (:meth:`BehaviourTypes.labels
+            <journeyopt.panel.segments.BehaviourTypes.labels>`; the features need
+            ``features.lifetime_counts``); None: not behaviour types.
     """
 
     name: str
@@ -546,9 +552,14 @@ class WorldSpec:
     logged_practice: LoggedPractice | None = field(default=None, compare=False, repr=False)
     unsupported_actions: tuple[str, ...] = ()
     segment_value_cuts: tuple[float, ...] = ()
+    segment_types: BehaviourTypes | None = None
 
     def __post_init__(self) -> None:
         _check_prob(self.margin_rate, "world.margin_rate")
+        if self.segment_types is not None and self.segment_value_cuts:
+            raise ConfigError("world: segment_value_cuts and segment_types exclude each other")
+        if self.segment_types is not None and not self.features.lifetime_counts:
+            raise ConfigError("world.segment_types needs world.features.lifetime_counts: true")
         if list(self.segment_value_cuts) != sorted(self.segment_value_cuts):
             raise ConfigError("world.segment_value_cuts must be ascending")
         for name in ("fatigue_decay_weeks", "engagement_decay_weeks"):
@@ -632,6 +643,24 @@ class WorldSpec:
     @property
     def segment_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.segments)
+
+    @property
+    def segments_from_behaviour(self) -> bool:
+        """The segments are read from each customer's state (value tiers or behaviour types),
+        not a customer attribute."""
+        return bool(self.segment_value_cuts) or self.segment_types is not None
+
+    def segment_labels(self, features: Mapping[str, NDArray[Any]]) -> NDArray[np.str_] | None:
+        """(N,) each customer's segment read from their state features (N,) arrays (the
+        tier of ``monetary`` for value tiers, the behaviour type for behaviour types): the one
+        rule the scorer, the loop, drift and off-policy evaluation read segments by; None when
+        the segments are a customer attribute."""
+        if self.segment_types is not None:
+            return self.segment_types.labels(features)
+        if self.segment_value_cuts:
+            monetary = np.asarray(features["monetary"], np.float64)
+            return value_tier_labels(monetary, np.asarray(self.segment_value_cuts, np.float64))
+        return None
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -893,6 +922,9 @@ def world_from_dict(raw: Mapping[str, Any], base_dir: Path | None = None) -> Wor
         logged_practice=_logged_practice(raw, base_dir),
         unsupported_actions=tuple(str(a) for a in raw.get("unsupported_actions", ())),
         segment_value_cuts=tuple(float(c) for c in raw.get("segment_value_cuts", ())),
+        segment_types=(
+            BehaviourTypes.from_dict(raw["segment_types"]) if "segment_types" in raw else None
+        ),
     )
 
 
