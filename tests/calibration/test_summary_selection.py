@@ -106,7 +106,12 @@ def test_the_selection_keeps_the_pattern_only_when_the_truth_counts_contacts(
     truth = tabulated(world, count_fatigue)
     cal = CalibrationConfig(
         caps=caps_config(),
-        summary=SummaryConfig(select=True, pattern_weeks=[0, 4], last_action=[False]),
+        # scored on validation customers: forward in time (the default, the last 13 of 36
+        # weeks) this short log has too little power (measured: +0.0005 nats, 0.8 SE; 4.5 SE
+        # on validation customers, 2.4 SE on the last 18 weeks)
+        summary=SummaryConfig(
+            select=True, pattern_weeks=[0, 4], last_action=[False], forward_weeks=0
+        ),
         seasonal=False,
         c_grid=[0.3, 3.0],
         practice_cycles_weeks=PRACTICE_CYCLES,

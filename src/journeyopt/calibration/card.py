@@ -256,6 +256,17 @@ def caps_clipped_lines(meta: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def penalty_split(meta: Mapping[str, Any]) -> str:
+    """Which rows the penalties were chosen on (``validation_forward_weeks`` of the world's
+    meta; absent in worlds calibrated before it was recorded)."""
+    weeks = meta.get("validation_forward_weeks")
+    if weeks is None:
+        return "split not recorded"
+    if weeks:
+        return f"scored on every customer's last {weeks} fitted weeks, fitted on the weeks before"
+    return "scored on the seed's validation customers over the fitted weeks"
+
+
 def card_markdown(
     est: Estimate,
     holdout: HoldoutReport | None,
@@ -281,18 +292,18 @@ def card_markdown(
         ),
         f"- segments: {', '.join(world.segment_names)}; actions: {', '.join(world.actions.names)}",
         *value_tiers_lines(meta, world.currency),
+        *segmentation_lines(meta, world.currency),
         f"- ensemble: {len(est.calibrated.members)} bootstrap members (resamples of customers)",
         *caps_clipped_lines(meta),
         starting_population_line(world),
         f"- penalties chosen by held-out log-likelihood: logistic C {est.penalties.binary}, "
-        f"value alpha {est.penalties.value:g}",
+        f"value alpha {est.penalties.value:g} ({penalty_split(meta)})",
         *family_lines(est.families),
         f"- propensities: {est.propensities.source}"
         + (
             f" (behaviour cloning, held-out ECE {est.propensities.ece:.4f})"
             if est.propensities.source in ("estimated", "mixed")
             else ""
-        *segmentation_lines(meta, world.currency),
         ),
         weights_line(est.weight_ess_share),
         "",

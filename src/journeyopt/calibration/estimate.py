@@ -40,7 +40,7 @@ from journeyopt.calibration.propensity import (
     stabilised_weights,
     support_table,
 )
-from journeyopt.calibration.scoring import scored_rows
+from journeyopt.calibration.scoring import forward_window, scored_rows
 from journeyopt.calibration.weeks import CustomerWeeks
 from journeyopt.panel.state import FeatureSpec
 from journeyopt.sim.discrete import DiscreteLayout
@@ -234,10 +234,11 @@ def estimate(
         if int(decisions.get(a, 0)) < cfg.min_action_decisions
     )
     data = FitData.of(weeks, design, weight)
-    # the penalties are chosen on the rows the summary's candidates are scored on: with
-    # ``summary.forward_weeks`` every customer's last weeks, fitted on the weeks before (how
+    # the penalties are chosen on the rows the summary's candidates are scored on: by default
+    # (``summary.forward_weeks``) every customer's last weeks, fitted on the weeks before (how
     # much to smooth decides how the models extrapolate to later weeks, as the summary does)
     scored, judged = scored_rows(weeks, held, cfg.summary.forward_weeks)
+    window = forward_window(weeks, cfg.summary.forward_weeks)
     penalties = choose_penalties(data, scored, cfg.c_grid, cfg.alpha_grid, cfg.workers)
     families: dict[str, FamilyChoice] = {}
     if cfg.response_model != "glm":  # trees where they win on held-out customers
@@ -320,6 +321,9 @@ def estimate(
         {
             **meta,
             "penalties": {"binary": penalties.binary, "value_alpha": penalties.value},
+            # the rows the penalties were chosen on: weeks scored forward (0: the seed's
+            # validation customers)
+            "validation_forward_weeks": window,
             "response_model": cfg.response_model,
             "response_families": {name: f.as_meta() for name, f in families.items()},
             "actions_identified": identified,

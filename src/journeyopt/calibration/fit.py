@@ -10,8 +10,9 @@ expected list value of a conversion is a Gamma GLM with log link on the converti
 Both are fitted by Newton's method on the penalised likelihood (a few hundred columns: the
 Hessian is small and dense), with scikit-learn's parametrisation of the penalties. The penalty
 ``C`` (inverse L2 strength of the logistic models, against the summed sample weight) is
-chosen on a split of the customers (``validation_share`` of them held out) by the weighted
-held-out log-likelihood per unit weight, then the model is refitted on all customers.
+chosen on the calibration's held-out rows (:func:`journeyopt.calibration.scoring.scored_rows`:
+by default every customer's last weeks, fitted on the weeks before) by the weighted held-out
+log-likelihood per unit weight, then the model is refitted on all customer-weeks.
 """
 
 from __future__ import annotations

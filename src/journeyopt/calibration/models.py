@@ -8,7 +8,8 @@ every discrete state and action (:class:`~journeyopt.sim.world.FittedResponses`)
   price cut is undone before fitting, so the value is the list value the world samples),
   without the confounding weights (it has no action term).
 
-:func:`choose_penalties` chooses each model's penalty on held-out customers;
+:func:`choose_penalties` chooses each model's penalty on held-out customer-weeks (by default
+every customer's last weeks, :func:`journeyopt.calibration.scoring.scored_rows`);
 :func:`choose_families` decides, per binary model, whether gradient-boosted trees over the
 state and action (:mod:`journeyopt.calibration.boosting`, ``calibration.response_model``) are
 added to the GLM; :func:`refit_models` fits the chosen models on all customers (the point
@@ -205,8 +206,9 @@ def choose_penalties(
     alpha_grid: list[float],
     workers: int = 1,
 ) -> Penalties:
-    """Penalties by held-out likelihood: fit on customers outside ``validation`` (M,), score
-    on those inside; each model's choice is one task of ``workers`` processes
+    """Penalties by held-out likelihood: fit on the customer-weeks outside ``validation``
+    (M,), score on those inside (:func:`~journeyopt.calibration.scoring.scored_rows`); each
+    model's choice is one task of ``workers`` processes
     (:func:`journeyopt.parallel.run_tasks`)."""
     train_w = (~validation).astype(np.float64)
     valid_w = validation.astype(np.float64)

@@ -1,8 +1,12 @@
 """The held-out rows a calibration candidate is scored on and the standard error of a paired
-score difference: one split and one SE for every choice made by held-out likelihood (the state
-summary, :mod:`journeyopt.calibration.summary`; the value tiers,
+score difference: one split and one SE for every choice made by held-out likelihood (the point
+fit's penalties, :func:`journeyopt.calibration.models.choose_penalties`; the state summary,
+:mod:`journeyopt.calibration.summary`; the value tiers,
 :mod:`journeyopt.calibration.segmentation`; the response models' family,
-:func:`journeyopt.calibration.models.choose_families`)."""
+:func:`journeyopt.calibration.models.choose_families`). By default the split is forward in
+time (every customer's last weeks, fitted on the weeks before: a forecast's models are judged
+on later weeks, and the choice does not move with the seed); ``forward_weeks`` 0 keeps the
+random validation customers."""
 
 from __future__ import annotations
 
@@ -14,16 +18,33 @@ from journeyopt.calibration.weeks import CustomerWeeks
 Float = NDArray[np.float64]
 
 
+def forward_window(weeks: CustomerWeeks, forward_weeks: int) -> int:
+    """Weeks scored forward in time: ``forward_weeks`` (``calibration.summary.forward_weeks``),
+    at most half the fitted weeks of ``weeks`` (at least as many weeks are fitted before the
+    window as it scores; a history of 20 weeks is scored on its last 10), 0 (the validation
+    customers instead) with ``forward_weeks`` 0 or fewer than two fitted weeks."""
+    if not forward_weeks or not weeks.n:
+        return 0
+    fitted = int(weeks.week.max()) - int(weeks.week.min()) + 1
+    return min(forward_weeks, fitted // 2)
+
+
 def scored_rows(
     weeks: CustomerWeeks, held: NDArray[np.bool_], forward_weeks: int
 ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
-    """``(rows, customers)`` a candidate is scored on: the (M,) held-out customer-weeks (the
-    validation customers' weeks, or with ``forward_weeks`` every customer's last
-    ``forward_weeks`` weeks, fitted on the weeks before) and the (K,) customers with at least
-    one of them, whose per-customer scores are compared."""
+    """``(rows, customers)`` a candidate is scored on: the (M,) held-out customer-weeks and
+    the (K,) customers with at least one of them, whose per-customer scores are compared.
+
+    Forward in time (``forward_weeks`` > 0, the default 13 of
+    :class:`~journeyopt.calibration.config.SummaryConfig`): every customer's weeks in the last
+    :func:`forward_window` fitted weeks, the models fitted on the weeks before them, so every
+    scored week of a customer comes after every fitted week of theirs and the split does not
+    depend on the seed. ``forward_weeks`` 0: the weeks of the validation customers ``held``
+    (K,), a random draw of the calibration's seed, over the same weeks as the fitted ones."""
+    window = forward_window(weeks, forward_weeks)
     rows = held[weeks.customer]
-    if forward_weeks:
-        rows = weeks.week > int(weeks.week.max()) - forward_weeks
+    if window:
+        rows = weeks.week > int(weeks.week.max()) - window
     customers = np.bincount(weeks.customer, weights=rows, minlength=held.shape[0]) > 0
     return rows, customers
 
