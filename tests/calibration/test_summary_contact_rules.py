@@ -8,11 +8,13 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from journeyopt.calibration.config import SummaryConfig, register_configs
+from journeyopt.calibration.config import CalibrateConfig, SummaryConfig, register_configs
 from journeyopt.calibration.pipeline import CalibrationResult, calibrate
+from journeyopt.calibration.policy_fidelity import policy_fidelity
 from journeyopt.calibration.rules_check import dropped_contacts, with_rule_components
 from journeyopt.calibration.summary import candidate_specs, summary_lines
 from journeyopt.cli.entry import to_object
@@ -33,20 +35,29 @@ def all_channel_rules(*windows: int) -> RulesConfig:
     return RulesConfig(caps=[CapConfig(max=2, window_weeks=w, over="all") for w in windows])
 
 
-def _calibrate(logs: Path, out: Path, rules: RulesConfig) -> CalibrationResult:
+def _config(logs: Path, out: Path, rules: RulesConfig, truth: str = "") -> CalibrateConfig:
     cfg = calibration_config(
         logs,
         out,
+        truth,
         summary=SummaryConfig(select=True, pattern_weeks=[0], last_action=[False]),
         workers=1,
     )
     cal = replace(cfg.calibration, ensemble_size=0, holdout_runs=1, policy_horizon_weeks=HORIZON)
-    return calibrate(replace(cfg, calibration=cal, rules=rules))
+    return replace(cfg, calibration=cal, rules=rules)
+
+
+def _calibrate(logs: Path, out: Path, rules: RulesConfig, truth: str = "") -> CalibrationResult:
+    return calibrate(_config(logs, out, rules, truth))
 
 
 @pytest.fixture(scope="module")
-def with_rule(small_logs: Path, tmp_path_factory: pytest.TempPathFactory) -> CalibrationResult:
-    return _calibrate(small_logs, tmp_path_factory.mktemp("rule"), all_channel_rules(WINDOW))
+def with_rule(
+    small_logs: Path, small_world_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> CalibrationResult:
+    """Calibrated under the rule, with the ground truth: the card's policy values too."""
+    out = tmp_path_factory.mktemp("rule")
+    return _calibrate(small_logs, out, all_channel_rules(WINDOW), str(small_world_path))
 
 
 def test_the_rule_adds_the_pattern_it_needs_to_the_candidates() -> None:
@@ -85,6 +96,21 @@ def test_the_chosen_summary_represents_the_rule_and_its_optimum_drops_nothing(
     assert dropped > 0.01 * total
     card = (with_rule.output_dir / "card.md").read_text()
     assert "UNSEEN" not in card and "every configured rule is represented" in card
+
+
+def test_the_cards_policy_values_are_under_the_configured_rules(
+    small_logs: Path, small_world_path: Path, with_rule: CalibrationResult
+) -> None:
+    """Every policy of the card's policy-value table is valued under the rules the calibration
+    was given (the rules it is served under), in the truth and in the calibrated world; it was
+    valued under each world's own rule (opt-outs only), which let an always-contact policy
+    contact every week."""
+    assert with_rule.policies is not None
+    rules = all_channel_rules(WINDOW)
+    cfg = _config(small_logs, Path("unused"), rules, str(small_world_path))
+    truth, world = load_world(small_world_path), with_rule.estimate.calibrated.world
+    served = policy_fidelity(truth, world, cfg.calibration, rules)
+    pd.testing.assert_frame_equal(with_rule.policies.table, served.table)
 
 
 def test_without_rules_the_choice_is_the_one_of_before(

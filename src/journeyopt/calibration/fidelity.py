@@ -242,6 +242,13 @@ def value_calibration(
     :func:`~journeyopt.evaluation.ope.model_check.check_actions` with the logged decisions as
     the "candidate" (its shares: the logs'), on the customers present in every hold-out week.
 
+    The logged trajectories carry the world's own rules (opt-outs, actions it cannot value),
+    not the configured ``rules``: the value reads the logged decisions only (each action's
+    outcome, then the logging policy's projection on the world's states), never the masks, so
+    no rule changes it; and the configured rules are the rules policies are *served* under,
+    which the logs may not have followed nor the panel counted (a cap's window no candidate
+    summary reads is not in the panel).
+
     Returns:
         Rows as :func:`action_calibration`, response ``value (<L> weeks)``; ``realised`` and
         ``predicted`` per decision, currency (empty when the world's actions are not

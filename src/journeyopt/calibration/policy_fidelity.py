@@ -16,11 +16,10 @@ share their state features; else a draw of the true world's synthetic initial po
   (:func:`journeyopt.sim.optimum.evaluate_table_policy` on the customers' initial states), as a
   share of the true optimum's value (exact DP values, not simulated).
 
-Without contact rules every policy acts under each world's own rule (opt-outs, unsupported
-actions), as the calibration does. With ``rules`` (the rules the policies are served under),
-every policy is masked by them in both worlds and both optima plan under them
-(``solve_optimum(..., rules=)``); ``sim_to_real`` is NaN when a summary cannot evaluate one
-of them (no exact value then).
+Every policy is masked by the contact ``rules`` the policies are served under (the
+calibration's ``rules``; default none: opt-outs and the actions a world cannot value) in both
+worlds, and both optima plan under them (``solve_optimum(..., rules=)``); ``sim_to_real`` is
+NaN when a summary cannot evaluate one of them (no exact value then).
 """
 
 from __future__ import annotations
@@ -46,7 +45,6 @@ from journeyopt.calibration.config import CalibrationConfig
 from journeyopt.errors import ConfigError
 from journeyopt.evaluation.simulate import simulate_policy
 from journeyopt.panel.state import state_features
-from journeyopt.sim.behaviour import contact_rules
 from journeyopt.sim.config import RulesConfig
 from journeyopt.sim.discrete import Summary, discrete_state
 from journeyopt.sim.env import EpisodeClock
@@ -150,7 +148,9 @@ def policy_fidelity(
     rules: RulesConfig | None = None,
 ) -> PolicyFidelity:
     """Compare policy values in ``truth`` and ``calibrated`` (see the module docstring), under
-    the contact ``rules`` the policies are served under (None: each world's own rule)."""
+    the contact ``rules`` the policies are served under (None: ``RulesConfig()``, opt-outs
+    only)."""
+    rules = rules if rules is not None else RulesConfig()
     if truth.actions.names != calibrated.actions.names:
         raise ValueError("the calibrated world must have the true world's action catalogue")
     calibrated = align_segments(calibrated, truth.segment_names)
@@ -168,14 +168,9 @@ def policy_fidelity(
             action_recency=truth.features.action_recency or calibrated.features.action_recency,
         ),
     )
-    if rules is not None:  # both worlds' states count what the rules read
-        truth = rules.world_for(truth, "rules")
-        calibrated = rules.world_for(calibrated, "rules")
-    true_rules, cal_rules = (
-        (rules.for_world(truth, "rules"), rules.for_world(calibrated, "rules"))
-        if rules is not None
-        else (contact_rules(truth), contact_rules(calibrated))
-    )
+    # both worlds' states count what the rules read
+    truth, calibrated = rules.world_for(truth, "rules"), rules.world_for(calibrated, "rules")
+    true_rules, cal_rules = rules.for_world(truth, "rules"), rules.for_world(calibrated, "rules")
     horizon, gamma, start = cfg.policy_horizon_weeks, cfg.gamma, 1
     clock = EpisodeClock.of(horizon, start)
     population_seed, world_seed, policy_seed = np.random.SeedSequence(cfg.seed).spawn(3)
@@ -187,8 +182,7 @@ def policy_fidelity(
         horizon,
     )
     practice = cfg.staff.practice_for(truth, "calibration.staff")
-    served = true_rules if rules is not None else None
-    policies = policies_to_compare(truth, calibrated, horizon, gamma, start, practice, served)
+    policies = policies_to_compare(truth, calibrated, horizon, gamma, start, practice, true_rules)
     rows = []
     for policy in policies:
         values = []
@@ -222,7 +216,7 @@ def policy_fidelity(
         horizon,
         gamma,
         start,
-        (true_rules, cal_rules) if rules is not None else None,
+        (true_rules, cal_rules),
     )
     return PolicyFidelity(
         table,
