@@ -197,5 +197,7 @@ def calibration_config(
 def small_calibration(
     small_logs: Path, small_world_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> CalibrationResult:
+    """The small logs calibrated against their truth on two worker processes (test_workers
+    compares it with the same calibration in one process)."""
     out = tmp_path_factory.mktemp("calibrated")
-    return calibrate(calibration_config(small_logs, out, truth=str(small_world_path)))
+    return calibrate(calibration_config(small_logs, out, truth=str(small_world_path), workers=2))

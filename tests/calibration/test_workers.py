@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from journeyopt.calibration.config import CalibrationConfig
-from journeyopt.calibration.pipeline import calibrate
+from journeyopt.calibration.pipeline import CalibrationResult, calibrate
 from journeyopt.errors import ConfigError
 
 from .conftest import calibration_config
@@ -21,13 +21,20 @@ def _files(folder: Path) -> dict[str, bytes]:
     }
 
 
-def test_two_workers_write_what_one_writes(small_logs: Path, tmp_path: Path) -> None:
-    outputs = {}
-    for workers in (1, 2):
-        out = tmp_path / f"workers_{workers}"
-        result = calibrate(calibration_config(small_logs, out, workers=workers))
-        assert result.fidelity is not None and result.fidelity.spread is not None  # members ran
-        outputs[workers] = _files(out)
+def test_two_workers_write_what_one_writes(
+    small_logs: Path,
+    small_world_path: Path,
+    small_calibration: CalibrationResult,
+    tmp_path: Path,
+) -> None:
+    """The shared calibration (two workers, against the truth) and the same one in a single
+    process."""
+    one_process = tmp_path / "workers_1"
+    truth = str(small_world_path)
+    result = calibrate(calibration_config(small_logs, one_process, truth=truth, workers=1))
+    outputs = {1: _files(one_process), 2: _files(small_calibration.output_dir)}
+    for run in (result, small_calibration):
+        assert run.fidelity is not None and run.fidelity.spread is not None  # members ran
     one, two = outputs[1], outputs[2]
     assert set(one) == set(two)
     assert any(name.startswith("members/") for name in one)
