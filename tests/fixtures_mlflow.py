@@ -68,18 +68,40 @@ def mlflow_migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def _mlflow_isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+@contextlib.contextmanager
+def mlflow_isolated() -> Iterator[None]:
     """Reset MLflow's process-wide tracking and registry URIs (and their environment
-    variables, which ``mlflow.set_tracking_uri`` sets) after the test."""
-    for name in _MLFLOW_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    yield
-    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
-    mlflow.set_registry_uri(None)  # type: ignore[arg-type]
-    for name in _MLFLOW_ENV:
-        os.environ.pop(name, None)
+    variables, which ``mlflow.set_tracking_uri`` sets) when the block ends (for fixtures of a
+    wider scope than a test)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name in _MLFLOW_ENV:
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        yield
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+        mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+        for name in _MLFLOW_ENV:
+            os.environ.pop(name, None)
+
+
+@pytest.fixture
+def _mlflow_isolated() -> Iterator[None]:
+    """:func:`mlflow_isolated` around the test."""
+    with mlflow_isolated():
+        yield
+
+
+def sqlite_store(folder: Path, template: Path) -> TrackingConfig:
+    """Tracking on a fresh embedded SQLite store in ``folder`` (a copy of the migrated
+    ``template``), artifacts in ``folder / "mlruns"``."""
+    db = folder / "mlflow.db"
+    shutil.copyfile(template, db)
+    return TrackingConfig(
+        tracking_uri=f"sqlite:///{db}",
+        experiment="tests",
+        artifact_location=(folder / "mlruns").as_uri(),
+        flush_every_seconds=3600.0,
+    )
 
 
 @pytest.fixture
@@ -87,14 +109,7 @@ def mlflow_sqlite(
     tmp_path: Path, mlflow_migrated_db: Path, _mlflow_isolated: None
 ) -> TrackingConfig:
     """Tracking on a fresh embedded SQLite store with artifacts in ``tmp_path``."""
-    db = tmp_path / "mlflow.db"
-    shutil.copyfile(mlflow_migrated_db, db)
-    return TrackingConfig(
-        tracking_uri=f"sqlite:///{db}",
-        experiment="tests",
-        artifact_location=(tmp_path / "mlruns").as_uri(),
-        flush_every_seconds=3600.0,
-    )
+    return sqlite_store(tmp_path, mlflow_migrated_db)
 
 
 def _free_port() -> int:

@@ -25,14 +25,18 @@ from journeyopt.sim.optimum import solve_optimum
 from journeyopt.sim.vec_env import PopulationVecEnv
 from journeyopt.sim.world import load_world
 from journeyopt.tracking.config import TrackingConfig
+from tests.fixtures_mlflow import mlflow_isolated, sqlite_store
 
 from .conftest import CONFIGS
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cdnow_run(
-    tmp_path: Path, mlflow_sqlite: TrackingConfig
+    tmp_path_factory: pytest.TempPathFactory, mlflow_migrated_db: Path
 ) -> tuple[CalibrationResult, TrackingConfig]:
+    """One tracked calibration of the sample for the module (its tests only read it)."""
+    folder = tmp_path_factory.mktemp("cdnow_run")
+    tracking = sqlite_store(folder, mlflow_migrated_db)
     register_configs()
     overrides = [
         "data=cdnow_sample",
@@ -40,14 +44,15 @@ def cdnow_run(
         "calibration=cdnow",
         "calibration.ensemble_size=1",
         "calibration.holdout_runs=2",
-        f"output_dir={tmp_path / 'cdnow'}",
-        f"tracking.tracking_uri={mlflow_sqlite.tracking_uri}",
-        f"tracking.experiment={mlflow_sqlite.experiment}",
-        f"tracking.artifact_location={mlflow_sqlite.artifact_location}",
+        f"output_dir={folder / 'cdnow'}",
+        f"tracking.tracking_uri={tracking.tracking_uri}",
+        f"tracking.experiment={tracking.experiment}",
+        f"tracking.artifact_location={tracking.artifact_location}",
     ]
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("calibrate", overrides=overrides)
-    return run(cfg), mlflow_sqlite
+    with mlflow_isolated():
+        return run(cfg), tracking
 
 
 def test_cli_logs_a_run_with_metrics_and_artifacts(
