@@ -14,14 +14,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from journeyopt.data.source import SourceConfig
+from journeyopt.loop.twin import control_actions
 from journeyopt.serving.batch import score_logs
 from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.decisions import read_decision_log
 from journeyopt.serving.guards import arm_capacities
 from journeyopt.serving.practice import register_practice
-from journeyopt.serving.served_model import load_served_model
+from journeyopt.serving.scorer import Scorer
+from journeyopt.serving.served_model import ServedModel, load_served_model
+from journeyopt.sim.world import WorldSpec
 from journeyopt.tracking.config import TrackingConfig
-from tests.serving.conftest import AS_OF
+from tests.serving.conftest import AS_OF, linear_policy
+from tests.serving.test_guards_holdout import random_batch
 
 CHAMPION_URI = "models:/journey-policy@champion"
 
@@ -87,3 +91,26 @@ def test_served_practice_and_control_get_the_same_share_of_a_full_action(
     assert int((given_action & ~control).sum()) == budget[1]
     rates = given_action[control].mean(), given_action[~control].mean()
     assert abs(rates[0] - rates[1]) <= 1.0 / min(n_control, n_treatment)
+
+
+def test_the_twins_control_path_holds_the_capacity_as_the_served_batch(
+    world: WorldSpec, settings: ServingConfig
+) -> None:
+    """The closed loop's counterfactual twin (every customer on the control path) holds the
+    weekly capacity with the batch's own arms: a control customer gets exactly its served
+    decision, and no action exceeds its capacity; without the capacity the control path asks
+    for more (the test can fail)."""
+    policy = linear_policy(world, 3, 10.0)
+    model = ServedModel(policy, "t", "t", "1", "t", "", "")  # type: ignore[arg-type]
+    batch = random_batch(world, 100)  # the control path contacts some (not every seed)
+    free = control_actions(Scorer(model, settings, world), batch, capacity=False)
+    action = int(np.bincount(free[free > 0]).argmax())
+    k = int((free == action).sum()) // 2
+    assert k >= 2
+    name = world.actions.names[action]
+    capped = replace(settings, rules=replace(settings.rules, capacity={name: k}))
+    scorer = Scorer(model, capped, world)
+    decided = scorer.score(batch)
+    twin = control_actions(scorer, batch)
+    np.testing.assert_array_equal(twin[decided.control], decided.actions[decided.control])
+    assert (twin == action).sum() <= k < (free == action).sum()

@@ -37,11 +37,14 @@ TwinPolicy = Callable[[CustomerBatch], IntArray]
 """What decides for the twin: (N,) actions carried out for the customers of a batch."""
 
 
-def control_actions(scorer: Scorer, batch: CustomerBatch) -> IntArray:
+def control_actions(scorer: Scorer, batch: CustomerBatch, *, capacity: bool = True) -> IntArray:
     """(N,) the actions the scorer's control path takes for every customer of ``batch``:
     today's practice (``serve.holdout.staff``) on the staff's campaign calendar, restricted
     to what the contact rules allow, behind the same guards (what a control customer gets
-    from :meth:`Scorer.score`)."""
+    from :meth:`Scorer.score`) and, with ``capacity``, the weekly capacities over the batch
+    with the batch's own arms (:meth:`Scorer.hold_capacity`): a control customer gets exactly
+    its served decision, and the others the control path with their arm's share (the same
+    capacity per customer as the control arm's)."""
     monday = monday_on_or_before(batch.as_of)
     reasons = scorer.rules.reasons(
         batch.features, segment=batch.segment, week_of_year=int(monday.isocalendar().week)
@@ -52,7 +55,10 @@ def control_actions(scorer: Scorer, batch: CustomerBatch) -> IntArray:
         batch.features, segment, int(monday.isocalendar().week), scorer.staff_week(monday)
     )
     actions, probabilities = scorer.control_choice(observation, masks, batch.customer_ids, monday)
-    return apply_guards(actions, probabilities, reasons, batch.known).actions
+    guarded = apply_guards(actions, probabilities, reasons, batch.known)
+    if capacity:
+        guarded, _ = scorer.hold_capacity(observation, guarded, reasons, scorer.arms(batch))
+    return guarded.actions
 
 
 def served_by(scorer: Scorer) -> TwinPolicy:

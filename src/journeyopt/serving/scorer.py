@@ -30,6 +30,7 @@ from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.expected_value import ExpectedValues
 from journeyopt.serving.exploration import draw, exploration_unit, explored_probabilities
 from journeyopt.serving.guards import (
+    Guarded,
     allowed_actions,
     apply_guards,
     guard_capacity,
@@ -277,6 +278,42 @@ class Scorer:
         world's response model, currency (see :class:`ExpectedValues`)."""
         return self._values(observation, actions)
 
+    def arms(self, batch: CustomerBatch) -> NDArray[np.int8]:
+        """(N,) each customer's arm code (index into :data:`~journeyopt.serving.rollout.ARMS`):
+        the holdout's control group, else ``full``, or ``canary`` / ``previous`` during a
+        staged rollout's canary (the arms :meth:`score` decides and records)."""
+        holdout = self.settings.holdout
+        control = control_group(batch.customer_ids, holdout.salt, holdout.control_share)
+        if self.model.previous is None:
+            return arm_codes(control, None)
+        rollout = self.settings.rollout
+        canary = canary_customers(batch.customer_ids, rollout.salt, self.model.canary_share)
+        return arm_codes(control, canary)
+
+    def hold_capacity(
+        self,
+        observation: Observation,
+        guarded: Guarded,
+        reasons: NDArray[np.int8],
+        arm: NDArray[np.integer],
+    ) -> tuple[Guarded, NDArray[np.int8]]:
+        """The weekly capacities ``serve.rules.capacity`` over one batch of guarded decisions:
+        every arm (``arm``, (N,) codes into :data:`~journeyopt.serving.rollout.ARMS`) its share
+        in proportion to its customers, ranked inside it by this week's expected value
+        (:func:`~journeyopt.serving.guards.guard_capacity`); ``(guarded, reasons)`` unchanged
+        without a capacity."""
+        if not self.rules.capacity:
+            return guarded, reasons
+        n = guarded.actions.shape[0]
+        values = np.stack(
+            [
+                self._values.batched(observation, np.full(n, a, np.int64))
+                for a in range(self.world.actions.n_actions)
+            ],
+            axis=1,
+        )
+        return guard_capacity(guarded, reasons, values, arm, self.rules.capacity_limits)
+
     def score(self, batch: CustomerBatch, *, capacity: bool = True) -> Decisions:
         """Decide for every customer of ``batch`` (see the module docstring).
 
@@ -344,16 +381,7 @@ class Scorer:
             probabilities[staff_rows] = staff_probs
         guarded = apply_guards(actions, probabilities, reasons, batch.known)  # a last check
         if capacity and self.rules.capacity:  # every arm its share, where worth most in it
-            values = np.stack(
-                [
-                    self._values.batched(observation, np.full(batch.n, a, np.int64))
-                    for a in range(self.world.actions.n_actions)
-                ],
-                axis=1,
-            )
-            guarded, reasons = guard_capacity(
-                guarded, reasons, values, arm, self.rules.capacity_limits
-            )
+            guarded, reasons = self.hold_capacity(observation, guarded, reasons, arm)
         value = self.expected_value(observation, guarded.actions)
         return Decisions(
             batch=batch,
