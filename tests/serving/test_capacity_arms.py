@@ -80,7 +80,7 @@ def test_served_practice_and_control_get_the_same_share_of_a_full_action(
 
     capped = replace(settings, rules=replace(settings.rules, capacity={action: k}))
     out = tmp_path / "capped" / "actions.csv"
-    score_logs(demo_source, AS_OF, model, capped, out)
+    result = score_logs(demo_source, AS_OF, model, capped, out)
     served = read_decision_log(out.with_name("decisions.csv"))
     pd.testing.assert_series_equal(
         served["customer_id"].reset_index(drop=True), log["customer_id"].reset_index(drop=True)
@@ -91,6 +91,13 @@ def test_served_practice_and_control_get_the_same_share_of_a_full_action(
     assert int((given_action & ~control).sum()) == budget[1]
     rates = given_action[control].mean(), given_action[~control].mean()
     assert abs(rates[0] - rates[1]) <= 1.0 / min(n_control, n_treatment)
+    # the summary says each arm's share and use (summary.json, printed by journeyopt-score)
+    assert result.capacity == {
+        action: {
+            "control": {"share": int(budget[0]), "given": int(budget[0])},
+            "full": {"share": int(budget[1]), "given": int(budget[1])},
+        }
+    }
 
 
 def test_the_twins_control_path_holds_the_capacity_as_the_served_batch(

@@ -64,6 +64,9 @@ def run(cfg: DictConfig) -> ScoreResult:
         f"every decision -> {out.with_name('decisions.csv')}; "
         f"{result.rows_rejected:,} input rows rejected -> {out.with_name('rejects.csv')}"
     )
+    for action, arms in result.capacity.items():  # every arm its share of a weekly capacity
+        use = ", ".join(f"{arm} {u['given']:,} of {u['share']:,}" for arm, u in arms.items())
+        shell.print(f"capacity {action}: {use}")
     return result
 
 

@@ -34,6 +34,7 @@ from journeyopt.panel.config import parse_as_of
 from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.decisions import decision_arms, decision_table, write_decisions
 from journeyopt.serving.features import batch_from_logs
+from journeyopt.serving.guards import arm_capacities
 from journeyopt.serving.holdout import GROUPS
 from journeyopt.serving.rollout import ARMS
 from journeyopt.serving.scorer import CustomerBatch, Decisions, Scorer
@@ -75,6 +76,9 @@ class ScoreResult:
         refused: Action -> reason (:data:`journeyopt.sim.rules.REASONS`: ``opted_out``,
             ``quiet_week``, ``not_eligible``, ``frequency_cap``, ``capacity``...) -> known
             customers the contact rules refused the action for, for that reason.
+        capacity: Action with a weekly capacity -> arm -> ``{"share": its share of the
+            capacity, "given": customers of the arm given the action}`` (every arm's share is
+            in proportion to its customers, :func:`journeyopt.serving.guards.arm_capacities`).
         rows_rejected: Input rows the ingestion rejected.
         model_name, model_version, model_sha256: The policy served.
         as_of: The as-of instant (ISO 8601, UTC).
@@ -91,6 +95,7 @@ class ScoreResult:
     by_arm: dict[str, int] = field(default_factory=dict)
     overridden: int = 0
     refused: dict[str, dict[str, int]] = field(default_factory=dict)
+    capacity: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     rows_rejected: int = 0
     model_name: str = ""
     model_version: str = ""
@@ -107,6 +112,27 @@ def refused_counts(decisions: Decisions, action_names: Sequence[str]) -> dict[st
         counts = np.bincount(known[:, a], minlength=len(REASONS))
         out[name] = {REASONS[k]: int(c) for k, c in enumerate(counts) if k and c}
     return out
+
+
+def capacity_use(
+    decisions: Decisions, limits: NDArray[np.int64], action_names: Sequence[str]
+) -> dict[str, dict[str, dict[str, int]]]:
+    """Action with a capacity (``limits[a] >= 0``) -> arm -> its share of the capacity and the
+    customers of the arm given the action (see :attr:`ScoreResult.capacity`)."""
+    arm = decision_arms(decisions)
+    codes, sizes = np.unique(arm, return_counts=True)
+    shares = arm_capacities(limits, sizes)
+    return {
+        name: {
+            ARMS[int(c)]: {
+                "share": int(shares[g, a]),
+                "given": int(np.count_nonzero((arm == c) & (decisions.actions == a))),
+            }
+            for g, c in enumerate(codes)
+        }
+        for a, name in enumerate(action_names)
+        if limits[a] >= 0
+    }
 
 
 def output_paths(out: Path) -> list[Path]:
@@ -195,6 +221,7 @@ def score_logs(
         by_arm={k: v for k, v in _counts(ARMS, decision_arms(decisions)).items() if v},
         overridden=int(np.count_nonzero(decisions.overridden)),
         refused=refused_counts(decisions, scorer.action_names),
+        capacity=capacity_use(decisions, scorer.rules.capacity_limits, scorer.action_names),
         rows_rejected=ingested.result.rows_rejected,
         model_name=model.name,
         model_version=model.version,
