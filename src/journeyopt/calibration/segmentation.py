@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -36,9 +36,10 @@ from journeyopt.calibration.summary import heldout_loglik
 from journeyopt.calibration.weeks import customer_weeks, segment_names
 from journeyopt.panel.segments import (
     NO_PURCHASE_TIER,
-    NO_PURCHASE_TYPE,
     BehaviourTypes,
     behaviour_labels,
+    row_types,
+    segment_by_types,
     value_labels,
     with_segments,
 )
@@ -143,28 +144,25 @@ def choose_segments(
     """
     started = time.perf_counter()
     first, end = fit_weeks
-    candidates: list[tuple[str, pd.Series | None, str]] = [(FILE, None, "")]
-    cuts: dict[str, tuple[float, ...]] = {}
-    found: dict[str, BehaviourTypes] = {}
-    if cfg.value_tiers:
-        tiers, value_cuts = value_labels(panel, end, cfg.value_tiers)
-        candidates.append((value_key(cfg.value_tiers), tiers, NO_PURCHASE_TIER))
-        cuts[value_key(cfg.value_tiers)] = tuple(float(c) for c in value_cuts)
-    for k in sorted(cfg.behaviour_types):
-        labels, types = behaviour_labels(panel, end, k, cfg.seed)
-        candidates.append((types_key(k), labels, NO_PURCHASE_TYPE))
-        found[types_key(k)] = types
     fit = panel.loc[(panel["week"] >= first) & (panel["week"] < end)].copy()
+    forward = cfg.summary.forward_weeks
+    fitted = int(fit["week"].max()) - int(fit["week"].min()) + 1 if len(fit) else 0
+    # scored forward in time (scoring.forward_window): the labels scored are read before the
+    # scored weeks; read at the end they would carry those weeks' own outcomes
+    read_at = end - min(forward, fitted // 2) if forward and fitted >= 2 else end
+    candidates = _candidates(panel, read_at, cfg)
     own = fit["segment"].to_numpy()
     scores: dict[str, Float] = {}
     weight: Float | None = None
     per_week = 1.0
-    for key, read, missing in candidates:  # one fit-week copy, its segment set in turn
-        fit["segment"] = (
-            own
-            if read is None
-            else fit["customer_id"].map(read).fillna(missing).astype(str).to_numpy()
-        )
+    for key in candidates.keys:  # one fit-week copy, its segment set in turn
+        if key == FILE:
+            fit["segment"] = own
+        elif key in candidates.types:  # each row's type from its own state
+            fit["segment"] = row_types(fit, candidates.types[key])
+        else:
+            read, missing = candidates.labels[key]
+            fit["segment"] = fit["customer_id"].map(read).fillna(missing).astype(str).to_numpy()
         segments = segment_names(fit)
         layout = DiscreteLayout(spec, len(segments), len(channels), len(actions))
         weeks = customer_weeks(fit, layout, channels, actions, segments, list_divisors)
@@ -183,7 +181,7 @@ def choose_segments(
     del fit
     kept = FILE
     se: dict[str, float] = {FILE: 0.0}
-    for key, _, _ in candidates[1:]:  # each must beat the one kept before it
+    for key in candidates.keys[1:]:  # each must beat the one kept before it
         diff = scores[key] - scores[kept]
         se[key] = difference_se(diff) / per_week
         if float(diff.sum()) / per_week > cfg.summary.tolerance_se * se[key]:
@@ -191,14 +189,58 @@ def choose_segments(
     choice = SegmentationChoice(
         kept=kept,
         tiers=cfg.value_tiers if kept.startswith("value tiers") else 0,
-        cuts=cuts.get(kept, ()),
-        types=found.get(kept),
+        cuts=candidates.cuts.get(kept, ()),
+        types=candidates.types.get(kept),
         loglik={key: float(s.sum()) / per_week for key, s in scores.items()},
         se=se,
-        centres={key: t.centres_in_units() for key, t in found.items()},
+        centres={key: t.centres_in_units() for key, t in candidates.types.items()},
         seconds=time.perf_counter() - started,
     )
-    chosen = next(c for c in candidates if c[0] == kept)
-    if chosen[1] is None:
+    if kept == FILE:
         return panel, choice
-    return with_segments(panel, chosen[1], chosen[2]), choice
+    if read_at != end:  # the kept segmentation read from every calibration week
+        final = _candidates(panel, end, cfg, only=kept)
+        choice = replace(choice, cuts=final.cuts.get(kept, ()), types=final.types.get(kept))
+    else:
+        final = candidates
+    if choice.types is not None:
+        return segment_by_types(panel, choice.types), choice
+    labels, missing = final.labels[kept]
+    return with_segments(panel, labels, missing), choice
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """The candidate segmentations read at one week: each non-file candidate's labels (by
+    customer id) and the label of a customer without one, by key; the value tiers' cuts and
+    the behaviour types, by key."""
+
+    keys: tuple[str, ...]
+    labels: dict[str, tuple[pd.Series, str]]
+    cuts: dict[str, tuple[float, ...]]
+    types: dict[str, BehaviourTypes]
+
+
+def _candidates(
+    panel: pd.DataFrame, end: int, cfg: CalibrationConfig, only: str = ""
+) -> _Candidates:
+    """The candidates of ``cfg`` (or the one keyed ``only``) read from the weeks before
+    ``end``: the customers file's, the value tiers, the behaviour types in increasing number."""
+    keys = [FILE]
+    labels: dict[str, tuple[pd.Series, str]] = {}
+    cuts: dict[str, tuple[float, ...]] = {}
+    types: dict[str, BehaviourTypes] = {}
+    if cfg.value_tiers and only in ("", value_key(cfg.value_tiers)):
+        key = value_key(cfg.value_tiers)
+        tiers, value_cuts = value_labels(panel, end, cfg.value_tiers)
+        keys.append(key)
+        labels[key] = (tiers, NO_PURCHASE_TIER)
+        cuts[key] = tuple(float(c) for c in value_cuts)
+    for k in sorted(cfg.behaviour_types):
+        key = types_key(k)
+        if only in ("", key):
+            found, fitted = behaviour_labels(panel, end, k, cfg.seed)
+            keys.append(key)
+            labels[key] = (found, fitted.unknown)
+            types[key] = fitted
+    return _Candidates(tuple(keys), labels, cuts, types)

@@ -230,8 +230,6 @@ def segment_by_value(
     return with_segments(panel, tiers, NO_PURCHASE_TIER), cuts
 
 
-NO_PURCHASE_TYPE = "type none"
-"""Behaviour type label of a customer without a conversion yet (no order value to read)."""
 BEHAVIOUR_SCORES: tuple[str, ...] = ("log_value", "engagement_rate", "conversion_rate")
 """The behaviour scores of :func:`behaviour_scores`, in column order."""
 
@@ -248,7 +246,8 @@ def behaviour_scores(features: Mapping[str, NDArray[np.generic]]) -> NDArray[np.
     - ``conversion_rate``: ``n_conversions / (1 + tenure_weeks)``, conversions per week of
       tenure (a purchase cycle's inverse).
 
-    A customer without a conversion yet has the row NaN (no type read from behaviour).
+    A customer without a conversion yet has ``log_value`` NaN (no order value yet; the other
+    two scores are read as they are).
     """
     monetary = np.asarray(features["monetary"], np.float64)
     n_eng = np.asarray(features["n_engagements"], np.float64)
@@ -258,7 +257,7 @@ def behaviour_scores(features: Mapping[str, NDArray[np.generic]]) -> NDArray[np.
     scores = np.column_stack(
         [np.log1p(np.maximum(monetary, 0.0)), n_eng / (1.0 + n_contacts), n_conv / (1.0 + tenure)]
     )
-    scores[~np.isfinite(monetary) | (n_conv <= 0)] = np.nan
+    scores[~np.isfinite(monetary) | (n_conv <= 0), 0] = np.nan
     return scores
 
 
@@ -299,20 +298,28 @@ class BehaviourTypes:
 
     @property
     def names(self) -> tuple[str, ...]:
-        """``"type k/K"`` for ``k = 1..K``, then :data:`NO_PURCHASE_TYPE`."""
-        return (*(f"type {k}/{self.n_types}" for k in range(1, self.n_types + 1)), NO_PURCHASE_TYPE)
+        """``"type k/K"`` for ``k = 1..K``."""
+        return tuple(f"type {k}/{self.n_types}" for k in range(1, self.n_types + 1))
+
+    @property
+    def unknown(self) -> str:
+        """The label of a customer with no state to read (first seen later): the type of the
+        largest weight."""
+        return self.names[int(np.argmax(self.weights))]
 
     def codes(self, scores: NDArray[np.floating]) -> NDArray[np.int64]:
-        """(N,) type index (0-based; ``n_types``: no conversion yet) of scores (N, 3)."""
+        """(N,) type index (0-based) of scores (N, 3): the type of highest posterior given
+        the scores a customer has (a NaN score, e.g. no order value before the first
+        conversion, is left out: the diagonal mixture's marginal over the others; no score at
+        all: the type of the largest weight)."""
         z = (np.asarray(scores, np.float64) - np.array(self.mean)) / np.array(self.scale)
         centres, var = np.array(self.centres), np.array(self.variances)
-        # log N(z | centre, diag var) + log weight, per customer and type: (N, K)
-        dev = (z[:, None, :] - centres[None, :, :]) ** 2 / var[None, :, :]
-        logp = -0.5 * (dev.sum(axis=2) + np.log(var).sum(axis=1)[None, :])
-        logp = logp + np.log(np.array(self.weights))[None, :]
-        found = np.isfinite(z).all(axis=1)
-        best = np.argmax(np.where(found[:, None], logp, 0.0), axis=1)
-        return np.where(found, best, self.n_types).astype(np.int64)
+        seen = np.isfinite(z)[:, None, :]
+        # log N(z | centre, diag var) over the seen scores + log weight, (N, K)
+        dev = (np.nan_to_num(z)[:, None, :] - centres[None, :, :]) ** 2 / var[None, :, :]
+        terms = np.where(seen, dev + np.log(var)[None, :, :], 0.0)
+        logp = -0.5 * terms.sum(axis=2) + np.log(np.array(self.weights))[None, :]
+        return np.argmax(logp, axis=1).astype(np.int64)
 
     def labels(self, features: Mapping[str, NDArray[np.generic]]) -> NDArray[np.str_]:
         """(N,) type label (:attr:`names`) of each customer from their state features."""
@@ -403,8 +410,10 @@ def behaviour_labels(
     """Each customer's behaviour type (:class:`BehaviourTypes`, ``n_types`` of them, fitted on
     every customer with a conversion) from their state at the start of their last week before
     ``end_week`` (the calibration's first hold-out week; the same rule as
-    :func:`segment_by_value`). A customer without a conversion by then is
-    :data:`NO_PURCHASE_TYPE`: the "new" type, whose behaviour the simulator then learns as one.
+    :func:`segment_by_value`). A customer without a conversion by then gets the most likely
+    type given their engagement and (zero) conversion rate (:meth:`BehaviourTypes.codes`): no
+    "new" segment, whose members would be defined by not buying in the very weeks fitted; a
+    customer first seen from ``end_week`` on is not labelled (:attr:`BehaviourTypes.unknown`).
 
     Args:
         panel: Rows of :func:`~journeyopt.panel.build.build_panel` with the lifetime counts
@@ -416,13 +425,37 @@ def behaviour_labels(
     Returns:
         The labels (indexed by ``customer_id``) and the fitted types.
     """
-    columns = ["monetary", "n_engagements", "n_contacts", "n_conversions", "tenure_weeks"]
-    last = last_rows_before(panel, end_week, columns)
-    features = {c: last[c].to_numpy(np.float64) for c in columns}
+    last = last_rows_before(panel, end_week, TYPE_COLUMNS)
+    features = {c: last[c].to_numpy(np.float64) for c in TYPE_COLUMNS}
     scores = behaviour_scores(features)
     types = fit_behaviour_types(scores, n_types, seed)
     labels = np.asarray(types.names)[types.codes(scores)]
     return pd.Series(labels, index=last.index), types
+
+
+TYPE_COLUMNS: tuple[str, ...] = (
+    "monetary",
+    "n_engagements",
+    "n_contacts",
+    "n_conversions",
+    "tenure_weeks",
+)
+"""The panel columns (state features) :func:`behaviour_scores` reads."""
+
+
+def row_types(rows: pd.DataFrame, types: BehaviourTypes) -> NDArray[np.str_]:
+    """(M,) each panel row's behaviour type, read from that row's own state (the customer's
+    history before the row's week: point-in-time, as the scorer reads it from the state)."""
+    return types.labels({c: rows[c].to_numpy(np.float64) for c in TYPE_COLUMNS})
+
+
+def segment_by_types(panel: pd.DataFrame, types: BehaviourTypes) -> pd.DataFrame:
+    """A copy of ``panel`` whose ``segment`` is each row's behaviour type (:func:`row_types`):
+    a customer's type may change from week to week as their history grows; the calibrated
+    world keeps each customer's type of the week it starts them in."""
+    out = panel.copy()
+    out["segment"] = row_types(out, types)
+    return out
 
 
 def value_labels(
