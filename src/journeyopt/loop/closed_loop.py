@@ -42,7 +42,6 @@ from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.decisions import decision_frame, write_decisions
 from journeyopt.serving.scorer import CustomerBatch, Scorer
 from journeyopt.serving.served_model import load_served_model
-from journeyopt.sim.practice import Practice
 from journeyopt.sim.world import WorldSpec, load_world
 from journeyopt.tracking.registry import CHAMPION, PolicyRegistry
 from journeyopt.tracking.rollout import read_rollout
@@ -177,14 +176,9 @@ class ClosedLoop:
         self, scorer: Scorer, batch: CustomerBatch, actions: NDArray[np.int64], woy: int
     ) -> Float:
         """(N,) true expected reward this week of the served minus today's practice's action
-        (what the holdout's practice would have done)."""
-        practice = scorer.staff.practice
-        if isinstance(practice, Practice):
-            world = self.world_now()
-            segment = segment_index(self.world.segment_labels, world.segment_names)
-            staff = practice.actions(world, batch.features, segment, scorer.staff_week(self.monday))
-        else:  # estimated from the logs: its drawn action
-            staff = control_actions(scorer, batch)
+        (what the holdout's practice would have done: the scorer's control path, under the
+        served contact rules and on the scorer's customer types, as the twin decides)."""
+        staff = control_actions(scorer, batch)
         rewards = self.world.expected_rewards(self.state, self.week, woy)
         n = np.arange(actions.shape[0])
         return rewards[n, actions] - rewards[n, staff]
