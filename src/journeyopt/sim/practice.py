@@ -45,6 +45,7 @@ from numpy.typing import NDArray
 
 from journeyopt.errors import ConfigError
 from journeyopt.panel.state import LIFECYCLE_STAGES
+from journeyopt.sim.behaviour import contact_rules
 from journeyopt.sim.discrete import DiscreteLayout, summarise_with
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import DiscreteSpec, WorldSpec
@@ -181,9 +182,7 @@ class Practice:
             week: Week index of the campaign calendar.
             rules: Contact rules the practice respects (default: the world's own, opt-outs).
         """
-        rules = rules or ContactRules(
-            world.actions, world.features, unsupported=world.unsupported_actions
-        )
+        rules = rules or contact_rules(world)
         allowed = rules.masks(features)
         n = allowed.shape[0]
         action = np.zeros(n, np.int64)
