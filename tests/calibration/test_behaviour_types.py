@@ -31,8 +31,10 @@ from journeyopt.panel.segments import (
     behaviour_labels,
     behaviour_scores,
     fit_behaviour_types,
+    row_types,
 )
 from journeyopt.panel.state import CustomerState, WeekActivity, advance, state_features
+from journeyopt.serving.features import batch_from_columns, empty_record
 from journeyopt.sim.config import GenerateConfig, StaffRulesConfig, shipped_practice
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.world import WORLDS_DIR, DiscreteSpec, WorldSpec, load_world, world_path
@@ -222,3 +224,37 @@ def test_the_types_are_kept_only_when_they_differ(
     assert choice.loglik[types_key(2)] - choice.loglik[FILE] > choice.se[types_key(2)]
     rates = sorted(c["engagement_rate"] for c in choice.centres[types_key(2)])
     assert rates[1] > 2 * rates[0]  # the engaged type
+
+
+def test_the_scorer_reads_a_customers_type_from_their_features() -> None:
+    """A world of behaviour types: a request without a segment gets the type the panel reads
+    from the same features (:func:`row_types`); a given segment is kept."""
+    world = load_world("coworking")
+    types = fit_behaviour_types(
+        np.vstack([_scores(np.random.default_rng(2), 200, e) for e in (0.05, 0.5)]), 2, seed=0
+    )
+    world = replace(
+        world,
+        features=replace(world.features, lifetime_counts=True),
+        segments=tuple(replace(world.segments[0], name=n, share=0.5) for n in types.names),
+        segment_types=types,
+    )
+    record = empty_record(world.features)
+    rows = pd.DataFrame(
+        {
+            "monetary": [26.0, 26.0],
+            "n_engagements": [0, 6],
+            "n_contacts": [9, 9],
+            "n_conversions": [3, 3],
+            "tenure_weeks": [19, 19],
+        }
+    )
+    columns = {
+        name: list(rows[name]) if name in rows else [record[name]] * 2
+        for name in world.features.all_feature_names
+    }
+    batch = batch_from_columns(["a", "b"], columns, None, world, pd.Timestamp("2024-01-01"))
+    want = [world.segment_names.index(t) for t in row_types(rows, types)]
+    assert batch.segment.tolist() == want and want[0] != want[1]
+    given = batch_from_columns(["a", "b"], columns, [types.names[1], None], world, pd.Timestamp(0))
+    assert given.segment.tolist() == [1, want[1]]

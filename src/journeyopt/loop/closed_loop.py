@@ -37,7 +37,6 @@ from journeyopt.loop.twin import (
     control_actions,
     staff_control,
 )
-from journeyopt.panel.segments import value_tier_labels
 from journeyopt.serving.config import ServingConfig
 from journeyopt.serving.decisions import decision_frame, write_decisions
 from journeyopt.serving.scorer import CustomerBatch, Scorer
@@ -130,16 +129,15 @@ class ClosedLoop:
 
     def batch(self, scorer: Scorer) -> CustomerBatch:
         """The customers as ``scorer`` sees them at the start of the next week: their type
-        labels, or for a scorer's world whose segments are value tiers
-        (``segment_value_cuts``) the tier of each customer's mean conversion value, as the
-        scorer computes it from the logs (labels the scorer's world does not know: unknown
-        customers)."""
+        labels, or for a scorer's world whose segments are value tiers or behaviour types
+        (:meth:`~journeyopt.sim.world.WorldSpec.segment_labels`) each customer's tier or type
+        read from their state, as the scorer computes it from the logs (labels the scorer's
+        world does not know: unknown customers)."""
         features = self.world.features(self.state)
         labels = self.world.segment_labels
-        if scorer.world.segment_value_cuts:
-            cuts = np.asarray(scorer.world.segment_value_cuts, np.float64)
-            monetary = np.asarray(features["monetary"], np.float64)
-            labels = value_tier_labels(monetary, cuts).astype(object)
+        read = scorer.world.segment_labels(features)  # value tiers or behaviour types
+        if read is not None:
+            labels = read.astype(object)
         segment = segment_index(labels, scorer.world.segment_names)
         return CustomerBatch(self.customer_ids, features, segment, segment >= 0, self.monday)
 

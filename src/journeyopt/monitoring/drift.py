@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from journeyopt.monitoring.config import DriftThresholds
-from journeyopt.panel.segments import value_tier_labels
+from journeyopt.panel.segments import TYPE_COLUMNS
 from journeyopt.panel.state import LIFECYCLE_STAGES
 from journeyopt.sim.discrete import summarise
 from journeyopt.sim.dynamics import response_probabilities
@@ -207,19 +207,23 @@ def action_drift(
     return pd.DataFrame.from_records(records)
 
 
+_READ = ("monetary", *TYPE_COLUMNS)
+"""The panel columns a world's segments may be read from (value tiers, behaviour types)."""
+
+
 def world_segments(panel: pd.DataFrame, world: WorldSpec) -> NDArray[np.int64]:
     """(M,) each panel row's customer type index into ``world.segments``; -1 when the row's
     segment is not one of the world's (a one-segment world takes every row). A world whose
-    segments are value tiers (``segment_value_cuts``) reads each row's tier of ``monetary``,
-    as the scorer does."""
+    segments are value tiers or behaviour types reads each row's tier or type from its state,
+    as the scorer does (:meth:`~journeyopt.sim.world.WorldSpec.segment_labels`)."""
     names = [s.name for s in world.segments]
     if len(names) == 1:
         return np.zeros(len(panel), np.int64)
     index = {name: k for k, name in enumerate(names)}
     labels = panel["segment"].astype(str).to_numpy()
-    if world.segment_value_cuts:
-        cuts = np.asarray(world.segment_value_cuts, np.float64)
-        labels = value_tier_labels(panel["monetary"].to_numpy(np.float64), cuts).astype(object)
+    read = world.segment_labels({c: panel[c].to_numpy() for c in _READ if c in panel})
+    if read is not None:  # value tiers or behaviour types, read from each row's state
+        labels = read.astype(object)
     return np.array([index.get(s, -1) for s in labels], np.int64).reshape(-1)
 
 

@@ -24,7 +24,6 @@ from journeyopt.calibration.weeks import UNKNOWN_SEGMENT
 from journeyopt.data.schema import CanonicalLogs, empty_contacts, empty_customers, empty_events
 from journeyopt.panel.build import state_at
 from journeyopt.panel.config import PanelConfig
-from journeyopt.panel.segments import value_tier_labels
 from journeyopt.panel.state import LIFECYCLE_STAGES, FeatureSpec, state_features
 from journeyopt.serving.schemas import feature_kind
 from journeyopt.serving.scorer import CustomerBatch
@@ -117,8 +116,9 @@ def batch_from_logs(
             without a sign-up date, scored as customers without history. Given ids absent from
             the logs are unknown.
         segments: Customer type label per ``customer_ids`` entry; default: the logs'
-            ``customers.segment``, or for a world whose segments are value tiers
-            (``world.segment_value_cuts``) the tier of each customer's mean conversion value.
+            ``customers.segment``, or for a world whose segments are value tiers or behaviour
+            types (:meth:`WorldSpec.segment_labels`) each customer's tier or type read from
+            their state.
     """
     spec = world.features
     has_activity = not (logs.events.empty and logs.contacts.empty and logs.customers.empty)
@@ -146,10 +146,9 @@ def batch_from_logs(
             column = features[name].astype(np.asarray(values).dtype, copy=False)
             column[present] = np.asarray(values)[rows[present]]
             features[name] = column
-    if segments is None and world.segment_value_cuts:  # the world's segments are value tiers
-        monetary = np.asarray(features["monetary"], np.float64)
-        cuts = np.asarray(world.segment_value_cuts, np.float64)
-        labels = value_tier_labels(monetary, cuts).astype(object)
+    read = world.segment_labels(features) if segments is None else None
+    if read is not None:  # the world's segments are value tiers or behaviour types
+        labels = read.astype(object)
     elif segments is None:
         attributes = logs.customers.set_index("customer_id")["segment"]
         labels = attributes.reindex(pd.Index(wanted)).fillna("").to_numpy(dtype=object)
@@ -231,9 +230,8 @@ def batch_from_columns(
     labels: Sequence[str] = (
         [""] * n if segments is None else ["" if s is None else s for s in segments]
     )
-    if world.segment_value_cuts:  # value tiers: a missing segment is the customer's tier
-        monetary = np.asarray(features["monetary"], np.float64)
-        tiers = value_tier_labels(monetary, np.asarray(world.segment_value_cuts, np.float64))
+    tiers = world.segment_labels(features)  # tiers or types: a missing segment is the one read
+    if tiers is not None:
         labels = [s if s else str(t) for s, t in zip(labels, tiers, strict=True)]
     segment = segment_codes(labels, world)
     known = segment >= 0

@@ -34,7 +34,7 @@ from journeyopt.calibration.design import Design
 from journeyopt.calibration.propensity import Propensities, propensities, reliability
 from journeyopt.calibration.weeks import customer_weeks
 from journeyopt.errors import JourneyoptError
-from journeyopt.panel.segments import value_tier_labels
+from journeyopt.panel.segments import TYPE_COLUMNS
 from journeyopt.panel.state import LIFECYCLE_STAGES
 from journeyopt.sim.discrete import DiscreteLayout
 from journeyopt.sim.rules import ContactRules
@@ -158,11 +158,12 @@ def logged_trajectories(
         raise JourneyoptError(
             f"logged actions {sorted(unknown)} are not in the world's {world.actions.names}"
         )
-    if world.segment_value_cuts:  # the world's segments are value tiers: as the scorer reads them
-        cuts = np.asarray(world.segment_value_cuts, np.float64)
-        start = _feature(rows, "monetary").astype(np.float64)[::horizon_weeks]
-        tiers = np.repeat(value_tier_labels(start, cuts), horizon_weeks)
-        rows = rows.assign(segment=tiers)  # every step below reads the tier
+    first = rows.iloc[::horizon_weeks]  # each customer's first week
+    typed = world.segment_labels(
+        {c: first[c].to_numpy(np.float64) for c in ("monetary", *TYPE_COLUMNS) if c in first}
+    )
+    if typed is not None:  # value tiers or behaviour types: as the scorer reads them
+        rows = rows.assign(segment=np.repeat(typed, horizon_weeks))  # every step below reads it
     labels = rows["segment"].astype(str).to_numpy()
     unknown_seg = set(labels) - set(world.segment_names)
     if unknown_seg:
