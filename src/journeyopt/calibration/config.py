@@ -347,9 +347,11 @@ class CalibrationConfig:
             with ``truth_world`` (its policy fidelity runs the truth's segments).
         behaviour_types: Candidate numbers of customer types read from behaviour (each >= 2;
             empty: none): a Gaussian mixture over each customer's log mean conversion value,
-            engagement events per contact received and conversions per week of tenure at the
-            end of the calibration weeks (:func:`journeyopt.panel.segments.behaviour_labels`;
-            customers without a conversion are one "new" type). Scored like ``value_tiers``
+            engagement events per contact received and conversions per week of tenure, fitted
+            on the customers' states at the end of the calibration weeks; every customer-week's
+            type read from that week's state (point-in-time, as the scorer reads it;
+            :func:`journeyopt.panel.segments.row_types`; no order value yet: the most likely
+            type from the other scores). Scored like ``value_tiers``
             (:mod:`journeyopt.calibration.segmentation`): the customers file's segments, then
             the value tiers, then each number of types in increasing order replace the kept
             segmentation when better on held-out likelihood by more than
