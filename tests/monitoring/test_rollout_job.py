@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 import journeyopt.cli.rollout as rollout_cli
 from journeyopt.loop.cycle import run_cycle
-from journeyopt.serving.config import ServingConfig
+from journeyopt.serving.config import RolloutConfig, ServingConfig
 from journeyopt.serving.holdout import control_group
 from journeyopt.serving.rollout import ARMS, arm_codes, canary_customers
 from journeyopt.sim.world import load_world
@@ -148,6 +148,11 @@ def test_advance_widens_a_winner_and_rolls_back_a_loser(
         registry.alias(PREVIOUS)
     for name in ("rollout.md", "arms.csv", "comparisons.csv", "verdict.json"):
         assert (out / name).is_file()
+    evidence = (out / "rollout.md").read_text()  # which exposure applies (500 caps both)
+    assert "rollback on the bound from 500, widening from 500" in evidence
+    assert "**exposure against previous**:" in evidence
+    printed = rollout_cli.describe(status, RolloutConfig(min_exposure_weeks=500))
+    assert any("its bound may roll back or widen" in line for line in printed), printed
     client = MlflowClient(tracking_uri=mlflow_sqlite.tracking_uri)
     assert advanced.run_id is not None
     run = client.get_run(advanced.run_id)

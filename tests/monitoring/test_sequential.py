@@ -153,7 +153,7 @@ def test_exposure_stage_says_which_decision_the_bound_may_take() -> None:
     assert "the loss budget guards" in stages[0] and "rollback from 720" in stages[0]
     assert "budget" not in stages[1]
     assert stages[2].endswith("may roll back; widening from 2000")
-    assert stages[3] == "against control: 2500 customer-weeks, its bound may roll back or widen"
+    assert stages[3] == "2500 customer-weeks, its bound may roll back or widen"
     with pytest.raises(ConfigError, match=r"min_exposure_rollback_weeks must be >= 1"):
         RolloutConfig(min_exposure_rollback_weeks=0)
 

@@ -295,7 +295,7 @@ def exposure_stage(c: ArmComparison, settings: RolloutConfig) -> str:
         allowed = f"before the bound's burn-in (rollback from {rollback}, widening from {widen})"
         if c.against == PREVIOUS_ARM:
             allowed += "; the loss budget guards"
-    return f"against {c.against}: {c.exposure:.0f} customer-weeks, {allowed}"
+    return f"{c.exposure:.0f} customer-weeks, {allowed}"
 
 
 def rollout_groups(decisions: pd.DataFrame, state: RolloutState) -> tuple[pd.DataFrame, int]:
