@@ -36,6 +36,7 @@ import pytest
 from filelock import FileLock
 
 from journeyopt.tracking.config import TrackingConfig
+from tests.built_once import shared_dir
 
 SERVER_START_SECONDS = 180.0
 _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
@@ -44,9 +45,7 @@ _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 def _shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder shared by the pytest-xdist workers of this run (the session's own folder
     without xdist)."""
-    base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    folder = root / "mlflow-shared"
+    folder = shared_dir(tmp_path_factory) / "mlflow"
     folder.mkdir(exist_ok=True)
     return folder
 

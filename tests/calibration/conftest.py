@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from journeyopt.sim.config import GenerateConfig, StaffRulesConfig, shipped_prac
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.world import WorldSpec, load_world, world_path
 from journeyopt.tracking.config import TrackingConfig
+from tests.built_once import built_once
 from tests.panel.windows import panel_config
 from tests.sim.caps import PRACTICE_CYCLES, caps_config
 
@@ -126,7 +128,12 @@ SMALL_PRACTICE = _one_type_practice()
 
 @pytest.fixture(scope="session")
 def small_world_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A one-segment version of the coworking world with small caps (~1,000 states)."""
+    """A one-segment version of the coworking world with small caps (~1,000 states), one
+    file for the whole run (:func:`tests.built_once.built_once`, as the two fixtures below)."""
+    return built_once(tmp_path_factory, "small_world", _write_small_world)
+
+
+def _write_small_world(folder: Path) -> Path:
     raw = yaml.safe_load(world_path("coworking").read_text())
     freelancer = {**raw["segments"]["freelancer"], "share": 1.0}
     raw.update(
@@ -139,7 +146,7 @@ def small_world_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "engagement_cap_weeks": CAPS.engagement_cap_weeks,
         },
     )
-    path = tmp_path_factory.mktemp("world") / "world.yaml"
+    path = folder / "world.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
 
@@ -152,7 +159,10 @@ def small_world(small_world_path: Path) -> WorldSpec:
 @pytest.fixture(scope="session")
 def small_logs(small_world: WorldSpec, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Raw coworking-format logs of 3,000 customers over 80 weeks, 30 % exploration."""
-    out = tmp_path_factory.mktemp("logs")
+    return built_once(tmp_path_factory, "small_logs", partial(_write_small_logs, small_world))
+
+
+def _write_small_logs(world: WorldSpec, out: Path) -> Path:
     cfg = GenerateConfig(
         staff=SMALL_PRACTICE,
         output_dir=str(out),
@@ -160,7 +170,7 @@ def small_logs(small_world: WorldSpec, tmp_path_factory: pytest.TempPathFactory)
         weeks=80,
         exploration=0.3,
     )
-    write_logs(generate_logs(small_world, cfg, np.random.default_rng(0)), out, overwrite=True)
+    write_logs(generate_logs(world, cfg, np.random.default_rng(0)), out, overwrite=True)
     return out
 
 
@@ -198,6 +208,11 @@ def small_calibration(
     small_logs: Path, small_world_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> CalibrationResult:
     """The small logs calibrated against their truth on two worker processes (test_workers
-    compares it with the same calibration in one process)."""
-    out = tmp_path_factory.mktemp("calibrated")
-    return calibrate(calibration_config(small_logs, out, truth=str(small_world_path), workers=2))
+    compares it with the same calibration in one process); once for the whole run."""
+
+    def build(out: Path) -> CalibrationResult:
+        return calibrate(
+            calibration_config(small_logs, out, truth=str(small_world_path), workers=2)
+        )
+
+    return built_once(tmp_path_factory, "small_calibration", build)
