@@ -158,9 +158,9 @@ def logged_trajectories(
         raise JourneyoptError(
             f"logged actions {sorted(unknown)} are not in the world's {world.actions.names}"
         )
-    first = rows.iloc[::horizon_weeks]  # each customer's first week
+    starts = rows.iloc[::horizon_weeks]  # each customer's first week
     typed = world.segment_labels(
-        {c: first[c].to_numpy(np.float64) for c in ("monetary", *TYPE_COLUMNS) if c in first}
+        {c: starts[c].to_numpy(np.float64) for c in ("monetary", *TYPE_COLUMNS) if c in starts}
     )
     if typed is not None:  # value tiers or behaviour types: as the scorer reads them
         rows = rows.assign(segment=np.repeat(typed, horizon_weeks))  # every step below reads it
