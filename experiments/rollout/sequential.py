@@ -2,10 +2,12 @@
 looks when the canary has no effect, and the weeks to a decision for a range of true effects.
 
     .venv/bin/python experiments/rollout/sequential.py --null 500 --per-effect 100
-    .venv/bin/python experiments/rollout/sequential.py --rollback --null 1000 --per-effect 60
+    .venv/bin/python experiments/rollout/sequential.py --rollback --null 500 --per-effect 40
+    .venv/bin/python experiments/rollout/sequential.py --rollback --confirm 600
 
 Writes ``null.csv``, ``effects.csv`` and ``summary.md`` beside this file (``--rollback``:
-``rollback_null.csv``, ``rollback_effects.csv``, ``rollback_summary.md``: the rollback's own
+``rollback_null.csv``, ``rollback_effects.csv``, ``rollback_summary.md``, with ``--confirm``
+``rollback_confirm.csv``: the rollback's own
 minimum exposure ``serve.rollout.min_exposure_rollback_weeks`` over a range of candidates, each
 decision rule on the same rollouts). The rollouts are
 :mod:`journeyopt.monitoring.rollout_sim` (production ``compare_arms`` and ``decide`` with the
@@ -201,6 +203,33 @@ def rollback_effects(experiments: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def rollback_confirm(experiments: int, seed: int) -> pd.DataFrame:
+    """Null rollouts of 1,000 and 2,000 customers at the default ``serve.rollout`` and with the
+    rollback waiting for the widening's exposure (the rule before), on the same rollouts."""
+    rules = (RolloutConfig(), RolloutConfig(min_exposure_rollback_weeks=2000))
+    rows = []
+    for k, customers in enumerate((1000, 2000)):
+        all_runs = error_rates_many(Scenario(customers=customers), rules, experiments, seed + k)
+        for rule, runs in zip(rules, all_runs, strict=True):
+            wrong = int((runs["decision"] != CONTINUE).sum())
+            low, high = _wilson(wrong, experiments)
+            rows.append(
+                {
+                    "customers": customers,
+                    "seed": seed + k,
+                    "min_exposure_rollback_weeks": rule.min_exposure_rollback_weeks,
+                    "experiments": experiments,
+                    "wrong_decisions": wrong,
+                    "error_rate": wrong / experiments,
+                    "error_ci_low": low,
+                    "error_ci_high": high,
+                    "false_rollback": int((runs["decision"] == ROLLBACK).sum()),
+                    "false_widen": int((runs["decision"] == WIDEN).sum()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def rollback_study(null: int, per_effect: int, seed: int) -> None:
     """``--rollback``: the two tables and ``rollback_summary.md``."""
     start = time.monotonic()
@@ -250,6 +279,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     start = time.monotonic()
+    if args.rollback and args.confirm:
+        confirm = rollback_confirm(args.confirm, args.seed + 1000)
+        confirm.to_csv(HERE / "rollback_confirm.csv", index=False)
+        print(markdown_table(confirm), f"\n{time.monotonic() - start:.0f} s")
+        return
     if args.rollback:
         rollback_study(args.null, args.per_effect, args.seed)
         return
