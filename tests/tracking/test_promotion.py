@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,7 @@ from journeyopt.tracking.promotion import (
 )
 from journeyopt.tracking.registry import CHAMPION, RULES_TAG, PolicyRegistry
 from journeyopt.tracking.run import tracked_run
+from tests.built_once import built_once
 from tests.evaluation.ope.wrong_world import booking_odds_scaled
 from tests.panel.windows import panel_config
 
@@ -85,8 +87,13 @@ def test_decide_names_failed_tests() -> None:
 
 @pytest.fixture(scope="module")
 def recent_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Staff rules with 10 % exploration (the demo's setting), 1,500 customers, 6 weeks."""
-    out = tmp_path_factory.mktemp("logs")
+    """Staff rules with 10 % exploration (the demo's setting), 1,500 customers, 6 weeks; one
+    folder for the whole run (the gate modules that import this fixture share it, so
+    :func:`cloned_myopic` fits their candidate once per process)."""
+    return built_once(tmp_path_factory, "recent_logs", _write_recent_logs)
+
+
+def _write_recent_logs(out: Path) -> Path:
     cfg = GenerateConfig(
         staff=shipped_practice("coworking"),
         output_dir=str(out),
@@ -130,8 +137,19 @@ def cloned_myopic(logs: Path, world: WorldSpec | None = None) -> LinearSoftmaxPo
     """The myopic next-best offer of ``world`` (default: the coworking world) cloned into a
     linear softmax policy (multinomial logistic regression on the logged customers'
     observation vectors): a registrable candidate that is clearly better than the staff rules
-    in the coworking world."""
-    world = world if world is not None else load_world("coworking")
+    in the coworking world. Fitted once per process for the same logs folder and the default
+    world (seven gate tests register it; nothing modifies it)."""
+    if world is None:
+        return _cloned_myopic_of_coworking(logs.resolve())
+    return _clone_myopic(logs, world)
+
+
+@functools.cache
+def _cloned_myopic_of_coworking(logs: Path) -> LinearSoftmaxPolicy:
+    return _clone_myopic(logs, load_world("coworking"))
+
+
+def _clone_myopic(logs: Path, world: WorldSpec) -> LinearSoftmaxPolicy:
     layout = observation_layout(world)
     source = coworking_source(logs)
     panel = build_panel(ingest_to_logs(source)[0], panel_config(), tuple(source.contact_channels))
