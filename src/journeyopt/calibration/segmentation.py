@@ -1,19 +1,24 @@
-"""The calibrated world's segments, chosen by the data: the customers file's attribute, or
+"""The calibrated world's segments, chosen by the data: the customers file's attribute,
 equal-count tiers of the customers' mean conversion value (``calibration.value_tiers``;
-:func:`journeyopt.panel.segments.segment_by_value`).
+:func:`journeyopt.panel.segments.segment_by_value`) or customer types read from behaviour
+(``calibration.behaviour_types``; :class:`journeyopt.panel.segments.BehaviourTypes`).
 
 A customer type the customers file does not record (a business's bulk buyers, its bargain
-hunters) often shows in what customers spend per order; a segment is static, so tiers of it
-keep the world's summary, dynamics and exact optimum as they are. Both segmentations are
-scored like the state summaries (:mod:`journeyopt.calibration.summary`): the conversion,
-engagement and opt-out models fitted on the calibration's training customers and scored on its
-validation customers (the same split), every customer-week weighted by the fit's confounding
-weights computed once, on the customers file's segments (weighted log-likelihoods compare only
-under one weighting). The tiers replace the customers file's segments only when their
-held-out log-likelihood is better by more than ``calibration.summary.tolerance_se`` standard
-errors of the difference (over validation customers): a new segmentation must earn its place.
-With ``calibration.summary.forward_weeks`` both are scored forward in time, as the summaries
-are (every customer's last weeks, fitted on the weeks before).
+hunters) often shows in what customers spend per order, how often they engage and how often
+they buy; a segment is static in the world, so tiers or types keep the world's summary,
+dynamics and exact optimum as they are. Value tiers are read once per customer, at the end of
+the calibration weeks; behaviour types are read for every customer-week from that week's own
+state (point-in-time, as the scorer reads them). Every candidate is scored like the state
+summaries (:mod:`journeyopt.calibration.summary`): the conversion, engagement and opt-out models
+fitted and scored on the calibration's split (:func:`~journeyopt.calibration.scoring.scored_rows`),
+every customer-week weighted by the fit's confounding weights computed once, on the customers
+file's segments (weighted log-likelihoods compare only under one weighting). Stepwise: the
+customers file's segments, then the value tiers, then each number of types in increasing order;
+a candidate replaces the one kept before it only when its held-out log-likelihood is better by
+more than ``calibration.summary.tolerance_se`` standard errors of the difference (over the
+scored customers): a new segmentation must earn its place. Scored forward in time
+(``calibration.summary.forward_weeks``), the tiers and the types' mixture are read from the
+weeks before the scored ones; the kept one is then read again from every calibration week.
 """
 
 from __future__ import annotations

@@ -12,6 +12,13 @@ RFM scores
     customers therefore always get the same score (the lowest score their group reaches), and a
     score 5 customer is better than at least 80 % of the others. The RFM cell is the three
     digits ``"<R><F><M>"`` (``"555"`` is the best cell).
+
+Value tiers and behaviour types
+    The calibrated world's segments when the customers file does not record a customer's
+    type: equal-count tiers of the mean conversion value (:func:`segment_by_value`), or types
+    from three behaviour scores (:func:`behaviour_scores`: order value, engagement per contact,
+    purchase rate) clustered by a seeded Gaussian mixture (:class:`BehaviourTypes`), each
+    customer-week's type read from its own state (:func:`row_types`).
 """
 
 from __future__ import annotations
