@@ -107,12 +107,39 @@ def confirm_small(experiments: int, seed: int) -> pd.DataFrame:
                           "naive_95_rejected": float(runs["naive_rejected"].mean())}])  # fmt: skip
 
 
+def decision_shares(runs: pd.DataFrame) -> dict[str, float]:
+    """Shares of ``runs`` (one row per rollout) widened, rolled back and undecided, and the
+    median week of the decided ones (NaN without one)."""
+    decided = runs.loc[runs["decision"] != CONTINUE, "week"]
+    return {
+        "widened": float((runs["decision"] == WIDEN).mean()),
+        "rolled_back": float((runs["decision"] == ROLLBACK).mean()),
+        "undecided_after_26_weeks": float((runs["decision"] == CONTINUE).mean()),
+        "median_weeks_to_decision": float(decided.median()) if len(decided) else np.nan,
+    }
+
+
+def null_errors(runs: pd.DataFrame, experiments: int) -> dict[str, float]:
+    """Wrong decisions of null rollouts (canary = previous): their count and rate with its
+    Wilson interval, split into rollbacks and widenings."""
+    wrong = int((runs["decision"] != CONTINUE).sum())
+    low, high = _wilson(wrong, experiments)
+    return {
+        "experiments": experiments,
+        "wrong_decisions": wrong,
+        "error_rate": wrong / experiments,
+        "error_ci_low": low,
+        "error_ci_high": high,
+        "false_rollback": int((runs["decision"] == ROLLBACK).sum()),
+        "false_widen": int((runs["decision"] == WIDEN).sum()),
+    }
+
+
 def effect_table(experiments: int, seed: int, base: Scenario) -> pd.DataFrame:
     rows = []
     for (k, lift), (estimator, settings) in itertools.product(enumerate(LIFTS), ESTIMATORS.items()):
         scenario = with_lift(base, lift)
         runs = error_rates(scenario, settings, experiments, seed + 100 + k)
-        decided = runs[runs["decision"] != CONTINUE]
         rows.append(
             {
                 "scenario": scenario.customers,
@@ -120,12 +147,7 @@ def effect_table(experiments: int, seed: int, base: Scenario) -> pd.DataFrame:
                 "canary_lift": lift,
                 "true_effect_per_customer_week": scenario.true_effect,
                 "experiments": experiments,
-                "widened": float((runs["decision"] == WIDEN).mean()),
-                "rolled_back": float((runs["decision"] == ROLLBACK).mean()),
-                "undecided_after_26_weeks": float((runs["decision"] == CONTINUE).mean()),
-                "median_weeks_to_decision": float(decided["week"].median())
-                if len(decided)
-                else float("nan"),
+                **decision_shares(runs),
                 "sequence_missed_true_effect": float(runs["missed"].mean()),
             }
         )
@@ -153,20 +175,12 @@ def rollback_null(experiments: int, seed: int) -> pd.DataFrame:
     for k, (name, scenario) in enumerate(ROLLBACK_SCENARIOS.items()):
         for rule, runs in zip(_rules(), error_rates_many(scenario, _rules(), experiments,
                                                           seed + k), strict=True):  # fmt: skip
-            wrong = int((runs["decision"] != CONTINUE).sum())
-            low, high = _wilson(wrong, experiments)
             rollbacks = runs[runs["decision"] == ROLLBACK]
             rows.append(
                 {
                     "scenario": name,
                     "min_exposure_rollback_weeks": rule.min_exposure_rollback_weeks,
-                    "experiments": experiments,
-                    "wrong_decisions": wrong,
-                    "error_rate": wrong / experiments,
-                    "error_ci_low": low,
-                    "error_ci_high": high,
-                    "false_rollback": len(rollbacks),
-                    "false_widen": int((runs["decision"] == WIDEN).sum()),
+                    **null_errors(runs, experiments),
                     "false_rollback_weeks": " ".join(str(w) for w in sorted(rollbacks["week"])),
                 }
             )
@@ -181,7 +195,7 @@ def rollback_effects(experiments: int, seed: int) -> pd.DataFrame:
         scenario = with_lift(base, lift)
         all_runs = error_rates_many(scenario, _rules(), experiments, seed + 100 + k)
         for rule, runs in zip(_rules(), all_runs, strict=True):
-            decided = runs[runs["decision"] != CONTINUE]
+            decided = runs.loc[runs["decision"] != CONTINUE, "week"]
             rows.append(
                 {
                     "scenario": name,
@@ -189,15 +203,8 @@ def rollback_effects(experiments: int, seed: int) -> pd.DataFrame:
                     "canary_lift": lift,
                     "true_effect_per_customer_week": scenario.true_effect,
                     "experiments": experiments,
-                    "widened": float((runs["decision"] == WIDEN).mean()),
-                    "rolled_back": float((runs["decision"] == ROLLBACK).mean()),
-                    "undecided_after_26_weeks": float((runs["decision"] == CONTINUE).mean()),
-                    "median_weeks_to_decision": float(decided["week"].median())
-                    if len(decided)
-                    else float("nan"),
-                    "mean_weeks_to_decision": float(decided["week"].mean())
-                    if len(decided)
-                    else float("nan"),
+                    **decision_shares(runs),
+                    "mean_weeks_to_decision": float(decided.mean()) if len(decided) else np.nan,
                 }
             )
     return pd.DataFrame(rows)
@@ -211,20 +218,12 @@ def rollback_confirm(experiments: int, seed: int) -> pd.DataFrame:
     for k, customers in enumerate((1000, 2000)):
         all_runs = error_rates_many(Scenario(customers=customers), rules, experiments, seed + k)
         for rule, runs in zip(rules, all_runs, strict=True):
-            wrong = int((runs["decision"] != CONTINUE).sum())
-            low, high = _wilson(wrong, experiments)
             rows.append(
                 {
                     "customers": customers,
                     "seed": seed + k,
                     "min_exposure_rollback_weeks": rule.min_exposure_rollback_weeks,
-                    "experiments": experiments,
-                    "wrong_decisions": wrong,
-                    "error_rate": wrong / experiments,
-                    "error_ci_low": low,
-                    "error_ci_high": high,
-                    "false_rollback": int((runs["decision"] == ROLLBACK).sum()),
-                    "false_widen": int((runs["decision"] == WIDEN).sum()),
+                    **null_errors(runs, experiments),
                 }
             )
     return pd.DataFrame(rows)
