@@ -38,7 +38,13 @@ from journeyopt.serving.guards import (
     staff_rules,
 )
 from journeyopt.serving.holdout import control_group
-from journeyopt.serving.rollout import ARMS, PREVIOUS_ARM, arm_codes, canary_customers
+from journeyopt.serving.rollout import (
+    ARMS,
+    CONTROL_ARM,
+    PREVIOUS_ARM,
+    arm_codes,
+    canary_customers,
+)
 from journeyopt.serving.served_model import ServedModel
 from journeyopt.sim.behaviour import world_under_rules
 from journeyopt.sim.observation import ObservationLayout, encode, observation_layout
@@ -333,11 +339,8 @@ class Scorer:
         observations = np.ascontiguousarray(
             encode(self.layout, batch.features, segment, week_of_year)
         )
-        control = control_group(
-            batch.customer_ids,
-            self.settings.holdout.salt,
-            self.settings.holdout.control_share,
-        )
+        arm = self.arms(batch)
+        control = arm == ARMS.index(CONTROL_ARM)
         observation = Observation(
             batch.features, segment, week_of_year, self._campaign_week(monday)
         )
@@ -348,8 +351,8 @@ class Scorer:
                 self.champion_arm, observation, masks, batch.customer_ids, monday
             )
         greedy = np.asarray(greedy, np.int64)
-        arm, greedy, scores = self._rollout(
-            batch, control, observations, masks, greedy, scores, segment, week_of_year
+        greedy, scores = self._rollout(
+            batch, arm, observations, masks, greedy, scores, segment, week_of_year
         )
         rows = np.arange(batch.n)
         refused = ~masks[rows, greedy]  # a policy that ignored the masks: guarded to none
@@ -414,24 +417,20 @@ class Scorer:
     def _rollout(
         self,
         batch: CustomerBatch,
-        control: NDArray[np.bool_],
+        arm: NDArray[np.int8],
         observations: NDArray[np.float32],
         masks: NDArray[np.bool_],
         greedy: NDArray[np.int64],
         scores: NDArray[np.float64],
         segment: NDArray[np.int64],
         week_of_year: int,
-    ) -> tuple[NDArray[np.int8], NDArray[np.int64], NDArray[np.float64]]:
-        """The arms of a staged rollout (:mod:`journeyopt.serving.rollout`) and the
-        choices and scores with the ``previous`` arm's taken by the previous version (over
-        its own observation layout)."""
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """The choices and scores with a staged rollout's (:mod:`journeyopt.serving.rollout`)
+        ``previous`` arm (``arm``: :meth:`arms`) taken by the previous version (over its own
+        observation layout)."""
         previous = self.model.previous
         if previous is None:
-            return arm_codes(control, None), greedy, scores
-        canary = canary_customers(
-            batch.customer_ids, self.settings.rollout.salt, self.model.canary_share
-        )
-        arm = arm_codes(control, canary)
+            return greedy, scores
         rows = np.flatnonzero(arm == ARMS.index(PREVIOUS_ARM))
         if rows.size and self.previous_arm is not None:  # today's practice, as for control
             features = {k: np.asarray(v)[rows] for k, v in batch.features.items()}
@@ -456,4 +455,4 @@ class Scorer:
             greedy, scores = greedy.copy(), np.array(scores, np.float64)
             greedy[rows] = np.asarray(old_greedy, np.int64)
             scores[rows] = old_scores
-        return arm, greedy, scores
+        return greedy, scores
