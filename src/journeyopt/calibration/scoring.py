@@ -18,15 +18,20 @@ from journeyopt.calibration.weeks import CustomerWeeks
 Float = NDArray[np.float64]
 
 
+def window_weeks(fitted_weeks: int, forward_weeks: int) -> int:
+    """Weeks scored forward in time out of ``fitted_weeks`` calibration weeks:
+    ``forward_weeks`` (``calibration.summary.forward_weeks``), at most half the fitted weeks
+    (at least as many weeks are fitted before the window as it scores; a history of 20 weeks
+    is scored on its last 10), 0 (the validation customers instead) with ``forward_weeks`` 0
+    or fewer than two fitted weeks."""
+    return min(forward_weeks, fitted_weeks // 2) if forward_weeks > 0 else 0
+
+
 def forward_window(weeks: CustomerWeeks, forward_weeks: int) -> int:
-    """Weeks scored forward in time: ``forward_weeks`` (``calibration.summary.forward_weeks``),
-    at most half the fitted weeks of ``weeks`` (at least as many weeks are fitted before the
-    window as it scores; a history of 20 weeks is scored on its last 10), 0 (the validation
-    customers instead) with ``forward_weeks`` 0 or fewer than two fitted weeks."""
-    if not forward_weeks or not weeks.n:
+    """:func:`window_weeks` over the weeks ``weeks`` spans."""
+    if not weeks.n:
         return 0
-    fitted = int(weeks.week.max()) - int(weeks.week.min()) + 1
-    return min(forward_weeks, fitted // 2)
+    return window_weeks(int(weeks.week.max()) - int(weeks.week.min()) + 1, forward_weeks)
 
 
 def scored_rows(

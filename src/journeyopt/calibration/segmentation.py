@@ -36,7 +36,7 @@ from journeyopt.calibration.config import CalibrationConfig
 from journeyopt.calibration.design import Design
 from journeyopt.calibration.estimate import fit_weights, validation_customers
 from journeyopt.calibration.propensity import practice_matrix, propensities
-from journeyopt.calibration.scoring import difference_se, scored_rows
+from journeyopt.calibration.scoring import difference_se, scored_rows, window_weeks
 from journeyopt.calibration.summary import heldout_loglik
 from journeyopt.calibration.weeks import customer_weeks, segment_names
 from journeyopt.panel.segments import (
@@ -150,11 +150,10 @@ def choose_segments(
     started = time.perf_counter()
     first, end = fit_weeks
     fit = panel.loc[(panel["week"] >= first) & (panel["week"] < end)].copy()
-    forward = cfg.summary.forward_weeks
     fitted = int(fit["week"].max()) - int(fit["week"].min()) + 1 if len(fit) else 0
-    # scored forward in time (scoring.forward_window): the labels scored are read before the
-    # scored weeks; read at the end they would carry those weeks' own outcomes
-    read_at = end - min(forward, fitted // 2) if forward and fitted >= 2 else end
+    # scored forward in time: the labels scored are read before the scored weeks; read at the
+    # end they would carry those weeks' own outcomes
+    read_at = end - window_weeks(fitted, cfg.summary.forward_weeks)
     candidates = _candidates(panel, read_at, cfg)
     own = fit["segment"].to_numpy()
     scores: dict[str, Float] = {}
