@@ -42,7 +42,7 @@ from journeyopt.calibration.weeks import customer_weeks, segment_names
 from journeyopt.panel.segments import (
     NO_PURCHASE_TIER,
     BehaviourTypes,
-    behaviour_labels,
+    behaviour_types_before,
     row_types,
     segment_by_types,
     value_labels,
@@ -215,9 +215,9 @@ def choose_segments(
 
 @dataclass(frozen=True)
 class _Candidates:
-    """The candidate segmentations read at one week: each non-file candidate's labels (by
-    customer id) and the label of a customer without one, by key; the value tiers' cuts and
-    the behaviour types, by key."""
+    """The candidate segmentations read at one week: the value tiers' labels (by customer
+    id) and the label of a customer without one, by key; the value tiers' cuts and the
+    behaviour types (which label each panel row from its own state), by key."""
 
     keys: tuple[str, ...]
     labels: dict[str, tuple[pd.Series, str]]
@@ -243,8 +243,6 @@ def _candidates(
     for k in sorted(cfg.behaviour_types):
         key = types_key(k)
         if only in ("", key):
-            found, fitted = behaviour_labels(panel, end, k, cfg.seed)
-            keys.append(key)
-            labels[key] = (found, fitted.unknown)
-            types[key] = fitted
+            keys.append(key)  # labelled row by row (row_types), not per customer
+            types[key] = behaviour_types_before(panel, end, k, cfg.seed)
     return _Candidates(tuple(keys), labels, cuts, types)

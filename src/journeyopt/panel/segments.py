@@ -432,12 +432,25 @@ def behaviour_labels(
     Returns:
         The labels (indexed by ``customer_id``) and the fitted types.
     """
-    last = last_rows_before(panel, end_week, TYPE_COLUMNS)
-    features = {c: last[c].to_numpy(np.float64) for c in TYPE_COLUMNS}
-    scores = behaviour_scores(features)
+    last, scores = _scores_before(panel, end_week)
     types = fit_behaviour_types(scores, n_types, seed)
     labels = np.asarray(types.names)[types.codes(scores)]
     return pd.Series(labels, index=last.index), types
+
+
+def behaviour_types_before(
+    panel: pd.DataFrame, end_week: int, n_types: int, seed: int
+) -> BehaviourTypes:
+    """The behaviour types :func:`behaviour_labels` fits (on every customer's state at the
+    start of their last week before ``end_week``), without labelling the customers."""
+    return fit_behaviour_types(_scores_before(panel, end_week)[1], n_types, seed)
+
+
+def _scores_before(panel: pd.DataFrame, end_week: int) -> tuple[pd.DataFrame, NDArray[np.float64]]:
+    """Each customer's last row before ``end_week`` (:func:`last_rows_before`) and its
+    :func:`behaviour_scores`."""
+    last = last_rows_before(panel, end_week, TYPE_COLUMNS)
+    return last, behaviour_scores({c: last[c].to_numpy(np.float64) for c in TYPE_COLUMNS})
 
 
 TYPE_COLUMNS: tuple[str, ...] = (
