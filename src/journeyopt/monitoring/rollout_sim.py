@@ -225,9 +225,7 @@ def error_rates(
 ) -> pd.DataFrame:
     """``experiments`` synthetic rollouts of ``scenario``: one row each (decision, week,
     naive_rejected, missed), seeded by ``seed``."""
-    rng = np.random.default_rng(seed)
-    rows = [simulate_rollout(scenario, settings, rng) for _ in range(experiments)]
-    return pd.DataFrame([r.__dict__ for r in rows])
+    return error_rates_many(scenario, (settings,), experiments, seed)[0]
 
 
 def error_rates_many(
