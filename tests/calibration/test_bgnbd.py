@@ -9,6 +9,7 @@ import pytest
 from journeyopt.calibration.bgnbd import (
     BGNBD,
     conditional_expected,
+    conditional_pmf,
     fit_bgnbd,
     log_likelihood,
     repeat_summary,
@@ -54,6 +55,61 @@ def test_conditional_forecast_matches_simulation() -> None:
     x_cal, t_cal = simulate_bgnbd(params, np.full(n, calib), np.random.default_rng(1))
     forecast = conditional_expected(params, horizon, x_cal, t_cal, np.full(n, calib))
     assert float(np.mean(forecast)) == pytest.approx(float(np.mean(x_all - x_cal)), rel=0.05)
+
+
+CUSTOMERS = (
+    np.array([0.0, 0.0, 1.0, 2.0, 5.0, 20.0, 40.0]),
+    np.array([0.0, 0.0, 3.0, 10.0, 30.0, 35.0, 38.0]),
+    np.array([2.0, 38.0, 38.0, 30.0, 36.0, 38.0, 38.5]),
+)
+"""(x, t_x, T) of customers from new to heavy and lapsed (weeks)."""
+
+
+@pytest.mark.parametrize("params", [TRUTH, BGNBD(r=0.5, alpha=5.0, a=1.5, b=3.0)])
+def test_conditional_pmf_sums_to_one_with_the_conditional_expectation_as_mean(
+    params: BGNBD,
+) -> None:
+    pmf = conditional_pmf(params, 39.0, *CUSTOMERS, max_count=300)
+    assert pmf.shape == (7, 301) and np.all(pmf >= 0.0)
+    np.testing.assert_allclose(pmf.sum(axis=1), 1.0, atol=1e-9)
+    mean = pmf @ np.arange(301.0)
+    np.testing.assert_allclose(mean, conditional_expected(params, 39.0, *CUSTOMERS), atol=1e-6)
+    # a lapsed heavy buyer is more likely to buy nothing than a recent one of the same count
+    lapsed = conditional_pmf(params, 39.0, np.array([5.0]), np.array([5.0]), np.array([38.0]), 0)
+    assert lapsed[0, 0] > pmf[4, 0]
+
+
+def test_conditional_probability_of_no_purchase_matches_the_closed_form() -> None:
+    """P(X(t) = 0 | x, t_x, T) written out directly (Fader & Hardie 2019, "A step-by-step
+    derivation of the BG/NBD model", eq. 34)."""
+    from scipy.special import beta
+
+    r, alpha, a, b = TRUTH.r, TRUTH.alpha, TRUTH.a, TRUTH.b
+    x, t_x, age = CUSTOMERS
+    t = 39.0
+    dropped = np.where(x > 0, beta(a + 1, np.maximum(b + x - 1, 1e-12)), 0.0) / (alpha + t_x) ** (
+        r + x
+    )
+    expected = (beta(a, b + x) / (alpha + age + t) ** (r + x) + dropped) / (
+        beta(a, b + x) / (alpha + age) ** (r + x) + dropped
+    )
+    pmf = conditional_pmf(TRUTH, t, x, t_x, age, max_count=0)
+    np.testing.assert_allclose(pmf[:, 0], expected, rtol=1e-10)
+
+
+def test_conditional_pmf_matches_simulation() -> None:
+    rng = np.random.default_rng(2)
+    params = BGNBD(r=0.5, alpha=5.0, a=1.5, b=3.0)
+    n, calib, horizon = 40_000, 30.0, 20.0
+    x_all, _ = simulate_bgnbd(params, np.full(n, calib + horizon), rng)
+    # the same seed: the same customers seen at the end of the calibration period
+    x_cal, t_cal = simulate_bgnbd(params, np.full(n, calib), np.random.default_rng(2))
+    pmf = conditional_pmf(params, horizon, x_cal, t_cal, np.full(n, calib), max_count=5)
+    future = (x_all - x_cal).astype(np.int64)
+    for count in range(6):
+        seen = float(np.mean(future == count))
+        se = np.sqrt(seen * (1.0 - seen) / n)
+        assert abs(float(pmf[:, count].mean()) - seen) < 4.0 * se + 1e-4, count
 
 
 def test_repeat_summary_counts_from_the_first_purchase() -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import optimize, special
+from scipy import optimize, special, stats
 
 Float = NDArray[np.float64]
 
@@ -94,6 +94,24 @@ def fit_bgnbd(x: Float, t_x: Float, age: Float, start: BGNBD | None = None) -> B
     return BGNBD(*(float(v) for v in np.exp(result.x)))
 
 
+def probability_alive(params: BGNBD, x: Float, t_x: Float, age: Float) -> Float:
+    """(N,) probability that each customer is still alive at the end of the calibration
+    period given their ``(x, t_x, T)`` (1 for ``x = 0``: dropout follows a repeat transaction).
+
+    Args:
+        params: The model.
+        x, t_x, age: (N,) as for :func:`log_likelihood`.
+    """
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    x, t_x, age = (np.asarray(v, np.float64) for v in (x, t_x, age))
+    odds_dropped = np.where(
+        x > 0,
+        a / np.maximum(b + x - 1, 1e-12) * ((alpha + age) / (alpha + t_x)) ** (r + x),
+        0.0,
+    )
+    return np.asarray(1.0 / (1.0 + odds_dropped), np.float64)
+
+
 def conditional_expected(params: BGNBD, horizon: float, x: Float, t_x: Float, age: Float) -> Float:
     """(N,) expected transactions of each customer in the next ``horizon`` time units given
     their calibration data (eq. 10 of the paper).
@@ -115,12 +133,48 @@ def conditional_expected(params: BGNBD, horizon: float, x: Float, t_x: Float, ag
         / (a - 1)
         * (1.0 - ((alpha + age) / (alpha + age + horizon)) ** (r + x) * hyp)
     )
-    odds_dropped = np.where(
-        x > 0,
-        a / np.maximum(b + x - 1, 1e-12) * ((alpha + age) / (alpha + t_x)) ** (r + x),
+    return np.asarray(numerator * probability_alive(params, x, t_x, age), np.float64)
+
+
+def conditional_pmf(
+    params: BGNBD, horizon: float, x: Float, t_x: Float, age: Float, max_count: int
+) -> Float:
+    """(N, max_count + 1) probability of each customer making 0, 1, ..., ``max_count``
+    transactions in the next ``horizon`` time units given their calibration data; the mass
+    beyond ``max_count`` is ``1 - row sum``.
+
+    Given the data, a customer is alive with :func:`probability_alive`, and then their rate and
+    dropout probability are independent ``Gamma(r + x, alpha + T)`` and ``Beta(a, b + x)`` and
+    the future is a new BG/NBD customer's with those parameters, whose count has the closed
+    form of the paper's eq. 8 (a negative binomial count weighted by staying alive through it,
+    plus the survival of that count for dropping out after the last); dead customers make none.
+    Its mean is :func:`conditional_expected`.
+
+    Args:
+        params: The model.
+        horizon: Length of the forecast period, same unit as ``age``.
+        x, t_x, age: (N,) as for :func:`log_likelihood`.
+        max_count: Largest count given.
+    """
+    if max_count < 0:
+        raise ValueError("max_count must be >= 0")
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    x, t_x, age = (np.asarray(v, np.float64) for v in (x, t_x, age))
+    n = np.arange(max_count + 1, dtype=np.float64)[None, :]
+    shape, scale, b_post = (r + x)[:, None], (alpha + age)[:, None], (b + x)[:, None]
+    q = scale / (scale + horizon)  # negative binomial success probability
+    base = special.betaln(a, b_post)
+    stays = np.exp(special.betaln(a, b_post + n) - base + stats.nbinom.logpmf(n, shape, q))
+    drops = np.where(
+        n > 0,
+        np.exp(special.betaln(a + 1, np.maximum(b_post + n - 1, 1e-12)) - base)
+        * stats.nbinom.sf(n - 1, shape, q),
         0.0,
     )
-    return np.asarray(numerator / (1.0 + odds_dropped), np.float64)
+    alive = probability_alive(params, x, t_x, age)[:, None]
+    pmf = alive * (stays + drops)
+    pmf[:, 0] += 1.0 - alive[:, 0]
+    return np.asarray(pmf, np.float64)
 
 
 def simulate_bgnbd(params: BGNBD, age: Float, rng: np.random.Generator) -> tuple[Float, Float]:
