@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from journeyopt.calibration.config import CalibrationConfig
@@ -68,9 +70,10 @@ def test_value_tiers_must_be_off_or_at_least_two(tiers: int) -> None:
         CalibrationConfig(caps=caps_config(), value_tiers=tiers)
 
 
-def test_the_tier_reads_the_calibration_weeks_only() -> None:
-    """A customer's tier is their mean value at their last week before the hold-out, the same
-    in every week; what they spend in the hold-out does not move it."""
+def test_the_cuts_read_the_calibration_weeks_only() -> None:
+    """The cut points are the tiers of each customer's mean value at their last week before the
+    hold-out: what customers spend in the hold-out does not move them. A hold-out row is read
+    with those cuts, from its own state."""
     panel = pd.DataFrame(
         {
             "customer_id": ["a"] * 3 + ["b"] * 3 + ["c"] * 3 + ["d"],
@@ -80,11 +83,65 @@ def test_the_tier_reads_the_calibration_weeks_only() -> None:
         }
     )
     tiered, cuts = segment_by_value(panel, end_week=2, n_tiers=3)
-    assert len(cuts) == 2
-    by = tiered.groupby("customer_id")["segment"].agg(set)
-    assert by["a"] == {"value 1/3"} and by["b"] == {"value 2/3"} and by["c"] == {"value 3/3"}
-    assert by["d"] == {NO_PURCHASE_TIER}  # seen only in the hold-out
+    np.testing.assert_allclose(cuts, np.quantile([10.0, 30.0, 50.0], [1 / 3, 2 / 3]))
+    again, same_cuts = segment_by_value(
+        panel.assign(monetary=panel["monetary"].where(panel["week"] < 2, 500.0)), 2, 3
+    )
+    np.testing.assert_array_equal(same_cuts, cuts)
+    before = panel["week"] < 2
+    assert (again["segment"][before] == tiered["segment"][before]).all()
+    assert tiered["segment"].tolist()[2] == "value 3/3"  # a's hold-out week: 99 EUR
+    assert tiered["segment"].tolist()[-1] == NO_PURCHASE_TIER  # d: no order yet
     assert (panel["segment"] == "x").all()  # the input is not modified
+
+
+def test_a_weeks_tier_does_not_read_the_customers_later_weeks() -> None:
+    """A customer whose mean order value rises later keeps, in their early weeks, the tier of
+    what they had bought by then: the fit sees a week as serving sees it, not with the
+    orders the customer was yet to place."""
+    panel = pd.DataFrame(
+        {
+            "customer_id": ["rises"] * 4 + ["low", "mid", "high"],
+            "week": [0, 1, 2, 3, 3, 3, 3],
+            "monetary": [np.nan, 10.0, 10.0, 80.0, 10.0, 40.0, 90.0],
+            "segment": [""] * 7,
+        }
+    )
+    tiered, cuts = segment_by_value(panel, end_week=4, n_tiers=3)
+    rises = tiered.loc[tiered["customer_id"] == "rises", "segment"].tolist()
+    low, top = value_tier_labels(np.array([10.0, 80.0]), cuts)
+    assert rises == [NO_PURCHASE_TIER, low, low, top]
+    assert low != top
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.floats(1.0, 200.0)), min_size=8, max_size=40).map(
+        lambda xs: [np.nan if x is None else x for x in xs]
+    ),
+    st.integers(2, 4),
+    st.integers(1, 6),
+)
+def test_every_rows_tier_is_its_own_value_against_the_fitted_cuts(
+    values: list[float], n_tiers: int, end_week: int
+) -> None:
+    """Point-in-time: each row's tier is the tier of that row's own ``monetary`` under the cut
+    points, so truncating the panel after any week leaves every earlier row's tier as it was
+    (for the same cuts)."""
+    n = len(values)
+    panel = pd.DataFrame(
+        {
+            "customer_id": [f"c{i % 3}" for i in range(n)],
+            "week": [i // 3 for i in range(n)],
+            "monetary": values,
+            "segment": [""] * n,
+        }
+    )
+    fitted = panel.loc[panel["week"] < end_week].groupby("customer_id").tail(1)["monetary"]
+    assume(bool(np.isfinite(fitted.to_numpy(np.float64)).any()))  # someone bought by then
+    tiered, cuts = segment_by_value(panel, end_week, n_tiers)
+    want = value_tier_labels(panel["monetary"].to_numpy(np.float64), cuts)
+    assert tiered["segment"].tolist() == want.tolist()
 
 
 def _roastery_logs(out: Path, shop: ShopSpec | None = None) -> ShopRecords:

@@ -338,7 +338,8 @@ class CalibrationConfig:
             calendar time is confounded with the cohort's age, e.g. CDNOW).
         value_tiers: 0 = each customer's segment is the customers file's (``data`` mapping);
             ``n >= 2`` = ``n`` equal-count tiers of the customers' mean conversion value net of
-            refunds at the end of the calibration weeks (RFM's M,
+            refunds (RFM's M; cut points from the values at the end of the calibration weeks,
+            every customer-week's tier read from that week's own value, point-in-time:
             :func:`journeyopt.panel.segments.segment_by_value`) replace them when they score
             better on held-out likelihood by more than ``summary.tolerance_se`` standard errors
             (:mod:`journeyopt.calibration.segmentation`): tiers reveal a customer type the

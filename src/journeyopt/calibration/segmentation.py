@@ -6,9 +6,11 @@ equal-count tiers of the customers' mean conversion value (``calibration.value_t
 A customer type the customers file does not record (a business's bulk buyers, its bargain
 hunters) often shows in what customers spend per order, how often they engage and how often
 they buy; a segment is static in the world, so tiers or types keep the world's summary,
-dynamics and exact optimum as they are. Value tiers are read once per customer, at the end of
-the calibration weeks; behaviour types are read for every customer-week from that week's own
-state (point-in-time, as the scorer reads them). Every candidate is scored like the state
+dynamics and exact optimum as they are. The tiers' cut points and the types' mixture are fitted
+on the weeks before the hold-out; the tier or type of every customer-week is read from that
+week's own state (point-in-time, as the scorer reads them), so it may change from week to week
+as a customer's history grows, and the calibrated world starts each customer in the tier or type
+of the week it starts them in. Every candidate is scored like the state
 summaries (:mod:`journeyopt.calibration.summary`): the conversion, engagement and opt-out models
 fitted and scored on the calibration's split (:func:`~journeyopt.calibration.scoring.scored_rows`),
 every customer-week weighted by the fit's confounding weights computed once, on the customers
@@ -40,13 +42,13 @@ from journeyopt.calibration.scoring import difference_se, scored_rows, window_we
 from journeyopt.calibration.summary import heldout_loglik
 from journeyopt.calibration.weeks import customer_weeks, segment_names
 from journeyopt.panel.segments import (
-    NO_PURCHASE_TIER,
     BehaviourTypes,
     behaviour_types_before,
+    row_tiers,
     row_types,
     segment_by_types,
-    value_labels,
-    with_segments,
+    segment_by_value,
+    value_cuts_before,
 )
 from journeyopt.sim.discrete import DiscreteLayout
 from journeyopt.sim.world import DiscreteSpec
@@ -164,9 +166,8 @@ def choose_segments(
             fit["segment"] = own
         elif key in candidates.types:  # each row's type from its own state
             fit["segment"] = row_types(fit, candidates.types[key])
-        else:
-            read, missing = candidates.labels[key]
-            fit["segment"] = fit["customer_id"].map(read).fillna(missing).astype(str).to_numpy()
+        else:  # each row's tier from its own state
+            fit["segment"] = row_tiers(fit, np.asarray(candidates.cuts[key], np.float64))
         segments = segment_names(fit)
         layout = DiscreteLayout(spec, len(segments), len(channels), len(actions))
         weeks = customer_weeks(fit, layout, channels, actions, segments, list_divisors)
@@ -202,47 +203,38 @@ def choose_segments(
     )
     if kept == FILE:
         return panel, choice
-    if read_at != end:  # the kept segmentation read from every calibration week
-        final = _candidates(panel, end, cfg, only=kept)
-        choice = replace(choice, cuts=final.cuts.get(kept, ()), types=final.types.get(kept))
-    else:
-        final = candidates
+    # the kept segmentation read again from every calibration week
     if choice.types is not None:
-        return segment_by_types(panel, choice.types), choice
-    labels, missing = final.labels[kept]
-    return with_segments(panel, labels, missing), choice
+        types = choice.types
+        if read_at != end:
+            types = behaviour_types_before(panel, end, types.n_types, cfg.seed)
+        return segment_by_types(panel, types), replace(choice, types=types)
+    tiered, cuts = segment_by_value(panel, end, cfg.value_tiers)
+    return tiered, replace(choice, cuts=tuple(float(c) for c in cuts))
 
 
 @dataclass(frozen=True)
 class _Candidates:
-    """The candidate segmentations read at one week: the value tiers' labels (by customer
-    id) and the label of a customer without one, by key; the value tiers' cuts and the
-    behaviour types (which label each panel row from its own state), by key."""
+    """The candidate segmentations fitted on the weeks before one week: the value tiers' cut
+    points and the behaviour types, by key (each labels a panel row from its own state)."""
 
     keys: tuple[str, ...]
-    labels: dict[str, tuple[pd.Series, str]]
     cuts: dict[str, tuple[float, ...]]
     types: dict[str, BehaviourTypes]
 
 
-def _candidates(
-    panel: pd.DataFrame, end: int, cfg: CalibrationConfig, only: str = ""
-) -> _Candidates:
-    """The candidates of ``cfg`` (or the one keyed ``only``) read from the weeks before
-    ``end``: the customers file's, the value tiers, the behaviour types in increasing number."""
+def _candidates(panel: pd.DataFrame, end: int, cfg: CalibrationConfig) -> _Candidates:
+    """The candidates of ``cfg`` fitted on the weeks before ``end``: the customers file's, the
+    value tiers, the behaviour types in increasing number."""
     keys = [FILE]
-    labels: dict[str, tuple[pd.Series, str]] = {}
     cuts: dict[str, tuple[float, ...]] = {}
     types: dict[str, BehaviourTypes] = {}
-    if cfg.value_tiers and only in ("", value_key(cfg.value_tiers)):
+    if cfg.value_tiers:
         key = value_key(cfg.value_tiers)
-        tiers, value_cuts = value_labels(panel, end, cfg.value_tiers)
-        keys.append(key)
-        labels[key] = (tiers, NO_PURCHASE_TIER)
-        cuts[key] = tuple(float(c) for c in value_cuts)
+        keys.append(key)  # labelled row by row (row_tiers), not per customer
+        cuts[key] = tuple(float(c) for c in value_cuts_before(panel, end, cfg.value_tiers))
     for k in sorted(cfg.behaviour_types):
         key = types_key(k)
-        if only in ("", key):
-            keys.append(key)  # labelled row by row (row_types), not per customer
-            types[key] = behaviour_types_before(panel, end, k, cfg.seed)
-    return _Candidates(tuple(keys), labels, cuts, types)
+        keys.append(key)  # labelled row by row (row_types), not per customer
+        types[key] = behaviour_types_before(panel, end, k, cfg.seed)
+    return _Candidates(tuple(keys), cuts, types)

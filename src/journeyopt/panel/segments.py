@@ -17,8 +17,10 @@ Value tiers and behaviour types
     The calibrated world's segments when the customers file does not record a customer's
     type: equal-count tiers of the mean conversion value (:func:`segment_by_value`), or types
     from three behaviour scores (:func:`behaviour_scores`: order value, engagement per contact,
-    purchase rate) clustered by a seeded Gaussian mixture (:class:`BehaviourTypes`), each
-    customer-week's type read from its own state (:func:`row_types`).
+    purchase rate) clustered by a seeded Gaussian mixture (:class:`BehaviourTypes`). The cut
+    points and the mixture are fitted on each customer's last state before the hold-out; each
+    customer-week's tier or type is read from that week's own state (:func:`row_tiers`,
+    :func:`row_types`), as the scorer reads a customer's from their current state.
 """
 
 from __future__ import annotations
@@ -215,26 +217,43 @@ def value_tier_labels(
 def segment_by_value(
     panel: pd.DataFrame, end_week: int, n_tiers: int
 ) -> tuple[pd.DataFrame, NDArray[np.float64]]:
-    """The weekly panel with each customer's ``segment`` replaced by their value tier: the
-    ``n_tiers``-quantile tier of their mean conversion value net of refunds (``monetary``) at
-    the start of their last week before ``end_week`` (the calibration's first hold-out week),
-    the same tier in every week of theirs. Mean order value is the RFM score that reveals a
-    customer type the customers file does not record (a business's bulk buyers, its
-    bargain hunters); the tier is read from the calibration weeks only, never the hold-out.
+    """The weekly panel with each row's ``segment`` replaced by its value tier
+    (:func:`row_tiers`): the tier of the customer's mean conversion value net of refunds
+    (``monetary``) at the start of that week, under the cut points of
+    :func:`value_cuts_before`. Mean order value is the RFM score that reveals a customer type
+    the customers file does not record (a business's bulk buyers, its bargain hunters). The cut
+    points are read from the calibration weeks only, never the hold-out; each week's tier from
+    that week's own state (point-in-time, as the scorer reads it), so a customer's tier may
+    change from week to week as their history grows.
 
     Args:
         panel: Rows of :func:`~journeyopt.panel.build.build_panel` (``customer_id``, ``week``,
             ``monetary``, ``segment``).
-        end_week: Weeks from it on are not read (a customer seen only then has no tier:
-            :data:`NO_PURCHASE_TIER`).
+        end_week: The calibration's first hold-out week: the cut points read the weeks before.
         n_tiers: Number of tiers, >= 2.
 
     Returns:
-        The panel (a copy, ``segment`` as strings) and the cut points (currency) of
-        :func:`value_tier_cuts` over the customers with a conversion before ``end_week``.
+        The panel (a copy, ``segment`` as strings) and the cut points (currency).
     """
-    tiers, cuts = value_labels(panel, end_week, n_tiers)
-    return with_segments(panel, tiers, NO_PURCHASE_TIER), cuts
+    cuts = value_cuts_before(panel, end_week, n_tiers)
+    out = panel.copy()
+    out["segment"] = row_tiers(out, cuts)
+    return out, cuts
+
+
+def value_cuts_before(panel: pd.DataFrame, end_week: int, n_tiers: int) -> NDArray[np.float64]:
+    """(n_tiers - 1,) cut points (currency) of :func:`value_tier_cuts` over every customer's
+    mean conversion value at the start of their last week before ``end_week``
+    (:func:`last_rows_before`; customers without a conversion by then are left out)."""
+    monetary = last_rows_before(panel, end_week, ["monetary"])["monetary"]
+    return value_tier_cuts(monetary.to_numpy(np.float64), n_tiers)
+
+
+def row_tiers(rows: pd.DataFrame, cuts: NDArray[np.floating]) -> NDArray[np.str_]:
+    """(M,) each panel row's value tier (:func:`value_tier_labels`), read from that row's own
+    ``monetary`` (the customer's history before the row's week: point-in-time, as the scorer
+    reads it from the state; :data:`NO_PURCHASE_TIER` before the first conversion)."""
+    return value_tier_labels(rows["monetary"].to_numpy(np.float64), cuts)
 
 
 BEHAVIOUR_SCORES: tuple[str, ...] = ("log_value", "engagement_rate", "conversion_rate")
@@ -416,8 +435,8 @@ def behaviour_labels(
 ) -> tuple[pd.Series, BehaviourTypes]:
     """Each customer's behaviour type (:class:`BehaviourTypes`, ``n_types`` of them, fitted on
     every customer with a conversion) from their state at the start of their last week before
-    ``end_week`` (the calibration's first hold-out week; the same rule as
-    :func:`segment_by_value`). A customer without a conversion by then gets the most likely
+    ``end_week`` (the calibration's first hold-out week; the rows the value tiers' cut points
+    read, :func:`value_cuts_before`). A customer without a conversion by then gets the most likely
     type given their engagement and (zero) conversion rate (:meth:`BehaviourTypes.codes`): no
     "new" segment, whose members would be defined by not buying in the very weeks fitted; a
     customer first seen from ``end_week`` on is not labelled (:attr:`BehaviourTypes.unknown`).
@@ -475,22 +494,4 @@ def segment_by_types(panel: pd.DataFrame, types: BehaviourTypes) -> pd.DataFrame
     world keeps each customer's type of the week it starts them in."""
     out = panel.copy()
     out["segment"] = row_types(out, types)
-    return out
-
-
-def value_labels(
-    panel: pd.DataFrame, end_week: int, n_tiers: int
-) -> tuple[pd.Series, NDArray[np.float64]]:
-    """Each customer's value tier (indexed by ``customer_id``) and the cut points, as
-    :func:`segment_by_value` reads them, without copying the panel."""
-    monetary = last_rows_before(panel, end_week, ["monetary"])["monetary"].astype(np.float64)
-    cuts = value_tier_cuts(monetary.to_numpy(), n_tiers)
-    return pd.Series(value_tier_labels(monetary.to_numpy(), cuts), index=monetary.index), cuts
-
-
-def with_segments(panel: pd.DataFrame, labels: pd.Series, missing: str) -> pd.DataFrame:
-    """A copy of ``panel`` whose ``segment`` is each customer's label (``missing`` for a
-    customer ``labels`` does not have), the same in every week of theirs."""
-    out = panel.copy()
-    out["segment"] = out["customer_id"].map(labels).fillna(missing).astype(str).to_numpy()
     return out
