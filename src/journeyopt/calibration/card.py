@@ -211,7 +211,8 @@ def value_tiers_lines(meta: Mapping[str, Any], currency: str) -> list[str]:
         cuts = ", ".join(f"{c:.2f}" for c in record["cuts"])
         return [
             f"- segments: {tiers} value tiers (equal-count tiers of the customers' mean "
-            f"conversion value at the end of the calibration weeks, cut at {cuts} {currency}), "
+            f"conversion value, cut at {cuts} {currency} from the values at the end of the "
+            f"calibration weeks; each week's tier read from that week's own value), "
             f"chosen over the customers file's: {score}"
         ]
     return [f"- segments: the customers file's, kept over {tiers} value tiers: {score}"]
