@@ -31,16 +31,34 @@ simulation noise of its total and check the expectation), zero, the customer's o
 rate (repeat transactions per week since the first purchase, times 39), BG/NBD fitted here
 (:mod:`journeyopt.calibration.bgnbd`), and BG/NBD and Pareto/NBD of ``pymc-marketing`` (an
 independently maintained implementation, maximum a posteriori with its default priors;
-``pip install journeyopt[clv]``) when it is installed. All
-model forecasts are conditional expectations given each customer's calibration data.
+``pip install journeyopt[clv]``) when it is installed. Each model gives the conditional
+distribution of each customer's hold-out transactions given their calibration data, not only
+its mean: the world's exactly from its tables (:func:`purchase_weeks_pmf`: its counted purchase
+weeks, the split and last weeks by day share, each purchase week with transaction days drawn
+from the fitted weeks' distribution of transaction days per purchase week, whose mean is the
+factor above; :func:`compound_pmf`), BG/NBD's in closed form
+(:func:`~journeyopt.calibration.bgnbd.conditional_pmf`, also at pymc-marketing's parameters:
+its BG/NBD gives only the probability of no purchase), Pareto/NBD's from pymc-marketing's
+conditional PMF; zero is a point mass; the own past rate has no distribution. The **mean
+forecast** (the conditional expectation) gives the totals, RMSE, the weekly curves and an MAE
+as before; the **median forecast** (the lower median of the distribution: the point forecast
+that minimises the expected absolute error) the MAE like for like; the ranked probability
+score (the expected absolute error minus half the distribution's own mean absolute
+difference; a point forecast's is its absolute error) and the mean log probability of the
+actual count score the whole distribution.
 
 Reported per predictor: the hold-out total and its error; per-customer MAE and RMSE
 (transactions per customer); the weekly tracking MAPE (mean over the 39 reference weeks of
 |predicted - actual| / actual) and the cumulative tracking MAPE (the same on the running total
-of hold-out repeat transactions). Written to ``<output_dir>/compare_summary.csv`` and
-``compare_weekly.csv`` and printed as Markdown; ``compare_by_frequency.csv`` holds the mean
-hold-out transactions per customer by calibration repeat transactions (0, 1, 2, 3-4, 5-9,
-10+), actual against each predictor: where the per-customer error comes from.
+of hold-out repeat transactions); per model with a distribution, the MAE of its median, the
+share of customers whose median is 0, the sum of the medians, the ranked probability score, the
+mean log probability of the actual count and the largest probability mass missing from a
+customer's distribution. Written to ``<output_dir>/compare_summary.csv``,
+``compare_distribution.csv`` and ``compare_weekly.csv`` and printed as Markdown;
+``compare_by_frequency.csv`` holds the mean hold-out transactions per customer by calibration
+repeat transactions (0, 1, 2, 3-4, 5-9, 10+), actual against each predictor's mean, and
+``compare_median_by_frequency.csv`` each group's share of the MAE of each median forecast:
+where the per-customer error comes from.
 """
 
 from __future__ import annotations
@@ -49,6 +67,7 @@ import argparse
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,7 +75,7 @@ from hydra import compose, initialize_config_dir
 from numpy.typing import NDArray
 
 import journeyopt
-from journeyopt.calibration.bgnbd import conditional_expected, fit_bgnbd
+from journeyopt.calibration.bgnbd import BGNBD, conditional_expected, conditional_pmf, fit_bgnbd
 from journeyopt.calibration.calibrated import CalibratedWorld
 from journeyopt.calibration.config import register_configs
 from journeyopt.cli.entry import to_object
@@ -161,57 +180,142 @@ def simulate_weeks(
     return mean, totals
 
 
+@dataclass(frozen=True)
+class Chain:
+    """A world's summary chain without contacts: a week moves each state to one of four next
+    states (a purchase or not x an engagement or not, independent given the state).
+
+    Attributes:
+        world: The world.
+        table: Its response tables.
+        next_state: ``(converted, engaged) ->`` (n_states,) next state of every state.
+        tenure: (n_states,) each state's tenure (weeks; grows by one a week up to its cap).
+    """
+
+    world: WorldSpec
+    table: ResponseTable
+    next_state: dict[tuple[bool, bool], NDArray[np.int64]]
+    tenure: NDArray[np.int64]
+
+    @classmethod
+    def of(cls, world: WorldSpec) -> Chain:
+        layout = DiscreteLayout.of(world)
+        states = layout.all_states()
+        n = layout.n_states
+        none = np.zeros(n, np.int64)
+        nxt = {
+            (c, e): layout.encode(
+                next_summary(
+                    states,
+                    world.discrete,
+                    np.full(n, c),
+                    np.full(n, e),
+                    np.zeros(n, bool),
+                    none,
+                    action=none,
+                    lasting_code=none,
+                )
+            )
+            for c in (False, True)
+            for e in (False, True)
+        }
+        return cls(world, ResponseTable.of(world), nxt, np.asarray(states.tenure, np.int64))
+
+    @property
+    def n_states(self) -> int:
+        return int(self.tenure.shape[0])
+
+    def reachable(self, start: NDArray[np.int64], week: int) -> NDArray[np.int64]:
+        """States that customers starting at ``start`` can be in after ``week`` weeks: those of
+        their starting tenures + ``week`` (capped)."""
+        first = np.unique(self.tenure[start])
+        cap = self.world.discrete.tenure_cap_weeks
+        return np.flatnonzero(np.isin(self.tenure, np.minimum(first + week, cap) if cap else first))
+
+    def step(
+        self, rows: NDArray[np.int64], week_of_year: int
+    ) -> list[tuple[bool, Float, NDArray[np.int64]]]:
+        """For the states ``rows`` in a week of year: each outcome's purchase flag, probability
+        and next state."""
+        p = self.table.convert(week_of_year)[rows * self.world.actions.n_actions]
+        q = self.table.inquiry(week_of_year)[rows]
+        return [
+            (c, (p if c else 1.0 - p) * (q if e else 1.0 - q), target[rows])
+            for (c, e), target in self.next_state.items()
+        ]
+
+
 def expected_weeks(
     world: WorldSpec, start: NDArray[np.int64], weeks_of_year: NDArray[np.int64]
 ) -> Float:
     """(K, H) each customer's exact expected purchase weeks without contacts, from the world's
     tables (no simulation draws): ``E[converted in week k | S_0 = start]``.
 
-    The summary is Markov and, without contacts, a week moves a state to one of four next states
-    (a purchase or not x an engagement or not, independent given the state). Backward over the
-    weeks, ``V_t[s, k] = sum_o P(o | s) V_{t+1}[next(s, o), k]`` with ``V_k[s, k] = p_k(s)``, all
-    ``k`` at once: an (n_states, H) array per step. Per-customer figures (MAE, RMSE) of a mean
-    forecast use this expectation; the simulations only give the spread of the total.
+    Backward over the weeks (:class:`Chain`), ``V_t[s, k] = sum_o P(o | s) V_{t+1}[next(s, o),
+    k]`` with ``V_k[s, k] = p_k(s)``, all ``k`` at once: an (n_states, H) array per step. The
+    mean forecast of each customer (totals, RMSE, the weekly curves) is this expectation; the
+    simulations only give the spread of the total.
     """
-    layout = DiscreteLayout.of(world)
-    table = ResponseTable.of(world)
-    states = layout.all_states()
-    n, h, a = layout.n_states, weeks_of_year.shape[0], world.actions.n_actions
-    none = np.zeros(n, np.int64)
-    nxt = {
-        (c, e): layout.encode(
-            next_summary(
-                states,
-                world.discrete,
-                np.full(n, c),
-                np.full(n, e),
-                np.zeros(n, bool),
-                none,
-                action=none,
-                lasting_code=none,
-            )
-        )
-        for c in (False, True)
-        for e in (False, True)
-    }
-    # tenure grows by one a week: in week t only the states of the customers' starting
-    # tenures + t can be reached, so each step computes those rows only (reads before writes)
-    tenure = np.asarray(states.tenure, np.int64)
-    cap = world.discrete.tenure_cap_weeks
-    first = np.unique(np.asarray(layout.decode(start).tenure, np.int64))
-    value = np.zeros((n, h))
+    chain = Chain.of(world)
+    h = weeks_of_year.shape[0]
+    value = np.zeros((chain.n_states, h))
     for t in range(h - 1, -1, -1):
-        rows = np.flatnonzero(np.isin(tenure, np.minimum(first + t, cap) if cap else first))
-        woy = int(weeks_of_year[t])
-        p = table.convert(woy)[rows * a]
-        q = table.inquiry(woy)[rows]
+        # in week t only the states of the starting tenures + t are reached: compute those
+        # rows only (reads before writes)
+        rows = chain.reachable(start, t)
         later = np.zeros((rows.shape[0], h))
-        for (c, e), target in nxt.items():
-            weight = (p if c else 1.0 - p) * (q if e else 1.0 - q)
-            later += weight[:, None] * value[target[rows]]
-        later[:, t] = p
+        bought = np.zeros(rows.shape[0])
+        for c, weight, target in chain.step(rows, int(weeks_of_year[t])):
+            later += weight[:, None] * value[target]
+            bought += weight if c else 0.0
+        later[:, t] = bought
         value[rows] = later
     return value[start]
+
+
+def purchase_weeks_pmf(
+    world: WorldSpec, start: NDArray[np.int64], weeks_of_year: NDArray[np.int64], counted: Float
+) -> Float:
+    """(K, H + 1) each customer's exact distribution of counted purchase weeks without contacts:
+    ``P(N = n | S_0 = start)``, ``n = 0..H``, where a purchase in week ``t`` is counted with
+    probability ``counted[t]`` (the share of the week's days inside the window: a purchase
+    week's transactions fall on a day drawn evenly from its seven; 1 for weeks wholly inside).
+
+    Backward over the weeks like :func:`expected_weeks`, with a distribution of the count from
+    week ``t`` on per state instead of an expectation per week: ``V_t[s] = sum_o P(o | s)
+    (counted_t shift(V_{t+1}[next(s, o)]) + (1 - counted_t) V_{t+1}[next(s, o)])`` for the
+    purchase outcomes, without the shift for the others; ``V_H[s] = delta_0``. Its mean is
+    ``expected_weeks(...) @ counted``.
+    """
+    chain = Chain.of(world)
+    h = weeks_of_year.shape[0]
+    value = np.zeros((chain.n_states, h + 1))
+    value[:, 0] = 1.0
+    for t in range(h - 1, -1, -1):
+        rows = chain.reachable(start, t)
+        later = np.zeros((rows.shape[0], h + 1))
+        for c, weight, target in chain.step(rows, int(weeks_of_year[t])):
+            ahead = value[target]
+            if c:
+                later += (weight * (1.0 - counted[t]))[:, None] * ahead
+                later[:, 1:] += (weight * counted[t])[:, None] * ahead[:, :-1]
+            else:
+                later += weight[:, None] * ahead
+        value[rows] = later
+    return value[start]
+
+
+def compound_pmf(count_pmf: Float, per_count: Float) -> Float:
+    """(K, M * D + 1) distribution of the sum of ``N`` independent draws from ``per_count``
+    ((D + 1,) probabilities of 0..D) when ``N`` has the (K, M + 1) distribution ``count_pmf``:
+    the world's transaction days from its counted purchase weeks, each week's transaction days
+    drawn from the fitted weeks' distribution of transaction days per purchase week."""
+    m, d = count_pmf.shape[1] - 1, per_count.shape[0] - 1
+    powers = np.zeros((m + 1, m * d + 1))
+    powers[0, 0] = 1.0
+    for n in range(1, m + 1):
+        powers[n] = np.convolve(powers[n - 1], per_count)[: m * d + 1]
+    return np.asarray(count_pmf @ powers, np.float64)
 
 
 def to_periods(weekly: Float) -> Float:
@@ -229,25 +333,57 @@ def tracking_mape(predicted: Float, actual: Float) -> tuple[float, float]:
     return 100.0 * float(weekly), 100.0 * float(np.mean(np.abs(cum_p - cum_a) / cum_a))
 
 
-def bgnbd_own(ref: Reference) -> Float:
-    """(K, P) BG/NBD (this package's fit) expected transactions per period."""
-    params = fit_bgnbd(ref.x, ref.t_x, ref.age)
-    print(
-        f"BG/NBD (journeyopt): r={params.r:.3f} alpha={params.alpha:.3f} "
-        f"a={params.a:.3f} b={params.b:.3f}"
-    )
+MAX_COUNT = 300
+"""Largest hold-out count given by the reference models' distributions (the mass beyond it is
+reported; on CDNOW it is below 1e-9)."""
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """One predictor's forecast of each customer's hold-out transactions.
+
+    Attributes:
+        per_period: (K, P) expected transactions per reference period (the mean forecast).
+        pmf: (K, M + 1) probability of 0..M hold-out transactions (the whole distribution);
+            None for a predictor without one.
+    """
+
+    per_period: Float
+    pmf: Float | None = None
+
+
+def bgnbd_forecast(params: BGNBD, ref: Reference) -> Forecast:
+    """BG/NBD's expected transactions per period (differences of the conditional expectation
+    at 1, 2, ..., P weeks) and the conditional distribution of the hold-out count."""
     cum = np.column_stack(
         [
             conditional_expected(params, float(t), ref.x, ref.t_x, ref.age)
             for t in range(1, ref.periods + 1)
         ]
     )
-    return np.diff(cum, axis=1, prepend=0.0)
+    pmf = conditional_pmf(params, float(ref.periods), ref.x, ref.t_x, ref.age, MAX_COUNT)
+    return Forecast(np.diff(cum, axis=1, prepend=0.0), pmf)
 
 
-def pymc_marketing_models(ref: Reference) -> dict[str, Float]:
-    """(K, P) expected transactions per period of pymc-marketing's BG/NBD and Pareto/NBD
-    (maximum a posteriori); empty when pymc-marketing is not installed."""
+def bgnbd_own(ref: Reference) -> Forecast:
+    """BG/NBD fitted by this package (maximum likelihood)."""
+    params = fit_bgnbd(ref.x, ref.t_x, ref.age)
+    print(
+        f"BG/NBD (journeyopt): r={params.r:.3f} alpha={params.alpha:.3f} "
+        f"a={params.a:.3f} b={params.b:.3f}"
+    )
+    return bgnbd_forecast(params, ref)
+
+
+def pymc_marketing_models(ref: Reference) -> dict[str, Forecast]:
+    """pymc-marketing's BG/NBD and Pareto/NBD (maximum a posteriori); empty when
+    pymc-marketing is not installed.
+
+    Means from its ``expected_purchases``. Distributions: Pareto/NBD's from its
+    ``expected_purchase_probability`` (the conditional PMF, one count at a time); its BG/NBD
+    exposes only the probability of no purchase, so its distribution is
+    :func:`~journeyopt.calibration.bgnbd.conditional_pmf` at its parameters, checked against
+    that probability."""
     try:
         from pymc_marketing.clv import BetaGeoModel, ParetoNBDModel
     except ImportError:
@@ -261,7 +397,8 @@ def pymc_marketing_models(ref: Reference) -> dict[str, Float]:
             "T": ref.age,
         }
     )
-    out: dict[str, Float] = {}
+    horizon = ref.periods
+    out: dict[str, Forecast] = {}
     for name, cls in (
         ("BG/NBD (pymc-marketing)", BetaGeoModel),
         ("Pareto/NBD (pymc-marketing)", ParetoNBDModel),
@@ -276,11 +413,92 @@ def pymc_marketing_models(ref: Reference) -> dict[str, Float]:
         cum = np.column_stack(
             [
                 np.asarray(model.expected_purchases(data=data, future_t=t).mean(("chain", "draw")))
-                for t in range(1, ref.periods + 1)
+                for t in range(1, horizon + 1)
             ]
         )
-        out[name] = np.diff(cum, axis=1, prepend=0.0)
+        per_period = np.diff(cum, axis=1, prepend=0.0)
+        if isinstance(model, BetaGeoModel):
+            bg = BGNBD(params["r"], params["alpha"], params["a"], params["b"])
+            pmf = bgnbd_forecast(bg, ref).pmf
+            assert pmf is not None
+            none = np.asarray(
+                model.expected_probability_no_purchase(t=horizon, data=data).mean(("chain", "draw"))
+            )
+            # its formula keeps a dropout term for customers without a repeat purchase, whom
+            # BG/NBD keeps alive (dropout follows a repeat purchase): compared apart
+            gap = np.abs(pmf[:, 0] - none)
+            print(
+                "  P(no purchase) against its expected_probability_no_purchase: max |difference| "
+                f"{gap[ref.x > 0].max():.2e} (repeat buyers), {gap[ref.x == 0].max():.2e} (x = 0)"
+            )
+        else:
+            pmf = pareto_nbd_pmf(model, data, horizon)
+        out[name] = Forecast(per_period, pmf)
     return out
+
+
+def pareto_nbd_pmf(model: Any, data: pd.DataFrame, horizon: int) -> Float:
+    """(K, M + 1) pymc-marketing's Pareto/NBD conditional PMF of the hold-out count, counts
+    0, 1, ... until every customer's remaining mass is below 1e-6 (at most
+    :data:`MAX_COUNT`)."""
+    columns: list[Float] = []
+    for n in range(MAX_COUNT + 1):
+        probability = model.expected_purchase_probability(
+            data=data, n_purchases=n, future_t=horizon
+        ).mean(("chain", "draw"))
+        columns.append(np.clip(np.nan_to_num(np.asarray(probability, np.float64)), 0.0, 1.0))
+        if np.max(1.0 - np.sum(columns, axis=0)) < 1e-6:
+            break
+    return np.column_stack(columns)
+
+
+def median_count(pmf: Float) -> NDArray[np.int64]:
+    """(K,) the lower median of each row's count distribution: the smallest ``n`` with
+    ``P(N <= n) >= 1/2`` (the point forecast that minimises the expected absolute error)."""
+    return np.asarray(np.argmax(np.cumsum(pmf, axis=1) >= 0.5 - 1e-12, axis=1), np.int64)
+
+
+def ranked_probability_score(pmf: Float, actual: NDArray[np.int64]) -> Float:
+    """(K,) ranked probability score of each row's count distribution at the actual count:
+    ``sum_n (P(N <= n) - 1{actual <= n})^2`` over the row's counts (needs ``actual`` within
+    them); a point forecast's is its absolute error, so it reads on MAE's scale."""
+    if np.any(actual > pmf.shape[1] - 1):
+        raise ValueError("an actual count beyond the distribution's counts")
+    counts = np.arange(pmf.shape[1])[None, :]
+    return np.asarray(
+        ((np.cumsum(pmf, axis=1) - (counts >= actual[:, None])) ** 2).sum(axis=1), np.float64
+    )
+
+
+def distribution_row(name: str, forecast: Forecast, actual: NDArray[np.int64]) -> dict[str, object]:
+    """One predictor's per-customer figures of its median forecast and whole distribution
+    (NaN where it has none) beside the MAE of its mean forecast."""
+    mean = forecast.per_period.sum(axis=1)
+    row: dict[str, object] = {
+        "predictor": name,
+        "mae_of_mean": float(np.abs(mean - actual).mean()),
+        "mae_of_median": np.nan,
+        "median_zero_share": np.nan,
+        "total_of_medians": np.nan,
+        "rps": np.nan,
+        "log_score": np.nan,
+        "mass_missing": np.nan,
+    }
+    if forecast.pmf is None:
+        return row
+    width = max(forecast.pmf.shape[1], int(actual.max()) + 1)
+    pmf = np.pad(forecast.pmf, ((0, 0), (0, width - forecast.pmf.shape[1])))
+    median = median_count(pmf)
+    chance = pmf[np.arange(actual.shape[0]), actual]
+    row |= {
+        "mae_of_median": float(np.abs(median - actual).mean()),
+        "median_zero_share": float(np.mean(median == 0)),
+        "total_of_medians": float(median.sum()),
+        "rps": float(ranked_probability_score(pmf, actual).mean()),
+        "log_score": float(np.mean(np.log(chance))) if np.all(chance > 0) else -np.inf,
+        "mass_missing": float(np.max(np.abs(1.0 - pmf.sum(axis=1)))),
+    }
+    return row
 
 
 def summary_row(name: str, per_period: Float, ref: Reference) -> dict[str, object]:
@@ -304,15 +522,22 @@ FREQUENCY_GROUPS = (0, 1, 2, 3, 5, 10)
 """Lower bounds of the calibration repeat-transaction groups of the by-frequency table."""
 
 
-def by_frequency(predictions: dict[str, Float], ref: Reference) -> pd.DataFrame:
-    """Mean hold-out transactions per customer of each group of calibration repeat
-    transactions (:data:`FREQUENCY_GROUPS`): customers, actual and every predictor's mean."""
+def frequency_groups(x: Float) -> tuple[NDArray[np.int64], list[str]]:
+    """Each customer's group of calibration repeat transactions (:data:`FREQUENCY_GROUPS`) and
+    the groups' labels."""
     edges = [*FREQUENCY_GROUPS, np.inf]
-    group = np.searchsorted(np.asarray(edges), ref.x, side="right") - 1
+    group = np.searchsorted(np.asarray(edges), x, side="right") - 1
     labels = [
         f"{lo}" if hi - lo == 1 else (f"{lo}+" if not np.isfinite(hi) else f"{lo}-{int(hi) - 1}")
         for lo, hi in pairwise(edges)
     ]
+    return np.asarray(group, np.int64), labels
+
+
+def by_frequency(predictions: dict[str, Float], ref: Reference) -> pd.DataFrame:
+    """Mean hold-out transactions per customer of each group of calibration repeat
+    transactions (:func:`frequency_groups`): customers, actual and every predictor's mean."""
+    group, labels = frequency_groups(ref.x)
     rows = []
     for g, label in enumerate(labels):
         keep = group == g
@@ -330,9 +555,35 @@ def by_frequency(predictions: dict[str, Float], ref: Reference) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows)
 
 
-def markdown(table: pd.DataFrame) -> str:
-    """``table`` as a Markdown table, numbers with three decimals."""
-    cells = [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row] for row in table.values]
+def median_error_by_frequency(
+    medians: dict[str, NDArray[np.int64]], actual: NDArray[np.int64], ref: Reference
+) -> pd.DataFrame:
+    """Each group of calibration repeat transactions' share of each median forecast's MAE (its
+    summed absolute error / all customers; the shares add up to the MAE), and the share of the
+    group's customers who buy in the hold-out."""
+    group, labels = frequency_groups(ref.x)
+    k = actual.shape[0]
+    return pd.DataFrame.from_records(
+        [
+            {
+                "repeat_transactions": label,
+                "customers": int((group == g).sum()),
+                "buyers_share": float(np.mean(actual[group == g] > 0)),
+                **{
+                    name: float(np.abs(m - actual)[group == g].sum() / k)
+                    for name, m in medians.items()
+                },
+            }
+            for g, label in enumerate(labels)
+        ]
+    )
+
+
+def markdown(table: pd.DataFrame, digits: int = 3) -> str:
+    """``table`` as a Markdown table, numbers with ``digits`` decimals."""
+    cells = [
+        [f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in row] for row in table.values
+    ]
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * table.shape[1]]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
 
@@ -380,19 +631,42 @@ def main(output_dir: Path, data: str, runs: int, seed: int) -> None:
             state_features(state, world.features), np.zeros(state.n_customers, np.int64), world
         )
         predictions[name] = to_periods(expected_weeks(world, start, woy)) * per_week
+    # the point fit's distribution of each customer's hold-out transaction days: its counted
+    # purchase weeks (edge weeks by day share), each with the transaction days of a purchase
+    # week drawn from the fitted weeks' (mean: per_week, so the mean forecast is unchanged)
+    days = fitted.loc[fitted["conversions"] > 0, "conversions"].to_numpy(np.int64)
+    per_count = np.bincount(days) / days.shape[0]
+    counted = to_periods(np.eye(woy.shape[0])).sum(axis=-1)
+    start = discrete_state(
+        state_features(state, calibrated.world.features),
+        np.zeros(state.n_customers, np.int64),
+        calibrated.world,
+    )
+    world_pmf = compound_pmf(purchase_weeks_pmf(calibrated.world, start, woy, counted), per_count)
+    gap = np.abs(world_pmf @ np.arange(world_pmf.shape[1]) - predictions["this world"].sum(1))
+    print(
+        "transaction days per purchase week (fitted weeks): "
+        + ", ".join(f"{d}: {p:.4f}" for d, p in enumerate(per_count) if p > 0)
+        + f"; the distribution's mean against the expectation: max |difference| {gap.max():.2e}"
+    )
     # the simulations give only the spread of the point fit's total (simulation noise)
     mean, totals = simulate_weeks(calibrated.world, state, woy, runs, seed)
     simulated_mae = float(np.abs((to_periods(mean) * per_week).sum(1) - ref.actual.sum(1)).mean())
     point_runs = 100.0 * (to_periods(totals).sum(axis=1) * per_week / actual_total - 1.0)
     rows = [summary_row(name, p, ref) for name, p in predictions.items()]
     past_rate = np.where(ref.age > 0, ref.x / np.maximum(ref.age, 1e-9), 0.0)
+    actual = ref.actual.sum(axis=1).astype(np.int64)
     others = {
-        "zero": np.zeros_like(ref.actual),
-        "own past rate": np.repeat(past_rate[:, None], ref.periods, axis=1),
+        "zero": Forecast(np.zeros_like(ref.actual), np.ones((actual.shape[0], 1))),
+        "own past rate": Forecast(np.repeat(past_rate[:, None], ref.periods, axis=1)),
         "BG/NBD (journeyopt)": bgnbd_own(ref),
         **pymc_marketing_models(ref),
     }
-    rows += [summary_row(name, p, ref) for name, p in others.items()]
+    rows += [summary_row(name, f.per_period, ref) for name, f in others.items()]
+    forecasts = {"this world": Forecast(predictions["this world"], world_pmf), **others}
+    distribution = pd.DataFrame.from_records(
+        [distribution_row(name, f, actual) for name, f in forecasts.items()]
+    )
     summary = pd.DataFrame.from_records(rows)
     member_errors = summary.loc[summary["predictor"].str.startswith("member"), "total_error_pct"]
     print(
@@ -410,7 +684,8 @@ def main(output_dir: Path, data: str, runs: int, seed: int) -> None:
         {
             "period_start": pd.date_range(SPLIT, periods=ref.periods, freq="7D").date,
             "actual": ref.actual.sum(axis=0),
-            **{name: p.sum(axis=0) for name, p in {**predictions, **others}.items()},
+            **{name: p.sum(axis=0) for name, p in predictions.items()},
+            **{name: f.per_period.sum(axis=0) for name, f in others.items()},
         }
     )
     for quarter, part in weekly.groupby(np.arange(ref.periods) // 13):
@@ -419,13 +694,24 @@ def main(output_dir: Path, data: str, runs: int, seed: int) -> None:
             f"{part['actual'].sum():.0f}, world {part['this world'].sum():.1f}, "
             f"BG/NBD {part['BG/NBD (journeyopt)'].sum():.1f}"
         )
-    groups = by_frequency({**predictions, **others}, ref)
+    groups = by_frequency(
+        {**predictions, **{name: f.per_period for name, f in others.items()}}, ref
+    )
     summary.to_csv(output_dir / "compare_summary.csv", index=False)
     weekly.to_csv(output_dir / "compare_weekly.csv", index=False)
     groups.to_csv(output_dir / "compare_by_frequency.csv", index=False)
+    distribution.to_csv(output_dir / "compare_distribution.csv", index=False)
+    medians = {name: median_count(f.pmf) for name, f in forecasts.items() if f.pmf is not None}
+    median_groups = median_error_by_frequency(medians, actual, ref)
+    median_groups.to_csv(output_dir / "compare_median_by_frequency.csv", index=False)
     print(markdown(groups[[c for c in groups.columns if not c.startswith("member")]]))
     shown = summary[~summary["predictor"].str.startswith("member")]
+    print("mean forecast:")
     print(markdown(shown))
+    print("median forecast and the whole distribution (per customer):")
+    print(markdown(distribution, digits=4))
+    print("share of the MAE of each median forecast by calibration repeat transactions:")
+    print(markdown(median_groups, digits=4))
 
 
 if __name__ == "__main__":
