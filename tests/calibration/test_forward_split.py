@@ -14,7 +14,7 @@ from journeyopt.calibration.config import CalibrationConfig, SummaryConfig
 from journeyopt.calibration.design import Design
 from journeyopt.calibration.estimate import validation_customers
 from journeyopt.calibration.models import FitData, Penalties, choose_penalties
-from journeyopt.calibration.scoring import forward_window, scored_rows
+from journeyopt.calibration.scoring import forward_window, inner_rows, scored_rows
 from journeyopt.calibration.weeks import CustomerWeeks
 from journeyopt.sim.discrete import DiscreteLayout
 from tests.sim.caps import caps_config, discrete_spec
@@ -140,3 +140,38 @@ def test_penalties_chosen_forward_are_the_same_for_every_seed() -> None:
 )
 def test_the_card_says_which_rows_chose_the_penalties(meta: dict[str, int], line: str) -> None:
     assert line in penalty_split(meta)
+
+
+def test_the_trees_inner_split_is_forward_inside_the_training_rows() -> None:
+    """Forward, the inner split that early-stops the trees' count is the training rows' own
+    last weeks: inside the training rows, every inner row of a customer after every inner-fit
+    row of theirs, the training span's last 13 weeks, the same whatever the inner customers
+    drawn (the seed)."""
+    weeks = staggered_weeks(300, 60, seed=0)
+    forward = SummaryConfig().forward_weeks
+    held = validation_customers(300, 0.2, np.random.default_rng(0))
+    scored, _ = scored_rows(weeks, held, forward)
+    splits = []
+    for seed in (0, 1):
+        customers = validation_customers(300, 0.25, np.random.default_rng(seed))
+        inner = inner_rows(weeks, scored, customers, forward)
+        fit = ~scored & ~inner
+        assert not (inner & scored).any() and inner.any() and fit.any()
+        last_fit = np.full(300, -1)
+        np.maximum.at(last_fit, weeks.customer[fit], weeks.week[fit])
+        first_inner = np.full(300, 10**9)
+        np.minimum.at(first_inner, weeks.customer[inner], weeks.week[inner])
+        assert (last_fit < first_inner).all()
+        # training weeks 0..46: the inner split scores their last 13, 34..46
+        assert set(np.unique(weeks.week[inner])) == set(range(34, 47))
+        splits.append(inner)
+    np.testing.assert_array_equal(splits[0], splits[1])
+
+
+def test_the_trees_inner_split_at_forward_zero_is_the_random_inner_customers() -> None:
+    weeks = staggered_weeks(300, 60, seed=0)
+    held = validation_customers(300, 0.2, np.random.default_rng(0))
+    scored, _ = scored_rows(weeks, held, 0)
+    customers = validation_customers(300, 0.25, np.random.default_rng(1))
+    inner = inner_rows(weeks, scored, customers, 0)
+    np.testing.assert_array_equal(inner, customers[weeks.customer] & ~scored)

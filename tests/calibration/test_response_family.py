@@ -147,7 +147,7 @@ def _families(weeks: CustomerWeeks, data: FitData, mode: str) -> dict[str, Famil
     penalties = choose_penalties(data, held[weeks.customer], C_GRID, [1e-3])
     scored, judged = scored_rows(weeks, held, 0)
     _, families = choose_families(
-        data, penalties, scored, judged, mode, 1.0, LightGBMConfig(), seed=0
+        data, penalties, scored, judged, 0, mode, 1.0, LightGBMConfig(), seed=0
     )
     return families
 

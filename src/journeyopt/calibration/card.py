@@ -17,7 +17,7 @@ import pandas as pd
 from journeyopt.calibration.estimate import Estimate
 from journeyopt.calibration.fidelity import CardFidelity, tracking_figure
 from journeyopt.calibration.holdout import METRICS, HoldoutReport
-from journeyopt.calibration.models import family_lines
+from journeyopt.calibration.models import family_lines, penalty_edge_lines
 from journeyopt.calibration.policy_fidelity import PolicyFidelity
 from journeyopt.calibration.rules_check import rules_lines, unseen_rule_reasons
 from journeyopt.calibration.summary import summary_lines
@@ -299,6 +299,9 @@ def card_markdown(
         starting_population_line(world),
         f"- penalties chosen by held-out log-likelihood: logistic C {est.penalties.binary}, "
         f"value alpha {est.penalties.value:g} ({penalty_split(meta)})",
+        *penalty_edge_lines(
+            meta.get("penalty_choices", {}), int(meta.get("penalty_grid_extensions", 0))
+        ),
         *family_lines(est.families),
         f"- propensities: {est.propensities.source}"
         + (

@@ -220,10 +220,14 @@ class LightGBMConfig:
         num_leaves: Leaves per tree (>= 2).
         learning_rate: Shrinkage of each tree (in (0, 1]).
         max_rounds: Most trees (>= 1); the number used is chosen by early stopping on an
-            inner split of the training customers (never on the customers that score the
-            choice against the GLM), then kept for the point fit and every ensemble member.
+            inner split of the training rows (never on the rows that score the choice against
+            the GLM), split as they are (``summary.forward_weeks``: forward in time, the
+            training rows' own last weeks; 0: random training customers), then kept for the
+            point fit and every ensemble member.
         patience: Rounds without improvement of the inner split's log-loss that stop it (>= 1).
-        inner_share: Share of the training customers in the inner split (in (0, 1)).
+        inner_share: Share of the training customers in the inner split with
+            ``summary.forward_weeks`` 0 (in (0, 1); forward, the inner split is the training
+            rows' last weeks).
         min_data_in_leaf: Fewest aggregated (state, action, week) cells in a leaf (>= 1).
         min_sum_hessian_in_leaf: Least summed weighted ``p (1 - p)`` in a leaf (>= 0): about
             the events (successes) a leaf must rest on for a rare outcome.
@@ -371,6 +375,14 @@ class CalibrationConfig:
         lightgbm: The trees' settings (:class:`LightGBMConfig`).
         c_grid: Candidate inverse L2 strengths of the logistic models.
         alpha_grid: Candidate L2 strengths of the value model.
+        grid_extensions: When the best penalty of a grid (of two or more values) is its
+            smallest or largest value, the value a decade beyond is tried too and taken when
+            it beats the edge by more than ``summary.tolerance_se`` standard errors of the
+            per-customer difference (the grid is the range expected; leaving it takes
+            evidence), up to this many times (0: the grids as given). A penalty at an edge
+            whose next value beyond was not tried, or scored better without beating it, is
+            named on the card and in the log. The point fit's choice only: the summary's and
+            the value tiers' candidates are scored with the grid as given.
         validation_share: Share of customers held out to choose the penalties, the response
             family, the value tiers and the state summary with ``summary.forward_weeks`` 0
             (by default those are chosen forward in time) and to check the behaviour cloning.
@@ -423,6 +435,7 @@ class CalibrationConfig:
     lightgbm: LightGBMConfig = field(default_factory=LightGBMConfig)
     c_grid: list[float] = field(default_factory=lambda: [0.003, 0.03, 0.3, 3.0, 30.0])
     alpha_grid: list[float] = field(default_factory=lambda: [1e-5, 1e-4, 1e-3, 1e-2])
+    grid_extensions: int = 3
     validation_share: float = 0.2
     ensemble_size: int = 5
     weighting: str = "stabilised"
@@ -449,6 +462,10 @@ class CalibrationConfig:
             raise ConfigError("calibration: ensemble_size, holdout_weeks >= 0, holdout_runs >= 1")
         if not self.c_grid or not self.alpha_grid:
             raise ConfigError("calibration.c_grid and alpha_grid must not be empty")
+        if min(self.c_grid) <= 0 or min(self.alpha_grid) <= 0:
+            raise ConfigError("calibration.c_grid and alpha_grid must hold values > 0")
+        if self.grid_extensions < 0:
+            raise ConfigError("calibration.grid_extensions must be >= 0 (0: the grids as given)")
         if self.weighting not in ("stabilised", "none"):
             raise ConfigError("calibration.weighting must be 'stabilised' or 'none'")
         if self.response_model not in RESPONSE_MODELS:

@@ -239,7 +239,15 @@ def estimate(
     # much to smooth decides how the models extrapolate to later weeks, as the summary does)
     scored, judged = scored_rows(weeks, held, cfg.summary.forward_weeks)
     window = forward_window(weeks, cfg.summary.forward_weeks)
-    penalties = choose_penalties(data, scored, cfg.c_grid, cfg.alpha_grid, cfg.workers)
+    penalties = choose_penalties(
+        data,
+        scored,
+        cfg.c_grid,
+        cfg.alpha_grid,
+        cfg.workers,
+        cfg.grid_extensions,
+        cfg.summary.tolerance_se,
+    )
     families: dict[str, FamilyChoice] = {}
     if cfg.response_model != "glm":  # trees where they win on held-out customers
         penalties, families = choose_families(
@@ -247,6 +255,7 @@ def estimate(
             penalties,
             scored,
             judged,
+            cfg.summary.forward_weeks,
             cfg.response_model,
             cfg.summary.tolerance_se,
             cfg.lightgbm,
@@ -321,6 +330,9 @@ def estimate(
         {
             **meta,
             "penalties": {"binary": penalties.binary, "value_alpha": penalties.value},
+            # every value tried, its held-out score, and whether the choice is at an edge
+            "penalty_choices": {n: c.as_meta() for n, c in penalties.choices.items()},
+            "penalty_grid_extensions": cfg.grid_extensions,
             # the rows the penalties were chosen on: weeks scored forward (0: the seed's
             # validation customers)
             "validation_forward_weeks": window,

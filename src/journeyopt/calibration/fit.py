@@ -186,24 +186,122 @@ def binary_loglik(fit: LinearFit, matrix: sp.csr_matrix, positive: Float, negati
     return float((positive @ log_p + negative @ log_q) / total) if total > 0 else float("nan")
 
 
+GRID_STEP = 10.0
+"""Factor between a penalty grid's winning edge and the value tried beyond it (a decade)."""
+
+
+@dataclass(frozen=True)
+class PenaltyChoice:
+    """A penalty chosen by held-out score on a grid, extended beyond a winning edge.
+
+    Attributes:
+        value: The chosen penalty.
+        scores: Every penalty tried -> its held-out score (higher is better: log-likelihood
+            per unit weight, or minus the mean Gamma deviance), the grid's and the extensions'.
+        edge: ``smallest`` or ``largest`` when the chosen penalty is the smallest or largest
+            value of the choice and the value a decade beyond it was not tried (no extension
+            left) or scored better without beating it clearly (:func:`choose_penalty`): the
+            best may lie beyond. Empty when a value beyond scored worse, when the choice lies
+            inside, when the grid has one value (a fixed penalty) or when no penalty could be
+            scored.
+    """
+
+    value: float
+    scores: dict[float, float]
+    edge: str = ""
+
+    def as_meta(self) -> dict[str, object]:
+        return {
+            "chosen": self.value,
+            "edge": self.edge,
+            "scores": {f"{p:g}": s for p, s in sorted(self.scores.items())},
+        }
+
+
+def choose_penalty(
+    grid: Sequence[float],
+    score: Callable[[float], float],
+    extensions: int,
+    strong_is_small: bool,
+    fallback: float,
+    beats: Callable[[float, float], bool] | None = None,
+) -> PenaltyChoice:
+    """The penalty of ``grid`` with the best held-out ``score`` (higher is better; ties: the
+    stronger penalty), each scored from the strongest to the weakest.
+
+    When the best is the grid's smallest or largest value (of a grid of two or more values),
+    the value a decade beyond it (:data:`GRID_STEP`) is scored too and replaces it when it
+    scores better and ``beats(beyond, edge)`` (e.g. by more than a tolerance of standard
+    errors; None: scoring better suffices), up to ``extensions`` times: the configured grid
+    is the range the penalty is expected in, left only on evidence. A choice whose next value
+    beyond was not tried, or scored better without beating it, is marked
+    (:attr:`PenaltyChoice.edge`).
+
+    Args:
+        grid: The configured candidates.
+        score: Held-out score of a penalty.
+        extensions: Most values tried beyond the grid (0: the grid as given).
+        strong_is_small: The smaller value penalises more (logistic ``C``), else the larger
+            (Gamma ``alpha``).
+        fallback: The choice when no score is finite.
+        beats: Whether a value beyond the edge beats the edge, given that it scores better.
+    """
+    scores = {p: score(p) for p in sorted(grid, reverse=not strong_is_small)}
+    finite = {p: s for p, s in scores.items() if np.isfinite(s)}
+    if not finite:
+        return PenaltyChoice(float(fallback), scores)
+    chosen = max(sorted(finite, reverse=not strong_is_small), key=lambda p: finite[p])
+    low, high = min(scores), max(scores)  # the choice's range: the grid, then the extensions
+
+    def beyond_edge() -> float | None:
+        """The value a decade beyond the chosen one when it is an edge of the range."""
+        if len(scores) < 2 or low < chosen < high:
+            return None
+        beyond = chosen / GRID_STEP if chosen == low else chosen * GRID_STEP
+        return float(f"{beyond:.12g}")  # 0.0003, not 0.00030000000000000003
+
+    beyond = beyond_edge()
+    for _ in range(extensions):
+        if beyond is None:
+            break
+        scores[beyond] = score(beyond)
+        if not scores[beyond] > scores[chosen] or (beats is not None and not beats(beyond, chosen)):
+            break
+        chosen = beyond
+        low, high = min(low, chosen), max(high, chosen)
+        beyond = beyond_edge()
+    edge = ""
+    if beyond is not None and not scores.get(beyond, np.inf) <= scores[chosen]:
+        edge = "smallest" if chosen == low else "largest"
+    return PenaltyChoice(float(chosen), scores, edge)
+
+
 def choose_logistic(
     train: tuple[sp.csr_matrix, Float, Float],
     valid: tuple[sp.csr_matrix, Float, Float],
     grid: Sequence[float],
     scale: Float | None = None,
-) -> float:
-    """The ``C`` of ``grid`` with the best held-out log-likelihood (ties: the smaller ``C``).
+    extensions: int = 0,
+    beats: Callable[[LinearFit, LinearFit], bool] | None = None,
+) -> PenaltyChoice:
+    """The ``C`` with the best held-out log-likelihood (:func:`choose_penalty`; ties: the
+    smaller ``C``; ``extensions`` values tried beyond a winning edge of ``grid``, each taken
+    when it scores better and ``beats(its fit, the edge's fit)``, None: always).
 
     The fits follow the regularisation path from the strongest penalty (smallest ``C``), each
-    started from the previous solution: the same optimum (Newton's tolerance) in fewer
-    iterations than from the intercept-only start."""
-    scores = {}
-    previous = None
-    for c in sorted(grid):
-        previous = fit_logistic(*train, c, warm=previous, scale=scale)
-        scores[c] = binary_loglik(previous, *valid)
-    finite = {c: s for c, s in scores.items() if np.isfinite(s)}
-    return max(sorted(finite), key=lambda c: finite[c]) if finite else float(grid[0])
+    started from the fit of the nearest ``C`` already tried: the same optimum (Newton's
+    tolerance) in fewer iterations than from the intercept-only start."""
+    fits: dict[float, LinearFit] = {}
+
+    def score(c: float) -> float:
+        warm = fits[min(fits, key=lambda k: abs(np.log(k / c)))] if fits else None
+        fits[c] = fit_logistic(*train, c, warm=warm, scale=scale)
+        return binary_loglik(fits[c], *valid)
+
+    def beyond_beats(c: float, edge: float) -> bool:
+        return beats is None or beats(fits[c], fits[edge])
+
+    return choose_penalty(grid, score, extensions, True, grid[0], beyond_beats)
 
 
 def fit_gamma(
@@ -244,13 +342,23 @@ def choose_gamma(
     valid: tuple[sp.csr_matrix, Float, Float],
     grid: Sequence[float],
     scale: Float | None = None,
-) -> float:
-    """The ``alpha`` of ``grid`` with the lowest held-out deviance (ties: the larger)."""
-    scores = {a: gamma_deviance(fit_gamma(*train, a, scale), *valid) for a in grid}
-    finite = {a: s for a, s in scores.items() if np.isfinite(s)}
-    if not finite:
-        return float(grid[-1])
-    return min(sorted(finite, reverse=True), key=lambda a: finite[a])
+    extensions: int = 0,
+    beats: Callable[[LinearFit, LinearFit], bool] | None = None,
+) -> PenaltyChoice:
+    """The ``alpha`` with the lowest held-out deviance (:func:`choose_penalty`, scored by
+    minus the deviance; ties: the larger ``alpha``; ``extensions`` values tried beyond a
+    winning edge of ``grid``, each taken when it scores better and ``beats(its fit, the
+    edge's fit)``, None: always)."""
+    fits: dict[float, LinearFit] = {}
+
+    def score(alpha: float) -> float:
+        fits[alpha] = fit_gamma(*train, alpha, scale)
+        return -gamma_deviance(fits[alpha], *valid)
+
+    def beyond_beats(alpha: float, edge: float) -> bool:
+        return beats is None or beats(fits[alpha], fits[edge])
+
+    return choose_penalty(grid, score, extensions, False, grid[-1], beyond_beats)
 
 
 def bootstrap_multiplicity(n_customers: int, rng: np.random.Generator) -> Float:

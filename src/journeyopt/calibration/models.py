@@ -19,8 +19,9 @@ tabulates them over every (state, action).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -43,13 +44,14 @@ from journeyopt.calibration.design import N_WEEKS_OF_YEAR, Design
 from journeyopt.calibration.fit import (
     Cells,
     LinearFit,
+    PenaltyChoice,
     binary_loglik,
     choose_gamma,
     choose_logistic,
     fit_gamma,
     fit_logistic,
 )
-from journeyopt.calibration.scoring import difference_se
+from journeyopt.calibration.scoring import difference_se, inner_rows
 from journeyopt.calibration.weeks import CustomerWeeks
 from journeyopt.parallel import run_tasks
 from journeyopt.sim.discrete import DiscreteLayout, Summary
@@ -60,6 +62,8 @@ IntArray = NDArray[np.int64]
 Bool = NDArray[np.bool_]
 
 BINARY_MODELS: tuple[str, ...] = ("convert", "engage", "optout")
+
+LOG = logging.getLogger("journeyopt")
 
 
 @dataclass(frozen=True)
@@ -177,11 +181,20 @@ class Penalties:
         value: Gamma ``alpha``.
         rounds: Binary model name -> number of gradient-boosted trees added to its GLM
             (:func:`choose_families`); a model not listed is the GLM alone.
+        choices: Model name (a binary model or ``value``) -> how its penalty was chosen: the
+            held-out score of every value tried and whether the chosen one is still at an
+            edge of them (:class:`~journeyopt.calibration.fit.PenaltyChoice`); empty when the
+            penalties were given, not chosen.
     """
 
     binary: dict[str, float]
     value: float
     rounds: dict[str, int] = field(default_factory=dict)
+    choices: dict[str, PenaltyChoice] = field(default_factory=dict)
+
+    def edges(self) -> dict[str, PenaltyChoice]:
+        """The models whose chosen penalty is still the smallest or largest value tried."""
+        return {name: c for name, c in self.choices.items() if c.edge}
 
 
 @dataclass(frozen=True)
@@ -205,32 +218,125 @@ def choose_penalties(
     c_grid: list[float],
     alpha_grid: list[float],
     workers: int = 1,
+    extensions: int = 0,
+    tolerance_se: float = 0.0,
 ) -> Penalties:
     """Penalties by held-out likelihood: fit on the customer-weeks outside ``validation``
     (M,), score on those inside (:func:`~journeyopt.calibration.scoring.scored_rows`); each
-    model's choice is one task of ``workers`` processes
-    (:func:`journeyopt.parallel.run_tasks`)."""
+    model's choice is one task of ``workers`` processes (:func:`journeyopt.parallel.run_tasks`).
+
+    A grid's winning edge is extended by up to ``extensions`` decades
+    (:func:`~journeyopt.calibration.fit.choose_penalty`), a value beyond the grid taken only
+    when its gain over the edge exceeds ``tolerance_se`` standard errors of the per-customer
+    difference (:func:`~journeyopt.calibration.scoring.difference_se`, as every other choice
+    that departs from the default). A penalty at an edge with a better value possibly beyond
+    it is logged (:func:`penalty_edge_lines`)."""
     train_w = (~validation).astype(np.float64)
     valid_w = validation.astype(np.float64)
+    judged = np.bincount(data.weeks.customer, weights=valid_w, minlength=n_customers(data)) > 0
 
-    def binary(name: str) -> Callable[[], float]:
-        def choose() -> float:
+    def clearly(gain: Float) -> bool:
+        """Per-customer gains (K,) above ``tolerance_se`` SE, over the scored customers."""
+        return float(gain[judged].sum()) > tolerance_se * difference_se(gain[judged])
+
+    def binary(name: str) -> Callable[[], PenaltyChoice]:
+        def beats(new: LinearFit, edge: LinearFit) -> bool:
+            def score(fit: LinearFit) -> Float:
+                return binary_per_customer(data, name, fit.eta(data.cells.matrix), validation)
+
+            return clearly(score(new) - score(edge))
+
+        def choose() -> PenaltyChoice:
             train, valid = data.binary(name, train_w), data.binary(name, valid_w)
             scale = data.design.penalty_scale()
-            if train[1].sum() <= 0:
-                return c_grid[0]
-            return choose_logistic(train, valid, c_grid, scale)
+            if train[1].sum() <= 0:  # never happens in training: nothing to choose
+                return PenaltyChoice(c_grid[0], {})
+            return choose_logistic(train, valid, c_grid, scale, extensions, beats)
 
         return choose
 
-    def value() -> float:
+    def value() -> PenaltyChoice:
+        def beats(new: LinearFit, edge: LinearFit) -> bool:
+            def score(fit: LinearFit) -> Float:
+                return value_per_customer(data, fit.eta(data.value_cells.matrix), validation)
+
+            return clearly(score(new) - score(edge))
+
         value_scale = data.design.penalty_scale(data.design.n_state_action_columns)
-        return choose_gamma(
-            data.value(train_w), data.value(valid_w, aggregate=False), alpha_grid, value_scale
-        )
+        train, valid = data.value(train_w), data.value(valid_w, aggregate=False)
+        return choose_gamma(train, valid, alpha_grid, value_scale, extensions, beats)
 
     chosen = run_tasks([*(binary(name) for name in BINARY_MODELS), value], workers)
-    return Penalties(dict(zip(BINARY_MODELS, chosen[:-1], strict=True)), chosen[-1])
+    penalties = Penalties(
+        {name: c.value for name, c in zip(BINARY_MODELS, chosen[:-1], strict=True)},
+        chosen[-1].value,
+        choices=dict(zip((*BINARY_MODELS, "value"), chosen, strict=True)),
+    )
+    edges = {name: c.as_meta() for name, c in penalties.edges().items()}
+    for line in penalty_edge_lines(edges, extensions):
+        LOG.warning(line.removeprefix("- "))
+    return penalties
+
+
+def n_customers(data: FitData) -> int:
+    """``K``, the customers of the fitted customer-weeks."""
+    return int(data.weeks.customer_ids.shape[0])
+
+
+def binary_per_customer(data: FitData, name: str, logit: Float, scored: Bool) -> Float:
+    """(K,) each customer's held-out log-likelihood of binary model ``name`` (nats): the
+    model's rows among the (M,) ``scored`` customer-weeks, under the (c,) ``logit`` of every
+    cell, weighted by the fit's confounding weights."""
+    y, rows = data.outcome(name)
+    row = logit[data.cells.row_cell]
+    ll = np.where(y, -np.logaddexp(0.0, -row), -np.logaddexp(0.0, row))
+    w = data.weight * (rows & scored)
+    sums = np.bincount(data.weeks.customer, weights=ll * w, minlength=n_customers(data))
+    return np.asarray(sums, np.float64)
+
+
+def value_per_customer(data: FitData, log_mean: Float, scored: Bool) -> Float:
+    """(K,) minus each customer's held-out Gamma deviance of the value model: the converting
+    weeks among the (M,) ``scored`` customer-weeks, under the (v,) ``log_mean`` of every value
+    cell (row weights only, as the value model's fit)."""
+    rows = data.value_rows
+    r = data.weeks.list_value[rows] * np.exp(-log_mean[data.value_cells.row_cell])
+    dev = 2.0 * (r - 1.0 - np.log(r)) * scored[rows]
+    sums = np.bincount(data.weeks.customer[rows], weights=dev, minlength=n_customers(data))
+    return -np.asarray(sums, np.float64)
+
+
+def penalty_edge_lines(choices: Mapping[str, Mapping[str, Any]], extensions: int) -> list[str]:
+    """The card's and the log's line on each model whose chosen penalty is at an edge of the
+    values it was chosen from with a better value possibly beyond it (``choices``: model name
+    -> :meth:`PenaltyChoice.as_meta`, as the world's ``penalty_choices``; ``extensions``:
+    ``calibration.grid_extensions``)."""
+    lines = []
+    for name, choice in choices.items():
+        if not choice.get("edge"):
+            continue
+        penalty, grid = ("alpha", "alpha_grid") if name == "value" else ("C", "c_grid")
+        chosen = float(choice["chosen"])
+        tried = [float(p) for p in choice["scores"]]
+        beyond = [p for p in tried if (p < chosen if choice["edge"] == "smallest" else p > chosen)]
+        head = f"- **penalty at the edge of its grid**: {name} {penalty} {chosen:g}"
+        if beyond:
+            lines.append(
+                f"{head} is the {choice['edge']} value of its choice: {penalty} {beyond[0]:g} "
+                "beyond it scored better, by no more than `calibration.summary.tolerance_se` "
+                "standard errors, and was not taken"
+            )
+            continue
+        how = (
+            f"the grid extended by up to {extensions} decades, `calibration.grid_extensions`"
+            if extensions
+            else "the grid as given, `calibration.grid_extensions: 0`"
+        )
+        lines.append(
+            f"{head} is the {choice['edge']} of the {len(tried)} values tried ({how}): a value "
+            f"beyond it may score better; widen `calibration.{grid}`"
+        )
+    return lines
 
 
 def refit_model(
@@ -366,6 +472,7 @@ def choose_families(
     penalties: Penalties,
     scored: Bool,
     judged: Bool,
+    forward_weeks: int,
     mode: str,
     tolerance_se: float,
     boost: LightGBMConfig,
@@ -377,11 +484,14 @@ def choose_families(
 
     Both are fitted on the customer-weeks outside ``scored`` (M,) with the fit's confounding
     weights (the GLM with its chosen penalty) and scored on ``scored`` per customer (the
-    (K,) ``judged`` customers: :func:`~journeyopt.calibration.scoring.scored_rows`). The
-    number of trees is chosen by early stopping on an inner split of the training customers
-    (``boost.inner_share``; never on the scored ones), the trees boosted from the GLM fitted on
-    the rest. ``mode`` ``lightgbm`` keeps the trees whenever some were chosen; ``auto`` only
-    when their gain exceeds ``tolerance_se`` standard errors of the per-customer difference
+    (K,) ``judged`` customers: :func:`~journeyopt.calibration.scoring.scored_rows` with
+    ``forward_weeks``). The number of trees is chosen by early stopping on an inner split of
+    the training rows, never on the scored ones, split by the same rule
+    (:func:`~journeyopt.calibration.scoring.inner_rows`: forward, the training rows' own last
+    weeks; with ``forward_weeks`` 0 a random ``boost.inner_share`` of the training customers),
+    the trees boosted from the GLM fitted on the rest. ``mode`` ``lightgbm`` keeps the trees
+    whenever some were chosen; ``auto`` only when their gain exceeds ``tolerance_se`` standard
+    errors of the per-customer difference
     (:func:`~journeyopt.calibration.scoring.difference_se`). One task per model on ``workers``
     processes.
 
@@ -389,15 +499,14 @@ def choose_families(
         ``penalties`` with the kept models' rounds, and each model's :class:`FamilyChoice`.
     """
     weeks = data.weeks
-    n_customers = judged.shape[0]
-    training = np.bincount(weeks.customer, weights=~scored, minlength=n_customers) > 0
+    training = np.bincount(weeks.customer, weights=~scored, minlength=judged.shape[0]) > 0
     rng = np.random.default_rng([seed, 16])
-    inner_customers = np.zeros(n_customers, bool)
+    inner_customers = np.zeros(judged.shape[0], bool)
     pool = np.flatnonzero(training)
     inner_customers[rng.permutation(pool)[: max(1, round(boost.inner_share * pool.shape[0]))]] = (
         True
     )
-    inner = inner_customers[weeks.customer] & ~scored
+    inner = inner_rows(weeks, scored, inner_customers, forward_weeks)
     names = feature_names(data.design.layout)
     scale = data.design.penalty_scale()
     _ = data.features, data.value_features  # once, before the workers fork
@@ -420,18 +529,11 @@ def choose_families(
             eta = glm.eta(matrix)
             trees = fit_trees(data.features, pos, neg, eta, rounds, names, boost, seed)
             boosted = eta + trees.logit(data.features)
-            y, rows = data.outcome(name)
-            w = data.weight * (rows & scored)
-
-            def per_customer(logit: Float) -> Float:
-                row = logit[data.cells.row_cell]
-                ll = np.where(y, -np.logaddexp(0.0, -row), -np.logaddexp(0.0, row))
-                sums = np.bincount(weeks.customer, weights=ll * w, minlength=n_customers)
-                return np.asarray(sums, np.float64)[judged]
-
-            total = max(float(w.sum()), 1e-300)  # the scored weight of the model's rows
+            _, rows = data.outcome(name)
+            total = max(float((data.weight * (rows & scored)).sum()), 1e-300)  # scored weight
             glm_loglik = binary_loglik(glm, matrix, s_pos, s_neg)
-            diff = per_customer(boosted) - per_customer(eta)
+            gain = binary_per_customer(data, name, boosted, scored)
+            diff = (gain - binary_per_customer(data, name, eta, scored))[judged]
             return family_choice(diff, rounds, glm_loglik, total)
 
         return run
@@ -474,22 +576,15 @@ def choose_families(
         trees = fit_value_trees(data.value_features, (mean, total, eta), rounds, names, boost, seed)
         boosted = eta + trees.logit(data.value_features)
         y = weeks.list_value[rows]
-        owner = weeks.customer[rows]
-
-        def per_customer(log_mean: Float) -> Float:
-            r = y * np.exp(-log_mean[data.value_cells.row_cell])
-            dev = 2.0 * (r - 1.0 - np.log(r)) * s_weight
-            sums = np.bincount(owner, weights=dev, minlength=n_customers)
-            return -np.asarray(sums, np.float64)[judged]
-
         glm_score = -gamma_deviance(y, eta[data.value_cells.row_cell], s_weight)
-        diff = per_customer(boosted) - per_customer(eta)
+        gain = value_per_customer(data, boosted, scored)
+        diff = (gain - value_per_customer(data, eta, scored))[judged]
         return family_choice(diff, rounds, glm_score, float(s_weight.sum()))
 
     chosen = run_tasks([*(choose(name) for name in BINARY_MODELS), choose_value], workers)
     families = dict(zip((*BINARY_MODELS, "value"), chosen, strict=True))
     rounds = {n: f.rounds for n, f in families.items() if f.family == "lightgbm"}
-    return Penalties(penalties.binary, penalties.value, rounds), families
+    return replace(penalties, rounds=rounds), families
 
 
 def _season(fit: LinearFit, design: Design, weeks_of_year: IntArray) -> Float:

@@ -3,7 +3,8 @@ score difference: one split and one SE for every choice made by held-out likelih
 fit's penalties, :func:`journeyopt.calibration.models.choose_penalties`; the state summary,
 :mod:`journeyopt.calibration.summary`; the value tiers,
 :mod:`journeyopt.calibration.segmentation`; the response models' family,
-:func:`journeyopt.calibration.models.choose_families`). By default the split is forward in
+:func:`journeyopt.calibration.models.choose_families`, whose trees' count is early-stopped on
+the same split of the training rows, :func:`inner_rows`). By default the split is forward in
 time (every customer's last weeks, fitted on the weeks before: a forecast's models are judged
 on later weeks, and the choice does not move with the seed); ``forward_weeks`` 0 keeps the
 random validation customers."""
@@ -52,6 +53,27 @@ def scored_rows(
         rows = weeks.week > int(weeks.week.max()) - window
     customers = np.bincount(weeks.customer, weights=rows, minlength=held.shape[0]) > 0
     return rows, customers
+
+
+def inner_rows(
+    weeks: CustomerWeeks,
+    scored: NDArray[np.bool_],
+    customers: NDArray[np.bool_],
+    forward_weeks: int,
+) -> NDArray[np.bool_]:
+    """(M,) the inner split of the rows outside ``scored`` (M,), on which a choice made inside
+    the training rows is scored (the early stopping of the trees' count,
+    :func:`journeyopt.calibration.models.choose_families`): the rows :func:`scored_rows` holds
+    out of the training rows alone, by the same rule. Forward (``forward_weeks`` > 0): the
+    training rows in the last :func:`forward_window` weeks of the training rows' span, so every
+    inner row of a customer comes after every inner-fit row of theirs and the split does not
+    depend on the seed. ``forward_weeks`` 0: the training rows of the (K,) inner
+    ``customers``."""
+    training = ~scored
+    rows, _ = scored_rows(weeks.take(training), customers, forward_weeks)
+    inner = np.zeros(weeks.n, bool)
+    inner[training] = rows
+    return inner
 
 
 def difference_se(diff: Float) -> float:

@@ -300,7 +300,7 @@ def heldout_loglik(
         train = data.binary(name, train_w)
         if train[1].sum() <= 0:
             continue  # never happens in training: the model predicts "never" for every row
-        c = choose_logistic(train, data.binary(name, valid_w), list(c_grid), scale)
+        c = choose_logistic(train, data.binary(name, valid_w), list(c_grid), scale).value
         fit = fit_logistic(*train, c, scale=scale)
         eta = fit.eta(data.cells.matrix)[data.cells.row_cell]
         y, rows = data.outcome(name)
