@@ -53,8 +53,10 @@ Reported per predictor: the hold-out total and its error; per-customer MAE and R
 of hold-out repeat transactions); per model with a distribution, the MAE of its median, the
 share of customers whose median is 0, the sum of the medians, the ranked probability score, the
 mean log probability of the actual count and the largest probability mass missing from a
-customer's distribution. Written to ``<output_dir>/compare_summary.csv``,
-``compare_distribution.csv`` and ``compare_weekly.csv`` and printed as Markdown;
+customer's distribution; and each of these per-customer scores minus BG/NBD's (this
+package's) on the same customers with the standard error of the mean difference. Written to
+``<output_dir>/compare_summary.csv``, ``compare_distribution.csv``, ``compare_paired.csv`` and
+``compare_weekly.csv`` and printed as Markdown;
 ``compare_by_frequency.csv`` holds the mean hold-out transactions per customer by calibration
 repeat transactions (0, 1, 2, 3-4, 5-9, 10+), actual against each predictor's mean, and
 ``compare_median_by_frequency.csv`` each group's share of the MAE of each median forecast:
@@ -470,13 +472,33 @@ def ranked_probability_score(pmf: Float, actual: NDArray[np.int64]) -> Float:
     )
 
 
-def distribution_row(name: str, forecast: Forecast, actual: NDArray[np.int64]) -> dict[str, object]:
+def customer_scores(forecast: Forecast, actual: NDArray[np.int64]) -> dict[str, Float]:
+    """(K,) each customer's score of one forecast: the absolute error of its mean and, with a
+    distribution, its median, that median's absolute error, its ranked probability score, the
+    log probability of the actual count (-inf where it is 0) and the mass missing from it."""
+    scores = {"abs_error_of_mean": np.abs(forecast.per_period.sum(axis=1) - actual)}
+    if forecast.pmf is None:
+        return scores
+    width = max(forecast.pmf.shape[1], int(actual.max()) + 1)
+    pmf = np.pad(forecast.pmf, ((0, 0), (0, width - forecast.pmf.shape[1])))
+    median = median_count(pmf)
+    with np.errstate(divide="ignore"):
+        log_chance = np.log(pmf[np.arange(actual.shape[0]), actual])
+    return scores | {
+        "median": median.astype(np.float64),
+        "abs_error_of_median": np.abs(median - actual).astype(np.float64),
+        "rps": ranked_probability_score(pmf, actual),
+        "log_score": np.asarray(log_chance, np.float64),
+        "mass_missing": np.abs(1.0 - pmf.sum(axis=1)),
+    }
+
+
+def distribution_row(name: str, scores: dict[str, Float]) -> dict[str, object]:
     """One predictor's per-customer figures of its median forecast and whole distribution
     (NaN where it has none) beside the MAE of its mean forecast."""
-    mean = forecast.per_period.sum(axis=1)
     row: dict[str, object] = {
         "predictor": name,
-        "mae_of_mean": float(np.abs(mean - actual).mean()),
+        "mae_of_mean": float(scores["abs_error_of_mean"].mean()),
         "mae_of_median": np.nan,
         "median_zero_share": np.nan,
         "total_of_medians": np.nan,
@@ -484,21 +506,41 @@ def distribution_row(name: str, forecast: Forecast, actual: NDArray[np.int64]) -
         "log_score": np.nan,
         "mass_missing": np.nan,
     }
-    if forecast.pmf is None:
+    if "median" not in scores:
         return row
-    width = max(forecast.pmf.shape[1], int(actual.max()) + 1)
-    pmf = np.pad(forecast.pmf, ((0, 0), (0, width - forecast.pmf.shape[1])))
-    median = median_count(pmf)
-    chance = pmf[np.arange(actual.shape[0]), actual]
-    row |= {
-        "mae_of_median": float(np.abs(median - actual).mean()),
-        "median_zero_share": float(np.mean(median == 0)),
-        "total_of_medians": float(median.sum()),
-        "rps": float(ranked_probability_score(pmf, actual).mean()),
-        "log_score": float(np.mean(np.log(chance))) if np.all(chance > 0) else -np.inf,
-        "mass_missing": float(np.max(np.abs(1.0 - pmf.sum(axis=1)))),
+    return row | {
+        "mae_of_median": float(scores["abs_error_of_median"].mean()),
+        "median_zero_share": float(np.mean(scores["median"] == 0)),
+        "total_of_medians": float(scores["median"].sum()),
+        "rps": float(scores["rps"].mean()),
+        "log_score": float(scores["log_score"].mean()),
+        "mass_missing": float(scores["mass_missing"].max()),
     }
-    return row
+
+
+PAIRED = ("abs_error_of_mean", "abs_error_of_median", "rps", "log_score")
+"""Per-customer scores compared between predictors on the same customers."""
+
+
+def paired_differences(scores: dict[str, dict[str, Float]], reference: str) -> pd.DataFrame:
+    """Each predictor's mean per-customer score minus ``reference``'s on the same customers,
+    with the standard error of that mean difference (NaN unless both have the score and it is
+    finite for every customer)."""
+    rows = []
+    for name, own in scores.items():
+        row: dict[str, object] = {"predictor": name}
+        for key in PAIRED:
+            if key in own and key in scores[reference]:
+                diff = own[key] - scores[reference][key]
+            else:
+                diff = np.full(2, np.nan)
+            finite = bool(np.all(np.isfinite(diff)))
+            row[key] = float(diff.mean()) if finite else np.nan
+            row[f"{key}_se"] = (
+                float(diff.std(ddof=1) / np.sqrt(diff.shape[0])) if finite else np.nan
+            )
+        rows.append(row)
+    return pd.DataFrame.from_records(rows)
 
 
 def summary_row(name: str, per_period: Float, ref: Reference) -> dict[str, object]:
@@ -556,7 +598,7 @@ def by_frequency(predictions: dict[str, Float], ref: Reference) -> pd.DataFrame:
 
 
 def median_error_by_frequency(
-    medians: dict[str, NDArray[np.int64]], actual: NDArray[np.int64], ref: Reference
+    medians: dict[str, Float], actual: NDArray[np.int64], ref: Reference
 ) -> pd.DataFrame:
     """Each group of calibration repeat transactions' share of each median forecast's MAE (its
     summed absolute error / all customers; the shares add up to the MAE), and the share of the
@@ -664,9 +706,11 @@ def main(output_dir: Path, data: str, runs: int, seed: int) -> None:
     }
     rows += [summary_row(name, f.per_period, ref) for name, f in others.items()]
     forecasts = {"this world": Forecast(predictions["this world"], world_pmf), **others}
+    scores = {name: customer_scores(f, actual) for name, f in forecasts.items()}
     distribution = pd.DataFrame.from_records(
-        [distribution_row(name, f, actual) for name, f in forecasts.items()]
+        [distribution_row(name, s) for name, s in scores.items()]
     )
+    against = paired_differences(scores, "BG/NBD (journeyopt)")
     summary = pd.DataFrame.from_records(rows)
     member_errors = summary.loc[summary["predictor"].str.startswith("member"), "total_error_pct"]
     print(
@@ -701,7 +745,8 @@ def main(output_dir: Path, data: str, runs: int, seed: int) -> None:
     weekly.to_csv(output_dir / "compare_weekly.csv", index=False)
     groups.to_csv(output_dir / "compare_by_frequency.csv", index=False)
     distribution.to_csv(output_dir / "compare_distribution.csv", index=False)
-    medians = {name: median_count(f.pmf) for name, f in forecasts.items() if f.pmf is not None}
+    against.to_csv(output_dir / "compare_paired.csv", index=False)
+    medians = {name: s["median"] for name, s in scores.items() if "median" in s}
     median_groups = median_error_by_frequency(medians, actual, ref)
     median_groups.to_csv(output_dir / "compare_median_by_frequency.csv", index=False)
     print(markdown(groups[[c for c in groups.columns if not c.startswith("member")]]))
@@ -710,6 +755,8 @@ def main(output_dir: Path, data: str, runs: int, seed: int) -> None:
     print(markdown(shown))
     print("median forecast and the whole distribution (per customer):")
     print(markdown(distribution, digits=4))
+    print("per-customer scores minus BG/NBD's (journeyopt) on the same customers, with SE:")
+    print(markdown(against, digits=4))
     print("share of the MAE of each median forecast by calibration repeat transactions:")
     print(markdown(median_groups, digits=4))
 
