@@ -182,9 +182,9 @@ class Penalties:
         rounds: Binary model name -> number of gradient-boosted trees added to its GLM
             (:func:`choose_families`); a model not listed is the GLM alone.
         choices: Model name (a binary model or ``value``) -> how its penalty was chosen: the
-            held-out score of every value tried and whether the chosen one is still at an
-            edge of them (:class:`~journeyopt.calibration.fit.PenaltyChoice`); empty when the
-            penalties were given, not chosen.
+            held-out score of every value tried and whether the chosen one is at an edge
+            (:class:`~journeyopt.calibration.fit.PenaltyChoice`); empty when the penalties
+            were given, not chosen.
     """
 
     binary: dict[str, float]
@@ -193,7 +193,8 @@ class Penalties:
     choices: dict[str, PenaltyChoice] = field(default_factory=dict)
 
     def edges(self) -> dict[str, PenaltyChoice]:
-        """The models whose chosen penalty is still the smallest or largest value tried."""
+        """The models whose chosen penalty is at an edge of its choice with a better value
+        possibly beyond it (:attr:`~journeyopt.calibration.fit.PenaltyChoice.edge`)."""
         return {name: c for name, c in self.choices.items() if c.edge}
 
 
