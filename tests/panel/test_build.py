@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from journeyopt.panel.build import build_panel, iter_panel, state_at, write_panel
+from journeyopt.panel.build import build_panel, iter_panel, state_at, walk_panel, write_panel
 from journeyopt.panel.config import feature_spec
 from journeyopt.panel.state import LIFECYCLE_STAGES, CustomerState, state_features
 from tests.panel.conftest import CHANNELS, make_logs
@@ -196,6 +197,27 @@ def test_state_at_equals_the_panel_features_of_that_week(as_of: str) -> None:
     for name, values in features.items():
         expected = rows[name].cat.codes if name == "lifecycle" else rows[name]
         np.testing.assert_array_equal(values, expected.to_numpy(), err_msg=name)
+
+
+def test_the_walks_state_at_a_week_is_state_at_its_monday() -> None:
+    """The calibration's state at the split comes from the panel's own walk (no second
+    aggregation of the logs): the same customers and state as state_at, every week."""
+    logs = _sample_logs()
+    cfg = panel_config(as_of="2024-02-19")  # weeks 0..6 complete
+    panel, walk = walk_panel(logs, cfg, CHANNELS, through_as_of=True)  # type: ignore[arg-type]
+    assert panel["week"].max() == 6
+    for week in range(8):
+        monday = pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(weeks=week)
+        ids, state = walk.state_at_week(week)
+        expected_ids, expected = state_at(logs, cfg, CHANNELS, monday)  # type: ignore[arg-type]
+        assert list(ids) == list(expected_ids), week
+        assert state.week == expected.week == week
+        for field in fields(state):
+            np.testing.assert_array_equal(
+                getattr(state, field.name), getattr(expected, field.name), err_msg=field.name
+            )
+    with pytest.raises(ValueError, match="not within"):
+        walk.state_at_week(9)
 
 
 def test_taking_customers_keeps_ring_buffers_contiguous() -> None:

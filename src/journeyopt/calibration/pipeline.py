@@ -60,7 +60,7 @@ from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.schema import CanonicalLogs
 from journeyopt.errors import JourneyoptError
 from journeyopt.outputs import check_output_dir, staged_output_dir
-from journeyopt.panel.build import build_panel_and_state, state_at
+from journeyopt.panel.build import walk_panel
 from journeyopt.panel.config import feature_spec
 from journeyopt.panel.state import CustomerState
 from journeyopt.panel.suggest import resolve_lapse_weeks
@@ -208,9 +208,8 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     panel_cfg = summary_panel_config(cfg.panel, (caps, *specs), source.action_names)
     if cal.behaviour_types:  # the behaviour types read the lifetime counts
         panel_cfg = replace(panel_cfg, lifetime_counts=True)
-    panel, known_ids, end_state = build_panel_and_state(
-        logs, panel_cfg, channels, through_as_of=True
-    )
+    panel, walk = walk_panel(logs, panel_cfg, channels, through_as_of=True)
+    known_ids, end_state = walk.ids(), walk.state
     if panel.empty:
         raise JourneyoptError(f"{source.path}: the logs give an empty panel")
     first_holdout = split_week(panel, cal.split, cal.holdout_weeks)
@@ -354,10 +353,12 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     holdout, fidelity = None, None
     hold_panel = panel[panel["week"] >= first_holdout]
     if not hold_panel.empty:
-        split_start = pd.Timestamp(hold_panel["week_start"].min())
+        split = int(hold_panel["week"].min())
 
         def at_split() -> tuple[NDArray[np.object_], CustomerState]:
-            return state_at(logs, panel_cfg, channels, split_start)
+            # from the panel's own walk, not a second aggregation of the logs: state_at at
+            # the split week's Monday (panel_cfg's lapse_weeks is resolved, so the same state)
+            return walk.state_at_week(split)
 
         checks = _holdouts(est, structure, hold_panel, at_split, fit_panel, cfg, divisors)
         holdout = checks.point

@@ -158,7 +158,7 @@ def build_panel(
 def _built_panel(
     logs: CanonicalLogs, cfg: PanelConfig, contact_channels: Sequence[str]
 ) -> pd.DataFrame:
-    walk = _PanelWalk(logs, cfg, contact_channels)
+    walk = PanelWalk(logs, cfg, contact_channels)
     tables = list(walk.tables())
     if not tables:
         return empty_panel(walk.spec)
@@ -182,10 +182,25 @@ def build_panel_and_state(
     panel's last week + 2). That week gets no panel rows (it is not complete), but its logged
     orders, refunds, contacts and opt-outs are not lost to a state the future starts from (the
     calibrated world's starting base)."""
-    walk = _PanelWalk(logs, cfg, contact_channels, through_as_of=through_as_of)
+    panel, walk = walk_panel(logs, cfg, contact_channels, through_as_of=through_as_of)
+    return panel, walk.ids(), walk.state
+
+
+def walk_panel(
+    logs: CanonicalLogs,
+    cfg: PanelConfig,
+    contact_channels: Sequence[str],
+    *,
+    through_as_of: bool = False,
+) -> tuple[pd.DataFrame, PanelWalk]:
+    """:func:`build_panel_and_state`'s panel and the walk that built it: its final state
+    (``walk.state``, ``walk.ids()``) and, from the same aggregation of the logs, the state at
+    the start of any earlier week (:meth:`PanelWalk.state_at_week`, what :func:`state_at`
+    returns there without aggregating the logs again)."""
+    walk = PanelWalk(logs, cfg, contact_channels, through_as_of=through_as_of)
     tables = list(walk.tables())
     panel = pa.concat_tables(tables).to_pandas() if tables else empty_panel(walk.spec)
-    return panel, walk.ids(), walk.state
+    return panel, walk
 
 
 def write_panel(
@@ -209,7 +224,7 @@ def write_panel_and_state(
         instant (``cfg.as_of`` or the last activity): (N,) ``customer_id`` and the state at the
         start of the week containing it, of every customer known at that instant.
     """
-    walk = _PanelWalk(logs, cfg, contact_channels)
+    walk = PanelWalk(logs, cfg, contact_channels)
     tables = walk.tables()
     first = next(tables, None)
     if first is None:
@@ -283,10 +298,24 @@ def state_at(
     as_of_ns = int(as_of_ts.as_unit("ns").value)
     week = max(0, (as_of_ns - int(origin.as_unit("ns").value)) // WEEK_NS)
     agg = aggregate(logs, spec.contact_channels, origin, week, as_of_ns)
-    state = CustomerState.new(spec, 0, agg.customers.first_week)
+    return _state_before(agg, spec, week, as_of_ns)
+
+
+def _state_before(
+    agg: WeeklyAggregates, spec: FeatureSpec, week: int, known_until_ns: int
+) -> tuple[NDArray[np.object_], CustomerState]:
+    """(N,) ``customer_id`` and state at the start of ``week`` (``<= agg.n_weeks``) of the
+    aggregates' customers first active at or before ``known_until_ns``: a prefix of them, as
+    the customers are numbered by their first activity."""
+    customers = agg.customers
+    n = int(np.searchsorted(customers.first_ns, known_until_ns, side="right"))
+    state = CustomerState.new(spec, 0, customers.first_week)
     for t in range(week):
         state = advance(state, _activity(agg, t, spec), inplace=True)
-    return agg.customers.ids.to_numpy(zero_copy_only=False), state
+    ids = customers.ids.to_numpy(zero_copy_only=False)
+    if n == customers.n_customers:
+        return ids, state
+    return ids[:n].copy(), state.take(np.arange(n))
 
 
 def empty_panel(spec: FeatureSpec) -> pd.DataFrame:
@@ -300,10 +329,10 @@ def _iter_tables(
     logs: CanonicalLogs, cfg: PanelConfig, contact_channels: Sequence[str]
 ) -> Iterator[pa.Table]:
     """The panel's weeks as Arrow tables with one fixed schema."""
-    return _PanelWalk(logs, cfg, contact_channels).tables()
+    return PanelWalk(logs, cfg, contact_channels).tables()
 
 
-class _PanelWalk:
+class PanelWalk:
     """The panel's walk over weeks ``0 .. n_weeks - 1`` of the logs, from one aggregation.
 
     The aggregates cover every customer known at the as-of instant (``cfg.as_of`` or the last
@@ -355,6 +384,19 @@ class _PanelWalk:
     def ids(self) -> NDArray[np.object_]:
         """(N,) ``customer_id`` of the state's customers, in state order."""
         return self.agg.customers.ids.to_numpy(zero_copy_only=False)
+
+    def state_at_week(self, week: int) -> tuple[NDArray[np.object_], CustomerState]:
+        """What :func:`state_at` returns at the Monday starting ``week`` (at most the weeks
+        aggregated), from this walk's aggregates instead of a second aggregation of the logs:
+        the customers first active at or before that instant and their state at its start.
+
+        The features are the walk's: with ``panel.lapse_weeks`` null, lapsed as the panel
+        reads it (up to its as-of), where :func:`state_at` reads it up to its own as-of.
+        """
+        if not 0 <= week <= self.agg.n_weeks:
+            raise ValueError(f"week {week} is not within the {self.agg.n_weeks} weeks walked")
+        monday = int(self.agg.origin.as_unit("ns").value) + week * WEEK_NS
+        return _state_before(self.agg, self.spec, week, monday)
 
     def tables(self) -> Iterator[pa.Table]:
         """The weeks' rows in order (see :func:`build_panel`), advancing ``state`` (and, with
