@@ -28,8 +28,8 @@ from journeyopt.errors import ConfigError
 from journeyopt.panel.build import build_panel
 from journeyopt.panel.segments import (
     BehaviourTypes,
-    behaviour_labels,
     behaviour_scores,
+    behaviour_types_before,
     fit_behaviour_types,
     row_types,
 )
@@ -97,8 +97,9 @@ def test_the_scores_read_the_lifetime_counts_of_the_state() -> None:
 
 
 def test_a_customers_type_reads_the_weeks_before_the_end_only() -> None:
-    """Appending later weeks (the hold-out, events after the as-of) leaves every type as it
-    was: the types are fitted and read on each customer's last state before ``end_week``."""
+    """Appending later weeks (the hold-out, events after the as-of) leaves the types as they
+    were: they are fitted on each customer's last state before ``end_week``, and each row is
+    typed from its own state."""
     rng = np.random.default_rng(1)
     n = 120
     scores = np.vstack([_scores(rng, n // 2, 0.05), _scores(rng, n // 2, 0.5)])
@@ -115,10 +116,11 @@ def test_a_customers_type_reads_the_weeks_before_the_end_only() -> None:
         }
     )
     later = rows.assign(week=5, n_engagements=0, monetary=500.0)
-    first, types = behaviour_labels(rows, 4, 2, seed=0)
-    again, types_again = behaviour_labels(pd.concat([rows, later]), 4, 2, seed=0)
-    assert types_again == types
-    pd.testing.assert_series_equal(again, first)
+    types = behaviour_types_before(rows, 4, 2, seed=0)
+    assert behaviour_types_before(pd.concat([rows, later]), 4, 2, seed=0) == types
+    labels = row_types(rows, types)  # the two engagement levels are the two types
+    assert len(set(labels[: n // 2])) == 1 and len(set(labels[n // 2 :])) == 1
+    assert labels[0] != labels[-1]
 
 
 @pytest.mark.parametrize("types", [[1], [2, 2], [0]])

@@ -430,16 +430,14 @@ def last_rows_before(panel: pd.DataFrame, end_week: int, columns: Sequence[str])
     return last.set_index("customer_id")[list(columns)]
 
 
-def behaviour_labels(
+def behaviour_types_before(
     panel: pd.DataFrame, end_week: int, n_types: int, seed: int
-) -> tuple[pd.Series, BehaviourTypes]:
-    """Each customer's behaviour type (:class:`BehaviourTypes`, ``n_types`` of them, fitted on
-    every customer with a conversion) from their state at the start of their last week before
+) -> BehaviourTypes:
+    """The behaviour types (:class:`BehaviourTypes`, ``n_types`` of them) fitted on every
+    customer with a conversion, from their state at the start of their last week before
     ``end_week`` (the calibration's first hold-out week; the rows the value tiers' cut points
-    read, :func:`value_cuts_before`). A customer without a conversion by then gets the most likely
-    type given their engagement and (zero) conversion rate (:meth:`BehaviourTypes.codes`): no
-    "new" segment, whose members would be defined by not buying in the very weeks fitted; a
-    customer first seen from ``end_week`` on is not labelled (:attr:`BehaviourTypes.unknown`).
+    read, :func:`value_cuts_before`). Each panel row is then typed from its own state
+    (:func:`row_types`).
 
     Args:
         panel: Rows of :func:`~journeyopt.panel.build.build_panel` with the lifetime counts
@@ -447,29 +445,10 @@ def behaviour_labels(
         end_week: Weeks from it on are not read.
         n_types: Number of types, >= 2.
         seed: Seed of the mixture's starts.
-
-    Returns:
-        The labels (indexed by ``customer_id``) and the fitted types.
     """
-    last, scores = _scores_before(panel, end_week)
-    types = fit_behaviour_types(scores, n_types, seed)
-    labels = np.asarray(types.names)[types.codes(scores)]
-    return pd.Series(labels, index=last.index), types
-
-
-def behaviour_types_before(
-    panel: pd.DataFrame, end_week: int, n_types: int, seed: int
-) -> BehaviourTypes:
-    """The behaviour types :func:`behaviour_labels` fits (on every customer's state at the
-    start of their last week before ``end_week``), without labelling the customers."""
-    return fit_behaviour_types(_scores_before(panel, end_week)[1], n_types, seed)
-
-
-def _scores_before(panel: pd.DataFrame, end_week: int) -> tuple[pd.DataFrame, NDArray[np.float64]]:
-    """Each customer's last row before ``end_week`` (:func:`last_rows_before`) and its
-    :func:`behaviour_scores`."""
     last = last_rows_before(panel, end_week, TYPE_COLUMNS)
-    return last, behaviour_scores({c: last[c].to_numpy(np.float64) for c in TYPE_COLUMNS})
+    scores = behaviour_scores({c: last[c].to_numpy(np.float64) for c in TYPE_COLUMNS})
+    return fit_behaviour_types(scores, n_types, seed)
 
 
 TYPE_COLUMNS: tuple[str, ...] = (
