@@ -174,9 +174,13 @@ def customer_totals(panel: pd.DataFrame, index: dict[str, int], weeks: int | Non
     """(K, 2) each indexed customer's conversion weeks and revenue (currency) in ``panel``'s
     rows; divided by the customer's number of rows there and multiplied by ``weeks`` when
     ``weeks`` is given (a per-week rate over ``weeks`` weeks; 0 for customers without rows)."""
-    who = _customer_codes(panel, index)
+    return _totals(panel, _customer_codes(panel, index), len(index), weeks)
+
+
+def _totals(panel: pd.DataFrame, who: IntArray, k: int, weeks: int | None) -> Float:
+    """:func:`customer_totals` from the rows' customer codes ``who`` (-1: not indexed) among
+    ``k`` customers."""
     known = who >= 0
-    k = len(index)
     conv = np.bincount(
         who[known], (panel["conversions"].to_numpy()[known] > 0).astype(np.float64), k
     )
@@ -469,11 +473,12 @@ def holdout_data(
     weeks = np.sort(hold["week"].unique()).astype(np.int64)
     woy = hold.drop_duplicates("week").set_index("week")["week_of_year"].reindex(weeks).to_numpy()
     actions = logged_actions(hold, index, weeks, structure.actions.names)
+    fit_codes = _customer_codes(fit_panel, index)  # once: the fit panel is most of the log
     predictions = {
         "zero": np.zeros((len(index), 2)),
-        "own past rate": customer_totals(fit_panel, index, weeks.shape[0]),
+        "own past rate": _totals(fit_panel, fit_codes, len(index), weeks.shape[0]),
     }
-    own_rate = customer_totals(fit_panel, index, 1).sum(axis=0)
+    own_rate = _totals(fit_panel, fit_codes, len(index), 1).sum(axis=0)
     references = {"own past rate": np.tile(own_rate, (weeks.shape[0], 1))}
     if not identified:  # purchase logs: BG/NBD is the reference model
         horizons = np.arange(1, weeks.shape[0] + 1)

@@ -213,7 +213,10 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     if panel.empty:
         raise JourneyoptError(f"{source.path}: the logs give an empty panel")
     first_holdout = split_week(panel, cal.split, cal.holdout_weeks)
-    start = logging_start(panel)
+    # the first logged decision's week, read once (a string comparison over every panel row;
+    # the segments chosen below relabel rows, never add or drop them)
+    logged_from = logging_start(panel)
+    start = logged_from
     if cal.recent_weeks > 0:
         start = max(start, first_holdout - cal.recent_weeks)
     fit_panel = panel[(panel["week"] < first_holdout) & (panel["week"] >= start)]
@@ -245,7 +248,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
             names,
             divisors,
             silent,
-            origin_week=logging_start(panel),
+            origin_week=logged_from,
         )
         fit_panel = panel[(panel["week"] < first_holdout) & (panel["week"] >= start)]
         segments = segment_names(fit_panel)
@@ -264,7 +267,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
             segments,
             divisors,
             silent,
-            origin_week=logging_start(panel),
+            origin_week=logged_from,
             rules=rules,
         )
         spec = selection.chosen.spec
@@ -290,7 +293,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         "fit_weeks": [int(fit_panel["week"].min()), int(first_holdout) - 1],
         "fit_customer_weeks": weeks.n,
         "fit_customers": int(weeks.customer_ids.shape[0]),
-        "practice_calendar": _calendar_origin(panel),
+        "practice_calendar": _calendar_origin(panel, logged_from),
         "practice_cycles": cycles_meta(cal.practice_cycles_weeks, found_cycles),
         "caps_clipped": {k: {"configured": c, "used": u} for k, (c, u) in caps_clipped.items()},
         "history_weeks": history,
@@ -502,10 +505,10 @@ def _holdouts(
     )
 
 
-def _calendar_origin(panel: pd.DataFrame) -> dict[str, Any]:
+def _calendar_origin(panel: pd.DataFrame, week: int) -> dict[str, Any]:
     """Week 0 of the campaign calendar of today's practice estimated from the logs: the
-    first week with a logged decision (panel week index and its Monday, ISO date)."""
-    week = logging_start(panel)
+    first week with a logged decision, ``week`` (:func:`logging_start`; panel week index and
+    its Monday, ISO date)."""
     starts = panel.loc[panel["week"] == week, "week_start"]
     monday = pd.Timestamp(starts.iloc[0]).strftime("%Y-%m-%d") if not starts.empty else ""
     return {"week": week, "monday": monday}
