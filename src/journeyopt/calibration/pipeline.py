@@ -454,9 +454,10 @@ def _holdouts(
     ``calibration.card.ensemble`` each member's (simulated on the same customers with the same
     random numbers), and the point world's by-action value rows (None when the logs do not
     identify contact effects), on ``calibration.workers`` processes
-    (:func:`journeyopt.parallel.run_tasks`): first the value check, what the worlds' checks
-    share (the customers' state at the split, from ``at_split``: their ids and state; actual
-    outcomes, references) and the hold-out decisions as three tasks, then one task per world.
+    (:func:`journeyopt.parallel.run_tasks`): first what the worlds' checks share (the
+    customers' state at the split, from ``at_split``: their ids and state; actual outcomes,
+    references) and the hold-out decisions as two tasks, then the value check and one task
+    per world.
     """
     cal = cfg.calibration
     worlds = [est.calibrated.world]
@@ -490,10 +491,13 @@ def _holdouts(
         world = est.calibrated.world
         return value_calibration(world, hold_panel, cal.card, cal.gamma, cfg.data.amounts, cal.seed)
 
-    first: list[Callable[[], object]] = [value, shared, decide]
-    value_rows, shared_data, decided = run_tasks(first, cal.workers)
+    first: list[Callable[[], object]] = [shared, decide]
+    shared_data, decided = run_tasks(first, cal.workers)
     data, decisions = cast(HoldoutData, shared_data), cast(Decisions, decided)
-    results = run_tasks([check(w) for w in worlds], cal.workers)
+    # the value check needs neither, so it runs beside the worlds' checks, first (the
+    # hold-out's longest task on 1 M and 3 M-row logs: in the first step it kept one worker
+    # busy after the other had run out of work)
+    value_rows, *results = run_tasks([value, *(check(w) for w in worlds)], cal.workers)
     checks = cast(list[tuple[HoldoutReport, pd.DataFrame]], results)
     reports = [r for r, _ in checks]
     return _Holdouts(
