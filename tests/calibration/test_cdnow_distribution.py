@@ -11,10 +11,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from journeyopt.sim.discrete import DiscreteLayout, next_summary
-from journeyopt.sim.dynamics import sample_outcome_at
+from journeyopt.sim.discrete import DiscreteLayout
 from journeyopt.sim.world import load_world
 
+from .test_cdnow_expectation import simulated_purchase_weeks
 from .test_cdnow_window import _compare
 
 
@@ -44,23 +44,9 @@ def test_purchase_weeks_distribution_has_the_expectation_as_mean_and_matches_sim
     np.testing.assert_allclose(pmf @ np.arange(11.0), expected, atol=1e-10)
     # simulated customers, each purchase week counted with its week's probability
     runs = 2000
-    x = np.repeat(start, runs)
-    none = np.zeros(x.shape[0], np.int64)
-    count = np.zeros(x.shape[0], np.int64)
-    for t, woy in enumerate(weeks):
-        out = sample_outcome_at(world, x, none, int(woy), rng)
-        count += out.converted & (rng.random(x.shape[0]) < counted[t])
-        summary = next_summary(
-            layout.decode(x),
-            world.discrete,
-            out.converted,
-            out.engaged,
-            np.zeros(x.shape[0], bool),
-            none,
-            action=none,
-            lasting_code=none,
-        )
-        x = layout.encode(summary)
+    bought = simulated_purchase_weeks(world, start, weeks, runs, rng)
+    kept = rng.random(bought.shape) < counted
+    count = (bought.astype(bool) & kept).sum(axis=1)
     assert count.max() >= 2  # customers buy in several weeks: more than a purchase-or-not
     for n in range(4):
         seen = np.mean(count.reshape(start.shape[0], runs) == n, axis=1)
