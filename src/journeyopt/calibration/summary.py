@@ -42,7 +42,7 @@ from journeyopt.calibration.config import CalibrationConfig, SummaryConfig
 from journeyopt.calibration.design import Design
 from journeyopt.calibration.estimate import fit_weights, validation_customers
 from journeyopt.calibration.fit import choose_logistic, fit_logistic
-from journeyopt.calibration.models import BINARY_MODELS, FitData
+from journeyopt.calibration.models import BINARY_MODELS, FitData, binary_per_customer
 from journeyopt.calibration.propensity import (
     effective_sample_share,
     practice_matrix,
@@ -302,12 +302,7 @@ def heldout_loglik(
             continue  # never happens in training: the model predicts "never" for every row
         c = choose_logistic(train, data.binary(name, valid_w), list(c_grid), scale).value
         fit = fit_logistic(*train, c, scale=scale)
-        eta = fit.eta(data.cells.matrix)[data.cells.row_cell]
-        y, rows = data.outcome(name)
-        ll = np.where(y, -np.logaddexp(0.0, -eta), -np.logaddexp(0.0, eta))
-        per_customer += np.bincount(
-            weeks.customer, weights=ll * weight * (rows & validation), minlength=held.shape[0]
-        )
+        per_customer += binary_per_customer(data, name, fit.eta(data.cells.matrix), validation)
     return per_customer
 
 
