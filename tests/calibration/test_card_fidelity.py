@@ -24,7 +24,7 @@ from journeyopt.calibration.holdout import tracking_curves
 from journeyopt.calibration.pipeline import CalibrationResult, calibrate
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.errors import ConfigError
-from journeyopt.panel.build import build_panel_and_state
+from journeyopt.panel.build import walk_panel
 from journeyopt.sim.world import WorldSpec
 from tests.calibration.conftest import calibration_config, source_config
 from tests.panel.windows import panel_config
@@ -40,7 +40,7 @@ def truth_hold(small_logs: Path) -> pd.DataFrame:
     source = source_config("coworking", [f"data.path={small_logs}"])
     logs, _ = ingest_to_logs(source)
     channels = tuple(source.contact_channels)
-    panel, _, _ = build_panel_and_state(logs, panel_config(), channels)
+    panel, _ = walk_panel(logs, panel_config(), channels)
     return panel[panel["week"] >= int(panel["week"].max()) - 29]
 
 

@@ -241,7 +241,7 @@ def test_truth_and_calibrated_start_from_the_exports_own_customers(
     are what the panel built from the export says about the same customer."""
     from journeyopt.calibration.base import starting_base
     from journeyopt.calibration.weeks import segment_names
-    from journeyopt.panel.build import build_panel_and_state
+    from journeyopt.panel.build import walk_panel
     from journeyopt.sim.shop import popcount
     from journeyopt.sim.shop_eval import matched_population
     from journeyopt.sim.shop_logs import TRUE_STATES_FILE, TrueStates
@@ -265,7 +265,8 @@ def test_truth_and_calibrated_start_from_the_exports_own_customers(
     source = to_object(cfg, SourceConfig)
     logs, _ = ingest_to_logs(source)
     features = feature_windows(contact_channels=shop.channels)
-    panel, ids, end = build_panel_and_state(logs, panel_config(), shop.channels)
+    panel, walk = walk_panel(logs, panel_config(), shop.channels)
+    ids, end = walk.ids(), walk.state
     base, _ = starting_base(panel, ids, end, segment_names(panel))
     pop = matched_population(
         truth.at(base.as_of), truth.customer_no, base, features, 10_000, np.random.default_rng(0)

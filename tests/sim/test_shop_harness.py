@@ -17,7 +17,7 @@ from journeyopt.calibration.weeks import segment_names
 from journeyopt.cli.entry import to_object
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.source import SourceConfig
-from journeyopt.panel.build import build_panel_and_state
+from journeyopt.panel.build import walk_panel
 from journeyopt.panel.state import CustomerState
 from journeyopt.panel.state import state_features as panel_features
 from journeyopt.sim.config import shipped_practice
@@ -112,8 +112,10 @@ def test_the_base_counts_the_exports_last_week(shop: ShopSpec, tmp_path: Path) -
     cfg.path = str(tmp_path / "logs")
     logs, _ = ingest_to_logs(to_object(cfg, SourceConfig))
 
-    panel, ids, end = build_panel_and_state(logs, panel_config(), shop.channels, through_as_of=True)
-    rows_only, _, before = build_panel_and_state(logs, panel_config(), shop.channels)
+    panel, walk = walk_panel(logs, panel_config(), shop.channels, through_as_of=True)
+    ids, end = walk.ids(), walk.state
+    rows_only, walk_to_as_of = walk_panel(logs, panel_config(), shop.channels)
+    before = walk_to_as_of.state
     pd.testing.assert_frame_equal(panel, rows_only)
     assert end.week == before.week + 1
     base, _ = starting_base(panel, ids, end, segment_names(panel))

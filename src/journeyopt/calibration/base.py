@@ -1,6 +1,6 @@
 """The calibrated world's starting population, from the logs: every customer of the panel's last
 week with the state the panel's walk ends in, through the logged part of the as-of week
-(:func:`journeyopt.panel.build.build_panel_and_state` with ``through_as_of``), and their
+(:func:`journeyopt.panel.build.walk_panel` with ``through_as_of``), and their
 segment, plus the arrival rate and mix of new customers
 (:class:`journeyopt.sim.starting.StartingBase`)."""
 
@@ -34,7 +34,7 @@ def starting_base(
         ids: (N,) customer ids of ``state``.
         state: The state the panel's walk ends in: at the start of the week after the panel's
             last week, or of the week after that when the walk also counted the logged but
-            incomplete as-of week (:func:`journeyopt.panel.build.build_panel_and_state` with
+            incomplete as-of week (:func:`journeyopt.panel.build.walk_panel` with
             ``through_as_of``: the logs' last week is not lost to the base).
         segments: The calibrated world's segment names.
 

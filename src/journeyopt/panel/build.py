@@ -165,27 +165,6 @@ def _built_panel(
     return pa.concat_tables(tables).to_pandas()
 
 
-def build_panel_and_state(
-    logs: CanonicalLogs,
-    cfg: PanelConfig,
-    contact_channels: Sequence[str],
-    *,
-    through_as_of: bool = False,
-) -> tuple[pd.DataFrame, NDArray[np.object_], CustomerState]:
-    """:func:`build_panel`, and the state its walk ends in (as :func:`write_panel_and_state`:
-    every customer known at the panel's as-of instant, at the start of the week containing
-    it), from one aggregation of the logs.
-
-    With ``through_as_of`` the state also counts the week containing the as-of instant when
-    the logs hold activity in it and none after the instant (the default as-of, the last
-    activity, always): the state at the start of the week after it (``state.week`` the
-    panel's last week + 2). That week gets no panel rows (it is not complete), but its logged
-    orders, refunds, contacts and opt-outs are not lost to a state the future starts from (the
-    calibrated world's starting base)."""
-    panel, walk = walk_panel(logs, cfg, contact_channels, through_as_of=through_as_of)
-    return panel, walk.ids(), walk.state
-
-
 def walk_panel(
     logs: CanonicalLogs,
     cfg: PanelConfig,
@@ -193,10 +172,19 @@ def walk_panel(
     *,
     through_as_of: bool = False,
 ) -> tuple[pd.DataFrame, PanelWalk]:
-    """:func:`build_panel_and_state`'s panel and the walk that built it: its final state
-    (``walk.state``, ``walk.ids()``) and, from the same aggregation of the logs, the state at
-    the start of any earlier week (:meth:`PanelWalk.state_at_week`, what :func:`state_at`
-    returns there without aggregating the logs again)."""
+    """:func:`build_panel` and the walk that built it, from one aggregation of the logs: the
+    state its walk ends in (``walk.state`` of the customers ``walk.ids()``; as
+    :func:`write_panel_and_state`: every customer known at the panel's as-of instant, at the
+    start of the week containing it) and the state at the start of any earlier week
+    (:meth:`PanelWalk.state_at_week`, what :func:`state_at` returns there without aggregating
+    the logs again).
+
+    With ``through_as_of`` the final state also counts the week containing the as-of instant
+    when the logs hold activity in it and none after the instant (the default as-of, the last
+    activity, always): the state at the start of the week after it (``state.week`` the
+    panel's last week + 2). That week gets no panel rows (it is not complete), but its logged
+    orders, refunds, contacts and opt-outs are not lost to a state the future starts from (the
+    calibrated world's starting base)."""
     walk = PanelWalk(logs, cfg, contact_channels, through_as_of=through_as_of)
     tables = list(walk.tables())
     panel = pa.concat_tables(tables).to_pandas() if tables else empty_panel(walk.spec)
@@ -358,7 +346,7 @@ class PanelWalk:
         origin, self.n_weeks = panel_window(logs, cfg)
         as_of_ns = int(as_of.as_unit("ns").value)
         # the as-of week: folded into the final state (not into rows) when it is logged up
-        # to the as-of instant and no further, see build_panel_and_state
+        # to the as-of instant and no further, see walk_panel
         last = last_activity(logs)
         begins = origin + pd.Timedelta(weeks=self.n_weeks)
         self.tail = through_as_of and last is not None and begins <= last <= as_of
