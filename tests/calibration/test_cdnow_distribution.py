@@ -11,10 +11,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from journeyopt.sim.discrete import DiscreteLayout
 from journeyopt.sim.world import load_world
 
-from .test_cdnow_expectation import simulated_purchase_weeks
+from .test_cdnow_expectation import simulated_purchase_weeks, tenure_two_states
 from .test_cdnow_window import _compare
 
 
@@ -29,11 +28,8 @@ def test_purchase_weeks_distribution_has_the_expectation_as_mean_and_matches_sim
         recency_cap_weeks=12,
     )  # 24,000 states: fast
     world = replace(base, discrete=small)
-    layout = DiscreteLayout.of(world)
     rng = np.random.default_rng(3)
-    states = layout.all_states()
-    candidates = np.flatnonzero((states.optout == 0) & (np.asarray(states.tenure) == 2))
-    start = rng.choice(candidates, 40, replace=False)
+    start = tenure_two_states(world, 40, rng)
     weeks = np.arange(20, 30, dtype=np.int64)  # 10 weeks of year, tenure passes its cap
     counted = np.ones(weeks.shape[0])
     counted[0], counted[-1] = 5 / 7, 2 / 7  # the edge weeks by day share

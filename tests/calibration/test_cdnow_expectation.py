@@ -46,16 +46,20 @@ def simulated_purchase_weeks(
     return bought
 
 
+def tenure_two_states(world: WorldSpec, n: int, rng: np.random.Generator) -> NDArray[np.int64]:
+    """``n`` distinct discrete states of customers not opted out, all of tenure 2: one starting
+    tenure, so each week reaches only the next (the tenure cap's restriction is exercised)."""
+    states = DiscreteLayout.of(world).all_states()
+    candidates = np.flatnonzero((states.optout == 0) & (np.asarray(states.tenure) == 2))
+    return np.asarray(rng.choice(candidates, n, replace=False), np.int64)
+
+
 def test_exact_expectation_equals_the_simulations_mean() -> None:
     compare = _compare()
     base = load_world("coworking")
     world = replace(base, discrete=replace(base.discrete, tenure_cap_weeks=8))
-    layout = DiscreteLayout.of(world)
     rng = np.random.default_rng(0)
-    states = layout.all_states()
-    # one starting tenure: each week reaches only the next (the restriction is exercised)
-    candidates = np.flatnonzero((states.optout == 0) & (np.asarray(states.tenure) == 2))
-    start = rng.choice(candidates, 60, replace=False)
+    start = tenure_two_states(world, 60, rng)
     weeks = np.arange(20, 32, dtype=np.int64)  # 12 weeks of year, tenure passes its cap
     exact = compare.expected_weeks(world, start, weeks)
     runs = 3000
