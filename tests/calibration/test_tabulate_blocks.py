@@ -42,7 +42,7 @@ def _fits(design: Design, seed: int) -> Fits:
     rng = np.random.default_rng(seed)
 
     def glm() -> LinearFit:
-        return LinearFit(rng.normal(0, 0.5, design.n_columns), float(rng.normal()), 1.0, {})
+        return LinearFit(rng.normal(0, 0.5, design.n_columns), float(rng.normal()), 1.0)
 
     return Fits({name: glm() for name in BINARY_MODELS}, glm())
 

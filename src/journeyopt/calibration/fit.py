@@ -64,15 +64,13 @@ class LinearFit:
     Attributes:
         coef: (p,) coefficients.
         intercept: Intercept.
-        penalty: The chosen ``C`` (logistic) or ``alpha`` (Gamma).
-        validation: Penalty -> held-out log-likelihood per unit weight (logistic) or minus the
-            mean held-out Gamma deviance (value); empty when no choice was made.
+        penalty: The ``C`` (logistic) or ``alpha`` (Gamma) it was fitted with (the held-out
+            scores of a choice among penalties are the :class:`PenaltyChoice`'s).
     """
 
     coef: Float
     intercept: float
     penalty: float
-    validation: dict[float, float]
 
     def eta(self, matrix: sp.spmatrix) -> Float:
         """(m,) linear predictor of (m, q) design rows, ``q <= p`` (leading columns)."""
@@ -155,7 +153,7 @@ def fit_logistic(
         scale: (p,) factor on each column's penalty (default 1).
     """
     if positive.sum() <= 0:
-        return LinearFit(np.zeros(matrix.shape[1]), NO_EVENT_LOGIT, c, {})
+        return LinearFit(np.zeros(matrix.shape[1]), NO_EVENT_LOGIT, c)
     if negative.sum() <= 0:
         raise ValueError("an outcome that always happens cannot be fitted")
     keep = (positive + negative) > 0
@@ -174,7 +172,7 @@ def fit_logistic(
         rate = float(pos.sum() / total.sum())
         start[-1] = np.log(rate / (1.0 - rate))
     b = _newton(x, score, _scale(matrix, scale) / c, start)
-    return LinearFit(b[:-1], float(b[-1]), c, {})
+    return LinearFit(b[:-1], float(b[-1]), c)
 
 
 def binary_loglik(fit: LinearFit, matrix: sp.csr_matrix, positive: Float, negative: Float) -> float:
@@ -325,7 +323,7 @@ def fit_gamma(
     start = np.zeros(x.shape[1])
     start[-1] = np.log(float(np.average(yk, weights=wk)))
     b = _newton(x, score, alpha * _scale(matrix, scale), start)
-    return LinearFit(b[:-1], float(b[-1]), alpha, {})
+    return LinearFit(b[:-1], float(b[-1]), alpha)
 
 
 def gamma_deviance(fit: LinearFit, matrix: sp.csr_matrix, y: Float, weight: Float) -> float:
