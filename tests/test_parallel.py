@@ -1,6 +1,6 @@
 """Independent tasks on forked workers: the same results in the same order as one after the
 other, in other processes, sharing the caller's memory (closures over large arrays are not
-pickled), errors surfacing in the caller."""
+pickled), errors surfacing in the caller; the same for one task started ahead of its use."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from journeyopt.parallel import available_cores, resolve_workers, run_tasks
+from journeyopt.parallel import available_cores, resolve_workers, run_tasks, start_task
 
 
 def test_results_come_back_in_order_from_other_processes() -> None:
@@ -49,3 +49,31 @@ def test_workers_setting() -> None:
     with pytest.raises(ValueError, match="workers must be >= 0"):
         resolve_workers(-1)
     assert run_tasks([], workers=2) == []
+
+
+def test_a_started_task_runs_beside_the_caller_on_its_memory_of_the_start() -> None:
+    data = np.arange(1_000_000, dtype=np.float64)  # shared with the child, not pickled
+
+    def task() -> tuple[float, int]:
+        return float(data.sum()), os.getpid()
+
+    forked = start_task(task, workers=2)
+    data[:] = 0.0  # after the start: the child keeps what it saw
+    total, pid = forked.result()
+    assert total == float(np.arange(1_000_000, dtype=np.float64).sum())
+    assert pid != os.getpid()
+    with pytest.raises(RuntimeError, match="already taken"):
+        forked.result()
+    in_place = start_task(task, workers=1)
+    data[:] = 1.0  # one process: the task runs when its result is asked for
+    assert in_place.result() == (1_000_000.0, os.getpid())
+
+
+def test_a_started_task_that_fails_raises_in_the_caller() -> None:
+    def fail() -> int:
+        raise ValueError("background task failed")
+
+    with pytest.raises(ValueError, match="background task failed"):
+        start_task(fail, workers=2).result()
+    with pytest.raises(RuntimeError, match="cannot be sent back"):
+        start_task(lambda: lambda: 0, workers=2).result()  # a lambda does not pickle

@@ -12,6 +12,12 @@ a generator of its own; none may draw from a generator shared with the others).
 ``workers=1`` runs the tasks one after the other in the calling process (no fork). With
 workers, the CPU time of the tasks and of the busiest worker is logged (``parallel: ...``): on
 idle cores the busiest worker's CPU time is the wall time the tasks take.
+
+:func:`start_task` starts one such task ahead of its use, on a forked process of its own that
+runs beside the caller (which goes on with serial work, leaving a core idle, or with its own
+:func:`run_tasks`); :meth:`Pending.result` waits for it. Its CPU time and the time the caller
+waited are logged (``parallel: background task ...``): on idle cores the wait is what the task
+adds to the caller's wall time.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, TypeVar
+from multiprocessing.connection import Connection
+from typing import Any, Generic, TypeVar, cast
 
 R = TypeVar("R")
 LOG = logging.getLogger("journeyopt")
@@ -99,3 +106,89 @@ def run_tasks(tasks: Sequence[Callable[[], R]], workers: int) -> list[R]:
         max(busy.values()),
     )
     return [result for result, _, _ in done]
+
+
+class Pending(Generic[R]):
+    """A task started by :func:`start_task`; :meth:`result` returns what it returned."""
+
+    def __init__(self, task: Callable[[], R], workers: int) -> None:
+        self._task: Callable[[], R] | None = task
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._receive: Connection | None = None
+        forkable = "fork" in multiprocessing.get_all_start_methods()
+        if resolve_workers(workers) <= 1 or not forkable or multiprocessing.parent_process():
+            return  # one process: the task runs when its result is asked for
+        context = multiprocessing.get_context("fork")
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(target=_send_outcome, args=(task, send), daemon=True)
+        gc.freeze()  # as in run_tasks: the child's collections leave the shared pages alone
+        try:
+            self._process.start()
+        finally:
+            gc.unfreeze()
+        send.close()  # the child holds the sending end; its exit closes the pipe
+        self._task = None
+
+    def result(self) -> R:
+        """The task's result, waiting for it; the task's exception, raised here, if it failed.
+
+        Raises:
+            RuntimeError: The result was asked for before, or the task's process ended
+                without sending one.
+        """
+        if self._task is not None:  # one process
+            task, self._task = self._task, None
+            return task()
+        if self._process is None or self._receive is None:
+            raise RuntimeError("the background task's result was already taken")
+        start = time.perf_counter()
+        try:
+            ok, value, cpu = self._receive.recv()
+        except EOFError:
+            ok, value, cpu = False, None, 0.0
+        finally:
+            self._process.join()
+            self._receive.close()
+        waited = time.perf_counter() - start
+        code = self._process.exitcode
+        self._process = self._receive = None
+        LOG.info(
+            "parallel: background task, %.2f s CPU, the caller waited %.2f s for it", cpu, waited
+        )
+        if not ok:
+            if isinstance(value, BaseException):
+                raise value
+            raise RuntimeError(f"the background task's process ended with no result (exit {code})")
+        return cast(R, value)
+
+
+def _send_outcome(task: Callable[[], Any], send: Connection) -> None:
+    """In the forked child: run ``task``, send ``(ok, its result or exception, CPU s)``."""
+    start = time.process_time()
+    try:
+        ok, value = True, task()
+    except BaseException as err:  # every failure travels to the caller
+        ok, value = False, err
+    try:
+        send.send((ok, value, time.process_time() - start))
+    except Exception as err:  # an unpicklable result or exception
+        problem = RuntimeError(f"the background task's outcome cannot be sent back: {err}")
+        send.send((False, problem, time.process_time() - start))
+    finally:
+        send.close()
+
+
+def start_task(task: Callable[[], R], workers: int) -> Pending[R]:
+    """Start ``task`` now on a forked process beside the caller (see the module docstring).
+
+    Args:
+        task: A zero-argument callable (a closure is fine: it is not pickled); its result
+            must be picklable. It sees the caller's memory as it is now.
+        workers: The caller's worker setting (:func:`resolve_workers`); 1 (or a platform
+            without ``fork``, or a call inside a worker): no process, the task runs in the
+            caller when :meth:`Pending.result` is called.
+
+    Returns:
+        The pending task; ask for its result once.
+    """
+    return Pending(task, workers)

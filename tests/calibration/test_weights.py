@@ -1,9 +1,12 @@
 """Which fits the confounding (stabilised inverse-propensity) weights enter: the binary
 response models, whose action effects they balance across states, and not the value model,
 which has no action term (a regression test: weighting it let the few explored weeks of a
-130-customer export pull the world's booking values down)."""
+130-customer export pull the world's booking values down). Whether the logs identify contact
+effects at all is read off the same customer-weeks as the support table."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,7 +15,11 @@ from journeyopt.calibration.card import weights_line
 from journeyopt.calibration.design import Design
 from journeyopt.calibration.fit import fit_gamma
 from journeyopt.calibration.models import FitData
-from journeyopt.calibration.propensity import effective_sample_share
+from journeyopt.calibration.propensity import (
+    contacts_identified,
+    effective_sample_share,
+    support_table,
+)
 from journeyopt.calibration.weeks import CustomerWeeks
 from journeyopt.sim.discrete import DiscreteLayout
 from tests.sim.caps import discrete_spec
@@ -88,3 +95,16 @@ def test_effective_sample_share_and_the_card_line() -> None:
     assert "none" in weights_line(1.0)
     assert "effective sample size 99%" in weights_line(0.99) and "—" not in weights_line(0.99)
     assert f"{share:.0%}" in weights_line(share) and "rarely explored" in weights_line(share)
+
+
+def test_contacts_identified_from_the_support_tables_contacted_weeks() -> None:
+    layout = DiscreteLayout(discrete_spec(), 1, 1, 2)
+    weeks = synthetic_weeks(layout, np.random.default_rng(0))
+    contacted = int((weeks.action == 1).sum())
+    table = support_table(weeks, 1)
+    assert int(table.loc[table["action"] != "none", "weeks"].sum()) == contacted > 0
+    assert contacts_identified(weeks, contacted)
+    assert not contacts_identified(weeks, contacted + 1)
+    silent = replace(weeks, action=np.zeros(weeks.n, np.int64))
+    assert not contacts_identified(silent, 1)  # no contacted week
+    assert not contacts_identified(replace(weeks, actions=("none",)), 0)  # no contact action

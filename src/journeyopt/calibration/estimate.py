@@ -33,6 +33,7 @@ from journeyopt.calibration.models import (
 )
 from journeyopt.calibration.propensity import (
     Propensities,
+    contacts_identified,
     effective_sample_share,
     logged_practice,
     practice_matrix,
@@ -225,8 +226,7 @@ def estimate(
     weight = fit_weights(weeks, props, cfg)
     support = support_table(weeks, cfg.min_support)
     clock.lap("propensities")
-    contacted = support[support["action"] != "none"]["weeks"].to_numpy()
-    identified = bool(contacted.size) and int(contacted.sum()) >= cfg.min_support
+    identified = contacts_identified(weeks, cfg.min_support)
     decisions = support.groupby("action")["weeks"].sum()
     unsupported = tuple(
         a

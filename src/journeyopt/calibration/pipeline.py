@@ -47,6 +47,7 @@ from journeyopt.calibration.holdout import (
     world_holdout,
 )
 from journeyopt.calibration.policy_fidelity import PolicyFidelity, check_truth, policy_fidelity
+from journeyopt.calibration.propensity import contacts_identified
 from journeyopt.calibration.rules_check import check_rules, with_rule_components
 from journeyopt.calibration.segmentation import FILE, choose_segments
 from journeyopt.calibration.summary import (
@@ -62,9 +63,8 @@ from journeyopt.errors import JourneyoptError
 from journeyopt.outputs import check_output_dir, staged_output_dir
 from journeyopt.panel.build import walk_panel
 from journeyopt.panel.config import feature_spec
-from journeyopt.panel.state import CustomerState
 from journeyopt.panel.suggest import resolve_lapse_weeks
-from journeyopt.parallel import run_tasks
+from journeyopt.parallel import run_tasks, start_task
 from journeyopt.sim.discrete import DiscreteLayout
 from journeyopt.sim.dynamics import ResponseTable
 from journeyopt.sim.rules import ActionCatalog
@@ -309,7 +309,22 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
             else {}
         ),
     }
+    hold_panel = panel[panel["week"] >= first_holdout]
     clock.lap("panel")
+    shared = None
+    if not hold_panel.empty:
+        # what every world's hold-out check shares needs no fitted world: it is computed
+        # beside the fits, on the core their serial parts leave idle
+        identified = contacts_identified(weeks, cal.min_support)
+        split = int(hold_panel["week"].min())
+
+        def shared_data() -> HoldoutData:
+            # the state at the split from the panel's own walk, not a second aggregation of
+            # the logs (panel_cfg's lapse_weeks is resolved: state_at's state at that Monday)
+            ids, state = walk.state_at_week(split)
+            return holdout_data(identified, structure, hold_panel, ids, state, fit_panel, divisors)
+
+        shared = start_task(shared_data, cal.workers)
     est = estimate(weeks, structure, cal, last_week, meta, clock)
     if segmentation is not None and segmentation.kept != FILE:  # the scorer reads them too
         cuts, types = segmentation.cuts, segmentation.types
@@ -354,16 +369,8 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     )
     clock.lap("base")
     holdout, fidelity = None, None
-    hold_panel = panel[panel["week"] >= first_holdout]
-    if not hold_panel.empty:
-        split = int(hold_panel["week"].min())
-
-        def at_split() -> tuple[NDArray[np.object_], CustomerState]:
-            # from the panel's own walk, not a second aggregation of the logs: state_at at
-            # the split week's Monday (panel_cfg's lapse_weeks is resolved, so the same state)
-            return walk.state_at_week(split)
-
-        checks = _holdouts(est, structure, hold_panel, at_split, fit_panel, cfg, divisors)
+    if shared is not None:
+        checks = _holdouts(est, structure, hold_panel, shared.result, cfg, divisors)
         holdout = checks.point
         if not est.identified:  # purchase-only logs: BG/NBD is the reference model
             bought = fit_panel[fit_panel["conversions"].to_numpy() > 0]
@@ -445,32 +452,23 @@ def _holdouts(
     est: Estimate,
     structure: Structure,
     hold_panel: pd.DataFrame,
-    at_split: Callable[[], tuple[NDArray[np.object_], CustomerState]],
-    fit_panel: pd.DataFrame,
+    shared: Callable[[], HoldoutData],
     cfg: CalibrateConfig,
     divisors: NDArray[np.float64] | None,
 ) -> _Holdouts:
     """The point world's hold-out report and by-action calibration, with
     ``calibration.card.ensemble`` each member's (simulated on the same customers with the same
     random numbers), and the point world's by-action value rows (None when the logs do not
-    identify contact effects), on ``calibration.workers`` processes
-    (:func:`journeyopt.parallel.run_tasks`): first what the worlds' checks share (the
-    customers' state at the split, from ``at_split``: their ids and state; actual outcomes,
-    references) and the hold-out decisions as two tasks, then the value check and one task
-    per world.
+    identify contact effects). What the worlds' checks share (the customers' state at the
+    split, actual outcomes, references) comes from ``shared`` (started beside the fits); the
+    hold-out decisions are read here, then the value check and one task per world run on
+    ``calibration.workers`` processes (:func:`journeyopt.parallel.run_tasks`).
     """
     cal = cfg.calibration
     worlds = [est.calibrated.world]
     if cal.card.ensemble:
         worlds += list(est.calibrated.members)
     origin = int(est.calibrated.meta.get("practice_calendar", {}).get("week", 0))
-
-    def shared() -> HoldoutData:
-        ids, state = at_split()
-        return holdout_data(est.identified, structure, hold_panel, ids, state, fit_panel, divisors)
-
-    def decide() -> Decisions:
-        return holdout_decisions(est.calibrated.world, hold_panel, divisors, origin)
 
     def check(world: WorldSpec) -> Callable[[], object]:
         def run() -> object:
@@ -491,12 +489,10 @@ def _holdouts(
         world = est.calibrated.world
         return value_calibration(world, hold_panel, cal.card, cal.gamma, cfg.data.amounts, cal.seed)
 
-    first: list[Callable[[], object]] = [shared, decide]
-    shared_data, decided = run_tasks(first, cal.workers)
-    data, decisions = cast(HoldoutData, shared_data), cast(Decisions, decided)
+    decisions = holdout_decisions(est.calibrated.world, hold_panel, divisors, origin)
+    data = shared()
     # the value check needs neither, so it runs beside the worlds' checks, first (the
-    # hold-out's longest task on 1 M and 3 M-row logs: in the first step it kept one worker
-    # busy after the other had run out of work)
+    # hold-out's longest task on 1 M and 3 M-row logs)
     value_rows, *results = run_tasks([value, *(check(w) for w in worlds)], cal.workers)
     checks = cast(list[tuple[HoldoutReport, pd.DataFrame]], results)
     reports = [r for r, _ in checks]

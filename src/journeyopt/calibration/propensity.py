@@ -322,6 +322,15 @@ def effective_sample_share(weight: Float) -> float:
     return float(w.sum() ** 2 / (w.shape[0] * squares)) if squares > 0 else 1.0
 
 
+def contacts_identified(weeks: CustomerWeeks, min_support: int) -> bool:
+    """The logs identify contact effects: an action other than ``none`` exists and at least
+    ``min_support`` customer-weeks took one (the contacted weeks of :func:`support_table`)."""
+    contact = np.array([a != "none" for a in weeks.actions], np.bool_)
+    if not (contact.any() and weeks.segments):
+        return False
+    return int(np.count_nonzero(contact[weeks.action])) >= min_support
+
+
 def support_table(weeks: CustomerWeeks, min_support: int) -> pd.DataFrame:
     """Customer-weeks per segment x lifecycle x action, with the positivity flag.
 
