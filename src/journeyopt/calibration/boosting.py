@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from journeyopt.calibration.config import LightGBMConfig
+from journeyopt.calibration.fit import logit_loglik
 from journeyopt.sim.discrete import DiscreteLayout
 
 Float = NDArray[np.float64]
@@ -182,8 +183,7 @@ def choose_rounds(
     if pos.sum() <= 0 or neg.sum() <= 0 or inner[0].sum() + inner[1].sum() <= 0:
         return 0
     i_pos, i_neg, i_off = inner
-    total = i_pos.sum() + i_neg.sum()
-    glm = float(i_pos @ np.logaddexp(0.0, -i_off) + i_neg @ np.logaddexp(0.0, i_off)) / total
+    glm = -logit_loglik(i_off, i_pos, i_neg)  # the GLM alone: its log-loss per unit weight
     return _early_stopped_rounds(
         {**_params(cfg, seed), "metric": "binary_logloss"},
         _dataset(features, pos, neg, offset, names),
@@ -242,10 +242,13 @@ def _value_dataset(
 
 
 def gamma_deviance(y: Float, log_mean: Float, weight: Float) -> float:
-    """Weighted mean Gamma deviance of (m,) values ``y > 0`` at (m,) log means."""
+    """Weighted mean Gamma deviance of (m,) values ``y > 0`` at (m,) log means (summed by
+    numpy, not by a BLAS dot product whose last digits depend on its threads, as
+    :func:`~journeyopt.calibration.fit.logit_loglik`)."""
     r = y * np.exp(-log_mean)
     total = float(weight.sum())
-    return float(weight @ (2.0 * (r - 1.0 - np.log(r)))) / total if total > 0 else float("nan")
+    deviance = float((weight * (2.0 * (r - 1.0 - np.log(r)))).sum())
+    return deviance / total if total > 0 else float("nan")
 
 
 def fit_value_trees(

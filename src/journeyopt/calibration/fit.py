@@ -175,13 +175,22 @@ def fit_logistic(
     return LinearFit(b[:-1], float(b[-1]), c)
 
 
-def binary_loglik(fit: LinearFit, matrix: sp.csr_matrix, positive: Float, negative: Float) -> float:
-    """Weighted log-likelihood per unit weight of cells under ``fit`` (nats)."""
-    eta = fit.eta(matrix)
-    log_p = -np.logaddexp(0.0, -eta)
-    log_q = -np.logaddexp(0.0, eta)
+def logit_loglik(logit: Float, positive: Float, negative: Float) -> float:
+    """Weighted log-likelihood per unit weight of cells with (c,) ``logit`` and (c,) summed
+    weights of their successes and failures (nats; NaN without weight).
+
+    Summed by numpy (pairwise, in a fixed order), not by a BLAS dot product: OpenBLAS splits
+    a dot product of more than 10,000 terms among its threads, which made a held-out score's
+    last digits depend on the number of cores (and on the BLAS kernel the CPU selects)."""
+    terms = positive * -np.logaddexp(0.0, -logit) + negative * -np.logaddexp(0.0, logit)
     total = positive.sum() + negative.sum()
-    return float((positive @ log_p + negative @ log_q) / total) if total > 0 else float("nan")
+    return float(terms.sum() / total) if total > 0 else float("nan")
+
+
+def binary_loglik(fit: LinearFit, matrix: sp.csr_matrix, positive: Float, negative: Float) -> float:
+    """Weighted log-likelihood per unit weight of cells under ``fit`` (nats,
+    :func:`logit_loglik`)."""
+    return logit_loglik(fit.eta(matrix), positive, negative)
 
 
 GRID_STEP = 10.0
