@@ -66,8 +66,9 @@ def test_an_outcome_never_seen_has_negligible_probability(design: sp.csr_matrix)
 def test_a_held_out_score_is_the_same_on_any_number_of_blas_threads() -> None:
     """The held-out scores a penalty or a tree count is chosen by (written to the world's
     ``calibration.json``) are summed without BLAS: OpenBLAS splits a long dot product among
-    its threads, so the sum's last digits moved with the machine's cores (the demo's opt-out
-    model at C 0.03: -0.09724684199327421 on one or three threads, ...423 on two or four)."""
+    its threads, so the sum's last digits moved with the machine's cores (a coworking
+    calibration's opt-out model at C 0.03: -0.09724684199327421 on one or three threads,
+    ...423 on two or four)."""
     rng = np.random.default_rng(3)
     n = 40_000  # OpenBLAS threads a dot product of more than 10,000 elements
     matrix = sp.random(n, 8, density=0.5, random_state=3, format="csr")

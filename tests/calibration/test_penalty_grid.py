@@ -12,12 +12,18 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from journeyopt.calibration.card import card_markdown
 from journeyopt.calibration.config import CalibrationConfig
 from journeyopt.calibration.design import Design
 from journeyopt.calibration.fit import PenaltyChoice, choose_logistic, choose_penalty
-from journeyopt.calibration.models import FitData, choose_penalties, penalty_edge_lines
+from journeyopt.calibration.models import (
+    FitData,
+    Penalties,
+    choose_penalties,
+    penalty_edge_lines,
+)
 from journeyopt.calibration.pipeline import CalibrationResult
 from journeyopt.errors import ConfigError
 from journeyopt.sim.discrete import DiscreteLayout
@@ -157,3 +163,27 @@ def test_bad_grids_are_refused() -> None:
         CalibrationConfig(caps=caps_config(), grid_extensions=-1)
     with pytest.raises(ConfigError, match=r"must hold values > 0"):
         CalibrationConfig(caps=caps_config(), c_grid=[0.0, 1.0])
+
+
+def test_choices_with_a_penalty_that_could_not_be_scored_compare_equal() -> None:
+    """A penalty without held-out weight scores NaN, and NaN != NaN: two choices of the same
+    data (the same seed with one worker or two) must still compare equal, and differ when a
+    score, the chosen value or the edge differs."""
+    rng = np.random.default_rng(0)
+    matrix = sp.random(200, 4, density=0.5, random_state=0, format="csr")
+    train, unscored = (matrix, rng.random(200), rng.random(200)), (matrix, *np.zeros((2, 200)))
+
+    def chosen() -> Penalties:
+        choice = choose_logistic(train, unscored, C_GRID)
+        return Penalties({"optout": choice.value}, 1e-3, choices={"optout": choice})
+
+    first, again = chosen(), chosen()
+    assert np.isnan(list(first.choices["optout"].scores.values())).all()
+    assert first == again
+    choice = first.choices["optout"]
+    for other in (
+        replace(choice, scores={**choice.scores, 0.3: -1.0}),
+        replace(choice, value=0.3),
+        replace(choice, edge="smallest"),
+    ):
+        assert replace(first, choices={"optout": other}) != again

@@ -193,6 +193,11 @@ def binary_loglik(fit: LinearFit, matrix: sp.csr_matrix, positive: Float, negati
     return logit_loglik(fit.eta(matrix), positive, negative)
 
 
+def _same_score(a: float, b: float) -> bool:
+    """Equal held-out scores, NaN (not scored) equal to NaN."""
+    return a == b or (np.isnan(a) and np.isnan(b))
+
+
 GRID_STEP = 10.0
 """Factor between a penalty grid's winning edge and the value tried beyond it (a decade)."""
 
@@ -211,11 +216,25 @@ class PenaltyChoice:
             best may lie beyond. Empty when a value beyond scored worse, when the choice lies
             inside, when the grid has one value (a fixed penalty) or when no penalty could be
             scored.
+
+    Two choices are equal when their values, edges and scores are, a score that could not be
+    computed (NaN: no held-out weight) equal to another such: with NaN != NaN, the same
+    choice made twice (one worker or several) compared unequal.
     """
 
     value: float
     scores: dict[float, float]
     edge: str = ""
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PenaltyChoice):
+            return NotImplemented
+        return (
+            self.value == other.value
+            and self.edge == other.edge
+            and self.scores.keys() == other.scores.keys()
+            and all(_same_score(s, other.scores[p]) for p, s in self.scores.items())
+        )
 
     def as_meta(self) -> dict[str, object]:
         return {
