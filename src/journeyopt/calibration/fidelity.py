@@ -27,6 +27,7 @@ ensemble, and the verdict's reasons drawn from them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import matplotlib
@@ -94,17 +95,32 @@ def holdout_decisions(
             :func:`journeyopt.calibration.weeks.customer_weeks`); None: revenue is list value.
         origin_week: Panel week of the campaign calendar's week 0 (today's practice's cycles).
     """
-    segments = world.segment_names
-    known = hold["segment"].astype(str).replace("", UNKNOWN_SEGMENT).isin(segments)
     layout = DiscreteLayout.of(world)
-    weeks = customer_weeks(
-        hold[known],
-        layout,
-        world.features.contact_channels,
-        world.actions.names,
-        segments,
-        list_divisors,
-    )
+    channels, actions = world.features.contact_channels, world.actions.names
+    weeks = holdout_weeks(hold, layout, channels, actions, world.segment_names, list_divisors)
+    return logged_decisions(world, weeks, origin_week)
+
+
+def holdout_weeks(
+    hold: pd.DataFrame,
+    layout: DiscreteLayout,
+    channels: Sequence[str],
+    actions: Sequence[str],
+    segments: Sequence[str],
+    list_divisors: Float | None,
+) -> CustomerWeeks:
+    """The customer-weeks of the panel rows ``hold`` of customers of ``segments`` (the part of
+    :func:`holdout_decisions` that needs no fitted world; arguments as
+    :func:`~journeyopt.calibration.weeks.customer_weeks`)."""
+    known = hold["segment"].astype(str).replace("", UNKNOWN_SEGMENT).isin(segments)
+    return customer_weeks(hold[known], layout, channels, actions, segments, list_divisors)
+
+
+def logged_decisions(world: WorldSpec, weeks: CustomerWeeks, origin_week: int = 0) -> Decisions:
+    """The decisions of the hold-out customer-weeks ``weeks`` (:func:`holdout_weeks` in the
+    world's numbering) with their logging propensities, today's practice's (the world's
+    estimate) where none was logged; ``origin_week`` as :func:`holdout_decisions`."""
+    layout = DiscreteLayout.of(world)
     logged = np.isfinite(weeks.propensity) & (weeks.propensity > 0)
     propensity = np.where(logged, weeks.propensity, np.nan)
     practice = world.logged_practice

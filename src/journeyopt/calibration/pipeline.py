@@ -37,7 +37,8 @@ from journeyopt.calibration.fidelity import (
     Decisions,
     action_calibration,
     card_fidelity,
-    holdout_decisions,
+    holdout_weeks,
+    logged_decisions,
     value_calibration,
 )
 from journeyopt.calibration.holdout import (
@@ -56,7 +57,7 @@ from journeyopt.calibration.summary import (
     selection_meta,
     summary_panel_config,
 )
-from journeyopt.calibration.weeks import customer_weeks, segment_names
+from journeyopt.calibration.weeks import CustomerWeeks, customer_weeks, segment_names
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.schema import CanonicalLogs
 from journeyopt.errors import JourneyoptError
@@ -318,11 +319,15 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         identified = contacts_identified(weeks, cal.min_support)
         split = int(hold_panel["week"].min())
 
-        def shared_data() -> HoldoutData:
+        def shared_data() -> tuple[HoldoutData, CustomerWeeks]:
             # the state at the split from the panel's own walk, not a second aggregation of
             # the logs (panel_cfg's lapse_weeks is resolved: state_at's state at that Monday)
             ids, state = walk.state_at_week(split)
-            return holdout_data(identified, structure, hold_panel, ids, state, fit_panel, divisors)
+            data = holdout_data(identified, structure, hold_panel, ids, state, fit_panel, divisors)
+            # the logged decisions' customer-weeks, numbered as the world will number them
+            numbering = (structure.layout, structure.features.contact_channels)
+            labels = (structure.actions.names, structure.segments)
+            return data, holdout_weeks(hold_panel, *numbering, *labels, divisors)
 
         shared = start_task(shared_data, cal.workers)
     est = estimate(weeks, structure, cal, last_week, meta, clock)
@@ -370,7 +375,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     clock.lap("base")
     holdout, fidelity = None, None
     if shared is not None:
-        checks = _holdouts(est, structure, hold_panel, shared.result, cfg, divisors)
+        checks = _holdouts(est, structure, hold_panel, shared.result, cfg)
         holdout = checks.point
         if not est.identified:  # purchase-only logs: BG/NBD is the reference model
             bought = fit_panel[fit_panel["conversions"].to_numpy() > 0]
@@ -452,17 +457,17 @@ def _holdouts(
     est: Estimate,
     structure: Structure,
     hold_panel: pd.DataFrame,
-    shared: Callable[[], HoldoutData],
+    shared: Callable[[], tuple[HoldoutData, CustomerWeeks]],
     cfg: CalibrateConfig,
-    divisors: NDArray[np.float64] | None,
 ) -> _Holdouts:
     """The point world's hold-out report and by-action calibration, with
     ``calibration.card.ensemble`` each member's (simulated on the same customers with the same
     random numbers), and the point world's by-action value rows (None when the logs do not
     identify contact effects). What the worlds' checks share (the customers' state at the
-    split, actual outcomes, references) comes from ``shared`` (started beside the fits); the
-    hold-out decisions are read here, then the value check and one task per world run on
-    ``calibration.workers`` processes (:func:`journeyopt.parallel.run_tasks`).
+    split, actual outcomes, references) and the logged decisions' customer-weeks come from
+    ``shared`` (started beside the fits); the decisions get their propensities here, then the
+    value check and one task per world run on ``calibration.workers`` processes
+    (:func:`journeyopt.parallel.run_tasks`).
     """
     cal = cfg.calibration
     worlds = [est.calibrated.world]
@@ -489,8 +494,8 @@ def _holdouts(
         world = est.calibrated.world
         return value_calibration(world, hold_panel, cal.card, cal.gamma, cfg.data.amounts, cal.seed)
 
-    decisions = holdout_decisions(est.calibrated.world, hold_panel, divisors, origin)
-    data = shared()
+    data, logged_weeks = shared()
+    decisions = logged_decisions(est.calibrated.world, logged_weeks, origin)
     # the value check needs neither, so it runs beside the worlds' checks, first (the
     # hold-out's longest task on 1 M and 3 M-row logs)
     value_rows, *results = run_tasks([value, *(check(w) for w in worlds)], cal.workers)
