@@ -171,10 +171,18 @@ def panel_summary(
     )
 
 
-def codes_of(labels: pd.Series, names: Sequence[str]) -> IntArray:
-    """(M,) index of each label in ``names``, -1 for a label not among them (hash-based: the
-    panel's string columns have millions of rows)."""
-    return np.asarray(pd.Categorical(labels, categories=list(names)).codes, np.int64)
+def codes_of(labels: pd.Series, names: Sequence[str], empty: str = "") -> IntArray:
+    """(M,) index of each label's text (``astype(str)``; ``""`` read as ``empty``) in
+    ``names``, -1 for a label not among them (hash-based: the panel's string columns have
+    millions of rows; a categorical column, as the panel's are, is read once per category)."""
+    if isinstance(labels.dtype, pd.CategoricalDtype):
+        per_category = codes_of(pd.Series(labels.cat.categories, dtype=object), names, empty)
+        # a missing value (code -1, the last entry) stays missing in astype(str): no name's
+        return np.append(per_category, -1)[labels.cat.codes.to_numpy()]
+    texts = labels.astype(str)
+    if empty:
+        texts = texts.replace("", empty)
+    return np.asarray(pd.Categorical(texts, categories=list(names)).codes, np.int64)
 
 
 def segment_names(panel: pd.DataFrame) -> tuple[str, ...]:
@@ -225,15 +233,14 @@ def customer_weeks(
             logged revenue is the list value.
     """
     rows = panel[panel["tenure_weeks"].to_numpy() > 0]
-    labels = rows["segment"].astype(str).replace("", UNKNOWN_SEGMENT)
-    segment = codes_of(labels, segments)
+    segment = codes_of(rows["segment"], segments, UNKNOWN_SEGMENT)
     if (segment < 0).any():
+        labels = rows["segment"].astype(str).replace("", UNKNOWN_SEGMENT)
         unknown = sorted(set(labels[segment < 0]))
         raise ValueError(f"segments {unknown} are not among {list(segments)}")
-    action_names = rows["action"].astype(str)
-    action = codes_of(action_names, actions)
+    action = codes_of(rows["action"], actions)
     if (action < 0).any():
-        missing = sorted(set(action_names[action < 0]))
+        missing = sorted(set(rows["action"].astype(str)[action < 0]))
         raise ValueError(f"logged actions {missing} are not in the catalogue {actions}")
     summary = panel_summary(rows, segment, layout.spec, channels)
     refunded = (
@@ -245,8 +252,7 @@ def customer_weeks(
     if list_divisors is not None:
         revenue = revenue / np.asarray(list_divisors, np.float64)[action]
     customer, ids = pd.factorize(rows["customer_id"].astype(str), sort=True)
-    stages = pd.Categorical(rows["lifecycle"].astype(str), categories=list(LIFECYCLE_STAGES))
-    lifecycle = np.asarray(stages.codes, np.int64)
+    lifecycle = codes_of(rows["lifecycle"], LIFECYCLE_STAGES)
     conversions = rows["conversions"].to_numpy(np.int64)
     revenue = net_list_values(revenue, refunded, conversions > 0)
     return CustomerWeeks(
