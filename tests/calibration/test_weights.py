@@ -108,3 +108,27 @@ def test_contacts_identified_from_the_support_tables_contacted_weeks() -> None:
     silent = replace(weeks, action=np.zeros(weeks.n, np.int64))
     assert not contacts_identified(silent, 1)  # no contacted week
     assert not contacts_identified(replace(weeks, actions=("none",)), 0)  # no contact action
+
+
+def test_support_table_counts_each_segment_lifecycle_and_action() -> None:
+    layout = DiscreteLayout(discrete_spec(), 2, 1, 3)
+    rng = np.random.default_rng(1)
+    weeks = synthetic_weeks(layout, rng)
+    weeks = replace(
+        weeks,
+        segment=rng.integers(2, size=weeks.n),
+        lifecycle=rng.integers(3, size=weeks.n),  # lapsed customers count as customers
+        action=rng.integers(3, size=weeks.n),
+        segments=("a", "b"),
+        actions=("none", "email", "call"),
+    )
+    table = support_table(weeks, 60).set_index(["segment", "lifecycle", "action"])
+    assert len(table) == 2 * 2 * 3 and int(table["weeks"].sum()) == weeks.n
+    for (s, stage, a), row in table.iterrows():
+        took = (
+            (weeks.segment == weeks.segments.index(s))
+            & ((weeks.lifecycle != 0) == (stage == "customer"))
+            & (weeks.action == weeks.actions.index(a))
+        )
+        assert row["weeks"] == took.sum() and row["conversions"] == weeks.converted[took].sum()
+        assert row["flagged"] == (took.sum() < 60)

@@ -338,23 +338,19 @@ def support_table(weeks: CustomerWeeks, min_support: int) -> pd.DataFrame:
     (customer-weeks with that logged action), ``conversions``, ``flagged`` (``weeks <
     min_support``: the action's effect there rests on the model's pooling, not on data).
     """
-    stage = np.where(weeks.lifecycle == 0, "prospect", "customer")
-    frame = pd.DataFrame(
-        {
-            "segment": np.asarray(weeks.segments, object)[weeks.segment],
-            "lifecycle": stage,
-            "action": np.asarray(weeks.actions, object)[weeks.action],
-            "converted": weeks.converted,
-        }
-    )
+    stages = ("prospect", "customer")
     index = pd.MultiIndex.from_product(
-        [list(weeks.segments), ["prospect", "customer"], list(weeks.actions)],
+        [list(weeks.segments), list(stages), list(weeks.actions)],
         names=["segment", "lifecycle", "action"],
     )
-    grouped = frame.groupby(["segment", "lifecycle", "action"])["converted"]
-    table = pd.DataFrame({"weeks": grouped.size(), "conversions": grouped.sum()})
-    table = table.reindex(index, fill_value=0).reset_index()
-    table["weeks"] = table["weeks"].astype(np.int64)
-    table["conversions"] = table["conversions"].astype(np.int64)
+    # each customer-week's row of the table, counted by bincount (a groupby of the labels of
+    # millions of customer-weeks took seconds)
+    row = (weeks.segment * len(stages) + (weeks.lifecycle != 0)) * len(weeks.actions)
+    row = row + weeks.action
+    counts = np.bincount(row, minlength=len(index)).astype(np.int64)
+    converted = np.asarray(weeks.converted, np.bool_)
+    conversions = np.bincount(row[converted], minlength=len(index)).astype(np.int64)
+    table = pd.DataFrame({"weeks": counts, "conversions": conversions}, index=index)
+    table = table.reset_index()
     table["flagged"] = table["weeks"] < min_support
     return table
