@@ -57,7 +57,7 @@ from journeyopt.calibration.summary import (
     selection_meta,
     summary_panel_config,
 )
-from journeyopt.calibration.weeks import CustomerWeeks, customer_weeks, segment_names
+from journeyopt.calibration.weeks import CustomerWeeks, codes_of, customer_weeks, segment_names
 from journeyopt.data.ingest import ingest_to_logs
 from journeyopt.data.schema import CanonicalLogs
 from journeyopt.errors import JourneyoptError
@@ -163,7 +163,7 @@ def logging_start(panel: pd.DataFrame) -> int:
     """First week with a logged decision (a contact or a logged ``none``); 0 when nothing
     was ever logged (purchase-only sources). Earlier weeks are not fitted: their contact
     decisions are unknown (the history before the company started logging)."""
-    logged = panel["propensity"].notna() | (panel["action"].astype(str) != "none")
+    logged = panel["propensity"].notna().to_numpy() | (codes_of(panel["action"], ("none",)) != 0)
     return int(panel.loc[logged, "week"].min()) if logged.any() else 0
 
 

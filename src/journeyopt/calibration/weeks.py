@@ -186,9 +186,15 @@ def codes_of(labels: pd.Series, names: Sequence[str], empty: str = "") -> IntArr
 
 
 def segment_names(panel: pd.DataFrame) -> tuple[str, ...]:
-    """Segment names of a panel, sorted; :data:`UNKNOWN_SEGMENT` for customers without one."""
-    labels = panel["segment"].astype(str).replace("", UNKNOWN_SEGMENT)
-    return tuple(sorted(labels.unique()))
+    """Segment names of a panel, sorted; :data:`UNKNOWN_SEGMENT` for customers without one
+    (a categorical column, as the panel's, is read through the categories its rows use)."""
+    labels = panel["segment"]
+    if isinstance(labels.dtype, pd.CategoricalDtype):
+        codes = labels.cat.codes.to_numpy()
+        if codes.size and codes.min() >= 0:  # no missing label
+            used = np.bincount(codes, minlength=len(labels.cat.categories)) > 0
+            labels = pd.Series(labels.cat.categories[used], dtype=object)
+    return tuple(sorted(labels.astype(str).replace("", UNKNOWN_SEGMENT).unique()))
 
 
 def net_list_values(list_value: Float, refunded: Float, converted: Bool) -> Float:
