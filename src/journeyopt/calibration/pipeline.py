@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -186,7 +187,8 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     margin_rate = source.economics.margin()  # refuse before the work, not after it
     clock = Stopwatch()
     logs, _ = ingest_to_logs(source)
-    data_fingerprint = fingerprint(logs)
+    # the logs' fingerprint (the world's metadata) needs nothing else: hashed beside the panel
+    data_fingerprint = start_task(partial(fingerprint, logs), cal.workers)
     # panel.lapse_weeks null: read off the logs (up to panel.as_of); recorded with the config
     panel_settings, lapse_found = resolve_lapse_weeks(cfg.panel, logs.events)
     cfg = replace(cfg, panel=panel_settings)
@@ -288,7 +290,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     last_week = fit_panel[fit_panel["week"] == fit_panel["week"].max()]
     config = cast(dict[str, Any], OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
     meta: dict[str, Any] = {
-        "data_fingerprint": data_fingerprint,
+        "data_fingerprint": data_fingerprint.result(),
         "max_customers": cal.max_customers,
         "config": config,
         "fit_weeks": [int(fit_panel["week"].min()), int(first_holdout) - 1],
