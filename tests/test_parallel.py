@@ -5,6 +5,7 @@ pickled), errors surfacing in the caller; the same for one task started ahead of
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -77,3 +78,12 @@ def test_a_started_task_that_fails_raises_in_the_caller() -> None:
         start_task(fail, workers=2).result()
     with pytest.raises(RuntimeError, match="cannot be sent back"):
         start_task(lambda: lambda: 0, workers=2).result()  # a lambda does not pickle
+
+
+def test_a_started_task_dropped_unread_ends_its_process() -> None:
+    started = start_task(lambda: time.sleep(30), workers=2)
+    process = started._process
+    assert process is not None and process.is_alive()
+    del started
+    process.join(timeout=5)
+    assert not process.is_alive()

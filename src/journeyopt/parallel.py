@@ -115,6 +115,7 @@ class Pending(Generic[R]):
         self._task: Callable[[], R] | None = task
         self._process: multiprocessing.process.BaseProcess | None = None
         self._receive: Connection | None = None
+        self._owner = 0  # the process that started the task's process
         forkable = "fork" in multiprocessing.get_all_start_methods()
         if resolve_workers(workers) <= 1 or not forkable or multiprocessing.parent_process():
             return  # one process: the task runs when its result is asked for
@@ -128,6 +129,14 @@ class Pending(Generic[R]):
             gc.unfreeze()
         send.close()  # the child holds the sending end; its exit closes the pipe
         self._task = None
+        self._owner = os.getpid()
+
+    def __del__(self) -> None:
+        # dropped unread (the caller failed before asking): the process is not left waiting
+        # to send a result nobody reads
+        process = self._process
+        if process is not None and self._owner == os.getpid() and process.is_alive():
+            process.terminate()
 
     def result(self) -> R:
         """The task's result, waiting for it; the task's exception, raised here, if it failed.
