@@ -116,16 +116,39 @@ def fitted_responses(
     """
     convert = _sigmoid(fitted.convert_logit[state, actions] + fitted.convert_season[week_of_year])
     inquiry = _sigmoid(fitted.engage_logit[state, 0] + fitted.engage_season[week_of_year])
-    base = _sigmoid(fitted.engage_logit[state, 0])
-    with_contact = _sigmoid(fitted.engage_logit[state, actions])
-    engage_contact = np.clip((with_contact - base) / np.maximum(1.0 - base, 1e-12), 0.0, 1.0)
     return Responses(
         convert=convert,
         value=np.asarray(fitted.value[state], np.float64),
-        engage_contact=np.asarray(engage_contact, np.float64),
+        engage_contact=contact_engagement(fitted)[state, actions],
         inquiry=inquiry,
         optout=np.asarray(fitted.optout[state, actions], np.float64),
     )
+
+
+def contact_engagement(fitted: FittedResponses) -> Float:
+    """(n, A) probability that the contact itself produces an engagement event, at the
+    reference season: what the action's fitted P(at least one engagement) adds to the
+    ``none`` column's. It does not depend on the week, so it is computed once per table
+    (kept while ``fitted`` lives: :func:`fitted_responses` reads it at every simulated week)."""
+    cached = _CONTACT_ENGAGEMENT.get(fitted)
+    if cached is None:
+        base = _sigmoid(fitted.engage_logit[:, :1])
+        with_contact = _sigmoid(fitted.engage_logit)
+        cached = np.clip((with_contact - base) / np.maximum(1.0 - base, 1e-12), 0.0, 1.0)
+        _CONTACT_ENGAGEMENT[fitted] = cached
+    return cached
+
+
+_CONTACT_ENGAGEMENT: weakref.WeakKeyDictionary[FittedResponses, Float] = weakref.WeakKeyDictionary()
+
+
+def fitted_week(fitted: FittedResponses, week_of_year: int) -> tuple[Float, Float]:
+    """(n, A) conversion and (n,) spontaneous engagement probabilities of every state of a
+    calibrated world's tables in ``week_of_year``: :func:`fitted_responses`'s ``convert`` and
+    ``inquiry`` for all states and actions, element for element, without indexing the tables."""
+    convert = _sigmoid(fitted.convert_logit + fitted.convert_season[week_of_year])
+    inquiry = _sigmoid(fitted.engage_logit[:, 0] + fitted.engage_season[week_of_year])
+    return convert, inquiry
 
 
 def response_probabilities(
@@ -319,17 +342,23 @@ class ResponseTable:
         self.season_level = np.concatenate([[0], inverse.reshape(-1)]).astype(np.int64)
         self._states = self.layout.all_states()
         n, a_count = self.layout.n_states, self.n_actions
-        engage = np.empty((n, a_count))
-        optout = np.empty((n, a_count))
-        week = int(self._level_weeks[0])
-        for a in range(a_count):
-            r = self._responses(world, a, week)
-            engage[:, a] = r.engage_contact
-            optout[:, a] = r.optout
+        if world.responses is not None:  # the tables themselves, not state by state
+            engage = contact_engagement(world.responses)
+            optout = world.responses.optout
+            value = world.responses.value
+        else:
+            engage = np.empty((n, a_count))
+            optout = np.empty((n, a_count))
+            week = int(self._level_weeks[0])
+            for a in range(a_count):
+                r = self._responses(world, a, week)
+                engage[:, a] = r.engage_contact
+                optout[:, a] = r.optout
+            value = r.value
         self.engage_contact = engage.reshape(-1)
         self.optout = optout.reshape(-1)
         self.allowed = allowed_actions(self._states, world).reshape(-1)
-        self.lift = r.value / world.params.mean_value[self._states.segment]
+        self.lift = value / world.params.mean_value[self._states.segment]
         self.segment = self._states.segment
         p = world.params
         rows = np.zeros((a_count, len(world.channels)), np.int32)
@@ -348,6 +377,11 @@ class ResponseTable:
         assert world is not None, "the table's world is gone"
         n, a_count = self.layout.n_states, self.n_actions
         week = int(self._level_weeks[level])
+        if world.responses is not None:  # the tables themselves, every state and action at once
+            convert, inquiry = fitted_week(world.responses, week)
+            self._convert[level] = convert.reshape(-1)
+            self._inquiry[level] = inquiry
+            return
         convert = np.empty((n, a_count))
         for a in range(a_count):
             r = self._responses(world, a, week)
