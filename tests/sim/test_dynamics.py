@@ -3,6 +3,8 @@ reward decomposition, determinism and agreement between sampled and expected rew
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -11,13 +13,14 @@ from journeyopt.sim.discrete import DiscreteLayout, Summary, summarise
 from journeyopt.sim.dynamics import (
     ResponseTable,
     expected_reward,
+    fitted_responses,
     keyed_standard_gamma,
     response_probabilities,
     sample_outcome,
     sample_week,
 )
 from journeyopt.sim.population import initial_population
-from journeyopt.sim.world import WorldSpec
+from journeyopt.sim.world import FittedResponses, WorldSpec
 
 
 def _population(world: WorldSpec, n: int, seed: int = 0) -> tuple[CustomerState, np.ndarray]:
@@ -162,6 +165,48 @@ def test_response_table_is_response_probabilities(world: WorldSpec) -> None:
             np.testing.assert_array_equal(
                 table.lift, r.value / world.params.mean_value[states.segment]
             )
+
+
+def _fitted(world: WorldSpec, seed: int) -> WorldSpec:
+    """``world`` with random fitted response tables and seasonal shifts (a calibrated world)."""
+    rng = np.random.default_rng(seed)
+    n, a = DiscreteLayout.of(world).n_states, world.actions.n_actions
+    optout = rng.uniform(0.0, 0.02, (n, a))
+    optout[:, 0] = 0.0
+    tables = FittedResponses(
+        convert_logit=rng.normal(-2.5, 1.0, (n, a)),
+        convert_season=rng.normal(0.0, 0.3, 54),
+        value=rng.uniform(20.0, 200.0, n),
+        engage_logit=rng.normal(-1.5, 1.5, (n, a)),
+        engage_season=rng.normal(0.0, 0.3, 54),
+        optout=optout,
+        actions_identified=True,
+    )
+    return replace(world, responses=tables)
+
+
+def test_response_table_of_fitted_tables_is_fitted_responses(world: WorldSpec) -> None:
+    """A calibrated world's table, computed on whole tables, is bit-for-bit what the
+    simulation reads state by state (:func:`fitted_responses`), every week and action."""
+    fitted = _fitted(world, 3)
+    assert fitted.responses is not None
+    table = ResponseTable.of(fitted)
+    n, a_count = DiscreteLayout.of(fitted).n_states, fitted.actions.n_actions
+    for week in (1, 20, 31, 52, 53):
+        for a in range(a_count):
+            r = fitted_responses(fitted.responses, np.arange(n), np.full(n, a), week)
+            cell = np.arange(n) * a_count + a
+            np.testing.assert_array_equal(table.convert(week)[cell], r.convert)
+            np.testing.assert_array_equal(table.engage_contact[cell], r.engage_contact)
+            np.testing.assert_array_equal(table.optout[cell], r.optout)
+            np.testing.assert_array_equal(table.inquiry(week), r.inquiry)
+    # the contact's own engagement: what the action's probability adds to none's, rescaled
+    base = 1.0 / (1.0 + np.exp(-fitted.responses.engage_logit[:, 0]))
+    with_contact = 1.0 / (1.0 + np.exp(-fitted.responses.engage_logit[:, 2]))
+    r = fitted_responses(fitted.responses, np.arange(n), np.full(n, 2), 20)
+    np.testing.assert_allclose(
+        r.engage_contact, np.clip((with_contact - base) / (1.0 - base), 0.0, 1.0), rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("shape", [0.4, 1.0, 2.5, 4.0])
