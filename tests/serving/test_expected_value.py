@@ -4,35 +4,17 @@ ground-truth world and of calibrated worlds (fitted tables, with and without ten
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 
 from journeyopt.agents.policy import Observation
 from journeyopt.panel.state import state_features
 from journeyopt.serving.expected_value import ExpectedValues
-from journeyopt.sim.discrete import DiscreteLayout, summarise
+from journeyopt.sim.discrete import summarise
 from journeyopt.sim.dynamics import expected_reward, response_probabilities
 from journeyopt.sim.population import initial_population
-from journeyopt.sim.world import FittedResponses, WorldSpec
-
-
-def fitted_world(world: WorldSpec, seed: int, tenure_cap_weeks: int = 0) -> WorldSpec:
-    """``world`` as a calibrated world with random response tables (every state different)."""
-    world = replace(world, discrete=replace(world.discrete, tenure_cap_weeks=tenure_cap_weeks))
-    rng = np.random.default_rng(seed)
-    n, a = DiscreteLayout.of(world).n_states, world.actions.n_actions
-    responses = FittedResponses(
-        convert_logit=rng.normal(-2.0, 1.0, (n, a)),
-        convert_season=rng.normal(0.0, 0.3, 54),
-        value=rng.uniform(10.0, 500.0, n),
-        engage_logit=rng.normal(-2.0, 1.0, (n, a)),
-        engage_season=rng.normal(0.0, 0.3, 54),
-        optout=rng.uniform(0.0, 0.05, (n, a)),
-        actions_identified=True,
-    )
-    return replace(world, name=f"fitted-{seed}", responses=responses)
+from journeyopt.sim.world import WorldSpec
+from tests.sim.worlds import fitted_world
 
 
 def customers(world: WorldSpec, n: int, seed: int) -> Observation:

@@ -20,7 +20,8 @@ from journeyopt.sim.dynamics import (
     sample_week,
 )
 from journeyopt.sim.population import initial_population
-from journeyopt.sim.world import FittedResponses, WorldSpec
+from journeyopt.sim.world import WorldSpec
+from tests.sim.worlds import fitted_world
 
 
 def _population(world: WorldSpec, n: int, seed: int = 0) -> tuple[CustomerState, np.ndarray]:
@@ -167,28 +168,10 @@ def test_response_table_is_response_probabilities(world: WorldSpec) -> None:
             )
 
 
-def _fitted(world: WorldSpec, seed: int) -> WorldSpec:
-    """``world`` with random fitted response tables and seasonal shifts (a calibrated world)."""
-    rng = np.random.default_rng(seed)
-    n, a = DiscreteLayout.of(world).n_states, world.actions.n_actions
-    optout = rng.uniform(0.0, 0.02, (n, a))
-    optout[:, 0] = 0.0
-    tables = FittedResponses(
-        convert_logit=rng.normal(-2.5, 1.0, (n, a)),
-        convert_season=rng.normal(0.0, 0.3, 54),
-        value=rng.uniform(20.0, 200.0, n),
-        engage_logit=rng.normal(-1.5, 1.5, (n, a)),
-        engage_season=rng.normal(0.0, 0.3, 54),
-        optout=optout,
-        actions_identified=True,
-    )
-    return replace(world, responses=tables)
-
-
 def test_response_table_of_fitted_tables_is_fitted_responses(world: WorldSpec) -> None:
     """A calibrated world's table, computed on whole tables, is bit-for-bit what the
     simulation reads state by state (:func:`fitted_responses`), every week and action."""
-    fitted = _fitted(world, 3)
+    fitted = fitted_world(world, 3)
     assert fitted.responses is not None
     table = ResponseTable.of(fitted)
     n, a_count = DiscreteLayout.of(fitted).n_states, fitted.actions.n_actions
@@ -251,7 +234,6 @@ def test_conversion_kinds_follow_the_kind_probabilities(world: WorldSpec) -> Non
 def test_response_tables_do_not_keep_worlds_alive(world: WorldSpec) -> None:
     import gc
     import weakref
-    from dataclasses import replace
 
     other = replace(world, margin_rate=0.5)
     ResponseTable.of(other).convert(1)
