@@ -131,6 +131,11 @@ def true_states(spec: ShopSpec, args: argparse.Namespace) -> TrueStates:
     return records.truth
 
 
+def ci95(values: np.ndarray) -> float:
+    """Half-width of the normal 95 % interval of the mean of ``values`` (one per customer)."""
+    return float(1.96 * values.std(ddof=1) / np.sqrt(values.shape[0]))
+
+
 def optimum_share(paired: np.ndarray, exact_optimum: float) -> dict[str, float]:
     """The calibrated optimum's share of the true optimum, with its 95 % interval.
 
@@ -142,7 +147,7 @@ def optimum_share(paired: np.ndarray, exact_optimum: float) -> dict[str, float]:
     that of ``mean(calibrated) / exact`` (the ``_exact`` figure), whose numerator carries all
     of the simulation's noise. Both estimate the same ratio.
     """
-    half = 1.96 * float(paired.std(ddof=1)) / np.sqrt(paired.shape[0]) / exact_optimum
+    half = ci95(paired) / exact_optimum
     share = 1.0 + float(paired.mean()) / exact_optimum
     return {
         "calibrated_optimum_share_of_true_optimum": share,
@@ -221,12 +226,11 @@ def evaluate(args: argparse.Namespace) -> None:
             first_woy,
         )
         runs[name] = truth_run
-        n = truth_run.value.shape[0]
         rows.append(
             {
                 "policy": name,
                 "true_value": float(truth_run.value.mean()),
-                "true_ci95": float(1.96 * truth_run.value.std(ddof=1) / np.sqrt(n)),
+                "true_ci95": ci95(truth_run.value),
                 "calibrated_value": float(cal_run.value.mean()),
                 "contact_share_truth": float((truth_run.contacts > 0).mean()),
                 **{
@@ -264,17 +268,10 @@ def evaluate(args: argparse.Namespace) -> None:
         "true_optimum_simulated": float(by["true_optimum"]["true_value"]),
         "calibrated_optimum_in_truth": float(cal_in_truth.mean()),
         "calibrated_optimum_share_of_true_optimum_exact": float(cal_in_truth.mean() / exact_opt),
-        "calibrated_optimum_share_of_true_optimum_paired": float(
-            cal_in_truth.mean() / runs["true_optimum"].value.mean()
-        ),
-        "calibrated_optimum_minus_true_optimum_ci95": float(
-            1.96 * paired.std(ddof=1) / np.sqrt(paired.shape[0])
-        ),
+        "calibrated_optimum_minus_true_optimum_ci95": ci95(paired),
         **optimum_share(paired, exact_opt),
         "calibrated_optimum_minus_staff": float((cal_in_truth - runs["staff_rules"].value).mean()),
-        "calibrated_optimum_minus_staff_ci95": float(
-            1.96 * (cal_in_truth - runs["staff_rules"].value).std(ddof=1) / np.sqrt(paired.shape[0])
-        ),
+        "calibrated_optimum_minus_staff_ci95": ci95(cal_in_truth - runs["staff_rules"].value),
         "calibrated_optimum_value_in_calibrated_world": float(
             by["calibrated_optimum"]["calibrated_value"]
         ),
@@ -284,10 +281,8 @@ def evaluate(args: argparse.Namespace) -> None:
         "calibrated_optimum_minus_without_rules": float(
             (cal_in_truth - runs["calibrated_optimum_without_rules"].value).mean()
         ),
-        "calibrated_optimum_minus_without_rules_ci95": float(
-            1.96
-            * (cal_in_truth - runs["calibrated_optimum_without_rules"].value).std(ddof=1)
-            / np.sqrt(paired.shape[0])
+        "calibrated_optimum_minus_without_rules_ci95": ci95(
+            cal_in_truth - runs["calibrated_optimum_without_rules"].value
         ),
         "calibrated_optimum_without_rules_share_of_true_optimum_exact": float(
             runs["calibrated_optimum_without_rules"].value.mean() / exact_opt
