@@ -118,7 +118,43 @@ def test_a_higher_conversions_cap_is_chosen_only_when_frequency_drives_purchase(
     card = selection_card(selection, n_actions=1, dp_seconds=0.1)
     row = f"| base | 10 / {chosen_cap} / 0 | {selection.chosen.n_states:,} |"
     assert any(line.startswith(row) and "**yes**" in line for line in card), card
-    assert any(line.startswith("Choosing took ") for line in card)
+    assert not any("took" in line for line in card)  # timings: calibration.json only
+
+
+def test_a_rerun_of_the_selection_prints_the_same_card(tmp_path: Path) -> None:
+    """The same config and seed give the same card: the selection's timings (each
+    candidate's, the whole choice's, the DP solve's) stay in ``calibration.json``, the card's
+    section does not print them."""
+    rng = np.random.default_rng(5)
+    path = write_purchase_log(
+        tmp_path / "purchases.txt",
+        rng,
+        rng.integers(0, 4, 300),
+        lambda t, n, last: np.full(n.shape, -2.0),
+    )
+    panel = purchase_panel(path, panel_config())
+    caps = discrete_spec(recency_cap_weeks=6, conversions_cap=2)
+    cal = CalibrationConfig(
+        caps=caps_config(),
+        summary=SummaryConfig(
+            select=True, conversions_caps=[2, 3], pattern_weeks=[0], last_action=[False]
+        ),
+        seasonal=False,
+        c_grid=[1.0],
+        practice_cycles_weeks=PRACTICE_CYCLES,
+    )
+    specs = candidate_specs(caps, cal.summary)
+    cards, records = [], []
+    for _ in range(2):
+        selection = select_summary(panel, specs, cal, (), ("none",), segment_names(panel), None, ())
+        records.append(selection.as_meta())
+        cards.append("\n".join(selection_card(selection, 1, dp_seconds=selection.seconds)))
+    assert all(c["seconds"] > 0 for r in records for c in r["candidates"])
+    assert records[0]["seconds"] != records[1]["seconds"]  # two runs, two timings ...
+    assert cards[0].encode() == cards[1].encode()  # ... one card
+    later = tuple(replace(c, seconds=c.seconds + 7.0) for c in selection.candidates)
+    slower = replace(selection, seconds=99.0, candidates=later)
+    assert "\n".join(selection_card(slower, 1, dp_seconds=42.0)) == cards[0]
 
 
 @pytest.mark.slow

@@ -435,7 +435,9 @@ def selection_meta(
 
 
 def summary_lines(meta: Mapping[str, Any]) -> list[str]:
-    """The card's section on the state summary (none when it was not chosen by the data)."""
+    """The card's section on the state summary (none when it was not chosen by the data),
+    without the selection's timings (``calibration.json`` keeps them): the same config and seed
+    give the same card."""
     record = meta.get("summary_selection")
     if not record:
         return []
@@ -462,8 +464,8 @@ def summary_lines(meta: Mapping[str, Any]) -> list[str]:
         + ".",
         "",
         "| candidate | caps (recency / conversions / tenure) | states | held-out log-lik. | SE "
-        "| seconds | chosen | rules it cannot represent |",
-        "|---|---|---|---|---|---|---|---|",
+        "| chosen | rules it cannot represent |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in record.get("candidates", []):
         loglik = c["loglik"]
@@ -474,11 +476,7 @@ def summary_lines(meta: Mapping[str, Any]) -> list[str]:
         )
         lines.append(
             f"| {c['label']} | {caps} | {c['n_states']:,} | "
-            + (
-                f"{loglik:.5f} | {c['se']:.5f} | {c.get('seconds', float('nan')):.1f}"
-                if scored
-                else "not scored (max_states) | | "
-            )
+            + (f"{loglik:.5f} | {c['se']:.5f}" if scored else "not scored (max_states) | ")
             + f" | {'**yes**' if c['chosen'] else ''} | "
             + ("; ".join(u.split(":")[0] for u in c.get("unseen_rules", [])) or "none")
             + " |"
@@ -492,11 +490,11 @@ def summary_lines(meta: Mapping[str, Any]) -> list[str]:
         ]
     lines += [
         "",
-        f"Choosing took {record.get('seconds', float('nan')):.1f} s.",
-        "",
-        f"The world has {record['n_states']:,} discrete states x {record['n_actions']} actions; "
-        f"one exact DP solve over {record['dp_horizon_weeks']} weeks took "
-        f"{record['dp_seconds']:.1f} s.",
+        f"The world has {record['n_states']:,} discrete states x {record['n_actions']} actions. "
+        "The times of each candidate's scoring, of the whole choice and of one exact DP solve "
+        f"over {record['dp_horizon_weeks']} weeks are in `calibration.json` "
+        "(`summary_selection`: `seconds`, `dp_seconds`), not on the card: they change from run "
+        "to run, the card does not.",
         "",
     ]
     return lines
