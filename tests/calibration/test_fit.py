@@ -8,13 +8,14 @@ import scipy.sparse as sp
 from sklearn.linear_model import GammaRegressor, LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from journeyopt.calibration import boosting
 from journeyopt.calibration.fit import (
     Cells,
     LinearFit,
     binary_loglik,
+    choose_gamma,
     fit_gamma,
     fit_logistic,
+    gamma_deviance,
     logit_loglik,
 )
 
@@ -82,7 +83,36 @@ def test_a_held_out_score_is_the_same_on_any_number_of_blas_threads() -> None:
                 (
                     binary_loglik(fit, matrix, positive, negative),
                     logit_loglik(fit.eta(matrix), positive, negative),
-                    boosting.gamma_deviance(y, log_mean, positive),
+                    gamma_deviance(y, log_mean, positive),
                 )
             )
     assert len(scores) == 1, scores
+
+
+def test_the_gamma_deviance_is_the_standard_weighted_one() -> None:
+    """``2 sum w (-log(y / mu) + (y - mu) / mu) / sum w``, rows of zero weight left out (even
+    a value the Gamma family cannot hold), and 0 where every value is its mean."""
+    rng = np.random.default_rng(4)
+    y, log_mean = rng.gamma(2.0, 10.0, 500), rng.normal(3.0, 0.5, 500)
+    w = rng.integers(0, 4, 500).astype(float)
+    mu = np.exp(log_mean)
+    expected = 2.0 * np.sum(w * (-np.log(y / mu) + (y - mu) / mu)) / np.sum(w)
+    assert gamma_deviance(y, log_mean, w) == pytest.approx(expected, rel=1e-12)
+    assert gamma_deviance(np.where(w > 0, y, 0.0), log_mean, w) == gamma_deviance(y, log_mean, w)
+    assert gamma_deviance(mu, log_mean, w) == pytest.approx(0.0, abs=1e-12)
+    assert np.isnan(gamma_deviance(y, log_mean, np.zeros(500)))
+
+
+def test_the_penalty_choice_scores_the_value_glm_as_the_family_choice(
+    design: sp.csr_matrix,
+) -> None:
+    """The alpha of the value GLM is chosen by the very deviance its GLM is later compared
+    with the trees by (``models.choose_families``: ``gamma_deviance`` of the held-out rows at
+    the GLM's log means): the same score to the last digit."""
+    rng = np.random.default_rng(5)
+    y = rng.gamma(2.0, np.exp(0.3 * (design @ rng.normal(size=20)) + 2) / 2.0)
+    held = (rng.random(design.shape[0]) < 0.3).astype(float)
+    train = (design, y, 1.0 - held)
+    choice = choose_gamma(train, (design, y, held), [1e-3])
+    glm = fit_gamma(*train, 1e-3)
+    assert choice.scores[1e-3] == -gamma_deviance(y, glm.eta(design), held)

@@ -303,6 +303,14 @@ def test_members_refit_the_chosen_family(logs: Logs, fitted: Estimate) -> None:
         assert 0 < np.abs(gap).mean() < 1.0
 
 
+def test_the_value_glm_is_scored_by_one_gamma_deviance(fitted: Estimate) -> None:
+    """The value GLM at its chosen alpha, fitted on the same rows and scored on the same
+    held-out rows when the penalty is chosen and when it is compared with the trees, gets the
+    same score to the last digit: one Gamma deviance scores both choices."""
+    choice = fitted.penalties.choices["value"]
+    assert fitted.families["value"].glm_loglik == choice.scores[choice.value]
+
+
 def test_a_world_with_trees_round_trips(fitted: Estimate, tmp_path: Path) -> None:
     fitted.calibrated.save(tmp_path)
     loaded = CalibratedWorld.load(tmp_path)

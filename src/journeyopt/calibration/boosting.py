@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from journeyopt.calibration.config import LightGBMConfig
-from journeyopt.calibration.fit import logit_loglik
+from journeyopt.calibration.fit import gamma_deviance, logit_loglik
 from journeyopt.sim.discrete import DiscreteLayout
 
 Float = NDArray[np.float64]
@@ -239,16 +239,6 @@ def _value_dataset(
         categorical_feature=[n for n in names if n in CATEGORICAL],
         free_raw_data=True,
     )
-
-
-def gamma_deviance(y: Float, log_mean: Float, weight: Float) -> float:
-    """Weighted mean Gamma deviance of (m,) values ``y > 0`` at (m,) log means (summed by
-    numpy, not by a BLAS dot product whose last digits depend on its threads, as
-    :func:`~journeyopt.calibration.fit.logit_loglik`)."""
-    r = y * np.exp(-log_mean)
-    total = float(weight.sum())
-    deviance = float((weight * (2.0 * (r - 1.0 - np.log(r)))).sum())
-    return deviance / total if total > 0 else float("nan")
 
 
 def fit_value_trees(

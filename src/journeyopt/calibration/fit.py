@@ -345,8 +345,7 @@ def fit_gamma(
 
     def score(eta: Float) -> tuple[float, Float, Float]:
         mu = np.exp(eta)
-        half_dev = yk / mu - 1.0 - np.log(yk / mu)
-        return -float(wk @ half_dev) / total, wk * (yk - mu) / mu / total, wk / total
+        return -0.5 * gamma_deviance(yk, eta, wk), wk * (yk - mu) / mu / total, wk / total
 
     start = np.zeros(x.shape[1])
     start[-1] = np.log(float(np.average(yk, weights=wk)))
@@ -354,13 +353,29 @@ def fit_gamma(
     return LinearFit(b[:-1], float(b[-1]), alpha)
 
 
-def gamma_deviance(fit: LinearFit, matrix: sp.csr_matrix, y: Float, weight: Float) -> float:
-    """Mean weighted Gamma deviance of ``y`` under ``fit`` (lower is better)."""
-    keep = (weight > 0) & (y > 0)
-    mu = np.exp(fit.eta(matrix[keep]))
-    r = y[keep] / mu
-    dev = 2.0 * (r - 1.0 - np.log(r))
-    return float(np.average(dev, weights=weight[keep])) if keep.any() else float("nan")
+def gamma_unit_deviance(y: Float, log_mean: Float) -> Float:
+    """(m,) Gamma unit deviance ``d(y, mu) = 2 (-log(y / mu) + (y - mu) / mu)`` of values
+    ``y > 0`` at (m,) log means ``log mu`` (0 where ``y = mu``): the one definition behind the
+    value model's fit (:func:`fit_gamma`), its held-out scores (:func:`gamma_deviance`) and
+    its per-customer scores (:func:`journeyopt.calibration.models.value_per_customer`)."""
+    r = y * np.exp(-log_mean)
+    return np.asarray(2.0 * (r - 1.0 - np.log(r)), np.float64)
+
+
+def gamma_deviance(y: Float, log_mean: Float, weight: Float) -> float:
+    """Weighted mean Gamma deviance ``sum_i w_i d(y_i, mu_i) / sum_i w_i``
+    (:func:`gamma_unit_deviance`; lower is better; NaN without weight) of (m,) values
+    ``y > 0`` at (m,) log means; rows of zero weight are left out. Every Gamma deviance the
+    value model is fitted, or its GLM and trees compared, by.
+
+    Summed by numpy, not by a BLAS dot product whose last digits depend on its threads (as
+    :func:`logit_loglik`)."""
+    keep = weight > 0
+    total = float(weight[keep].sum())
+    if not total > 0:
+        return float("nan")
+    w = weight[keep]
+    return float((w * gamma_unit_deviance(y[keep], log_mean[keep])).sum() / total)
 
 
 def choose_gamma(
@@ -379,7 +394,8 @@ def choose_gamma(
 
     def score(alpha: float) -> float:
         fits[alpha] = fit_gamma(*train, alpha, scale)
-        return -gamma_deviance(fits[alpha], *valid)
+        matrix, y, weight = valid
+        return -gamma_deviance(y, fits[alpha].eta(matrix), weight)
 
     def beyond_beats(alpha: float, edge: float) -> bool:
         return beats is None or beats(fits[alpha], fits[edge])

@@ -36,7 +36,6 @@ from journeyopt.calibration.boosting import (
     feature_names,
     fit_trees,
     fit_value_trees,
-    gamma_deviance,
     state_features,
 )
 from journeyopt.calibration.config import LightGBMConfig
@@ -50,6 +49,8 @@ from journeyopt.calibration.fit import (
     choose_logistic,
     fit_gamma,
     fit_logistic,
+    gamma_deviance,
+    gamma_unit_deviance,
 )
 from journeyopt.calibration.scoring import difference_se, inner_rows
 from journeyopt.calibration.weeks import CustomerWeeks
@@ -301,8 +302,8 @@ def value_per_customer(data: FitData, log_mean: Float, scored: Bool) -> Float:
     weeks among the (M,) ``scored`` customer-weeks, under the (v,) ``log_mean`` of every value
     cell (row weights only, as the value model's fit)."""
     rows = data.value_rows
-    r = data.weeks.list_value[rows] * np.exp(-log_mean[data.value_cells.row_cell])
-    dev = 2.0 * (r - 1.0 - np.log(r)) * scored[rows]
+    y = data.weeks.list_value[rows]
+    dev = gamma_unit_deviance(y, log_mean[data.value_cells.row_cell]) * scored[rows]
     sums = np.bincount(data.weeks.customer[rows], weights=dev, minlength=n_customers(data))
     return -np.asarray(sums, np.float64)
 
