@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from journeyopt.calibration.card import verdict_line, verdict_reasons
+from journeyopt.calibration.card import (
+    MAX_POLICY_MARE,
+    MIN_POLICY_SPEARMAN,
+    MIN_SIM_TO_REAL,
+    verdict_line,
+    verdict_reasons,
+)
 from journeyopt.calibration.holdout import (
     HoldoutReport,
     bgnbd_customer_forecast,
@@ -111,6 +117,11 @@ def test_the_card_reports_per_customer_errors_and_a_verdict(
     # the verdict agrees with the card's own numbers
     reasons = verdict_reasons(True, holdout, small_calibration.policies)
     assert ("NOT good enough" in card) == bool(reasons)
+    # the card prints the targets the verdict applies, not other numbers
+    assert small_calibration.policies is not None
+    assert f"(target <= {100 * MAX_POLICY_MARE:g} %)" in card
+    assert f"(target >= {MIN_POLICY_SPEARMAN:g})" in card
+    assert f"(target >= {100 * MIN_SIM_TO_REAL:g} %)" in card
     worse = replace(holdout, per_customer=holdout.per_customer.assign(conversions_mae=1.0))
     assert verdict_reasons(True, worse, None)
 

@@ -387,11 +387,13 @@ def card_markdown(
         lines += [
             "## Policy-value fidelity against the ground truth",
             "",
-            f"- mean absolute relative error: **{100 * policies.mare:.2f} %** (target <= 5 %)",
-            f"- Spearman rank correlation: **{policies.spearman:.3f}** (target >= 0.9)",
+            f"- mean absolute relative error: **{100 * policies.mare:.2f} %** "
+            f"(target <= {100 * MAX_POLICY_MARE:g} %)",
+            f"- Spearman rank correlation: **{policies.spearman:.3f}** "
+            f"(target >= {MIN_POLICY_SPEARMAN:g})",
             "- sim-to-real: the calibrated world's optimum reaches "
             f"**{100 * policies.sim_to_real:.1f} %** of the true optimum in the true world "
-            "(target >= 95 %)",
+            f"(target >= {100 * MIN_SIM_TO_REAL:g} %)",
             "",
             markdown_table(policies.table),
             "",
