@@ -23,6 +23,10 @@ class InputFileError(JourneyoptError):
         self.problem = problem
         super().__init__(f"{path}: {problem}")
 
+    def __reduce__(self) -> tuple[type[InputFileError], tuple[str, str]]:
+        # pickled with its two arguments (not the message): a forked ingest task raises it
+        return type(self), (self.path, self.problem)
+
 
 class ConfigError(JourneyoptError):
     """A configuration value is invalid."""

@@ -85,6 +85,17 @@ def test_one_activity_file_is_split_into_events_and_contacts(tmp_path: Path) -> 
     assert reasons[8].startswith("ragged row")
 
 
+def test_one_activity_file_with_the_contacts_on_a_forked_process(tmp_path: Path) -> None:
+    """The activity export is read once; its contacts are parsed on a forked process: the
+    same output as on one process."""
+    source = _activity_source(tmp_path / "export.csv")
+    alone, beside = run_ingest(source), run_ingest(source, workers=2)
+    for table in ("events", "contacts", "customers"):
+        pd.testing.assert_frame_equal(getattr(alone.logs, table), getattr(beside.logs, table))
+    pd.testing.assert_frame_equal(alone.rejects, beside.rejects)
+    assert alone.result == beside.result
+
+
 def test_separate_files_are_not_split(tmp_path: Path) -> None:
     """Contacts in a file of their own: every row is read as a contact, as before."""
     source = _activity_source(tmp_path / "export.csv")

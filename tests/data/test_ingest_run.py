@@ -9,7 +9,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from journeyopt.data.ingest import OUTPUT_FILES, ingest, ingest_to_logs, load_canonical
+from journeyopt.data.ingest import (
+    OUTPUT_FILES,
+    IngestOutput,
+    ingest,
+    ingest_to_logs,
+    load_canonical,
+    run_ingest,
+)
 from journeyopt.data.result import TABLES, TableCounts
 from journeyopt.data.schema import CONTACT_COLUMNS, EVENT_COLUMNS
 from journeyopt.data.source import SourceConfig
@@ -76,6 +83,42 @@ def test_counts_reconcile_and_tables_are_canonical(export: Path, coworking: Cowo
         counts = summary[table]
         assert isinstance(counts, dict)
         assert counts["rows_read"] == sum(v for k, v in counts.items() if k != "rows_read")
+
+
+def _assert_same_output(one: IngestOutput, other: IngestOutput) -> None:
+    for table in ("events", "contacts", "customers"):
+        pd.testing.assert_frame_equal(getattr(one.logs, table), getattr(other.logs, table))
+    pd.testing.assert_frame_equal(one.rejects, other.rejects)
+    pd.testing.assert_frame_equal(one.identity.mapping, other.identity.mapping)
+    assert one.result == other.result
+
+
+def test_contacts_on_a_forked_process_give_the_same_output(
+    write_export: WriteExport, coworking: Coworking
+) -> None:
+    """workers=2 ingests the contacts beside the events: the same tables, rejects and counts,
+    bad contact rows included."""
+    contacts = [*CONTACTS, "c1,2024-02-02 10:00,fax,,,,", "c9,not a date,newsletter,,,,"]
+    source = coworking(
+        write_export(events=EVENTS, contacts=contacts, identities=IDENTITIES, customers=CUSTOMERS),
+        "data.as_of=2024-06-01",
+    )
+    alone, beside = run_ingest(source), run_ingest(source, workers=2)
+    _assert_same_output(alone, beside)
+    assert beside.result.contacts.rejected == 2
+
+
+def test_a_contacts_file_problem_on_a_forked_process_keeps_its_message(
+    write_export: WriteExport, coworking: Coworking
+) -> None:
+    root = write_export(events=EVENTS)
+    (root / "contacts.csv").write_text("customer_ref,timestamp\nc1,2024-02-01 10:00\n")
+    with pytest.raises(InputFileError) as alone:
+        run_ingest(coworking(root))
+    with pytest.raises(InputFileError) as beside:
+        run_ingest(coworking(root), workers=2)
+    assert "missing column(s) ['action'" in str(beside.value)
+    assert (beside.value.path, beside.value.problem) == (alone.value.path, alone.value.problem)
 
 
 def test_counts_that_do_not_reconcile_are_refused() -> None:

@@ -186,7 +186,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         raise JourneyoptError("data.path is required: the logs to calibrate on")
     margin_rate = source.economics.margin()  # refuse before the work, not after it
     clock = Stopwatch()
-    logs, _ = ingest_to_logs(source)
+    logs, _ = ingest_to_logs(source, cal.workers)  # the contacts beside the events
     # the logs' fingerprint (the world's metadata) needs nothing else: hashed beside the panel
     data_fingerprint = start_task(partial(fingerprint, logs), cal.workers)
     # panel.lapse_weeks null: read off the logs (up to panel.as_of); recorded with the config

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -39,7 +41,13 @@ from journeyopt.data.identity import (
     merge_customer_records,
     resolve_identities,
 )
-from journeyopt.data.read import RawTable, read_activity, read_table, resolve_files
+from journeyopt.data.read import (
+    RawTable,
+    read_activity,
+    read_table,
+    resolve_files,
+    shares_events_files,
+)
 from journeyopt.data.rejects import (
     FILE_COL,
     ROW_COL,
@@ -70,6 +78,7 @@ from journeyopt.data.tables import (
 )
 from journeyopt.errors import ConfigError, InputFileError, OutputExistsError
 from journeyopt.outputs import check_output_dir, staged_output_dir
+from journeyopt.parallel import start_task
 from journeyopt.reuse import content_key, in_scope, reused
 from journeyopt.tracking.tags import fingerprint_files
 
@@ -170,11 +179,27 @@ def _rejects_of(
     )
 
 
+class _Contacts(NamedTuple):
+    """The contacts table as ingested: canonical (validated) rows, rejects, counts and the
+    distinct resolved customer ids (:func:`_distinct`)."""
+
+    frame: pd.DataFrame
+    rejects: pd.DataFrame
+    counts: TableCounts
+    customer_ids: pd.Series
+
+
 def _contacts(
     source: SourceConfig, as_of: pd.Timestamp, identity: IdentityResolution, raw: RawTable | None
-) -> tuple[pd.DataFrame, pd.DataFrame, TableCounts]:
+) -> _Contacts:
     if raw is None:
-        return empty_contacts(), concat_rejects([]), TableCounts()
+        frame = empty_contacts()
+        return _Contacts(
+            _validated(frame, CONTACTS_SCHEMA),
+            concat_rejects([]),
+            TableCounts(),
+            _distinct(frame["customer_id"]),
+        )
     parsed = parse_contacts(raw, source, as_of)
     frame, n_exact = drop_exact(parsed.frame) if source.dedup.exact else (parsed.frame, 0)
     frame["customer_id"] = apply_mapping(frame["customer_id"], identity.mapping)
@@ -188,7 +213,19 @@ def _contacts(
         duplicates_exact=n_exact,
         duplicates_near=n_near,
     )
-    return frame, concat_rejects([raw.rejects, parsed.rejects]), counts
+    return _Contacts(
+        _validated(frame, CONTACTS_SCHEMA),
+        concat_rejects([raw.rejects, parsed.rejects]),
+        counts,
+        _distinct(frame["customer_id"]),
+    )
+
+
+def _read_contacts(
+    source: SourceConfig, as_of: pd.Timestamp, identity: IdentityResolution
+) -> _Contacts:
+    """:func:`_contacts` of the contacts' own files (read here)."""
+    return _contacts(source, as_of, identity, read_table(source, "contacts"))
 
 
 def _customers(
@@ -253,19 +290,16 @@ def _as_str(values: pd.Series) -> pd.Series:
     return values.astype("str")
 
 
-def _n_distinct(columns: list[pd.Series]) -> int:
-    """Distinct values over ``columns`` (categoricals count only the categories in use)."""
-    parts = []
-    for values in columns:
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            codes = values.cat.codes.to_numpy()
-            used = np.bincount(codes[codes >= 0], minlength=len(values.cat.categories)) > 0
-            parts.append(pd.Series(values.cat.categories[used], dtype="str"))
-            if (codes < 0).any():
-                parts.append(pd.Series([None], dtype="str"))
-        else:
-            parts.append(values.astype("str"))
-    return int(pd.concat(parts, ignore_index=True).nunique()) if parts else 0
+def _distinct(values: pd.Series) -> pd.Series:
+    """The distinct values of ``values`` as strings, missing as ``None`` (categoricals: only
+    the categories in use)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        used = np.bincount(codes[codes >= 0], minlength=len(values.cat.categories)) > 0
+        found = pd.Series(values.cat.categories[used], dtype="str")
+        missing = pd.Series([None] if (codes < 0).any() else [], dtype="str")
+        return pd.concat([found, missing], ignore_index=True)
+    return pd.Series(values.astype("str").unique(), dtype="str")
 
 
 def _by_role(events: pd.DataFrame) -> dict[str, int]:
@@ -274,30 +308,40 @@ def _by_role(events: pd.DataFrame) -> dict[str, int]:
     return {role: int(counts[role]) for role in ROLES if counts.get(role, 0) > 0}
 
 
-def run_ingest(source: SourceConfig) -> IngestOutput:
-    """Ingest ``source`` in memory (nothing is written). See the module docstring."""
+def run_ingest(source: SourceConfig, workers: int = 1) -> IngestOutput:
+    """Ingest ``source`` in memory (nothing is written). See the module docstring.
+
+    With ``workers`` above 1 (0 = every core, :func:`journeyopt.parallel.resolve_workers`)
+    the contacts (most rows of a CRM export) are read, parsed, de-duplicated and validated on
+    a forked process (:func:`journeyopt.parallel.start_task`) beside the events and customers;
+    the same tables, counts and rejects as on one process."""
     _check_mapping(source)
     as_of = resolve_as_of(source.as_of)
     identity, id_rejects, id_counts = _identities(source)
-    raw_events, raw_contacts, shared = read_activity(source)
+    if shares_events_files(source):  # one activity export: read once, split by action
+        raw_events, raw_contacts, shared = read_activity(source)
+        pending = start_task(partial(_contacts, source, as_of, identity, raw_contacts), workers)
+    else:
+        pending = start_task(partial(_read_contacts, source, as_of, identity), workers)
+        raw_events, _, shared = read_activity(source, with_contacts=False)
     events, ev_rejects, ev_counts = _events(source, as_of, identity, raw_events, shared)
-    contacts, co_rejects, co_counts = _contacts(source, as_of, identity, raw_contacts)
+    contacts = pending.result()
     customers, cu_rejects, cu_counts = _customers(source, identity)
     logs = CanonicalLogs(
         events=_validated(events, EVENTS_SCHEMA),
-        contacts=_validated(contacts, CONTACTS_SCHEMA),
+        contacts=contacts.frame,
         customers=_validated(customers, CUSTOMERS_SCHEMA),
     )
-    rejects = concat_rejects([ev_rejects, co_rejects, cu_rejects, id_rejects])
+    rejects = concat_rejects([ev_rejects, contacts.rejects, cu_rejects, id_rejects])
     reasons = rejects["table"] + ": " + rejects["reason"].str.replace(r" '.*", "", regex=True)
-    n_customers = _n_distinct(
-        [events["customer_id"], contacts["customer_id"], customers["customer_id"]]
-    )
+    ids = [_distinct(events["customer_id"]), contacts.customer_ids]
+    ids.append(_distinct(customers["customer_id"]))
+    n_customers = int(pd.concat(ids, ignore_index=True).nunique())
     result = IngestResult(
         source=source.name,
         as_of=as_of.isoformat(),
         events=ev_counts,
-        contacts=co_counts,
+        contacts=contacts.counts,
         customers=cu_counts,
         identities=id_counts,
         resolved_customers=n_customers,
@@ -311,20 +355,21 @@ def run_ingest(source: SourceConfig) -> IngestOutput:
     return IngestOutput(logs, identity, rejects, result)
 
 
-def ingest_to_logs(source: SourceConfig) -> tuple[CanonicalLogs, IngestResult]:
-    """Ingest ``source`` in memory: the canonical tables and the counts.
+def ingest_to_logs(source: SourceConfig, workers: int = 1) -> tuple[CanonicalLogs, IngestResult]:
+    """Ingest ``source`` in memory: the canonical tables and the counts (``workers``: see
+    :func:`run_ingest`).
 
     Inside a :func:`~journeyopt.reuse.reuse_scope` (a weekly cycle) the source is ingested
     once per content of its config and input files (:func:`input_paths`) and every caller
     gets its own copy of the tables; with an empty ``as_of`` that is "now" at the scope's
     first ingest."""
     if not in_scope():
-        output = run_ingest(source)
+        output = run_ingest(source, workers)
         return output.logs, output.result
     key = content_key(repr(source), fingerprint_files(input_paths(source)))
 
     def compute() -> tuple[CanonicalLogs, IngestResult]:
-        output = run_ingest(source)
+        output = run_ingest(source, workers)
         return output.logs, output.result
 
     return reused("ingest", key, compute, lambda done: (copy_logs(done[0]), done[1]))
