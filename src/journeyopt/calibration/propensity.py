@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from journeyopt.calibration.design import N_WEEKS_OF_YEAR, Design
 from journeyopt.calibration.weeks import CustomerWeeks
@@ -110,6 +111,21 @@ def expected_calibration_error(table: pd.DataFrame) -> float:
     return float(np.average(gap, weights=table["weight"]))
 
 
+@threadpool_limits.wrap(limits=1, user_api="blas")
+def cloning_fit(matrix: sp.csr_matrix, action: NDArray[np.int64], c: float) -> LogisticRegression:
+    """The multinomial logistic regression of the logged ``action`` (m,) on the state design
+    ``matrix`` (m, p) (L-BFGS, at most 500 iterations), on one BLAS thread: with more than
+    about 10,000 coefficients (classes x columns) L-BFGS's and scikit-learn's dot products are
+    split among OpenBLAS's threads, so the fit (and every weight and table after it) moved
+    in its last digits with the number of cores (and two threads on a busy machine took 20
+    times as long as one)."""
+    model = LogisticRegression(C=c, solver="lbfgs", max_iter=500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(matrix, action)
+    return model
+
+
 def behaviour_cloning(
     weeks: CustomerWeeks,
     matrix: sp.csr_matrix,
@@ -134,11 +150,7 @@ def behaviour_cloning(
         return index
 
     def fit(index: NDArray[np.int64]) -> LogisticRegression:
-        model = LogisticRegression(C=c, solver="lbfgs", max_iter=500)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(matrix[index], weeks.action[index])
-        return model
+        return cloning_fit(matrix[index], weeks.action[index], c)
 
     # both samples are drawn before either fit, in the order of one fit after the other
     held_rows, full_rows = sample(~validation), sample(np.ones(weeks.n, bool))
@@ -318,7 +330,7 @@ def effective_sample_share(weight: Float) -> float:
     ``(sum w)^2 / (M sum w^2)``: 1 for equal weights; small when a few rows carry most of the
     weight (then the weighted fits rest on those few rows). 1 for no rows."""
     w = np.asarray(weight, np.float64)
-    squares = float(w @ w)
+    squares = float((w * w).sum())  # numpy's sum: a BLAS dot's last digits vary with threads
     return float(w.sum() ** 2 / (w.shape[0] * squares)) if squares > 0 else 1.0
 
 
