@@ -4,7 +4,9 @@ pickled), errors surfacing in the caller; the same for one task started ahead of
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import time
 from collections.abc import Callable
 
@@ -87,3 +89,17 @@ def test_a_started_task_dropped_unread_ends_its_process() -> None:
     del started
     process.join(timeout=5)
     assert not process.is_alive()
+
+
+def test_a_started_task_logs_the_callers_own_cpu(caplog: pytest.LogCaptureFixture) -> None:
+    """The log line gives the caller's CPU time between the start and the result (on idle
+    cores the wait is about the task's CPU time less that)."""
+    started = start_task(lambda: 1, workers=2)
+    begin = time.process_time()
+    while time.process_time() - begin < 0.1:  # the caller's own work
+        pass
+    with caplog.at_level(logging.INFO, logger="journeyopt"):
+        assert started.result() == 1
+    (line,) = [r.getMessage() for r in caplog.records if "background task" in r.getMessage()]
+    found = re.search(r"waited [0-9.]+ s for it after ([0-9.]+) s CPU of its own", line)
+    assert found is not None and float(found[1]) >= 0.1

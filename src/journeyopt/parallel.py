@@ -15,9 +15,10 @@ idle cores the busiest worker's CPU time is the wall time the tasks take.
 
 :func:`start_task` starts one such task ahead of its use, on a forked process of its own that
 runs beside the caller (which goes on with serial work, leaving a core idle, or with its own
-:func:`run_tasks`); :meth:`Pending.result` waits for it. Its CPU time and the time the caller
-waited are logged (``parallel: background task ...``): on idle cores the wait is what the task
-adds to the caller's wall time.
+:func:`run_tasks`); :meth:`Pending.result` waits for it. Its CPU time, the time the caller
+waited and the caller's own CPU time since the start are logged (``parallel: background task
+...``): on idle cores the wait is what the task adds to the caller's wall time, about the
+task's CPU time less the caller's own (on a busy machine the wait is longer).
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ class Pending(Generic[R]):
         self._process: multiprocessing.process.BaseProcess | None = None
         self._receive: Connection | None = None
         self._owner = 0  # the process that started the task's process
+        self._start_cpu = time.process_time()  # the caller's, to log its own work meanwhile
         forkable = "fork" in multiprocessing.get_all_start_methods()
         if resolve_workers(workers) <= 1 or not forkable or multiprocessing.parent_process():
             return  # one process: the task runs when its result is asked for
@@ -150,6 +152,7 @@ class Pending(Generic[R]):
             return task()
         if self._process is None or self._receive is None:
             raise RuntimeError("the background task's result was already taken")
+        own = time.process_time() - self._start_cpu
         start = time.perf_counter()
         try:
             ok, value, cpu = self._receive.recv()
@@ -162,7 +165,11 @@ class Pending(Generic[R]):
         code = self._process.exitcode
         self._process = self._receive = None
         LOG.info(
-            "parallel: background task, %.2f s CPU, the caller waited %.2f s for it", cpu, waited
+            "parallel: background task, %.2f s CPU, the caller waited %.2f s for it after "
+            "%.2f s CPU of its own",
+            cpu,
+            waited,
+            own,
         )
         if not ok:
             if isinstance(value, BaseException):
