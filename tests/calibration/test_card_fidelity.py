@@ -16,6 +16,7 @@ from journeyopt.calibration.fidelity import (
     Decisions,
     action_calibration,
     holdout_decisions,
+    sd_interval,
     spread_table,
     tracking_mape,
     value_calibration,
@@ -153,8 +154,41 @@ def test_the_verdict_names_each_failed_check() -> None:
     assert wide["members_sd"].iloc[0] == pytest.approx(np.std([-0.03, 0.02], ddof=1))
     reasons = replace(good, spread=wide).reasons()
     assert reasons == [
-        "its ensemble members' hold-out conversions totals spread by SD 3.5 points (at most 3)"
+        "its ensemble members' hold-out conversions totals spread by SD 3.5 points (95 % "
+        "interval 1.6 to 112.8 from 2 members; at most 3)"
     ]
+
+
+def test_the_spread_of_few_members_comes_with_the_interval_of_its_sd() -> None:
+    """An SD of 5 members estimates the spread within a factor of 0.6 to 2.9 (95 %, chi-square
+    with 4 degrees of freedom): the spread table gives each SD's interval and its number of
+    members, and the verdict's reason quotes both; the pass/fail rule stays the SD's."""
+    assert sd_interval(1.0, 5) == pytest.approx((0.5991, 2.8735), abs=1e-4)
+    assert sd_interval(2.0, 30) == pytest.approx((1.5928, 2.6886), abs=1e-4)
+    assert all(np.isnan(sd_interval(1.0, 1))) and all(np.isnan(sd_interval(np.nan, 5)))
+    name = "hold-out revenue total, rel. error"
+    members = [{name: v} for v in (-0.02, 0.01, 0.03, -0.01, 0.05)]
+    table = spread_table({name: 0.01, "other": 1.0}, members)
+    row = table.iloc[0]
+    sd = np.std([-0.02, 0.01, 0.03, -0.01, 0.05], ddof=1)
+    assert row["members"] == 5 and row["members_sd"] == pytest.approx(sd)
+    assert (row["members_sd_low"], row["members_sd_high"]) == sd_interval(sd, 5)
+    assert table.iloc[1]["members"] == 0 and np.isnan(table.iloc[1]["members_sd_high"])
+    by_action = pd.DataFrame(columns=["action", "response", "gap", "gap_low", "gap_high"])
+    fidelity = CardFidelity(
+        by_action.assign(flagged=pd.Series(dtype=bool)),
+        pd.DataFrame(),
+        _mape(0.05, 0.06),
+        table,
+        "logged",
+        replace(SETTINGS, max_ensemble_sd=0.02),
+    )
+    lo, hi = sd_interval(sd, 5)
+    assert fidelity.reasons() == [
+        f"its ensemble members' hold-out revenue totals spread by SD {100 * sd:.1f} points "
+        f"(95 % interval {100 * lo:.1f} to {100 * hi:.1f} from 5 members; at most 2)"
+    ]
+    assert replace(fidelity, settings=replace(SETTINGS, max_ensemble_sd=0.03)).reasons() == []
 
 
 @pytest.mark.parametrize(

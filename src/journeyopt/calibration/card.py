@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from journeyopt.calibration.estimate import Estimate
-from journeyopt.calibration.fidelity import CardFidelity, tracking_figure
+from journeyopt.calibration.fidelity import SD_CONFIDENCE, CardFidelity, tracking_figure
 from journeyopt.calibration.holdout import METRICS, HoldoutReport
 from journeyopt.calibration.models import family_lines, penalty_edge_lines
 from journeyopt.calibration.policy_fidelity import PolicyFidelity
@@ -622,7 +622,10 @@ def fidelity_lines(fidelity: CardFidelity) -> list[str]:
             "Every figure above recomputed with each bootstrap member (the same customers "
             "and random numbers); the verdict accepts an SD of the hold-out conversion and "
             f"revenue totals' relative errors of at most {100 * s.max_ensemble_sd:g} points "
-            "(`ensemble_spread.csv`).",
+            "(`ensemble_spread.csv`). An SD of a few members is itself uncertain: "
+            f"`members_sd_low` to `members_sd_high` is the {100 * SD_CONFIDENCE:g} % interval "
+            "of the spread it estimates (chi-square with members - 1 degrees of freedom: "
+            "with 5 members 0.6 to 2.9 times the SD measured).",
             "",
             markdown_table(spread),
             "",
