@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from journeyopt.data.dedup import drop_duplicate_ids, drop_exact
 from journeyopt.data.normalise import _parse_iso, _parse_iso_pandas
+from journeyopt.data.tables import _fill_empty
 
 # Days around the 2024 DST changes of both zones, plus ordinary and impossible dates.
 _DAYS = ["2024-03-10", "2024-03-31", "2024-10-27", "2024-11-03", "2024-02-29", "2023-02-29"]
@@ -87,3 +88,21 @@ def test_hash_prefilters_agree_with_duplicated(
     got_ids, n_ids = drop_duplicate_ids(got)
     assert got_ids["source_row"].tolist() == expected_ids["source_row"].tolist()
     assert n_ids == len(got) - len(expected_ids)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(st.sampled_from(["", "email", "phone", "sms"]), min_size=1, max_size=30),
+    backup=st.lists(st.sampled_from(["", "email", "phone", "fax"]), min_size=30, max_size=30),
+)
+def test_filling_empty_categories_by_codes_agrees_with_text(
+    values: list[str], backup: list[str]
+) -> None:
+    """A blank channel takes its action's channel: on the categories' codes, the same labels
+    as replacing the text row by row."""
+    given_ = pd.Series(values, dtype="category")
+    fallback = pd.Series(backup[: len(values)], dtype="category")
+    filled = _fill_empty(given_, fallback)
+    expected = given_.astype("str").mask(given_.astype("str") == "", fallback.astype("str"))
+    assert filled.astype("str").tolist() == expected.tolist()
+    assert filled.cat.categories.is_unique

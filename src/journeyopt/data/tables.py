@@ -299,13 +299,17 @@ def _map_category(values: pd.Series, lookup: dict[str, str], missing: str) -> pd
 
 
 def _fill_empty(values: pd.Series, fallback: pd.Series) -> pd.Series:
-    """Categorical ``values`` with ``""`` replaced by ``fallback`` (a categorical, same rows)."""
+    """Categorical ``values`` with ``""`` replaced by ``fallback`` (a categorical, same rows).
+    Done on the codes: each row's label is one of the two columns' categories (equal labels
+    merge), no text per row."""
     empty = _empty(values)
     if not empty.any():
         return values
-    text = values.astype("str").mask(empty, fallback.astype("str"))
-    codes, uniques = dictionary_codes(text)
-    return categorical(codes, pd.Series(uniques, dtype="str"), values.index)
+    n = len(values.cat.categories)
+    backup = fallback.cat.codes.to_numpy().astype(np.int64)
+    codes = np.where(empty, np.where(backup < 0, -1, n + backup), values.cat.codes.to_numpy())
+    labels = [pd.Series(c.cat.categories, dtype="str") for c in (values, fallback)]
+    return categorical(codes, pd.concat(labels, ignore_index=True), values.index)
 
 
 def parse_events(
