@@ -488,13 +488,14 @@ def summary_lines(meta: Mapping[str, Any]) -> list[str]:
             f"one trails it by {cost[0]:.5f} nats per customer-week (SE {cost[1]:.5f}), the "
             "price of planning under the rules.",
         ]
+    solved = record.get("dp_seconds", float("nan")) == record.get("dp_seconds")  # not NaN
+    solve = f", and of one exact DP solve over {record['dp_horizon_weeks']} weeks" if solved else ""
     lines += [
         "",
         f"The world has {record['n_states']:,} discrete states x {record['n_actions']} actions. "
-        "The times of each candidate's scoring, of the whole choice and of one exact DP solve "
-        f"over {record['dp_horizon_weeks']} weeks are in `calibration.json` "
-        "(`summary_selection`: `seconds`, `dp_seconds`), not on the card: they change from run "
-        "to run, the card does not.",
+        f"The times of each candidate's scoring and of the whole choice{solve} are in "
+        "`calibration.json` (`summary_selection`: `seconds`, `dp_seconds`), not on the card: "
+        "they change from run to run, the card does not.",
         "",
     ]
     return lines
