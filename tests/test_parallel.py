@@ -103,3 +103,23 @@ def test_a_started_task_logs_the_callers_own_cpu(caplog: pytest.LogCaptureFixtur
     (line,) = [r.getMessage() for r in caplog.records if "background task" in r.getMessage()]
     found = re.search(r"waited [0-9.]+ s for it after ([0-9.]+) s CPU of its own", line)
     assert found is not None and float(found[1]) >= 0.1
+
+
+def test_run_tasks_logs_each_tasks_cpu(caplog: pytest.LogCaptureFixture) -> None:
+    """Each task's CPU time is logged, in the tasks' order (how balanced the workers were)."""
+
+    def spin(seconds: float) -> Callable[[], float]:
+        def run() -> float:
+            begin = time.process_time()
+            while time.process_time() - begin < seconds:
+                pass
+            return seconds
+
+        return run
+
+    with caplog.at_level(logging.INFO, logger="journeyopt"):
+        assert run_tasks([spin(0.15), spin(0.0), spin(0.05)], workers=2) == [0.15, 0.0, 0.05]
+    (line,) = [r.getMessage() for r in caplog.records if "tasks on 2 workers" in r.getMessage()]
+    found = re.search(r"\(tasks: ([0-9.]+) ([0-9.]+) ([0-9.]+) s\)", line)
+    assert found is not None
+    assert float(found[1]) >= 0.15 and float(found[2]) < 0.05 and float(found[3]) >= 0.05

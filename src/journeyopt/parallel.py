@@ -98,13 +98,16 @@ def run_tasks(tasks: Sequence[Callable[[], R]], workers: int) -> list[R]:
     busy: dict[int, float] = {}
     for _, pid, cpu in done:
         busy[pid] = busy.get(pid, 0.0) + cpu
-    # the busiest worker's CPU time is the wall time these tasks need on idle cores
+    # the busiest worker's CPU time is the wall time these tasks need on idle cores; each
+    # task's shows how well the workers were balanced
     LOG.info(
-        "parallel: %d tasks on %d workers, %.2f s CPU in all, busiest worker %.2f s CPU",
+        "parallel: %d tasks on %d workers, %.2f s CPU in all, busiest worker %.2f s CPU "
+        "(tasks: %s s)",
         len(tasks),
         n,
         sum(busy.values()),
         max(busy.values()),
+        " ".join(f"{cpu:.2f}" for _, _, cpu in done),
     )
     return [result for result, _, _ in done]
 
