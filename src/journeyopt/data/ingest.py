@@ -41,13 +41,7 @@ from journeyopt.data.identity import (
     merge_customer_records,
     resolve_identities,
 )
-from journeyopt.data.read import (
-    RawTable,
-    read_activity,
-    read_table,
-    resolve_files,
-    shares_events_files,
-)
+from journeyopt.data.read import RawTable, read_activity, read_table, resolve_files
 from journeyopt.data.rejects import (
     FILE_COL,
     ROW_COL,
@@ -221,13 +215,6 @@ def _contacts(
     )
 
 
-def _read_contacts(
-    source: SourceConfig, as_of: pd.Timestamp, identity: IdentityResolution
-) -> _Contacts:
-    """:func:`_contacts` of the contacts' own files (read here)."""
-    return _contacts(source, as_of, identity, read_table(source, "contacts"))
-
-
 def _customers(
     source: SourceConfig, identity: IdentityResolution
 ) -> tuple[pd.DataFrame, pd.DataFrame, TableCounts]:
@@ -312,23 +299,20 @@ def run_ingest(source: SourceConfig, workers: int = 1) -> IngestOutput:
     """Ingest ``source`` in memory (nothing is written). See the module docstring.
 
     With ``workers`` above 1 (0 = every core, :func:`journeyopt.parallel.resolve_workers`)
-    the contacts (most rows of a CRM export) are read, parsed, de-duplicated and validated on
-    a forked process (:func:`journeyopt.parallel.start_task`) beside the events and customers;
-    the same tables, counts and rejects as on one process."""
+    the contacts (most rows of a CRM export), once read, are parsed, de-duplicated and
+    validated on a forked process (:func:`journeyopt.parallel.start_task`) beside the events
+    and customers; the same tables, counts and rejects as on one process."""
     _check_mapping(source)
     as_of = resolve_as_of(source.as_of)
     identity, id_rejects, id_counts = _identities(source)
-    if shares_events_files(source):  # one activity export: read once, split by action
-        raw_events, raw_contacts, shared = read_activity(source)
-        pending = start_task(partial(_contacts, source, as_of, identity, raw_contacts), workers)
-    else:
-        pending = start_task(partial(_read_contacts, source, as_of, identity), workers)
-        raw_events, _, shared = read_activity(source, with_contacts=False)
+    raw_events, raw_contacts, shared = read_activity(source)
+    pending = start_task(partial(_contacts, source, as_of, identity, raw_contacts), workers)
     events, ev_rejects, ev_counts = _events(source, as_of, identity, raw_events, shared)
-    contacts = pending.result()
+    canonical_events = _validated(events, EVENTS_SCHEMA)
     customers, cu_rejects, cu_counts = _customers(source, identity)
+    contacts = pending.result()
     logs = CanonicalLogs(
-        events=_validated(events, EVENTS_SCHEMA),
+        events=canonical_events,
         contacts=contacts.frame,
         customers=_validated(customers, CUSTOMERS_SCHEMA),
     )
