@@ -620,12 +620,14 @@ def fidelity_lines(fidelity: CardFidelity) -> list[str]:
             "## Spread across the ensemble members",
             "",
             "Every figure above recomputed with each bootstrap member (the same customers "
-            "and random numbers); the verdict accepts an SD of the hold-out conversion and "
-            f"revenue totals' relative errors of at most {100 * s.max_ensemble_sd:g} points "
-            "(`ensemble_spread.csv`). An SD of a few members is itself uncertain: "
-            f"`members_sd_low` to `members_sd_high` is the {100 * SD_CONFIDENCE:g} % interval "
-            "of the spread it estimates (chi-square with members - 1 degrees of freedom: "
-            "with 5 members 0.6 to 2.9 times the SD measured).",
+            "and random numbers) (`ensemble_spread.csv`). An SD of a few members is itself "
+            f"uncertain: `members_sd_low` to `members_sd_high` is the {100 * SD_CONFIDENCE:g} % "
+            "interval of the spread it estimates (chi-square with members - 1 degrees of "
+            "freedom: with 5 members 0.6 to 2.9 times the SD measured). The verdict refuses a "
+            "world whose hold-out conversion or revenue total is shown to spread by more than "
+            f"{100 * s.max_ensemble_sd:g} points: the whole interval above it "
+            "(`calibration.card.max_ensemble_sd`; more members, `calibration.ensemble_size`, "
+            "narrow the interval).",
             "",
             markdown_table(spread),
             "",

@@ -282,9 +282,11 @@ class CardConfig:
         n_boot: Bootstrap replicates over customers of the by-action intervals (>= 10).
         mape_slack: The world's weekly tracking MAPE may exceed the best reference's by at
             most this (a share, 0.02 = 2 points; >= 0).
-        max_ensemble_sd: Largest standard deviation across the ensemble members of the
-            hold-out conversion and revenue totals' relative errors the verdict accepts (a
-            share, 0.03 = 3 points; > 0).
+        max_ensemble_sd: Largest spread (standard deviation) across the ensemble members of
+            the hold-out conversion and revenue totals' relative errors the verdict accepts (a
+            share, 0.03 = 3 points; > 0); a world fails when the whole 95 % interval of the
+            members' SD lies above it (more members, ``calibration.ensemble_size``, narrow
+            the interval).
         ensemble: Re-simulate the hold-out with every ensemble member to measure the spread of
             every card figure (``false``: the point world only, no spread and no spread check).
         value_weeks: ``L``, weeks of the by-action value check (the world's expected
