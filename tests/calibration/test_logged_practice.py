@@ -13,13 +13,7 @@ from journeyopt.agents.baselines import StaffPolicy
 from journeyopt.agents.policy import Observation
 from journeyopt.calibration.design import Design
 from journeyopt.calibration.pipeline import CalibrationResult
-from journeyopt.calibration.propensity import (
-    behaviour_cloning,
-    logged_practice,
-    practice_matrix,
-    practice_rows,
-    propensities,
-)
+from journeyopt.calibration.propensity import logged_practice, practice_matrix, propensities
 from journeyopt.calibration.weeks import CustomerWeeks
 from journeyopt.errors import ConfigError
 from journeyopt.panel.state import CustomerState, state_features
@@ -125,25 +119,6 @@ def test_recovers_a_known_stochastic_staff_policy() -> None:
     assert gap.max() < 0.08, gap.max()
     print(f"max gap {gap.max():.4f}, mean gap {gap.mean():.4f}")
     assert gap.mean() < 0.01, gap.mean()
-
-
-def test_design_rows_built_by_the_tasks_give_the_same_cloning() -> None:
-    """With workers, each cloning fit builds its own rows of the design and the logged
-    actions' probabilities are predicted by blocks of rows: the same model, probabilities and
-    check, bit for bit, as from the whole matrix on one process."""
-    weeks, _ = synthetic_weeks(6_000, seed=2)
-    design = Design(LAYOUT, len(ACTIONS), seasonal=False)
-    validation = (np.arange(weeks.customer_ids.shape[0]) % 5 == 0)[weeks.customer]
-    rows = practice_rows(design, weeks, (CYCLE,), 3)
-    whole = practice_matrix(design, weeks, (CYCLE,), 3)
-    index = np.array([5, 0, 5_999, 17])
-    assert (rows(index) != whole[index]).nnz == 0
-    one = behaviour_cloning(weeks, whole, validation, max_rows=2_000)
-    forked = behaviour_cloning(weeks, rows, validation, max_rows=2_000, workers=2)
-    np.testing.assert_array_equal(one.model.coef_, forked.model.coef_)
-    np.testing.assert_array_equal(one.chosen, forked.chosen)
-    assert one.calibration.equals(forked.calibration)
-    assert one.diagnostics == forked.diagnostics
 
 
 def test_held_out_calibration_is_reported_and_beats_constant_rates() -> None:

@@ -36,7 +36,7 @@ from journeyopt.calibration.propensity import (
     contacts_identified,
     effective_sample_share,
     logged_practice,
-    practice_rows,
+    practice_matrix,
     propensities,
     stabilised_weights,
     support_table,
@@ -208,8 +208,7 @@ def estimate(
     cycles = cfg.cycles()
     calendar = meta.get("practice_calendar", {})  # the cycles' week 0: logging's first week
     origin_week = int(calendar.get("week", weeks.week.min() if weeks.n else 0))
-    # with workers, the cloning tasks build their own rows of the design (never held whole)
-    matrix = practice_rows(design, weeks, cycles, origin_week)
+    matrix = practice_matrix(design, weeks, cycles, origin_week)
     props = propensities(weeks, matrix, validation, cfg.workers)
     practice = (
         logged_practice(

@@ -18,9 +18,7 @@ customers.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -32,7 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from journeyopt.calibration.design import N_WEEKS_OF_YEAR, Design
 from journeyopt.calibration.weeks import CustomerWeeks
-from journeyopt.parallel import resolve_workers, run_tasks
+from journeyopt.parallel import run_tasks
 from journeyopt.sim.practice import LoggedPractice
 
 Float = NDArray[np.float64]
@@ -128,14 +126,9 @@ def cloning_fit(matrix: sp.csr_matrix, action: NDArray[np.int64], c: float) -> L
     return model
 
 
-Rows = Callable[[NDArray[np.int64]], sp.csr_matrix]
-"""The rows of a design matrix for customer-week indices (m,), built when asked
-(:func:`practice_rows`)."""
-
-
 def behaviour_cloning(
     weeks: CustomerWeeks,
-    matrix: sp.csr_matrix | Rows,
+    matrix: sp.csr_matrix,
     validation: NDArray[np.bool_],
     c: float = 1.0,
     max_rows: int = 200_000,
@@ -146,70 +139,36 @@ def behaviour_cloning(
     and checked on those (see :class:`Cloning`); the returned model and the (M,) probabilities
     of the logged actions are the fit on all customers. Each fit uses at most ``max_rows``
     customer-weeks drawn at random (seeded); the two fits (with their predictions) are two
-    tasks on ``workers`` processes (:func:`journeyopt.parallel.run_tasks`).
-
-    ``matrix`` may be a function giving the design's rows (:data:`Rows`): with more than one
-    worker the design is then never built whole; each fit builds its own rows, and the
-    probabilities of the logged actions are predicted by blocks of rows, one task per worker
-    (row by row the same numbers as from the whole matrix; with one worker it is built once).
-    """
-    n_workers = resolve_workers(workers)
-    if not isinstance(matrix, sp.spmatrix) and n_workers <= 1:
-        matrix = matrix(np.arange(weeks.n))
-    whole = matrix if isinstance(matrix, sp.spmatrix) else None
-    build = None if isinstance(matrix, sp.spmatrix) else matrix
-
-    def rows(index: NDArray[np.int64]) -> sp.csr_matrix:
-        return whole[index] if whole is not None else cast(Rows, build)(index)
+    tasks on ``workers`` processes (:func:`journeyopt.parallel.run_tasks`)."""
 
     rng = np.random.default_rng(0)
 
-    def sample(kept: NDArray[np.bool_]) -> NDArray[np.int64]:
-        index = np.flatnonzero(kept)
+    def sample(rows: NDArray[np.bool_]) -> NDArray[np.int64]:
+        index = np.flatnonzero(rows)
         if index.shape[0] > max_rows:  # a subsample is plenty for a few hundred columns
             index = np.sort(rng.choice(index, max_rows, replace=False))
         return index
 
     def fit(index: NDArray[np.int64]) -> LogisticRegression:
-        return cloning_fit(rows(index), weeks.action[index], c)
+        return cloning_fit(matrix[index], weeks.action[index], c)
 
     # both samples are drawn before either fit, in the order of one fit after the other
     held_rows, full_rows = sample(~validation), sample(np.ones(weeks.n, bool))
 
     def held_fit() -> tuple[LogisticRegression, Float]:
         model = fit(held_rows)
-        checked = whole[validation] if whole is not None else rows(np.flatnonzero(validation))
-        return model, model.predict_proba(checked)
+        return model, model.predict_proba(matrix[validation])
 
-    def chosen_of(model: LogisticRegression) -> NDArray[np.int64]:
-        """(M,) the column of each customer-week's logged action among the model's classes."""
+    def full_fit() -> tuple[LogisticRegression, Float]:
+        model = fit(full_rows)
         column = np.full(int(max(model.classes_.max(), weeks.action.max())) + 1, -1, np.int64)
         column[model.classes_] = np.arange(model.classes_.shape[0])
         chosen = column[weeks.action]
         if (chosen < 0).any():
             raise KeyError(f"actions {sorted(set(weeks.action[chosen < 0]))} were never fitted")
-        return chosen
+        return model, model.predict_proba(matrix)[np.arange(weeks.n), chosen]
 
-    def full_fit() -> tuple[LogisticRegression, Float | None]:
-        model = fit(full_rows)
-        if whole is None:  # predicted by blocks below
-            return model, None
-        return model, model.predict_proba(whole)[np.arange(weeks.n), chosen_of(model)]
-
-    fitted = run_tasks([held_fit, full_fit], workers)
-    held, probs = cast(tuple[LogisticRegression, Float], fitted[0])
-    full, chosen_probs = fitted[1]
-    if chosen_probs is None:
-        chosen = chosen_of(full)
-
-        def predict(block: NDArray[np.int64]) -> Callable[[], Float]:
-            def run() -> Float:
-                return full.predict_proba(rows(block))[np.arange(block.shape[0]), chosen[block]]
-
-            return run
-
-        blocks = np.array_split(np.arange(weeks.n), n_workers)
-        chosen_probs = np.concatenate(run_tasks([predict(b) for b in blocks], workers))
+    (held, probs), (full, chosen_probs) = run_tasks([held_fit, full_fit], workers)
     classes = list(held.classes_)
     onehot = np.zeros_like(probs)
     valid_actions = weeks.action[validation]
@@ -255,13 +214,12 @@ def _held_out(
 
 def propensities(
     weeks: CustomerWeeks,
-    matrix: sp.csr_matrix | Rows,
+    matrix: sp.csr_matrix,
     validation: NDArray[np.bool_],
     workers: int = 1,
 ) -> Propensities:
     """Logged propensities, completed by behaviour cloning where they are missing (its two
-    fits on ``workers`` processes; ``matrix``: the design or its rows, see
-    :func:`behaviour_cloning`)."""
+    fits on ``workers`` processes)."""
     logged = np.isfinite(weeks.propensity) & (weeks.propensity > 0)
     if np.unique(weeks.action).shape[0] < 2:
         return Propensities(np.ones(weeks.n), "none", reliability(np.zeros(0), np.zeros(0)), np.nan)
@@ -296,34 +254,16 @@ def cycle_columns(week: NDArray[np.integer], cycles: tuple[int, ...]) -> sp.csr_
 
 
 def practice_matrix(
-    design: Design,
-    weeks: CustomerWeeks,
-    cycles: tuple[int, ...],
-    origin_week: int = 0,
-    rows: NDArray[np.int64] | None = None,
+    design: Design, weeks: CustomerWeeks, cycles: tuple[int, ...], origin_week: int = 0
 ) -> sp.csr_matrix:
     """(M, p) design of the logging policy: the state columns of ``design`` (with its season
     block when seasonal) and the weeks of the campaign ``cycles`` counted from the panel week
-    ``origin_week`` (the calendar's week 0); with ``rows`` (m,), only those customer-weeks'
-    rows (m, p), the same as the whole matrix's."""
-    state, week_of_year, week = weeks.state, weeks.week_of_year, weeks.week
-    if rows is not None:
-        state, week_of_year, week = state[rows], week_of_year[rows], week[rows]
-    m = state.shape[0]
-    columns = design.matrix(design.layout.decode(state), np.zeros(m, np.int64), week_of_year)
-    return sp.hstack([columns, cycle_columns(week - origin_week, cycles)], format="csr")
-
-
-def practice_rows(
-    design: Design, weeks: CustomerWeeks, cycles: tuple[int, ...], origin_week: int = 0
-) -> Rows:
-    """:func:`practice_matrix`'s rows of the customer-weeks asked for, built when asked (the
-    behaviour-cloning tasks build their own, :func:`behaviour_cloning`)."""
-
-    def rows(index: NDArray[np.int64]) -> sp.csr_matrix:
-        return practice_matrix(design, weeks, cycles, origin_week, index)
-
-    return rows
+    ``origin_week`` (the calendar's week 0)."""
+    layout = design.layout
+    state = design.matrix(
+        layout.decode(weeks.state), np.zeros(weeks.n, np.int64), weeks.week_of_year
+    )
+    return sp.hstack([state, cycle_columns(weeks.week - origin_week, cycles)], format="csr")
 
 
 def logged_practice(
