@@ -19,7 +19,6 @@ import json
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -41,7 +40,13 @@ from journeyopt.data.identity import (
     merge_customer_records,
     resolve_identities,
 )
-from journeyopt.data.read import RawTable, read_activity, read_table, resolve_files
+from journeyopt.data.read import (
+    RawTable,
+    read_activity,
+    read_table,
+    resolve_files,
+    shares_events_files,
+)
 from journeyopt.data.rejects import (
     FILE_COL,
     ROW_COL,
@@ -173,27 +178,11 @@ def _rejects_of(
     )
 
 
-class _Contacts(NamedTuple):
-    """The contacts table as ingested: canonical (validated) rows, rejects, counts and the
-    distinct resolved customer ids (:func:`_distinct`)."""
-
-    frame: pd.DataFrame
-    rejects: pd.DataFrame
-    counts: TableCounts
-    customer_ids: pd.Series
-
-
 def _contacts(
     source: SourceConfig, as_of: pd.Timestamp, identity: IdentityResolution, raw: RawTable | None
-) -> _Contacts:
+) -> tuple[pd.DataFrame, pd.DataFrame, TableCounts]:
     if raw is None:
-        frame = empty_contacts()
-        return _Contacts(
-            _validated(frame, CONTACTS_SCHEMA),
-            concat_rejects([]),
-            TableCounts(),
-            _distinct(frame["customer_id"]),
-        )
+        return empty_contacts(), concat_rejects([]), TableCounts()
     parsed = parse_contacts(raw, source, as_of)
     frame, n_exact = drop_exact(parsed.frame) if source.dedup.exact else (parsed.frame, 0)
     frame["customer_id"] = apply_mapping(frame["customer_id"], identity.mapping)
@@ -207,12 +196,14 @@ def _contacts(
         duplicates_exact=n_exact,
         duplicates_near=n_near,
     )
-    return _Contacts(
-        _validated(frame, CONTACTS_SCHEMA),
-        concat_rejects([raw.rejects, parsed.rejects]),
-        counts,
-        _distinct(frame["customer_id"]),
-    )
+    return frame, concat_rejects([raw.rejects, parsed.rejects]), counts
+
+
+def _read_contacts(
+    source: SourceConfig, as_of: pd.Timestamp, identity: IdentityResolution
+) -> tuple[pd.DataFrame, pd.DataFrame, TableCounts]:
+    """:func:`_contacts` of the contacts' own files, read here."""
+    return _contacts(source, as_of, identity, read_table(source, "contacts"))
 
 
 def _customers(
@@ -277,16 +268,19 @@ def _as_str(values: pd.Series) -> pd.Series:
     return values.astype("str")
 
 
-def _distinct(values: pd.Series) -> pd.Series:
-    """The distinct values of ``values`` as strings, missing as ``None`` (categoricals: only
-    the categories in use)."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        codes = values.cat.codes.to_numpy()
-        used = np.bincount(codes[codes >= 0], minlength=len(values.cat.categories)) > 0
-        found = pd.Series(values.cat.categories[used], dtype="str")
-        missing = pd.Series([None] if (codes < 0).any() else [], dtype="str")
-        return pd.concat([found, missing], ignore_index=True)
-    return pd.Series(values.astype("str").unique(), dtype="str")
+def _n_distinct(columns: list[pd.Series]) -> int:
+    """Distinct values over ``columns`` (categoricals count only the categories in use)."""
+    parts = []
+    for values in columns:
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            codes = values.cat.codes.to_numpy()
+            used = np.bincount(codes[codes >= 0], minlength=len(values.cat.categories)) > 0
+            parts.append(pd.Series(values.cat.categories[used], dtype="str"))
+            if (codes < 0).any():
+                parts.append(pd.Series([None], dtype="str"))
+        else:
+            parts.append(values.astype("str"))
+    return int(pd.concat(parts, ignore_index=True).nunique()) if parts else 0
 
 
 def _by_role(events: pd.DataFrame) -> dict[str, int]:
@@ -299,33 +293,38 @@ def run_ingest(source: SourceConfig, workers: int = 1) -> IngestOutput:
     """Ingest ``source`` in memory (nothing is written). See the module docstring.
 
     With ``workers`` above 1 (0 = every core, :func:`journeyopt.parallel.resolve_workers`)
-    the contacts (most rows of a CRM export), once read, are parsed, de-duplicated and
-    validated on a forked process (:func:`journeyopt.parallel.start_task`) beside the events
-    and customers; the same tables, counts and rejects as on one process."""
+    the contacts (most rows of a CRM export) are read (unless they share the events' files),
+    parsed and de-duplicated on a forked process (:func:`journeyopt.parallel.start_task`)
+    beside the events and customers; their categorical columns travel back, cheaper than
+    text, and are validated here. The same tables, counts and rejects as on one process."""
     _check_mapping(source)
     as_of = resolve_as_of(source.as_of)
     identity, id_rejects, id_counts = _identities(source)
-    raw_events, raw_contacts, shared = read_activity(source)
-    pending = start_task(partial(_contacts, source, as_of, identity, raw_contacts), workers)
+    if shares_events_files(source):  # one activity export: read once, split by action
+        raw_events, raw_contacts, shared = read_activity(source)
+        pending = start_task(partial(_contacts, source, as_of, identity, raw_contacts), workers)
+    else:
+        pending = start_task(partial(_read_contacts, source, as_of, identity), workers)
+        raw_events, _, shared = read_activity(source, with_contacts=False)
     events, ev_rejects, ev_counts = _events(source, as_of, identity, raw_events, shared)
     canonical_events = _validated(events, EVENTS_SCHEMA)
     customers, cu_rejects, cu_counts = _customers(source, identity)
-    contacts = pending.result()
+    contacts, co_rejects, co_counts = pending.result()
     logs = CanonicalLogs(
         events=canonical_events,
-        contacts=contacts.frame,
+        contacts=_validated(contacts, CONTACTS_SCHEMA),
         customers=_validated(customers, CUSTOMERS_SCHEMA),
     )
-    rejects = concat_rejects([ev_rejects, contacts.rejects, cu_rejects, id_rejects])
+    rejects = concat_rejects([ev_rejects, co_rejects, cu_rejects, id_rejects])
     reasons = rejects["table"] + ": " + rejects["reason"].str.replace(r" '.*", "", regex=True)
-    ids = [_distinct(events["customer_id"]), contacts.customer_ids]
-    ids.append(_distinct(customers["customer_id"]))
-    n_customers = int(pd.concat(ids, ignore_index=True).nunique())
+    n_customers = _n_distinct(
+        [events["customer_id"], contacts["customer_id"], customers["customer_id"]]
+    )
     result = IngestResult(
         source=source.name,
         as_of=as_of.isoformat(),
         events=ev_counts,
-        contacts=contacts.counts,
+        contacts=co_counts,
         customers=cu_counts,
         identities=id_counts,
         resolved_customers=n_customers,

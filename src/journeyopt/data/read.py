@@ -175,14 +175,18 @@ def split_activity(raw: RawTable, source: SourceConfig) -> tuple[RawTable, RawTa
     return events, contacts
 
 
-def read_activity(source: SourceConfig) -> tuple[RawTable, RawTable | None, bool]:
+def read_activity(
+    source: SourceConfig, with_contacts: bool = True
+) -> tuple[RawTable, RawTable | None, bool]:
     """The raw events and contacts: ``(events, contacts or None, shared)``. ``shared``: both
-    came from one activity export, read once and split by :func:`split_activity`."""
+    came from one activity export, read once and split by :func:`split_activity`.
+    ``with_contacts=False``: contacts in files of their own are not read (None; the caller reads
+    them with :func:`read_table`)."""
     if not shares_events_files(source):
         events = read_table(source, "events")
         if events is None:  # read_table only skips optional tables
             raise ConfigError("data.events: no events table")
-        return events, read_table(source, "contacts"), False
+        return events, read_table(source, "contacts") if with_contacts else None, False
     raw = read_table(source, "events", also_required=list(source.contacts.columns.values()))
     if raw is None:
         raise ConfigError("data.events: no events table")
