@@ -156,8 +156,68 @@ def step_customers(
     return Step(advance(state, outcome.activity, inplace=inplace), outcome, ~allowed)
 
 
-def _resolve_world(world: WorldSpec | str) -> WorldSpec:
-    return load_world(world) if isinstance(world, str) else world
+class JourneySetup(NamedTuple):
+    """What an environment over ``world`` steps its customers with.
+
+    Attributes:
+        world: The world, with its state counting what the rules read.
+        clock: The episode's calendar.
+        rules: Contact rules giving the masks.
+        pool: Initial states episodes draw their customers from.
+    """
+
+    world: WorldSpec
+    clock: EpisodeClock
+    rules: ContactRules
+    pool: InitialPool
+
+
+def journey_setup(
+    world: WorldSpec | str,
+    horizon_weeks: int,
+    start_week_of_year: int,
+    rules: ContactRules | None,
+    pool: InitialPool | None,
+    pool_size: int,
+    pool_seed: int,
+) -> JourneySetup:
+    """World, clock, rules and pool of an environment (the arguments of
+    :class:`CustomerJourneyEnv` of the same names, defaults resolved)."""
+    spec = load_world(world) if isinstance(world, str) else world
+    clock = EpisodeClock.of(horizon_weeks, start_week_of_year)
+    rules = rules if rules is not None else contact_rules(spec)
+    spec = world_under_rules(spec, rules)  # counts what the rules read
+    if pool is None:
+        pool = InitialPool.draw(spec, pool_size, pool_seed, horizon_weeks)
+    return JourneySetup(spec, clock, rules, pool)
+
+
+class Observed(NamedTuple):
+    """What ``N`` customers' environment sees at the start of a week.
+
+    Attributes:
+        features: (N,) named features of the state.
+        masks: (N, A) allowed actions under the contact rules.
+        observation: (N, D) encoded observations.
+    """
+
+    features: Features
+    masks: Bool
+    observation: NDArray[np.float32]
+
+
+def observe(
+    world: WorldSpec,
+    rules: ContactRules,
+    layout: ObservationLayout,
+    state: CustomerState,
+    segment: IntArray,
+    week_of_year: int,
+) -> Observed:
+    """Features, masks and observations of ``state`` in ISO week ``week_of_year``."""
+    features = state_features(state, world.features)
+    masks = rules.masks(features, segment=segment, week_of_year=week_of_year)
+    return Observed(features, masks, encode(layout, features, segment, week_of_year))
 
 
 class CustomerJourneyEnv(gym.Env[NDArray[np.float32], np.int64]):
@@ -190,14 +250,8 @@ class CustomerJourneyEnv(gym.Env[NDArray[np.float32], np.int64]):
     ) -> None:
         if render_mode is not None:
             raise ValueError(f"render_mode {render_mode!r} is not supported")
-        self.world = _resolve_world(world)
-        self.clock = EpisodeClock.of(horizon_weeks, start_week_of_year)
-        self.rules = rules if rules is not None else contact_rules(self.world)
-        self.world = world_under_rules(self.world, self.rules)  # counts what the rules read
-        self.pool = (
-            pool
-            if pool is not None
-            else InitialPool.draw(self.world, pool_size, pool_seed, horizon_weeks)
+        self.world, self.clock, self.rules, self.pool = journey_setup(
+            world, horizon_weeks, start_week_of_year, rules, pool, pool_size, pool_seed
         )
         self.layout: ObservationLayout = observation_layout(self.world)
         self.render_mode = render_mode
@@ -227,10 +281,10 @@ class CustomerJourneyEnv(gym.Env[NDArray[np.float32], np.int64]):
 
     def _observe(self) -> NDArray[np.float32]:
         assert self._state is not None
-        self._features = state_features(self._state, self.world.features)
         woy = int(self.clock.weeks_of_year[self._week])
-        self._masks = self.rules.masks(self._features, segment=self._segment, week_of_year=woy)
-        return np.ascontiguousarray(encode(self.layout, self._features, self._segment, woy)[0])
+        seen = observe(self.world, self.rules, self.layout, self._state, self._segment, woy)
+        self._features, self._masks = seen.features, seen.masks
+        return np.ascontiguousarray(seen.observation[0])
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

@@ -33,12 +33,11 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
-from journeyopt.panel.state import CustomerState, state_features
-from journeyopt.sim.behaviour import contact_rules, world_under_rules
-from journeyopt.sim.env import EpisodeClock, Features, InitialPool, step_customers
-from journeyopt.sim.observation import encode, observation_layout
+from journeyopt.panel.state import CustomerState
+from journeyopt.sim.env import Features, InitialPool, journey_setup, observe, step_customers
+from journeyopt.sim.observation import observation_layout
 from journeyopt.sim.rules import ContactRules
-from journeyopt.sim.world import WorldSpec, load_world
+from journeyopt.sim.world import WorldSpec
 
 Float32 = NDArray[np.float32]
 
@@ -73,14 +72,8 @@ class PopulationVecEnv(VecEnv):
     ) -> None:
         if n_customers < 1:
             raise ValueError(f"n_customers must be >= 1, got {n_customers}")
-        self.world = load_world(world) if isinstance(world, str) else world
-        self.clock = EpisodeClock.of(horizon_weeks, start_week_of_year)
-        self.rules = rules if rules is not None else contact_rules(self.world)
-        self.world = world_under_rules(self.world, self.rules)  # counts what the rules read
-        self.pool = (
-            pool
-            if pool is not None
-            else InitialPool.draw(self.world, pool_size, pool_seed, horizon_weeks)
+        self.world, self.clock, self.rules, self.pool = journey_setup(
+            world, horizon_weeks, start_week_of_year, rules, pool, pool_size, pool_seed
         )
         self.layout = observation_layout(self.world)
         self.render_mode: str | None = None
@@ -119,10 +112,10 @@ class PopulationVecEnv(VecEnv):
 
     def _observe(self) -> Float32:
         assert self._state is not None
-        self._features = state_features(self._state, self.world.features)
         woy = int(self.clock.weeks_of_year[self._week])
-        self._masks = self.rules.masks(self._features, segment=self._segment, week_of_year=woy)
-        return encode(self.layout, self._features, self._segment, woy)
+        seen = observe(self.world, self.rules, self.layout, self._state, self._segment, woy)
+        self._features, self._masks = seen.features, seen.masks
+        return seen.observation
 
     def _new_customers(self) -> Float32:
         self._state, self._segment = self.pool.sample(self.n_customers, self.np_random)
