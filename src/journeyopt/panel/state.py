@@ -369,17 +369,18 @@ _RING_FIELDS: frozenset[str] = frozenset(
 def _roll(
     ring: NDArray[np.int32],
     window: NDArray[np.int32],
-    slot: int,
+    week: int,
     new: NDArray[np.int32],
     inplace: bool,
 ) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
-    """Replace ring slot ``slot`` (the week leaving the window) by ``new``; keep the sum.
+    """Replace week ``week``'s ring slot (the week leaving the window) by ``new``; keep the sum.
 
-    ``ring`` is week-major, (window, N) or (window, N, C): slot ``slot`` is the contiguous
-    ``ring[slot]``, ``new`` and ``window`` are (N,) or (N, C).
+    ``ring`` is week-major, (window, N) or (window, N, C): week ``week``'s slot is the
+    contiguous ``ring[week % len(ring)]``, ``new`` and ``window`` are (N,) or (N, C).
     """
     if not inplace:
         ring = ring.copy()
+    slot = week % ring.shape[0]
     window = window + new - ring[slot]
     ring[slot] = new
     return ring, window
@@ -414,26 +415,12 @@ def advance(
     contacts = activity.contacts.astype(np.int32)
     contacted = _channel_total(contacts)
     conv_ring, conv_window = _roll(
-        state.conversions_ring,
-        state.conversions_window,
-        t % state.conversions_ring.shape[0],
-        conv,
-        inplace,
+        state.conversions_ring, state.conversions_window, t, conv, inplace
     )
     contact_ring, contact_window = _roll(
-        state.contacts_ring,
-        state.contacts_window,
-        t % state.contacts_ring.shape[0],
-        contacts,
-        inplace,
+        state.contacts_ring, state.contacts_window, t, contacts, inplace
     )
-    eng_ring, eng_window = _roll(
-        state.engagements_ring,
-        state.engagements_window,
-        t % state.engagements_ring.shape[0],
-        eng,
-        inplace,
-    )
+    eng_ring, eng_window = _roll(state.engagements_ring, state.engagements_window, t, eng, inplace)
     opted_out = np.where(
         activity.consent < 0, True, np.where(activity.consent > 0, False, state.opted_out)
     )
