@@ -47,6 +47,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.types import DecoratedCallable
+from pydantic import BaseModel
 from threadpoolctl import threadpool_limits
 
 from journeyopt.data.source import SourceConfig
@@ -107,6 +109,24 @@ STATUSES: dict[int, str] = {
 def declared(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The ``responses`` of an endpoint answering ``codes`` besides 200."""
     return {code: {"description": STATUSES[code]} for code in codes}
+
+
+def scoring_route(
+    app: FastAPI,
+    path: str,
+    summary: str,
+    request: type[BaseModel],
+    response: type[BaseModel],
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """The POST route of a scoring endpoint reading ``request`` from its raw body and answering
+    ``response``; it answers 401, 413, 422 and 503 besides 200."""
+    return app.post(
+        path,
+        response_model=response,
+        summary=summary,
+        openapi_extra=documented_body(request),
+        responses=declared(401, 413, 422, 503),
+    )
 
 
 @dataclass
@@ -385,12 +405,8 @@ def create_app(
         texts = decide(scorer, [customer], customer.as_of, False)  # a single request
         return Response(texts[0], media_type="application/json")
 
-    @app.post(
-        "/v1/score",
-        response_model=models.score_response,
-        summary="Decide for one customer",
-        openapi_extra=documented_body(models.score_request),
-        responses=declared(401, 413, 422, 503),
+    @scoring_route(
+        app, "/v1/score", "Decide for one customer", models.score_request, models.score_response
     )
     async def score(request: Request) -> Response:
         raw = await body_of(request)
@@ -415,12 +431,12 @@ def create_app(
         body: Any = parse_body(models.batch_request, raw)  # anything else, or the 422
         return batch_body(decide(scorer, body.customers, body.as_of))
 
-    @app.post(
+    @scoring_route(
+        app,
         "/v1/score/batch",
-        response_model=models.batch_response,
-        summary="Decide for many customers",
-        openapi_extra=documented_body(models.batch_request),
-        responses=declared(401, 413, 422, 503),
+        "Decide for many customers",
+        models.batch_request,
+        models.batch_response,
     )
     async def score_batch(request: Request) -> Response:
         return await answer(await body_of(request), many)
@@ -433,12 +449,12 @@ def create_app(
         decisions, ids = decide_batch(scorer, batch)
         return json_response(column_responses(decisions, ids, scorer))
 
-    @app.post(
+    @scoring_route(
+        app,
         "/v1/score/columns",
-        response_model=models.columns_response,
-        summary="Decide for many customers given as columns (fastest for large batches)",
-        openapi_extra=documented_body(models.columns_request),
-        responses=declared(401, 413, 422, 503),
+        "Decide for many customers given as columns (fastest for large batches)",
+        models.columns_request,
+        models.columns_response,
     )
     async def score_columns(request: Request) -> Response:
         return await answer(await body_of(request), columns)
