@@ -268,6 +268,26 @@ def penalty_split(meta: Mapping[str, Any]) -> str:
     return "scored on the seed's validation customers over the fitted weeks"
 
 
+def action_penalty_text(meta: Mapping[str, Any]) -> str:
+    """The card's words on the factors chosen for the action effects' penalty
+    (``calibration.action_penalty``): each binary model's factor and every factor's held-out
+    score, each action weighing the same; nothing when the factor was not chosen (one
+    value)."""
+    choices = meta.get("action_penalty_choices", {})
+    if not choices:
+        return ""
+
+    def one(name: str, choice: Mapping[str, Any]) -> str:
+        scores = ", ".join(f"{f} {s:.5f}" for f, s in choice["scores"].items())
+        return f"{name} {float(choice['chosen']):g} ({scores})" if scores else f"{name} -"
+
+    parts = "; ".join(one(name, c) for name, c in choices.items())
+    return (
+        f", action effects' penalty factor (held-out log-lik. with each action weighing the "
+        f"same) {parts}"
+    )
+
+
 def card_markdown(
     est: Estimate,
     holdout: HoldoutReport | None,
@@ -298,7 +318,7 @@ def card_markdown(
         *caps_clipped_lines(meta),
         starting_population_line(world),
         f"- penalties chosen by held-out log-likelihood: logistic C {est.penalties.binary}, "
-        f"value alpha {est.penalties.value:g} ({penalty_split(meta)})",
+        f"value alpha {est.penalties.value:g}{action_penalty_text(meta)} ({penalty_split(meta)})",
         *penalty_edge_lines(
             meta.get("penalty_choices", {}), int(meta.get("penalty_grid_extensions", 0))
         ),

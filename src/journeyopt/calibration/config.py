@@ -377,6 +377,16 @@ class CalibrationConfig:
         lightgbm: The trees' settings (:class:`LightGBMConfig`).
         c_grid: Candidate inverse L2 strengths of the logistic models.
         alpha_grid: Candidate L2 strengths of the value model.
+        action_penalty: Candidate factors (> 0) on the penalty of the action effects'
+            interactions with the state (per segment, fatigue, lifecycle, recent engagement,
+            contact pattern, purchase gap, and the last contact's action x the weeks since
+            it; the actions' main effects keep their light penalty) in each binary model,
+            chosen after its ``C``, at that ``C``, by the held-out log-likelihood with every
+            action carrying the same total weight (the policies a world compares take
+            actions in shares far from the logs'); the largest factor is the reference, a
+            lighter one taken only when it beats it by more than ``summary.tolerance_se``
+            standard errors. One value (the default ``[1.0]``: penalised as every other
+            column): no choice, no extra fit.
         grid_extensions: When the best penalty of a grid (of two or more values) is its
             smallest or largest value, the value a decade beyond is tried too and taken when
             it beats the edge by more than ``summary.tolerance_se`` standard errors of the
@@ -437,6 +447,7 @@ class CalibrationConfig:
     lightgbm: LightGBMConfig = field(default_factory=LightGBMConfig)
     c_grid: list[float] = field(default_factory=lambda: [0.003, 0.03, 0.3, 3.0, 30.0])
     alpha_grid: list[float] = field(default_factory=lambda: [1e-5, 1e-4, 1e-3, 1e-2])
+    action_penalty: list[float] = field(default_factory=lambda: [1.0])
     grid_extensions: int = 3
     validation_share: float = 0.2
     ensemble_size: int = 5
@@ -466,6 +477,11 @@ class CalibrationConfig:
             raise ConfigError("calibration.c_grid and alpha_grid must not be empty")
         if min(self.c_grid) <= 0 or min(self.alpha_grid) <= 0:
             raise ConfigError("calibration.c_grid and alpha_grid must hold values > 0")
+        if not self.action_penalty or min(self.action_penalty) <= 0:
+            raise ConfigError(
+                "calibration.action_penalty must hold one or more factors > 0 on the action "
+                f"effects' penalty (1: as every other column), got {self.action_penalty}"
+            )
         if self.grid_extensions < 0:
             raise ConfigError("calibration.grid_extensions must be >= 0 (0: the grids as given)")
         if self.weighting not in ("stabilised", "none"):

@@ -61,6 +61,18 @@ Float = NDArray[np.float64]
 N_WEEKS_OF_YEAR = 53
 LIGHT_PENALTY = 0.01
 """Penalty factor of the segment intercepts and the actions' main effects."""
+ACTION_INTERACTIONS: tuple[str, ...] = (
+    "action_segment",
+    "action_fatigue",
+    "action_lifecycle",
+    "action_engaged",
+    "action_pattern",
+    "last_action_contact",
+    "action_gap",
+)
+"""The blocks of the actions' effects beyond their main effects (an action x state
+interaction, or the last contact's action x the weeks since it), whose penalty factor
+``calibration.action_penalty`` may lighten (:meth:`Design.penalty_scale`)."""
 
 
 @dataclass(frozen=True)
@@ -119,16 +131,22 @@ class Design:
         lasting = self.layout.spec.lasting_actions
         return len(lasting) if lasting else self.n_actions - 1
 
-    def penalty_scale(self, width: int | None = None) -> NDArray[np.float64]:
+    def penalty_scale(
+        self, width: int | None = None, action_factor: float = 1.0
+    ) -> NDArray[np.float64]:
         """(width,) factor on the L2 penalty of each column (default all columns): the
         segment intercepts and the actions' main effects get :data:`LIGHT_PENALTY`, so
         per-segment and per-state deviations shrink toward the pooled effect rather than
-        toward zero (the main effects carry most of the data on each action)."""
+        toward zero (the main effects carry most of the data on each action); the blocks of
+        :data:`ACTION_INTERACTIONS` get ``action_factor`` (``calibration.action_penalty``;
+        1: as every other column), every other column 1."""
         scale = np.ones(self.n_columns)
         offsets = np.cumsum([0, *self._blocks.values()])
         for k, name in enumerate(self._blocks):
             if name in ("segment", "action"):
                 scale[offsets[k] : offsets[k + 1]] = LIGHT_PENALTY
+            elif name in ACTION_INTERACTIONS:
+                scale[offsets[k] : offsets[k + 1]] = action_factor
         return scale[: self.n_columns if width is None else width]
 
     @property

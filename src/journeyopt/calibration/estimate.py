@@ -247,6 +247,7 @@ def estimate(
         cfg.workers,
         cfg.grid_extensions,
         cfg.summary.tolerance_se,
+        cfg.action_penalty,
     )
     families: dict[str, FamilyChoice] = {}
     if cfg.response_model != "glm":  # trees where they win on held-out customers
@@ -329,9 +330,15 @@ def estimate(
         tuple(replace(world, responses=m) for m in members),
         {
             **meta,
-            "penalties": {"binary": penalties.binary, "value_alpha": penalties.value},
+            "penalties": {
+                "binary": penalties.binary,
+                "value_alpha": penalties.value,
+                "action": penalties.action,
+            },
             # every value tried, its held-out score, and whether the choice is at an edge
             "penalty_choices": {n: c.as_meta() for n, c in penalties.choices.items()},
+            # the action effects' factor: every factor's score, each action weighing the same
+            "action_penalty_choices": {n: c.as_meta() for n, c in penalties.action_choices.items()},
             "penalty_grid_extensions": cfg.grid_extensions,
             # the rows the penalties were chosen on: weeks scored forward (0: the seed's
             # validation customers)

@@ -313,6 +313,7 @@ def choose_logistic(
     scale: Float | None = None,
     extensions: int = 0,
     beats: Callable[[LinearFit, LinearFit], bool] | None = None,
+    fits: dict[float, LinearFit] | None = None,
 ) -> PenaltyChoice:
     """The ``C`` with the best held-out log-likelihood (:func:`choose_penalty`; ties: the
     smaller ``C``; ``extensions`` values tried beyond a winning edge of ``grid``, each taken
@@ -320,8 +321,9 @@ def choose_logistic(
 
     The fits follow the regularisation path from the strongest penalty (smallest ``C``), each
     started from the fit of the nearest ``C`` already tried: the same optimum (Newton's
-    tolerance) in fewer iterations than from the intercept-only start."""
-    fits: dict[float, LinearFit] = {}
+    tolerance) in fewer iterations than from the intercept-only start. ``fits``, when given,
+    receives every ``C``'s fit (a later choice starts from the chosen one)."""
+    fits = {} if fits is None else fits
 
     def score(c: float) -> float:
         warm = fits[min(fits, key=lambda k: abs(np.log(k / c)))] if fits else None

@@ -186,12 +186,25 @@ class Penalties:
             held-out score of every value tried and whether the chosen one is at an edge
             (:class:`~journeyopt.calibration.fit.PenaltyChoice`); empty when the penalties
             were given, not chosen.
+        action: Binary model name -> factor on the penalty of its action effects' interaction
+            columns (:data:`~journeyopt.calibration.design.ACTION_INTERACTIONS`,
+            ``calibration.action_penalty``); a model not listed: 1.
+        action_choices: Binary model name -> how its factor was chosen
+            (:func:`choose_action_penalty`: every factor's held-out score with each action
+            weighing the same); empty when the factor was not chosen (one value).
     """
 
     binary: dict[str, float]
     value: float
     rounds: dict[str, int] = field(default_factory=dict)
     choices: dict[str, PenaltyChoice] = field(default_factory=dict)
+    action: dict[str, float] = field(default_factory=dict)
+    action_choices: dict[str, PenaltyChoice] = field(default_factory=dict)
+
+    def scale(self, design: Design, name: str) -> Float:
+        """(p,) factor on the penalty of each column of binary model ``name``
+        (:meth:`~journeyopt.calibration.design.Design.penalty_scale` with its action factor)."""
+        return design.penalty_scale(action_factor=self.action.get(name, 1.0))
 
     def edges(self) -> dict[str, PenaltyChoice]:
         """The models whose chosen penalty is at an edge of its choice with a better value
@@ -222,6 +235,7 @@ def choose_penalties(
     workers: int = 1,
     extensions: int = 0,
     tolerance_se: float = 0.0,
+    action_grid: Sequence[float] = (1.0,),
 ) -> Penalties:
     """Penalties by held-out likelihood: fit on the customer-weeks outside ``validation``
     (M,), score on those inside (:func:`~journeyopt.calibration.scoring.scored_rows`); each
@@ -232,7 +246,12 @@ def choose_penalties(
     when its gain over the edge exceeds ``tolerance_se`` standard errors of the per-customer
     difference (:func:`~journeyopt.calibration.scoring.difference_se`, as every other choice
     that departs from the default). A penalty at an edge with a better value possibly beyond
-    it is logged (:func:`penalty_edge_lines`)."""
+    it is logged (:func:`penalty_edge_lines`).
+
+    With two or more factors in ``action_grid`` (``calibration.action_penalty``), each binary
+    model's factor on its action effects' penalty is chosen after its ``C``, at that ``C``
+    (:func:`choose_action_penalty`); with one, every binary model gets it unchosen (no fit
+    more: ``(1.0,)`` is the calibration without the factor)."""
     train_w = (~validation).astype(np.float64)
     valid_w = validation.astype(np.float64)
     judged = np.bincount(data.weeks.customer, weights=valid_w, minlength=n_customers(data)) > 0
@@ -241,23 +260,31 @@ def choose_penalties(
         """Per-customer gains (K,) above ``tolerance_se`` SE, over the scored customers."""
         return float(gain[judged].sum()) > tolerance_se * difference_se(gain[judged])
 
-    def binary(name: str) -> Callable[[], PenaltyChoice]:
+    def binary(name: str) -> Callable[[], tuple[PenaltyChoice, PenaltyChoice | None]]:
         def beats(new: LinearFit, edge: LinearFit) -> bool:
             def score(fit: LinearFit) -> Float:
                 return binary_per_customer(data, name, fit.eta(data.cells.matrix), validation)
 
             return clearly(score(new) - score(edge))
 
-        def choose() -> PenaltyChoice:
+        def choose() -> tuple[PenaltyChoice, PenaltyChoice | None]:
             train, valid = data.binary(name, train_w), data.binary(name, valid_w)
             scale = data.design.penalty_scale()
             if train[1].sum() <= 0:  # never happens in training: nothing to choose
-                return PenaltyChoice(c_grid[0], {})
-            return choose_logistic(train, valid, c_grid, scale, extensions, beats)
+                unchosen = PenaltyChoice(max(action_grid), {}) if len(action_grid) > 1 else None
+                return PenaltyChoice(c_grid[0], {}), unchosen
+            fits: dict[float, LinearFit] = {}
+            c = choose_logistic(train, valid, c_grid, scale, extensions, beats, fits)
+            if len(action_grid) < 2:
+                return c, None
+            chosen = fits[c.value]
+            return c, choose_action_penalty(data, name, chosen, validation, action_grid, clearly)
 
         return choose
 
-    def value() -> PenaltyChoice:
+    def value() -> tuple[PenaltyChoice, PenaltyChoice | None]:
+        """The value model's ``alpha``; no action factor (its rows' action is ``none``)."""
+
         def beats(new: LinearFit, edge: LinearFit) -> bool:
             def score(fit: LinearFit) -> Float:
                 return value_per_customer(data, fit.eta(data.value_cells.matrix), validation)
@@ -266,13 +293,21 @@ def choose_penalties(
 
         value_scale = data.design.penalty_scale(data.design.n_state_action_columns)
         train, valid = data.value(train_w), data.value(valid_w, aggregate=False)
-        return choose_gamma(train, valid, alpha_grid, value_scale, extensions, beats)
+        return choose_gamma(train, valid, alpha_grid, value_scale, extensions, beats), None
 
-    chosen = run_tasks([*(binary(name) for name in BINARY_MODELS), value], workers)
+    pairs = run_tasks([*(binary(name) for name in BINARY_MODELS), value], workers)
+    names = (*BINARY_MODELS, "value")
+    choices = {name: c for name, (c, _) in zip(names, pairs, strict=True)}
+    action_choices = {name: a for name, (_, a) in zip(names, pairs, strict=True) if a is not None}
     penalties = Penalties(
-        {name: c.value for name, c in zip(BINARY_MODELS, chosen[:-1], strict=True)},
-        chosen[-1].value,
-        choices=dict(zip((*BINARY_MODELS, "value"), chosen, strict=True)),
+        {name: choices[name].value for name in BINARY_MODELS},
+        choices["value"].value,
+        choices=choices,
+        action={
+            name: action_choices[name].value if name in action_choices else float(action_grid[0])
+            for name in BINARY_MODELS
+        },
+        action_choices=action_choices,
     )
     edges = {name: c.as_meta() for name, c in penalties.edges().items()}
     for line in penalty_edge_lines(edges, extensions):
@@ -280,19 +315,102 @@ def choose_penalties(
     return penalties
 
 
+def action_balance(data: FitData, name: str, scored: Bool) -> Float:
+    """(M,) factor on the weight of each of binary model ``name``'s ``scored`` (M,) rows so
+    that every action among them carries the same total weight (the fit's confounding
+    weights included; 0 outside those rows and for actions they do not hold; the total
+    weight unchanged).
+
+    Why: the held-out rows are the logged practice's decisions, and the policies a world is
+    built to compare (always one action, the optimum, the myopic choice) take actions in
+    shares far from the logs'. Weighted as logged, a score hardly sees the effect of a
+    rarely logged action (one logged on under 1 % of the weeks beside another on a third of
+    them), so it cannot tell when a penalty shrinks that effect too hard. With the
+    stabilised confounding weights ``P(a) / pi_b(a | x)`` (``calibration.weighting``) the
+    action is already independent of the state, in the logs' shares ``P(a)``; equal totals
+    per action turn them into ``1 / (A pi_b(a | x))`` (up to their clip; ``A`` the actions
+    among the model's rows): the weights of a policy choosing among them uniformly, which
+    favours none of the compared policies' shares."""
+    _, rows = data.outcome(name)
+    weight = data.weight * (rows & scored)
+    action = data.weeks.action
+    totals = np.bincount(action, weights=weight, minlength=data.design.n_actions)
+    held = totals > 0
+    if not held.any():
+        return np.zeros(data.weeks.n)
+    per_action = np.where(held, totals.sum() / held.sum() / np.where(held, totals, 1.0), 0.0)
+    return np.asarray(per_action[action] * (rows & scored), np.float64)
+
+
+def choose_action_penalty(
+    data: FitData,
+    name: str,
+    chosen: LinearFit,
+    validation: Bool,
+    grid: Sequence[float],
+    clearly: Callable[[Float], bool],
+) -> PenaltyChoice:
+    """The factor of ``grid`` on the penalty of binary model ``name``'s action effects'
+    interaction columns (:data:`~journeyopt.calibration.design.ACTION_INTERACTIONS`; the
+    actions' main effects keep :data:`~journeyopt.calibration.design.LIGHT_PENALTY`), at
+    the ``C`` already chosen (``chosen``: its fit, factor 1, on the rows outside
+    ``validation`` (M,)).
+
+    Each factor is fitted on those rows, from the strongest (largest) to the lightest, each
+    started from the previous fit (the first from ``chosen``; a factor of 1 is ``chosen``
+    itself), and scored by the held-out log-likelihood of the ``validation`` rows with every
+    action carrying the same total weight (:func:`action_balance`: the policies compared take
+    actions in shares far from the logs'). The strongest factor of the grid (1: as every
+    other column) is the reference: a lighter one is taken only when its per-customer gain
+    over it exceeds ``clearly`` (``summary.tolerance_se`` standard errors), the best scoring
+    of those, so noise does not pick a factor."""
+    train = data.binary(name, (~validation).astype(np.float64))
+    balance = action_balance(data, name, validation)
+    valid = data.binary(name, balance)
+    fits: dict[float, LinearFit] = {}
+    scores: dict[float, float] = {}
+    for factor in sorted(grid, reverse=True):
+        if factor == 1.0:
+            fits[factor] = chosen
+        else:
+            warm = fits[min(fits)] if fits else chosen
+            scale = data.design.penalty_scale(action_factor=factor)
+            fits[factor] = fit_logistic(*train, chosen.penalty, warm=warm, scale=scale)
+        scores[factor] = binary_loglik(fits[factor], *valid)
+    reference = max(grid)
+
+    def per_customer(factor: float) -> Float:
+        logit = fits[factor].eta(data.cells.matrix)
+        return binary_per_customer(data, name, logit, validation, balance)
+
+    base = per_customer(reference)
+    beating = [
+        f
+        for f in sorted(grid, reverse=True)
+        if f != reference and scores[f] > scores[reference] and clearly(per_customer(f) - base)
+    ]
+    best = max(beating, key=lambda f: scores[f]) if beating else reference
+    return PenaltyChoice(float(best), scores)
+
+
 def n_customers(data: FitData) -> int:
     """``K``, the customers of the fitted customer-weeks."""
     return int(data.weeks.customer_ids.shape[0])
 
 
-def binary_per_customer(data: FitData, name: str, logit: Float, scored: Bool) -> Float:
+def binary_per_customer(
+    data: FitData, name: str, logit: Float, scored: Bool, row_weight: Float | None = None
+) -> Float:
     """(K,) each customer's held-out log-likelihood of binary model ``name`` (nats): the
     model's rows among the (M,) ``scored`` customer-weeks, under the (c,) ``logit`` of every
-    cell, weighted by the fit's confounding weights."""
+    cell, weighted by the fit's confounding weights (times (M,) ``row_weight`` when given,
+    e.g. :func:`action_balance`)."""
     y, rows = data.outcome(name)
     row = logit[data.cells.row_cell]
     ll = np.where(y, -np.logaddexp(0.0, -row), -np.logaddexp(0.0, row))
     w = data.weight * (rows & scored)
+    if row_weight is not None:
+        w = w * row_weight
     sums = np.bincount(data.weeks.customer, weights=ll * w, minlength=n_customers(data))
     return np.asarray(sums, np.float64)
 
@@ -373,7 +491,7 @@ def refit_model(
         negative,
         penalties.binary[name],
         warm.binary[name] if warm is not None else None,
-        data.design.penalty_scale(),
+        penalties.scale(data.design, name),
     )
     rounds = penalties.rounds.get(name, 0)
     if not rounds:
@@ -510,12 +628,12 @@ def choose_families(
     )
     inner = inner_rows(weeks, scored, inner_customers, forward_weeks)
     names = feature_names(data.design.layout)
-    scale = data.design.penalty_scale()
     _ = data.features, data.value_features  # once, before the workers fork
 
     def choose(name: str) -> Callable[[], FamilyChoice]:
         def run() -> FamilyChoice:
             c = penalties.binary[name]
+            scale = penalties.scale(data.design, name)
             matrix, pos, neg = data.binary(name, (~scored).astype(np.float64))
             _, s_pos, s_neg = data.binary(name, scored.astype(np.float64))
             if pos.sum() <= 0 or neg.sum() <= 0:

@@ -412,6 +412,13 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
                 for k, v in segmentation.loglik.items()
             }
         )
+    metrics.update(  # each action-effect factor's held-out score, every action weighing the same
+        {
+            f"sim/action_penalty_loglik/{name}/{factor:g}": score
+            for name, choice in est.penalties.action_choices.items()
+            for factor, score in choice.scores.items()
+        }
+    )
     practice = est.calibrated.world.logged_practice  # today's practice: its held-out check
     if practice is not None:
         metrics.update({f"sim/practice_{k}": v for k, v in practice.diagnostics.items()})
@@ -524,6 +531,8 @@ def _calendar_origin(panel: pd.DataFrame, week: int) -> dict[str, Any]:
 def _penalty_params(est: Estimate) -> dict[str, float]:
     params = {f"calibration.penalty.{k}": v for k, v in est.penalties.binary.items()}
     params["calibration.penalty.value_alpha"] = est.penalties.value
+    # the factor on each binary model's action effects' penalty (calibration.action_penalty)
+    params.update({f"calibration.action_penalty.{k}": v for k, v in est.penalties.action.items()})
     # the trees each model kept (calibration.response_model; 0: the GLM alone)
     params.update(
         {f"calibration.trees.{k}": float(est.penalties.rounds.get(k, 0)) for k in est.families}
