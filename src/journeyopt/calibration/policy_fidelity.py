@@ -43,13 +43,12 @@ from journeyopt.agents.policy import Bool, Float, IntArray, Observation, Policy,
 from journeyopt.calibration.calibrated import align_segments
 from journeyopt.calibration.config import CalibrationConfig
 from journeyopt.errors import ConfigError
-from journeyopt.evaluation.simulate import simulate_policy
+from journeyopt.evaluation.simulate import CommonRandomNumbers
 from journeyopt.panel.state import state_features
 from journeyopt.sim.config import RulesConfig
 from journeyopt.sim.discrete import Summary, discrete_state
 from journeyopt.sim.env import EpisodeClock
 from journeyopt.sim.optimum import cyclic_weeks_of_year, evaluate_table_policy, solve_optimum
-from journeyopt.sim.population import starting_population
 from journeyopt.sim.practice import LoggedPractice, Practice
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import WorldSpec
@@ -173,31 +172,16 @@ def policy_fidelity(
     true_rules, cal_rules = rules.for_world(truth, "rules"), rules.for_world(calibrated, "rules")
     horizon, gamma, start = cfg.policy_horizon_weeks, cfg.gamma, 1
     clock = EpisodeClock.of(horizon, start)
-    population_seed, world_seed, policy_seed = np.random.SeedSequence(cfg.seed).spawn(3)
+    common = CommonRandomNumbers.of(cfg.seed)
     own = calibrated.base is not None and calibrated.features == truth.features
-    state, segment = starting_population(
-        calibrated if own else truth,
-        cfg.policy_customers,
-        np.random.default_rng(population_seed),
-        horizon,
-    )
+    state, segment = common.customers(calibrated if own else truth, cfg.policy_customers, horizon)
     practice = cfg.staff.practice_for(truth, "calibration.staff")
     policies = policies_to_compare(truth, calibrated, horizon, gamma, start, practice, true_rules)
     rows = []
     for policy in policies:
         values = []
         for world, world_rules in ((truth, true_rules), (calibrated, cal_rules)):
-            run = simulate_policy(
-                world,
-                policy,
-                state,
-                segment,
-                clock,
-                gamma,
-                np.random.default_rng(world_seed),
-                np.random.default_rng(policy_seed),
-                world_rules,
-            )
+            run = common.simulate(world, policy, state, segment, clock, gamma, world_rules)
             values.append(float(np.mean(run.value)))
         rows.append({"policy": policy.name, "true_value": values[0], "calibrated_value": values[1]})
     table = pd.DataFrame.from_records(rows)

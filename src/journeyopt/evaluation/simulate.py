@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -190,6 +191,59 @@ def simulate_policy(
     )
 
 
+class CommonRandomNumbers(NamedTuple):
+    """One seed split three ways (see the module docstring): the customers, the world's
+    randomness and the policies' randomness. Every run re-creates the world's and the policy's
+    generators from their seeds, so every policy, in every world, meets the same numbers.
+
+    Attributes:
+        population: Seed of the starting population.
+        world: Seed of the world's generator.
+        policy: Seed of the policy's generator.
+    """
+
+    population: np.random.SeedSequence
+    world: np.random.SeedSequence
+    policy: np.random.SeedSequence
+
+    @staticmethod
+    def of(seed: int) -> CommonRandomNumbers:
+        return CommonRandomNumbers(*np.random.SeedSequence(seed).spawn(3))
+
+    def customers(
+        self, world: WorldSpec, n_customers: int, horizon_weeks: int
+    ) -> tuple[CustomerState, IntArray]:
+        """State and (N,) customer type of ``world``'s starting population
+        (:func:`~journeyopt.sim.population.starting_population`)."""
+        rng = np.random.default_rng(self.population)
+        return starting_population(world, n_customers, rng, horizon_weeks)
+
+    def simulate(
+        self,
+        world: WorldSpec,
+        policy: Policy,
+        state: CustomerState,
+        segment: IntArray,
+        clock: EpisodeClock,
+        gamma: float,
+        rules: ContactRules,
+        outcome_weeks: int = 1,
+    ) -> PolicyRun:
+        """:func:`simulate_policy` with fresh generators from the world's and policy's seeds."""
+        return simulate_policy(
+            world,
+            policy,
+            state,
+            segment,
+            clock,
+            gamma,
+            np.random.default_rng(self.world),
+            np.random.default_rng(self.policy),
+            rules,
+            outcome_weeks,
+        )
+
+
 def mean_ci(x: Float) -> tuple[float, float, float]:
     """Mean of ``x`` (n,) and its 95 % confidence interval (normal approximation)."""
     n = x.shape[0]
@@ -303,25 +357,12 @@ def evaluate_policies(
         raise ValueError("the optimum was solved for another horizon, gamma or calendar")
     rules = rules if rules is not None else contact_rules(world)
     world = world_under_rules(world, rules)  # its state counts what the rules read
-    population_seed, world_seed, policy_seed = np.random.SeedSequence(seed).spawn(3)
-    state, segment = starting_population(
-        world, n_customers, np.random.default_rng(population_seed), horizon_weeks
-    )
+    common = CommonRandomNumbers.of(seed)
+    state, segment = common.customers(world, n_customers, horizon_weeks)
     features = state_features(state, world.features)
     optimum_value = optimum.value(discrete_state(features, segment, world), 0)
     runs = tuple(
-        simulate_policy(
-            world,
-            policy,
-            state,
-            segment,
-            clock,
-            gamma,
-            np.random.default_rng(world_seed),
-            np.random.default_rng(policy_seed),
-            rules,
-            outcome_weeks,
-        )
+        common.simulate(world, policy, state, segment, clock, gamma, rules, outcome_weeks)
         for policy in policies
     )
     table = summary_table(

@@ -39,12 +39,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from journeyopt.agents.policy import Observation, Policy
-from journeyopt.evaluation.simulate import simulate_policy
+from journeyopt.evaluation.simulate import CommonRandomNumbers
 from journeyopt.sim.behaviour import world_under_rules
 from journeyopt.sim.discrete import DiscreteLayout, Summary, allowed_actions, discrete_state
 from journeyopt.sim.env import EpisodeClock
 from journeyopt.sim.optimum import Transitions, cyclic_weeks_of_year, next_states, outcome_model
-from journeyopt.sim.population import starting_population
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import WorldSpec
 
@@ -180,21 +179,12 @@ def visited_states(
         and (W, N, A) the policy's masked probabilities there.
     """
     world = world_under_rules(model.world, rules)  # its state counts what the rules read
-    pop_seed, world_seed, policy_seed = np.random.SeedSequence(seed).spawn(3)
+    common = CommonRandomNumbers.of(seed)
     weeks = weeks_of_year.shape[0]
-    state, segment = starting_population(world, n_customers, np.random.default_rng(pop_seed), weeks)
+    state, segment = common.customers(world, n_customers, weeks)
     recorder = _StateRecorder(policy, model.world)  # states in the model's layout
-    simulate_policy(
-        world,
-        recorder,
-        state,
-        segment,
-        EpisodeClock(weeks, np.append(weeks_of_year, weeks_of_year[-1])),
-        1.0,
-        np.random.default_rng(world_seed),
-        np.random.default_rng(policy_seed),
-        rules,
-    )
+    clock = EpisodeClock(weeks, np.append(weeks_of_year, weeks_of_year[-1]))
+    common.simulate(world, recorder, state, segment, clock, 1.0, rules)
     return np.stack(recorder.states), np.stack(recorder.probs)
 
 
