@@ -18,7 +18,7 @@ from journeyopt.calibration.config import CalibrateConfig, register_configs
 from journeyopt.calibration.cycles import found_line
 from journeyopt.calibration.export import export_target
 from journeyopt.calibration.pipeline import CalibrationResult, calibrate
-from journeyopt.cli.entry import command, console, report_errors, to_object
+from journeyopt.cli.entry import command, console, outputs_line, report_errors, to_object
 from journeyopt.outputs import path_like, refuse_inputs
 from journeyopt.panel.suggest import LapseSuggestion, derived_line
 
@@ -50,8 +50,7 @@ def run(cfg: DictConfig) -> CalibrationResult:
         found = {f.name: lapse[f.name] for f in fields(LapseSuggestion)}
         out.print(derived_line(LapseSuggestion(**found)), highlight=False, soft_wrap=True)
     out.print(
-        f"calibrated world in {result.output_dir} (card.md, card.png); "
-        f"MLflow run {result.run_id or '(tracking off)'}"
+        outputs_line("calibrated world", result.output_dir, "card.md, card.png", result.run_id)
     )
     if result.exported is not None:
         out.print(f"exported to {result.exported}: simulator.world={result.exported.name}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
-from journeyopt.cli.entry import command, console, report_errors, to_object
+from journeyopt.cli.entry import command, console, outputs_line, report_errors, to_object
 from journeyopt.monitoring.config import DriftJobConfig, register_configs
 from journeyopt.monitoring.drift import DriftFindings
 from journeyopt.monitoring.jobs import detect_drift
@@ -40,8 +40,7 @@ def run(cfg: DictConfig) -> DriftFindings:
     for reason in findings.reasons:
         out.print(f"  - {reason}")
     out.print(
-        f"report in {settings.output_dir} (drift.md, drift.png, drift.json); "
-        f"MLflow run {run_id or '(tracking off)'}"
+        outputs_line("report", settings.output_dir, "drift.md, drift.png, drift.json", run_id)
     )
     return findings
 

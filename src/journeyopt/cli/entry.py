@@ -248,3 +248,9 @@ def console() -> Console:
     """A rich console for command output: the terminal's width, or 120 columns when the
     output goes to a file or pipe (CI logs), so tables are not cut at 80."""
     return Console(width=None if sys.stdout.isatty() else 120)
+
+
+def outputs_line(what: str, output_dir: str | Path, files: str, run_id: str | None) -> str:
+    """A command's last line: where ``what`` was written (``files`` in ``output_dir``) and its
+    MLflow run (``(tracking off)`` without one)."""
+    return f"{what} in {output_dir} ({files}); MLflow run {run_id or '(tracking off)'}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
-from journeyopt.cli.entry import command, console, report_errors, to_object
+from journeyopt.cli.entry import command, console, outputs_line, report_errors, to_object
 from journeyopt.monitoring.config import UpliftJobConfig, register_configs
 from journeyopt.monitoring.jobs import UpliftResult, measure_uplift
 from journeyopt.outputs import refuse_inputs
@@ -43,8 +43,9 @@ def run(cfg: DictConfig) -> UpliftResult:
     for key, value in result.prediction.items():
         out.print(f"  {key:28s} {value:+.4f}")
     out.print(
-        f"report in {result.output_dir} (uplift.md, uplift.png, uplift.csv); "
-        f"MLflow run {result.run_id or '(tracking off)'}"
+        outputs_line(
+            "report", result.output_dir, "uplift.md, uplift.png, uplift.csv", result.run_id
+        )
     )
     return result
 
