@@ -49,7 +49,12 @@ from numpy.typing import NDArray
 from journeyopt.errors import ConfigError
 from journeyopt.panel.state import FeatureSpec
 from journeyopt.sim.rules import ActionCatalog
-from journeyopt.sim.world import WORLDS_DIR, required_section
+from journeyopt.sim.world import (
+    WORLDS_DIR,
+    check_distribution,
+    check_probability,
+    required_section,
+)
 
 Float = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -112,13 +117,13 @@ class ShopType:
     def __post_init__(self) -> None:
         where = f"shop.types.{self.name}"
         for name in ("share", "refund_rate", "click_rate", "fatigue"):
-            _check_prob(getattr(self, name), f"{where}.{name}")
+            check_probability(getattr(self, name), f"{where}.{name}")
         for name in ("cycle_weeks", "decay_weeks", "order_value", "value_shape"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{where}.{name} must be > 0")
         if self.optout_fatigue < 0:
             raise ConfigError(f"{where}.optout_fatigue must be >= 0")
-        _check_distribution(self.acquisition, f"{where}.acquisition")
+        check_distribution(self.acquisition, f"{where}.acquisition", tolerance=1e-6)
 
 
 @dataclass(frozen=True)
@@ -168,12 +173,14 @@ class ShopSpec:
             object.__setattr__(self, "campaign_codes", ("", *self.actions.names[1:]))
         if len(self.campaign_codes) != self.actions.n_actions:
             raise ConfigError("shop.actions: one campaign_code per action")
-        _check_prob(self.margin_rate, "shop.margin_rate")
+        check_probability(self.margin_rate, "shop.margin_rate")
         if len(self.optout) != self.actions.n_actions or self.optout[0] != 0.0:
             raise ConfigError("shop.optout must give one probability per action, 0 for 'none'")
         for p in self.optout:
-            _check_prob(p, "shop.actions.<name>.optout")
-        _check_distribution({t.name: t.share for t in self.types}, "shop.types shares")
+            check_probability(p, "shop.actions.<name>.optout")
+        check_distribution(
+            {t.name: t.share for t in self.types}, "shop.types shares", tolerance=1e-6
+        )
         if len(self.season) != 54:
             raise ConfigError("shop.season must have 54 entries")
         if self.recency_cap_weeks < 2 or not 1 <= self.max_contacts <= self.history_weeks:
@@ -640,13 +647,3 @@ def shop_from_dict(raw: Mapping[str, Any]) -> ShopSpec:
             for name, code in zip(names, per_action("campaign_code", ""), strict=True)
         ),
     )
-
-
-def _check_prob(value: float, where: str) -> None:
-    if not 0.0 <= float(value) <= 1.0:
-        raise ConfigError(f"{where} must be in [0, 1], got {value}")
-
-
-def _check_distribution(probs: Mapping[str, float], where: str) -> None:
-    if any(p < 0 for p in probs.values()) or abs(sum(probs.values()) - 1.0) > 1e-6:
-        raise ConfigError(f"{where} must be non-negative and sum to 1, got {dict(probs)}")

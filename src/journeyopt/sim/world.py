@@ -323,9 +323,9 @@ class SegmentSpec:
 
     def __post_init__(self) -> None:
         where = f"world.segments.{self.name}"
-        _check_prob(self.share, f"{where}.share")
-        _check_prob(self.inquiry_rate, f"{where}.inquiry_rate")
-        _check_prob(self.fatigue_response, f"{where}.fatigue_response")
+        check_probability(self.share, f"{where}.share")
+        check_probability(self.inquiry_rate, f"{where}.inquiry_rate")
+        check_probability(self.fatigue_response, f"{where}.fatigue_response")
         for name in ("habit_decay_weeks", "value_shape", "engagement_value_lift"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{where}.{name} must be > 0")
@@ -334,14 +334,14 @@ class SegmentSpec:
         if not self.kinds:
             raise ConfigError(f"{where}.kinds must name at least one conversion kind")
         for kind, (p, mean) in self.kinds.items():
-            _check_prob(p, f"{where}.kinds.{kind}")
+            check_probability(p, f"{where}.kinds.{kind}")
             if not mean > 0:
                 raise ConfigError(f"{where}.kinds.{kind}: mean value must be > 0")
-        _check_distribution({k: p for k, (p, _) in self.kinds.items()}, f"{where}.kinds")
-        _check_distribution(self.company_sizes, f"{where}.company_sizes")
+        check_distribution({k: p for k, (p, _) in self.kinds.items()}, f"{where}.kinds")
+        check_distribution(self.company_sizes, f"{where}.company_sizes")
         for table in ("action_engagement", "optout"):
             for action, p in getattr(self, table).items():
-                _check_prob(p, f"{where}.{table}.{action}")
+                check_probability(p, f"{where}.{table}.{action}")
 
     @property
     def mean_value(self) -> float:
@@ -372,7 +372,7 @@ class PopulationSpec:
     past_conversions_mean: float
 
     def __post_init__(self) -> None:
-        _check_distribution(
+        check_distribution(
             {"prospect": self.prospect, "active": self.active, "lapsed": self.lapsed},
             "world.population",
         )
@@ -555,7 +555,7 @@ class WorldSpec:
     segment_types: BehaviourTypes | None = None
 
     def __post_init__(self) -> None:
-        _check_prob(self.margin_rate, "world.margin_rate")
+        check_probability(self.margin_rate, "world.margin_rate")
         if self.segment_types is not None and self.segment_value_cuts:
             raise ConfigError("world: segment_value_cuts and segment_types exclude each other")
         if self.segment_types is not None and not self.features.lifetime_counts:
@@ -567,7 +567,7 @@ class WorldSpec:
                 raise ConfigError(f"world.{name} must be > 0")
         if len(self.segments) < 1:
             raise ConfigError("world.segments must define at least one customer type")
-        _check_distribution({s.name: s.share for s in self.segments}, "world.segments shares")
+        check_distribution({s.name: s.share for s in self.segments}, "world.segments shares")
         if self.features.contact_channels != self.channels:
             raise ConfigError("world.features.contact_channels must equal world.channels")
         unknown = {c for c in self.actions.channels[1:] if c not in self.channels}
@@ -733,14 +733,17 @@ def _params(world: WorldSpec) -> WorldParams:
     return params
 
 
-def _check_prob(value: float, where: str) -> None:
+def check_probability(value: float, where: str) -> None:
+    """A ``ConfigError`` naming ``where`` unless ``value`` is in [0, 1]."""
     if not 0.0 <= float(value) <= 1.0:
         raise ConfigError(f"{where} must be in [0, 1], got {value}")
 
 
-def _check_distribution(probs: Mapping[str, float], where: str) -> None:
+def check_distribution(probs: Mapping[str, float], where: str, tolerance: float = 1e-4) -> None:
+    """A ``ConfigError`` naming ``where`` unless ``probs`` are non-negative and sum to 1 within
+    ``tolerance``."""
     # 1e-4: calibrated worlds write probabilities rounded to 6 decimals; samplers renormalise
-    if any(p < 0 for p in probs.values()) or abs(sum(probs.values()) - 1.0) > 1e-4:
+    if any(p < 0 for p in probs.values()) or abs(sum(probs.values()) - 1.0) > tolerance:
         raise ConfigError(f"{where} must be non-negative and sum to 1, got {dict(probs)}")
 
 
