@@ -104,6 +104,22 @@ def _params(cfg: LightGBMConfig, seed: int) -> dict[str, object]:
     }
 
 
+def _rows_dataset(
+    x: Float, label: Float, weight: Float, offset: Float, names: tuple[str, ...]
+) -> lgb.Dataset:
+    """LightGBM's dataset of rows ``x`` (n, F) named ``names`` (the :data:`CATEGORICAL` ones
+    declared categorical), with (n,) labels, weights and initial scores."""
+    return lgb.Dataset(
+        x,
+        label=label,
+        weight=weight,
+        init_score=offset,
+        feature_name=list(names),
+        categorical_feature=[n for n in names if n in CATEGORICAL],
+        free_raw_data=True,
+    )
+
+
 def _dataset(
     features: Float, positive: Float, negative: Float, offset: Float, names: tuple[str, ...]
 ) -> lgb.Dataset:
@@ -113,15 +129,7 @@ def _dataset(
     y = np.concatenate([np.ones(int(pos.sum())), np.zeros(int(neg.sum()))])
     w = np.concatenate([positive[pos], negative[neg]])
     init = np.concatenate([offset[pos], offset[neg]])
-    return lgb.Dataset(
-        x,
-        label=y,
-        weight=w,
-        init_score=init,
-        feature_name=list(names),
-        categorical_feature=[n for n in names if n in CATEGORICAL],
-        free_raw_data=True,
-    )
+    return _rows_dataset(x, y, w, init, names)
 
 
 @dataclass(frozen=True)
@@ -230,15 +238,7 @@ def _value_dataset(
     """One row per state with positive weight: its weighted mean list value (the Gamma
     log-link gradient and Hessian are linear in the value, so this is the rows' own fit)."""
     keep = (weight > 0) & (mean > 0)
-    return lgb.Dataset(
-        features[keep],
-        label=mean[keep],
-        weight=weight[keep],
-        init_score=offset[keep],
-        feature_name=list(names),
-        categorical_feature=[n for n in names if n in CATEGORICAL],
-        free_raw_data=True,
-    )
+    return _rows_dataset(features[keep], mean[keep], weight[keep], offset[keep], names)
 
 
 def fit_value_trees(
