@@ -363,6 +363,20 @@ def rule_violations(spec: ShopSpec, executed: NDArray[np.integer]) -> int:
     return int((window > spec.max_contacts).sum())
 
 
+def guarded_choice(
+    spec: ShopSpec,
+    chooser: Chooser,
+    true: ShopState,
+    panel: CustomerState,
+    t: int,
+    week_of_year: int,
+) -> IntArray:
+    """(N,) the actions ``chooser`` takes in episode week ``t`` given the shop's allowed
+    actions, guarded by the shop's rule (what either world carries out)."""
+    allowed = allowed_actions(spec, true)
+    return guard(spec, true, chooser(true, panel, t, week_of_year, allowed))
+
+
 def run_truth(
     spec: ShopSpec,
     population: Population,
@@ -385,8 +399,7 @@ def run_truth(
     value = np.zeros(true.n)
     executed = np.zeros((horizon_weeks, true.n), np.int8)
     for t in range(horizon_weeks):
-        allowed = allowed_actions(spec, true)
-        actions = guard(spec, true, chooser(true, panel, t, int(woy[t]), allowed))
+        actions = guarded_choice(spec, chooser, true, panel, t, int(woy[t]))
         true, out = step(spec, true, actions, int(woy[t]), rng, gamma)
         booked, book = book.week(out)
         panel = advance(panel, week_activity(spec, out, population.counted, booked))
@@ -416,8 +429,7 @@ def run_calibrated(
     value = np.zeros(true.n)
     executed = np.zeros((horizon_weeks, true.n), np.int8)
     for t in range(horizon_weeks):
-        allowed = allowed_actions(spec, true)
-        actions = guard(spec, true, chooser(true, panel, t, int(woy[t]), allowed))
+        actions = guarded_choice(spec, chooser, true, panel, t, int(woy[t]))
         out = sample_week(world, panel, population.label, actions, int(woy[t]), rng)
         true = next_true_state(spec, true, out.actions, out.converted, out.opted_out)
         panel = advance(panel, out.activity)
