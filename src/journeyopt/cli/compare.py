@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from rich.table import Table
 
-from journeyopt.cli.entry import command, console, report_errors, to_object
+from journeyopt.cli.entry import command, console, report_errors, to_object, value_cells
 from journeyopt.evaluation.compare import CompareConfig, Comparison, compare, register_configs
 from journeyopt.outputs import check_output_dir, path_like, refuse_inputs
 
@@ -32,15 +32,14 @@ def summary(result: Comparison) -> Table:
     for column in columns:
         table.add_column(column, justify="left" if column in ("policy", "kind") else "right")
     for rec in result.table.to_dict("records"):
-        uplift = float(rec.get("eval/uplift_vs_staff", float("nan")))
-        table.add_row(
-            str(rec["policy"]),
-            str(rec["kind"]),
-            f"{float(rec['eval/value_mean']):,.1f}",
-            f"{float(rec['eval/value_ci_low']):,.1f} – {float(rec['eval/value_ci_high']):,.1f}",
-            f"{float(rec['eval/pct_of_optimum']):.1f}",
-            "–" if uplift != uplift else f"{uplift:,.1f}",
+        cells = value_cells(
+            float(rec["eval/value_mean"]),
+            float(rec["eval/value_ci_low"]),
+            float(rec["eval/value_ci_high"]),
+            float(rec["eval/pct_of_optimum"]),
+            float(rec.get("eval/uplift_vs_staff", float("nan"))),
         )
+        table.add_row(str(rec["policy"]), str(rec["kind"]), *cells)
     return table
 
 

@@ -254,3 +254,16 @@ def outputs_line(what: str, output_dir: str | Path, files: str, run_id: str | No
     """A command's last line: where ``what`` was written (``files`` in ``output_dir``) and its
     MLflow run (``(tracking off)`` without one)."""
     return f"{what} in {output_dir} ({files}); MLflow run {run_id or '(tracking off)'}"
+
+
+def value_cells(
+    value: float, ci_low: float, ci_high: float, pct_of_optimum: float, uplift: float
+) -> tuple[str, str, str, str]:
+    """A policy's evaluation as table cells: value per customer, its 95 % CI, % of optimum and
+    uplift (``–`` when there is none, NaN)."""
+    return (
+        f"{value:,.1f}",
+        f"{ci_low:,.1f} – {ci_high:,.1f}",
+        f"{pct_of_optimum:.1f}",
+        "–" if uplift != uplift else f"{uplift:,.1f}",
+    )

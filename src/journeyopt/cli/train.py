@@ -23,7 +23,7 @@ from rich.table import Table
 
 from journeyopt.agents.config import register_configs, train_config
 from journeyopt.agents.train import TrainResult, train
-from journeyopt.cli.entry import command, console, report_errors
+from journeyopt.cli.entry import command, console, report_errors, value_cells
 from journeyopt.outputs import output_errors, path_like, prepare_output_dir, refuse_inputs
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.run import experiment_id, open_client
@@ -58,14 +58,14 @@ def summary(result: TrainResult) -> Table:
         table.add_column(column, justify="left" if column == "policy" else "right")
     rows = result.table[result.table["segment"] == "all"]
     for rec in rows.to_dict("records"):
-        uplift = float(rec["uplift"])
-        table.add_row(
-            str(rec["policy"]),
-            f"{float(rec['value']):,.1f}",
-            f"{float(rec['value_ci_low']):,.1f} – {float(rec['value_ci_high']):,.1f}",
-            f"{float(rec['pct_of_optimum']):.1f}",
-            "–" if uplift != uplift else f"{uplift:,.1f}",
+        cells = value_cells(
+            float(rec["value"]),
+            float(rec["value_ci_low"]),
+            float(rec["value_ci_high"]),
+            float(rec["pct_of_optimum"]),
+            float(rec["uplift"]),
         )
+        table.add_row(str(rec["policy"]), *cells)
     return table
 
 
