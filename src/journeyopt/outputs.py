@@ -58,6 +58,18 @@ def check_output_dir(output_dir: Path | str, overwrite: bool) -> Path:
     return out
 
 
+def check_simulation_output(output_dir: str, overwrite: bool, world: str) -> None:
+    """Check a simulation's ``output_dir`` before it runs: not over the files of the world it
+    simulates (``simulator.world``, when given as a path; :func:`refuse_inputs`), and then
+    :func:`check_output_dir`.
+
+    Raises:
+        OutputOverInputError, OutputExistsError, OutputWriteError: as those two.
+    """
+    refuse_inputs({"output_dir": output_dir}, {"simulator.world": path_like(world)})
+    check_output_dir(output_dir, overwrite)
+
+
 def check_writable(output_dir: Path | str, label: str = "output_dir") -> None:
     """Refuse an ``output_dir`` that cannot be created or written, without writing anything:
     under a regular file, on a read-only file system, or without the permission to write

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from journeyopt.cli.entry import command, console, report_errors, to_object, value_cells
 from journeyopt.evaluation.compare import CompareConfig, Comparison, compare, register_configs
-from journeyopt.outputs import check_output_dir, path_like, refuse_inputs
+from journeyopt.outputs import check_simulation_output
 
 register_configs()
 
@@ -48,11 +48,7 @@ def run(cfg: DictConfig) -> Comparison:
     settings = to_object(cfg, CompareConfig)
     if not settings.output_dir:
         settings.output_dir = str(Path(HydraConfig.get().runtime.output_dir) / "comparison")
-    refuse_inputs(
-        {"output_dir": settings.output_dir},
-        {"simulator.world": path_like(settings.simulator.world)},
-    )
-    check_output_dir(settings.output_dir, settings.overwrite)  # before the simulation
+    check_simulation_output(settings.output_dir, settings.overwrite, settings.simulator.world)
     result = compare(settings)
     out = console()
     out.print(summary(result))

@@ -18,7 +18,7 @@ from journeyopt.evaluation.config import EvaluateConfig
 from journeyopt.evaluation.config import register_configs as register_evaluation
 from journeyopt.evaluation.report import write_evaluation
 from journeyopt.evaluation.simulate import evaluate_with_baselines
-from journeyopt.outputs import check_output_dir, path_like, refuse_inputs
+from journeyopt.outputs import check_simulation_output
 from journeyopt.sim.config import register_configs as register_simulator
 from journeyopt.sim.world import load_world
 
@@ -28,10 +28,7 @@ register_evaluation()
 
 def run(cfg: EvaluateConfig) -> Path:
     """Evaluate the configured policies and write the results; returns the output folder."""
-    refuse_inputs(
-        {"output_dir": cfg.output_dir}, {"simulator.world": path_like(cfg.simulator.world)}
-    )
-    check_output_dir(cfg.output_dir, cfg.overwrite)  # before the simulation, not after it
+    check_simulation_output(cfg.output_dir, cfg.overwrite, cfg.simulator.world)
     world = load_world(cfg.simulator.world)
     result = evaluate_with_baselines(world, cfg.simulator, cfg.evaluation)
     out = write_evaluation(result, cfg.output_dir, overwrite=cfg.overwrite, currency=world.currency)

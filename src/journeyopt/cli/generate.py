@@ -15,7 +15,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from journeyopt.cli.entry import command, log, report_errors, to_object
-from journeyopt.outputs import check_output_dir, path_like, refuse_inputs
+from journeyopt.outputs import check_simulation_output
 from journeyopt.sim.config import GenerateConfig, register_configs
 from journeyopt.sim.logs import generate_logs, write_logs
 from journeyopt.sim.world import load_world
@@ -25,10 +25,7 @@ register_configs()
 
 def run(cfg: GenerateConfig) -> Path:
     """Generate the logs described by ``cfg`` and write them; returns the output folder."""
-    refuse_inputs(
-        {"output_dir": cfg.output_dir}, {"simulator.world": path_like(cfg.simulator.world)}
-    )
-    check_output_dir(cfg.output_dir, cfg.overwrite)  # before the simulation, not after it
+    check_simulation_output(cfg.output_dir, cfg.overwrite, cfg.simulator.world)
     world = load_world(cfg.simulator.world)
     logs = generate_logs(world, cfg, np.random.default_rng(cfg.seed))
     out = write_logs(logs, Path(cfg.output_dir), overwrite=cfg.overwrite)
