@@ -43,7 +43,7 @@ from journeyopt.agents.policy import Bool, Float, IntArray, Observation, Policy,
 from journeyopt.calibration.calibrated import align_segments
 from journeyopt.calibration.config import CalibrationConfig
 from journeyopt.errors import ConfigError
-from journeyopt.evaluation.simulate import CommonRandomNumbers
+from journeyopt.evaluation.simulate import CommonRandomNumbers, simulate_policy
 from journeyopt.panel.state import state_features
 from journeyopt.sim.config import RulesConfig
 from journeyopt.sim.discrete import Summary, discrete_state
@@ -181,7 +181,9 @@ def policy_fidelity(
     for policy in policies:
         values = []
         for world, world_rules in ((truth, true_rules), (calibrated, cal_rules)):
-            run = common.simulate(world, policy, state, segment, clock, gamma, world_rules)
+            run = simulate_policy(
+                world, policy, state, segment, clock, gamma, *common.generators(), world_rules
+            )
             values.append(float(np.mean(run.value)))
         rows.append({"policy": policy.name, "true_value": values[0], "calibrated_value": values[1]})
     table = pd.DataFrame.from_records(rows)

@@ -218,30 +218,10 @@ class CommonRandomNumbers(NamedTuple):
         rng = np.random.default_rng(self.population)
         return starting_population(world, n_customers, rng, horizon_weeks)
 
-    def simulate(
-        self,
-        world: WorldSpec,
-        policy: Policy,
-        state: CustomerState,
-        segment: IntArray,
-        clock: EpisodeClock,
-        gamma: float,
-        rules: ContactRules,
-        outcome_weeks: int = 1,
-    ) -> PolicyRun:
-        """:func:`simulate_policy` with fresh generators from the world's and policy's seeds."""
-        return simulate_policy(
-            world,
-            policy,
-            state,
-            segment,
-            clock,
-            gamma,
-            np.random.default_rng(self.world),
-            np.random.default_rng(self.policy),
-            rules,
-            outcome_weeks,
-        )
+    def generators(self) -> tuple[np.random.Generator, np.random.Generator]:
+        """Fresh ``(world_rng, policy_rng)`` of :func:`simulate_policy`, the same at every
+        call."""
+        return np.random.default_rng(self.world), np.random.default_rng(self.policy)
 
 
 def mean_ci(x: Float) -> tuple[float, float, float]:
@@ -362,7 +342,9 @@ def evaluate_policies(
     features = state_features(state, world.features)
     optimum_value = optimum.value(discrete_state(features, segment, world), 0)
     runs = tuple(
-        common.simulate(world, policy, state, segment, clock, gamma, rules, outcome_weeks)
+        simulate_policy(
+            world, policy, state, segment, clock, gamma, *common.generators(), rules, outcome_weeks
+        )
         for policy in policies
     )
     table = summary_table(

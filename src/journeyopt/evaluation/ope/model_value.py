@@ -39,7 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from journeyopt.agents.policy import Observation, Policy
-from journeyopt.evaluation.simulate import CommonRandomNumbers
+from journeyopt.evaluation.simulate import CommonRandomNumbers, simulate_policy
 from journeyopt.sim.behaviour import world_under_rules
 from journeyopt.sim.discrete import DiscreteLayout, Summary, allowed_actions, discrete_state
 from journeyopt.sim.env import EpisodeClock
@@ -184,7 +184,7 @@ def visited_states(
     state, segment = common.customers(world, n_customers, weeks)
     recorder = _StateRecorder(policy, model.world)  # states in the model's layout
     clock = EpisodeClock(weeks, np.append(weeks_of_year, weeks_of_year[-1]))
-    common.simulate(world, recorder, state, segment, clock, 1.0, rules)
+    simulate_policy(world, recorder, state, segment, clock, 1.0, *common.generators(), rules)
     return np.stack(recorder.states), np.stack(recorder.probs)
 
 
