@@ -51,6 +51,16 @@ def check_propensities(propensity: Float) -> None:
         raise ValueError("propensities must be in (0, 1] (a logged action had probability 0?)")
 
 
+def check_logged(reward: Float, propensity: Float, target: Float) -> None:
+    """Raise ``ValueError`` unless the logged ``reward`` are finite, the ``propensity`` valid
+    (:func:`check_propensities`) and ``target`` (..., A) probability rows
+    (:func:`check_probabilities`), in that order."""
+    if not np.all(np.isfinite(reward)):
+        raise ValueError("rewards must be finite")
+    check_propensities(propensity)
+    check_probabilities(target)
+
+
 @dataclass(frozen=True)
 class BanditData:
     """Logged one-step decisions.
@@ -86,10 +96,7 @@ class BanditData:
             raise ValueError(f"q_hat must have shape {self.target.shape}, got {self.q_hat.shape}")
         if np.any(self.action < 0) or np.any(self.action >= self.target.shape[1]):
             raise ValueError(f"actions must be in 0..{self.target.shape[1] - 1}")
-        if not np.all(np.isfinite(self.reward)):
-            raise ValueError("rewards must be finite")
-        check_propensities(self.propensity)
-        check_probabilities(self.target)
+        check_logged(self.reward, self.propensity, self.target)
 
     @property
     def n(self) -> int:

@@ -34,7 +34,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from journeyopt.evaluation.ope.bandit import check_probabilities, check_propensities
+from journeyopt.evaluation.ope.bandit import check_logged
 from journeyopt.evaluation.ope.bootstrap import Statistic
 
 Float = NDArray[np.float64]
@@ -75,10 +75,7 @@ class Trajectories:
             raise ValueError(f"actions must be in 0..{self.target.shape[2] - 1}")
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
-        if not np.all(np.isfinite(self.reward)):
-            raise ValueError("rewards must be finite")
-        check_propensities(self.propensity)
-        check_probabilities(self.target)
+        check_logged(self.reward, self.propensity, self.target)
 
     @property
     def n_customers(self) -> int:
