@@ -49,12 +49,7 @@ from numpy.typing import NDArray
 from journeyopt.errors import ConfigError
 from journeyopt.panel.state import FeatureSpec
 from journeyopt.sim.rules import ActionCatalog
-from journeyopt.sim.world import (
-    WORLDS_DIR,
-    check_distribution,
-    check_probability,
-    required_section,
-)
+from journeyopt.sim.world import WORLDS_DIR, check_distribution, check_probability, required_section
 
 Float = NDArray[np.float64]
 IntArray = NDArray[np.int64]
