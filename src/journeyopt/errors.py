@@ -43,3 +43,24 @@ class OutputOverInputError(OutputExistsError):
 class OutputWriteError(JourneyoptError):
     """An output cannot be written: no permission, a read-only or full file system, a path
     under a regular file, ... (the message names the path and the system's reason)."""
+
+
+def format_mismatch(
+    place: object, kind: str, found: object, expected: int, remedy: str, problem: str = ""
+) -> str:
+    """The one-line message of a file in another format than this journeyopt reads.
+
+    Args:
+        place: The file or folder.
+        kind: What it holds (``world``, ``policy``).
+        found: The format it was written in (0: before journeyopt recorded one).
+        expected: The format this journeyopt reads.
+        remedy: What to do.
+        problem: What failed to read, if anything (in parentheses after the formats).
+    """
+    written = "0 (written before journeyopt recorded one)" if found == 0 else f"{found}"
+    detail = f" ({problem})" if problem else ""
+    return (
+        f"{place}: {kind} format {written}, this journeyopt reads format {expected}{detail}; "
+        f"{remedy}"
+    )

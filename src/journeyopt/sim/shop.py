@@ -46,7 +46,7 @@ import numpy as np
 import yaml
 from numpy.typing import NDArray
 
-from journeyopt.errors import ConfigError
+from journeyopt.errors import ConfigError, format_mismatch
 from journeyopt.panel.state import FeatureSpec
 from journeyopt.sim.rules import ActionCatalog
 from journeyopt.sim.world import WORLDS_DIR, check_distribution, check_probability, required_section
@@ -578,13 +578,12 @@ class ShopFormatError(ConfigError):
     the format found, the format expected, what to do)."""
 
     def __init__(self, path: Path, found: object, problem: str) -> None:
-        written = "0 (written before journeyopt recorded one)" if found == 0 else f"{found}"
-        detail = f" ({problem})" if problem else ""
+        remedy = (
+            f"rewrite it in format {SHOP_FORMAT_VERSION} (the shop worlds shipped in "
+            "simulators/ show its keys) or load it with the journeyopt version that read it"
+        )
         super().__init__(
-            f"{path}: shop world format {written}, this journeyopt reads format "
-            f"{SHOP_FORMAT_VERSION}{detail}; rewrite it in format {SHOP_FORMAT_VERSION} (the "
-            "shop worlds shipped in simulators/ show its keys) or load it with the journeyopt "
-            "version that read it"
+            format_mismatch(path, "shop world", found, SHOP_FORMAT_VERSION, remedy, problem)
         )
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 from numpy.typing import NDArray
 
-from journeyopt.errors import ConfigError, JourneyoptError
+from journeyopt.errors import ConfigError, JourneyoptError, format_mismatch
 from journeyopt.panel.segments import BehaviourTypes, value_tier_labels
 from journeyopt.panel.state import FeatureSpec
 from journeyopt.sim.rules import ActionCatalog
@@ -806,12 +806,12 @@ class WorldFormatError(ConfigError):
     folder, the format found, the format expected, what to do)."""
 
     def __init__(self, folder: Path, found: object, problem: str) -> None:
-        written = "0 (written before journeyopt recorded one)" if found == 0 else f"{found}"
-        detail = f" ({problem})" if problem else ""
+        remedy = (
+            "re-run journeyopt-calibrate on the logs to write the world again (or load it with "
+            "the journeyopt version that wrote it)"
+        )
         super().__init__(
-            f"{folder}: world format {written}, this journeyopt reads format "
-            f"{WORLD_FORMAT_VERSION}{detail}; re-run journeyopt-calibrate on the logs to "
-            "write the world again (or load it with the journeyopt version that wrote it)"
+            format_mismatch(folder, "world", found, WORLD_FORMAT_VERSION, remedy, problem)
         )
 
 

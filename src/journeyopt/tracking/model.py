@@ -43,6 +43,7 @@ from mlflow.types import ColSpec, Schema
 from numpy.typing import NDArray
 
 import journeyopt
+from journeyopt.errors import format_mismatch
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.logger import RunLogger
 from journeyopt.tracking.registry import PolicyRegistry
@@ -247,11 +248,12 @@ def load_policy(folder: Path) -> ServablePolicy:
     data = json.loads((folder / SPEC_FILE).read_text())
     found = data.get("format_version", 0)
     if found != SPEC_FORMAT_VERSION:
-        written = "0 (written before journeyopt recorded one)" if found == 0 else f"{found}"
+        remedy = (
+            "re-run journeyopt-train to log the policy again (or load it with the journeyopt "
+            "version that wrote it)"
+        )
         raise ModelFolderError(
-            f"{folder}: policy format {written}, this journeyopt reads format "
-            f"{SPEC_FORMAT_VERSION}; re-run journeyopt-train to log the policy again (or load "
-            "it with the journeyopt version that wrote it)"
+            format_mismatch(folder, "policy", found, SPEC_FORMAT_VERSION, remedy)
         )
     name = str(data["policy_class"])
     module_name, _, qualname = name.partition(":")
