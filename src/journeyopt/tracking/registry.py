@@ -10,7 +10,6 @@ whether a promotion is justified (the evidence gate) is not done here.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,14 +24,13 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking import MlflowClient
 
 from journeyopt.tracking.config import TrackingConfig
-from journeyopt.tracking.tags import current_user
+from journeyopt.tracking.tags import current_user, digest_named_files
 
 CONTENT_HASH_TAG = "journeyopt.content_sha256"
 RULES_TAG = "journeyopt.rules"
 """Version tag: the contact rules the policy was trained under (``RulesConfig.fingerprint``)."""
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-_CHUNK_BYTES = 1 << 20
 DOWNLOAD_META_FILE = "registered_model_meta"
 
 
@@ -59,15 +57,8 @@ def content_hash(folder: Path) -> str:
     """SHA-256 (hex) over the relative paths and bytes of every file of a downloaded model
     folder, except ``registered_model_meta``, which MLflow writes into the folder on download
     (it names the version asked for, not the content)."""
-    digest = hashlib.sha256()
     files = (p for p in folder.rglob("*") if p.is_file() and p.name != DOWNLOAD_META_FILE)
-    for path in sorted(files):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        with path.open("rb") as handle:
-            while chunk := handle.read(_CHUNK_BYTES):
-                digest.update(chunk)
-        digest.update(b"\0")
-    return digest.hexdigest()
+    return digest_named_files((p.relative_to(folder).as_posix(), p) for p in sorted(files))
 
 
 class PolicyRegistry:

@@ -42,8 +42,14 @@ def fingerprint_files(paths: Iterable[Path]) -> str:
     """SHA-256 (hex) over the names and bytes of ``paths``; folders count with every file below
     them. Independent of the order the paths are given in; names are relative to each given
     path, so a moved data folder keeps its fingerprint."""
+    return digest_named_files(sorted(_files_by_name(paths)))
+
+
+def digest_named_files(named: Iterable[tuple[str, Path]]) -> str:
+    """SHA-256 (hex) over each ``(name, file)`` in the order given: the name, a NUL, the
+    file's bytes, a NUL."""
     digest = hashlib.sha256()
-    for name, file in sorted(_files_by_name(paths)):
+    for name, file in named:
         digest.update(name.encode() + b"\0")
         with file.open("rb") as handle:
             while chunk := handle.read(_CHUNK_BYTES):
