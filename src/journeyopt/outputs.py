@@ -22,7 +22,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -80,15 +80,9 @@ def check_writable(output_dir: Path | str, label: str = "output_dir") -> None:
     """
     out = _absolute(output_dir)
     checked = [out] if out.is_dir() else []
-    for ancestor in out.parents:
-        if ancestor.exists():
-            if not ancestor.is_dir():
-                reason = os.strerror(errno.ENOTDIR)
-                raise OutputWriteError(
-                    f"cannot write {label} {out}: {reason} ({ancestor} is a file)"
-                )
-            checked.append(ancestor)
-            break
+    ancestor = _nearest_folder(out.parents, out, label)
+    if ancestor is not None:
+        checked.append(ancestor)
     for folder in checked:
         if not os.access(folder, os.W_OK | os.X_OK):
             code = errno.EROFS if os.statvfs(folder).f_flag & os.ST_RDONLY else errno.EACCES
@@ -188,15 +182,25 @@ def output_errors(
 
 def _make_folder(folder: Path, out: Path, label: str = "output_dir") -> None:
     """``mkdir -p folder``, with one clear line when an ancestor is a regular file."""
-    for ancestor in (folder, *folder.parents):
+    _nearest_folder((folder, *folder.parents), out, label)
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def _nearest_folder(ancestors: Iterable[Path], out: Path, label: str) -> Path | None:
+    """The first of ``ancestors`` (nearest first) that exists, None when none does.
+
+    Raises:
+        OutputWriteError: naming ``out`` under ``label`` when that one is a regular file.
+    """
+    for ancestor in ancestors:
         if ancestor.exists():
             if not ancestor.is_dir():
                 reason = os.strerror(errno.ENOTDIR)
                 raise OutputWriteError(
                     f"cannot write {label} {out}: {reason} ({ancestor} is a file)"
                 )
-            break
-    folder.mkdir(parents=True, exist_ok=True)
+            return ancestor
+    return None
 
 
 def _move_into_place(staging: Path, out: Path) -> None:
