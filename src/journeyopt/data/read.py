@@ -272,6 +272,16 @@ def _first_physical_line(data: bytes) -> bytes:
     return data[: min(ends)] if ends else data
 
 
+def _file_text(path: Path, encoding: str) -> str:
+    """The whole file decoded, a UTF-8 BOM stripped; an undecodable byte is one
+    :class:`InputFileError` naming it."""
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise InputFileError(str(path), _decode_problem(data, encoding, err)) from err
+
+
 def _decode_problem(data: bytes, encoding: str, err: UnicodeDecodeError) -> str:
     line = data[: err.start].count(b"\n") + 1
     byte = data[err.start : err.start + 1].hex()
@@ -554,11 +564,7 @@ def _read_by_lines(
     and reading resumes on the next line, so one stray ``"`` costs one row, not the rest of
     the file. Python's ``csv`` module parses each row (this path is only taken for such files).
     """
-    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as err:
-        raise InputFileError(str(path), _decode_problem(data, encoding, err)) from err
+    text = _file_text(path, encoding)
     lines = _LINE_BREAK.split(text)
     if lines and lines[-1] == "":  # the final line break does not start a row
         lines.pop()
@@ -640,11 +646,7 @@ def _read_whitespace(
     path: Path, source: SourceConfig, names: list[str], encoding: str
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Fields separated by runs of blanks (CDNOW): split every line with an Arrow regex."""
-    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as err:
-        raise InputFileError(str(path), _decode_problem(data, encoding, err)) from err
+    text = _file_text(path, encoding)
     if "\r" in text:  # Windows or classic Mac line endings
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = pc.list_flatten(pc.split_pattern(pa.array([text]), "\n"))
