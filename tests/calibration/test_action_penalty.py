@@ -23,7 +23,7 @@ from journeyopt.calibration.models import (
     choose_penalties,
     refit_models,
 )
-from journeyopt.calibration.pipeline import CalibrationResult
+from journeyopt.calibration.pipeline import CalibrationResult, penalty_params
 from journeyopt.calibration.weeks import CustomerWeeks
 from journeyopt.errors import ConfigError
 from journeyopt.sim.discrete import DiscreteLayout
@@ -178,6 +178,10 @@ def test_the_choice_is_recorded(small_calibration: CalibrationResult) -> None:
     meta = est.calibrated.meta
     assert meta["penalties"]["action"] == dict.fromkeys(("convert", "engage", "optout"), 1.0)
     assert meta["action_penalty_choices"] == {}
+    params = penalty_params(est)
+    assert {k: v for k, v in params.items() if ".action." in k} == {
+        f"calibration.penalty.action.{name}": 1.0 for name in ("convert", "engage", "optout")
+    }
     card = (small_calibration.output_dir / "card.md").read_text()
     assert "action effects' penalty factor" not in card  # one factor: nothing chosen
     choice = PenaltyChoice(0.1, {1.0: -0.2, 0.1: -0.19, 0.01: -0.195})

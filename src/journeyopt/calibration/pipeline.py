@@ -432,7 +432,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         run.log_params(
             {
                 "data.fingerprint": meta["data_fingerprint"],
-                **_penalty_params(est),
+                **penalty_params(est),
                 **({"segments": segmentation.kept} if segmentation is not None else {}),
             }
         )
@@ -528,11 +528,13 @@ def _calendar_origin(panel: pd.DataFrame, week: int) -> dict[str, Any]:
     return {"week": week, "monday": monday}
 
 
-def _penalty_params(est: Estimate) -> dict[str, float]:
+def penalty_params(est: Estimate) -> dict[str, float]:
+    """The MLflow params of the chosen penalties: each binary model's ``C`` and action factor,
+    the value model's ``alpha``, the trees each model kept."""
     params = {f"calibration.penalty.{k}": v for k, v in est.penalties.binary.items()}
     params["calibration.penalty.value_alpha"] = est.penalties.value
     # the factor on each binary model's action effects' penalty (calibration.action_penalty)
-    params.update({f"calibration.action_penalty.{k}": v for k, v in est.penalties.action.items()})
+    params.update({f"calibration.penalty.action.{k}": v for k, v in est.penalties.action.items()})
     # the trees each model kept (calibration.response_model; 0: the GLM alone)
     params.update(
         {f"calibration.trees.{k}": float(est.penalties.rounds.get(k, 0)) for k in est.families}
