@@ -27,7 +27,7 @@ from journeyopt.calibration.models import (
     family_lines,
     refit_models,
 )
-from journeyopt.calibration.pipeline import _penalty_params
+from journeyopt.calibration.pipeline import penalty_params
 from journeyopt.calibration.scoring import scored_rows
 from journeyopt.calibration.weeks import CustomerWeeks, customer_weeks, segment_names
 from journeyopt.cli.entry import to_object
@@ -322,7 +322,7 @@ def test_a_world_with_trees_round_trips(fitted: Estimate, tmp_path: Path) -> Non
 
 
 def test_mlflow_params_carry_each_models_trees(fitted: Estimate) -> None:
-    params = _penalty_params(fitted)
+    params = penalty_params(fitted)
     for name in ("convert", "engage", "optout", "value"):
         assert params[f"calibration.trees.{name}"] == fitted.penalties.rounds.get(name, 0)
     assert params["calibration.trees.convert"] > 0
