@@ -15,7 +15,12 @@ import numpy as np
 import pandas as pd
 
 from journeyopt.calibration.estimate import Estimate
-from journeyopt.calibration.fidelity import SD_CONFIDENCE, CardFidelity, tracking_figure
+from journeyopt.calibration.fidelity import (
+    SD_CONFIDENCE,
+    CardFidelity,
+    plot_simulated_weeks,
+    tracking_figure,
+)
 from journeyopt.calibration.holdout import METRICS, HoldoutReport
 from journeyopt.calibration.models import family_lines, penalty_edge_lines
 from journeyopt.calibration.policy_fidelity import PolicyFidelity
@@ -453,15 +458,9 @@ def card_figure(holdout: HoldoutReport | None) -> plt.Figure:
         for ax, metric in zip(axes[0], METRICS, strict=True):
             part = overall[overall["metric"] == metric].sort_values("week")
             ax.plot(part["week"], part["actual"], "k.-", label="actual")
-            ax.plot(part["week"], part["simulated"], "C0-", label="simulated")
-            ax.fill_between(
-                part["week"],
-                part["simulated"] - part["simulated_sd"],
-                part["simulated"] + part["simulated_sd"],
-                color="C0",
-                alpha=0.2,
+            plot_simulated_weeks(
+                ax, metric, part["week"], part["simulated"], part["simulated_sd"], "simulated"
             )
-            ax.set_title(f"hold-out {metric} per week")
             ax.set_xlabel("week")
         axes[0][0].legend()
         for ax, model in zip(axes[1], ("convert", "engage", "optout"), strict=False):

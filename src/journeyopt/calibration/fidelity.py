@@ -593,16 +593,27 @@ def tracking_figure(tracking: pd.DataFrame) -> plt.Figure:
                 ax.plot(curve["week"], curve["predicted"], color="C0", lw=0.6, alpha=0.5)
             elif name != WORLD:
                 ax.plot(curve["week"], curve["predicted"], f"C{k + 1}--", label=str(name))
-        ax.plot(world["week"], world["predicted"], "C0-", lw=2, label=WORLD)
-        ax.fill_between(
-            world["week"],
-            world["predicted"] - world["predicted_sd"],
-            world["predicted"] + world["predicted_sd"],
-            color="C0",
-            alpha=0.2,
+        plot_simulated_weeks(
+            ax, metric, world["week"], world["predicted"], world["predicted_sd"], WORLD, lw=2
         )
-        ax.set_title(f"hold-out {metric} per week")
         ax.set_xlabel("panel week")
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_simulated_weeks(
+    ax: plt.Axes,
+    metric: str,
+    week: pd.Series,
+    simulated: pd.Series,
+    simulated_sd: pd.Series,
+    label: str,
+    lw: float | None = None,
+) -> None:
+    """One hold-out metric's simulated weekly totals on ``ax``: the curve (``label``, line
+    width ``lw``, matplotlib's default when None), its +- one-SD band across the simulation
+    runs, and the panel's title."""
+    ax.plot(week, simulated, "C0-", lw=lw, label=label)
+    ax.fill_between(week, simulated - simulated_sd, simulated + simulated_sd, color="C0", alpha=0.2)
+    ax.set_title(f"hold-out {metric} per week")
