@@ -15,6 +15,7 @@ from journeyopt.data.source import SourceConfig
 from journeyopt.errors import ConfigError
 from journeyopt.panel.config import PanelConfig
 from journeyopt.sim.config import RulesConfig, StaffRulesConfig
+from journeyopt.sim.world import PATTERN_WEEKS
 from journeyopt.tracking.config import TrackingConfig
 from journeyopt.tracking.config import register_configs as register_tracking
 
@@ -92,10 +93,6 @@ class CapsConfig:
             raise ConfigError(
                 "calibration.caps.gap_cap_weeks - 1 must be a multiple of gap_bin_weeks"
             )
-
-
-PATTERN_WEEKS = (0, 2, 3, 4, 5, 6)
-"""Allowed lengths of the contact pattern, weeks (0 = off)."""
 
 
 @dataclass

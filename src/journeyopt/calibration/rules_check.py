@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from journeyopt.agents.policy import Bool, Float, IntArray, Observation, one_hot
-from journeyopt.calibration.config import PATTERN_WEEKS, SummaryConfig
+from journeyopt.calibration.config import SummaryConfig
 from journeyopt.evaluation.simulate import simulate_policy
 from journeyopt.sim.behaviour import world_under_rules
 from journeyopt.sim.discrete import discrete_state
@@ -36,7 +36,7 @@ from journeyopt.sim.optimum import OptimalPolicy, solve_optimum
 from journeyopt.sim.population import starting_population
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.summary_rules import plan_rules, rule_components
-from journeyopt.sim.world import WorldSpec
+from journeyopt.sim.world import PATTERN_WEEKS, WorldSpec
 
 CHECK_CUSTOMERS = 2_000
 """Customers of the world's starting population the unseen rules' drops are simulated on."""

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 WORLDS_DIR = Path(__file__).resolve().parent.parent / "simulators"
 WORLD_FORMAT_VERSION = 1
+PATTERN_WEEKS = (0, 2, 3, 4, 5, 6)
+"""Allowed lengths of the contact pattern, weeks (0 = off)."""
 """Format of a world folder journeyopt writes (``format_version`` in ``world.yaml``, written by
 :func:`journeyopt.calibration.calibrated.world_to_dict`): the keys of ``world.yaml``, the state
 numbering of ``responses.npz`` and ``members/`` (:class:`journeyopt.sim.discrete.DiscreteLayout`),
@@ -148,7 +150,7 @@ class DiscreteSpec:
                 if self.tenure_cap_weeks == 1 or self.tenure_cap_weeks < 0:
                     raise ConfigError("world.discrete.tenure_cap_weeks must be 0 (off) or >= 2")
             elif f.name == "contact_pattern_weeks":
-                if self.contact_pattern_weeks not in (0, 2, 3, 4, 5, 6):
+                if self.contact_pattern_weeks not in PATTERN_WEEKS:
                     raise ConfigError(
                         "world.discrete.contact_pattern_weeks must be 0 (off) or 2..6"
                     )
