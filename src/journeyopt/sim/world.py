@@ -32,9 +32,8 @@ if TYPE_CHECKING:
     from journeyopt.sim.practice import LoggedPractice
 
 WORLDS_DIR = Path(__file__).resolve().parent.parent / "simulators"
+"""Folder of the shipped worlds (``simulators/<name>/world.yaml``)."""
 WORLD_FORMAT_VERSION = 1
-PATTERN_WEEKS = (0, 2, 3, 4, 5, 6)
-"""Allowed lengths of the contact pattern, weeks (0 = off)."""
 """Format of a world folder journeyopt writes (``format_version`` in ``world.yaml``, written by
 :func:`journeyopt.calibration.calibrated.world_to_dict`): the keys of ``world.yaml``, the state
 numbering of ``responses.npz`` and ``members/`` (:class:`journeyopt.sim.discrete.DiscreteLayout`),
@@ -42,7 +41,8 @@ the customer-state columns of ``base.parquet`` and the layout of ``practice.npz`
 whenever a change makes an earlier folder read differently; :func:`load_world` refuses another
 version with a one-line :class:`WorldFormatError`. A folder without it is format 0, read if it
 still reads (hand-written worlds without ``responses`` carry none and need none)."""
-"""Folder of the shipped worlds (``simulators/<name>/world.yaml``)."""
+PATTERN_WEEKS = (0, 2, 3, 4, 5, 6)
+"""Allowed lengths of the contact pattern, weeks (0 = off)."""
 
 
 @dataclass(frozen=True)
