@@ -24,12 +24,11 @@ from journeyopt.calibration.models import (
     refit_models,
 )
 from journeyopt.calibration.pipeline import CalibrationResult, penalty_params
-from journeyopt.calibration.weeks import CustomerWeeks
 from journeyopt.errors import ConfigError
 from journeyopt.sim.discrete import DiscreteLayout
 from tests.sim.caps import caps_config
 
-from .test_forward_split import SPEC, staggered_weeks
+from .test_forward_split import SPEC, one_segment_weeks, staggered_weeks
 from .test_penalty_grid import weak_signal_data
 
 RARE_OPTOUT = (0.25, 0.01)
@@ -54,25 +53,8 @@ def rare_action_data(seed: int = 2) -> tuple[FitData, np.ndarray]:
     rare = np.where(recent, *RARE_OPTOUT)
     optout = np.where(action == 2, rare, np.where(action == 1, 0.03, 0.0))
     converted = rng.random(n) < 0.1
-    zeros = np.zeros(n, np.int64)
-    weeks = CustomerWeeks(
-        customer=customer,
-        week=week,
-        week_of_year=1 + week % 52,
-        state=state,
-        lifecycle=zeros,
-        segment=zeros,
-        action=action,
-        propensity=np.full(n, 0.5),
-        converted=converted,
-        conversions=converted.astype(np.int64),
-        list_value=np.where(converted, rng.gamma(2.0, 50.0, n), 0.0),
-        engaged=rng.random(n) < 0.2,
-        opted_out=rng.random(n) < optout,
-        customer_ids=np.array([f"c{k}" for k in range(n_customers)], dtype=object),
-        segments=("all",),
-        actions=("none", "common", "rare"),
-    )
+    actions = ("none", "common", "rare")
+    weeks = one_segment_weeks(customer, week, state, action, converted, optout, actions, rng)
     data = FitData.of(weeks, Design(layout, 3, seasonal=False), np.ones(n))
     return data, week >= 20
 

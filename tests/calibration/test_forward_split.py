@@ -35,6 +35,26 @@ def staggered_weeks(n_customers: int, n_weeks: int, seed: int) -> CustomerWeeks:
     state = rng.integers(layout.n_states, size=n)
     recency = layout.decode(state).recency
     converted = rng.random(n) < np.where(recency < 2, 0.4, 0.1)
+    action = rng.integers(2, size=n)
+    return one_segment_weeks(
+        customer, week, state, action, converted, np.zeros(n), ("none", "contact"), rng
+    )
+
+
+def one_segment_weeks(
+    customer: np.ndarray,
+    week: np.ndarray,
+    state: np.ndarray,
+    action: np.ndarray,
+    converted: np.ndarray,
+    optout_probability: np.ndarray,
+    actions: tuple[str, ...],
+    rng: np.random.Generator,
+) -> CustomerWeeks:
+    """Customer-weeks of one segment, logged with propensity 0.5, week of year from the week:
+    a conversion's value, an engagement (20 %) and an opt-out (``optout_probability``) drawn
+    from ``rng`` in that order."""
+    n = customer.shape[0]
     zeros = np.zeros(n, np.int64)
     return CustomerWeeks(
         customer=customer,
@@ -43,16 +63,16 @@ def staggered_weeks(n_customers: int, n_weeks: int, seed: int) -> CustomerWeeks:
         state=state,
         lifecycle=zeros,
         segment=zeros,
-        action=rng.integers(2, size=n),
+        action=action,
         propensity=np.full(n, 0.5),
         converted=converted,
         conversions=converted.astype(np.int64),
         list_value=np.where(converted, rng.gamma(2.0, 50.0, n), 0.0),
         engaged=rng.random(n) < 0.2,
-        opted_out=np.zeros(n, bool),
-        customer_ids=np.array([f"c{k}" for k in range(n_customers)], dtype=object),
+        opted_out=rng.random(n) < optout_probability,
+        customer_ids=np.array([f"c{k}" for k in range(int(customer.max()) + 1)], dtype=object),
         segments=("all",),
-        actions=("none", "contact"),
+        actions=actions,
     )
 
 
