@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from journeyopt.calibration.estimate import Estimate
+from journeyopt.calibration.extrapolation import extrapolation_lines, extrapolation_reasons
 from journeyopt.calibration.fidelity import (
     SD_CONFIDENCE,
     CardFidelity,
@@ -65,7 +66,8 @@ def verdict_reasons(
     a weekly tracking MAPE above the best reference's, an ensemble spread above
     ``calibration.card.max_ensemble_sd``); and by ``rules``: the contact rules its state
     summary does not represent (:func:`journeyopt.calibration.rules_check.unseen_rule_reasons`),
-    which its plans ignore while serving applies them.
+    which its plans ignore while serving applies them, and an optimum resting on states the
+    logs barely hold (:func:`journeyopt.calibration.extrapolation.extrapolation_reasons`).
     """
     reasons = []
     if not identified:
@@ -305,7 +307,13 @@ def card_markdown(
     lines = [
         f"# Calibrated world `{world.name}`: fidelity card",
         "",
-        verdict_line(est.identified, holdout, policies, fidelity, unseen_rule_reasons(meta)),
+        verdict_line(
+            est.identified,
+            holdout,
+            policies,
+            fidelity,
+            [*unseen_rule_reasons(meta), *extrapolation_reasons(meta)],
+        ),
         "",
         "- data fingerprint (SHA-256 of the canonical events and contacts): "
         f"`{meta['data_fingerprint']}`",
@@ -339,6 +347,7 @@ def card_markdown(
         *practice_lines(world.logged_practice),
         *summary_lines(meta),
         *rules_lines(meta),
+        *extrapolation_lines(meta),
     ]
     if not est.identified:
         lines += [

@@ -291,6 +291,15 @@ class CardConfig:
             policy afterwards, against the realised one; the promotion gate's per-action
             model check; long enough for delayed effects to land: the roastery's calls are
             wrong by -66 % over 4 weeks, not visibly over 2); 0 = off.
+        min_cell_weeks: Fitted customer-weeks below which a (discrete state, action) cell is
+            thin: the world's response there is the models' extrapolation, not data (>= 1;
+            30, as ``min_support``: a weekly response rate ``p`` estimated from ``n``
+            customer-weeks has a relative standard error ``sqrt((1 - p) / (n p))``, 80 % at
+            ``n = 30`` and ``p = 0.05``: below that the cell's own data barely constrain it).
+            The card's section "Where the world extrapolates"
+            (:mod:`journeyopt.calibration.extrapolation`).
+        max_extrapolated_share: Largest share of the world's exact optimum's expected
+            customer-weeks in thin cells the verdict accepts (in (0, 1]; 1 = no check).
     """
 
     action_tolerance: float = 0.2
@@ -301,8 +310,20 @@ class CardConfig:
     max_ensemble_sd: float = 0.03
     ensemble: bool = True
     value_weeks: int = 4
+    min_cell_weeks: int = 30
+    max_extrapolated_share: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.min_cell_weeks < 1:
+            raise ConfigError(
+                f"calibration.card.min_cell_weeks must be >= 1 (logged customer-weeks), got "
+                f"{self.min_cell_weeks}"
+            )
+        if not 0.0 < self.max_extrapolated_share <= 1.0:
+            raise ConfigError(
+                f"calibration.card.max_extrapolated_share must be in (0, 1] (1 = no check), "
+                f"got {self.max_extrapolated_share}"
+            )
         if self.value_weeks < 0:
             raise ConfigError("calibration.card.value_weeks must be >= 0 (0 = off)")
         if not 0.0 < self.action_tolerance < 1.0:

@@ -33,6 +33,7 @@ from journeyopt.calibration.config import CalibrateConfig
 from journeyopt.calibration.cycles import cycles_meta, practice_cycles
 from journeyopt.calibration.estimate import Estimate, Structure, estimate
 from journeyopt.calibration.export import check_export, export_target, export_world
+from journeyopt.calibration.extrapolation import world_extrapolation
 from journeyopt.calibration.fidelity import (
     CardFidelity,
     Decisions,
@@ -50,7 +51,7 @@ from journeyopt.calibration.holdout import (
 )
 from journeyopt.calibration.policy_fidelity import PolicyFidelity, check_truth, policy_fidelity
 from journeyopt.calibration.propensity import contacts_identified
-from journeyopt.calibration.rules_check import check_rules, with_rule_components
+from journeyopt.calibration.rules_check import check_rules, solved_optimum, with_rule_components
 from journeyopt.calibration.segmentation import FILE, choose_segments
 from journeyopt.calibration.summary import (
     candidate_specs,
@@ -356,12 +357,28 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     }
     served = cfg.rules.for_world(started.world, "rules")
     horizon = cal.policy_horizon_weeks
-    seen = check_rules(started.world, served, horizon, cal.gamma, cal.seed)
+    # the calibration's one exact DP solve, read by the rules check, the card's solve time
+    # and where the world extrapolates, then dropped (on 1 M states its values take 0.4 GB)
+    optimum, dp_seconds = solved_optimum(started.world, served, horizon, cal.gamma)
+    seen = check_rules(started.world, served, optimum, cal.gamma, cal.seed)
     summary_meta = (
-        selection_meta(selection, started.world, horizon, cal.gamma, served, seen.dp_seconds)
+        selection_meta(selection, started.world, horizon, cal.gamma, served, dp_seconds)
         if selection is not None
         else {}
     )
+    extrapolation = (
+        world_extrapolation(
+            started.world,
+            optimum,
+            weeks,
+            cal.card.min_cell_weeks,
+            cal.card.max_extrapolated_share,
+            served,
+        )
+        if optimum is not None and started.world.base is not None
+        else None
+    )
+    del optimum
     est = replace(
         est,
         calibrated=replace(
@@ -371,6 +388,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
                 "starting_population": base_meta,
                 "contact_rules": seen.as_meta(),
                 **({"summary_selection": summary_meta} if summary_meta else {}),
+                **({"extrapolation": extrapolation.as_meta()} if extrapolation else {}),
             },
         ),
     )
@@ -403,6 +421,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     metrics = {**(holdout.metrics if holdout else {}), **(policies.metrics if policies else {})}
     metrics.update(fidelity.metrics() if fidelity is not None else {})
     metrics["sim/rules_unseen"] = float(len(seen.unseen))
+    metrics.update(extrapolation.metrics() if extrapolation is not None else {})
     if seen.planned_contacts:
         metrics["sim/rules_dropped_share"] = seen.dropped_share
     if segmentation is not None:  # each candidate segmentation's held-out score

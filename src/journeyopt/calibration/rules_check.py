@@ -75,9 +75,6 @@ class RulesCheck:
             asked for in a simulation of :data:`CHECK_CUSTOMERS` of its starting customers over
             the horizon, with every configured rule applied (0: not simulated, nothing unseen).
         dropped: Of those, contacts an unseen rule turned into no contact.
-        dp_seconds: Wall time of the exact DP solve the check made, seconds (NaN: none made);
-            the card's solve time (:func:`journeyopt.calibration.summary.selection_meta`)
-            reuses it instead of solving the same optimum again.
     """
 
     rules: str
@@ -85,7 +82,6 @@ class RulesCheck:
     unseen: tuple[str, ...]
     planned_contacts: int = 0
     dropped: int = 0
-    dp_seconds: float = float("nan")
 
     @property
     def dropped_share(self) -> float:
@@ -151,27 +147,40 @@ def dropped_contacts(
     return int(run.contacts.sum()) + dropped, dropped
 
 
+def solved_optimum(
+    world: WorldSpec, rules: ContactRules, horizon_weeks: int, gamma: float
+) -> tuple[OptimalPolicy | None, float]:
+    """``(optimum, seconds)``: ``world``'s exact optimum over ``horizon_weeks`` weeks planned
+    under ``rules``' represented part, and the wall time of the solve; ``(None, NaN)`` when
+    the world cannot value contacts. The calibration's one DP solve: the rules check, the
+    card's solve time (:func:`journeyopt.calibration.summary.selection_meta`) and where the
+    world extrapolates (:mod:`journeyopt.calibration.extrapolation`) all read it."""
+    if world.responses is not None and not world.responses.actions_identified:
+        return None, float("nan")
+    start = time.perf_counter()
+    optimum = solve_optimum(world, horizon_weeks, gamma, rules=rules)
+    return optimum, time.perf_counter() - start
+
+
 def check_rules(
     world: WorldSpec,
     rules: ContactRules,
-    horizon_weeks: int,
+    optimum: OptimalPolicy | None,
     gamma: float,
     seed: int,
     customers: int = CHECK_CUSTOMERS,
 ) -> RulesCheck:
     """Which of ``rules`` ``world``'s summary represents; when some are unseen (and the world
-    can value contacts), the world's exact optimum over ``horizon_weeks`` weeks, planned under
-    the represented ones, is simulated on ``customers`` of its starting customers with every
-    rule applied, counting the planned contacts the unseen rules drop."""
+    can value contacts: ``optimum`` is its exact optimum planned under the represented ones,
+    :func:`solved_optimum`), the optimum is simulated over its horizon on ``customers`` of the
+    world's starting customers with every rule applied, counting the planned contacts the
+    unseen rules drop."""
     planned = plan_rules(rules, world)
     check = RulesCheck(rules.summary(), planned.rules.summary(), planned.unseen)
-    if not planned.unseen or (world.responses and not world.responses.actions_identified):
+    if not planned.unseen or optimum is None:
         return check
-    start = time.perf_counter()
-    optimum = solve_optimum(world, horizon_weeks, gamma, rules=rules)
-    seconds = time.perf_counter() - start
     total, dropped = dropped_contacts(world, optimum, rules, customers, gamma, seed)
-    return replace(check, planned_contacts=total, dropped=dropped, dp_seconds=seconds)
+    return replace(check, planned_contacts=total, dropped=dropped)
 
 
 def unseen_rule_reasons(meta: Mapping[str, Any]) -> list[str]:
