@@ -44,12 +44,12 @@ from journeyopt.agents.baselines import (
     UniformRandom,
 )
 from journeyopt.agents.policy import Policy
-from journeyopt.calibration.calibrated import align_segments
+from journeyopt.calibration.calibrated import CalibratedWorld, align_segments
 from journeyopt.calibration.policy_fidelity import AlwaysAction
 from journeyopt.panel.state import CustomerState
 from journeyopt.panel.weeks import week_of_year
 from journeyopt.sim.config import CapConfig, RulesConfig, shipped_practice, shipped_rules
-from journeyopt.sim.optimum import cyclic_weeks_of_year, solve_optimum
+from journeyopt.sim.optimum import cyclic_weeks_of_year
 from journeyopt.sim.shop import ShopSpec, ShopState, guard, load_shop
 from journeyopt.sim.shop_eval import (
     Bool,
@@ -76,7 +76,7 @@ from journeyopt.sim.shop_optimum import (
     evaluate_state_policy,
     solve_shop_optimum,
 )
-from journeyopt.sim.world import WorldSpec, load_world
+from journeyopt.sim.world import WorldSpec
 
 COMPARED = (
     "no_contact",
@@ -159,9 +159,12 @@ def optimum_share(paired: np.ndarray, exact_optimum: float) -> dict[str, float]:
 def evaluate(args: argparse.Namespace) -> None:
     spec = load_shop(args.truth)
     labels = observable_world(spec).segment_names
-    calibrated = load_world(args.world)
-    if sorted(calibrated.segment_names) == sorted(labels):  # the acquisition channels
-        calibrated = align_segments(calibrated, labels)
+    planned = CalibratedWorld.load(args.world)
+    if args.pessimism is not None:  # instead of the one the calibration recorded
+        planned = replace(planned, meta={**planned.meta, "planning": {"pessimism": args.pessimism}})
+    if sorted(planned.world.segment_names) == sorted(labels):  # the acquisition channels
+        planned = planned.mapped(lambda world: align_segments(world, labels))
+    calibrated = planned.world
     base = calibrated.base
     if base is None:
         raise SystemExit(f"{args.world}: the world has no starting population (re-calibrate it)")
@@ -182,10 +185,11 @@ def evaluate(args: argparse.Namespace) -> None:
     true_opt = solve_shop_optimum(spec, horizon, gamma, first_woy)
     rules = serving_rules(spec, args.rules)
     cal_weeks = cyclic_weeks_of_year(first_woy, horizon)
-    cal_opt = solve_optimum(
-        calibrated, horizon, gamma, cal_weeks, rules=rules.for_world(calibrated, "--rules")
+    # the calibrated world's optimum as the product plans it (pessimistic about its members)
+    cal_opt = planned.optimum(
+        horizon, gamma, cal_weeks, rules=rules.for_world(calibrated, "--rules")
     )
-    unaware = solve_optimum(calibrated, horizon, gamma, cal_weeks)
+    unaware = planned.optimum(horizon, gamma, cal_weeks)  # the same planning, no rules
 
     def product(policy: Policy) -> tuple[Chooser, Chooser]:
         return (
@@ -261,6 +265,8 @@ def evaluate(args: argparse.Namespace) -> None:
         "start_week_of_year": first_woy,
         "horizon_weeks": horizon,
         "gamma": gamma,
+        "pessimism": planned.pessimism,
+        "ensemble_members": len(planned.members),
         "mare_9_policies": mare,
         "spearman_9_policies": spearman,
         "staff_rel_error": float(by["staff_rules"]["rel_error"]),
@@ -421,6 +427,13 @@ def main() -> None:
         "--rules",
         default="shop",
         help="rules the calibrated optimum plans under: shop (the truth's own) or a rules file",
+    )
+    ev.add_argument(
+        "--pessimism",
+        type=float,
+        default=None,
+        help="plan the calibrated optimum with this pessimism (default: the world's recorded "
+        "calibration.pessimism; 0 for worlds calibrated before it was recorded)",
     )
     ev.add_argument("--out", required=True)
     ev.set_defaults(run=evaluate)

@@ -22,7 +22,7 @@ so the fit can be compared with a ground truth at a glance; the dynamics use the
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,9 @@ from numpy.typing import NDArray
 
 from journeyopt.errors import ConfigError
 from journeyopt.sim.discrete import DiscreteLayout, Summary
+from journeyopt.sim.optimum import OptimalPolicy, solve_optimum
 from journeyopt.sim.practice import PRACTICE_FILE
+from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.starting import StartingBase
 from journeyopt.sim.world import (
     WORLD_FORMAT_VERSION,
@@ -75,13 +77,43 @@ class CalibratedWorld:
             return self.world
         return self.members[int(rng.integers(len(self.members)))]
 
+    @property
+    def pessimism(self) -> float:
+        """Standard deviations of the members' disagreement the world's optimum plans
+        against (``calibration.pessimism`` recorded in ``calibration.json``; 0 for a world
+        calibrated before it was recorded, planned plainly as it was then)."""
+        return float(self.meta.get("planning", {}).get("pessimism", 0.0))
+
+    def optimum(
+        self,
+        horizon_weeks: int,
+        gamma: float,
+        weeks_of_year: IntArray | None = None,
+        rules: ContactRules | None = None,
+    ) -> OptimalPolicy:
+        """The world's exact optimum as the product plans it: pessimistic by
+        :attr:`pessimism` standard deviations of the members' disagreement
+        (:func:`~journeyopt.sim.optimum.solve_optimum`)."""
+        return solve_optimum(
+            self.world,
+            horizon_weeks,
+            gamma,
+            weeks_of_year,
+            rules=rules,
+            members=self.members,
+            pessimism=self.pessimism,
+        )
+
+    def mapped(self, change: Callable[[WorldSpec], WorldSpec]) -> CalibratedWorld:
+        """The world and every ensemble member changed alike by ``change`` (e.g. renamed
+        segments, the features a set of rules reads), the same record."""
+        return CalibratedWorld(
+            change(self.world), tuple(change(m) for m in self.members), self.meta
+        )
+
     def with_base(self, base: StartingBase) -> CalibratedWorld:
         """The world and every ensemble member starting from ``base``."""
-        return CalibratedWorld(
-            replace(self.world, base=base),
-            tuple(replace(m, base=base) for m in self.members),
-            self.meta,
-        )
+        return self.mapped(lambda world: replace(world, base=base))
 
     def save(self, folder: Path) -> Path:
         """Write the folder described in the module docstring; returns ``world.yaml``."""

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from journeyopt.calibration.calibrated import CalibratedWorld
 from journeyopt.calibration.estimate import Estimate
 from journeyopt.calibration.extrapolation import extrapolation_lines, extrapolation_reasons
 from journeyopt.calibration.fidelity import (
@@ -124,6 +125,18 @@ def verdict_line(
     if not reasons:
         return "**Verdict: good enough to choose contact policies with** (every check below)."
     return "**Verdict: NOT good enough to choose contact policies with**: " + "; ".join(reasons)
+
+
+def planning_line(calibrated: CalibratedWorld) -> str:
+    """How the world's exact optimum is planned (:meth:`CalibratedWorld.optimum`)."""
+    if calibrated.pessimism > 0 and len(calibrated.members) >= 2:
+        return (
+            f"- the world's optimum plans pessimistically: each (state, action) valued "
+            f"{calibrated.pessimism:g} SD of the {len(calibrated.members)} members' "
+            "disagreement below the world's value (`calibration.pessimism`)"
+        )
+    reason = "`calibration.pessimism` 0" if calibrated.pessimism <= 0 else "fewer than 2 members"
+    return f"- the world's optimum plans on the point estimate alone ({reason})"
 
 
 def starting_population_line(world: WorldSpec) -> str:
@@ -328,6 +341,7 @@ def card_markdown(
         *value_tiers_lines(meta, world.currency),
         *segmentation_lines(meta, world.currency),
         f"- ensemble: {len(est.calibrated.members)} bootstrap members (resamples of customers)",
+        planning_line(est.calibrated),
         *caps_clipped_lines(meta),
         starting_population_line(world),
         f"- penalties chosen by held-out log-likelihood: logistic C {est.penalties.binary}, "

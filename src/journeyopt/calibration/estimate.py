@@ -340,6 +340,8 @@ def estimate(
             # the action effects' factor: every factor's score, each action weighing the same
             "action_penalty_choices": {n: c.as_meta() for n, c in penalties.action_choices.items()},
             "penalty_grid_extensions": cfg.grid_extensions,
+            # how this world's optimum is planned (CalibratedWorld.optimum)
+            "planning": {"pessimism": cfg.pessimism},
             # the rows the penalties were chosen on: weeks scored forward (0: the seed's
             # validation customers)
             "validation_forward_weeks": window,

@@ -416,7 +416,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     clock.lap("holdout")
     policies = None
     if truth is not None:
-        policies = policy_fidelity(truth, est.calibrated.world, cal, cfg.rules)  # as served
+        policies = policy_fidelity(truth, est.calibrated, cal, cfg.rules)  # as served, planned
         clock.lap("policies")
     metrics = {**(holdout.metrics if holdout else {}), **(policies.metrics if policies else {})}
     metrics.update(fidelity.metrics() if fidelity is not None else {})

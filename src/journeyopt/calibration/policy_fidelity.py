@@ -12,7 +12,9 @@ share their state features; else a draw of the true world's synthetic initial po
 
 - ``mare``: mean over the policies of ``|V_cal - V_true| / |V_true|``;
 - ``spearman``: rank correlation of the policy values in the two worlds;
-- ``sim_to_real``: the calibrated world's exact DP optimum, evaluated exactly in the true world
+- ``sim_to_real``: the calibrated world's exact DP optimum (planned as the product plans it:
+  pessimistic about the ensemble's disagreement, ``calibration.pessimism``), evaluated exactly
+  in the true world
   (:func:`journeyopt.sim.optimum.evaluate_table_policy` on the customers' initial states), as a
   share of the true optimum's value (exact DP values, not simulated).
 
@@ -40,7 +42,7 @@ from journeyopt.agents.baselines import (
     UniformRandom,
 )
 from journeyopt.agents.policy import Bool, Float, IntArray, Observation, Policy, one_hot
-from journeyopt.calibration.calibrated import align_segments
+from journeyopt.calibration.calibrated import CalibratedWorld, align_segments
 from journeyopt.calibration.config import CalibrationConfig
 from journeyopt.errors import ConfigError
 from journeyopt.evaluation.simulate import CommonRandomNumbers, simulate_policy
@@ -142,17 +144,25 @@ def check_truth(truth: WorldSpec, segments: Sequence[str], actions: Sequence[str
 
 def policy_fidelity(
     truth: WorldSpec,
-    calibrated: WorldSpec,
+    calibrated: WorldSpec | CalibratedWorld,
     cfg: CalibrationConfig,
     rules: RulesConfig | None = None,
 ) -> PolicyFidelity:
     """Compare policy values in ``truth`` and ``calibrated`` (see the module docstring), under
     the contact ``rules`` the policies are served under (None: ``RulesConfig()``, opt-outs
-    only)."""
+    only). A :class:`CalibratedWorld`'s optimum is planned as the product plans it
+    (:meth:`CalibratedWorld.optimum`: pessimistic about its members' disagreement); a bare
+    world's plainly."""
     rules = rules if rules is not None else RulesConfig()
-    if truth.actions.names != calibrated.actions.names:
+    planned = (
+        calibrated
+        if isinstance(calibrated, CalibratedWorld)
+        else CalibratedWorld(calibrated, (), {})
+    )
+    if truth.actions.names != planned.world.actions.names:
         raise ValueError("the calibrated world must have the true world's action catalogue")
-    calibrated = align_segments(calibrated, truth.segment_names)
+    planned = planned.mapped(lambda world: align_segments(world, truth.segment_names))
+    calibrated = planned.world
     # the truth's customers also count what the calibrated world's summary reads (its contact
     # pattern's window, the last contact's action): features only, the truth's dynamics are
     # unchanged, and both worlds then run on the same customer state
@@ -168,7 +178,9 @@ def policy_fidelity(
         ),
     )
     # both worlds' states count what the rules read
-    truth, calibrated = rules.world_for(truth, "rules"), rules.world_for(calibrated, "rules")
+    truth = rules.world_for(truth, "rules")
+    planned = planned.mapped(lambda world: rules.world_for(world, "rules"))
+    calibrated = planned.world
     true_rules, cal_rules = rules.for_world(truth, "rules"), rules.for_world(calibrated, "rules")
     horizon, gamma, start = cfg.policy_horizon_weeks, cfg.gamma, 1
     clock = EpisodeClock.of(horizon, start)
@@ -196,7 +208,7 @@ def policy_fidelity(
     spearman = float(spearmanr(table["true_value"], table["calibrated_value"]).statistic)
     ratio = sim_to_real(
         truth,
-        calibrated,
+        planned,
         state_features(state, truth.features),
         segment,
         horizon,
@@ -219,7 +231,7 @@ def policy_fidelity(
 
 def sim_to_real(
     truth: WorldSpec,
-    calibrated: WorldSpec,
+    planned: CalibratedWorld,
     features: dict[str, NDArray[np.generic]],
     segment: IntArray,
     horizon: int,
@@ -227,8 +239,9 @@ def sim_to_real(
     start: int,
     rules: tuple[ContactRules, ContactRules] | None = None,
 ) -> float:
-    """Exact true-world value of the calibrated world's DP optimum over the true optimum's, on
-    the customers' initial discrete states (mean over customers); with ``rules`` (the served
+    """Exact true-world value of the calibrated world's DP optimum (as the product plans it,
+    :meth:`CalibratedWorld.optimum`) over the true optimum's, on the customers' initial
+    discrete states (mean over customers); with ``rules`` (the served
     rules for the truth and for the calibrated world) both optima plan under them and the
     calibrated one is valued under the truth's guard.
 
@@ -237,6 +250,7 @@ def sim_to_real(
     the truth's summary does not track, so it has no exact value over the truth's states (the
     simulated comparison still values it); NaN too when a summary cannot evaluate one of
     ``rules``."""
+    calibrated = planned.world
     mine, theirs = calibrated.discrete, truth.discrete
     if (
         mine.contact_pattern_weeks,
@@ -254,7 +268,7 @@ def sim_to_real(
         return float("nan")
     woy = cyclic_weeks_of_year(start, horizon)
     true_rules, cal_rules = rules if rules is not None else (None, None)
-    cal_opt = solve_optimum(calibrated, horizon, gamma, woy, rules=cal_rules)
+    cal_opt = planned.optimum(horizon, gamma, woy, rules=cal_rules)
     true_opt = solve_optimum(truth, horizon, gamma, woy, rules=true_rules)
     if cal_opt.unseen_rules or true_opt.unseen_rules:
         return float("nan")

@@ -1,0 +1,131 @@
+"""Planning with pessimism: the optimum discounts each (state, action) by its members'
+disagreement; no members, identical members or ``pessimism = 0`` give the plain optimum."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from journeyopt.calibration.calibrated import CalibratedWorld
+from journeyopt.calibration.config import CalibrationConfig
+from journeyopt.calibration.pipeline import CalibrationResult
+from journeyopt.errors import ConfigError
+from journeyopt.sim.optimum import cyclic_weeks_of_year, evaluate_table_policy, solve_optimum
+from journeyopt.sim.world import WorldSpec, load_world
+
+HORIZON, GAMMA = 6, 0.99
+WEEKS = cyclic_weeks_of_year(10, HORIZON)
+
+
+@pytest.fixture(scope="module")
+def world() -> WorldSpec:
+    return load_world("coworking")
+
+
+def with_lift(world: WorldSpec, action: str, shift: float) -> WorldSpec:
+    """``world`` with ``action``'s conversion lift moved by ``shift`` logits in every segment."""
+    segments = tuple(
+        replace(s, action_logit={**s.action_logit, action: s.action_logit[action] + shift})
+        for s in world.segments
+    )
+    return replace(world, segments=segments)
+
+
+@pytest.fixture(scope="module")
+def doubted(world: WorldSpec) -> tuple[str, tuple[WorldSpec, ...]]:
+    """A contact action the members disagree on (+-1.5 logits around the world's lift) and
+    the members; every other response the same."""
+    action = world.actions.names[-1]
+    return action, (with_lift(world, action, 1.5), with_lift(world, action, -1.5), world)
+
+
+def test_no_members_identical_members_or_zero_pessimism_give_the_plain_optimum(
+    world: WorldSpec, doubted: tuple[str, tuple[WorldSpec, ...]]
+) -> None:
+    plain = solve_optimum(world, HORIZON, GAMMA, WEEKS)
+    for members, pessimism in (((), 1.0), ((world, world, world), 2.0), (doubted[1], 0.0)):
+        other = solve_optimum(world, HORIZON, GAMMA, WEEKS, members=members, pessimism=pessimism)
+        np.testing.assert_array_equal(other.actions, plain.actions)
+        np.testing.assert_allclose(other.values, plain.values, rtol=0, atol=1e-9)
+    one = solve_optimum(world, HORIZON, GAMMA, WEEKS, members=doubted[1][:1], pessimism=1.0)
+    np.testing.assert_array_equal(one.actions, plain.actions)  # one member: no spread
+
+
+def test_pessimism_avoids_the_doubted_action_and_never_beats_the_plain_optimum(
+    world: WorldSpec, doubted: tuple[str, tuple[WorldSpec, ...]]
+) -> None:
+    action, members = doubted
+    a = world.actions.names.index(action)
+    plain = solve_optimum(world, HORIZON, GAMMA, WEEKS)
+    wary = solve_optimum(world, HORIZON, GAMMA, WEEKS, members=members, pessimism=1.0)
+    warier = solve_optimum(world, HORIZON, GAMMA, WEEKS, members=members, pessimism=3.0)
+    uses = [int((p.actions == a).sum()) for p in (plain, wary, warier)]
+    assert uses[0] > uses[1] > uses[2]
+    # the pessimistic values are lower bounds of the plain ones ...
+    assert (wary.values <= plain.values + 1e-9).all()
+    assert (warier.values <= wary.values + 1e-9).all()
+    # ... and in the world itself no plan beats its plain optimum
+    for plan in (wary, warier):
+        value = evaluate_table_policy(
+            world,
+            lambda states, t, plan=plan: plan.actions[t, plan.layout.encode(states)],
+            GAMMA,
+            WEEKS,
+        )
+        assert (value[0] <= plain.values[0] + 1e-9).all()
+        assert value[0].mean() < plain.values[0].mean()
+
+
+def test_the_undoubted_actions_are_planned_alike(
+    world: WorldSpec, doubted: tuple[str, tuple[WorldSpec, ...]]
+) -> None:
+    """Where the plain plan does not use the doubted action, the members agree on every
+    one-step backup but through later weeks' values: in the last week (no future) the plan
+    is unchanged wherever the doubted action is not chosen."""
+    action, members = doubted
+    a = world.actions.names.index(action)
+    plain = solve_optimum(world, HORIZON, GAMMA, WEEKS)
+    wary = solve_optimum(world, HORIZON, GAMMA, WEEKS, members=members, pessimism=1.0)
+    last = HORIZON - 1
+    keep = plain.actions[last] != a
+    np.testing.assert_array_equal(wary.actions[last][keep], plain.actions[last][keep])
+
+
+def test_bad_pessimism_or_members_are_refused(world: WorldSpec) -> None:
+    with pytest.raises(ValueError, match="pessimism must be >= 0"):
+        solve_optimum(world, HORIZON, GAMMA, WEEKS, members=(world, world), pessimism=-1.0)
+    caps = replace(world.discrete, contact_cap_weeks=world.discrete.contact_cap_weeks + 1)
+    other = replace(world, discrete=caps)
+    with pytest.raises(ValueError, match="every member must have the world's"):
+        solve_optimum(world, HORIZON, GAMMA, WEEKS, members=(world, other), pessimism=1.0)
+    with pytest.raises(ConfigError, match=r"calibration\.pessimism must be >= 0"):
+        CalibrationConfig(pessimism=-0.5)
+
+
+def test_a_calibrated_world_plans_with_its_recorded_pessimism(
+    world: WorldSpec, doubted: tuple[str, tuple[WorldSpec, ...]]
+) -> None:
+    members = doubted[1]
+    recorded = CalibratedWorld(world, members, {"planning": {"pessimism": 1.0}})
+    older = CalibratedWorld(world, members, {})  # calibrated before the record: plain
+    assert (recorded.pessimism, older.pessimism) == (1.0, 0.0)
+    direct = solve_optimum(world, HORIZON, GAMMA, WEEKS, members=members, pessimism=1.0)
+    np.testing.assert_array_equal(recorded.optimum(HORIZON, GAMMA, WEEKS).actions, direct.actions)
+    plain = solve_optimum(world, HORIZON, GAMMA, WEEKS)
+    np.testing.assert_array_equal(older.optimum(HORIZON, GAMMA, WEEKS).actions, plain.actions)
+    moved = recorded.mapped(lambda w: replace(w, name="renamed"))
+    assert moved.world.name == "renamed" and all(m.name == "renamed" for m in moved.members)
+    assert moved.pessimism == 1.0
+
+
+def test_a_calibration_records_its_pessimism_and_the_card_says_how_it_plans(
+    small_calibration: CalibrationResult,
+) -> None:
+    loaded = CalibratedWorld.load(small_calibration.output_dir)
+    assert loaded.pessimism == CalibrationConfig.pessimism == 1.0
+    assert len(loaded.members) == 2
+    card = (small_calibration.output_dir / "card.md").read_text()
+    assert "the world's optimum plans pessimistically" in card
+    assert "1 SD of the 2 members' disagreement" in card
