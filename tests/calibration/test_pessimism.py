@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from journeyopt.agents.optimum_model import PlannedOptimum
 from journeyopt.calibration.calibrated import CalibratedWorld
 from journeyopt.calibration.config import CalibrationConfig
 from journeyopt.calibration.pipeline import CalibrationResult
@@ -129,3 +130,29 @@ def test_a_calibration_records_its_pessimism_and_the_card_says_how_it_plans(
     card = (small_calibration.output_dir / "card.md").read_text()
     assert "the world's optimum plans pessimistically" in card
     assert "1 SD of the 2 members' disagreement" in card
+
+
+def test_a_served_optimum_of_a_calibrated_world_is_planned_with_its_pessimism(
+    world: WorldSpec, doubted: tuple[str, tuple[WorldSpec, ...]]
+) -> None:
+    caps = replace(
+        world.discrete,
+        recency_cap_weeks=3,
+        conversions_cap=2,
+        contact_cap_weeks=2,
+        engagement_cap_weeks=2,
+    )
+    small, *members = (replace(w, discrete=caps) for w in (world, *doubted[1]))
+    calibrated = CalibratedWorld(small, tuple(members), {"planning": {"pessimism": 2.0}})
+    served = PlannedOptimum.solve(calibrated, HORIZON, GAMMA)
+    assert served.world is small
+    for week in (1, 30):
+        plan = solve_optimum(
+            small,
+            HORIZON,
+            GAMMA,
+            cyclic_weeks_of_year(week, HORIZON),
+            members=members,
+            pessimism=2.0,
+        )
+        np.testing.assert_array_equal(served.actions[week - 1], plan.actions[0])

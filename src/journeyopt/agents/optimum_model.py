@@ -30,7 +30,7 @@ from journeyopt.agents.sb3 import policy_spec
 from journeyopt.calibration.calibrated import CalibratedWorld, world_to_dict
 from journeyopt.sim.discrete import DiscreteLayout, discrete_state
 from journeyopt.sim.observation import ObservationLayout, decode, observation_layout
-from journeyopt.sim.optimum import cyclic_weeks_of_year, solve_optimum
+from journeyopt.sim.optimum import cyclic_weeks_of_year
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import WorldSpec, load_world
 from journeyopt.tracking.model import PolicySpec
@@ -132,7 +132,7 @@ class PlannedOptimum:
     @classmethod
     def solve(
         cls,
-        world: WorldSpec,
+        world: WorldSpec | CalibratedWorld,
         horizon_weeks: int,
         gamma: float,
         rules: ContactRules | None = None,
@@ -140,15 +140,19 @@ class PlannedOptimum:
         """Solve the optimum of ``world`` over ``horizon_weeks`` from each week of year
         1..52 (:func:`~journeyopt.sim.optimum.solve_optimum` under ``rules``, the contact
         rules it will be served under; None: opt-outs only) and keep each plan's first week.
+        A :class:`CalibratedWorld` is planned as the product plans it
+        (:meth:`CalibratedWorld.optimum`: pessimistic about its members' disagreement, its
+        ``calibration.pessimism``; each week's plan then costs one solve per member more).
         """
+        planned = world if isinstance(world, CalibratedWorld) else CalibratedWorld(world, (), {})
         first: list[NDArray[np.int8]] = []
         line, unseen = "opt-outs only", tuple[str, ...]()
         for week in range(1, WEEKS + 1):
             weeks = cyclic_weeks_of_year(week, horizon_weeks)
-            plan = solve_optimum(world, horizon_weeks, gamma, weeks, rules=rules)
+            plan = planned.optimum(horizon_weeks, gamma, weeks, rules=rules)
             first.append(plan.actions[0])
             line, unseen = plan.rules, plan.unseen_rules
-        return cls(world, np.stack(first), horizon_weeks, gamma, line, unseen)
+        return cls(planned.world, np.stack(first), horizon_weeks, gamma, line, unseen)
 
     @property
     def spec(self) -> PolicySpec:
