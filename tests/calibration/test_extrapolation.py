@@ -213,6 +213,12 @@ def test_the_calibration_records_and_cards_where_its_world_extrapolates(
         world.base.n_customers + world.base.arrivals_per_week * record["horizon_weeks"]
     )
     assert record["customers"] == pytest.approx(start.sum())
+    # without arrivals (no weeks), exactly the states the simulations start the base from
+    state, segment = starting_population(world, world.base.n_customers, np.random.default_rng(), 0)
+    x = discrete_state(state_features(state, world.features), segment, world)
+    np.testing.assert_array_equal(
+        starting_distribution(world, 0), np.bincount(x, minlength=start.size)
+    )
     assert [p["policy"] for p in record["policies"]] == ["optimum", "practice"]
     for p in record["policies"]:
         assert p["weeks"] == pytest.approx(record["horizon_weeks"] * start.sum())

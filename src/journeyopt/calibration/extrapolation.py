@@ -40,6 +40,7 @@ from journeyopt.panel.state import (
 )
 from journeyopt.sim.discrete import DiscreteLayout, Summary, discrete_state
 from journeyopt.sim.optimum import OptimalPolicy, next_states, outcome_model, weekly_allowed
+from journeyopt.sim.population import arrival_rows
 from journeyopt.sim.practice import LoggedPractice, masked_softmax
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.summary_rules import PlannedRules, plan_rules
@@ -91,9 +92,7 @@ def starting_distribution(world: WorldSpec, horizon_weeks: int) -> Float:
     expected_new = base.arrivals_per_week * max(horizon_weeks, 0)
     if expected_new > 0:
         week = base.state.week
-        recent = np.flatnonzero(base.state.first_week >= week - base.arrival_weeks)
-        recent = recent if recent.size else np.arange(base.n_customers)
-        segments, n = np.unique(base.segment[recent], return_counts=True)
+        segments, n = np.unique(base.segment[arrival_rows(base)], return_counts=True)
         new = CustomerState.new(world.features, week, np.full(segments.size, week, np.int64))
         states = discrete_state(state_features(new, world.features), segments, world)
         np.add.at(counts, states, expected_new * n / n.sum())
@@ -410,9 +409,11 @@ def world_extrapolation(
     rules: ContactRules | None = None,
 ) -> Extrapolation:
     """Where ``world`` extrapolates for its exact ``optimum`` (as solved, under the planned
-    ``rules``) and for today's practice as it models it (when the world has one over its own
-    states), over the optimum's horizon from the world's starting population, against the
-    fitted customer-weeks ``weeks`` (numbered as the world's states)."""
+    ``rules``: the calibration's one solve, of the point world, not the pessimistic plan of
+    :meth:`~journeyopt.calibration.calibrated.CalibratedWorld.optimum`) and for today's
+    practice as it models it (when the world has one over its own states), over the
+    optimum's horizon from the world's starting population, against the fitted customer-weeks
+    ``weeks`` (numbered as the world's states)."""
     clock = time.perf_counter()
     layout = DiscreteLayout.of(world)
     n_actions = world.actions.n_actions
@@ -474,8 +475,9 @@ def extrapolation_lines(meta: Mapping[str, Any]) -> list[str]:
     lines = [
         "## Where the world extrapolates",
         "",
-        f"Expected customer-weeks of each policy over {record['horizon_weeks']} weeks from the "
-        f"world's {record['customers']:,.0f} starting customers, per (state, action), computed "
+        f"Expected customer-weeks of each policy (the optimum: the exact optimum of the point "
+        f"world, not pessimistic) over {record['horizon_weeks']} weeks from the world's "
+        f"{record['customers']:,.0f} starting customers, per (state, action), computed "
         f"exactly from the world's own transitions; a cell is thin when the fitted logs hold it "
         f"fewer than {limit} times (`calibration.card.min_cell_weeks`; "
         f"{record['thin_cells']:,} of the {record['cells']:,} cells). There the world's "

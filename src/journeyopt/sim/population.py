@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from journeyopt.panel.state import CustomerState, WeekActivity, advance
 from journeyopt.sim.dynamics import categorical
+from journeyopt.sim.starting import StartingBase
 from journeyopt.sim.world import WorldSpec
 
 IntArray = NDArray[np.int64]
@@ -176,6 +177,13 @@ def initial_population(
     return state, customers, events
 
 
+def arrival_rows(base: StartingBase) -> IntArray:
+    """Rows of the base whose segments new customers take: the customers who arrived in the
+    base's arrival window (every customer when none did)."""
+    recent = np.flatnonzero(base.state.first_week >= base.state.week - base.arrival_weeks)
+    return (recent if recent.size else np.arange(base.n_customers)).astype(np.int64)
+
+
 def starting_population(
     world: WorldSpec, n: int, rng: np.random.Generator, horizon_weeks: int
 ) -> tuple[CustomerState, IntArray]:
@@ -217,10 +225,9 @@ def starting_population(
         [np.tile(np.arange(size), copies), np.sort(rng.choice(size, size=rest, replace=False))]
     ).astype(np.int64)
     week = base.state.week
-    # the arrivals' segments: those of customers who arrived in the window, drawn by row (the
-    # draw does not depend on how segments are named or ordered)
-    recent = np.flatnonzero(base.state.first_week >= week - base.arrival_weeks)
-    recent = recent if recent.size else np.arange(size)
+    # the arrivals' segments drawn by row (the draw does not depend on how segments are named
+    # or ordered)
+    recent = arrival_rows(base)
     new_segment = base.segment[rng.choice(recent, size=n_new)] if n_new else recent[:0]
     parts = [base.conformed(world.features).take(rows)]
     if n_new:
