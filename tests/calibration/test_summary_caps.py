@@ -120,8 +120,9 @@ def test_a_higher_conversions_cap_is_chosen_only_when_frequency_drives_purchase(
     assert any(line.startswith(row) and "**yes**" in line for line in card), card
     # the scoring's timings: calibration.json only; the one DP solve's: on the card (issue 16)
     assert [line for line in card if "took" in line] == [
-        f"The world has {selection.chosen.n_states:,} discrete states x 1 actions; one exact DP "
-        "solve over 52 weeks took 0.1 s (how far the exact optimum scales: `docs/calibration.md`)."
+        f"The world has {selection.chosen.n_states:,} discrete states x 1 actions; planning its "
+        "exact optimum (the DP, with one backup per ensemble member when pessimistic) over 52 "
+        "weeks took 0.1 s (how far the exact optimum scales: `docs/calibration.md`)."
         " The times of each candidate's scoring and of the whole choice are in "
         "`calibration.json` (`summary_selection`: `seconds`), not on the card: they change from "
         "run to run, the rest of the card does not."

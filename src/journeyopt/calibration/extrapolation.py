@@ -408,9 +408,10 @@ def world_extrapolation(
     max_share: float,
     rules: ContactRules | None = None,
 ) -> Extrapolation:
-    """Where ``world`` extrapolates for its exact ``optimum`` (as solved, under the planned
-    ``rules``: the calibration's one solve, of the point world, not the pessimistic plan of
-    :meth:`~journeyopt.calibration.calibrated.CalibratedWorld.optimum`) and for today's
+    """Where ``world`` extrapolates for its exact ``optimum`` (as planned, under the planned
+    ``rules``: the calibration's one plan,
+    :meth:`~journeyopt.calibration.calibrated.CalibratedWorld.optimum`, pessimistic about the
+    ensemble's disagreement by ``calibration.pessimism``) and for today's
     practice as it models it (when the world has one over its own states), over the
     optimum's horizon from the world's starting population, against the fitted customer-weeks
     ``weeks`` (numbered as the world's states)."""
@@ -475,8 +476,9 @@ def extrapolation_lines(meta: Mapping[str, Any]) -> list[str]:
     lines = [
         "## Where the world extrapolates",
         "",
-        f"Expected customer-weeks of each policy (the optimum: the exact optimum of the point "
-        f"world, not pessimistic) over {record['horizon_weeks']} weeks from the world's "
+        f"Expected customer-weeks of each policy (the optimum: the world's exact optimum as "
+        f"planned, see its planning line above) over {record['horizon_weeks']} weeks from the "
+        f"world's "
         f"{record['customers']:,.0f} starting customers, per (state, action), computed "
         f"exactly from the world's own transitions; a cell is thin when the fitted logs hold it "
         f"fewer than {limit} times (`calibration.card.min_cell_weeks`; "

@@ -357,9 +357,10 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     }
     served = cfg.rules.for_world(started.world, "rules")
     horizon = cal.policy_horizon_weeks
-    # the calibration's one exact DP solve, read by the rules check, the card's solve time
-    # and where the world extrapolates, then dropped (on 1 M states its values take 0.4 GB)
-    optimum, dp_seconds = solved_optimum(started.world, served, horizon, cal.gamma)
+    # the calibration's one plan of the world's optimum (pessimistic about the members, as
+    # the product plans it), read by the rules check, the card's solve time and where the
+    # world extrapolates, then dropped (on 1 M states its values take 0.4 GB)
+    optimum, dp_seconds = solved_optimum(started, served, horizon, cal.gamma)
     seen = check_rules(started.world, served, optimum, cal.gamma, cal.seed)
     summary_meta = (
         selection_meta(selection, started.world, horizon, cal.gamma, served, dp_seconds)

@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 
 from journeyopt.agents.policy import Bool, Float, IntArray, Observation, one_hot
+from journeyopt.calibration.calibrated import CalibratedWorld
 from journeyopt.calibration.config import SummaryConfig
 from journeyopt.evaluation.simulate import simulate_policy
 from journeyopt.sim.behaviour import world_under_rules
 from journeyopt.sim.discrete import discrete_state
 from journeyopt.sim.env import EpisodeClock
-from journeyopt.sim.optimum import OptimalPolicy, solve_optimum
+from journeyopt.sim.optimum import OptimalPolicy
 from journeyopt.sim.population import starting_population
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.summary_rules import plan_rules, rule_components
@@ -148,17 +149,20 @@ def dropped_contacts(
 
 
 def solved_optimum(
-    world: WorldSpec, rules: ContactRules, horizon_weeks: int, gamma: float
+    calibrated: CalibratedWorld, rules: ContactRules, horizon_weeks: int, gamma: float
 ) -> tuple[OptimalPolicy | None, float]:
-    """``(optimum, seconds)``: ``world``'s exact optimum over ``horizon_weeks`` weeks planned
-    under ``rules``' represented part, and the wall time of the solve; ``(None, NaN)`` when
-    the world cannot value contacts. The calibration's one DP solve: the rules check, the
-    card's solve time (:func:`journeyopt.calibration.summary.selection_meta`) and where the
-    world extrapolates (:mod:`journeyopt.calibration.extrapolation`) all read it."""
+    """``(optimum, seconds)``: the calibrated world's exact optimum over ``horizon_weeks``
+    weeks as the product plans it (:meth:`CalibratedWorld.optimum`: pessimistic about its
+    members' disagreement, ``calibration.pessimism``) under ``rules``' represented part, and
+    the wall time of the planning; ``(None, NaN)`` when the world cannot value contacts. The
+    calibration's one plan: the rules check, the card's solve time
+    (:func:`journeyopt.calibration.summary.selection_meta`) and where the world extrapolates
+    (:mod:`journeyopt.calibration.extrapolation`) all read it."""
+    world = calibrated.world
     if world.responses is not None and not world.responses.actions_identified:
         return None, float("nan")
     start = time.perf_counter()
-    optimum = solve_optimum(world, horizon_weeks, gamma, rules=rules)
+    optimum = calibrated.optimum(horizon_weeks, gamma, rules=rules)
     return optimum, time.perf_counter() - start
 
 

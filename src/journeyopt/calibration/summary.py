@@ -491,7 +491,8 @@ def summary_lines(meta: Mapping[str, Any]) -> list[str]:
         ]
     seconds = float(record.get("dp_seconds", float("nan")))
     solve = (
-        f"; one exact DP solve over {record['dp_horizon_weeks']} weeks took {seconds:.1f} s "
+        f"; planning its exact optimum (the DP, with one backup per ensemble member when "
+        f"pessimistic) over {record['dp_horizon_weeks']} weeks took {seconds:.1f} s "
         "(how far the exact optimum scales: `docs/calibration.md`)"
         if np.isfinite(seconds)
         else ""
