@@ -348,7 +348,9 @@ class Extrapolation:
         thin_cells: (state, action) cells below ``min_cell_weeks`` (``none`` included).
         cells: Every (state, action) cell of the world.
         policies: One record per policy (the optimum first).
-        seconds: Wall time of the forward propagations, seconds.
+        seconds: Wall time of the forward propagations, seconds (not in ``calibration.json``,
+            which two runs of the same config and seed write alike: the calibration's
+            ``base`` stage logs it with the plan).
     """
 
     min_cell_weeks: int
@@ -369,7 +371,6 @@ class Extrapolation:
             "customers": self.customers,
             "thin_cells": self.thin_cells,
             "cells": self.cells,
-            "seconds": round(self.seconds, 3),
             "policies": [
                 {
                     "policy": p.policy,
