@@ -154,7 +154,6 @@ def _meta(share: float, max_share: float) -> dict[str, Any]:
             "customers": 1000.0,
             "thin_cells": 90,
             "cells": 100,
-            "seconds": 0.1,
             "policies": [
                 {
                     "policy": "optimum",

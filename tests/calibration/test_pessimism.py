@@ -82,9 +82,9 @@ def test_pessimism_avoids_the_doubted_action_and_never_beats_the_plain_optimum(
 def test_the_undoubted_actions_are_planned_alike(
     world: WorldSpec, doubted: tuple[str, tuple[WorldSpec, ...]]
 ) -> None:
-    """Where the plain plan does not use the doubted action, the members agree on every
-    one-step backup but through later weeks' values: in the last week (no future) the plan
-    is unchanged wherever the doubted action is not chosen."""
+    """The members differ only in the doubted action's response, so in the last week (no
+    future values to differ through) every other action keeps its value: wherever the plain
+    plan does not choose the doubted action there, neither does the pessimistic one."""
     action, members = doubted
     a = world.actions.names.index(action)
     plain = solve_optimum(world, HORIZON, GAMMA, WEEKS)
@@ -112,6 +112,8 @@ def test_a_calibrated_world_plans_with_its_recorded_pessimism(
     recorded = CalibratedWorld(world, members, {"planning": {"pessimism": 1.0}})
     older = CalibratedWorld(world, members, {})  # calibrated before the record: plain
     assert (recorded.pessimism, older.pessimism) == (1.0, 0.0)
+    lone = CalibratedWorld(world, members[:1], {"planning": {"pessimism": 1.0}})
+    assert recorded.pessimistic and not older.pessimistic and not lone.pessimistic
     direct = solve_optimum(world, HORIZON, GAMMA, WEEKS, members=members, pessimism=1.0)
     np.testing.assert_array_equal(recorded.optimum(HORIZON, GAMMA, WEEKS).actions, direct.actions)
     plain = solve_optimum(world, HORIZON, GAMMA, WEEKS)

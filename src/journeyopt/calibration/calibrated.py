@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from journeyopt.errors import ConfigError
 from journeyopt.sim.discrete import DiscreteLayout, Summary
-from journeyopt.sim.optimum import OptimalPolicy, solve_optimum
+from journeyopt.sim.optimum import OptimalPolicy, plans_pessimistically, solve_optimum
 from journeyopt.sim.practice import PRACTICE_FILE
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.starting import StartingBase
@@ -83,6 +83,12 @@ class CalibratedWorld:
         against (``calibration.pessimism`` recorded in ``calibration.json``; 0 for a world
         calibrated before it was recorded, planned plainly as it was then)."""
         return float(self.meta.get("planning", {}).get("pessimism", 0.0))
+
+    @property
+    def pessimistic(self) -> bool:
+        """Whether :meth:`optimum` discounts any (state, action) (a positive
+        :attr:`pessimism` and at least two members)."""
+        return plans_pessimistically(len(self.members), self.pessimism)
 
     def optimum(
         self,

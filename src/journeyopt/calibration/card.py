@@ -129,7 +129,7 @@ def verdict_line(
 
 def planning_line(calibrated: CalibratedWorld) -> str:
     """How the world's exact optimum is planned (:meth:`CalibratedWorld.optimum`)."""
-    if calibrated.pessimism > 0 and len(calibrated.members) >= 2:
+    if calibrated.pessimistic:
         return (
             f"- the world's optimum plans pessimistically: each (state, action) valued "
             f"{calibrated.pessimism:g} SD of the {len(calibrated.members)} members' "

@@ -425,8 +425,9 @@ class CalibrationConfig:
             over-predicts, most of all those the logs barely hold; 1 (the default) plans
             against one SD of the members' spread there (on the roastery's second export
             the optimum's true value rose from 94.8-96.0 % to 96.2-97.2 % of the true
-            optimum's over four evaluation seeds, the coworking demo's stayed at 97.7-98.1 %:
-            ``docs/calibration.md``). 0: the plain optimum (so are worlds without members).
+            optimum's over four evaluation seeds, three coworking calibrations' stayed at
+            97.7-98.1 %: ``docs/calibration.md``). 0: the plain optimum (so are worlds with
+            fewer than two members).
         weighting: ``stabilised`` (inverse propensity weights ``P(a) / pi_b(a | x)``) or
             ``none`` (condition on the state only).
         max_weight: Clip of the stabilised inverse propensity weights.

@@ -23,7 +23,6 @@ The verdict refuses a world whose optimum spends more than
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -348,9 +347,9 @@ class Extrapolation:
         thin_cells: (state, action) cells below ``min_cell_weeks`` (``none`` included).
         cells: Every (state, action) cell of the world.
         policies: One record per policy (the optimum first).
-        seconds: Wall time of the forward propagations, seconds (not in ``calibration.json``,
-            which two runs of the same config and seed write alike: the calibration's
-            ``base`` stage logs it with the plan).
+
+    Its time is the calibration's ``base`` stage's (logged with the plan), not recorded here:
+    two runs of the same config and seed write the same ``calibration.json``.
     """
 
     min_cell_weeks: int
@@ -360,7 +359,6 @@ class Extrapolation:
     thin_cells: int
     cells: int
     policies: tuple[PolicyExtrapolation, ...]
-    seconds: float
 
     def as_meta(self) -> dict[str, Any]:
         """A JSON-ready record (``extrapolation`` in ``calibration.json``, read by the card)."""
@@ -416,7 +414,6 @@ def world_extrapolation(
     practice as it models it (when the world has one over its own states), over the
     optimum's horizon from the world's starting population, against the fitted customer-weeks
     ``weeks`` (numbered as the world's states)."""
-    clock = time.perf_counter()
     layout = DiscreteLayout.of(world)
     n_actions = world.actions.n_actions
     horizon, woy = optimum.horizon_weeks, optimum.weeks_of_year
@@ -440,7 +437,6 @@ def world_extrapolation(
         int((logged < min_cell_weeks).sum()),
         int(logged.size),
         records,
-        time.perf_counter() - clock,
     )
 
 
@@ -479,8 +475,7 @@ def extrapolation_lines(meta: Mapping[str, Any]) -> list[str]:
         "",
         f"Expected customer-weeks of each policy (the optimum: the world's exact optimum as "
         f"planned, see its planning line above) over {record['horizon_weeks']} weeks from the "
-        f"world's "
-        f"{record['customers']:,.0f} starting customers, per (state, action), computed "
+        f"world's {record['customers']:,.0f} starting customers, per (state, action), computed "
         f"exactly from the world's own transitions; a cell is thin when the fitted logs hold it "
         f"fewer than {limit} times (`calibration.card.min_cell_weeks`; "
         f"{record['thin_cells']:,} of the {record['cells']:,} cells). There the world's "

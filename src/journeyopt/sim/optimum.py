@@ -208,7 +208,7 @@ def _backward(
     horizon = int(weeks_of_year.shape[0])
     values = np.zeros((horizon + 1, layout.n_states))
     actions = np.zeros((horizon, layout.n_states), np.int8)
-    pessimistic = pessimism > 0.0 and len(members) >= 2
+    pessimistic = plans_pessimistically(len(members), pessimism)
     for t in range(horizon - 1, -1, -1):
         week = int(weeks_of_year[t])
         q = outcome_model(world, states, nxt, week).q_values(values[t + 1], gamma)
@@ -219,6 +219,12 @@ def _backward(
     return values, actions
 
 
+def plans_pessimistically(n_members: int, pessimism: float) -> bool:
+    """Whether a plan with ``n_members`` ensemble members and ``pessimism`` discounts any
+    (state, action): a positive pessimism and at least two members (a spread needs two)."""
+    return pessimism > 0.0 and n_members >= 2
+
+
 def _members_sd(
     members: Sequence[WorldSpec],
     states: Summary,
@@ -227,16 +233,18 @@ def _members_sd(
     v_next: Float,
     gamma: float,
 ) -> Float:
-    """(A, n_states) standard deviation over ``members`` (``ddof = 1``) of their one-step
-    backups of the same ``v_next``, accumulated one member at a time (Welford: one (A, n)
-    array per member at a time, not all of them)."""
-    mean = np.zeros((0,))
-    square = np.zeros((0,))
-    for k, member in enumerate(members, start=1):
-        q = outcome_model(member, states, nxt, week_of_year).q_values(v_next, gamma)
-        if k == 1:
-            mean, square = q, np.zeros_like(q)
-            continue
+    """(A, n_states) standard deviation over ``members`` (two or more; ``ddof = 1``) of
+    their one-step backups of the same ``v_next``, accumulated one member at a time
+    (Welford: one (A, n) array per member at a time, not all of them)."""
+
+    def backup(member: WorldSpec) -> Float:
+        return outcome_model(member, states, nxt, week_of_year).q_values(v_next, gamma)
+
+    first, *rest = members
+    mean = backup(first)
+    square = np.zeros_like(mean)
+    for k, member in enumerate(rest, start=2):
+        q = backup(member)
         delta = q - mean
         mean = mean + delta / k
         square += delta * (q - mean)
