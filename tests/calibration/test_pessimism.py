@@ -114,6 +114,9 @@ def test_a_calibrated_world_plans_with_its_recorded_pessimism(
     assert (recorded.pessimism, older.pessimism) == (1.0, 0.0)
     lone = CalibratedWorld(world, members[:1], {"planning": {"pessimism": 1.0}})
     assert recorded.pessimistic and not older.pessimistic and not lone.pessimistic
+    bare = CalibratedWorld.of(world)  # a world alone: no members, no record, planned plainly
+    assert CalibratedWorld.of(recorded) is recorded
+    assert (bare.world, bare.members, bare.pessimism) == (world, (), 0.0)
     direct = solve_optimum(world, HORIZON, GAMMA, WEEKS, members=members, pessimism=1.0)
     np.testing.assert_array_equal(recorded.optimum(HORIZON, GAMMA, WEEKS).actions, direct.actions)
     plain = solve_optimum(world, HORIZON, GAMMA, WEEKS)

@@ -77,7 +77,7 @@ def save_world(world: WorldSpec, folder: Path) -> None:
     (a calibrated world with its response tables, practice and starting population; a
     parametric world as its YAML)."""
     if world.responses is not None:
-        CalibratedWorld(world, (), {}).save(folder)
+        CalibratedWorld.of(world).save(folder)
         return
     folder.mkdir(parents=True)
     mapping = {k: v for k, v in world_to_dict(world).items() if k != "responses"}
@@ -144,7 +144,7 @@ class PlannedOptimum:
         (:meth:`CalibratedWorld.optimum`: pessimistic about its members' disagreement, its
         ``calibration.pessimism``; each week's plan then costs one solve per member more).
         """
-        planned = world if isinstance(world, CalibratedWorld) else CalibratedWorld(world, (), {})
+        planned = CalibratedWorld.of(world)
         first: list[NDArray[np.int8]] = []
         line, unseen = "opt-outs only", tuple[str, ...]()
         for week in range(1, WEEKS + 1):

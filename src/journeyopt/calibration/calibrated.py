@@ -70,6 +70,12 @@ class CalibratedWorld:
     members: tuple[WorldSpec, ...]
     meta: Mapping[str, Any]
 
+    @staticmethod
+    def of(world: WorldSpec | CalibratedWorld) -> CalibratedWorld:
+        """``world`` itself when it is a calibrated world with its ensemble and record, else
+        ``world`` alone: no members and no record (its optimum planned plainly)."""
+        return world if isinstance(world, CalibratedWorld) else CalibratedWorld(world, (), {})
+
     def sample(self, rng: np.random.Generator) -> WorldSpec:
         """One ensemble member drawn uniformly (draw one per episode to be robust to
         calibration error); the point estimate when there is no ensemble."""

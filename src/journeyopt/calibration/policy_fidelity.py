@@ -154,11 +154,7 @@ def policy_fidelity(
     (:meth:`CalibratedWorld.optimum`: pessimistic about its members' disagreement); a bare
     world's plainly."""
     rules = rules if rules is not None else RulesConfig()
-    planned = (
-        calibrated
-        if isinstance(calibrated, CalibratedWorld)
-        else CalibratedWorld(calibrated, (), {})
-    )
+    planned = CalibratedWorld.of(calibrated)
     if truth.actions.names != planned.world.actions.names:
         raise ValueError("the calibrated world must have the true world's action catalogue")
     planned = planned.mapped(lambda world: align_segments(world, truth.segment_names))
