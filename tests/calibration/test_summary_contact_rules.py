@@ -62,7 +62,7 @@ def with_rule(
 
 def test_the_rule_adds_the_pattern_it_needs_to_the_candidates() -> None:
     rules = all_channel_rules(WINDOW, 9).for_world(load_world("coworking"), "rules")
-    assert rule_components(rules) == ((3, 8), False)  # 8 weeks: longer than any pattern
+    assert rule_components(rules) == ((3, 8), False, False)  # 8 weeks: longer than any pattern
     listed = SummaryConfig(select=True, pattern_weeks=[0], last_action=[False])
     extended = with_rule_components(listed, rules)
     assert extended.pattern_weeks == [0, 3] and extended.last_action == [False]
@@ -162,7 +162,7 @@ def test_a_two_week_cap_of_one_channel_asks_for_the_last_action() -> None:
     rules = RulesConfig(caps=[CapConfig(max=1, window_weeks=2, channels=[channel])]).for_world(
         world, "rules"
     )
-    assert rule_components(rules) == ((), True)
+    assert rule_components(rules) == ((), True, False)
     listed = SummaryConfig(select=True, pattern_weeks=[0], last_action=[False])
     assert with_rule_components(listed, rules).last_action == [False, True]
     assert unseen_rules(rules, CAPS_SPEC) and not unseen_rules(

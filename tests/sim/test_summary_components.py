@@ -89,7 +89,11 @@ def test_the_features_of_a_spec_without_recent_contacts_are_unchanged() -> None:
     assert "contact_pattern" not in spec.rule_feature_names
     assert "last_contact_action" not in spec.rule_feature_names
     on = replace(spec, recent_contacts=True)
-    assert on.rule_feature_names[-2:] == ("contact_pattern", "last_contact_action")
+    assert on.rule_feature_names[-3:] == (
+        "contact_pattern",
+        "contact_pattern_email",
+        "last_contact_action",
+    )
 
 
 @settings(max_examples=40, deadline=None)

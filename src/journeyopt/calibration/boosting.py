@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from journeyopt.calibration.config import LightGBMConfig
 from journeyopt.calibration.fit import gamma_deviance, logit_loglik
-from journeyopt.sim.discrete import DiscreteLayout
+from journeyopt.sim.discrete import DiscreteLayout, pattern_weeks
 
 Float = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -52,10 +52,11 @@ def state_features(
     layout: DiscreteLayout, silent_channels: tuple[int, ...], state: IntArray, action: IntArray
 ) -> Float:
     """(m, F) features of ``m`` (state, action) pairs (states (m,) in ``layout``'s numbering):
-    the decoded summary (:meth:`DiscreteLayout.decode`), the contact pattern's weeks as 0/1
-    columns and the action index. Opt-out bits of ``silent_channels`` (no action uses them)
-    are cleared, as the GLM design leaves them out: declaring such a channel must not change
-    the world. Components a layout does not keep are constant 0 (never split on)."""
+    the decoded summary (:meth:`DiscreteLayout.decode`), the contact pattern's weeks as
+    columns (0/1; by channel 0 or ``1 +`` the channel) and the action index. Opt-out bits of
+    ``silent_channels`` (no action uses them) are cleared, as the GLM design leaves them out:
+    declaring such a channel must not change the world. Components a layout does not keep are
+    constant 0 (never split on)."""
     summary = layout.decode(state)
     m = state.shape[0]
     silent = sum(1 << j for j in silent_channels)
@@ -64,9 +65,8 @@ def state_features(
         return np.broadcast_to(np.asarray(x, np.float64), (m,))
 
     pattern = np.broadcast_to(np.asarray(summary.pattern, np.int64), (m,))
-    bits = [
-        ((pattern >> k) & 1).astype(np.float64) for k in range(layout.spec.contact_pattern_weeks)
-    ]
+    held = pattern_weeks(pattern, layout.spec, layout.n_channels).astype(np.float64)
+    bits = [held[:, k] for k in range(layout.spec.contact_pattern_weeks)]
     columns = [
         column(summary.segment),
         column(summary.conversions),

@@ -32,7 +32,7 @@ import yaml
 from numpy.typing import NDArray
 
 from journeyopt.errors import ConfigError
-from journeyopt.sim.discrete import DiscreteLayout, Summary
+from journeyopt.sim.discrete import DiscreteLayout, Summary, pattern_base
 from journeyopt.sim.optimum import OptimalPolicy, plans_pessimistically, solve_optimum
 from journeyopt.sim.practice import PRACTICE_FILE
 from journeyopt.sim.rules import ContactRules
@@ -314,6 +314,7 @@ def _summary_components(world: WorldSpec) -> dict[str, Any]:
     d = world.discrete
     return {
         **({"contact_pattern_weeks": d.contact_pattern_weeks} if d.contact_pattern_weeks else {}),
+        **({"contact_pattern_by_channel": True} if d.contact_pattern_by_channel else {}),
         **({"last_action": True} if d.last_action else {}),
         **(
             {"gap_cap_weeks": d.gap_cap_weeks, "gap_bin_weeks": d.gap_bin_weeks}
@@ -380,12 +381,14 @@ def habit_decay(curve: Float) -> float:
 def _contacted_once(summary: Summary, layout: DiscreteLayout) -> Summary:
     """``summary`` with the optional recent-contact components made consistent with its
     weeks since contact, as after a single contact (of the first contact action, or the first
-    lasting action when the summary keeps them) that many weeks ago: a reference state the
+    lasting action when the summary keeps them; through the first channel in a pattern by
+    channel) that many weeks ago: a reference state the
     layout can number."""
     s = layout.spec
     contact = np.asarray(summary.contact, np.int64)
     recent = contact < s.contact_cap_weeks
-    pattern = np.where(contact <= s.contact_pattern_weeks, 1 << np.maximum(contact - 1, 0), 0)
+    base = pattern_base(s, layout.n_channels)  # by channel: digit 1, the first channel
+    pattern = np.where(contact <= s.contact_pattern_weeks, base ** np.maximum(contact - 1, 0), 0)
     return summary._replace(
         pattern=pattern.astype(np.int64),
         last_action=np.where(recent & s.last_action, 1, 0).astype(np.int64),

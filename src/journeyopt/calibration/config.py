@@ -25,7 +25,9 @@ class CapsConfig:
     """Caps of the calibrated world's discrete state (see
     :class:`journeyopt.sim.world.DiscreteSpec`; weeks or counts, each >= 2; tenure 0 = tenure
     not in the state; ``contact_pattern_weeks`` 0 = no contact pattern, else 2..6 weeks;
-    ``last_action``: the last contact's action is part of the state; ``gap_cap_weeks`` 0 = no
+    ``contact_pattern_by_channel``: the pattern records each week's contact channel (what
+    contact rules counting some channels only need; the calibration adds it when the rules
+    do); ``last_action``: the last contact's action is part of the state; ``gap_cap_weeks`` 0 = no
     previous gap between conversions, else ``2..recency_cap_weeks`` with ``gap_cap_weeks - 1``
     a multiple of ``gap_bin_weeks``, the width of its bins; ``rate_levels`` 0 = off, else
     ``1..conversions_cap``: the response models read the customer's own purchase rate as
@@ -67,10 +69,15 @@ class CapsConfig:
     rate_levels: int = 0
     lasting_actions: list[str] = field(default_factory=list)
     recency_bins_weeks: int = 0
+    contact_pattern_by_channel: bool = False
 
     def __post_init__(self) -> None:
         if self.lasting_actions and not self.last_action:
             raise ConfigError("calibration.caps.lasting_actions needs caps.last_action: true")
+        if self.contact_pattern_by_channel and not self.contact_pattern_weeks:
+            raise ConfigError(
+                "calibration.caps.contact_pattern_by_channel needs caps.contact_pattern_weeks 2..6"
+            )
         for name in (
             "recency_cap_weeks",
             "conversions_cap",
@@ -118,6 +125,11 @@ class SummaryConfig:
             configured cap. Caps above the fitted history tie on held-out customers of the
             same weeks (no fitted week reaches them), so the smaller wins.
         pattern_weeks: Candidate contact-pattern lengths, weeks (0 = no pattern; else 2..6).
+        pattern_by_channel: Candidate settings of a pattern's weeks: a bit (contacted or
+            not, ``False``) or the contact's channel (``True``,
+            :attr:`~journeyopt.sim.world.DiscreteSpec.contact_pattern_by_channel`). The
+            calibration adds ``True`` when a contact rule counts some channels only over
+            more than one week: only such a pattern lets plans see it.
         last_action: Candidate settings of the last-action component.
         gap_caps: Candidate caps of the previous gap between conversions, weeks (0 = no gap,
             else >= 2; bins of ``calibration.caps.gap_bin_weeks``; a cap above a candidate's
@@ -164,6 +176,7 @@ class SummaryConfig:
     conversions_caps: list[int] = field(default_factory=list)
     tenure_caps: list[int] = field(default_factory=list)
     pattern_weeks: list[int] = field(default_factory=lambda: [0, 4])
+    pattern_by_channel: list[bool] = field(default_factory=lambda: [False])
     last_action: list[bool] = field(default_factory=lambda: [False, True])
     gap_caps: list[int] = field(default_factory=list)
     rate_levels: list[int] = field(default_factory=lambda: [0])
@@ -185,6 +198,10 @@ class SummaryConfig:
             raise ConfigError("calibration.summary.pattern_weeks must list 0 (off) or 2..6 weeks")
         if not self.last_action:
             raise ConfigError("calibration.summary.last_action must list at least one setting")
+        if not self.pattern_by_channel:
+            raise ConfigError(
+                "calibration.summary.pattern_by_channel must list at least one setting"
+            )
         if any(b < 0 or b == 1 for b in self.recency_bins):
             raise ConfigError(
                 "calibration.summary.recency_bins must list 0 (the recency cap) or weeks >= 2"

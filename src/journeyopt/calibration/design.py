@@ -20,7 +20,7 @@ Every response model of a calibrated world is a generalised linear model on the 
   the last contact (fatigue); per segment x lifecycle (prospect, recent customer, lapsed =
   recency at the cap); x "engaged recently" (engagement below its cap);
 - contact pattern (only when the state keeps it, ``contact_pattern_weeks = W > 0``): the
-  number of weeks with a contact among the last ``W`` (the pattern's popcount, ``0..W``)
+  number of weeks with a contact among the last ``W`` (any channel, ``0..W``)
   one-hot per segment, and per contact action (fatigue by the count of recent contacts);
 - last action (only when the state keeps it): the last contact's action x weeks since the
   contact one-hot (``1..`` the contact cap) per segment (a delayed effect that depends on
@@ -53,7 +53,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from journeyopt.sim.discrete import DiscreteLayout, Summary
+from journeyopt.sim.discrete import DiscreteLayout, Summary, pattern_contacts
 
 IntArray = NDArray[np.int64]
 Float = NDArray[np.float64]
@@ -226,7 +226,8 @@ class Design:
             )
         if s.contact_pattern_weeks > 0:
             w1 = s.contact_pattern_weeks + 1
-            count = _popcount(np.broadcast_to(np.asarray(summary.pattern, np.int64), (m,)))
+            pattern = np.broadcast_to(np.asarray(summary.pattern, np.int64), (m,))
+            count = pattern_contacts(pattern, s, self.layout.n_channels)
             parts.append((start["pattern_count"] + seg * w1 + count, np.ones(m), np.ones(m, bool)))
             parts.append((start["action_pattern"] + ac * w1 + count, np.ones(m), contacted))
         if s.last_action:
@@ -301,11 +302,3 @@ def _by_rows(
     if not matrix.has_canonical_format:  # parts sharing a column: summed, as COO would
         matrix.sum_duplicates()
     return matrix
-
-
-def _popcount(bits: IntArray) -> IntArray:
-    """(m,) number of set bits of non-negative (m,) integers below ``2^8``."""
-    count = np.zeros(bits.shape[0], np.int64)
-    for k in range(8):
-        count += (bits >> k) & 1
-    return count

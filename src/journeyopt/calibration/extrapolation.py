@@ -37,7 +37,7 @@ from journeyopt.panel.state import (
     lifecycle_code,
     state_features,
 )
-from journeyopt.sim.discrete import DiscreteLayout, Summary, discrete_state
+from journeyopt.sim.discrete import DiscreteLayout, Summary, discrete_state, pattern_weeks
 from journeyopt.sim.optimum import OptimalPolicy, next_states, outcome_model, weekly_allowed
 from journeyopt.sim.population import arrival_rows
 from journeyopt.sim.practice import LoggedPractice, masked_softmax
@@ -220,7 +220,13 @@ def state_words(world: WorldSpec, state: int) -> str:
     if spec.contact_pattern_weeks:
         pattern = int(_component(s, "pattern"))
         weeks_back = range(1, spec.contact_pattern_weeks + 1)
-        ago_list = [str(k) for k in weeks_back if pattern >> (k - 1) & 1]
+        held = pattern_weeks(np.asarray([pattern]), spec, len(world.channels))[0]
+        by_channel = spec.contact_pattern_by_channel
+        ago_list = [
+            f"{k} ({world.channels[held[k - 1] - 1]})" if by_channel else str(k)
+            for k in weeks_back
+            if held[k - 1]
+        ]
         words.append(
             f"contacted {', '.join(ago_list)} week(s) ago"
             if ago_list

@@ -250,12 +250,14 @@ def sim_to_real(
     mine, theirs = calibrated.discrete, truth.discrete
     if (
         mine.contact_pattern_weeks,
+        mine.contact_pattern_by_channel,
         mine.last_action,
         mine.gap_cap_weeks,
         mine.gap_bin_weeks,
         mine.lasting_actions,
     ) != (
         theirs.contact_pattern_weeks,
+        theirs.contact_pattern_by_channel,
         theirs.last_action,
         theirs.gap_cap_weeks,
         theirs.gap_bin_weeks,

@@ -9,7 +9,8 @@ So the calibration takes the rules too:
 
 - the candidate summaries get the components the rules need (:func:`with_rule_components`: a
   cap counting every contact over ``w`` past weeks needs a contact pattern of ``w`` weeks, a
-  two-week cap of some channels or actions the last action), and the selection chooses among
+  cap of some channels over ``w`` past weeks the same pattern by channel, a two-week cap of
+  some channels or actions the last action), and the selection chooses among
   the candidates that represent every rule (:func:`journeyopt.calibration.summary.select_summary`);
 - the world records which rules its summary represents (:func:`check_rules`, ``contact_rules``
   in ``calibration.json``); a rule it does not represent (no candidate could, or the summary
@@ -44,13 +45,14 @@ CHECK_CUSTOMERS = 2_000
 
 
 def with_rule_components(cfg: SummaryConfig, rules: ContactRules) -> SummaryConfig:
-    """``cfg`` whose candidate lists also hold the contact-pattern length and last-action
-    setting ``rules`` need (:func:`journeyopt.sim.summary_rules.rule_components`); ``cfg``
-    itself when the selection is off, nothing is needed or the lists hold it already. A
+    """``cfg`` whose candidate lists also hold the contact-pattern length, pattern kind (by
+    channel) and last-action setting ``rules`` need
+    (:func:`journeyopt.sim.summary_rules.rule_components`); ``cfg`` itself when the selection
+    is off, nothing is needed or the lists hold it already. A
     pattern longer than any a summary has (:data:`PATTERN_WEEKS`) is not added: no candidate
     can represent that cap, and the card says so; of the others the longest is added (it
     covers the shorter windows too)."""
-    needed, last = rule_components(rules)
+    needed, last, by_channel = rule_components(rules)
     weeks = max((w for w in needed if w <= max(PATTERN_WEEKS)), default=0)
     patterns = list(cfg.pattern_weeks)
     if weeks and weeks not in patterns:
@@ -58,9 +60,14 @@ def with_rule_components(cfg: SummaryConfig, rules: ContactRules) -> SummaryConf
     settings = list(cfg.last_action)
     if last and True not in settings:
         settings.append(True)
-    if not cfg.select or (patterns == cfg.pattern_weeks and settings == cfg.last_action):
+    kinds = list(cfg.pattern_by_channel)
+    if by_channel and weeks and True not in kinds:
+        kinds.append(True)
+    if not cfg.select or (
+        (patterns, settings, kinds) == (cfg.pattern_weeks, cfg.last_action, cfg.pattern_by_channel)
+    ):
         return cfg
-    return replace(cfg, pattern_weeks=patterns, last_action=settings)
+    return replace(cfg, pattern_weeks=patterns, last_action=settings, pattern_by_channel=kinds)
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,8 @@ class SummaryCandidate:
         """``pattern 4w + last action`` style name of the candidate's optional components."""
         parts = []
         if self.spec.contact_pattern_weeks:
-            parts.append(f"pattern {self.spec.contact_pattern_weeks}w")
+            by = " by channel" if self.spec.contact_pattern_by_channel else ""
+            parts.append(f"pattern {self.spec.contact_pattern_weeks}w{by}")
         if self.spec.last_action:
             lasting = self.spec.lasting_actions
             parts.append(f"last lasting action {'/'.join(lasting)}" if lasting else "last action")
@@ -157,6 +158,7 @@ class SummarySelection:
                     "recency_cap_weeks": c.spec.recency_cap_weeks,
                     "conversions_cap": c.spec.conversions_cap,
                     "contact_pattern_weeks": c.spec.contact_pattern_weeks,
+                    "contact_pattern_by_channel": c.spec.contact_pattern_by_channel,
                     "last_action": c.spec.last_action,
                     "tenure_cap_weeks": c.spec.tenure_cap_weeks,
                     "gap_cap_weeks": c.spec.gap_cap_weeks,
@@ -183,9 +185,10 @@ def candidate_specs(
     actions: Sequence[str] = (),
 ) -> tuple[DiscreteSpec, ...]:
     """The candidate summaries: ``caps`` alone when the selection is off, else ``caps`` with
-    every (recency cap, conversions cap, tenure cap, pattern length, last action, gap cap,
-    purchase rate, recency columns) of ``cfg`` (an empty cap list: ``caps``' own; a gap cap
-    above the candidate's recency cap lowered to it, :func:`~journeyopt.sim.world.gap_within`),
+    every (recency cap, conversions cap, tenure cap, pattern length, pattern by channel or
+    not, last action, gap cap, purchase rate, recency columns) of ``cfg`` (an empty cap list:
+    ``caps``' own; a gap cap above the candidate's recency cap lowered to it,
+    :func:`~journeyopt.sim.world.gap_within`),
     smallest caps first (duplicates dropped; a purchase rate's levels lowered to the candidate's
     conversions cap, off first). With ``cfg.lasting_max_actions`` each candidate with the last
     action is followed by its lasting variants (:func:`lasting_variants` over the contacts of
@@ -206,6 +209,7 @@ def candidate_specs(
         listed(cfg.conversions_caps, caps.conversions_cap),
         listed(cfg.tenure_caps, caps.tenure_cap_weeks),
         sorted(set(cfg.pattern_weeks)),
+        sorted(set(cfg.pattern_by_channel)),
         sorted(set(cfg.last_action)),
         listed(cfg.gap_caps, caps.gap_cap_weeks),
         sorted(set(cfg.rate_levels)),  # off first: on a tie in states it wins
@@ -218,6 +222,7 @@ def candidate_specs(
             conversions_cap=k,
             tenure_cap_weeks=t,
             contact_pattern_weeks=w,
+            contact_pattern_by_channel=by_channel and w > 0,
             last_action=last,
             gap_cap_weeks=gap(g, r)[0],
             gap_bin_weeks=gap(g, r)[1],
@@ -225,7 +230,7 @@ def candidate_specs(
             lasting_actions=caps.lasting_actions if last else (),
             recency_bins_weeks=bins if 0 < bins < r else 0,
         )
-        for r, k, t, w, last, g, rate, bins in grid
+        for r, k, t, w, by_channel, last, g, rate, bins in grid
     ]
     specs = [v for s in specs for v in (s, *lasting_variants(s, actions, cfg.lasting_max_actions))]
     if history_weeks is not None:

@@ -33,6 +33,7 @@ from journeyopt.panel.state import (
     LIFECYCLE_STAGES,
     PATTERN_FEATURE,
     action_weeks_feature,
+    pattern_feature,
 )
 from journeyopt.sim.discrete import (
     DiscreteLayout,
@@ -148,6 +149,7 @@ def panel_summary(
     used = {
         "tenure_weeks": spec.tenure_cap_weeks > 0,
         PATTERN_FEATURE: spec.contact_pattern_weeks > 0,
+        **{pattern_feature(c): spec.contact_pattern_by_channel for c in channels},
         LAST_ACTION_FEATURE: spec.last_action,
         "weeks_since_contact": spec.last_action,
         GAP_FEATURE: spec.gap_cap_weeks > 0,
@@ -164,7 +166,7 @@ def panel_summary(
         engagement=_capped(panel["weeks_since_engagement"], spec.engagement_cap_weeks),
         optout=optout,
         tenure=tenure_digit(optional, spec),
-        pattern=pattern_digit(optional, spec),
+        pattern=pattern_digit(optional, spec, tuple(channels)),
         last_action=last_action_digit(optional, spec),
         gap=gap_digit(optional, spec),
         lasting=lasting_digit(optional, spec),

@@ -53,8 +53,10 @@ class FeatureSpec:
         recent_contacts: Also give the features a discrete summary with a contact pattern or
             the last action reads (:attr:`rule_feature_names`): ``contact_pattern`` (bit
             ``k - 1``: a contact over any channel ``k`` weeks ago, ``k = 1..`` the longest
-            rule window) and ``last_contact_action`` (``1 +`` the index in ``rule_actions`` of
-            the last counted contact's action, 0 before any). Off by default, so the features
+            rule window), the same per channel (``contact_pattern_<channel>``, bit ``k - 1``:
+            a contact through that channel; :func:`pattern_feature`) and
+            ``last_contact_action`` (``1 +`` the index in ``rule_actions`` of the last counted
+            contact's action, 0 before any). Off by default, so the features
             (and the serving API's records) of a spec without them are unchanged.
         conversion_gap: Also give the feature ``conversion_gap_weeks`` a discrete summary
             with the previous gap between conversions reads: weeks between the customer's last
@@ -127,7 +129,8 @@ class FeatureSpec:
                 *(contacts_feature(w, action=a) for a in self.rule_actions),
             )
         ]
-        names += [PATTERN_FEATURE] if self.recent_contacts and self.rule_windows else []
+        if self.recent_contacts and self.rule_windows:
+            names += [PATTERN_FEATURE, *(pattern_feature(c) for c in self.contact_channels)]
         names += [LAST_ACTION_FEATURE] if self.recent_contacts and self.rule_actions else []
         names += [GAP_FEATURE] if self.conversion_gap else []
         names += [action_weeks_feature(a) for a in self.rule_actions] if self.action_recency else []
@@ -170,6 +173,11 @@ LIFETIME_FEATURES: tuple[str, str] = ("n_engagements", "n_contacts")
 """Feature names of the lifetime engagement events and contacts (``spec.lifetime_counts``)."""
 GAP_FEATURE = "conversion_gap_weeks"
 """Feature name of the weeks between the last two weeks with a conversion (0: fewer than two)."""
+
+
+def pattern_feature(channel: str = "") -> str:
+    """Name of the weekly contact pattern over all channels, or through ``channel`` only."""
+    return f"{PATTERN_FEATURE}_{channel}" if channel else PATTERN_FEATURE
 
 
 def action_weeks_feature(action: str) -> str:
@@ -570,7 +578,10 @@ def state_features(state: CustomerState, spec: FeatureSpec) -> dict[str, NDArray
         for k, action in enumerate(spec.rule_actions):
             features[contacts_feature(w, action=action)] = counts[:, n_channels + k].copy()
     if spec.recent_contacts and spec.rule_windows:
-        features[PATTERN_FEATURE] = contact_pattern(state.rule_contacts_ring, t, n_channels)
+        ring = state.rule_contacts_ring
+        features[PATTERN_FEATURE] = contact_pattern(ring, t, range(n_channels))
+        for j, channel in enumerate(spec.contact_channels):
+            features[pattern_feature(channel)] = contact_pattern(ring, t, [j])
     if spec.recent_contacts and spec.rule_actions:
         features[LAST_ACTION_FEATURE] = state.last_contact_action.copy()
     if spec.conversion_gap:
@@ -615,12 +626,14 @@ def lasting_memory(
     return code, since.astype(np.float64)
 
 
-def contact_pattern(ring: Int, week: int, n_channels: int) -> Int:
-    """(N,) bit ``k - 1`` set when the customer had a contact (any channel) ``k`` weeks before
-    ``week``, ``k = 1..`` the ring's length (the state's ``rule_contacts_ring``)."""
+def contact_pattern(ring: Int, week: int, channels: Sequence[int]) -> Int:
+    """(N,) bit ``k - 1`` set when the customer had a contact through one of ``channels``
+    (indices into the ring's channels) ``k`` weeks before ``week``, ``k = 1..`` the ring's
+    length (the state's ``rule_contacts_ring``)."""
     length = ring.shape[0]
     pattern = np.zeros(ring.shape[1], np.int32)
+    picked = list(channels)
     for k in range(1, length + 1):
-        contacted = _channel_total(ring[(week - k) % length, :, :n_channels]) > 0
+        contacted = _channel_total(ring[(week - k) % length][:, picked]) > 0
         pattern |= contacted.astype(np.int32) << (k - 1)
     return pattern

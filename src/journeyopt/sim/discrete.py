@@ -20,7 +20,10 @@ Components (``N`` customers, ``C`` contact channels), each (N,) int64:
   default: the digit has a single value and the numbering is that of the other components).
 - ``pattern``: bit ``k - 1`` set when the customer was contacted (any channel) ``k`` weeks
   ago, ``k = 1..W`` (``contact_pattern_weeks = W``; the feature ``contact_pattern`` of the
-  state's rule contact ring), ``0..2^W-1``; always 0 when ``W = 0`` (the default).
+  state's rule contact ring), ``0..2^W-1``; always 0 when ``W = 0`` (the default). By channel
+  (``contact_pattern_by_channel``) the ``W`` weeks are base-``(C + 1)`` digits instead of
+  bits: digit ``k - 1`` is ``1 + j`` when the contact ``k`` weeks ago went through channel
+  ``j`` (the lowest such ``j`` in a week with two), 0 for none (:func:`pattern_weeks`).
 - ``last_action``: the catalogue index of the last contact's action while weeks since the
   contact are below the contact cap (the feature ``last_contact_action``), 0 at the cap
   ("long ago or never"), ``0..A-1``; always 0 unless ``last_action`` is on.
@@ -65,6 +68,7 @@ from journeyopt.panel.state import (
     LAST_ACTION_FEATURE,
     PATTERN_FEATURE,
     lasting_memory,
+    pattern_feature,
 )
 from journeyopt.sim.world import DiscreteSpec, WorldSpec
 
@@ -107,7 +111,39 @@ class RecentCodes(NamedTuple):
     lasting: IntArray
 
 
-def recent_codes(spec: DiscreteSpec, n_actions: int) -> RecentCodes:
+def pattern_base(spec: DiscreteSpec, n_channels: int) -> int:
+    """Values one week of the contact pattern takes: 2 (contacted or not), ``C + 1`` by
+    channel (none, or the contact's channel)."""
+    return n_channels + 1 if spec.contact_pattern_by_channel else 2
+
+
+def pattern_weeks(pattern: NDArray[np.integer], spec: DiscreteSpec, n_channels: int) -> IntArray:
+    """(N, W) what the pattern ``pattern`` (N,) holds for 1..W weeks ago: 0 no contact, else
+    1 (a contact) or, by channel, ``1 +`` the contact's channel."""
+    base = pattern_base(spec, n_channels)
+    p = np.asarray(pattern, np.int64)
+    powers = base ** np.arange(spec.contact_pattern_weeks, dtype=np.int64)
+    return np.asarray((p[..., None] // powers) % base, np.int64)
+
+
+def pattern_contacts(
+    pattern: NDArray[np.integer],
+    spec: DiscreteSpec,
+    n_channels: int,
+    weeks: int | None = None,
+    channels: NDArray[np.bool_] | None = None,
+) -> IntArray:
+    """(N,) weeks among the pattern's last ``weeks`` (default all ``W``) with a contact; with
+    ``channels`` (C,) (a pattern by channel) only contacts through a channel marked True."""
+    last = spec.contact_pattern_weeks if weeks is None else weeks
+    held = pattern_weeks(pattern, spec, n_channels)[..., :last]
+    if channels is None:
+        return np.asarray((held > 0).sum(axis=-1), np.int64)
+    counted = np.concatenate([[False], np.asarray(channels, bool)])
+    return np.asarray(counted[held].sum(axis=-1), np.int64)
+
+
+def recent_codes(spec: DiscreteSpec, n_actions: int, n_channels: int = 1) -> RecentCodes:
     """Number the (contact, pattern, last action) triples a customer can be in.
 
     Without the optional components the code is ``contact - 1`` (the numbering of a world
@@ -117,26 +153,29 @@ def recent_codes(spec: DiscreteSpec, n_actions: int) -> RecentCodes:
     and 0 at the cap (the cap means "long ago or never", as for the contact digit itself).
     With lasting actions ``L`` the last action is ``1..|L|`` below the cap of its own weeks
     since (``lasting``) and 0 at it; a lasting contact is a contact (weeks since contact at
-    most ``lasting``) and shows in the pattern when within its ``W`` weeks.
+    most ``lasting``) and shows in the pattern when within its ``W`` weeks. ``n_channels`` is
+    read only for a pattern by channel (``(C + 1)^W`` patterns).
     """
     cap, w = spec.contact_cap_weeks, spec.contact_pattern_weeks
     n_lasting = len(spec.lasting_actions)
     n_last = (n_lasting + 1 if n_lasting else n_actions) if spec.last_action else 1
     lasting_weeks = np.arange(1, cap + 1) if n_lasting else np.zeros(1, np.int64)
+    base = pattern_base(spec, n_channels)
     c, p, last, since = np.meshgrid(
-        np.arange(1, cap + 1), np.arange(2**w), np.arange(n_last), lasting_weeks, indexing="ij"
+        np.arange(1, cap + 1), np.arange(base**w), np.arange(n_last), lasting_weeks, indexing="ij"
     )
+    weeks = pattern_weeks(p, spec, n_channels)  # (..., W)
     lowest = np.full(p.shape, w + 1)  # weeks since the most recent contact in the pattern
     for k in range(w, 0, -1):
-        lowest = np.where((p >> (k - 1)) & 1 == 1, k, lowest)
+        lowest = np.where(weeks[..., k - 1] > 0, k, lowest)
     ok = np.ones(p.shape, bool)
     if w:
         ok &= np.where(p > 0, c == np.minimum(lowest, cap), c >= min(w + 1, cap))
     if n_lasting:
         ok &= np.where(since < cap, last >= 1, last == 0) & (c <= since)
-        if w:  # a lasting contact within the pattern's weeks is one of its bits
-            in_pattern = (p >> np.maximum(since - 1, 0)) & 1 == 1
-            ok &= np.where((since < cap) & (since <= w), in_pattern, True)
+        if w:  # a lasting contact within the pattern's weeks is one of its contacts
+            at = np.take_along_axis(weeks, np.clip(since - 1, 0, w - 1)[..., None], axis=-1)
+            ok &= np.where((since < cap) & (since <= w), at[..., 0] > 0, True)
     elif spec.last_action:
         ok &= np.where(c < cap, last >= 1, last == 0)
     code = np.full(p.shape, -1, np.int64)
@@ -185,7 +224,7 @@ class DiscreteLayout:
     @cached_property
     def recent(self) -> RecentCodes:
         """The numbering of the recent-contacts digit (:func:`recent_codes`)."""
-        return recent_codes(self.spec, self.n_actions)
+        return recent_codes(self.spec, self.n_actions, self.n_channels)
 
     @property
     def dims(self) -> tuple[int, int, int, int, int, int]:
@@ -325,7 +364,7 @@ def summarise_with(
         engagement=_capped_weeks(features["weeks_since_engagement"], spec.engagement_cap_weeks),
         optout=optout,
         tenure=tenure_digit(features, spec),
-        pattern=pattern_digit(features, spec),
+        pattern=pattern_digit(features, spec, channels),
         last_action=last_action_digit(features, spec),
         gap=gap_digit(features, spec),
         lasting=lasting_digit(features, spec),
@@ -345,14 +384,30 @@ def gap_digit(features: Mapping[str, NDArray[np.generic]], spec: DiscreteSpec) -
     return np.where(n_conv >= 2, bin_, 0).astype(np.int64)
 
 
-def pattern_digit(features: Mapping[str, NDArray[np.generic]], spec: DiscreteSpec) -> IntArray:
-    """(N,) pattern component: the feature ``contact_pattern``'s first ``W`` bits; zeros when
-    the world keeps no pattern (``features`` need not hold it then)."""
+def pattern_digit(
+    features: Mapping[str, NDArray[np.generic]],
+    spec: DiscreteSpec,
+    channels: tuple[str, ...] = (),
+) -> IntArray:
+    """(N,) pattern component: the feature ``contact_pattern``'s first ``W`` bits; by
+    channel, week ``k``'s digit is ``1 +`` the first of ``channels`` whose feature
+    ``contact_pattern_<channel>`` has bit ``k - 1`` (0: none). Zeros when the world keeps no
+    pattern (``features`` need not hold it then)."""
     n = np.asarray(features["n_conversions"]).shape[0]
-    if spec.contact_pattern_weeks == 0:
+    w = spec.contact_pattern_weeks
+    if w == 0:
         return np.zeros(n, np.int64)
-    mask = (1 << spec.contact_pattern_weeks) - 1
-    return np.asarray(features[PATTERN_FEATURE], np.int64) & mask
+    if not spec.contact_pattern_by_channel:
+        return np.asarray(features[PATTERN_FEATURE], np.int64) & ((1 << w) - 1)
+    base = pattern_base(spec, len(channels))
+    pattern = np.zeros(n, np.int64)
+    for k in range(w):
+        digit = np.zeros(n, np.int64)
+        for j in range(len(channels) - 1, -1, -1):  # the lowest channel wins a shared week
+            bit = (np.asarray(features[pattern_feature(channels[j])], np.int64) >> k) & 1
+            digit = np.where(bit == 1, j + 1, digit)
+        pattern += digit * base**k
+    return pattern
 
 
 def last_action_digit(features: Mapping[str, NDArray[np.generic]], spec: DiscreteSpec) -> IntArray:
@@ -463,6 +518,8 @@ def next_summary(
     optout_bits: NDArray[np.integer],
     action: NDArray[np.integer] | None = None,
     lasting_code: NDArray[np.integer] | None = None,
+    channel: NDArray[np.integer] | None = None,
+    n_channels: int = 0,
 ) -> Summary:
     """Next week's summary from this week's and the week's outcome, each (N,).
 
@@ -478,17 +535,26 @@ def next_summary(
         lasting_code: ``1 +`` the position of this week's action in ``spec.lasting_actions``,
             0 when it is not lasting (``WorldSpec.lasting_codes[action]``); required when the
             summary keeps the last lasting action.
+        channel: The channel index of this week's contact (``WorldSpec.params.channel`` of
+            its action); required, with the world's ``n_channels``, when the pattern is by
+            channel.
+        n_channels: Number of the world's contact channels (a pattern by channel only).
     """
     if spec.last_action and action is None:
         raise ValueError("the summary keeps the last contact's action: pass the week's action")
     if spec.lasting_actions and lasting_code is None:
         raise ValueError("the summary keeps the last lasting action: pass the week's code")
-    pattern = (
-        ((np.asarray(summary.pattern, np.int64) << 1) | np.asarray(contacted, np.int64))
-        & ((1 << spec.contact_pattern_weeks) - 1)
-        if spec.contact_pattern_weeks
-        else summary.pattern
-    )
+    if spec.contact_pattern_by_channel and (channel is None or n_channels < 1):
+        raise ValueError("the pattern is by channel: pass the contact's channel and n_channels")
+    pattern = summary.pattern
+    if spec.contact_pattern_weeks:
+        base = pattern_base(spec, n_channels)
+        digit = np.asarray(contacted, np.int64)
+        if spec.contact_pattern_by_channel:
+            digit = digit * (1 + np.maximum(np.asarray(channel, np.int64), 0))
+        pattern = (np.asarray(summary.pattern, np.int64) * base + digit) % (
+            base**spec.contact_pattern_weeks
+        )
     contact = np.where(contacted, 1, np.minimum(summary.contact + 1, spec.contact_cap_weeks))
     last_action = (
         np.where(

@@ -128,6 +128,8 @@ def next_states(
                 np.full(n, opt_bit if opted else 0, np.int64),
                 np.full(n, a, np.int64),
                 np.full(n, lasting[a], np.int64),
+                np.full(n, channel[a], np.int64),
+                len(world.channels),
             )
             out[a, o] = layout.encode(nxt)
     return out

@@ -25,7 +25,8 @@ simulated week; a starting customer's logged history may hold more):
   (``window_weeks - 1 < contact_cap_weeks``);
 - a cap counting some channels or actions only: over a one-week window or with ``max`` 0,
   always; over a two-week window when the summary keeps the last contact's action (last week's
-  contact is the last one); otherwise not (the pattern is over all channels).
+  contact is the last one); a cap counting channels when the summary's contact pattern is by
+  channel and covers the ``window_weeks - 1`` past weeks; otherwise not.
 
 The rules that are not representable still apply at execution (the evaluation's masks and the
 serving guard); :class:`PlannedRules` names them, so a plan never approximates silently.
@@ -39,12 +40,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from journeyopt.panel.state import ACTIVE, LAPSED, contacts_feature, lifecycle_code
-from journeyopt.sim.discrete import Summary
+from journeyopt.sim.discrete import Summary, pattern_contacts
 from journeyopt.sim.rules import Cap, ContactRules, Eligibility
 from journeyopt.sim.world import DiscreteSpec, WorldSpec
 
@@ -106,10 +108,25 @@ def _cap_reason(cap: Cap, rules: ContactRules, spec: DiscreteSpec) -> str:
         )
     if w == 1 and spec.last_action and not spec.lasting_actions:
         return ""
+    if cap.channels and spec.contact_pattern_by_channel and w <= spec.contact_pattern_weeks:
+        return ""
+    if cap.channels:
+        return (
+            f"it counts contacts through {'+'.join(cap.channels)} only in the {w} weeks before a "
+            f"decision; the summary's contact pattern {_pattern_words(spec)} (a pattern of at "
+            f"least {w} weeks by channel would)"
+        )
     return (
-        "it counts some channels or actions only; the summary's contact pattern is over all "
-        "channels"
+        "it counts some actions only; the summary keeps no count of an action's contacts "
+        "over several weeks"
     )
+
+
+def _pattern_words(spec: DiscreteSpec) -> str:
+    if not spec.contact_pattern_weeks:
+        return "is off"
+    by = "by channel" if spec.contact_pattern_by_channel else "over all channels"
+    return f"covers {spec.contact_pattern_weeks} weeks {by}"
 
 
 def _eligibility_reason(rule: Eligibility, lapse_weeks: int, spec: DiscreteSpec) -> str:
@@ -155,17 +172,33 @@ def unseen_rules(rules: ContactRules, spec: DiscreteSpec) -> tuple[str, ...]:
     return split_rules(rules, spec)[1]
 
 
-def rule_components(rules: ContactRules) -> tuple[tuple[int, ...], bool]:
-    """``(pattern_weeks, last_action)``: the contact-pattern lengths (weeks, ascending; empty:
-    none needed) and the last-action setting a summary needs to represent the caps of
-    ``rules``: a cap counting every contact over ``w`` past weeks (``window_weeks - 1``) needs
-    a pattern of at least ``w`` weeks (and 2, the shortest pattern); a cap over a two-week
-    window counting some channels or actions needs the last action. Caps with ``max`` 0 or a
-    one-week window need neither. A length above the longest pattern a summary has (6 weeks)
-    is listed as it is: no pattern represents that cap (weeks since contact do when its
-    ``max`` is 1 and they resolve its window)."""
+class RuleComponents(NamedTuple):
+    """What a summary needs to represent a set of caps (:func:`rule_components`).
+
+    Attributes:
+        pattern_weeks: Contact-pattern lengths, weeks, ascending (empty: none needed).
+        last_action: The last contact's action is needed.
+        by_channel: The pattern must record each week's channel.
+    """
+
+    pattern_weeks: tuple[int, ...]
+    last_action: bool
+    by_channel: bool
+
+
+def rule_components(rules: ContactRules) -> RuleComponents:
+    """The contact-pattern lengths, last-action setting and pattern kind a summary needs to
+    represent the caps of ``rules``: a cap counting every contact over ``w`` past weeks
+    (``window_weeks - 1``) needs a pattern of at least ``w`` weeks (and 2, the shortest
+    pattern); a cap counting some channels over ``w >= 2`` past weeks the same pattern by
+    channel; a cap over a two-week window counting some channels or actions needs the last
+    action (a cap of channels also a pattern by channel). Caps with ``max`` 0 or a one-week
+    window need none. A length above the longest pattern a summary has (6 weeks) is listed as
+    it is: no pattern represents that cap (weeks since contact do when its ``max`` is 1, it
+    counts every contact and they resolve its window). Caps over some actions over more than
+    two weeks are not representable (no summary counts an action's contacts)."""
     weeks: set[int] = set()
-    last = False
+    last = by_channel = False
     for cap in rules.all_caps:
         if cap.past_weeks == 0 or cap.max == 0:
             continue
@@ -173,7 +206,10 @@ def rule_components(rules: ContactRules) -> tuple[tuple[int, ...], bool]:
             weeks.add(max(cap.past_weeks, 2))
         elif cap.past_weeks == 1:
             last = True
-    return tuple(sorted(weeks)), last
+        elif cap.channels:
+            weeks.add(cap.past_weeks)
+            by_channel = True
+    return RuleComponents(tuple(sorted(weeks)), last, by_channel)
 
 
 def split_rules(rules: ContactRules, spec: DiscreteSpec) -> tuple[ContactRules, tuple[str, ...]]:
@@ -240,6 +276,8 @@ def summary_features(
     - ``contacts_<w>w``: the pattern's contacts in the last ``w`` weeks (one a week at most)
       when it covers them, else ``1`` if weeks since contact are at most ``w`` (exact for a cap
       of 1);
+    - ``contacts_<w>w_<channel>``: a pattern by channel's contacts through the channel in the
+      last ``w`` weeks, when it covers them;
     - ``contacts_1w_<channel>``, ``action_contacts_1w_<action>``: last week's contact by its
       action, when the summary keeps the last action.
     """
@@ -269,13 +307,20 @@ def summary_features(
         if w == 0:
             continue
         total = contacts_feature(w)
+        covered = w <= spec.contact_pattern_weeks
         if total not in features:
-            covered = w <= spec.contact_pattern_weeks
             features[total] = (
-                np.bitwise_count(pattern & ((1 << w) - 1)).astype(np.int64)
+                pattern_contacts(pattern, spec, len(channels), w)
                 if covered
                 else (contact <= w).astype(np.int64)
             )
+        if covered and spec.contact_pattern_by_channel:
+            for j, c in enumerate(channels):
+                through = np.arange(len(channels)) == j
+                features.setdefault(
+                    contacts_feature(w, channel=c),
+                    pattern_contacts(pattern, spec, len(channels), w, through),
+                )
         if w == 1 and spec.last_action and not spec.lasting_actions:
             for c in channels:
                 features[contacts_feature(1, channel=c)] = (

@@ -66,6 +66,10 @@ class DiscreteSpec:
         contact_pattern_weeks: ``W``: bits "contacted (any channel) 1, 2, .., W weeks ago"
             (``2^W`` values; fatigue by the count of recent contacts); 0 (the default) = off,
             else 2..6. The world's features must count contacts in a ``W``-week rule window.
+        contact_pattern_by_channel: The pattern records, for each of its ``W`` weeks, the
+            channel of that week's contact (digit ``1 + j`` for channel ``j``, 0 for none:
+            ``(C + 1)^W`` values) instead of a bit: what contact rules counting some channels
+            only need (e.g. "at most 2 e-mails in any 5 weeks"). Needs the pattern.
         last_action: The action of the last contact (0 = none yet, else its catalogue
             index) is part of the state (delayed effects that depend on which action was
             taken); the world's features must count every contact action
@@ -127,9 +131,14 @@ class DiscreteSpec:
     rate_levels: int = 0
     lasting_actions: tuple[str, ...] = ()
     recency_bins_weeks: int = 0
+    contact_pattern_by_channel: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lasting_actions", tuple(str(a) for a in self.lasting_actions))
+        if self.contact_pattern_by_channel and not self.contact_pattern_weeks:
+            raise ConfigError(
+                "world.discrete.contact_pattern_by_channel needs contact_pattern_weeks 2..6"
+            )
         lasting = self.lasting_actions
         if lasting and not self.last_action:
             raise ConfigError("world.discrete.lasting_actions needs last_action: true")
@@ -144,6 +153,7 @@ class DiscreteSpec:
                 "rate_levels",
                 "lasting_actions",
                 "recency_bins_weeks",
+                "contact_pattern_by_channel",
             ):
                 continue  # checked below, against the recency and conversions caps
             if f.name == "tenure_cap_weeks":
