@@ -47,7 +47,10 @@ def tiny_demo(tmp_path: Path, tracking: TrackingConfig) -> DemoConfig:
 def test_demo_runs_the_whole_loop(tmp_path: Path, mlflow_sqlite: TrackingConfig) -> None:
     out = run_demo(tiny_demo(tmp_path, mlflow_sqlite), tmp_path / "demo")
     assert (out.canonical / "rejects.csv").exists()
-    assert (out.world / "card.md").exists()
+    card = (out.world / "card.md").read_text()
+    # the demo's per-channel contact caps are planned under (a contact pattern by channel)
+    assert "every configured rule is represented by the state summary" in card
+    assert "UNSEEN" not in card
     assert out.training is not None and out.training.run_id is not None
     assert out.evaluation is not None
     table = out.evaluation.table

@@ -13,7 +13,14 @@ from journeyopt.calibration.calibrated import CalibratedWorld
 from journeyopt.calibration.config import CalibrationConfig
 from journeyopt.calibration.pipeline import CalibrationResult
 from journeyopt.errors import ConfigError
-from journeyopt.sim.optimum import cyclic_weeks_of_year, evaluate_table_policy, solve_optimum
+from journeyopt.sim.discrete import DiscreteLayout
+from journeyopt.sim.optimum import (
+    cyclic_weeks_of_year,
+    evaluate_table_policy,
+    next_states,
+    outcome_model,
+    solve_optimum,
+)
 from journeyopt.sim.world import WorldSpec, load_world
 
 HORIZON, GAMMA = 6, 0.99
@@ -161,3 +168,24 @@ def test_a_served_optimum_of_a_calibrated_world_is_planned_with_its_pessimism(
             pessimism=2.0,
         )
         np.testing.assert_array_equal(served.actions[week - 1], plan.actions[0])
+
+
+@pytest.mark.parametrize("subset", [False, True])
+def test_a_calibrated_worlds_table_rows_give_the_summaries_outcome_model(
+    small_calibration: CalibrationResult, subset: bool
+) -> None:
+    """The DP reads a calibrated world's tables by state index (every action at once); the
+    numbers are those of its summaries' responses, element for element, for every state and
+    for a subset (the extrapolation's reached states)."""
+    world = small_calibration.estimate.calibrated.world
+    layout = DiscreteLayout.of(world)
+    index = np.arange(layout.n_states)
+    if subset:
+        index = np.random.default_rng(1).choice(index, 500, replace=False)
+    states = layout.decode(index)
+    nxt = next_states(world, layout, states)
+    rows, summaries = (outcome_model(world, states, nxt, 23, i) for i in (index, None))
+    for name in ("reward", "convert", "engage", "optout"):
+        np.testing.assert_array_equal(getattr(rows, name), getattr(summaries, name), err_msg=name)
+    v_next = np.random.default_rng(2).random(layout.n_states)
+    np.testing.assert_array_equal(rows.q_values(v_next, GAMMA), summaries.q_values(v_next, GAMMA))

@@ -19,7 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from journeyopt.calibration.config import CapsConfig, SummaryConfig
-from journeyopt.calibration.rules_check import PlannedAsIs, with_rule_components
+from journeyopt.calibration.rules_check import (
+    PlannedAsIs,
+    caps_with_rule_components,
+    with_rule_components,
+)
 from journeyopt.errors import ConfigError
 from journeyopt.evaluation.simulate import simulate_policy
 from journeyopt.panel.state import state_features
@@ -247,3 +251,16 @@ def test_the_calibration_asks_for_a_pattern_by_channel_when_the_rules_need_it(
     assert with_rule_components(SummaryConfig(select=True), over_all) == SummaryConfig(select=True)
     one_week = RulesConfig(caps=[{"channels": ["phone"], "max": 1, "window_weeks": 1}])
     assert rule_components(one_week.for_world(world, "r")) == ((), False, False)
+
+
+def test_the_configured_caps_get_what_the_rules_need(world: WorldSpec) -> None:
+    """The summary as given (the selection off) is extended by the components the rules need,
+    and left alone when it has them or the rules need none."""
+    caps = world.discrete
+    extended = caps_with_rule_components(caps, demo_rules(world).for_world(world, "r"))
+    assert extended == replace(caps, contact_pattern_weeks=4, contact_pattern_by_channel=True)
+    assert caps_with_rule_components(extended, demo_rules(world).for_world(world, "r")) is extended
+    assert caps_with_rule_components(caps, RulesConfig().for_world(world, "r")) is caps
+    longer = replace(caps, contact_pattern_weeks=6)
+    over_all = RulesConfig(total_cap=2).for_world(world, "r")
+    assert caps_with_rule_components(longer, over_all) is longer  # 6 weeks cover the 4

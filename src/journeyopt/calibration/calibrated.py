@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 
 from journeyopt.errors import ConfigError
 from journeyopt.sim.discrete import DiscreteLayout, Summary, pattern_base
+from journeyopt.sim.dynamics import sigmoid
 from journeyopt.sim.optimum import OptimalPolicy, plans_pessimistically, solve_optimum
 from journeyopt.sim.practice import PRACTICE_FILE
 from journeyopt.sim.rules import ContactRules
@@ -331,10 +332,6 @@ def _round(x: float) -> float:
     return float(round(float(x), 6))
 
 
-def _sigmoid(x: Float) -> Float:
-    return np.asarray(1.0 / (1.0 + np.exp(-x)), np.float64)
-
-
 def reference_states(layout: DiscreteLayout, segment: int) -> dict[str, int]:
     """State indices of a segment's reference states (no contact or engagement for the caps'
     length, no opt-out): ``prospect``, ``returning`` (1 conversion, 1 week ago), ``lapsed`` (1
@@ -437,12 +434,12 @@ def summarise_fit(
     states = np.flatnonzero(weight > 0)
     w = weight[states]
     assert states.min() >= segment * block
-    base_engage = _sigmoid(el[states, 0])
+    base_engage = sigmoid(el[states, 0])
     contact = {}
     for a, name in enumerate(actions[1:], start=1):
         lift = float(np.average(cl[states, a] - cl[states, 0], weights=w))
         tired_lift = float(np.average(cl[tired[states], a] - cl[tired[states], 0], weights=w))
-        engage = (_sigmoid(el[states, a]) - base_engage) / np.maximum(1 - base_engage, 1e-12)
+        engage = (sigmoid(el[states, a]) - base_engage) / np.maximum(1 - base_engage, 1e-12)
         optout = float(np.average(responses.optout[states, a], weights=w))
         tired_optout = float(np.average(responses.optout[tired[states], a], weights=w))
         contact[name] = {

@@ -140,7 +140,7 @@ def occupancy(
     d = {name: np.asarray(start, np.float64) for name in policies}
     for t, woy in enumerate(np.asarray(weeks_of_year, np.int64)):
         reached = np.flatnonzero(np.logical_or.reduce([p > 0 for p in d.values()]))
-        model = outcome_model(world, layout.decode(reached), nxt[:, :, reached], int(woy))
+        model = outcome_model(world, layout.decode(reached), nxt[:, :, reached], int(woy), reached)
         mask = allowed(t)[reached]
         for name, act in policies.items():
             pi = act(reached, t, mask) * d[name][reached, None]  # (k, A) customer-weeks

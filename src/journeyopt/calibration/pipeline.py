@@ -51,7 +51,12 @@ from journeyopt.calibration.holdout import (
 )
 from journeyopt.calibration.policy_fidelity import PolicyFidelity, check_truth, policy_fidelity
 from journeyopt.calibration.propensity import contacts_identified
-from journeyopt.calibration.rules_check import check_rules, solved_optimum, with_rule_components
+from journeyopt.calibration.rules_check import (
+    caps_with_rule_components,
+    check_rules,
+    solved_optimum,
+    with_rule_components,
+)
 from journeyopt.calibration.segmentation import FILE, choose_segments
 from journeyopt.calibration.summary import (
     candidate_specs,
@@ -207,7 +212,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
     summary_cfg = with_rule_components(cal.summary, needs)
     # the panel counts what every candidate summary reads (calibration.summary), and what the
     # configured caps read (the value tiers' choice uses them, whatever the candidates)
-    caps = DiscreteSpec(**asdict(cal.caps))
+    caps = caps_with_rule_components(DiscreteSpec(**asdict(cal.caps)), needs)
     specs = candidate_specs(caps, summary_cfg, actions=source.action_names)
     panel_cfg = summary_panel_config(cfg.panel, (caps, *specs), source.action_names)
     if cal.behaviour_types:  # the behaviour types read the lifetime counts
@@ -236,7 +241,7 @@ def calibrate(cfg: CalibrateConfig) -> CalibrationResult:
         check_truth(truth, segments, source.action_names)
     # caps above the weeks of history the fit sees would leave their top bins without data
     history = int(fit_panel["week"].max()) - int(panel["week"].min())
-    spec, caps_clipped = DiscreteSpec(**asdict(cal.caps)).within_history(history)
+    spec, caps_clipped = caps.within_history(history)
     names = source.action_names
     used = set(actions.channels[1:])
     silent = tuple(j for j, c in enumerate(channels) if c not in used)

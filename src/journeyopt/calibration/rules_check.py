@@ -7,7 +7,9 @@ represents it (:func:`journeyopt.sim.summary_rules.plan_rules`); a rule it does 
 applies at execution and at the serving guard, which then drops contacts the plan counted on.
 So the calibration takes the rules too:
 
-- the candidate summaries get the components the rules need (:func:`with_rule_components`: a
+- the configured caps (the summary when the selection is off) and the candidate summaries
+  get the components the rules need (:func:`caps_with_rule_components`,
+  :func:`with_rule_components`: a
   cap counting every contact over ``w`` past weeks needs a contact pattern of ``w`` weeks, a
   cap of some channels over ``w`` past weeks the same pattern by channel, a two-week cap of
   some channels or actions the last action), and the selection chooses among
@@ -38,7 +40,7 @@ from journeyopt.sim.optimum import OptimalPolicy
 from journeyopt.sim.population import starting_population
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.summary_rules import plan_rules, rule_components
-from journeyopt.sim.world import PATTERN_WEEKS, WorldSpec
+from journeyopt.sim.world import PATTERN_WEEKS, DiscreteSpec, WorldSpec
 
 CHECK_CUSTOMERS = 2_000
 """Customers of the world's starting population the unseen rules' drops are simulated on."""
@@ -68,6 +70,24 @@ def with_rule_components(cfg: SummaryConfig, rules: ContactRules) -> SummaryConf
     ):
         return cfg
     return replace(cfg, pattern_weeks=patterns, last_action=settings, pattern_by_channel=kinds)
+
+
+def caps_with_rule_components(caps: DiscreteSpec, rules: ContactRules) -> DiscreteSpec:
+    """The configured caps with the components ``rules`` need added (the summary as given
+    when the selection is off, and the base of every candidate when it is on): a contact
+    pattern at least as long as the longest window a pattern can cover
+    (:data:`PATTERN_WEEKS`), by channel when a cap counts some channels, the last action
+    when a two-week cap counts some channels or actions. ``caps`` itself when it has them."""
+    needed, last, by_channel = rule_components(rules)
+    weeks = max((w for w in needed if w <= max(PATTERN_WEEKS)), default=0)
+    pattern = max(caps.contact_pattern_weeks, weeks)
+    wanted = replace(
+        caps,
+        contact_pattern_weeks=pattern,
+        contact_pattern_by_channel=caps.contact_pattern_by_channel or (by_channel and pattern > 0),
+        last_action=caps.last_action or last,
+    )
+    return caps if wanted == caps else wanted
 
 
 @dataclass(frozen=True)

@@ -607,18 +607,25 @@ def components_table(decision: Decision) -> Table | None:
 
 def recent_panel(cfg: PromoteConfig, world: WorldSpec | None = None) -> pd.DataFrame:
     """The weekly panel of the gate's logs (``cfg.data``); with ``world``, it also counts
-    every window and action the served rules (``serve.rules``) read, whatever ``cfg.panel``
-    names, so rules with their own windows are evaluated on the logs as in serving, and with
-    ``panel.lapse_weeks`` null the world's own lapse threshold (without ``world``: read off
-    the logs)."""
+    every window and action the served rules (``serve.rules``) and the world's own summary
+    read (its feature switches too), whatever ``cfg.panel`` names, so rules with their own
+    windows are evaluated on the logs as in serving, and with ``panel.lapse_weeks`` null the
+    world's own lapse threshold (without ``world``: read off the logs)."""
     logs, _ = ingest_to_logs(cfg.data)
     settings = cfg.panel
     if world is not None:
         spec = serving_rules(world, cfg.serve.rules).spec
+        own = world.features  # what the world's summary reads (its pattern, last action...)
+        windows = [*settings.rule_windows, *own.rule_windows, *spec.rule_windows]
+        actions = [*settings.rule_actions, *own.rule_actions, *spec.rule_actions]
         settings = replace(
             settings,
-            rule_windows=list(dict.fromkeys([*settings.rule_windows, *spec.rule_windows])),
-            rule_actions=list(dict.fromkeys([*settings.rule_actions, *spec.rule_actions])),
+            rule_windows=list(dict.fromkeys(windows)),
+            rule_actions=list(dict.fromkeys(actions)),
+            recent_contacts=settings.recent_contacts or own.recent_contacts,
+            conversion_gap=settings.conversion_gap or own.conversion_gap,
+            action_recency=settings.action_recency or own.action_recency,
+            lifetime_counts=settings.lifetime_counts or own.lifetime_counts,
         )
         if settings.lapse_weeks is None:  # null: the world's own threshold, as it is served
             settings = replace(settings, lapse_weeks=world.features.lapse_weeks)

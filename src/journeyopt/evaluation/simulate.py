@@ -43,6 +43,7 @@ from journeyopt.sim.discrete import discrete_state
 from journeyopt.sim.env import EpisodeClock, step_customers
 from journeyopt.sim.optimum import OptimalPolicy, cyclic_weeks_of_year, solve_optimum
 from journeyopt.sim.population import starting_population
+from journeyopt.sim.practice import LoggedPractice
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import WorldSpec
 
@@ -385,6 +386,8 @@ def evaluate_with_baselines(
     practice = (
         ev.staff.practice_for(world, "evaluation.staff") if "staff_rules" in ev.policies else None
     )
+    if isinstance(practice, LoggedPractice):  # its state's features, counted by the world
+        world = practice.world_for(world)
     baselines = [make_baseline(name, world, practice, optimum) for name in ev.policies]
     return evaluate_policies(
         world,

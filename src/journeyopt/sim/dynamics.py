@@ -67,7 +67,8 @@ class Responses(NamedTuple):
         return 1.0 - (1.0 - self.engage_contact) * (1.0 - self.inquiry)
 
 
-def _sigmoid(x: Float) -> Float:
+def sigmoid(x: Float) -> Float:
+    """Logistic function, elementwise."""
     return np.asarray(1.0 / (1.0 + np.exp(-x)), np.float64)
 
 
@@ -114,8 +115,8 @@ def fitted_responses(
     part is what the action adds to it at the reference season (shift 0), so that
     :attr:`Responses.engage` is the fitted probability up to the season of contact responses.
     """
-    convert = _sigmoid(fitted.convert_logit[state, actions] + fitted.convert_season[week_of_year])
-    inquiry = _sigmoid(fitted.engage_logit[state, 0] + fitted.engage_season[week_of_year])
+    convert = sigmoid(fitted.convert_logit[state, actions] + fitted.convert_season[week_of_year])
+    inquiry = sigmoid(fitted.engage_logit[state, 0] + fitted.engage_season[week_of_year])
     return Responses(
         convert=convert,
         value=np.asarray(fitted.value[state], np.float64),
@@ -132,8 +133,8 @@ def contact_engagement(fitted: FittedResponses) -> Float:
     (kept while ``fitted`` lives: :func:`fitted_responses` reads it at every simulated week)."""
     cached = _CONTACT_ENGAGEMENT.get(fitted)
     if cached is None:
-        base = _sigmoid(fitted.engage_logit[:, :1])
-        with_contact = _sigmoid(fitted.engage_logit)
+        base = sigmoid(fitted.engage_logit[:, :1])
+        with_contact = sigmoid(fitted.engage_logit)
         cached = np.clip((with_contact - base) / np.maximum(1.0 - base, 1e-12), 0.0, 1.0)
         _CONTACT_ENGAGEMENT[fitted] = cached
     return cached
@@ -146,8 +147,8 @@ def fitted_week(fitted: FittedResponses, week_of_year: int) -> tuple[Float, Floa
     """(n, A) conversion and (n,) spontaneous engagement probabilities of every state of a
     calibrated world's tables in ``week_of_year``: :func:`fitted_responses`'s ``convert`` and
     ``inquiry`` for all states and actions, element for element, without indexing the tables."""
-    convert = _sigmoid(fitted.convert_logit + fitted.convert_season[week_of_year])
-    inquiry = _sigmoid(fitted.engage_logit[:, 0] + fitted.engage_season[week_of_year])
+    convert = sigmoid(fitted.convert_logit + fitted.convert_season[week_of_year])
+    inquiry = sigmoid(fitted.engage_logit[:, 0] + fitted.engage_season[week_of_year])
     return convert, inquiry
 
 
@@ -185,7 +186,7 @@ def response_probabilities(
     value = p.mean_value[s] * (1.0 + (p.engagement_value_lift[s] - 1.0) * engaged)
     optout = p.optout[s, a] * (1.0 + p.fatigue_optout[s] * fatigue(summary.contact, world))
     return Responses(
-        convert=_sigmoid(logit),
+        convert=sigmoid(logit),
         value=np.asarray(value, np.float64),
         engage_contact=np.asarray(p.action_engagement[s, a] * tired, np.float64),
         inquiry=np.minimum(p.inquiry_rate[s] * np.exp(season), 1.0) * np.ones(a.shape[0]),

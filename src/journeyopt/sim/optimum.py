@@ -37,6 +37,7 @@ backup per member per week (six solves' time with five members).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -44,10 +45,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from journeyopt.sim.discrete import DiscreteLayout, Summary, allowed_actions, next_summary
-from journeyopt.sim.dynamics import expected_reward, response_probabilities
+from journeyopt.sim.dynamics import (
+    contact_engagement,
+    expected_reward,
+    response_probabilities,
+    sigmoid,
+)
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.summary_rules import PlannedRules, plan_rules, rule_masks
-from journeyopt.sim.world import WorldSpec
+from journeyopt.sim.world import FittedResponses, WorldSpec
 
 Float = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -98,10 +104,17 @@ class Transitions:
 
     def q_values(self, v_next: Float, gamma: float) -> Float:
         """(A, n_states) ``Q(s, a) = r(s, a) + gamma * sum_o P(o | s, a) v_next(next(s, a, o))``
-        for ``v_next`` (n_states,), one action at a time (temporaries of (8, n_states))."""
+        for ``v_next`` (n_states,), one action and outcome at a time (temporaries of
+        (n_states,); the outcomes' products and their sum in :meth:`prob`'s order)."""
         q = np.empty_like(self.reward)
         for a in range(q.shape[0]):
-            q[a] = self.reward[a] + gamma * (self.prob(a) * v_next[self.next_state[a]]).sum(axis=0)
+            parts = [(1 - p, p) for p in (self.convert[a], self.engage[a], self.optout[a])]
+            nxt = self.next_state[a]
+            total = np.zeros(q.shape[1])
+            for o in range(8):
+                pc, pe, px = parts[0][o >> 2], parts[1][(o >> 1) & 1], parts[2][o & 1]
+                total += pc * pe * px * v_next[nxt[o]]
+            q[a] = self.reward[a] + gamma * total
         return q
 
 
@@ -140,8 +153,15 @@ def outcome_model(
     states: Summary,
     next_state: NDArray[np.signedinteger],
     week_of_year: int,
+    index: NDArray[np.integer] | None = None,
 ) -> Transitions:
-    """Rewards and outcome probabilities of every (state, action) in a week of the year."""
+    """Rewards and outcome probabilities of every (state, action) in a week of the year.
+
+    ``index``: the states' indices (:meth:`DiscreteLayout.encode` of ``states``), when the
+    caller has them: a calibrated world then reads its tables' rows directly, every action
+    at once (the same numbers, without encoding the summaries once per action)."""
+    if world.responses is not None and index is not None:
+        return _fitted_outcome_model(world, np.asarray(index, np.int64), next_state, week_of_year)
     n = states.segment.shape[0]
     n_actions = world.actions.n_actions
     reward, convert, engage, optout = (np.empty((n_actions, n)) for _ in range(4))
@@ -151,6 +171,50 @@ def outcome_model(
         reward[a] = expected_reward(world, r, actions)
         convert[a], engage[a], optout[a] = r.convert, r.engage, r.optout
     return Transitions(next_state, reward, convert, engage, optout)
+
+
+def _fitted_outcome_model(
+    world: WorldSpec, index: IntArray, next_state: NDArray[np.signedinteger], week_of_year: int
+) -> Transitions:
+    """:func:`outcome_model` of a calibrated world's states ``index``: its fitted tables'
+    rows (:func:`~journeyopt.sim.dynamics.fitted_responses` and
+    :func:`~journeyopt.sim.dynamics.expected_reward`, element for element), read from the
+    tables' action-major copies (:func:`_action_major`) so each action's row is contiguous."""
+    world.require_identified_actions("search for, optimise or score a contact policy")
+    fitted = world.responses
+    assert fitted is not None
+    convert_logit, engage_contact, optout = _action_major(fitted)
+    n_rows = convert_logit.shape[1]
+    every = index.shape[0] == n_rows and bool(np.all(index == np.arange(n_rows)))
+    rows = slice(None) if every else index
+    convert = sigmoid(convert_logit[:, rows] + fitted.convert_season[week_of_year])
+    inquiry = sigmoid(fitted.engage_logit[rows, 0] + fitted.engage_season[week_of_year])
+    engage = 1.0 - (1.0 - engage_contact[:, rows]) * (1.0 - inquiry)
+    value = np.asarray(fitted.value[rows], np.float64)
+    margin = world.margin_rate - world.actions.discount_rates
+    reward = convert * value * margin[:, None] - world.params.cost[:, None]
+    return Transitions(next_state, reward, convert, engage, np.asarray(optout[:, rows]))
+
+
+def _action_major(fitted: FittedResponses) -> tuple[Float, Float, Float]:
+    """(A, n) contiguous copies of the conversion logits, the contacts' own engagement
+    (:func:`~journeyopt.sim.dynamics.contact_engagement`) and the opt-out probabilities of a
+    world's tables, made once per tables (the DP reads them every week of every member)."""
+    cached = _ACTION_MAJOR.get(fitted)
+    if cached is not None:
+        return cached
+
+    def major(table: NDArray[np.floating]) -> Float:
+        return np.ascontiguousarray(np.asarray(table, np.float64).T)
+
+    made = (major(fitted.convert_logit), major(contact_engagement(fitted)), major(fitted.optout))
+    _ACTION_MAJOR[fitted] = made
+    return made
+
+
+_ACTION_MAJOR: weakref.WeakKeyDictionary[FittedResponses, tuple[Float, Float, Float]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @dataclass(frozen=True)
@@ -205,7 +269,8 @@ def _backward(
     pessimism: float = 0.0,
 ) -> tuple[Float, NDArray[np.int8]]:
     layout = DiscreteLayout.of(world)
-    states = layout.all_states() if states is None else states
+    states = layout.all_states() if states is None else states  # every state, in index order
+    index = np.arange(layout.n_states)
     nxt = next_states(world, layout, states)
     horizon = int(weeks_of_year.shape[0])
     values = np.zeros((horizon + 1, layout.n_states))
@@ -213,9 +278,9 @@ def _backward(
     pessimistic = plans_pessimistically(len(members), pessimism)
     for t in range(horizon - 1, -1, -1):
         week = int(weeks_of_year[t])
-        q = outcome_model(world, states, nxt, week).q_values(values[t + 1], gamma)
+        q = outcome_model(world, states, nxt, week, index).q_values(values[t + 1], gamma)
         if pessimistic:
-            q -= pessimism * _members_sd(members, states, nxt, week, values[t + 1], gamma)
+            q -= pessimism * _members_sd(members, states, nxt, week, values[t + 1], gamma, index)
         values[t], chosen = choose(q, t)
         actions[t] = chosen
     return values, actions
@@ -234,13 +299,14 @@ def _members_sd(
     week_of_year: int,
     v_next: Float,
     gamma: float,
+    index: IntArray | None = None,
 ) -> Float:
     """(A, n_states) standard deviation over ``members`` (two or more; ``ddof = 1``) of
     their one-step backups of the same ``v_next``, accumulated one member at a time
     (Welford: one (A, n) array per member at a time, not all of them)."""
 
     def backup(member: WorldSpec) -> Float:
-        return outcome_model(member, states, nxt, week_of_year).q_values(v_next, gamma)
+        return outcome_model(member, states, nxt, week_of_year, index).q_values(v_next, gamma)
 
     first, *rest = members
     mean = backup(first)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -308,6 +308,29 @@ class LoggedPractice:
             t.shape != (c, n_actions) for c, t in zip(self.cycles, self.cycle_logit, strict=True)
         ):
             raise ConfigError("practice: one (c, A) cycle_logit per cycle c expected")
+
+    def world_for(self, world: WorldSpec) -> WorldSpec:
+        """``world`` whose features also count what the practice's discrete state reads (its
+        contact pattern's window, the last contact's action, the previous gap, the lasting
+        actions' weeks since): features only, the world's dynamics and summary unchanged
+        (e.g. the ground truth a practice estimated in a calibrated world acts in)."""
+        d = self.discrete
+        contacts = self.action_names[1:] if d.last_action or d.lasting_actions else ()
+        windows = (d.contact_pattern_weeks,) if d.contact_pattern_weeks else ()
+        spec = world.features.with_rule_features(windows, contacts)
+        spec = replace(
+            spec,
+            recent_contacts=spec.recent_contacts or bool(windows) or d.last_action,
+            conversion_gap=spec.conversion_gap or d.gap_cap_weeks > 0,
+            action_recency=spec.action_recency or bool(d.lasting_actions),
+        )
+        if d.last_action and spec.rule_actions[: len(contacts)] != contacts:
+            raise ConfigError(
+                f"the practice estimated from the logs reads the last contact's action, which "
+                f"world {world.name!r} cannot count: its rule actions "
+                f"{list(world.features.rule_actions)} do not start with {list(contacts)}"
+            )
+        return world if spec == world.features else replace(world, features=spec)
 
     def check(self, world: WorldSpec, key: str) -> LoggedPractice:
         """``self`` if it can act in ``world``; else one clear error.

@@ -77,7 +77,7 @@ class ValueModel:
         """Rewards and outcome probabilities of every (action, state) in a week of the year."""
         if week_of_year not in self._weeks:
             self._weeks[week_of_year] = outcome_model(
-                self.world, self.states, self._next, week_of_year
+                self.world, self.states, self._next, week_of_year, np.arange(self.layout.n_states)
             )
         return self._weeks[week_of_year]
 
