@@ -118,6 +118,8 @@ def test_the_contact_rules_window_counts_are_point_in_time_and_exact(
         "contacts_5w_phone",
         "action_contacts_5w_personal_call",
         "contact_pattern",
+        "contact_pattern_email",
+        "contact_pattern_phone",
         "last_contact_action",
     ]
     key = ["customer_id", "week"]
@@ -146,5 +148,14 @@ def test_the_contact_rules_window_counts_are_point_in_time_and_exact(
         }
         pattern = sum(1 << (k - 1) for k in range(1, 6) if k in weeks_ago)
         assert row.contact_pattern == pattern
+        for ch in CHANNELS:  # the same per channel
+            through = {
+                t - s // (7 * 86400)
+                for c, s, a, x in co
+                if c == row.customer_id and s // (7 * 86400) < t and a != "none" and x == ch
+            }
+            assert getattr(row, f"contact_pattern_{ch}") == sum(
+                1 << (k - 1) for k in range(1, 6) if k in through
+            )
         called = [s for c, s, a, _ in co if c == row.customer_id and a == "personal_call"]
         assert row.last_contact_action == int(any(s // (7 * 86400) < t for s in called))

@@ -62,7 +62,7 @@ from journeyopt.evaluation.ope.model_free import MODEL_FREE_ESTIMATOR, check_mod
 from journeyopt.evaluation.ope.model_value import ValueModel
 from journeyopt.evaluation.simulate import evaluate_policies
 from journeyopt.panel.build import build_panel
-from journeyopt.panel.config import PanelConfig
+from journeyopt.panel.config import PanelConfig, counting
 from journeyopt.serving.config import RolloutConfig, ServingConfig
 from journeyopt.serving.config import register_configs as register_serving
 from journeyopt.serving.guards import serving_rules
@@ -614,19 +614,8 @@ def recent_panel(cfg: PromoteConfig, world: WorldSpec | None = None) -> pd.DataF
     logs, _ = ingest_to_logs(cfg.data)
     settings = cfg.panel
     if world is not None:
-        spec = serving_rules(world, cfg.serve.rules).spec
-        own = world.features  # what the world's summary reads (its pattern, last action...)
-        windows = [*settings.rule_windows, *own.rule_windows, *spec.rule_windows]
-        actions = [*settings.rule_actions, *own.rule_actions, *spec.rule_actions]
-        settings = replace(
-            settings,
-            rule_windows=list(dict.fromkeys(windows)),
-            rule_actions=list(dict.fromkeys(actions)),
-            recent_contacts=settings.recent_contacts or own.recent_contacts,
-            conversion_gap=settings.conversion_gap or own.conversion_gap,
-            action_recency=settings.action_recency or own.action_recency,
-            lifetime_counts=settings.lifetime_counts or own.lifetime_counts,
-        )
+        # what the world's own summary reads (its pattern, last action...) and the rules
+        settings = counting(settings, world.features, serving_rules(world, cfg.serve.rules).spec)
         if settings.lapse_weeks is None:  # null: the world's own threshold, as it is served
             settings = replace(settings, lapse_weeks=world.features.lapse_weeks)
     panel = build_panel(logs, settings, tuple(cfg.data.contact_channels))

@@ -65,7 +65,7 @@ from journeyopt.sim.shop_logs import (
     simulate_shop_logs,
     write_shop_logs,
 )
-from journeyopt.sim.world import WorldSpec
+from journeyopt.sim.world import PATTERN_WEEKS, WorldSpec
 
 IntArray = NDArray[np.int64]
 Float = NDArray[np.float64]
@@ -153,6 +153,26 @@ class TruthWorld(Protocol[S]):
         ...
 
 
+def counting_everything(world: WorldSpec) -> WorldSpec:
+    """``world`` whose customer state also counts every feature a served world's discrete
+    summary may read (a contact pattern as long as any summary keeps, per channel too, the
+    last contact's action, the previous gap, each action's weeks since, the lifetime counts):
+    the closed loop hands the truth's features to whichever world is served, as serving
+    would read them off the logs. Features only: the world's summary, dynamics and draws are
+    unchanged."""
+    contacts = world.actions.names[1:]
+    spec = replace(
+        world.features,
+        rule_windows=tuple(dict.fromkeys((*world.features.rule_windows, max(PATTERN_WEEKS)))),
+        rule_actions=tuple(dict.fromkeys((*contacts, *world.features.rule_actions))),
+        recent_contacts=True,
+        conversion_gap=True,
+        action_recency=True,
+        lifetime_counts=True,
+    )
+    return replace(world, features=spec)
+
+
 class CoworkingTruth:
     """The coworking world (optionally changing in a served week) as a :class:`TruthWorld`;
     its state is the panel state itself (the world responds to its discrete summary).
@@ -165,9 +185,9 @@ class CoworkingTruth:
     """
 
     def __init__(self, world: WorldSpec, change: RegimeChange | None, history: GenerateConfig):
-        self.world = world
+        self.world = counting_everything(world)
         self.change = change
-        self.changed = changed_world(world, change) if change is not None else world
+        self.changed = changed_world(self.world, change) if change is not None else self.world
         self.history_cfg = history
         self._customers: Customers | None = None
         self._events: list[Events] = []

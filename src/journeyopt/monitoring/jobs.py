@@ -36,7 +36,7 @@ from journeyopt.monitoring.report import write_drift_report, write_uplift_report
 from journeyopt.monitoring.uplift import uplift_table
 from journeyopt.outputs import check_output_dir, staged_output_dir
 from journeyopt.panel.build import build_panel
-from journeyopt.panel.config import feature_spec, parse_as_of
+from journeyopt.panel.config import counting, feature_spec, parse_as_of
 from journeyopt.panel.segments import customer_snapshot
 from journeyopt.panel.suggest import panel_for_logs
 from journeyopt.sim.rules import ActionCatalog
@@ -270,9 +270,12 @@ def detect_drift(cfg: DriftJobConfig) -> tuple[DriftFindings, str | None]:
     check_output_dir(out, cfg.overwrite)
     logs = _logs(cfg)
     cfg = replace(cfg, panel=panel_for_logs(cfg.panel, logs.events))  # lapse_weeks null
+    spec = feature_spec(cfg.panel, tuple(cfg.data.contact_channels))
+    world = load_world(cfg.world) if cfg.world else None
+    if world is not None:  # the panel also counts what the world's summary reads
+        cfg = replace(cfg, panel=counting(cfg.panel, world.features))
     panel = _panel(logs, cfg)
     reference, current = drift_windows(panel, cfg)
-    spec = feature_spec(cfg.panel, tuple(cfg.data.contact_channels))
     unknown = sorted(set(cfg.exclude_features) - set(spec.feature_names))
     if unknown:
         raise JourneyoptError(f"exclude_features {unknown} are not panel features")
@@ -293,8 +296,7 @@ def detect_drift(cfg: DriftJobConfig) -> tuple[DriftFindings, str | None]:
     try:
         actions = action_drift(weeks["reference"], weeks["current"], cfg.data.action_names, th)
         responses = pd.DataFrame()
-        if cfg.world:
-            world = load_world(cfg.world)
+        if world is not None:
             responses = pd.concat(
                 [response_drift(rows, world, name, th) for name, rows in weeks.items()],
                 ignore_index=True,

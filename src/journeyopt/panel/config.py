@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import pandas as pd
@@ -100,6 +100,23 @@ def parse_as_of(value: str | pd.Timestamp) -> pd.Timestamp:
     if ts is pd.NaT:
         raise ConfigError(f"panel.as_of: not an ISO 8601 date or instant: {value!r}")
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def counting(cfg: PanelConfig, *specs: FeatureSpec) -> PanelConfig:
+    """``cfg`` also counting what the features ``specs`` count (their rule windows and
+    actions, their feature switches): the panel a world's discrete summary, or contact rules
+    made for it, can be read from, whatever ``cfg`` names."""
+    windows = [*cfg.rule_windows, *(w for s in specs for w in s.rule_windows)]
+    actions = [*cfg.rule_actions, *(a for s in specs for a in s.rule_actions)]
+    return replace(
+        cfg,
+        rule_windows=list(dict.fromkeys(windows)),
+        rule_actions=list(dict.fromkeys(actions)),
+        recent_contacts=cfg.recent_contacts or any(s.recent_contacts for s in specs),
+        conversion_gap=cfg.conversion_gap or any(s.conversion_gap for s in specs),
+        action_recency=cfg.action_recency or any(s.action_recency for s in specs),
+        lifetime_counts=cfg.lifetime_counts or any(s.lifetime_counts for s in specs),
+    )
 
 
 def feature_spec(cfg: PanelConfig, contact_channels: Sequence[str]) -> FeatureSpec:

@@ -58,6 +58,7 @@ def served_practice(serve: ServingConfig, world: WorldSpec | None = None) -> Ser
     except (ValueError, FileNotFoundError) as err:
         raise ConfigError(f"serve: {err}") from err
     practice = staff_rules(seen, serve.holdout)
+    seen = practice.world_for(seen)  # counts what the practice's state reads
     return ServedPractice.build(seen, practice, serve.holdout.calendar_origin)
 
 

@@ -169,9 +169,10 @@ class Scorer:
             self.world = world_under_rules(self.world, self.rules)  # counts what rules read
         except (ValueError, FileNotFoundError) as err:
             raise ConfigError(f"serve: {err}") from err
+        practice = staff_rules(self.world, settings.holdout)
+        self.world = practice.world_for(self.world)  # counts what the practice's state reads
         self.layout: ObservationLayout = observation_layout(self.world)
-        self.staff = StaffPolicy(self.world, staff_rules(self.world, settings.holdout))
-        practice = self.staff.practice
+        self.staff = StaffPolicy(self.world, practice)
         own = practice.calendar_origin if isinstance(practice, LoggedPractice) else ""
         self.control_arm = PracticeArm(
             self.staff, pd.Timestamp(own, tz="UTC") if own else settings.holdout.origin

@@ -130,6 +130,11 @@ class Practice:
 
     rules: tuple[PracticeRule, ...] = ()
 
+    def world_for(self, world: WorldSpec) -> WorldSpec:
+        """``world`` itself: the rules read the world's own features (as
+        :meth:`LoggedPractice.world_for`, which may need more)."""
+        return world
+
     def check(self, world: WorldSpec, key: str) -> Practice:
         """``self`` if every rule names what ``world`` has; else one clear error.
 
