@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from journeyopt.evaluation.ope import model_value
 from journeyopt.evaluation.ope.model_value import ValueModel
 from journeyopt.sim.discrete import DiscreteLayout, allowed_actions
 from journeyopt.sim.optimum import (
@@ -88,3 +89,20 @@ def test_the_value_models_q_equals_the_outcome_table(world: WorldSpec) -> None:
     for week in (1, 30):
         expected = _table_q(model.transitions(week), v_next, GAMMA)
         np.testing.assert_array_equal(model.q_values(v_next, week, GAMMA), expected)
+
+
+def test_the_value_model_keeps_only_what_fits_and_computes_the_rest_again(
+    world: WorldSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Weekly outcome models beyond the cache's memory are dropped (least recently used
+    first) and computed again when asked for: the same numbers."""
+    full = ValueModel(world)
+    v_next = np.random.default_rng(1).normal(50.0, 10.0, full.layout.n_states)
+    expected = {week: full.q_values(v_next, week, GAMMA) for week in (1, 2, 3, 1)}
+    week_bytes = 4 * full.transitions(1).reward.nbytes
+    monkeypatch.setattr(model_value, "CACHE_BYTES", 2 * week_bytes)
+    small = ValueModel(world)
+    for week in (1, 2, 3, 1, 2, 3):
+        np.testing.assert_array_equal(small.q_values(v_next, week, GAMMA), expected[week])
+        assert len(small._weeks) <= 2
+    assert list(small._weeks) == [2, 3]

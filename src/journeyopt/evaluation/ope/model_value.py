@@ -32,6 +32,7 @@ segment-and-history means.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -51,10 +52,16 @@ Float = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 
+CACHE_BYTES = 512 * 2**20
+"""Memory a :class:`ValueModel` keeps weekly outcome models in (the most recently used weeks;
+a week needs ``4 x A x n_states`` floats: 52 weeks of a 717,336-state world would be 6 GB)."""
+
+
 @dataclass
 class ValueModel:
     """A model world's discrete dynamics, with the weekly outcome models computed once and
-    reused across policies.
+    reused across policies while they fit in :data:`CACHE_BYTES` (the most recently used
+    weeks; others are computed again when asked for, the same numbers).
 
     Attributes:
         world: The model world (its segments in the logs' order).
@@ -65,7 +72,7 @@ class ValueModel:
     states: Summary = field(init=False)
     allowed: NDArray[np.bool_] = field(init=False)
     _next: NDArray[np.signedinteger] = field(init=False)
-    _weeks: dict[int, Transitions] = field(init=False, default_factory=dict)
+    _weeks: OrderedDict[int, Transitions] = field(init=False, default_factory=OrderedDict)
 
     def __post_init__(self) -> None:
         self.layout = DiscreteLayout.of(self.world)
@@ -75,11 +82,18 @@ class ValueModel:
 
     def transitions(self, week_of_year: int) -> Transitions:
         """Rewards and outcome probabilities of every (action, state) in a week of the year."""
-        if week_of_year not in self._weeks:
-            self._weeks[week_of_year] = outcome_model(
-                self.world, self.states, self._next, week_of_year, np.arange(self.layout.n_states)
-            )
-        return self._weeks[week_of_year]
+        if week_of_year in self._weeks:
+            self._weeks.move_to_end(week_of_year)
+            return self._weeks[week_of_year]
+        made = outcome_model(
+            self.world, self.states, self._next, week_of_year, np.arange(self.layout.n_states)
+        )
+        week_bytes = 4 * made.reward.nbytes
+        while self._weeks and (len(self._weeks) + 1) * week_bytes > CACHE_BYTES:
+            self._weeks.popitem(last=False)  # the least recently used week
+        if week_bytes <= CACHE_BYTES:
+            self._weeks[week_of_year] = made
+        return made
 
     def q_values(self, v_next: Float, week_of_year: int, gamma: float) -> Float:
         """(A, n_states) ``q_t`` given ``v_{t+1}`` (n_states,)."""
