@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from journeyopt.panel.state import CustomerState, advance, state_features
+from journeyopt.sim import dynamics
 from journeyopt.sim.discrete import DiscreteLayout, Summary, summarise
 from journeyopt.sim.dynamics import (
     ResponseTable,
@@ -264,3 +265,20 @@ def test_a_released_table_is_built_again_the_same(world: WorldSpec) -> None:
     ResponseTable.release(world)
     ResponseTable.release(world)  # nothing cached: no error
     assert ResponseTable.of(world) is not again
+
+
+def test_a_table_keeps_the_season_levels_that_fit_and_computes_the_rest_again(
+    world: WorldSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Season levels beyond the table's memory are dropped, least recently used first, and
+    computed again when a week needs them: the same numbers."""
+    fitted = fitted_world(world, 3)
+    weeks = (1, 20, 31, 52, 1, 20)
+    expected = {w: ResponseTable(fitted).convert(w).copy() for w in weeks}
+    level_bytes = expected[1].nbytes + ResponseTable(fitted).inquiry(1).nbytes
+    monkeypatch.setattr(dynamics, "LEVEL_CACHE_BYTES", 2 * level_bytes)
+    table = ResponseTable(fitted)
+    for w in weeks:
+        np.testing.assert_array_equal(table.convert(w), expected[w])
+        assert len(table._convert) <= 2 and list(table._convert) == list(table._inquiry)
+    assert len({int(table.season_level[w]) for w in weeks}) > 2  # the test evicts

@@ -27,6 +27,7 @@ conversion, at most one engagement event and at most one opt-out per customer-we
 from __future__ import annotations
 
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple, TypeVar
@@ -370,8 +371,8 @@ class ResponseTable:
         self.contact_cost = np.where(np.arange(a_count) != 0, p.cost, 0.0)
         self.contact_rows = rows
         self.optout_rows = (-rows).astype(np.int8)
-        self._convert: dict[int, Float] = {}
-        self._inquiry: dict[int, Float] = {}
+        self._convert: OrderedDict[int, Float] = OrderedDict()
+        self._inquiry: OrderedDict[int, Float] = OrderedDict()
 
     def _fill(self, level: int) -> None:
         world = self._world()
@@ -379,16 +380,20 @@ class ResponseTable:
         n, a_count = self.layout.n_states, self.n_actions
         week = int(self._level_weeks[level])
         if world.responses is not None:  # the tables themselves, every state and action at once
-            convert, inquiry = fitted_week(world.responses, week)
-            self._convert[level] = convert.reshape(-1)
-            self._inquiry[level] = inquiry
-            return
-        convert = np.empty((n, a_count))
-        for a in range(a_count):
-            r = self._responses(world, a, week)
-            convert[:, a] = r.convert
-        self._convert[level] = convert.reshape(-1)
-        self._inquiry[level] = r.inquiry
+            every, inquiry = fitted_week(world.responses, week)
+            convert = every.reshape(-1)
+        else:
+            table = np.empty((n, a_count))
+            for a in range(a_count):
+                r = self._responses(world, a, week)
+                table[:, a] = r.convert
+            convert, inquiry = table.reshape(-1), r.inquiry
+        level_bytes = convert.nbytes + inquiry.nbytes
+        while self._convert and (len(self._convert) + 1) * level_bytes > LEVEL_CACHE_BYTES:
+            oldest = next(iter(self._convert))  # the least recently used season level
+            del self._convert[oldest], self._inquiry[oldest]
+        self._convert[level] = convert
+        self._inquiry[level] = inquiry
 
     def _responses(self, world: WorldSpec, action: int, week_of_year: int) -> Responses:
         """Responses of every state to ``action``: a calibrated world's tables are read
@@ -404,6 +409,8 @@ class ResponseTable:
         level = int(self.season_level[week_of_year])
         if level not in self._convert:
             self._fill(level)
+        self._convert.move_to_end(level)
+        self._inquiry.move_to_end(level)
         return self._convert[level]
 
     def inquiry(self, week_of_year: int) -> Float:
@@ -412,6 +419,8 @@ class ResponseTable:
         level = int(self.season_level[week_of_year])
         if level not in self._inquiry:
             self._fill(level)
+        self._convert.move_to_end(level)
+        self._inquiry.move_to_end(level)
         return self._inquiry[level]
 
     @staticmethod
@@ -431,14 +440,20 @@ class ResponseTable:
         """Drop the table of ``world`` now (built again on its next use, the same table): for
         a caller that keeps a world it is done simulating, e.g. a calibration's ensemble
         member after its hold-out check. A table holds about ``8 A (3 + L)`` bytes per state
-        for ``L`` season levels used (a 13-week hold-out of a 1.4 M-state, 5-action world:
-        about 1 GB), otherwise kept as long as the world lives."""
+        for ``L`` season levels kept (the most recently used within :data:`LEVEL_CACHE_BYTES`),
+        otherwise kept as long as the world lives."""
         cached = _TABLES.get(id(world))
         if cached is not None and cached[0]() is world:
             del _TABLES[id(world)]
 
 
 _TABLES: dict[int, tuple[weakref.ref[WorldSpec], ResponseTable]] = {}
+
+LEVEL_CACHE_BYTES = 256 * 2**20
+"""Memory a :class:`ResponseTable` keeps season levels' conversion tables in (the most recently
+used; one level is ``8 A`` bytes per state: 53 levels of a 717,336-state, 5-action world would
+be 1.5 GB per world, and a gate simulates in every ensemble member). Others are computed again
+from the world's tables when a week needs them, the same numbers."""
 
 
 _UINT64_MAX = np.iinfo(np.uint64).max
