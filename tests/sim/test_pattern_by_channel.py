@@ -27,7 +27,7 @@ from journeyopt.calibration.rules_check import (
 from journeyopt.errors import ConfigError
 from journeyopt.evaluation.simulate import simulate_policy
 from journeyopt.panel.state import state_features
-from journeyopt.sim.behaviour import contact_rules, world_under_rules
+from journeyopt.sim.behaviour import world_under_rules
 from journeyopt.sim.config import RulesConfig
 from journeyopt.sim.discrete import (
     DiscreteLayout,
@@ -37,13 +37,14 @@ from journeyopt.sim.discrete import (
     pattern_weeks,
     summarise,
 )
-from journeyopt.sim.env import EpisodeClock, step_customers
+from journeyopt.sim.env import EpisodeClock
 from journeyopt.sim.optimum import cyclic_weeks_of_year, evaluate_table_policy, solve_optimum
 from journeyopt.sim.population import starting_population
 from journeyopt.sim.summary_rules import plan_rules, rule_components
 from journeyopt.sim.world import DiscreteSpec, WorldSpec
 from tests.panel.windows import panel_config
 from tests.sim.rendered import rendered_states
+from tests.sim.worlds import random_contact_trajectory
 
 HORIZON, GAMMA, START = 10, 0.99, 20
 N = 4_000
@@ -140,18 +141,7 @@ def test_panel_from_rendered_logs_equals_the_simulators_pattern_by_channel(
 def trajectory(world: WorldSpec) -> list[tuple[dict[str, np.ndarray], np.ndarray, int]]:
     """Features of 2,000 customers over 14 weeks under random contacts (one a week at most,
     within opt-outs) in the coworking world with a 4-week pattern by channel."""
-    rich = by_channel(world)
-    rng = np.random.default_rng(3)
-    state, segment = starting_population(rich, 2_000, rng, 14)
-    own = contact_rules(rich)
-    out = []
-    for woy in cyclic_weeks_of_year(48, 14):
-        features = state_features(state, rich.features)
-        masks = own.masks(features)
-        actions = rng.integers(0, rich.actions.n_actions, segment.shape[0])
-        out.append((features, segment, int(woy)))
-        state = step_customers(rich, state, features, segment, masks, actions, int(woy), rng).state
-    return out
+    return random_contact_trajectory(by_channel(world))
 
 
 @settings(max_examples=30, deadline=None)

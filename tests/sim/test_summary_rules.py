@@ -20,7 +20,7 @@ from journeyopt.panel.state import CustomerState, FeatureSpec, state_features
 from journeyopt.sim.behaviour import contact_rules, world_under_rules
 from journeyopt.sim.config import RulesConfig
 from journeyopt.sim.discrete import DiscreteLayout, discrete_state, summarise
-from journeyopt.sim.env import EpisodeClock, step_customers
+from journeyopt.sim.env import EpisodeClock
 from journeyopt.sim.optimum import (
     OptimalPolicy,
     cyclic_weeks_of_year,
@@ -31,6 +31,7 @@ from journeyopt.sim.population import starting_population
 from journeyopt.sim.rules import Cap, ContactRules, Eligibility, QuietWeeks
 from journeyopt.sim.summary_rules import plan_rules, summary_features
 from journeyopt.sim.world import WorldSpec
+from tests.sim.worlds import random_contact_trajectory
 
 HORIZON, GAMMA, START = 12, 0.99, 50  # the episode crosses new year: quiet weeks 52 and 1
 N = 6_000
@@ -216,18 +217,7 @@ def test_what_the_summary_cannot_resolve_is_named(world: WorldSpec) -> None:
 def trajectory(world: WorldSpec) -> list[tuple[dict[str, np.ndarray], np.ndarray, int]]:
     """Features of 2,000 customers over 14 weeks under random contacts (within opt-outs), in
     the coworking world with a 4-week pattern and the last action, every window counted."""
-    rich = small_world(world, 4, True)
-    rng = np.random.default_rng(3)
-    state, segment = starting_population(rich, 2_000, rng, 14)
-    own = contact_rules(rich)
-    out = []
-    for woy in cyclic_weeks_of_year(48, 14):
-        features = state_features(state, rich.features)
-        masks = own.masks(features)
-        actions = rng.integers(0, rich.actions.n_actions, segment.shape[0])
-        out.append((features, segment, int(woy)))
-        state = step_customers(rich, state, features, segment, masks, actions, int(woy), rng).state
-    return out
+    return random_contact_trajectory(small_world(world, 4, True))
 
 
 @settings(max_examples=40, deadline=None)

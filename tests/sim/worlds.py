@@ -9,7 +9,12 @@ from typing import Any
 import numpy as np
 import yaml
 
+from journeyopt.panel.state import state_features
+from journeyopt.sim.behaviour import contact_rules
 from journeyopt.sim.discrete import DiscreteLayout
+from journeyopt.sim.env import step_customers
+from journeyopt.sim.optimum import cyclic_weeks_of_year
+from journeyopt.sim.population import starting_population
 from journeyopt.sim.world import WORLDS_DIR, FittedResponses, WorldSpec
 
 
@@ -43,3 +48,24 @@ def fitted_world(world: WorldSpec, seed: int, tenure_cap_weeks: int = 0) -> Worl
         actions_identified=True,
     )
     return replace(world, name=f"fitted-{seed}", responses=responses)
+
+
+Trajectory = list[tuple[dict[str, np.ndarray], np.ndarray, int]]
+
+
+def random_contact_trajectory(world: WorldSpec, n: int = 2_000, weeks: int = 14) -> Trajectory:
+    """``(features, segment, week of year)`` of ``n`` customers of ``world``'s starting
+    population over ``weeks`` weeks from ISO week 48 under uniformly random actions (one a
+    week at most, opted-out channels masked), seed 3: the states a rule check over summaries
+    is compared on."""
+    rng = np.random.default_rng(3)
+    state, segment = starting_population(world, n, rng, weeks)
+    own = contact_rules(world)
+    out = []
+    for woy in cyclic_weeks_of_year(48, weeks):
+        features = state_features(state, world.features)
+        actions = rng.integers(0, world.actions.n_actions, segment.shape[0])
+        out.append((features, segment, int(woy)))
+        masks = own.masks(features)
+        state = step_customers(world, state, features, segment, masks, actions, int(woy), rng).state
+    return out
