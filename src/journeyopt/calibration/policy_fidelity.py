@@ -162,17 +162,7 @@ def policy_fidelity(
     # the truth's customers also count what the calibrated world's summary reads (its contact
     # pattern's window, the last contact's action): features only, the truth's dynamics are
     # unchanged, and both worlds then run on the same customer state
-    truth = replace(
-        truth,
-        features=replace(
-            truth.features.with_rule_features(
-                calibrated.features.rule_windows, calibrated.features.rule_actions
-            ),
-            recent_contacts=truth.features.recent_contacts or calibrated.features.recent_contacts,
-            conversion_gap=truth.features.conversion_gap or calibrated.features.conversion_gap,
-            action_recency=truth.features.action_recency or calibrated.features.action_recency,
-        ),
-    )
+    truth = replace(truth, features=truth.features.counting(calibrated.features))
     # both worlds' states count what the rules read
     truth = rules.world_for(truth, "rules")
     planned = planned.mapped(lambda world: rules.world_for(world, "rules"))

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pandas as pd
 
 from journeyopt.errors import ConfigError
-from journeyopt.panel.state import FeatureSpec
+from journeyopt.panel.state import FEATURE_SWITCHES, FeatureSpec
 
 
 @dataclass(kw_only=True)
@@ -108,14 +108,14 @@ def counting(cfg: PanelConfig, *specs: FeatureSpec) -> PanelConfig:
     made for it, can be read from, whatever ``cfg`` names."""
     windows = [*cfg.rule_windows, *(w for s in specs for w in s.rule_windows)]
     actions = [*cfg.rule_actions, *(a for s in specs for a in s.rule_actions)]
+    on: dict[str, Any] = {
+        n: getattr(cfg, n) or any(getattr(s, n) for s in specs) for n in FEATURE_SWITCHES
+    }
     return replace(
         cfg,
         rule_windows=list(dict.fromkeys(windows)),
         rule_actions=list(dict.fromkeys(actions)),
-        recent_contacts=cfg.recent_contacts or any(s.recent_contacts for s in specs),
-        conversion_gap=cfg.conversion_gap or any(s.conversion_gap for s in specs),
-        action_recency=cfg.action_recency or any(s.action_recency for s in specs),
-        lifetime_counts=cfg.lifetime_counts or any(s.lifetime_counts for s in specs),
+        **on,
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -104,6 +105,24 @@ class FeatureSpec:
         """Length of the state's rule contact ring, weeks: the longest rule window (0: none)."""
         return max(self.rule_windows, default=0)
 
+    def counting(self, *others: FeatureSpec) -> FeatureSpec:
+        """This spec also counting what ``others`` count: their rule windows and actions (after
+        its own, :meth:`with_rule_features`) and every feature switch one of them has on
+        (:data:`FEATURE_SWITCHES`). Features only: what a state can be read for grows."""
+        spec = self
+        for other in others:
+            spec = spec.with_rule_features(other.rule_windows, other.rule_actions)
+        on: dict[str, Any] = {
+            n: any(getattr(s, n) for s in (self, *others)) for n in FEATURE_SWITCHES
+        }
+        return replace(spec, **on)
+
+    def without_counts(self) -> FeatureSpec:
+        """This spec without rule windows, rule actions or feature switches: the windows and
+        channels two specs must share for one to count what the other does."""
+        off: dict[str, Any] = dict.fromkeys(FEATURE_SWITCHES, False)
+        return replace(self, rule_windows=(), rule_actions=(), **off)
+
     def with_rule_features(self, windows: Sequence[int], actions: Sequence[str]) -> FeatureSpec:
         """This spec also counting contacts in ``windows`` (weeks) and of ``actions``.
 
@@ -165,6 +184,8 @@ class FeatureSpec:
         )
 
 
+FEATURE_SWITCHES = ("recent_contacts", "conversion_gap", "action_recency", "lifetime_counts")
+"""The :class:`FeatureSpec` switches that add features (and the state parts they read)."""
 PATTERN_FEATURE = "contact_pattern"
 """Feature name of the weekly contact pattern over the rule ring (see :class:`FeatureSpec`)."""
 LAST_ACTION_FEATURE = "last_contact_action"

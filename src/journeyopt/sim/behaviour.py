@@ -16,7 +16,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from journeyopt.errors import ConfigError
-from journeyopt.panel.state import FeatureSpec
 from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import WorldSpec
 
@@ -40,35 +39,13 @@ def world_under_rules(world: WorldSpec, rules: ContactRules) -> WorldSpec:
     """
     if rules.spec == world.features:
         return world
-    base = _without_counts(rules.spec)
-    if base != _without_counts(world.features):
+    if rules.spec.without_counts() != world.features.without_counts():
         raise ConfigError(
-            f"the contact rules were made for the features {base}, world {world.name!r} "
-            f"has {world.features}"
+            f"the contact rules were made for the features {rules.spec.without_counts()}, "
+            f"world {world.name!r} has {world.features}"
         )
-    spec = world.features.with_rule_features(rules.spec.rule_windows, rules.spec.rule_actions)
-    spec = replace(
-        spec,
-        **{n: getattr(spec, n) or getattr(rules.spec, n) for n in _OPTIONAL_FEATURES},
-    )
+    spec = world.features.counting(rules.spec)
     return world if spec == world.features else replace(world, features=spec)
-
-
-def _without_counts(spec: FeatureSpec) -> FeatureSpec:
-    """``spec`` without rule windows, rule actions or optional feature switches."""
-    return replace(
-        spec,
-        rule_windows=(),
-        rule_actions=(),
-        recent_contacts=False,
-        conversion_gap=False,
-        action_recency=False,
-        lifetime_counts=False,
-    )
-
-
-_OPTIONAL_FEATURES = ("recent_contacts", "conversion_gap", "action_recency", "lifetime_counts")
-"""Feature switches a world may have on beyond the rules' (e.g. for its summary): kept."""
 
 
 def explore(

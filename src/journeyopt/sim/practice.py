@@ -322,13 +322,15 @@ class LoggedPractice:
         d = self.discrete
         contacts = self.action_names[1:] if d.last_action or d.lasting_actions else ()
         windows = (d.contact_pattern_weeks,) if d.contact_pattern_weeks else ()
-        spec = world.features.with_rule_features(windows, contacts)
-        spec = replace(
-            spec,
-            recent_contacts=spec.recent_contacts or bool(windows) or d.last_action,
-            conversion_gap=spec.conversion_gap or d.gap_cap_weeks > 0,
-            action_recency=spec.action_recency or bool(d.lasting_actions),
+        reads = replace(
+            world.features.without_counts(),
+            rule_windows=windows,
+            rule_actions=contacts,
+            recent_contacts=bool(windows) or d.last_action,
+            conversion_gap=d.gap_cap_weeks > 0,
+            action_recency=bool(d.lasting_actions),
         )
+        spec = world.features.counting(reads)
         if d.last_action and spec.rule_actions[: len(contacts)] != contacts:
             raise ConfigError(
                 f"the practice estimated from the logs reads the last contact's action, which "
