@@ -20,14 +20,11 @@ from hypothesis import strategies as st
 
 from journeyopt.calibration.config import CapsConfig, SummaryConfig
 from journeyopt.calibration.rules_check import (
-    PlannedAsIs,
     caps_with_rule_components,
     with_rule_components,
 )
 from journeyopt.errors import ConfigError
-from journeyopt.evaluation.simulate import simulate_policy
 from journeyopt.panel.state import state_features
-from journeyopt.sim.behaviour import world_under_rules
 from journeyopt.sim.config import RulesConfig
 from journeyopt.sim.discrete import (
     DiscreteLayout,
@@ -37,14 +34,12 @@ from journeyopt.sim.discrete import (
     pattern_weeks,
     summarise,
 )
-from journeyopt.sim.env import EpisodeClock
 from journeyopt.sim.optimum import cyclic_weeks_of_year, evaluate_table_policy, solve_optimum
-from journeyopt.sim.population import starting_population
 from journeyopt.sim.summary_rules import plan_rules, rule_components
 from journeyopt.sim.world import DiscreteSpec, WorldSpec
 from tests.panel.windows import panel_config
 from tests.sim.rendered import rendered_states
-from tests.sim.worlds import random_contact_trajectory
+from tests.sim.worlds import guarded_runs, random_contact_trajectory
 
 HORIZON, GAMMA, START = 10, 0.99, 20
 N = 4_000
@@ -198,23 +193,8 @@ def test_the_optimum_plans_under_the_demos_per_channel_caps(world: WorldSpec) ->
     assert planned.unseen_rules == ()
     assert "email <= 2 in any 5 weeks" in planned.rules
     assert "phone <= 1 in any 5 weeks" in planned.rules
-    guarded_world = world_under_rules(rich, rules)
-    state, segment = starting_population(guarded_world, N, np.random.default_rng(5), HORIZON)
-    start = discrete_state(state_features(state, guarded_world.features), segment, guarded_world)
-    runs = {
-        name: simulate_policy(
-            guarded_world,
-            PlannedAsIs(rich, optimum),
-            state,
-            segment,
-            EpisodeClock.of(HORIZON, START),
-            GAMMA,
-            np.random.default_rng(7),
-            np.random.default_rng(8),
-            rules,
-        )
-        for name, optimum in (("planned", planned), ("unaware", unaware))
-    }
+    optima = {"planned": planned, "unaware": unaware}
+    runs, start = guarded_runs(rich, rules, optima, N, HORIZON, START, GAMMA)
     assert runs["planned"].forbidden.sum() == 0
     assert runs["unaware"].forbidden.sum() > 100  # the caps bind
     value = runs["planned"].value

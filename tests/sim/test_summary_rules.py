@@ -13,25 +13,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from journeyopt.agents.baselines import NoContact
-from journeyopt.calibration.rules_check import PlannedAsIs
 from journeyopt.evaluation.report import write_evaluation
-from journeyopt.evaluation.simulate import evaluate_policies, simulate_policy
-from journeyopt.panel.state import CustomerState, FeatureSpec, state_features
-from journeyopt.sim.behaviour import contact_rules, world_under_rules
+from journeyopt.evaluation.simulate import evaluate_policies
+from journeyopt.panel.state import FeatureSpec
+from journeyopt.sim.behaviour import contact_rules
 from journeyopt.sim.config import RulesConfig
-from journeyopt.sim.discrete import DiscreteLayout, discrete_state, summarise
-from journeyopt.sim.env import EpisodeClock
+from journeyopt.sim.discrete import DiscreteLayout, summarise
 from journeyopt.sim.optimum import (
     OptimalPolicy,
     cyclic_weeks_of_year,
     evaluate_table_policy,
     solve_optimum,
 )
-from journeyopt.sim.population import starting_population
 from journeyopt.sim.rules import Cap, ContactRules, Eligibility, QuietWeeks
 from journeyopt.sim.summary_rules import plan_rules, summary_features
 from journeyopt.sim.world import WorldSpec
-from tests.sim.worlds import random_contact_trajectory
+from tests.sim.worlds import guarded_runs, random_contact_trajectory
 
 HORIZON, GAMMA, START = 12, 0.99, 50  # the episode crosses new year: quiet weeks 52 and 1
 N = 6_000
@@ -91,12 +88,6 @@ def unaware(small: WorldSpec, weeks: np.ndarray) -> OptimalPolicy:
     return solve_optimum(small, HORIZON, GAMMA, weeks)
 
 
-def _population(world: WorldSpec, rules: ContactRules) -> tuple[CustomerState, np.ndarray]:
-    return starting_population(
-        world_under_rules(world, rules), N, np.random.default_rng(5), HORIZON
-    )
-
-
 def test_the_plan_sees_every_rule_of_a_pattern_summary(
     planned: OptimalPolicy, rules: ContactRules
 ) -> None:
@@ -110,22 +101,8 @@ def test_the_rule_aware_optimum_never_plans_a_forbidden_contact(
 ) -> None:
     """Simulated with the guard: the plan's contacts are never dropped (the unaware plan's
     are), and its simulated value is its exact value within sampling error."""
-    state, segment = _population(small, rules)
-    world = world_under_rules(small, rules)
-    start = discrete_state(state_features(state, world.features), segment, world)
-    runs = {}
-    for name, optimum in (("planned", planned), ("unaware", unaware)):
-        runs[name] = simulate_policy(
-            world,
-            PlannedAsIs(small, optimum),
-            state,
-            segment,
-            EpisodeClock.of(HORIZON, START),
-            GAMMA,
-            np.random.default_rng(7),
-            np.random.default_rng(8),
-            rules,
-        )
+    optima = {"planned": planned, "unaware": unaware}
+    runs, start = guarded_runs(small, rules, optima, N, HORIZON, START, GAMMA)
     assert runs["planned"].forbidden.sum() == 0
     assert runs["unaware"].forbidden.sum() > 100  # the rules bind
     value = runs["planned"].value

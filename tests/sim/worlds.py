@@ -9,12 +9,15 @@ from typing import Any
 import numpy as np
 import yaml
 
+from journeyopt.calibration.rules_check import PlannedAsIs
+from journeyopt.evaluation.simulate import PolicyRun, simulate_policy
 from journeyopt.panel.state import state_features
-from journeyopt.sim.behaviour import contact_rules
-from journeyopt.sim.discrete import DiscreteLayout
-from journeyopt.sim.env import step_customers
-from journeyopt.sim.optimum import cyclic_weeks_of_year
+from journeyopt.sim.behaviour import contact_rules, world_under_rules
+from journeyopt.sim.discrete import DiscreteLayout, discrete_state
+from journeyopt.sim.env import EpisodeClock, step_customers
+from journeyopt.sim.optimum import OptimalPolicy, cyclic_weeks_of_year
 from journeyopt.sim.population import starting_population
+from journeyopt.sim.rules import ContactRules
 from journeyopt.sim.world import WORLDS_DIR, FittedResponses, WorldSpec
 
 
@@ -69,3 +72,35 @@ def random_contact_trajectory(world: WorldSpec, n: int = 2_000, weeks: int = 14)
         masks = own.masks(features)
         state = step_customers(world, state, features, segment, masks, actions, int(woy), rng).state
     return out
+
+
+def guarded_runs(
+    world: WorldSpec,
+    rules: ContactRules,
+    optima: Mapping[str, OptimalPolicy],
+    n: int,
+    horizon: int,
+    start_week_of_year: int,
+    gamma: float,
+) -> tuple[dict[str, PolicyRun], np.ndarray]:
+    """Each plan of ``optima`` acting as planned (:class:`PlannedAsIs`) in ``world`` under the
+    guard of ``rules``, on the same ``n`` starting customers (seed 5) and random numbers (7,
+    8), and the customers' starting discrete states: the rule checks' simulations."""
+    guarded = world_under_rules(world, rules)
+    state, segment = starting_population(guarded, n, np.random.default_rng(5), horizon)
+    start = discrete_state(state_features(state, guarded.features), segment, guarded)
+    runs = {
+        name: simulate_policy(
+            guarded,
+            PlannedAsIs(world, optimum),
+            state,
+            segment,
+            EpisodeClock.of(horizon, start_week_of_year),
+            gamma,
+            np.random.default_rng(7),
+            np.random.default_rng(8),
+            rules,
+        )
+        for name, optimum in optima.items()
+    }
+    return runs, start
